@@ -1,0 +1,43 @@
+# recsys developer commands. Everything runs inside ./.venv, created on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The CPU build of torch, installed before anything else: a bare `torch`
+# requirement on an empty environment resolves to a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test test-fast bench bench-smoke clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_INDEX) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+# Fit the default zoo and print the top-5 models for one dataset.
+demo: venv
+	$(BIN)/recsys fit
+	$(BIN)/recsys topk --dataset 269_clipart_32 -k 5
+
+# The whole test suite (uses RECSYS_DATA_DIR when set, e.g. ../shared/data).
+test: venv
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# Everything but the tests marked slow.
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# Both published protocols, every engine; regenerates benchmarks/results/.
+bench: venv
+	$(BIN)/python benchmarks/run_all.py --out benchmarks/results
+
+bench-smoke: venv
+	$(BIN)/python benchmarks/run_all.py --smoke --out benchmarks/results/tmp
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

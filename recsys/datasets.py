@@ -1,0 +1,281 @@
+"""Named reference zoos: where to find them, and importers into the zoo format.
+
+Two public fine-tuning histories are known by name:
+
+``domainnet-270``
+    10 torchvision ImageNet models x 270 DomainNet subsets ("retrain head"
+    accuracies), from davechenxy/ModelRecommendation (Chen et al., 2024).
+``transfergraph-image``
+    180 Hugging Face image models x 13 datasets, with LogME and Reg-H-Score
+    transferability scores, from TransferGraph/transfergraph (Li et al., 2024).
+
+:func:`load` resolves a name in this order, and downloads nothing when an
+earlier place holds the files:
+
+1. ``$RECSYS_DATA_DIR/<name>/`` (the raw files as published);
+2. the user cache, ``<cache>/data/<name>/`` (see :func:`recsys.features.text.cache_dir`);
+3. a download with pooch from the pinned commit URLs, each file sha256-checked,
+   into the user cache.
+
+The raw files are then converted by the zoo's importer (:func:`import_domainnet`,
+:func:`import_transfergraph`) into a :class:`~recsys.zoo.Zoo`. A path to a
+directory in the canonical zoo format is loaded as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .errors import ZooError, closest
+from .features.text import cache_dir
+from .zoo import Zoo, load_zoo
+
+__all__ = ["ZooSource", "REGISTRY", "load", "fetch", "import_domainnet", "import_transfergraph", "resolve_name"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ZooSource:
+    """Where a named zoo's raw files live and how to import them."""
+
+    name: str
+    base_url: str
+    files: Mapping[str, str]  # file name -> sha256
+    importer: Callable[[Path], Zoo]
+    description: str = ""
+
+
+def import_domainnet(raw: Path) -> Zoo:
+    """DomainNet-270 raw files → :class:`Zoo`.
+
+    Column ``j`` of the record matrix is row ``j`` of the dataset metadata (the
+    files name them differently: ``task{t}_{domain}_{num_pre_class}`` versus
+    ``{index}_{domain}_{categories}``); the join is by position and checked on
+    domain and samples per class.
+    """
+    raw = Path(raw)
+    models = pd.read_csv(raw / "source_model_meta_data.csv")
+    datasets = pd.read_csv(raw / "target_dataset_meta_data.csv")
+    matrix = pd.read_csv(raw / "record_domainnet_10_270.csv", index_col=0)
+    if matrix.shape[1] != len(datasets):
+        raise ZooError(f"domainnet-270: the record matrix has {matrix.shape[1]} columns but the dataset metadata "
+                       f"{len(datasets)} rows; the files do not belong together")
+    for j, (col, row) in enumerate(zip(matrix.columns, datasets.itertuples(index=False))):
+        parts = str(col).split("_")
+        if len(parts) != 3 or parts[1] != row.domain or parts[2] != str(row.num_pre_class):
+            raise ZooError(f"domainnet-270: record column {j} ({col!r}) does not match dataset row {j} "
+                           f"({row[0]!r}, domain {row.domain}, {row.num_pre_class} per class)")
+    unknown = sorted(set(matrix.index) - set(models["model name"]))
+    if unknown:
+        raise ZooError(f"domainnet-270: record rows {unknown} are not in source_model_meta_data.csv")
+    models = models.rename(columns={"model name": "model"})[
+        ["model", "Architecure_family", "# of parameters", "acc@1 (on ImageNet-1K)", "GFLOPS"]]
+    datasets = datasets.rename(columns={"dataset name": "dataset"})[
+        ["dataset", "domain", "num_pre_class", "categories", "Sample_Size", "Labels"]]
+    values = matrix.to_numpy(dtype=float)
+    mi, dj = np.nonzero(~np.isnan(values))
+    records = pd.DataFrame({"model": matrix.index.to_numpy(str)[mi],
+                            "dataset": datasets["dataset"].to_numpy(str)[dj],
+                            "accuracy": values[mi, dj]})
+    roles = {
+        "models": {"id": "model", "categorical": ["Architecure_family"],
+                   "numeric": ["# of parameters", "acc@1 (on ImageNet-1K)", "GFLOPS"],
+                   "text": [], "log": ["# of parameters", "GFLOPS"]},
+        "datasets": {"id": "dataset", "categorical": ["domain"],
+                     "numeric": ["num_pre_class", "categories", "Sample_Size"],
+                     "text": ["domain", "Labels"], "log": ["num_pre_class", "categories", "Sample_Size"]},
+    }
+    return Zoo.from_frames(models, datasets, records[["model", "dataset", "accuracy"]], None,
+                           name="domainnet-270", roles=roles, path=raw)
+
+
+_TG_METRIC = {"TransferabilityMethod.LOG_ME": "LOG_ME", "TransferabilityMethod.REG_H_SCORE": "REG_H_SCORE"}
+
+
+def import_transfergraph(raw: Path) -> Zoo:
+    """TransferGraph image-classification raw files → :class:`Zoo`.
+
+    Datasets with records but no row in ``target_dataset_features.csv``
+    (food101) are kept with empty metadata. Duplicated score rows for one
+    (model, dataset, metric) are averaged; metric names lose their
+    ``TransferabilityMethod.`` prefix (``LOG_ME``, ``REG_H_SCORE``).
+    """
+    raw = Path(raw)
+    rec = pd.read_csv(raw / "records.csv", index_col=0)
+    mod = pd.read_csv(raw / "model_config_dataset.csv")
+    feat = pd.read_csv(raw / "target_dataset_features.csv")
+    sc = pd.read_csv(raw / "transferability_score_records.csv", index_col=0)
+
+    records = rec.rename(columns={"finetuned_dataset": "dataset", "eval_accuracy": "accuracy"})
+    records = records[["model", "dataset", "accuracy"]].dropna()
+    # The history holds one run per pair; should a pair repeat, keep the mean.
+    records = records.groupby(["model", "dataset"], as_index=False, sort=False)["accuracy"].mean()
+
+    models = mod.rename(columns={"pretrain_dataset": "dataset"})
+    models = models[["model", "architectures", "model_type", "dataset", "input_shape", "output_shape", "#labels",
+                     "accuracy", "number_of_parameters", "memory_consumption"]]
+    models = models.rename(columns={"dataset": "pretrain_dataset", "accuracy": "reported_accuracy"})
+    models["architectures"] = models["architectures"].astype(str).str.strip("[]'\" ")
+    missing_models = sorted(set(records["model"]) - set(models["model"]))
+    if missing_models:
+        models = pd.concat([models, pd.DataFrame({"model": missing_models})], ignore_index=True)
+
+    datasets = feat.rename(columns={"finetune_dataset": "dataset", "size": "size", "number_of_classes": "number_of_classes"})
+    extra = sorted(set(records["dataset"]) - set(datasets["dataset"]))
+    if extra:
+        datasets = pd.concat([datasets, pd.DataFrame({"dataset": extra})], ignore_index=True)
+
+    scores = sc.rename(columns={"target_dataset": "dataset"})[["model", "dataset", "metric", "score"]].copy()
+    scores["metric"] = scores["metric"].map(lambda m: _TG_METRIC.get(m, str(m).split(".")[-1]))
+    scores = scores.groupby(["model", "dataset", "metric"], as_index=False, sort=False)["score"].mean()
+    scores = scores[scores["model"].isin(models["model"]) & scores["dataset"].isin(datasets["dataset"])]
+
+    roles = {
+        "models": {"id": "model", "categorical": ["architectures", "model_type", "pretrain_dataset"],
+                   "numeric": ["input_shape", "output_shape", "#labels", "reported_accuracy",
+                               "number_of_parameters", "memory_consumption"],
+                   "text": [], "log": ["#labels", "number_of_parameters", "memory_consumption"]},
+        "datasets": {"id": "dataset", "categorical": [], "numeric": ["size", "number_of_classes"], "text": [],
+                     "log": ["size", "number_of_classes"]},
+    }
+    return Zoo.from_frames(models, datasets, records, scores, name="transfergraph-image", roles=roles, path=raw)
+
+
+REGISTRY: dict[str, ZooSource] = {
+    "domainnet-270": ZooSource(
+        name="domainnet-270",
+        base_url="https://raw.githubusercontent.com/davechenxy/ModelRecommendation/"
+                 "4f49c629bc8ac1fd605f90972c4c0751437e18c3/",
+        files={
+            "source_model_meta_data.csv": "246f0e10f62c2bb7a6400298ba35d35d3682a79d2ca74fa82d4a6a9eb6ff5886",
+            "target_dataset_meta_data.csv": "e2b29e05c0e12b656fb4806bd976e60fea4d3ff3f7c049e6ff9a91ea18c96350",
+            "record_domainnet_10_270.csv": "8af7ac2d88c452198ba1999830e09cdabb229c738f5b6351085544bf2219cacb",
+        },
+        importer=import_domainnet,
+        description="10 ImageNet models x 270 DomainNet subsets (Chen et al., 2024)",
+    ),
+    "transfergraph-image": ZooSource(
+        name="transfergraph-image",
+        base_url="https://raw.githubusercontent.com/TransferGraph/transfergraph/"
+                 "0458aff3ae6832926bed0bac515f243f99a98df0/resources/experiments/image_classification/",
+        files={
+            "records.csv": "0850df5da3bfd8ac3bf730ab985cac37362b68bcd16c4fc88eb7cdb5914861de",
+            "model_config_dataset.csv": "ae18ff2ece00fef61cda755038122f306a499b6c8d82d36530765e862ab2747b",
+            "target_dataset_features.csv": "9270a0f342b184d76a0069ff22d0286cc06e920c219a1f983badb1c28bc08ccf",
+            "transferability_score_records.csv": "5803e4e3c08c53d95a6e451fc1509eb2a83494ea3ff1094db278e0f0a1875de9",
+        },
+        importer=import_transfergraph,
+        description="180 Hugging Face image models x 13 datasets, LogME / Reg-H-Score (Li et al., 2024)",
+    ),
+}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _complete(directory: Path, source: ZooSource, *, verify: bool) -> bool:
+    if not all((directory / f).is_file() for f in source.files):
+        return False
+    if verify:
+        bad = [f for f, sha in source.files.items() if _sha256(directory / f) != sha]
+        if bad:
+            log.warning("%s: %s differ from the pinned sha256; re-downloading", directory, ", ".join(bad))
+            return False
+    return True
+
+
+def fetch(name: str, *, download: bool = True, base_url: str | None = None) -> Path:
+    """Directory holding the raw files of the named zoo (downloading them if needed).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`REGISTRY`.
+    download : bool
+        When False, raise instead of downloading.
+    base_url : str, optional
+        URL of a directory holding the files, instead of the pinned one (the same
+        sha256 apply). Default: ``$RECSYS_DATA_URL/<name>/`` when that variable is
+        set (a mirror of the whole data tree), else the pinned commit URL.
+
+    Raises
+    ------
+    ZooError
+        Unknown name, download refused or failed, checksum mismatch.
+    """
+    source = _source(name)
+    env = os.environ.get("RECSYS_DATA_DIR")
+    if env:
+        local = Path(env) / name
+        if _complete(local, source, verify=False):
+            log.info("using %s from RECSYS_DATA_DIR (%s)", name, local)
+            return local
+        log.info("RECSYS_DATA_DIR=%s has no complete %s/; looking further", env, name)
+    cached = cache_dir() / "data" / name
+    if _complete(cached, source, verify=True):
+        return cached
+    if not download:
+        raise ZooError(f"zoo {name!r} is not available locally: set RECSYS_DATA_DIR to a directory holding {name}/ "
+                       f"or allow the download")
+    import pooch
+
+    mirror = os.environ.get("RECSYS_DATA_URL")
+    url = base_url or (f"{mirror.rstrip('/')}/{name}/" if mirror else source.base_url)
+    cached.mkdir(parents=True, exist_ok=True)
+    for fname, sha in source.files.items():
+        try:
+            pooch.retrieve(url=url.rstrip("/") + "/" + fname, known_hash=f"sha256:{sha}", fname=fname,
+                           path=cached, progressbar=False)
+        except ValueError as exc:  # pooch reports hash mismatches as ValueError
+            raise ZooError(f"download of {fname} for zoo {name!r} failed its sha256 check ({str(exc).splitlines()[0]}); "
+                           f"the source changed or the download is corrupt: nothing was kept") from None
+        except Exception as exc:
+            raise ZooError(f"could not download {fname} for zoo {name!r} from {url} ({type(exc).__name__}: {exc}); "
+                           f"check the network, or set RECSYS_DATA_DIR to a local copy holding {name}/") from None
+    return cached
+
+
+def resolve_name(name: str) -> str:
+    """Canonical registry key of ``name``, or a ZooError naming the closest ones."""
+    if name in REGISTRY:
+        return name
+    hint = closest(name, REGISTRY)
+    hint = f"; did you mean {', '.join(repr(h) for h in hint)}?" if hint else ""
+    raise ZooError(f"unknown zoo {name!r}{hint} (named zoos: {', '.join(REGISTRY)}; or give a directory in the zoo format)")
+
+
+def _source(name: str) -> ZooSource:
+    return REGISTRY[resolve_name(name)]
+
+
+def load(name_or_path: str | os.PathLike = "domainnet-270", *, download: bool = True) -> Zoo:
+    """The zoo named ``name_or_path`` (see :data:`REGISTRY`) or read from a directory.
+
+    Examples
+    --------
+    >>> zoo = load("domainnet-270")          # doctest: +SKIP
+    >>> zoo.summary()["models"], zoo.summary()["datasets"]  # doctest: +SKIP
+    (10, 270)
+    """
+    key = str(name_or_path)
+    if key not in REGISTRY and Path(key).expanduser().is_dir():
+        return load_zoo(Path(key).expanduser())
+    env = os.environ.get("RECSYS_DATA_DIR")
+    if key not in REGISTRY and env and (Path(env) / key / "records.csv").is_file():
+        return load_zoo(Path(env) / key)
+    source = _source(key)
+    return source.importer(fetch(key, download=download))

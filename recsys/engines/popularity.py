@@ -1,0 +1,82 @@
+"""Popularity: every dataset gets the same model ranking.
+
+Each model's popularity is its mean per-dataset-standardized accuracy over the
+datasets where it was fine-tuned (the baseline of the benchmark protocol). In
+accuracy units a prediction is ``mu_d + sd_d * popularity_m``: the dataset's
+level and spread come from its own records (the level after removing the
+popularity of the models it has records for), shrunk towards the zoo's when it
+has few; a dataset without records gets the zoo's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..features.data import DatasetBlock, TrainData
+from .base import Engine
+
+__all__ = ["PopularityEngine", "shrunk_location_scale"]
+
+
+def shrunk_location_scale(Y: np.ndarray, prior: float) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Per-dataset mean and standard deviation of the known cells, shrunk to the zoo's.
+
+    ``prior`` is the weight, in pseudo-records, of the zoo-wide values.
+
+    Returns
+    -------
+    mu, sd : ndarray, shape (n_datasets,)
+    zoo_mu, zoo_sd : float
+        Mean of all known cells; root mean within-dataset variance.
+    """
+    known = ~np.isnan(Y)
+    n = known.sum(1)
+    Y0 = np.where(known, Y, 0.0)
+    zoo_mu = float(Y0.sum() / max(n.sum(), 1))
+    mu = (Y0.sum(1) + prior * zoo_mu) / (n + prior)
+    raw_mu = Y0.sum(1) / np.maximum(n, 1)
+    dev = np.where(known, (Y0 - raw_mu[:, None]) ** 2, 0.0)
+    multi = n > 1
+    zoo_var = float(dev[multi].sum() / max((n[multi] - 1).sum(), 1)) if multi.any() else 0.0
+    zoo_var = max(zoo_var, 1e-4)
+    sd = np.sqrt((dev.sum(1) + prior * zoo_var) / (np.maximum(n - 1, 0) + prior))
+    return mu, sd, zoo_mu, float(np.sqrt(zoo_var))
+
+
+class PopularityEngine(Engine):
+    """Rank models by their mean standardized accuracy over known datasets.
+
+    Parameters
+    ----------
+    prior : float
+        Pseudo-records pulling a dataset's level and spread towards the zoo's.
+    seed : int
+        Unused (the engine is deterministic); kept for the common interface.
+    """
+
+    name = "popularity"
+    summary = "each model's mean standardized accuracy over the known datasets (same ranking everywhere)"
+
+    def __init__(self, *, prior: float = 1.0, seed: int = 0):
+        self.prior = prior
+        self.seed = seed
+
+    def _fit(self, data: TrainData) -> None:
+        Y, known = data.Y, data.known
+        mu, sd, zoo_mu, zoo_sd = shrunk_location_scale(Y, self.prior)
+        counts = known.sum(0)
+        Z = np.where(known, (Y - mu[:, None]) / sd[:, None], 0.0)
+        pop = np.where(counts > 0, Z.sum(0) / np.maximum(counts, 1), 0.0)
+        # The level of a dataset, net of the popularity of the models it has records for.
+        n = known.sum(1)
+        resid = np.where(known, Y - sd[:, None] * pop[None, :], 0.0)
+        self.mu_ = (resid.sum(1) + self.prior * zoo_mu) / (n + self.prior)
+        self.sd_ = sd
+        self.popularity_ = pop
+        self.zoo_mu_, self.zoo_sd_ = zoo_mu, zoo_sd
+
+    def _predict(self, block: DatasetBlock) -> np.ndarray:
+        idx = block.index
+        mu = np.where(idx >= 0, self.mu_[np.maximum(idx, 0)], self.zoo_mu_)
+        sd = np.where(idx >= 0, self.sd_[np.maximum(idx, 0)], self.zoo_sd_)
+        return np.clip(mu[:, None] + sd[:, None] * self.popularity_[None, :], 0.0, 1.0)

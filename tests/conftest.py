@@ -1,0 +1,125 @@
+"""Shared fixtures: the two real reference zoos, isolated caches, small synthetic zoos."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# The reference data lives beside the project (CI sets RECSYS_DATA_DIR=../shared/data).
+if "RECSYS_DATA_DIR" not in os.environ and (ROOT.parent / "shared" / "data").is_dir():
+    os.environ["RECSYS_DATA_DIR"] = str(ROOT.parent / "shared" / "data")
+DATA_DIR = Path(os.environ.get("RECSYS_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+os.environ["RECSYS_DATA_DIR"] = str(DATA_DIR)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Caches and default model files of a test never touch the user's."""
+    cache = tmp_path_factory.getbasetemp() / "recsys-cache"
+    monkeypatch.setenv("RECSYS_CACHE_DIR", str(cache))
+    monkeypatch.setenv("RECSYS_MODEL", str(tmp_path_factory.getbasetemp() / "default-model.npz"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (DATA_DIR / "domainnet-270").is_dir():
+        pytest.fail(f"reference data not found in {DATA_DIR}; set RECSYS_DATA_DIR")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def domainnet(data_dir):
+    from recsys import datasets
+
+    return datasets.load("domainnet-270")
+
+
+@pytest.fixture(scope="session")
+def transfergraph(data_dir):
+    from recsys import datasets
+
+    return datasets.load("transfergraph-image")
+
+
+def _hashing_data(zoo):
+    from recsys.features import FeatureBuilder
+
+    fb = FeatureBuilder(text_encoder="hashing").fit(zoo)
+    return fb.train_data(zoo)
+
+
+@pytest.fixture(scope="session")
+def dn_data(domainnet):
+    """DomainNet-270 as TrainData, text through the fast hashing encoder."""
+    return _hashing_data(domainnet)
+
+
+@pytest.fixture(scope="session")
+def tg_data(transfergraph):
+    """TransferGraph image zoo as TrainData (has LOG_ME and REG_H_SCORE scores)."""
+    return _hashing_data(transfergraph)
+
+
+def planted_low_rank(n_datasets=60, n_models=12, rank=2, density=0.6, noise=0.0, seed=0):
+    """A TrainData whose full matrix is low rank and explained by the features.
+
+    Returns (data with some cells hidden, full truth matrix).
+    """
+    from recsys.features.data import TrainData
+
+    rng = np.random.default_rng(seed)
+    U = rng.normal(size=(n_datasets, rank))
+    V = rng.normal(size=(n_models, rank))
+    logits = U @ V.T * 0.6 + rng.normal(size=n_models)[None, :] * 0.5
+    full = 1 / (1 + np.exp(-logits)) * 0.8 + 0.1
+    full = np.clip(full + noise * rng.normal(size=full.shape), 0, 1)
+    mask = rng.random(full.shape) < density
+    mask[np.arange(n_datasets), rng.integers(0, n_models, n_datasets)] = True
+    Y = np.where(mask, full, np.nan)
+    return TrainData(Y=Y, model_features=V, dataset_features=U), full
+
+
+@pytest.fixture
+def planted():
+    return planted_low_rank()
+
+
+def write_zoo(directory: Path, *, models=None, datasets=None, records=None, scores=None, zoo_json=None) -> Path:
+    """Write a small zoo in the canonical format (defaults: a valid 3x4 zoo)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    models = models if models is not None else pd.DataFrame(
+        {"model": ["resnet50", "vit b/16", "convnext, tiny"], "family": ["resnet", "vit", "convnext"],
+         "params": [25e6, 86e6, 28e6]})
+    datasets = datasets if datasets is not None else pd.DataFrame(
+        {"dataset": ["birds", "cars 196", "flowers/102", "new sketches"], "domain": ["photo", "photo", "photo", "sketch"],
+         "classes": [200, 196, 102, 10], "labels": ["sparrow, crow", "sedan, coupe", "rose, tulip", "cat, dog"]})
+    records = records if records is not None else pd.DataFrame(
+        {"model": ["resnet50", "vit b/16", "convnext, tiny", "resnet50", "vit b/16", "convnext, tiny", "resnet50"],
+         "dataset": ["birds", "birds", "birds", "cars 196", "cars 196", "flowers/102", "flowers/102"],
+         "accuracy": [0.71, 0.83, 0.79, 0.65, 0.81, 0.93, 0.88]})
+    if isinstance(models, pd.DataFrame):
+        models.to_csv(directory / "models.csv", index=False)
+    if isinstance(datasets, pd.DataFrame):
+        datasets.to_csv(directory / "datasets.csv", index=False)
+    if isinstance(records, pd.DataFrame):
+        records.to_csv(directory / "records.csv", index=False)
+    elif isinstance(records, str):
+        (directory / "records.csv").write_text(records)
+    if isinstance(scores, pd.DataFrame):
+        scores.to_csv(directory / "scores.csv", index=False)
+    if zoo_json is not None:
+        import json
+
+        (directory / "zoo.json").write_text(json.dumps(zoo_json))
+    return directory
+
+
+@pytest.fixture
+def tiny_zoo_dir(tmp_path):
+    return write_zoo(tmp_path / "tiny")
