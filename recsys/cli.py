@@ -1,0 +1,314 @@
+"""Command line: ``recsys fit | predict | topk | info | evaluate | engines``.
+
+Data goes to stdout (CSV, JSON or an aligned table), logs and progress to
+stderr. Errors are one line on stderr and a non-zero exit status: 1 for bad
+input (zoo, model file, metadata), 2 for an unknown dataset or model name
+(the message names the closest valid ones) and for usage errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+
+import click
+
+from ._version import __version__
+from .errors import RecsysError
+
+log = logging.getLogger("recsys")
+
+FORMATS = click.Choice(["csv", "json", "table"])
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("recsys: %(message)s"))
+    root = logging.getLogger("recsys")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+class _Group(click.Group):
+    """Turns RecsysError into one line on stderr and its exit status."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RecsysError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="recsys")
+@click.option("-v", "--verbose", count=True, help="Debug logging on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+def main(verbose: int, quiet: bool) -> None:
+    """Which pretrained models to fine-tune on your dataset, learned from a fine-tuning history.
+
+    \b
+    recsys fit                                  # fit the default zoo (domainnet-270)
+    recsys topk --dataset 269_clipart_32 -k 5   # best models for a dataset of the zoo
+    recsys topk --new data/new-dataset.json     # ... for a brand-new dataset
+    recsys predict --format csv > all.csv       # every (model, dataset) pair
+    """
+    _setup_logging(verbose, quiet)
+
+
+# ---------------------------------------------------------------------------
+# output
+
+
+def _emit(frame, fmt: str) -> None:
+    import numpy as np
+
+    if fmt == "csv":
+        click.echo(frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"), nl=False)
+    elif fmt == "json":
+        records = []
+        for row in frame.to_dict(orient="records"):
+            clean = {}
+            for k, v in row.items():
+                if isinstance(v, (float, np.floating)):
+                    v = None if math.isnan(v) else round(float(v), 6)
+                elif isinstance(v, np.integer):
+                    v = int(v)
+                clean[k] = v
+            records.append(clean)
+        click.echo(json.dumps(records, indent=2))
+    else:
+        shown = frame.copy()
+        for col in shown.columns:
+            if shown[col].dtype.kind == "f":
+                shown[col] = shown[col].map(lambda v: "" if v != v else f"{v:.4f}")
+        click.echo(shown.to_string(index=False))
+
+
+def _load_model(path: str | None):
+    from .recommender import Recommender, default_model_path
+
+    target = Path(path) if path else default_model_path()
+    if path is None and not target.exists():
+        raise RecsysError(f"no model file at {target}; run `recsys fit` first, or pass --model FILE")
+    return Recommender.load(target)
+
+
+def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | None):
+    """Metadata of brand-new datasets from a JSON/CSV file and/or --set pairs."""
+    import pandas as pd
+
+    from .features.builder import parse_metadata
+
+    frame = None
+    if new:
+        p = Path(new)
+        if not p.is_file():
+            raise RecsysError(f"--new {new!r}: no such file; give a JSON object/list or a CSV file of dataset metadata")
+        if p.suffix.lower() == ".csv":
+            try:
+                frame = pd.read_csv(p)
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+                raise RecsysError(f"--new {new!r} is not a readable CSV file ({str(exc).splitlines()[0]})") from None
+        else:
+            try:
+                obj = json.loads(p.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise RecsysError(f"--new {new!r} is not valid JSON ({exc}); give an object such as "
+                                  f'{{"domain": "sketch", "Labels": "cat, dog"}} or a CSV file') from None
+            if isinstance(obj, dict):
+                obj = [obj]
+            if not isinstance(obj, list) or not all(isinstance(o, dict) for o in obj) or not obj:
+                raise RecsysError(f"--new {new!r}: expected a JSON object (one dataset) or a list of objects")
+            frame = pd.DataFrame(obj)
+    if settings:
+        values = parse_metadata(settings)
+        if frame is None:
+            frame = pd.DataFrame([values])
+        else:
+            for k, v in values.items():
+                frame[k] = v
+    if frame is not None and name is not None:
+        if len(frame) != 1:
+            raise RecsysError("--dataset names one new dataset, but the metadata describe several")
+        frame["dataset"] = name
+    return frame
+
+
+def _read_scores(path: str | None):
+    if not path:
+        return None
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise RecsysError(f"--scores {path!r}: cannot read it ({exc}); give a CSV with model,dataset,metric,score") from None
+    missing = {"model", "metric", "score"} - set(frame.columns)
+    if missing:
+        raise RecsysError(f"--scores {path!r} lacks column(s) {sorted(missing)}; expected model,dataset,metric,score")
+    return frame
+
+
+# ---------------------------------------------------------------------------
+# commands
+
+
+@main.command()
+@click.option("--zoo", "zoo_name", default="domainnet-270", show_default=True, metavar="DIR_OR_NAME",
+              help="A zoo directory in the canonical format, or a named zoo (domainnet-270, transfergraph-image).")
+@click.option("--engine", default="lightfm", show_default=True, help="Engine (see `recsys engines`).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Model file to write [default: model.npz in the user data dir, or $RECSYS_MODEL].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--text-encoder", default=None, metavar="HUB_ID_OR_PATH",
+              help="Text encoder for text columns [default: the shipped all-MiniLM-L6-v2; 'hashing' for a fast one].")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Engine hyper-parameter (repeatable), e.g. --param epochs=100.")
+@click.option("--no-calibrate", is_flag=True, help="Skip the interval calibration (faster; no lower/upper/p_best).")
+def fit(zoo_name, engine, out, seed, text_encoder, params, no_calibrate):
+    """Fit an engine on a zoo and write a model file (its path goes to stdout)."""
+    from . import datasets
+    from .engines import get_engine_class
+    from .recommender import Recommender, default_model_path
+
+    cls = get_engine_class(engine)
+    engine_params = _parse_params(params, cls)
+    zoo = datasets.load(zoo_name)
+    rec = Recommender(engine, seed=seed, text_encoder=text_encoder, calibrate=not no_calibrate, **engine_params)
+    rec.fit(zoo)
+    path = rec.save(out or default_model_path())
+    t = rec.timing_
+    log.info("fitted %s on %s (%d models x %d datasets, %d records) in %.1fs; wrote %s", engine, zoo.name,
+             len(zoo.models), len(zoo.datasets), len(zoo.records), sum(t.values()), path)
+    click.echo(str(path))
+
+
+def _parse_params(pairs, cls) -> dict:
+    import inspect
+
+    sig = inspect.signature(cls.__init__).parameters
+    out = {}
+    for p in pairs:
+        key, sep, raw = p.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in sig or key == "seed":
+            valid = [n for n in cls._param_names() if n != "seed"]
+            raise RecsysError(f"--param {p!r}: engine {cls.name!r} takes NAME=VALUE with NAME one of {', '.join(valid)}")
+        default = sig[key].default
+        try:
+            if isinstance(default, bool):
+                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                value = raw.lower() in ("true", "1", "yes")
+            elif isinstance(default, int):
+                value = int(raw)
+            elif isinstance(default, float):
+                value = float(raw)
+            else:
+                value = raw
+        except ValueError:
+            raise RecsysError(f"--param {p!r}: {key} expects a {type(default).__name__}, got {raw!r}") from None
+        out[key] = value
+    return out
+
+
+@main.command()
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="Model file [default: the one `recsys fit` wrote].")
+@click.option("--dataset", "names", multiple=True, metavar="NAME", help="Dataset(s) of the zoo (repeatable); all when omitted.")
+@click.option("--new", "new", default=None, metavar="FILE", help="Brand-new dataset(s): JSON object/list or CSV of metadata.")
+@click.option("--set", "settings", multiple=True, metavar="COLUMN=VALUE", help="Metadata of one brand-new dataset (repeatable).")
+@click.option("--scores", "scores_path", default=None, metavar="FILE",
+              help="Transferability scores of the new dataset(s): CSV model,dataset,metric,score.")
+@click.option("--format", "fmt", type=FORMATS, default="csv", show_default=True)
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.8, show_default=True,
+              help="Coverage of the lower/upper interval.")
+def predict(model_path, names, new, settings, scores_path, fmt, level):
+    """Predicted accuracy of every model: columns model,dataset,predicted,known,lower,upper,p_best."""
+    rec = _load_model(model_path)
+    frame_new = _read_new_datasets(new, settings, None)
+    if frame_new is not None:
+        if names:
+            raise RecsysError("give either --dataset (datasets of the zoo) or --new/--set (brand-new datasets), not both")
+        out = rec.predict_new(frame_new, _read_scores(scores_path), level=level)
+    else:
+        out = rec.predict(list(names) or None, level=level)
+    _emit(out, fmt)
+
+
+@main.command()
+@click.option("--dataset", "name", default=None, metavar="NAME",
+              help="Dataset of the zoo; with --new/--set, the name of the brand-new dataset.")
+@click.option("-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="How many models.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="Model file [default: the one `recsys fit` wrote].")
+@click.option("--new", "new", default=None, metavar="FILE", help="A brand-new dataset: JSON object or one-row CSV of metadata.")
+@click.option("--set", "settings", multiple=True, metavar="COLUMN=VALUE",
+              help="Metadata of a brand-new dataset (repeatable), e.g. --set domain=sketch.")
+@click.option("--scores", "scores_path", default=None, metavar="FILE",
+              help="Transferability scores of the new dataset: CSV model,dataset,metric,score.")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.8, show_default=True)
+def topk(name, k, model_path, new, settings, scores_path, fmt, level):
+    """The k best models for a dataset, best first, with predicted accuracy and interval.
+
+    Ranked by the recorded accuracy where the pair has a record, else by the prediction.
+    """
+    rec = _load_model(model_path)
+    frame_new = _read_new_datasets(new, settings, name)
+    if frame_new is not None:
+        if len(frame_new) != 1:
+            raise RecsysError(f"topk takes one brand-new dataset, the metadata describe {len(frame_new)}; use "
+                              f"`recsys predict --new` for several")
+        out = rec.topk_new(frame_new, k, _read_scores(scores_path), level=level)
+    elif name is None:
+        raise click.UsageError("give --dataset NAME (a dataset of the zoo), or describe a new one with --new FILE / --set COLUMN=VALUE")
+    else:
+        out = rec.topk(name, k, level=level)
+    _emit(out, fmt)
+
+
+@main.command()
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None, help="A model file.")
+@click.option("--zoo", "zoo_name", default=None, metavar="DIR_OR_NAME", help="A zoo directory or named zoo.")
+@click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="table", show_default=True)
+def info(model_path, zoo_name, fmt):
+    """What a model file (default) or a zoo holds."""
+    if zoo_name:
+        from . import datasets
+
+        doc = datasets.load(zoo_name).summary()
+    else:
+        doc = _load_model(model_path).info()
+    if fmt == "json":
+        click.echo(json.dumps(doc, indent=2, default=str))
+    else:
+        width = max(len(k) for k in doc)
+        for key, value in doc.items():
+            if isinstance(value, (dict, list)):
+                value = json.dumps(value, default=str)
+            click.echo(f"{key:<{width}}  {value}")
+
+
+@main.command()
+def engines():
+    """List the available engines."""
+    from .engines import DEFAULT_ENGINE, ENGINES, get_engine_class
+
+    for name in ENGINES:
+        try:
+            summary = get_engine_class(name).summary
+        except ImportError as exc:  # an optional dependency is missing
+            summary = f"(unavailable: {exc})"
+        mark = " (default)" if name == DEFAULT_ENGINE else ""
+        click.echo(f"{name:<11}{summary}{mark}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,217 @@
+"""How sure is each prediction: split-conformal intervals and P(best model).
+
+:func:`calibrate` hides part of the known cells (all cells of some datasets, to
+learn how wrong cold-start predictions are, and a share of the cells of the
+others), fits a fresh engine on the rest and keeps the residuals on the hidden
+cells. The residuals are pooled by *stratum*: how much of a dataset's row was
+known to the engine (none, a third or less, two thirds or less, more).
+
+- An interval at level ``a`` is ``prediction ± q``, ``q`` the split-conformal
+  quantile (the ``ceil((n + 1) a)``-th smallest absolute residual) of the
+  dataset's stratum (Vovk et al. 2005; Mondrian conformal prediction). Under
+  exchangeability of datasets it covers the truth with probability >= ``a``.
+- ``p_best`` is the probability that a model is the best of the zoo on the
+  dataset: recorded accuracies are taken as they are, unknown ones are
+  perturbed by residuals resampled from the stratum after removing each
+  dataset's shared offset (a common shift does not change which model wins),
+  and the share of draws each model wins is reported.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+
+from ..errors import RecsysError
+from ..features.data import TrainData
+from .base import Engine
+
+__all__ = ["Calibration", "calibrate", "stratum_of", "STRATA"]
+
+STRATA = ("cold", "few", "some", "most")
+_MIN_POOL = 30
+
+
+def stratum_of(n_known: np.ndarray, n_models: int) -> np.ndarray:
+    """Stratum index (into :data:`STRATA`) of datasets with ``n_known`` recorded models."""
+    frac = np.asarray(n_known, dtype=float) / max(n_models, 1)
+    return np.select([frac <= 0, frac <= 1 / 3, frac <= 2 / 3], [0, 1, 2], 3)
+
+
+@dataclass
+class Calibration:
+    """Residual pools per stratum (absolute, and offset-free for p_best).
+
+    Attributes
+    ----------
+    abs_residuals : dict of str to ndarray
+        |truth - prediction| on held-out cells, sorted, per stratum name.
+    rel_residuals : dict of str to ndarray
+        Residuals minus their dataset's mean residual (rescaled), per stratum.
+    """
+
+    abs_residuals: dict = field(default_factory=dict)
+    rel_residuals: dict = field(default_factory=dict)
+
+    def _pool(self, table: Mapping[str, np.ndarray], stratum: int) -> np.ndarray:
+        own = table.get(STRATA[stratum])
+        if own is not None and len(own) >= _MIN_POOL:
+            return own
+        # Too few residuals of its own: borrow the neighbouring strata, then everything.
+        near = [table.get(STRATA[s]) for s in (stratum - 1, stratum, stratum + 1) if 0 <= s < len(STRATA)]
+        near = np.concatenate([p for p in near if p is not None and len(p)]) if any(p is not None and len(p) for p in near) else np.zeros(0)
+        if len(near) >= _MIN_POOL:
+            return np.sort(near)
+        pooled = [p for p in table.values() if len(p)]
+        return np.sort(np.concatenate(pooled)) if pooled else np.zeros(0)
+
+    def quantile(self, stratum: int, level: float) -> float:
+        """Split-conformal half-width for ``level`` in a stratum."""
+        if not 0 < level < 1:
+            raise RecsysError(f"interval level must be between 0 and 1 (e.g. 0.8), got {level}")
+        pool = self._pool(self.abs_residuals, stratum)
+        if len(pool) == 0:
+            return float("inf")
+        rank = math.ceil((len(pool) + 1) * level)
+        return float(pool[min(rank, len(pool)) - 1])
+
+    def interval(self, pred: np.ndarray, n_known: np.ndarray, level: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds, same shape as ``pred`` (n_datasets, n_models), clipped to [0, 1]."""
+        pred = np.asarray(pred, dtype=float)
+        strata = stratum_of(n_known, pred.shape[1])
+        half = np.array([self.quantile(int(s), level) for s in strata])[:, None]
+        return np.clip(pred - half, 0.0, 1.0), np.clip(pred + half, 0.0, 1.0)
+
+    def p_best(self, pred: np.ndarray, known: np.ndarray | None = None, n_known: np.ndarray | None = None,
+               *, n_draws: int = 2000, seed: int = 0) -> np.ndarray:
+        """Probability that each model is the best on each dataset.
+
+        Parameters
+        ----------
+        pred : ndarray, shape (n_datasets, n_models)
+            Predicted accuracies.
+        known : ndarray, same shape, optional
+            Recorded accuracies (NaN where unknown); recorded values are used as they are.
+        n_known : ndarray, shape (n_datasets,), optional
+            Recorded models per dataset (default: counted from ``known``).
+
+        Returns
+        -------
+        ndarray, same shape as ``pred``; rows sum to 1.
+        """
+        pred = np.asarray(pred, dtype=float)
+        n, m = pred.shape
+        if known is None:
+            known = np.full_like(pred, np.nan)
+        is_known = ~np.isnan(known)
+        if n_known is None:
+            n_known = is_known.sum(1)
+        base = np.where(is_known, known, pred)
+        strata = stratum_of(n_known, m)
+        rng = np.random.default_rng(seed)
+        out = np.zeros((n, m))
+        for s in np.unique(strata):
+            rows = np.flatnonzero(strata == s)
+            pool = self._pool(self.rel_residuals, int(s))
+            if len(pool) == 0:
+                pool = np.zeros(1)
+            for start in range(0, len(rows), 64):
+                r = rows[start:start + 64]
+                noise = rng.choice(pool, size=(n_draws, len(r), m))
+                draws = base[r][None] + np.where(is_known[r][None], 0.0, noise)
+                winners = draws.argmax(axis=2)  # (n_draws, len(r))
+                for j, row in enumerate(r):
+                    out[row] = np.bincount(winners[:, j], minlength=m) / n_draws
+        return out
+
+    def coverage_table(self) -> dict[str, int]:
+        """Residuals available per stratum (for reports)."""
+        return {k: int(len(v)) for k, v in self.abs_residuals.items()}
+
+    # -- persistence --------------------------------------------------------
+    def to_state(self) -> dict[str, np.ndarray]:
+        arrays = {}
+        for name in STRATA:
+            if name in self.abs_residuals:
+                arrays[f"cal_abs_{name}"] = self.abs_residuals[name]
+                arrays[f"cal_rel_{name}"] = self.rel_residuals[name]
+        return arrays
+
+    @classmethod
+    def from_state(cls, arrays: Mapping[str, np.ndarray]) -> "Calibration | None":
+        cal = cls()
+        for name in STRATA:
+            if f"cal_abs_{name}" in arrays:
+                cal.abs_residuals[name] = np.asarray(arrays[f"cal_abs_{name}"], dtype=float)
+                cal.rel_residuals[name] = np.asarray(arrays[f"cal_rel_{name}"], dtype=float)
+        return cal if cal.abs_residuals else None
+
+
+def holdout_mask(known: np.ndarray, rng: np.random.Generator, *, cold_fraction: float, cell_fraction: float) -> np.ndarray:
+    """Cells to hide: every cell of a share of datasets, and a share of the others' cells.
+
+    Each partly hidden dataset keeps at least one record.
+    """
+    hide = np.zeros_like(known)
+    rows = np.flatnonzero(known.any(1))
+    if len(rows) < 2:
+        return hide
+    n_cold = max(1, int(round(cold_fraction * len(rows))))
+    cold = rng.choice(rows, size=min(n_cold, len(rows) - 1), replace=False)
+    hide[cold] = known[cold]
+    for r in np.setdiff1d(rows, cold):
+        cells = np.flatnonzero(known[r])
+        if len(cells) < 2:
+            continue
+        k = rng.binomial(len(cells), cell_fraction)
+        k = min(max(k, 1), len(cells) - 1)
+        hide[r, rng.choice(cells, size=k, replace=False)] = True
+    return hide
+
+
+def calibrate(make: Callable[[], Engine], data: TrainData, *, seed: int = 0, rounds: int = 1,
+              cold_fraction: float = 0.2, cell_fraction: float = 0.25) -> Calibration:
+    """Residuals of engines refitted with part of the known cells hidden.
+
+    Parameters
+    ----------
+    make : callable
+        Returns a fresh, unfitted engine (same parameters as the one being calibrated).
+    data : TrainData
+    seed : int
+    rounds : int
+        Independent hide/refit rounds (more residuals, proportionally slower).
+    cold_fraction, cell_fraction : float
+        Share of datasets hidden entirely; share of the other datasets' cells hidden.
+    """
+    rng = np.random.default_rng([seed, 7919])
+    known = data.known
+    abs_pool: dict[str, list] = {s: [] for s in STRATA}
+    rel_pool: dict[str, list] = {s: [] for s in STRATA}
+    for _ in range(rounds):
+        hide = holdout_mask(known, rng, cold_fraction=cold_fraction, cell_fraction=cell_fraction)
+        if not hide.any():
+            continue
+        train = data.with_Y(np.where(hide, np.nan, data.Y))
+        engine = make().fit(train)
+        rows = np.flatnonzero(hide.any(1))
+        pred = engine.predict(train.block(rows))
+        n_known = train.known[rows].sum(1)
+        strata = stratum_of(n_known, data.n_models)
+        for i, r in enumerate(rows):
+            cells = hide[r]
+            res = data.Y[r, cells] - pred[i, cells]
+            name = STRATA[strata[i]]
+            abs_pool[name].append(np.abs(res))
+            if len(res) >= 2:
+                rel_pool[name].append((res - res.mean()) * math.sqrt(len(res) / (len(res) - 1)))
+    cal = Calibration()
+    for name in STRATA:
+        if abs_pool[name]:
+            cal.abs_residuals[name] = np.sort(np.concatenate(abs_pool[name]))
+            rel = rel_pool[name]
+            cal.rel_residuals[name] = np.concatenate(rel) if rel else np.zeros(0)
+    return cal
