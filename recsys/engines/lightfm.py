@@ -131,9 +131,14 @@ class LightFMEngine(Engine):
         self.item_repr_ = (itf @ model.item_embeddings).astype(np.float64)
         self.item_bias_repr_ = (itf @ model.item_biases).astype(np.float64)
         self.level_, self.spread_ = mu, sd
+        # A dataset without records never trained its identity embedding (it is
+        # still at its random initialization): predict it from features alone,
+        # exactly like a brand-new dataset.
+        self.has_records_ = data.known.any(1)
 
     def _scores(self, block: DatasetBlock) -> np.ndarray:
-        uf = self._user_matrix(block.features, block.index, len(self.level_))
+        index = np.where((block.index >= 0) & self.has_records_[np.maximum(block.index, 0)], block.index, -1)
+        uf = self._user_matrix(block.features, index, len(self.level_))
         u = uf @ self.user_embeddings_
         ub = uf @ self.user_biases_
         return u @ self.item_repr_.T + ub[:, None] + self.item_bias_repr_[None, :]
@@ -141,7 +146,7 @@ class LightFMEngine(Engine):
     def _predict(self, block: DatasetBlock) -> np.ndarray:
         t = np.clip(expit(self._scores(block)), 1e-6, 1 - 1e-6)
         z = _Z_SCALE * ndtri(t)
-        idx = block.index
+        idx = np.where((block.index >= 0) & self.has_records_[np.maximum(block.index, 0)], block.index, -1)
         mu_f, sd_f = self._feature_level_scale(block.features)
         mu = np.where(idx >= 0, self.level_[np.maximum(idx, 0)], mu_f)
         sd = np.where(idx >= 0, self.spread_[np.maximum(idx, 0)], sd_f)

@@ -1,0 +1,128 @@
+"""The Python API: fit, predict, top-k, brand-new datasets, save/load, model files."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import recsys
+from recsys.artifact import FORMAT_VERSION, read_artifact, write_artifact
+from recsys.errors import ArtifactError, NotFittedError, UnknownNameError
+from recsys.recommender import Recommender
+
+
+@pytest.fixture(scope="module")
+def rec(domainnet):
+    return Recommender(seed=0, text_encoder="hashing").fit(domainnet)
+
+
+def test_public_api():
+    for name in ("Recommender", "load_zoo", "Zoo", "RecsysError", "__version__"):
+        assert name in recsys.__all__ and hasattr(recsys, name)
+
+
+def test_not_fitted():
+    with pytest.raises(NotFittedError, match="call fit first"):
+        Recommender().topk("269_clipart_32")
+
+
+def test_save_load_round_trip_identical(rec, tmp_path):
+    path = rec.save(tmp_path / "m.npz")
+    back = Recommender.load(path)
+    for name in ("269_clipart_32", "1_painting_2"):
+        pd.testing.assert_frame_equal(rec.topk(name, 5), back.topk(name, 5))
+    pd.testing.assert_frame_equal(rec.predict(), back.predict())
+    meta = {"domain": "sketch", "num_pre_class": 10, "categories": 2, "Sample_Size": 20, "Labels": "cat, dog"}
+    pd.testing.assert_frame_equal(rec.topk_new(meta, 10), back.topk_new(meta, 10))
+    assert back.info()["zoo"]["fingerprint"] == rec.zoo_["fingerprint"]
+
+
+def test_model_file_is_plain_npz_with_json_sidecar(rec, tmp_path):
+    path = rec.save(tmp_path / "m.npz")
+    with np.load(path, allow_pickle=False) as z:  # readable with numpy alone, no pickle
+        assert "known" in z.files
+        assert z["known"].shape == (270, 10)
+    with zipfile.ZipFile(path) as zf:
+        meta = json.loads(zf.read("meta.json"))
+    assert meta["format"] == "recsys-model" and meta["format_version"] == FORMAT_VERSION
+    assert meta["engine"]["name"] == "lightfm" and meta["engine"]["params"]["seed"] == 0
+    assert meta["features"]["dataset_ids"][268] == "269_clipart_32"
+    assert meta["zoo"]["name"] == "domainnet-270" and len(meta["zoo"]["fingerprint"]) == 16
+    assert "numpy" in meta["libraries"] and meta["recsys_version"] == recsys.__version__
+
+
+def test_save_is_atomic(rec, tmp_path, monkeypatch):
+    path = rec.save(tmp_path / "m.npz")
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("recsys.artifact.np.lib.format.write_array", boom)
+    with pytest.raises(OSError):
+        rec.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temp file left behind
+
+
+def test_artifact_refuses_object_arrays_and_newer_versions(tmp_path):
+    with pytest.raises(ArtifactError, match="object dtype"):
+        write_artifact(tmp_path / "x.npz", {}, {"a": np.array([{"x": 1}], dtype=object)})
+    path = write_artifact(tmp_path / "y.npz", {"k": 1}, {"a": np.arange(3)})
+    meta, arrays = read_artifact(path)
+    assert meta["k"] == 1 and arrays["a"].tolist() == [0, 1, 2]
+    with zipfile.ZipFile(path) as zf:
+        doc = json.loads(zf.read("meta.json"))
+        members = {n: zf.read(n) for n in zf.namelist()}
+    doc["format_version"] = FORMAT_VERSION + 1
+    members["meta.json"] = json.dumps(doc).encode()
+    newer = tmp_path / "newer.npz"
+    with zipfile.ZipFile(newer, "w") as zf:
+        for n, b in members.items():
+            zf.writestr(n, b)
+    with pytest.raises(ArtifactError, match="upgrade recsys"):
+        read_artifact(newer)
+
+
+def test_predict_frame(rec, domainnet):
+    frame = rec.predict(["269_clipart_32", "1_painting_2"])
+    assert list(frame.columns) == ["model", "dataset", "predicted", "known", "lower", "upper", "p_best"]
+    assert len(frame) == 20
+    assert (frame["lower"] <= frame["predicted"]).all() and (frame["predicted"] <= frame["upper"]).all()
+    with pytest.raises(UnknownNameError) as err:
+        rec.predict(["269_clipart32"])
+    assert "269_clipart_32" in str(err.value)
+
+
+def test_cold_dataset_by_name_equals_same_metadata_as_new(domainnet):
+    """A dataset listed without records is predicted from its features, exactly like a new one."""
+    cold = "269_clipart_32"
+    zoo = domainnet.with_records(domainnet.records[domainnet.records["dataset"] != cold])
+    r = Recommender(seed=1, text_encoder="hashing", calibrate=False).fit(zoo)
+    by_name = r.predict([cold], uncertainty=False)
+    meta = domainnet.datasets.loc[[cold]].reset_index().rename(columns={"dataset": "dataset"})
+    meta["dataset"] = "same metadata"
+    as_new = r.predict_new(meta, uncertainty=False)
+    np.testing.assert_allclose(by_name["predicted"].to_numpy(), as_new["predicted"].to_numpy(), atol=1e-9)
+    assert by_name["known"].isna().all()
+
+
+def test_new_dataset_name_clash_and_topk_new(rec):
+    with pytest.raises(recsys.RecsysError, match="already in the zoo"):
+        rec.predict_new({"dataset": "269_clipart_32", "domain": "clipart"})
+    top = rec.topk_new({"domain": "quickdraw", "Labels": "zigzag, hexagon", "categories": 2,
+                        "num_pre_class": 50, "Sample_Size": 100}, k=3)
+    assert list(top["rank"]) == [1, 2, 3] and top["known"].isna().all()
+    assert top["p_best"].between(0, 1).all()
+
+
+def test_transfergraph_new_dataset_with_scores(transfergraph):
+    """A brand-new dataset described by metadata plus LogME scores (known without fine-tuning)."""
+    r = Recommender(seed=0, text_encoder="hashing", calibrate=False).fit(transfergraph)
+    scores = transfergraph.scores[transfergraph.scores["dataset"] == "pets"].assign(dataset="my pets")
+    top = r.topk_new({"dataset": "my pets", "size": 3680, "number_of_classes": 37}, k=5, scores=scores)
+    assert len(top) == 5 and top["predicted"].is_monotonic_decreasing
