@@ -95,7 +95,12 @@ class Engine(ABC):
         self.n_datasets_ = data.n_datasets
         self.n_dataset_features_ = data.dataset_features.shape[1]
         self.metrics_ = sorted(data.scores)
-        self.predict(data.block())  # fail now, not at query time, if the fit diverged
+        try:
+            self.predict(data.block())  # fail now, not at query time, if the fit diverged
+        except ModelFitError:
+            for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
+                delattr(self, attr)
+            raise
         return self
 
     @abstractmethod
@@ -192,6 +197,10 @@ class Engine(ABC):
         if unknown:
             raise ArtifactError(f"model file has parameter(s) {sorted(unknown)} that engine {cls.name!r} does not "
                                 f"know; it was written by another recsys version: re-fit it")
+        defaults = {p.name: p.default for p in inspect.signature(cls.__init__).parameters.values()}
+        for key, value in params.items():  # JSON turned tuples into lists
+            if isinstance(value, list) and isinstance(defaults.get(key), tuple):
+                params[key] = tuple(value)
         engine = cls(**params)
         for key, value in state.get("fitted", {}).items():
             if key.endswith("_"):

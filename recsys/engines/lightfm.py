@@ -1,153 +1,313 @@
-"""The default engine: a LightFM hybrid factorization trained on accuracies.
+"""The default engine: a LightFM hybrid, blended with a learned kernel, then kriged.
 
-LightFM (Kula, 2015, "Metadata Embeddings for User and Item Cold-start
-Recommendations") represents each user (here: a dataset) and item (a model) as
-the sum of the embeddings of its features: an identity feature plus metadata
-and text-embedding features. A dataset without records still has metadata
-features, so it is predicted from them alone (cold start).
+Stages, all fitted on the known cells only:
 
-LightFM's losses are implicit-feedback losses; accuracies are encoded as soft
-labels:
-
-1. each dataset's accuracies are standardized (level and spread estimated from
-   its records, shrunk to a prediction from its features when it has few);
-2. a standardized value ``z`` becomes a target ``t = Phi(z / 2)`` in (0, 1);
-3. each record is a positive interaction weighted ``t`` plus a negative one
-   weighted ``1 - t`` under the logistic loss, whose optimum is
-   ``sigmoid(score) = t``;
-4. predictions invert the chain: ``z = 2 Phi^-1(sigmoid(score))``, accuracy
-   ``= level + spread * z``.
+1. **Standardize** each dataset's accuracies (mean and spread of its records;
+   datasets with at least 3 records).
+2. **LightFM profile.** LightFM (Kula, 2015, "Metadata Embeddings for User and
+   Item Cold-start Recommendations") on soft labels: a standardized accuracy
+   ``z`` becomes ``t = sigmoid(z / tau)``; each record is a positive
+   interaction weighted ``t`` plus a negative one weighted ``1 - t`` under the
+   logistic loss, whose optimum is ``sigmoid(score) = t``, so ``tau * score``
+   estimates ``z``. Users are datasets, described by a bias, their metadata
+   features (one-hot, standardized numerics, text-embedding dimensions), the
+   bag of their text tokens (label names) and its crosses with each categorical
+   column (e.g. domain x label); items are models (identity + metadata). No
+   dataset identity feature: every dataset, recorded or brand-new, is
+   represented through its features, so cold start is the normal path.
+3. **Kernel profile** (:mod:`recsys.engines._kernel`): the weighted mean of
+   similar datasets' standardized accuracies, with a similarity metric learned
+   by leave-one-dataset-out.
+4. **Blend** ``M = w * LightFM + (1 - w) * kernel``; the LightFM penalty
+   ``alpha`` and the weight ``w`` are chosen inside ``fit`` by simulating cold
+   datasets among the well-recorded ones (inner validation on known cells).
+5. **Pair scores** (when the zoo has ``scores.csv``): a ridge maps each
+   dataset's standardized scores (LogME, H-score ...) to the part of ``z``
+   the kernel misses, and corrects ``M`` where scores exist.
+6. **Scale and kriging** (:mod:`recsys.engines._kriging`): per-dataset spread
+   (records pooled with a feature prior), a residual covariance across models,
+   and universal kriging of each dataset from its records. Datasets without
+   records get level and spread from their features.
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import expit, ndtr, ndtri
 
 from ..features.data import DatasetBlock, TrainData
+from ._kernel import SimilarityInputs, coherence, kernel_profile, learn_weights, similarity_features
+from ._kriging import fit_ridge, krige, residual_covariance, ridge_predict, scale_estimate
 from .base import Engine
-from .popularity import shrunk_location_scale
 
 __all__ = ["LightFMEngine"]
 
 _T_CLIP = (0.01, 0.99)
-_Z_SCALE = 2.0
 
 
-def _ridge(X: np.ndarray, y: np.ndarray, w: np.ndarray, lam: float) -> np.ndarray:
-    """Weighted ridge with an unpenalized intercept; returns [intercept, coefs]."""
-    Xa = np.hstack([np.ones((len(X), 1)), X])
-    P = np.eye(Xa.shape[1]) * lam
-    P[0, 0] = 1e-8
-    A = Xa.T @ (Xa * w[:, None]) + P
-    return np.linalg.solve(A, Xa.T @ (w * y))
+def standardize(Y: np.ndarray, min_known: int = 3) -> np.ndarray:
+    """Per-dataset z-scores of the known cells (NaN elsewhere and for datasets with < ``min_known`` records)."""
+    K = ~np.isnan(Y)
+    k = K.sum(1)
+    Y0 = np.where(K, Y, 0.0)
+    mu = Y0.sum(1) / np.maximum(k, 1)
+    sd = np.sqrt(np.where(K, (Y0 - mu[:, None]) ** 2, 0.0).sum(1) / np.maximum(k, 1))
+    ok = (k >= min_known) & (sd > 0)
+    return np.where(K & ok[:, None], (Y0 - mu[:, None]) / np.where(ok, sd, 1.0)[:, None], np.nan)
+
+
+def score_features(scores: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Each metric standardized within each dataset over the models that have it; 0 where missing."""
+    out = []
+    for _, A in sorted(scores.items()):
+        Zs = np.zeros(A.shape)
+        for d in range(A.shape[0]):
+            ok = ~np.isnan(A[d])
+            if ok.sum() > 2 and np.nanstd(A[d]) > 0:
+                x = A[d, ok]
+                Zs[d, ok] = (x - x.mean()) / x.std()
+        out.append(Zs)
+    return out
 
 
 class LightFMEngine(Engine):
-    """LightFM hybrid on soft-label-encoded accuracies (the default engine).
+    """LightFM hybrid + learned kernel + universal kriging (the default engine).
 
     Parameters
     ----------
     no_components : int
-        Dimension of the latent embeddings.
+        LightFM embedding dimension.
     epochs : int
-        Passes of stochastic gradient descent over the interactions.
+        LightFM passes over the interactions.
     learning_rate : float
-        Adagrad learning rate.
-    item_alpha, user_alpha : float
-        L2 penalties on model and dataset feature embeddings.
-    prior : float
-        Pseudo-records pulling a dataset's level and spread towards the value
-        predicted from its features.
+        LightFM (adagrad) learning rate.
+    tau : float
+        Soft-label temperature: ``t = sigmoid(z / tau)``.
+    alphas : sequence of float
+        Candidate LightFM L2 penalties (user and item), chosen by inner validation.
+    blend_weights : sequence of float
+        Candidate weights of the LightFM profile against the kernel profile.
+    inner_folds : int
+        Inner-validation folds for zoos with more than 30 datasets (smaller zoos
+        use 4 folds, each dataset validated once).
     seed : int
     """
 
     name = "lightfm"
-    summary = "LightFM hybrid factorization (identity + metadata + text features) on soft-labelled accuracies"
+    summary = ("LightFM hybrid (metadata + text features) blended with a learned dataset kernel, "
+               "then per-dataset kriging; blend chosen by inner validation")
 
-    def __init__(self, *, no_components: int = 16, epochs: int = 60, learning_rate: float = 0.05,
-                 item_alpha: float = 1e-5, user_alpha: float = 1e-5, prior: float = 2.0, seed: int = 0):
+    def __init__(self, *, no_components: int = 8, epochs: int = 100, learning_rate: float = 0.05, tau: float = 1.5,
+                 alphas: Sequence[float] = (1e-4, 3e-4, 1e-3), blend_weights: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
+                 inner_folds: int = 2, seed: int = 0):
         self.no_components = no_components
         self.epochs = epochs
         self.learning_rate = learning_rate
-        self.item_alpha = item_alpha
-        self.user_alpha = user_alpha
-        self.prior = prior
+        self.tau = tau
+        self.alphas = alphas
+        self.blend_weights = blend_weights
+        self.inner_folds = inner_folds
         self.seed = seed
 
-    # -- feature matrices -------------------------------------------------------
+    # -- side information --------------------------------------------------------
     @staticmethod
-    def _user_matrix(features: np.ndarray, index: np.ndarray, n_datasets: int) -> sp.csr_matrix:
-        n = len(index)
-        ident = sp.csr_matrix((np.ones(int((index >= 0).sum())), (np.flatnonzero(index >= 0), index[index >= 0])),
-                              shape=(n, n_datasets))
-        return sp.hstack([ident, sp.csr_matrix(features)], format="csr", dtype=np.float32)
+    def _user_features(features: np.ndarray, groups: dict, tokens: dict) -> sp.csr_matrix:
+        """Bias + metadata features + token bag (rows scaled 1/sqrt(n)) + categorical x token crosses."""
+        n = len(features)
+        blocks = [sp.csr_matrix(np.ones((n, 1))), sp.csr_matrix(features)]
+        cats = [features[:, sl] for key, sl in groups.items() if key.startswith("categorical:")]
+        for _, bag in sorted(tokens.items()):
+            bag = np.asarray(bag, float)
+            bag = bag / np.sqrt(np.maximum(bag.sum(1, keepdims=True), 1.0))
+            blocks.append(sp.csr_matrix(bag))
+            for onehot in cats:
+                for level in range(onehot.shape[1]):
+                    blocks.append(sp.csr_matrix(bag * onehot[:, level:level + 1]))
+        return sp.hstack(blocks, format="csr", dtype=np.float32)
 
-    def _level_scale(self, data: TrainData) -> tuple[np.ndarray, np.ndarray]:
-        """Per-dataset level and log-spread from records, shrunk to a feature prediction."""
-        Y, known = data.Y, data.known
-        n = known.sum(1)
-        mu_raw, sd_raw, zoo_mu, zoo_sd = shrunk_location_scale(Y, prior=1e-9)
-        X = data.dataset_features
-        has = n > 0
-        w = n / (n + self.prior)
-        coef_mu = _ridge(X[has], mu_raw[has], w[has], lam=1.0)
-        multi = n > 1
-        log_sd = np.log(np.maximum(sd_raw, 1e-3))
-        coef_sd = _ridge(X[multi], log_sd[multi], w[multi], lam=1.0) if multi.sum() > 2 else \
-            np.r_[np.log(zoo_sd), np.zeros(X.shape[1])]
-        self.coef_level_, self.coef_log_spread_ = coef_mu, coef_sd
-        mu_f, sd_f = self._feature_level_scale(X)
-        mu = np.where(has, (n * mu_raw + self.prior * mu_f) / (n + self.prior), mu_f)
-        n1 = np.maximum(n - 1, 0)
-        sd = np.exp((n1 * np.log(np.maximum(sd_raw, 1e-3)) + self.prior * np.log(sd_f)) / (n1 + self.prior))
-        return mu, sd
-
-    def _feature_level_scale(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        Xa = np.hstack([np.ones((len(X), 1)), X])
-        return Xa @ self.coef_level_, np.exp(np.clip(Xa @ self.coef_log_spread_, -8, 2))
-
-    # -- fit / predict --------------------------------------------------------------
-    def _fit(self, data: TrainData) -> None:
+    def _lightfm(self, Z: np.ndarray, UF: sp.csr_matrix, IF: sp.csr_matrix, alpha: float):
+        """Fit LightFM on soft labels of ``Z``; returns (user feature embeddings+bias, item repr+bias)."""
         from lightfm import LightFM
 
-        mu, sd = self._level_scale(data)
-        d, m, y = data.cells()
-        z = (y - mu[d]) / sd[d]
-        t = np.clip(ndtr(z / _Z_SCALE), *_T_CLIP)
-        rows = np.r_[d, d]
-        cols = np.r_[m, m]
-        inter = sp.coo_matrix((np.r_[np.ones_like(t), -np.ones_like(t)].astype(np.float32), (rows, cols)),
-                              shape=(data.n_datasets, data.n_models))
-        weight = sp.coo_matrix((np.r_[t, 1 - t].astype(np.float32), (rows, cols)), shape=inter.shape)
-        uf = self._user_matrix(data.dataset_features, np.arange(data.n_datasets), data.n_datasets)
-        itf = sp.hstack([sp.identity(data.n_models), sp.csr_matrix(data.model_features)], format="csr", dtype=np.float32)
+        d, m = np.nonzero(~np.isnan(Z))
+        t = np.clip(1.0 / (1.0 + np.exp(-Z[d, m] / self.tau)), *_T_CLIP)
+        rows, cols = np.r_[d, d], np.r_[m, m]
+        inter = sp.coo_matrix((np.r_[np.ones_like(t), -np.ones_like(t)].astype(np.float32), (rows, cols)), shape=Z.shape)
+        weight = sp.coo_matrix((np.r_[t, 1 - t].astype(np.float32), (rows, cols)), shape=Z.shape)
         model = LightFM(no_components=self.no_components, loss="logistic", learning_rate=self.learning_rate,
-                        item_alpha=self.item_alpha, user_alpha=self.user_alpha, random_state=self.seed)
-        model.fit(inter, user_features=uf, item_features=itf, sample_weight=weight, epochs=self.epochs, num_threads=1)
-        self.user_embeddings_ = model.user_embeddings.astype(np.float64)
-        self.user_biases_ = model.user_biases.astype(np.float64)
-        self.item_repr_ = (itf @ model.item_embeddings).astype(np.float64)
-        self.item_bias_repr_ = (itf @ model.item_biases).astype(np.float64)
-        self.level_, self.spread_ = mu, sd
-        # A dataset without records never trained its identity embedding (it is
-        # still at its random initialization): predict it from features alone,
-        # exactly like a brand-new dataset.
-        self.has_records_ = data.known.any(1)
+                        user_alpha=alpha, item_alpha=alpha, random_state=self.seed)
+        model.fit(inter, user_features=UF, item_features=IF, sample_weight=weight, epochs=self.epochs, num_threads=1)
+        user = np.hstack([model.user_embeddings, model.user_biases[:, None]]).astype(np.float64)
+        item = np.hstack([IF @ model.item_embeddings, (IF @ model.item_biases)[:, None]]).astype(np.float64)
+        return user, item
 
-    def _scores(self, block: DatasetBlock) -> np.ndarray:
-        index = np.where((block.index >= 0) & self.has_records_[np.maximum(block.index, 0)], block.index, -1)
-        uf = self._user_matrix(block.features, index, len(self.level_))
-        u = uf @ self.user_embeddings_
-        ub = uf @ self.user_biases_
-        return u @ self.item_repr_.T + ub[:, None] + self.item_bias_repr_[None, :]
+    def _lightfm_profile(self, UF: sp.csr_matrix, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+        """``tau * score`` for users described by ``UF`` (LightFM's prediction, in numpy)."""
+        u = UF @ user  # (n, k + 1): summed feature embeddings, last column the summed bias
+        score = u[:, :-1] @ item[:, :-1].T + u[:, -1:] + item[:, -1][None, :]
+        return self.tau * score
 
+    def _profiles(self, Y: np.ndarray, UF, IF, phi, alphas) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
+        Z = standardize(Y)
+        lfm = {a: self._lightfm(Z, UF, IF, a) for a in alphas}
+        log_rel = np.log(coherence(Z))
+        weights = learn_weights(Z, phi, log_rel)
+        Mk = kernel_profile(Z, phi, weights, log_rel, exclude_self=True)
+        return Z, lfm, Mk, weights
+
+    @staticmethod
+    def _pair_stage(Z: np.ndarray, Mk: np.ndarray, feats: list[np.ndarray]) -> np.ndarray | None:
+        """Ridge of ``Z - Mk`` on the pair features, over known cells that have scores."""
+        if not feats:
+            return None
+        has = np.any(np.stack([f != 0 for f in feats]), 0)
+        use = ~np.isnan(Z) & has
+        if use.sum() < 20:
+            return None
+        X = np.column_stack([f[use] for f in feats])
+        return fit_ridge(X, (Z - Mk)[use], alpha=1.0)
+
+    @staticmethod
+    def _apply_pair(coef: np.ndarray | None, feats: list[np.ndarray], M: np.ndarray) -> np.ndarray:
+        if coef is None or not feats:
+            return M
+        has = np.any(np.stack([f != 0 for f in feats]), 0)
+        corr = coef[0] + sum(c * f for c, f in zip(coef[1:], feats))
+        return M + np.where(has, corr, 0.0)
+
+    # -- fit --------------------------------------------------------------------------
+    def _fit(self, data: TrainData) -> None:
+        Y = data.Y
+        n_d = data.n_datasets
+        K = data.known
+        k = K.sum(1)
+        tokens = getattr(data, "dataset_tokens", {}) or {}
+        text = getattr(data, "dataset_text", {}) or {}
+        UF = self._user_features(data.dataset_features, data.dataset_groups, tokens)
+        IF = sp.hstack([sp.identity(data.n_models), sp.csr_matrix(data.model_features)], format="csr", dtype=np.float32)
+        sim = SimilarityInputs.from_features(data.dataset_features, data.dataset_groups, tokens, text)
+        phi = similarity_features(sim, sim)
+        pair = score_features(data.scores)
+
+        # Inner selection of (alpha, w): hide well-recorded datasets entirely, score their known cells.
+        alphas, ws = tuple(self.alphas), tuple(self.blend_weights)
+        best = (alphas[0], ws[0])
+        if len(alphas) * len(ws) > 1:
+            rng = np.random.default_rng(self.seed)
+            eligible = np.flatnonzero(k >= 5)
+            rng.shuffle(eligible)
+            if n_d > 30:
+                n_folds, n_hold = min(self.inner_folds, len(eligible)), max(1, int(np.ceil(0.2 * len(eligible))))
+            else:
+                n_folds = min(4, len(eligible))
+                n_hold = int(np.ceil(len(eligible) / max(n_folds, 1)))
+            Z_full = standardize(Y)
+            err: dict = {}
+            for f in range(n_folds):
+                held = eligible[f * n_hold:(f + 1) * n_hold]
+                if len(held) == 0:
+                    continue
+                Ytr = Y.copy()
+                Ytr[held] = np.nan
+                Ztr, lfm, Mk, _ = self._profiles(Ytr, UF, IF, phi, alphas)
+                pc = self._pair_stage(Ztr, Mk, pair)
+                for a in alphas:
+                    L = self._lightfm_profile(UF, *lfm[a])
+                    for w in ws:
+                        M = self._apply_pair(pc, pair, w * L + (1 - w) * Mk)
+                        e = 0.0
+                        for d in held:
+                            kk = K[d]
+                            diff = Z_full[d, kk] - M[d, kk]
+                            diff = diff - diff.mean()
+                            e += float((diff ** 2).mean())
+                        err[(a, w)] = err.get((a, w), 0.0) + e
+            if err:
+                best = min(err, key=lambda key: (round(err[key], 12), -key[1], key[0]))
+        alpha, w = best
+
+        Z, lfm, Mk, weights = self._profiles(Y, UF, IF, phi, (alpha,) if w > 0 else ())
+        if w > 0:
+            self.user_embeddings_, self.item_repr_ = lfm[alpha]
+            L = self._lightfm_profile(UF, *lfm[alpha])
+        else:
+            self.user_embeddings_ = np.zeros((UF.shape[1], self.no_components + 1))
+            self.item_repr_ = np.zeros((data.n_models, self.no_components + 1))
+            L = 0.0
+        self.pair_coef_ = self._pair_stage(Z, Mk, pair)
+        M = self._apply_pair(self.pair_coef_, pair, w * L + (1 - w) * Mk)
+
+        s, self.log_spread_coef_ = scale_estimate(Y, data.dataset_features)
+        S = residual_covariance(Y, s, M)
+        P, level = krige(Y, s, M, S)
+        # Level of datasets without records: a ridge from features on the kriged levels (accuracy units).
+        has = k > 0
+        mean_acc = np.where(has, np.nan_to_num(P).mean(1), np.nan)
+        self.level_coef_ = fit_ridge(data.dataset_features[has], mean_acc[has], w=np.minimum(k[has], 10), alpha=1.0) \
+            if has.sum() > 2 else np.r_[np.nanmean(Y), np.zeros(data.dataset_features.shape[1])]
+        cold = ~has
+        if cold.any():
+            P[cold] = self._cold_prediction(M[cold], s[cold], data.dataset_features[cold])
+        if self.pair_coef_ is None:
+            self.pair_coef_ = np.zeros(0)
+        self.alpha_, self.blend_ = float(alpha), float(w)
+        self.kernel_weights_ = weights
+        self.log_coherence_ = np.log(coherence(Z))
+        self.Z_ = Z
+        self.sim_ = sim
+        self.prediction_ = P
+        self.has_records_ = has
+        self.n_tokens_ = [int(v.shape[1]) for _, v in sorted(tokens.items())]
+        self.groups_ = [[key, sl.start, sl.stop] for key, sl in data.dataset_groups.items()]
+
+    @property
+    def _groups(self) -> dict:
+        return {key: slice(start, stop) for key, start, stop in self.groups_}
+
+    def _extra_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        return {}, self.sim_.to_arrays("sim.")
+
+    def _load_extra(self, fitted, arrays) -> None:
+        self.sim_ = SimilarityInputs.from_arrays(arrays, "sim.")
+
+    def _cold_prediction(self, M: np.ndarray, s: np.ndarray, X: np.ndarray) -> np.ndarray:
+        level = ridge_predict(self.level_coef_, X)
+        return level[:, None] + s[:, None] * (M - M.mean(1, keepdims=True))
+
+    # -- predict ------------------------------------------------------------------------
     def _predict(self, block: DatasetBlock) -> np.ndarray:
-        t = np.clip(expit(self._scores(block)), 1e-6, 1 - 1e-6)
-        z = _Z_SCALE * ndtri(t)
-        idx = np.where((block.index >= 0) & self.has_records_[np.maximum(block.index, 0)], block.index, -1)
-        mu_f, sd_f = self._feature_level_scale(block.features)
-        mu = np.where(idx >= 0, self.level_[np.maximum(idx, 0)], mu_f)
-        sd = np.where(idx >= 0, self.spread_[np.maximum(idx, 0)], sd_f)
-        return np.clip(mu[:, None] + sd[:, None] * z, 0.0, 1.0)
+        out = np.empty((len(block), self.n_models_))
+        known = (block.index >= 0) & self.has_records_[np.maximum(block.index, 0)]
+        out[known] = self.prediction_[block.index[known]]
+        if (~known).any():
+            rows = np.flatnonzero(~known)
+            sub = DatasetBlock(index=np.full(len(rows), -1), features=block.features[rows],
+                               scores={k: v[rows] for k, v in block.scores.items()},
+                               **_block_extras(block, rows))
+            out[rows] = self._predict_new(sub)
+        return np.clip(out, 0.0, 1.0)
+
+    def _predict_new(self, block: DatasetBlock) -> np.ndarray:
+        tokens = getattr(block, "tokens", {}) or {}
+        text = getattr(block, "text", {}) or {}
+        UF = self._user_features(block.features, self._groups, tokens)
+        sim = SimilarityInputs.from_features(block.features, self._groups, tokens, text)
+        phi = similarity_features(sim, self.sim_)
+        Mk = kernel_profile(self.Z_, phi, self.kernel_weights_, self.log_coherence_, exclude_self=False)
+        L = self._lightfm_profile(UF, self.user_embeddings_, self.item_repr_) if self.blend_ > 0 else 0.0
+        M = self.blend_ * L + (1 - self.blend_) * Mk
+        if len(self.pair_coef_):
+            M = self._apply_pair(self.pair_coef_, score_features({k: block.scores[k] for k in self.metrics_}), M)
+        s = np.exp(np.clip(ridge_predict(self.log_spread_coef_, block.features), -9, 1))
+        return self._cold_prediction(M, s, block.features)
+
+
+def _block_extras(block: DatasetBlock, rows: np.ndarray) -> dict:
+    extras = {}
+    for name in ("tokens", "text"):
+        value = getattr(block, name, None)
+        if value:
+            extras[name] = {k: v[rows] for k, v in value.items()}
+    return extras
