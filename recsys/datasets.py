@@ -6,8 +6,8 @@ Two public fine-tuning histories are known by name:
     10 torchvision ImageNet models x 270 DomainNet subsets ("retrain head"
     accuracies), from davechenxy/ModelRecommendation (Chen et al., 2024).
 ``transfergraph-image``
-    180 Hugging Face image models x 13 datasets, with LogME and Reg-H-Score
-    transferability scores, from TransferGraph/transfergraph (Li et al., 2024).
+    185 Hugging Face image models (180 with records) x 13 datasets, with LogME
+    and Reg-H-Score transferability scores, from TransferGraph/transfergraph (Li et al., 2024).
 
 :func:`load` resolves a name in this order, and downloads nothing when an
 earlier place holds the files:
@@ -69,11 +69,16 @@ def import_domainnet(raw: Path) -> Zoo:
     if matrix.shape[1] != len(datasets):
         raise ZooError(f"domainnet-270: the record matrix has {matrix.shape[1]} columns but the dataset metadata "
                        f"{len(datasets)} rows; the files do not belong together")
-    for j, (col, row) in enumerate(zip(matrix.columns, datasets.itertuples(index=False))):
+    for j, (col, (_, row)) in enumerate(zip(matrix.columns, datasets.iterrows())):
         parts = str(col).split("_")
-        if len(parts) != 3 or parts[1] != row.domain or parts[2] != str(row.num_pre_class):
+        name_parts = str(row["dataset name"]).split("_")
+        n_labels = len([lb for lb in str(row["Labels"]).split(",") if lb.strip()])
+        if (len(parts) != 3 or parts[1] != row["domain"] or parts[2] != str(row["num_pre_class"])
+                or len(name_parts) != 3 or name_parts[1] != row["domain"]
+                or name_parts[2] != str(row["categories"]) or n_labels != row["categories"]):
             raise ZooError(f"domainnet-270: record column {j} ({col!r}) does not match dataset row {j} "
-                           f"({row[0]!r}, domain {row.domain}, {row.num_pre_class} per class)")
+                           f"({row['dataset name']!r}, domain {row['domain']}, {row['num_pre_class']} per class, "
+                           f"{row['categories']} categories, {n_labels} labels); the files do not belong together")
     unknown = sorted(set(matrix.index) - set(models["model name"]))
     if unknown:
         raise ZooError(f"domainnet-270: record rows {unknown} are not in source_model_meta_data.csv")
@@ -124,17 +129,19 @@ def import_transfergraph(raw: Path) -> Zoo:
     models = models[["model", "architectures", "model_type", "dataset", "input_shape", "output_shape", "#labels",
                      "accuracy", "number_of_parameters", "memory_consumption"]]
     models = models.rename(columns={"dataset": "pretrain_dataset", "accuracy": "reported_accuracy"})
-    models["architectures"] = models["architectures"].astype(str).str.strip("[]'\" ")
+    # "['ViTForImageClassification']" → "ViTForImageClassification" (missing values stay missing)
+    models["architectures"] = models["architectures"].map(lambda v: v.strip("[]'\" ") if isinstance(v, str) else v)
     missing_models = sorted(set(records["model"]) - set(models["model"]))
     if missing_models:
         models = pd.concat([models, pd.DataFrame({"model": missing_models})], ignore_index=True)
 
-    datasets = feat.rename(columns={"finetune_dataset": "dataset", "size": "size", "number_of_classes": "number_of_classes"})
+    datasets = feat.rename(columns={"finetune_dataset": "dataset"})
     extra = sorted(set(records["dataset"]) - set(datasets["dataset"]))
     if extra:
         datasets = pd.concat([datasets, pd.DataFrame({"dataset": extra})], ignore_index=True)
 
-    scores = sc.rename(columns={"target_dataset": "dataset"})[["model", "dataset", "metric", "score"]].copy()
+    # Two lines of the published file are truncated (no metric, model or score): drop them.
+    scores = sc.rename(columns={"target_dataset": "dataset"})[["model", "dataset", "metric", "score"]].dropna()
     scores["metric"] = scores["metric"].map(lambda m: _TG_METRIC.get(m, str(m).split(".")[-1]))
     scores = scores.groupby(["model", "dataset", "metric"], as_index=False, sort=False)["score"].mean()
     scores = scores[scores["model"].isin(models["model"]) & scores["dataset"].isin(datasets["dataset"])]
@@ -174,7 +181,7 @@ REGISTRY: dict[str, ZooSource] = {
             "transferability_score_records.csv": "5803e4e3c08c53d95a6e451fc1509eb2a83494ea3ff1094db278e0f0a1875de9",
         },
         importer=import_transfergraph,
-        description="180 Hugging Face image models x 13 datasets, LogME / Reg-H-Score (Li et al., 2024)",
+        description="185 Hugging Face image models x 13 datasets, LogME / Reg-H-Score (Li et al., 2024)",
     ),
 }
 
@@ -190,16 +197,24 @@ def _sha256(path: Path) -> str:
 def _complete(directory: Path, source: ZooSource, *, verify: bool) -> bool:
     if not all((directory / f).is_file() for f in source.files):
         return False
-    if verify:
-        bad = [f for f, sha in source.files.items() if _sha256(directory / f) != sha]
-        if bad:
-            log.warning("%s: %s differ from the pinned sha256; re-downloading", directory, ", ".join(bad))
-            return False
+    bad = [f for f, sha in source.files.items() if _sha256(directory / f) != sha]
+    if bad and verify:
+        log.warning("%s: %s differ from the pinned sha256; downloading them again", directory, ", ".join(bad))
+        return False
+    if bad:
+        log.warning("%s: %s differ from the pinned sha256 of %s; using them as they are", directory,
+                    ", ".join(bad), source.name)
     return True
 
 
 def fetch(name: str, *, download: bool = True, base_url: str | None = None) -> Path:
     """Directory holding the raw files of the named zoo (downloading them if needed).
+
+    Looks in ``$RECSYS_DATA_DIR/<name>/`` first (used as it is), then in the
+    user cache (``<cache>/data/<name>/``, each file sha256-checked), and only
+    then downloads with pooch. Downloads go to a staging directory beside the
+    cache and are moved in once every file passed its sha256 check, so a failed
+    or tampered download leaves the cache as it was.
 
     Parameters
     ----------
@@ -212,41 +227,81 @@ def fetch(name: str, *, download: bool = True, base_url: str | None = None) -> P
         sha256 apply). Default: ``$RECSYS_DATA_URL/<name>/`` when that variable is
         set (a mirror of the whole data tree), else the pinned commit URL.
 
+    Returns
+    -------
+    pathlib.Path
+        Directory holding every file of ``REGISTRY[name].files``.
+
     Raises
     ------
     ZooError
         Unknown name, download refused or failed, checksum mismatch.
     """
     source = _source(name)
+    name = source.name
     env = os.environ.get("RECSYS_DATA_DIR")
     if env:
-        local = Path(env) / name
+        local = Path(env).expanduser() / name
         if _complete(local, source, verify=False):
             log.info("using %s from RECSYS_DATA_DIR (%s)", name, local)
             return local
         log.info("RECSYS_DATA_DIR=%s has no complete %s/; looking further", env, name)
     cached = cache_dir() / "data" / name
     if _complete(cached, source, verify=True):
+        log.info("using %s from the cache (%s)", name, cached)
         return cached
     if not download:
         raise ZooError(f"zoo {name!r} is not available locally: set RECSYS_DATA_DIR to a directory holding {name}/ "
                        f"or allow the download")
-    import pooch
-
     mirror = os.environ.get("RECSYS_DATA_URL")
     url = base_url or (f"{mirror.rstrip('/')}/{name}/" if mirror else source.base_url)
-    cached.mkdir(parents=True, exist_ok=True)
-    for fname, sha in source.files.items():
-        try:
-            pooch.retrieve(url=url.rstrip("/") + "/" + fname, known_hash=f"sha256:{sha}", fname=fname,
-                           path=cached, progressbar=False)
-        except ValueError as exc:  # pooch reports hash mismatches as ValueError
-            raise ZooError(f"download of {fname} for zoo {name!r} failed its sha256 check ({str(exc).splitlines()[0]}); "
-                           f"the source changed or the download is corrupt: nothing was kept") from None
-        except Exception as exc:
-            raise ZooError(f"could not download {fname} for zoo {name!r} from {url} ({type(exc).__name__}: {exc}); "
-                           f"check the network, or set RECSYS_DATA_DIR to a local copy holding {name}/") from None
+    _download(source, url.rstrip("/") + "/", cached)
     return cached
+
+
+def _download(source: ZooSource, url: str, cached: Path) -> None:
+    """Download every file of ``source`` missing or stale in ``cached``, all-or-nothing."""
+    import shutil
+    import tempfile
+
+    import pooch
+
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{source.name}.", suffix=".partial", dir=cached.parent))
+    pooch_log = pooch.get_logger()
+    level = pooch_log.level
+    pooch_log.setLevel(logging.WARNING)  # pooch prints every download on stderr; we log it ourselves
+    try:
+        todo = [f for f, sha in source.files.items()
+                if not ((cached / f).is_file() and _sha256(cached / f) == sha)]
+        for fname in todo:
+            sha = source.files[fname]
+            log.info("downloading %s of zoo %s from %s", fname, source.name, url)
+            try:
+                pooch.retrieve(url=url + fname, known_hash=f"sha256:{sha}", fname=fname, path=stage,
+                               progressbar=False)
+            except ValueError as exc:  # pooch reports a hash mismatch as ValueError
+                if "hash" not in str(exc).lower():
+                    raise ZooError(f"could not download {fname} for zoo {source.name!r} from {url} ({exc}); "
+                                   f"check the URL, or set RECSYS_DATA_DIR to a local copy holding "
+                                   f"{source.name}/") from None
+                raise ZooError(f"{fname} downloaded from {url} for zoo {source.name!r} does not match its pinned "
+                               f"sha256 ({sha[:12]}...); the source changed or the download is corrupt, and nothing "
+                               f"was kept: check RECSYS_DATA_URL or use a trusted copy via RECSYS_DATA_DIR") from None
+            except Exception as exc:  # network errors: requests / urllib / OS
+                msg = str(exc).splitlines()[0] if str(exc) else ""
+                raise ZooError(f"could not download {fname} for zoo {source.name!r} from {url} "
+                               f"({type(exc).__name__}: {msg}); check the network, or set RECSYS_DATA_DIR to a "
+                               f"local copy holding {source.name}/") from None
+            if _sha256(stage / fname) != sha:  # belt and braces: never trust an unverified file
+                raise ZooError(f"{fname} for zoo {source.name!r} failed its sha256 check after download; "
+                               f"nothing was kept")
+        cached.mkdir(parents=True, exist_ok=True)
+        for fname in todo:
+            os.replace(stage / fname, cached / fname)
+    finally:
+        pooch_log.setLevel(level)
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def resolve_name(name: str) -> str:
@@ -255,7 +310,8 @@ def resolve_name(name: str) -> str:
         return name
     hint = closest(name, REGISTRY)
     hint = f"; did you mean {', '.join(repr(h) for h in hint)}?" if hint else ""
-    raise ZooError(f"unknown zoo {name!r}{hint} (named zoos: {', '.join(REGISTRY)}; or give a directory in the zoo format)")
+    raise ZooError(f"unknown zoo {name!r}{hint} (named zoos: {', '.join(REGISTRY)}; "
+                   f"or give a directory in the zoo format)")
 
 
 def _source(name: str) -> ZooSource:
@@ -265,6 +321,24 @@ def _source(name: str) -> ZooSource:
 def load(name_or_path: str | os.PathLike = "domainnet-270", *, download: bool = True) -> Zoo:
     """The zoo named ``name_or_path`` (see :data:`REGISTRY`) or read from a directory.
 
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        A key of :data:`REGISTRY`, a directory in the zoo format, or the name
+        of such a directory inside ``$RECSYS_DATA_DIR``.
+    download : bool
+        Allow downloading a named zoo that is found neither in
+        ``$RECSYS_DATA_DIR`` nor in the cache.
+
+    Returns
+    -------
+    Zoo
+
+    Raises
+    ------
+    ZooError
+        Unknown name (with the closest ones), missing or invalid files.
+
     Examples
     --------
     >>> zoo = load("domainnet-270")          # doctest: +SKIP
@@ -272,10 +346,21 @@ def load(name_or_path: str | os.PathLike = "domainnet-270", *, download: bool = 
     (10, 270)
     """
     key = str(name_or_path)
-    if key not in REGISTRY and Path(key).expanduser().is_dir():
-        return load_zoo(Path(key).expanduser())
-    env = os.environ.get("RECSYS_DATA_DIR")
-    if key not in REGISTRY and env and (Path(env) / key / "records.csv").is_file():
-        return load_zoo(Path(env) / key)
+    if key not in REGISTRY:
+        path = Path(key).expanduser()
+        if path.is_dir() or isinstance(name_or_path, os.PathLike) or os.sep in key or key.startswith((".", "~")):
+            return load_zoo(path)
+        env = os.environ.get("RECSYS_DATA_DIR")
+        if env and (Path(env) / key / "records.csv").is_file():
+            return load_zoo(Path(env) / key)
     source = _source(key)
-    return source.importer(fetch(key, download=download))
+    raw = fetch(source.name, download=download)
+    try:
+        return source.importer(raw)
+    except ZooError:
+        raise
+    except (OSError, KeyError, ValueError, IndexError, pd.errors.ParserError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ZooError(f"the raw files of zoo {source.name!r} in {raw} do not have the published layout "
+                       f"({type(exc).__name__}: {msg}); use the files at the pinned commit "
+                       f"(delete them to download again)") from None

@@ -1,30 +1,44 @@
 """The zoo: a fine-tuning history on disk, in one canonical format.
 
-A zoo is a directory::
+A zoo is a directory of UTF-8 CSV files (comma-separated, RFC 4180 quoting:
+names holding commas, quotes or line breaks are quoted, so names such as
+``vit b/16`` or ``"convnext, tiny"`` work)::
 
     models.csv     column ``model`` (id) + any metadata columns
     datasets.csv   column ``dataset`` (id) + any metadata columns; may list
                    datasets without records (cold start)
     records.csv    ``model, dataset, accuracy``: fine-tuning results, accuracy
-                   in [0, 1]; extra columns are ignored; unknown pairs are absent
+                   a fraction in [0, 1] (never a percentage; recsys does not
+                   rescale); extra columns are ignored; unknown pairs are
+                   absent; identical duplicate rows are dropped, conflicting
+                   ones rejected
     scores.csv     optional ``model, dataset, metric, score``: feature-based
                    transferability scores (LogME, H-score ...), known for any
                    pair, new datasets included
-    zoo.json       optional column roles, e.g. ``{"name": "...", "models":
-                   {"id": "model", "categorical": [...], "numeric": [...],
-                   "text": [...], "log": [...]}, "datasets": {...}}``; roles
-                   are inferred when absent. A column may be categorical and text.
+    zoo.json       optional: a name and the column roles, e.g. ``{"name": "...",
+                   "models": {"id": "model", "categorical": [...], "numeric":
+                   [...], "text": [...], "log": [...]}, "datasets": {...}}``;
+                   roles are inferred when absent. A column may be both
+                   categorical and text. ``id`` names the id column when it is
+                   not ``model`` / ``dataset``.
+
+Header names and cells are stripped of surrounding whitespace (and a UTF-8
+byte-order mark); blank lines are skipped. In metadata, an empty cell (or
+``NA``, ``NaN``, ``null`` ...) is a missing value; a column whose values all
+parse as numbers is numeric.
 
 :func:`load_zoo` reads and validates such a directory; every problem is
-reported as a :class:`~recsys.errors.ZooError` with one clear line.
-This module knows nothing of features or engines.
+reported as a :class:`~recsys.errors.ZooError` with one clear line that
+names the file and line. This module knows nothing of features or engines.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -41,7 +55,13 @@ __all__ = ["Roles", "Zoo", "load_zoo", "infer_roles", "ZOO_FILES"]
 log = logging.getLogger(__name__)
 
 ZOO_FILES = ("models.csv", "datasets.csv", "records.csv", "scores.csv", "zoo.json")
-_FORMAT_HINT = "see 'Zoo format' in the README"
+_FORMAT_HINT = "the zoo format is described in data/README.md and `pydoc recsys.zoo`"
+_ROLE_KEYS = ("id", "categorical", "numeric", "text", "log")
+_ZOO_JSON_KEYS = ("name", "description", "models", "datasets")
+#: metadata cells read as missing values (pandas' default NA strings)
+NA_STRINGS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                        "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+_LINES = "recsys_lines"  # DataFrame.attrs key: line number of each row in the file read
 
 
 @dataclass(frozen=True)
@@ -68,10 +88,8 @@ class Roles:
 
     @property
     def columns(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for c in (*self.categorical, *self.numeric, *self.text):
-            seen[c] = None
-        return list(seen)
+        """Every metadata column used, once, in role order."""
+        return list(dict.fromkeys((*self.categorical, *self.numeric, *self.text)))
 
     def to_json(self) -> dict:
         out = {"id": self.id, "categorical": list(self.categorical),
@@ -82,23 +100,32 @@ class Roles:
 
     @classmethod
     def from_json(cls, obj: Mapping, *, where: str, default_id: str) -> "Roles":
+        """Roles from a ``zoo.json`` entry; ``where`` names it in error messages."""
+        if isinstance(obj, Roles):
+            return obj
         if not isinstance(obj, Mapping):
-            raise ZooError(f"{where} must be an object with keys id, categorical, numeric, text; {_FORMAT_HINT}")
-        unknown = set(obj) - {"id", "categorical", "numeric", "text", "log"}
+            raise ZooError(f"{where} must be an object with keys {', '.join(_ROLE_KEYS)}, got {obj!r}; {_FORMAT_HINT}")
+        unknown = sorted(set(obj) - set(_ROLE_KEYS))
         if unknown:
-            raise ZooError(f"{where} has unknown key(s) {sorted(unknown)}; accepted: id, categorical, numeric, text, log")
+            raise ZooError(f"{where} has unknown key(s) {unknown}; accepted: {', '.join(_ROLE_KEYS)}")
         lists = {}
         for key in ("categorical", "numeric", "text", "log"):
             val = obj.get(key, None if key == "log" else [])
             if val is None:
                 lists[key] = None
                 continue
+            if isinstance(val, str):
+                val = [val]
             if not isinstance(val, list) or not all(isinstance(v, str) for v in val):
                 raise ZooError(f"{where}.{key} must be a list of column names, got {val!r}")
-            lists[key] = tuple(val)
+            lists[key] = tuple(dict.fromkeys(v.strip() for v in val))
         ident = obj.get("id", default_id)
-        if not isinstance(ident, str):
-            raise ZooError(f"{where}.id must be a column name, got {ident!r}")
+        if not isinstance(ident, str) or not ident.strip():
+            raise ZooError(f"{where}.id must be the name of the id column, got {ident!r}")
+        ident = ident.strip()
+        for key in ("categorical", "numeric", "text", "log"):
+            if ident in (lists[key] or ()):
+                raise ZooError(f"{where}.{key} lists the id column {ident!r}; ids are not features, remove it")
         return cls(id=ident, **lists)
 
 
@@ -108,6 +135,18 @@ def infer_roles(df: pd.DataFrame, id_col: str) -> Roles:
     Numbers are numeric; strings are categorical when they repeat (few distinct
     values), text when they are long or mostly distinct (names, label lists).
     Columns with a single value carry no information and are skipped.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The metadata table, id column included.
+    id_col : str
+        Column that holds the ids (never a feature).
+
+    Returns
+    -------
+    Roles
+        ``log`` is None: log transforms are decided from the data at fit time.
     """
     categorical, numeric, text = [], [], []
     n = max(len(df), 1)
@@ -142,7 +181,8 @@ class Zoo:
     ----------
     name : str
     models : pandas.DataFrame
-        Indexed by model id (str), one row per model, metadata columns.
+        Indexed by model id (str), one row per model, metadata columns: float64
+        when every value is a number, else object holding str (NaN where missing).
     datasets : pandas.DataFrame
         Indexed by dataset id (str), one row per dataset (with or without records).
     records : pandas.DataFrame
@@ -185,27 +225,35 @@ class Zoo:
     ) -> "Zoo":
         """Validate data frames laid out as the zoo files and build a :class:`Zoo`.
 
+        Parameters
+        ----------
+        models, datasets, records, scores : pandas.DataFrame
+            Laid out as ``models.csv`` ... ``scores.csv`` (``scores`` optional).
+        name : str
+        roles : mapping, optional
+            ``{"models": {...}, "datasets": {...}}`` as in ``zoo.json`` (or
+            :class:`Roles`); inferred from the values when absent.
+        path : pathlib.Path, optional
+
         Raises
         ------
         ZooError
             On any missing column, bad value, unknown name or conflicting record.
         """
         roles = dict(roles or {})
-        m_roles = Roles.from_json(roles["models"], where="zoo.json models", default_id="model") if "models" in roles else None
-        d_roles = Roles.from_json(roles["datasets"], where="zoo.json datasets", default_id="dataset") if "datasets" in roles else None
-        models = _index_table(models, "models.csv", m_roles.id if m_roles else "model")
-        datasets = _index_table(datasets, "datasets.csv", d_roles.id if d_roles else "dataset")
-        if m_roles is None:
-            m_roles = infer_roles(models.reset_index(), "model")
-        if d_roles is None:
-            d_roles = infer_roles(datasets.reset_index(), "dataset")
-        m_roles = replace(m_roles, id="model")
-        d_roles = replace(d_roles, id="dataset")
-        _check_role_columns(m_roles, models, "models.csv")
-        _check_role_columns(d_roles, datasets, "datasets.csv")
+        m_roles = Roles.from_json(roles["models"], where="zoo.json models", default_id="model") \
+            if roles.get("models") is not None else None
+        d_roles = Roles.from_json(roles["datasets"], where="zoo.json datasets", default_id="dataset") \
+            if roles.get("datasets") is not None else None
+        models, m_lines = _index_table(models, "models.csv", "model", m_roles.id if m_roles else "model")
+        datasets, d_lines = _index_table(datasets, "datasets.csv", "dataset", d_roles.id if d_roles else "dataset")
+        m_roles = replace(m_roles, id="model") if m_roles else infer_roles(models.reset_index(), "model")
+        d_roles = replace(d_roles, id="dataset") if d_roles else infer_roles(datasets.reset_index(), "dataset")
+        _check_role_columns(m_roles, models, "models.csv", m_lines)
+        _check_role_columns(d_roles, datasets, "datasets.csv", d_lines)
         records = _validate_records(records, models.index, datasets.index)
         scores = _validate_scores(scores, models.index, datasets.index)
-        return cls(name=name, models=models, datasets=datasets, records=records, scores=scores,
+        return cls(name=str(name), models=models, datasets=datasets, records=records, scores=scores,
                    model_roles=m_roles, dataset_roles=d_roles, path=path)
 
     # -- views --------------------------------------------------------------
@@ -228,12 +276,12 @@ class Zoo:
         return t.reindex(index=self.datasets.index, columns=self.models.index)
 
     def fingerprint(self) -> str:
-        """A short sha256 of the zoo's content (order-independent)."""
+        """A short sha256 of the zoo's content (row-order independent; the name is not part of it)."""
         h = hashlib.sha256()
         for frame in (self.models.sort_index(), self.datasets.sort_index(),
                       self.records.sort_values(["dataset", "model"]),
                       self.scores.sort_values(["dataset", "model", "metric"])):
-            h.update(frame.to_csv(index=True).encode())
+            h.update(frame.to_csv(index=True, lineterminator="\n").encode())
         h.update(json.dumps([self.model_roles.to_json(), self.dataset_roles.to_json()], sort_keys=True).encode())
         return h.hexdigest()[:16]
 
@@ -261,14 +309,21 @@ class Zoo:
 
     # -- output -------------------------------------------------------------
     def write(self, directory: str | os.PathLike) -> Path:
-        """Write the zoo in the canonical format (each file written atomically)."""
+        """Write the zoo in the canonical format (each file written atomically).
+
+        ``load_zoo(zoo.write(d))`` gives a zoo with the same :meth:`fingerprint`.
+        A ``scores.csv`` left in ``directory`` by an earlier zoo is removed when
+        this zoo has no scores.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        _atomic_text(directory / "models.csv", self.models.reset_index().to_csv(index=False))
-        _atomic_text(directory / "datasets.csv", self.datasets.reset_index().to_csv(index=False))
-        _atomic_text(directory / "records.csv", self.records.to_csv(index=False))
+        _atomic_text(directory / "models.csv", _to_csv(self.models.reset_index()))
+        _atomic_text(directory / "datasets.csv", _to_csv(self.datasets.reset_index()))
+        _atomic_text(directory / "records.csv", _to_csv(self.records[["model", "dataset", "accuracy"]]))
         if len(self.scores):
-            _atomic_text(directory / "scores.csv", self.scores.to_csv(index=False))
+            _atomic_text(directory / "scores.csv", _to_csv(self.scores[["model", "dataset", "metric", "score"]]))
+        else:
+            (directory / "scores.csv").unlink(missing_ok=True)
         meta = {"name": self.name, "models": self.model_roles.to_json(), "datasets": self.dataset_roles.to_json()}
         _atomic_text(directory / "zoo.json", json.dumps(meta, indent=2) + "\n")
         return directory
@@ -293,196 +348,392 @@ def load_zoo(path: str | os.PathLike, *, name: str | None = None) -> Zoo:
     ------
     ZooError
         Missing file or column, bad accuracy, unknown names, conflicting records,
-        empty zoo.
+        empty zoo, invalid ``zoo.json``.
 
     Examples
     --------
     >>> zoo = load_zoo("data/example-zoo")  # doctest: +SKIP
     >>> zoo.summary()["records"]            # doctest: +SKIP
     """
-    path = Path(path)
+    path = Path(path).expanduser()
+    if path.is_file():
+        raise ZooError(f"{str(path)!r} is a file; give the zoo directory that holds models.csv, datasets.csv and "
+                       f"records.csv ({_FORMAT_HINT})")
     if not path.is_dir():
         raise ZooError(f"zoo directory {str(path)!r} does not exist; give a directory with "
                        f"models.csv, datasets.csv and records.csv, or a named zoo (domainnet-270, transfergraph-image)")
-    roles: dict = {}
-    zoo_json = path / "zoo.json"
-    if zoo_json.exists():
-        try:
-            roles = json.loads(zoo_json.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ZooError(f"{zoo_json} is not valid JSON ({exc}); fix it or delete it to infer column roles") from None
-        if not isinstance(roles, dict):
-            raise ZooError(f"{zoo_json} must hold a JSON object with keys name, models, datasets")
-    models = _read_csv(path / "models.csv", id_col=roles.get("models", {}).get("id", "model") if isinstance(roles.get("models"), dict) else "model")
-    datasets = _read_csv(path / "datasets.csv", id_col=roles.get("datasets", {}).get("id", "dataset") if isinstance(roles.get("datasets"), dict) else "dataset")
-    records = _read_csv(path / "records.csv", as_str=True)
-    scores = _read_csv(path / "scores.csv", as_str=True) if (path / "scores.csv").exists() else None
-    zoo_name = name or roles.get("name") or path.resolve().name
+    meta = _read_zoo_json(path / "zoo.json")
+    models = _read_csv(path / "models.csv")
+    datasets = _read_csv(path / "datasets.csv")
+    records = _read_csv(path / "records.csv")
+    scores = _read_csv(path / "scores.csv") if (path / "scores.csv").exists() else None
+    zoo_name = name or meta.get("name") or path.resolve().name
     return Zoo.from_frames(models, datasets, records, scores, name=str(zoo_name),
-                           roles={k: v for k, v in roles.items() if k in ("models", "datasets")}, path=path)
+                           roles={k: meta.get(k) for k in ("models", "datasets")}, path=path)
+
+
+# ---------------------------------------------------------------------------
+# reading
+
+
+def _read_zoo_json(file: Path) -> dict:
+    if not file.exists():
+        return {}
+    try:
+        meta = json.loads(file.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise ZooError(f"{file} is not valid JSON ({exc}); fix it, or delete it to infer the column roles") from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise ZooError(f"cannot read {file} ({exc}); save it as UTF-8 JSON, or delete it to infer the column roles") \
+            from None
+    if not isinstance(meta, dict):
+        raise ZooError(f"{file} must hold a JSON object with keys {', '.join(_ZOO_JSON_KEYS)}; "
+                       f"got {type(meta).__name__}")
+    unknown = sorted(set(meta) - set(_ZOO_JSON_KEYS))
+    if unknown:
+        hints = [h for u in unknown for h in closest(u, _ZOO_JSON_KEYS, n=1)]
+        hint = f" (did you mean {', '.join(repr(h) for h in hints)}?)" if hints else ""
+        raise ZooError(f"{file} has unknown key(s) {unknown}{hint}; accepted keys: {', '.join(_ZOO_JSON_KEYS)}")
+    if "name" in meta and not isinstance(meta["name"], str):
+        raise ZooError(f"{file}: 'name' must be a string, got {meta['name']!r}")
+    return meta
+
+
+def _read_csv(file: Path) -> pd.DataFrame:
+    """A zoo CSV file as a frame of stripped strings; ``attrs`` keep each row's line number.
+
+    Blank lines are skipped, a UTF-8 BOM and whitespace around header names and
+    cells removed; columns with an empty header are dropped. Types are decided
+    later, by the validation, so ids such as ``007`` or ``NA`` stay as written.
+    """
+    if not file.is_file():
+        raise ZooError(f"zoo directory {str(file.parent)!r} has no {file.name}; a zoo needs models.csv, "
+                       f"datasets.csv and records.csv ({_FORMAT_HINT})")
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    start = 1
+    try:
+        with open(file, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh, strict=True)
+            try:
+                for row in reader:
+                    first, start = start, reader.line_num + 1
+                    if any(cell.strip() for cell in row):
+                        rows.append(row)
+                        lines.append(first)
+            except csv.Error as exc:
+                raise ZooError(f"{file.name} line {start}: not valid CSV ({exc}); quote values holding commas or "
+                               f"quotes, e.g. \"convnext, tiny\", and double the quotes inside them") from None
+    except UnicodeDecodeError as exc:
+        raise ZooError(f"{file} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 CSV") from None
+    except OSError as exc:
+        raise ZooError(f"cannot read {file} ({exc.strerror or exc}); check the file's permissions") from None
+    if not rows:
+        raise ZooError(f"{file} is empty; it needs a header line ({_FORMAT_HINT})")
+    header = [h.strip().lstrip("\ufeff").strip() for h in rows[0]]
+    if len(header) == 1 and (";" in header[0] or "\t" in header[0]):
+        sep = "semicolons" if ";" in header[0] else "tabs"
+        raise ZooError(f"{file.name} line {lines[0]}: the header {header[0]!r} uses {sep}; zoo files are "
+                       f"comma-separated, save it as CSV with commas")
+    named = [h for h in header if h]
+    dups = sorted({h for h in named if named.count(h) > 1})
+    if dups:
+        raise ZooError(f"{file.name} line {lines[0]}: the header names column(s) {dups} more than once; "
+                       f"give each column a unique name")
+    width = len(header)
+    body = []
+    for row, line in zip(rows[1:], lines[1:]):
+        if len(row) > width:
+            if any(c.strip() for c in row[width:]):
+                raise ZooError(f"{file.name} line {line}: {len(row)} fields but the header has {width}; "
+                               f"quote values that contain commas, e.g. \"convnext, tiny\"")
+            row = row[:width]
+        elif len(row) < width:
+            row = row + [""] * (width - len(row))
+        body.append([c.strip() for c in row])
+    keep = [j for j, h in enumerate(header) if h]
+    if len(keep) < width:
+        log.info("%s: ignoring %d column(s) without a header name", file, width - len(keep))
+    df = pd.DataFrame([[r[j] for j in keep] for r in body], columns=[header[j] for j in keep], dtype=object)
+    if not keep:
+        df = pd.DataFrame(index=range(len(body)))
+    df.attrs[_LINES] = lines[1:]
+    return df
+
+
+def _to_csv(df: pd.DataFrame) -> str:
+    return df.to_csv(index=False, lineterminator="\n")
 
 
 # ---------------------------------------------------------------------------
 # validation helpers
 
 
+class _Where:
+    """Names a row in messages: the file's line when read from a file, else the row number."""
+
+    def __init__(self, df: pd.DataFrame, fname: str):
+        lines = df.attrs.get(_LINES)
+        self.lines = list(lines) if lines is not None and len(lines) == len(df) else None
+        self.fname = fname
+
+    def line(self, i: int) -> int:
+        return self.lines[i] if self.lines is not None else i + 2
+
+    def __call__(self, i: int) -> str:
+        if self.lines is not None:
+            return f"{self.fname} line {self.lines[i]}"
+        return f"{self.fname} row {i + 1}"
+
+    def many(self, rows: Iterable[int]) -> str:
+        nums = [str(self.line(int(i))) if self.lines is not None else str(int(i) + 1) for i in rows]
+        return f"{self.fname} {'lines' if self.lines is not None else 'rows'} {', '.join(nums)}"
+
+
 def _empty_scores() -> pd.DataFrame:
-    return pd.DataFrame({"model": pd.Series(dtype=str), "dataset": pd.Series(dtype=str),
-                         "metric": pd.Series(dtype=str), "score": pd.Series(dtype=float)})
+    return pd.DataFrame({"model": pd.Series(dtype=object), "dataset": pd.Series(dtype=object),
+                         "metric": pd.Series(dtype=object), "score": pd.Series(dtype=float)})
 
 
-def _read_csv(file: Path, *, id_col: str | None = None, as_str: bool = False) -> pd.DataFrame:
-    if not file.exists():
-        raise ZooError(f"zoo directory {str(file.parent)!r} has no {file.name}; a zoo needs models.csv, "
-                       f"datasets.csv and records.csv ({_FORMAT_HINT})")
+def _is_na(v) -> bool:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    if isinstance(v, (float, np.floating)):
+        return math.isnan(v)
+    if isinstance(v, str):
+        return v.strip() in NA_STRINGS
+    return False
+
+
+def _name(v) -> str | None:
+    """An id as a stripped string, None when missing."""
+    if v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and math.isnan(v)):
+        return None
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        v = int(v)  # 7.0 read by pandas from "7"
+    s = str(v).strip()
+    return s or None
+
+
+def _normalize_column(s: pd.Series) -> pd.Series:
+    """One metadata column: float64 when every value is a number, else str (NaN for missing).
+
+    Frames read from CSV and frames built in Python go through here, so a zoo
+    written and read back is identical.
+    """
+    if pd.api.types.is_bool_dtype(s):
+        return pd.Series([np.nan if _is_na(v) else str(bool(v)) for v in s], index=s.index, dtype=object)
+    if pd.api.types.is_numeric_dtype(s):
+        return s.astype(np.float64)
+    values = [None if _is_na(v) else (v.strip() if isinstance(v, str) else v) for v in s.tolist()]
+    present = [v for v in values if v is not None]
+    if not present:
+        return pd.Series(np.nan, index=s.index, dtype=np.float64)
     try:
-        if as_str:
-            df = pd.read_csv(file, dtype=str, keep_default_na=False, skipinitialspace=False)
-        else:
-            df = pd.read_csv(file, dtype={id_col: str} if id_col else None)
-    except pd.errors.EmptyDataError:
-        raise ZooError(f"{file} is empty; it needs a header line ({_FORMAT_HINT})") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ZooError(f"{file} is not a readable CSV file ({str(exc).splitlines()[0]})") from None
-    df.columns = [str(c).strip() for c in df.columns]
-    return df
+        numeric = not pd.to_numeric(pd.Series(present, dtype=object), errors="coerce").isna().any()
+    except (TypeError, ValueError):  # lists or dicts (from JSON) are not numbers
+        numeric = False
+    if numeric and not any(isinstance(v, bool) for v in present):
+        return pd.to_numeric(pd.Series(values, index=s.index, dtype=object), errors="coerce").astype(np.float64)
+    return pd.Series([np.nan if v is None else str(v) for v in values], index=s.index, dtype=object)
 
 
-def _index_table(df: pd.DataFrame, fname: str, id_col: str) -> pd.DataFrame:
-    side = "model" if fname.startswith("models") else "dataset"
-    if isinstance(df.index, pd.Index) and df.index.name == side and id_col not in df.columns:
-        df = df.reset_index()
-    if id_col not in df.columns:
-        raise ZooError(f"{fname} has no column {id_col!r} (the {side} id); columns found: {list(df.columns)[:8]}")
+def _index_table(df: pd.DataFrame, fname: str, side: str, id_col: str) -> tuple[pd.DataFrame, _Where]:
+    """Validate a metadata table; returns it indexed by ``side`` ('model' / 'dataset') with typed columns."""
+    if not isinstance(df, pd.DataFrame):
+        raise ZooError(f"{fname}: expected a table (pandas DataFrame), got {type(df).__name__}")
+    where = _Where(df, fname)
+    if df.index.name in (side, id_col) and id_col not in df.columns:
+        df = df.reset_index().rename(columns={df.index.name: id_col})
     df = df.copy()
-    ids = df[id_col]
-    if ids.isna().any():
-        line = int(np.flatnonzero(ids.isna().to_numpy())[0]) + 2
-        raise ZooError(f"{fname} line {line}: empty {side} id; every row needs a {id_col}")
-    df[id_col] = ids.astype(str)
-    dup = df[id_col].duplicated(keep=False)
-    if dup.any():
-        first = df.loc[dup, id_col].iloc[0]
-        lines = [int(i) + 2 for i in np.flatnonzero((df[id_col] == first).to_numpy())]
-        raise ZooError(f"{fname} lists {side} {first!r} more than once (lines {lines}); ids must be unique")
-    if len(df) == 0:
-        raise ZooError(f"{fname} lists no {side}s; an empty zoo cannot be fitted")
-    df = df.rename(columns={id_col: side}).set_index(side)
-    return df
+    df.columns = [str(c).strip() for c in df.columns]
+    if id_col not in df.columns:
+        named = f" named by zoo.json's {side}s.id" if id_col != side else ""
+        hint = closest(id_col, df.columns)
+        hint = f" (did you mean {', '.join(repr(h) for h in hint)}?)" if hint else ""
+        fix = f"fix {side}s.id in zoo.json" if id_col != side else \
+            f"name the id column {side!r}, or name it in zoo.json ({{\"{side}s\": {{\"id\": ...}}}})"
+        raise ZooError(f"{fname} has no column {id_col!r} (the {side} id{named}){hint}; columns found: "
+                       f"{list(df.columns)[:8]}; {fix}")
+    if id_col != side and side in df.columns:
+        raise ZooError(f"{fname} has both {id_col!r} (the id, from zoo.json) and a column {side!r}; "
+                       f"rename {side!r} or use it as the id")
+    ids = [_name(v) for v in df[id_col].tolist()]
+    if None in ids:
+        i = ids.index(None)
+        raise ZooError(f"{where(i)}: empty {side} id; every row needs a {id_col}")
+    seen: dict[str, int] = {}
+    for i, v in enumerate(ids):
+        if v in seen:
+            rows = [j for j, w in enumerate(ids) if w == v]
+            raise ZooError(f"{fname} lists {side} {v!r} more than once ({where.many(rows)}); ids must be unique")
+        seen[v] = i
+    if not ids:
+        raise ZooError(f"{fname} lists no {side}s; an empty zoo cannot be fitted ({_FORMAT_HINT})")
+    out = pd.DataFrame({c: _normalize_column(df[c]) for c in df.columns if c != id_col}, index=df.index)
+    out.index = pd.Index(ids, name=side, dtype=object)
+    out.attrs = {}
+    return out, where
 
 
-def _check_role_columns(roles: Roles, df: pd.DataFrame, fname: str) -> None:
-    for col in roles.columns:
+def _check_role_columns(roles: Roles, df: pd.DataFrame, fname: str, where: _Where) -> None:
+    for col in (*roles.columns, *(roles.log or ())):
         if col not in df.columns:
-            raise ZooError(f"zoo.json names column {col!r} of {fname}, which has no such column; "
-                           f"columns found: {list(df.columns)}")
+            hint = closest(col, df.columns)
+            hint = f" (did you mean {', '.join(repr(h) for h in hint)}?)" if hint else ""
+            raise ZooError(f"zoo.json names column {col!r} of {fname}, which has no such column{hint}; columns "
+                           f"found: {list(df.columns)[:12]}; fix the name in zoo.json or add the column")
     for col in roles.numeric:
         values = pd.to_numeric(df[col], errors="coerce")
         bad = values.isna() & df[col].notna()
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ZooError(f"{fname} line {i + 2}: column {col!r} is numeric but holds {df[col].iloc[i]!r}; "
+            raise ZooError(f"{where(i)}: column {col!r} is numeric but holds {df[col].iloc[i]!r}; "
                            f"give a number or leave the cell empty")
-        df[col] = values.astype(float)
-        if not np.isfinite(values.dropna()).all():
-            raise ZooError(f"{fname}: column {col!r} holds an infinite value; give finite numbers")
+        values = values.astype(np.float64)
+        if np.isinf(values.to_numpy()).any():
+            i = int(np.flatnonzero(np.isinf(values.to_numpy()))[0])
+            raise ZooError(f"{where(i)}: column {col!r} holds an infinite value; give a finite number or leave "
+                           f"the cell empty")
+        df[col] = values
     for col in roles.log or ():
         if col not in roles.numeric:
             raise ZooError(f"zoo.json lists {col!r} under log but not under numeric; log applies to numeric columns")
-        if (df[col].dropna() <= 0).any():
-            raise ZooError(f"{fname}: column {col!r} is log-transformed but holds values <= 0; "
-                           f"remove it from 'log' in zoo.json")
+        bad = (df[col] <= 0).to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ZooError(f"{where(i)}: column {col!r} is log-transformed but holds {df[col].iloc[i]:g} (<= 0); "
+                           f"remove it from 'log' in zoo.json or fix the value")
 
 
 def _require_columns(df: pd.DataFrame, fname: str, required: Iterable[str]) -> None:
+    required = list(required)
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise ZooError(f"{fname} has no column(s) {missing}; required columns: {', '.join(required)} "
-                       f"(found {list(df.columns)[:8]})")
+        hints = [h for c in missing for h in closest(c, df.columns, n=1)]
+        hint = f" (did you mean {', '.join(repr(h) for h in hints)}?)" if hints else ""
+        raise ZooError(f"{fname} has no column(s) {missing}{hint}; required columns: {', '.join(required)} "
+                       f"(found {list(df.columns)[:8]}); rename the header")
 
 
-def _numeric_column(df: pd.DataFrame, col: str, fname: str, what: str) -> np.ndarray:
+def _name_column(df: pd.DataFrame, col: str, where: _Where) -> pd.Series:
+    names = [_name(v) for v in df[col].tolist()]
+    if None in names:
+        i = names.index(None)
+        raise ZooError(f"{where(i)}: empty {col} name; every row needs a {col}")
+    return pd.Series(names, index=df.index, dtype=object)
+
+
+def _numeric_column(df: pd.DataFrame, col: str, where: _Where, what: str, accepted: str) -> np.ndarray:
     raw = df[col]
-    as_str = raw.astype(str).str.strip()
-    values = pd.to_numeric(as_str.where(as_str != "", None), errors="coerce").to_numpy(dtype=float)
-    empty = (as_str == "").to_numpy() | raw.isna().to_numpy() | as_str.str.lower().isin(["nan", "na", "none", "null"]).to_numpy()
+    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        values = raw.to_numpy(dtype=float, na_value=np.nan)
+        empty = np.isnan(values)
+    else:
+        cells = ["" if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA else str(v).strip()
+                 for v in raw.tolist()]
+        values = pd.to_numeric(pd.Series([c if c else None for c in cells], dtype=object),
+                               errors="coerce").to_numpy(dtype=float)
+        empty = np.array([c in NA_STRINGS for c in cells], dtype=bool)
     bad = ~np.isfinite(values)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
+        n_bad = int(bad.sum())
+        more = f" ({n_bad} such rows)" if n_bad > 1 else ""
         if empty[i]:
-            raise ZooError(f"{fname} line {i + 2}: {what} is empty or NaN; every row needs a number "
+            raise ZooError(f"{where(i)}: {what} is empty or NaN{more}; every row needs {accepted} "
                            f"(drop the row if the result is unknown)")
-        raise ZooError(f"{fname} line {i + 2}: {what} {raw.iloc[i]!r} is not a finite number")
+        cell = str(raw.iloc[i]).strip()
+        if cell.endswith("%"):
+            raise ZooError(f"{where(i)}: {what} {cell!r} is a percentage{more}; give {accepted}, "
+                           f"e.g. 0.83 for 83%")
+        if np.isinf(values[i]):
+            raise ZooError(f"{where(i)}: {what} {cell!r} is infinite{more}; give {accepted}")
+        raise ZooError(f"{where(i)}: {what} {cell!r} is not a number{more}; give {accepted}")
     return values
 
 
-def _check_names(df: pd.DataFrame, fname: str, col: str, valid: pd.Index, side_file: str) -> None:
+def _check_names(df: pd.DataFrame, where: _Where, col: str, valid: pd.Index, side_file: str) -> None:
     unknown = ~df[col].isin(valid)
     if unknown.any():
         i = int(np.flatnonzero(unknown.to_numpy())[0])
         name = df[col].iloc[i]
         hint = closest(name, valid)
-        hint = f"; did you mean {', '.join(repr(h) for h in hint)}?" if hint else ""
+        hint = f" (did you mean {', '.join(repr(h) for h in hint)}?)" if hint else ""
         n_bad = int(unknown.sum())
-        more = f" ({n_bad} rows name unknown {col}s)" if n_bad > 1 else ""
-        raise ZooError(f"{fname} line {i + 2} names {col} {name!r}, which is not in {side_file}{hint}{more}; "
-                       f"add it to {side_file} or fix the name")
+        more = f"; {n_bad} rows name unknown {col}s" if n_bad > 1 else ""
+        raise ZooError(f"{where(i)} names {col} {name!r}, which is not in {side_file}{hint}{more}; "
+                       f"fix the name or add it to {side_file}")
 
 
 def _validate_records(records: pd.DataFrame, models: pd.Index, datasets: pd.Index) -> pd.DataFrame:
     fname = "records.csv"
+    if not isinstance(records, pd.DataFrame):
+        raise ZooError(f"{fname}: expected a table (pandas DataFrame), got {type(records).__name__}")
+    where = _Where(records, fname)
+    records = records.rename(columns=lambda c: str(c).strip())
     _require_columns(records, fname, ("model", "dataset", "accuracy"))
-    df = records[["model", "dataset", "accuracy"]].copy()
-    df["model"] = df["model"].astype(str)
-    df["dataset"] = df["dataset"].astype(str)
-    acc = _numeric_column(df, "accuracy", fname, "accuracy")
+    df = pd.DataFrame({"model": _name_column(records, "model", where),
+                       "dataset": _name_column(records, "dataset", where)})
+    acc = _numeric_column(records, "accuracy", where, "accuracy", "a fraction in [0, 1]")
     out = (acc < 0) | (acc > 1)
     if out.any():
         i = int(np.flatnonzero(out)[0])
-        pct = " (they look like percentages: divide them by 100)" if (acc > 1).all() or acc.max() > 1.5 else ""
-        raise ZooError(f"{fname} line {i + 2}: accuracy {acc[i]:g} is outside [0, 1]; accuracies are fractions "
-                       f"and recsys does not rescale them{pct}")
+        n_out = int(out.sum())
+        more = f" ({n_out} rows are outside)" if n_out > 1 else ""
+        pct = ""
+        if acc.min() >= 0 and acc.max() <= 100:
+            pct = "; if they are percentages, divide them by 100"
+        raise ZooError(f"{where(i)}: accuracy {acc[i]:g} is outside [0, 1]{more}; accuracies are fractions "
+                       f"(0.83, not 83) and recsys never rescales them{pct}")
     df["accuracy"] = acc
-    _check_names(df, fname, "model", models, "models.csv")
-    _check_names(df, fname, "dataset", datasets, "datasets.csv")
-    df["_line"] = np.arange(len(df)) + 2
-    dup = df.duplicated(["model", "dataset"], keep=False)
+    _check_names(df, where, "model", models, "models.csv")
+    _check_names(df, where, "dataset", datasets, "datasets.csv")
+    dup = df.duplicated(["model", "dataset"], keep=False).to_numpy()
     if dup.any():
-        groups = df[dup].groupby(["model", "dataset"], sort=False)
-        for (m, d), g in groups:
+        rows = np.flatnonzero(dup)
+        sub = df.iloc[rows]
+        for (m, d), g in sub.groupby(["model", "dataset"], sort=False):
             if g["accuracy"].nunique() > 1:
-                lines = ", ".join(str(x) for x in g["_line"].head(4))
+                pos = [int(rows[k]) for k in np.flatnonzero(((sub["model"] == m) & (sub["dataset"] == d)).to_numpy())]
                 vals = ", ".join(f"{v:g}" for v in g["accuracy"].head(4))
-                raise ZooError(f"{fname} lines {lines} give different accuracies ({vals}) for model {m!r} on "
+                raise ZooError(f"{where.many(pos[:4])} give different accuracies ({vals}) for model {m!r} on "
                                f"dataset {d!r}; keep one record per pair (average them yourself if intended)")
-        log.info("records.csv: dropped %d exact duplicate rows", int(dup.sum() - groups.ngroups))
+        n_drop = int(df.duplicated(["model", "dataset"]).sum())
+        log.info("records.csv: dropped %d exact duplicate row(s)", n_drop)
         df = df.drop_duplicates(["model", "dataset"], keep="first")
     if len(df) == 0:
         raise ZooError(f"{fname} holds no records; recsys learns from fine-tuning results: add rows "
-                       f"'model,dataset,accuracy'")
-    return df.drop(columns="_line").reset_index(drop=True)
+                       f"'model,dataset,accuracy' ({_FORMAT_HINT})")
+    return df.reset_index(drop=True)
 
 
 def _validate_scores(scores: pd.DataFrame | None, models: pd.Index, datasets: pd.Index) -> pd.DataFrame:
-    if scores is None or len(scores) == 0:
+    if scores is None:
         return _empty_scores()
     fname = "scores.csv"
+    if not isinstance(scores, pd.DataFrame):
+        raise ZooError(f"{fname}: expected a table (pandas DataFrame), got {type(scores).__name__}")
+    where = _Where(scores, fname)
+    scores = scores.rename(columns=lambda c: str(c).strip())
     _require_columns(scores, fname, ("model", "dataset", "metric", "score"))
-    df = scores[["model", "dataset", "metric", "score"]].copy()
-    for c in ("model", "dataset", "metric"):
-        df[c] = df[c].astype(str)
-    df["score"] = _numeric_column(df, "score", fname, "score")
-    _check_names(df, fname, "model", models, "models.csv")
-    _check_names(df, fname, "dataset", datasets, "datasets.csv")
+    if len(scores) == 0:
+        return _empty_scores()
+    df = pd.DataFrame({c: _name_column(scores, c, where) for c in ("model", "dataset", "metric")})
+    df["score"] = _numeric_column(scores, "score", where, "score", "a finite number")
+    _check_names(df, where, "model", models, "models.csv")
+    _check_names(df, where, "dataset", datasets, "datasets.csv")
     key = ["model", "dataset", "metric"]
-    dup = df.duplicated(key, keep=False)
+    dup = df.duplicated(key, keep=False).to_numpy()
     if dup.any():
-        conflicting = df[dup].groupby(key)["score"].nunique()
-        if (conflicting > 1).any():
-            (m, d, metric) = conflicting[conflicting > 1].index[0]
-            lines = [int(i) + 2 for i in np.flatnonzero(((df["model"] == m) & (df["dataset"] == d) & (df["metric"] == metric)).to_numpy())]
-            raise ZooError(f"{fname} lines {lines} give different {metric} scores for model {m!r} on dataset {d!r}; "
-                           f"keep one score per (model, dataset, metric)")
+        rows = np.flatnonzero(dup)
+        sub = df.iloc[rows]
+        for (m, d, metric), g in sub.groupby(key, sort=False):
+            if g["score"].nunique() > 1:
+                pos = [int(rows[k]) for k in np.flatnonzero(((sub["model"] == m) & (sub["dataset"] == d)
+                                                             & (sub["metric"] == metric)).to_numpy())]
+                raise ZooError(f"{where.many(pos[:4])} give different {metric} scores for model {m!r} on dataset "
+                               f"{d!r}; keep one score per (model, dataset, metric) (average them if intended)")
         df = df.drop_duplicates(key)
     return df.reset_index(drop=True)
 

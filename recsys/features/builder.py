@@ -22,8 +22,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import RecsysError, UnknownNameError
-from ..zoo import Roles, Zoo
+from ..errors import NotFittedError, RecsysError, UnknownNameError, closest
+from ..zoo import NA_STRINGS, Roles, Zoo
 from .data import DatasetBlock, TrainData
 from .text import TextEncoder, embed, get_encoder
 
@@ -42,6 +42,8 @@ class SideSpec:
     Attributes
     ----------
     categorical : list of (column, levels)
+        Levels are normalized strings (see :func:`_value_text`), so ``10``,
+        ``10.0`` and ``"10"`` are one level.
     numeric : list of dict(column, log, mean, std, missing)
         ``missing``: a 0/1 indicator column follows the value.
     text : list of dict(column, mean, components)
@@ -68,12 +70,14 @@ class SideSpec:
 
     @classmethod
     def fit(cls, df: pd.DataFrame, roles: Roles, *, encoder: TextEncoder | None, text_dims: int) -> "SideSpec":
+        """Learn levels, scales and text projections from the zoo's metadata table ``df``."""
         spec = cls()
         for col in roles.categorical:
-            levels = sorted({str(v) for v in df[col].dropna()})
-            spec.categorical.append((col, levels))
+            levels = sorted({lv for lv in map(_value_text, df[col].tolist()) if lv is not None})
+            if levels:
+                spec.categorical.append((col, levels))
         for col in roles.numeric:
-            x = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+            x = _numeric_values(df[col], col)
             ok = ~np.isnan(x)
             if not ok.any():
                 continue
@@ -83,28 +87,36 @@ class SideSpec:
                 pos = x[ok]
                 use_log = bool((pos > 0).all() and pos.max() / pos.min() >= LOG_RATIO)
             v = np.log(x[ok]) if use_log else x[ok]
-            std = float(v.std()) or 1.0
-            spec.numeric.append({"column": col, "log": use_log, "mean": float(v.mean()), "std": std,
+            mean, std = float(v.mean()), float(v.std())
+            if not math.isfinite(std) or std <= 1e-12 * max(1.0, abs(mean)):
+                std = 1.0  # a constant column: centred to 0, not blown up by rounding noise
+            spec.numeric.append({"column": col, "log": use_log, "mean": mean, "std": std,
                                  "missing": bool((~ok).any())})
-        if roles.text and encoder is not None:
+        if encoder is not None and text_dims > 0:
             for col in roles.text:
-                emb = _embed_column(df[col], encoder)
+                texts = [_value_text(v) for v in df[col].tolist()]
+                present = [i for i, t in enumerate(texts) if t is not None]
+                if len(present) < 2:
+                    continue
+                # PCA over the rows that have a text; missing texts project to 0 (the mean).
+                emb = embed([texts[i] for i in present], encoder).astype(np.float64)
                 mean = emb.mean(0)
                 centered = emb - mean
-                k = int(min(text_dims, max(len(df) - 1, 1), emb.shape[1]))
-                if k <= 0 or not np.any(centered):
+                if not np.any(centered):
                     continue
+                k = int(min(text_dims, len(present) - 1, emb.shape[1]))
                 _, s, vt = np.linalg.svd(centered, full_matrices=False)
                 k = int(min(k, (s > 1e-6 * s[0]).sum()))  # never more directions than distinct texts
                 comps = vt[:k]
                 # Scale so each kept direction has unit variance over the zoo, like the numerics.
-                scale = s[:k] / math.sqrt(max(len(df), 1))
+                scale = s[:k] / math.sqrt(len(present))
                 scale[scale == 0] = 1.0
                 comps = comps / scale[:, None]
                 # Deterministic sign: largest loading positive.
                 signs = np.sign(comps[np.arange(k), np.abs(comps).argmax(1)])
                 comps = comps * np.where(signs == 0, 1, signs)[:, None]
-                spec.text.append({"column": col, "mean": mean.astype(np.float64), "components": comps.astype(np.float64)})
+                spec.text.append({"column": col, "mean": mean.astype(np.float64),
+                                  "components": comps.astype(np.float64)})
         spec._name_columns()
         return spec
 
@@ -128,32 +140,51 @@ class SideSpec:
         self.names, self.groups = names, groups
 
     def transform(self, df: pd.DataFrame, *, encoder: TextEncoder | None) -> np.ndarray:
-        """Feature matrix (len(df), n_features) for rows laid out like the zoo table."""
+        """Feature matrix (len(df), n_features) for rows laid out like the zoo table.
+
+        Missing columns and missing values contribute zeros (plus the missing
+        indicator where the zoo had gaps); a categorical level the zoo never
+        had is logged as a warning and contributes zeros.
+
+        Raises
+        ------
+        RecsysError
+            A non-numeric value in a numeric column, a value <= 0 in a
+            log-transformed one, or an encoder whose embeddings do not fit.
+        """
         n = len(df)
         parts = []
         for col, levels in self.categorical:
             block = np.zeros((n, len(levels)))
             if col in df.columns:
                 lookup = {lv: i for i, lv in enumerate(levels)}
+                unseen: list[str] = []
                 for r, v in enumerate(df[col].tolist()):
-                    if _is_missing(v):
+                    lv = _value_text(v)
+                    if lv is None:
                         continue
-                    i = lookup.get(str(v))
+                    i = lookup.get(lv)
                     if i is None:
-                        log.warning("%s=%r was not seen in the zoo (known: %s); it contributes nothing",
-                                    col, v, ", ".join(levels[:8]))
+                        if lv not in unseen:
+                            unseen.append(lv)
                     else:
                         block[r, i] = 1.0
+                if unseen:
+                    near = [h for u in unseen for h in closest(u, levels, n=1)]
+                    hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
+                    log.warning("%s=%s was not seen in the zoo (known: %s%s)%s; it contributes nothing", col,
+                                ", ".join(map(repr, unseen[:5])), ", ".join(levels[:8]),
+                                " ..." if len(levels) > 8 else "", hint)
             parts.append(block)
         for spec in self.numeric:
             col = spec["column"]
-            x = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float) if col in df.columns else np.full(n, np.nan)
+            x = _numeric_values(df[col], col) if col in df.columns else np.full(n, np.nan)
             miss = np.isnan(x)
             if spec["log"]:
+                bad = ~miss & (x <= 0)
+                if bad.any():
+                    raise RecsysError(f"column {col!r} must be > 0 (it is log-transformed); got {x[bad][0]:g}")
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    bad = ~miss & (x <= 0)
-                    if bad.any():
-                        raise RecsysError(f"column {col!r} must be > 0 (it is log-transformed); got {x[bad][0]:g}")
                     x = np.log(x)
             z = (x - spec["mean"]) / spec["std"]
             z[miss] = 0.0
@@ -162,13 +193,17 @@ class SideSpec:
                 parts.append(miss[:, None].astype(float))
         for t in self.text:
             col = t["column"]
+            proj = np.zeros((n, len(t["components"])))
             if col in df.columns and encoder is not None:
-                emb = _embed_column(df[col], encoder)
-                proj = (emb - t["mean"]) @ t["components"].T
-                missing = df[col].map(_is_missing).to_numpy()
-                proj[missing] = 0.0
-            else:
-                proj = np.zeros((n, len(t["components"])))
+                texts = [_value_text(v) for v in df[col].tolist()]
+                present = [i for i, s in enumerate(texts) if s is not None]
+                if present:
+                    emb = embed([texts[i] for i in present], encoder).astype(np.float64)
+                    if emb.shape[1] != len(t["mean"]):
+                        raise RecsysError(f"text encoder {encoder.spec!r} gives {emb.shape[1]}-dimensional "
+                                          f"embeddings, but column {col!r} was fitted with {len(t['mean'])}; use "
+                                          f"the encoder the model was fitted with")
+                    proj[present] = (emb - t["mean"]) @ t["components"].T
             parts.append(proj)
         if not parts:
             return np.zeros((n, 0))
@@ -176,7 +211,7 @@ class SideSpec:
 
     # -- persistence -------------------------------------------------------
     def to_state(self, prefix: str) -> tuple[dict, dict[str, np.ndarray]]:
-        meta = {"categorical": [[c, lv] for c, lv in self.categorical], "numeric": self.numeric,
+        meta = {"categorical": [[c, list(lv)] for c, lv in self.categorical], "numeric": self.numeric,
                 "text": [t["column"] for t in self.text]}
         arrays = {}
         for i, t in enumerate(self.text):
@@ -189,19 +224,65 @@ class SideSpec:
         spec = cls(categorical=[(c, list(lv)) for c, lv in meta["categorical"]],
                    numeric=[dict(n) for n in meta["numeric"]])
         for i, col in enumerate(meta["text"]):
-            spec.text.append({"column": col, "mean": arrays[f"{prefix}text{i}_mean"],
-                              "components": arrays[f"{prefix}text{i}_components"]})
+            spec.text.append({"column": col, "mean": np.asarray(arrays[f"{prefix}text{i}_mean"], np.float64),
+                              "components": np.asarray(arrays[f"{prefix}text{i}_components"], np.float64)})
         spec._name_columns()
         return spec
 
 
 def _is_missing(v) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or (isinstance(v, str) and v == "")
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    if isinstance(v, (float, np.floating)):
+        return math.isnan(v)
+    return isinstance(v, str) and v.strip() in NA_STRINGS
 
 
-def _embed_column(col: pd.Series, encoder: TextEncoder) -> np.ndarray:
-    texts = ["" if _is_missing(v) else str(v) for v in col.tolist()]
-    return embed(texts, encoder).astype(np.float64)
+def _value_text(v) -> str | None:
+    """A metadata value as the string used for categorical levels and text; None when missing.
+
+    Numbers are written canonically (``10``, ``10.0`` and ``"10"`` all give
+    ``"10"``), so a value typed on the command line matches the zoo's.
+    """
+    if _is_missing(v):
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (list, tuple)):  # a label list given in JSON
+        return ", ".join(str(x).strip() for x in v) or None
+    if isinstance(v, str):
+        s = v.strip()
+        try:
+            f = float(s)
+        except ValueError:
+            return s
+        if not math.isfinite(f) or s.lower().lstrip("+-") in ("inf", "infinity"):
+            return s
+        v = f
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        return str(int(f)) if f.is_integer() and abs(f) < 1e16 else repr(f)
+    return str(v).strip() or None
+
+
+def _numeric_values(col: pd.Series, name: str) -> np.ndarray:
+    """Floats of a numeric column (NaN for missing); a value that is not a number is an error."""
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        return col.to_numpy(dtype=float, na_value=np.nan)
+    values = [None if _is_missing(v) else v for v in col.tolist()]
+    out = np.full(len(values), np.nan)
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        try:
+            out[i] = float(v.strip() if isinstance(v, str) else v)
+        except (TypeError, ValueError):
+            raise RecsysError(f"column {name!r} is numeric but got {v!r}; give a number or leave it out") from None
+        if not math.isfinite(out[i]):
+            raise RecsysError(f"column {name!r} is numeric but got {v!r}; give a finite number or leave it out")
+    return out
 
 
 class FeatureBuilder:
@@ -210,10 +291,12 @@ class FeatureBuilder:
     Parameters
     ----------
     text_encoder : str, TextEncoder or None
-        Hub id, local path, ``"hashing"``, or ``None`` for the shipped MiniLM.
-        ``False`` ignores text columns.
+        Hub id (already in the local Hugging Face cache), local model directory,
+        ``"hashing"``, or ``None`` for the shipped all-MiniLM-L6-v2. ``False``
+        ignores text columns.
     text_dims : int
-        Dimensions kept per text column (PCA over the zoo's rows).
+        Dimensions kept per text column (PCA over the zoo's rows); 0 ignores
+        text columns.
 
     Examples
     --------
@@ -229,32 +312,51 @@ class FeatureBuilder:
 
     @property
     def encoder(self) -> TextEncoder | None:
+        """The text encoder (built on first use; never loads weights until a text must be encoded)."""
         if self.text_encoder is False:
             return None
-        if not hasattr(self, "_encoder"):
+        if getattr(self, "_encoder", None) is None:
             self._encoder = get_encoder(self.text_encoder)
+            fitted = getattr(self, "encoder_info_", None)
+            if fitted and fitted.get("key") != self._encoder.key:
+                log.warning("text encoder %r is now %s but the model was fitted with %s; text features of new "
+                            "datasets may be off (refit to be safe)", self._encoder.spec, self._encoder.key,
+                            fitted.get("key"))
         return self._encoder
 
     def fit(self, zoo: Zoo) -> "FeatureBuilder":
-        """Learn the id maps and the feature specs from ``zoo``'s metadata (never from records)."""
+        """Learn the id maps and the feature specs from ``zoo``'s metadata (never from records).
+
+        Returns
+        -------
+        FeatureBuilder
+            ``self``.
+        """
+        if isinstance(self.text_dims, bool) or not isinstance(self.text_dims, (int, np.integer)) or self.text_dims < 0:
+            raise RecsysError(f"text_dims must be an integer >= 0, got {self.text_dims!r}")
         self.model_ids_ = list(zoo.model_ids)
         self.dataset_ids_ = list(zoo.dataset_ids)
         self.model_pos_ = {m: i for i, m in enumerate(self.model_ids_)}
         self.dataset_pos_ = {d: i for i, d in enumerate(self.dataset_ids_)}
-        enc = self.encoder if (zoo.model_roles.text or zoo.dataset_roles.text) else None
-        self.model_spec_ = SideSpec.fit(zoo.models, zoo.model_roles, encoder=enc, text_dims=self.text_dims)
-        self.dataset_spec_ = SideSpec.fit(zoo.datasets, zoo.dataset_roles, encoder=enc, text_dims=self.text_dims)
+        uses_text = bool(zoo.model_roles.text or zoo.dataset_roles.text) and self.text_dims > 0
+        enc = self.encoder if uses_text else None
+        self.model_spec_ = SideSpec.fit(zoo.models, zoo.model_roles, encoder=enc, text_dims=int(self.text_dims))
+        self.dataset_spec_ = SideSpec.fit(zoo.datasets, zoo.dataset_roles, encoder=enc, text_dims=int(self.text_dims))
         self.metrics_ = zoo.metrics
         self.dataset_columns_ = list(zoo.datasets.columns)
+        has_text = bool(self.model_spec_.text or self.dataset_spec_.text)
+        self.encoder_info_ = {"spec": enc.spec, "key": enc.key} if (enc is not None and has_text) else None
         self.model_features_ = self.model_spec_.transform(zoo.models, encoder=enc)
         self.dataset_features_ = self.dataset_spec_.transform(zoo.datasets, encoder=enc)
         return self
 
     # -- names ↔ indices ----------------------------------------------------
     def model_index(self, names: Sequence[str]) -> np.ndarray:
+        """Column index of each model name; :class:`UnknownNameError` (with close names) otherwise."""
         return np.array([self._pos(self.model_pos_, n, "model") for n in names], dtype=np.int64)
 
     def dataset_index(self, names: Sequence[str]) -> np.ndarray:
+        """Row index of each dataset name; :class:`UnknownNameError` (with close names) otherwise."""
         return np.array([self._pos(self.dataset_pos_, n, "dataset") for n in names], dtype=np.int64)
 
     @staticmethod
@@ -275,55 +377,106 @@ class FeatureBuilder:
                          model_groups=dict(self.model_spec_.groups), dataset_groups=dict(self.dataset_spec_.groups),
                          model_ids=tuple(self.model_ids_), dataset_ids=tuple(self.dataset_ids_))
 
-    def score_matrices(self, scores: pd.DataFrame, dataset_names: Sequence[str]) -> dict[str, np.ndarray]:
+    def score_matrices(self, scores: pd.DataFrame | None, dataset_names: Sequence[str]) -> dict[str, np.ndarray]:
         """Per metric, a (len(dataset_names), n_models) matrix of scores, NaN where unknown.
 
-        Scores of models unknown to the builder are ignored; metrics the
-        builder was not fitted with are ignored too (engines could not use them).
+        ``scores`` has columns ``model``, ``metric``, ``score`` and ``dataset``
+        (which may be left out when ``dataset_names`` has one name). Scores of
+        models unknown to the builder are ignored; metrics the builder was not
+        fitted with are ignored too (engines could not use them).
         """
         out = {}
-        pos = {d: i for i, d in enumerate(dataset_names)}
+        pos = {str(d): i for i, d in enumerate(dataset_names)}
+        s = _check_scores(scores, list(pos)) if scores is not None and len(scores) else None
+        if s is not None:
+            unknown = sorted(set(s["model"]) - set(self.model_pos_))
+            if unknown:
+                log.warning("scores name %d model(s) not in the zoo (%s); they are ignored", len(unknown),
+                            ", ".join(unknown[:3]))
         for metric in self.metrics_:
-            mat = np.full((len(dataset_names), len(self.model_ids_)), np.nan)
-            if scores is not None and len(scores):
-                s = scores[(scores["metric"] == metric) & scores["dataset"].isin(pos) & scores["model"].isin(self.model_pos_)]
-                mat[[pos[d] for d in s["dataset"]], [self.model_pos_[m] for m in s["model"]]] = s["score"].to_numpy(float)
+            mat = np.full((len(pos), len(self.model_ids_)), np.nan)
+            if s is not None:
+                m = s[(s["metric"] == metric) & s["dataset"].isin(pos) & s["model"].isin(self.model_pos_)]
+                rows = [pos[d] for d in m["dataset"]]
+                mat[rows, [self.model_pos_[x] for x in m["model"]]] = m["score"].to_numpy(float)
             out[metric] = mat
         return out
 
-    def new_datasets(self, metadata: pd.DataFrame, scores: pd.DataFrame | None = None) -> DatasetBlock:
+    def new_datasets(self, metadata: pd.DataFrame | Mapping | Sequence[Mapping],
+                     scores: pd.DataFrame | None = None) -> DatasetBlock:
         """Block for datasets not in the zoo, from their metadata (and optional scores).
 
-        ``metadata`` has one row per new dataset with (some of) the zoo's dataset
-        columns; an optional ``dataset`` column names them.
+        Parameters
+        ----------
+        metadata : pandas.DataFrame, dict or list of dict
+            One row per new dataset with (some of) the zoo's dataset columns;
+            an optional ``dataset`` column names them (default ``new0`` ...).
+            Values may be strings (``--set num_pre_class=10``) or numbers.
+        scores : pandas.DataFrame, optional
+            Transferability scores of the new datasets (``model, dataset,
+            metric, score``).
+
+        Returns
+        -------
+        DatasetBlock
+            ``index`` -1 for every row; features encoded exactly as the zoo's
+            rows (a zoo row given here gets the features it has in the zoo).
+
+        Raises
+        ------
+        RecsysError
+            Unknown columns (the message lists the accepted ones), no rows,
+            non-numeric values in numeric columns.
         """
+        self._check_fitted()
+        if isinstance(metadata, Mapping):
+            metadata = pd.DataFrame([dict(metadata)])
+        elif not isinstance(metadata, pd.DataFrame):
+            metadata = pd.DataFrame(list(metadata))
+        metadata = metadata.rename(columns=lambda c: str(c).strip())
+        if len(metadata) == 0:
+            raise RecsysError("no new dataset given; describe it with the zoo's dataset columns "
+                              f"({', '.join(self.dataset_columns_)})")
         unknown = [c for c in metadata.columns if c not in self.dataset_columns_ and c != "dataset"]
         if unknown:
-            raise RecsysError(f"unknown dataset column(s) {unknown}; accepted columns: {', '.join(self.dataset_columns_)}")
+            near = [h for u in unknown for h in closest(u, self.dataset_columns_, n=1)]
+            hint = f" (did you mean {', '.join(map(repr, near))}?)" if near else ""
+            raise RecsysError(f"unknown dataset column(s) {unknown}{hint}; accepted columns: "
+                              f"{', '.join(self.dataset_columns_)}")
         absent = [c for c in self.dataset_spec_.columns if c not in metadata.columns]
         if absent:
             log.warning("new dataset lacks column(s) %s; they are treated as missing", ", ".join(absent))
         feats = self.dataset_spec_.transform(metadata, encoder=self.encoder if self.dataset_spec_.text else None)
-        names = metadata["dataset"].astype(str).tolist() if "dataset" in metadata.columns else [f"new{i}" for i in range(len(metadata))]
+        if "dataset" in metadata.columns:
+            names = [str(v) if not _is_missing(v) else f"new{i}" for i, v in enumerate(metadata["dataset"].tolist())]
+        else:
+            names = [f"new{i}" for i in range(len(metadata))]
         return DatasetBlock(index=np.full(len(metadata), -1), features=feats,
                             scores=self.score_matrices(scores, names) if self.metrics_ else {})
 
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "dataset_spec_"):
+            raise NotFittedError("this FeatureBuilder is not fitted; call fit(zoo) first")
+
     # -- persistence ----------------------------------------------------------
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """JSON-able metadata and named arrays that :meth:`from_state` restores (no pickle)."""
+        self._check_fitted()
         m_meta, m_arr = self.model_spec_.to_state("mspec_")
         d_meta, d_arr = self.dataset_spec_.to_state("dspec_")
-        enc = self.encoder if (self.model_spec_.text or self.dataset_spec_.text) else None
         meta = {"model_ids": self.model_ids_, "dataset_ids": self.dataset_ids_, "metrics": self.metrics_,
-                "dataset_columns": self.dataset_columns_, "text_dims": self.text_dims,
-                "text_encoder": None if enc is None else {"spec": enc.spec, "key": enc.key},
+                "dataset_columns": self.dataset_columns_, "text_dims": int(self.text_dims),
+                "text_encoder": dict(self.encoder_info_) if self.encoder_info_ else None,
                 "model_spec": m_meta, "dataset_spec": d_meta}
         arrays = {**m_arr, **d_arr, "model_features": self.model_features_, "dataset_features": self.dataset_features_}
         return meta, arrays
 
     @classmethod
     def from_state(cls, meta: Mapping, arrays: Mapping[str, np.ndarray]) -> "FeatureBuilder":
+        """The builder saved by :meth:`to_state`; the text encoder is built only when a new dataset needs it."""
         enc = meta.get("text_encoder")
-        fb = cls(text_encoder=(enc or {}).get("spec") if enc else False, text_dims=int(meta["text_dims"]))
+        fb = cls(text_encoder=enc.get("spec") if enc else False, text_dims=int(meta["text_dims"]))
+        fb.encoder_info_ = dict(enc) if enc else None
         fb.model_ids_ = list(meta["model_ids"])
         fb.dataset_ids_ = list(meta["dataset_ids"])
         fb.model_pos_ = {m: i for i, m in enumerate(fb.model_ids_)}
@@ -332,9 +485,33 @@ class FeatureBuilder:
         fb.dataset_columns_ = list(meta["dataset_columns"])
         fb.model_spec_ = SideSpec.from_state(meta["model_spec"], arrays, "mspec_")
         fb.dataset_spec_ = SideSpec.from_state(meta["dataset_spec"], arrays, "dspec_")
-        fb.model_features_ = arrays["model_features"]
-        fb.dataset_features_ = arrays["dataset_features"]
+        fb.model_features_ = np.asarray(arrays["model_features"], dtype=np.float64)
+        fb.dataset_features_ = np.asarray(arrays["dataset_features"], dtype=np.float64)
         return fb
+
+
+def _check_scores(scores: pd.DataFrame, dataset_names: list[str]) -> pd.DataFrame:
+    """Scores given with new datasets: the columns present, numbers finite."""
+    if not isinstance(scores, pd.DataFrame):
+        raise RecsysError(f"scores must be a table with columns model, dataset, metric, score; "
+                          f"got {type(scores).__name__}")
+    scores = scores.rename(columns=lambda c: str(c).strip())
+    if "dataset" not in scores.columns and len(dataset_names) == 1:
+        scores = scores.assign(dataset=dataset_names[0])
+    missing = [c for c in ("model", "dataset", "metric", "score") if c not in scores.columns]
+    if missing:
+        raise RecsysError(f"scores lack column(s) {missing}; give model, dataset, metric, score "
+                          f"(dataset may be left out for a single new dataset)")
+    out = pd.DataFrame({c: scores[c].astype(object).map(lambda v: None if _is_missing(v) else str(v).strip())
+                        for c in ("model", "dataset", "metric")})
+    try:
+        out["score"] = _numeric_values(scores["score"], "score")
+    except RecsysError:
+        raise RecsysError("scores: column 'score' holds a value that is not a number; give finite numbers") from None
+    if not np.isfinite(out["score"].to_numpy()).all():
+        raise RecsysError("scores: column 'score' holds empty, NaN or infinite values; give finite numbers or "
+                          "drop the rows")
+    return out
 
 
 def parse_metadata(pairs: Sequence[str]) -> dict[str, str]:

@@ -75,8 +75,11 @@ class TrainData:
 
     def __post_init__(self):
         self.Y = np.asarray(self.Y, dtype=np.float64)
-        self.model_features = np.asarray(self.model_features, dtype=np.float64).reshape(self.Y.shape[1], -1)
-        self.dataset_features = np.asarray(self.dataset_features, dtype=np.float64).reshape(self.Y.shape[0], -1)
+        if self.Y.ndim != 2:
+            raise ValueError(f"Y must be a (n_datasets, n_models) matrix, got shape {self.Y.shape}")
+        self.model_features = _feature_matrix(self.model_features, self.Y.shape[1], "model_features", "n_models")
+        self.dataset_features = _feature_matrix(self.dataset_features, self.Y.shape[0], "dataset_features",
+                                                "n_datasets")
         self.scores = {k: np.asarray(v, dtype=np.float64) for k, v in self.scores.items()}
         if not self.model_ids:
             self.model_ids = tuple(f"m{i}" for i in range(self.n_models))
@@ -130,3 +133,16 @@ class TrainData:
                 raise RecsysError(f"scores {metric!r} have shape {arr.shape}, expected {self.Y.shape}")
             if np.isinf(arr).any():
                 raise RecsysError(f"scores {metric!r} contain infinite values")
+
+
+def _feature_matrix(arr, n: int, name: str, rows: str) -> np.ndarray:
+    """``arr`` as a float (n, k) matrix; an empty array means no features (k = 0)."""
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim == 2 and arr.shape[0] == n:
+        return arr
+    if arr.size == 0:
+        return np.zeros((n, 0))
+    if arr.ndim == 1 and arr.shape[0] == n:
+        return arr[:, None]
+    # Never reshape silently: a transposed matrix would scramble the features.
+    raise ValueError(f"{name} has shape {arr.shape}; expected ({rows}={n}, n_features)")

