@@ -183,8 +183,7 @@ class LightFMEngine(Engine):
         n_d = data.n_datasets
         K = data.known
         k = K.sum(1)
-        tokens = getattr(data, "dataset_tokens", {}) or {}
-        text = getattr(data, "dataset_text", {}) or {}
+        tokens, text = data.dataset_tokens, data.dataset_text
         UF = self._user_features(data.dataset_features, data.dataset_groups, tokens)
         IF = sp.hstack([sp.identity(data.n_models), sp.csr_matrix(data.model_features)], format="csr", dtype=np.float32)
         sim = SimilarityInputs.from_features(data.dataset_features, data.dataset_groups, tokens, text)
@@ -259,7 +258,8 @@ class LightFMEngine(Engine):
         self.sim_ = sim
         self.prediction_ = P
         self.has_records_ = has
-        self.n_tokens_ = [int(v.shape[1]) for _, v in sorted(tokens.items())]
+        self.token_columns_ = sorted(tokens)
+        self.text_columns_ = sorted(text)
         self.groups_ = [[key, sl.start, sl.stop] for key, sl in data.dataset_groups.items()]
 
     @property
@@ -283,15 +283,25 @@ class LightFMEngine(Engine):
         out[known] = self.prediction_[block.index[known]]
         if (~known).any():
             rows = np.flatnonzero(~known)
+            tokens = {k: np.asarray(v)[rows] for k, v in block.tokens.items()}
+            text = {k: np.asarray(v)[rows] for k, v in block.text.items()}
+            # A zoo dataset without records: its tokens and embeddings were stored at fit.
+            stored = block.index[rows]
+            if (stored >= 0).any() and not (tokens or text) and (self.token_columns_ or self.text_columns_):
+                tokens = {c: self.sim_.tokens[i][np.maximum(stored, 0)] for i, c in enumerate(self.token_columns_)}
+                text = {c: self.sim_.text[i][np.maximum(stored, 0)] for i, c in enumerate(self.text_columns_)}
             sub = DatasetBlock(index=np.full(len(rows), -1), features=block.features[rows],
-                               scores={k: v[rows] for k, v in block.scores.items()},
-                               **_block_extras(block, rows))
+                               scores={k: v[rows] for k, v in block.scores.items()}, tokens=tokens, text=text)
             out[rows] = self._predict_new(sub)
         return np.clip(out, 0.0, 1.0)
 
     def _predict_new(self, block: DatasetBlock) -> np.ndarray:
-        tokens = getattr(block, "tokens", {}) or {}
-        text = getattr(block, "text", {}) or {}
+        n = len(block)
+        # Columns the block lacks count as missing (zeros), so shapes always match the fit.
+        tokens = {c: np.asarray(block.tokens[c]) if c in block.tokens else np.zeros((n, self.sim_.tokens[i].shape[1]))
+                  for i, c in enumerate(self.token_columns_)}
+        text = {c: np.asarray(block.text[c]) if c in block.text else np.zeros((n, self.sim_.text[i].shape[1]))
+                for i, c in enumerate(self.text_columns_)}
         UF = self._user_features(block.features, self._groups, tokens)
         sim = SimilarityInputs.from_features(block.features, self._groups, tokens, text)
         phi = similarity_features(sim, self.sim_)
@@ -303,11 +313,3 @@ class LightFMEngine(Engine):
         s = np.exp(np.clip(ridge_predict(self.log_spread_coef_, block.features), -9, 1))
         return self._cold_prediction(M, s, block.features)
 
-
-def _block_extras(block: DatasetBlock, rows: np.ndarray) -> dict:
-    extras = {}
-    for name in ("tokens", "text"):
-        value = getattr(block, name, None)
-        if value:
-            extras[name] = {k: v[rows] for k, v in value.items()}
-    return extras

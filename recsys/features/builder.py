@@ -33,6 +33,17 @@ log = logging.getLogger(__name__)
 
 #: a positive numeric column spanning this ratio or more is log-transformed
 LOG_RATIO = 10.0
+#: most tokens kept per text column
+MAX_VOCAB = 5000
+
+
+def tokenize(value) -> list[str]:
+    """Tokens of a text value: comma-separated items (label lists), else words; lower-cased."""
+    text = _value_text(value)
+    if text is None:
+        return []
+    parts = text.split(",") if "," in text else text.split()
+    return [p.strip().lower() for p in parts if p.strip()]
 
 
 @dataclass
@@ -48,6 +59,9 @@ class SideSpec:
         ``missing``: a 0/1 indicator column follows the value.
     text : list of dict(column, mean, components)
         PCA of the text embeddings: ``(emb - mean) @ components.T``.
+    vocab : dict of str to list of str
+        Per text column, the tokens seen in at least two of the zoo's rows
+        (in one row when the zoo is small), for token indicators.
     names : list of str
         One name per output column.
     groups : dict of str to slice
@@ -56,6 +70,7 @@ class SideSpec:
     categorical: list = field(default_factory=list)
     numeric: list = field(default_factory=list)
     text: list = field(default_factory=list)
+    vocab: dict = field(default_factory=dict)
     names: list = field(default_factory=list)
     groups: dict = field(default_factory=dict)
 
@@ -92,6 +107,16 @@ class SideSpec:
                 std = 1.0  # a constant column: centred to 0, not blown up by rounding noise
             spec.numeric.append({"column": col, "log": use_log, "mean": mean, "std": std,
                                  "missing": bool((~ok).any())})
+        for col in roles.text:
+            bags = [set(tokenize(t)) for t in df[col].tolist()]
+            counts: dict[str, int] = {}
+            for bag in bags:
+                for tok in bag:
+                    counts[tok] = counts.get(tok, 0) + 1
+            min_df = 2 if len(df) > 50 else 1
+            kept = sorted((t for t, c in counts.items() if c >= min_df), key=lambda t: (-counts[t], t))[:MAX_VOCAB]
+            if kept:
+                spec.vocab[col] = sorted(kept)
         if encoder is not None and text_dims > 0:
             for col in roles.text:
                 texts = [_value_text(v) for v in df[col].tolist()]
@@ -209,10 +234,41 @@ class SideSpec:
             return np.zeros((n, 0))
         return np.hstack(parts).astype(np.float64)
 
+    def transform_tokens(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Per text column, (len(df), vocabulary) 0/1 indicators of the zoo's tokens."""
+        out = {}
+        for col, vocab in self.vocab.items():
+            lookup = {t: i for i, t in enumerate(vocab)}
+            mat = np.zeros((len(df), len(vocab)))
+            if col in df.columns:
+                for r, value in enumerate(df[col].tolist()):
+                    for tok in tokenize(value):
+                        i = lookup.get(tok)
+                        if i is not None:
+                            mat[r, i] = 1.0
+            out[col] = mat
+        return out
+
+    def transform_text(self, df: pd.DataFrame, *, encoder: TextEncoder | None) -> dict[str, np.ndarray]:
+        """Per PCA'd text column, the full L2-normalized embeddings (zeros where missing)."""
+        out = {}
+        if encoder is None:
+            return out
+        for t in self.text:
+            col = t["column"]
+            mat = np.zeros((len(df), len(t["mean"])))
+            if col in df.columns:
+                texts = [_value_text(v) for v in df[col].tolist()]
+                present = [i for i, x in enumerate(texts) if x is not None]
+                if present:
+                    mat[present] = embed([texts[i] for i in present], encoder).astype(np.float64)
+            out[col] = mat
+        return out
+
     # -- persistence -------------------------------------------------------
     def to_state(self, prefix: str) -> tuple[dict, dict[str, np.ndarray]]:
         meta = {"categorical": [[c, list(lv)] for c, lv in self.categorical], "numeric": self.numeric,
-                "text": [t["column"] for t in self.text]}
+                "text": [t["column"] for t in self.text], "vocab": self.vocab}
         arrays = {}
         for i, t in enumerate(self.text):
             arrays[f"{prefix}text{i}_mean"] = t["mean"]
@@ -222,7 +278,8 @@ class SideSpec:
     @classmethod
     def from_state(cls, meta: Mapping, arrays: Mapping[str, np.ndarray], prefix: str) -> "SideSpec":
         spec = cls(categorical=[(c, list(lv)) for c, lv in meta["categorical"]],
-                   numeric=[dict(n) for n in meta["numeric"]])
+                   numeric=[dict(n) for n in meta["numeric"]],
+                   vocab={c: list(v) for c, v in (meta.get("vocab") or {}).items()})
         for i, col in enumerate(meta["text"]):
             spec.text.append({"column": col, "mean": np.asarray(arrays[f"{prefix}text{i}_mean"], np.float64),
                               "components": np.asarray(arrays[f"{prefix}text{i}_components"], np.float64)})
@@ -348,6 +405,8 @@ class FeatureBuilder:
         self.encoder_info_ = {"spec": enc.spec, "key": enc.key} if (enc is not None and has_text) else None
         self.model_features_ = self.model_spec_.transform(zoo.models, encoder=enc)
         self.dataset_features_ = self.dataset_spec_.transform(zoo.datasets, encoder=enc)
+        self.dataset_tokens_ = self.dataset_spec_.transform_tokens(zoo.datasets)
+        self.dataset_text_ = self.dataset_spec_.transform_text(zoo.datasets, encoder=enc)
         return self
 
     # -- names ↔ indices ----------------------------------------------------
@@ -375,7 +434,9 @@ class FeatureBuilder:
         return TrainData(Y=Y, model_features=self.model_features_, dataset_features=self.dataset_features_,
                          scores=self.score_matrices(zoo.scores, self.dataset_ids_),
                          model_groups=dict(self.model_spec_.groups), dataset_groups=dict(self.dataset_spec_.groups),
-                         model_ids=tuple(self.model_ids_), dataset_ids=tuple(self.dataset_ids_))
+                         model_ids=tuple(self.model_ids_), dataset_ids=tuple(self.dataset_ids_),
+                         dataset_tokens=getattr(self, "dataset_tokens_", {}),
+                         dataset_text=getattr(self, "dataset_text_", {}))
 
     def score_matrices(self, scores: pd.DataFrame | None, dataset_names: Sequence[str]) -> dict[str, np.ndarray]:
         """Per metric, a (len(dataset_names), n_models) matrix of scores, NaN where unknown.
@@ -446,13 +507,16 @@ class FeatureBuilder:
         absent = [c for c in self.dataset_spec_.columns if c not in metadata.columns]
         if absent:
             log.warning("new dataset lacks column(s) %s; they are treated as missing", ", ".join(absent))
-        feats = self.dataset_spec_.transform(metadata, encoder=self.encoder if self.dataset_spec_.text else None)
+        enc = self.encoder if self.dataset_spec_.text else None
+        feats = self.dataset_spec_.transform(metadata, encoder=enc)
         if "dataset" in metadata.columns:
             names = [str(v) if not _is_missing(v) else f"new{i}" for i, v in enumerate(metadata["dataset"].tolist())]
         else:
             names = [f"new{i}" for i in range(len(metadata))]
         return DatasetBlock(index=np.full(len(metadata), -1), features=feats,
-                            scores=self.score_matrices(scores, names) if self.metrics_ else {})
+                            scores=self.score_matrices(scores, names) if self.metrics_ else {},
+                            tokens=self.dataset_spec_.transform_tokens(metadata),
+                            text=self.dataset_spec_.transform_text(metadata, encoder=enc))
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "dataset_spec_"):

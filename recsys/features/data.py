@@ -28,11 +28,17 @@ class DatasetBlock:
     features : ndarray of float, shape (n, n_dataset_features)
     scores : dict of str to ndarray of float, shape (n, n_models)
         Transferability scores per metric, NaN where unknown.
+    tokens : dict of str to ndarray of float, shape (n, vocabulary)
+        Per text column, 0/1 indicators of its tokens (e.g. label names).
+    text : dict of str to ndarray of float, shape (n, dim)
+        Per text column, the full L2-normalized text embedding (0 where missing).
     """
 
     index: np.ndarray
     features: np.ndarray
     scores: Mapping[str, np.ndarray] = field(default_factory=dict)
+    tokens: Mapping[str, np.ndarray] = field(default_factory=dict)
+    text: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self):
         self.index = np.asarray(self.index, dtype=np.int64).reshape(-1)
@@ -62,6 +68,10 @@ class TrainData:
         ``"categorical:col"``, ``"numeric:col"``, ``"text:col"``.
     model_ids, dataset_ids : tuple of str
         Names, for messages only; engines work on indices.
+    dataset_tokens : dict of str to ndarray of float, shape (n_datasets, vocabulary)
+        Per text column, 0/1 token indicators (label names ...).
+    dataset_text : dict of str to ndarray of float, shape (n_datasets, dim)
+        Per text column, full L2-normalized text embeddings.
     """
 
     Y: np.ndarray
@@ -72,6 +82,8 @@ class TrainData:
     dataset_groups: dict[str, slice] = field(default_factory=dict)
     model_ids: tuple[str, ...] = ()
     dataset_ids: tuple[str, ...] = ()
+    dataset_tokens: dict[str, np.ndarray] = field(default_factory=dict)
+    dataset_text: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self):
         self.Y = np.asarray(self.Y, dtype=np.float64)
@@ -108,13 +120,16 @@ class TrainData:
         """The block of known datasets ``index`` (all datasets when omitted)."""
         index = np.arange(self.n_datasets) if index is None else np.asarray(index, dtype=np.int64).reshape(-1)
         return DatasetBlock(index=index, features=self.dataset_features[index],
-                            scores={k: v[index] for k, v in self.scores.items()})
+                            scores={k: v[index] for k, v in self.scores.items()},
+                            tokens={k: v[index] for k, v in self.dataset_tokens.items()},
+                            text={k: v[index] for k, v in self.dataset_text.items()})
 
     def with_Y(self, Y: np.ndarray) -> "TrainData":
         """The same features with other known cells (used by protocols and inner validation)."""
         return TrainData(Y=Y, model_features=self.model_features, dataset_features=self.dataset_features,
                          scores=self.scores, model_groups=self.model_groups, dataset_groups=self.dataset_groups,
-                         model_ids=self.model_ids, dataset_ids=self.dataset_ids)
+                         model_ids=self.model_ids, dataset_ids=self.dataset_ids,
+                         dataset_tokens=self.dataset_tokens, dataset_text=self.dataset_text)
 
     def check(self) -> None:
         """Reject what no engine can learn from: NaN features, infinite or out-of-range accuracies."""
