@@ -1,0 +1,567 @@
+"""The two published protocols (``docs/benchmark-protocol.md``): folds and the evaluation loop.
+
+P1, DomainNet-270 missing-edge (Chen et al., 2024)
+    Per repetition ``r`` (seed ``s_r``), exactly this random sequence::
+
+        rng = np.random.default_rng(s_r)
+        perm = rng.permutation(n_datasets)
+        for g, group in enumerate(np.array_split(perm, 10)):        # 10 groups (27 each for 270)
+            for j in group:                                         # in permutation order
+                keep_j = rng.choice(recorded_models_of_j, n_keep(g, n_recorded_j), replace=False)
+
+    with ``n_keep(g, n) = min(round_half_up((9 - g) / 10 * n), n - 1)`` (and 0
+    when ``n == 0``): ``9 - g`` on DomainNet, where every dataset has 10 recorded
+    models and ``rng.choice(recorded, ...)`` draws the same models as
+    ``rng.choice(10, ...)``. The cap at ``n - 1`` keeps one hidden cell on zoos
+    with few records per dataset (a dataset with nothing hidden would score
+    F = truth trivially). The engine is fitted on the kept cells plus all
+    metadata; F = truth where kept, prediction elsewhere; each dataset is
+    scored over its recorded models (NaN truth cells are left out).
+
+P2, TransferGraph leave-one-dataset-out (Li et al., 2024)
+    Targets: every dataset with records and at least one transferability score
+    (the 8 with LogME on ``transfergraph-image``); on a zoo without scores,
+    every dataset with records. Per target (and repetition, i.e. engine seed):
+    all its records are removed, the engine is fitted on the rest (metadata
+    and every score stay, the target's included: they need no fine-tuning),
+    and every model recorded on the target is predicted.
+
+Known-model bins (P1): ``cold`` (none kept), then by the share of the
+dataset's recorded models that were kept: ``1-2`` (<= 20%), ``3-4`` (<= 40%),
+``5-6`` (<= 60%), ``7-9`` (more), named after DomainNet's counts out of 10.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..engines import DEFAULT_ENGINE, ENGINES, get_engine_class, make_engine
+from ..engines.calibration import calibrate
+from ..errors import RecsysError, closest
+from ..features import FeatureBuilder, TrainData
+from ..zoo import Zoo
+from .metrics import dataset_metrics, metric_names
+
+__all__ = [
+    "BINS",
+    "ProtocolSpec",
+    "PROTOCOLS",
+    "Fold",
+    "ProtocolResult",
+    "known_bin",
+    "p1_keep_count",
+    "p1_masks",
+    "p1_folds",
+    "p2_targets",
+    "p2_folds",
+    "fold_train_data",
+    "evaluate",
+    "p1",
+    "p2",
+    "as_train_data",
+]
+
+log = logging.getLogger(__name__)
+
+BINS = ("cold", "1-2", "3-4", "5-6", "7-9")
+N_GROUPS = 10
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """What a protocol reports.
+
+    Attributes
+    ----------
+    name : str
+        ``"p1"`` or ``"p2"``.
+    title : str
+    k : int
+        Cut-off of NDCG@k and regret@k.
+    default_zoo : str
+        The zoo the published figures were measured on.
+    default_repeats : int
+    headline : tuple of str
+        Metrics of the report's main table.
+    """
+
+    name: str
+    title: str
+    k: int
+    default_zoo: str
+    default_repeats: int
+    headline: tuple[str, ...] = ()
+
+    @property
+    def metrics(self) -> list[str]:
+        return metric_names(self.k)
+
+
+PROTOCOLS: dict[str, ProtocolSpec] = {
+    "p1": ProtocolSpec("p1", "P1: DomainNet-270 missing-edge protocol", 3, "domainnet-270", 10,
+                       ("pearson", "kendall", "ndcg@3", "regret@1", "regret@3")),
+    "p2": ProtocolSpec("p2", "P2: TransferGraph leave-one-dataset-out protocol", 5, "transfergraph-image", 1,
+                       ("pearson", "kendall", "ndcg@5", "regret@1", "regret@5")),
+}
+
+
+def get_spec(protocol: str | ProtocolSpec) -> ProtocolSpec:
+    if isinstance(protocol, ProtocolSpec):
+        return protocol
+    key = str(protocol).lower()
+    if key not in PROTOCOLS:
+        raise RecsysError(f"unknown protocol {protocol!r}; accepted: {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[key]
+
+
+@dataclass
+class Fold:
+    """One fit/predict round of a protocol.
+
+    Attributes
+    ----------
+    rep : int
+        Repetition index (0-based).
+    seed : int
+        Seed of the masks (P1) and of the engine.
+    label : str
+        ``"rep 3"`` (P1) or the target dataset's name (P2).
+    known : ndarray of bool, shape (n_datasets, n_models)
+        Cells given to the engine (a subset of the recorded cells).
+    rows : ndarray of int
+        Datasets scored in this fold.
+    group : ndarray of int, shape (n_datasets,)
+        P1 group of each dataset (-1 in P2).
+    """
+
+    rep: int
+    seed: int
+    label: str
+    known: np.ndarray
+    rows: np.ndarray
+    group: np.ndarray
+
+
+# -- P1 ------------------------------------------------------------------------
+def p1_keep_count(group: int, n_recorded: int, n_groups: int = N_GROUPS) -> int:
+    """Models kept by a dataset of ``group`` with ``n_recorded`` records (``9 - g`` on DomainNet)."""
+    if n_recorded <= 0:
+        return 0
+    # round half up of (n_groups - 1 - g) / n_groups * n, in integers (no float ties).
+    num = (n_groups - 1 - group) * n_recorded
+    keep = (2 * num + n_groups) // (2 * n_groups)
+    return int(min(keep, n_recorded - 1))
+
+
+def p1_masks(recorded: np.ndarray, seed: int, n_groups: int = N_GROUPS) -> tuple[np.ndarray, np.ndarray]:
+    """Known cells of one P1 repetition.
+
+    Parameters
+    ----------
+    recorded : ndarray of bool, shape (n_datasets, n_models)
+    seed : int
+        Seeds ``np.random.default_rng``; the call sequence is in the module docstring.
+
+    Returns
+    -------
+    known : ndarray of bool, same shape
+    group : ndarray of int, shape (n_datasets,)
+    """
+    recorded = np.asarray(recorded, dtype=bool)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(recorded.shape[0])
+    known = np.zeros_like(recorded)
+    group = np.full(recorded.shape[0], -1, dtype=np.int64)
+    for g, members in enumerate(np.array_split(perm, n_groups)):
+        for j in members:
+            group[j] = g
+            cells = np.flatnonzero(recorded[j])
+            keep = rng.choice(cells, p1_keep_count(g, cells.size, n_groups), replace=False)
+            known[j, keep] = True
+    return known, group
+
+
+def p1_folds(data: TrainData, seeds: Sequence[int]) -> list[Fold]:
+    """One fold per seed: the P1 masks over ``data``'s recorded cells."""
+    recorded = data.known
+    rows = np.flatnonzero(recorded.any(1))
+    folds = []
+    for rep, seed in enumerate(seeds):
+        known, group = p1_masks(recorded, int(seed))
+        folds.append(Fold(rep=rep, seed=int(seed), label=f"rep {rep}", known=known, rows=rows, group=group))
+    return folds
+
+
+# -- P2 ------------------------------------------------------------------------
+def p2_targets(data: TrainData) -> np.ndarray:
+    """Datasets held out in turn: those with records and a score (all with records if the zoo has none)."""
+    has_records = data.known.any(1)
+    scored = np.zeros(data.n_datasets, dtype=bool)
+    for arr in data.scores.values():
+        scored |= np.isfinite(arr).any(1)
+    if scored.any():
+        return np.flatnonzero(has_records & scored)
+    return np.flatnonzero(has_records)
+
+
+def p2_folds(data: TrainData, seeds: Sequence[int], targets: Sequence[int | str] | None = None) -> list[Fold]:
+    """One fold per (seed, target): the target's records removed, everything else known.
+
+    ``targets`` restricts the held-out datasets (indices or names; default
+    :func:`p2_targets`).
+    """
+    recorded = data.known
+    if targets is None:
+        idx = p2_targets(data)
+    else:
+        pos = {d: i for i, d in enumerate(data.dataset_ids)}
+        idx = []
+        for t in targets:
+            if isinstance(t, (int, np.integer)):
+                idx.append(int(t))
+            elif t in pos:
+                idx.append(pos[t])
+            else:
+                hint = closest(str(t), pos)
+                raise RecsysError(f"unknown target dataset {t!r}"
+                                  + (f"; did you mean {', '.join(map(repr, hint))}?" if hint else ""))
+        idx = np.asarray(idx, dtype=np.int64)
+    folds = []
+    for rep, seed in enumerate(seeds):
+        for t in idx:
+            known = recorded.copy()
+            known[t] = False
+            folds.append(Fold(rep=rep, seed=int(seed), label=data.dataset_ids[t], known=known,
+                              rows=np.array([t]), group=np.full(data.n_datasets, -1, dtype=np.int64)))
+    return folds
+
+
+def fold_train_data(data: TrainData, fold: Fold) -> TrainData:
+    """What the engine of ``fold`` is fitted on: the fold's known cells, every feature and every score."""
+    return data.with_Y(np.where(fold.known, data.Y, np.nan))
+
+
+def known_bin(n_known: np.ndarray, n_recorded: np.ndarray) -> np.ndarray:
+    """Bin label (from :data:`BINS`) of each dataset: cold, or the share of its recorded models known."""
+    n_known = np.asarray(n_known, dtype=np.int64)
+    n_recorded = np.maximum(np.asarray(n_recorded, dtype=np.int64), 1)
+    # ceil(5 k / n) in integers: 1 for <= 20%, 2 for <= 40%, 3 for <= 60%, 4 above.
+    idx = np.where(n_known <= 0, 0, np.minimum(-((-5 * n_known) // n_recorded), 4))
+    return np.array(BINS, dtype=object)[idx]
+
+
+# -- results ---------------------------------------------------------------------
+@dataclass
+class ProtocolResult:
+    """Everything a protocol run measured, before aggregation.
+
+    Attributes
+    ----------
+    spec : ProtocolSpec
+    zoo : str
+    engines : list of str
+        As requested, in order (failed and n/a ones included).
+    seeds : list of int
+    per_dataset : pandas.DataFrame
+        One row per (engine, rep, scored dataset): ``engine, rep, seed, fold,
+        dataset, group, n_recorded, n_known, bin``, every metric of
+        ``spec.metrics``, and coverage columns ``n_hidden`` (recorded cells not
+        given to the engine), ``covered`` (how many of them fall in the
+        interval, NaN when not calibrated) and ``width`` (mean interval width
+        over them, accuracy points).
+    timing : pandas.DataFrame
+        One row per successful (engine, fold): ``fit_s, predict_s, calibrate_s``.
+    status : dict of str to str
+        ``"ok"``, ``"failed: <error>"``, ``"partly failed (k of n folds): <error>"``
+        or ``"n/a: no scores"`` per engine.
+    errors : pandas.DataFrame
+        ``engine, rep, fold, stage, error`` of every failure.
+    truth : ndarray, shape (n_datasets, n_models)
+    completed : dict of str to ndarray
+        Per engine, F of the first repetition (P1) or the held-out predictions
+        (P2), NaN where not predicted.
+    known_first : ndarray of bool
+        Cells known in the first repetition (P1; all False rows for P2 targets).
+    group_first : ndarray of int
+    model_ids, dataset_ids : tuple of str
+    level : float
+        Interval level whose coverage is measured.
+    has_scores : bool
+    """
+
+    spec: ProtocolSpec
+    zoo: str
+    engines: list
+    seeds: list
+    per_dataset: pd.DataFrame
+    timing: pd.DataFrame
+    status: dict
+    errors: pd.DataFrame
+    truth: np.ndarray
+    completed: dict
+    known_first: np.ndarray
+    group_first: np.ndarray
+    model_ids: tuple = ()
+    dataset_ids: tuple = ()
+    level: float = 0.8
+    has_scores: bool = False
+    wall_s: float = 0.0
+    notes: list = field(default_factory=list)
+
+
+def _describe(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+def _check_engines(engines: Sequence[str]) -> list[str]:
+    engines = list(dict.fromkeys(engines))
+    if not engines:
+        raise RecsysError("no engine to evaluate; give at least one, e.g. --engines popularity,additive")
+    for name in engines:
+        if name not in ENGINES:
+            hint = closest(name, ENGINES)
+            raise RecsysError(f"unknown engine {name!r}" + (f"; did you mean {', '.join(map(repr, hint))}?" if hint else "")
+                              + f" (available: {', '.join(ENGINES)})")
+    return engines
+
+
+def _coverage_engines(coverage: str | bool | Sequence[str] | None, engines: Sequence[str]) -> set[str]:
+    if coverage in (None, False, "none", "off"):
+        return set()
+    if coverage in (True, "default"):
+        return {DEFAULT_ENGINE} & set(engines)
+    if coverage == "all":
+        return set(engines)
+    if isinstance(coverage, str):
+        return {c for c in coverage.split(",") if c}
+    return set(coverage)
+
+
+def evaluate(
+    data: TrainData,
+    spec: ProtocolSpec,
+    folds: Sequence[Fold],
+    engines: Sequence[str],
+    *,
+    zoo_name: str = "zoo",
+    coverage: str | bool | Sequence[str] | None = "default",
+    level: float = 0.8,
+    progress: bool = False,
+    engine_factory: Callable[..., object] | None = None,
+) -> ProtocolResult:
+    """Fit and score every engine on every fold.
+
+    An engine that raises is reported (``status``, ``errors``), never dropped
+    silently: a failure while creating it skips its remaining folds; a failure
+    in one fold skips that fold only.
+
+    Parameters
+    ----------
+    data : TrainData
+        All recorded cells and side information.
+    spec : ProtocolSpec
+    folds : sequence of Fold
+    engines : sequence of str
+        Registered engine names.
+    coverage : "default", "all", "none" or list of names
+        Engines whose split-conformal intervals are calibrated on each fold's
+        training data (:func:`recsys.engines.calibration.calibrate`) and whose
+        coverage at ``level`` is measured on the hidden cells. ``"default"``:
+        the default engine only (calibration refits the engine once more).
+    level : float
+    progress : bool
+        A tqdm bar on stderr.
+    engine_factory : callable, optional
+        ``engine_factory(name, seed=...)``, default :func:`recsys.engines.make_engine`.
+    """
+    from tqdm.auto import tqdm
+
+    make = engine_factory or make_engine
+    engines = _check_engines(engines)
+    cov = _coverage_engines(coverage, engines)
+    Y = data.Y
+    recorded = data.known
+    n_recorded = recorded.sum(1)
+    has_scores = any(np.isfinite(v).any() for v in data.scores.values())
+    metrics = spec.metrics
+    rows_out: list[dict] = []
+    timing: list[dict] = []
+    errors: list[dict] = []
+    status: dict[str, str] = {}
+    completed: dict[str, np.ndarray] = {}
+    first_rep = min((f.rep for f in folds), default=0)
+    t_start = time.perf_counter()
+    bar = tqdm(total=len(folds) * len(engines), desc=spec.name, file=sys.stderr, disable=not progress,
+               leave=False, dynamic_ncols=True)
+    try:
+        for name in engines:
+            try:
+                cls = get_engine_class(name)
+            except Exception as exc:  # a missing or broken engine module is a result to report
+                status[name] = f"failed: {_describe(exc)}"
+                errors.append({"engine": name, "rep": -1, "fold": "", "stage": "import", "error": _describe(exc)})
+                log.warning("engine %s unavailable: %s", name, _describe(exc))
+                bar.update(len(folds))
+                continue
+            if getattr(cls, "requires_scores", False) and not has_scores:
+                status[name] = "n/a: no scores"
+                log.info("engine %s skipped on %s: it needs transferability scores", name, zoo_name)
+                bar.update(len(folds))
+                continue
+            n_failed, first_error = 0, ""
+            F_first = np.full(Y.shape, np.nan)
+            for fold in folds:
+                bar.set_postfix_str(f"{name} {fold.label}", refresh=False)
+                stage = "fit"
+                try:
+                    train = fold_train_data(data, fold)
+                    engine = make(name, seed=fold.seed)
+                    t0 = time.perf_counter()
+                    engine.fit(train)
+                    fit_s = time.perf_counter() - t0
+                    stage = "predict"
+                    t0 = time.perf_counter()
+                    pred = engine.predict(data.block(fold.rows))
+                    predict_s = time.perf_counter() - t0
+                except Exception as exc:
+                    n_failed += 1
+                    first_error = first_error or _describe(exc)
+                    errors.append({"engine": name, "rep": fold.rep, "fold": fold.label, "stage": stage,
+                                   "error": _describe(exc)})
+                    log.warning("engine %s failed on %s (%s): %s", name, fold.label, stage, _describe(exc))
+                    bar.update(1)
+                    continue
+                n_known = fold.known.sum(1)
+                lo = hi = None
+                calibrate_s = float("nan")
+                if name in cov:
+                    t0 = time.perf_counter()
+                    try:
+                        cal = calibrate(lambda: make(name, seed=fold.seed), train, seed=fold.seed)
+                        lo, hi = cal.interval(pred, n_known[fold.rows], level)
+                    except Exception as exc:
+                        errors.append({"engine": name, "rep": fold.rep, "fold": fold.label, "stage": "calibrate",
+                                       "error": _describe(exc)})
+                        log.warning("calibration of %s failed on %s: %s", name, fold.label, _describe(exc))
+                    calibrate_s = time.perf_counter() - t0
+                timing.append({"engine": name, "rep": fold.rep, "fold": fold.label, "fit_s": fit_s,
+                               "predict_s": predict_s, "calibrate_s": calibrate_s})
+                known_rows = fold.known[fold.rows]
+                F = np.where(known_rows, Y[fold.rows], pred)
+                if fold.rep == first_rep:
+                    F_first[fold.rows] = np.where(recorded[fold.rows], F, np.nan)
+                bins = known_bin(n_known[fold.rows], n_recorded[fold.rows])
+                for i, j in enumerate(fold.rows):
+                    rec = recorded[j]
+                    row = {"engine": name, "rep": fold.rep, "seed": fold.seed, "fold": fold.label,
+                           "dataset": data.dataset_ids[j], "group": int(fold.group[j]),
+                           "n_recorded": int(n_recorded[j]), "n_known": int(n_known[j]), "bin": bins[i]}
+                    row.update(dataset_metrics(Y[j, rec], F[i, rec], spec.k))
+                    hidden = rec & ~known_rows[i]
+                    row["n_hidden"] = int(hidden.sum())
+                    if lo is not None and hidden.any():
+                        y = Y[j, hidden]
+                        row["covered"] = float(((y >= lo[i, hidden]) & (y <= hi[i, hidden])).sum())
+                        row["width"] = float(100.0 * (hi[i, hidden] - lo[i, hidden]).mean())
+                    else:
+                        row["covered"] = row["width"] = float("nan")
+                    rows_out.append(row)
+                bar.update(1)
+            if n_failed == 0:
+                status[name] = "ok"
+            elif n_failed == len(folds):
+                status[name] = f"failed: {first_error}"
+            else:
+                status[name] = f"partly failed ({n_failed} of {len(folds)} folds): {first_error}"
+            if n_failed < len(folds):
+                completed[name] = F_first
+    finally:
+        bar.close()
+    cols = ["engine", "rep", "seed", "fold", "dataset", "group", "n_recorded", "n_known", "bin", *metrics,
+            "n_hidden", "covered", "width"]
+    first = [f for f in folds if f.rep == first_rep]
+    known_first = np.zeros(Y.shape, dtype=bool)
+    group_first = np.full(Y.shape[0], -1, dtype=np.int64)
+    for f in first:
+        known_first[f.rows] = f.known[f.rows]
+        group_first = np.where(f.group >= 0, f.group, group_first)
+    return ProtocolResult(
+        spec=spec, zoo=zoo_name, engines=list(engines), seeds=list(dict.fromkeys(f.seed for f in folds)),
+        per_dataset=pd.DataFrame(rows_out, columns=cols),
+        timing=pd.DataFrame(timing, columns=["engine", "rep", "fold", "fit_s", "predict_s", "calibrate_s"]),
+        status=status,
+        errors=pd.DataFrame(errors, columns=["engine", "rep", "fold", "stage", "error"]),
+        truth=Y.copy(), completed=completed, known_first=known_first, group_first=group_first,
+        model_ids=tuple(data.model_ids), dataset_ids=tuple(data.dataset_ids), level=level,
+        has_scores=has_scores, wall_s=time.perf_counter() - t_start)
+
+
+# -- entry points -------------------------------------------------------------------
+def as_train_data(zoo: Zoo | TrainData | str, text_encoder=None) -> tuple[TrainData, str]:
+    """``(TrainData, zoo name)`` for a Zoo, a zoo name/path, or TrainData as it is.
+
+    The FeatureBuilder is fitted once, on metadata only (metadata is known for
+    every dataset, cold ones included).
+    """
+    if isinstance(zoo, TrainData):
+        return zoo, "data"
+    if not isinstance(zoo, Zoo):
+        from .. import datasets
+
+        zoo = datasets.load(zoo)
+    data = FeatureBuilder(text_encoder=text_encoder).fit(zoo).train_data(zoo)
+    return data, zoo.name
+
+
+def _seeds(repeats: int | None, seeds: Sequence[int] | None, default: int) -> list[int]:
+    if seeds is not None:
+        seeds = [int(s) for s in seeds]
+        if repeats is not None and repeats != len(seeds):
+            raise RecsysError(f"repeats={repeats} but {len(seeds)} seeds were given; give one or the other")
+        if not seeds:
+            raise RecsysError("no seed given; give at least one repetition")
+        return seeds
+    repeats = default if repeats is None else int(repeats)
+    if repeats < 1:
+        raise RecsysError(f"repeats must be at least 1, got {repeats}")
+    return list(range(repeats))
+
+
+def p1(zoo: Zoo | TrainData | str, engines: Sequence[str], repeats: int | None = None,
+       seeds: Sequence[int] | None = None, *, text_encoder=None, coverage="default", level: float = 0.8,
+       progress: bool = False) -> ProtocolResult:
+    """The P1 missing-edge protocol on ``zoo`` (default 10 repetitions, seeds 0..9).
+
+    Examples
+    --------
+    >>> res = p1("domainnet-270", ["popularity", "additive"], repeats=2, text_encoder="hashing")  # doctest: +SKIP
+    >>> res.per_dataset.groupby("engine").pearson.mean()                                         # doctest: +SKIP
+    """
+    spec = PROTOCOLS["p1"]
+    data, name = as_train_data(zoo, text_encoder)
+    folds = p1_folds(data, _seeds(repeats, seeds, spec.default_repeats))
+    return evaluate(data, spec, folds, engines, zoo_name=name, coverage=coverage, level=level, progress=progress)
+
+
+def p2(zoo: Zoo | TrainData | str, engines: Sequence[str], repeats: int | None = None,
+       seeds: Sequence[int] | None = None, *, targets: Sequence[int | str] | None = None, text_encoder=None,
+       coverage="default", level: float = 0.8, progress: bool = False) -> ProtocolResult:
+    """The P2 leave-one-dataset-out protocol on ``zoo`` (default 1 repetition, seed 0).
+
+    ``targets`` restricts the held-out datasets (default: :func:`p2_targets`).
+    """
+    spec = PROTOCOLS["p2"]
+    data, name = as_train_data(zoo, text_encoder)
+    folds = p2_folds(data, _seeds(repeats, seeds, spec.default_repeats), targets)
+    if not folds:
+        raise RecsysError(f"zoo {name!r} has no dataset with records to hold out")
+    return evaluate(data, spec, folds, engines, zoo_name=name, coverage=coverage, level=level, progress=progress)

@@ -1,0 +1,313 @@
+"""Aggregates of a protocol run, and its markdown report beside the published figures."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..engines import DEFAULT_ENGINE
+from .metrics import lower_is_better, mean_std_over_reps
+from .protocols import BINS, ProtocolResult
+
+__all__ = ["BASELINES", "P1_PUBLISHED", "P2_PUBLISHED", "summarize", "timing_summary", "below_baselines",
+           "fit_time_ratio", "markdown_report"]
+
+#: the baselines every report carries (benchmark-protocol.md, "Baselines every report carries")
+BASELINES = ("popularity", "additive", "random")
+
+#: P1 published Pearson (Chen et al., 2024), mean over 10 repetitions, columns as :data:`P1_COLUMNS`
+P1_COLUMNS = ("all", *BINS)
+P1_PUBLISHED = {
+    "Random": (0.27, -0.01, 0.01, 0.10, 0.29, 0.56),
+    "MC (randomized SVD)": (0.47, 0.39, 0.43, 0.32, 0.38, 0.56),
+    "LogME": (0.28, 0.01, 0.03, 0.13, 0.29, 0.55),
+    "LEEP": (0.39, 0.34, 0.26, 0.24, 0.33, 0.56),
+    "LR (linear regression on metadata)": (0.65, 0.56, 0.54, 0.56, 0.65, 0.77),
+    "G4Trf (GAT)": (0.74, 0.61, 0.63, 0.68, 0.78, 0.87),
+    "SCG4Trf (GAT with skip-combination)": (0.76, 0.61, 0.63, 0.70, 0.79, 0.88),
+}
+#: the paper's labels of the bins, mapped 1:1 onto ours
+P1_PUBLISHED_BIN_LABELS = {"all": "Avg", "cold": "cold", "1-2": "0-20%", "3-4": "20-40%", "5-6": "40-60%",
+                           "7-9": "60-80%"}
+#: P2 published (Li et al., 2024): Pearson, Kendall, mean over the 8 LogME targets
+P2_PUBLISHED = {
+    "LogME score as the prediction": (0.43, 0.25),
+    "Reg-H-Score as the prediction": (0.58, 0.24),
+    "TransferGraph (best variant, XGBoost on node2vec features)": (0.85, 0.43),
+}
+
+_LABELS = {"pearson": "Pearson", "spearman": "Spearman", "kendall": "Kendall tau-b", "coverage": "coverage",
+           "width": "width (pts)"}
+
+
+def _label(metric: str) -> str:
+    if metric in _LABELS:
+        return _LABELS[metric]
+    if metric.startswith("ndcg@"):
+        return "NDCG@" + metric[5:]
+    if metric.startswith("regret@"):
+        return f"regret@{metric[7:]} (pts)"
+    return metric
+
+
+# -- aggregation -------------------------------------------------------------------
+def _coverage_per_rep(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    d = df[df["covered"].notna() & (df["n_hidden"] > 0)].copy()
+    if d.empty:
+        return pd.DataFrame(columns=by + ["coverage", "width"])
+    d["w_width"] = d["width"] * d["n_hidden"]
+    g = d.groupby(by, sort=False)[["covered", "n_hidden", "w_width"]].sum()
+    return pd.DataFrame({"coverage": g["covered"] / g["n_hidden"], "width": g["w_width"] / g["n_hidden"]}).reset_index()
+
+
+def per_rep(result: ProtocolResult) -> pd.DataFrame:
+    """Per (engine, rep, bin) nan-means over datasets (bin ``"all"`` = every scored dataset).
+
+    Coverage columns: share of hidden recorded cells inside the interval, and
+    the mean width, pooled over the cells of the group.
+    """
+    df = result.per_dataset
+    metrics = result.spec.metrics
+    parts = []
+    for by, fill in ((["engine", "rep"], "all"), (["engine", "rep", "bin"], None)):
+        m = df.groupby(by, sort=False)[metrics].mean().reset_index()
+        c = _coverage_per_rep(df, by)
+        m = m.merge(c, on=by, how="left") if len(c) else m.assign(coverage=np.nan, width=np.nan)
+        if fill is not None:
+            m.insert(2, "bin", fill)
+        parts.append(m)
+    return pd.concat(parts, ignore_index=True)
+
+
+def summarize(result: ProtocolResult) -> pd.DataFrame:
+    """Long table ``engine, bin, metric, mean, std, n_reps`` (mean and std over repetitions).
+
+    ``bin`` is ``"all"`` or one of :data:`~recsys.evaluation.protocols.BINS`;
+    metrics are the protocol's plus ``coverage`` and ``width``.
+    """
+    cols = ["engine", "bin", "metric", "mean", "std", "n_reps"]
+    if result.per_dataset.empty:
+        return pd.DataFrame(columns=cols)
+    reps = per_rep(result)
+    out = mean_std_over_reps(reps, [*result.spec.metrics, "coverage", "width"], ["engine", "bin"])
+    ranks = {"engine": {e: i for i, e in enumerate(result.engines)},
+             "metric": {m: i for i, m in enumerate([*result.spec.metrics, "coverage", "width"])},
+             "bin": {b: i for i, b in enumerate(("all", *BINS))}}
+    out = out.sort_values(["engine", "metric", "bin"], key=lambda col: col.map(ranks[col.name]))
+    return out[cols].reset_index(drop=True)
+
+
+def timing_summary(result: ProtocolResult) -> pd.DataFrame:
+    """Per engine: mean fit / predict / calibration wall time over successful folds, and status."""
+    rows = []
+    t = result.timing
+    for name in result.engines:
+        e = t[t["engine"] == name]
+        rows.append({"engine": name, "fit_s": e["fit_s"].mean() if len(e) else np.nan,
+                     "predict_s": e["predict_s"].mean() if len(e) else np.nan,
+                     "calibrate_s": e["calibrate_s"].mean() if e["calibrate_s"].notna().any() else np.nan,
+                     "n_folds": int(len(e)), "status": result.status.get(name, "not run")})
+    return pd.DataFrame(rows, columns=["engine", "fit_s", "predict_s", "calibrate_s", "n_folds", "status"])
+
+
+def _value(summary: pd.DataFrame, engine: str, metric: str, bin_: str = "all") -> tuple[float, float]:
+    s = summary[(summary["engine"] == engine) & (summary["metric"] == metric) & (summary["bin"] == bin_)]
+    if s.empty:
+        return float("nan"), float("nan")
+    return float(s["mean"].iloc[0]), float(s["std"].iloc[0])
+
+
+def _headline(result: ProtocolResult) -> list[tuple[str, str]]:
+    """(metric, bin) pairs the default engine is held against the baselines on."""
+    pairs = [("pearson", "all")]
+    if result.spec.name == "p1":
+        pairs += [("pearson", b) for b in BINS]
+    pairs += [(m, "all") for m in result.spec.headline if m != "pearson"]
+    return pairs
+
+
+def below_baselines(result: ProtocolResult, summary: pd.DataFrame, default: str = DEFAULT_ENGINE,
+                    baselines: Sequence[str] = BASELINES) -> list[str]:
+    """Every headline metric where ``default`` is worse (by its mean) than a baseline of the same run."""
+    out = []
+    if not (summary["engine"] == default).any():
+        return out
+    for metric, bin_ in _headline(result):
+        ours, _ = _value(summary, default, metric, bin_)
+        for base in baselines:
+            if base == default or base not in result.status or result.status[base] == "n/a: no scores":
+                continue
+            theirs, _ = _value(summary, base, metric, bin_)
+            if math.isnan(ours) or math.isnan(theirs):
+                continue
+            worse = ours > theirs if lower_is_better(metric) else ours < theirs
+            if worse:
+                where = "" if bin_ == "all" else f" [{bin_} known]"
+                out.append(f"{_label(metric)}{where}: {default} {ours:.3f} vs {base} {theirs:.3f}")
+    return out
+
+
+def fit_time_ratio(result: ProtocolResult, slow: str = "gat", fast: str = DEFAULT_ENGINE) -> float:
+    """Mean fit time of ``slow`` over that of ``fast`` in this run (NaN if either did not run)."""
+    t = timing_summary(result).set_index("engine")["fit_s"]
+    if slow not in t or fast not in t or not np.isfinite(t[slow]) or not np.isfinite(t[fast]) or t[fast] <= 0:
+        return float("nan")
+    return float(t[slow] / t[fast])
+
+
+# -- markdown ------------------------------------------------------------------------
+def _ms(mean: float, std: float, digits: int = 2) -> str:
+    if math.isnan(mean):
+        return "–"
+    if math.isnan(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _secs(x: float) -> str:
+    if x is None or not np.isfinite(x):
+        return "–"
+    return f"{x:.3g}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return lines
+
+
+def _name(engine: str) -> str:
+    return f"**{engine}** (default)" if engine == DEFAULT_ENGINE else engine
+
+
+def _seeds_text(seeds: Sequence[int]) -> str:
+    seeds = list(seeds)
+    if seeds == list(range(len(seeds))) and len(seeds) > 2:
+        return f"seeds 0..{len(seeds) - 1}"
+    return "seeds " + ", ".join(map(str, seeds))
+
+
+def markdown_report(result: ProtocolResult, summary: pd.DataFrame | None = None, *, heading: str = "##") -> str:
+    """The protocol's tables (ours, mean ± std over repetitions, beside the published figures)."""
+    summary = summarize(result) if summary is None else summary
+    spec = result.spec
+    timing = timing_summary(result).set_index("engine")
+    ran = [e for e in result.engines if (summary["engine"] == e).any()]
+    n_d, n_m = result.truth.shape
+    lines = [f"{heading} {spec.title}", ""]
+    lines.append(f"Zoo `{result.zoo}` ({n_d} datasets x {n_m} models, {int((~np.isnan(result.truth)).sum())} "
+                 f"records); {len(result.seeds)} repetition(s), {_seeds_text(result.seeds)}; wall time "
+                 f"{result.wall_s:.1f} s. Mean ± standard deviation over repetitions of the nan-mean over "
+                 f"datasets.")
+    if spec.name == "p2":
+        n_t = result.per_dataset["dataset"].nunique() if len(result.per_dataset) else 0
+        lines[-1] += f" {n_t} held-out target dataset(s)."
+    lines.append("")
+    published_here = result.zoo == spec.default_zoo
+
+    if spec.name == "p1":
+        lines.append("Pearson r between the truth and F (truth where known, prediction elsewhere), per dataset:")
+        lines.append("")
+        header = ["method", "Avg", "cold", "1-2 known", "3-4 known", "5-6 known", "7-9 known"]
+        rows = [[_name(e)] + [_ms(*_value(summary, e, "pearson", b)) for b in P1_COLUMNS] for e in ran]
+        if published_here:
+            rows += [[f"{m} (published)"] + [f"{v:.2f}" for v in vals] for m, vals in P1_PUBLISHED.items()]
+        lines += _table(header, rows)
+        lines.append("")
+        if published_here:
+            lines.append("Published rows: Chen et al. (2024), mean of 10 repetitions. Their bins are labelled "
+                         "cold / 0-20% / 20-40% / 40-60% / 60-80% known; we bin by known models out of 10 "
+                         "(cold, 1-2, 3-4, 5-6, 7-9) and map the five bins 1:1 in that order (group g keeps "
+                         "9-g models, so the paper's last bin holds the datasets with 7-9 known).")
+        else:
+            lines.append(f"No published figures for zoo `{result.zoo}` (they were measured on "
+                         f"`{spec.default_zoo}`). Bins: share of each dataset's recorded models known: "
+                         f"1-2 = up to 20%, 3-4 = up to 40%, 5-6 = up to 60%, 7-9 = more.")
+        lines.append("")
+    metrics = list(spec.headline)
+    header = ["method"] + [_label(m) for m in metrics] + ["fit s", "predict s", "status"]
+    rows = []
+    for e in result.engines:
+        if e in ran:
+            cells = [_ms(*_value(summary, e, m), digits=2) for m in metrics]
+        else:
+            cells = ["–"] * len(metrics)
+        t = timing.loc[e] if e in timing.index else None
+        rows.append([_name(e)] + cells + [_secs(t["fit_s"]) if t is not None else "–",
+                                           _secs(t["predict_s"]) if t is not None else "–",
+                                           result.status.get(e, "not run")])
+    if spec.name == "p2" and published_here:
+        for m, (pr, kt) in P2_PUBLISHED.items():
+            rows.append([f"{m} (published)", f"{pr:.2f}", f"{kt:.2f}"] + ["–"] * (len(metrics) - 2) + ["–", "–", "–"])
+    lines.append("All scored datasets" + (" (held-out targets)" if spec.name == "p2" else "") + ":")
+    lines.append("")
+    lines += _table(header, rows)
+    lines.append("")
+    if spec.name == "p2" and published_here:
+        lines.append("Published rows: Li et al. (2024), mean over the same 8 targets (computed from the authors' "
+                     "result files); Pearson and Kendall only.")
+        lines.append("")
+
+    if spec.name == "p2" and len(result.per_dataset):
+        pt = (result.per_dataset.groupby(["engine", "dataset"], sort=False)["pearson"].mean()
+              .unstack("dataset"))
+        targets = list(dict.fromkeys(result.per_dataset["dataset"]))
+        lines.append("Pearson per target dataset (mean over repetitions):")
+        lines.append("")
+        rows = [[_name(e)] + [("–" if not np.isfinite(pt.loc[e, d]) else f"{pt.loc[e, d]:.2f}") for d in targets]
+                for e in ran]
+        lines += _table(["method", *targets], rows)
+        lines.append("")
+
+    cov = summary[(summary["metric"] == "coverage") & summary["mean"].notna()]
+    if len(cov):
+        lv = int(round(100 * result.level))
+        bins = [b for b in (("all", *BINS) if spec.name == "p1" else ("all",)) if (cov["bin"] == b).any()]
+        lines.append(f"Coverage of the {lv}% split-conformal interval on the hidden recorded cells (calibrated "
+                     f"on each fold's training data only), and its mean width in accuracy points:")
+        lines.append("")
+        rows = []
+        for e in [e for e in ran if (cov["engine"] == e).any()]:
+            rows.append([_name(e)] + [_ms(*_value(summary, e, "coverage", b)) for b in bins]
+                        + [_ms(*_value(summary, e, "width", "all"), digits=1),
+                           _secs(timing.loc[e, "calibrate_s"]) if e in timing.index else "–"])
+        lines += _table(["method", *[f"coverage {b}" for b in bins], "width (pts)", "calibrate s"], rows)
+        lines.append("")
+    else:
+        lines.append("Coverage: no engine of this run was calibrated.")
+        lines.append("")
+
+    # The honest line: where the default engine loses to a baseline.
+    baselines = [b for b in BASELINES if b in ran and b != DEFAULT_ENGINE]
+    if DEFAULT_ENGINE not in result.engines:
+        lines.append(f"**Default engine vs baselines:** `{DEFAULT_ENGINE}` was not part of this run.")
+    elif DEFAULT_ENGINE not in ran:
+        lines.append(f"**Default engine vs baselines:** `{DEFAULT_ENGINE}` produced no result "
+                     f"({result.status.get(DEFAULT_ENGINE)}).")
+    elif not baselines:
+        lines.append(f"**Default engine vs baselines:** no baseline ({', '.join(BASELINES)}) ran, no comparison.")
+    else:
+        below = below_baselines(result, summary)
+        if below:
+            lines.append(f"**Default engine BELOW a baseline** (same run, by mean over repetitions) on: "
+                         + "; ".join(below) + ".")
+        else:
+            lines.append(f"**Default engine vs baselines:** `{DEFAULT_ENGINE}` is not below "
+                         f"{', '.join(baselines)} on any headline metric of this table.")
+    ratio = fit_time_ratio(result)
+    if np.isfinite(ratio):
+        lines.append("")
+        lines.append(f"Fit time, same run: gat / {DEFAULT_ENGINE} = {ratio:.1f}x "
+                     f"(gat {timing.loc['gat', 'fit_s']:.3g} s, {DEFAULT_ENGINE} "
+                     f"{timing.loc[DEFAULT_ENGINE, 'fit_s']:.3g} s per fit).")
+    bad = {e: s for e, s in result.status.items() if s != "ok"}
+    if bad:
+        lines.append("")
+        lines.append("Engines without a full result:")
+        lines.append("")
+        lines += [f"- `{e}`: {s}" for e, s in bad.items()]
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,185 @@
+"""One call that runs a protocol and writes its tables, report and figures (``recsys evaluate``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from ..engines import ENGINES
+from ..features import TrainData
+from ..zoo import Zoo
+from .protocols import ProtocolResult, get_spec, p1, p2
+from .report import below_baselines, fit_time_ratio, markdown_report, summarize, timing_summary
+
+__all__ = ["RunResult", "run", "write_outputs"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` measured and wrote.
+
+    Attributes
+    ----------
+    result : ProtocolResult
+        Raw per-dataset rows, timings, status and errors.
+    summary : pandas.DataFrame
+        ``engine, bin, metric, mean, std, n_reps`` (see :func:`~recsys.evaluation.report.summarize`).
+    timing : pandas.DataFrame
+        ``engine, fit_s, predict_s, calibrate_s, n_folds, status``.
+    markdown : str
+        The report (tables beside the published figures).
+    below_baseline : list of str
+        Headline metrics where the default engine is worse than a baseline.
+    files : dict of str to pathlib.Path
+        What was written (empty when ``out_dir`` was None).
+    wall_s : float
+        Wall time of the whole call (features, protocol, files).
+    """
+
+    result: ProtocolResult
+    summary: pd.DataFrame
+    timing: pd.DataFrame
+    markdown: str
+    below_baseline: list = field(default_factory=list)
+    files: dict = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    @property
+    def status(self) -> dict[str, str]:
+        """Engine → ``ok`` / ``failed: ...`` / ``partly failed ...`` / ``n/a: no scores``."""
+        return self.result.status
+
+    @property
+    def failed(self) -> dict[str, str]:
+        return {e: s for e, s in self.status.items() if "failed" in s}
+
+    @property
+    def fit_ratio_gat(self) -> float:
+        """gat's mean fit time over the default engine's, same run (NaN if either is missing)."""
+        return fit_time_ratio(self.result)
+
+    def value(self, engine: str, metric: str = "pearson", bin: str = "all") -> float:
+        """Mean over repetitions of ``metric`` for ``engine`` (``bin`` "all" or a known-model bin)."""
+        s = self.summary
+        s = s[(s["engine"] == engine) & (s["metric"] == metric) & (s["bin"] == bin)]
+        return float(s["mean"].iloc[0]) if len(s) else float("nan")
+
+
+def write_outputs(run_result: RunResult, out_dir: str | Path, *, plots: bool = True) -> dict[str, Path]:
+    """Write ``{p}_per_dataset.csv``, ``{p}_summary.csv``, ``{p}_timing.csv``, ``{p}_errors.csv``,
+    ``{p}_report.md`` and the ``{p}_*.png`` figures into ``out_dir``."""
+    res = run_result.result
+    prefix = res.spec.name
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "per_dataset_csv": out / f"{prefix}_per_dataset.csv",
+        "summary_csv": out / f"{prefix}_summary.csv",
+        "timing_csv": out / f"{prefix}_timing.csv",
+        "errors_csv": out / f"{prefix}_errors.csv",
+        "report_md": out / f"{prefix}_report.md",
+    }
+    res.per_dataset.to_csv(files["per_dataset_csv"], index=False)
+    run_result.summary.to_csv(files["summary_csv"], index=False)
+    run_result.timing.to_csv(files["timing_csv"], index=False)
+    res.errors.to_csv(files["errors_csv"], index=False)
+    files["report_md"].write_text(run_result.markdown, encoding="utf-8")
+    if plots:
+        from .plots import write_plots
+
+        files.update(write_plots(res, run_result.summary, out, prefix))
+    return files
+
+
+def run(
+    protocol: str,
+    zoo: Zoo | TrainData | str | None = None,
+    engines: Sequence[str] | None = None,
+    repeats: int | None = None,
+    out_dir: str | Path | None = None,
+    *,
+    progress: bool = True,
+    text_encoder=None,
+    seeds: Sequence[int] | None = None,
+    coverage: str | bool | Sequence[str] | None = "default",
+    level: float = 0.8,
+    targets: Sequence[str | int] | None = None,
+    plots: bool = True,
+) -> RunResult:
+    """Run protocol ``p1`` or ``p2``; write its files when ``out_dir`` is given.
+
+    Parameters
+    ----------
+    protocol : {"p1", "p2"}
+    zoo : Zoo, TrainData, str or None
+        A zoo, a zoo name or directory, or ready TrainData. Default: the zoo
+        of the published figures (``domainnet-270`` for P1,
+        ``transfergraph-image`` for P2).
+    engines : sequence of str, optional
+        Registered engine names (default: every registered engine). A failing
+        engine is reported in ``status``, not dropped.
+    repeats : int, optional
+        Repetitions (P1 default 10; P2 default 1: the engine seed is the only
+        random part). Seeds are ``0..repeats-1`` unless ``seeds`` is given.
+    out_dir : path, optional
+        Where to write the CSVs, the markdown report and the figures.
+    progress : bool
+        tqdm bar on stderr.
+    text_encoder : str, optional
+        Text encoder of the FeatureBuilder (default: the shipped MiniLM;
+        ``"hashing"`` is the fast dependency-free one).
+    seeds : sequence of int, optional
+    coverage : "default", "all", "none" or list of engine names
+        Engines whose 80% interval coverage is measured (each fold calibrates
+        on its own training data: one more fit per fold).
+    level : float
+        Interval level of the coverage columns.
+    targets : sequence, optional
+        P2 only: the held-out datasets (names or indices; default every
+        dataset with scores).
+    plots : bool
+        Write the PNG figures too.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    RecsysError
+        Unknown protocol, engine, zoo or target; inconsistent repeats/seeds.
+
+    Examples
+    --------
+    >>> res = run("p1", engines=["popularity", "additive"], repeats=2, text_encoder="hashing")  # doctest: +SKIP
+    >>> print(res.markdown)                                                                     # doctest: +SKIP
+    """
+    t0 = time.perf_counter()
+    spec = get_spec(protocol)
+    zoo = spec.default_zoo if zoo is None else zoo
+    engines = list(ENGINES) if engines is None else list(engines)
+    log.info("running %s on %s with %s", spec.name, getattr(zoo, "name", zoo), ", ".join(engines))
+    if spec.name == "p1":
+        if targets is not None:
+            log.warning("targets only apply to p2; ignored")
+        res = p1(zoo, engines, repeats, seeds, text_encoder=text_encoder, coverage=coverage, level=level,
+                 progress=progress)
+    else:
+        res = p2(zoo, engines, repeats, seeds, targets=targets, text_encoder=text_encoder, coverage=coverage,
+                 level=level, progress=progress)
+    summary = summarize(res)
+    rr = RunResult(result=res, summary=summary, timing=timing_summary(res),
+                   markdown=markdown_report(res, summary), below_baseline=below_baselines(res, summary))
+    if out_dir is not None:
+        rr.files = write_outputs(rr, out_dir, plots=plots)
+    rr.wall_s = time.perf_counter() - t0
+    for name, status in rr.failed.items():
+        log.warning("%s: engine %s %s", spec.name, name, status)
+    return rr

@@ -1,0 +1,130 @@
+"""The runner end to end on the real reference zoos, checked against a direct recomputation."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from recsys.engines import make_engine
+from recsys.engines.calibration import calibrate
+from recsys.evaluation import run
+from recsys.evaluation.report import P1_PUBLISHED
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def p1_run(domainnet, tmp_path_factory):
+    out = tmp_path_factory.mktemp("p1")
+    return run("p1", domainnet, ["popularity", "additive"], repeats=2, out_dir=out, progress=False,
+               text_encoder="hashing", coverage="all"), out
+
+
+def test_p1_writes_every_file(p1_run):
+    res, out = p1_run
+    for name in ("per_dataset.csv", "summary.csv", "timing.csv", "errors.csv", "report.md", "pearson.png",
+                 "heatmap.png", "fit_time.png"):
+        assert (out / f"p1_{name}").is_file(), name
+        assert res.files[name.replace(".", "_")] == out / f"p1_{name}"
+    assert res.status == {"popularity": "ok", "additive": "ok"}
+    per = pd.read_csv(out / "p1_per_dataset.csv")
+    assert len(per) == 2 * 2 * 270
+    assert set(per["bin"]) == {"cold", "1-2", "3-4", "5-6", "7-9"}
+
+
+def test_p1_additive_beats_popularity(p1_run):
+    res, _ = p1_run
+    assert res.value("additive", "pearson") > res.value("popularity", "pearson")
+
+
+def test_p1_numbers_equal_a_direct_recomputation(p1_run, dn_data):
+    res, out = p1_run
+    per = pd.read_csv(out / "p1_per_dataset.csv")
+    summary = pd.read_csv(out / "p1_summary.csv")
+    Y = dn_data.Y
+    for name in ("popularity", "additive"):
+        avg, cold, kendall, covered, hidden = [], [], [], 0, 0
+        for seed in (0, 1):
+            rng = np.random.default_rng(seed)
+            perm = rng.permutation(270)
+            known = np.zeros_like(Y, dtype=bool)
+            for g in range(10):
+                for j in perm[g * 27:(g + 1) * 27]:
+                    known[j, rng.choice(10, 9 - g, replace=False)] = True
+            train = dn_data.with_Y(np.where(known, Y, np.nan))
+            engine = make_engine(name, seed=seed).fit(train)
+            pred = engine.predict(dn_data.block())
+            F = np.where(known, Y, pred)
+            r = np.array([stats.pearsonr(Y[j], F[j])[0] for j in range(270)])
+            tau = np.array([stats.kendalltau(Y[j], F[j])[0] for j in range(270)])
+            avg.append(np.nanmean(r))
+            cold.append(np.nanmean(r[known.sum(1) == 0]))
+            kendall.append(np.nanmean(tau))
+            mine = per[(per["engine"] == name) & (per["rep"] == seed)].set_index("dataset")
+            np.testing.assert_allclose(mine.loc[list(dn_data.dataset_ids), "pearson"], r, atol=1e-12)
+            cal = calibrate(lambda: make_engine(name, seed=seed), train, seed=seed)
+            lo, hi = cal.interval(pred, known.sum(1), 0.8)
+            inside = (Y >= lo) & (Y <= hi) & ~known
+            covered += inside.sum()
+            hidden += (~known).sum()
+            assert mine["covered"].sum() == inside.sum()
+
+        def stat(metric, bin_="all"):
+            row = summary[(summary["engine"] == name) & (summary["metric"] == metric) & (summary["bin"] == bin_)]
+            return row["mean"].iloc[0], row["std"].iloc[0]
+
+        assert stat("pearson") == pytest.approx((np.mean(avg), np.std(avg, ddof=1)), abs=1e-12)
+        assert stat("pearson", "cold")[0] == pytest.approx(np.mean(cold), abs=1e-12)
+        assert stat("kendall")[0] == pytest.approx(np.mean(kendall), abs=1e-12)
+        # per-rep pooled coverage, then mean over reps: both reps hide the same number of cells
+        assert stat("coverage")[0] == pytest.approx(covered / hidden, abs=1e-12)
+
+
+def test_p1_report_is_honest(p1_run):
+    res, out = p1_run
+    md = (out / "p1_report.md").read_text()
+    assert md == res.markdown
+    for method in P1_PUBLISHED:
+        assert f"{method} (published)" in md
+    assert "0-20%" in md and "1:1" in md
+    # lightfm did not run here: the report must say so instead of claiming anything
+    assert "`lightfm` was not part of this run" in md
+    timing = pd.read_csv(out / "p1_timing.csv")
+    assert timing["engine"].tolist() == ["popularity", "additive"]
+    assert (timing["fit_s"] > 0).all() and (timing["n_folds"] == 2).all()
+
+
+def test_p2_run_on_two_targets(transfergraph, tmp_path):
+    res = run("p2", transfergraph, ["popularity", "logme"], out_dir=tmp_path, progress=False,
+              targets=["dtd", "svhn"], coverage="none")
+    assert res.status == {"popularity": "ok", "logme": "ok"}
+    per = res.result.per_dataset
+    assert sorted(per["dataset"].unique()) == ["dtd", "svhn"]
+    assert set(per.columns) >= {"pearson", "kendall", "ndcg@5", "regret@1", "regret@5"}
+    assert "TransferGraph (best variant, XGBoost on node2vec features) (published)" in res.markdown
+    assert (tmp_path / "p2_heatmap.png").is_file()
+
+
+@pytest.mark.slow
+def test_run_all_smoke(tmp_path):
+    env = dict(os.environ)
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--smoke", "--out", str(tmp_path),
+           "--engines", "random,popularity,additive", "--text-encoder", "hashing", "--no-progress"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    md = (tmp_path / "results.md").read_text()
+    assert "SMOKE RUN" in md and "CPU cores" in md and "Command:" in md
+    assert "## P1" in md and "## P2" in md
+    for p in ("p1", "p2"):
+        assert (tmp_path / f"{p}_summary.csv").is_file()
+    per2 = pd.read_csv(tmp_path / "p2_per_dataset.csv")
+    assert per2["dataset"].nunique() == 2
+    per1 = pd.read_csv(tmp_path / "p1_per_dataset.csv")
+    assert sorted(per1["rep"].unique()) == [0, 1]
