@@ -108,16 +108,18 @@ def coherence(Z: np.ndarray, min_common: int = 3) -> np.ndarray:
     K = ~np.isnan(Z)
     Zz = np.where(K, Z, 0.0)
     total, count = Zz.sum(0), K.sum(0)
-    rel = np.full(Z.shape[0], np.nan)
-    for j in range(Z.shape[0]):
-        kk = K[j]
-        if kk.sum() < min_common:
-            continue
-        others = (total[kk] - Zz[j, kk]) / np.maximum(count[kk] - 1, 1)
-        if others.std() > 0 and Z[j, kk].std() > 0:
-            rel[j] = np.corrcoef(Z[j, kk], others)[0, 1]
-    med = float(np.median(rel[np.isfinite(rel)])) if np.isfinite(rel).any() else 1.0
-    return np.clip(np.where(np.isnan(rel), med, rel), 0.05, 1.0)
+    others = (total[None, :] - Zz) / np.maximum(count[None, :] - 1, 1)
+    n = K.sum(1)
+    nn = np.maximum(n, 1)
+    mx = Zz.sum(1) / nn
+    mo = np.where(K, others, 0.0).sum(1) / nn
+    dx = np.where(K, Zz - mx[:, None], 0.0)
+    do = np.where(K, others - mo[:, None], 0.0)
+    sxx, soo, sxo = (dx * dx).sum(1), (do * do).sum(1), (dx * do).sum(1)
+    ok = (n >= min_common) & (sxx > 1e-12) & (soo > 1e-12)
+    rel = np.where(ok, sxo / np.sqrt(np.where(ok, sxx * soo, 1.0)), np.nan)
+    med = float(np.median(rel[ok])) if ok.any() else 1.0
+    return np.clip(np.where(ok, rel, med), 0.05, 1.0)
 
 
 def _column_means(Z: np.ndarray) -> np.ndarray:
@@ -152,7 +154,7 @@ def kernel_profile(Z: np.ndarray, phi: np.ndarray, beta: np.ndarray, log_rel: np
 
 
 def learn_weights(Z: np.ndarray, phi: np.ndarray, log_rel: np.ndarray, *, min_known: int = 5,
-                  l2: float = 1e-4) -> np.ndarray:
+                  l2: float = 1e-4, init: np.ndarray | None = None) -> np.ndarray:
     """``[beta..., gamma]`` minimizing leave-one-dataset-out error (analytic gradient, L-BFGS).
 
     Only datasets with at least ``min_known`` records are scored; with fewer
@@ -183,5 +185,7 @@ def learn_weights(Z: np.ndarray, phi: np.ndarray, log_rel: np.ndarray, *, min_kn
         grad = -2.0 / N * np.einsum("fjl,jl->f", phi_all, W * G) + 2 * l2 * b
         return (e ** 2).sum() / N + l2 * (b ** 2).sum(), grad
 
-    res = minimize(loss_grad, np.zeros(n_feat), jac=True, method="L-BFGS-B", bounds=[(-20.0, 20.0)] * n_feat)
+    x0 = np.zeros(n_feat) if init is None or len(init) != n_feat else np.asarray(init, float)
+    res = minimize(loss_grad, x0, jac=True, method="L-BFGS-B", bounds=[(-20.0, 20.0)] * n_feat,
+                   options={"ftol": 1e-7, "gtol": 1e-5})
     return res.x

@@ -99,9 +99,9 @@ class LightFMEngine(Engine):
     summary = ("LightFM hybrid (metadata + text features) blended with a learned dataset kernel, "
                "then per-dataset kriging; blend chosen by inner validation")
 
-    def __init__(self, *, no_components: int = 8, epochs: int = 100, learning_rate: float = 0.05, tau: float = 1.5,
-                 alphas: Sequence[float] = (1e-4, 3e-4, 1e-3), blend_weights: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
-                 inner_folds: int = 2, seed: int = 0):
+    def __init__(self, *, no_components: int = 8, epochs: int = 20, learning_rate: float = 0.15, tau: float = 1.5,
+                 alphas: Sequence[float] = (3e-4,), blend_weights: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
+                 inner_folds: int = 1, seed: int = 0):
         self.no_components = no_components
         self.epochs = epochs
         self.learning_rate = learning_rate
@@ -144,18 +144,41 @@ class LightFMEngine(Engine):
         return user, item
 
     def _lightfm_profile(self, UF: sp.csr_matrix, user: np.ndarray, item: np.ndarray) -> np.ndarray:
-        """``tau * score`` for users described by ``UF`` (LightFM's prediction, in numpy)."""
+        """``tau * score`` for users described by ``UF`` (LightFM's prediction, in numpy).
+
+        ``user`` (F, k + 1) and ``item`` (n_models, k + 1) hold embeddings with the
+        bias as last column; stacked (n_fits, ...) arrays give the mean over fits.
+        """
+        if user.ndim == 3:
+            return np.mean([self._lightfm_profile(UF, u, i) for u, i in zip(user, item)], axis=0)
         u = UF @ user  # (n, k + 1): summed feature embeddings, last column the summed bias
         score = u[:, :-1] @ item[:, :-1].T + u[:, -1:] + item[:, -1][None, :]
         return self.tau * score
 
-    def _profiles(self, Y: np.ndarray, UF, IF, phi, alphas) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray]:
-        Z = standardize(Y)
-        lfm = {a: self._lightfm(Z, UF, IF, a) for a in alphas}
+    def _kernel(self, Z: np.ndarray, phi: np.ndarray, init: np.ndarray | None = None):
+        """Learned kernel on ``Z``: (weights, log coherence, leave-self-out profile)."""
         log_rel = np.log(coherence(Z))
-        weights = learn_weights(Z, phi, log_rel)
-        Mk = kernel_profile(Z, phi, weights, log_rel, exclude_self=True)
-        return Z, lfm, Mk, weights
+        weights = learn_weights(Z, phi, log_rel, init=init)
+        return weights, log_rel, kernel_profile(Z, phi, weights, log_rel, exclude_self=True)
+
+    def _inner_folds(self, k: np.ndarray) -> list[np.ndarray]:
+        """Datasets hidden in each inner fold: well-recorded ones (>= 5 records).
+
+        Large zoos (> 30 datasets): ``inner_folds`` folds of 20% each; small zoos:
+        a 4-fold partition, so every well-recorded dataset is validated once.
+        """
+        rng = np.random.default_rng(self.seed)
+        eligible = np.flatnonzero(k >= 5)
+        rng.shuffle(eligible)
+        if len(eligible) < 2:
+            return []
+        if len(k) > 30:
+            n_folds, n_hold = min(self.inner_folds, len(eligible)), max(1, int(np.ceil(0.2 * len(eligible))))
+        else:
+            n_folds = min(4, len(eligible))
+            n_hold = int(np.ceil(len(eligible) / n_folds))
+        folds = [eligible[f * n_hold:(f + 1) * n_hold] for f in range(n_folds)]
+        return [f for f in folds if len(f)]
 
     @staticmethod
     def _pair_stage(Z: np.ndarray, Mk: np.ndarray, feats: list[np.ndarray]) -> np.ndarray | None:
@@ -180,7 +203,6 @@ class LightFMEngine(Engine):
     # -- fit --------------------------------------------------------------------------
     def _fit(self, data: TrainData) -> None:
         Y = data.Y
-        n_d = data.n_datasets
         K = data.known
         k = K.sum(1)
         tokens, text = data.dataset_tokens, data.dataset_text
@@ -190,51 +212,43 @@ class LightFMEngine(Engine):
         phi = similarity_features(sim, sim)
         pair = score_features(data.scores)
 
-        # Inner selection of (alpha, w): hide well-recorded datasets entirely, score their known cells.
+        # Inner validation: each fold hides some well-recorded datasets entirely (simulated cold
+        # start), fits LightFM and the kernel on the rest, and scores every (alpha, w) on the hidden
+        # datasets' records (per-dataset centred squared error of z). LightFM is cross-fitted: the
+        # fold models are kept and their profiles averaged, so no LightFM model is fitted twice.
         alphas, ws = tuple(self.alphas), tuple(self.blend_weights)
-        best = (alphas[0], ws[0])
-        if len(alphas) * len(ws) > 1:
-            rng = np.random.default_rng(self.seed)
-            eligible = np.flatnonzero(k >= 5)
-            rng.shuffle(eligible)
-            if n_d > 30:
-                n_folds, n_hold = min(self.inner_folds, len(eligible)), max(1, int(np.ceil(0.2 * len(eligible))))
-            else:
-                n_folds = min(4, len(eligible))
-                n_hold = int(np.ceil(len(eligible) / max(n_folds, 1)))
-            Z_full = standardize(Y)
-            err: dict = {}
-            for f in range(n_folds):
-                held = eligible[f * n_hold:(f + 1) * n_hold]
-                if len(held) == 0:
-                    continue
-                Ytr = Y.copy()
-                Ytr[held] = np.nan
-                Ztr, lfm, Mk, _ = self._profiles(Ytr, UF, IF, phi, alphas)
-                pc = self._pair_stage(Ztr, Mk, pair)
-                for a in alphas:
-                    L = self._lightfm_profile(UF, *lfm[a])
-                    for w in ws:
-                        M = self._apply_pair(pc, pair, w * L + (1 - w) * Mk)
-                        e = 0.0
-                        for d in held:
-                            kk = K[d]
-                            diff = Z_full[d, kk] - M[d, kk]
-                            diff = diff - diff.mean()
-                            e += float((diff ** 2).mean())
-                        err[(a, w)] = err.get((a, w), 0.0) + e
-            if err:
-                best = min(err, key=lambda key: (round(err[key], 12), -key[1], key[0]))
-        alpha, w = best
+        folds = self._inner_folds(k)
+        Z = standardize(Y)
+        fold_models: dict = {a: [] for a in alphas}
+        err: dict = {}
+        weights = None
+        for held in folds:
+            Ytr = Y.copy()
+            Ytr[held] = np.nan
+            Ztr = standardize(Ytr)
+            weights, _, Mk_tr = self._kernel(Ztr, phi, init=weights)
+            pc = self._pair_stage(Ztr, Mk_tr, pair)
+            for a in alphas:
+                model = self._lightfm(Ztr, UF, IF, a)
+                fold_models[a].append(model)
+                L = self._lightfm_profile(UF, *model)
+                for w in ws:
+                    M = self._apply_pair(pc, pair, w * L + (1 - w) * Mk_tr)
+                    diff = np.where(K[held], Z[held] - M[held], 0.0)
+                    n = np.maximum(K[held].sum(1), 1)
+                    diff = np.where(K[held], diff - (diff.sum(1) / n)[:, None], 0.0)
+                    err[(a, w)] = err.get((a, w), 0.0) + float(((diff ** 2).sum(1) / n).sum())
+        if err:
+            alpha, w = min(err, key=lambda key: (round(err[key], 12), -key[1], key[0]))
+        else:  # too few well-recorded datasets to validate: an even blend, one model on everything
+            alpha, w = alphas[0], 0.5 if 0.5 in ws else ws[len(ws) // 2]
+            fold_models[alpha] = [self._lightfm(Z, UF, IF, alpha)]
+        models = fold_models[alpha]
+        self.user_embeddings_ = np.stack([m[0] for m in models])
+        self.item_repr_ = np.stack([m[1] for m in models])
+        L = self._lightfm_profile(UF, self.user_embeddings_, self.item_repr_)
 
-        Z, lfm, Mk, weights = self._profiles(Y, UF, IF, phi, (alpha,) if w > 0 else ())
-        if w > 0:
-            self.user_embeddings_, self.item_repr_ = lfm[alpha]
-            L = self._lightfm_profile(UF, *lfm[alpha])
-        else:
-            self.user_embeddings_ = np.zeros((UF.shape[1], self.no_components + 1))
-            self.item_repr_ = np.zeros((data.n_models, self.no_components + 1))
-            L = 0.0
+        weights, log_rel, Mk = self._kernel(Z, phi, init=weights)
         self.pair_coef_ = self._pair_stage(Z, Mk, pair)
         M = self._apply_pair(self.pair_coef_, pair, w * L + (1 - w) * Mk)
 
@@ -253,7 +267,7 @@ class LightFMEngine(Engine):
             self.pair_coef_ = np.zeros(0)
         self.alpha_, self.blend_ = float(alpha), float(w)
         self.kernel_weights_ = weights
-        self.log_coherence_ = np.log(coherence(Z))
+        self.log_coherence_ = log_rel
         self.Z_ = Z
         self.sim_ = sim
         self.prediction_ = P
@@ -306,7 +320,7 @@ class LightFMEngine(Engine):
         sim = SimilarityInputs.from_features(block.features, self._groups, tokens, text)
         phi = similarity_features(sim, self.sim_)
         Mk = kernel_profile(self.Z_, phi, self.kernel_weights_, self.log_coherence_, exclude_self=False)
-        L = self._lightfm_profile(UF, self.user_embeddings_, self.item_repr_) if self.blend_ > 0 else 0.0
+        L = self._lightfm_profile(UF, self.user_embeddings_, self.item_repr_)
         M = self.blend_ * L + (1 - self.blend_) * Mk
         if len(self.pair_coef_):
             M = self._apply_pair(self.pair_coef_, score_features({k: block.scores[k] for k in self.metrics_}), M)
