@@ -57,6 +57,7 @@ def main(verbose: int, quiet: bool) -> None:
     recsys topk --dataset 269_clipart_32 -k 5   # best models for a dataset of the zoo
     recsys topk --new data/new-dataset.json     # ... for a brand-new dataset
     recsys predict --format csv > all.csv       # every (model, dataset) pair
+    recsys evaluate --protocol p1 --out results # the published protocol, every engine
     """
     _setup_logging(verbose, quiet)
 
@@ -294,6 +295,38 @@ def info(model_path, zoo_name, fmt):
             if isinstance(value, (dict, list)):
                 value = json.dumps(value, default=str)
             click.echo(f"{key:<{width}}  {value}")
+
+
+@main.command()
+@click.option("--protocol", type=click.Choice(["p1", "p2"]), required=True,
+              help="p1: DomainNet-270 missing-edge (10 reps); p2: TransferGraph leave-one-dataset-out.")
+@click.option("--zoo", "zoo_name", default=None, metavar="DIR_OR_NAME",
+              help="Zoo to evaluate on [default: domainnet-270 for p1, transfergraph-image for p2].")
+@click.option("--engines", "engine_list", default=None, metavar="A,B,...",
+              help="Comma-separated engines [default: all of `recsys engines`].")
+@click.option("--repeats", type=click.IntRange(min=1), default=None, help="Repetitions [default: 10 for p1, 1 for p2].")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Directory for the per-dataset CSV, summary CSV, markdown report and plots.")
+@click.option("--text-encoder", default=None, metavar="HUB_ID_OR_PATH", help="Text encoder (see `recsys fit`).")
+@click.option("--coverage", default="default", show_default=True, metavar="default|all|none|A,B",
+              help="Engines whose interval coverage is measured (default: the default engine).")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
+def evaluate(protocol, zoo_name, engine_list, repeats, out_dir, text_encoder, coverage, no_plots):
+    """Run a published evaluation protocol; the markdown table goes to stdout."""
+    from .evaluation import run
+
+    engines = [e.strip() for e in engine_list.split(",") if e.strip()] if engine_list else None
+    if coverage not in ("default", "all", "none"):
+        coverage = [c.strip() for c in coverage.split(",") if c.strip()]
+    res = run(protocol, zoo_name, engines, repeats, out_dir, progress=True, text_encoder=text_encoder,
+              coverage=coverage, plots=not no_plots)
+    click.echo(res.markdown)
+    for name, status in res.failed.items():
+        log.error("engine %s %s", name, status)
+    if out_dir:
+        log.info("wrote %s", ", ".join(str(p) for p in res.files.values()))
+    if res.failed:
+        sys.exit(1)
 
 
 @main.command()

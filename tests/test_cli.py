@@ -260,3 +260,16 @@ def test_fit_with_the_real_minilm_encoder(tmp_path, data_dir):
             "print('TORCH', 'torch' in sys.modules)\n")
     again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "TORCH False" in again.stdout
+
+
+def test_evaluate_writes_tables(tmp_path):
+    out = tmp_path / "ev"
+    res = run("evaluate", "--protocol", "p1", "--engines", "popularity,additive", "--repeats", "1",
+              "--text-encoder", "hashing", "--out", out, "--no-plots", "--coverage", "none")
+    assert "## P1" in res.stdout and "| additive |" in res.stdout and "SCG4Trf" in res.stdout
+    for name in ("p1_per_dataset.csv", "p1_summary.csv", "p1_report.md"):
+        assert (out / name).is_file()
+    frame = pd.read_csv(out / "p1_per_dataset.csv")
+    assert len(frame) == 2 * 270 and set(frame["engine"]) == {"popularity", "additive"}
+    bad = run("evaluate", "--protocol", "p1", "--engines", "popularty", ok=False)
+    assert bad.exit_code == 1 and "popularity" in bad.stderr
