@@ -150,8 +150,9 @@ class Calibration:
         return cal if cal.abs_residuals else None
 
 
-def holdout_mask(known: np.ndarray, rng: np.random.Generator, *, cold_fraction: float, cell_fraction: float) -> np.ndarray:
-    """Cells to hide: every cell of a share of datasets, and a share of the others' cells.
+def holdout_mask(known: np.ndarray, rng: np.random.Generator, *, cold_fraction: float, cell_fraction: float,
+                 cold: np.ndarray | None = None) -> np.ndarray:
+    """Cells to hide: every cell of some datasets (``cold``, else a random share), and a share of the others' cells.
 
     Each partly hidden dataset keeps at least one record.
     """
@@ -159,8 +160,9 @@ def holdout_mask(known: np.ndarray, rng: np.random.Generator, *, cold_fraction: 
     rows = np.flatnonzero(known.any(1))
     if len(rows) < 2:
         return hide
-    n_cold = max(1, int(round(cold_fraction * len(rows))))
-    cold = rng.choice(rows, size=min(n_cold, len(rows) - 1), replace=False)
+    if cold is None:
+        n_cold = max(1, int(round(cold_fraction * len(rows))))
+        cold = rng.choice(rows, size=min(n_cold, len(rows) - 1), replace=False)
     hide[cold] = known[cold]
     for r in np.setdiff1d(rows, cold):
         cells = np.flatnonzero(known[r])
@@ -172,7 +174,7 @@ def holdout_mask(known: np.ndarray, rng: np.random.Generator, *, cold_fraction: 
     return hide
 
 
-def calibrate(make: Callable[[], Engine], data: TrainData, *, seed: int = 0, rounds: int = 1,
+def calibrate(make: Callable[[], Engine], data: TrainData, *, seed: int = 0, rounds: int | None = None,
               cold_fraction: float = 0.2, cell_fraction: float = 0.25) -> Calibration:
     """Residuals of engines refitted with part of the known cells hidden.
 
@@ -182,17 +184,28 @@ def calibrate(make: Callable[[], Engine], data: TrainData, *, seed: int = 0, rou
         Returns a fresh, unfitted engine (same parameters as the one being calibrated).
     data : TrainData
     seed : int
-    rounds : int
-        Independent hide/refit rounds (more residuals, proportionally slower).
+    rounds : int, optional
+        Hide/refit rounds. Default: 1 for zoos with more than 30 recorded
+        datasets; for smaller zoos, 4 rounds whose entirely hidden datasets
+        partition the zoo (every dataset is a cold-start example once, so the
+        cold residuals do not hang on two or three datasets).
     cold_fraction, cell_fraction : float
-        Share of datasets hidden entirely; share of the other datasets' cells hidden.
+        Share of datasets hidden entirely (when not partitioned); share of the
+        other datasets' cells hidden.
     """
     rng = np.random.default_rng([seed, 7919])
     known = data.known
+    rows = np.flatnonzero(known.any(1))
+    partition = None
+    if rounds is None:
+        rounds = 1 if len(rows) > 30 else max(1, min(4, len(rows) - 1))
+        if 1 < rounds:
+            partition = np.array_split(rng.permutation(rows), rounds)
     abs_pool: dict[str, list] = {s: [] for s in STRATA}
     rel_pool: dict[str, list] = {s: [] for s in STRATA}
-    for _ in range(rounds):
-        hide = holdout_mask(known, rng, cold_fraction=cold_fraction, cell_fraction=cell_fraction)
+    for r in range(rounds):
+        hide = holdout_mask(known, rng, cold_fraction=cold_fraction, cell_fraction=cell_fraction,
+                            cold=None if partition is None else partition[r])
         if not hide.any():
             continue
         train = data.with_Y(np.where(hide, np.nan, data.Y))
