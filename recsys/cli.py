@@ -92,7 +92,8 @@ def _emit(frame, fmt: str) -> None:
 
 
 def _load_model(path: str | None):
-    from .recommender import Recommender, default_model_path
+    from .paths import default_model_path
+    from .recommender import Recommender
 
     target = Path(path) if path else default_model_path()
     if path is None and not target.exists():
@@ -176,7 +177,8 @@ def fit(zoo_name, engine, out, seed, text_encoder, params, no_calibrate):
     """Fit an engine on a zoo and write a model file (its path goes to stdout)."""
     from . import datasets
     from .engines import get_engine_class
-    from .recommender import Recommender, default_model_path
+    from .paths import default_model_path
+    from .recommender import Recommender
 
     cls = get_engine_class(engine)
     engine_params = _parse_params(params, cls)

