@@ -68,7 +68,8 @@ def test_p1_numbers_equal_a_direct_recomputation(p1_run, dn_data):
             cold.append(np.nanmean(r[known.sum(1) == 0]))
             kendall.append(np.nanmean(tau))
             mine = per[(per["engine"] == name) & (per["rep"] == seed)].set_index("dataset")
-            np.testing.assert_allclose(mine.loc[list(dn_data.dataset_ids), "pearson"], r, atol=1e-12)
+            # the per-dataset CSV keeps 5 significant digits
+            np.testing.assert_allclose(mine.loc[list(dn_data.dataset_ids), "pearson"], r, rtol=1e-4, atol=1e-12)
             cal = calibrate(lambda: make_engine(name, seed=seed), train, seed=seed)
             lo, hi = cal.interval(pred, known.sum(1), 0.8)
             inside = (Y >= lo) & (Y <= hi) & ~known
@@ -116,7 +117,7 @@ def test_p2_run_on_two_targets(transfergraph, tmp_path):
 def test_run_all_smoke(tmp_path):
     env = dict(os.environ)
     cmd = [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--smoke", "--out", str(tmp_path),
-           "--engines", "random,popularity,additive", "--text-encoder", "hashing", "--no-progress"]
+           "--engines", "random,popularity,additive,lightfm", "--text-encoder", "hashing", "--no-progress"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     md = (tmp_path / "results.md").read_text()
