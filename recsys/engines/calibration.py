@@ -55,6 +55,8 @@ class Calibration:
 
     abs_residuals: dict = field(default_factory=dict)
     rel_residuals: dict = field(default_factory=dict)
+    #: factor on the resampled residuals of ``p_best``, fitted by log score on held-out datasets
+    noise_scale: float = 1.0
 
     def _pool(self, table: Mapping[str, np.ndarray], stratum: int) -> np.ndarray:
         own = table.get(STRATA[stratum])
@@ -86,7 +88,7 @@ class Calibration:
         return np.clip(pred - half, 0.0, 1.0), np.clip(pred + half, 0.0, 1.0)
 
     def p_best(self, pred: np.ndarray, known: np.ndarray | None = None, n_known: np.ndarray | None = None,
-               *, n_draws: int = 2000, seed: int = 0) -> np.ndarray:
+               *, n_draws: int = 2000, seed: int = 0, scale: float | None = None) -> np.ndarray:
         """Probability that each model is the best on each dataset.
 
         Parameters
@@ -97,11 +99,14 @@ class Calibration:
             Recorded accuracies (NaN where unknown); recorded values are used as they are.
         n_known : ndarray, shape (n_datasets,), optional
             Recorded models per dataset (default: counted from ``known``).
+        scale : float, optional
+            Factor on the resampled residuals (default: the fitted ``noise_scale``).
 
         Returns
         -------
         ndarray, same shape as ``pred``; rows sum to 1.
         """
+        factor = self.noise_scale if scale is None else scale
         pred = np.asarray(pred, dtype=float)
         n, m = pred.shape
         if known is None:
@@ -120,7 +125,7 @@ class Calibration:
                 pool = np.zeros(1)
             for start in range(0, len(rows), 64):
                 r = rows[start:start + 64]
-                noise = rng.choice(pool, size=(n_draws, len(r), m))
+                noise = factor * rng.choice(pool, size=(n_draws, len(r), m))
                 draws = base[r][None] + np.where(is_known[r][None], 0.0, noise)
                 winners = draws.argmax(axis=2)  # (n_draws, len(r))
                 for j, row in enumerate(r):
@@ -138,6 +143,8 @@ class Calibration:
             if name in self.abs_residuals:
                 arrays[f"cal_abs_{name}"] = self.abs_residuals[name]
                 arrays[f"cal_rel_{name}"] = self.rel_residuals[name]
+        if arrays:
+            arrays["cal_noise_scale"] = np.array(self.noise_scale)
         return arrays
 
     @classmethod
@@ -147,6 +154,8 @@ class Calibration:
             if f"cal_abs_{name}" in arrays:
                 cal.abs_residuals[name] = np.asarray(arrays[f"cal_abs_{name}"], dtype=float)
                 cal.rel_residuals[name] = np.asarray(arrays[f"cal_rel_{name}"], dtype=float)
+        if "cal_noise_scale" in arrays:
+            cal.noise_scale = float(arrays["cal_noise_scale"])
         return cal if cal.abs_residuals else None
 
 
@@ -203,6 +212,7 @@ def calibrate(make: Callable[[], Engine], data: TrainData, *, seed: int = 0, rou
             partition = np.array_split(rng.permutation(rows), rounds)
     abs_pool: dict[str, list] = {s: [] for s in STRATA}
     rel_pool: dict[str, list] = {s: [] for s in STRATA}
+    cases: list[tuple] = []  # (prediction, known-to-the-fit values, truth) of held-out datasets, for p_best
     for r in range(rounds):
         hide = holdout_mask(known, rng, cold_fraction=cold_fraction, cell_fraction=cell_fraction,
                             cold=None if partition is None else partition[r])
@@ -221,10 +231,35 @@ def calibrate(make: Callable[[], Engine], data: TrainData, *, seed: int = 0, rou
             abs_pool[name].append(np.abs(res))
             if len(res) >= 2:
                 rel_pool[name].append((res - res.mean()) * math.sqrt(len(res) / (len(res) - 1)))
+                cases.append((pred[i], train.Y[r], data.Y[r]))
     cal = Calibration()
     for name in STRATA:
         if abs_pool[name]:
             cal.abs_residuals[name] = np.sort(np.concatenate(abs_pool[name]))
             rel = rel_pool[name]
             cal.rel_residuals[name] = np.concatenate(rel) if rel else np.zeros(0)
+    if cases:
+        cal.noise_scale = _fit_noise_scale(cal, cases, seed)
     return cal
+
+
+def _fit_noise_scale(cal: Calibration, cases: list[tuple], seed: int,
+                     grid: tuple[float, ...] = (1.0, 0.8, 0.6, 0.45, 0.35, 0.25, 0.15)) -> float:
+    """The residual factor whose P(best) gives the truly best models the best log score.
+
+    Independently resampled residuals ignore that models err together, which
+    spreads P(best) too thin; a factor below 1, fitted on the held-out datasets
+    (a proper scoring rule, so the fitted probabilities are calibrated), corrects it.
+    """
+    pred = np.stack([c[0] for c in cases])
+    known = np.stack([c[1] for c in cases])
+    truth = np.stack([c[2] for c in cases])
+    recorded = ~np.isnan(truth)
+    best = recorded & (np.where(recorded, truth, -np.inf) >= np.nanmax(np.where(recorded, truth, np.nan), axis=1,
+                                                                          keepdims=True))
+    scores = []
+    for factor in grid:
+        pb = cal.p_best(pred, known, n_draws=400, seed=seed, scale=factor)
+        p_true = np.where(best, pb, 0.0).sum(1)
+        scores.append(float(-np.log(np.clip(p_true, 1e-3, 1.0)).mean()))
+    return float(grid[int(np.argmin(scores))])

@@ -275,7 +275,8 @@ class ProtocolResult:
         dataset, group, n_recorded, n_known, bin``, every metric of
         ``spec.metrics``, and coverage columns ``n_hidden`` (recorded cells not
         given to the engine), ``covered`` (how many of them fall in the
-        interval, NaN when not calibrated) and ``width`` (mean interval width
+        interval, NaN when not calibrated), ``p_top`` / ``top_hit`` (the largest
+        P(best) and whether that model is truly the best recorded one) and ``width`` (mean interval width
         over them, accuracy points).
     timing : pandas.DataFrame
         One row per successful (engine, fold): ``fit_s, predict_s, calibrate_s``.
@@ -448,13 +449,15 @@ def evaluate(
                     bar.update(1)
                     continue
                 n_known = fold.known.sum(1)
-                lo = hi = None
+                lo = hi = pb = None
                 calibrate_s = float("nan")
                 if name in cov:
                     t0 = time.perf_counter()
                     try:
                         cal = calibrate(lambda: make(name, seed=fold.seed), train, seed=fold.seed)
                         lo, hi = cal.interval(pred, n_known[fold.rows], level)
+                        pb = cal.p_best(pred, np.where(fold.known[fold.rows], Y[fold.rows], np.nan),
+                                        n_known[fold.rows], seed=fold.seed)
                     except Exception as exc:
                         errors.append({"engine": name, "rep": fold.rep, "fold": fold.label, "stage": "calibrate",
                                        "error": _describe(exc)})
@@ -481,6 +484,13 @@ def evaluate(
                         row["width"] = float(100.0 * (hi[i, hidden] - lo[i, hidden]).mean())
                     else:
                         row["covered"] = row["width"] = float("nan")
+                    row["p_top"] = row["top_hit"] = float("nan")
+                    if pb is not None and hidden.any():
+                        # Is P(best) calibrated? The model it favours most, and whether it is the best.
+                        top = int(np.argmax(pb[i]))
+                        row["p_top"] = float(pb[i, top])
+                        if rec[top]:
+                            row["top_hit"] = float(Y[j, top] >= Y[j, rec].max())
                     rows_out.append(row)
                 bar.update(1)
             if n_failed == 0:
@@ -494,7 +504,7 @@ def evaluate(
     finally:
         bar.close()
     cols = ["engine", "rep", "seed", "fold", "dataset", "group", "n_recorded", "n_known", "bin", *metrics,
-            "n_hidden", "covered", "width"]
+            "n_hidden", "covered", "width", "p_top", "top_hit"]
     first = [f for f in folds if f.rep == first_rep]
     known_first = np.zeros(Y.shape, dtype=bool)
     group_first = np.full(Y.shape[0], -1, dtype=np.int64)

@@ -72,8 +72,9 @@ def per_rep(result: ProtocolResult) -> pd.DataFrame:
     df = result.per_dataset
     metrics = result.spec.metrics
     parts = []
+    extra = [c for c in ("p_top", "top_hit") if c in df.columns]
     for by, fill in ((["engine", "rep"], "all"), (["engine", "rep", "bin"], None)):
-        m = df.groupby(by, sort=False)[metrics].mean().reset_index()
+        m = df.groupby(by, sort=False)[[*metrics, *extra]].mean().reset_index()
         c = _coverage_per_rep(df, by)
         m = m.merge(c, on=by, how="left") if len(c) else m.assign(coverage=np.nan, width=np.nan)
         if fill is not None:
@@ -92,9 +93,10 @@ def summarize(result: ProtocolResult) -> pd.DataFrame:
     if result.per_dataset.empty:
         return pd.DataFrame(columns=cols)
     reps = per_rep(result)
-    out = mean_std_over_reps(reps, [*result.spec.metrics, "coverage", "width"], ["engine", "bin"])
+    names = [*result.spec.metrics, "coverage", "width", *[c for c in ("p_top", "top_hit") if c in reps.columns]]
+    out = mean_std_over_reps(reps, names, ["engine", "bin"])
     ranks = {"engine": {e: i for i, e in enumerate(result.engines)},
-             "metric": {m: i for i, m in enumerate([*result.spec.metrics, "coverage", "width"])},
+             "metric": {m: i for i, m in enumerate(names)},
              "bin": {b: i for i, b in enumerate(("all", *BINS))}}
     out = out.sort_values(["engine", "metric", "bin"], key=lambda col: col.map(ranks[col.name]))
     return out[cols].reset_index(drop=True)
@@ -267,14 +269,18 @@ def markdown_report(result: ProtocolResult, summary: pd.DataFrame | None = None,
         lv = int(round(100 * result.level))
         bins = [b for b in (("all", *BINS) if spec.name == "p1" else ("all",)) if (cov["bin"] == b).any()]
         lines.append(f"Coverage of the {lv}% split-conformal interval on the hidden recorded cells (calibrated "
-                     f"on each fold's training data only), and its mean width in accuracy points:")
+                     f"on each fold's training data only), its mean width in accuracy points, and the "
+                     f"calibration of P(best): the mean probability given to the model each dataset's P(best) "
+                     f"favours most, beside how often that model is truly the best (equal when calibrated):")
         lines.append("")
         rows = []
         for e in [e for e in ran if (cov["engine"] == e).any()]:
             rows.append([_name(e)] + [_ms(*_value(summary, e, "coverage", b)) for b in bins]
                         + [_ms(*_value(summary, e, "width", "all"), digits=1),
+                           _ms(*_value(summary, e, "p_top", "all")), _ms(*_value(summary, e, "top_hit", "all")),
                            _secs(timing.loc[e, "calibrate_s"]) if e in timing.index else "–"])
-        lines += _table(["method", *[f"coverage {b}" for b in bins], "width (pts)", "calibrate s"], rows)
+        lines += _table(["method", *[f"coverage {b}" for b in bins], "width (pts)", "P(best) of top pick",
+                         "top pick is best", "calibrate s"], rows)
         lines.append("")
     else:
         lines.append("Coverage: no engine of this run was calibrated.")
