@@ -65,7 +65,9 @@ def write_artifact(path: str | os.PathLike, meta: Mapping, arrays: Mapping[str, 
                 zf.writestr(_META, payload)
                 for name, arr in arrays.items():
                     buf = io.BytesIO()
-                    np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
+                    arr = np.asarray(arr)  # (np.ascontiguousarray would turn 0-d arrays into 1-d ones)
+                    np.lib.format.write_array(buf, arr if arr.flags.c_contiguous else arr.copy(order="C"),
+                                              allow_pickle=False)
                     zf.writestr(f"{name}.npy", buf.getvalue())
             fh.flush()
             os.fsync(fh.fileno())

@@ -126,3 +126,12 @@ def test_transfergraph_new_dataset_with_scores(transfergraph):
     scores = transfergraph.scores[transfergraph.scores["dataset"] == "pets"].assign(dataset="my pets")
     top = r.topk_new({"dataset": "my pets", "size": 3680, "number_of_classes": 37}, k=5, scores=scores)
     assert len(top) == 5 and top["predicted"].is_monotonic_decreasing
+
+
+def test_artifact_keeps_zero_dimensional_and_odd_arrays(tmp_path):
+    arrays = {"scalar": np.array(0.6), "fortran": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+              "nan": np.array([np.nan, 1.0]), "ints": np.arange(3, dtype=np.int64)}
+    _, back = read_artifact(write_artifact(tmp_path / "a.npz", {}, arrays))
+    for k, v in arrays.items():
+        assert back[k].shape == v.shape and back[k].dtype == v.dtype
+        np.testing.assert_array_equal(back[k], v)
