@@ -123,3 +123,13 @@ def write_zoo(directory: Path, *, models=None, datasets=None, records=None, scor
 @pytest.fixture
 def tiny_zoo_dir(tmp_path):
     return write_zoo(tmp_path / "tiny")
+
+
+def mean_pearson_hidden(pred: np.ndarray, Y: np.ndarray, truth: np.ndarray) -> float:
+    """Mean over datasets with >= 3 hidden cells of Pearson(pred, truth) on them (0 for a flat prediction)."""
+    hidden = np.isnan(Y)
+    rs = []
+    for i in np.flatnonzero(hidden.sum(1) >= 3):
+        p, t = pred[i, hidden[i]], truth[i, hidden[i]]
+        rs.append(np.corrcoef(p, t)[0, 1] if p.std() > 0 and t.std() > 0 else 0.0)
+    return float(np.mean(rs))

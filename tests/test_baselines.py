@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import mean_pearson_hidden
 from scipy.stats import kendalltau, pearsonr
 
 from recsys.engines import make_engine
@@ -14,16 +15,6 @@ from recsys.features.data import DatasetBlock, TrainData
 
 #: TransferGraph's targets with LogME scores (benchmark protocol P2)
 TG_TARGETS = ["caltech101", "cifar100", "dtd", "flowers", "pets", "smallnorb_label_elevation", "stanfordcars", "svhn"]
-
-
-def mean_pearson_hidden(pred: np.ndarray, Y: np.ndarray, truth: np.ndarray) -> float:
-    """Mean over datasets with >= 3 hidden cells of Pearson(pred, truth) on them (0 for a flat prediction)."""
-    hidden = np.isnan(Y)
-    rs = []
-    for i in np.flatnonzero(hidden.sum(1) >= 3):
-        p, t = pred[i, hidden[i]], truth[i, hidden[i]]
-        rs.append(np.corrcoef(p, t)[0, 1] if p.std() > 0 and t.std() > 0 else 0.0)
-    return float(np.mean(rs))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import inspect
 import numpy as np
 import pytest
 
-from conftest import planted_low_rank
+from conftest import mean_pearson_hidden, planted_low_rank
 from recsys.artifact import read_artifact, write_artifact
 from recsys.engines import ENGINES, get_engine_class, make_engine
 from recsys.errors import NotFittedError, RecsysError
@@ -257,16 +257,6 @@ def test_zoo_without_scores(name):
 
 
 # -- a planted answer -----------------------------------------------------------------------------
-def _mean_pearson_hidden(pred: np.ndarray, Y: np.ndarray, truth: np.ndarray) -> float:
-    """Mean over datasets with >= 3 hidden cells of Pearson(pred, truth) there (0 for a flat prediction)."""
-    hidden = np.isnan(Y)
-    rs = []
-    for i in np.flatnonzero(hidden.sum(1) >= 3):
-        p, t = pred[i, hidden[i]], truth[i, hidden[i]]
-        rs.append(np.corrcoef(p, t)[0, 1] if p.std() > 0 and t.std() > 0 else 0.0)
-    return float(np.mean(rs))
-
-
 def test_planted_low_rank(name):
     data, truth = planted_low_rank()
     engine = make_engine(name, seed=0)
@@ -274,7 +264,7 @@ def test_planted_low_rank(name):
         data = _with_scores(data, truth, seed=100)
     pred = engine.fit(data).predict(data.block())
     hidden = np.isnan(data.Y)
-    pearson = _mean_pearson_hidden(pred, data.Y, truth)
+    pearson = mean_pearson_hidden(pred, data.Y, truth)
     rmse = np.sqrt(np.mean((pred[hidden] - truth[hidden]) ** 2))
     rmse_const = np.sqrt(np.mean((np.nanmean(data.Y) - truth[hidden]) ** 2))
     ratio = rmse / rmse_const
