@@ -50,3 +50,30 @@ def test_p2_default_engine_beats_every_baseline(p2):
         assert ours > p2.value(b, "pearson"), b
         assert p2.value("lightfm", "kendall") > p2.value(b, "kendall"), b
     assert 0.7 <= p2.value("lightfm", "coverage") <= 0.92
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["no text columns", "90 datasets", "no scores"])
+def test_default_engine_robust_to_other_zoos(variant, domainnet, transfergraph):
+    """Zoos the engine was not developed on: without text, smaller, without transferability scores."""
+    import dataclasses
+
+    from recsys.zoo import Zoo
+
+    if variant == "no text columns":
+        zoo, protocol = dataclasses.replace(domainnet, dataset_roles=dataclasses.replace(domainnet.dataset_roles,
+                                                                                          text=())), "p1"
+    elif variant == "90 datasets":
+        keep = domainnet.dataset_ids[::3]
+        zoo = Zoo.from_frames(domainnet.models.reset_index(), domainnet.datasets.loc[keep].reset_index(),
+                              domainnet.records[domainnet.records["dataset"].isin(keep)], None, name="dn-90",
+                              roles={"models": domainnet.model_roles.to_json(),
+                                     "datasets": domainnet.dataset_roles.to_json()})
+        protocol = "p1"
+    else:
+        zoo, protocol = dataclasses.replace(transfergraph, scores=transfergraph.scores.iloc[0:0]), "p2"
+    res = run(protocol, zoo, ["popularity", "additive", "lightfm"], repeats=3 if protocol == "p1" else 1,
+              progress=False, text_encoder="hashing", coverage="none", plots=False)
+    for b in ("popularity", "additive"):
+        assert res.value("lightfm", "pearson") > res.value(b, "pearson") + 0.01, b
+        assert res.value("lightfm", "kendall") > res.value(b, "kendall"), b

@@ -102,8 +102,9 @@ class LightFMEngine(Engine):
     blend_weights : sequence of float
         Candidate weights of the LightFM profile against the kernel profile.
     inner_folds : int
-        Inner-validation folds for zoos with more than 30 datasets (smaller zoos
-        use 4 folds, each dataset validated once).
+        Inner-validation folds (each hiding 20% of the well-recorded datasets)
+        for zoos where that makes at least 20 datasets; smaller zoos use a
+        4-fold partition (each well-recorded dataset validated once).
     seed : int
     """
 
@@ -176,16 +177,19 @@ class LightFMEngine(Engine):
     def _inner_folds(self, k: np.ndarray) -> list[np.ndarray]:
         """Datasets hidden in each inner fold: well-recorded ones (>= 5 records).
 
-        Large zoos (> 30 datasets): ``inner_folds`` folds of 20% each; small zoos:
-        a 4-fold partition, so every well-recorded dataset is validated once.
+        When 20% of the well-recorded datasets make at least 20 datasets,
+        ``inner_folds`` folds hide 20% each; otherwise (small zoos) a 4-fold
+        partition validates every well-recorded dataset once, so the choice
+        does not hang on a handful of datasets.
         """
         rng = np.random.default_rng(self.seed)
         eligible = np.flatnonzero(k >= 5)
         rng.shuffle(eligible)
         if len(eligible) < 2:
             return []
-        if len(k) > 30:
-            n_folds, n_hold = min(self.inner_folds, len(eligible)), max(1, int(np.ceil(0.2 * len(eligible))))
+        n_hold = int(np.ceil(0.2 * len(eligible)))
+        if n_hold >= 20:
+            n_folds = min(self.inner_folds, len(eligible) // n_hold)
         else:
             n_folds = min(4, len(eligible))
             n_hold = int(np.ceil(len(eligible) / n_folds))
