@@ -384,7 +384,7 @@ def evaluate(
     engine_factory : callable, optional
         ``engine_factory(name, seed=...)``, default :func:`recsys.engines.make_engine`.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     make = engine_factory or make_engine
     engines = _check_engines(engines)
