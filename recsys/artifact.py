@@ -30,7 +30,7 @@ import numpy as np
 from ._version import __version__
 from .errors import ArtifactError
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "write_artifact", "read_artifact"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "write_artifact", "read_artifact", "check_writable"]
 
 FORMAT = "recsys-model"
 FORMAT_VERSION = 1
@@ -57,8 +57,15 @@ def write_artifact(path: str | os.PathLike, meta: Mapping, arrays: Mapping[str, 
             raise ArtifactError(f"array {name!r} has an object dtype; model files hold numeric arrays only")
         doc["arrays"][name] = {"shape": list(arr.shape), "dtype": arr.dtype.str}
     payload = json.dumps(doc, indent=1, sort_keys=True, default=_json_default).encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise ArtifactError(f"cannot write model file {str(path)!r}: it is a directory; give a file name such as "
+                            f"{str(path / 'model.npz')!r}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ArtifactError(f"cannot write model file {str(path)!r} ({exc.strerror or exc}); choose another "
+                            f"location with --out") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -75,6 +82,23 @@ def write_artifact(path: str | os.PathLike, meta: Mapping, arrays: Mapping[str, 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Fail now, with one line, if a model file cannot be written at ``path`` (before minutes of fitting)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ArtifactError(f"cannot write model file {str(path)!r}: it is a directory; give a file name such as "
+                            f"{str(path / 'model.npz')!r}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise ArtifactError(f"cannot write model file {str(path)!r} ({exc.strerror or exc}); choose another "
+                            f"location with --out") from None
     return path
 
 

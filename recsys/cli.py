@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from ._version import __version__
-from .errors import RecsysError
+from .errors import RecsysError, UsageError
 
 log = logging.getLogger("recsys")
 
@@ -180,16 +180,45 @@ def fit(zoo_name, engine, out, seed, text_encoder, params, no_calibrate):
     from .paths import default_model_path
     from .recommender import Recommender
 
+    from .artifact import check_writable
+
     cls = get_engine_class(engine)
     engine_params = _parse_params(params, cls)
+    out = check_writable(out or default_model_path())
     zoo = datasets.load(zoo_name)
     rec = Recommender(engine, seed=seed, text_encoder=text_encoder, calibrate=not no_calibrate, **engine_params)
     rec.fit(zoo)
-    path = rec.save(out or default_model_path())
+    path = rec.save(out)
     t = rec.timing_
     log.info("fitted %s on %s (%d models x %d datasets, %d records) in %.1fs; wrote %s", engine, zoo.name,
              len(zoo.models), len(zoo.datasets), len(zoo.records), sum(t.values()), path)
     click.echo(str(path))
+
+
+def _parse_value(raw: str, default):
+    """A --param value typed like the parameter's default (ValueError if it does not parse)."""
+    raw = raw.strip()
+    if isinstance(default, bool):
+        if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError
+        return raw.lower() in ("true", "1", "yes")
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    if isinstance(default, (tuple, list)):  # e.g. blend_weights=0,0.5,1
+        kind = type(default[0]) if default else float
+        return tuple(_parse_value(x, kind()) for x in raw.split(",") if x.strip())
+    if default is None:  # an optional number
+        for parse in (int, float):
+            try:
+                return parse(raw)
+            except ValueError:
+                pass
+        if raw.lower() in ("none", ""):
+            return None
+        raise ValueError
+    return raw
 
 
 def _parse_params(pairs, cls) -> dict:
@@ -205,19 +234,11 @@ def _parse_params(pairs, cls) -> dict:
             raise RecsysError(f"--param {p!r}: engine {cls.name!r} takes NAME=VALUE with NAME one of {', '.join(valid)}")
         default = sig[key].default
         try:
-            if isinstance(default, bool):
-                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError
-                value = raw.lower() in ("true", "1", "yes")
-            elif isinstance(default, int):
-                value = int(raw)
-            elif isinstance(default, float):
-                value = float(raw)
-            else:
-                value = raw
+            out[key] = _parse_value(raw, default)
         except ValueError:
-            raise RecsysError(f"--param {p!r}: {key} expects a {type(default).__name__}, got {raw!r}") from None
-        out[key] = value
+            what = ("a comma-separated list of numbers" if isinstance(default, (tuple, list)) else
+                    "a number or none" if default is None else f"a {type(default).__name__}")
+            raise RecsysError(f"--param {p!r}: {key} expects {what}, got {raw!r}") from None
     return out
 
 
@@ -238,9 +259,12 @@ def predict(model_path, names, new, settings, scores_path, fmt, level):
     frame_new = _read_new_datasets(new, settings, None)
     if frame_new is not None:
         if names:
-            raise RecsysError("give either --dataset (datasets of the zoo) or --new/--set (brand-new datasets), not both")
+            raise UsageError("give either --dataset (datasets of the zoo) or --new/--set (brand-new datasets), not both")
         out = rec.predict_new(frame_new, _read_scores(scores_path), level=level)
     else:
+        if scores_path:
+            raise UsageError("--scores describe brand-new datasets (with --new/--set); the zoo's own datasets "
+                             "use the scores they were fitted with")
         out = rec.predict(list(names) or None, level=level)
     _emit(out, fmt)
 
@@ -267,11 +291,14 @@ def topk(name, k, model_path, new, settings, scores_path, fmt, level):
     frame_new = _read_new_datasets(new, settings, name)
     if frame_new is not None:
         if len(frame_new) != 1:
-            raise RecsysError(f"topk takes one brand-new dataset, the metadata describe {len(frame_new)}; use "
+            raise UsageError(f"topk takes one brand-new dataset, the metadata describe {len(frame_new)}; use "
                               f"`recsys predict --new` for several")
         out = rec.topk_new(frame_new, k, _read_scores(scores_path), level=level)
     elif name is None:
         raise click.UsageError("give --dataset NAME (a dataset of the zoo), or describe a new one with --new FILE / --set COLUMN=VALUE")
+    elif scores_path:
+        raise UsageError("--scores describe a brand-new dataset (with --new/--set); the zoo's own datasets use "
+                         "the scores they were fitted with")
     else:
         out = rec.topk(name, k, level=level)
     _emit(out, fmt)
@@ -313,7 +340,9 @@ def info(model_path, zoo_name, fmt):
 @click.option("--coverage", default="default", show_default=True, metavar="default|all|none|A,B",
               help="Engines whose interval coverage is measured (default: the default engine).")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
-def evaluate(protocol, zoo_name, engine_list, repeats, out_dir, text_encoder, coverage, no_plots):
+@click.option("--no-baselines", is_flag=True,
+              help="Do not add random, popularity and additive when the default engine is evaluated.")
+def evaluate(protocol, zoo_name, engine_list, repeats, out_dir, text_encoder, coverage, no_plots, no_baselines):
     """Run a published evaluation protocol; the markdown table goes to stdout."""
     from .evaluation import run
 
@@ -321,7 +350,7 @@ def evaluate(protocol, zoo_name, engine_list, repeats, out_dir, text_encoder, co
     if coverage not in ("default", "all", "none"):
         coverage = [c.strip() for c in coverage.split(",") if c.strip()]
     res = run(protocol, zoo_name, engines, repeats, out_dir, progress=True, text_encoder=text_encoder,
-              coverage=coverage, plots=not no_plots)
+              coverage=coverage, plots=not no_plots, baselines=not no_baselines)
     click.echo(res.markdown)
     for name, status in res.failed.items():
         log.error("engine %s %s", name, status)

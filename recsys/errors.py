@@ -12,6 +12,7 @@ from typing import Iterable
 
 __all__ = [
     "RecsysError",
+    "UsageError",
     "ZooError",
     "UnknownNameError",
     "ArtifactError",
@@ -25,6 +26,12 @@ class RecsysError(Exception):
     """Base class of every error recsys reports to a user."""
 
     exit_code = 1
+
+
+class UsageError(RecsysError, ValueError):
+    """A request that names something that does not exist or combines options wrongly (exit status 2)."""
+
+    exit_code = 2
 
 
 class ZooError(RecsysError, ValueError):

@@ -20,6 +20,7 @@ import logging
 import os
 import platform
 import time
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -114,6 +115,11 @@ class Recommender:
         self.calibration_ = None
         if self.calibrate:
             self.calibration_ = calibrate(self._new_engine, data, seed=self.seed)
+            if not self.calibration_.abs_residuals:
+                log.warning("too few datasets with records (%d) to calibrate intervals: lower, upper and p_best "
+                            "will be empty; add records for at least two datasets",
+                            int(data.known.any(1).sum()))
+                self.calibration_ = None
         t3 = time.perf_counter()
         self.known_ = data.Y
         self.scores_ = data.scores
@@ -152,11 +158,18 @@ class Recommender:
             "predicted": pred.ravel(),
             "known": known.ravel(),
         }
-        if uncertainty and self.calibration_ is not None:
-            lvl = self.level if level is None else level
-            n_known = (~np.isnan(known)).sum(1)
-            lower, upper = self.calibration_.interval(pred, n_known, lvl)
-            p_best = self.calibration_.p_best(pred, known, n_known, seed=self.seed)
+        if uncertainty:
+            if self.calibration_ is not None:
+                lvl = self.level if level is None else level
+                n_known = (~np.isnan(known)).sum(1)
+                lower, upper = self.calibration_.interval(pred, n_known, lvl)
+                keys = [zlib.crc32(str(n).encode("utf-8")) for n in names]
+                p_best = self.calibration_.p_best(pred, known, n_known, seed=self.seed, keys=keys)
+            else:  # same columns either way, so scripts can rely on them
+                log.warning("this model has no interval calibration (%s): lower, upper and p_best are empty",
+                            "fitted with --no-calibrate" if not self.calibrate else
+                            "too few datasets with records to hold some out")
+                lower = upper = p_best = np.full(pred.shape, np.nan)
             rows.update(lower=lower.ravel(), upper=upper.ravel(), p_best=p_best.ravel())
         return pd.DataFrame(rows)
 

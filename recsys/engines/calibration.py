@@ -19,6 +19,8 @@ known to the engine (none, a third or less, two thirds or less, more).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -88,7 +90,8 @@ class Calibration:
         return np.clip(pred - half, 0.0, 1.0), np.clip(pred + half, 0.0, 1.0)
 
     def p_best(self, pred: np.ndarray, known: np.ndarray | None = None, n_known: np.ndarray | None = None,
-               *, n_draws: int = 2000, seed: int = 0, scale: float | None = None) -> np.ndarray:
+               *, n_draws: int = 2000, seed: int = 0, scale: float | None = None,
+               keys: np.ndarray | None = None) -> np.ndarray:
         """Probability that each model is the best on each dataset.
 
         Parameters
@@ -101,6 +104,10 @@ class Calibration:
             Recorded models per dataset (default: counted from ``known``).
         scale : float, optional
             Factor on the resampled residuals (default: the fitted ``noise_scale``).
+        keys : ndarray of int, shape (n_datasets,), optional
+            A stable key per dataset (e.g. a hash of its name) seeding its draws,
+            so a dataset's P(best) is the same whatever else is asked with it.
+            Default: the row number.
 
         Returns
         -------
@@ -116,20 +123,18 @@ class Calibration:
             n_known = is_known.sum(1)
         base = np.where(is_known, known, pred)
         strata = stratum_of(n_known, m)
-        rng = np.random.default_rng(seed)
+        keys = np.arange(n) if keys is None else np.asarray(keys, dtype=np.int64)
         out = np.zeros((n, m))
-        for s in np.unique(strata):
-            rows = np.flatnonzero(strata == s)
-            pool = self._pool(self.rel_residuals, int(s))
+        for row in range(n):
+            pool = self._pool(self.rel_residuals, int(strata[row]))
             if len(pool) == 0:
                 pool = np.zeros(1)
-            for start in range(0, len(rows), 64):
-                r = rows[start:start + 64]
-                noise = factor * rng.choice(pool, size=(n_draws, len(r), m))
-                draws = base[r][None] + np.where(is_known[r][None], 0.0, noise)
-                winners = draws.argmax(axis=2)  # (n_draws, len(r))
-                for j, row in enumerate(r):
-                    out[row] = np.bincount(winners[:, j], minlength=m) / n_draws
+            # One generator per dataset: its P(best) does not depend on what else is asked.
+            rng = np.random.default_rng([seed, int(keys[row]) & 0x7FFFFFFF])
+            noise = factor * rng.choice(pool, size=(n_draws, m))
+            draws = base[row][None] + np.where(is_known[row][None], 0.0, noise)
+            top = draws >= draws.max(axis=1, keepdims=True)  # ties share the win
+            out[row] = (top / top.sum(axis=1, keepdims=True)).mean(axis=0)
         return out
 
     def coverage_table(self) -> dict[str, int]:
@@ -219,19 +224,20 @@ def calibrate(make: Callable[[], Engine], data: TrainData, *, seed: int = 0, rou
         if not hide.any():
             continue
         train = data.with_Y(np.where(hide, np.nan, data.Y))
-        engine = make().fit(train)
-        rows = np.flatnonzero(hide.any(1))
-        pred = engine.predict(train.block(rows))
-        n_known = train.known[rows].sum(1)
+        with _quiet_engines():  # what a refit on part of the data logs would read as if it were the user's fit
+            engine = make().fit(train)
+        held = np.flatnonzero(hide.any(1))
+        pred = engine.predict(train.block(held))
+        n_known = train.known[held].sum(1)
         strata = stratum_of(n_known, data.n_models)
-        for i, r in enumerate(rows):
-            cells = hide[r]
-            res = data.Y[r, cells] - pred[i, cells]
+        for i, d in enumerate(held):
+            cells = hide[d]
+            res = data.Y[d, cells] - pred[i, cells]
             name = STRATA[strata[i]]
             abs_pool[name].append(np.abs(res))
             if len(res) >= 2:
                 rel_pool[name].append((res - res.mean()) * math.sqrt(len(res) / (len(res) - 1)))
-                cases.append((pred[i], train.Y[r], data.Y[r]))
+                cases.append((pred[i], train.Y[d], data.Y[d]))
     cal = Calibration()
     for name in STRATA:
         if abs_pool[name]:
@@ -241,6 +247,17 @@ def calibrate(make: Callable[[], Engine], data: TrainData, *, seed: int = 0, rou
     if cases:
         cal.noise_scale = _fit_noise_scale(cal, cases, seed)
     return cal
+
+
+@contextlib.contextmanager
+def _quiet_engines():
+    logger = logging.getLogger("recsys.engines")
+    old = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
 
 
 def _fit_noise_scale(cal: Calibration, cases: list[tuple], seed: int,

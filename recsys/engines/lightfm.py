@@ -49,6 +49,7 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from ..errors import RecsysError
 from ..features.data import DatasetBlock, TrainData
 from ._kernel import SimilarityInputs, coherence, kernel_profile, learn_weights, similarity_features
 from ._kriging import fit_ridge, krige, residual_covariance, ridge_predict, scale_estimate
@@ -217,9 +218,30 @@ class LightFMEngine(Engine):
         return M + np.where(has, corr, 0.0)
 
     # -- fit --------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        def positive_int(name):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise RecsysError(f"{name} must be a positive integer, got {v!r}")
+
+        for name in ("no_components", "epochs", "inner_folds"):
+            positive_int(name)
+        for name in ("learning_rate", "tau"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float, np.floating)) or not np.isfinite(v) or v <= 0:
+                raise RecsysError(f"{name} must be a positive number, got {v!r}")
+        alphas = tuple(np.atleast_1d(self.alphas).tolist()) if self.alphas is not None else ()
+        if not alphas or any(not np.isfinite(a) or a < 0 for a in alphas):
+            raise RecsysError(f"alphas must be one or more penalties >= 0, e.g. 3e-4; got {self.alphas!r}")
+        ws = tuple(np.atleast_1d(self.blend_weights).tolist()) if self.blend_weights is not None else ()
+        if not ws or any(not 0 <= w <= 1 for w in ws):
+            raise RecsysError(f"blend_weights must be one or more weights in [0, 1], e.g. 0,0.5,1; got "
+                              f"{self.blend_weights!r}")
+
     def _fit(self, data: TrainData) -> None:
         from threadpoolctl import threadpool_limits
 
+        self._check_params()
         # The matrices here are small (datasets x datasets, datasets x models): a multi-threaded
         # BLAS spends more time synchronizing than computing (measured: 0.67 s vs 0.11 s per fit
         # on DomainNet-270 with 2 threads vs 1).
@@ -241,7 +263,8 @@ class LightFMEngine(Engine):
         # start), fits LightFM and the kernel on the rest, and scores every (alpha, w) on the hidden
         # datasets' records (per-dataset centred squared error of z). LightFM is cross-fitted: the
         # fold models are kept and their profiles averaged, so no LightFM model is fitted twice.
-        alphas, ws = tuple(self.alphas), tuple(self.blend_weights)
+        alphas = tuple(float(a) for a in np.atleast_1d(self.alphas))
+        ws = tuple(float(w) for w in np.atleast_1d(self.blend_weights))
         folds = self._inner_folds(k)
         Z = standardize(Y)
         fold_models: dict = {a: [] for a in alphas}

@@ -45,7 +45,7 @@ import pandas as pd
 
 from ..engines import DEFAULT_ENGINE, ENGINES, get_engine_class, make_engine
 from ..engines.calibration import calibrate
-from ..errors import RecsysError, closest
+from ..errors import RecsysError, UsageError, closest
 from ..features import FeatureBuilder, TrainData
 from ..zoo import Zoo
 from .metrics import dataset_metrics, metric_names
@@ -330,7 +330,7 @@ def _check_engines(engines: Sequence[str]) -> list[str]:
     for name in engines:
         if name not in ENGINES:
             hint = closest(name, ENGINES)
-            raise RecsysError(f"unknown engine {name!r}" + (f"; did you mean {', '.join(map(repr, hint))}?" if hint else "")
+            raise UsageError(f"unknown engine {name!r}" + (f"; did you mean {', '.join(map(repr, hint))}?" if hint else "")
                               + f" (available: {', '.join(ENGINES)})")
     return engines
 
@@ -342,9 +342,12 @@ def _coverage_engines(coverage: str | bool | Sequence[str] | None, engines: Sequ
         return {DEFAULT_ENGINE} & set(engines)
     if coverage == "all":
         return set(engines)
-    if isinstance(coverage, str):
-        return {c for c in coverage.split(",") if c}
-    return set(coverage)
+    names = [c.strip() for c in coverage.split(",") if c.strip()] if isinstance(coverage, str) else list(coverage)
+    unknown = [c for c in names if c not in engines]
+    if unknown:
+        raise UsageError(f"--coverage names {unknown}, which are not among the evaluated engines "
+                         f"({', '.join(engines)}); give some of those, or default, all, none")
+    return set(names)
 
 
 def evaluate(

@@ -145,7 +145,9 @@ def below_baselines(result: ProtocolResult, summary: pd.DataFrame, default: str 
             theirs, _ = _value(summary, base, metric, bin_)
             if math.isnan(ours) or math.isnan(theirs):
                 continue
-            worse = ours > theirs if lower_is_better(metric) else ours < theirs
+            # Compared as printed (3 decimals): a difference nobody can see is not a loss.
+            ours_r, theirs_r = round(ours, 3), round(theirs, 3)
+            worse = ours_r > theirs_r if lower_is_better(metric) else ours_r < theirs_r
             if worse:
                 where = "" if bin_ == "all" else f" [{bin_} known]"
                 out.append(f"{_label(metric)}{where}: {default} {ours:.3f} vs {base} {theirs:.3f}")

@@ -22,7 +22,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import NotFittedError, RecsysError, UnknownNameError, closest
+from ..errors import NotFittedError, RecsysError, UnknownNameError, UsageError, closest
 from ..zoo import NA_STRINGS, Roles, Zoo
 from .data import DatasetBlock, TrainData
 from .text import TextEncoder, embed, get_encoder
@@ -454,6 +454,21 @@ class FeatureBuilder:
             if unknown:
                 log.warning("scores name %d model(s) not in the zoo (%s); they are ignored", len(unknown),
                             ", ".join(unknown[:3]))
+            other = sorted(set(s["dataset"]) - set(pos))
+            if other:
+                raise RecsysError(f"scores are given for dataset(s) {other[:3]} but the dataset(s) asked for are "
+                                  f"{list(pos)[:3]}; name the new dataset like its scores (--dataset NAME) or drop "
+                                  f"the dataset column of a single dataset's scores")
+            if not self.metrics_:
+                log.warning("this model was fitted on a zoo without transferability scores; the scores given "
+                            "are ignored")
+            else:
+                extra = sorted(set(s["metric"]) - set(self.metrics_))
+                if extra:
+                    near = [h for u in extra for h in closest(u, self.metrics_, n=1)]
+                    hint = f" (did you mean {', '.join(map(repr, near))}?)" if near else ""
+                    log.warning("scores of metric(s) %s are ignored%s: the model uses %s", ", ".join(extra), hint,
+                                ", ".join(self.metrics_))
         for metric in self.metrics_:
             mat = np.full((len(pos), len(self.model_ids_)), np.nan)
             if s is not None:
@@ -584,6 +599,6 @@ def parse_metadata(pairs: Sequence[str]) -> dict[str, str]:
     for p in pairs:
         key, sep, value = p.partition("=")
         if not sep or not key.strip():
-            raise RecsysError(f"--set {p!r}: expected COLUMN=VALUE, e.g. --set domain=sketch")
+            raise UsageError(f"--set {p!r}: expected COLUMN=VALUE, e.g. --set domain=sketch")
         out[key.strip()] = value
     return out

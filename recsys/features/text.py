@@ -92,6 +92,9 @@ class TransformerEncoder(TextEncoder):
         self.batch_size = batch_size
         self.max_length = max_length
         self._path, self.key = _resolve_encoder(self.spec)
+        if Path(self.spec).expanduser().is_dir():
+            # A model file must not depend on the directory it was fitted from.
+            self.spec = str(Path(self.spec).expanduser().resolve())
         self._model = None
         self._tokenizer = None
 
