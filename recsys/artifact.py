@@ -57,15 +57,7 @@ def write_artifact(path: str | os.PathLike, meta: Mapping, arrays: Mapping[str, 
             raise ArtifactError(f"array {name!r} has an object dtype; model files hold numeric arrays only")
         doc["arrays"][name] = {"shape": list(arr.shape), "dtype": arr.dtype.str}
     payload = json.dumps(doc, indent=1, sort_keys=True, default=_json_default).encode("utf-8")
-    if path.is_dir():
-        raise ArtifactError(f"cannot write model file {str(path)!r}: it is a directory; give a file name such as "
-                            f"{str(path / 'model.npz')!r}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise ArtifactError(f"cannot write model file {str(path)!r} ({exc.strerror or exc}); choose another "
-                            f"location with --out") from None
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -85,20 +77,25 @@ def write_artifact(path: str | os.PathLike, meta: Mapping, arrays: Mapping[str, 
     return path
 
 
-def check_writable(path: str | os.PathLike) -> Path:
-    """Fail now, with one line, if a model file cannot be written at ``path`` (before minutes of fitting)."""
-    path = Path(path)
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A temporary file in ``path``'s directory (created if needed), or one clear ArtifactError."""
     if path.is_dir():
         raise ArtifactError(f"cannot write model file {str(path)!r}: it is a directory; give a file name such as "
                             f"{str(path / 'model.npz')!r}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(tmp)
+        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise ArtifactError(f"cannot write model file {str(path)!r} ({exc.strerror or exc}); choose another "
                             f"location with --out") from None
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Fail now, with one line, if a model file cannot be written at ``path`` (before minutes of fitting)."""
+    path = Path(path)
+    fd, tmp = _temp_beside(path)
+    os.close(fd)
+    os.unlink(tmp)
     return path
 
 
