@@ -76,6 +76,12 @@ def test_p1_numbers_equal_a_direct_recomputation(p1_run, dn_data):
             covered += inside.sum()
             hidden += (~known).sum()
             assert mine["covered"].sum() == inside.sum()
+            # P(best) shares ties, so does the hit of its top pick: 0, or 1/n when tied with n - 1 others
+            n_tied = pd.Series((Y >= Y.max(1, keepdims=True)).sum(1), index=list(dn_data.dataset_ids))
+            hit = mine["top_hit"].dropna()
+            credit = hit * n_tied[hit.index]
+            assert len(hit) > 200 and (np.isclose(credit, 0, atol=1e-4) | np.isclose(credit, 1, atol=1e-4)).all()
+            assert (hit[n_tied[hit.index] > 1] > 0).any() and (hit < 1).any() and (hit == 1).any()
 
         def stat(metric, bin_="all"):
             row = summary[(summary["engine"] == name) & (summary["metric"] == metric) & (summary["bin"] == bin_)]

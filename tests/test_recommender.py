@@ -147,6 +147,15 @@ def test_p_best_shares_ties_and_ignores_the_rest_of_the_query(rec):
     cal = Calibration(abs_residuals={"cold": np.linspace(0, 0.1, 50)}, rel_residuals={"cold": np.zeros(50)})
     known = np.array([[0.9, 0.9, 0.5, 0.9]])
     np.testing.assert_allclose(cal.p_best(known.copy(), known), [[1 / 3, 1 / 3, 0, 1 / 3]])
+    # among: the best of a subset, from the same draws; the others get 0
+    among = np.array([[True, False, True, True]])
+    np.testing.assert_allclose(cal.p_best(known.copy(), known, among=among), [[0.5, 0, 0, 0.5]])
+    noisy = Calibration(abs_residuals={"cold": np.linspace(0, 0.1, 50)},
+                        rel_residuals={"cold": np.linspace(-0.1, 0.1, 50)})
+    pred = np.array([[0.8, 0.79, 0.5, 0.3]])
+    full = noisy.p_best(pred, n_draws=4000)
+    sub = noisy.p_best(pred, n_draws=4000, among=np.array([[False, True, True, True]]))
+    assert sub[0, 0] == 0 and sub.sum() == pytest.approx(1) and sub[0, 1] > full[0, 1] > 0.2
     alone = rec.predict(["5_painting_4"])
     together = rec.predict()
     together = together[together["dataset"] == "5_painting_4"].reset_index(drop=True)

@@ -91,7 +91,7 @@ class Calibration:
 
     def p_best(self, pred: np.ndarray, known: np.ndarray | None = None, n_known: np.ndarray | None = None,
                *, n_draws: int = 2000, seed: int = 0, scale: float | None = None,
-               keys: np.ndarray | None = None) -> np.ndarray:
+               keys: np.ndarray | None = None, among: np.ndarray | None = None) -> np.ndarray:
         """Probability that each model is the best on each dataset.
 
         Parameters
@@ -108,6 +108,9 @@ class Calibration:
             A stable key per dataset (e.g. a hash of its name) seeding its draws,
             so a dataset's P(best) is the same whatever else is asked with it.
             Default: the row number.
+        among : ndarray of bool, same shape as ``pred``, optional
+            Compete only among these models (the others get 0): the
+            probability of being the best of a subset, from the same draws.
 
         Returns
         -------
@@ -133,6 +136,8 @@ class Calibration:
             rng = np.random.default_rng([seed, int(keys[row]) & 0x7FFFFFFF])
             noise = factor * rng.choice(pool, size=(n_draws, m))
             draws = base[row][None] + np.where(is_known[row][None], 0.0, noise)
+            if among is not None:
+                draws = np.where(among[row][None], draws, -np.inf)
             top = draws >= draws.max(axis=1, keepdims=True)  # ties share the win
             out[row] = (top / top.sum(axis=1, keepdims=True)).mean(axis=0)
         return out
@@ -267,6 +272,9 @@ def _fit_noise_scale(cal: Calibration, cases: list[tuple], seed: int,
     Independently resampled residuals ignore that models err together, which
     spreads P(best) too thin; a factor below 1, fitted on the held-out datasets
     (a proper scoring rule, so the fitted probabilities are calibrated), corrects it.
+    Where a held-out dataset's truth covers only some models, the event scored is
+    "best of the recorded models", predicted from the same draws: scoring the
+    zoo-wide P(best) against the best of a subset would reward spreading it thin.
     """
     pred = np.stack([c[0] for c in cases])
     known = np.stack([c[1] for c in cases])
@@ -276,7 +284,8 @@ def _fit_noise_scale(cal: Calibration, cases: list[tuple], seed: int,
                                                                           keepdims=True))
     scores = []
     for factor in grid:
-        pb = cal.p_best(pred, known, n_draws=400, seed=seed, scale=factor)
+        # The truth is only recorded for some models: score the probability of being the best of those.
+        pb = cal.p_best(pred, known, n_draws=400, seed=seed, scale=factor, among=recorded)
         p_true = np.where(best, pb, 0.0).sum(1)
         scores.append(float(-np.log(np.clip(p_true, 1e-3, 1.0)).mean()))
     return float(grid[int(np.argmin(scores))])

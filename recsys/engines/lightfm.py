@@ -22,7 +22,7 @@ Stages, all fitted on the known cells only:
    LightFM penalty ``alpha`` when several are given) is chosen inside ``fit``
    by simulating cold datasets among the well-recorded ones: each inner fold
    hides some of them entirely, fits LightFM and the kernel on the rest and
-   scores the blends on the hidden records. The fold's LightFM models are the
+   scores the blends on the hidden records by a scale-free error. The fold's LightFM models are the
    final ones (cross-fitting), so LightFM is fitted once per fold, never twice.
 5. **Pair scores** (when the zoo has ``scores.csv``): a ridge maps each
    dataset's standardized scores (LogME, H-score ...) to the part of ``z``
@@ -83,6 +83,19 @@ def score_features(scores: dict[str, np.ndarray]) -> list[np.ndarray]:
                 Zs[d, ok] = (x - x.mean()) / x.std()
         out.append(Zs)
     return out
+
+
+def _shape_error(Z: np.ndarray, M: np.ndarray, K: np.ndarray) -> float:
+    """Sum over datasets of the mean squared error of centred ``z`` by the best non-negative multiple of centred ``M``.
+
+    Scale-free: only the shape of each profile counts (its level and spread are
+    set later, by kriging), so neither a sharper nor a flatter blend is favoured.
+    """
+    n = np.maximum(K.sum(1), 1)
+    zc = np.where(K, Z - (np.where(K, Z, 0.0).sum(1) / n)[:, None], 0.0)
+    mc = np.where(K, M - (np.where(K, M, 0.0).sum(1) / n)[:, None], 0.0)
+    b = np.maximum((zc * mc).sum(1), 0.0) / np.maximum((mc * mc).sum(1), 1e-12)
+    return float((((zc - b[:, None] * mc) ** 2).sum(1) / n).sum())
 
 
 class LightFMEngine(Engine):
@@ -261,7 +274,7 @@ class LightFMEngine(Engine):
 
         # Inner validation: each fold hides some well-recorded datasets entirely (simulated cold
         # start), fits LightFM and the kernel on the rest, and scores every (alpha, w) on the hidden
-        # datasets' records (per-dataset centred squared error of z). LightFM is cross-fitted: the
+        # datasets' records (scale-free error of each profile: `_shape_error`). LightFM is cross-fitted: the
         # fold models are kept and their profiles averaged, so no LightFM model is fitted twice.
         alphas = tuple(float(a) for a in np.atleast_1d(self.alphas))
         ws = tuple(float(w) for w in np.atleast_1d(self.blend_weights))
@@ -282,10 +295,7 @@ class LightFMEngine(Engine):
                 L = self._lightfm_profile(UF, *model)
                 for w in ws:
                     M = self._apply_pair(pc, pair, w * L + (1 - w) * Mk_tr)
-                    diff = np.where(K[held], Z[held] - M[held], 0.0)
-                    n = np.maximum(K[held].sum(1), 1)
-                    diff = np.where(K[held], diff - (diff.sum(1) / n)[:, None], 0.0)
-                    err[(a, w)] = err.get((a, w), 0.0) + float(((diff ** 2).sum(1) / n).sum())
+                    err[(a, w)] = err.get((a, w), 0.0) + _shape_error(Z[held], M[held], K[held])
         if err:
             alpha, w = min(err, key=lambda key: (round(err[key], 12), -key[1], key[0]))
         else:  # too few well-recorded datasets to validate: an even blend, one model on everything

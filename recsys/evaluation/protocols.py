@@ -276,7 +276,7 @@ class ProtocolResult:
         ``spec.metrics``, and coverage columns ``n_hidden`` (recorded cells not
         given to the engine), ``covered`` (how many of them fall in the
         interval, NaN when not calibrated), ``p_top`` / ``top_hit`` (the largest
-        P(best) and whether that model is truly the best recorded one) and ``width`` (mean interval width
+        P(best) and whether that model is truly the best recorded one, 1/n when it ties with n - 1 others) and ``width`` (mean interval width
         over them, accuracy points).
     timing : pandas.DataFrame
         One row per successful (engine, fold): ``fit_s, predict_s, calibrate_s``.
@@ -493,7 +493,10 @@ def evaluate(
                         top = int(np.argmax(pb[i]))
                         row["p_top"] = float(pb[i, top])
                         if rec[top]:
-                            row["top_hit"] = float(Y[j, top] >= Y[j, rec].max())
+                            # P(best) shares ties, so a tie at the top is shared too: a top pick
+                            # tied with two others for the best counts 1/3 (else ties inflate hits).
+                            best = Y[j, rec].max()
+                            row["top_hit"] = float(Y[j, top] >= best) / float((Y[j, rec] >= best).sum())
                     rows_out.append(row)
                 bar.update(1)
             if n_failed == 0:

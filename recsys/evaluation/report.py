@@ -273,7 +273,8 @@ def markdown_report(result: ProtocolResult, summary: pd.DataFrame | None = None,
         lines.append(f"Coverage of the {lv}% split-conformal interval on the hidden recorded cells (calibrated "
                      f"on each fold's training data only), its mean width in accuracy points, and the "
                      f"calibration of P(best): the mean probability given to the model each dataset's P(best) "
-                     f"favours most, beside how often that model is truly the best (equal when calibrated):")
+                     f"favours most, beside how often that model is truly the best (equal when calibrated; "
+                     f"P(best) shares a tie, so a top pick tied with n - 1 others for the best counts 1/n):")
         lines.append("")
         rows = []
         for e in [e for e in ran if (cov["engine"] == e).any()]:
