@@ -21,6 +21,9 @@ import numpy as np
 __all__ = ["fit_ridge", "ridge_predict", "scale_estimate", "residual_covariance", "krige"]
 
 
+_BATCH_MODELS = 32  # up to this many models, datasets are kriged in batches (see krige)
+
+
 def fit_ridge(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, alpha: float = 1.0) -> np.ndarray:
     """Weighted ridge with an unpenalized intercept; returns ``[intercept, coef...]``."""
     Xa = np.hstack([np.ones((len(X), 1)), X])
@@ -60,15 +63,18 @@ def scale_estimate(Y: np.ndarray, X: np.ndarray, *, prior_weight: float = 3.0, m
 
 
 def residual_covariance(Y: np.ndarray, s: np.ndarray, M: np.ndarray, *, min_known: int = 5,
-                        shrink: float = 0.2) -> np.ndarray:
+                        shrink: float = 0.2, rows: np.ndarray | None = None) -> np.ndarray:
     """Covariance across models of ``y/s - M - offset`` over well-recorded datasets.
 
     Pairwise-complete, corrected for removing each dataset's mean, shrunk
-    towards its diagonal. Shape (n_models, n_models).
+    towards its diagonal by ``shrink``. Only the datasets flagged in ``rows``
+    (default: all) are used. Shape (n_models, n_models).
     """
     K = ~np.isnan(Y)
     k = K.sum(1)
     use = k >= min_known
+    if rows is not None:
+        use = use & rows
     n_models = Y.shape[1]
     if not use.any():
         return np.eye(n_models)
@@ -94,17 +100,36 @@ def krige(Y: np.ndarray, s: np.ndarray, M: np.ndarray, S: np.ndarray) -> tuple[n
     ``s``; NaN for datasets without records). Recorded cells keep their record.
     """
     K = ~np.isnan(Y)
+    n, m = Y.shape
     P = np.full(Y.shape, np.nan)
-    level = np.full(Y.shape[0], np.nan)
+    level = np.full(n, np.nan)
+    rows = np.flatnonzero(K.any(1))
     ridge = 1e-9 * np.trace(S) / len(S)
-    for d in np.flatnonzero(K.any(1)):
-        kk = K[d]
-        A = S[np.ix_(kk, kk)] + ridge * np.eye(kk.sum())
-        r = Y[d, kk] / s[d] - M[d, kk]
-        ones = np.ones(kk.sum())
-        Ai_r, Ai_1 = np.linalg.solve(A, np.column_stack([r, ones])).T
-        c = (ones @ Ai_r) / (ones @ Ai_1)
-        P[d] = s[d] * (c + M[d] + S[:, kk] @ (Ai_r - c * Ai_1))
-        P[d, kk] = Y[d, kk]
-        level[d] = c
+    if m <= _BATCH_MODELS:
+        # Few models: embed each dataset's system S[known, known] in an (m, m) one with identity rows
+        # for its unknown models (solution 0 there) and solve them in batches: the same numbers as
+        # the per-dataset solve below, without a Python loop over datasets.
+        S_r = S + ridge * np.eye(m)
+        for start in range(0, len(rows), 4096):
+            d = rows[start:start + 4096]
+            kk = K[d].astype(float)
+            A = S_r[None] * kk[:, :, None] * kk[:, None, :]
+            A[:, np.arange(m), np.arange(m)] += 1.0 - kk
+            r = np.where(K[d], Y[d] / s[d, None] - M[d], 0.0)
+            sol = np.linalg.solve(A, np.stack([r, kk], axis=2))
+            Ai_r, Ai_1 = sol[..., 0], sol[..., 1]
+            c = Ai_r.sum(1) / Ai_1.sum(1)
+            P[d] = s[d, None] * (c[:, None] + M[d] + (Ai_r - c[:, None] * Ai_1) @ S.T)
+            level[d] = c
+    else:
+        for d in rows:
+            kk = K[d]
+            A = S[np.ix_(kk, kk)] + ridge * np.eye(kk.sum())
+            r = Y[d, kk] / s[d] - M[d, kk]
+            ones = np.ones(kk.sum())
+            Ai_r, Ai_1 = np.linalg.solve(A, np.column_stack([r, ones])).T
+            c = (ones @ Ai_r) / (ones @ Ai_1)
+            P[d] = s[d] * (c + M[d] + S[:, kk] @ (Ai_r - c * Ai_1))
+            level[d] = c
+    P[K] = Y[K]
     return P, level

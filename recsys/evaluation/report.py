@@ -115,6 +115,16 @@ def timing_summary(result: ProtocolResult) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["engine", "fit_s", "predict_s", "calibrate_s", "n_folds", "status"])
 
 
+def _undefined_counts(result: ProtocolResult) -> dict[str, tuple[int, int]]:
+    """Per engine with any: (scored datasets whose Pearson is undefined, scored datasets), over all reps."""
+    df = result.per_dataset
+    if df.empty or "pearson" not in df.columns:
+        return {}
+    g = df.groupby("engine", sort=False)["pearson"]
+    nan, total = g.apply(lambda x: int(x.isna().sum())), g.size()
+    return {e: (int(nan[e]), int(total[e])) for e in result.engines if e in nan.index and nan[e] > 0}
+
+
 def _value(summary: pd.DataFrame, engine: str, metric: str, bin_: str = "all") -> tuple[float, float]:
     s = summary[(summary["engine"] == engine) & (summary["metric"] == metric) & (summary["bin"] == bin_)]
     if s.empty:
@@ -209,6 +219,11 @@ def markdown_report(result: ProtocolResult, summary: pd.DataFrame | None = None,
     if spec.name == "p2":
         n_t = result.per_dataset["dataset"].nunique() if len(result.per_dataset) else 0
         lines[-1] += f" {n_t} held-out target dataset(s)."
+    undefined = _undefined_counts(result)
+    if undefined:
+        lines[-1] += (" A correlation is undefined where a prediction (or the truth) is constant over the scored "
+                      "models; such datasets are left out of that mean, and counted here so it cannot flatter: "
+                      + ", ".join(f"`{e}` {n} of {total}" for e, (n, total) in undefined.items()) + ".")
     lines.append("")
     published_here = result.zoo == spec.default_zoo
 
