@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import tempfile
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +104,11 @@ class TransformerEncoder(TextEncoder):
             return
         try:
             import torch  # noqa: F401  (heavy; only on this path)
-            from transformers import AutoModel, AutoTokenizer
+
+            with warnings.catch_warnings():
+                # transformers imports tqdm.auto, which warns in a notebook without ipywidgets; we show no bar
+                warnings.filterwarnings("ignore", message="IProgress not found")
+                from transformers import AutoModel, AutoTokenizer
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise RecsysError(f"the text encoder needs torch and transformers ({exc}); install them, or pass "
                               f"--text-encoder hashing for a dependency-free encoder") from None
