@@ -106,3 +106,24 @@ def test_report_counts_datasets_with_an_undefined_correlation():
                                     "pearson": [0.5, np.nan, 0.7, 0.1, 0.2, 0.3]})
 
     assert _undefined_counts(Result()) == {"lightfm": (1, 3)}
+
+
+def test_soft_clip_keeps_order_and_the_middle():
+    from recsys.engines.lightfm import soft_clip
+
+    x = np.array([-3.0, -0.2, 0.0, 0.004, 0.3, 0.995, 0.999, 1.0, 1.2, 50.0, 1e6])
+    y = soft_clip(x)
+    assert (np.diff(y) > 0).all() and (y > 0).all() and (y < 1).all()
+    np.testing.assert_array_equal(y[4:6], x[4:6])
+
+
+def test_a_dataset_recorded_at_the_ceiling_keeps_a_ranking(dn_data):
+    Y = dn_data.Y.copy()
+    weak = [dn_data.model_ids.index(m) for m in ("efficientnet_b0", "efficientnet_b3", "wide_resnet50_2")]
+    Y[0] = np.nan
+    Y[0, weak] = 1.0  # the weakest models scored perfectly: every other model is predicted above 1
+    engine = make_engine("lightfm", seed=0).fit(dn_data.with_Y(Y))
+    row = engine.predict(dn_data.block([0]))[0]
+    np.testing.assert_array_equal(row[weak], 1.0)  # records as they are
+    unknown = np.delete(row, weak)
+    assert (unknown < 1).all() and (unknown > 0.99).all() and len(np.unique(unknown)) == len(unknown)

@@ -37,8 +37,9 @@ Stages, all fitted on the known cells only:
    shrunk towards its diagonal (the shrinkage chosen by kriging the inner
    fold's datasets from a few of their records), and universal kriging of each
    dataset from its records. Datasets without records get level and spread
-   from their features (the level moved, if need be, so that clipping to
-   [0, 1] never flattens a whole row into a tie).
+   from their features (the level moved, if need be, so that no whole row
+   lies beyond 1 or 0). Predictions are brought into [0, 1] by
+   :func:`soft_clip`, which keeps their order (records stay as they are).
 
 Constants not selected inside ``fit``: ``tau`` 1.5 (standardized values up to
 about +-6.9 stay representable after clipping ``t``), 8 components, ``alpha``
@@ -110,6 +111,22 @@ def standardize_pooled(Y: np.ndarray, X: np.ndarray, min_known: int = 3, iters: 
         c = Ys.sum(1) / np.maximum(k, 1) - np.where(K, g[None, :], 0.0).sum(1) / np.maximum(k, 1)
         Z = np.where(ok, Ys - c[:, None], np.nan)
     return Z
+
+
+def soft_clip(x: np.ndarray, margin: float = 0.005) -> np.ndarray:
+    """Into [0, 1] without ties: values beyond ``margin`` of an end are squashed, strictly increasing.
+
+    A hard clip turns every prediction above 1 into the same 1.0, so a dataset
+    whose records sit at the ceiling would get all its unknown models tied (no
+    ranking left). Here ``x > 1 - margin`` maps to ``1 - margin + margin * u / (1 + u)``
+    with ``u = (x - 1 + margin) / margin`` (and symmetrically near 0): values
+    inside ``[margin, 1 - margin]`` are unchanged, order is kept everywhere.
+    """
+    x = np.asarray(x, dtype=float)
+    hi, lo = 1.0 - margin, margin
+    u = np.maximum(x - hi, 0.0) / margin
+    v = np.maximum(lo - x, 0.0) / margin
+    return np.where(x > hi, hi + margin * u / (1.0 + u), np.where(x < lo, lo - margin * v / (1.0 + v), x))
 
 
 def _row_corr(A: np.ndarray, B: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -437,7 +454,7 @@ class LightFMEngine(Engine):
         self.log_coherence_ = log_rel
         self.Z_ = Z
         self.sim_ = sim
-        self.prediction_ = P
+        self.prediction_ = np.where(K, P, soft_clip(P))  # records stay as they are
         self.has_records_ = has
         self.token_columns_ = sorted(tokens)
         self.text_columns_ = sorted(text)
@@ -498,5 +515,5 @@ class LightFMEngine(Engine):
         if len(self.pair_coef_):
             M = self._apply_pair(self.pair_coef_, score_features({k: block.scores[k] for k in self.metrics_}), M)
         s = np.exp(np.clip(ridge_predict(self.log_spread_coef_, block.features), -9, 1))
-        return self._cold_prediction(M, s, block.features)
+        return soft_clip(self._cold_prediction(M, s, block.features))
 
