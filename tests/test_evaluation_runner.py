@@ -135,3 +135,19 @@ def test_run_all_smoke(tmp_path):
     assert per2["dataset"].nunique() == 2
     per1 = pd.read_csv(tmp_path / "p1_per_dataset.csv")
     assert sorted(per1["rep"].unique()) == [0, 1]
+
+
+def test_below_baselines_lists_every_headline_loss_including_cold_regret(p1_run):
+    from recsys.evaluation.report import below_baselines
+
+    run_result, _ = p1_run
+    res, summary = run_result.result, run_result.summary
+    lines = below_baselines(res, summary, default="popularity", baselines=["additive"])
+    assert any(line.startswith("Pearson") for line in lines)  # additive beats popularity on P1 Pearson
+    # flip the cold regret@1 of popularity: now it must be listed, labelled as cold start
+    worse = summary.copy()
+    sel = (worse["engine"] == "popularity") & (worse["metric"] == "regret@1") & (worse["bin"] == "cold")
+    assert sel.sum() == 1
+    worse.loc[sel, "mean"] += 1.0
+    assert any("regret@1" in line and "[cold start]" in line
+               for line in below_baselines(res, worse, default="popularity", baselines=["additive"]))

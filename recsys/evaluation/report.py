@@ -138,6 +138,8 @@ def _headline(result: ProtocolResult) -> list[tuple[str, str]]:
     if result.spec.name == "p1":
         pairs += [("pearson", b) for b in BINS]
     pairs += [(m, "all") for m in result.spec.headline if m != "pearson"]
+    if result.spec.name == "p1" and "regret@1" in result.spec.metrics:
+        pairs.append(("regret@1", "cold"))  # the first pick for a brand-new dataset: a headline of its own
     return pairs
 
 
@@ -159,7 +161,7 @@ def below_baselines(result: ProtocolResult, summary: pd.DataFrame, default: str 
             ours_r, theirs_r = round(ours, 3), round(theirs, 3)
             worse = ours_r > theirs_r if lower_is_better(metric) else ours_r < theirs_r
             if worse:
-                where = "" if bin_ == "all" else f" [{bin_} known]"
+                where = "" if bin_ == "all" else " [cold start]" if bin_ == "cold" else f" [{bin_} known]"
                 out.append(f"{_label(metric)}{where}: {default} {ours:.3f} vs {base} {theirs:.3f}")
     return out
 
