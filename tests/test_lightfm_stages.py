@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recsys.engines import _kriging, make_engine
-from recsys.engines._kriging import krige, residual_covariance
+from recsys.engines._kriging import krige, residual_covariance, scale_estimate
 from recsys.engines.lightfm import standardize, standardize_pooled
 from recsys.errors import RecsysError
 
@@ -63,7 +63,7 @@ def test_pooled_standardization_does_not_depend_on_which_models_are_recorded():
     X = np.zeros((n, 1))
     sparse = Y.copy()
     sparse[50:, :7] = np.nan  # the last datasets only recorded the three strongest models
-    plain, pooled = standardize(sparse), standardize_pooled(sparse, X)
+    plain, pooled = standardize(sparse), standardize_pooled(sparse, scale_estimate(sparse, X)[0])
     # plain z-scores centre the three strong models on 0; pooled ones keep them where the full rows put them
     assert np.abs(plain[50:, 7:].mean()) < 0.05
     full = standardize(Y)[50:, 7:].mean(1)
@@ -79,9 +79,10 @@ def test_a_cold_row_is_never_flattened_by_the_clip(dn_data):
     X = dn_data.dataset_features[:2]
     for shift in (5.0, -5.0):  # a level far above 1, then far below 0
         engine.level_coef_ = np.r_[shift, np.zeros(X.shape[1])]
-        row = np.clip(engine._cold_prediction(M, s, X), 0, 1)
-        assert (np.diff(row, axis=1) > 0).all()  # the ranking of M survives the clip
-        assert ((row > 0) & (row < 1)).all()
+        row = engine._cold_prediction(M, s, X)
+        assert ((row > 0) & (row < 1)).all()  # moved inside, so no clip can flatten it
+        np.testing.assert_allclose(np.ptp(row, axis=1), 0.1)  # with its spread (0.05 x range of M) intact
+        assert (np.diff(row, axis=1) > 0).all()
 
 
 def test_covariance_shrinkage_is_chosen_from_the_grid_and_checked(dn_data):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["fit_ridge", "ridge_predict", "scale_estimate", "residual_covariance", "krige"]
+__all__ = ["fit_ridge", "ridge_predict", "pooled_scale", "scale_estimate", "residual_covariance", "krige"]
 
 
 _BATCH_MODELS = 32  # up to this many models, datasets are kriged in batches (see krige)
@@ -38,28 +38,42 @@ def ridge_predict(coef: np.ndarray, X: np.ndarray) -> np.ndarray:
     return coef[0] + X @ coef[1:]
 
 
+def _row_sd(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Records per dataset and the (population) sd of its records (NaN without records)."""
+    K = ~np.isnan(Y)
+    k = K.sum(1)
+    Y0 = np.where(K, Y, 0.0)
+    mu = Y0.sum(1) / np.maximum(k, 1)
+    sd = np.where(k > 0, np.sqrt(np.where(K, (Y0 - mu[:, None]) ** 2, 0.0).sum(1) / np.maximum(k, 1)), np.nan)
+    return k, sd
+
+
+def _pool_log_sd(k: np.ndarray, sd: np.ndarray, prior: np.ndarray, prior_weight: float) -> np.ndarray:
+    emp = np.log(np.where(sd > 1e-4, sd, 1e-4))
+    w = np.where(k >= 2, k - 1, 0)
+    log_s = (prior_weight * prior + w * np.nan_to_num(emp)) / (prior_weight + w)
+    return np.exp(np.clip(log_s, -9, 1))
+
+
+def pooled_scale(Y: np.ndarray, prior: np.ndarray, *, prior_weight: float = 3.0) -> np.ndarray:
+    """Spread of each dataset: its empirical log-sd (``k - 1`` weights) pooled with ``prior`` (a log-sd)."""
+    return _pool_log_sd(*_row_sd(Y), prior, prior_weight)
+
+
 def scale_estimate(Y: np.ndarray, X: np.ndarray, *, prior_weight: float = 3.0, min_known: int = 4
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Spread of each dataset: its empirical log-sd pooled with a ridge prediction from features.
 
     Returns (scale per dataset, coefficients of the feature prior on log-sd).
     """
-    K = ~np.isnan(Y)
-    k = K.sum(1)
-    Y0 = np.where(K, Y, 0.0)
-    mu = Y0.sum(1) / np.maximum(k, 1)
-    sd = np.where(k > 0, np.sqrt(np.where(K, (Y0 - mu[:, None]) ** 2, 0.0).sum(1) / np.maximum(k, 1)), np.nan)
+    k, sd = _row_sd(Y)
     good = (k >= min_known) & (sd > 1e-4)
     if good.sum() > 5:
         coef = fit_ridge(X[good], np.log(sd[good]), w=k[good], alpha=1.0)
     else:
         base = np.log(np.median(sd[good])) if good.any() else np.log(0.05)
         coef = np.r_[base, np.zeros(X.shape[1])]
-    prior = ridge_predict(coef, X)
-    emp = np.log(np.where(sd > 1e-4, sd, 1e-4))
-    w = np.where(k >= 2, k - 1, 0)
-    log_s = (prior_weight * prior + w * np.nan_to_num(emp)) / (prior_weight + w)
-    return np.exp(np.clip(log_s, -9, 1)), coef
+    return _pool_log_sd(k, sd, ridge_predict(coef, X), prior_weight), coef
 
 
 def residual_covariance(Y: np.ndarray, s: np.ndarray, M: np.ndarray, *, min_known: int = 5,

@@ -65,7 +65,7 @@ import scipy.sparse as sp
 from ..errors import RecsysError
 from ..features.data import DatasetBlock, TrainData
 from ._kernel import SimilarityInputs, coherence, kernel_profile, learn_weights, similarity_features
-from ._kriging import fit_ridge, krige, residual_covariance, ridge_predict, scale_estimate
+from ._kriging import fit_ridge, krige, pooled_scale, residual_covariance, ridge_predict, scale_estimate
 from .base import Engine
 
 __all__ = ["LightFMEngine"]
@@ -84,14 +84,14 @@ def standardize(Y: np.ndarray, min_known: int = 3) -> np.ndarray:
     return np.where(K & ok[:, None], (Y0 - mu[:, None]) / np.where(ok, sd, 1.0)[:, None], np.nan)
 
 
-def standardize_pooled(Y: np.ndarray, X: np.ndarray, min_known: int = 3, iters: int = 2) -> np.ndarray:
+def standardize_pooled(Y: np.ndarray, s: np.ndarray, min_known: int = 3, iters: int = 2) -> np.ndarray:
     """Per-dataset standardized accuracies that do not depend on which models happen to be recorded.
 
     :func:`standardize` centres each dataset on the mean of its own records, so
     a dataset whose records are the strong models gets the same level as one
-    whose records are the weak ones. Here the spread is the pooled estimate of
-    :func:`~recsys.engines._kriging.scale_estimate` (records + feature prior)
-    and the level is set so that the recorded models keep, on average, the
+    whose records are the weak ones. Here the spread is ``s``, the pooled
+    estimate of :func:`~recsys.engines._kriging.scale_estimate` (records +
+    feature prior), and the level is set so that the recorded models keep, on average, the
     zoo's mean profile ``g`` over those models (``g``: mean standardized
     accuracy of each model over datasets with >= 5 records, refined ``iters``
     times). Falls back to :func:`standardize` without such datasets.
@@ -102,7 +102,6 @@ def standardize_pooled(Y: np.ndarray, X: np.ndarray, min_known: int = 3, iters: 
     well = k >= 5
     if not well.any():
         return Z
-    s, _ = scale_estimate(Y, X)
     Ys = np.where(K, Y, 0.0) / s[:, None]
     ok = K & (k >= min_known)[:, None]
     for _ in range(iters):
@@ -129,13 +128,15 @@ def soft_clip(x: np.ndarray, margin: float = 0.005) -> np.ndarray:
     return np.where(x > hi, hi + margin * u / (1.0 + u), np.where(x < lo, lo - margin * v / (1.0 + v), x))
 
 
+def _centre(A: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Each row minus its mean over ``mask``; 0 outside ``mask``."""
+    A0 = np.where(mask, A, 0.0)
+    return np.where(mask, A0 - (A0.sum(1) / np.maximum(mask.sum(1), 1))[:, None], 0.0)
+
+
 def _row_corr(A: np.ndarray, B: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Pearson correlation of each row of ``A`` and ``B`` over ``mask`` (NaN where a side is constant)."""
-    n = np.maximum(mask.sum(1), 1)
-    a = np.where(mask, A, 0.0)
-    b = np.where(mask, B, 0.0)
-    a = np.where(mask, a - (a.sum(1) / n)[:, None], 0.0)
-    b = np.where(mask, b - (b.sum(1) / n)[:, None], 0.0)
+    a, b = _centre(A, mask), _centre(B, mask)
     den = np.sqrt((a * a).sum(1) * (b * b).sum(1))
     return np.where(den > 1e-12, (a * b).sum(1) / np.maximum(den, 1e-300), np.nan)
 
@@ -161,8 +162,7 @@ def _shape_error(Z: np.ndarray, M: np.ndarray, K: np.ndarray) -> float:
     set later, by kriging), so neither a sharper nor a flatter blend is favoured.
     """
     n = np.maximum(K.sum(1), 1)
-    zc = np.where(K, Z - (np.where(K, Z, 0.0).sum(1) / n)[:, None], 0.0)
-    mc = np.where(K, M - (np.where(K, M, 0.0).sum(1) / n)[:, None], 0.0)
+    zc, mc = _centre(Z, K), _centre(M, K)
     b = np.maximum((zc * mc).sum(1), 0.0) / np.maximum((mc * mc).sum(1), 1e-12)
     return float((((zc - b[:, None] * mc) ** 2).sum(1) / n).sum())
 
@@ -264,7 +264,7 @@ class LightFMEngine(Engine):
         return weights, log_rel, kernel_profile(Z, phi, weights, log_rel, exclude_self=True)
 
     def _select_shrink(self, Y: np.ndarray, s: np.ndarray, M: np.ndarray, held: np.ndarray,
-                       X: np.ndarray) -> float:
+                       prior: np.ndarray) -> float:
         """Covariance shrinkage that best kriges the inner fold's datasets from a few of their records.
 
         The inner fold's datasets are well recorded and their profile ``M`` was
@@ -282,21 +282,13 @@ class LightFMEngine(Engine):
         rng = np.random.default_rng([self.seed, 1000])
         others = np.ones(len(Y), bool)
         others[held] = False
-        _, coef = scale_estimate(Y, X)
-        prior = ridge_predict(coef, X)
-        src, Ysim, s_sim = [], [], []
-        for _ in range(3):
-            for d in held:
-                recorded = np.flatnonzero(K[d])
-                keep = rng.choice(recorded, rng.integers(1, len(recorded) - 2), replace=False)
-                row = np.full(Y.shape[1], np.nan)
-                row[keep] = Y[d, keep]
-                n = len(keep) - 1  # the spread of a sparse dataset: its records pooled with the feature prior
-                log_sd = np.log(max(Y[d, keep].std(), 1e-4))
-                src.append(d)
-                Ysim.append(row)
-                s_sim.append(np.exp(np.clip((3.0 * prior[d] + n * log_sd) / (3.0 + n), -9, 1)))
-        src, Ysim, s_sim = np.array(src), np.array(Ysim), np.array(s_sim)
+        src = np.tile(held, 3)
+        Ysim = np.full((len(src), Y.shape[1]), np.nan)
+        for i, d in enumerate(src):
+            recorded = np.flatnonzero(K[d])
+            keep = rng.choice(recorded, rng.integers(1, len(recorded) - 2), replace=False)
+            Ysim[i, keep] = Y[d, keep]
+        s_sim = pooled_scale(Ysim, prior[src])  # spread as for a sparse dataset: few records + the feature prior
         truth, mask = Y[src], K[src]
         best, best_score = shrinks[0], -np.inf
         for shrink in shrinks:
@@ -367,8 +359,8 @@ class LightFMEngine(Engine):
             raise RecsysError(f"alphas must be one or more penalties >= 0, e.g. 3e-4; got {self.alphas!r}")
         shrinks = tuple(np.atleast_1d(self.cov_shrinks).tolist()) if self.cov_shrinks is not None else ()
         if not shrinks or any(not 0 <= v <= 1 for v in shrinks):
-            raise RecsysError(f"cov_shrinks must be one or more shrinkages in [0, 1], e.g. 0.2,0.8; got "
-                              f"{self.cov_shrinks!r}")
+            raise RecsysError(f"cov_shrinks must be one or more numbers in [0, 1] (candidate shrinkages of the "
+                              f"kriging covariance towards its diagonal), e.g. 0.2,0.8; got {self.cov_shrinks!r}")
         ws = tuple(np.atleast_1d(self.blend_weights).tolist()) if self.blend_weights is not None else ()
         if not ws or any(not 0 <= w <= 1 for w in ws):
             raise RecsysError(f"blend_weights must be one or more weights in [0, 1], e.g. 0,0.5,1; got "
@@ -402,15 +394,17 @@ class LightFMEngine(Engine):
         alphas = tuple(float(a) for a in np.atleast_1d(self.alphas))
         ws = tuple(float(w) for w in np.atleast_1d(self.blend_weights))
         folds = self._inner_folds(k)
+        X = data.dataset_features
+        s, self.log_spread_coef_ = scale_estimate(Y, X)
         Zs = standardize(Y)  # validation target (only each profile's shape is scored)
-        Z = standardize_pooled(Y, data.dataset_features)
+        Z = standardize_pooled(Y, s)
         fold_models: dict = {a: [] for a in alphas}
         err: dict = {}
         weights = None
         for held in folds:
             Ytr = Y.copy()
             Ytr[held] = np.nan
-            Ztr = standardize_pooled(Ytr, data.dataset_features)
+            Ztr = standardize_pooled(Ytr, scale_estimate(Ytr, X)[0])
             weights, _, Mk_tr = self._kernel(Ztr, phi, init=weights)
             pc = self._pair_stage(Ztr, Mk_tr, pair)
             for a in alphas:
@@ -434,9 +428,8 @@ class LightFMEngine(Engine):
         self.pair_coef_ = self._pair_stage(Z, Mk, pair)
         M = self._apply_pair(self.pair_coef_, pair, w * L + (1 - w) * Mk)
 
-        s, self.log_spread_coef_ = scale_estimate(Y, data.dataset_features)
         self.cov_shrink_ = self._select_shrink(Y, s, M, folds[0] if folds else np.zeros(0, int),
-                                               data.dataset_features)
+                                               ridge_predict(self.log_spread_coef_, X))
         S = residual_covariance(Y, s, M, shrink=self.cov_shrink_)
         P, level = krige(Y, s, M, S)
         # Level of datasets without records: a ridge from features on the kriged levels (accuracy units).
@@ -473,9 +466,9 @@ class LightFMEngine(Engine):
     def _cold_prediction(self, M: np.ndarray, s: np.ndarray, X: np.ndarray) -> np.ndarray:
         level = ridge_predict(self.level_coef_, X)
         D = s[:, None] * (M - M.mean(1, keepdims=True))
-        # A level so high (low) that the clip to [0, 1] in `_predict` would flatten the whole row to 1 (0)
-        # leaves no ranking at all: move it just enough for the best (worst) model to stay inside.
-        # Partial clipping is kept (true accuracies saturate too).
+        # A level so high (low) that the whole row lies beyond 1 (0) would leave it squashed into
+        # soft_clip's margin: move it just enough for the best (worst) model to stay inside.
+        # Partial saturation is kept (true accuracies saturate too).
         level = np.where(level + D.min(1) >= 1.0, 0.999 - D.max(1), level)
         level = np.where(level + D.max(1) <= 0.0, 0.001 - D.min(1), level)
         return level[:, None] + D

@@ -276,8 +276,9 @@ class ProtocolResult:
         ``spec.metrics``, and coverage columns ``n_hidden`` (recorded cells not
         given to the engine), ``covered`` (how many of them fall in the
         interval, NaN when not calibrated), ``p_top`` / ``top_hit`` (the largest
-        P(best) and whether that model is truly the best recorded one, 1/n when it ties with n - 1 others) and ``width`` (mean interval width
-        over them, accuracy points).
+        P(best) and whether that model is truly the best recorded one, 1/n when
+        it ties with n - 1 others) and ``width`` (mean interval width over them,
+        accuracy points).
     timing : pandas.DataFrame
         One row per successful (engine, fold): ``fit_s, predict_s, calibrate_s``.
     status : dict of str to str

@@ -161,7 +161,7 @@ def below_baselines(result: ProtocolResult, summary: pd.DataFrame, default: str 
             ours_r, theirs_r = round(ours, 3), round(theirs, 3)
             worse = ours_r > theirs_r if lower_is_better(metric) else ours_r < theirs_r
             if worse:
-                where = "" if bin_ == "all" else " [cold start]" if bin_ == "cold" else f" [{bin_} known]"
+                where = {"all": "", "cold": " [cold start]"}.get(bin_, f" [{bin_} known]")
                 out.append(f"{_label(metric)}{where}: {default} {ours:.3f} vs {base} {theirs:.3f}")
     return out
 
