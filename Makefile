@@ -32,9 +32,10 @@ test: venv
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-# Both published protocols, every engine; regenerates benchmarks/results/.
+# Both published protocols, every engine, and the reference points of ceilings.md; regenerates benchmarks/results/.
 bench: venv
 	$(BIN)/python benchmarks/run_all.py --out benchmarks/results
+	$(BIN)/python benchmarks/ceilings.py --out benchmarks/results
 
 bench-smoke: venv
 	$(BIN)/python benchmarks/run_all.py --smoke --out benchmarks/results/tmp
