@@ -171,3 +171,24 @@ def test_local_encoder_path_is_stored_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(src.parent)
     enc = TransformerEncoder(f"./{src.name}")
     assert Path(enc.spec).is_absolute() and Path(enc.spec) == src
+
+
+def test_p_best_noise_factor_follows_how_often_the_top_pick_wins():
+    from recsys.engines.calibration import Calibration, _fit_noise_scale
+
+    rng = np.random.default_rng(0)
+    cal = Calibration(abs_residuals={"cold": np.linspace(0, 0.05, 200)},
+                      rel_residuals={"cold": rng.normal(0, 0.02, 200)})
+    m = 150
+    pred = np.tile(np.linspace(0.80, 0.85, m), (40, 1))  # a steady order, 0.05 from first to last
+    nothing = np.full_like(pred, np.nan)
+    # The truth keeps that order exactly: the top pick always wins, the sharpest P(best) is right.
+    sure = [(p, k, p.copy()) for p, k in zip(pred, nothing)]
+    assert _fit_noise_scale(cal, sure, seed=0) == 0.15
+    # The truth is the order plus noise larger than the residuals say (many models of one family
+    # erring together): the top pick wins about 3% of the time; P(best) must stay spread.
+    noisy = [(p, k, p + rng.normal(0, 0.03, m)) for p, k in zip(pred, nothing)]
+    assert _fit_noise_scale(cal, noisy, seed=0) >= 0.6
+    # In between, the factor is in between.
+    middle = [(p, k, p + rng.normal(0, 0.004, m)) for p, k in zip(pred, nothing)]
+    assert 0.15 < _fit_noise_scale(cal, middle, seed=0) < 0.6
