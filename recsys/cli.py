@@ -163,7 +163,7 @@ def _read_scores(path: str | None):
 
 @main.command()
 @click.option("--zoo", "zoo_name", default="domainnet-270", show_default=True, metavar="DIR_OR_NAME",
-              help="A zoo directory in the canonical format, or a named zoo (domainnet-270, transfergraph-image).")
+              help="A zoo directory in the canonical format, or a named zoo (domainnet-270, transfergraph-image, vtab-hf, parc-71).")
 @click.option("--engine", default="lightfm", show_default=True, help="Engine (see `recsys engines`).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Model file to write [default: model.npz in the user data dir, or $RECSYS_MODEL].")

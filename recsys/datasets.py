@@ -1,6 +1,6 @@
 """Named reference zoos: where to find them, and importers into the zoo format.
 
-Two public fine-tuning histories are known by name:
+Four public fine-tuning histories are known by name:
 
 ``domainnet-270``
     10 torchvision ImageNet models x 270 DomainNet subsets ("retrain head"
@@ -8,6 +8,12 @@ Two public fine-tuning histories are known by name:
 ``transfergraph-image``
     185 Hugging Face image models (180 with records) x 13 datasets, with LogME
     and Reg-H-Score transferability scores, from TransferGraph/transfergraph (Li et al., 2024).
+``vtab-hf``
+    292 Hugging Face image models x 19 VTAB-1k tasks (best run per pair), from
+    zLizy/transferability_graph (a predecessor of TransferGraph by the same group).
+``parc-71``
+    71 (architecture, source checkpoint) backbones x 7 classification targets,
+    from dbolya/parc (Bolya et al., 2021).
 
 :func:`load` resolves a name in this order, and downloads nothing when an
 earlier place holds the files:
@@ -18,7 +24,8 @@ earlier place holds the files:
    into the user cache.
 
 The raw files are then converted by the zoo's importer (:func:`import_domainnet`,
-:func:`import_transfergraph`) into a :class:`~recsys.zoo.Zoo`. A path to a
+:func:`import_transfergraph`, :func:`import_vtab_hf`, :func:`import_parc`) into a
+:class:`~recsys.zoo.Zoo`. A path to a
 directory in the canonical zoo format is loaded as it is.
 """
 
@@ -38,7 +45,8 @@ from .errors import ZooError, closest
 from .paths import cache_dir
 from .zoo import Zoo, load_zoo
 
-__all__ = ["ZooSource", "REGISTRY", "load", "fetch", "import_domainnet", "import_transfergraph", "resolve_name"]
+__all__ = ["ZooSource", "REGISTRY", "load", "fetch", "import_domainnet", "import_transfergraph", "import_vtab_hf",
+           "import_parc", "resolve_name"]
 
 log = logging.getLogger(__name__)
 
@@ -125,15 +133,7 @@ def import_transfergraph(raw: Path) -> Zoo:
     # The history holds one run per pair; should a pair repeat, keep the mean.
     records = records.groupby(["model", "dataset"], as_index=False, sort=False)["accuracy"].mean()
 
-    models = mod.rename(columns={"pretrain_dataset": "dataset"})
-    models = models[["model", "architectures", "model_type", "dataset", "input_shape", "output_shape", "#labels",
-                     "accuracy", "number_of_parameters", "memory_consumption"]]
-    models = models.rename(columns={"dataset": "pretrain_dataset", "accuracy": "reported_accuracy"})
-    # "['ViTForImageClassification']" → "ViTForImageClassification" (missing values stay missing)
-    models["architectures"] = models["architectures"].map(lambda v: v.strip("[]'\" ") if isinstance(v, str) else v)
-    missing_models = sorted(set(records["model"]) - set(models["model"]))
-    if missing_models:
-        models = pd.concat([models, pd.DataFrame({"model": missing_models})], ignore_index=True)
+    models = _hf_models(mod, records["model"])
 
     datasets = feat.rename(columns={"finetune_dataset": "dataset"})
     extra = sorted(set(records["dataset"]) - set(datasets["dataset"]))
@@ -147,14 +147,162 @@ def import_transfergraph(raw: Path) -> Zoo:
     scores = scores[scores["model"].isin(models["model"]) & scores["dataset"].isin(datasets["dataset"])]
 
     roles = {
-        "models": {"id": "model", "categorical": ["architectures", "model_type", "pretrain_dataset"],
-                   "numeric": ["input_shape", "output_shape", "#labels", "reported_accuracy",
-                               "number_of_parameters", "memory_consumption"],
-                   "text": [], "log": ["#labels", "number_of_parameters", "memory_consumption"]},
+        "models": _HF_MODEL_ROLES,
         "datasets": {"id": "dataset", "categorical": [], "numeric": ["size", "number_of_classes"], "text": [],
                      "log": ["size", "number_of_classes"]},
     }
     return Zoo.from_frames(models, datasets, records, scores, name="transfergraph-image", roles=roles, path=raw)
+
+
+#: VTAB task of a run: (dataset, label column or preprocessing) -> task name. Runs not listed here use
+#: their dataset's name (the dataset's default label).
+_VTAB_TASKS = {
+    ("clevr", "clevr_count"): "clevr_count",
+    ("clevr", "clevr_distance"): "clevr_distance",
+    ("dsprites", "dsprites_orientation"): "dsprites_orientation",
+    ("dsprites", "dsprites_location"): "dsprites_location",
+    ("smallnorb", "label_azimuth"): "smallnorb_label_azimuth",
+    ("smallnorb", "label_elevation"): "smallnorb_label_elevation",
+}
+#: finetune_dataset_config.csv spells some tasks differently from the runs
+_VTAB_CONFIG_NAMES = {"svhn": "svhn_cropped", "pets": "oxford_iiit_pet", "flowers": "oxford_flowers102"}
+#: the VTAB-1k regime: 800 training images (and 200 for validation)
+_VTAB_TRAIN_SLICE = ":800"
+
+
+def _vtab_task(dataset: str, configs: str) -> str:
+    import ast
+
+    try:
+        cfg = ast.literal_eval(configs) if isinstance(configs, str) else {}
+    except (ValueError, SyntaxError):
+        cfg = {}
+    if not isinstance(cfg, dict):
+        cfg = {}
+    for key in (cfg.get("preprocess"), cfg.get("label_name")):
+        if (dataset, key) in _VTAB_TASKS:
+            return _VTAB_TASKS[(dataset, key)]
+    return dataset
+
+
+def import_vtab_hf(raw: Path) -> Zoo:
+    """vtab-hf raw files → :class:`Zoo` (Hugging Face image models on VTAB-1k tasks).
+
+    The history holds several runs per (model, dataset); the rule that turns
+    them into one accuracy per (model, task):
+
+    1. **Task** = dataset + the label it predicts: ``clevr`` (count, distance),
+       ``dsprites`` (orientation, x position) and ``smallnorb`` (azimuth,
+       elevation) are two tasks each (VTAB counts them so: a backbone good at
+       counting objects need not be good at their distance); every other
+       dataset is one task (its default label). 19 tasks.
+    2. **Regime**: only VTAB-1k runs (``train_slice`` ``:800``, 800 training
+       images) count. Runs on 80% or all of the training set are another data
+       regime (their accuracies correlate 0.54 with the VTAB-1k ones of the
+       same pairs); mixing them would make a record depend on which regime
+       happened to be run. They are dropped, with a logged count.
+    3. **Hyper-parameters**: of a pair's VTAB-1k runs (learning rates 0.01 and
+       0.1, batch sizes), the best test accuracy is the record, as a
+       practitioner who tunes the learning rate would report it.
+
+    Models without a row in ``model_config_dataset.csv`` keep their records
+    (empty metadata); task metadata (size, classes) come from
+    ``finetune_dataset_config.csv`` where it has the task.
+    """
+    raw = Path(raw)
+    runs = pd.read_csv(raw / "ftrecords_img.csv", index_col=0)
+    mod = pd.read_csv(raw / "model_config_dataset.csv")
+    cfg = pd.read_csv(raw / "finetune_dataset_config.csv")
+    runs = runs.dropna(subset=["model_identifier", "train_dataset_name", "test_accuracy"])
+    runs = runs.assign(task=[_vtab_task(d, c) for d, c in zip(runs["train_dataset_name"], runs["configs"])])
+    regime = runs["train_slice"].astype(str).str.strip() == _VTAB_TRAIN_SLICE
+    if (~regime).any():
+        pairs_all = runs.groupby(["model_identifier", "task"]).ngroups
+        pairs_kept = runs[regime].groupby(["model_identifier", "task"]).ngroups
+        log.info("vtab-hf: dropped %d of %d runs outside the VTAB-1k regime (train_slice other than %s); "
+                 "%d of %d (model, task) pairs had no VTAB-1k run", int((~regime).sum()), len(runs),
+                 _VTAB_TRAIN_SLICE, pairs_all - pairs_kept, pairs_all)
+    runs = runs[regime]
+    records = (runs.groupby(["model_identifier", "task"], as_index=False, sort=True)["test_accuracy"].max()
+               .rename(columns={"model_identifier": "model", "task": "dataset", "test_accuracy": "accuracy"}))
+    n_runs = int(regime.sum())
+    log.info("vtab-hf: %d VTAB-1k runs -> %d records (the best run of each (model, task) pair)", n_runs,
+             len(records))
+
+    models = _hf_models(mod, records["model"])
+    cfg = cfg.rename(columns={"finetune_dataset": "dataset"})
+    cfg["dataset"] = cfg["dataset"].map(lambda d: _VTAB_CONFIG_NAMES.get(d, d))
+    tasks = pd.DataFrame({"dataset": sorted(records["dataset"].unique())})
+    tasks["source_dataset"] = [t.split("_label_")[0] if t.startswith("smallnorb") else
+                               ("clevr" if t.startswith("clevr") else "dsprites" if t.startswith("dsprites") else t)
+                               for t in tasks["dataset"]]
+    datasets = tasks.merge(cfg[["dataset", "size", "number_of_classes"]], on="dataset", how="left")
+    roles = {
+        "models": _HF_MODEL_ROLES,
+        "datasets": {"id": "dataset", "categorical": ["source_dataset"], "numeric": ["size", "number_of_classes"],
+                     "text": [], "log": ["size", "number_of_classes"]},
+    }
+    return Zoo.from_frames(models, datasets, records, None, name="vtab-hf", roles=roles, path=raw)
+
+
+def _hf_models(mod: pd.DataFrame, recorded: pd.Series) -> pd.DataFrame:
+    """Model metadata in TransferGraph's layout → the zoo's ``models.csv`` (recorded models without a row kept)."""
+    models = mod[["model", "architectures", "model_type", "dataset", "input_shape", "output_shape", "#labels",
+                  "accuracy", "number_of_parameters", "memory_consumption"]]
+    models = models.rename(columns={"dataset": "pretrain_dataset", "accuracy": "reported_accuracy"})
+    models = models.drop_duplicates("model")
+    # "['ViTForImageClassification']" → "ViTForImageClassification" (missing values stay missing)
+    models = models.assign(architectures=models["architectures"].map(
+        lambda v: v.strip("[]'\" ") if isinstance(v, str) else v))
+    missing = sorted(set(recorded) - set(models["model"]))
+    if missing:
+        log.info("%d recorded model(s) have no metadata row; they keep their records with empty metadata",
+                 len(missing))
+        models = pd.concat([models, pd.DataFrame({"model": missing})], ignore_index=True)
+    return models
+
+
+_HF_MODEL_ROLES = {"id": "model", "categorical": ["architectures", "model_type", "pretrain_dataset"],
+                   "numeric": ["input_shape", "output_shape", "#labels", "reported_accuracy",
+                               "number_of_parameters", "memory_consumption"],
+                   "text": [], "log": ["#labels", "number_of_parameters", "memory_consumption"]}
+
+#: Number of classes of PARC's targets (from each dataset's definition; the raw file has no dataset metadata).
+_PARC_CLASSES = {"cifar10": 10, "oxford_pets": 37, "cub200": 200, "caltech101": 101, "stanford_dogs": 120,
+                 "nabird": 555, "voc2007": 20}
+
+
+def import_parc(raw: Path) -> Zoo:
+    """parc-71 raw files → :class:`Zoo` (PARC's fine-tuning oracle, Bolya et al. 2021).
+
+    ``all.csv`` only (``controlled.csv`` is a subset of its rows). A model is
+    the pair (architecture, source checkpoint), named ``architecture/source``;
+    its metadata are those two columns. ``Oracle`` is an accuracy in percent:
+    divided by 100; ``-1`` marks a missing run and is dropped (logged). Each
+    target gets its number of classes (from the dataset's definition: the file
+    has no dataset metadata).
+    """
+    raw = Path(raw)
+    df = pd.read_csv(raw / "all.csv")
+    df = df.rename(columns=lambda c: str(c).strip())
+    df["model"] = df["Architecture"].astype(str).str.strip() + "/" + df["Source Dataset"].astype(str).str.strip()
+    df["dataset"] = df["Target Dataset"].astype(str).str.strip()
+    missing = df["Oracle"] < 0
+    if missing.any():
+        log.info("parc-71: dropped %d run(s) marked -1 (missing) in all.csv", int(missing.sum()))
+    models = (df[["model", "Architecture", "Source Dataset"]].drop_duplicates("model")
+              .rename(columns={"Architecture": "architecture", "Source Dataset": "source"})
+              .sort_values("model").reset_index(drop=True))
+    rec = df[~missing]
+    records = pd.DataFrame({"model": rec["model"], "dataset": rec["dataset"], "accuracy": rec["Oracle"] / 100.0})
+    names = sorted(df["dataset"].unique())
+    datasets = pd.DataFrame({"dataset": names, "num_classes": [_PARC_CLASSES.get(d, np.nan) for d in names]})
+    roles = {
+        "models": {"id": "model", "categorical": ["architecture", "source"], "numeric": [], "text": []},
+        "datasets": {"id": "dataset", "categorical": [], "numeric": ["num_classes"], "text": [],
+                     "log": ["num_classes"]},
+    }
+    return Zoo.from_frames(models, datasets, records, None, name="parc-71", roles=roles, path=raw)
 
 
 REGISTRY: dict[str, ZooSource] = {
@@ -182,6 +330,27 @@ REGISTRY: dict[str, ZooSource] = {
         },
         importer=import_transfergraph,
         description="185 Hugging Face image models x 13 datasets, LogME / Reg-H-Score (Li et al., 2024)",
+    ),
+    "vtab-hf": ZooSource(
+        name="vtab-hf",
+        base_url="https://raw.githubusercontent.com/zLizy/transferability_graph/"
+                 "9c220479aa4daddb1f22a9b957f79092a8eda4d4/doc/",
+        files={
+            "ftrecords_img.csv": "ec7e0dbe538a1509e1b4a25ff14f0e65ffd8862ccc6b93da0f1fe79cb67203a7",
+            "model_config_dataset.csv": "ae18ff2ece00fef61cda755038122f306a499b6c8d82d36530765e862ab2747b",
+            "finetune_dataset_config.csv": "9270a0f342b184d76a0069ff22d0286cc06e920c219a1f983badb1c28bc08ccf",
+        },
+        importer=import_vtab_hf,
+        description="292 Hugging Face image models x 19 VTAB-1k tasks, best run per pair (zLizy/transferability_graph)",
+    ),
+    "parc-71": ZooSource(
+        name="parc-71",
+        base_url="https://raw.githubusercontent.com/dbolya/parc/ddfca43a84d35328897d107d6f86e860b11801ce/oracles/",
+        files={
+            "all.csv": "1edb1115e9bffbf260c694843089946947e9ff97a16e83ab210fecfdf3763436",
+        },
+        importer=import_parc,
+        description="71 (architecture, source) backbones x 7 classification targets (PARC, Bolya et al., 2021)",
     ),
 }
 

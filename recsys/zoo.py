@@ -361,7 +361,7 @@ def load_zoo(path: str | os.PathLike, *, name: str | None = None) -> Zoo:
                        f"records.csv ({_FORMAT_HINT})")
     if not path.is_dir():
         raise ZooError(f"zoo directory {str(path)!r} does not exist; give a directory with "
-                       f"models.csv, datasets.csv and records.csv, or a named zoo (domainnet-270, transfergraph-image)")
+                       f"models.csv, datasets.csv and records.csv, or a named zoo (domainnet-270, transfergraph-image, vtab-hf, parc-71)")
     meta = _read_zoo_json(path / "zoo.json")
     models = _read_csv(path / "models.csv")
     datasets = _read_csv(path / "datasets.csv")

@@ -252,3 +252,64 @@ def test_canonical_zoo_inside_data_dir(tmp_path, tiny_zoo_dir, monkeypatch):
     shutil.copytree(tiny_zoo_dir, tmp_path / "data" / "my-zoo")
     monkeypatch.setenv("RECSYS_DATA_DIR", str(tmp_path / "data"))
     assert datasets.load("my-zoo").name == "my-zoo"
+
+
+def test_vtab_hf_import(data_dir, caplog):
+    import ast
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="recsys.datasets"):
+        zoo = datasets.load("vtab-hf")
+    s = zoo.summary()
+    assert (s["models"], s["datasets"], s["records"]) == (292, 19, 5090)
+    assert s["metrics"] == [] and s["datasets_without_records"] == 0
+    # every drop is logged with its reason
+    assert "dropped 1019 of 6971 runs outside the VTAB-1k regime" in caplog.text
+    assert "107 recorded model(s) have no metadata row" in caplog.text
+    two_label = {"clevr_count", "clevr_distance", "dsprites_orientation", "dsprites_location",
+                 "smallnorb_label_azimuth", "smallnorb_label_elevation"}
+    assert two_label <= set(zoo.dataset_ids) and "clevr" not in zoo.dataset_ids
+    # independent recomputation of one record: best test accuracy of the pair's VTAB-1k runs
+    raw = pd.read_csv(data_dir / "vtab-hf" / "ftrecords_img.csv")
+    label = raw["configs"].map(lambda c: ast.literal_eval(c).get("label_name"))
+    runs = raw[(raw["model_identifier"] == "google/vit-base-patch16-224") & (raw["train_dataset_name"] == "smallnorb")
+               & (label == "label_elevation") & (raw["train_slice"] == ":800")]
+    assert len(runs) >= 1
+    table = zoo.accuracy_table()
+    assert table.loc["smallnorb_label_elevation", "google/vit-base-patch16-224"] == pytest.approx(
+        runs["test_accuracy"].max())
+    cifar = raw[(raw["model_identifier"] == "google/vit-base-patch16-224") & (raw["train_dataset_name"] == "cifar100")
+                & (raw["train_slice"] == ":800")]
+    assert len(cifar) >= 2  # several learning rates: the best one is the record
+    assert table.loc["cifar100", "google/vit-base-patch16-224"] == pytest.approx(cifar["test_accuracy"].max())
+    # task metadata from finetune_dataset_config.csv, spelt as the runs spell the task
+    assert zoo.datasets.loc["oxford_iiit_pet", "number_of_classes"] == 37
+    assert zoo.datasets.loc["svhn_cropped", "size"] == 73257
+    assert zoo.datasets.loc["clevr_count", "source_dataset"] == "clevr"
+
+
+def test_parc_import(data_dir, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="recsys.datasets"):
+        zoo = datasets.load("parc-71")
+    raw = pd.read_csv(data_dir / "parc-71" / "all.csv")
+    s = zoo.summary()
+    n_models = raw.groupby(["Architecture", "Source Dataset"]).ngroups
+    assert (s["models"], s["datasets"]) == (n_models, 7)
+    assert s["records"] == int((raw["Oracle"] >= 0).sum()) == len(raw) - 10
+    assert "dropped 10 run(s) marked -1" in caplog.text
+    row = raw.iloc[0]
+    name = f"{row['Architecture']}/{row['Source Dataset']}"
+    assert zoo.accuracy_table().loc[row["Target Dataset"], name] == pytest.approx(row["Oracle"] / 100)
+    assert zoo.records["accuracy"].between(0, 1).all()
+    assert zoo.models.loc[name, "architecture"] == row["Architecture"]
+    assert zoo.datasets.loc["cub200", "num_classes"] == 200
+
+
+@pytest.mark.parametrize("name", ["vtab-hf", "parc-71"])
+def test_new_zoos_download_from_a_mirror(name, mirror, fresh_cache, monkeypatch):
+    monkeypatch.setenv("RECSYS_DATA_URL", mirror.url)
+    zoo = datasets.load(name)
+    assert sorted(mirror.requests) == sorted(f"/{name}/{f}" for f in datasets.REGISTRY[name].files)
+    assert zoo.name == name
