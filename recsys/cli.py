@@ -327,13 +327,17 @@ def info(model_path, zoo_name, fmt):
 
 
 @main.command()
-@click.option("--protocol", type=click.Choice(["p1", "p2"]), required=True,
-              help="p1: DomainNet-270 missing-edge (10 reps); p2: TransferGraph leave-one-dataset-out.")
+@click.option("--protocol", type=click.Choice(["p1", "p2", "missing-edge", "logo"]), required=True,
+              help="p1: DomainNet-270 missing-edge (10 reps); p2: TransferGraph leave-one-dataset-out; "
+                   "missing-edge / logo: the same procedures on any zoo (--zoo).")
 @click.option("--zoo", "zoo_name", default=None, metavar="DIR_OR_NAME",
-              help="Zoo to evaluate on [default: domainnet-270 for p1, transfergraph-image for p2].")
+              help="Zoo to evaluate on [default: transfergraph-image for p2, else domainnet-270].")
+@click.option("--targets", "target_list", default=None, metavar="A,B,...",
+              help="p2 / logo: held-out datasets [default: those with scores (p2), with >= 10 records (logo)].")
 @click.option("--engines", "engine_list", default=None, metavar="A,B,...",
               help="Comma-separated engines [default: all of `recsys engines`].")
-@click.option("--repeats", type=click.IntRange(min=1), default=None, help="Repetitions [default: 10 for p1, 1 for p2].")
+@click.option("--repeats", type=click.IntRange(min=1), default=None,
+              help="Repetitions [default: 10 for p1 and missing-edge, 1 for p2 and logo].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Directory for the per-dataset CSV, summary CSV, markdown report and plots.")
 @click.option("--text-encoder", default=None, metavar="HUB_ID_OR_PATH", help="Text encoder (see `recsys fit`).")
@@ -342,15 +346,17 @@ def info(model_path, zoo_name, fmt):
 @click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
 @click.option("--no-baselines", is_flag=True,
               help="Do not add random, popularity and additive when the default engine is evaluated.")
-def evaluate(protocol, zoo_name, engine_list, repeats, out_dir, text_encoder, coverage, no_plots, no_baselines):
-    """Run a published evaluation protocol; the markdown table goes to stdout."""
+def evaluate(protocol, zoo_name, target_list, engine_list, repeats, out_dir, text_encoder, coverage, no_plots,
+             no_baselines):
+    """Run an evaluation protocol; the markdown table goes to stdout."""
     from .evaluation import run
 
     engines = [e.strip() for e in engine_list.split(",") if e.strip()] if engine_list else None
+    targets = [t.strip() for t in target_list.split(",") if t.strip()] if target_list else None
     if coverage not in ("default", "all", "none"):
         coverage = [c.strip() for c in coverage.split(",") if c.strip()]
     res = run(protocol, zoo_name, engines, repeats, out_dir, progress=True, text_encoder=text_encoder,
-              coverage=coverage, plots=not no_plots, baselines=not no_baselines)
+              coverage=coverage, plots=not no_plots, baselines=not no_baselines, targets=targets)
     click.echo(res.markdown)
     for name, status in res.failed.items():
         log.error("engine %s %s", name, status)

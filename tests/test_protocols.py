@@ -162,3 +162,68 @@ def test_failures_are_reported_not_dropped(dn_data):
 def test_unknown_engine_is_a_user_error(dn_data):
     with pytest.raises(RecsysError, match="did you mean 'additive'"):
         evaluate(dn_data, PROTOCOLS["p1"], p1_folds(dn_data, [0]), ["aditive"])
+
+
+# -- the protocols for any zoo ----------------------------------------------------
+
+
+def test_missing_edge_is_p1_on_domainnet(dn_data):
+    from recsys.evaluation.protocols import missing_edge_folds
+
+    for a, b in zip(missing_edge_folds(dn_data, [0, 3]), p1_folds(dn_data, [0, 3])):
+        np.testing.assert_array_equal(a.known, b.known)
+        np.testing.assert_array_equal(a.group, b.group)
+
+
+def test_missing_edge_on_a_small_zoo_spreads_keep_counts_from_cold():
+    """7 datasets: 7 groups, keeping 6/7 ... 0 of each dataset's records; unrecorded datasets left out."""
+    from recsys.evaluation.protocols import missing_edge_folds
+    from recsys.features.data import TrainData
+
+    rng = np.random.default_rng(0)
+    Y = rng.uniform(0.2, 0.9, size=(8, 14))
+    Y[7] = np.nan  # a dataset without records
+    data = TrainData(Y=Y, model_features=np.zeros((14, 0)), dataset_features=np.zeros((8, 0)))
+    (fold,) = missing_edge_folds(data, [5])
+    np.testing.assert_array_equal(fold.rows, np.arange(7))
+    assert fold.group[7] == -1 and sorted(fold.group[:7]) == list(range(7))
+    kept = fold.known.sum(1)
+    for j in range(7):
+        assert kept[j] == round((6 - fold.group[j]) / 7 * 14)  # 12, 10, 8, 6, 4, 2, 0
+    assert kept[7] == 0 and (fold.known <= ~np.isnan(Y)).all()
+
+
+def test_logo_targets_and_named_targets(tg_data, dn_data):
+    from recsys.evaluation.protocols import LOGO_MIN_RECORDS, logo_targets, p2_folds
+
+    t = logo_targets(tg_data)
+    np.testing.assert_array_equal(t, np.flatnonzero(tg_data.known.sum(1) >= LOGO_MIN_RECORDS))
+    assert len(t) == 13  # every TransferGraph dataset, not only the 8 with scores
+    folds = p2_folds(tg_data, [0], ["dtd", "svhn"], default_targets=logo_targets)
+    assert [f.label for f in folds] == ["dtd", "svhn"]
+    assert len(logo_targets(dn_data)) == 270
+
+
+@pytest.mark.parametrize("protocol,zoo", [("logo", "parc-71"), ("missing-edge", "parc-71")])
+def test_run_new_protocols_end_to_end(protocol, zoo, data_dir):
+    from recsys.evaluation import run
+
+    res = run(protocol, zoo, ["popularity", "additive"], repeats=2 if protocol == "missing-edge" else None,
+              progress=False, text_encoder="hashing", coverage="none", plots=False)
+    df = res.result.per_dataset
+    assert set(df["engine"]) == {"popularity", "additive"}
+    assert {"pearson", "kendall", "ndcg@5", "regret@1", "regret@5"} <= set(df.columns)
+    if protocol == "logo":
+        assert df["dataset"].nunique() == 7 and (df["n_known"] == 0).all()
+    else:
+        assert df["rep"].nunique() == 2 and (df["bin"] == "cold").any()
+    assert res.value("popularity", "pearson") > 0.3
+    assert "## " + PROTOCOLS[protocol].title in res.markdown
+
+
+def test_targets_only_for_leave_one_out(dn_data):
+    from recsys.errors import UsageError
+    from recsys.evaluation import run
+
+    with pytest.raises(UsageError, match="targets apply to the leave-one-dataset-out protocols"):
+        run("missing-edge", dn_data, ["popularity"], targets=["1_painting_2"], progress=False, plots=False)

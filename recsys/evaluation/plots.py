@@ -43,7 +43,7 @@ def _save(fig, path: Path) -> Path:
 def plot_pearson(result: ProtocolResult, summary: pd.DataFrame, path: str | Path) -> Path:
     """Grouped bars of Pearson by method: per known-model bin (P1) or per target dataset (P2), ± std over reps."""
     engines = [e for e in result.engines if (summary["engine"] == e).any()]
-    if result.spec.name == "p1":
+    if result.spec.kind == "missing-edge":
         groups = ["all", *BINS]
         labels = ["Avg", "cold", "1-2", "3-4", "5-6", "7-9"]
         s = summary[summary["metric"] == "pearson"].set_index(["engine", "bin"])
@@ -70,7 +70,7 @@ def plot_pearson(result: ProtocolResult, summary: pd.DataFrame, path: str | Path
         ax.bar(x + (i - (len(engines) - 1) / 2) * width, np.nan_to_num(mean[i]), width, color=_color(e),
                yerr=np.nan_to_num(std[i]), capsize=2, label=e + (" (default)" if e == DEFAULT_ENGINE else ""))
     ax.set_xticks(x)
-    ax.set_xticklabels(labels, rotation=0 if result.spec.name == "p1" else 30, ha="center" if result.spec.name == "p1" else "right")
+    ax.set_xticklabels(labels, rotation=0 if result.spec.kind == "missing-edge" else 30, ha="center" if result.spec.kind == "missing-edge" else "right")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("Pearson r (mean ± std over repetitions)")
     ax.axhline(0, color="black", linewidth=0.6)
@@ -97,7 +97,7 @@ def plot_heatmap(result: ProtocolResult, path: str | Path, engine: str | None = 
     if engine is None:
         return None
     truth, F = result.truth, result.completed[engine]
-    if result.spec.name == "p1":
+    if result.spec.kind == "missing-edge":
         order = np.lexsort((np.arange(truth.shape[0]), result.group_first))
         rows_t, rows_f, known = truth[order].T, F[order].T, result.known_first[order].T
         ylabels, xlabel, ylabel = result.model_ids, "datasets (by group: 9 known → cold)", "model"

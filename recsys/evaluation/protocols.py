@@ -1,4 +1,8 @@
-"""The two published protocols (``docs/benchmark-protocol.md``): folds and the evaluation loop.
+"""Evaluation protocols: the two published ones, their generalizations to any zoo, and the evaluation loop.
+
+Four protocols, of two kinds. *Missing-edge* protocols hide part of every
+dataset's records (P1 and ``missing-edge``); *leave-one-dataset-out*
+protocols hide all records of one target dataset at a time (P2 and ``logo``).
 
 P1, DomainNet-270 missing-edge (Chen et al., 2024)
     Per repetition ``r`` (seed ``s_r``), exactly this random sequence::
@@ -26,7 +30,20 @@ P2, TransferGraph leave-one-dataset-out (Li et al., 2024)
     and every score stay, the target's included: they need no fine-tuning),
     and every model recorded on the target is predicted.
 
-Known-model bins (P1): ``cold`` (none kept), then by the share of the
+missing-edge (any zoo)
+    P1's procedure on any zoo: ``G = min(10, datasets with records)`` groups
+    (10 on every zoo with at least 10 recorded datasets, so P1's groups when
+    the zoo is DomainNet-270), group ``g`` keeping ``n_keep(g, n)`` of a
+    dataset's ``n`` records as above with ``G`` in place of 10: the number
+    kept is spread evenly from 0 (cold start) to ``(G - 1) / G`` of the
+    records. 10 repetitions (seeds 0..9) by default; scored as P1.
+
+logo (leave-one-dataset-out, any zoo)
+    P2's procedure on any zoo. Targets: every dataset with at least
+    :data:`LOGO_MIN_RECORDS` records (or a given list). The target's
+    transferability scores stay known, as in P2. One repetition by default.
+
+Known-model bins (missing-edge kinds): ``cold`` (none kept), then by the share of the
 dataset's recorded models that were kept: ``1-2`` (<= 20%), ``3-4`` (<= 40%),
 ``5-6`` (<= 60%), ``7-9`` (more), named after DomainNet's counts out of 10.
 """
@@ -48,7 +65,7 @@ from ..engines.calibration import calibrate
 from ..errors import RecsysError, UsageError, closest
 from ..features import FeatureBuilder, TrainData
 from ..zoo import Zoo
-from .metrics import dataset_metrics, metric_names
+from .metrics import dataset_metrics, metric_names, ndcg_at_k
 
 __all__ = [
     "BINS",
@@ -66,13 +83,20 @@ __all__ = [
     "evaluate",
     "p1",
     "p2",
+    "missing_edge",
+    "logo",
+    "missing_edge_folds",
+    "logo_targets",
     "as_train_data",
+    "LOGO_MIN_RECORDS",
 ]
 
 log = logging.getLogger(__name__)
 
 BINS = ("cold", "1-2", "3-4", "5-6", "7-9")
 N_GROUPS = 10
+#: a dataset is a logo target when it has at least this many records
+LOGO_MIN_RECORDS = 10
 
 
 @dataclass(frozen=True)
@@ -82,7 +106,7 @@ class ProtocolSpec:
     Attributes
     ----------
     name : str
-        ``"p1"`` or ``"p2"``.
+        ``"p1"``, ``"p2"``, ``"missing-edge"`` or ``"logo"``.
     title : str
     k : int
         Cut-off of NDCG@k and regret@k.
@@ -91,6 +115,12 @@ class ProtocolSpec:
     default_repeats : int
     headline : tuple of str
         Metrics of the report's main table.
+    kind : {"missing-edge", "logo"}
+        Part of every dataset hidden (scored by known-model bins), or one
+        whole dataset at a time (scored per target).
+    published : bool
+        The published protocol (P1, P2): its figures are printed beside ours
+        when run on its default zoo.
     """
 
     name: str
@@ -99,17 +129,26 @@ class ProtocolSpec:
     default_zoo: str
     default_repeats: int
     headline: tuple[str, ...] = ()
+    kind: str = "missing-edge"
+    published: bool = False
 
     @property
     def metrics(self) -> list[str]:
-        return metric_names(self.k)
+        """Per-dataset metrics: those of cut-off ``k``, plus NDCG@5 (the cross-zoo suite's) where ``k`` differs."""
+        names = metric_names(self.k)
+        return names if "ndcg@5" in names else [*names, "ndcg@5"]
 
 
 PROTOCOLS: dict[str, ProtocolSpec] = {
     "p1": ProtocolSpec("p1", "P1: DomainNet-270 missing-edge protocol", 3, "domainnet-270", 10,
-                       ("pearson", "kendall", "ndcg@3", "regret@1", "regret@3")),
+                       ("pearson", "kendall", "ndcg@3", "regret@1", "regret@3"), "missing-edge", True),
     "p2": ProtocolSpec("p2", "P2: TransferGraph leave-one-dataset-out protocol", 5, "transfergraph-image", 1,
-                       ("pearson", "kendall", "ndcg@5", "regret@1", "regret@5")),
+                       ("pearson", "kendall", "ndcg@5", "regret@1", "regret@5"), "logo", True),
+    "missing-edge": ProtocolSpec("missing-edge", "missing-edge protocol (P1's procedure on any zoo)", 5,
+                                 "domainnet-270", 10, ("pearson", "kendall", "ndcg@5", "regret@1", "regret@5"),
+                                 "missing-edge"),
+    "logo": ProtocolSpec("logo", "logo: leave-one-dataset-out (P2's procedure on any zoo)", 5, "domainnet-270", 1,
+                         ("pearson", "kendall", "ndcg@5", "regret@1", "regret@5"), "logo"),
 }
 
 
@@ -177,7 +216,11 @@ def p1_masks(recorded: np.ndarray, seed: int, n_groups: int = N_GROUPS) -> tuple
     """
     recorded = np.asarray(recorded, dtype=bool)
     rng = np.random.default_rng(seed)
-    perm = rng.permutation(recorded.shape[0])
+    return _missing_edge_masks(recorded, rng, rng.permutation(recorded.shape[0]), n_groups)
+
+
+def _missing_edge_masks(recorded: np.ndarray, rng: np.random.Generator, perm: np.ndarray,
+                        n_groups: int) -> tuple[np.ndarray, np.ndarray]:
     known = np.zeros_like(recorded)
     group = np.full(recorded.shape[0], -1, dtype=np.int64)
     for g, members in enumerate(np.array_split(perm, n_groups)):
@@ -200,6 +243,24 @@ def p1_folds(data: TrainData, seeds: Sequence[int]) -> list[Fold]:
     return folds
 
 
+def missing_edge_folds(data: TrainData, seeds: Sequence[int]) -> list[Fold]:
+    """One fold per seed: P1's masks on any zoo (``min(10, recorded datasets)`` groups).
+
+    Datasets without records are left out of the groups (they have nothing to
+    hide); with every dataset recorded and at least 10 of them, the masks are
+    P1's exactly.
+    """
+    recorded = data.known
+    rows = np.flatnonzero(recorded.any(1))
+    n_groups = int(min(N_GROUPS, len(rows)))
+    folds = []
+    for rep, seed in enumerate(seeds):
+        rng = np.random.default_rng(int(seed))
+        known, group = _missing_edge_masks(recorded, rng, rng.permutation(rows), n_groups)
+        folds.append(Fold(rep=rep, seed=int(seed), label=f"rep {rep}", known=known, rows=rows, group=group))
+    return folds
+
+
 # -- P2 ------------------------------------------------------------------------
 def p2_targets(data: TrainData) -> np.ndarray:
     """Datasets held out in turn: those with records and a score (all with records if the zoo has none)."""
@@ -212,15 +273,21 @@ def p2_targets(data: TrainData) -> np.ndarray:
     return np.flatnonzero(has_records)
 
 
-def p2_folds(data: TrainData, seeds: Sequence[int], targets: Sequence[int | str] | None = None) -> list[Fold]:
+def logo_targets(data: TrainData, min_records: int = LOGO_MIN_RECORDS) -> np.ndarray:
+    """Datasets held out in turn by ``logo``: those with at least ``min_records`` records."""
+    return np.flatnonzero(data.known.sum(1) >= min_records)
+
+
+def p2_folds(data: TrainData, seeds: Sequence[int], targets: Sequence[int | str] | None = None, *,
+             default_targets: Callable[[TrainData], np.ndarray] | None = None) -> list[Fold]:
     """One fold per (seed, target): the target's records removed, everything else known.
 
     ``targets`` restricts the held-out datasets (indices or names; default
-    :func:`p2_targets`).
+    ``default_targets(data)``, :func:`p2_targets` unless given).
     """
     recorded = data.known
     if targets is None:
-        idx = p2_targets(data)
+        idx = (default_targets or p2_targets)(data)
     else:
         pos = {d: i for i, d in enumerate(data.dataset_ids)}
         idx = []
@@ -480,6 +547,8 @@ def evaluate(
                            "dataset": data.dataset_ids[j], "group": int(fold.group[j]),
                            "n_recorded": int(n_recorded[j]), "n_known": int(n_known[j]), "bin": bins[i]}
                     row.update(dataset_metrics(Y[j, rec], F[i, rec], spec.k))
+                    if "ndcg@5" not in row:
+                        row["ndcg@5"] = ndcg_at_k(Y[j, rec], F[i, rec], 5)
                     hidden = rec & ~known_rows[i]
                     row["n_hidden"] = int(hidden.sum())
                     if lo is not None and hidden.any():
@@ -588,4 +657,29 @@ def p2(zoo: Zoo | TrainData | str, engines: Sequence[str], repeats: int | None =
     folds = p2_folds(data, _seeds(repeats, seeds, spec.default_repeats), targets)
     if not folds:
         raise RecsysError(f"zoo {name!r} has no dataset with records to hold out")
+    return evaluate(data, spec, folds, engines, zoo_name=name, coverage=coverage, level=level, progress=progress)
+
+
+def missing_edge(zoo: Zoo | TrainData | str, engines: Sequence[str], repeats: int | None = None,
+                 seeds: Sequence[int] | None = None, *, text_encoder=None, coverage="default", level: float = 0.8,
+                 progress: bool = False) -> ProtocolResult:
+    """The missing-edge protocol (P1's procedure) on any zoo; default 10 repetitions, seeds 0..9."""
+    spec = PROTOCOLS["missing-edge"]
+    data, name = as_train_data(zoo, text_encoder)
+    folds = missing_edge_folds(data, _seeds(repeats, seeds, spec.default_repeats))
+    if not len(folds[0].rows):
+        raise RecsysError(f"zoo {name!r} has no dataset with records")
+    return evaluate(data, spec, folds, engines, zoo_name=name, coverage=coverage, level=level, progress=progress)
+
+
+def logo(zoo: Zoo | TrainData | str, engines: Sequence[str], repeats: int | None = None,
+         seeds: Sequence[int] | None = None, *, targets: Sequence[int | str] | None = None, text_encoder=None,
+         coverage="default", level: float = 0.8, progress: bool = False) -> ProtocolResult:
+    """Leave-one-dataset-out on any zoo: every dataset with >= :data:`LOGO_MIN_RECORDS` records (or ``targets``)."""
+    spec = PROTOCOLS["logo"]
+    data, name = as_train_data(zoo, text_encoder)
+    folds = p2_folds(data, _seeds(repeats, seeds, spec.default_repeats), targets, default_targets=logo_targets)
+    if not folds:
+        raise RecsysError(f"zoo {name!r} has no dataset with at least {LOGO_MIN_RECORDS} records to hold out; "
+                          f"name the targets (--targets)")
     return evaluate(data, spec, folds, engines, zoo_name=name, coverage=coverage, level=level, progress=progress)

@@ -135,10 +135,10 @@ def _value(summary: pd.DataFrame, engine: str, metric: str, bin_: str = "all") -
 def _headline(result: ProtocolResult) -> list[tuple[str, str]]:
     """(metric, bin) pairs the default engine is held against the baselines on."""
     pairs = [("pearson", "all")]
-    if result.spec.name == "p1":
+    if result.spec.kind == "missing-edge":
         pairs += [("pearson", b) for b in BINS]
     pairs += [(m, "all") for m in result.spec.headline if m != "pearson"]
-    if result.spec.name == "p1" and "regret@1" in result.spec.metrics:
+    if result.spec.kind == "missing-edge" and "regret@1" in result.spec.metrics:
         pairs.append(("regret@1", "cold"))  # the first pick for a brand-new dataset: a headline of its own
     return pairs
 
@@ -218,7 +218,7 @@ def markdown_report(result: ProtocolResult, summary: pd.DataFrame | None = None,
                  f"records); {len(result.seeds)} repetition(s), {_seeds_text(result.seeds)}; wall time "
                  f"{result.wall_s:.1f} s. Mean ± standard deviation over repetitions of the nan-mean over "
                  f"datasets.")
-    if spec.name == "p2":
+    if spec.kind == "logo":
         n_t = result.per_dataset["dataset"].nunique() if len(result.per_dataset) else 0
         lines[-1] += f" {n_t} held-out target dataset(s)."
     undefined = _undefined_counts(result)
@@ -227,12 +227,13 @@ def markdown_report(result: ProtocolResult, summary: pd.DataFrame | None = None,
                       "models; such datasets are left out of that mean, and counted here so it cannot flatter: "
                       + ", ".join(f"`{e}` {n} of {total}" for e, (n, total) in undefined.items()) + ".")
     lines.append("")
-    published_here = result.zoo == spec.default_zoo
+    published_here = spec.published and result.zoo == spec.default_zoo
 
-    if spec.name == "p1":
+    if spec.kind == "missing-edge":
         lines.append("Pearson r between the truth and F (truth where known, prediction elsewhere), per dataset:")
         lines.append("")
-        header = ["method", "Avg", "cold", "1-2 known", "3-4 known", "5-6 known", "7-9 known"]
+        header = (["method", "Avg", "cold", "1-2 known", "3-4 known", "5-6 known", "7-9 known"] if spec.name == "p1"
+                  else ["method", "Avg", "cold", "<= 20% known", "<= 40% known", "<= 60% known", "> 60% known"])
         rows = [[_name(e)] + [_ms(*_value(summary, e, "pearson", b)) for b in P1_COLUMNS] for e in ran]
         if published_here:
             rows += [[f"{m} (published)"] + [f"{v:.2f}" for v in vals] for m, vals in P1_PUBLISHED.items()]
@@ -243,10 +244,12 @@ def markdown_report(result: ProtocolResult, summary: pd.DataFrame | None = None,
                          "cold / 0-20% / 20-40% / 40-60% / 60-80% known; we bin by known models out of 10 "
                          "(cold, 1-2, 3-4, 5-6, 7-9) and map the five bins 1:1 in that order (group g keeps "
                          "9-g models, so the paper's last bin holds the datasets with 7-9 known).")
-        else:
+        elif spec.published:
             lines.append(f"No published figures for zoo `{result.zoo}` (they were measured on "
                          f"`{spec.default_zoo}`). Bins: share of each dataset's recorded models known: "
                          f"1-2 = up to 20%, 3-4 = up to 40%, 5-6 = up to 60%, 7-9 = more.")
+        else:
+            lines.append("Bins: share of each dataset's recorded models known to the engine.")
         lines.append("")
     metrics = list(spec.headline)
     header = ["method"] + [_label(m) for m in metrics] + ["fit s", "predict s", "status"]
@@ -260,19 +263,19 @@ def markdown_report(result: ProtocolResult, summary: pd.DataFrame | None = None,
         rows.append([_name(e)] + cells + [_secs(t["fit_s"]) if t is not None else "–",
                                            _secs(t["predict_s"]) if t is not None else "–",
                                            result.status.get(e, "not run")])
-    if spec.name == "p2" and published_here:
+    if spec.kind == "logo" and published_here:
         for m, (pr, kt) in P2_PUBLISHED.items():
             rows.append([f"{m} (published)", f"{pr:.2f}", f"{kt:.2f}"] + ["–"] * (len(metrics) - 2) + ["–", "–", "–"])
-    lines.append("All scored datasets" + (" (held-out targets)" if spec.name == "p2" else "") + ":")
+    lines.append("All scored datasets" + (" (held-out targets)" if spec.kind == "logo" else "") + ":")
     lines.append("")
     lines += _table(header, rows)
     lines.append("")
-    if spec.name == "p2" and published_here:
+    if spec.kind == "logo" and published_here:
         lines.append("Published rows: Li et al. (2024), mean over the same 8 targets (computed from the authors' "
                      "result files); Pearson and Kendall only.")
         lines.append("")
 
-    if spec.name == "p2" and len(result.per_dataset):
+    if spec.kind == "logo" and len(result.per_dataset):
         pt = (result.per_dataset.groupby(["engine", "dataset"], sort=False)["pearson"].mean()
               .unstack("dataset"))
         targets = list(dict.fromkeys(result.per_dataset["dataset"]))
@@ -286,7 +289,7 @@ def markdown_report(result: ProtocolResult, summary: pd.DataFrame | None = None,
     cov = summary[(summary["metric"] == "coverage") & summary["mean"].notna()]
     if len(cov):
         lv = int(round(100 * result.level))
-        bins = [b for b in (("all", *BINS) if spec.name == "p1" else ("all",)) if (cov["bin"] == b).any()]
+        bins = [b for b in (("all", *BINS) if spec.kind == "missing-edge" else ("all",)) if (cov["bin"] == b).any()]
         lines.append(f"Coverage of the {lv}% split-conformal interval on the hidden recorded cells (calibrated "
                      f"on each fold's training data only), its mean width in accuracy points, and the "
                      f"calibration of P(best): the mean probability given to the model each dataset's P(best) "

@@ -11,9 +11,10 @@ from typing import Sequence
 import pandas as pd
 
 from ..engines import DEFAULT_ENGINE, ENGINES
+from ..errors import UsageError
 from ..features import TrainData
 from ..zoo import Zoo
-from .protocols import ProtocolResult, get_spec, p1, p2
+from .protocols import ProtocolResult, get_spec, logo, missing_edge, p1, p2
 from .report import below_baselines, fit_time_ratio, markdown_report, summarize, timing_summary
 
 __all__ = ["RunResult", "run", "write_outputs"]
@@ -118,21 +119,21 @@ def run(
     plots: bool = True,
     baselines: bool = True,
 ) -> RunResult:
-    """Run protocol ``p1`` or ``p2``; write its files when ``out_dir`` is given.
+    """Run a protocol (``p1``, ``p2``, ``missing-edge``, ``logo``); write its files when ``out_dir`` is given.
 
     Parameters
     ----------
-    protocol : {"p1", "p2"}
+    protocol : {"p1", "p2", "missing-edge", "logo"}
     zoo : Zoo, TrainData, str or None
         A zoo, a zoo name or directory, or ready TrainData. Default: the zoo
         of the published figures (``domainnet-270`` for P1,
-        ``transfergraph-image`` for P2).
+        ``transfergraph-image`` for P2), ``domainnet-270`` for the others.
     engines : sequence of str, optional
         Registered engine names (default: every registered engine). A failing
         engine is reported in ``status``, not dropped.
     repeats : int, optional
-        Repetitions (P1 default 10; P2 default 1: the engine seed is the only
-        random part). Seeds are ``0..repeats-1`` unless ``seeds`` is given.
+        Repetitions (missing-edge kinds default 10; leave-one-dataset-out kinds
+        default 1: the engine seed is the only random part). Seeds are ``0..repeats-1`` unless ``seeds`` is given.
     out_dir : path, optional
         Where to write the CSVs, the markdown report and the figures.
     progress : bool
@@ -147,8 +148,8 @@ def run(
     level : float
         Interval level of the coverage columns.
     targets : sequence, optional
-        P2 only: the held-out datasets (names or indices; default every
-        dataset with scores).
+        p2 and logo: the held-out datasets (names or indices; default every
+        dataset with scores for p2, every dataset with >= 10 records for logo).
     plots : bool
         Write the PNG figures too.
     baselines : bool
@@ -180,13 +181,15 @@ def run(
             log.info("adding the baselines every report carries: %s", ", ".join(missing))
             engines = [*missing, *engines]
     log.info("running %s on %s with %s", spec.name, getattr(zoo, "name", zoo), ", ".join(engines))
-    if spec.name == "p1":
+    if spec.kind == "missing-edge":
         if targets is not None:
-            log.warning("targets only apply to p2; ignored")
-        res = p1(zoo, engines, repeats, seeds, text_encoder=text_encoder, coverage=coverage, level=level,
+            raise UsageError(f"targets apply to the leave-one-dataset-out protocols (p2, logo), not to {spec.name}")
+        fn = p1 if spec.name == "p1" else missing_edge
+        res = fn(zoo, engines, repeats, seeds, text_encoder=text_encoder, coverage=coverage, level=level,
                  progress=progress)
     else:
-        res = p2(zoo, engines, repeats, seeds, targets=targets, text_encoder=text_encoder, coverage=coverage,
+        fn = p2 if spec.name == "p2" else logo
+        res = fn(zoo, engines, repeats, seeds, targets=targets, text_encoder=text_encoder, coverage=coverage,
                  level=level, progress=progress)
     summary = summarize(res)
     rr = RunResult(result=res, summary=summary, timing=timing_summary(res),
