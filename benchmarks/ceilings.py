@@ -39,9 +39,9 @@ from scipy.optimize import nnls  # noqa: E402
 
 from recsys import datasets  # noqa: E402
 from recsys.engines import DEFAULT_ENGINE, make_engine  # noqa: E402
-from recsys.engines._kernel import (SimilarityInputs, coherence, kernel_profile, learn_weights,  # noqa: E402
-                                    similarity_features)
-from recsys.engines.lightfm import standardize  # noqa: E402
+from recsys.engines._kernel import DatasetKernel, SimilarityInputs  # noqa: E402
+from recsys.features.data import Cells  # noqa: E402
+from recsys.engines._scale import standardize_dense as standardize  # noqa: E402
 from recsys.evaluation.metrics import kendall_tau_b, pearson  # noqa: E402
 from recsys.evaluation.protocols import as_train_data, fold_train_data, p1_folds, p2_targets  # noqa: E402
 
@@ -104,15 +104,18 @@ def p1_section(seeds: list[int], held_seeds: list[int], text_encoder, figures: d
         rules.append((f"best model of the other datasets of its {label}", cold_regret(pick), cold_pearson(prof)))
     sim = SimilarityInputs.from_features(data.dataset_features, data.dataset_groups, data.dataset_tokens,
                                          data.dataset_text)
-    phi = similarity_features(sim, sim)
-    log_rel = np.log(coherence(Z))
-    full = kernel_profile(Z, phi, learn_weights(Z, phi, log_rel), log_rel, exclude_self=True)
+    kernel = DatasetKernel(sim, data.dataset_features)
+
+    def kernel_rows(Zd: np.ndarray) -> np.ndarray:
+        """The engine's kernel fitted on the standardized cells of ``Zd``; every row without its own records."""
+        cells = Cells.from_dense(Zd)
+        return kernel.fit(cells, cells.y).rows(np.arange(len(Zd)))
+
+    full = kernel_rows(Z)
     part = []
     for f, c in zip(folds, cold):
         Zp = standardize(np.where(f.known, T, np.nan))
-        lr = np.log(coherence(Zp))
-        part.append(np.nanmean([pearson(T[j], p) for j, p in
-                                zip(c, kernel_profile(Zp, phi, learn_weights(Zp, phi, lr), lr, exclude_self=True)[c])]))
+        part.append(np.nanmean([pearson(T[j], p) for j, p in zip(c, kernel_rows(Zp)[c])]))
     rules.append(("engine's learned dataset kernel, on the full truth of the other datasets",
                   cold_regret(full.argmax(1)), cold_pearson(full)))
 

@@ -35,8 +35,8 @@ from recsys.engines import DEFAULT_ENGINE  # noqa: E402
 from recsys.evaluation import run  # noqa: E402
 from recsys.evaluation.protocols import as_train_data, p2_targets  # noqa: E402
 
-ALL_ENGINES = ["random", "popularity", "additive", "lr", "mc", "als", "logme", "gat", "lightfm"]
-SMOKE_ENGINES = ["random", "popularity", "additive", "lightfm"]
+ALL_ENGINES = ["random", "popularity", "additive", "lr", "mc", "als", "logme", "score-stack", "gat", "lightfm", "hybrid"]
+SMOKE_ENGINES = ["random", "popularity", "additive", "hybrid"]
 #: the default engine must fit at least this many times faster than gat on DomainNet-270
 REQUIRED_GAT_RATIO = 5.0
 
@@ -73,7 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="text encoder of the features (default: the shipped MiniLM; 'hashing' is fast)")
     ap.add_argument("--coverage", default="all",
                     help="engines whose interval coverage is measured: all (default; every engine here is cheap), "
-                         "default (lightfm only), none, or a comma-separated list")
+                         "default (hybrid only), none, or a comma-separated list")
     ap.add_argument("--protocols", default="p1,p2", help="which protocols to run (default p1,p2)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     return ap.parse_args(argv)

@@ -26,7 +26,7 @@ __all__ = ["__version__", "Recommender", "fit", "load_model", "Zoo", "load_zoo",
            "ZooError", "UnknownNameError", "ArtifactError", "NotFittedError"]
 
 
-def fit(zoo: "Zoo | str | os.PathLike" = "domainnet-270", engine: str = "lightfm", **kwargs) -> Recommender:
+def fit(zoo: "Zoo | str | os.PathLike" = "domainnet-270", engine: str = "hybrid", **kwargs) -> Recommender:
     """Fit a :class:`Recommender` on ``zoo`` (a Zoo, a named zoo or a directory).
 
     ``kwargs`` go to :class:`Recommender` (``seed``, ``text_encoder``, engine parameters ...).

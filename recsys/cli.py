@@ -164,7 +164,7 @@ def _read_scores(path: str | None):
 @main.command()
 @click.option("--zoo", "zoo_name", default="domainnet-270", show_default=True, metavar="DIR_OR_NAME",
               help="A zoo directory in the canonical format, or a named zoo (domainnet-270, transfergraph-image, vtab-hf, parc-71).")
-@click.option("--engine", default="lightfm", show_default=True, help="Engine (see `recsys engines`).")
+@click.option("--engine", default="hybrid", show_default=True, help="Engine (see `recsys engines`).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Model file to write [default: model.npz in the user data dir, or $RECSYS_MODEL].")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -371,13 +371,14 @@ def engines():
     """List the available engines."""
     from .engines import DEFAULT_ENGINE, ENGINES, get_engine_class
 
+    width = max(len(n) for n in ENGINES) + 2
     for name in ENGINES:
         try:
             summary = get_engine_class(name).summary
         except ImportError as exc:  # an optional dependency is missing
             summary = f"(unavailable: {exc})"
         mark = " (default)" if name == DEFAULT_ENGINE else ""
-        click.echo(f"{name:<11}{summary}{mark}")
+        click.echo(f"{name:<{width}}{summary}{mark}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -61,7 +61,7 @@ class Recommender:
     Parameters
     ----------
     engine : str or Engine
-        Engine name (see ``recsys.engines.ENGINES``; default ``lightfm``) or an
+        Engine name (see ``recsys.engines.ENGINES``; default ``hybrid``) or an
         unfitted engine instance.
     seed : int
         Seed of the engine and of the calibration.

@@ -44,7 +44,7 @@ def test_p1_reference_points_are_consistent(ceilings):
 def test_p2_best_single_neighbour_is_the_best_of_all_others(ceilings, transfergraph):
     from scipy.stats import pearsonr
 
-    from recsys.engines.lightfm import standardize
+    from recsys.engines._scale import standardize_dense as standardize
     from recsys.evaluation.protocols import as_train_data
 
     fig = {}

@@ -42,7 +42,7 @@ def test_fit_writes_model_and_reports_path(dn_model):
     assert dn_model.is_file()
     res = run("info", "--model", dn_model, "--format", "json")
     doc = json.loads(res.stdout)
-    assert doc["engine"] == "lightfm"
+    assert doc["engine"] == "hybrid"
     assert doc["models"] == 10 and doc["datasets"] == 270 and doc["known_pairs"] == 2700
     assert doc["calibrated"] is True
 
@@ -197,7 +197,7 @@ def test_info_zoo_and_engines():
     doc = json.loads(run("info", "--zoo", "transfergraph-image", "--format", "json").stdout)
     assert doc["models"] == 185 and doc["datasets"] == 13 and doc["metrics"] == ["LOG_ME", "REG_H_SCORE"]
     names = [line.split()[0] for line in run("engines").stdout.splitlines()]
-    assert names == ["lightfm", "random", "popularity", "additive", "lr", "mc", "als", "logme", "gat"]
+    assert names == ["hybrid", "lightfm", "random", "popularity", "additive", "lr", "mc", "als", "logme", "score-stack", "gat"]
 
 
 def test_param_validation(tmp_path):

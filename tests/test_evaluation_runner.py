@@ -101,8 +101,8 @@ def test_p1_report_is_honest(p1_run):
     for method in P1_PUBLISHED:
         assert f"{method} (published)" in md
     assert "0-20%" in md and "1:1" in md
-    # lightfm did not run here: the report must say so instead of claiming anything
-    assert "`lightfm` was not part of this run" in md
+    # hybrid did not run here: the report must say so instead of claiming anything
+    assert "`hybrid` was not part of this run" in md
     timing = pd.read_csv(out / "p1_timing.csv")
     assert timing["engine"].tolist() == ["popularity", "additive"]
     assert (timing["fit_s"] > 0).all() and (timing["n_folds"] == 2).all()
@@ -123,7 +123,7 @@ def test_p2_run_on_two_targets(transfergraph, tmp_path):
 def test_run_all_smoke(tmp_path):
     env = dict(os.environ)
     cmd = [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--smoke", "--out", str(tmp_path),
-           "--engines", "random,popularity,additive,lightfm", "--text-encoder", "hashing", "--no-progress"]
+           "--engines", "random,popularity,additive,hybrid", "--text-encoder", "hashing", "--no-progress"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     md = (tmp_path / "results.md").read_text()

@@ -16,40 +16,40 @@ BASELINES = ["popularity", "additive", "lr", "gat"]
 
 @pytest.fixture(scope="module")
 def p1(domainnet):
-    return run("p1", domainnet, [*BASELINES, "lightfm"], repeats=3, progress=False, text_encoder="hashing",
+    return run("p1", domainnet, [*BASELINES, "hybrid"], repeats=3, progress=False, text_encoder="hashing",
                coverage="default", plots=False)
 
 
 @pytest.fixture(scope="module")
 def p2(transfergraph):
-    return run("p2", transfergraph, [*BASELINES, "lightfm"], repeats=1, progress=False, coverage="default",
+    return run("p2", transfergraph, [*BASELINES, "hybrid"], repeats=1, progress=False, coverage="default",
                plots=False)
 
 
 @pytest.mark.slow
 def test_p1_default_engine_beats_every_baseline(p1):
-    ours = {m: p1.value("lightfm", m) for m in ("pearson", "kendall")}
+    ours = {m: p1.value("hybrid", m) for m in ("pearson", "kendall")}
     assert ours["pearson"] >= 0.78 and ours["kendall"] >= 0.67
-    assert p1.value("lightfm", "pearson", "cold") >= 0.62
+    assert p1.value("hybrid", "pearson", "cold") >= 0.62
     for b in BASELINES:
         assert ours["pearson"] > p1.value(b, "pearson") + 0.03, b
         assert ours["kendall"] > p1.value(b, "kendall") + 0.02, b
-        assert p1.value("lightfm", "pearson", "cold") > p1.value(b, "pearson", "cold"), b
+        assert p1.value("hybrid", "pearson", "cold") > p1.value(b, "pearson", "cold"), b
 
 
 @pytest.mark.slow
 def test_p1_interval_coverage_near_nominal(p1):
-    assert 0.75 <= p1.value("lightfm", "coverage") <= 0.88
+    assert 0.75 <= p1.value("hybrid", "coverage") <= 0.88
 
 
 @pytest.mark.slow
 def test_p2_default_engine_beats_every_baseline(p2):
-    ours = p2.value("lightfm", "pearson")
-    assert ours >= 0.84 and p2.value("lightfm", "kendall") >= 0.41
+    ours = p2.value("hybrid", "pearson")
+    assert ours >= 0.84 and p2.value("hybrid", "kendall") >= 0.41
     for b in BASELINES:
         assert ours > p2.value(b, "pearson"), b
-        assert p2.value("lightfm", "kendall") > p2.value(b, "kendall"), b
-    assert 0.7 <= p2.value("lightfm", "coverage") <= 0.92
+        assert p2.value("hybrid", "kendall") > p2.value(b, "kendall"), b
+    assert 0.7 <= p2.value("hybrid", "coverage") <= 0.92
 
 
 @pytest.mark.slow
@@ -72,8 +72,8 @@ def test_default_engine_robust_to_other_zoos(variant, domainnet, transfergraph):
         protocol = "p1"
     else:
         zoo, protocol = dataclasses.replace(transfergraph, scores=transfergraph.scores.iloc[0:0]), "p2"
-    res = run(protocol, zoo, ["popularity", "additive", "lightfm"], repeats=3 if protocol == "p1" else 1,
+    res = run(protocol, zoo, ["popularity", "additive", "hybrid"], repeats=3 if protocol == "p1" else 1,
               progress=False, text_encoder="hashing", coverage="none", plots=False)
     for b in ("popularity", "additive"):
-        assert res.value("lightfm", "pearson") > res.value(b, "pearson") + 0.01, b
-        assert res.value("lightfm", "kendall") > res.value(b, "kendall"), b
+        assert res.value("hybrid", "pearson") > res.value(b, "pearson") + 0.01, b
+        assert res.value("hybrid", "kendall") > res.value(b, "kendall"), b

@@ -50,7 +50,7 @@ def test_model_file_is_plain_npz_with_json_sidecar(rec, tmp_path):
     with zipfile.ZipFile(path) as zf:
         meta = json.loads(zf.read("meta.json"))
     assert meta["format"] == "recsys-model" and meta["format_version"] == FORMAT_VERSION
-    assert meta["engine"]["name"] == "lightfm" and meta["engine"]["params"]["seed"] == 0
+    assert meta["engine"]["name"] == "hybrid" and meta["engine"]["params"]["seed"] == 0
     assert meta["features"]["dataset_ids"][268] == "269_clipart_32"
     assert meta["zoo"]["name"] == "domainnet-270" and len(meta["zoo"]["fingerprint"]) == 16
     assert "numpy" in meta["libraries"] and meta["recsys_version"] == recsys.__version__

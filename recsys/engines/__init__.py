@@ -15,6 +15,7 @@ __all__ = ["Engine", "ENGINES", "DEFAULT_ENGINE", "get_engine_class", "make_engi
 
 #: name -> "module:Class" (relative to this package)
 ENGINES: dict[str, str] = {
+    "hybrid": "hybrid:HybridEngine",
     "lightfm": "lightfm:LightFMEngine",
     "random": "random:RandomEngine",
     "popularity": "popularity:PopularityEngine",
@@ -23,9 +24,10 @@ ENGINES: dict[str, str] = {
     "mc": "mc:MatrixCompletionEngine",
     "als": "als:ALSEngine",
     "logme": "logme:ScoreEngine",
+    "score-stack": "score_stack:ScoreStackEngine",
     "gat": "gat:GATEngine",
 }
-DEFAULT_ENGINE = "lightfm"
+DEFAULT_ENGINE = "hybrid"
 
 
 def get_engine_class(name: str) -> type[Engine]:

@@ -3,17 +3,23 @@
 Two datasets are compared by *similarity features* built from their metadata:
 same value of each categorical column, minus the distance of each numeric
 column, Jaccard overlap of each text column's tokens (label names) and cosine
-of its text embeddings. A dataset's profile is the weighted mean of the other
-datasets' standardized accuracies, weights ``exp(beta . phi + gamma log
+of its text embeddings. A dataset's profile is the weighted mean of its
+neighbours' standardized accuracies, weights ``exp(beta . phi + gamma log
 coherence)``, where the coherence of a neighbour is how well its records agree
 with the zoo's mean profile (a dataset of near-constant, noisy accuracies gets
 little say). ``beta`` and ``gamma`` are learned by leave-one-dataset-out squared
 error on the datasets with enough records (Nadaraya-Watson regression with a
 learned metric; Weinberger & Tesauro, 2007, "Metric learning for kernel
-regression").
+regression"). Where no neighbour knows a model, the zoo's mean profile is used.
 
-Matrices are (n_datasets, n_models); ``Z`` holds standardized known accuracies
-and NaN elsewhere.
+Neighbours: every other dataset of the zoo while the zoo has at most
+:data:`DENSE_MAX_DATASETS` datasets (the weights are then a dense datasets x
+datasets matrix, which is fast at that size); above that, the
+:data:`N_NEIGHBOURS` nearest datasets in the space of the dataset features
+(a sparse graph: memory and time grow linearly with the datasets), and the
+metric is learned on at most :data:`MAX_TARGETS` target datasets.
+
+Standardized accuracies are given per known cell (:class:`~recsys.features.data.Cells`).
 """
 
 from __future__ import annotations
@@ -22,9 +28,25 @@ from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
-from scipy.optimize import minimize
 
-__all__ = ["SimilarityInputs", "similarity_features", "coherence", "learn_weights", "kernel_profile"]
+from ..features.data import Cells
+
+__all__ = ["SimilarityInputs", "DatasetKernel", "DENSE_MAX_DATASETS", "N_NEIGHBOURS", "MAX_TARGETS"]
+
+#: up to this many datasets, every other dataset is a neighbour (dense weights)
+DENSE_MAX_DATASETS = 1500
+#: neighbours per dataset above that size
+N_NEIGHBOURS = 32
+#: most target datasets the metric is learned on above that size
+MAX_TARGETS = 2000
+
+
+def _sparse(x) -> bool:
+    return hasattr(x, "tocsr")
+
+
+def _dense_rows(x) -> np.ndarray:
+    return np.asarray(x.toarray() if _sparse(x) else x, dtype=float)
 
 
 @dataclass
@@ -37,7 +59,7 @@ class SimilarityInputs:
         One-hot blocks, one per categorical column.
     numeric : ndarray (n, n_numeric)
         Standardized numeric columns (0 where missing).
-    tokens : list of ndarray (n, vocabulary)
+    tokens : list of sparse matrix or ndarray (n, vocabulary)
         Token indicators (0/1), one block per text column.
     text : list of ndarray (n, dim)
         L2-normalized text embeddings, one per text column.
@@ -49,23 +71,32 @@ class SimilarityInputs:
     text: list
 
     @classmethod
-    def from_features(cls, features: np.ndarray, groups: Mapping[str, slice], tokens: Mapping[str, np.ndarray],
+    def from_features(cls, features: np.ndarray, groups: Mapping[str, slice], tokens: Mapping[str, object],
                       text: Mapping[str, np.ndarray]) -> "SimilarityInputs":
+        import scipy.sparse as sp
+
         cats = [features[:, sl] for key, sl in groups.items() if key.startswith("categorical:")]
         nums = [features[:, sl.start] for key, sl in groups.items() if key.startswith("numeric:")]
         numeric = np.column_stack(nums) if nums else np.zeros((len(features), 0))
-        return cls(cats, numeric, [np.asarray(v, float) for _, v in sorted(tokens.items())],
-                   [np.asarray(v, float) for _, v in sorted(text.items())])
+        toks = [sp.csr_matrix(v, dtype=float) for _, v in sorted(tokens.items())]
+        return cls(cats, numeric, toks, [np.asarray(v, float) for _, v in sorted(text.items())])
+
+    def __len__(self) -> int:
+        return self.numeric.shape[0]
 
     def n_features(self) -> int:
         return len(self.categorical) + self.numeric.shape[1] + len(self.tokens) + len(self.text)
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        """Arrays for a model file (token blocks as CSR triplets)."""
         out = {f"{prefix}numeric": self.numeric}
         for i, c in enumerate(self.categorical):
             out[f"{prefix}cat{i}"] = c
         for i, t in enumerate(self.tokens):
-            out[f"{prefix}tok{i}"] = t
+            t = t.tocsr() if _sparse(t) else _to_csr(t)
+            out[f"{prefix}tok{i}_indptr"] = t.indptr.astype(np.int64)
+            out[f"{prefix}tok{i}_indices"] = t.indices.astype(np.int32)
+            out[f"{prefix}tok{i}_shape"] = np.asarray(t.shape, dtype=np.int64)
         for i, e in enumerate(self.text):
             out[f"{prefix}txt{i}"] = e
         return out
@@ -79,9 +110,33 @@ class SimilarityInputs:
                 i += 1
             return out
 
-        return cls(seq("cat"), np.asarray(arrays[f"{prefix}numeric"], float), seq("tok"), seq("txt"))
+        toks, i = [], 0
+        while f"{prefix}tok{i}_indptr" in arrays:
+            toks.append(_csr_from(arrays[f"{prefix}tok{i}_indptr"], arrays[f"{prefix}tok{i}_indices"],
+                                  arrays[f"{prefix}tok{i}_shape"]))
+            i += 1
+        return cls(seq("cat"), np.asarray(arrays[f"{prefix}numeric"], float), toks, seq("txt"))
+
+    def take(self, rows: np.ndarray) -> "SimilarityInputs":
+        return SimilarityInputs([c[rows] for c in self.categorical], self.numeric[rows],
+                                [t[rows] for t in self.tokens], [e[rows] for e in self.text])
 
 
+def _to_csr(x):
+    import scipy.sparse as sp
+
+    return sp.csr_matrix(np.asarray(x, float))
+
+
+def _csr_from(indptr, indices, shape):
+    import scipy.sparse as sp
+
+    indices = np.asarray(indices, dtype=np.int32)
+    return sp.csr_matrix((np.ones(len(indices)), indices, np.asarray(indptr, dtype=np.int64)),
+                         shape=tuple(int(v) for v in shape))
+
+
+# -- similarity features ------------------------------------------------------------
 def similarity_features(a: SimilarityInputs, b: SimilarityInputs) -> np.ndarray:
     """Similarity features between every dataset of ``a`` and of ``b``: (n_features, len(a), len(b))."""
     feats = []
@@ -90,102 +145,330 @@ def similarity_features(a: SimilarityInputs, b: SimilarityInputs) -> np.ndarray:
     for k in range(a.numeric.shape[1]):
         feats.append(-np.abs(a.numeric[:, k][:, None] - b.numeric[:, k][None, :]))
     for ta, tb in zip(a.tokens, b.tokens):
-        inter = ta @ tb.T
-        union = ta.sum(1)[:, None] + tb.sum(1)[None, :] - inter
+        inter = _dense_rows(ta @ tb.T)
+        union = np.asarray(ta.sum(1)).reshape(-1)[:, None] + np.asarray(tb.sum(1)).reshape(-1)[None, :] - inter
         feats.append(np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0))
     for ea, eb in zip(a.text, b.text):
         feats.append(ea @ eb.T)
     if not feats:
-        return np.zeros((0, a.numeric.shape[0], b.numeric.shape[0]))
+        return np.zeros((0, len(a), len(b)))
     return np.stack(feats)
 
 
-def coherence(Z: np.ndarray, min_common: int = 3) -> np.ndarray:
+def pair_features(a: SimilarityInputs, b: SimilarityInputs, nb: np.ndarray) -> np.ndarray:
+    """Similarity features of each dataset ``i`` of ``a`` with its neighbours ``b[nb[i, j]]``: (n_features, n, K)."""
+    n, K = nb.shape
+    feats = []
+    for ca, cb in zip(a.categorical, b.categorical):
+        la, lb = ca.argmax(1), cb.argmax(1)
+        has_a, has_b = ca.max(1) > 0, cb.max(1) > 0
+        feats.append(((la[:, None] == lb[nb]) & has_a[:, None] & has_b[nb]).astype(float))
+    for k in range(a.numeric.shape[1]):
+        feats.append(-np.abs(a.numeric[:, k][:, None] - b.numeric[:, k][nb]))
+    for ta, tb in zip(a.tokens, b.tokens):
+        size_a = np.asarray(ta.sum(1)).reshape(-1)
+        size_b = np.asarray(tb.sum(1)).reshape(-1)
+        inter = np.zeros((n, K))
+        for j in range(K):
+            inter[:, j] = np.asarray(ta.multiply(tb[nb[:, j]]).sum(1)).reshape(-1)
+        union = size_a[:, None] + size_b[nb] - inter
+        feats.append(np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0))
+    for ea, eb in zip(a.text, b.text):
+        feats.append(np.einsum("nd,nkd->nk", ea, eb[nb]))
+    if not feats:
+        return np.zeros((0, n, K))
+    return np.stack(feats)
+
+
+def nearest(query: np.ndarray, base: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the ``k`` rows of ``base`` closest (Euclidean) to each row of ``query``, (n_query, k).
+
+    ``exclude[i]`` (a base row, or -1) is never returned for query ``i`` (its own row).
+    Computed in blocks of queries, so memory stays O(block x base).
+    """
+    base_sq = (base * base).sum(1)
+    out = np.empty((len(query), k), dtype=np.int64)
+    block = max(1, int(4_000_000 // max(len(base), 1)))
+    for start in range(0, len(query), block):
+        q = query[start:start + block]
+        d2 = base_sq[None, :] - 2.0 * (q @ base.T)
+        if exclude is not None:
+            ex = exclude[start:start + block]
+            rows = np.flatnonzero(ex >= 0)
+            d2[rows, ex[rows]] = np.inf
+        part = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < d2.shape[1] else np.argsort(d2, axis=1)[:, :k]
+        order = np.take_along_axis(d2, part, 1).argsort(1, kind="stable")
+        out[start:start + block] = np.take_along_axis(part, order, 1)
+    return out
+
+
+# -- coherence ----------------------------------------------------------------------
+def coherence(cells: Cells, z: np.ndarray, min_common: int = 3) -> np.ndarray:
     """Per dataset: correlation of its known standardized accuracies with the others' mean profile.
 
-    Clipped to [0.05, 1]; datasets with too few records get the median.
+    Clipped to [0.05, 1]; datasets with too few records get the median. ``z``
+    holds one value per cell (NaN: not used).
     """
-    K = ~np.isnan(Z)
-    Zz = np.where(K, Z, 0.0)
-    total, count = Zz.sum(0), K.sum(0)
-    others = (total[None, :] - Zz) / np.maximum(count[None, :] - 1, 1)
-    n = K.sum(1)
+    ok_cell = ~np.isnan(z)
+    zz = np.where(ok_cell, z, 0.0)
+    total = np.bincount(cells.m, weights=zz, minlength=cells.shape[1])
+    count = np.bincount(cells.m, weights=ok_cell.astype(float), minlength=cells.shape[1])
+    others = (total[cells.m] - zz) / np.maximum(count[cells.m] - 1, 1)
+    D = cells.shape[0]
+    n = np.bincount(cells.d, weights=ok_cell.astype(float), minlength=D)
     nn = np.maximum(n, 1)
-    mx = Zz.sum(1) / nn
-    mo = np.where(K, others, 0.0).sum(1) / nn
-    dx = np.where(K, Zz - mx[:, None], 0.0)
-    do = np.where(K, others - mo[:, None], 0.0)
-    sxx, soo, sxo = (dx * dx).sum(1), (do * do).sum(1), (dx * do).sum(1)
+    mx = np.bincount(cells.d, weights=zz, minlength=D) / nn
+    mo = np.bincount(cells.d, weights=np.where(ok_cell, others, 0.0), minlength=D) / nn
+    dx = np.where(ok_cell, zz - mx[cells.d], 0.0)
+    do = np.where(ok_cell, others - mo[cells.d], 0.0)
+    sxx = np.bincount(cells.d, weights=dx * dx, minlength=D)
+    soo = np.bincount(cells.d, weights=do * do, minlength=D)
+    sxo = np.bincount(cells.d, weights=dx * do, minlength=D)
     ok = (n >= min_common) & (sxx > 1e-12) & (soo > 1e-12)
     rel = np.where(ok, sxo / np.sqrt(np.where(ok, sxx * soo, 1.0)), np.nan)
     med = float(np.median(rel[ok])) if ok.any() else 1.0
     return np.clip(np.where(ok, rel, med), 0.05, 1.0)
 
 
-def _column_means(Z: np.ndarray) -> np.ndarray:
-    """Mean known value per model (0 where a model has none), without NaN warnings."""
-    K = ~np.isnan(Z)
-    return np.where(K, Z, 0.0).sum(0) / np.maximum(K.sum(0), 1)
+class DatasetKernel:
+    """Nadaraya-Watson over datasets with a learned metric (see the module docstring).
 
-
-def _weights(phi: np.ndarray, beta: np.ndarray, log_rel: np.ndarray, exclude_self: bool) -> np.ndarray:
-    s = np.tensordot(beta[:-1], phi, 1) if len(phi) else np.zeros(phi.shape[1:])
-    s = s + beta[-1] * log_rel[None, :]
-    s = s - s.max(1, keepdims=True)
-    W = np.exp(s)
-    if exclude_self:
-        np.fill_diagonal(W, 0.0)
-    return W
-
-
-def kernel_profile(Z: np.ndarray, phi: np.ndarray, beta: np.ndarray, log_rel: np.ndarray, *,
-                   exclude_self: bool) -> np.ndarray:
-    """Weighted mean of the neighbours' known standardized accuracies, (n_query, n_models).
-
-    ``phi`` is (n_features, n_query, n_datasets) against the datasets of ``Z``.
-    Where no neighbour knows a model, the zoo's mean profile is used.
+    Parameters
+    ----------
+    sim : SimilarityInputs
+        Similarity inputs of the zoo's datasets (all of them, cold ones included).
+    embedding : ndarray (n_datasets, p)
+        Coordinates for the nearest-neighbour search of the sparse graph (the
+        dataset features); unused on dense zoos.
+    l2 : float
+        Penalty on the metric weights.
+    min_known : int
+        Datasets with at least this many standardized records are the targets
+        of the metric learning.
+    seed : int
+        Seeds the choice of targets above :data:`MAX_TARGETS`.
     """
-    W = _weights(phi, beta, log_rel, exclude_self)
-    K = ~np.isnan(Z)
-    num = W @ np.where(K, Z, 0.0)
-    den = W @ K.astype(float)
-    fallback = _column_means(Z)
-    return np.where(den > 1e-12, num / np.maximum(den, 1e-300), fallback[None, :])
+
+    def __init__(self, sim: SimilarityInputs, embedding: np.ndarray, *, l2: float = 1e-4, min_known: int = 5,
+                 seed: int = 0):
+        self.sim = sim
+        self.embedding = np.asarray(embedding, float)
+        self.l2 = l2
+        self.min_known = min_known
+        self.seed = seed
+        self.n = len(sim)
+        self.dense = self.n <= DENSE_MAX_DATASETS
+        if self.dense:
+            self.phi = similarity_features(sim, sim)
+            self.nb = None
+        else:
+            k = min(N_NEIGHBOURS, self.n - 1)
+            self.nb = nearest(self.embedding, self.embedding, k, exclude=np.arange(self.n))
+            self.phi = pair_features(sim, sim, self.nb)
+
+    # -- fitting --------------------------------------------------------------------
+    def fit(self, cells: Cells, z: np.ndarray, init: np.ndarray | None = None) -> "DatasetKernel":
+        """Learn the metric on standardized values ``z`` (one per cell; NaN cells unused)."""
+        ok = ~np.isnan(z)
+        self.cells = cells.select(ok)
+        self.z = z[ok]
+        self.fallback = np.bincount(self.cells.m, weights=self.z, minlength=cells.shape[1]) / \
+            np.maximum(np.bincount(self.cells.m, minlength=cells.shape[1]), 1)
+        self.log_rel = np.log(coherence(self.cells, self.z))
+        self.beta = self._learn(init)
+        return self
+
+    def _targets(self) -> np.ndarray:
+        k = self.cells.row_counts()
+        t = np.flatnonzero(k >= self.min_known)
+        if len(t) > MAX_TARGETS:
+            t = np.sort(np.random.default_rng([self.seed, 31]).choice(t, MAX_TARGETS, replace=False))
+        return t
+
+    def _scores(self, beta: np.ndarray, phi: np.ndarray, nb: np.ndarray | None) -> np.ndarray:
+        s = np.tensordot(beta[:-1], phi, 1) if len(phi) else np.zeros(phi.shape[1:])
+        rel = self.log_rel[None, :] if nb is None else self.log_rel[nb]
+        return s + beta[-1] * rel
+
+    def _learn(self, init: np.ndarray | None) -> np.ndarray:
+        """``[beta..., gamma]`` minimizing leave-one-dataset-out error (analytic gradient, L-BFGS)."""
+        from scipy.optimize import minimize
+
+        n_feat = self.phi.shape[0] + 1
+        targets = self._targets()
+        if len(targets) < 5:
+            return np.zeros(n_feat)
+        loss_grad = self._dense_loss(targets) if self.dense else self._sparse_loss(targets)
+        x0 = np.zeros(n_feat) if init is None or len(init) != n_feat else np.asarray(init, float)
+        res = minimize(loss_grad, x0, jac=True, method="L-BFGS-B", bounds=[(-20.0, 20.0)] * n_feat,
+                       options={"ftol": 1e-7, "gtol": 1e-5})
+        return res.x
+
+    def _dense_loss(self, targets: np.ndarray):
+        cells, D, M = self.cells, self.n, self.cells.shape[1]
+        Zz = np.zeros((D, M))
+        Zz[cells.d, cells.m] = self.z
+        Kf = np.zeros((D, M))
+        Kf[cells.d, cells.m] = 1.0
+        is_t = np.zeros(D, dtype=bool)
+        is_t[targets] = True
+        T = Kf * is_t[:, None]
+        N = T.sum()
+        phi_all = np.concatenate([self.phi, np.broadcast_to(self.log_rel[None, None, :], (1, D, D))], 0)
+        fallback, l2 = self.fallback, self.l2
+
+        def loss_grad(b):
+            s = np.tensordot(b, phi_all, 1)
+            s = s - s.max(1, keepdims=True)
+            W = np.exp(s)
+            np.fill_diagonal(W, 0.0)
+            num, den = W @ Zz, W @ Kf
+            Mp = np.where(den > 1e-12, num / np.maximum(den, 1e-300), fallback[None, :])
+            e = np.where(T > 0, Zz - Mp, 0.0)
+            A = np.where(den > 1e-12, e / np.maximum(den, 1e-300), 0.0)
+            G = A @ Zz.T - (A * Mp) @ Kf.T  # d loss / d W, up to -2/N
+            grad = -2.0 / N * np.einsum("fjl,jl->f", phi_all, W * G) + 2 * l2 * b
+            return (e ** 2).sum() / N + l2 * (b ** 2).sum(), grad
+
+        return loss_grad
+
+    def _sparse_loss(self, targets: np.ndarray):
+        """The same loss on the neighbour graph, over the target datasets' cells."""
+        cells, M = self.cells, self.cells.shape[1]
+        nb = self.nb[targets]
+        phi_all = np.concatenate([self.phi[:, targets], self.log_rel[nb][None]], 0)
+        Zc = cells.csr(self.z)
+        Kc = cells.csr(np.ones(len(cells)))
+        tmask = cells.rows_mask(targets)
+        tcells = cells.select(tmask)
+        # targets renumbered 0..T-1
+        remap = np.full(self.n, -1)
+        remap[targets] = np.arange(len(targets))
+        tz = self.z[tmask]
+        import scipy.sparse as sp
+
+        T = sp.csr_matrix((np.ones(len(tcells)), tcells.m, _indptr(remap[tcells.d], len(targets))),
+                          shape=(len(targets), M))
+        tkeys = remap[tcells.d].astype(np.int64) * M + tcells.m
+        # per slot: neighbours' values and known flags at the targets' cells (aligned to tcells)
+        vals = np.zeros((nb.shape[1], len(tcells)))
+        has = np.zeros((nb.shape[1], len(tcells)))
+        for j in range(nb.shape[1]):
+            has[j] = _at(Kc[nb[:, j]].multiply(T), tkeys, M)
+            vals[j] = _at(Zc[nb[:, j]].multiply(T), tkeys, M)
+        slot_of_cell = remap[tcells.d]
+        N = len(tcells)
+        fallback, l2 = self.fallback[tcells.m], self.l2
+
+        def loss_grad(b):
+            s = np.tensordot(b, phi_all, 1)
+            s = s - s.max(1, keepdims=True)
+            W = np.exp(s)  # (T, K)
+            w = W[slot_of_cell].T  # (K, cells)
+            num, den = (w * vals).sum(0), (w * has).sum(0)
+            Mp = np.where(den > 1e-12, num / np.maximum(den, 1e-300), fallback)
+            e = tz - Mp
+            A = np.where(den > 1e-12, e / np.maximum(den, 1e-300), 0.0)
+            # d loss / d s_tj = -2/N W_tj sum_m A_tm has_j (val_j - M_tm)
+            c = np.zeros(W.shape)
+            for j in range(W.shape[1]):
+                c[:, j] = np.bincount(slot_of_cell, weights=A * has[j] * (vals[j] - Mp), minlength=len(W))
+            grad = -2.0 / N * np.einsum("ftk,tk->f", phi_all, W * c) + 2 * l2 * b
+            return (e ** 2).sum() / N + l2 * (b ** 2).sum(), grad
+
+        return loss_grad
+
+    # -- profiles -----------------------------------------------------------------------
+    def _weights_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Weights of the zoo datasets ``rows`` on their neighbours: dense (n, D) or (n, K) with indices."""
+        if self.dense:
+            s = self._scores(self.beta, self.phi[:, rows], None)
+            s = s - s.max(1, keepdims=True)
+            W = np.exp(s)
+            W[np.arange(len(rows)), rows] = 0.0  # never its own records
+            return W, None
+        s = self._scores(self.beta, self.phi[:, rows], self.nb[rows])
+        return np.exp(s - s.max(1, keepdims=True)), self.nb[rows]
+
+    def _weights_new(self, sim: SimilarityInputs, embedding: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.dense:
+            s = self._scores(self.beta, similarity_features(sim, self.sim), None)
+            return np.exp(s - s.max(1, keepdims=True)), None
+        nb = nearest(np.asarray(embedding, float), self.embedding, min(N_NEIGHBOURS, self.n))
+        s = self._scores(self.beta, pair_features(sim, self.sim, nb), nb)
+        return np.exp(s - s.max(1, keepdims=True)), nb
+
+    def _rows_from_weights(self, W: np.ndarray, nb: np.ndarray | None) -> np.ndarray:
+        """Full profiles (n, n_models) from weights on the zoo datasets."""
+        import scipy.sparse as sp
+
+        M = self.cells.shape[1]
+        if nb is None:
+            Wc = sp.csr_matrix(W)
+        else:
+            Wc = sp.csr_matrix((W.ravel(), nb.ravel(), np.arange(0, W.size + 1, W.shape[1])),
+                               shape=(len(W), self.n))
+        num = np.asarray((Wc @ self.cells.csr(self.z)).todense())
+        den = np.asarray((Wc @ self.cells.csr(np.ones(len(self.cells)))).todense())
+        return np.where(den > 1e-12, num / np.maximum(den, 1e-300), self.fallback[None, :])
+
+    def rows(self, rows: np.ndarray, block: int = 512) -> np.ndarray:
+        """Profiles (len(rows), n_models) of zoo datasets, each without its own records."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.cells.shape[1]))
+        for start in range(0, len(rows), block):
+            r = rows[start:start + block]
+            out[start:start + block] = self._rows_from_weights(*self._weights_rows(r))
+        return out
+
+    def new(self, sim: SimilarityInputs, embedding: np.ndarray) -> np.ndarray:
+        """Profiles of brand-new datasets (n, n_models)."""
+        return self._rows_from_weights(*self._weights_new(sim, embedding))
+
+    def at(self, query: Cells, block_rows: int = 4096) -> np.ndarray:
+        """Profile values at the cells ``query`` (their datasets are zoo datasets; own records excluded)."""
+        import scipy.sparse as sp
+
+        M = query.shape[1]
+        out = np.empty(len(query))
+        Zc = self.cells.csr(self.z)
+        Kc = self.cells.csr(np.ones(len(self.cells)))
+        rows = np.flatnonzero(query.row_counts() > 0)
+        for start in range(0, len(rows), block_rows):
+            r = rows[start:start + block_rows]
+            W, nb = self._weights_rows(r)
+            if nb is None:
+                Wc = sp.csr_matrix(W)
+            else:
+                Wc = sp.csr_matrix((W.ravel(), nb.ravel(), np.arange(0, W.size + 1, W.shape[1])),
+                                   shape=(len(W), self.n))
+            sel = query.rows_mask(r)
+            qd, qm = query.d[sel], query.m[sel]
+            remap = np.full(query.shape[0], -1)
+            remap[r] = np.arange(len(r))
+            T = sp.csr_matrix((np.ones(len(qd)), qm, _indptr(remap[qd], len(r))), shape=(len(r), M))
+            keys = remap[qd].astype(np.int64) * M + qm
+            num = _at((Wc @ Zc).multiply(T), keys, M)
+            den = _at((Wc @ Kc).multiply(T), keys, M)
+            out[sel] = np.where(den > 1e-12, num / np.maximum(den, 1e-300), self.fallback[qm])
+        return out
 
 
-def learn_weights(Z: np.ndarray, phi: np.ndarray, log_rel: np.ndarray, *, min_known: int = 5,
-                  l2: float = 1e-4, init: np.ndarray | None = None) -> np.ndarray:
-    """``[beta..., gamma]`` minimizing leave-one-dataset-out error (analytic gradient, L-BFGS).
+def _indptr(rows: np.ndarray, n: int) -> np.ndarray:
+    """CSR indptr for sorted row indices ``rows`` over ``n`` rows."""
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=ptr[1:])
+    return ptr
 
-    Only datasets with at least ``min_known`` records are scored; with fewer
-    than 5 such datasets the kernel stays uniform (all weights 0).
-    """
-    n_feat = phi.shape[0] + 1
-    K = ~np.isnan(Z)
-    target = K.sum(1) >= min_known
-    if target.sum() < 5:
-        return np.zeros(n_feat)
-    phi_all = np.concatenate([phi, np.broadcast_to(log_rel[None, None, :], (1,) + phi.shape[1:])], 0)
-    T = (K & target[:, None]).astype(float)
-    N = T.sum()
-    Zz = np.where(K, Z, 0.0)
-    Kf = K.astype(float)
-    fallback = _column_means(Z)
 
-    def loss_grad(b):
-        s = np.tensordot(b, phi_all, 1)
-        s = s - s.max(1, keepdims=True)
-        W = np.exp(s)
-        np.fill_diagonal(W, 0.0)
-        num, den = W @ Zz, W @ Kf
-        M = np.where(den > 1e-12, num / np.maximum(den, 1e-300), fallback[None, :])
-        e = np.where(T > 0, Zz - M, 0.0)
-        A = np.where(den > 1e-12, e / np.maximum(den, 1e-300), 0.0)
-        G = A @ Zz.T - (A * M) @ Kf.T  # d loss / d W, up to -2/N
-        grad = -2.0 / N * np.einsum("fjl,jl->f", phi_all, W * G) + 2 * l2 * b
-        return (e ** 2).sum() / N + l2 * (b ** 2).sum(), grad
-
-    x0 = np.zeros(n_feat) if init is None or len(init) != n_feat else np.asarray(init, float)
-    res = minimize(loss_grad, x0, jac=True, method="L-BFGS-B", bounds=[(-20.0, 20.0)] * n_feat,
-                   options={"ftol": 1e-7, "gtol": 1e-5})
-    return res.x
+def _at(X, keys: np.ndarray, n_cols: int) -> np.ndarray:
+    """Values of sparse ``X`` at the sorted cell keys ``row * n_cols + col`` (0 where X has none)."""
+    X = X.tocsr()
+    X.sort_indices()
+    r = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+    xk = r.astype(np.int64) * n_cols + X.indices
+    out = np.zeros(len(keys))
+    if len(xk):
+        pos = np.searchsorted(keys, xk)
+        out[pos] = X.data
+    return out

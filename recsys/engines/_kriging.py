@@ -1,149 +1,260 @@
-"""Per-dataset scale and universal kriging: from a standardized profile to accuracies.
+"""Universal kriging of each dataset from its records: from a standardized profile to accuracies.
 
 Model: ``y[d, m] = s_d * (c_d + M[d, m] + e[d, m])`` where ``M`` is a profile
-in standardized units (from the factorization and the kernel), ``s_d`` the
-dataset's spread of accuracies, ``c_d`` its level and ``e`` a residual whose
-covariance across models ``S`` is estimated from the well-recorded datasets
-(models that err together on one dataset err together on others). Given a
-dataset's records, ``c_d`` is the generalized-least-squares offset and the
-unknown residuals are their best linear predictor (universal kriging; Cressie,
-1993, ch. 3):
+in standardized units (from the earlier stages), ``s_d`` the dataset's spread
+of accuracies, ``c_d`` its level and ``e`` a residual whose covariance across
+models ``S`` is estimated from the well-recorded datasets (models that err
+together on one dataset err together on others). Given a dataset's records,
+``c_d`` is the generalized-least-squares offset and the unknown residuals are
+their best linear predictor (universal kriging; Cressie, 1993, ch. 3)::
 
-    y_u = s_d * (c + M_u + S_uk S_kk^-1 (r_k - c)),  r_k = y_k / s_d - M_k
+    y_u = s_d * (c + M_u + S_uk alpha),   alpha = S_kk^-1 (r_k - c),   r_k = y_k / s_d - M_k
 
-A dataset without records gets its level and spread from its features.
+``S`` is a dense models x models matrix up to :data:`DENSE_MAX_MODELS` models
+(:class:`DenseCovariance`); above that it is low rank plus diagonal,
+``S = V V' + diag(psi)`` (:class:`LowRankCovariance`, estimated by
+alternating least squares on the sparse residuals), so memory and time grow
+linearly with the models. Datasets are solved in batches of equal record
+counts (one batched linear solve per count), never one Python call per dataset.
+
+A fitted kriging keeps, per dataset, ``c`` and ``alpha`` (one value per
+record), from which any of its cells is predicted on demand.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["fit_ridge", "ridge_predict", "pooled_scale", "scale_estimate", "residual_covariance", "krige"]
+from ..features.data import Cells
+
+__all__ = ["DenseCovariance", "LowRankCovariance", "residual_covariance", "Kriging", "DENSE_MAX_MODELS"]
+
+#: up to this many models the residual covariance is a dense matrix
+DENSE_MAX_MODELS = 1024
+#: most floats held at once by a batched solve
+_BATCH_FLOATS = 8_000_000
 
 
-_BATCH_MODELS = 32  # up to this many models, datasets are kriged in batches (see krige)
+class DenseCovariance:
+    """A dense residual covariance ``S`` (n_models, n_models)."""
+
+    def __init__(self, S: np.ndarray):
+        self.S = np.asarray(S, float)
+        self.n = len(self.S)
+        self.ridge = 1e-9 * float(np.trace(self.S)) / max(self.n, 1)
+
+    def blocks(self, idx: np.ndarray) -> np.ndarray:
+        """``S[idx_i, idx_i]`` for each row of ``idx`` (n, k): (n, k, k), plus the stabilizing ridge."""
+        A = self.S[idx[:, :, None], idx[:, None, :]]
+        A[:, np.arange(idx.shape[1]), np.arange(idx.shape[1])] += self.ridge
+        return A
+
+    def cross(self, alpha: np.ndarray, idx: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
+        """``S[cols, idx_i] @ alpha_i`` per row: (n, len(cols)) (all models when ``cols`` is None)."""
+        S = self.S if cols is None else self.S[cols]
+        return np.einsum("mnk,nk->nm", S[:, idx], alpha)
+
+    def cross_cells(self, alpha: np.ndarray, idx: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """``S[cols_j, idx_rows_j] @ alpha_rows_j`` for query cells j (row index into idx, model)."""
+        return np.einsum("jk,jk->j", self.S[cols[:, None], idx[rows]], alpha[rows])
+
+    def to_arrays(self, prefix: str) -> dict:
+        return {f"{prefix}S": self.S}
 
 
-def fit_ridge(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, alpha: float = 1.0) -> np.ndarray:
-    """Weighted ridge with an unpenalized intercept; returns ``[intercept, coef...]``."""
-    Xa = np.hstack([np.ones((len(X), 1)), X])
-    w = np.ones(len(X)) if w is None else np.asarray(w, float)
-    P = np.eye(Xa.shape[1]) * alpha
-    P[0, 0] = 0.0
-    A = Xa.T @ (Xa * w[:, None]) + P
-    return np.linalg.lstsq(A, Xa.T @ (w * y), rcond=None)[0]
+class LowRankCovariance:
+    """``S = V V' + diag(psi)``: ``V`` (n_models, rank), ``psi`` (n_models,)."""
+
+    def __init__(self, V: np.ndarray, psi: np.ndarray):
+        self.V = np.asarray(V, float)
+        self.psi = np.asarray(psi, float)
+        self.n = len(self.psi)
+
+    def blocks(self, idx: np.ndarray) -> np.ndarray:
+        Vk = self.V[idx]
+        A = Vk @ np.swapaxes(Vk, 1, 2)
+        A[:, np.arange(idx.shape[1]), np.arange(idx.shape[1])] += self.psi[idx]
+        return A
+
+    def cross(self, alpha: np.ndarray, idx: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
+        # S[u, k] alpha = V_u (V_k' alpha) + psi_u [u in k] alpha_u
+        b = np.einsum("nkr,nk->nr", self.V[idx], alpha)
+        if cols is None:
+            out = b @ self.V.T
+            out[np.arange(len(idx))[:, None], idx] += self.psi[idx] * alpha  # where the model is a record
+            return out
+        out = b @ self.V[cols].T
+        hit = cols[None, None, :] == idx[:, :, None]
+        return out + np.einsum("nkc,nk->nc", hit, self.psi[idx] * alpha)
+
+    def cross_cells(self, alpha: np.ndarray, idx: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        b = np.einsum("nkr,nk->nr", self.V[idx], alpha)
+        out = np.einsum("jr,jr->j", self.V[cols], b[rows])
+        hit = idx[rows] == cols[:, None]
+        return out + (hit * alpha[rows]).sum(1) * self.psi[cols]
+
+    def to_arrays(self, prefix: str) -> dict:
+        return {f"{prefix}V": self.V, f"{prefix}psi": self.psi}
 
 
-def ridge_predict(coef: np.ndarray, X: np.ndarray) -> np.ndarray:
-    return coef[0] + X @ coef[1:]
+def _residuals(cells: Cells, s: np.ndarray, M: np.ndarray, rows_ok: np.ndarray) -> np.ndarray:
+    """Per cell of the datasets ``rows_ok`` (bool per dataset): ``y/s - M`` minus the dataset's mean of it; 0 elsewhere."""
+    u = cells.y / s[cells.d] - M
+    u = cells.centre_rows(u)
+    return np.where(rows_ok[cells.d], u, 0.0)
 
 
-def _row_sd(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Records per dataset and the (population) sd of its records (NaN without records)."""
-    K = ~np.isnan(Y)
-    k = K.sum(1)
-    Y0 = np.where(K, Y, 0.0)
-    mu = Y0.sum(1) / np.maximum(k, 1)
-    sd = np.where(k > 0, np.sqrt(np.where(K, (Y0 - mu[:, None]) ** 2, 0.0).sum(1) / np.maximum(k, 1)), np.nan)
-    return k, sd
-
-
-def _pool_log_sd(k: np.ndarray, sd: np.ndarray, prior: np.ndarray, prior_weight: float) -> np.ndarray:
-    emp = np.log(np.where(sd > 1e-4, sd, 1e-4))
-    w = np.where(k >= 2, k - 1, 0)
-    log_s = (prior_weight * prior + w * np.nan_to_num(emp)) / (prior_weight + w)
-    return np.exp(np.clip(log_s, -9, 1))
-
-
-def pooled_scale(Y: np.ndarray, prior: np.ndarray, *, prior_weight: float = 3.0) -> np.ndarray:
-    """Spread of each dataset: its empirical log-sd (``k - 1`` weights) pooled with ``prior`` (a log-sd)."""
-    return _pool_log_sd(*_row_sd(Y), prior, prior_weight)
-
-
-def scale_estimate(Y: np.ndarray, X: np.ndarray, *, prior_weight: float = 3.0, min_known: int = 4
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Spread of each dataset: its empirical log-sd pooled with a ridge prediction from features.
-
-    Returns (scale per dataset, coefficients of the feature prior on log-sd).
-    """
-    k, sd = _row_sd(Y)
-    good = (k >= min_known) & (sd > 1e-4)
-    if good.sum() > 5:
-        coef = fit_ridge(X[good], np.log(sd[good]), w=k[good], alpha=1.0)
-    else:
-        base = np.log(np.median(sd[good])) if good.any() else np.log(0.05)
-        coef = np.r_[base, np.zeros(X.shape[1])]
-    return _pool_log_sd(k, sd, ridge_predict(coef, X), prior_weight), coef
-
-
-def residual_covariance(Y: np.ndarray, s: np.ndarray, M: np.ndarray, *, min_known: int = 5,
-                        shrink: float = 0.2, rows: np.ndarray | None = None) -> np.ndarray:
+def residual_covariance(cells: Cells, s: np.ndarray, M: np.ndarray, *, min_known: int = 5, shrink: float = 0.2,
+                        rows: np.ndarray | None = None, rank: int = 16, seed: int = 0):
     """Covariance across models of ``y/s - M - offset`` over well-recorded datasets.
 
-    Pairwise-complete, corrected for removing each dataset's mean, shrunk
-    towards its diagonal by ``shrink``. Only the datasets flagged in ``rows``
-    (default: all) are used. Shape (n_models, n_models).
+    ``M`` holds the profile at each cell. Pairwise-complete, corrected for
+    removing each dataset's mean, shrunk towards its diagonal by ``shrink``.
+    Only the datasets flagged in ``rows`` (bool per dataset; default all) are
+    used. Dense (:class:`DenseCovariance`) up to :data:`DENSE_MAX_MODELS`
+    models, else low rank (``rank``) plus diagonal, the off-diagonal part
+    scaled by ``1 - shrink``.
     """
-    K = ~np.isnan(Y)
-    k = K.sum(1)
+    k = cells.row_counts()
     use = k >= min_known
     if rows is not None:
         use = use & rows
-    n_models = Y.shape[1]
+    n_models = cells.shape[1]
     if not use.any():
-        return np.eye(n_models)
-    U = np.where(K, Y / s[:, None] - M, 0.0)
-    c = U[use].sum(1) / k[use]
-    R = np.zeros_like(U)
-    R[use] = np.where(K[use], U[use] - c[:, None], 0.0)
-    Ku = (K & use[:, None]).astype(float)
+        return DenseCovariance(np.eye(n_models)) if n_models <= DENSE_MAX_MODELS else \
+            LowRankCovariance(np.zeros((n_models, 1)), np.ones(n_models))
+    R = _residuals(cells, s, M, use)
     corr = np.where(use, k / np.maximum(k - 1, 1), 0.0)
-    S = (R * corr[:, None]).T @ R / np.maximum(Ku.T @ Ku, 1.0)
-    diag = np.diag(S).copy()
+    inuse = use[cells.d]
+    diag_num = np.bincount(cells.m, weights=R * R * corr[cells.d], minlength=n_models)
+    diag_cnt = np.bincount(cells.m, weights=inuse.astype(float), minlength=n_models)
+    diag = diag_num / np.maximum(diag_cnt, 1.0)
     fill = np.median(diag[diag > 0]) if (diag > 0).any() else 1.0
     diag = np.where(diag > 0, diag, fill)  # models never recorded on a well-recorded dataset
-    S = (1 - shrink) * S + shrink * np.diag(diag)
-    S[np.diag_indices(n_models)] = diag
-    return S
+    if n_models <= DENSE_MAX_MODELS:
+        Rc = cells.csr(R * np.sqrt(corr[cells.d]))
+        Kc = cells.csr(inuse.astype(float))
+        S = np.asarray((Rc.T @ Rc).todense()) / np.maximum(np.asarray((Kc.T @ Kc).todense()), 1.0)
+        S = (1 - shrink) * S + shrink * np.diag(diag)
+        S[np.diag_indices(n_models)] = diag
+        return DenseCovariance(S)
+    V = _factor_residuals(cells.select(inuse), R[inuse], min(rank, n_models - 1), seed)
+    V *= np.sqrt(1 - shrink)
+    psi = np.maximum(diag - (V * V).sum(1), 0.05 * diag)
+    return LowRankCovariance(V, psi)
 
 
-def krige(Y: np.ndarray, s: np.ndarray, M: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Universal kriging of every dataset with records.
+def _factor_residuals(cells: Cells, r: np.ndarray, rank: int, seed: int, iters: int = 8, lam: float = 1.0
+                      ) -> np.ndarray:
+    """Model factors ``V`` (n_models, rank) with ``r[d, m] ~ u_d . v_m`` (ALS, ridge ``lam``), scaled so
+    that ``V V'`` estimates the covariance of the residuals across models."""
+    rng = np.random.default_rng([seed, 17])
+    D, M = cells.shape
+    V = rng.normal(scale=0.1, size=(M, rank))
+    U = np.zeros((D, rank))
+    by_row = _groups(cells.indptr)
+    col_order = np.argsort(cells.m, kind="stable")
+    col_ptr = np.zeros(M + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cells.m, minlength=M), out=col_ptr[1:])
+    by_col = _groups(col_ptr)
+    for _ in range(iters):
+        U = _ridge_solve(by_row, cells.indptr, np.arange(len(cells)), cells.m, r, V, lam, D)
+        V = _ridge_solve(by_col, col_ptr, col_order, cells.d, r, U, lam, M)
+    n_rows = max(int((cells.row_counts() > 0).sum()), 1)
+    # Columns of U have mean square (U'U / n): fold it into V so that V V' = Cov across models.
+    C = U.T @ U / n_rows
+    w, Q = np.linalg.eigh(C)
+    return V @ (Q * np.sqrt(np.maximum(w, 0.0)))
 
-    Returns (predictions in accuracy units, level ``c`` per dataset in units of
-    ``s``; NaN for datasets without records). Recorded cells keep their record.
+
+def _groups(indptr: np.ndarray) -> dict[int, np.ndarray]:
+    """Rows grouped by their number of entries (> 0)."""
+    counts = np.diff(indptr)
+    out = {}
+    order = np.argsort(counts, kind="stable")
+    sorted_counts = counts[order]
+    bounds = np.flatnonzero(np.diff(sorted_counts)) + 1
+    for grp in np.split(order, bounds):
+        c = int(counts[grp[0]]) if len(grp) else 0
+        if c > 0:
+            out[c] = grp
+    return out
+
+
+def _ridge_solve(groups, ptr, order, other, r, F, lam, n) -> np.ndarray:
+    """For each row: ridge of its residuals on the factors ``F`` of its entries' other side."""
+    out = np.zeros((n, F.shape[1]))
+    rank = F.shape[1]
+    for c, rows in groups.items():
+        for part in np.array_split(rows, max(1, int(len(rows) * c * rank // _BATCH_FLOATS) + 1)):
+            pos = order[ptr[part][:, None] + np.arange(c)[None, :]]
+            Fk = F[other[pos]]  # (n, c, rank)
+            A = np.swapaxes(Fk, 1, 2) @ Fk + lam * np.eye(rank)
+            b = np.einsum("ncr,nc->nr", Fk, r[pos])
+            out[part] = np.linalg.solve(A, b[..., None])[..., 0]
+    return out
+
+
+class Kriging:
+    """Per-dataset GLS level and kriging weights, fitted on the known cells.
+
+    Parameters
+    ----------
+    cov : DenseCovariance or LowRankCovariance
     """
-    K = ~np.isnan(Y)
-    n, m = Y.shape
-    P = np.full(Y.shape, np.nan)
-    level = np.full(n, np.nan)
-    rows = np.flatnonzero(K.any(1))
-    ridge = 1e-9 * np.trace(S) / len(S)
-    if m <= _BATCH_MODELS:
-        # Few models: embed each dataset's system S[known, known] in an (m, m) one with identity rows
-        # for its unknown models (solution 0 there) and solve them in batches: the same numbers as
-        # the per-dataset solve below, without a Python loop over datasets.
-        S_r = S + ridge * np.eye(m)
-        for start in range(0, len(rows), 4096):
-            d = rows[start:start + 4096]
-            kk = K[d].astype(float)
-            A = S_r[None] * kk[:, :, None] * kk[:, None, :]
-            A[:, np.arange(m), np.arange(m)] += 1.0 - kk
-            r = np.where(K[d], Y[d] / s[d, None] - M[d], 0.0)
-            sol = np.linalg.solve(A, np.stack([r, kk], axis=2))
-            Ai_r, Ai_1 = sol[..., 0], sol[..., 1]
-            c = Ai_r.sum(1) / Ai_1.sum(1)
-            P[d] = s[d, None] * (c[:, None] + M[d] + (Ai_r - c[:, None] * Ai_1) @ S.T)
-            level[d] = c
-    else:
-        for d in rows:
-            kk = K[d]
-            A = S[np.ix_(kk, kk)] + ridge * np.eye(kk.sum())
-            r = Y[d, kk] / s[d] - M[d, kk]
-            ones = np.ones(kk.sum())
-            Ai_r, Ai_1 = np.linalg.solve(A, np.column_stack([r, ones])).T
-            c = (ones @ Ai_r) / (ones @ Ai_1)
-            P[d] = s[d] * (c + M[d] + S[:, kk] @ (Ai_r - c * Ai_1))
-            level[d] = c
-    P[K] = Y[K]
-    return P, level
+
+    def __init__(self, cov):
+        self.cov = cov
+
+    def fit(self, cells: Cells, s: np.ndarray, M: np.ndarray) -> "Kriging":
+        """``M``: the profile at each cell. Sets ``level`` (per dataset, NaN without records) and ``alpha`` (per cell)."""
+        self.cells = cells
+        self.s = s
+        self.level = np.full(cells.shape[0], np.nan)
+        self.alpha = np.zeros(len(cells))
+        r_all = cells.y / s[cells.d] - M
+        for c, rows in _groups(cells.indptr).items():
+            for part in np.array_split(rows, max(1, int(len(rows) * c * c // _BATCH_FLOATS) + 1)):
+                pos = part[:, None] * 0 + cells.indptr[part][:, None] + np.arange(c)[None, :]
+                idx = cells.m[pos].astype(np.int64)
+                A = self.cov.blocks(idx)
+                rhs = np.stack([r_all[pos], np.ones((len(part), c))], axis=2)
+                sol = np.linalg.solve(A, rhs)
+                Ai_r, Ai_1 = sol[..., 0], sol[..., 1]
+                lev = Ai_r.sum(1) / Ai_1.sum(1)
+                self.level[part] = lev
+                self.alpha[pos] = Ai_r - lev[:, None] * Ai_1
+        return self
+
+    def rows(self, rows: np.ndarray, M_rows: np.ndarray) -> np.ndarray:
+        """Predictions (accuracy units) of the zoo datasets ``rows`` (with records) over every model.
+
+        ``M_rows`` (len(rows), n_models) holds their profiles; recorded cells keep their record.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty(M_rows.shape)
+        counts = self.cells.row_counts()[rows]
+        for c in np.unique(counts):
+            sel = np.flatnonzero(counts == c)
+            r = rows[sel]
+            pos = self.cells.indptr[r][:, None] + np.arange(c)[None, :]
+            idx = self.cells.m[pos].astype(np.int64)
+            corr = self.cov.cross(self.alpha[pos], idx)
+            out[sel] = self.s[r, None] * (self.level[r, None] + M_rows[sel] + corr)
+            out[sel[:, None], idx] = self.cells.y[pos]
+        return out
+
+    def at(self, query: Cells, M_query: np.ndarray) -> np.ndarray:
+        """Predictions at the cells ``query`` (of datasets with records in the fit), ``M_query`` the profile there."""
+        out = np.empty(len(query))
+        counts = self.cells.row_counts()
+        qc = counts[query.d]
+        for c in np.unique(qc):
+            sel = np.flatnonzero(qc == c)
+            r = query.d[sel].astype(np.int64)
+            ur, inv = np.unique(r, return_inverse=True)
+            pos = self.cells.indptr[ur][:, None] + np.arange(c)[None, :]
+            idx = self.cells.m[pos].astype(np.int64)
+            corr = self.cov.cross_cells(self.alpha[pos], idx, inv, query.m[sel].astype(np.int64))
+            out[sel] = self.s[r] * (self.level[r] + M_query[sel] + corr)
+        return out

@@ -87,7 +87,7 @@ class Engine(ABC):
         data.check()
         if self.requires_scores and not any(np.isfinite(v).any() for v in data.scores.values()):
             raise RecsysError(f"engine {self.name!r} ranks by transferability scores, but this zoo has no "
-                              f"scores.csv; choose another engine (e.g. --engine lightfm)")
+                              f"scores.csv; choose another engine (e.g. --engine hybrid)")
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, attr)
         self._fit(data)

@@ -234,19 +234,22 @@ class SideSpec:
             return np.zeros((n, 0))
         return np.hstack(parts).astype(np.float64)
 
-    def transform_tokens(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Per text column, (len(df), vocabulary) 0/1 indicators of the zoo's tokens."""
+    def transform_tokens(self, df: pd.DataFrame) -> dict:
+        """Per text column, (len(df), vocabulary) 0/1 indicators of the zoo's tokens (scipy CSR)."""
+        import scipy.sparse as sp
+
         out = {}
         for col, vocab in self.vocab.items():
             lookup = {t: i for i, t in enumerate(vocab)}
-            mat = np.zeros((len(df), len(vocab)))
+            rows, cols = [], []
             if col in df.columns:
                 for r, value in enumerate(df[col].tolist()):
-                    for tok in tokenize(value):
-                        i = lookup.get(tok)
-                        if i is not None:
-                            mat[r, i] = 1.0
-            out[col] = mat
+                    for i in sorted({lookup[t] for t in tokenize(value) if t in lookup}):
+                        rows.append(r)
+                        cols.append(i)
+            out[col] = sp.csr_matrix((np.ones(len(rows)), (np.asarray(rows, dtype=np.int64),
+                                                           np.asarray(cols, dtype=np.int64))),
+                                     shape=(len(df), len(vocab)))
         return out
 
     def transform_text(self, df: pd.DataFrame, *, encoder: TextEncoder | None) -> dict[str, np.ndarray]:

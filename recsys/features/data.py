@@ -2,6 +2,12 @@
 
 Orientation: datasets are users (rows), models are items (columns), so an
 accuracy matrix is ``(n_datasets, n_models)`` and top-k ranks models.
+
+The known accuracies are held as :class:`Cells` (sparse, one entry per
+record, in row-major order); a dense ``(n_datasets, n_models)`` view is built
+on demand for the engines that want one, and refused above
+:data:`DENSE_CELL_CAP` cells (a large zoo is mostly unknown, and its dense
+matrix would not fit in memory).
 """
 
 from __future__ import annotations
@@ -13,7 +19,148 @@ import numpy as np
 
 from ..errors import RecsysError
 
-__all__ = ["TrainData", "DatasetBlock"]
+__all__ = ["TrainData", "DatasetBlock", "Cells", "DENSE_CELL_CAP"]
+
+#: largest n_datasets x n_models for which a dense accuracy matrix is built (400 MB of float64)
+DENSE_CELL_CAP = 50_000_000
+
+
+class Cells:
+    """Known cells of a (n_datasets, n_models) matrix, row-major (sorted by dataset, then model).
+
+    Parameters
+    ----------
+    d, m : ndarray of int
+        Row (dataset) and column (model) of each cell.
+    y : ndarray of float
+        Value of each cell.
+    shape : (int, int)
+    assume_sorted : bool
+        Skip sorting (the caller guarantees row-major order and no duplicates).
+
+    Attributes
+    ----------
+    d, m : ndarray of int32
+    y : ndarray of float64
+    indptr : ndarray of int64, shape (n_datasets + 1,)
+        Cells of dataset ``i`` are ``indptr[i]:indptr[i + 1]`` (CSR layout).
+    """
+
+    __slots__ = ("d", "m", "y", "shape", "indptr")
+
+    def __init__(self, d, m, y, shape: tuple[int, int], *, assume_sorted: bool = False):
+        d = np.asarray(d, dtype=np.int64).reshape(-1)
+        m = np.asarray(m, dtype=np.int64).reshape(-1)
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        if not (len(d) == len(m) == len(y)):
+            raise ValueError("d, m and y must have the same length")
+        n_rows, n_cols = int(shape[0]), int(shape[1])
+        if len(d) and (d.min() < 0 or d.max() >= n_rows or m.min() < 0 or m.max() >= n_cols):
+            raise ValueError(f"cell indices out of range for shape {shape}")
+        if not assume_sorted and len(d):
+            key = d * n_cols + m
+            order = np.argsort(key, kind="stable")
+            key = key[order]
+            if (np.diff(key) == 0).any():
+                raise ValueError("duplicate cells")
+            d, m, y = d[order], m[order], y[order]
+        self.d = d.astype(np.int32) if n_rows < 2**31 else d
+        self.m = m.astype(np.int32) if n_cols < 2**31 else m
+        self.y = y
+        self.shape = (n_rows, n_cols)
+        self.indptr = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.d, minlength=n_rows), out=self.indptr[1:])
+
+    @classmethod
+    def from_dense(cls, Y: np.ndarray) -> "Cells":
+        """Cells of the non-NaN entries of ``Y``."""
+        Y = np.asarray(Y, dtype=np.float64)
+        d, m = np.nonzero(~np.isnan(Y))
+        return cls(d, m, Y[d, m], Y.shape, assume_sorted=True)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    # -- counts and sums -------------------------------------------------------
+    def row_counts(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def col_counts(self) -> np.ndarray:
+        return np.bincount(self.m, minlength=self.shape[1])
+
+    def row_sum(self, v: np.ndarray) -> np.ndarray:
+        """Per dataset, the sum of ``v`` (one value per cell)."""
+        return np.bincount(self.d, weights=v, minlength=self.shape[0])
+
+    def col_sum(self, v: np.ndarray) -> np.ndarray:
+        """Per model, the sum of ``v`` (one value per cell)."""
+        return np.bincount(self.m, weights=v, minlength=self.shape[1])
+
+    def row_mean(self, v: np.ndarray) -> np.ndarray:
+        """Per dataset, the mean of ``v`` over its cells (0 without cells)."""
+        return self.row_sum(v) / np.maximum(self.row_counts(), 1)
+
+    def centre_rows(self, v: np.ndarray) -> np.ndarray:
+        """``v`` minus its dataset's mean over the dataset's cells."""
+        return v - self.row_mean(v)[self.d]
+
+    # -- subsets -----------------------------------------------------------------
+    def select(self, keep: np.ndarray) -> "Cells":
+        """The cells where ``keep`` (bool, one per cell) is True (order kept)."""
+        keep = np.asarray(keep, dtype=bool)
+        return Cells(self.d[keep], self.m[keep], self.y[keep], self.shape, assume_sorted=True)
+
+    def without_rows(self, rows: np.ndarray) -> "Cells":
+        """Every cell except those of datasets ``rows``."""
+        drop = np.zeros(self.shape[0], dtype=bool)
+        drop[np.asarray(rows, dtype=np.int64)] = True
+        return self.select(~drop[self.d])
+
+    def rows_mask(self, rows: np.ndarray) -> np.ndarray:
+        """Bool per cell: does it belong to one of ``rows``."""
+        flag = np.zeros(self.shape[0], dtype=bool)
+        flag[np.asarray(rows, dtype=np.int64)] = True
+        return flag[self.d]
+
+    def with_values(self, y: np.ndarray) -> "Cells":
+        return Cells(self.d, self.m, y, self.shape, assume_sorted=True)
+
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(models, values) of dataset ``i``."""
+        sl = slice(self.indptr[i], self.indptr[i + 1])
+        return self.m[sl], self.y[sl]
+
+    # -- dense views ----------------------------------------------------------------
+    def dense(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """(len(rows), n_models) with the known values, NaN elsewhere (all rows when None)."""
+        if rows is None:
+            _check_dense(self.shape)
+            out = np.full(self.shape, np.nan)
+            out[self.d, self.m] = self.y
+            return out
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        out = np.full((len(rows), self.shape[1]), np.nan)
+        for i, r in enumerate(rows):
+            sl = slice(self.indptr[r], self.indptr[r + 1])
+            out[i, self.m[sl]] = self.y[sl]
+        return out
+
+    def csr(self, values: np.ndarray | None = None):
+        """A ``scipy.sparse.csr_matrix`` of ``values`` (default ``y``) on these cells.
+
+        Beware: scipy drops explicit zeros in some operations; use it for sums.
+        """
+        import scipy.sparse as sp
+
+        v = self.y if values is None else values
+        return sp.csr_matrix((v, self.m, self.indptr), shape=self.shape)
+
+
+def _check_dense(shape: tuple[int, int]) -> None:
+    if shape[0] * shape[1] > DENSE_CELL_CAP:
+        raise RecsysError(f"this zoo has {shape[0]:,} datasets x {shape[1]:,} models = {shape[0] * shape[1]:,} "
+                          f"cells, too many for a dense accuracy matrix (at most {DENSE_CELL_CAP:,}); engines that "
+                          f"need one (mc, als, lr, gat ...) do not take zoos of this size: use the default engine")
 
 
 @dataclass
@@ -28,7 +175,7 @@ class DatasetBlock:
     features : ndarray of float, shape (n, n_dataset_features)
     scores : dict of str to ndarray of float, shape (n, n_models)
         Transferability scores per metric, NaN where unknown.
-    tokens : dict of str to ndarray of float, shape (n, vocabulary)
+    tokens : dict of str to sparse matrix (CSR) of float, shape (n, vocabulary)
         Per text column, 0/1 indicators of its tokens (e.g. label names).
     text : dict of str to ndarray of float, shape (n, dim)
         Per text column, the full L2-normalized text embedding (0 where missing).
@@ -37,7 +184,7 @@ class DatasetBlock:
     index: np.ndarray
     features: np.ndarray
     scores: Mapping[str, np.ndarray] = field(default_factory=dict)
-    tokens: Mapping[str, np.ndarray] = field(default_factory=dict)
+    tokens: Mapping[str, object] = field(default_factory=dict)
     text: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -50,14 +197,18 @@ class DatasetBlock:
         return len(self.index)
 
 
-@dataclass
 class TrainData:
     """Known accuracies plus side features, on indices.
 
+    Give either ``Y`` (dense, NaN where unknown) or ``records`` (sparse).
+
     Attributes
     ----------
+    records : Cells
+        The known accuracies (sparse, row-major).
     Y : ndarray of float, shape (n_datasets, n_models)
-        Recorded accuracies, NaN where unknown.
+        Dense view of ``records`` (NaN where unknown), built on first use;
+        refused above :data:`DENSE_CELL_CAP` cells.
     model_features : ndarray of float, shape (n_models, n_model_features)
     dataset_features : ndarray of float, shape (n_datasets, n_dataset_features)
     scores : dict of str to ndarray of float, shape (n_datasets, n_models)
@@ -68,53 +219,57 @@ class TrainData:
         ``"categorical:col"``, ``"numeric:col"``, ``"text:col"``.
     model_ids, dataset_ids : tuple of str
         Names, for messages only; engines work on indices.
-    dataset_tokens : dict of str to ndarray of float, shape (n_datasets, vocabulary)
+    dataset_tokens : dict of str to sparse matrix (CSR), shape (n_datasets, vocabulary)
         Per text column, 0/1 token indicators (label names ...).
     dataset_text : dict of str to ndarray of float, shape (n_datasets, dim)
         Per text column, full L2-normalized text embeddings.
     """
 
-    Y: np.ndarray
-    model_features: np.ndarray
-    dataset_features: np.ndarray
-    scores: dict[str, np.ndarray] = field(default_factory=dict)
-    model_groups: dict[str, slice] = field(default_factory=dict)
-    dataset_groups: dict[str, slice] = field(default_factory=dict)
-    model_ids: tuple[str, ...] = ()
-    dataset_ids: tuple[str, ...] = ()
-    dataset_tokens: dict[str, np.ndarray] = field(default_factory=dict)
-    dataset_text: dict[str, np.ndarray] = field(default_factory=dict)
+    def __init__(self, Y: np.ndarray | None = None, model_features=None, dataset_features=None, scores=None,
+                 model_groups=None, dataset_groups=None, model_ids=(), dataset_ids=(), dataset_tokens=None,
+                 dataset_text=None, *, records: Cells | None = None):
+        if (Y is None) == (records is None):
+            raise ValueError("give either Y (dense) or records (sparse)")
+        if Y is not None:
+            Y = np.asarray(Y, dtype=np.float64)
+            if Y.ndim != 2:
+                raise ValueError(f"Y must be a (n_datasets, n_models) matrix, got shape {Y.shape}")
+            records = Cells.from_dense(Y)
+        self.records = records
+        self._Y = Y
+        n_datasets, n_models = records.shape
+        self.model_features = _feature_matrix(model_features, n_models, "model_features", "n_models")
+        self.dataset_features = _feature_matrix(dataset_features, n_datasets, "dataset_features", "n_datasets")
+        self.scores = {k: np.asarray(v, dtype=np.float64) for k, v in (scores or {}).items()}
+        self.model_groups = dict(model_groups or {})
+        self.dataset_groups = dict(dataset_groups or {})
+        self.model_ids = tuple(model_ids) or tuple(f"m{i}" for i in range(n_models))
+        self.dataset_ids = tuple(dataset_ids) or tuple(f"d{i}" for i in range(n_datasets))
+        self.dataset_tokens = dict(dataset_tokens or {})
+        self.dataset_text = dict(dataset_text or {})
 
-    def __post_init__(self):
-        self.Y = np.asarray(self.Y, dtype=np.float64)
-        if self.Y.ndim != 2:
-            raise ValueError(f"Y must be a (n_datasets, n_models) matrix, got shape {self.Y.shape}")
-        self.model_features = _feature_matrix(self.model_features, self.Y.shape[1], "model_features", "n_models")
-        self.dataset_features = _feature_matrix(self.dataset_features, self.Y.shape[0], "dataset_features",
-                                                "n_datasets")
-        self.scores = {k: np.asarray(v, dtype=np.float64) for k, v in self.scores.items()}
-        if not self.model_ids:
-            self.model_ids = tuple(f"m{i}" for i in range(self.n_models))
-        if not self.dataset_ids:
-            self.dataset_ids = tuple(f"d{i}" for i in range(self.n_datasets))
+    @property
+    def Y(self) -> np.ndarray:
+        if self._Y is None:
+            self._Y = self.records.dense()
+        return self._Y
 
     @property
     def n_datasets(self) -> int:
-        return self.Y.shape[0]
+        return self.records.shape[0]
 
     @property
     def n_models(self) -> int:
-        return self.Y.shape[1]
+        return self.records.shape[1]
 
     @property
     def known(self) -> np.ndarray:
-        """Boolean mask of recorded cells, shape (n_datasets, n_models)."""
+        """Boolean mask of recorded cells, shape (n_datasets, n_models) (dense: small zoos only)."""
         return ~np.isnan(self.Y)
 
     def cells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Known cells as (dataset index, model index, accuracy) arrays."""
-        d, m = np.nonzero(self.known)
-        return d, m, self.Y[d, m]
+        """Known cells as (dataset index, model index, accuracy) arrays, row-major."""
+        return self.records.d.astype(np.int64), self.records.m.astype(np.int64), self.records.y
 
     def block(self, index: np.ndarray | None = None) -> DatasetBlock:
         """The block of known datasets ``index`` (all datasets when omitted)."""
@@ -124,16 +279,25 @@ class TrainData:
                             tokens={k: v[index] for k, v in self.dataset_tokens.items()},
                             text={k: v[index] for k, v in self.dataset_text.items()})
 
+    def _like(self, **changes) -> "TrainData":
+        args = dict(model_features=self.model_features, dataset_features=self.dataset_features,
+                    scores=self.scores, model_groups=self.model_groups, dataset_groups=self.dataset_groups,
+                    model_ids=self.model_ids, dataset_ids=self.dataset_ids,
+                    dataset_tokens=self.dataset_tokens, dataset_text=self.dataset_text)
+        args.update(changes)
+        return TrainData(**args)
+
     def with_Y(self, Y: np.ndarray) -> "TrainData":
         """The same features with other known cells (used by protocols and inner validation)."""
-        return TrainData(Y=Y, model_features=self.model_features, dataset_features=self.dataset_features,
-                         scores=self.scores, model_groups=self.model_groups, dataset_groups=self.dataset_groups,
-                         model_ids=self.model_ids, dataset_ids=self.dataset_ids,
-                         dataset_tokens=self.dataset_tokens, dataset_text=self.dataset_text)
+        return self._like(Y=Y)
+
+    def with_records(self, records: Cells) -> "TrainData":
+        """The same features with other known cells, given sparse."""
+        return self._like(records=records)
 
     def check(self) -> None:
         """Reject what no engine can learn from: NaN features, infinite or out-of-range accuracies."""
-        finite = self.Y[~np.isnan(self.Y)]
+        finite = self.records.y
         if not np.isfinite(finite).all():
             raise RecsysError("accuracies contain infinite values; give finite fractions in [0, 1]")
         if finite.size == 0:
@@ -144,14 +308,16 @@ class TrainData:
             if not np.isfinite(arr).all():
                 raise RecsysError(f"{name} contain NaN or infinite values; impute them before fitting")
         for metric, arr in self.scores.items():
-            if arr.shape != self.Y.shape:
-                raise RecsysError(f"scores {metric!r} have shape {arr.shape}, expected {self.Y.shape}")
+            if arr.shape != self.records.shape:
+                raise RecsysError(f"scores {metric!r} have shape {arr.shape}, expected {self.records.shape}")
             if np.isinf(arr).any():
                 raise RecsysError(f"scores {metric!r} contain infinite values")
 
 
 def _feature_matrix(arr, n: int, name: str, rows: str) -> np.ndarray:
     """``arr`` as a float (n, k) matrix; an empty array means no features (k = 0)."""
+    if arr is None:
+        return np.zeros((n, 0))
     arr = np.asarray(arr, dtype=np.float64)
     if arr.ndim == 2 and arr.shape[0] == n:
         return arr

@@ -1,0 +1,122 @@
+"""LightFM on soft labels: the factorization stage shared by ``lightfm`` and ``hybrid``.
+
+LightFM (Kula, 2015, "Metadata Embeddings for User and Item Cold-start
+Recommendations") learns an embedding per *feature*; a user (dataset) or item
+(model) is the sum of its features' embeddings, so a dataset never seen in
+fit is embedded from its metadata alone. Its losses are implicit-feedback
+losses; an accuracy is given to it as a soft label: a standardized accuracy
+``z`` becomes ``t = sigmoid(z / tau)``, and each record is a positive
+interaction weighted ``t`` plus a negative one weighted ``1 - t`` under the
+logistic loss, whose optimum is ``sigmoid(score) = t``; so ``tau * score``
+estimates ``z``.
+
+Users are datasets, described by a bias, their metadata features (one-hot,
+standardized numerics, text-embedding dimensions), the bag of their text
+tokens (label names) and its crosses with each categorical column (e.g.
+domain x label); items are models (identity + metadata). No dataset identity
+feature: every dataset, recorded or brand-new, is represented through its
+features, so cold start is the normal path.
+
+On zoos with more than :data:`MAX_RECORDS` records the fit uses a random
+sample of that many records (stratified by dataset): LightFM's cost grows
+with the interactions, and the stage's job, mapping metadata to a profile, is
+learned as well from a few hundred thousand records as from millions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..features.data import Cells
+
+__all__ = ["user_features", "item_features", "fit_soft_labels", "scores_at", "scores_rows", "MAX_RECORDS"]
+
+_T_CLIP = (0.01, 0.99)
+#: most records a LightFM fit sees (a stratified sample above)
+MAX_RECORDS = 300_000
+
+
+def user_features(features: np.ndarray, groups: dict, tokens: dict):
+    """Bias + metadata features + token bag (rows scaled 1/sqrt(n)) + categorical x token crosses (CSR)."""
+    import scipy.sparse as sp
+
+    n = len(features)
+    blocks = [sp.csr_matrix(np.ones((n, 1))), sp.csr_matrix(features)]
+    cats = [features[:, sl] for key, sl in groups.items() if key.startswith("categorical:")]
+    for _, bag in sorted(tokens.items()):
+        bag = sp.csr_matrix(bag, dtype=float)
+        size = np.asarray(bag.sum(1)).reshape(-1)
+        bag = sp.diags(1.0 / np.sqrt(np.maximum(size, 1.0))) @ bag
+        blocks.append(bag)
+        for onehot in cats:
+            for level in range(onehot.shape[1]):
+                blocks.append(sp.diags(onehot[:, level]) @ bag)
+    UF = sp.hstack(blocks, format="csr", dtype=np.float32)
+    UF.eliminate_zeros()  # a zero entry would still make LightFM regularize that feature's embedding
+    return UF
+
+
+def item_features(model_features: np.ndarray):
+    """Identity + model metadata (CSR)."""
+    import scipy.sparse as sp
+
+    n = len(model_features)
+    return sp.hstack([sp.identity(n), sp.csr_matrix(model_features)], format="csr", dtype=np.float32)
+
+
+def _sample(cells: Cells, z: np.ndarray, rng: np.random.Generator) -> tuple[Cells, np.ndarray]:
+    """At most :data:`MAX_RECORDS` cells, each dataset keeping a share proportional to its records."""
+    if len(cells) <= MAX_RECORDS:
+        return cells, z
+    keep = rng.random(len(cells)) < MAX_RECORDS / len(cells)
+    return cells.select(keep), z[keep]
+
+
+def fit_soft_labels(cells: Cells, z: np.ndarray, UF, IF, *, alpha: float, no_components: int, epochs: int,
+                    learning_rate: float, tau: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fit LightFM on the soft labels of ``z`` (one standardized value per cell, NaN: unused).
+
+    Returns (user feature embeddings with the bias as last column, (n_user_features, k + 1);
+    item representations with the bias as last column, (n_models, k + 1)).
+    """
+    import scipy.sparse as sp
+    from lightfm import LightFM
+
+    ok = ~np.isnan(z)
+    cells, z = cells.select(ok), z[ok]
+    cells, z = _sample(cells, z, np.random.default_rng([seed, 101]))
+    d, m = cells.d.astype(np.int64), cells.m.astype(np.int64)
+    t = np.clip(1.0 / (1.0 + np.exp(-z / tau)), *_T_CLIP)
+    rows, cols = np.r_[d, d], np.r_[m, m]
+    shape = cells.shape
+    inter = sp.coo_matrix((np.r_[np.ones_like(t), -np.ones_like(t)].astype(np.float32), (rows, cols)), shape=shape)
+    weight = sp.coo_matrix((np.r_[t, 1 - t].astype(np.float32), (rows, cols)), shape=shape)
+    model = LightFM(no_components=no_components, loss="logistic", learning_rate=learning_rate,
+                    user_alpha=alpha, item_alpha=alpha, random_state=seed)
+    model.fit(inter, user_features=UF, item_features=IF, sample_weight=weight, epochs=epochs, num_threads=1)
+    user = np.hstack([model.user_embeddings, model.user_biases[:, None]]).astype(np.float64)
+    item = np.hstack([IF @ model.item_embeddings, (IF @ model.item_biases)[:, None]]).astype(np.float64)
+    return user, item
+
+
+def _users(UF, user: np.ndarray) -> np.ndarray:
+    return np.asarray(UF @ user)
+
+
+def scores_rows(UF, user: np.ndarray, item: np.ndarray, tau: float) -> np.ndarray:
+    """``tau * score`` for users described by ``UF`` over every model: (n, n_models).
+
+    ``user``/``item`` may be stacked over several fits (3-D): the mean over fits.
+    """
+    if user.ndim == 3:
+        return np.mean([scores_rows(UF, u, i, tau) for u, i in zip(user, item)], axis=0)
+    u = _users(UF, user)
+    return tau * (u[:, :-1] @ item[:, :-1].T + u[:, -1:] + item[:, -1][None, :])
+
+
+def scores_at(UF, user: np.ndarray, item: np.ndarray, tau: float, d: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``tau * score`` at cells (``d`` rows of ``UF``, ``m`` models); stacked fits are averaged."""
+    if user.ndim == 3:
+        return np.mean([scores_at(UF, u, i, tau, d, m) for u, i in zip(user, item)], axis=0)
+    u = _users(UF, user)
+    return tau * (np.einsum("ij,ij->i", u[d, :-1], item[m, :-1]) + u[d, -1] + item[m, -1])

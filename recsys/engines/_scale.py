@@ -1,0 +1,127 @@
+"""Per-dataset level and spread: standardized accuracies from the known cells.
+
+Every function takes the known cells as :class:`~recsys.features.data.Cells`
+(sparse, row-major) and costs O(records + datasets x features): nothing here
+builds a dense datasets x models matrix.
+
+- :func:`scale_estimate`: each dataset's spread of accuracies, its empirical
+  log standard deviation pooled with a ridge prediction from its features
+  (so a dataset with two records does not get a spread from two numbers).
+- :func:`standardize`: z-scores of each dataset's records over its own records.
+- :func:`standardize_pooled`: z-scores whose level does not depend on which
+  models a dataset happened to record (see the function).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..features.data import Cells
+
+__all__ = ["fit_ridge", "ridge_predict", "row_sd", "pooled_scale", "scale_estimate", "standardize", "standardize_dense",
+           "standardize_pooled", "column_means"]
+
+
+def fit_ridge(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, alpha: float = 1.0) -> np.ndarray:
+    """Weighted ridge with an unpenalized intercept; returns ``[intercept, coef...]``."""
+    Xa = np.hstack([np.ones((len(X), 1)), X])
+    w = np.ones(len(X)) if w is None else np.asarray(w, float)
+    P = np.eye(Xa.shape[1]) * alpha
+    P[0, 0] = 0.0
+    A = Xa.T @ (Xa * w[:, None]) + P
+    return np.linalg.lstsq(A, Xa.T @ (w * y), rcond=None)[0]
+
+
+def ridge_predict(coef: np.ndarray, X: np.ndarray) -> np.ndarray:
+    return coef[0] + X @ coef[1:]
+
+
+def row_sd(cells: Cells) -> tuple[np.ndarray, np.ndarray]:
+    """Records per dataset and the (population) sd of its records (NaN without records)."""
+    k = cells.row_counts()
+    dev = cells.centre_rows(cells.y)
+    var = cells.row_sum(dev * dev) / np.maximum(k, 1)
+    return k, np.where(k > 0, np.sqrt(var), np.nan)
+
+
+def _pool_log_sd(k: np.ndarray, sd: np.ndarray, prior: np.ndarray, prior_weight: float) -> np.ndarray:
+    emp = np.log(np.where(sd > 1e-4, sd, 1e-4))
+    w = np.where(k >= 2, k - 1, 0)
+    log_s = (prior_weight * prior + w * np.nan_to_num(emp)) / (prior_weight + w)
+    return np.exp(np.clip(log_s, -9, 1))
+
+
+def pooled_scale(cells: Cells, prior: np.ndarray, *, prior_weight: float = 3.0) -> np.ndarray:
+    """Spread of each dataset: its empirical log-sd (``k - 1`` weights) pooled with ``prior`` (a log-sd)."""
+    return _pool_log_sd(*row_sd(cells), prior, prior_weight)
+
+
+def scale_estimate(cells: Cells, X: np.ndarray, *, prior_weight: float = 3.0, min_known: int = 4
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Spread of each dataset: its empirical log-sd pooled with a ridge prediction from features.
+
+    Returns (scale per dataset, coefficients of the feature prior on log-sd).
+    """
+    k, sd = row_sd(cells)
+    good = (k >= min_known) & (sd > 1e-4)
+    if good.sum() > 5:
+        coef = fit_ridge(X[good], np.log(sd[good]), w=k[good], alpha=1.0)
+    else:
+        base = np.log(np.median(sd[good])) if good.any() else np.log(0.05)
+        coef = np.r_[base, np.zeros(X.shape[1])]
+    return _pool_log_sd(k, sd, ridge_predict(coef, X), prior_weight), coef
+
+
+def standardize(cells: Cells, min_known: int = 3) -> np.ndarray:
+    """Per-dataset z-scores of the known cells, one per cell (NaN for datasets with < ``min_known`` records)."""
+    k, sd = row_sd(cells)
+    ok = (k >= min_known) & (sd > 0)
+    z = cells.centre_rows(cells.y) / np.where(ok, sd, 1.0)[cells.d]
+    return np.where(ok[cells.d], z, np.nan)
+
+
+def column_means(cells: Cells, z: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Mean of ``z`` (one value per cell, NaN ignored) per model, over the cells of ``rows`` (bool per dataset).
+
+    0 for a model without such a cell.
+    """
+    use = ~np.isnan(z)
+    if rows is not None:
+        use &= rows[cells.d]
+    total = np.bincount(cells.m[use], weights=z[use], minlength=cells.shape[1])
+    count = np.bincount(cells.m[use], minlength=cells.shape[1])
+    return total / np.maximum(count, 1)
+
+
+def standardize_pooled(cells: Cells, s: np.ndarray, min_known: int = 3, iters: int = 2) -> np.ndarray:
+    """Per-dataset standardized accuracies that do not depend on which models happen to be recorded.
+
+    :func:`standardize` centres each dataset on the mean of its own records, so
+    a dataset whose records are the strong models gets the same level as one
+    whose records are the weak ones. Here the spread is ``s``, the pooled
+    estimate of :func:`scale_estimate` (records + feature prior), and the level
+    is set so that the recorded models keep, on average, the zoo's mean
+    profile ``g`` over those models (``g``: mean standardized accuracy of each
+    model over datasets with >= 5 records, refined ``iters`` times). Falls
+    back to :func:`standardize` without such datasets. One value per cell.
+    """
+    k = cells.row_counts()
+    z = standardize(cells, min_known)
+    well = k >= 5
+    if not well.any():
+        return z
+    ys = cells.y / s[cells.d]
+    ok = (k >= min_known)[cells.d]
+    for _ in range(iters):
+        g = column_means(cells, z, well)
+        c = cells.row_mean(ys) - cells.row_mean(g[cells.m])
+        z = np.where(ok, ys - c[cells.d], np.nan)
+    return z
+
+
+def standardize_dense(Y: np.ndarray, min_known: int = 3) -> np.ndarray:
+    """:func:`standardize` of a dense matrix (NaN where unknown), as a dense matrix."""
+    cells = Cells.from_dense(Y)
+    out = np.full(np.shape(Y), np.nan)
+    out[cells.d, cells.m] = standardize(cells, min_known)
+    return out
