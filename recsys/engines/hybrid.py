@@ -123,6 +123,54 @@ def _shape_error(cells: Cells, z: np.ndarray, M: np.ndarray) -> float:
     return float((cells.row_sum((zc - b[cells.d] * mc) ** 2) / n).sum())
 
 
+def _popularity(cells: Cells, z: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The two popularity profiles, per model and leave-self-out at each cell.
+
+    ``popularity``: each model's mean standardized accuracy (the popularity
+    baseline's ranking); ``raw``: its mean accuracy once each dataset's mean is
+    removed, in units of the median spread (the additive baseline's ranking:
+    datasets where models differ a lot weigh more). At a cell, the dataset's
+    own value is left out, so a profile never contains the record it is
+    compared with. Returns (popularity, popularity at cells, raw, raw at cells).
+    """
+    out = []
+    yc = cells.centre_rows(cells.y) / max(float(np.median(s[cells.row_counts() > 0])), 1e-6)
+    for v in (z, yc):
+        ok = ~np.isnan(v)
+        vv = np.where(ok, v, 0.0)
+        total = np.bincount(cells.m, weights=vv, minlength=cells.shape[1])
+        count = np.bincount(cells.m, weights=ok.astype(float), minlength=cells.shape[1])
+        full = total / np.maximum(count, 1)
+        loo = np.where(count[cells.m] > 1, (total[cells.m] - vv) / np.maximum(count[cells.m] - ok, 1),
+                       full[cells.m])
+        out += [full, loo]
+    return tuple(out)
+
+
+def _stack(held_out: list) -> tuple[np.ndarray, float]:
+    """Non-negative weights of the candidate profiles that best fit the held-out datasets' standardized records.
+
+    ``held_out``: per inner fold, (cells of the hidden datasets, their standardized
+    accuracies, candidate profiles there (cells x candidates)). Target and
+    candidates are centred per dataset (the level is kriging's business), then
+    non-negative least squares, pooled over folds. Returns (weights, mean
+    squared error).
+    """
+    from scipy.optimize import nnls
+
+    A, b = [], []
+    for hc, target, C in held_out:
+        ok = ~np.isnan(target)
+        sub = hc.select(ok)
+        A.append(np.column_stack([sub.centre_rows(c) for c in C[ok].T]))
+        b.append(sub.centre_rows(target[ok]))
+    A, b = np.concatenate(A), np.concatenate(b)
+    scale = np.sqrt((A * A).mean(0))
+    scale[scale == 0] = 1.0
+    w, res = nnls(A / scale, b)
+    return w / scale, float(res ** 2 / max(len(b), 1))
+
+
 class HybridEngine(Engine):
     """LightFM hybrid + learned dataset kernel + pair scores, kriged per dataset (the default engine).
 
@@ -138,8 +186,6 @@ class HybridEngine(Engine):
         Soft-label temperature: ``t = sigmoid(z / tau)``.
     alphas : sequence of float
         Candidate LightFM L2 penalties (user and item), chosen by inner validation.
-    blend_weights : sequence of float
-        Candidate weights of the LightFM profile against the kernel profile.
     cov_shrinks : sequence of float
         Candidate shrinkages of the kriging residual covariance towards its
         diagonal, chosen inside ``fit`` by kriging the inner fold's datasets
@@ -156,7 +202,7 @@ class HybridEngine(Engine):
                "then per-dataset kriging; choices by inner validation")
 
     def __init__(self, *, no_components: int = 8, epochs: int = 20, learning_rate: float = 0.15, tau: float = 1.5,
-                 alphas: Sequence[float] = (3e-4,), blend_weights: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
+                 alphas: Sequence[float] = (3e-4,),
                  cov_shrinks: Sequence[float] = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0), inner_folds: int = 1,
                  seed: int = 0):
         self.no_components = no_components
@@ -164,7 +210,6 @@ class HybridEngine(Engine):
         self.learning_rate = learning_rate
         self.tau = tau
         self.alphas = alphas
-        self.blend_weights = blend_weights
         self.cov_shrinks = cov_shrinks
         self.inner_folds = inner_folds
         self.seed = seed
@@ -189,10 +234,6 @@ class HybridEngine(Engine):
         if not shrinks or any(not 0 <= v <= 1 for v in shrinks):
             raise RecsysError(f"cov_shrinks must be one or more numbers in [0, 1] (candidate shrinkages of the "
                               f"kriging covariance towards its diagonal), e.g. 0.2,0.8; got {self.cov_shrinks!r}")
-        ws = tuple(np.atleast_1d(self.blend_weights).tolist()) if self.blend_weights is not None else ()
-        if not ws or any(not 0 <= w <= 1 for w in ws):
-            raise RecsysError(f"blend_weights must be one or more weights in [0, 1], e.g. 0,0.5,1; got "
-                              f"{self.blend_weights!r}")
 
     # -- inner validation --------------------------------------------------------------
     def _inner_folds(self, k: np.ndarray) -> list[np.ndarray]:
@@ -221,28 +262,6 @@ class HybridEngine(Engine):
         return lfm.fit_soft_labels(cells, z, UF, IF, alpha=alpha, no_components=self.no_components,
                                    epochs=self.epochs, learning_rate=self.learning_rate, tau=self.tau,
                                    seed=self.seed)
-
-    @staticmethod
-    def _pair_stage(cells: Cells, z: np.ndarray, Mk: np.ndarray, feats: list[np.ndarray]) -> np.ndarray | None:
-        """Ridge of ``z - Mk`` on the pair features, over known cells (``z`` not NaN) that have scores."""
-        if not feats:
-            return None
-        at = [f[cells.d, cells.m] for f in feats]
-        has = np.any(np.stack([a != 0 for a in at]), 0)
-        use = ~np.isnan(z) & has
-        if use.sum() < 20:
-            return None
-        X = np.column_stack([a[use] for a in at])
-        return fit_ridge(X, (z - Mk)[use], alpha=1.0)
-
-    @staticmethod
-    def _apply_pair(coef: np.ndarray | None, at: list[np.ndarray], M: np.ndarray) -> np.ndarray:
-        """``M`` corrected by the pair stage; ``at`` holds each metric's feature at the same places as ``M``."""
-        if coef is None or not len(coef) or not at:
-            return M
-        has = np.any(np.stack([a != 0 for a in at]), 0)
-        corr = coef[0] + sum(c * a for c, a in zip(coef[1:], at))
-        return M + np.where(has, corr, 0.0)
 
     def _select_shrink(self, cells: Cells, s: np.ndarray, M: np.ndarray, held: np.ndarray,
                        prior: np.ndarray) -> float:
@@ -302,6 +321,7 @@ class HybridEngine(Engine):
         cells = data.records
         k = cells.row_counts()
         self.metrics_ = sorted(data.scores)
+        self.n_models_ = data.n_models
         X = data.dataset_features
         tokens, text = data.dataset_tokens, data.dataset_text
         groups = data.dataset_groups
@@ -313,58 +333,58 @@ class HybridEngine(Engine):
         pair_at = [f[cells.d, cells.m] for f in pair]
 
         # Inner validation: each fold hides some well-recorded datasets entirely (simulated cold
-        # start), fits LightFM and the kernel on the rest, and scores every (alpha, w) on the hidden
-        # datasets' records (scale-free error of each profile: `_shape_error`). LightFM is
-        # cross-fitted: the fold models are kept and their profiles averaged, so no LightFM model is
-        # fitted twice.
+        # start), fits LightFM, the kernel and the popularity profiles on the rest, and records every
+        # candidate profile on the hidden datasets' records. LightFM is cross-fitted: the fold models
+        # are kept and their profiles averaged, so no LightFM model is fitted twice.
         alphas = tuple(float(a) for a in np.atleast_1d(self.alphas))
-        ws = tuple(float(w) for w in np.atleast_1d(self.blend_weights))
         folds = self._inner_folds(k)
         s, self.log_spread_coef_ = scale_estimate(cells, X)
         zs = standardize(cells)  # validation target (only each profile's shape is scored)
         z = standardize_pooled(cells, s)
         fold_models: dict = {a: [] for a in alphas}
-        err: dict = {}
+        held_out: dict = {a: [] for a in alphas}  # per alpha: (held cells, target, candidate columns)
         weights = None
         for held in folds:
             in_held = cells.rows_mask(held)
             tr = cells.select(~in_held)
-            ztr = standardize_pooled(tr, scale_estimate(tr, X)[0])
+            s_tr = scale_estimate(tr, X)[0]
+            ztr = standardize_pooled(tr, s_tr)
             kernel.fit(tr, ztr, init=weights)
             weights = kernel.beta
-            Mk = kernel.at(cells)  # held datasets: from the others; the rest: leave-self-out
-            pc = self._pair_stage(tr, ztr, Mk[~in_held], pair)
             hc = cells.select(in_held)
-            Mk_h = Mk[in_held]
-            pair_h = [a[in_held] for a in pair_at]
+            Mk_h = kernel.at(hc)
+            pop = _popularity(tr, ztr, s_tr)
+            base = [Mk_h, pop[0][hc.m], pop[2][hc.m], *[a[in_held] for a in pair_at]]
             for a in alphas:
                 model = self._lightfm(tr, ztr, UF, IF, a)
                 fold_models[a].append(model)
                 L = lfm.scores_at(UF, *model, self.tau, hc.d, hc.m)
-                for w in ws:
-                    M = self._apply_pair(pc, pair_h, w * L + (1 - w) * Mk_h)
-                    err[(a, w)] = err.get((a, w), 0.0) + _shape_error(hc, zs[in_held], M)
-        if err:
-            alpha, w = min(err, key=lambda key: (round(err[key], 12), -key[1], key[0]))
+                held_out[a].append((hc, zs[in_held], np.column_stack([L, *base])))
+        names = ["lightfm", "kernel", "popularity", "raw", *[f"score:{m}" for m in self.metrics_]]
+        if folds:
+            fits = {a: _stack(held_out[a]) for a in alphas}
+            alpha = min(alphas, key=lambda a: (round(fits[a][1], 12), a))
+            w = fits[alpha][0]
         else:  # too few well-recorded datasets to validate: an even blend, one model on everything
-            alpha, w = alphas[0], 0.5 if 0.5 in ws else ws[len(ws) // 2]
+            alpha = alphas[0]
+            w = np.r_[0.5, 0.5, np.zeros(len(names) - 2)]
             fold_models[alpha] = [self._lightfm(cells, z, UF, IF, alpha)]
         models = fold_models[alpha]
         self.user_embeddings_ = np.stack([m[0] for m in models])
         self.item_repr_ = np.stack([m[1] for m in models])
-        L = lfm.scores_at(UF, self.user_embeddings_, self.item_repr_, self.tau, cells.d, cells.m)
+        self.stack_names_ = names
+        self.stack_weights_ = np.asarray(w, dtype=float)
+        self.alpha_ = float(alpha)
 
         kernel.fit(cells, z, init=weights)
-        Mk = kernel.at(cells)
-        self.pair_coef_ = self._pair_stage(cells, z, Mk, pair)
-        M = self._apply_pair(self.pair_coef_, pair_at, w * L + (1 - w) * Mk)
+        self.popularity_, pop_loo, self.raw_popularity_, raw_loo = _popularity(cells, z, s)
+        L = lfm.scores_at(UF, self.user_embeddings_, self.item_repr_, self.tau, cells.d, cells.m)
+        C = np.column_stack([L, kernel.at(cells), pop_loo, raw_loo, *pair_at])
+        M = C @ self.stack_weights_
 
         self.cov_shrink_ = self._select_shrink(cells, s, M, folds[0] if folds else np.zeros(0, int),
                                                ridge_predict(self.log_spread_coef_, X))
         cov = residual_covariance(cells, s, M, shrink=self.cov_shrink_, seed=self.seed)
-        self.alpha_, self.blend_ = float(alpha), float(w)
-        if self.pair_coef_ is None:
-            self.pair_coef_ = np.zeros(0)
         # What prediction needs, from here on: the kernel's and LightFM's fitted state, the kriging.
         self.kernel_beta_ = kernel.beta
         self.kernel_log_rel_ = kernel.log_rel
@@ -434,11 +454,21 @@ class HybridEngine(Engine):
     def _profile_rows(self, rows: np.ndarray, scores: dict) -> np.ndarray:
         """Profiles (standardized units) of zoo datasets ``rows`` over every model."""
         UF = lfm.user_features(self.X_[rows], self._groups, self._tokens_of(rows))
-        L = lfm.scores_rows(UF, self.user_embeddings_, self.item_repr_, self.tau)
-        Mk = self._kernel_rows(rows)
-        M = self.blend_ * L + (1 - self.blend_) * Mk
-        if len(self.pair_coef_):
-            M = self._apply_pair(self.pair_coef_, score_features({k: scores[k] for k in self.metrics_}), M)
+        return self._stacked(UF, lambda: self._kernel_rows(rows), scores, len(rows))
+
+    def _stacked(self, UF, kernel_rows, scores: dict, n: int) -> np.ndarray:
+        """The stack of candidate profiles (standardized units) over every model, for ``n`` datasets."""
+        w = self.stack_weights_
+        M = np.zeros((n, self.n_models_))
+        if w[0]:
+            M += w[0] * lfm.scores_rows(UF, self.user_embeddings_, self.item_repr_, self.tau)
+        if w[1]:
+            M += w[1] * kernel_rows()
+        M += w[2] * self.popularity_[None, :] + w[3] * self.raw_popularity_[None, :]
+        if len(w) > 4:
+            feats = score_features({k: scores[k] for k in self.metrics_})
+            for wj, f in zip(w[4:], feats):
+                M += wj * f
         return M
 
     def _kernel_rows(self, rows: np.ndarray) -> np.ndarray:
@@ -508,11 +538,7 @@ class HybridEngine(Engine):
                 for i, c in enumerate(self.text_columns_)}
         UF = lfm.user_features(block.features, self._groups, tokens)
         sim = SimilarityInputs.from_features(block.features, self._groups, tokens, text)
-        Mk = self._kernel.new(sim, block.features)
-        L = lfm.scores_rows(UF, self.user_embeddings_, self.item_repr_, self.tau)
-        M = self.blend_ * L + (1 - self.blend_) * Mk
-        if len(self.pair_coef_):
-            M = self._apply_pair(self.pair_coef_, score_features({k: block.scores[k] for k in self.metrics_}), M)
+        M = self._stacked(UF, lambda: self._kernel.new(sim, block.features), block.scores, n)
         s = np.exp(np.clip(ridge_predict(self.log_spread_coef_, block.features), -9, 1))
         return soft_clip(self._cold_prediction(M, s, block.features))
 
