@@ -123,7 +123,8 @@ def _shape_error(cells: Cells, z: np.ndarray, M: np.ndarray) -> float:
     return float((cells.row_sum((zc - b[cells.d] * mc) ** 2) / n).sum())
 
 
-def _popularity(cells: Cells, z: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _popularity(cells: Cells, z: np.ndarray, s: np.ndarray, prior: float = 1.0
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The two popularity profiles, per model and leave-self-out at each cell.
 
     ``popularity``: each model's mean standardized accuracy (the popularity
@@ -140,9 +141,10 @@ def _popularity(cells: Cells, z: np.ndarray, s: np.ndarray) -> tuple[np.ndarray,
         vv = np.where(ok, v, 0.0)
         total = np.bincount(cells.m, weights=vv, minlength=cells.shape[1])
         count = np.bincount(cells.m, weights=ok.astype(float), minlength=cells.shape[1])
-        full = total / np.maximum(count, 1)
-        loo = np.where(count[cells.m] > 1, (total[cells.m] - vv) / np.maximum(count[cells.m] - ok, 1),
-                       full[cells.m])
+        # One pseudo-record at the average (0): a model recorded once is not ranked on that one record
+        # alone (the additive baseline's ridge does the same).
+        full = total / (count + prior)
+        loo = (total[cells.m] - vv) / (count[cells.m] - ok + prior)
         out += [full, loo]
     return tuple(out)
 
