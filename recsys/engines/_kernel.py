@@ -31,14 +31,16 @@ import numpy as np
 
 from ..features.data import Cells
 
-__all__ = ["SimilarityInputs", "DatasetKernel", "DENSE_MAX_DATASETS", "N_NEIGHBOURS", "MAX_TARGETS"]
+__all__ = ["SimilarityInputs", "DatasetKernel", "NeighbourIndex", "DENSE_MAX_DATASETS", "N_NEIGHBOURS", "MAX_TARGETS"]
 
 #: up to this many datasets, every other dataset is a neighbour (dense weights)
 DENSE_MAX_DATASETS = 1500
 #: neighbours per dataset above that size
-N_NEIGHBOURS = 32
+N_NEIGHBOURS = 16
 #: most target datasets the metric is learned on above that size
 MAX_TARGETS = 2000
+#: dimensions of the neighbour search space (principal directions of the dataset features)
+SEARCH_DIMS = 8
 
 
 def _sparse(x) -> bool:
@@ -155,9 +157,12 @@ def similarity_features(a: SimilarityInputs, b: SimilarityInputs) -> np.ndarray:
     return np.stack(feats)
 
 
-def pair_features(a: SimilarityInputs, b: SimilarityInputs, nb: np.ndarray) -> np.ndarray:
+def pair_features(a: SimilarityInputs, b: SimilarityInputs, nb: np.ndarray, block: int = 8192) -> np.ndarray:
     """Similarity features of each dataset ``i`` of ``a`` with its neighbours ``b[nb[i, j]]``: (n_features, n, K)."""
     n, K = nb.shape
+    if n > block:
+        return np.concatenate([pair_features(a.take(np.arange(i, min(i + block, n))), b, nb[i:i + block], block)
+                               for i in range(0, n, block)], axis=1)
     feats = []
     for ca, cb in zip(a.categorical, b.categorical):
         la, lb = ca.argmax(1), cb.argmax(1)
@@ -180,26 +185,42 @@ def pair_features(a: SimilarityInputs, b: SimilarityInputs, nb: np.ndarray) -> n
     return np.stack(feats)
 
 
-def nearest(query: np.ndarray, base: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.ndarray:
-    """Indices of the ``k`` rows of ``base`` closest (Euclidean) to each row of ``query``, (n_query, k).
+class NeighbourIndex:
+    """Nearest datasets in the space of the dataset features: a KD-tree on their first principal directions.
 
-    ``exclude[i]`` (a base row, or -1) is never returned for query ``i`` (its own row).
-    Computed in blocks of queries, so memory stays O(block x base).
+    Exact Euclidean search in the projected space (``scipy.spatial.cKDTree``),
+    ``O(n log n)`` to build and ``O(log n)`` per query; the projection keeps at
+    most :data:`SEARCH_DIMS` directions, where KD-trees stay fast. It only
+    proposes candidates: the learned metric weighs them.
     """
-    base_sq = (base * base).sum(1)
-    out = np.empty((len(query), k), dtype=np.int64)
-    block = max(1, int(4_000_000 // max(len(base), 1)))
-    for start in range(0, len(query), block):
-        q = query[start:start + block]
-        d2 = base_sq[None, :] - 2.0 * (q @ base.T)
-        if exclude is not None:
-            ex = exclude[start:start + block]
-            rows = np.flatnonzero(ex >= 0)
-            d2[rows, ex[rows]] = np.inf
-        part = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < d2.shape[1] else np.argsort(d2, axis=1)[:, :k]
-        order = np.take_along_axis(d2, part, 1).argsort(1, kind="stable")
-        out[start:start + block] = np.take_along_axis(part, order, 1)
-    return out
+
+    def __init__(self, base: np.ndarray):
+        base = np.asarray(base, float)
+        self.mean = base.mean(0) if len(base) else np.zeros(base.shape[1])
+        centred = base - self.mean
+        if centred.shape[1] > SEARCH_DIMS:
+            _, _, vt = np.linalg.svd(centred[:: max(1, len(centred) // 20000)], full_matrices=False)
+            self.proj = vt[:SEARCH_DIMS].T
+        else:
+            self.proj = np.eye(centred.shape[1])
+        from scipy.spatial import cKDTree
+
+        self.points = centred @ self.proj
+        self.tree = cKDTree(self.points)
+        self.n = len(base)
+
+    def query(self, query: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.ndarray:
+        """Indices (n_query, k) of the ``k`` nearest base rows, nearest first; ``exclude[i]`` never returned."""
+        q = (np.asarray(query, float) - self.mean) @ self.proj
+        extra = 1 if exclude is not None else 0
+        kk = min(k + extra, self.n)
+        _, idx = self.tree.query(q, k=kk, workers=-1)
+        idx = np.asarray(idx).reshape(len(q), kk)
+        if exclude is None:
+            return idx[:, :k]
+        keep = idx != np.asarray(exclude)[:, None]
+        keep[keep.all(1), -1] = False  # the excluded row was not among them: drop the farthest instead
+        return idx[keep].reshape(len(q), kk - 1)
 
 
 # -- coherence ----------------------------------------------------------------------
@@ -258,25 +279,49 @@ class DatasetKernel:
         self.seed = seed
         self.n = len(sim)
         self.dense = self.n <= DENSE_MAX_DATASETS
+        self._index = None
         if self.dense:
             self.phi = similarity_features(sim, sim)
             self.nb = None
         else:
-            k = min(N_NEIGHBOURS, self.n - 1)
-            self.nb = nearest(self.embedding, self.embedding, k, exclude=np.arange(self.n))
+            self.nb = self.index.query(self.embedding, min(N_NEIGHBOURS, self.n - 1), exclude=np.arange(self.n))
             self.phi = pair_features(sim, sim, self.nb)
+
+    @classmethod
+    def restore(cls, sim: SimilarityInputs, embedding: np.ndarray, *, beta: np.ndarray, log_rel: np.ndarray,
+                fallback: np.ndarray, cells: Cells, z: np.ndarray, nb: np.ndarray | None) -> "DatasetKernel":
+        """A fitted kernel from its saved state (no metric learning, no neighbour search for the zoo)."""
+        k = cls.__new__(cls)
+        k.sim, k.embedding, k.n = sim, np.asarray(embedding, float), len(sim)
+        k.dense = nb is None
+        k.nb, k.phi, k._index = nb, None, None
+        k.beta, k.log_rel, k.fallback = beta, log_rel, fallback
+        k.set_values(cells, z)
+        return k
+
+    @property
+    def index(self) -> NeighbourIndex:
+        """The neighbour search over the zoo's datasets (built on first use)."""
+        if self._index is None:
+            self._index = NeighbourIndex(self.embedding)
+        return self._index
 
     # -- fitting --------------------------------------------------------------------
     def fit(self, cells: Cells, z: np.ndarray, init: np.ndarray | None = None) -> "DatasetKernel":
         """Learn the metric on standardized values ``z`` (one per cell; NaN cells unused)."""
         ok = ~np.isnan(z)
-        self.cells = cells.select(ok)
-        self.z = z[ok]
+        self.set_values(cells.select(ok), z[ok])
         self.fallback = np.bincount(self.cells.m, weights=self.z, minlength=cells.shape[1]) / \
             np.maximum(np.bincount(self.cells.m, minlength=cells.shape[1]), 1)
         self.log_rel = np.log(coherence(self.cells, self.z))
         self.beta = self._learn(init)
         return self
+
+    def set_values(self, cells: Cells, z: np.ndarray) -> None:
+        """The standardized values the profiles average (sparse matrices built once)."""
+        self.cells, self.z = cells, z
+        self.Zc = cells.csr(z)
+        self.Kc = cells.csr(np.ones(len(cells)))
 
     def _targets(self) -> np.ndarray:
         k = self.cells.row_counts()
@@ -337,8 +382,7 @@ class DatasetKernel:
         cells, M = self.cells, self.cells.shape[1]
         nb = self.nb[targets]
         phi_all = np.concatenate([self.phi[:, targets], self.log_rel[nb][None]], 0)
-        Zc = cells.csr(self.z)
-        Kc = cells.csr(np.ones(len(cells)))
+        Zc, Kc = self.Zc, self.Kc
         tmask = cells.rows_mask(targets)
         tcells = cells.select(tmask)
         # targets renumbered 0..T-1
@@ -382,19 +426,22 @@ class DatasetKernel:
     def _weights_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Weights of the zoo datasets ``rows`` on their neighbours: dense (n, D) or (n, K) with indices."""
         if self.dense:
-            s = self._scores(self.beta, self.phi[:, rows], None)
+            phi = self.phi[:, rows] if self.phi is not None else similarity_features(self.sim.take(rows), self.sim)
+            s = self._scores(self.beta, phi, None)
             s = s - s.max(1, keepdims=True)
             W = np.exp(s)
             W[np.arange(len(rows)), rows] = 0.0  # never its own records
             return W, None
-        s = self._scores(self.beta, self.phi[:, rows], self.nb[rows])
-        return np.exp(s - s.max(1, keepdims=True)), self.nb[rows]
+        nb = self.nb[rows]
+        phi = self.phi[:, rows] if self.phi is not None else pair_features(self.sim.take(rows), self.sim, nb)
+        s = self._scores(self.beta, phi, nb)
+        return np.exp(s - s.max(1, keepdims=True)), nb
 
     def _weights_new(self, sim: SimilarityInputs, embedding: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         if self.dense:
             s = self._scores(self.beta, similarity_features(sim, self.sim), None)
             return np.exp(s - s.max(1, keepdims=True)), None
-        nb = nearest(np.asarray(embedding, float), self.embedding, min(N_NEIGHBOURS, self.n))
+        nb = self.index.query(embedding, min(N_NEIGHBOURS, self.n))
         s = self._scores(self.beta, pair_features(sim, self.sim, nb), nb)
         return np.exp(s - s.max(1, keepdims=True)), nb
 
@@ -408,8 +455,8 @@ class DatasetKernel:
         else:
             Wc = sp.csr_matrix((W.ravel(), nb.ravel(), np.arange(0, W.size + 1, W.shape[1])),
                                shape=(len(W), self.n))
-        num = np.asarray((Wc @ self.cells.csr(self.z)).todense())
-        den = np.asarray((Wc @ self.cells.csr(np.ones(len(self.cells)))).todense())
+        num = np.asarray((Wc @ self.Zc).todense())
+        den = np.asarray((Wc @ self.Kc).todense())
         return np.where(den > 1e-12, num / np.maximum(den, 1e-300), self.fallback[None, :])
 
     def rows(self, rows: np.ndarray, block: int = 512) -> np.ndarray:
@@ -431,8 +478,7 @@ class DatasetKernel:
 
         M = query.shape[1]
         out = np.empty(len(query))
-        Zc = self.cells.csr(self.z)
-        Kc = self.cells.csr(np.ones(len(self.cells)))
+        Zc, Kc = self.Zc, self.Kc
         rows = np.flatnonzero(query.row_counts() > 0)
         for start in range(0, len(rows), block_rows):
             r = rows[start:start + block_rows]

@@ -12,8 +12,8 @@ their best linear predictor (universal kriging; Cressie, 1993, ch. 3)::
 
 ``S`` is a dense models x models matrix up to :data:`DENSE_MAX_MODELS` models
 (:class:`DenseCovariance`); above that it is low rank plus diagonal,
-``S = V V' + diag(psi)`` (:class:`LowRankCovariance`, estimated by
-alternating least squares on the sparse residuals), so memory and time grow
+``S = V V' + diag(psi)`` (:class:`LowRankCovariance`, its factors from a
+randomized eigendecomposition of the sparse residuals), so memory and time grow
 linearly with the models. Datasets are solved in batches of equal record
 counts (one batched linear solve per count), never one Python call per dataset.
 
@@ -49,6 +49,17 @@ class DenseCovariance:
         A[:, np.arange(idx.shape[1]), np.arange(idx.shape[1])] += self.ridge
         return A
 
+    def solve(self, idx: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        """``S[idx_i, idx_i]^-1 rhs_i`` for each row: idx (n, k), rhs (n, k, p)."""
+        return np.linalg.solve(self.blocks(idx), rhs)
+
+    def shrunk(self, shrink: float) -> "DenseCovariance":
+        """``S`` with its off-diagonal part scaled by ``1 - shrink`` (diagonal kept)."""
+        diag = np.diag(self.S).copy()
+        S = (1 - shrink) * self.S
+        S[np.diag_indices(self.n)] = diag
+        return DenseCovariance(S)
+
     def cross(self, alpha: np.ndarray, idx: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
         """``S[cols, idx_i] @ alpha_i`` per row: (n, len(cols)) (all models when ``cols`` is None)."""
         S = self.S if cols is None else self.S[cols]
@@ -75,6 +86,22 @@ class LowRankCovariance:
         A = Vk @ np.swapaxes(Vk, 1, 2)
         A[:, np.arange(idx.shape[1]), np.arange(idx.shape[1])] += self.psi[idx]
         return A
+
+    def solve(self, idx: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        """Woodbury: ``(V_k V_k' + Psi_k)^-1 = Psi^-1 - Psi^-1 V_k (I + V_k' Psi^-1 V_k)^-1 V_k' Psi^-1``,
+        a rank x rank solve per dataset instead of k x k."""
+        Vk = self.V[idx]  # (n, k, r)
+        pinv = 1.0 / self.psi[idx]  # (n, k)
+        PV = Vk * pinv[..., None]
+        inner = np.swapaxes(Vk, 1, 2) @ PV
+        inner[:, np.arange(Vk.shape[2]), np.arange(Vk.shape[2])] += 1.0
+        Pb = rhs * pinv[..., None]
+        return Pb - PV @ np.linalg.solve(inner, np.swapaxes(PV, 1, 2) @ rhs)
+
+    def shrunk(self, shrink: float) -> "LowRankCovariance":
+        """The low-rank (off-diagonal) part scaled by ``1 - shrink``, the diagonal ``V V' + psi`` kept."""
+        V = self.V * np.sqrt(1 - shrink)
+        return LowRankCovariance(V, self.psi + shrink * (self.V * self.V).sum(1))
 
     def cross(self, alpha: np.ndarray, idx: np.ndarray, cols: np.ndarray | None = None) -> np.ndarray:
         # S[u, k] alpha = V_u (V_k' alpha) + psi_u [u in k] alpha_u
@@ -135,63 +162,49 @@ def residual_covariance(cells: Cells, s: np.ndarray, M: np.ndarray, *, min_known
         Rc = cells.csr(R * np.sqrt(corr[cells.d]))
         Kc = cells.csr(inuse.astype(float))
         S = np.asarray((Rc.T @ Rc).todense()) / np.maximum(np.asarray((Kc.T @ Kc).todense()), 1.0)
-        S = (1 - shrink) * S + shrink * np.diag(diag)
         S[np.diag_indices(n_models)] = diag
-        return DenseCovariance(S)
+        return DenseCovariance(S).shrunk(shrink)
     V = _factor_residuals(cells.select(inuse), R[inuse], min(rank, n_models - 1), seed)
-    V *= np.sqrt(1 - shrink)
     psi = np.maximum(diag - (V * V).sum(1), 0.05 * diag)
-    return LowRankCovariance(V, psi)
+    return LowRankCovariance(V, psi).shrunk(shrink)
 
 
-def _factor_residuals(cells: Cells, r: np.ndarray, rank: int, seed: int, iters: int = 8, lam: float = 1.0
-                      ) -> np.ndarray:
-    """Model factors ``V`` (n_models, rank) with ``r[d, m] ~ u_d . v_m`` (ALS, ridge ``lam``), scaled so
-    that ``V V'`` estimates the covariance of the residuals across models."""
+def _factor_residuals(cells: Cells, r: np.ndarray, rank: int, seed: int, power_iters: int = 4) -> np.ndarray:
+    """Model factors ``V`` (n_models, rank) whose ``V V'`` approximates the residual covariance across models.
+
+    Each model's column of residuals is scaled by ``1 / sqrt(share of datasets recording it)``, so that
+    ``R' R / n`` estimates the covariance from the pairs of models recorded together (as the dense
+    estimate does exactly, assuming records are missing independently of the residuals); its leading
+    eigenvectors come from a randomized range finder with ``power_iters`` power iterations (Halko,
+    Martinsson & Tropp, 2011), two sparse products each: O(records x rank), no models x models matrix.
+    """
     rng = np.random.default_rng([seed, 17])
     D, M = cells.shape
-    V = rng.normal(scale=0.1, size=(M, rank))
-    U = np.zeros((D, rank))
-    by_row = _groups(cells.indptr)
-    col_order = np.argsort(cells.m, kind="stable")
-    col_ptr = np.zeros(M + 1, dtype=np.int64)
-    np.cumsum(np.bincount(cells.m, minlength=M), out=col_ptr[1:])
-    by_col = _groups(col_ptr)
-    for _ in range(iters):
-        U = _ridge_solve(by_row, cells.indptr, np.arange(len(cells)), cells.m, r, V, lam, D)
-        V = _ridge_solve(by_col, col_ptr, col_order, cells.d, r, U, lam, M)
-    n_rows = max(int((cells.row_counts() > 0).sum()), 1)
-    # Columns of U have mean square (U'U / n): fold it into V so that V V' = Cov across models.
-    C = U.T @ U / n_rows
-    w, Q = np.linalg.eigh(C)
-    return V @ (Q * np.sqrt(np.maximum(w, 0.0)))
+    rows = cells.row_counts() > 0
+    n_rows = max(int(rows.sum()), 1)
+    share = np.maximum(cells.col_counts(), 1) / n_rows
+    Rt = cells.csr(r / np.sqrt(share[cells.m]))
+    k = min(rank + 8, M)
+    Y = Rt.T @ (Rt @ rng.normal(size=(M, k)))
+    for _ in range(power_iters):
+        Q, _ = np.linalg.qr(Y)
+        Y = Rt.T @ (Rt @ Q)
+    Q, _ = np.linalg.qr(Y)
+    B = Rt @ Q  # (D, k)
+    w, U = np.linalg.eigh(B.T @ B / n_rows)
+    top = np.argsort(w)[::-1][:rank]
+    return (Q @ U[:, top]) * np.sqrt(np.maximum(w[top], 0.0))
 
 
 def _groups(indptr: np.ndarray) -> dict[int, np.ndarray]:
-    """Rows grouped by their number of entries (> 0)."""
+    """Rows grouped by their number of entries (> 0): one batched solve per group."""
     counts = np.diff(indptr)
-    out = {}
     order = np.argsort(counts, kind="stable")
     sorted_counts = counts[order]
-    bounds = np.flatnonzero(np.diff(sorted_counts)) + 1
-    for grp in np.split(order, bounds):
-        c = int(counts[grp[0]]) if len(grp) else 0
-        if c > 0:
-            out[c] = grp
-    return out
-
-
-def _ridge_solve(groups, ptr, order, other, r, F, lam, n) -> np.ndarray:
-    """For each row: ridge of its residuals on the factors ``F`` of its entries' other side."""
-    out = np.zeros((n, F.shape[1]))
-    rank = F.shape[1]
-    for c, rows in groups.items():
-        for part in np.array_split(rows, max(1, int(len(rows) * c * rank // _BATCH_FLOATS) + 1)):
-            pos = order[ptr[part][:, None] + np.arange(c)[None, :]]
-            Fk = F[other[pos]]  # (n, c, rank)
-            A = np.swapaxes(Fk, 1, 2) @ Fk + lam * np.eye(rank)
-            b = np.einsum("ncr,nc->nr", Fk, r[pos])
-            out[part] = np.linalg.solve(A, b[..., None])[..., 0]
+    out = {}
+    for grp in np.split(order, np.flatnonzero(np.diff(sorted_counts)) + 1):
+        if len(grp) and counts[grp[0]] > 0:
+            out[int(counts[grp[0]])] = grp
     return out
 
 
@@ -217,9 +230,8 @@ class Kriging:
             for part in np.array_split(rows, max(1, int(len(rows) * c * c // _BATCH_FLOATS) + 1)):
                 pos = part[:, None] * 0 + cells.indptr[part][:, None] + np.arange(c)[None, :]
                 idx = cells.m[pos].astype(np.int64)
-                A = self.cov.blocks(idx)
                 rhs = np.stack([r_all[pos], np.ones((len(part), c))], axis=2)
-                sol = np.linalg.solve(A, rhs)
+                sol = self.cov.solve(idx, rhs)
                 Ai_r, Ai_1 = sol[..., 0], sol[..., 1]
                 lev = Ai_r.sum(1) / Ai_1.sum(1)
                 self.level[part] = lev

@@ -33,7 +33,7 @@ __all__ = ["user_features", "item_features", "fit_soft_labels", "scores_at", "sc
 
 _T_CLIP = (0.01, 0.99)
 #: most records a LightFM fit sees (a stratified sample above)
-MAX_RECORDS = 300_000
+MAX_RECORDS = 100_000
 
 
 def user_features(features: np.ndarray, groups: dict, tokens: dict):
@@ -119,4 +119,9 @@ def scores_at(UF, user: np.ndarray, item: np.ndarray, tau: float, d: np.ndarray,
     if user.ndim == 3:
         return np.mean([scores_at(UF, u, i, tau, d, m) for u, i in zip(user, item)], axis=0)
     u = _users(UF, user)
-    return tau * (np.einsum("ij,ij->i", u[d, :-1], item[m, :-1]) + u[d, -1] + item[m, -1])
+    out = np.empty(len(d))
+    for start in range(0, len(d), 1 << 20):  # blocks: the gathered embeddings are (cells x k)
+        sl = slice(start, start + (1 << 20))
+        dd, mm = d[sl], m[sl]
+        out[sl] = np.einsum("ij,ij->i", u[dd, :-1], item[mm, :-1]) + u[dd, -1] + item[mm, -1]
+    return tau * out

@@ -28,6 +28,8 @@ __all__ = ["Engine"]
 log = logging.getLogger(__name__)
 
 _JSON_TYPES = (bool, int, float, str, type(None), list, dict, tuple)
+#: datasets predicted at the end of fit to check that the fit did not diverge
+_CHECK_ROWS = 512
 
 
 class Engine(ABC):
@@ -95,8 +97,11 @@ class Engine(ABC):
         self.n_datasets_ = data.n_datasets
         self.n_dataset_features_ = data.dataset_features.shape[1]
         self.metrics_ = sorted(data.scores)
+        # Fail now, not at query time, if the fit diverged: predict every dataset of a small zoo, an even
+        # sample of at most _CHECK_ROWS datasets of a large one (their predictions are n_datasets x n_models).
+        rows = np.unique(np.linspace(0, data.n_datasets - 1, min(data.n_datasets, _CHECK_ROWS)).astype(np.int64))
         try:
-            self.predict(data.block())  # fail now, not at query time, if the fit diverged
+            self.predict(data.block(rows))
         except ModelFitError:
             for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
                 delattr(self, attr)

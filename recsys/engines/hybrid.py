@@ -59,13 +59,17 @@ import numpy as np
 from ..errors import RecsysError
 from ..features.data import Cells, DatasetBlock, TrainData
 from . import _lightfm as lfm
-from ._kernel import DENSE_MAX_DATASETS, N_NEIGHBOURS, DatasetKernel, SimilarityInputs, nearest, pair_features, \
-    similarity_features
+from ._kernel import DatasetKernel, SimilarityInputs
 from ._kriging import DenseCovariance, Kriging, LowRankCovariance, residual_covariance
 from ._scale import fit_ridge, pooled_scale, ridge_predict, scale_estimate, standardize, standardize_pooled
 from .base import Engine
 
 __all__ = ["HybridEngine", "soft_clip", "score_features"]
+
+#: most inner-fold datasets the covariance shrinkage is chosen on
+_MAX_SHRINK_DATASETS = 1000
+#: most datasets the level of cold datasets is regressed on (a ridge on a few features)
+_MAX_LEVEL_DATASETS = 5000
 
 log = logging.getLogger(__name__)
 
@@ -281,6 +285,7 @@ class HybridEngine(Engine):
         if len(shrinks) == 1 or not len(held):
             return shrinks[0]
         rng = np.random.default_rng([self.seed, 1000])
+        held = held[:_MAX_SHRINK_DATASETS]
         others = np.ones(cells.shape[0], bool)
         others[held] = False
         src = np.tile(held, 3)
@@ -300,9 +305,9 @@ class HybridEngine(Engine):
         kept = Cells(k_d, cells.m[k_pos], cells.y[k_pos], shape, assume_sorted=True)
         s_sim = pooled_scale(kept, prior[src])  # spread as for a sparse dataset: few records + the feature prior
         best, best_score = shrinks[0], -np.inf
+        base = residual_covariance(cells, s, M, shrink=0.0, rows=others, seed=self.seed)
         for shrink in shrinks:
-            cov = residual_covariance(cells, s, M, shrink=shrink, rows=others, seed=self.seed)
-            P = Kriging(cov).fit(kept, s_sim, M[k_pos]).at(truth, M[t_pos])
+            P = Kriging(base.shrunk(shrink)).fit(kept, s_sim, M[k_pos]).at(truth, M[t_pos])
             score = float(np.nansum(_row_corr(truth, P, truth.y)))
             if score > best_score + 1e-12:
                 best, best_score = shrink, score
@@ -380,9 +385,14 @@ class HybridEngine(Engine):
 
         kernel.fit(cells, z, init=weights)
         self.popularity_, pop_loo, self.raw_popularity_, raw_loo = _popularity(cells, z, s)
-        L = lfm.scores_at(UF, self.user_embeddings_, self.item_repr_, self.tau, cells.d, cells.m)
-        C = np.column_stack([L, kernel.at(cells), pop_loo, raw_loo, *pair_at])
-        M = C @ self.stack_weights_
+        w = self.stack_weights_
+        M = w[2] * pop_loo + w[3] * raw_loo
+        if w[0]:
+            M += w[0] * lfm.scores_at(UF, self.user_embeddings_, self.item_repr_, self.tau, cells.d, cells.m)
+        if w[1]:
+            M += w[1] * kernel.at(cells)
+        for wj, a in zip(w[4:], pair_at):
+            M += wj * a
 
         self.cov_shrink_ = self._select_shrink(cells, s, M, folds[0] if folds else np.zeros(0, int),
                                                ridge_predict(self.log_spread_coef_, X))
@@ -391,6 +401,7 @@ class HybridEngine(Engine):
         self.kernel_beta_ = kernel.beta
         self.kernel_log_rel_ = kernel.log_rel
         self.kernel_fallback_ = kernel.fallback
+        self.kernel_nb_ = kernel.nb.astype(np.int32) if kernel.nb is not None else np.zeros((0, 0), np.int32)
         self.z_ = z
         self.cells_d_, self.cells_m_, self.cells_y_ = cells.d, cells.m, cells.y
         self.spread_ = s
@@ -409,6 +420,10 @@ class HybridEngine(Engine):
         has = self.has_records_
         if has.sum() > 2:
             rows = np.flatnonzero(has)
+            if len(rows) > _MAX_LEVEL_DATASETS:  # a ridge on a few features: a sample of datasets is plenty
+                rows = np.sort(np.random.default_rng([self.seed, 7]).choice(rows, _MAX_LEVEL_DATASETS, replace=False))
+                has = np.zeros_like(has)
+                has[rows] = True
             mean_acc = np.concatenate([self._known_rows(r, data.block(r).scores).mean(1)
                                        for r in np.array_split(rows, max(1, len(rows) // 512))])
             self.level_coef_ = fit_ridge(X[has], mean_acc, w=np.minimum(k[has], 10), alpha=1.0)
@@ -436,15 +451,10 @@ class HybridEngine(Engine):
         cells = Cells(self.cells_d_, self.cells_m_, self.cells_y_, (len(self.spread_), len(self.kernel_fallback_)),
                       assume_sorted=True)
         self._cells = cells
-        kernel = DatasetKernel.__new__(DatasetKernel)
-        kernel.sim, kernel.embedding, kernel.n = self.sim_, self.X_, len(self.X_)
-        kernel.dense = kernel.n <= DENSE_MAX_DATASETS
-        kernel.beta, kernel.log_rel, kernel.fallback = self.kernel_beta_, self.kernel_log_rel_, self.kernel_fallback_
         ok = ~np.isnan(self.z_)
-        kernel.cells, kernel.z = cells.select(ok), self.z_[ok]
-        if kernel.dense:
-            kernel.phi = None
-        self._kernel = kernel
+        self._kernel = DatasetKernel.restore(
+            self.sim_, self.X_, beta=self.kernel_beta_, log_rel=self.kernel_log_rel_, fallback=self.kernel_fallback_,
+            cells=cells.select(ok), z=self.z_[ok], nb=self.kernel_nb_ if self.kernel_nb_.size else None)
         krig = Kriging(self._cov)
         krig.cells, krig.s, krig.level, krig.alpha = cells, self.spread_, self.level_, self.krige_alpha_
         self._krig = krig
@@ -474,17 +484,7 @@ class HybridEngine(Engine):
         return M
 
     def _kernel_rows(self, rows: np.ndarray) -> np.ndarray:
-        kern = self._kernel
-        sim_rows = self.sim_.take(rows)
-        if kern.dense:
-            s = kern._scores(kern.beta, similarity_features(sim_rows, self.sim_), None)
-            s = s - s.max(1, keepdims=True)
-            W = np.exp(s)
-            W[np.arange(len(rows)), rows] = 0.0
-            return kern._rows_from_weights(W, None)
-        nb = nearest(self.X_[rows], self.X_, min(len(kern.embedding) - 1, N_NEIGHBOURS), exclude=rows)
-        s = kern._scores(kern.beta, pair_features(sim_rows, self.sim_, nb), nb)
-        return kern._rows_from_weights(np.exp(s - s.max(1, keepdims=True)), nb)
+        return self._kernel.rows(rows)
 
     def _known_rows(self, rows: np.ndarray, scores: dict) -> np.ndarray:
         """Predictions of zoo datasets with records (records kept)."""
@@ -509,10 +509,8 @@ class HybridEngine(Engine):
         if has.any():
             r = np.flatnonzero(has)
             P = self._known_rows(idx[r], {k: v[r] for k, v in scores.items()})
-            known = np.zeros(P.shape, dtype=bool)
-            for i, d in enumerate(idx[r]):
-                known[i, self._cells.row(d)[0]] = True
-            out[r] = np.where(known, P, soft_clip(P))  # records stay as they are
+            known = self._cells.dense(idx[r])
+            out[r] = np.where(np.isnan(known), soft_clip(P), P)  # records stay as they are
         cold = zoo & ~has
         if cold.any():
             r = np.flatnonzero(cold)
