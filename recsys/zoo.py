@@ -473,7 +473,7 @@ def _read_csv(file: Path) -> pd.DataFrame:
     df = pd.DataFrame([[r[j] for j in keep] for r in body], columns=[header[j] for j in keep], dtype=object)
     if not keep:
         df = pd.DataFrame(index=range(len(body)))
-    df.attrs[_LINES] = lines[1:]
+    df.attrs[_LINES] = np.asarray(lines[1:], dtype=np.int64)  # pandas deep-copies attrs: an array copies fast
     return df
 
 
@@ -489,6 +489,7 @@ def _read_csv(file: Path) -> pd.DataFrame:
 # None and the careful path runs, so every message (file, line) stays what it was.
 
 _FAST_BLOCK = 1 << 24  # bytes per block of the pre-scan
+_FAST_CHUNK = 1 << 21  # rows per chunk of the C reader (bounds its token buffers)
 
 
 def _read_table(file: Path, names: tuple[str, ...], numbers: tuple[str, ...]) -> pd.DataFrame:
@@ -513,22 +514,42 @@ def _read_fast(file: Path, names: tuple[str, ...], numbers: tuple[str, ...]) -> 
             return None
         dtype = {pos[c]: "category" for c in names}
         dtype.update({pos[c]: np.float64 for c in numbers})
+        codes: dict[str, list[np.ndarray]] = {c: [] for c in names}
+        tables: dict[str, dict[str, int]] = {c: {} for c in names}
+        values: dict[str, list[np.ndarray]] = {c: [] for c in numbers}
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # any parser warning: let the careful reader decide
-            df = pd.read_csv(file, sep=",", header=None, skiprows=1, names=list(range(len(header))),
-                             usecols=sorted(dtype), dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE,
-                             engine="c", encoding="utf-8", index_col=False, skip_blank_lines=True)
+            reader = pd.read_csv(file, sep=",", header=None, skiprows=1, names=list(range(len(header))),
+                                 usecols=sorted(dtype), dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE,
+                                 engine="c", encoding="utf-8", index_col=False, skip_blank_lines=True,
+                                 chunksize=_FAST_CHUNK, low_memory=False)  # one pass per chunk
+            with reader:
+                for chunk in reader:
+                    for c in names:
+                        # Each chunk has its own categories: merge them in a dict (pandas'
+                        # union_categoricals over chunks took half the read time).
+                        col = chunk[pos[c]]
+                        cats, table = col.cat.categories, tables[c]
+                        if len(cats) and cats.inferred_type != "string":
+                            log.debug("%s: careful reader (column %r holds ids that look like numbers)", file.name, c)
+                            return None  # ids stay as written: 007 must not become 7.0
+                        remap = np.fromiter((table.setdefault(x, len(table)) for x in cats), np.int32, len(cats))
+                        chunk_codes = col.cat.codes.to_numpy()
+                        if (chunk_codes < 0).any():
+                            return None
+                        codes[c].append(remap[chunk_codes])
+                    for c in numbers:
+                        values[c].append(chunk[pos[c]].to_numpy(dtype=np.float64))
     except Exception as exc:  # noqa: BLE001 - whatever it is, the careful reader reports it properly
         log.debug("%s: careful reader (%s: %s)", file.name, type(exc).__name__, exc)
         return None
+    columns = {c: pd.Categorical.from_codes(np.concatenate(codes[c]),
+                                            categories=pd.Index(list(tables[c]), dtype=object)) for c in names}
+    columns.update({c: np.concatenate(values[c]) for c in numbers})
+    df = pd.DataFrame({c: columns[c] for c in header if c in columns})
     if len(df) != n_rows:
         log.debug("%s: careful reader (%d rows parsed, %d expected)", file.name, len(df), n_rows)
         return None
-    for c in names:  # ids stay as written: no category may have been read as a number or date
-        if df[pos[c]].cat.categories.inferred_type != "string":
-            log.debug("%s: careful reader (column %r holds ids that look like numbers)", file.name, c)
-            return None
-    df.columns = [header[j] for j in df.columns]
     df.attrs[_SOURCE] = str(file)
     return df
 
@@ -623,12 +644,26 @@ def _fast_columns(frame: pd.DataFrame, required: tuple[str, ...]) -> dict[str, s
     return cols
 
 
+def _stable_order(key: np.ndarray) -> np.ndarray:
+    """``np.argsort(key, kind="stable")`` for keys >= 0, about 5x faster on millions of rows.
+
+    Sorting ``key * n + row`` with np.sort (SIMD) and taking ``% n`` gives the permutation.
+    """
+    n = len(key)
+    if n and int(key.max()) < (1 << 62) // n:
+        return np.sort(key * n + np.arange(n, dtype=np.int64)) % n
+    return np.argsort(key, kind="stable")
+
+
 def _first_of_duplicates(key: np.ndarray, values: np.ndarray) -> np.ndarray | None:
     """Rows to keep: the first of each key; None when two rows of a key hold different values."""
-    order = np.argsort(key, kind="stable")  # equal keys keep their file order
+    keep = np.ones(len(key), dtype=bool)
+    ks = np.sort(key)
+    if not (ks[1:] == ks[:-1]).any():  # the usual case, settled by one sort
+        return keep
+    order = _stable_order(key)  # equal keys keep their file order
     ks = key[order]
     same = ks[1:] == ks[:-1]
-    keep = np.ones(len(key), dtype=bool)
     if same.any():
         vs = values[order]
         if (vs[1:][same] != vs[:-1][same]).any():
@@ -704,13 +739,13 @@ def _hash_table(h, frame: pd.DataFrame, keys: tuple[str, ...], value: str) -> No
             codes, uniques = pd.factorize(s)
         uniques = np.asarray([str(u) for u in uniques], dtype=object)
         used = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=len(uniques)))
-        order = used[np.argsort(uniques[used].astype(str), kind="stable")]
+        order = np.asarray(sorted(used, key=uniques.__getitem__), dtype=np.int64)
         rank = np.full(len(uniques) + 1, -1, dtype=np.int64)  # the extra slot maps code -1 (missing)
         rank[order] = np.arange(len(order))
         h.update(json.dumps([col, uniques[order].tolist()]).encode())
         key = key * (len(order) + 1) + rank[codes] + 1
     values = frame[value].to_numpy(dtype=np.float64, na_value=np.nan) + 0.0  # -0.0 -> 0.0
-    order = np.argsort(key, kind="stable")
+    order = _stable_order(key)
     if (key[order][1:] == key[order][:-1]).any():  # repeated keys (not in a validated zoo): order by value too
         order = np.lexsort((values, key))
     h.update(key[order].tobytes())
