@@ -99,7 +99,7 @@ def _n_holdout(n: int) -> int:
 
 #: the sizes of issue 12 (records = the observed cells, 10% of which are hidden for the hold-out)
 SIZES = {s.name: s for s in [
-    Size("smoke", 8, 40, 192),
+    Size("smoke", 40, 12, 384),           # for the tests: a few datasets with >= 3 hidden records
     Size("2.7k", 10, 270, 2_700),          # DomainNet-270's shape, every cell known
     Size("10k", 50, 1_000, 10_000),        # 20%
     Size("30k", 200, 3_000, 30_000),       # 5%
@@ -423,3 +423,592 @@ def cached_zoo(size: Size, seed: int, cache_dir: Path) -> tuple[Path, dict]:
              f"{size.models:,}", f"{size.datasets:,}", f"{info['records']:,}", f"{info['holdout']:,}",
              info["generate_s"], info["write_s"])
     return final, info
+
+
+# ---------------------------------------------------------------------------
+# children under a timeout and a memory cap
+
+
+@dataclasses.dataclass
+class Run:
+    """One child process: how it ended, its wall time and its own peak RSS."""
+
+    status: str  # "ok", "timeout (> N s)", "out of memory (...)", "error: <last line of stderr>"
+    wall_s: float
+    peak_rss_mb: float | None
+    stdout: str = ""
+    stdout_bytes: int = 0
+    stdout_lines: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` (MiB) from /proc; 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _limit_address_space(limit_bytes: int):
+    def apply():  # runs in the child before exec: one absurd allocation fails there, not in the machine
+        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+    return apply
+
+
+def run_child(cmd: list[str], *, timeout: float, mem_cap_mb: float, env: dict | None = None,
+              stdout: str = "capture", poll: float = 0.05) -> Run:
+    """Run ``cmd``; kill it past ``timeout`` seconds or ``mem_cap_mb`` MiB resident.
+
+    ``stdout``: ``"capture"`` keeps the text, ``"count"`` only counts bytes and lines (a
+    streamed prediction of 10^9 cells needs no disk). The peak RSS is the child's own
+    (``os.wait4``), so children measured one after the other do not mix. The address space is
+    limited to twice the cap plus 2 GiB (virtual overhead) as a backstop for single huge allocations.
+    """
+    err = tempfile.TemporaryFile()
+    counts = {"bytes": 0, "lines": 0}
+    chunks: list[bytes] = []
+
+    def reader(pipe):
+        for block in iter(lambda: pipe.read(1 << 20), b""):
+            counts["bytes"] += len(block)
+            counts["lines"] += block.count(b"\n")
+            if stdout == "capture":
+                chunks.append(block)
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env,
+                            start_new_session=True,
+                            preexec_fn=_limit_address_space(int((2 * mem_cap_mb + 2048) * 2**20)))
+    thread = threading.Thread(target=reader, args=(proc.stdout,), daemon=True)
+    thread.start()
+    killed = None
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        elapsed = time.perf_counter() - t0
+        rss = _rss_mb(proc.pid)
+        if killed is None and (rss > mem_cap_mb or elapsed > timeout):
+            killed = (f"out of memory (> {mem_cap_mb / 1024:.0f} GiB resident, killed)" if rss > mem_cap_mb
+                      else f"timeout (> {timeout:.0f} s)")
+            os.killpg(proc.pid, signal.SIGKILL)
+        time.sleep(poll)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4: tell Popen
+    thread.join(timeout=10)
+    proc.stdout.close()
+    err.seek(0)
+    stderr = err.read().decode("utf-8", "replace")
+    err.close()
+    code = proc.returncode
+    if killed:
+        result = killed
+    elif code == 0:
+        result = "ok"
+    elif re.search(r"MemoryError|Unable to allocate|std::bad_alloc|Cannot allocate memory|out of memory", stderr):
+        result = "out of memory (" + _last_line(stderr, r"MemoryError|allocate|bad_alloc|out of memory") + ")"
+    elif code == -signal.SIGKILL:
+        result = "out of memory (killed by the system)"
+    else:
+        result = "error: " + _last_line(stderr)
+    return Run(result, wall, usage.ru_maxrss / 1024, b"".join(chunks).decode("utf-8", "replace"),
+               counts["bytes"], counts["lines"])
+
+
+def _last_line(text: str, pattern: str | None = None, width: int = 160) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if pattern:
+        lines = [ln for ln in lines if re.search(pattern, ln)] or lines
+    line = lines[-1] if lines else "(no message)"
+    return line if len(line) <= width else line[:width - 3] + "..."
+
+
+def median_wall(cmd: list[str], repeats: int, env: dict, timeout: float, mem_cap_mb: float) -> tuple[float | None, str]:
+    """Median wall time of ``repeats`` runs (None and the status if one fails)."""
+    times = []
+    for _ in range(repeats):
+        run = run_child(cmd, timeout=timeout, mem_cap_mb=mem_cap_mb, env=env)
+        if not run.ok:
+            return None, run.status
+        times.append(run.wall_s)
+    return float(np.median(times)), "ok"
+
+
+# ---------------------------------------------------------------------------
+# in-process measurements (run in a child: `scale.py --probe JSON`)
+
+
+def probe(args: dict) -> dict:
+    """Load a model file; time topk and topk_new; hold-out Pearson. Runs inside a child process."""
+    import recsys
+
+    t0 = time.perf_counter()
+    rec = recsys.load_model(args["model"])
+    out = {"load_s": time.perf_counter() - t0}
+    info = rec.info()
+    out["timing"] = info.get("timing", {})
+    rng = np.random.default_rng(args["seed"])
+    ids = list(rec.dataset_ids)
+    known = [ids[i] for i in rng.choice(len(ids), size=min(len(ids), args["repeats"] + 1), replace=False)]
+    times = []
+    for name in known:
+        t = time.perf_counter()
+        rec.topk(name, k=10)
+        times.append(time.perf_counter() - t)
+    out["topk_ms"] = 1000 * float(np.median(times[1:] if len(times) > 1 else times))  # the first warms caches
+    new = json.loads(Path(args["new"]).read_text())[:args["repeats"] + 1]
+    times = []
+    for meta in new:
+        t = time.perf_counter()
+        rec.topk_new(meta, k=10)
+        times.append(time.perf_counter() - t)
+    out["topk_new_ms"] = 1000 * float(np.median(times[1:] if len(times) > 1 else times))
+    out.update(holdout_pearson(rec, Path(args["holdout"]), args["max_datasets"], rng))
+    return out
+
+
+def holdout_pearson(rec, holdout: Path, max_datasets: int, rng: np.random.Generator) -> dict:
+    """Mean over datasets with >= 3 hidden records of Pearson(predicted, hidden accuracy).
+
+    Datasets whose prediction or truth is constant on their hidden cells have no correlation:
+    they are counted, not scored. At most ``max_datasets`` datasets (a seeded sample).
+    """
+    hidden = pd.read_csv(holdout, dtype={"model": "category", "dataset": "category"})
+    counts = hidden["dataset"].value_counts()
+    eligible = np.asarray(counts.index[counts.to_numpy() >= 3].astype(str))
+    chosen = eligible if len(eligible) <= max_datasets else rng.choice(eligible, size=max_datasets, replace=False)
+    hidden = hidden[hidden["dataset"].isin(chosen)]
+    rs, undefined = [], 0
+    for lo in range(0, len(chosen), 256):
+        batch = [str(d) for d in chosen[lo:lo + 256]]
+        pred = rec.predict(batch, uncertainty=False)[["model", "dataset", "predicted"]]
+        part = hidden[hidden["dataset"].isin(batch)].astype({"model": str, "dataset": str})
+        both = part.merge(pred.astype({"model": str, "dataset": str}), on=["model", "dataset"], how="left")
+        for _, g in both.groupby("dataset", sort=False):
+            p, t = g["predicted"].to_numpy(float), g["accuracy"].to_numpy(float)
+            if np.isfinite(p).all() and p.std() > 0 and t.std() > 0:
+                rs.append(float(np.corrcoef(p, t)[0, 1]))
+            else:
+                undefined += 1
+    return {"pearson": float(np.mean(rs)) if rs else None, "pearson_datasets": len(rs),
+            "pearson_undefined": undefined, "pearson_eligible": int(len(eligible))}
+
+
+# ---------------------------------------------------------------------------
+# the benchmark
+
+
+@dataclasses.dataclass
+class Config:
+    out: Path
+    cache_dir: Path
+    engines: list[str]
+    sizes: list[Size]
+    seed: int = 0
+    text_encoder: str | None = None
+    timeout: float = 1200.0
+    mem_cap_mb: float = 8 * 1024
+    repeats: int = 20  # topk calls timed in-process (after one warm-up)
+    cli_repeats: int = 3
+    floor_repeats: int = 5
+    warm: bool = True  # warm the text-embedding cache before the timed fits
+    pearson_datasets: int = 2000
+    command: str = ""
+
+
+def recsys_cmd() -> list[str]:
+    """The ``recsys`` console script beside this interpreter (what users run), else ``python -m recsys.cli``."""
+    script = Path(sys.executable).with_name("recsys")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "recsys.cli"]
+
+
+def child_env(cfg: Config) -> dict:
+    env = dict(os.environ)
+    # The children import the recsys of this checkout, and keep text embeddings in a cache of
+    # the benchmark's own (its warm-up is timed separately; the user's cache is not touched).
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env["RECSYS_CACHE_DIR"] = str(cfg.cache_dir / "recsys-cache")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return env
+
+
+def default_engines() -> list[str]:
+    """Every registered engine that can fit a zoo without transferability scores (the synthetic zoos have none)."""
+    sys.path.insert(0, str(ROOT))
+    from recsys.engines import DEFAULT_ENGINE, ENGINES, get_engine_class
+
+    names = []
+    for name in ENGINES:
+        try:
+            if get_engine_class(name).requires_scores:
+                continue
+        except ImportError:  # an optional dependency is missing
+            continue
+        names.append(name)
+    return [DEFAULT_ENGINE] + sorted(n for n in names if n != DEFAULT_ENGINE)
+
+
+def fit_cmd(cfg: Config, zoo: Path, engine: str, out: Path, extra: tuple[str, ...] = ()) -> list[str]:
+    cmd = [*recsys_cmd(), "-q", "fit", "--zoo", str(zoo), "--engine", engine, "--out", str(out), "--seed",
+           str(cfg.seed), *extra]
+    return cmd + (["--text-encoder", cfg.text_encoder] if cfg.text_encoder else [])
+
+
+def warm_text_cache(cfg: Config, zoo: Path, work: Path, env: dict) -> Run:
+    """Fill the embedding cache with the zoo's texts (a quick fit on its metadata and 1,000 records).
+
+    Timed on its own: it is the cold cost of the text encoder (loading it and encoding every
+    distinct text once) that the timed fits then do not pay.
+    """
+    mini = work / "warm-zoo"
+    mini.mkdir(parents=True, exist_ok=True)
+    for name in ("models.csv", "datasets.csv", "zoo.json"):
+        shutil.copyfile(zoo / name, mini / name)
+    with open(zoo / "records.csv") as src, open(mini / "records.csv", "w") as dst:
+        for i, line in enumerate(src):
+            if i > 1000:
+                break
+            dst.write(line)
+    return run_child(fit_cmd(cfg, mini, "popularity", work / "warm.npz", ("--no-calibrate",)),
+                     timeout=cfg.timeout, mem_cap_mb=cfg.mem_cap_mb, env=env)
+
+
+def measure(cfg: Config, size: Size, engine: str, zoo_dir: Path, work: Path, env: dict) -> dict:
+    """Every figure for one (size, engine); a failure is recorded and stops that engine's later steps."""
+    zoo, model = zoo_dir / "zoo", work / f"{engine}.npz"
+    row: dict = {"size": size.name, "models": size.models, "datasets": size.datasets, "records": size.fitted,
+                 "engine": engine}
+    fit = run_child(fit_cmd(cfg, zoo, engine, model), timeout=cfg.timeout, mem_cap_mb=cfg.mem_cap_mb, env=env)
+    row.update(fit=fit.status, fit_s=fit.wall_s, fit_rss_mb=fit.peak_rss_mb)
+    log.info("%s %s: fit %s in %.1f s, peak %.0f MiB", size.name, engine, fit.status, fit.wall_s, fit.peak_rss_mb)
+    if not fit.ok:
+        return row
+    row["model_mb"] = model.stat().st_size / 2**20
+    args = {"model": str(model), "new": str(zoo_dir / "new_datasets.json"), "holdout": str(zoo_dir / "holdout.csv"),
+            "seed": cfg.seed, "repeats": cfg.repeats, "max_datasets": cfg.pearson_datasets}
+    pr = run_child([sys.executable, str(Path(__file__).resolve()), "--probe", json.dumps(args)],
+                   timeout=cfg.timeout, mem_cap_mb=cfg.mem_cap_mb, env=env)
+    row.update(probe=pr.status, probe_rss_mb=pr.peak_rss_mb)
+    if pr.ok:
+        found = json.loads(pr.stdout.strip().splitlines()[-1])
+        timing = found.pop("timing", {}) or {}
+        row.update(found)
+        row.update({k: v for k, v in timing.items() if isinstance(v, (int, float))})  # features_s, engine_s ...
+    name = _a_known_dataset(zoo)
+    row["cli_topk_s"], row["cli_topk"] = median_wall(
+        [*recsys_cmd(), "topk", "--model", str(model), "--dataset", name, "-k", "10"], cfg.cli_repeats, env,
+        cfg.timeout, cfg.mem_cap_mb)
+    pred = run_child([*recsys_cmd(), "predict", "--model", str(model), "--format", "csv"], timeout=cfg.timeout,
+                     mem_cap_mb=cfg.mem_cap_mb, env=env, stdout="count")
+    cells = size.models * size.datasets
+    status = pred.status
+    if pred.ok and pred.stdout_lines - 1 != cells:
+        status = f"incomplete: {pred.stdout_lines - 1:,} rows for {cells:,} cells"
+    row.update(predict=status, predict_s=pred.wall_s, predict_rss_mb=pred.peak_rss_mb,
+               predict_mb=pred.stdout_bytes / 2**20)
+    model.unlink(missing_ok=True)
+    return row
+
+
+def _a_known_dataset(zoo: Path) -> str:
+    with open(zoo / "records.csv") as fh:
+        next(fh)
+        return next(fh).rstrip("\n").split(",")[1]
+
+
+def run(cfg: Config) -> list[dict]:
+    """The whole benchmark; writes the report after every size, so a long run can be read as it goes."""
+    env = child_env(cfg)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    started = _dt.datetime.now()
+    floor, status = median_wall([sys.executable, "-c", "import numpy, click, json"], cfg.floor_repeats, env, 60,
+                                cfg.mem_cap_mb)
+    meta = {"started": started.isoformat(timespec="seconds"), "hardware": hardware_line(),
+            "load_start": os.getloadavg(), "floor_s": floor, "zoos": []}
+    log.info("interpreter floor %.3f s (%s)", floor or float("nan"), status)
+    rows: list[dict] = []
+    failed: dict[str, str] = {}
+    for size in cfg.sizes:
+        zoo_dir, info = cached_zoo(size, cfg.seed, cfg.cache_dir)
+        with tempfile.TemporaryDirectory(dir=cfg.cache_dir, prefix=".run-") as tmp:
+            work = Path(tmp)
+            warm = warm_text_cache(cfg, zoo_dir / "zoo", work, env) if cfg.warm else None
+            meta["zoos"].append({**info, "name": size.name, "warm_s": warm.wall_s if warm else None,
+                                 "warm": warm.status if warm else "not run"})
+            if warm:
+                log.info("%s: text warm-up %s in %.1f s", size.name, warm.status, warm.wall_s)
+            for engine in cfg.engines:
+                if engine in failed:
+                    rows.append({"size": size.name, "models": size.models, "datasets": size.datasets,
+                                 "records": size.fitted, "engine": engine, "fit": f"not run ({failed[engine]})"})
+                    continue
+                row = measure(cfg, size, engine, zoo_dir, work, env)
+                rows.append(row)
+                if row["fit"].startswith(("timeout", "out of memory")):
+                    failed[engine] = f"{row['fit'].split(' (')[0]} at {size.name}"
+        meta["load_end"] = os.getloadavg()
+        meta["finished"] = _dt.datetime.now().isoformat(timespec="seconds")
+        write_report(cfg, rows, meta)
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# report
+
+
+def hardware_line() -> str:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count()
+    cpu, mem = platform.processor() or platform.machine(), None
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+        with open("/proc/meminfo") as fh:
+            mem = int(next(ln for ln in fh if ln.startswith("MemTotal")).split()[1]) / 2**20
+    except (OSError, StopIteration):
+        pass
+    mem_text = f", {mem:.0f} GiB RAM" if mem else ""
+    return (f"{cores} CPU cores ({cpu}){mem_text}, no GPU used — {platform.platform()}, Python "
+            f"{platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}")
+
+
+def growth(rows: list[dict], key: str) -> dict[str, tuple[float, int]]:
+    """Per engine: the least-squares slope of log(key) on log(records) over the sizes that finished, and their count."""
+    out = {}
+    for engine in dict.fromkeys(r["engine"] for r in rows):
+        pts = [(r["records"], r[key]) for r in rows if r["engine"] == engine and r.get("fit") == "ok"
+               and r.get(key)]
+        if len({n for n, _ in pts}) >= 3:
+            x, y = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
+            out[engine] = (float(np.polyfit(x, y, 1)[0]), len(pts))
+    return out
+
+
+def _fmt(v, spec: str, unit: str = "") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return f"{v:{spec}}{unit}"
+
+
+def _size_text(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return f"{v / 1024:.2f} GiB" if v >= 1024 else f"{v:.0f} MiB" if v >= 10 else f"{v:.2f} MiB"
+
+
+def write_report(cfg: Config, rows: list[dict], meta: dict) -> None:
+    """``scale.md``, ``scale.csv`` and ``scale.png`` in ``cfg.out``."""
+    pd.DataFrame(rows).to_csv(cfg.out / "scale.csv", index=False, float_format="%.6g")
+    additive = {r["size"]: r.get("pearson") for r in rows if r["engine"] == "additive"}
+    floor = meta.get("floor_s")
+    lines = [
+        "# Scale benchmark",
+        "",
+        "Synthetic zoos (`benchmarks/scale.py`, generator v{v}, seed {s}): low-rank accuracies partly explained by "
+        "model metadata (family, pretraining data, parameters, ImageNet accuracy) and dataset metadata (domain, "
+        "classes, samples, label-name text), popular models and big datasets recorded more often; 10% of each "
+        "zoo's records hidden before fitting (the hold-out). Every figure below is measured by the command at the "
+        "end, each in its own child process.".format(v=GENERATOR_VERSION, s=cfg.seed),
+        "",
+        f"- Hardware: {meta['hardware']}",
+        f"- Run: {meta['started']} → {meta.get('finished', '…')}; load average {_load(meta.get('load_start'))} at the "
+        f"start, {_load(meta.get('load_end'))} at the end (the machine is shared: times are noisy).",
+        f"- Limits per child: {cfg.timeout:.0f} s wall, {cfg.mem_cap_mb / 1024:.0f} GiB resident (killed above it); an "
+        f"engine that times out or runs out of memory is not run at larger sizes.",
+        f"- Text encoder: {cfg.text_encoder or 'the default (all-MiniLM-L6-v2)'}"
+        + ("; embeddings cached by a warm-up fit per zoo (timed in the zoo table), so fit times exclude encoding."
+           if cfg.warm else "."),
+        f"- Interpreter floor `python -c \"import numpy, click, json\"`: {_fmt(floor, '.3f', ' s')} (median of "
+        f"{cfg.floor_repeats}).",
+        "",
+        "## Zoos",
+        "",
+        "| size | models × datasets | density | records fitted + hidden | distinct label lists | datasets without "
+        "records | generated + written | text warm-up |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for z in meta["zoos"]:
+        s = z["size"]
+        warm = (_fmt(z["warm_s"], ".1f", " s") if z["warm"] == "ok" else
+                z["warm"] if z["warm_s"] is None else f"{z['warm']} after {z['warm_s']:.0f} s")
+        lines.append(f"| {z['name']} | {s['models']:,} × {s['datasets']:,} | "
+                     f"{s['records'] / (s['models'] * s['datasets']):.2%} | {z['records']:,} + {z['holdout']:,} | "
+                     f"{z['label_lists']:,} | {z['datasets_without_records']:,} | "
+                     f"{z['generate_s']:.1f} + {z['write_s']:.1f} s | {warm} |")
+    lines += [
+        "",
+        "## Results",
+        "",
+        "Whole-process `recsys fit` (selection and calibration included): wall time, the split recorded in the "
+        "model file (features / engine / calibration), the child's peak resident memory. `topk` in-process: "
+        "median of rec.topk(dataset, k=10) over 20 known datasets, and of rec.topk_new(metadata, k=10) over 20 "
+        "brand-new ones. CLI topk: whole-process `recsys topk`, median of "
+        f"{cfg.cli_repeats}, and its ratio to the interpreter floor. Predict-all: whole-process `recsys predict "
+        "--format csv` of every (model, dataset) pair, streamed into a pipe. Hold-out Pearson: mean over datasets "
+        "with ≥ 3 hidden records (at most "
+        f"{cfg.pearson_datasets:,}, a seeded sample) of Pearson(predicted, hidden accuracy); Δ is the engine minus "
+        "`additive` on the same zoo.",
+        "",
+        "| size | records | engine | fit | features / engine / calibration | peak memory | model file | topk known / "
+        "new | CLI topk | predict-all | hold-out Pearson (Δ additive) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        head = f"| {r['size']} | {r['records']:,} | {r['engine']} |"
+        if r.get("fit") != "ok":
+            fit = r.get("fit", "")
+            after = f" after {r['fit_s']:.0f} s, peak {_size_text(r.get('fit_rss_mb'))}" if "fit_s" in r else ""
+            lines.append(f"{head} {fit}{after} | | | | | | | |")
+            continue
+        split = " / ".join(_fmt(r.get(k), ".1f") for k in ("features_s", "engine_s", "calibration_s"))
+        topk = (f"{_fmt(r.get('topk_ms'), '.1f')} / {_fmt(r.get('topk_new_ms'), '.1f')} ms" if r.get("probe") == "ok"
+                else r.get("probe", ""))
+        cli = (f"{r['cli_topk_s']:.2f} s ({r['cli_topk_s'] / floor:.1f}×)" if r.get("cli_topk_s") and floor
+               else r.get("cli_topk", ""))
+        predict = (f"{r['predict_s']:.1f} s, {_size_text(r['predict_mb'])}" if r.get("predict") == "ok"
+                   else f"{r.get('predict', '')} ({r.get('predict_s', 0):.0f} s)")
+        pearson = r.get("pearson")
+        base = additive.get(r["size"])
+        delta = f" ({pearson - base:+.3f})" if pearson is not None and base is not None and r["engine"] != "additive" \
+            else ""
+        lines.append(f"{head} {r['fit_s']:.1f} s | {split} s | {_size_text(r.get('fit_rss_mb'))} | "
+                     f"{_size_text(r.get('model_mb'))} | {topk} | {cli} | {predict} | "
+                     f"{_fmt(pearson, '.3f')}{delta} |")
+    t_exp, m_exp = growth(rows, "fit_s"), growth(rows, "fit_rss_mb")
+    lines += ["", "## Growth", "",
+              "Least-squares slope of log(fit wall time) and log(peak memory) on log(records fitted), over the sizes "
+              "each engine finished (≥ 3). The memory slope is flattened by the interpreter's fixed few hundred MiB.",
+              "", "| engine | fit time ∝ records^a | peak memory ∝ records^b | sizes |", "|---|---|---|---|"]
+    for engine, (a, n) in t_exp.items():
+        b = m_exp.get(engine, (float("nan"), 0))[0]
+        lines.append(f"| {engine} | {a:.2f} | {b:.2f} | {n} |")
+    if not t_exp:
+        lines.append("| (fewer than 3 sizes finished) | | | |")
+    if plot(rows, cfg.out / "scale.png", t_exp, m_exp):
+        lines += ["", "![fit time and peak memory against records](scale.png)"]
+    lines += ["", "## Command", "", f"```\n{cfg.command}\n```", ""]
+    (cfg.out / "scale.md").write_text("\n".join(lines))
+
+
+def _load(v) -> str:
+    return "/".join(f"{x:.1f}" for x in v) if v else "—"
+
+
+def plot(rows: list[dict], file: Path, t_exp: dict, m_exp: dict) -> bool:
+    """Log-log fit time and peak memory against records fitted, one line per engine."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for engine in dict.fromkeys(r["engine"] for r in rows):
+        ok = sorted((r["records"], r["fit_s"], r["fit_rss_mb"] / 1024) for r in rows
+                    if r["engine"] == engine and r.get("fit") == "ok")
+        if not ok:
+            continue
+        n, t, m = zip(*ok)
+        axes[0].plot(n, t, "o-", label=engine + (f" (∝ N^{t_exp[engine][0]:.2f})" if engine in t_exp else ""))
+        axes[1].plot(n, m, "o-", label=engine + (f" (∝ N^{m_exp[engine][0]:.2f})" if engine in m_exp else ""))
+    for ax, title in zip(axes, ("whole-process fit time (s)", "peak resident memory (GiB)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("records fitted")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(file, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# ---------------------------------------------------------------------------
+# command line
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="sizes: " + ", ".join(f"{k} = {s.label()} with {s.records:,} records"
+                                                              for k, s in SIZES.items()))
+    ap.add_argument("--sizes", default=None, help="comma-separated size names or MxD@DENSITY (default: "
+                                                  + ",".join(DEFAULT_SIZES) + ")")
+    ap.add_argument("--engines", default=None, help="comma-separated engines (default: every engine that needs no "
+                                                    "transferability scores)")
+    ap.add_argument("--max-records", type=float, default=None, help="skip sizes with more records than this")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="output directory (default benchmarks/results; with --smoke a new temporary directory)")
+    ap.add_argument("--cache-dir", type=Path, default=None,
+                    help="generated zoos (default $RECSYS_SCALE_CACHE, else <tmp>/recsys-scale-cache)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--text-encoder", default=None, help="passed to recsys fit (default: the shipped MiniLM)")
+    ap.add_argument("--timeout", type=float, default=1200, help="seconds per child process (default 1200)")
+    ap.add_argument("--mem-cap-gb", type=float, default=8, help="resident memory per child, GiB (default 8)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="a few seconds: the smoke size, additive (or --engines), hashing text encoder, no warm-up")
+    ap.add_argument("--generate-only", action="store_true", help="generate (or find) the zoos and stop")
+    ap.add_argument("--probe", default=None, help=argparse.SUPPRESS)  # internal: in-process measurements
+    return ap.parse_args(argv)
+
+
+def config(args: argparse.Namespace, argv: list[str]) -> Config:
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()] if args.engines else None
+    if args.smoke:  # every step once, on a tiny zoo: the tests run it
+        sizes, engines = [SIZES["smoke"]], engines or ["additive"]
+        encoder, repeats, cli_repeats, floor_repeats = args.text_encoder or "hashing", 3, 1, 1
+    else:
+        sizes = [parse_size(s) for s in (args.sizes.split(",") if args.sizes else DEFAULT_SIZES) if s.strip()]
+        engines = engines or default_engines()
+        encoder, repeats, cli_repeats, floor_repeats = args.text_encoder, 20, 3, 5
+    if args.max_records is not None:
+        sizes = [s for s in sizes if s.records <= args.max_records]
+    out = args.out or (Path(tempfile.mkdtemp(prefix="recsys-scale-")) if args.smoke else ROOT / "benchmarks" / "results")
+    cache = args.cache_dir or Path(os.environ.get("RECSYS_SCALE_CACHE") or Path(tempfile.gettempdir()) / "recsys-scale-cache")
+    command = "python benchmarks/scale.py " + " ".join(shlex.quote(a) for a in argv)
+    return Config(out=out, cache_dir=cache, engines=engines, sizes=sorted(sizes, key=lambda s: s.records),
+                  seed=args.seed, text_encoder=encoder, timeout=args.timeout, mem_cap_mb=args.mem_cap_gb * 1024,
+                  repeats=repeats, cli_repeats=cli_repeats, floor_repeats=floor_repeats, warm=not args.smoke,
+                  command=command.strip())
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    if args.probe is not None:
+        print(json.dumps(probe(json.loads(args.probe))))
+        return 0
+    logging.basicConfig(level=logging.INFO, format="scale: %(message)s", stream=sys.stderr)
+    try:
+        cfg = config(args, argv)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.generate_only:
+        for size in cfg.sizes:
+            path, info = cached_zoo(size, cfg.seed, cfg.cache_dir)
+            print(path)
+        return 0
+    t0 = time.perf_counter()
+    run(cfg)
+    log.info("wrote %s (%.0f s)", cfg.out / "scale.md", time.perf_counter() - t0)
+    print(cfg.out / "scale.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
