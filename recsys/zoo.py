@@ -365,6 +365,15 @@ def load_zoo(path: str | os.PathLike, *, name: str | None = None) -> Zoo:
         Missing file or column, bad accuracy, unknown names, conflicting records,
         empty zoo, invalid ``zoo.json``.
 
+    Notes
+    -----
+    ``records.csv`` and ``scores.csv`` are parsed by pandas' C reader, names kept as
+    categoricals, and validated with array operations (10 M records: about 20 s and
+    1 GB). A file that reader cannot be shown to read exactly as the line-by-line
+    reader does (quoted values, other line widths, a value that fails a check ...)
+    is read line by line, which reports problems with their line numbers but takes
+    minutes for millions of rows.
+
     Examples
     --------
     >>> zoo = load_zoo("data/example-zoo")  # doctest: +SKIP
