@@ -31,7 +31,7 @@ Measured per (size, engine):
 
 Writes ``scale.md`` (table, hardware line, command, fitted growth exponents), ``scale.csv``
 (every figure) and ``scale.png`` (log-log fit time and peak memory against records).
-POSIX only (``resource``, ``os.wait4``, ``/proc`` for the memory watchdog).
+Linux only (``os.wait4``, ``resource`` in the launcher, ``/proc`` for the memory watchdog).
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ import math
 import os
 import platform
 import re
-import resource
 import shlex
 import shutil
 import signal
@@ -446,22 +445,39 @@ class Run:
         return self.status == "ok"
 
 
-def _rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` (MiB) from /proc; 0 when it is gone."""
+def _memory_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of ``pid`` in MiB from /proc (VmRSS, VmHWM); zeros when it is gone."""
+    rss = hwm = 0.0
     try:
         with open(f"/proc/{pid}/status") as fh:
             for line in fh:
                 if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
+                    rss = int(line.split()[1]) / 1024
+                elif line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
         pass
-    return 0.0
+    return rss, hwm
 
 
-def _limit_address_space(limit_bytes: int):
-    def apply():  # runs in the child before exec: one absurd allocation fails there, not in the machine
-        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
-    return apply
+# A process's peak RSS as Linux accounts it (ru_maxrss) includes the memory of the process that
+# forked it, up to its exec. The benchmark's own process holds generated zoos and pandas, so its
+# children are started by this small launcher (a Python without site-packages, ~10 MiB): the
+# command's ru_maxrss is then its own. The launcher also times the command itself (no
+# interpreter start of its own, no polling step) and limits its address space.
+_LAUNCHER = """
+import json, os, resource, subprocess, sys, time
+out, limit = sys.argv[1], int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+t0 = time.perf_counter()
+proc = subprocess.Popen(sys.argv[3:])
+with open(out, "w") as fh:
+    fh.write(f"{proc.pid}\\n")
+_, status, usage = os.wait4(proc.pid, 0)
+wall = time.perf_counter() - t0
+with open(out, "a") as fh:
+    fh.write(json.dumps({"wall": wall, "status": status, "maxrss_kb": usage.ru_maxrss}) + "\\n")
+"""
 
 
 def run_child(cmd: list[str], *, timeout: float, mem_cap_mb: float, env: dict | None = None,
@@ -469,13 +485,15 @@ def run_child(cmd: list[str], *, timeout: float, mem_cap_mb: float, env: dict | 
     """Run ``cmd``; kill it past ``timeout`` seconds or ``mem_cap_mb`` MiB resident.
 
     ``stdout``: ``"capture"`` keeps the text, ``"count"`` only counts bytes and lines (a
-    streamed prediction of 10^9 cells needs no disk). The peak RSS is the child's own
-    (``os.wait4``), so children measured one after the other do not mix. The wall time is
-    measured to the polling step: 5 ms for the first seconds (``recsys topk`` takes about
-    one), 50 ms after. The address space is
-    limited to twice the cap plus 2 GiB (virtual overhead) as a backstop for single huge allocations.
+    streamed prediction of 10^9 cells needs no disk). The command runs under a small
+    launcher (see ``_LAUNCHER``), which reports its wall time and its own peak RSS
+    (``os.wait4``), so children measured one after the other do not mix and the benchmark's
+    memory is not counted. Its address space is limited to twice the cap plus 2 GiB (virtual
+    overhead), a backstop for single huge allocations; the cap itself is watched here.
     """
     err = tempfile.TemporaryFile()
+    fd, report = tempfile.mkstemp(prefix="recsys-scale-run-", suffix=".txt")
+    os.close(fd)
     counts = {"bytes": 0, "lines": 0}
     chunks: list[bytes] = []
 
@@ -486,24 +504,29 @@ def run_child(cmd: list[str], *, timeout: float, mem_cap_mb: float, env: dict | 
             if stdout == "capture":
                 chunks.append(block)
 
+    limit = int((2 * mem_cap_mb + 2048) * 2**20)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env,
-                            start_new_session=True,
-                            preexec_fn=_limit_address_space(int((2 * mem_cap_mb + 2048) * 2**20)))
+    proc = subprocess.Popen([sys.executable, "-S", "-E", "-c", _LAUNCHER, report, str(limit), *cmd],
+                            stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
     thread = threading.Thread(target=reader, args=(proc.stdout,), daemon=True)
     thread.start()
-    killed = None
+    killed, child, peak = None, None, 0.0
     while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
         elapsed = time.perf_counter() - t0
-        rss = _rss_mb(proc.pid)
+        if child is None:
+            text = Path(report).read_text()
+            child = int(text.split()[0]) if text.endswith("\n") else None
+        rss, hwm = _memory_mb(child) if child else (0.0, 0.0)
+        peak = max(peak, hwm)
         if killed is None and (rss > mem_cap_mb or elapsed > timeout):
             killed = (f"out of memory (> {mem_cap_mb / 1024:.0f} GiB resident, killed)" if rss > mem_cap_mb
                       else f"timeout (> {timeout:.0f} s)")
             os.killpg(proc.pid, signal.SIGKILL)
-        time.sleep(0.005 if elapsed < 5 else 0.05)
+        time.sleep(0.01 if elapsed < 5 else 0.05)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4: tell Popen
     thread.join(timeout=10)
@@ -511,7 +534,13 @@ def run_child(cmd: list[str], *, timeout: float, mem_cap_mb: float, env: dict | 
     err.seek(0)
     stderr = err.read().decode("utf-8", "replace")
     err.close()
-    code = proc.returncode
+    lines = Path(report).read_text().splitlines()
+    Path(report).unlink(missing_ok=True)
+    done = json.loads(lines[1]) if len(lines) > 1 else None
+    if done:  # the launcher saw the command end: its own figures
+        code, wall, peak = os.waitstatus_to_exitcode(done["status"]), done["wall"], done["maxrss_kb"] / 1024
+    else:  # killed here (or the launcher failed): the last polled high-water mark
+        code = proc.returncode
     if killed:
         result = killed
     elif code == 0:
@@ -522,8 +551,8 @@ def run_child(cmd: list[str], *, timeout: float, mem_cap_mb: float, env: dict | 
         result = "out of memory (killed by the system)"
     else:
         result = "error: " + _last_line(stderr)
-    return Run(result, wall, usage.ru_maxrss / 1024, b"".join(chunks).decode("utf-8", "replace"),
-               counts["bytes"], counts["lines"])
+    return Run(result, wall, peak or None, b"".join(chunks).decode("utf-8", "replace"), counts["bytes"],
+               counts["lines"])
 
 
 def _last_line(text: str, pattern: str | None = None, width: int = 160) -> str:

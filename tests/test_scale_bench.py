@@ -92,7 +92,16 @@ def test_children_that_fail_are_recorded_not_fatal(scale):
     assert run.status == "error: bad input on line 3" and run.stdout == "partial\n"
     run = scale.run_child([py, "-c", "print('x' * 99, end='\\n' * 5)"], timeout=60, mem_cap_mb=1024, stdout="count")
     assert run.ok and (run.stdout_bytes, run.stdout_lines, run.stdout) == (104, 5, "")
-    assert 5 < run.peak_rss_mb < 200  # this child's own peak, not the test process's
+
+
+def test_peak_memory_is_the_childs_own(scale):
+    """Linux counts a forking process's memory in its child's ru_maxrss: the launcher keeps it out."""
+    ballast = np.ones(400 * 2**17)  # 400 MiB resident in this process
+    run = scale.run_child([sys.executable, "-c", "pass"], timeout=60, mem_cap_mb=2048)
+    assert run.ok and 2 < run.peak_rss_mb < 100 and ballast.sum() > 0
+    run = scale.run_child([sys.executable, "-c", "import numpy as np; a = np.ones(300 * 2**17)"], timeout=60,
+                          mem_cap_mb=2048)
+    assert 300 < run.peak_rss_mb < 400
 
 
 def test_growth_exponent_and_report(scale, tmp_path):
