@@ -512,21 +512,27 @@ def run_child(cmd: list[str], *, timeout: float, mem_cap_mb: float, env: dict | 
     thread = threading.Thread(target=reader, args=(proc.stdout,), daemon=True)
     thread.start()
     killed, child, peak = None, None, 0.0
-    while True:
-        pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        elapsed = time.perf_counter() - t0
-        if child is None:
-            text = Path(report).read_text()
-            child = int(text.split()[0]) if text.endswith("\n") else None
-        rss, hwm = _memory_mb(child) if child else (0.0, 0.0)
-        peak = max(peak, hwm)
-        if killed is None and (rss > mem_cap_mb or elapsed > timeout):
-            killed = (f"out of memory (> {mem_cap_mb / 1024:.0f} GiB resident, killed)" if rss > mem_cap_mb
-                      else f"timeout (> {timeout:.0f} s)")
-            os.killpg(proc.pid, signal.SIGKILL)
-        time.sleep(0.01 if elapsed < 5 else 0.05)
+    try:
+        while True:
+            pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            elapsed = time.perf_counter() - t0
+            if child is None:
+                text = Path(report).read_text()
+                child = int(text.split()[0]) if text.endswith("\n") else None
+            rss, hwm = _memory_mb(child) if child else (0.0, 0.0)
+            peak = max(peak, hwm)
+            if killed is None and (rss > mem_cap_mb or elapsed > timeout):
+                killed = (f"out of memory (> {mem_cap_mb / 1024:.0f} GiB resident, killed)" if rss > mem_cap_mb
+                          else f"timeout (> {timeout:.0f} s)")
+                os.killpg(proc.pid, signal.SIGKILL)
+            time.sleep(0.01 if elapsed < 5 else 0.05)
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM): take the child down too
+        os.killpg(proc.pid, signal.SIGKILL)
+        os.wait4(proc.pid, 0)
+        Path(report).unlink(missing_ok=True)
+        raise
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4: tell Popen
     thread.join(timeout=10)
@@ -664,10 +670,8 @@ def recsys_cmd() -> list[str]:
 
 def child_env(cfg: Config) -> dict:
     env = dict(os.environ)
-    # The children import the recsys of this checkout, and keep text embeddings in a cache of
-    # the benchmark's own (its warm-up is timed separately; the user's cache is not touched).
+    # The children import the recsys of this checkout.
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
-    env["RECSYS_CACHE_DIR"] = str(cfg.cache_dir / "recsys-cache")
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     return env
@@ -796,6 +800,9 @@ def run(cfg: Config) -> list[dict]:
         zoo_dir, info = cached_zoo(size, cfg.seed, cfg.cache_dir)
         with tempfile.TemporaryDirectory(dir=cfg.cache_dir, prefix=".run-") as tmp:
             work = Path(tmp)
+            # A fresh text-embedding cache per zoo: the warm-up pays the cold encoding (timed in
+            # the zoo table), the timed fits find every text encoded; the user's cache is untouched.
+            env = {**child_env(cfg), "RECSYS_CACHE_DIR": str(work / "recsys-cache")}
             warm = warm_text_cache(cfg, zoo_dir / "zoo", work, env) if cfg.warm else None
             meta["zoos"].append({**info, "name": size.name, "warm_s": warm.wall_s if warm else None,
                                  "warm": warm.status if warm else "not run"})
@@ -892,8 +899,9 @@ def write_report(cfg: Config, rows: list[dict], meta: dict) -> None:
         f"- Limits per child: {cfg.timeout:.0f} s wall, {cfg.mem_cap_mb / 1024:.0f} GiB resident (killed above it); an "
         f"engine that times out or runs out of memory is not run at larger sizes.",
         f"- Text encoder: {cfg.text_encoder or 'the default (all-MiniLM-L6-v2)'}"
-        + ("; embeddings cached by a warm-up fit per zoo (timed in the zoo table), so fit times exclude encoding."
-           if cfg.warm else "."),
+        + ("; each zoo starts with an empty embedding cache that a warm-up fit fills (its time, in the zoo "
+           "table, is the cold cost: loading the encoder and encoding every distinct text once), so the timed fits "
+           "exclude encoding." if cfg.warm else "."),
         f"- Interpreter floor `python -c \"import numpy, click, json\"`: {_fmt(floor, '.3f', ' s')} (median of "
         f"{cfg.floor_repeats}).",
         "",
@@ -1058,12 +1066,18 @@ def config(args: argparse.Namespace, argv: list[str]) -> Config:
                   command=command.strip())
 
 
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)  # so that run_child's handler kills the running child
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     if args.probe is not None:
         print(json.dumps(probe(json.loads(args.probe))))
         return 0
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     logging.basicConfig(level=logging.INFO, format="scale: %(message)s", stream=sys.stderr)
     try:
         cfg = config(args, argv)

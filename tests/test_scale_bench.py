@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 
 import numpy as np
@@ -139,5 +138,4 @@ def test_smoke_run_measures_every_step(scale, tmp_path):
     assert row["predict_mb"] > 0 and row["pearson_datasets"] >= 3 and 0.3 < row["pearson"] <= 1
     md = (out / "scale.md").read_text()
     assert "| smoke | 346 | additive |" in md and "hold-out Pearson" in md
-    assert (tmp_path / "cache" / "recsys-cache").is_dir() and not os.environ.get("RECSYS_SCALE_CACHE", "").startswith(
-        str(tmp_path))
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".run-")]  # work files removed
