@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast bench bench-smoke clean
+.PHONY: venv demo test test-fast bench bench-smoke bench-scale clean
 
 venv: $(VENV)/.installed
 
@@ -39,6 +39,13 @@ bench: venv
 
 bench-smoke: venv
 	$(BIN)/python benchmarks/run_all.py --smoke --out benchmarks/results/tmp
+
+# Synthetic zoos from 10 x 270 to 10,000 x 100,000 (10 M records), every engine that finishes;
+# regenerates benchmarks/results/scale.md. Zoos are cached in $RECSYS_SCALE_CACHE (default: a temporary
+# directory); e.g. make bench-scale SCALE_ARGS="--sizes 2.7k,10k --engines additive,lightfm".
+SCALE_ARGS ?=
+bench-scale: venv
+	$(BIN)/python benchmarks/scale.py --out benchmarks/results $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

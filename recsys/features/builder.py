@@ -422,6 +422,25 @@ class FeatureBuilder:
         return np.array([self._pos(self.dataset_pos_, n, "dataset") for n in names], dtype=np.int64)
 
     @staticmethod
+    def _positions(names: pd.Series, ids: Sequence[str], lookup) -> np.ndarray:
+        """Indices of a column of names, vectorized (a zoo's records are categorical, coded in id order).
+
+        Names not found as they are go through ``lookup`` (:meth:`model_index` /
+        :meth:`dataset_index`), which compares them as str and raises UnknownNameError.
+        """
+        index = pd.Index(ids)
+        if isinstance(names.dtype, pd.CategoricalDtype):  # look up the few categories, not every row
+            cats = np.append(index.get_indexer(names.cat.categories), -1)  # code -1 (missing) stays -1
+            codes = cats[names.cat.codes.to_numpy()]
+        else:
+            codes = index.get_indexer(names)
+        codes = codes.astype(np.int64)
+        missing = codes < 0
+        if missing.any():
+            codes[missing] = lookup(pd.Series(names)[missing].astype(str).tolist())
+        return codes
+
+    @staticmethod
     def _pos(table: Mapping[str, int], name: str, kind: str) -> int:
         try:
             return table[str(name)]
@@ -433,7 +452,8 @@ class FeatureBuilder:
         """The numeric problem for ``zoo``'s records (same ids as at fit)."""
         Y = np.full((len(self.dataset_ids_), len(self.model_ids_)), np.nan)
         rec = zoo.records
-        Y[self.dataset_index(rec["dataset"]), self.model_index(rec["model"])] = rec["accuracy"].to_numpy(float)
+        Y[self._positions(rec["dataset"], self.dataset_ids_, self.dataset_index),
+          self._positions(rec["model"], self.model_ids_, self.model_index)] = rec["accuracy"].to_numpy(float)
         return TrainData(Y=Y, model_features=self.model_features_, dataset_features=self.dataset_features_,
                          scores=self.score_matrices(zoo.scores, self.dataset_ids_),
                          model_groups=dict(self.model_spec_.groups), dataset_groups=dict(self.dataset_spec_.groups),
