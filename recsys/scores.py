@@ -582,7 +582,8 @@ def gbc(features, labels, *, pca_dim: int | None = 64, gaussian: str = "spherica
     features : array_like of float, shape (n, d)
     labels : array_like of int, shape (n,)
     pca_dim : int or None
-        Principal components kept (None: all).
+        Principal components kept (None: all), at most the rank of the centred
+        features (axes without variance are never kept).
     gaussian : {"spherical", "diagonal"}
     var_floor : float
         Per-class variances are floored at ``var_floor`` times the mean variance
