@@ -179,29 +179,36 @@ class _SymEig:
         """``V^T B`` for ``B`` of shape (size, m)."""
         if self._V is not None:
             return self._V.T @ B
-        B = np.array(B, dtype=np.float64)  # a copy: the reflectors are applied in place
-        A, tau = self._reflectors, self._tau
-        # Q^T = H(n-1) ... H(1); H(i) = I - tau_i v v^T with v = (0_i, 1, A[i+2:, i]) (LAPACK, UPLO='L').
-        for i in range(self.size - 1):
-            if tau[i] == 0.0:
-                continue
-            v = A[i + 1:, i].copy()
-            v[0] = 1.0
-            B[i + 1:] -= np.outer(tau[i] * v, v @ B[i + 1:])
-        return self._W.T @ B
+        return self._W.T @ self._apply_q(B, transpose=True)
 
     def v(self, cols: np.ndarray) -> np.ndarray:
         """Columns ``cols`` of the eigenvector matrix ``V`` (size, len(cols))."""
         if self._V is not None:
             return self._V[:, cols]
-        B = self._W[:, cols].copy()
-        A, tau = self._reflectors, self._tau
-        for i in range(self.size - 2, -1, -1):  # Q = H(1) ... H(n-1): the last reflector acts first
-            if tau[i] == 0.0:
-                continue
-            v = A[i + 1:, i].copy()
-            v[0] = 1.0
-            B[i + 1:] -= np.outer(tau[i] * v, v @ B[i + 1:])
+        return self._apply_q(self._W[:, cols], transpose=False)
+
+    def _apply_q(self, B: np.ndarray, *, transpose: bool) -> np.ndarray:
+        """``Q^T B`` or ``Q B`` for the orthogonal ``Q`` of ``G = Q T Q^T``.
+
+        With ``UPLO='L'``, ``dsytrd`` stores ``Q = H(1) ... H(n-1)``, ``H(i) = I - tau_i v v^T``,
+        ``v = (0_i, 1, A[i+2:, i])``: on rows 1..n-1 that is the ``Q`` of a QR factorization
+        whose reflectors sit in ``A[1:, :n-1]``, so LAPACK's blocked ``dormqr`` applies it
+        (level-3 BLAS, as ``dormtr`` would; scipy does not wrap ``dormtr``).
+        """
+        from scipy.linalg import lapack
+
+        B = np.array(B, dtype=np.float64, order="F")
+        if self.size < 2 or B.shape[1] == 0:
+            return B
+        a = np.asfortranarray(self._reflectors[1:, :-1])
+        tau = self._tau[: self.size - 1]
+        trans = "T" if transpose else "N"
+        # workspace query: too small a workspace silently falls back to the unblocked algorithm
+        _, work, _ = lapack.dormqr("L", trans, a, tau, B[1:], lwork=-1)
+        sub, _, info = lapack.dormqr("L", trans, a, tau, B[1:], lwork=int(work[0]), overwrite_c=1)
+        if info != 0:  # pragma: no cover - invalid arguments only
+            raise np.linalg.LinAlgError(f"dormqr failed (info={info})")
+        B[1:] = sub
         return B
 
 
@@ -342,12 +349,14 @@ def _logme(spec: _Spectrum, codes, counts, *, tol: float, max_iter: int) -> floa
     def step(t, cols):
         """One fixed-point update of t for the classes ``cols``: (new t, n - gamma, |F m - y|^2 at t)."""
         xc = x2[:, cols]
-        q = t / (sigma + t)                          # (k, len(cols)); 1 - q = beta s / (alpha + beta s)
-        gamma = (1.0 - q).sum(0)
+        inv = 1.0 / (sigma + t)                      # (k, len(cols))
+        r = sigma * inv                              # beta s / (alpha + beta s)
+        q = t * inv                                  # 1 - r, computed without cancellation
+        gamma = r.sum(0)
         # n - gamma summed directly: near t = 0 the difference n - gamma loses every digit.
         n_gamma = (n - k) + q.sum(0)
-        m2 = (sigma * xc / (sigma + t) ** 2).sum(0)  # |m|^2
-        res2 = (xc * q ** 2).sum(0) + resid[cols]    # |F m - y|^2
+        m2 = (r * inv * xc).sum(0)                   # |m|^2 = sum s x^2 / (s + t)^2
+        res2 = (q * q * xc).sum(0) + resid[cols]     # |F m - y|^2
         with np.errstate(divide="ignore", invalid="ignore"):
             t_new = (gamma / m2) * (res2 / n_gamma)  # alpha / beta = (gamma / |m|^2) / ((n - gamma) / |F m - y|^2)
         t_new = np.where(np.isfinite(t_new) & (t_new > 0), t_new, t_hi)
