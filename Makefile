@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast bench bench-smoke clean
+.PHONY: venv demo test test-fast bench bench-smoke bench-scores clean
 
 venv: $(VENV)/.installed
 
@@ -39,6 +39,10 @@ bench: venv
 
 bench-smoke: venv
 	$(BIN)/python benchmarks/run_all.py --smoke --out benchmarks/results/tmp
+
+# Speed of each transferability metric (recsys.scores) -> benchmarks/results/scores_speed.md
+bench-scores: venv
+	$(BIN)/python benchmarks/scores_speed.py --out benchmarks/results
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
