@@ -82,7 +82,7 @@ class ScoreError(RecsysError, ValueError):
 # input checks
 
 
-def _check_features(features, labels, *, min_per_class: int = 1):
+def _check_features(features, labels):
     """(float64 features (n, d), class codes 0..C-1 (n,), class counts (C,)) or ScoreError."""
     try:
         F = np.asarray(features, dtype=np.float64)
@@ -99,9 +99,6 @@ def _check_features(features, labels, *, min_per_class: int = 1):
                          f"{rows[:3].tolist()}); drop or impute those samples first")
     if F.shape[1] == 0:
         raise ScoreError("features have 0 columns; give at least one feature per sample")
-    if counts.min() < min_per_class:
-        raise ScoreError(f"a class has {int(counts.min())} sample(s); this metric needs at least {min_per_class} "
-                         f"per class")
     return F, codes, counts
 
 
@@ -223,8 +220,9 @@ def _onehot_sums(X: np.ndarray, codes: np.ndarray, n_classes: int) -> np.ndarray
 class _Spectrum:
     """Thin SVD of ``X`` (n, d) through the eigendecomposition of the smaller Gram matrix.
 
-    ``X = U diag(s) V^T`` with the ``k`` singular values kept (rank decided relative
-    to the largest, as numpy's ``matrix_rank`` does). Gives the class-indicator
+    ``X = U diag(s) V^T`` with the ``k`` singular values kept: eigenvalues of the Gram
+    matrix below ``max(n, d) * eps`` times the largest are round-off of the product
+    (constant or duplicated columns), and dropped. Gives the class-indicator
     projections ``U^T Y`` and leading principal components without forming the
     larger factor.
     """
@@ -443,7 +441,7 @@ def regularized_hscore(features, labels) -> float:
     the Ledoit-Wolf estimate of the feature covariance ``S`` and ``a`` its
     Ledoit-Wolf shrinkage intensity, computed from the data. Shrinkage keeps the
     score informative when ``d`` is close to or above ``n``, where the plain
-    H-score saturates. This is ``REG_H_SCORE`` of the TransferGraph zoo.
+    H-score saturates. The TransferGraph zoo lists it as ``REG_H_SCORE``.
 
     Parameters
     ----------
@@ -464,7 +462,8 @@ def regularized_hscore(features, labels) -> float:
     -----
     Both covariances use the ``1/n`` normalization (so ``a = 0`` gives the
     H-score exactly); the Transfer-Learning-Library's ``regularized_h_score``
-    takes the class-mean covariance with ``1/(n-1)``, a factor ``n/(n-1)`` above.
+    takes the class-mean covariance with ``1/(n-1)``, a factor ``n/(n-1)`` above
+    (the TransferGraph code follows that library).
     """
     F, codes, counts = _check_features(features, labels)
     return _regularized_hscore(_Spectrum(_centered(F)), codes, counts)
