@@ -371,7 +371,8 @@ def test_score_errors(models, image_dir, tmp_path):
     res = run("score", "--data", image_dir, "--models", models["resnet"], "--dataset", "x", "--metrics", "logme,leep",
               ok=False)
     assert res.exit_code == 1 and "leep need(s) source-class probabilities" in res.stderr
-    assert len(res.stderr.strip().splitlines()[-1:]) == 1 and res.stderr.strip().splitlines()[-1].startswith("error:")
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and res.stderr.strip().splitlines()[-1] == errors[0]
     res = run("score", "--data", image_dir, "--models", f"{models['vit']},{models['vit']}", "--dataset", "x",
               ok=False)
     assert res.exit_code == 2 and "--names" in res.stderr
