@@ -318,9 +318,8 @@ def logme(features, labels, *, tol: float = 1e-10, max_iter: int = 10_000) -> fl
     Differences from the authors' code (github.com/thuml/LogME): it stops at 11
     iterations or a 1% change of ``alpha / beta`` and adds ``1e-5`` to the two
     denominators; here the iteration runs to convergence without the epsilon
-    (on well-conditioned data the results differ by about 1e-5, and the score becomes exactly scale
-    invariant).
-    Their later ``_fit_fixed_point`` keeps ``d/2 log alpha`` while summing
+    (on well-conditioned data the results differ by about 1e-5, and the score
+    becomes exactly scale invariant). Their later ``_fit_fixed_point`` keeps ``d/2 log alpha`` while summing
     ``log(alpha + beta s)`` over the non-zero eigenvalues only, which adds
     ``(d - rank)/(2n) log alpha`` when ``d > n``; this follows the paper's
     evidence, as their ICML version (``_fit_icml``) does.
