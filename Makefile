@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast bench bench-smoke bench-scale clean
+.PHONY: venv demo test test-fast bench bench-smoke bench-scale bench-scores clean
 
 venv: $(VENV)/.installed
 
@@ -46,6 +46,10 @@ bench-smoke: venv
 SCALE_ARGS ?=
 bench-scale: venv
 	$(BIN)/python benchmarks/scale.py --out benchmarks/results $(SCALE_ARGS)
+
+# Speed of each transferability metric (recsys.scores) -> benchmarks/results/scores_speed.md
+bench-scores: venv
+	$(BIN)/python benchmarks/scores_speed.py --out benchmarks/results
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

