@@ -9,6 +9,7 @@ that need a real process (another user, a resource limit, kill -9, memory) are t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -120,6 +121,7 @@ def tamper(model: Path, out: Path, meta_fn: Callable | None = None, arrays: dict
     return write_zip(out, entries)
 
 
+@functools.lru_cache(maxsize=4)
 def bomb_stream(header: bytes, zero_mib: int) -> tuple[bytes, int, int]:
     """A deflate stream of ``header`` + ``zero_mib`` MiB of zeros, built without allocating them: (raw, size, crc)."""
     c = zlib.compressobj(9, zlib.DEFLATED, -15)
@@ -137,8 +139,7 @@ def zip_bomb(model: Path, out: Path, *, consistent_meta: bool = False, lie: bool
     ``lie`` writes the true small size in the zip directory while the stream still expands to 3 GiB."""
     n = (3 * GiB) // 8
     header = npy_header((n,))
-    raw, size, crc = bomb_stream(header, (3 * GiB - len(header)) >> 20 if False else 3 * 1024)
-    size = len(header) + 3 * GiB
+    raw, size, crc = bomb_stream(header, 3 * 1024)
     meta, blobs = unpack(model)
     if consistent_meta:
         meta["arrays"]["known"] = {"shape": [n], "dtype": "<f8"}
@@ -639,3 +640,331 @@ def test_hostile_input(name, models, tmp_path, monkeypatch):
     assert {p: h for p, h in after.items() if p in before} == before  # nothing that existed has changed
     assert not [p for p in after if p not in before and p.name.endswith(".tmp")]  # no temporary file left
     assert not (ctx.tmp / "PWNED").exists()  # nothing in a file was ever executed
+
+
+# ---------------------------------------------------------------------------
+# cases that need a process of their own (memory, another user, resource limits, kill -9)
+
+
+def _child(code: str, *, env: dict | None = None, cwd: Path | None = None, preexec=None, timeout: float = 120,
+           prefix: tuple = ()):
+    """Run ``code`` in a fresh Python; returns (returncode, stdout, stderr)."""
+    proc = subprocess.Popen([*prefix, sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, **(env or {})}, cwd=cwd, preexec_fn=preexec, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, out, err
+
+
+MEASURE = ("\nimport resource, sys\n"
+           "print('MAXRSS_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)\n")
+
+
+def _maxrss(stderr: str) -> float:
+    return float([line for line in stderr.splitlines() if line.startswith("MAXRSS_MB")][-1].split()[1])
+
+
+def test_zip_bomb_memory_stays_under_500_mb(models, tmp_path):
+    """The 3 GiB zip bomb of the issue (3.2 MB on disk): the CLI in a process of its own, its peak RSS via wait4."""
+    bomb = zip_bomb(models["dn"], tmp_path / "bomb.npz")
+    assert bomb.stat().st_size < 4e6
+    proc = subprocess.Popen([sys.executable, "-m", "recsys.cli", "topk", "--model", str(bomb), "--dataset", DN],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    err = proc.stderr.read()
+    assert os.waitstatus_to_exitcode(status) == 1, err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "array 'known'" in err
+    peak_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
+    assert peak_mb < 500, peak_mb
+
+
+def test_every_hostile_model_file_stays_under_500_mb(models, tmp_path):
+    """Every model file of the sweep, loaded in one process: each is refused, and the peak RSS stays small."""
+    files = []
+    for name, (build, code, _) in CASES.items():
+        if not name.startswith("model-"):
+            continue
+        ctx = Ctx(tmp_path / name, models)
+        ctx.tmp.mkdir()
+        args = [str(a) for a in build(ctx)]
+        path = Path(args[args.index("--model") + 1])
+        if path.is_file() and stat.S_ISREG(path.stat().st_mode):
+            files.append(str(path))
+    assert len(files) >= 40
+    code = ("from recsys.recommender import Recommender\nfrom recsys.errors import RecsysError\n"
+            f"files = {files!r}\nrefused = 0\n"
+            "for f in files:\n    try:\n        Recommender.load(f)\n    except RecsysError:\n        refused += 1\n"
+            "print('REFUSED', refused, len(files))\n" + MEASURE)
+    rc, out, err = _child(code, timeout=300)
+    assert rc == 0, err
+    assert f"REFUSED {len(files)} {len(files)}" in out
+    assert _maxrss(err) < 500, _maxrss(err)
+
+
+def _without_root_override() -> tuple:
+    """Command prefix making permissions bite: root ignores them, so drop its override capabilities."""
+    if os.geteuid() != 0:
+        return ()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv(1): permissions cannot be made to apply")
+    caps = "-dac_override,-dac_read_search"
+    return (setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}", "--")
+
+
+def test_permission_errors_are_one_line(models, tmp_path, data_dir):
+    """Folders and files without permission: a zoo, RECSYS_DATA_DIR, a model file, --out places, the cache."""
+    d = tmp_path
+    locked_zoo = write_zoo(d / "locked-zoo")
+    locked_records = write_zoo(d / "locked-records")
+    locked_data = d / "locked-data"
+    shutil.copytree(data_dir / "domainnet-270", locked_data / "domainnet-270")
+    model = d / "model.npz"
+    shutil.copyfile(models["dn"], model)
+    locked_model = d / "locked.npz"
+    shutil.copyfile(models["dn"], locked_model)
+    readonly = d / "readonly"
+    readonly.mkdir()
+    (readonly / "m.npz").write_bytes(models["dn"].read_bytes())
+    cache = d / "locked-cache"
+    (cache / "embeddings").mkdir(parents=True)
+    for p, mode in ((locked_zoo, 0), (locked_records / "records.csv", 0), (locked_data, 0), (locked_model, 0),
+                    (readonly, 0o555), (cache, 0)):
+        p.chmod(mode)
+    cases = {
+        "zoo-folder": (["info", "--zoo", str(locked_zoo)], {}, 1, "cannot read zoo directory"),
+        "zoo-file": (["info", "--zoo", str(locked_records)], {}, 1, "check the file's permissions"),
+        "data-dir": (["info", "--zoo", "domainnet-270"], {"RECSYS_DATA_DIR": str(locked_data)}, 1,
+                     "cannot read RECSYS_DATA_DIR"),
+        "model-file": (["topk", "--model", str(locked_model), "--dataset", DN], {}, 2, "is not readable"),
+        "fit-out": (["fit", "--zoo", str(EXAMPLE), "--text-encoder", "hashing", "--out", str(readonly / "m.npz")],
+                    {}, 1, "Permission denied"),
+        "evaluate-out": (["evaluate", "--protocol", "p1", "--engines", "popularity", "--repeats", "1",
+                          "--text-encoder", "hashing", "--no-plots", "--out", str(readonly / "ev")], {}, 1,
+                         "cannot be written"),
+        "cache-folder": (["fit", "--zoo", str(EXAMPLE), "--text-encoder", "hashing", "--no-calibrate", "--out",
+                          str(d / "fresh.npz")], {"RECSYS_CACHE_DIR": str(cache)}, 0, "cannot use the embedding cache"),
+    }
+    code = ("import json, os, sys, time\nfrom click.testing import CliRunner\nfrom recsys.cli import main\n"
+            f"cases = {json.dumps(cases)}\nout = {{}}\n"
+            "for name, (args, env, code, words) in cases.items():\n"
+            "    t = time.perf_counter()\n"
+            "    res = CliRunner().invoke(main, args, env=env)\n"
+            "    out[name] = [res.exit_code, res.stderr, res.stdout, repr(res.exception), time.perf_counter() - t]\n"
+            "print(json.dumps(out))\n")
+    before = snapshot(d)
+    rc, stdout, err = _child(code, env={"RECSYS_CACHE_DIR": str(d / "cache"), "RECSYS_MODEL": str(d / "default.npz")},
+                             cwd=d, prefix=_without_root_override())
+    assert rc == 0, err
+    results = json.loads(stdout.strip().splitlines()[-1])
+    for name, (_, _, code, words) in cases.items():
+        exit_code, stderr, out, exc, seconds = results[name]
+        assert exit_code == code, (name, stderr, exc)
+        assert "Traceback" not in stderr and words in stderr, (name, stderr)
+        if code:
+            lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+            assert len(lines) == 1 and out == "", (name, stderr)
+    assert results["evaluate-out"][4] < 5  # refused before the evaluation, not after it
+    after = snapshot(d)
+    assert {p: h for p, h in after.items() if p in before} == before
+
+
+def test_full_disk_is_one_line_and_keeps_the_old_model(models, tmp_path, monkeypatch):
+    out = tmp_path / "m.npz"
+    shutil.copyfile(models["dn"], out)
+    before = out.read_bytes()
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("recsys.artifact.os.fsync", full)
+    res = CliRunner().invoke(main, ["-q", "fit", "--zoo", str(EXAMPLE), "--text-encoder", "hashing",
+                                    "--no-calibrate", "--out", str(out)])
+    assert res.exit_code == 1 and res.exception is None or isinstance(res.exception, SystemExit)
+    assert res.stderr.strip().splitlines() == [
+        f"error: cannot write model file {str(out)!r} (No space left on device); the previous file is unchanged; "
+        f"free some disk space or choose another location with --out"]
+    assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def test_file_size_limit_is_one_line_in_a_real_process(models, tmp_path):
+    """A real failing write (RLIMIT_FSIZE: the kernel refuses to grow the file, EFBIG) during `recsys fit`."""
+    out = tmp_path / "m.npz"
+    shutil.copyfile(models["ex"], out)
+    before = out.read_bytes()
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16_384, 16_384))
+
+    code = ("from recsys.cli import main\n"
+            f"main(['fit', '--zoo', {str(EXAMPLE)!r}, '--text-encoder', 'hashing', '--out', {str(out)!r}])\n")
+    rc, stdout, err = _child(code, env={"RECSYS_CACHE_DIR": str(tmp_path / "cache")}, preexec=limit)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert rc == 1 and "Traceback" not in err and len(errors) == 1, err
+    assert "File too large" in errors[0] and "the previous file is unchanged" in errors[0]
+    assert out.read_bytes() == before and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_real_full_disk_when_a_tmpfs_can_be_mounted(models, tmp_path):
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and mount(8) to create a tiny full filesystem (the monkeypatched test covers it)")
+    try:
+        out = mnt / "m.npz"
+        shutil.copyfile(models["ex"], out)
+        before = out.read_bytes()
+        with open(mnt / "filler", "wb", buffering=0) as fh:  # no room left at all
+            try:
+                while True:
+                    fh.write(b"\0" * 4096)
+            except OSError:
+                pass
+        res = CliRunner().invoke(main, ["-q", "fit", "--zoo", str(EXAMPLE), "--text-encoder", "hashing",
+                                        "--out", str(out)])
+        assert res.exit_code == 1, res.stderr
+        assert "No space left on device" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+        assert out.read_bytes() == before and sorted(p.name for p in mnt.iterdir()) == ["filler", "m.npz"]
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_kill_9_during_a_write_leaves_nothing_after_the_next_one(tmp_path):
+    """A fit killed while writing leaves ``.m.npz.<pid>-*.tmp``; the next write removes it (and keeps a live writer's)."""
+    out = tmp_path / "m.npz"
+    code = ("import io, time, numpy as np\nimport recsys.artifact as a\n"
+            "real = np.lib.format.write_array\n"
+            "def slow(fh, *args, **kw):\n    real(fh, *args, **kw)\n    if isinstance(fh, io.BytesIO):  # the model, not the cache\n"
+            "        print('WRITING', flush=True)\n        time.sleep(600)\n"
+            "a.np.lib.format.write_array = slow\n"
+            "from recsys.cli import main\n"
+            f"main(['-q', 'fit', '--zoo', {str(EXAMPLE)!r}, '--text-encoder', 'hashing', '--no-calibrate', "
+            f"'--out', {str(out)!r}])\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "RECSYS_CACHE_DIR": str(tmp_path / "cache")})
+    try:
+        assert proc.stdout.readline().strip() == "WRITING"
+        left = [p for p in tmp_path.iterdir() if p.name.startswith(".m.npz.")]
+        assert len(left) == 1 and left[0].name.endswith(".tmp")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not out.exists() and left[0].exists()
+    # a temporary file of a writer that is still alive must survive the cleaning
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        alive = tmp_path / f".m.npz.{sleeper.pid}-abcd.tmp"
+        alive.write_bytes(b"being written")
+        old = time.time() - 3600
+        os.utime(alive, (old, old))
+        os.utime(left[0], (old, old))  # both older than this process: only the dead writer's is stale
+        res = CliRunner().invoke(main, ["-q", "fit", "--zoo", str(EXAMPLE), "--text-encoder", "hashing",
+                                        "--no-calibrate", "--out", str(out)])
+        assert res.exit_code == 0, res.stderr
+        assert out.is_file() and not left[0].exists() and alive.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_refit_keeps_the_file_mode_and_writes_through_symlinks(tmp_path):
+    fit = ["-q", "fit", "--zoo", str(EXAMPLE), "--text-encoder", "hashing", "--no-calibrate", "--out"]
+    new = tmp_path / "new.npz"
+    assert CliRunner().invoke(main, [*fit, str(new)]).exit_code == 0
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o666 & ~umask  # a new file: the umask's default, not 0600
+    new.chmod(0o640)
+    assert CliRunner().invoke(main, [*fit, str(new)]).exit_code == 0
+    assert stat.S_IMODE(new.stat().st_mode) == 0o640  # a refit keeps the mode of the file it replaces
+    link = tmp_path / "link.npz"
+    link.symlink_to(new)
+    before = new.read_bytes()
+    assert CliRunner().invoke(main, [*fit, str(link), "--seed", "7"]).exit_code == 0
+    assert link.is_symlink() and os.readlink(link) == str(new)  # written through, the link is kept
+    assert new.read_bytes() != before
+
+
+def test_na_ids_with_scores_fit_and_answer(tmp_path):
+    """A model and a dataset named NA, with scores.csv: NA is a name, not a missing value."""
+    zoo = tmp_path / "na"
+    shutil.copytree(EXAMPLE, zoo)
+    for name in ("models.csv", "records.csv", "scores.csv", "datasets.csv"):
+        text = (zoo / name).read_text()
+        (zoo / name).write_text(text.replace("resnet50", "NA").replace("cub birds", "NA"))
+    out = tmp_path / "na.npz"
+    res = CliRunner().invoke(main, ["-q", "fit", "--zoo", str(zoo), "--text-encoder", "hashing", "--out", str(out)])
+    assert res.exit_code == 0, res.stderr
+    res = CliRunner().invoke(main, ["topk", "--model", str(out), "--dataset", "NA", "--format", "csv", "-k", "5"])
+    top = pd.read_csv(io.StringIO(res.stdout), keep_default_na=False)
+    assert res.exit_code == 0 and "NA" in set(top["model"]) and set(top["dataset"]) == {"NA"}
+    scores = tmp_path / "s.csv"
+    scores.write_text("model,dataset,metric,score\nNA,new,LOG_ME,1.3\n")
+    res = CliRunner().invoke(main, ["topk", "--model", str(out), "--dataset", "new", "--set", "domain=sketch",
+                                    "--scores", str(scores), "--format", "csv"])
+    assert res.exit_code == 0 and "ignored" not in res.stderr, res.stderr
+
+
+def test_nan_vectors_in_the_embedding_cache_are_encoded_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECSYS_CACHE_DIR", str(tmp_path / "cache"))
+    fit = ["fit", "--zoo", str(EXAMPLE), "--text-encoder", "hashing", "--no-calibrate", "--out"]
+    assert CliRunner().invoke(main, ["-q", *fit, str(tmp_path / "a.npz")]).exit_code == 0
+    [cache] = (tmp_path / "cache" / "embeddings").glob("*.npz")
+    with np.load(cache) as z:
+        keys, vectors, encoder = z["keys"], z["vectors"].copy(), z["encoder"]
+    vectors[:3] = np.nan
+    np.savez(cache, keys=keys, vectors=vectors, encoder=encoder)
+    res = CliRunner().invoke(main, [*fit, str(tmp_path / "b.npz")])
+    assert res.exit_code == 0, res.stderr
+    assert "holds 3 invalid vector(s)" in res.stderr and "encoded again" in res.stderr
+    with np.load(cache) as z:
+        assert np.isfinite(z["vectors"]).all() and len(z["vectors"]) == len(keys)  # repaired on disk
+    res = CliRunner().invoke(main, [*fit, str(tmp_path / "c.npz")])
+    assert res.exit_code == 0 and "invalid" not in res.stderr and "encoding" not in res.stderr
+
+
+def test_warnings_for_inputs_that_are_ignored(models, tmp_path):
+    scores = tmp_path / "s.csv"
+    scores.write_text("model,dataset,metric,score\nresnet50,new,LOG_ME,1.3\n")
+    res = CliRunner().invoke(main, ["topk", "--model", str(models["dn"]), "--dataset", "new", "--set",
+                                    "domain=sketch", "--scores", str(scores)])
+    assert res.exit_code == 0 and "fitted on a zoo without transferability scores" in res.stderr
+    assert "1 score(s) given are ignored" in res.stderr
+    zoo = write_zoo(tmp_path / "no-text", zoo_json={"models": {"categorical": ["family"], "text": []},
+                                                     "datasets": {"categorical": ["domain"], "text": []}})
+    res = CliRunner().invoke(main, ["fit", "--zoo", str(zoo), "--text-encoder", str(tmp_path), "--no-calibrate",
+                                    "--out", str(tmp_path / "m.npz")])
+    assert res.exit_code == 0, res.stderr
+    assert f"--text-encoder {tmp_path} is not used: zoo no-text has no text columns" in res.stderr
+
+
+def test_json_output_never_holds_infinity(models, tmp_path):
+    """meta.json may say Infinity (JSON parsers accept it); `info --format json` must still be strict JSON."""
+    model = tamper(models["dn"], tmp_path / "m.npz", lambda m: m["timing"].update(engine_s=float("inf")))
+    res = CliRunner().invoke(main, ["info", "--model", str(model), "--format", "json"])
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout, parse_constant=lambda c: pytest.fail(f"{c} in JSON output"))
+    assert doc["timing"]["engine_s"] is None
+
+
+def test_verbosity_flags_after_the_subcommand_and_help_texts(models):
+    quiet = CliRunner().invoke(main, ["topk", "--model", str(models["dn"]), "-q", "--set", "colour=blue"])
+    assert quiet.exit_code == 1 and quiet.stderr.startswith("error: unknown dataset column")
+    loud = CliRunner().invoke(main, ["info", "--zoo", str(EXAMPLE), "-v"])
+    assert loud.exit_code == 0
+    fit_help = CliRunner().invoke(main, ["fit", "--help"]).stdout
+    assert "Seed of every random choice" in fit_help and "-q, --quiet" in fit_help
+    topk_help = CliRunner().invoke(main, ["topk", "--help"]).stdout
+    assert "Coverage of the lower/upper interval" in topk_help.replace("\n", " ").replace("  ", " ")
+    top = " ".join(CliRunner().invoke(main, ["--help"]).stdout.split())
+    for cmd in main.commands.values():  # every command's whole first sentence, not cut at "..."
+        first = " ".join(cmd.help.split("\n\n")[0].split())
+        assert first in top, first
+    assert "..." not in top.split("Commands:")[1]
