@@ -16,11 +16,16 @@ headers only, so it never runs code from the file.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import logging
+import math
 import os
 import re
+import stat
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Mapping
@@ -30,7 +35,10 @@ import numpy as np
 from ._version import __version__
 from .errors import ArtifactError
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "write_artifact", "read_artifact", "check_writable"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "write_artifact", "read_artifact", "check_writable", "check_model_state",
+           "MAX_META_BYTES", "ARRAY_FLOOR_BYTES"]
+
+log = logging.getLogger(__name__)
 
 FORMAT = "recsys-model"
 FORMAT_VERSION = 1
@@ -41,10 +49,18 @@ _META = "meta.json"
 def write_artifact(path: str | os.PathLike, meta: Mapping, arrays: Mapping[str, np.ndarray]) -> Path:
     """Write ``meta`` and ``arrays`` to ``path`` atomically (temp file + rename).
 
+    A symlink is written through (its target is replaced); anything else that
+    exists and is not a regular file (a directory, a FIFO, a device) is refused.
+    The file keeps the permission bits of the file it replaces (a new file gets
+    the umask's default). Temporary files left beside ``path`` by a process
+    that was killed are removed.
+
     Raises
     ------
     ArtifactError
-        When an array has an object dtype (it would need pickle) or a bad name.
+        When an array has an object dtype (it would need pickle) or a bad name,
+        or the file cannot be written (no space, no permission: one line; the
+        previous file is left as it was).
     """
     path = Path(path)
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "recsys_version": __version__, **meta}
@@ -57,24 +73,115 @@ def write_artifact(path: str | os.PathLike, meta: Mapping, arrays: Mapping[str, 
             raise ArtifactError(f"array {name!r} has an object dtype; model files hold numeric arrays only")
         doc["arrays"][name] = {"shape": list(arr.shape), "dtype": arr.dtype.str}
     payload = json.dumps(doc, indent=1, sort_keys=True, default=_json_default).encode("utf-8")
-    fd, tmp = _temp_beside(path)
+    target = _target(path)
+    existed = target.exists()
+    fd, tmp = _temp_beside(target)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                zf.writestr(_META, payload)
-                for name, arr in arrays.items():
-                    buf = io.BytesIO()
-                    arr = np.asarray(arr)  # (np.ascontiguousarray would turn 0-d arrays into 1-d ones)
-                    np.lib.format.write_array(buf, arr if arr.flags.c_contiguous else arr.copy(order="C"),
-                                              allow_pickle=False)
-                    zf.writestr(f"{name}.npy", buf.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                    zf.writestr(_META, payload)
+                    for name, arr in arrays.items():
+                        buf = io.BytesIO()
+                        arr = np.asarray(arr)  # (np.ascontiguousarray would turn 0-d arrays into 1-d ones)
+                        np.lib.format.write_array(buf, arr if arr.flags.c_contiguous else arr.copy(order="C"),
+                                                  allow_pickle=False)
+                        zf.writestr(f"{name}.npy", buf.getvalue())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, _mode_for(target))
+            os.replace(tmp, target)
+        except OSError as exc:
+            kept = "the previous file is unchanged" if existed else "nothing was written"
+            raise ArtifactError(f"cannot write model file {str(path)!r} ({_why(exc)}); {kept}; "
+                                f"{_fix(exc)}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+#: when this process started (close enough: recsys imports this module at start-up); temporary files
+#: older than this were left by a process that died and are removed on the next write
+_STARTED = time.time()
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _fix(exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return "free some disk space or choose another location with --out"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "check the permissions of the directory, or choose another location with --out"
+    return "choose another location with --out"
+
+
+def _target(path: Path) -> Path:
+    """The file a model file at ``path`` is written to: a symlink's target; non-regular files refused."""
+    if os.fspath(path) == "":
+        raise ArtifactError("the model file name is empty; give a file name such as model.npz")
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return path
+    except OSError as exc:
+        raise ArtifactError(f"cannot write model file {str(path)!r} ({_why(exc)}); {_fix(exc)}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ArtifactError(f"cannot write model file {str(path)!r}: it is a directory; give a file name such as "
+                            f"{str(path / 'model.npz')!r}")
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((k for test, k in _KINDS if test(st.st_mode)), "not a regular file")
+        raise ArtifactError(f"cannot write model file {str(path)!r}: it exists and is {kind}; recsys only replaces "
+                            f"regular files: choose another location with --out")
+    return path
+
+
+def _mode_for(target: Path) -> int:
+    """Permission bits for the file replacing ``target``: its own, else the umask's default for a new file."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _clean_stale(path: Path) -> None:
+    """Remove ``.NAME.*.tmp`` files beside ``path`` left by writers that died (kill -9, power loss)."""
+    prefix, suffix = f".{path.name}.", ".tmp"
+    try:
+        entries = os.listdir(path.parent)
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.startswith(prefix) and entry.endswith(suffix)):
+            continue
+        file = path.parent / entry
+        pid = entry[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # another recsys is writing this model right now
+        try:
+            if file.lstat().st_mtime < _STARTED and stat.S_ISREG(file.lstat().st_mode):
+                file.unlink()
+                log.info("removed %s, left by an interrupted write", file)
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def _temp_beside(path: Path) -> tuple[int, str]:
@@ -84,23 +191,48 @@ def _temp_beside(path: Path) -> tuple[int, str]:
                             f"{str(path / 'model.npz')!r}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        _clean_stale(path)
+        # The pid in the name tells a later writer whether the file's owner is still alive.
+        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp")
     except OSError as exc:
-        raise ArtifactError(f"cannot write model file {str(path)!r} ({exc.strerror or exc}); choose another "
-                            f"location with --out") from None
+        raise ArtifactError(f"cannot write model file {str(path)!r} ({_why(exc)}); {_fix(exc)}") from None
 
 
 def check_writable(path: str | os.PathLike) -> Path:
     """Fail now, with one line, if a model file cannot be written at ``path`` (before minutes of fitting)."""
+    if os.fspath(path) == "":
+        raise ArtifactError("the model file name is empty; give a file name such as model.npz")
     path = Path(path)
-    fd, tmp = _temp_beside(path)
+    fd, tmp = _temp_beside(_target(path))
     os.close(fd)
     os.unlink(tmp)
     return path
 
 
+#: the largest ``meta.json`` read (its uncompressed size, from the zip directory): a model's sidecar holds
+#: ids, feature specs and hyper-parameters; 32 MiB is about a million ids
+MAX_META_BYTES = 32 << 20
+#: arrays of a model file may hold, in all, max(ARRAY_FLOOR_BYTES, ARRAY_BYTES_PER_ID2 * n_ids ** 2) bytes,
+#: ``n_ids`` the number of ids listed in meta.json (models + datasets): eight float64 matrices of
+#: (n_ids x n_ids) fit, a zip bomb does not; checked on the zip directory and .npy headers before reading
+ARRAY_FLOOR_BYTES = 128 << 20
+ARRAY_BYTES_PER_ID2 = 64
+#: the most members a model file's zip directory may list
+MAX_MEMBERS = 10_000
+_DTYPE = re.compile(r"^[<>|=]?(b1|[iu][1248]|f[248]|c(8|16))$")
+_MAX_HEADER = 1 << 16
+_CHUNK = 1 << 20
+
+
 def read_artifact(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     """Read a model file written by :func:`write_artifact`.
+
+    Everything is checked before it is read: the zip directory (members,
+    encryption, compression method, sizes), ``meta.json``'s size, and each
+    array's ``.npy`` header against the shape and dtype declared in
+    ``meta.json``; the declared arrays must fit the size limits (see
+    :data:`ARRAY_FLOOR_BYTES`). Arrays are numeric (booleans, integers,
+    floats) and never hold infinite values.
 
     Returns
     -------
@@ -111,7 +243,7 @@ def read_artifact(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]
     ------
     ArtifactError
         Missing, truncated, foreign (a pickle, another zip, another format
-        version) or corrupt files. Nothing in the file is ever executed.
+        version), oversized or corrupt files. Nothing in the file is ever executed.
     """
     path = Path(path)
     what = f"model file {str(path)!r}"
@@ -119,42 +251,233 @@ def read_artifact(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]
         raise ArtifactError(f"{what} does not exist; create one with `recsys fit --out {path}`")
     if path.is_dir():
         raise ArtifactError(f"{what} is a directory; give the file written by `recsys fit`")
-    if not zipfile.is_zipfile(path):
-        raise ArtifactError(f"{what} is not a recsys model (not a zip/npz archive; pickles and other formats are "
-                            f"refused and never loaded); re-create it with `recsys fit`")
+    if not path.is_file():
+        kind = next((k for test, k in _KINDS if test(path.stat().st_mode)), "not a regular file")
+        raise ArtifactError(f"{what} is {kind}; give the file written by `recsys fit`")
     try:
-        with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            if _META not in names:
-                raise ArtifactError(f"{what} is an archive without {_META}: not a recsys model; re-create it with "
-                                    f"`recsys fit`")
-            try:
-                meta = json.loads(zf.read(_META).decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise ArtifactError(f"{what} has an unreadable {_META} ({exc}); re-create it with `recsys fit`") from None
-            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-                raise ArtifactError(f"{what} is not a recsys model (format {meta.get('format') if isinstance(meta, dict) else None!r}); "
-                                    f"re-create it with `recsys fit`")
-            version = meta.get("format_version")
-            if not isinstance(version, int) or version > FORMAT_VERSION:
-                raise ArtifactError(f"{what} has format version {version!r}; this recsys {__version__} reads "
-                                    f"versions up to {FORMAT_VERSION}: upgrade recsys or re-fit the model")
-            arrays = {}
-            for name, info in (meta.get("arrays") or {}).items():
-                member = f"{name}.npy"
-                if not _NAME.match(str(name)) or member not in names:
-                    raise ArtifactError(f"{what} lacks array {name!r}; the file is damaged: re-create it with `recsys fit`")
-                with zf.open(member) as fh:
-                    arr = np.lib.format.read_array(fh, allow_pickle=False)
-                if list(arr.shape) != list(info.get("shape", [])):
-                    raise ArtifactError(f"{what}: array {name!r} has shape {arr.shape}, expected {info.get('shape')}")
-                arrays[name] = arr
+        raw = open(path, "rb")
+    except OSError as exc:
+        raise ArtifactError(f"cannot read {what} ({_why(exc)}); check its permissions") from None
+    try:
+        with raw:
+            if not zipfile.is_zipfile(raw):
+                raise ArtifactError(f"{what} is not a recsys model (not a zip/npz archive; pickles and other formats "
+                                    f"are refused and never loaded); re-create it with `recsys fit`")
+            _check_directory(raw, what)
+            with zipfile.ZipFile(raw) as zf:
+                members = _members(zf, what)
+                meta = _read_meta(zf, members, what)
+                arrays = _read_arrays(zf, members, meta, what)
     except ArtifactError:
         raise
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError, zlib_error()) as exc:
-        raise ArtifactError(f"{what} is damaged or truncated ({type(exc).__name__}: {exc}); re-create it with "
+    except MemoryError:
+        raise ArtifactError(f"{what} needs more memory than this machine has; it is not a model written by "
+                            f"recsys for this machine: re-create it with `recsys fit`") from None
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError, RuntimeError, NotImplementedError,
+            zlib_error()) as exc:
+        msg = (str(exc).splitlines() or [""])[0]
+        raise ArtifactError(f"{what} is damaged or truncated ({type(exc).__name__}: {msg}); re-create it with "
                             f"`recsys fit`") from None
     return meta, arrays
+
+
+def _damaged(what: str, problem: str) -> ArtifactError:
+    return ArtifactError(f"{what} {problem}; it is damaged or was not written by recsys: re-create it with "
+                         f"`recsys fit`")
+
+
+def _check_directory(raw, what: str) -> None:
+    """The zip directory's entry count, read from its end record before ``zipfile`` builds one object per entry."""
+    end_record = getattr(zipfile, "_EndRecData", None)
+    if end_record is None:  # pragma: no cover - private zipfile helper; zipfile's own checks remain
+        return
+    rec = end_record(raw)
+    raw.seek(0)
+    if rec and rec[zipfile._ECD_ENTRIES_TOTAL] > MAX_MEMBERS:
+        raise _damaged(what, f"lists {rec[zipfile._ECD_ENTRIES_TOTAL]} members (a model file has at most "
+                             f"{MAX_MEMBERS})")
+
+
+def _members(zf: zipfile.ZipFile, what: str) -> dict[str, zipfile.ZipInfo]:
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in zf.infolist():
+        if info.filename in members:
+            raise _damaged(what, f"holds member {info.filename!r} twice")
+        if info.flag_bits & 0x1:
+            raise _damaged(what, f"has an encrypted member {info.filename!r} (model files are never encrypted)")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise _damaged(what, f"compresses member {info.filename!r} with method {info.compress_type} (model "
+                                 f"files use deflate or none)")
+        members[info.filename] = info
+    return members
+
+
+def _read_meta(zf: zipfile.ZipFile, members: Mapping[str, zipfile.ZipInfo], what: str) -> dict:
+    info = members.get(_META)
+    if info is None:
+        raise ArtifactError(f"{what} is an archive without {_META}: not a recsys model; re-create it with "
+                            f"`recsys fit`")
+    if info.file_size > MAX_META_BYTES:
+        raise _damaged(what, f"has a {_META} of {info.file_size:,} bytes (at most {MAX_META_BYTES:,} are read)")
+    with zf.open(info) as fh:
+        payload = fh.read(MAX_META_BYTES + 1)
+    try:
+        meta = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{what} has an unreadable {_META} ({exc}); re-create it with `recsys fit`") from None
+    except RecursionError:
+        raise _damaged(what, f"has a {_META} nested too deeply to read") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ArtifactError(f"{what} is not a recsys model (format {meta.get('format') if isinstance(meta, dict) else None!r}); "
+                            f"re-create it with `recsys fit`")
+    version = meta.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ArtifactError(f"{what} has format version {version!r}; this recsys {__version__} reads "
+                            f"versions up to {FORMAT_VERSION}: upgrade recsys or re-fit the model")
+    return meta
+
+
+def _declared(meta: Mapping, what: str) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
+    """Shape, dtype and byte size of every array ``meta.json`` declares, checked against the size limits."""
+    declared = meta.get("arrays") or {}
+    if not isinstance(declared, dict):
+        raise _damaged(what, "declares its arrays in a malformed list")
+    out = {}
+    total = 0
+    for name, spec in declared.items():
+        if not _NAME.match(str(name)) or not isinstance(spec, dict):
+            raise _damaged(what, f"declares array {name!r} in a malformed way")
+        shape, dtype = spec.get("shape"), spec.get("dtype")
+        if (not isinstance(shape, list) or len(shape) > 32
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+            raise _damaged(what, f"declares array {name!r} with shape {shape!r}")
+        if not isinstance(dtype, str) or not _DTYPE.match(dtype):
+            raise _damaged(what, f"declares array {name!r} of dtype {dtype!r} (model files hold booleans, integers "
+                                 f"and floats)")
+        dt = np.dtype(dtype)
+        nbytes = math.prod(shape) * dt.itemsize
+        total += nbytes
+        out[str(name)] = (tuple(shape), dt, nbytes)
+    n_ids = _count_ids(meta)
+    budget = max(ARRAY_FLOOR_BYTES, ARRAY_BYTES_PER_ID2 * n_ids ** 2)
+    if total > budget:
+        raise _damaged(what, f"declares {total:,} bytes of arrays for {n_ids} ids (at most {budget:,} are read)")
+    return out
+
+
+def _count_ids(meta: Mapping) -> int:
+    """Ids listed in ``meta`` (every list under a key ending in ``_ids``), found without recursion."""
+    n, stack = 0, [meta]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            if isinstance(key, str) and key.endswith("_ids") and isinstance(value, list):
+                n += len(value)
+            elif isinstance(value, (dict, list)):
+                stack.append(value)
+    return n
+
+
+def _read_arrays(zf: zipfile.ZipFile, members: Mapping[str, zipfile.ZipInfo], meta: Mapping,
+                 what: str) -> dict[str, np.ndarray]:
+    declared = _declared(meta, what)
+    arrays = {}
+    for name, (shape, dtype, nbytes) in declared.items():
+        info = members.get(f"{name}.npy")
+        if info is None:
+            raise ArtifactError(f"{what} lacks array {name!r}; the file is damaged: re-create it with `recsys fit`")
+        if not nbytes <= info.file_size <= nbytes + _MAX_HEADER:
+            raise _damaged(what, f"stores array {name!r} in {info.file_size:,} bytes, but its declared shape "
+                                 f"{list(shape)} ({dtype.str}) takes {nbytes:,}")
+        with zf.open(info) as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                h_shape, fortran, h_dtype = np.lib.format.read_array_header_1_0(fh, max_header_size=_MAX_HEADER)
+            elif version == (2, 0):
+                h_shape, fortran, h_dtype = np.lib.format.read_array_header_2_0(fh, max_header_size=_MAX_HEADER)
+            else:
+                raise _damaged(what, f"stores array {name!r} in .npy format version {version}")
+            if tuple(h_shape) != shape or h_dtype != dtype:
+                raise _damaged(what, f"stores array {name!r} with shape {tuple(h_shape)} and dtype {h_dtype.str} "
+                                     f"in its .npy header, but meta.json declares {shape} and {dtype.str}")
+            if info.file_size != fh.tell() + nbytes:
+                raise _damaged(what, f"stores array {name!r} in {info.file_size:,} bytes, but its header and "
+                                     f"shape take {fh.tell() + nbytes:,}")
+            arr = np.empty(shape[::-1] if fortran else shape, dtype=dtype)
+            view = memoryview(arr.reshape(-1).view(np.uint8)) if arr.size else memoryview(b"")
+            pos = 0
+            while pos < nbytes:
+                got = fh.readinto(view[pos:pos + _CHUNK])
+                if not got:
+                    raise _damaged(what, f"has a truncated array {name!r}")
+                pos += got
+            if fortran:
+                arr = arr.T
+        if arr.dtype.kind in "fc" and np.isinf(arr).any():
+            raise _damaged(what, f"holds infinite values in array {name!r}")
+        arrays[name] = arr
+    return arrays
+
+
+def check_model_state(meta: Mapping, arrays: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
+    """Refuse, with one line, a model file whose parts disagree (tampered or damaged).
+
+    What every recsys model holds whatever its engine: the seeds and the
+    interval level, the model and dataset ids (unique strings), and the
+    ``known`` accuracies (floats, datasets x models, NaN or in [0, 1]); arrays
+    with one row per model or dataset (side features, scores) must have it.
+    Engine arrays are checked by using them once (``Recommender.load``).
+
+    Raises
+    ------
+    ArtifactError
+    """
+    what = f"model file {str(path)!r}"
+    rec = meta.get("recommender")
+    feats = meta.get("features")
+    engine = meta.get("engine")
+    if not isinstance(rec, dict) or not isinstance(feats, dict) or not isinstance(engine, dict):
+        raise _damaged(what, "lacks its recommender, features or engine section")
+    for where, seed in (("seed", rec.get("seed")), ("engine seed", (engine.get("params") or {}).get("seed", 0))):
+        if not _is_seed(seed):
+            raise _damaged(what, f"has {where} {seed!r} (seeds are integers in 0..{2 ** 32 - 1})")
+    level = rec.get("level")
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise _damaged(what, f"has interval level {level!r} (a number between 0 and 1)")
+    n = {}
+    for side in ("model", "dataset"):
+        ids = feats.get(f"{side}_ids")
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+            raise _damaged(what, f"has no list of {side} names")
+        seen: set[str] = set()
+        for i in ids:
+            if i in seen:
+                raise _damaged(what, f"lists {side} {i!r} twice (ids must be unique)")
+            seen.add(i)
+        n[side] = len(ids)
+    expected = (n["dataset"], n["model"])
+    known = arrays.get("known")
+    if known is None:
+        raise _damaged(what, "lacks the recorded accuracies ('known')")
+    if known.dtype.kind != "f" or known.shape != expected:
+        raise _damaged(what, f"has recorded accuracies ('known') of dtype {known.dtype.str} and shape {known.shape}, "
+                             f"but lists {n['dataset']} datasets x {n['model']} models (floats expected)")
+    recorded = known[~np.isnan(known)]
+    if ((recorded < 0) | (recorded > 1)).any():
+        raise _damaged(what, "has recorded accuracies outside [0, 1]")
+    rows = {"features.model_features": n["model"], "features.dataset_features": n["dataset"]}
+    for name, arr in arrays.items():
+        if name.startswith("scores.") and arr.shape != expected:
+            raise _damaged(what, f"has scores {name!r} of shape {arr.shape}, but lists {n['dataset']} datasets x "
+                                 f"{n['model']} models")
+        if name in rows and (arr.ndim != 2 or len(arr) != rows[name]):
+            raise _damaged(what, f"has {name!r} of shape {arr.shape}, but lists {rows[name]} "
+                                 f"{'models' if 'model' in name else 'datasets'}")
+
+
+def _is_seed(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 2 ** 32 - 1
 
 
 def zlib_error():

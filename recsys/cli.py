@@ -8,6 +8,8 @@ input (zoo, model file, metadata), 2 for an unknown dataset or model name
 
 from __future__ import annotations
 
+import errno
+import inspect
 import json
 import logging
 import math
@@ -35,7 +37,32 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 
 
 class _Group(click.Group):
-    """Turns RecsysError into one line on stderr and its exit status."""
+    """One line on stderr and an exit status for every error: RecsysError, usage errors, full disks.
+
+    Every subcommand also accepts ``-v``/``-q`` (after its name as well as before it), and
+    ``recsys --help`` shows each command's whole first sentence.
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            where = f"{exc.ctx.command_path} --help" if exc.ctx is not None else "recsys --help"
+            click.echo(f"error: {exc.format_message()} (see '{where}')", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                raise
+            sys.exit(1)  # the reader of stdout went away (`recsys predict | head`): nothing to say
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx):
         try:
@@ -43,6 +70,54 @@ class _Group(click.Group):
         except RecsysError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except MemoryError:
+            click.echo("error: out of memory; use a smaller zoo or smaller --param values", err=True)
+            sys.exit(1)
+        except OSError as exc:  # writing the output: a full disk, a read-only place
+            if exc.errno not in _OS_ERRORS:
+                raise
+            where = f" writing {exc.filename}" if exc.filename else " writing the output"
+            click.echo(f"error: {exc.strerror}{where}; free some space or write elsewhere", err=True)
+            sys.exit(1)
+
+    def add_command(self, cmd, name=None):
+        if not isinstance(cmd, click.Group):
+            opts = {o for p in cmd.params for o in getattr(p, "opts", ())}
+            if "-v" not in opts and "-q" not in opts:
+                cmd.params.extend(_verbosity_options())
+            if cmd.short_help is None and cmd.help:  # click would cut it at ~45 characters
+                cmd.short_help = inspect.cleandoc(cmd.help).split("\n\n")[0].replace("\n", " ")
+        super().add_command(cmd, name)
+
+
+_OS_ERRORS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EROFS, errno.EACCES, errno.EPERM,
+              errno.EFBIG}
+
+
+def _verbosity_options() -> list[click.Option]:
+    def verbose(ctx, param, value):
+        if value:
+            logging.getLogger("recsys").setLevel(logging.DEBUG)
+
+    def quiet(ctx, param, value):
+        if value:
+            logging.getLogger("recsys").setLevel(logging.ERROR)
+
+    return [click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=verbose,
+                         help="Debug logging on stderr (also accepted before the command)."),
+            click.Option(["-q", "--quiet"], is_flag=True, expose_value=False, callback=quiet,
+                         help="Only errors on stderr (also accepted before the command).")]
+
+
+def _nonempty(ctx, param, value):
+    """An option naming a file, directory or zoo must not be empty (an empty --out once meant the default)."""
+    if value is not None and str(value).strip() == "":
+        raise click.BadParameter("is empty; give a name, or leave the option out for the default", ctx, param)
+    return value
+
+
+SEED = click.IntRange(0, 2**32 - 1)
+SEED_HELP = "Seed of every random choice, 0 to 4294967295: the same seed gives the same model."
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -77,12 +152,12 @@ def _emit(frame, fmt: str) -> None:
             clean = {}
             for k, v in row.items():
                 if isinstance(v, (float, np.floating)):
-                    v = None if math.isnan(v) else round(float(v), 6)
+                    v = round(float(v), 6) if math.isfinite(v) else None  # JSON has no NaN or Infinity
                 elif isinstance(v, np.integer):
                     v = int(v)
                 clean[k] = v
             records.append(clean)
-        click.echo(json.dumps(records, indent=2))
+        click.echo(json.dumps(records, indent=2, allow_nan=False))
     else:
         shown = frame.copy()
         for col in shown.columns:
@@ -98,7 +173,25 @@ def _load_model(path: str | None):
     target = Path(path) if path else default_model_path()
     if path is None and not target.exists():
         raise RecsysError(f"no model file at {target}; run `recsys fit` first, or pass --model FILE")
-    return Recommender.load(target)
+    rec = Recommender.load(target)
+    rec.cli_path_ = target
+    return rec
+
+
+def _ask(rec, fn, *args, **kwargs):
+    """``fn(*args)`` on a loaded model; an unknown dataset also names the zoo the model was fitted on."""
+    from .errors import UnknownNameError
+
+    try:
+        return fn(*args, **kwargs)
+    except UnknownNameError as exc:
+        if exc.kind != "dataset":
+            raise
+        zoo = (getattr(rec, "zoo_", None) or {}).get("name", "?")
+        ids = rec.dataset_ids
+        raise UsageError(f"{exc} (model file {str(getattr(rec, 'cli_path_', '?'))!r} was fitted on zoo {zoo!r}: "
+                         f"{len(ids)} datasets such as {ids[0]!r}; give one of them, or --model FILE fitted on the "
+                         f"zoo you mean)") from None
 
 
 def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | None):
@@ -110,23 +203,32 @@ def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | N
     frame = None
     if new:
         p = Path(new)
-        if not p.is_file():
+        inline = new.lstrip().startswith(("{", "[")) and not p.exists()
+        if not inline and not p.is_file():
             raise RecsysError(f"--new {new!r}: no such file; give a JSON object/list or a CSV file of dataset metadata")
-        if p.suffix.lower() == ".csv":
+        if not inline and p.suffix.lower() == ".csv":
             try:
                 frame = pd.read_csv(p)
             except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
                 raise RecsysError(f"--new {new!r} is not a readable CSV file ({str(exc).splitlines()[0]})") from None
         else:
             try:
-                obj = json.loads(p.read_text(encoding="utf-8"))
+                obj = json.loads(new if inline else p.read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise RecsysError(f"--new {new!r} is not valid JSON ({exc}); give an object such as "
                                   f'{{"domain": "sketch", "Labels": "cat, dog"}} or a CSV file') from None
+            except RecursionError:
+                raise RecsysError(f"--new {new!r}: the JSON is nested too deeply; give an object of column: value "
+                                  f"pairs such as {{\"domain\": \"sketch\"}}") from None
             if isinstance(obj, dict):
                 obj = [obj]
             if not isinstance(obj, list) or not all(isinstance(o, dict) for o in obj) or not obj:
                 raise RecsysError(f"--new {new!r}: expected a JSON object (one dataset) or a list of objects")
+            for i, o in enumerate(obj):
+                v = o.get("dataset", "-")
+                if isinstance(v, bool) or not isinstance(v, (str, int, float)) or not str(v).strip():
+                    raise RecsysError(f"--new {new!r}: \"dataset\" of object {i + 1} is {json.dumps(v)[:40]}; it names the "
+                                      f"new dataset: give a non-empty name such as \"my_sketches\", or leave it out")
             frame = pd.DataFrame(obj)
     if settings:
         values = parse_metadata(settings)
@@ -147,10 +249,14 @@ def _read_scores(path: str | None):
         return None
     import pandas as pd
 
-    try:
-        frame = pd.read_csv(path)
+    try:  # ids stay as written: a model named NA is a model, not a missing value
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecsysError(f"--scores {path!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); give a CSV file "
+                          f"with columns model,dataset,metric,score") from None
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise RecsysError(f"--scores {path!r}: cannot read it ({exc}); give a CSV with model,dataset,metric,score") from None
+        msg = exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc).splitlines() or [""])[0]
+        raise RecsysError(f"--scores {path!r}: cannot read it ({msg}); give a CSV with model,dataset,metric,score") from None
     missing = {"model", "metric", "score"} - set(frame.columns)
     if missing:
         raise RecsysError(f"--scores {path!r} lacks column(s) {sorted(missing)}; expected model,dataset,metric,score")
@@ -162,13 +268,14 @@ def _read_scores(path: str | None):
 
 
 @main.command()
-@click.option("--zoo", "zoo_name", default="domainnet-270", show_default=True, metavar="DIR_OR_NAME",
+@click.option("--zoo", "zoo_name", default="domainnet-270", show_default=True, metavar="DIR_OR_NAME", callback=_nonempty,
               help="A zoo directory in the canonical format, or a named zoo (domainnet-270, transfergraph-image, vtab-hf, parc-71).")
 @click.option("--engine", default="hybrid", show_default=True, help="Engine (see `recsys engines`).")
-@click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Model file to write [default: model.npz in the user data dir, or $RECSYS_MODEL].")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--text-encoder", default=None, metavar="HUB_ID_OR_PATH",
+@click.option("--out", type=click.Path(dir_okay=False), default=None, callback=_nonempty,
+              help="Model file to write [default: model.npz in the user data dir, or $RECSYS_MODEL]. A symlink is "
+                   "written through; other non-regular files are refused.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help=SEED_HELP)
+@click.option("--text-encoder", default=None, metavar="HUB_ID_OR_PATH", callback=_nonempty,
               help="Text encoder for text columns [default: the shipped all-MiniLM-L6-v2; 'hashing' for a fast one].")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Engine hyper-parameter (repeatable), e.g. --param epochs=100.")
@@ -186,8 +293,20 @@ def fit(zoo_name, engine, out, seed, text_encoder, params, no_calibrate):
     engine_params = _parse_params(params, cls)
     out = check_writable(out or default_model_path())
     zoo = datasets.load(zoo_name)
+    if text_encoder is not None and not (zoo.model_roles.text or zoo.dataset_roles.text):
+        log.warning("--text-encoder %s is not used: zoo %s has no text columns (roles 'text' in zoo.json)",
+                    text_encoder, zoo.name)
     rec = Recommender(engine, seed=seed, text_encoder=text_encoder, calibrate=not no_calibrate, **engine_params)
-    rec.fit(zoo)
+    try:
+        rec.fit(zoo)
+    except RecsysError:
+        raise
+    except (ValueError, ArithmeticError) as exc:
+        if not params:  # without --param this is a bug: let it show
+            raise
+        why = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise RecsysError(f"fitting {engine} with {' '.join('--param ' + p for p in params)} failed "
+                          f"({type(exc).__name__}: {why}); use values closer to the defaults") from None
     path = rec.save(out)
     t = rec.timing_
     log.info("fitted %s on %s (%d models x %d datasets, %d records) in %.1fs; wrote %s", engine, zoo.name,
@@ -221,6 +340,36 @@ def _parse_value(raw: str, default):
     return raw
 
 
+#: bounds of --param values for parameters whose engine declares none in its ``param_bounds`` (name ->
+#: (low, high)): wide enough for every engine's sensible values, narrow enough that a typo
+#: (no_components=99999999999999, epochs=1e23) is refused instead of exhausting memory or time
+INT_BOUNDS = (0, 10_000)
+FLOAT_BOUNDS = (-1e6, 1e6)
+MAX_LIST = 100
+MAX_TEXT = 200
+
+
+def _check_bounds(p: str, key: str, value, cls) -> None:
+    """One line naming the accepted range when a --param value is out of it."""
+    declared = (getattr(cls, "param_bounds", None) or {}).get(key)
+    values = value if isinstance(value, tuple) else (value,)
+    if len(values) > MAX_LIST:
+        raise RecsysError(f"--param {p[:60]!r}: {key} takes at most {MAX_LIST} values, got {len(values)}")
+    for v in values:
+        if isinstance(v, str):
+            if len(v) > MAX_TEXT:
+                raise RecsysError(f"--param {key}=...: {key} takes at most {MAX_TEXT} characters, got {len(v)}")
+            continue
+        if v is None or isinstance(v, bool):
+            continue
+        lo, hi = declared or (INT_BOUNDS if isinstance(v, int) else FLOAT_BOUNDS)
+        if not (math.isfinite(v) and lo <= v <= hi):
+            kind = "integers" if isinstance(v, int) else "numbers"
+            source = f"engine {cls.name!r}" if declared else "recsys (for every engine)"
+            raise RecsysError(f"--param {p[:60]!r}: {key} accepts {kind} from {lo:g} to {hi:g} (bounds set by "
+                              f"{source}); got {v:g}")
+
+
 def _parse_params(pairs, cls) -> dict:
     import inspect
 
@@ -238,17 +387,19 @@ def _parse_params(pairs, cls) -> dict:
         except ValueError:
             what = ("a comma-separated list of numbers" if isinstance(default, (tuple, list)) else
                     "a number or none" if default is None else f"a {type(default).__name__}")
-            raise RecsysError(f"--param {p!r}: {key} expects {what}, got {raw!r}") from None
+            raise RecsysError(f"--param {p[:60]!r}: {key} expects {what}, got {raw[:40]!r}") from None
+        _check_bounds(p, key, out[key], cls)
     return out
 
 
 @main.command()
-@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None, callback=_nonempty,
               help="Model file [default: the one `recsys fit` wrote].")
 @click.option("--dataset", "names", multiple=True, metavar="NAME", help="Dataset(s) of the zoo (repeatable); all when omitted.")
-@click.option("--new", "new", default=None, metavar="FILE", help="Brand-new dataset(s): JSON object/list or CSV of metadata.")
+@click.option("--new", "new", default=None, metavar="FILE", callback=_nonempty,
+              help="Brand-new dataset(s): a JSON file (object or list), a CSV file, or inline JSON '{...}'.")
 @click.option("--set", "settings", multiple=True, metavar="COLUMN=VALUE", help="Metadata of one brand-new dataset (repeatable).")
-@click.option("--scores", "scores_path", default=None, metavar="FILE",
+@click.option("--scores", "scores_path", default=None, metavar="FILE", callback=_nonempty,
               help="Transferability scores of the new dataset(s): CSV model,dataset,metric,score.")
 @click.option("--format", "fmt", type=FORMATS, default="csv", show_default=True)
 @click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.8, show_default=True,
@@ -265,7 +416,7 @@ def predict(model_path, names, new, settings, scores_path, fmt, level):
         if scores_path:
             raise UsageError("--scores describe brand-new datasets (with --new/--set); the zoo's own datasets "
                              "use the scores they were fitted with")
-        out = rec.predict(list(names) or None, level=level)
+        out = _ask(rec, rec.predict, list(names) or None, level=level)
     _emit(out, fmt)
 
 
@@ -273,15 +424,17 @@ def predict(model_path, names, new, settings, scores_path, fmt, level):
 @click.option("--dataset", "name", default=None, metavar="NAME",
               help="Dataset of the zoo; with --new/--set, the name of the brand-new dataset.")
 @click.option("-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="How many models.")
-@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None, callback=_nonempty,
               help="Model file [default: the one `recsys fit` wrote].")
-@click.option("--new", "new", default=None, metavar="FILE", help="A brand-new dataset: JSON object or one-row CSV of metadata.")
+@click.option("--new", "new", default=None, metavar="FILE", callback=_nonempty,
+              help="A brand-new dataset: a JSON file (object), a one-row CSV file, or inline JSON '{...}'.")
 @click.option("--set", "settings", multiple=True, metavar="COLUMN=VALUE",
               help="Metadata of a brand-new dataset (repeatable), e.g. --set domain=sketch.")
-@click.option("--scores", "scores_path", default=None, metavar="FILE",
+@click.option("--scores", "scores_path", default=None, metavar="FILE", callback=_nonempty,
               help="Transferability scores of the new dataset: CSV model,dataset,metric,score.")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
-@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.8, show_default=True)
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.8, show_default=True,
+              help="Coverage of the lower/upper interval.")
 def topk(name, k, model_path, new, settings, scores_path, fmt, level):
     """The k best models for a dataset, best first, with predicted accuracy and interval.
 
@@ -300,13 +453,15 @@ def topk(name, k, model_path, new, settings, scores_path, fmt, level):
         raise UsageError("--scores describe a brand-new dataset (with --new/--set); the zoo's own datasets use "
                          "the scores they were fitted with")
     else:
-        out = rec.topk(name, k, level=level)
+        out = _ask(rec, rec.topk, name, k, level=level)
     _emit(out, fmt)
 
 
 @main.command()
-@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None, help="A model file.")
-@click.option("--zoo", "zoo_name", default=None, metavar="DIR_OR_NAME", help="A zoo directory or named zoo.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None, callback=_nonempty,
+              help="A model file.")
+@click.option("--zoo", "zoo_name", default=None, metavar="DIR_OR_NAME", callback=_nonempty,
+              help="A zoo directory or named zoo.")
 @click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="table", show_default=True)
 def info(model_path, zoo_name, fmt):
     """What a model file (default) or a zoo holds."""
@@ -316,21 +471,35 @@ def info(model_path, zoo_name, fmt):
         doc = datasets.load(zoo_name).summary()
     else:
         doc = _load_model(model_path).info()
+    doc = _finite(doc)
     if fmt == "json":
-        click.echo(json.dumps(doc, indent=2, default=str))
+        click.echo(json.dumps(doc, indent=2, default=str, allow_nan=False))
     else:
         width = max(len(k) for k in doc)
         for key, value in doc.items():
             if isinstance(value, (dict, list)):
-                value = json.dumps(value, default=str)
+                value = json.dumps(value, default=str, allow_nan=False)
             click.echo(f"{key:<{width}}  {value}")
+
+
+def _finite(doc, depth: int = 0):
+    """``doc`` with NaN and infinite floats as None: JSON output never holds NaN or Infinity."""
+    if depth > 50:
+        return str(doc)
+    if isinstance(doc, float):
+        return doc if math.isfinite(doc) else None
+    if isinstance(doc, dict):
+        return {k: _finite(v, depth + 1) for k, v in doc.items()}
+    if isinstance(doc, (list, tuple)):
+        return [_finite(v, depth + 1) for v in doc]
+    return doc
 
 
 @main.command()
 @click.option("--protocol", type=click.Choice(["p1", "p2", "missing-edge", "logo"]), required=True,
               help="p1: DomainNet-270 missing-edge (10 reps); p2: TransferGraph leave-one-dataset-out; "
                    "missing-edge / logo: the same procedures on any zoo (--zoo).")
-@click.option("--zoo", "zoo_name", default=None, metavar="DIR_OR_NAME",
+@click.option("--zoo", "zoo_name", default=None, metavar="DIR_OR_NAME", callback=_nonempty,
               help="Zoo to evaluate on [default: transfergraph-image for p2, else domainnet-270].")
 @click.option("--targets", "target_list", default=None, metavar="A,B,...",
               help="p2 / logo: held-out datasets [default: those with scores (p2), with >= 10 records (logo)].")
@@ -338,7 +507,7 @@ def info(model_path, zoo_name, fmt):
               help="Comma-separated engines [default: all of `recsys engines`].")
 @click.option("--repeats", type=click.IntRange(min=1), default=None,
               help="Repetitions [default: 10 for p1 and missing-edge, 1 for p2 and logo].")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, callback=_nonempty,
               help="Directory for the per-dataset CSV, summary CSV, markdown report and plots.")
 @click.option("--text-encoder", default=None, metavar="HUB_ID_OR_PATH", help="Text encoder (see `recsys fit`).")
 @click.option("--coverage", default="default", show_default=True, metavar="default|all|none|A,B",
@@ -351,6 +520,8 @@ def evaluate(protocol, zoo_name, target_list, engine_list, repeats, out_dir, tex
     """Run an evaluation protocol; the markdown table goes to stdout."""
     from .evaluation import run
 
+    if out_dir is not None:
+        _check_out_dir(out_dir)
     engines = [e.strip() for e in engine_list.split(",") if e.strip()] if engine_list else None
     targets = [t.strip() for t in target_list.split(",") if t.strip()] if target_list else None
     if coverage not in ("default", "all", "none"):
@@ -364,6 +535,25 @@ def evaluate(protocol, zoo_name, target_list, engine_list, repeats, out_dir, tex
         log.info("wrote %s", ", ".join(str(p) for p in res.files.values()))
     if res.failed:
         sys.exit(1)
+
+
+def _check_out_dir(out_dir: str) -> None:
+    """Fail now, not after the whole evaluation, when ``--out`` cannot be written (nothing is created)."""
+    import os
+    import tempfile
+
+    probe = Path(out_dir)
+    try:
+        while not probe.exists():
+            probe = probe.parent
+        if not probe.is_dir():
+            raise RecsysError(f"--out {out_dir!r}: {str(probe)!r} is a file, not a directory; give a directory")
+        fd, tmp = tempfile.mkstemp(dir=probe, prefix=".recsys-write-test-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise RecsysError(f"--out {out_dir!r} cannot be written ({exc.strerror or exc}); give a directory you may "
+                          f"write to") from None
 
 
 @main.command()

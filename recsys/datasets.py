@@ -411,12 +411,22 @@ def fetch(name: str, *, download: bool = True, base_url: str | None = None) -> P
     env = os.environ.get("RECSYS_DATA_DIR")
     if env:
         local = Path(env).expanduser() / name
-        if _complete(local, source, verify=False):
+        try:
+            found = _complete(local, source, verify=False)
+        except OSError as exc:
+            raise ZooError(f"cannot read RECSYS_DATA_DIR={env} ({exc.strerror or exc}: {exc.filename}); fix its "
+                           f"permissions, or unset RECSYS_DATA_DIR to use the cache or a download") from None
+        if found:
             log.info("using %s from RECSYS_DATA_DIR (%s)", name, local)
             return local
         log.info("RECSYS_DATA_DIR=%s has no complete %s/; looking further", env, name)
     cached = cache_dir() / "data" / name
-    if _complete(cached, source, verify=True):
+    try:
+        found = _complete(cached, source, verify=True)
+    except OSError as exc:
+        raise ZooError(f"cannot read the data cache {cached} ({exc.strerror or exc}); fix its permissions, or set "
+                       f"RECSYS_CACHE_DIR to another directory") from None
+    if found:
         log.info("using %s from the cache (%s)", name, cached)
         return cached
     if not download:
@@ -452,16 +462,16 @@ def _download(source: ZooSource, url: str, cached: Path) -> None:
             except ValueError as exc:  # pooch reports a hash mismatch as ValueError
                 if "hash" not in str(exc).lower():
                     raise ZooError(f"could not download {fname} for zoo {source.name!r} from {url} ({exc}); "
-                                   f"check the URL, or set RECSYS_DATA_DIR to a local copy holding "
-                                   f"{source.name}/") from None
+                                   f"check the URL, set RECSYS_DATA_DIR to a local copy holding "
+                                   f"{source.name}/, or RECSYS_DATA_URL to a mirror") from None
                 raise ZooError(f"{fname} downloaded from {url} for zoo {source.name!r} does not match its pinned "
                                f"sha256 ({sha[:12]}...); the source changed or the download is corrupt, and nothing "
                                f"was kept: check RECSYS_DATA_URL or use a trusted copy via RECSYS_DATA_DIR") from None
             except Exception as exc:  # network errors: requests / urllib / OS
                 msg = str(exc).splitlines()[0] if str(exc) else ""
                 raise ZooError(f"could not download {fname} for zoo {source.name!r} from {url} "
-                               f"({type(exc).__name__}: {msg}); check the network, or set RECSYS_DATA_DIR to a "
-                               f"local copy holding {source.name}/") from None
+                               f"({type(exc).__name__}: {msg}); check the network, set RECSYS_DATA_DIR to a "
+                               f"local copy holding {source.name}/, or RECSYS_DATA_URL to a mirror") from None
             if _sha256(stage / fname) != sha:  # belt and braces: never trust an unverified file
                 raise ZooError(f"{fname} for zoo {source.name!r} failed its sha256 check after download; "
                                f"nothing was kept")
@@ -520,7 +530,12 @@ def load(name_or_path: str | os.PathLike = "domainnet-270", *, download: bool = 
         if path.is_dir() or isinstance(name_or_path, os.PathLike) or os.sep in key or key.startswith((".", "~")):
             return load_zoo(path)
         env = os.environ.get("RECSYS_DATA_DIR")
-        if env and (Path(env) / key / "records.csv").is_file():
+        try:
+            in_data_dir = bool(env) and (Path(env) / key / "records.csv").is_file()
+        except OSError as exc:
+            raise ZooError(f"cannot read RECSYS_DATA_DIR={env} ({exc.strerror or exc}); fix its permissions, or "
+                           f"unset it") from None
+        if in_data_dir:
             return load_zoo(Path(env) / key)
     source = _source(key)
     raw = fetch(source.name, download=download)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ._version import __version__
-from .artifact import read_artifact, write_artifact
+from .artifact import check_model_state, read_artifact, write_artifact
 from .engines import DEFAULT_ENGINE, Engine, get_engine_class, make_engine
 from .engines.calibration import Calibration, calibrate
 from .errors import ArtifactError, RecsysError
@@ -277,6 +277,7 @@ class Recommender:
         """Read a model file written by :meth:`save` (never unpickles, never runs code)."""
         path = Path(path) if path is not None else default_model_path()
         meta, arrays = read_artifact(path)
+        check_model_state(meta, arrays, path)
         try:
             r = meta["recommender"]
             engine_state = meta["engine"]
@@ -294,9 +295,11 @@ class Recommender:
             rec.zoo_ = meta.get("zoo", {})
             rec.timing_ = meta.get("timing", {})
             rec.meta_ = meta
+            # Use the engine's arrays once: a file whose arrays disagree fails here, with one line.
+            rec.predict(list(dict.fromkeys([rec.dataset_ids[0], rec.dataset_ids[-1]])), uncertainty=False)
         except ArtifactError:
             raise
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as exc:
             raise ArtifactError(f"model file {str(path)!r} is incomplete or from an incompatible recsys "
                                 f"({type(exc).__name__}: {exc}); re-create it with `recsys fit`") from None
         except RecsysError as exc:

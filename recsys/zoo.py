@@ -380,18 +380,22 @@ def load_zoo(path: str | os.PathLike, *, name: str | None = None) -> Zoo:
     >>> zoo.summary()["records"]            # doctest: +SKIP
     """
     path = Path(path).expanduser()
-    if path.is_file():
-        raise ZooError(f"{str(path)!r} is a file; give the zoo directory that holds models.csv, datasets.csv and "
-                       f"records.csv ({_FORMAT_HINT})")
-    if not path.is_dir():
-        raise ZooError(f"zoo directory {str(path)!r} does not exist; give a directory with "
-                       f"models.csv, datasets.csv and records.csv, or a named zoo (domainnet-270, transfergraph-image, vtab-hf, parc-71)")
-    meta = _read_zoo_json(path / "zoo.json")
-    models = _read_csv(path / "models.csv")
-    datasets = _read_csv(path / "datasets.csv")
-    records = _read_table(path / "records.csv", ("model", "dataset"), ("accuracy",))
-    scores = _read_table(path / "scores.csv", ("model", "dataset", "metric"), ("score",)) \
-        if (path / "scores.csv").exists() else None
+    try:
+        if path.is_file():
+            raise ZooError(f"{str(path)!r} is a file; give the zoo directory that holds models.csv, datasets.csv and "
+                           f"records.csv ({_FORMAT_HINT})")
+        if not path.is_dir():
+            raise ZooError(f"zoo directory {str(path)!r} does not exist; give a directory with "
+                           f"models.csv, datasets.csv and records.csv, or a named zoo (domainnet-270, transfergraph-image, vtab-hf, parc-71)")
+        meta = _read_zoo_json(path / "zoo.json")
+        models = _read_csv(path / "models.csv")
+        datasets = _read_csv(path / "datasets.csv")
+        records = _read_table(path / "records.csv", ("model", "dataset"), ("accuracy",))
+        scores = _read_table(path / "scores.csv", ("model", "dataset", "metric"), ("score",)) \
+            if (path / "scores.csv").exists() else None
+    except OSError as exc:  # a folder without permission (listing or entering it)
+        raise ZooError(f"cannot read zoo directory {str(path)!r} ({exc.strerror or exc}); check its "
+                       f"permissions") from None
     zoo_name = name or meta.get("name") or path.resolve().name
     return Zoo.from_frames(models, datasets, records, scores, name=str(zoo_name),
                            roles={k: meta.get(k) for k in ("models", "datasets")}, path=path)
@@ -408,6 +412,9 @@ def _read_zoo_json(file: Path) -> dict:
         meta = json.loads(file.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise ZooError(f"{file} is not valid JSON ({exc}); fix it, or delete it to infer the column roles") from None
+    except RecursionError:
+        raise ZooError(f"{file} is nested too deeply to be a zoo.json; it holds a name and two objects of column "
+                       f"roles ({_FORMAT_HINT})") from None
     except (UnicodeDecodeError, OSError) as exc:
         raise ZooError(f"cannot read {file} ({exc}); save it as UTF-8 JSON, or delete it to infer the column roles") \
             from None

@@ -64,8 +64,8 @@ def test_save_is_atomic(rec, tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr("recsys.artifact.np.lib.format.write_array", boom)
-    with pytest.raises(OSError):
-        rec.save(path)
+    with pytest.raises(ArtifactError, match=r"\(disk full\); the previous file is unchanged"):
+        rec.save(path)  # one line for the user, not an OSError traceback
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temp file left behind
 

@@ -64,6 +64,8 @@ class ALSEngine(Engine):
 
     name = "als"
     summary = "implicit's alternating least squares on standardized accuracies (pure collaborative filtering)"
+    #: accepted --param ranges (read by the command line): ALS solves factors x factors systems
+    param_bounds = {"factors": (1, 1024)}
 
     def __init__(self, *, factors: int = 2, regularization: float = 5.0, alpha: float = 3.0, iterations: int = 30,
                  prior: float = 1.0, seed: int = 0):

@@ -256,6 +256,8 @@ class GATEngine(Engine):
 
     name = "gat"
     summary = "SCG4Trf: graph attention over the record graph of models and datasets (needs torch)"
+    #: accepted --param ranges (read by the command line): layers hold hidden x hidden x heads weights
+    param_bounds = {"hidden": (1, 1024), "heads": (1, 16)}
 
     def __init__(self, *, hidden: int = 64, epochs: int = 300, lr: float = 5e-3, heads: int = 1,
                  dropout: float = 0.0, weight_decay: float = 0.0, skip: bool = True,

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 LOG_RATIO = 10.0
 #: most tokens kept per text column
 MAX_VOCAB = 5000
+#: a new dataset's numeric value (log-transformed where the column is) may lie this many of the zoo's
+#: standard deviations from the zoo's mean: beyond it the features extrapolate to nonsense (1e300 samples)
+MAX_STD_AWAY = 100.0
 
 
 def tokenize(value) -> list[str]:
@@ -330,12 +333,18 @@ def _value_text(v) -> str | None:
 def _numeric_values(col: pd.Series, name: str) -> np.ndarray:
     """Floats of a numeric column (NaN for missing); a value that is not a number is an error."""
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-        return col.to_numpy(dtype=float, na_value=np.nan)
+        out = col.to_numpy(dtype=float, na_value=np.nan)
+        if np.isinf(out).any():  # e.g. 1e999 in JSON
+            raise RecsysError(f"column {name!r} is numeric but got an infinite value ({out[np.isinf(out)][0]:g}); "
+                              f"give a finite number or leave it out")
+        return out
     values = [None if _is_missing(v) else v for v in col.tolist()]
     out = np.full(len(values), np.nan)
     for i, v in enumerate(values):
         if v is None:
             continue
+        if isinstance(v, (bool, np.bool_)):
+            raise RecsysError(f"column {name!r} is numeric but got {v!r} (a boolean); give a number or leave it out")
         try:
             out[i] = float(v.strip() if isinstance(v, str) else v)
         except (TypeError, ValueError):
@@ -547,10 +556,14 @@ class FeatureBuilder:
             log.warning("new dataset lacks column(s) %s; they are treated as missing", ", ".join(absent))
         enc = self.encoder if self.dataset_spec_.text else None
         feats = self.dataset_spec_.transform(metadata, encoder=enc)
+        _check_numeric_range(self.dataset_spec_, metadata)
         if "dataset" in metadata.columns:
             names = [str(v) if not _is_missing(v) else f"new{i}" for i, v in enumerate(metadata["dataset"].tolist())]
         else:
             names = [f"new{i}" for i in range(len(metadata))]
+        if scores is not None and len(scores) and not self.metrics_:
+            log.warning("this model was fitted on a zoo without transferability scores; the %d score(s) given "
+                        "are ignored (fit on a zoo with scores.csv to use them)", len(scores))
         return DatasetBlock(index=np.full(len(metadata), -1), features=feats,
                             scores=self.score_matrices(scores, names) if self.metrics_ else {},
                             tokens=self.dataset_spec_.transform_tokens(metadata),
@@ -592,6 +605,26 @@ class FeatureBuilder:
         return fb
 
 
+def _check_numeric_range(spec: SideSpec, df: pd.DataFrame) -> None:
+    """New datasets' numeric values within :data:`MAX_STD_AWAY` standard deviations of the zoo's (one line otherwise)."""
+    for n in spec.numeric:
+        col = n["column"]
+        if col not in df.columns:
+            continue
+        x = _numeric_values(df[col], col)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            v = np.log(x) if n["log"] else x
+            z = np.abs((v - n["mean"]) / n["std"])
+        far = np.flatnonzero(~np.isnan(x) & ~(z <= MAX_STD_AWAY))
+        if len(far):
+            lo, hi = n["mean"] - MAX_STD_AWAY * n["std"], n["mean"] + MAX_STD_AWAY * n["std"]
+            with np.errstate(over="ignore"):
+                lo, hi = (np.exp(lo), np.exp(hi)) if n["log"] else (lo, hi)
+            raise RecsysError(f"column {col!r} = {x[far[0]]:g} is far outside the zoo's values; accepted: {lo:.3g} "
+                              f"to {hi:.3g} ({MAX_STD_AWAY:g} standard deviations of the zoo's"
+                              f"{' log' if n['log'] else ''} values around their mean); check the value and its unit")
+
+
 def _check_scores(scores: pd.DataFrame, dataset_names: list[str]) -> pd.DataFrame:
     """Scores given with new datasets: the columns present, numbers finite."""
     if not isinstance(scores, pd.DataFrame):
@@ -604,8 +637,15 @@ def _check_scores(scores: pd.DataFrame, dataset_names: list[str]) -> pd.DataFram
     if missing:
         raise RecsysError(f"scores lack column(s) {missing}; give model, dataset, metric, score "
                           f"(dataset may be left out for a single new dataset)")
-    out = pd.DataFrame({c: scores[c].astype(object).map(lambda v: None if _is_missing(v) else str(v).strip())
-                        for c in ("model", "dataset", "metric")})
+    # Ids as written: a model named "NA" is a model (the zoo keeps it), only an empty cell is missing.
+    out = pd.DataFrame({c: scores[c].astype(object).map(
+        lambda v: None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) or not str(v).strip()
+        else str(v).strip()) for c in ("model", "dataset", "metric")}).reset_index(drop=True)
+    for c in ("model", "dataset", "metric"):
+        empty = np.flatnonzero(out[c].isna().to_numpy())
+        if len(empty):
+            raise RecsysError(f"scores: row {empty[0] + 1} (after the header) has no {c}; every row needs model, "
+                              f"dataset, metric and score")
     try:
         out["score"] = _numeric_values(scores["score"], "score")
     except RecsysError:
@@ -613,6 +653,17 @@ def _check_scores(scores: pd.DataFrame, dataset_names: list[str]) -> pd.DataFram
     if not np.isfinite(out["score"].to_numpy()).all():
         raise RecsysError("scores: column 'score' holds empty, NaN or infinite values; give finite numbers or "
                           "drop the rows")
+    key = ["model", "dataset", "metric"]
+    dup = out.duplicated(key, keep=False).to_numpy()
+    if dup.any():
+        for _, g in out[dup].groupby(key, sort=False):
+            if g["score"].nunique() > 1:
+                m, d, metric = g.iloc[0][key]
+                rows = " and ".join(str(i + 1) for i in g.index[:3])
+                raise RecsysError(f"scores: rows {rows} (after the header) give different {metric} scores for model "
+                                  f"{m!r} on dataset {d!r} ({', '.join(f'{v:g}' for v in g['score'][:3])}); keep one "
+                                  f"score per model, dataset and metric")
+        out = out.drop_duplicates(key).reset_index(drop=True)
     return out
 
 

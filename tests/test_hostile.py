@@ -1,0 +1,970 @@
+"""Hostile input (issue 11): every bad input is one line on stderr and the right exit code, and no file that
+existed before is changed.
+
+Each case builds its input in a fresh directory and names the command line to run; the sweep runs it
+in-process (click's CliRunner, with ``-q`` so stderr holds errors only), hashes every file it can see
+before and after, and checks exit code, the one ``error:`` line and the words it must contain. Cases
+that need a real process (another user, a resource limit, kill -9, memory) are tests of their own below.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import os
+import pickle
+import resource
+import shutil
+import signal
+import stat
+import struct
+import subprocess
+import sys
+import time
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from recsys.cli import main
+
+from conftest import ROOT, write_zoo
+
+DN = "269_clipart_32"
+EXAMPLE = ROOT / "data" / "example-zoo"
+GiB = 1 << 30
+
+
+# ---------------------------------------------------------------------------
+# model files built by hand: members of a real model file, tampered, zipped by a minimal writer that
+# can also lie (sizes, flags, compression method) the way a hostile file does
+
+
+@dataclass
+class Entry:
+    name: str
+    data: bytes = b""          # uncompressed payload (deflated on write unless ``raw`` is given)
+    raw: bytes | None = None   # the compressed stream as stored
+    method: int = 8
+    flags: int = 0
+    size: int | None = None    # uncompressed size written in the zip directory
+    crc: int | None = None
+
+
+def deflate(data: bytes) -> bytes:
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush()
+
+
+def write_zip(path: Path, entries: list[Entry]) -> Path:
+    out, central = bytearray(), bytearray()
+    for e in entries:
+        name = e.name.encode()
+        raw = e.raw if e.raw is not None else (deflate(e.data) if e.method == 8 else e.data)
+        size = len(e.data) if e.size is None else e.size
+        crc = zlib.crc32(e.data) if e.crc is None else e.crc
+        offset = len(out)
+        out += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, e.flags, e.method, 0, 0x21, crc, len(raw), size,
+                           len(name), 0) + name + raw
+        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, e.flags, e.method, 0, 0x21, crc, len(raw),
+                               size, len(name), 0, 0, 0, 0, 0, offset) + name
+    cd_offset = len(out)
+    out += central + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(entries), len(entries), len(central),
+                                 cd_offset, 0)
+    path.write_bytes(bytes(out))
+    return path
+
+
+def npy(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.asarray(arr), allow_pickle=False)
+    return buf.getvalue()
+
+
+def npy_header(shape, dtype="<f8") -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": tuple(shape)})
+    return buf.getvalue()
+
+
+def unpack(model: Path) -> tuple[dict, dict[str, bytes]]:
+    with zipfile.ZipFile(model) as zf:
+        blobs = {n: zf.read(n) for n in zf.namelist()}
+    return json.loads(blobs.pop("meta.json")), blobs
+
+
+def load_array(blob: bytes) -> np.ndarray:
+    return np.lib.format.read_array(io.BytesIO(blob), allow_pickle=False)
+
+
+def tamper(model: Path, out: Path, meta_fn: Callable | None = None, arrays: dict | None = None,
+           entries_fn: Callable | None = None) -> Path:
+    """A copy of ``model`` with ``meta_fn(meta)`` applied, arrays replaced (meta kept consistent), entries edited."""
+    meta, blobs = unpack(model)
+    for name, arr in (arrays or {}).items():
+        arr = np.asarray(arr)
+        blobs[f"{name}.npy"] = npy(arr)
+        meta["arrays"][name] = {"shape": list(arr.shape), "dtype": arr.dtype.str}
+    if meta_fn is not None:
+        meta_fn(meta)
+    entries = [Entry("meta.json", json.dumps(meta).encode())] + [Entry(n, b) for n, b in blobs.items()]
+    if entries_fn is not None:
+        entries = entries_fn(entries)
+    return write_zip(out, entries)
+
+
+@functools.lru_cache(maxsize=4)
+def bomb_stream(header: bytes, zero_mib: int) -> tuple[bytes, int, int]:
+    """A deflate stream of ``header`` + ``zero_mib`` MiB of zeros, built without allocating them: (raw, size, crc)."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    head = c.compress(header) + c.flush(zlib.Z_FULL_FLUSH)
+    mib = bytes(1 << 20)
+    piece = c.compress(mib) + c.flush(zlib.Z_FULL_FLUSH)  # identical for every MiB after a full flush
+    crc = zlib.crc32(header)
+    for _ in range(zero_mib):
+        crc = zlib.crc32(mib, crc)
+    return head + piece * zero_mib + c.flush(), len(header) + (zero_mib << 20), crc
+
+
+def zip_bomb(model: Path, out: Path, *, consistent_meta: bool = False, lie: bool = False) -> Path:
+    """``known.npy`` expands to 3 GiB (a ~3 MB file); ``consistent_meta`` declares that shape in meta.json too,
+    ``lie`` writes the true small size in the zip directory while the stream still expands to 3 GiB."""
+    n = (3 * GiB) // 8
+    header = npy_header((n,))
+    raw, size, crc = bomb_stream(header, 3 * 1024)
+    meta, blobs = unpack(model)
+    if consistent_meta:
+        meta["arrays"]["known"] = {"shape": [n], "dtype": "<f8"}
+    entries = [Entry("meta.json", json.dumps(meta).encode())]
+    for name, blob in blobs.items():
+        if name == "known.npy":
+            entries.append(Entry(name, b"", raw=raw, size=len(blob) if lie else size,
+                                 crc=zlib.crc32(blob) if lie else crc))
+        else:
+            entries.append(Entry(name, blob))
+    return write_zip(out, entries)
+
+
+def meta_bomb(model: Path, out: Path) -> Path:
+    """meta.json of 1 GiB (spaces inside the object), about 1 MB on disk."""
+    meta, blobs = unpack(model)
+    text = json.dumps(meta).encode()
+    head = text[:-1]
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = c.compress(head) + c.flush(zlib.Z_FULL_FLUSH)
+    spaces = b" " * (1 << 20)
+    piece = c.compress(spaces) + c.flush(zlib.Z_FULL_FLUSH)
+    tail = c.compress(b"}") + c.flush()
+    crc = zlib.crc32(head)
+    for _ in range(1024):
+        crc = zlib.crc32(spaces, crc)
+    crc = zlib.crc32(b"}", crc)
+    entries = [Entry("meta.json", b"", raw=first + piece * 1024 + tail, size=len(head) + GiB + 1, crc=crc)]
+    entries += [Entry(n, b) for n, b in blobs.items()]
+    return write_zip(out, entries)
+
+
+# ---------------------------------------------------------------------------
+# the sweep
+
+
+@dataclass
+class Ctx:
+    tmp: Path
+    models: dict
+    env: dict = field(default_factory=dict)
+
+    def file(self, name: str, content: str | bytes) -> Path:
+        p = self.tmp / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        (p.write_bytes if isinstance(content, bytes) else p.write_text)(content)
+        return p
+
+    @property
+    def dn(self) -> Path:
+        return self.models["dn"]
+
+
+CASES: dict[str, tuple[Callable[[Ctx], list], int, tuple[str, ...]]] = {}
+
+
+def case(name: str, code: int, *words: str):
+    """Register a hostile input: ``build(ctx)`` returns the command line; exit ``code``; the error line holds ``words``."""
+    def register(build):
+        assert name not in CASES, name
+        CASES[name] = (build, code, words)
+        return build
+    return register
+
+
+def topk(model) -> list:
+    return ["topk", "--model", model, "--dataset", DN]
+
+
+# -- model files: foreign, damaged ------------------------------------------------
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+case("model-pickle", 1, "not a recsys model")(lambda c: topk(c.file("evil.npz", pickle.dumps(_Evil()))))
+
+
+@case("model-npz-object-array", 1, "not a recsys model")
+def _(c):
+    np.savez(c.tmp / "sneaky.npz", payload=np.array([_Evil()], dtype=object))
+    return topk(c.tmp / "sneaky.npz")
+
+
+case("model-truncated-half", 1, "recsys fit")(
+    lambda c: topk(c.file("half.npz", c.dn.read_bytes()[: c.dn.stat().st_size // 2])))
+case("model-truncated-tail", 1, "recsys fit")(lambda c: topk(c.file("tail.npz", c.dn.read_bytes()[:-10])))
+case("model-empty-file", 1, "not a recsys model")(lambda c: topk(c.file("empty.npz", b"")))
+case("model-text-file", 1, "not a recsys model")(lambda c: topk(c.file("text.npz", "model,dataset\n")))
+case("model-foreign-zip", 1, "not a recsys model")(
+    lambda c: topk(write_zip(c.tmp / "foreign.zip", [Entry("hello.txt", b"hi")])))
+case("model-missing", 1, "does not exist")(lambda c: topk(c.tmp / "missing.npz"))
+case("model-directory", 2, "is a directory")(lambda c: topk(c.tmp))
+
+
+@case("model-fifo", 1, "FIFO")
+def _(c):
+    os.mkfifo(c.tmp / "fifo.npz")
+    return topk(c.tmp / "fifo.npz")
+
+
+case("model-char-device", 1, "character device")(lambda c: topk("/dev/null"))
+case("model-other-format", 1, "format 'other'")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m.update(format="other"))))
+case("model-newer-version", 1, "format version 99", "upgrade recsys")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m.update(format_version=99))))
+case("model-meta-not-json", 1, "unreadable meta.json")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=lambda es: [Entry("meta.json", b"{oops")] + es[1:])))
+case("model-meta-a-list", 1, "not a recsys model")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=lambda es: [Entry("meta.json", b"[1, 2]")] + es[1:])))
+case("model-meta-nested-200000", 1, "nested too deeply")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz",
+                          entries_fn=lambda es: [Entry("meta.json", b"[" * 200_000 + b"]" * 200_000)] + es[1:])))
+case("model-no-meta", 1, "without meta.json")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=lambda es: es[1:])))
+
+# -- model files: sizes (zip bombs) -------------------------------------------------
+case("model-zip-bomb-3gib", 1, "array 'known'", "bytes")(lambda c: topk(zip_bomb(c.dn, c.tmp / "bomb.npz")))
+case("model-zip-bomb-declared", 1, "bytes of arrays")(
+    lambda c: topk(zip_bomb(c.dn, c.tmp / "bomb.npz", consistent_meta=True)))
+case("model-zip-bomb-lying-directory", 1, "damaged")(lambda c: topk(zip_bomb(c.dn, c.tmp / "bomb.npz", lie=True)))
+case("model-meta-bomb-1gib", 1, "meta.json of", "bytes")(lambda c: topk(meta_bomb(c.dn, c.tmp / "bomb.npz")))
+
+
+@case("model-npy-header-1e12", 1, "(1000000000000,)")
+def _(c):
+    def swap(entries):
+        for e in entries:
+            if e.name == "known.npy":
+                hdr = npy_header((10**12,))
+                e.data = hdr + e.data[len(hdr):] if len(e.data) > len(hdr) else hdr
+        return entries
+    return topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=swap))
+
+
+@case("model-npy-header-dtype", 1, "header")
+def _(c):
+    def swap(entries):
+        for e in entries:
+            if e.name == "known.npy":
+                arr = load_array(e.data)
+                e.data = npy(arr.astype("<i8"))  # same shape and size, another dtype than declared
+        return entries
+    return topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=swap))
+
+
+@case("model-npy-bad-magic", 1, "damaged")
+def _(c):
+    def swap(entries):
+        for e in entries:
+            if e.name == "known.npy":
+                e.data = b"\x00NOTNPY" + e.data[7:]
+        return entries
+    return topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=swap))
+
+
+case("model-array-missing", 1, "lacks array 'known'")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=lambda es: [e for e in es if e.name != "known.npy"])))
+case("model-encrypted-flag", 1, "encrypted")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz",
+                          entries_fn=lambda es: [Entry(e.name, e.data, flags=1 if e.name == "known.npy" else 0)
+                                                 for e in es])))
+
+
+@case("model-unknown-compression", 1, "method 99")
+def _(c):
+    def swap(entries):
+        for e in entries:
+            if e.name == "known.npy":
+                e.method, e.raw = 99, deflate(e.data)
+        return entries
+    return topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=swap))
+
+
+case("model-duplicate-member", 1, "twice")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz",
+                          entries_fn=lambda es: es + [Entry("known.npy", npy(np.zeros((270, 10))))])))
+case("model-too-many-members", 1, "members")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz",
+                          entries_fn=lambda es: es + [Entry(f"x{i}.txt", b"") for i in range(10_001)])))
+case("model-arrays-malformed", 1, "malformed")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m.update(arrays=[1, 2]))))
+case("model-object-dtype-declared", 1, "dtype '|O'")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["arrays"]["known"].update(dtype="|O"))))
+case("model-string-dtype-declared", 1, "dtype '<U5'")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["arrays"]["known"].update(dtype="<U5"))))
+
+# -- model files: parts that disagree ----------------------------------------------------
+case("model-known-strings", 1, "'known'", "dtype")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known": np.full((270, 10), "0.5")})))
+case("model-known-wrong-shape", 1, "'known'", "270 datasets x 10 models")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known": np.full((10, 270), 0.5)})))
+case("model-known-1d", 1, "'known'")(lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known": np.zeros(2700)})))
+case("model-known-out-of-range", 1, "outside [0, 1]")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known": np.full((270, 10), 7.0)})))
+case("model-known-infinite", 1, "infinite values in array 'known'")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known": np.full((270, 10), np.inf)})))
+
+
+@case("model-engine-array-infinite", 1, "infinite values")
+def _(c):
+    meta, blobs = unpack(c.dn)
+    name = next(n[:-4] for n, b in blobs.items() if n.startswith("engine.") and load_array(b).dtype.kind == "f"
+                and load_array(b).size)
+    arr = load_array(blobs[f"{name}.npy"]).copy()
+    arr.flat[0] = np.inf
+    return topk(tamper(c.dn, c.tmp / "m.npz", arrays={name: arr}))
+
+
+@case("model-engine-arrays-disagree", 1, "model file")
+def _(c):
+    # every engine array with a row per dataset loses all but 5 rows: the file is consistent zip-wise only
+    meta, blobs = unpack(c.dn)
+    cut = {n[:-4]: load_array(b)[:5] for n, b in blobs.items()
+           if n.startswith("engine.") and load_array(b).ndim >= 1 and len(load_array(b)) == 270}
+    return topk(tamper(c.dn, c.tmp / "m.npz", arrays=cut))
+
+
+def _drop_first_model(meta):
+    meta["features"]["model_ids"] = meta["features"]["model_ids"][1:]
+
+
+case("model-ids-shorter-than-arrays", 1, "270 datasets x 9 models")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", _drop_first_model)))
+case("model-duplicate-model-id", 1, "lists model", "twice")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["features"]["model_ids"].__setitem__(
+        1, m["features"]["model_ids"][0]))))
+case("model-duplicate-dataset-id", 1, "lists dataset", "twice")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["features"]["dataset_ids"].__setitem__(
+        5, DN))))
+case("model-ids-not-strings", 1, "no list of model names")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["features"].update(model_ids=list(range(10))))))
+case("model-seed-string", 1, "seed 'abc'")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["recommender"].update(seed="abc"))))
+case("model-seed-float", 1, "seed 1.5")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["recommender"].update(seed=1.5))))
+case("model-seed-negative", 1, "seed -1")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["recommender"].update(seed=-1))))
+case("model-seed-too-large", 1, "seed 4294967296")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["recommender"].update(seed=2**32))))
+case("model-engine-seed-bool", 1, "engine seed True")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["engine"]["params"].update(seed=True))))
+case("model-level-infinite", 1, "interval level inf")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["recommender"].update(level=float("inf")))))
+case("model-features-rows", 1, "features.dataset_features")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"features.dataset_features": np.zeros((3, 21))})))
+case("model-no-recommender-section", 1, "recommender")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m.pop("recommender"))))
+case("model-info-tampered", 1, "twice")(
+    lambda c: ["info", "--model", tamper(c.dn, c.tmp / "m.npz", lambda m: m["features"]["dataset_ids"].__setitem__(
+        0, m["features"]["dataset_ids"][1]))])
+
+
+
+# -- usage (exit 2) ---------------------------------------------------------------------
+case("fit-out-empty", 2, "'--out'", "is empty")(lambda c: ["fit", "--out", "", "--text-encoder", "hashing"])
+case("fit-zoo-empty", 2, "'--zoo'", "is empty")(lambda c: ["fit", "--zoo", "", "--out", c.tmp / "m.npz"])
+case("info-zoo-empty", 2, "'--zoo'", "is empty")(lambda c: ["info", "--zoo", ""])
+case("topk-model-empty", 2, "'--model'", "is empty")(lambda c: ["topk", "--model", "", "--dataset", DN])
+case("evaluate-out-empty", 2, "'--out'", "is empty")(lambda c: ["evaluate", "--protocol", "p1", "--out", ""])
+case("fit-seed-negative", 2, "'--seed'", "4294967295")(lambda c: ["fit", "--seed", "-1", "--out", c.tmp / "m.npz"])
+case("fit-seed-2**32", 2, "'--seed'", "4294967295")(
+    lambda c: ["fit", "--seed", str(2**32), "--out", c.tmp / "m.npz"])
+case("fit-seed-additive-negative", 2, "'--seed'")(
+    lambda c: ["fit", "--engine", "additive", "--seed", "-1", "--out", c.tmp / "m.npz"])
+case("fit-seed-not-a-number", 2, "'--seed'")(lambda c: ["fit", "--seed", "abc", "--out", c.tmp / "m.npz"])
+case("fit-unknown-engine", 2, "available engines")(lambda c: ["fit", "--engine", "lightgbm", "--out", c.tmp / "m.npz"])
+case("topk-level-1.5", 2, "'--level'")(lambda c: [*topk(c.dn), "--level", "1.5"])
+case("topk-k-0", 2, "'-k'")(lambda c: [*topk(c.dn), "-k", "0"])
+case("topk-no-dataset", 2, "--dataset")(lambda c: ["topk", "--model", c.dn])
+case("topk-unknown-dataset-names-zoo", 2, "unknown dataset '296_clipart_32'", "269_clipart_32", "domainnet-270")(
+    lambda c: ["topk", "--model", c.dn, "--dataset", "296_clipart_32"])
+case("predict-unknown-dataset-names-zoo", 2, "unknown dataset 'dtd'", "domainnet-270")(
+    lambda c: ["predict", "--model", c.dn, "--dataset", "dtd"])
+case("predict-dataset-and-new", 2, "not both")(
+    lambda c: ["predict", "--model", c.dn, "--dataset", DN, "--set", "domain=sketch"])
+case("topk-scores-for-zoo-dataset", 2, "brand-new")(
+    lambda c: [*topk(c.dn), "--scores", c.file("s.csv", "model,dataset,metric,score\nresnet50,x,LOG_ME,1\n")])
+case("unknown-option", 2, "--bogus")(lambda c: ["topk", "--bogus"])
+case("unknown-command", 2, "fitt")(lambda c: ["fitt"])
+case("set-without-equals", 2, "COLUMN=VALUE")(lambda c: ["topk", "--model", c.dn, "--set", "Sample_Size"])
+case("evaluate-unknown-protocol", 2, "'--protocol'")(lambda c: ["evaluate", "--protocol", "p3"])
+
+# -- where files are written ------------------------------------------------------------
+
+
+@case("fit-out-fifo", 1, "FIFO")
+def _(c):
+    os.mkfifo(c.tmp / "pipe.npz")
+    return ["fit", "--out", c.tmp / "pipe.npz", "--text-encoder", "hashing"]
+
+
+case("fit-out-char-device", 1, "character device")(lambda c: ["fit", "--out", "/dev/null", "--text-encoder", "hashing"])
+case("fit-out-directory", 2, "is a directory")(lambda c: ["fit", "--out", c.tmp, "--text-encoder", "hashing"])
+case("fit-out-under-a-file", 1, "cannot write model file")(
+    lambda c: ["fit", "--out", c.file("blocker", "") / "m.npz", "--text-encoder", "hashing"])
+case("evaluate-out-under-a-file", 1, "is a file")(
+    lambda c: ["evaluate", "--protocol", "p1", "--engines", "popularity", "--out", c.file("blocker", "") / "ev"])
+
+# -- resource bounds ----------------------------------------------------------------------
+case("hashing-dim-999999999", 1, "from 1 to 4096")(
+    lambda c: ["fit", "--text-encoder", "hashing:999999999", "--out", c.tmp / "m.npz"])
+case("hashing-dim-0", 1, "from 1 to 4096")(lambda c: ["fit", "--text-encoder", "hashing:0", "--out", c.tmp / "m.npz"])
+case("hashing-dim-text", 1, "hashing:DIM")(lambda c: ["fit", "--text-encoder", "hashing:x", "--out", c.tmp / "m.npz"])
+
+
+def fit_param(*params, engine="lightfm"):
+    def build(c):
+        args = ["fit", "--engine", engine, "--text-encoder", "hashing", "--no-calibrate", "--out", c.tmp / "m.npz"]
+        for p in params:
+            args += ["--param", p]
+        return args
+    return build
+
+
+case("param-no-components-huge", 1, "no_components accepts integers from 0 to 10000")(
+    fit_param("no_components=99999999999999"))
+case("param-epochs-1e23", 1, "epochs expects a int")(fit_param("epochs=1e23"))
+case("param-learning-rate-1e23", 1, "learning_rate accepts numbers from -1e+06 to 1e+06")(
+    fit_param("learning_rate=1e23"))
+case("param-learning-rate-diverges", 1, "--param learning_rate=1e6 failed")(fit_param("learning_rate=1e6"))
+case("param-alphas-1e300", 1, "alphas accepts numbers")(fit_param("alphas=1e300"))
+case("param-tau-inf", 1, "tau accepts numbers")(fit_param("tau=inf"))
+case("param-list-too-long", 1, "at most 100 values")(fit_param("blend_weights=" + ",".join(["0.5"] * 101)))
+case("param-unknown-name", 1, "NAME one of")(fit_param("nonsense=1"))
+case("param-bad-type", 1, "epochs expects a int")(fit_param("epochs=many"))
+case("param-als-factors-huge", 1, "factors accepts integers from 1 to 1024", "engine 'als'")(
+    fit_param("factors=99999999999", engine="als"))
+case("param-gat-hidden-huge", 1, "hidden accepts integers from 1 to 1024")(fit_param("hidden=100000", engine="gat"))
+case("param-gat-epochs-huge", 1, "epochs accepts integers from 0 to 10000")(fit_param("epochs=99999999999", engine="gat"))
+
+# -- metadata of a new dataset (--new, --set) ------------------------------------------------
+SKETCH = {"domain": "sketch", "num_pre_class": 10, "categories": 4, "Sample_Size": 40, "Labels": "cat, dog"}
+
+
+def new(meta=None, text: str | None = None, name="new.json"):
+    def build(c):
+        body = text if text is not None else json.dumps({**SKETCH, **meta})
+        return ["topk", "--model", c.dn, "--new", c.file(name, body)]
+    return build
+
+
+case("new-nested-200000", 1, "nested too deeply")(new(text="[" * 200_000 + "]" * 200_000))
+case("new-not-json", 1, "not valid JSON")(new(text="{domain: sketch"))
+case("new-not-utf8", 1, "not valid JSON")(lambda c: ["topk", "--model", c.dn, "--new", c.file("n.json", b"\xff\xfe{")])
+case("new-a-number", 1, "expected a JSON object")(new(text="42"))
+case("new-empty-list", 1, "expected a JSON object")(new(text="[]"))
+case("new-dataset-null", 1, '"dataset" of object 1 is null', "non-empty name")(new({"dataset": None}))
+case("new-inline-dataset-null", 1, '"dataset" of object 1 is null')(
+    lambda c: ["topk", "--model", c.dn, "--new", '{"dataset": null}'])
+case("new-dataset-empty", 1, '"dataset" of object 1 is " "')(new({"dataset": " "}))
+case("new-numeric-true", 1, "column 'categories'", "boolean")(new({"categories": True}))
+case("new-numeric-1e300", 1, "column 'categories' = 1e+300", "far outside")(new({"categories": 1e300}))
+case("new-log-numeric-1e300", 1, "column 'Sample_Size' = 1e+300", "accepted")(new({"Sample_Size": 1e300}))
+case("new-numeric-1e999", 1, "column 'categories'", "infinite")(
+    new(text=json.dumps(SKETCH).replace('"categories": 4', '"categories": 1e999')))
+case("new-numeric-negative-log", 1, "must be > 0")(new({"Sample_Size": -5}))
+case("new-numeric-text", 1, "column 'categories' is numeric")(new({"categories": "many"}))
+case("set-numeric-true", 1, "column 'categories' is numeric")(
+    lambda c: ["topk", "--model", c.dn, "--set", "categories=true"])
+case("set-unknown-column", 1, "unknown dataset column", "Labels")(lambda c: ["topk", "--model", c.dn, "--set", "colour=blue"])
+case("new-missing-file", 1, "no such file")(lambda c: ["topk", "--model", c.dn, "--new", c.tmp / "none.json"])
+case("new-csv-garbage", 1, "not a readable CSV")(
+    lambda c: ["topk", "--model", c.dn, "--new", c.file("n.csv", b"\x00\xff\xfe garbage\n\x81\x82")])
+case("new-dataset-in-zoo", 1, "already in the zoo")(new({"dataset": DN}))
+
+# -- scores of a new dataset (--scores) --------------------------------------------------------
+
+
+def scores(text: str | bytes):
+    def build(c):
+        return ["topk", "--model", c.models["ex"], "--dataset", "new", "--set", "domain=sketch",
+                "--scores", c.file("s.csv", text)]
+    return build
+
+
+case("scores-binary-garbage", 1, "--scores", "not UTF-8")(scores(bytes(range(128, 256)) * 20))
+case("scores-conflicting-duplicates", 1, "rows 1 and 2", "different LOG_ME scores", "resnet50")(
+    scores("model,dataset,metric,score\nresnet50,new,LOG_ME,0.5\nresnet50,new,LOG_ME,0.9\n"))
+case("scores-missing-column", 1, "lacks column(s) ['score']")(scores("model,dataset,metric\nresnet50,new,LOG_ME\n"))
+case("scores-not-a-number", 1, "not a number")(scores("model,dataset,metric,score\nresnet50,new,LOG_ME,high\n"))
+case("scores-nan", 1, "NaN")(scores("model,dataset,metric,score\nresnet50,new,LOG_ME,NaN\n"))
+case("scores-empty-model", 1, "row 1", "has no model")(scores("model,dataset,metric,score\n,new,LOG_ME,1\n"))
+case("scores-other-dataset", 1, "scores are given for dataset(s) ['other']")(
+    scores("model,dataset,metric,score\nresnet50,other,LOG_ME,1\n"))
+case("scores-missing-file", 1, "--scores", "cannot read")(
+    lambda c: ["topk", "--model", c.models["ex"], "--set", "domain=sketch", "--scores", c.tmp / "none.csv"])
+case("scores-empty-file", 1, "--scores", "cannot read")(scores(""))
+
+# -- zoos ------------------------------------------------------------------------------------------
+
+
+R = "model,dataset,accuracy\n"
+ZOOS = {
+    "zoo-percentages": (("outside [0, 1]", "divide them by 100"), {"records.csv": R + "resnet50,birds,71\nvit b/16,birds,83.5\n"}),
+    "zoo-percent-sign": (("is a percentage",), {"records.csv": R + "resnet50,birds,83%\n"}),
+    "zoo-accuracy-text": (("accuracy 'high' is not a number",), {"records.csv": R + "resnet50,birds,high\n"}),
+    "zoo-accuracy-empty": (("accuracy is empty or NaN",), {"records.csv": R + "resnet50,birds,\n"}),
+    "zoo-accuracy-inf": (("is infinite",), {"records.csv": R + "resnet50,birds,inf\n"}),
+    "zoo-accuracy-negative": (("outside [0, 1]",), {"records.csv": R + "resnet50,birds,-0.1\n"}),
+    "zoo-conflicting-duplicates": (("give different accuracies",),
+                                   {"records.csv": R + "resnet50,birds,0.7\nresnet50,birds,0.75\n"}),
+    "zoo-unknown-model": (("did you mean 'resnet50'",), {"records.csv": R + "resnet5O,birds,0.7\n"}),
+    "zoo-unknown-dataset": (("did you mean 'flowers/102'",), {"records.csv": R + "resnet50,flowers/120,0.7\n"}),
+    "zoo-no-records": (("holds no records",), {"records.csv": R}),
+    "zoo-empty-records-file": (("records.csv is empty",), {"records.csv": ""}),
+    "zoo-missing-column": (("no column(s) ['accuracy']",), {"records.csv": "model,dataset,acc\nresnet50,birds,0.5\n"}),
+    "zoo-semicolons": (("semicolons",), {"records.csv": "model;dataset;accuracy\nresnet50;birds;0.5\n"}),
+    "zoo-extra-fields": (("4 fields but the header has 3",), {"records.csv": R + "convnext, tiny,birds,0.5\n"}),
+    "zoo-open-quote": (("not valid CSV",), {"records.csv": R + '"resnet50,birds,0.5\n'}),
+    "zoo-not-utf8": (("not UTF-8",), {"records.csv": b"model,dataset,accuracy\nr\xe9snet,birds,0.5\n"}),
+    "zoo-binary-records": (("records.csv",), {"records.csv": bytes(range(256)) * 4}),
+    "zoo-duplicate-header": (("more than once",), {"records.csv": "model,dataset,model\nresnet50,birds,resnet50\n"}),
+    "zoo-duplicate-model-id": (("lists model 'resnet50' more than once",),
+                               {"models.csv": "model\nresnet50\nvit b/16\nresnet50\n\"convnext, tiny\"\n"}),
+    "zoo-empty-model-id": (("empty model id",), {"models.csv": "model,family\nresnet50,r\n,v\n\"convnext, tiny\",c\n"}),
+    "zoo-missing-records-file": (("has no records.csv",), {"records.csv": None}),
+    "zoo-json-nested-200000": (("nested too deeply",), {"zoo.json": "[" * 200_000 + "]" * 200_000}),
+    "zoo-json-invalid": (("not valid JSON",), {"zoo.json": "{not json"}),
+    "zoo-json-unknown-key": (("did you mean 'datasets'",), {"zoo.json": '{"dataset": {}}'}),
+    "zoo-json-missing-column": (("did you mean 'domain'",),
+                                {"zoo.json": '{"datasets": {"categorical": ["domian"], "numeric": ["classes"]}}'}),
+    "zoo-json-log-non-positive": (("is log-transformed but holds 0",),
+                                  {"models.csv": "model,params\nresnet50,1\nvit b/16,0\n\"convnext, tiny\",3\n",
+                                   "zoo.json": '{"models": {"numeric": ["params"], "log": ["params"]}}'}),
+    "zoo-scores-not-a-number": (("score 'x' is not a number",),
+                                {"scores.csv": "model,dataset,metric,score\nresnet50,birds,LOG_ME,x\n"}),
+    "zoo-scores-conflicting": (("different LOG_ME scores",),
+                               {"scores.csv": "model,dataset,metric,score\nresnet50,birds,LOG_ME,1\nresnet50,birds,LOG_ME,2\n"}),
+}
+
+
+def zoo(files: dict):
+    """``info --zoo`` on the tiny zoo with files replaced (text) or removed (None)."""
+    def build(c):
+        d = write_zoo(c.tmp / "zoo")
+        for name, text in files.items():
+            if text is None:
+                (d / name).unlink()
+            else:
+                (d / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+        return ["info", "--zoo", d]
+    return build
+
+
+for _name, (_words, _files) in ZOOS.items():
+    case(_name, 1, *_words)(zoo(_files))
+case("zoo-missing-directory", 1, "does not exist")(lambda c: ["info", "--zoo", c.tmp / "nope"])
+case("zoo-a-file", 1, "is a file")(lambda c: ["info", "--zoo", c.file("f.csv", "model\n")])
+case("zoo-unknown-name", 1, "did you mean 'domainnet-270'")(lambda c: ["info", "--zoo", "domainet-270"])
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, data_dir):
+    """Fitted once, calibrated, with the hashing text encoder: DomainNet-270 and the example zoo (has scores)."""
+    d = tmp_path_factory.mktemp("hostile-models")
+    out = {"dn": d / "dn.npz", "ex": d / "example.npz"}
+    for zoo, path in (("domainnet-270", out["dn"]), (str(EXAMPLE), out["ex"])):
+        res = CliRunner().invoke(main, ["-q", "fit", "--zoo", zoo, "--out", str(path), "--text-encoder", "hashing"])
+        assert res.exit_code == 0, res.stderr
+    return out
+
+
+def snapshot(*roots: Path) -> dict[Path, str]:
+    files = {}
+    for root in roots:
+        paths = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
+        for p in paths:
+            files[p] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return files
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hostile_input(name, models, tmp_path, monkeypatch):
+    build, code, words = CASES[name]
+    ctx = Ctx(tmp_path / "case", models)
+    ctx.tmp.mkdir()
+    monkeypatch.chdir(ctx.tmp)
+    default = ctx.tmp / "default" / "model.npz"  # what `recsys fit` writes without --out: must survive too
+    default.parent.mkdir()
+    shutil.copyfile(models["dn"], default)
+    monkeypatch.setenv("RECSYS_MODEL", str(default))
+    args = [str(a) for a in build(ctx)]
+    for key, value in ctx.env.items():
+        monkeypatch.setenv(key, value)
+    roots = [ctx.tmp, models["dn"].parent]
+    before = snapshot(*roots)
+    res = CliRunner().invoke(main, ["-q", *args])
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    assert res.exit_code == code, f"exit {res.exit_code}: {res.stderr}"
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    after = snapshot(*roots)
+    assert {p: h for p, h in after.items() if p in before} == before  # nothing that existed has changed
+    assert not [p for p in after if p not in before and p.name.endswith(".tmp")]  # no temporary file left
+    assert not (ctx.tmp / "PWNED").exists()  # nothing in a file was ever executed
+
+
+# ---------------------------------------------------------------------------
+# cases that need a process of their own (memory, another user, resource limits, kill -9)
+
+
+def _child(code: str, *, env: dict | None = None, cwd: Path | None = None, preexec=None, timeout: float = 120,
+           prefix: tuple = ()):
+    """Run ``code`` in a fresh Python; returns (returncode, stdout, stderr)."""
+    proc = subprocess.Popen([*prefix, sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, **(env or {})}, cwd=cwd, preexec_fn=preexec, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, out, err
+
+
+MEASURE = ("\nimport resource, sys\n"
+           "print('MAXRSS_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)\n")
+
+
+def _maxrss(stderr: str) -> float:
+    return float([line for line in stderr.splitlines() if line.startswith("MAXRSS_MB")][-1].split()[1])
+
+
+def test_zip_bomb_memory_stays_under_500_mb(models, tmp_path):
+    """The 3 GiB zip bomb of the issue (3.2 MB on disk): the CLI in a process of its own, its peak RSS via wait4."""
+    bomb = zip_bomb(models["dn"], tmp_path / "bomb.npz")
+    assert bomb.stat().st_size < 4e6
+    proc = subprocess.Popen([sys.executable, "-m", "recsys.cli", "topk", "--model", str(bomb), "--dataset", DN],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    err = proc.stderr.read()
+    assert os.waitstatus_to_exitcode(status) == 1, err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "array 'known'" in err
+    peak_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
+    assert peak_mb < 500, peak_mb
+
+
+def test_every_hostile_model_file_stays_under_500_mb(models, tmp_path):
+    """Every model file of the sweep, loaded in one process: each is refused, and the peak RSS stays small."""
+    files = []
+    for name, (build, code, _) in CASES.items():
+        if not name.startswith("model-"):
+            continue
+        ctx = Ctx(tmp_path / name, models)
+        ctx.tmp.mkdir()
+        args = [str(a) for a in build(ctx)]
+        path = Path(args[args.index("--model") + 1])
+        if path.is_file() and stat.S_ISREG(path.stat().st_mode):
+            files.append(str(path))
+    assert len(files) >= 40
+    code = ("from recsys.recommender import Recommender\nfrom recsys.errors import RecsysError\n"
+            f"files = {files!r}\nrefused = 0\n"
+            "for f in files:\n    try:\n        Recommender.load(f)\n    except RecsysError:\n        refused += 1\n"
+            "print('REFUSED', refused, len(files))\n" + MEASURE)
+    rc, out, err = _child(code, timeout=300)
+    assert rc == 0, err
+    assert f"REFUSED {len(files)} {len(files)}" in out
+    assert _maxrss(err) < 500, _maxrss(err)
+
+
+def _without_root_override() -> tuple:
+    """Command prefix making permissions bite: root ignores them, so drop its override capabilities."""
+    if os.geteuid() != 0:
+        return ()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv(1): permissions cannot be made to apply")
+    caps = "-dac_override,-dac_read_search"
+    return (setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}", "--")
+
+
+def test_permission_errors_are_one_line(models, tmp_path, data_dir):
+    """Folders and files without permission: a zoo, RECSYS_DATA_DIR, a model file, --out places, the cache."""
+    d = tmp_path
+    locked_zoo = write_zoo(d / "locked-zoo")
+    locked_records = write_zoo(d / "locked-records")
+    locked_data = d / "locked-data"
+    shutil.copytree(data_dir / "domainnet-270", locked_data / "domainnet-270")
+    model = d / "model.npz"
+    shutil.copyfile(models["dn"], model)
+    locked_model = d / "locked.npz"
+    shutil.copyfile(models["dn"], locked_model)
+    readonly = d / "readonly"
+    readonly.mkdir()
+    (readonly / "m.npz").write_bytes(models["dn"].read_bytes())
+    cache = d / "locked-cache"
+    (cache / "embeddings").mkdir(parents=True)
+    for p, mode in ((locked_zoo, 0), (locked_records / "records.csv", 0), (locked_data, 0), (locked_model, 0),
+                    (readonly, 0o555), (cache, 0)):
+        p.chmod(mode)
+    cases = {
+        "zoo-folder": (["info", "--zoo", str(locked_zoo)], {}, 1, "cannot read zoo directory"),
+        "zoo-file": (["info", "--zoo", str(locked_records)], {}, 1, "check the file's permissions"),
+        "data-dir": (["info", "--zoo", "domainnet-270"], {"RECSYS_DATA_DIR": str(locked_data)}, 1,
+                     "cannot read RECSYS_DATA_DIR"),
+        "model-file": (["topk", "--model", str(locked_model), "--dataset", DN], {}, 2, "is not readable"),
+        "fit-out": (["fit", "--zoo", str(EXAMPLE), "--text-encoder", "hashing", "--out", str(readonly / "m.npz")],
+                    {}, 1, "Permission denied"),
+        "evaluate-out": (["evaluate", "--protocol", "p1", "--engines", "popularity", "--repeats", "1",
+                          "--text-encoder", "hashing", "--no-plots", "--out", str(readonly / "ev")], {}, 1,
+                         "cannot be written"),
+        "cache-folder": (["fit", "--zoo", str(EXAMPLE), "--text-encoder", "hashing", "--no-calibrate", "--out",
+                          str(d / "fresh.npz")], {"RECSYS_CACHE_DIR": str(cache)}, 0, "cannot use the embedding cache"),
+    }
+    code = ("import json, os, sys, time\nfrom click.testing import CliRunner\nfrom recsys.cli import main\n"
+            f"cases = {json.dumps(cases)}\nout = {{}}\n"
+            "for name, (args, env, code, words) in cases.items():\n"
+            "    t = time.perf_counter()\n"
+            "    res = CliRunner().invoke(main, args, env=env)\n"
+            "    out[name] = [res.exit_code, res.stderr, res.stdout, repr(res.exception), time.perf_counter() - t]\n"
+            "print(json.dumps(out))\n")
+    before = snapshot(d)
+    rc, stdout, err = _child(code, env={"RECSYS_CACHE_DIR": str(d / "cache"), "RECSYS_MODEL": str(d / "default.npz")},
+                             cwd=d, prefix=_without_root_override())
+    assert rc == 0, err
+    results = json.loads(stdout.strip().splitlines()[-1])
+    for name, (_, _, code, words) in cases.items():
+        exit_code, stderr, out, exc, seconds = results[name]
+        assert exit_code == code, (name, stderr, exc)
+        assert "Traceback" not in stderr and words in stderr, (name, stderr)
+        if code:
+            lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+            assert len(lines) == 1 and out == "", (name, stderr)
+    assert results["evaluate-out"][4] < 5  # refused before the evaluation, not after it
+    after = snapshot(d)
+    assert {p: h for p, h in after.items() if p in before} == before
+
+
+def test_full_disk_is_one_line_and_keeps_the_old_model(models, tmp_path, monkeypatch):
+    out = tmp_path / "m.npz"
+    shutil.copyfile(models["dn"], out)
+    before = out.read_bytes()
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("recsys.artifact.os.fsync", full)
+    res = CliRunner().invoke(main, ["-q", "fit", "--zoo", str(EXAMPLE), "--text-encoder", "hashing",
+                                    "--no-calibrate", "--out", str(out)])
+    assert res.exit_code == 1 and res.exception is None or isinstance(res.exception, SystemExit)
+    assert res.stderr.strip().splitlines() == [
+        f"error: cannot write model file {str(out)!r} (No space left on device); the previous file is unchanged; "
+        f"free some disk space or choose another location with --out"]
+    assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def test_file_size_limit_is_one_line_in_a_real_process(models, tmp_path):
+    """A real failing write (RLIMIT_FSIZE: the kernel refuses to grow the file, EFBIG) during `recsys fit`."""
+    out = tmp_path / "m.npz"
+    shutil.copyfile(models["ex"], out)
+    before = out.read_bytes()
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16_384, 16_384))
+
+    code = ("from recsys.cli import main\n"
+            f"main(['fit', '--zoo', {str(EXAMPLE)!r}, '--text-encoder', 'hashing', '--out', {str(out)!r}])\n")
+    rc, stdout, err = _child(code, env={"RECSYS_CACHE_DIR": str(tmp_path / "cache")}, preexec=limit)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert rc == 1 and "Traceback" not in err and len(errors) == 1, err
+    assert "File too large" in errors[0] and "the previous file is unchanged" in errors[0]
+    assert out.read_bytes() == before and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_real_full_disk_when_a_tmpfs_can_be_mounted(models, tmp_path):
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and mount(8) to create a tiny full filesystem (the monkeypatched test covers it)")
+    try:
+        out = mnt / "m.npz"
+        shutil.copyfile(models["ex"], out)
+        before = out.read_bytes()
+        with open(mnt / "filler", "wb", buffering=0) as fh:  # no room left at all
+            try:
+                while True:
+                    fh.write(b"\0" * 4096)
+            except OSError:
+                pass
+        res = CliRunner().invoke(main, ["-q", "fit", "--zoo", str(EXAMPLE), "--text-encoder", "hashing",
+                                        "--out", str(out)])
+        assert res.exit_code == 1, res.stderr
+        assert "No space left on device" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+        assert out.read_bytes() == before and sorted(p.name for p in mnt.iterdir()) == ["filler", "m.npz"]
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_kill_9_during_a_write_leaves_nothing_after_the_next_one(tmp_path):
+    """A fit killed while writing leaves ``.m.npz.<pid>-*.tmp``; the next write removes it (and keeps a live writer's)."""
+    out = tmp_path / "m.npz"
+    code = ("import io, time, numpy as np\nimport recsys.artifact as a\n"
+            "real = np.lib.format.write_array\n"
+            "def slow(fh, *args, **kw):\n    real(fh, *args, **kw)\n    if isinstance(fh, io.BytesIO):  # the model, not the cache\n"
+            "        print('WRITING', flush=True)\n        time.sleep(600)\n"
+            "a.np.lib.format.write_array = slow\n"
+            "from recsys.cli import main\n"
+            f"main(['-q', 'fit', '--zoo', {str(EXAMPLE)!r}, '--text-encoder', 'hashing', '--no-calibrate', "
+            f"'--out', {str(out)!r}])\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "RECSYS_CACHE_DIR": str(tmp_path / "cache")})
+    try:
+        assert proc.stdout.readline().strip() == "WRITING"
+        left = [p for p in tmp_path.iterdir() if p.name.startswith(".m.npz.")]
+        assert len(left) == 1 and left[0].name.endswith(".tmp")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not out.exists() and left[0].exists()
+    # a temporary file of a writer that is still alive must survive the cleaning
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        alive = tmp_path / f".m.npz.{sleeper.pid}-abcd.tmp"
+        alive.write_bytes(b"being written")
+        old = time.time() - 3600
+        os.utime(alive, (old, old))
+        os.utime(left[0], (old, old))  # both older than this process: only the dead writer's is stale
+        res = CliRunner().invoke(main, ["-q", "fit", "--zoo", str(EXAMPLE), "--text-encoder", "hashing",
+                                        "--no-calibrate", "--out", str(out)])
+        assert res.exit_code == 0, res.stderr
+        assert out.is_file() and not left[0].exists() and alive.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_refit_keeps_the_file_mode_and_writes_through_symlinks(tmp_path):
+    fit = ["-q", "fit", "--zoo", str(EXAMPLE), "--text-encoder", "hashing", "--no-calibrate", "--out"]
+    new = tmp_path / "new.npz"
+    assert CliRunner().invoke(main, [*fit, str(new)]).exit_code == 0
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o666 & ~umask  # a new file: the umask's default, not 0600
+    new.chmod(0o640)
+    assert CliRunner().invoke(main, [*fit, str(new)]).exit_code == 0
+    assert stat.S_IMODE(new.stat().st_mode) == 0o640  # a refit keeps the mode of the file it replaces
+    link = tmp_path / "link.npz"
+    link.symlink_to(new)
+    before = new.read_bytes()
+    assert CliRunner().invoke(main, [*fit, str(link), "--seed", "7"]).exit_code == 0
+    assert link.is_symlink() and os.readlink(link) == str(new)  # written through, the link is kept
+    assert new.read_bytes() != before
+
+
+def test_na_ids_with_scores_fit_and_answer(tmp_path):
+    """A model and a dataset named NA, with scores.csv: NA is a name, not a missing value."""
+    zoo = tmp_path / "na"
+    shutil.copytree(EXAMPLE, zoo)
+    for name in ("models.csv", "records.csv", "scores.csv", "datasets.csv"):
+        text = (zoo / name).read_text()
+        (zoo / name).write_text(text.replace("resnet50", "NA").replace("cub birds", "NA"))
+    out = tmp_path / "na.npz"
+    res = CliRunner().invoke(main, ["-q", "fit", "--zoo", str(zoo), "--text-encoder", "hashing", "--out", str(out)])
+    assert res.exit_code == 0, res.stderr
+    res = CliRunner().invoke(main, ["topk", "--model", str(out), "--dataset", "NA", "--format", "csv", "-k", "5"])
+    top = pd.read_csv(io.StringIO(res.stdout), keep_default_na=False)
+    assert res.exit_code == 0 and "NA" in set(top["model"]) and set(top["dataset"]) == {"NA"}
+    scores = tmp_path / "s.csv"
+    scores.write_text("model,dataset,metric,score\nNA,new,LOG_ME,1.3\n")
+    res = CliRunner().invoke(main, ["topk", "--model", str(out), "--dataset", "new", "--set", "domain=sketch",
+                                    "--scores", str(scores), "--format", "csv"])
+    assert res.exit_code == 0 and "ignored" not in res.stderr, res.stderr
+
+
+def test_nan_vectors_in_the_embedding_cache_are_encoded_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECSYS_CACHE_DIR", str(tmp_path / "cache"))
+    fit = ["fit", "--zoo", str(EXAMPLE), "--text-encoder", "hashing", "--no-calibrate", "--out"]
+    assert CliRunner().invoke(main, ["-q", *fit, str(tmp_path / "a.npz")]).exit_code == 0
+    [cache] = (tmp_path / "cache" / "embeddings").glob("*.npz")
+    with np.load(cache) as z:
+        keys, vectors, encoder = z["keys"], z["vectors"].copy(), z["encoder"]
+    vectors[:3] = np.nan
+    np.savez(cache, keys=keys, vectors=vectors, encoder=encoder)
+    res = CliRunner().invoke(main, [*fit, str(tmp_path / "b.npz")])
+    assert res.exit_code == 0, res.stderr
+    assert "holds 3 invalid vector(s)" in res.stderr and "encoded again" in res.stderr
+    with np.load(cache) as z:
+        assert np.isfinite(z["vectors"]).all() and len(z["vectors"]) == len(keys)  # repaired on disk
+    res = CliRunner().invoke(main, [*fit, str(tmp_path / "c.npz")])
+    assert res.exit_code == 0 and "invalid" not in res.stderr and "encoding" not in res.stderr
+
+
+def test_warnings_for_inputs_that_are_ignored(models, tmp_path):
+    scores = tmp_path / "s.csv"
+    scores.write_text("model,dataset,metric,score\nresnet50,new,LOG_ME,1.3\n")
+    res = CliRunner().invoke(main, ["topk", "--model", str(models["dn"]), "--dataset", "new", "--set",
+                                    "domain=sketch", "--scores", str(scores)])
+    assert res.exit_code == 0 and "fitted on a zoo without transferability scores" in res.stderr
+    assert "1 score(s) given are ignored" in res.stderr
+    zoo = write_zoo(tmp_path / "no-text", zoo_json={"models": {"categorical": ["family"], "text": []},
+                                                     "datasets": {"categorical": ["domain"], "text": []}})
+    res = CliRunner().invoke(main, ["fit", "--zoo", str(zoo), "--text-encoder", str(tmp_path), "--no-calibrate",
+                                    "--out", str(tmp_path / "m.npz")])
+    assert res.exit_code == 0, res.stderr
+    assert f"--text-encoder {tmp_path} is not used: zoo no-text has no text columns" in res.stderr
+
+
+def test_json_output_never_holds_infinity(models, tmp_path):
+    """meta.json may say Infinity (JSON parsers accept it); `info --format json` must still be strict JSON."""
+    model = tamper(models["dn"], tmp_path / "m.npz", lambda m: m["timing"].update(engine_s=float("inf")))
+    res = CliRunner().invoke(main, ["info", "--model", str(model), "--format", "json"])
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout, parse_constant=lambda c: pytest.fail(f"{c} in JSON output"))
+    assert doc["timing"]["engine_s"] is None
+
+
+def test_verbosity_flags_after_the_subcommand_and_help_texts(models):
+    quiet = CliRunner().invoke(main, ["topk", "--model", str(models["dn"]), "-q", "--set", "colour=blue"])
+    assert quiet.exit_code == 1 and quiet.stderr.startswith("error: unknown dataset column")
+    loud = CliRunner().invoke(main, ["info", "--zoo", str(EXAMPLE), "-v"])
+    assert loud.exit_code == 0
+    fit_help = CliRunner().invoke(main, ["fit", "--help"]).stdout
+    assert "Seed of every random choice" in fit_help and "-q, --quiet" in fit_help
+    topk_help = CliRunner().invoke(main, ["topk", "--help"]).stdout
+    assert "Coverage of the lower/upper interval" in topk_help.replace("\n", " ").replace("  ", " ")
+    top = " ".join(CliRunner().invoke(main, ["--help"]).stdout.split())
+    for cmd in main.commands.values():  # every command's whole first sentence, not cut at "..."
+        first = " ".join(cmd.help.split("\n\n")[0].split())
+        assert first in top, first
+    assert "..." not in top.split("Commands:")[1]
