@@ -280,12 +280,12 @@ def test_evaluate_writes_tables(tmp_path):
 def test_param_lists_and_optional_numbers(tmp_path):
     out = tmp_path / "p.npz"
     run("fit", "--zoo", "domainnet-270", "--text-encoder", "hashing", "--no-calibrate", "--out", out,
-        "--param", "blend_weights=0,0.5,1", "--param", "alphas=0.0003")
+        "--param", "cov_shrinks=0,0.5,1", "--param", "alphas=0.0003")
     doc = json.loads(run("info", "--model", out, "--format", "json").stdout)
-    assert doc["engine_params"]["blend_weights"] == [0.0, 0.5, 1.0]
+    assert doc["engine_params"]["cov_shrinks"] == [0.0, 0.5, 1.0]
     run("fit", "--zoo", "domainnet-270", "--engine", "mc", "--param", "shrinkage=0.1", "--text-encoder", "hashing",
         "--no-calibrate", "--out", tmp_path / "mc.npz")
-    for bad, words in (("no_components=0", "positive integer"), ("blend_weights=2", "in [0, 1]"),
+    for bad, words in (("no_components=0", "accepts integers from 1 to 256"), ("cov_shrinks=2", "from 0 to 1"),
                        ("alphas=x", "comma-separated list")):
         res = run("fit", "--zoo", "domainnet-270", "--text-encoder", "hashing", "--out", tmp_path / "x.npz",
                   "--param", bad, ok=False)
@@ -328,3 +328,20 @@ def test_evaluate_rejects_unknown_coverage_engine():
     res = run("evaluate", "--protocol", "p1", "--engines", "popularity", "--coverage", "lightfmm", "--repeats",
               "1", "--text-encoder", "hashing", ok=False)
     assert res.exit_code == 2 and "--coverage" in res.stderr
+
+
+def test_a_fit_that_fails_numerically_with_a_param_is_one_line(tmp_path, monkeypatch):
+    """A ValueError / ArithmeticError inside fit, with --param given, names the params (no traceback)."""
+    from recsys.engines.hybrid import HybridEngine
+
+    def boom(self, data):
+        raise FloatingPointError("overflow encountered in exp")
+
+    monkeypatch.setattr(HybridEngine, "_fit", boom)
+    res = run("fit", "--zoo", "domainnet-270", "--text-encoder", "hashing", "--no-calibrate", "--out",
+              tmp_path / "m.npz", "--param", "learning_rate=9", ok=False)
+    assert res.exit_code == 1 and "Traceback" not in res.stderr
+    assert [line for line in res.stderr.splitlines() if line.startswith("error")] == [
+        "error: fitting hybrid with --param learning_rate=9 failed (FloatingPointError: overflow encountered in exp); "
+        "use values closer to the defaults"]
+    assert not (tmp_path / "m.npz").exists()

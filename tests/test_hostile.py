@@ -447,7 +447,7 @@ case("hashing-dim-0", 1, "from 1 to 4096")(lambda c: ["fit", "--text-encoder", "
 case("hashing-dim-text", 1, "hashing:DIM")(lambda c: ["fit", "--text-encoder", "hashing:x", "--out", c.tmp / "m.npz"])
 
 
-def fit_param(*params, engine="lightfm"):
+def fit_param(*params, engine="hybrid"):
     def build(c):
         args = ["fit", "--engine", engine, "--text-encoder", "hashing", "--no-calibrate", "--out", c.tmp / "m.npz"]
         for p in params:
@@ -456,15 +456,14 @@ def fit_param(*params, engine="lightfm"):
     return build
 
 
-case("param-no-components-huge", 1, "no_components accepts integers from 0 to 10000")(
+case("param-no-components-huge", 1, "no_components accepts integers from 1 to 256")(
     fit_param("no_components=99999999999999"))
 case("param-epochs-1e23", 1, "epochs expects a int")(fit_param("epochs=1e23"))
-case("param-learning-rate-1e23", 1, "learning_rate accepts numbers from -1e+06 to 1e+06")(
+case("param-learning-rate-1e23", 1, "learning_rate accepts numbers from 1e-06 to 10")(
     fit_param("learning_rate=1e23"))
-case("param-learning-rate-diverges", 1, "--param learning_rate=1e6 failed")(fit_param("learning_rate=1e6"))
 case("param-alphas-1e300", 1, "alphas accepts numbers")(fit_param("alphas=1e300"))
 case("param-tau-inf", 1, "tau accepts numbers")(fit_param("tau=inf"))
-case("param-list-too-long", 1, "at most 100 values")(fit_param("blend_weights=" + ",".join(["0.5"] * 101)))
+case("param-list-too-long", 1, "at most 100 values")(fit_param("cov_shrinks=" + ",".join(["0.5"] * 101)))
 case("param-unknown-name", 1, "NAME one of")(fit_param("nonsense=1"))
 case("param-bad-type", 1, "epochs expects a int")(fit_param("epochs=many"))
 case("param-als-factors-huge", 1, "factors accepts integers from 1 to 1024", "engine 'als'")(

@@ -204,6 +204,9 @@ class HybridEngine(Engine):
     """
 
     name = "hybrid"
+    #: accepted ranges of the numeric parameters (``recsys fit --param`` refuses values outside)
+    param_bounds = {"no_components": (1, 256), "epochs": (1, 1000), "learning_rate": (1e-6, 10.0),
+                    "tau": (0.01, 100.0), "alphas": (0.0, 1.0), "cov_shrinks": (0.0, 1.0), "inner_folds": (1, 10)}
     summary = ("LightFM hybrid (metadata + text features) blended with a learned dataset kernel and pair scores, "
                "then per-dataset kriging; choices by inner validation")
 

@@ -45,6 +45,9 @@ class LightFMEngine(Engine):
     """
 
     name = "lightfm"
+    #: accepted ranges of the numeric parameters (``recsys fit --param`` refuses values outside)
+    param_bounds = {"no_components": (1, 256), "epochs": (1, 1000), "learning_rate": (1e-6, 10.0),
+                    "tau": (0.01, 100.0), "alpha": (0.0, 1.0)}
     summary = "LightFM hybrid alone (soft labels; dataset metadata, text and label tokens as user features)"
 
     def __init__(self, *, no_components: int = 8, epochs: int = 20, learning_rate: float = 0.15, tau: float = 1.5,
