@@ -14,26 +14,47 @@ Examples
 
 from __future__ import annotations
 
+import importlib
 import os
+from typing import TYPE_CHECKING
 
-from . import datasets
 from ._version import __version__
 from .errors import ArtifactError, NotFittedError, RecsysError, UnknownNameError, ZooError
-from .recommender import Recommender
-from .zoo import Zoo, load_zoo
+
+if TYPE_CHECKING:
+    from . import datasets
+    from .recommender import Recommender
+    from .zoo import Zoo, load_zoo
 
 __all__ = ["__version__", "Recommender", "fit", "load_model", "Zoo", "load_zoo", "datasets", "RecsysError",
            "ZooError", "UnknownNameError", "ArtifactError", "NotFittedError"]
 
+# Imported on first use (PEP 562), so that `recsys topk` on a fitted model loads neither pandas nor the
+# fitting stack: only what answering needs.
+_LAZY = {"Recommender": ".recommender", "Zoo": ".zoo", "load_zoo": ".zoo", "datasets": ".datasets"}
 
-def fit(zoo: "Zoo | str | os.PathLike" = "domainnet-270", engine: str = "hybrid", **kwargs) -> Recommender:
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name], __name__)
+        value = module if name == "datasets" else getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'recsys' has no attribute {name!r}")
+
+
+def fit(zoo: "Zoo | str | os.PathLike" = "domainnet-270", engine: str = "hybrid", **kwargs) -> "Recommender":
     """Fit a :class:`Recommender` on ``zoo`` (a Zoo, a named zoo or a directory).
 
     ``kwargs`` go to :class:`Recommender` (``seed``, ``text_encoder``, engine parameters ...).
     """
+    from .recommender import Recommender
+
     return Recommender(engine, **kwargs).fit(zoo)
 
 
-def load_model(path: "str | os.PathLike | None" = None) -> Recommender:
+def load_model(path: "str | os.PathLike | None" = None) -> "Recommender":
     """Load a model file written by :meth:`Recommender.save` or ``recsys fit``."""
+    from .recommender import Recommender
+
     return Recommender.load(path)

@@ -41,7 +41,9 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "write_artifact", "read_artifact", "check
 log = logging.getLogger(__name__)
 
 FORMAT = "recsys-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: version 1 held the records as a dense datasets x models matrix; version 2 holds them sparse
+MIN_FORMAT_VERSION = 2
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _META = "meta.json"
 
@@ -334,6 +336,10 @@ def _read_meta(zf: zipfile.ZipFile, members: Mapping[str, zipfile.ZipInfo], what
     if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION:
         raise ArtifactError(f"{what} has format version {version!r}; this recsys {__version__} reads "
                             f"versions up to {FORMAT_VERSION}: upgrade recsys or re-fit the model")
+    if version < MIN_FORMAT_VERSION:
+        raise ArtifactError(f"{what} has format version {version}, written by an older recsys; this recsys "
+                            f"{__version__} reads versions {MIN_FORMAT_VERSION} to {FORMAT_VERSION}: re-fit the model "
+                            f"with `recsys fit`")
     return meta
 
 
@@ -425,7 +431,7 @@ def check_model_state(meta: Mapping, arrays: Mapping[str, np.ndarray], path: str
 
     What every recsys model holds whatever its engine: the seeds and the
     interval level, the model and dataset ids (unique strings), and the
-    ``known`` accuracies (floats, datasets x models, NaN or in [0, 1]); arrays
+    recorded accuracies (``known.d``, ``known.m``, ``known.y``: sorted, unique, in range, in [0, 1]); arrays
     with one row per model or dataset (side features, scores) must have it.
     Engine arrays are checked by using them once (``Recommender.load``).
 
@@ -457,14 +463,22 @@ def check_model_state(meta: Mapping, arrays: Mapping[str, np.ndarray], path: str
             seen.add(i)
         n[side] = len(ids)
     expected = (n["dataset"], n["model"])
-    known = arrays.get("known")
-    if known is None:
-        raise _damaged(what, "lacks the recorded accuracies ('known')")
-    if known.dtype.kind != "f" or known.shape != expected:
-        raise _damaged(what, f"has recorded accuracies ('known') of dtype {known.dtype.str} and shape {known.shape}, "
-                             f"but lists {n['dataset']} datasets x {n['model']} models (floats expected)")
-    recorded = known[~np.isnan(known)]
-    if ((recorded < 0) | (recorded > 1)).any():
+    parts = [arrays.get(f"known.{k}") for k in ("d", "m", "y")]
+    if any(p is None for p in parts):
+        raise _damaged(what, "lacks the recorded accuracies ('known.d', 'known.m', 'known.y')")
+    d, m, y = parts
+    if d.dtype.kind not in "iu" or m.dtype.kind not in "iu" or y.dtype.kind != "f" \
+            or not (d.ndim == m.ndim == y.ndim == 1) or not (len(d) == len(m) == len(y)):
+        raise _damaged(what, f"has recorded accuracies of dtypes {d.dtype.str}, {m.dtype.str}, {y.dtype.str} and "
+                             f"lengths {len(d)}, {len(m)}, {len(y)} (one integer dataset, integer model and float "
+                             f"accuracy per record expected)")
+    if len(d) and (d.min() < 0 or d.max() >= expected[0] or m.min() < 0 or m.max() >= expected[1]):
+        raise _damaged(what, f"has records outside its {n['dataset']} datasets x {n['model']} models")
+    if len(d) > 1:
+        key = d.astype(np.int64) * expected[1] + m
+        if (np.diff(key) <= 0).any():
+            raise _damaged(what, "has records out of order or repeated (one record per dataset and model)")
+    if np.isnan(y).any() or ((y < 0) | (y > 1)).any():
         raise _damaged(what, "has recorded accuracies outside [0, 1]")
     rows = {"features.model_features": n["model"], "features.dataset_features": n["dataset"]}
     for name, arr in arrays.items():

@@ -141,29 +141,60 @@ def main(verbose: int, quiet: bool) -> None:
 # output
 
 
-def _emit(frame, fmt: str) -> None:
+def _columns_of(frame) -> dict:
+    """A DataFrame or a dict of columns as a dict of columns (numpy arrays)."""
     import numpy as np
 
+    if isinstance(frame, dict):
+        return {k: np.asarray(v) for k, v in frame.items()}
+    return {c: frame[c].to_numpy() for c in frame.columns}
+
+
+def _cell(v, digits: str) -> str:
+    """One value as text: floats with ``digits`` (a format spec), NaN as empty."""
+    if isinstance(v, float) or (hasattr(v, "dtype") and v.dtype.kind == "f"):
+        v = float(v)
+        return "" if v != v else format(v, digits)
+    return str(v)
+
+
+def _emit(frame, fmt: str, *, header: bool = True) -> None:
+    """Write a table (DataFrame or dict of columns) to stdout as csv, json or an aligned table (no pandas)."""
+    import csv
+    import io
+
+    cols = _columns_of(frame)
+    names = list(cols)
+    n = len(next(iter(cols.values()))) if cols else 0
     if fmt == "csv":
-        click.echo(frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"), nl=False)
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        if header:
+            writer.writerow(names)
+        kinds = [cols[c].dtype.kind for c in names]
+        lists = [[("" if v != v else format(v, ".6g")) for v in cols[c].tolist()] if k == "f" else
+                 [str(v) for v in cols[c].tolist()] for c, k in zip(names, kinds)]
+        writer.writerows(zip(*lists))
+        click.echo(buf.getvalue(), nl=False)
     elif fmt == "json":
         records = []
-        for row in frame.to_dict(orient="records"):
-            clean = {}
-            for k, v in row.items():
-                if isinstance(v, (float, np.floating)):
-                    v = round(float(v), 6) if math.isfinite(v) else None  # JSON has no NaN or Infinity
-                elif isinstance(v, np.integer):
-                    v = int(v)
-                clean[k] = v
-            records.append(clean)
+        lists = {c: cols[c].tolist() for c in names}
+        for i in range(n):
+            row = {}
+            for c in names:
+                v = lists[c][i]
+                if isinstance(v, float):
+                    v = round(v, 6) if math.isfinite(v) else None  # JSON has no NaN or Infinity
+                row[c] = v
+            records.append(row)
         click.echo(json.dumps(records, indent=2, allow_nan=False))
     else:
-        shown = frame.copy()
-        for col in shown.columns:
-            if shown[col].dtype.kind == "f":
-                shown[col] = shown[col].map(lambda v: "" if v != v else f"{v:.4f}")
-        click.echo(shown.to_string(index=False))
+        text = {c: [_cell(v, ".4f") if cols[c].dtype.kind == "f" else str(v) for v in cols[c].tolist()]
+                for c in names}
+        width = {c: max([len(c), *map(len, text[c])]) for c in names}
+        lines = [" " + " ".join(c.rjust(width[c]) for c in names)]
+        lines += [" " + " ".join(text[c][i].rjust(width[c]) for c in names) for i in range(n)]
+        click.echo("\n".join(lines))
 
 
 def _load_model(path: str | None):
@@ -196,6 +227,8 @@ def _ask(rec, fn, *args, **kwargs):
 
 def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | None):
     """Metadata of brand-new datasets from a JSON/CSV file and/or --set pairs."""
+    if not new and not settings:
+        return None
     import pandas as pd
 
     from .features.builder import parse_metadata
@@ -416,7 +449,11 @@ def predict(model_path, names, new, settings, scores_path, fmt, level):
         if scores_path:
             raise UsageError("--scores describe brand-new datasets (with --new/--set); the zoo's own datasets "
                              "use the scores they were fitted with")
-        out = _ask(rec, rec.predict, list(names) or None, level=level)
+        if not names and fmt == "csv":  # the whole matrix: streamed, a block of datasets at a time
+            for i, cols in enumerate(rec.iter_predict(level=level)):
+                _emit(cols, fmt, header=i == 0)
+            return
+        out = _ask(rec, rec.predict_columns, list(names) or None, level=level)
     _emit(out, fmt)
 
 
@@ -453,7 +490,7 @@ def topk(name, k, model_path, new, settings, scores_path, fmt, level):
         raise UsageError("--scores describe a brand-new dataset (with --new/--set); the zoo's own datasets use "
                          "the scores they were fitted with")
     else:
-        out = _ask(rec, rec.topk, name, k, level=level)
+        out = _ask(rec, rec.topk_columns, name, k, level=level)
     _emit(out, fmt)
 
 

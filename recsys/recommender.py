@@ -23,24 +23,33 @@ import time
 import zlib
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
 from ._version import __version__
 from .artifact import check_model_state, read_artifact, write_artifact
 from .engines import DEFAULT_ENGINE, Engine, get_engine_class, make_engine
 from .engines.calibration import Calibration, calibrate
-from .errors import ArtifactError, RecsysError
-from .features.builder import FeatureBuilder
+from .errors import ArtifactError, RecsysError, UnknownNameError
+from .features.data import Cells, DatasetBlock, TrainData
 from .paths import default_model_path
-from .features.data import DatasetBlock, TrainData
-from .zoo import Zoo
 
-__all__ = ["Recommender"]
+if TYPE_CHECKING:  # pandas, the feature builder and the zoo are imported only where a method needs them
+    import pandas as pd
+
+    from .features.builder import FeatureBuilder
+    from .zoo import Zoo
+
+__all__ = ["Recommender", "CAL_MAX_RECORDS"]
 
 log = logging.getLogger(__name__)
+
+#: above this many records, the calibration refits the engine on a random sample of datasets holding about
+#: this many records (the residuals' distribution, not the zoo, is what it estimates)
+CAL_MAX_RECORDS = 1_000_000
+#: output columns of predict / topk, in order
+COLUMNS = ("model", "dataset", "predicted", "known", "lower", "upper", "p_best")
 
 
 def _library_versions() -> dict[str, str]:
@@ -95,41 +104,73 @@ class Recommender:
             return type(self.engine)(**params)
         return make_engine(self.engine, seed=self.seed, **self.engine_params)
 
-    def fit(self, zoo: Zoo | str | os.PathLike) -> "Recommender":
+    def fit(self, zoo: "Zoo | str | os.PathLike") -> "Recommender":
         """Fit on every record of ``zoo`` (a :class:`Zoo`, a zoo name or directory).
 
         Returns
         -------
         self
         """
+        from .features.builder import FeatureBuilder
+        from .zoo import Zoo
+
         if not isinstance(zoo, Zoo):
             from . import datasets
 
             zoo = datasets.load(zoo)
         t0 = time.perf_counter()
-        self.features_ = FeatureBuilder(text_encoder=self.text_encoder, text_dims=self.text_dims).fit(zoo)
-        data = self.features_.train_data(zoo)
+        features = FeatureBuilder(text_encoder=self.text_encoder, text_dims=self.text_dims).fit(zoo)
+        data = features.train_data(zoo)
         t1 = time.perf_counter()
+        log.info("fitting %s on %d records (%d models x %d datasets)", self._engine_name(), len(data.records),
+                 data.n_models, data.n_datasets)
         self.engine_ = self._new_engine().fit(data)
         t2 = time.perf_counter()
         self.calibration_ = None
         if self.calibrate:
-            self.calibration_ = calibrate(self._new_engine, data, seed=self.seed)
-            if not self.calibration_.abs_residuals:
-                log.warning("too few datasets with records (%d) to calibrate intervals: lower, upper and p_best "
-                            "will be empty; add records for at least two datasets",
-                            int(data.known.any(1).sum()))
-                self.calibration_ = None
+            self.calibration_ = self._calibrate(data)
         t3 = time.perf_counter()
-        self.known_ = data.Y
-        self.scores_ = data.scores
+        self._features = features
+        self._set_data(features.model_ids_, features.dataset_ids_, features.dataset_features_, data.records,
+                       data.scores)
         self.zoo_ = {"name": zoo.name, "fingerprint": zoo.fingerprint(), "models": len(zoo.models),
                      "datasets": len(zoo.datasets), "records": len(zoo.records), "metrics": zoo.metrics}
         self.timing_ = {"features_s": round(t1 - t0, 3), "engine_s": round(t2 - t1, 3),
                         "calibration_s": round(t3 - t2, 3)}
         log.debug("fitted %s on %s in %.2fs (features %.2fs, engine %.2fs, calibration %.2fs)",
-                 self.engine_.name, zoo.name, t3 - t0, t1 - t0, t2 - t1, t3 - t2)
+                  self.engine_.name, zoo.name, t3 - t0, t1 - t0, t2 - t1, t3 - t2)
         return self
+
+    def _engine_name(self) -> str:
+        return self.engine.name if isinstance(self.engine, Engine) else str(self.engine)
+
+    def _calibrate(self, data: TrainData) -> Calibration | None:
+        """Split-conformal calibration; on a large zoo, on a random sample of its datasets."""
+        sample = data
+        rows = np.flatnonzero(data.records.row_counts() > 0)
+        if len(data.records) > CAL_MAX_RECORDS and len(rows) > 100:
+            n = max(100, int(len(rows) * CAL_MAX_RECORDS / len(data.records)))
+            pick = np.sort(np.random.default_rng([self.seed, 4242]).choice(rows, min(n, len(rows)), replace=False))
+            sample = data.subset_datasets(pick)
+            log.info("calibrating on %d of the %d recorded datasets (%d records)", len(pick), len(rows),
+                     len(sample.records))
+        else:
+            log.info("calibrating intervals and P(best) (one more fit with part of the records hidden)")
+        cal = calibrate(self._new_engine, sample, seed=self.seed)
+        if not cal.abs_residuals:
+            log.warning("too few datasets with records (%d) to calibrate intervals: lower, upper and p_best "
+                        "will be empty; add records for at least two datasets", len(rows))
+            return None
+        return cal
+
+    def _set_data(self, model_ids, dataset_ids, dataset_features, records: Cells, scores: dict) -> None:
+        self.model_ids_ = list(model_ids)
+        self.dataset_ids_ = list(dataset_ids)
+        self.dataset_features_ = np.asarray(dataset_features, dtype=np.float64)
+        self.records_ = records
+        self.scores_ = dict(scores)
+        self._dataset_pos = None
+        self._unrecorded = records.col_counts() == 0
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "engine_"):
@@ -140,20 +181,48 @@ class Recommender:
     @property
     def model_ids(self) -> list[str]:
         self._check_fitted()
-        return list(self.features_.model_ids_)
+        return list(self.model_ids_)
 
     @property
     def dataset_ids(self) -> list[str]:
         self._check_fitted()
-        return list(self.features_.dataset_ids_)
+        return list(self.dataset_ids_)
+
+    @property
+    def features_(self) -> "FeatureBuilder":
+        """The feature builder (metadata of new datasets → features); rebuilt from the model file on first use."""
+        if getattr(self, "_features", None) is None:
+            from .features.builder import FeatureBuilder
+
+            meta, arrays = self._feature_state
+            self._features = FeatureBuilder.from_state(meta, arrays)
+        return self._features
+
+    def dataset_index(self, names: Sequence[str]) -> np.ndarray:
+        """Row of each dataset name; :class:`UnknownNameError` (with close names) otherwise."""
+        if self._dataset_pos is None:
+            self._dataset_pos = {d: i for i, d in enumerate(self.dataset_ids_)}
+        out = np.empty(len(names), dtype=np.int64)
+        for i, n in enumerate(names):
+            pos = self._dataset_pos.get(str(n))
+            if pos is None:
+                raise UnknownNameError("dataset", str(n), self.dataset_ids_)
+            out[i] = pos
+        return out
+
+    @property
+    def known_(self) -> np.ndarray:
+        """The recorded accuracies as a dense (datasets x models) matrix, NaN where unknown (small zoos only)."""
+        return self.records_.dense()
 
     # -- prediction ---------------------------------------------------------------
-    def _frame(self, block: DatasetBlock, names: Sequence[str], known: np.ndarray, level: float | None,
-               uncertainty: bool) -> pd.DataFrame:
+    def _columns(self, block: DatasetBlock, names: Sequence[str], known: np.ndarray, level: float | None,
+                 uncertainty: bool) -> dict[str, np.ndarray]:
+        """Every output column, flat arrays (one entry per (dataset, model), dataset-major); no pandas."""
         pred = self.engine_.predict(block)
         n_models = pred.shape[1]
-        rows = {
-            "model": np.tile(np.array(self.model_ids, dtype=object), len(names)),
+        cols = {
+            "model": np.tile(np.array(self.model_ids_, dtype=object), len(names)),
             "dataset": np.repeat(np.array(list(names), dtype=object), n_models),
             "predicted": pred.ravel(),
             "known": known.ravel(),
@@ -164,38 +233,62 @@ class Recommender:
                 n_known = (~np.isnan(known)).sum(1)
                 lower, upper = self.calibration_.interval(pred, n_known, lvl)
                 keys = [zlib.crc32(str(n).encode("utf-8")) for n in names]
-                p_best = self.calibration_.p_best(pred, known, n_known, seed=self.seed, keys=keys)
+                p_best = self.calibration_.p_best(pred, known, n_known, seed=self.seed, keys=keys,
+                                                  unrecorded=self._unrecorded, n_draws=_N_DRAWS)
+                p_best = _consistent(p_best, known, lower, upper)
             else:  # same columns either way, so scripts can rely on them
                 log.warning("this model has no interval calibration (%s): lower, upper and p_best are empty",
                             "fitted with --no-calibrate" if not self.calibrate else
                             "too few datasets with records to hold some out")
                 lower = upper = p_best = np.full(pred.shape, np.nan)
-            rows.update(lower=lower.ravel(), upper=upper.ravel(), p_best=p_best.ravel())
-        return pd.DataFrame(rows)
+            cols.update(lower=lower.ravel(), upper=upper.ravel(), p_best=p_best.ravel())
+        return cols
+
+    def _block(self, idx: np.ndarray) -> DatasetBlock:
+        return DatasetBlock(index=idx, features=self.dataset_features_[idx],
+                            scores={k: v[idx] for k, v in self.scores_.items()})
+
+    def predict_columns(self, datasets: Sequence[str] | None = None, *, level: float | None = None,
+                        uncertainty: bool = True) -> dict[str, np.ndarray]:
+        """:meth:`predict` as a dict of flat columns (numpy arrays), without pandas."""
+        self._check_fitted()
+        names = self.dataset_ids_ if datasets is None else [str(d) for d in datasets]
+        idx = self.dataset_index(names)
+        return self._columns(self._block(idx), names, self.records_.dense(idx), level, uncertainty)
+
+    def iter_predict(self, *, level: float | None = None, uncertainty: bool = True,
+                     block: int = 64) -> Iterator[dict[str, np.ndarray]]:
+        """Predictions for every dataset of the zoo, ``block`` datasets at a time (dicts of flat columns).
+
+        Memory stays O(block x models): the whole matrix is never held (``recsys predict`` streams it).
+        """
+        self._check_fitted()
+        for start in range(0, len(self.dataset_ids_), block):
+            idx = np.arange(start, min(start + block, len(self.dataset_ids_)))
+            names = [self.dataset_ids_[i] for i in idx]
+            yield self._columns(self._block(idx), names, self.records_.dense(idx), level, uncertainty)
 
     def predict(self, datasets: Sequence[str] | None = None, *, level: float | None = None,
-                uncertainty: bool = True) -> pd.DataFrame:
+                uncertainty: bool = True) -> "pd.DataFrame":
         """One row per (model, dataset): ``model, dataset, predicted, known[, lower, upper, p_best]``.
 
         ``known`` is the recorded accuracy (NaN when the pair has no record);
         ``lower``/``upper`` bound ``predicted`` at ``level`` (default 0.8);
         ``p_best`` is the probability that the model is the dataset's best.
-        All datasets of the zoo when ``datasets`` is None.
+        All datasets of the zoo when ``datasets`` is None (on a large zoo, prefer
+        :meth:`iter_predict`, which streams them).
 
         Raises
         ------
         UnknownNameError
             A dataset the zoo does not hold (with the closest valid names).
         """
-        self._check_fitted()
-        names = self.dataset_ids if datasets is None else [str(d) for d in datasets]
-        idx = self.features_.dataset_index(names)
-        block = DatasetBlock(index=idx, features=self.features_.dataset_features_[idx],
-                             scores={k: v[idx] for k, v in self.scores_.items()})
-        return self._frame(block, names, self.known_[idx], level, uncertainty)
+        import pandas as pd
 
-    def predict_new(self, metadata: Mapping | pd.DataFrame, scores: pd.DataFrame | None = None, *,
-                    level: float | None = None, uncertainty: bool = True) -> pd.DataFrame:
+        return pd.DataFrame(self.predict_columns(datasets, level=level, uncertainty=uncertainty))
+
+    def predict_new(self, metadata: "Mapping | pd.DataFrame", scores: "pd.DataFrame | None" = None, *,
+                    level: float | None = None, uncertainty: bool = True) -> "pd.DataFrame":
         """Predictions for brand-new datasets known only by their metadata.
 
         Parameters
@@ -206,45 +299,63 @@ class Recommender:
         scores : DataFrame, optional
             ``model, dataset, metric, score`` rows for the new datasets (e.g. LogME).
         """
+        import pandas as pd
+
+        return pd.DataFrame(self._new_columns(metadata, scores, level, uncertainty))
+
+    def _new_columns(self, metadata, scores, level, uncertainty) -> dict[str, np.ndarray]:
+        import pandas as pd
+
         self._check_fitted()
         frame = pd.DataFrame([dict(metadata)]) if isinstance(metadata, Mapping) else metadata.reset_index(drop=True)
         if "dataset" not in frame.columns:
             frame = frame.assign(dataset=[f"new-dataset-{i + 1}" if len(frame) > 1 else "new-dataset"
                                           for i in range(len(frame))])
-        clash = [d for d in frame["dataset"].astype(str) if d in self.features_.dataset_pos_]
+        if self._dataset_pos is None:
+            self._dataset_pos = {d: i for i, d in enumerate(self.dataset_ids_)}
+        clash = [d for d in frame["dataset"].astype(str) if d in self._dataset_pos]
         if clash:
             raise RecsysError(f"dataset {clash[0]!r} is already in the zoo; ask for it by name (--dataset) or give "
                               f"the new dataset another name")
         block = self.features_.new_datasets(frame, scores)
-        known = np.full((len(frame), len(self.model_ids)), np.nan)
-        return self._frame(block, frame["dataset"].astype(str).tolist(), known, level, uncertainty)
+        known = np.full((len(frame), len(self.model_ids_)), np.nan)
+        return self._columns(block, frame["dataset"].astype(str).tolist(), known, level, uncertainty)
 
     @staticmethod
-    def _rank(frame: pd.DataFrame, k: int) -> pd.DataFrame:
+    def _rank_columns(cols: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
         if k < 1:
             raise RecsysError(f"k must be at least 1, got {k}")
         # Rank by the best estimate: the record where there is one, else the prediction.
-        estimate = frame["known"].where(frame["known"].notna(), frame["predicted"])
-        order = np.lexsort((np.arange(len(frame)), -estimate.to_numpy(dtype=float)))
-        top = frame.iloc[order[:k]].reset_index(drop=True)
-        top.insert(0, "rank", np.arange(1, len(top) + 1))
-        return top
+        known = np.asarray(cols["known"], dtype=float)
+        estimate = np.where(np.isnan(known), cols["predicted"], known)
+        order = np.lexsort((np.arange(len(estimate)), -estimate))[:k]
+        out = {"rank": np.arange(1, len(order) + 1)}
+        out.update({c: np.asarray(v)[order] for c, v in cols.items()})
+        return out
 
-    def topk(self, dataset: str, k: int = 5, *, level: float | None = None) -> pd.DataFrame:
+    def topk_columns(self, dataset: str, k: int = 5, *, level: float | None = None) -> dict[str, np.ndarray]:
+        """:meth:`topk` as a dict of columns (numpy arrays), without pandas."""
+        return self._rank_columns(self.predict_columns([dataset], level=level), k)
+
+    def topk(self, dataset: str, k: int = 5, *, level: float | None = None) -> "pd.DataFrame":
         """The ``k`` best models for a dataset of the zoo, best first.
 
         Models are ranked by recorded accuracy where the pair has a record,
         else by predicted accuracy.
         """
-        return self._rank(self.predict([dataset], level=level), k)
+        import pandas as pd
 
-    def topk_new(self, metadata: Mapping | pd.DataFrame, k: int = 5, scores: pd.DataFrame | None = None, *,
-                 level: float | None = None) -> pd.DataFrame:
+        return pd.DataFrame(self.topk_columns(dataset, k, level=level))
+
+    def topk_new(self, metadata: "Mapping | pd.DataFrame", k: int = 5, scores: "pd.DataFrame | None" = None, *,
+                 level: float | None = None) -> "pd.DataFrame":
         """The ``k`` best models for one brand-new dataset described by ``metadata``."""
-        frame = self.predict_new(metadata, scores, level=level)
-        if frame["dataset"].nunique() != 1:
+        import pandas as pd
+
+        cols = self._new_columns(metadata, scores, level, True)
+        if len(set(cols["dataset"])) != 1:
             raise RecsysError("topk_new takes one dataset; use predict_new for several")
-        return self._rank(frame, k)
+        return pd.DataFrame(self._rank_columns(cols, k))
 
     # -- persistence ----------------------------------------------------------------
     def save(self, path: str | os.PathLike | None = None) -> Path:
@@ -255,7 +366,8 @@ class Recommender:
         feat_meta, feat_arrays = self.features_.to_state()
         arrays = {f"engine.{k}": v for k, v in engine_arrays.items()}
         arrays.update({f"features.{k}": v for k, v in feat_arrays.items()})
-        arrays["known"] = self.known_
+        r = self.records_
+        arrays.update({"known.d": r.d.astype(np.int32), "known.m": r.m.astype(np.int32), "known.y": r.y})
         arrays.update({f"scores.{i}": v for i, v in enumerate(self.scores_.values())})
         if self.calibration_ is not None:
             arrays.update(self.calibration_.to_state())
@@ -274,7 +386,11 @@ class Recommender:
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None) -> "Recommender":
-        """Read a model file written by :meth:`save` (never unpickles, never runs code)."""
+        """Read a model file written by :meth:`save` (never unpickles, never runs code).
+
+        Only numpy is needed to answer for the zoo's datasets: the feature builder
+        (pandas, the text encoder) is rebuilt when a brand-new dataset is asked for.
+        """
         path = Path(path) if path is not None else default_model_path()
         meta, arrays = read_artifact(path)
         check_model_state(meta, arrays, path)
@@ -286,17 +402,21 @@ class Recommender:
                                                     if k.startswith("engine.")})
             rec = cls(engine=engine_state["name"], seed=r["seed"], text_encoder=r.get("text_encoder"),
                       text_dims=r["text_dims"], level=r["level"], calibrate=r.get("calibrate", True))
-            rec.features_ = FeatureBuilder.from_state(meta["features"], {k[len("features."):]: v for k, v in arrays.items()
-                                                                         if k.startswith("features.")})
+            feats = meta["features"]
+            rec._feature_state = (feats, {k[len("features."):]: v for k, v in arrays.items()
+                                          if k.startswith("features.")})
+            rec._features = None
+            shape = (len(feats["dataset_ids"]), len(feats["model_ids"]))
+            records = Cells(arrays["known.d"], arrays["known.m"], arrays["known.y"], shape)
             rec.engine_ = engine
-            rec.known_ = arrays["known"]
-            rec.scores_ = {m: arrays[f"scores.{i}"] for i, m in enumerate(r.get("score_metrics", []))}
+            rec._set_data(feats["model_ids"], feats["dataset_ids"], arrays["features.dataset_features"], records,
+                          {m: arrays[f"scores.{i}"] for i, m in enumerate(r.get("score_metrics", []))})
             rec.calibration_ = Calibration.from_state(arrays)
             rec.zoo_ = meta.get("zoo", {})
             rec.timing_ = meta.get("timing", {})
             rec.meta_ = meta
             # Use the engine's arrays once: a file whose arrays disagree fails here, with one line.
-            rec.predict(list(dict.fromkeys([rec.dataset_ids[0], rec.dataset_ids[-1]])), uncertainty=False)
+            rec.predict_columns(list(dict.fromkeys([rec.dataset_ids_[0], rec.dataset_ids_[-1]])), uncertainty=False)
         except ArtifactError:
             raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as exc:
@@ -309,7 +429,7 @@ class Recommender:
     def info(self) -> dict:
         """What the fitted recommender holds (for ``recsys info``)."""
         self._check_fitted()
-        n_known = int((~np.isnan(self.known_)).sum())
+        fb = self.features_
         return {
             "recsys_version": getattr(self, "meta_", {}).get("recsys_version", __version__),
             "created": getattr(self, "meta_", {}).get("created"),
@@ -317,14 +437,38 @@ class Recommender:
             "engine_summary": self.engine_.summary,
             "engine_params": self.engine_.get_params(),
             "zoo": self.zoo_,
-            "models": len(self.model_ids),
-            "datasets": len(self.dataset_ids),
-            "known_pairs": n_known,
-            "model_features": len(self.features_.model_spec_.names),
-            "dataset_features": len(self.features_.dataset_spec_.names),
-            "dataset_columns": self.features_.dataset_columns_,
-            "text_encoder": (self.features_.to_state()[0].get("text_encoder") or {}).get("spec"),
+            "models": len(self.model_ids_),
+            "datasets": len(self.dataset_ids_),
+            "known_pairs": len(self.records_),
+            "model_features": len(fb.model_spec_.names),
+            "dataset_features": len(fb.dataset_spec_.names),
+            "dataset_columns": fb.dataset_columns_,
+            "text_encoder": (fb.encoder_info_ or {}).get("spec"),
             "calibrated": self.calibration_ is not None,
             "interval_level": self.level,
             "timing": getattr(self, "timing_", {}),
         }
+
+
+#: draws behind each P(best)
+_N_DRAWS = 2000
+
+
+def _consistent(p_best: np.ndarray, known: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """P(best) that agrees with the intervals: a model whose interval reaches the best record cannot have 0.
+
+    With a finite number of draws a probability below ``1 / draws`` is estimated
+    as 0. An unrecorded model whose upper bound reaches above the best record
+    (or, on a dataset without records, above every other model's lower bound)
+    is given that resolution, ``1 / draws``, instead of a 0 that the intervals
+    contradict; each row is renormalized.
+    """
+    out = p_best.copy()
+    rec = ~np.isnan(known)
+    best = np.where(rec.any(1), np.nanmax(np.where(rec, known, -np.inf), axis=1), np.max(lower, axis=1))
+    floor = 1.0 / _N_DRAWS
+    lift = ~rec & (upper > best[:, None]) & (out < floor)
+    if lift.any():
+        out = np.where(lift, floor, out)
+        out /= out.sum(1, keepdims=True)
+    return out

@@ -135,17 +135,17 @@ def bomb_stream(header: bytes, zero_mib: int) -> tuple[bytes, int, int]:
 
 
 def zip_bomb(model: Path, out: Path, *, consistent_meta: bool = False, lie: bool = False) -> Path:
-    """``known.npy`` expands to 3 GiB (a ~3 MB file); ``consistent_meta`` declares that shape in meta.json too,
+    """``known.y.npy`` expands to 3 GiB (a ~3 MB file); ``consistent_meta`` declares that shape in meta.json too,
     ``lie`` writes the true small size in the zip directory while the stream still expands to 3 GiB."""
     n = (3 * GiB) // 8
     header = npy_header((n,))
     raw, size, crc = bomb_stream(header, 3 * 1024)
     meta, blobs = unpack(model)
     if consistent_meta:
-        meta["arrays"]["known"] = {"shape": [n], "dtype": "<f8"}
+        meta["arrays"]["known.y"] = {"shape": [n], "dtype": "<f8"}
     entries = [Entry("meta.json", json.dumps(meta).encode())]
     for name, blob in blobs.items():
-        if name == "known.npy":
+        if name == "known.y.npy":
             entries.append(Entry(name, b"", raw=raw, size=len(blob) if lie else size,
                                  crc=zlib.crc32(blob) if lie else crc))
         else:
@@ -258,7 +258,7 @@ case("model-no-meta", 1, "without meta.json")(
     lambda c: topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=lambda es: es[1:])))
 
 # -- model files: sizes (zip bombs) -------------------------------------------------
-case("model-zip-bomb-3gib", 1, "array 'known'", "bytes")(lambda c: topk(zip_bomb(c.dn, c.tmp / "bomb.npz")))
+case("model-zip-bomb-3gib", 1, "array 'known.y'", "bytes")(lambda c: topk(zip_bomb(c.dn, c.tmp / "bomb.npz")))
 case("model-zip-bomb-declared", 1, "bytes of arrays")(
     lambda c: topk(zip_bomb(c.dn, c.tmp / "bomb.npz", consistent_meta=True)))
 case("model-zip-bomb-lying-directory", 1, "damaged")(lambda c: topk(zip_bomb(c.dn, c.tmp / "bomb.npz", lie=True)))
@@ -269,7 +269,7 @@ case("model-meta-bomb-1gib", 1, "meta.json of", "bytes")(lambda c: topk(meta_bom
 def _(c):
     def swap(entries):
         for e in entries:
-            if e.name == "known.npy":
+            if e.name == "known.y.npy":
                 hdr = npy_header((10**12,))
                 e.data = hdr + e.data[len(hdr):] if len(e.data) > len(hdr) else hdr
         return entries
@@ -280,7 +280,7 @@ def _(c):
 def _(c):
     def swap(entries):
         for e in entries:
-            if e.name == "known.npy":
+            if e.name == "known.y.npy":
                 arr = load_array(e.data)
                 e.data = npy(arr.astype("<i8"))  # same shape and size, another dtype than declared
         return entries
@@ -291,17 +291,17 @@ def _(c):
 def _(c):
     def swap(entries):
         for e in entries:
-            if e.name == "known.npy":
+            if e.name == "known.y.npy":
                 e.data = b"\x00NOTNPY" + e.data[7:]
         return entries
     return topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=swap))
 
 
-case("model-array-missing", 1, "lacks array 'known'")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=lambda es: [e for e in es if e.name != "known.npy"])))
+case("model-array-missing", 1, "lacks array 'known.y'")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=lambda es: [e for e in es if e.name != "known.y.npy"])))
 case("model-encrypted-flag", 1, "encrypted")(
     lambda c: topk(tamper(c.dn, c.tmp / "m.npz",
-                          entries_fn=lambda es: [Entry(e.name, e.data, flags=1 if e.name == "known.npy" else 0)
+                          entries_fn=lambda es: [Entry(e.name, e.data, flags=1 if e.name == "known.y.npy" else 0)
                                                  for e in es])))
 
 
@@ -309,7 +309,7 @@ case("model-encrypted-flag", 1, "encrypted")(
 def _(c):
     def swap(entries):
         for e in entries:
-            if e.name == "known.npy":
+            if e.name == "known.y.npy":
                 e.method, e.raw = 99, deflate(e.data)
         return entries
     return topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=swap))
@@ -317,27 +317,32 @@ def _(c):
 
 case("model-duplicate-member", 1, "twice")(
     lambda c: topk(tamper(c.dn, c.tmp / "m.npz",
-                          entries_fn=lambda es: es + [Entry("known.npy", npy(np.zeros((270, 10))))])))
+                          entries_fn=lambda es: es + [Entry("known.y.npy", npy(np.zeros(2700)))])))
 case("model-too-many-members", 1, "members")(
     lambda c: topk(tamper(c.dn, c.tmp / "m.npz",
                           entries_fn=lambda es: es + [Entry(f"x{i}.txt", b"") for i in range(10_001)])))
 case("model-arrays-malformed", 1, "malformed")(
     lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m.update(arrays=[1, 2]))))
 case("model-object-dtype-declared", 1, "dtype '|O'")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["arrays"]["known"].update(dtype="|O"))))
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["arrays"]["known.y"].update(dtype="|O"))))
 case("model-string-dtype-declared", 1, "dtype '<U5'")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["arrays"]["known"].update(dtype="<U5"))))
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["arrays"]["known.y"].update(dtype="<U5"))))
 
 # -- model files: parts that disagree ----------------------------------------------------
-case("model-known-strings", 1, "'known'", "dtype")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known": np.full((270, 10), "0.5")})))
-case("model-known-wrong-shape", 1, "'known'", "270 datasets x 10 models")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known": np.full((10, 270), 0.5)})))
-case("model-known-1d", 1, "'known'")(lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known": np.zeros(2700)})))
+case("model-known-strings", 1, "'known.y'", "dtype")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known.y": np.full(2700, "0.5")})))
+case("model-known-outside-the-zoo", 1, "records outside its 270 datasets x 10 models")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known.d": np.full(2700, 999, dtype=np.int32)})))
+case("model-known-lengths-disagree", 1, "recorded accuracies", "lengths")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known.y": np.zeros(5)})))
+case("model-known-repeated", 1, "out of order or repeated")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known.d": np.zeros(2700, dtype=np.int32)})))
+case("model-known-float-index", 1, "recorded accuracies of dtypes")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known.m": np.zeros(2700)})))
 case("model-known-out-of-range", 1, "outside [0, 1]")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known": np.full((270, 10), 7.0)})))
-case("model-known-infinite", 1, "infinite values in array 'known'")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known": np.full((270, 10), np.inf)})))
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known.y": np.full(2700, 7.0)})))
+case("model-known-infinite", 1, "infinite values in array 'known.y'")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known.y": np.full(2700, np.inf)})))
 
 
 @case("model-engine-array-infinite", 1, "infinite values")
@@ -675,7 +680,7 @@ def test_zip_bomb_memory_stays_under_500_mb(models, tmp_path):
     _, status, usage = os.wait4(proc.pid, 0)
     err = proc.stderr.read()
     assert os.waitstatus_to_exitcode(status) == 1, err
-    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "array 'known'" in err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "array 'known.y'" in err
     peak_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
     assert peak_mb < 500, peak_mb
 

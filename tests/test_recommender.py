@@ -45,8 +45,8 @@ def test_save_load_round_trip_identical(rec, tmp_path):
 def test_model_file_is_plain_npz_with_json_sidecar(rec, tmp_path):
     path = rec.save(tmp_path / "m.npz")
     with np.load(path, allow_pickle=False) as z:  # readable with numpy alone, no pickle
-        assert "known" in z.files
-        assert z["known"].shape == (270, 10)
+        assert {"known.d", "known.m", "known.y"} <= set(z.files)  # the records, one entry each
+        assert z["known.y"].shape == (2700,) and z["known.d"].max() == 269 and z["known.m"].max() == 9
     with zipfile.ZipFile(path) as zf:
         meta = json.loads(zf.read("meta.json"))
     assert meta["format"] == "recsys-model" and meta["format_version"] == FORMAT_VERSION
@@ -192,3 +192,40 @@ def test_p_best_noise_factor_follows_how_often_the_top_pick_wins():
     # In between, the factor is in between.
     middle = [(p, k, p + rng.normal(0, 0.004, m)) for p, k in zip(pred, nothing)]
     assert 0.15 < _fit_noise_scale(cal, middle, seed=0) < 0.6
+
+
+def test_p_best_agrees_with_the_intervals_for_unrecorded_models(transfergraph):
+    """A model whose interval reaches above the best record cannot have zero chance of being the best.
+
+    Five TransferGraph models have no record at all (metadata and scores only): their errors share nothing
+    with the recorded models', so they must not be as sure as the recorded ones.
+    """
+    rec = recsys.Recommender(seed=0, text_encoder="hashing").fit(transfergraph)
+    unrecorded = [m for m, n in zip(rec.model_ids, rec.records_.col_counts()) if n == 0]
+    assert len(unrecorded) == 5
+    out = rec.predict()
+    checked = 0
+    for _, g in out.groupby("dataset"):
+        best = g["known"].max()
+        reach = g[g["model"].isin(unrecorded) & (g["upper"] > best)]
+        checked += len(reach)
+        assert (reach["p_best"] > 0).all()
+        assert g["p_best"].sum() == pytest.approx(1.0)
+    assert checked > 0  # the property was exercised
+
+
+def test_p_best_draws_only_models_that_can_win():
+    """Restricting the draws to the models that can win changes nothing but Monte-Carlo noise."""
+    from recsys.engines.calibration import Calibration
+
+    rng = np.random.default_rng(0)
+    cal = Calibration(abs_residuals={"cold": np.sort(np.abs(rng.normal(0, 0.05, 500)))},
+                      rel_residuals={"cold": rng.normal(0, 0.05, 500)}, noise_scale=1.0)
+    pool = cal.rel_residuals["cold"]
+    pred = np.r_[0.80, 0.79, 0.78, 0.30, 0.20][None, :]  # the last two can never catch up with the first
+    p = cal.p_best(pred, n_draws=20000, seed=1)[0]
+    assert p[3] == 0 and p[4] == 0 and p.sum() == pytest.approx(1.0)
+    # every model drawn, by brute force
+    draws = pred + rng.choice(pool, size=(20000, 5))
+    full = np.bincount(draws.argmax(1), minlength=5) / 20000
+    np.testing.assert_allclose(p, full, atol=0.02)

@@ -47,8 +47,76 @@ def _sparse(x) -> bool:
     return hasattr(x, "tocsr")
 
 
-def _dense_rows(x) -> np.ndarray:
-    return np.asarray(x.toarray() if _sparse(x) else x, dtype=float)
+class TokenSets:
+    """The token sets of some datasets (CSR layout in plain numpy: no scipy needed to read them).
+
+    Parameters
+    ----------
+    indptr : ndarray of int, shape (n + 1,)
+    indices : ndarray of int
+        Token indices of dataset ``i``: ``indices[indptr[i]:indptr[i + 1]]`` (sorted, unique).
+    n_cols : int
+        Vocabulary size.
+    """
+
+    def __init__(self, indptr, indices, n_cols: int):
+        self.indptr = np.asarray(indptr, dtype=np.int64)
+        self.indices = np.asarray(indices, dtype=np.int32)
+        self.n_cols = int(n_cols)
+        self._dense = None
+
+    @classmethod
+    def of(cls, x) -> "TokenSets":
+        """From a scipy sparse matrix, a dense 0/1 array, or a TokenSets."""
+        if isinstance(x, TokenSets):
+            return x
+        if _sparse(x):
+            x = x.tocsr()
+            x.sort_indices()
+            x.eliminate_zeros()
+            return cls(x.indptr, x.indices, x.shape[1])
+        x = np.asarray(x)
+        rows, cols = np.nonzero(x)
+        indptr = np.zeros(len(x) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=len(x)), out=indptr[1:])
+        return cls(indptr, cols, x.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self), self.n_cols
+
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def row(self, i: int) -> np.ndarray:
+        return self.indices[self.indptr[i]:self.indptr[i + 1]]
+
+    def take(self, rows) -> "TokenSets":
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        sizes = self.sizes()[rows]
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=indptr[1:])
+        pos = np.repeat(self.indptr[rows], sizes) + (np.arange(indptr[-1]) - np.repeat(indptr[:-1], sizes))
+        return TokenSets(indptr, self.indices[pos], self.n_cols)
+
+    __getitem__ = take
+
+    def dense(self) -> np.ndarray:
+        """0/1 float32 matrix (n, n_cols), built once."""
+        if self._dense is None:
+            out = np.zeros((len(self), self.n_cols), dtype=np.float32)
+            out[np.repeat(np.arange(len(self)), self.sizes()), self.indices] = 1.0
+            self._dense = out
+        return self._dense
+
+    def csr(self):
+        """As a ``scipy.sparse.csr_matrix`` of ones (imports scipy)."""
+        import scipy.sparse as sp
+
+        return sp.csr_matrix((np.ones(len(self.indices)), self.indices, self.indptr), shape=self.shape)
 
 
 @dataclass
@@ -61,8 +129,8 @@ class SimilarityInputs:
         One-hot blocks, one per categorical column.
     numeric : ndarray (n, n_numeric)
         Standardized numeric columns (0 where missing).
-    tokens : list of sparse matrix or ndarray (n, vocabulary)
-        Token indicators (0/1), one block per text column.
+    tokens : list of TokenSets (n, vocabulary)
+        Token sets, one per text column.
     text : list of ndarray (n, dim)
         L2-normalized text embeddings, one per text column.
     """
@@ -75,12 +143,10 @@ class SimilarityInputs:
     @classmethod
     def from_features(cls, features: np.ndarray, groups: Mapping[str, slice], tokens: Mapping[str, object],
                       text: Mapping[str, np.ndarray]) -> "SimilarityInputs":
-        import scipy.sparse as sp
-
         cats = [features[:, sl] for key, sl in groups.items() if key.startswith("categorical:")]
         nums = [features[:, sl.start] for key, sl in groups.items() if key.startswith("numeric:")]
         numeric = np.column_stack(nums) if nums else np.zeros((len(features), 0))
-        toks = [sp.csr_matrix(v, dtype=float) for _, v in sorted(tokens.items())]
+        toks = [TokenSets.of(v) for _, v in sorted(tokens.items())]
         return cls(cats, numeric, toks, [np.asarray(v, float) for _, v in sorted(text.items())])
 
     def __len__(self) -> int:
@@ -95,9 +161,8 @@ class SimilarityInputs:
         for i, c in enumerate(self.categorical):
             out[f"{prefix}cat{i}"] = c
         for i, t in enumerate(self.tokens):
-            t = t.tocsr() if _sparse(t) else _to_csr(t)
-            out[f"{prefix}tok{i}_indptr"] = t.indptr.astype(np.int64)
-            out[f"{prefix}tok{i}_indices"] = t.indices.astype(np.int32)
+            out[f"{prefix}tok{i}_indptr"] = t.indptr
+            out[f"{prefix}tok{i}_indices"] = t.indices
             out[f"{prefix}tok{i}_shape"] = np.asarray(t.shape, dtype=np.int64)
         for i, e in enumerate(self.text):
             out[f"{prefix}txt{i}"] = e
@@ -114,8 +179,8 @@ class SimilarityInputs:
 
         toks, i = [], 0
         while f"{prefix}tok{i}_indptr" in arrays:
-            toks.append(_csr_from(arrays[f"{prefix}tok{i}_indptr"], arrays[f"{prefix}tok{i}_indices"],
-                                  arrays[f"{prefix}tok{i}_shape"]))
+            toks.append(TokenSets(arrays[f"{prefix}tok{i}_indptr"], arrays[f"{prefix}tok{i}_indices"],
+                                  int(arrays[f"{prefix}tok{i}_shape"][1])))
             i += 1
         return cls(seq("cat"), np.asarray(arrays[f"{prefix}numeric"], float), toks, seq("txt"))
 
@@ -123,19 +188,6 @@ class SimilarityInputs:
         return SimilarityInputs([c[rows] for c in self.categorical], self.numeric[rows],
                                 [t[rows] for t in self.tokens], [e[rows] for e in self.text])
 
-
-def _to_csr(x):
-    import scipy.sparse as sp
-
-    return sp.csr_matrix(np.asarray(x, float))
-
-
-def _csr_from(indptr, indices, shape):
-    import scipy.sparse as sp
-
-    indices = np.asarray(indices, dtype=np.int32)
-    return sp.csr_matrix((np.ones(len(indices)), indices, np.asarray(indptr, dtype=np.int64)),
-                         shape=tuple(int(v) for v in shape))
 
 
 # -- similarity features ------------------------------------------------------------
@@ -147,8 +199,8 @@ def similarity_features(a: SimilarityInputs, b: SimilarityInputs) -> np.ndarray:
     for k in range(a.numeric.shape[1]):
         feats.append(-np.abs(a.numeric[:, k][:, None] - b.numeric[:, k][None, :]))
     for ta, tb in zip(a.tokens, b.tokens):
-        inter = _dense_rows(ta @ tb.T)
-        union = np.asarray(ta.sum(1)).reshape(-1)[:, None] + np.asarray(tb.sum(1)).reshape(-1)[None, :] - inter
+        inter = (ta.dense() @ tb.dense().T).astype(np.float64)
+        union = ta.sizes()[:, None] + tb.sizes()[None, :] - inter
         feats.append(np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0))
     for ea, eb in zip(a.text, b.text):
         feats.append(ea @ eb.T)
@@ -171,11 +223,17 @@ def pair_features(a: SimilarityInputs, b: SimilarityInputs, nb: np.ndarray, bloc
     for k in range(a.numeric.shape[1]):
         feats.append(-np.abs(a.numeric[:, k][:, None] - b.numeric[:, k][nb]))
     for ta, tb in zip(a.tokens, b.tokens):
-        size_a = np.asarray(ta.sum(1)).reshape(-1)
-        size_b = np.asarray(tb.sum(1)).reshape(-1)
+        size_a, size_b = ta.sizes(), tb.sizes()
         inter = np.zeros((n, K))
-        for j in range(K):
-            inter[:, j] = np.asarray(ta.multiply(tb[nb[:, j]]).sum(1)).reshape(-1)
+        if n * K <= 4096:  # a few queries: plain set intersections (no scipy)
+            for i in range(n):
+                row = ta.row(i)
+                for j in range(K):
+                    inter[i, j] = len(np.intersect1d(row, tb.row(nb[i, j]), assume_unique=True))
+        else:
+            A, B = ta.csr(), tb.csr()
+            for j in range(K):
+                inter[:, j] = np.asarray(A.multiply(B[nb[:, j]]).sum(1)).reshape(-1)
         union = size_a[:, None] + size_b[nb] - inter
         feats.append(np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0))
     for ea, eb in zip(a.text, b.text):
@@ -318,10 +376,22 @@ class DatasetKernel:
         return self
 
     def set_values(self, cells: Cells, z: np.ndarray) -> None:
-        """The standardized values the profiles average (sparse matrices built once)."""
+        """The standardized values the profiles average."""
         self.cells, self.z = cells, z
-        self.Zc = cells.csr(z)
-        self.Kc = cells.csr(np.ones(len(cells)))
+        self._Zc = self._Kc = None
+
+    @property
+    def Zc(self):
+        """``z`` as a scipy CSR matrix (datasets x models), built once (fit-time bulk products)."""
+        if self._Zc is None:
+            self._Zc = self.cells.csr(self.z)
+        return self._Zc
+
+    @property
+    def Kc(self):
+        if self._Kc is None:
+            self._Kc = self.cells.csr(np.ones(len(self.cells)))
+        return self._Kc
 
     def _targets(self) -> np.ndarray:
         k = self.cells.row_counts()
@@ -447,6 +517,8 @@ class DatasetKernel:
 
     def _rows_from_weights(self, W: np.ndarray, nb: np.ndarray | None) -> np.ndarray:
         """Full profiles (n, n_models) from weights on the zoo datasets."""
+        if len(W) <= 8:
+            return self._rows_numpy(W, nb)
         import scipy.sparse as sp
 
         M = self.cells.shape[1]
@@ -458,6 +530,25 @@ class DatasetKernel:
         num = np.asarray((Wc @ self.Zc).todense())
         den = np.asarray((Wc @ self.Kc).todense())
         return np.where(den > 1e-12, num / np.maximum(den, 1e-300), self.fallback[None, :])
+
+    def _rows_numpy(self, W: np.ndarray, nb: np.ndarray | None) -> np.ndarray:
+        """:meth:`_rows_from_weights` for a few rows in numpy alone (a query needs no scipy)."""
+        cells, M = self.cells, self.cells.shape[1]
+        out = np.empty((len(W), M))
+        for i, w in enumerate(W):
+            if nb is None:
+                wc = w[cells.d]
+                num = np.bincount(cells.m, weights=wc * self.z, minlength=M)
+                den = np.bincount(cells.m, weights=wc, minlength=M)
+            else:
+                starts, ends = cells.indptr[nb[i]], cells.indptr[nb[i] + 1]
+                sizes = ends - starts
+                pos = np.repeat(starts, sizes) + (np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes))
+                wc = np.repeat(w, sizes)
+                num = np.bincount(cells.m[pos], weights=wc * self.z[pos], minlength=M)
+                den = np.bincount(cells.m[pos], weights=wc, minlength=M)
+            out[i] = np.where(den > 1e-12, num / np.maximum(den, 1e-300), self.fallback)
+        return out
 
     def rows(self, rows: np.ndarray, block: int = 512) -> np.ndarray:
         """Profiles (len(rows), n_models) of zoo datasets, each without its own records."""

@@ -29,7 +29,8 @@ import numpy as np
 
 from ..features.data import Cells
 
-__all__ = ["user_features", "item_features", "fit_soft_labels", "scores_at", "scores_rows", "MAX_RECORDS"]
+__all__ = ["user_features", "item_features", "fit_soft_labels", "scores_at", "scores_rows", "scores_of_users",
+           "MAX_RECORDS"]
 
 _T_CLIP = (0.01, 0.99)
 #: most records a LightFM fit sees (a stratified sample above)
@@ -44,7 +45,7 @@ def user_features(features: np.ndarray, groups: dict, tokens: dict):
     blocks = [sp.csr_matrix(np.ones((n, 1))), sp.csr_matrix(features)]
     cats = [features[:, sl] for key, sl in groups.items() if key.startswith("categorical:")]
     for _, bag in sorted(tokens.items()):
-        bag = sp.csr_matrix(bag, dtype=float)
+        bag = bag.csr() if hasattr(bag, "csr") else sp.csr_matrix(bag, dtype=float)
         size = np.asarray(bag.sum(1)).reshape(-1)
         bag = sp.diags(1.0 / np.sqrt(np.maximum(size, 1.0))) @ bag
         blocks.append(bag)
@@ -97,6 +98,14 @@ def fit_soft_labels(cells: Cells, z: np.ndarray, UF, IF, *, alpha: float, no_com
     user = np.hstack([model.user_embeddings, model.user_biases[:, None]]).astype(np.float64)
     item = np.hstack([IF @ model.item_embeddings, (IF @ model.item_biases)[:, None]]).astype(np.float64)
     return user, item
+
+
+def scores_of_users(users: np.ndarray, item: np.ndarray, tau: float) -> np.ndarray:
+    """``tau * score`` from precomputed user representations (n_fits, n, k + 1): the mean over fits, (n, n_models)."""
+    out = 0.0
+    for u, i in zip(users, item):
+        out = out + (u[:, :-1] @ i[:, :-1].T + u[:, -1:] + i[:, -1][None, :])
+    return tau * out / len(users)
 
 
 def _users(UF, user: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ..errors import RecsysError
-from ..features.data import TrainData
+from ..features.data import Cells, TrainData
 from .base import Engine
 
 __all__ = ["Calibration", "calibrate", "stratum_of", "STRATA"]
@@ -91,7 +91,8 @@ class Calibration:
 
     def p_best(self, pred: np.ndarray, known: np.ndarray | None = None, n_known: np.ndarray | None = None,
                *, n_draws: int = 2000, seed: int = 0, scale: float | None = None,
-               keys: np.ndarray | None = None, among: np.ndarray | None = None) -> np.ndarray:
+               keys: np.ndarray | None = None, among: np.ndarray | None = None,
+               unrecorded: np.ndarray | None = None) -> np.ndarray:
         """Probability that each model is the best on each dataset.
 
         Parameters
@@ -111,10 +112,22 @@ class Calibration:
         among : ndarray of bool, same shape as ``pred``, optional
             Compete only among these models (the others get 0): the
             probability of being the best of a subset, from the same draws.
+        unrecorded : ndarray of bool, shape (n_models,), optional
+            Models without any record in the zoo. Their errors share nothing with
+            the recorded models' (no common offset cancels them), so they are drawn
+            from the stratum's absolute residuals with a random sign, unscaled: as
+            uncertain as their intervals say.
 
         Returns
         -------
         ndarray, same shape as ``pred``; rows sum to 1.
+
+        Notes
+        -----
+        Only the models that can win are drawn: a model whose highest possible
+        value (record, or prediction plus the largest residual) is below another
+        model's lowest possible value has probability exactly 0. On a zoo of
+        thousands of models the few that can win are drawn, not all.
         """
         factor = self.noise_scale if scale is None else scale
         pred = np.asarray(pred, dtype=float)
@@ -128,18 +141,33 @@ class Calibration:
         strata = stratum_of(n_known, m)
         keys = np.arange(n) if keys is None else np.asarray(keys, dtype=np.int64)
         out = np.zeros((n, m))
+        free = np.zeros(m, dtype=bool) if unrecorded is None else np.asarray(unrecorded, dtype=bool)
         for row in range(n):
             pool = self._pool(self.rel_residuals, int(strata[row]))
             if len(pool) == 0:
                 pool = np.zeros(1)
+            wide = self._pool(self.abs_residuals, int(strata[row]))
+            wide = wide if len(wide) else np.zeros(1)
+            unknown = ~is_known[row]
+            indep = unknown & free
+            shared = unknown & ~free
+            b = base[row]
+            lo = np.where(shared, b + factor * pool.min(), np.where(indep, b - wide.max(), b))
+            hi = np.where(shared, b + factor * pool.max(), np.where(indep, b + wide.max(), b))
+            comp = np.ones(m, dtype=bool) if among is None else np.asarray(among[row], dtype=bool)
+            if not comp.any():
+                continue
+            cand = np.flatnonzero(comp & (hi >= lo[comp].max()))
             # One generator per dataset: its P(best) does not depend on what else is asked.
             rng = np.random.default_rng([seed, int(keys[row]) & 0x7FFFFFFF])
-            noise = factor * rng.choice(pool, size=(n_draws, m))
-            draws = base[row][None] + np.where(is_known[row][None], 0.0, noise)
-            if among is not None:
-                draws = np.where(among[row][None], draws, -np.inf)
+            noise = factor * rng.choice(pool, size=(n_draws, len(cand)))
+            ci = indep[cand]
+            if ci.any():
+                signs = rng.choice(np.array([-1.0, 1.0]), size=(n_draws, int(ci.sum())))
+                noise[:, ci] = signs * rng.choice(wide, size=(n_draws, int(ci.sum())))
+            draws = b[cand][None] + np.where(unknown[cand][None], noise, 0.0)
             top = draws >= draws.max(axis=1, keepdims=True)  # ties share the win
-            out[row] = (top / top.sum(axis=1, keepdims=True)).mean(axis=0)
+            out[row, cand] = (top / top.sum(axis=1, keepdims=True)).mean(axis=0)
         return out
 
     def coverage_table(self) -> dict[str, int]:
@@ -169,32 +197,35 @@ class Calibration:
         return cal if cal.abs_residuals else None
 
 
-def holdout_mask(known: np.ndarray, rng: np.random.Generator, *, cold_fraction: float, cell_fraction: float,
+def holdout_mask(cells: Cells, rng: np.random.Generator, *, cold_fraction: float, cell_fraction: float,
                  cold: np.ndarray | None = None) -> np.ndarray:
-    """Cells to hide: every cell of some datasets (``cold``, else a random share), and a share of the others' cells.
+    """Cells to hide (bool per cell): every cell of some datasets (``cold``, else a random share), and a share of
+    the others' cells.
 
     Each partly hidden dataset keeps at least one record.
     """
-    hide = np.zeros_like(known)
-    rows = np.flatnonzero(known.any(1))
+    hide = np.zeros(len(cells), dtype=bool)
+    counts = cells.row_counts()
+    rows = np.flatnonzero(counts > 0)
     if len(rows) < 2:
         return hide
     if cold is None:
         n_cold = max(1, int(round(cold_fraction * len(rows))))
         cold = rng.choice(rows, size=min(n_cold, len(rows) - 1), replace=False)
-    hide[cold] = known[cold]
+    hide |= cells.rows_mask(cold)
     for r in np.setdiff1d(rows, cold):
-        cells = np.flatnonzero(known[r])
-        if len(cells) < 2:
+        n = int(counts[r])
+        if n < 2:
             continue
-        k = rng.binomial(len(cells), cell_fraction)
-        k = min(max(k, 1), len(cells) - 1)
-        hide[r, rng.choice(cells, size=k, replace=False)] = True
+        k = rng.binomial(n, cell_fraction)
+        k = min(max(k, 1), n - 1)
+        hide[cells.indptr[r] + rng.choice(n, size=k, replace=False)] = True
     return hide
 
 
 def calibrate(make: Callable[[], Engine], data: TrainData, *, seed: int = 0, rounds: int | None = None,
-              cold_fraction: float = 0.2, cell_fraction: float = 0.25) -> Calibration:
+              cold_fraction: float = 0.2, cell_fraction: float = 0.25, max_cases: int = 2000,
+              block: int = 256) -> Calibration:
     """Residuals of engines refitted with part of the known cells hidden.
 
     Parameters
@@ -211,10 +242,14 @@ def calibrate(make: Callable[[], Engine], data: TrainData, *, seed: int = 0, rou
     cold_fraction, cell_fraction : float
         Share of datasets hidden entirely (when not partitioned); share of the
         other datasets' cells hidden.
+    max_cases : int
+        Most held-out datasets the P(best) noise factor is fitted on (a random sample above).
+    block : int
+        Held-out datasets predicted at a time (their predictions are block x n_models).
     """
     rng = np.random.default_rng([seed, 7919])
-    known = data.known
-    rows = np.flatnonzero(known.any(1))
+    cells = data.records
+    rows = np.flatnonzero(cells.row_counts() > 0)
     partition = None
     if rounds is None:
         rounds = 1 if len(rows) > 30 else max(1, min(4, len(rows) - 1))
@@ -223,26 +258,42 @@ def calibrate(make: Callable[[], Engine], data: TrainData, *, seed: int = 0, rou
     abs_pool: dict[str, list] = {s: [] for s in STRATA}
     rel_pool: dict[str, list] = {s: [] for s in STRATA}
     cases: list[tuple] = []  # (prediction, known-to-the-fit values, truth) of held-out datasets, for p_best
+    per_round = max(1, max_cases // max(rounds, 1))
     for r in range(rounds):
-        hide = holdout_mask(known, rng, cold_fraction=cold_fraction, cell_fraction=cell_fraction,
+        hide = holdout_mask(cells, rng, cold_fraction=cold_fraction, cell_fraction=cell_fraction,
                             cold=None if partition is None else partition[r])
         if not hide.any():
             continue
-        train = data.with_Y(np.where(hide, np.nan, data.Y))
+        train = data.with_records(cells.select(~hide))
         with _quiet_engines():  # what a refit on part of the data logs would read as if it were the user's fit
             engine = make().fit(train)
-        held = np.flatnonzero(hide.any(1))
-        pred = engine.predict(train.block(held))
-        n_known = train.known[held].sum(1)
+        hidden = np.bincount(cells.d[hide], minlength=cells.shape[0])
+        held = np.flatnonzero(hidden > 0)
+        # datasets whose P(best) is checked: those with >= 2 hidden records (a random sample on large zoos)
+        eligible = np.flatnonzero(hidden >= 2)
+        if len(eligible) > per_round:
+            eligible = rng.choice(eligible, per_round, replace=False)
+        is_case = np.zeros(cells.shape[0], dtype=bool)
+        is_case[eligible] = True
+        n_known = train.records.row_counts()[held]
         strata = stratum_of(n_known, data.n_models)
-        for i, d in enumerate(held):
-            cells = hide[d]
-            res = data.Y[d, cells] - pred[i, cells]
-            name = STRATA[strata[i]]
-            abs_pool[name].append(np.abs(res))
-            if len(res) >= 2:
-                rel_pool[name].append((res - res.mean()) * math.sqrt(len(res) / (len(res) - 1)))
-                cases.append((pred[i], train.Y[d], data.Y[d]))
+        for start in range(0, len(held), block):
+            part = held[start:start + block]
+            pred = engine.predict(train.block(part))
+            for i, d in enumerate(part):
+                sl = slice(cells.indptr[d], cells.indptr[d + 1])
+                h, m, y = hide[sl], cells.m[sl], cells.y[sl]
+                res = y[h] - pred[i, m[h]]
+                name = STRATA[strata[start + i]]
+                abs_pool[name].append(np.abs(res))
+                if len(res) >= 2:
+                    rel_pool[name].append((res - res.mean()) * math.sqrt(len(res) / (len(res) - 1)))
+                if is_case[d]:
+                    kn = np.full(data.n_models, np.nan)
+                    kn[m[~h]] = y[~h]
+                    truth = np.full(data.n_models, np.nan)
+                    truth[m] = y
+                    cases.append((pred[i], kn, truth))
     cal = Calibration()
     for name in STRATA:
         if abs_pool[name]:

@@ -59,7 +59,7 @@ import numpy as np
 from ..errors import RecsysError
 from ..features.data import Cells, DatasetBlock, TrainData
 from . import _lightfm as lfm
-from ._kernel import DatasetKernel, SimilarityInputs
+from ._kernel import DatasetKernel, SimilarityInputs, TokenSets
 from ._kriging import DenseCovariance, Kriging, LowRankCovariance, residual_covariance
 from ._scale import fit_ridge, pooled_scale, ridge_predict, scale_estimate, standardize, standardize_pooled
 from .base import Engine
@@ -382,6 +382,8 @@ class HybridEngine(Engine):
         models = fold_models[alpha]
         self.user_embeddings_ = np.stack([m[0] for m in models])
         self.item_repr_ = np.stack([m[1] for m in models])
+        # Each zoo dataset's LightFM representation, per fold model: answering for it needs no feature matrix.
+        self.user_repr_ = np.stack([np.asarray(UF @ u) for u in self.user_embeddings_])
         self.stack_names_ = names
         self.stack_weights_ = np.asarray(w, dtype=float)
         self.alpha_ = float(alpha)
@@ -463,20 +465,17 @@ class HybridEngine(Engine):
         self._krig = krig
 
     # -- predict ---------------------------------------------------------------------------
-    def _tokens_of(self, rows: np.ndarray) -> dict:
-        return {c: self.sim_.tokens[i][rows] for i, c in enumerate(self.token_columns_)}
-
     def _profile_rows(self, rows: np.ndarray, scores: dict) -> np.ndarray:
-        """Profiles (standardized units) of zoo datasets ``rows`` over every model."""
-        UF = lfm.user_features(self.X_[rows], self._groups, self._tokens_of(rows))
-        return self._stacked(UF, lambda: self._kernel_rows(rows), scores, len(rows))
+        """Profiles (standardized units) of zoo datasets ``rows`` over every model (numpy only)."""
+        return self._stacked(lambda: lfm.scores_of_users(self.user_repr_[:, rows], self.item_repr_, self.tau),
+                             lambda: self._kernel_rows(rows), scores, len(rows))
 
-    def _stacked(self, UF, kernel_rows, scores: dict, n: int) -> np.ndarray:
+    def _stacked(self, lightfm_rows, kernel_rows, scores: dict, n: int) -> np.ndarray:
         """The stack of candidate profiles (standardized units) over every model, for ``n`` datasets."""
         w = self.stack_weights_
         M = np.zeros((n, self.n_models_))
         if w[0]:
-            M += w[0] * lfm.scores_rows(UF, self.user_embeddings_, self.item_repr_, self.tau)
+            M += w[0] * lightfm_rows()
         if w[1]:
             M += w[1] * kernel_rows()
         M += w[2] * self.popularity_[None, :] + w[3] * self.raw_popularity_[None, :]
@@ -531,17 +530,17 @@ class HybridEngine(Engine):
         return np.clip(out, 0.0, 1.0)
 
     def _predict_new(self, block: DatasetBlock) -> np.ndarray:
-        import scipy.sparse as sp
-
         n = len(block)
-        # Columns the block lacks count as missing (zeros), so shapes always match the fit.
-        tokens = {c: block.tokens[c] if c in block.tokens else sp.csr_matrix((n, self.sim_.tokens[i].shape[1]))
+        # Columns the block lacks count as missing (no token), so shapes always match the fit.
+        tokens = {c: block.tokens[c] if c in block.tokens else
+                  TokenSets(np.zeros(n + 1, np.int64), np.zeros(0, np.int32), self.sim_.tokens[i].n_cols)
                   for i, c in enumerate(self.token_columns_)}
         text = {c: np.asarray(block.text[c]) if c in block.text else np.zeros((n, self.sim_.text[i].shape[1]))
                 for i, c in enumerate(self.text_columns_)}
         UF = lfm.user_features(block.features, self._groups, tokens)
         sim = SimilarityInputs.from_features(block.features, self._groups, tokens, text)
-        M = self._stacked(UF, lambda: self._kernel.new(sim, block.features), block.scores, n)
+        M = self._stacked(lambda: lfm.scores_rows(UF, self.user_embeddings_, self.item_repr_, self.tau),
+                          lambda: self._kernel.new(sim, block.features), block.scores, n)
         s = np.exp(np.clip(ridge_predict(self.log_spread_coef_, block.features), -9, 1))
         return soft_clip(self._cold_prediction(M, s, block.features))
 

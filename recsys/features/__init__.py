@@ -1,8 +1,26 @@
-"""Features: metadata and text → matrices, and the numeric problem engines see."""
+"""Features: metadata and text → matrices, and the numeric problem engines see.
 
-from .builder import FeatureBuilder, SideSpec, parse_metadata
+The feature builder (pandas) and the text encoders are imported on first use, so that engines and
+the numeric layer (:mod:`recsys.features.data`) load without them.
+"""
+
+from __future__ import annotations
+
+import importlib
+
 from .data import Cells, DatasetBlock, TrainData
-from .text import HashingEncoder, TextEncoder, TransformerEncoder, embed, get_encoder
 
-__all__ = ["FeatureBuilder", "SideSpec", "parse_metadata", "DatasetBlock", "TrainData", "HashingEncoder",
+__all__ = ["FeatureBuilder", "SideSpec", "parse_metadata", "Cells", "DatasetBlock", "TrainData", "HashingEncoder",
            "TextEncoder", "TransformerEncoder", "embed", "get_encoder"]
+
+_LAZY = {"FeatureBuilder": ".builder", "SideSpec": ".builder", "parse_metadata": ".builder",
+         "HashingEncoder": ".text", "TextEncoder": ".text", "TransformerEncoder": ".text", "embed": ".text",
+         "get_encoder": ".text"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'recsys.features' has no attribute {name!r}")

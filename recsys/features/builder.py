@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..errors import NotFittedError, RecsysError, UnknownNameError, UsageError, closest
 from ..zoo import NA_STRINGS, Roles, Zoo
-from .data import DatasetBlock, TrainData
+from .data import Cells, DatasetBlock, TrainData
 from .text import TextEncoder, embed, get_encoder
 
 __all__ = ["SideSpec", "FeatureBuilder", "parse_metadata"]
@@ -459,11 +459,11 @@ class FeatureBuilder:
     # -- matrices -------------------------------------------------------------
     def train_data(self, zoo: Zoo) -> TrainData:
         """The numeric problem for ``zoo``'s records (same ids as at fit)."""
-        Y = np.full((len(self.dataset_ids_), len(self.model_ids_)), np.nan)
         rec = zoo.records
-        Y[self._positions(rec["dataset"], self.dataset_ids_, self.dataset_index),
-          self._positions(rec["model"], self.model_ids_, self.model_index)] = rec["accuracy"].to_numpy(float)
-        return TrainData(Y=Y, model_features=self.model_features_, dataset_features=self.dataset_features_,
+        records = Cells(self._positions(rec["dataset"], self.dataset_ids_, self.dataset_index),
+                        self._positions(rec["model"], self.model_ids_, self.model_index),
+                        rec["accuracy"].to_numpy(float), (len(self.dataset_ids_), len(self.model_ids_)))
+        return TrainData(records=records, model_features=self.model_features_, dataset_features=self.dataset_features_,
                          scores=self.score_matrices(zoo.scores, self.dataset_ids_),
                          model_groups=dict(self.model_spec_.groups), dataset_groups=dict(self.dataset_spec_.groups),
                          model_ids=tuple(self.model_ids_), dataset_ids=tuple(self.dataset_ids_),

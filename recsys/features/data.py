@@ -287,6 +287,21 @@ class TrainData:
         args.update(changes)
         return TrainData(**args)
 
+    def subset_datasets(self, rows: np.ndarray) -> "TrainData":
+        """The datasets ``rows`` only (renumbered 0..len(rows)-1), with their records, features and scores."""
+        rows = np.asarray(rows, dtype=np.int64)
+        remap = np.full(self.n_datasets, -1)
+        remap[rows] = np.arange(len(rows))
+        keep = remap[self.records.d] >= 0
+        r = self.records
+        records = Cells(remap[r.d[keep]], r.m[keep], r.y[keep], (len(rows), self.n_models))
+        return TrainData(records=records, model_features=self.model_features,
+                         dataset_features=self.dataset_features[rows], scores={k: v[rows] for k, v in self.scores.items()},
+                         model_groups=self.model_groups, dataset_groups=self.dataset_groups, model_ids=self.model_ids,
+                         dataset_ids=tuple(np.asarray(self.dataset_ids, dtype=object)[rows]),
+                         dataset_tokens={k: v[rows] for k, v in self.dataset_tokens.items()},
+                         dataset_text={k: v[rows] for k, v in self.dataset_text.items()})
+
     def with_Y(self, Y: np.ndarray) -> "TrainData":
         """The same features with other known cells (used by protocols and inner validation)."""
         return self._like(Y=Y)
