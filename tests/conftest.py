@@ -26,6 +26,18 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True)
+def _recsys_logger_restored():
+    """The CLI (run in-process by CliRunner) sets up the 'recsys' logger for a terminal: its own handler, no
+    propagation. Restore it after each test, so that caplog sees the library's warnings in every later test."""
+    import logging
+
+    logger = logging.getLogger("recsys")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not (DATA_DIR / "domainnet-270").is_dir():

@@ -64,12 +64,14 @@ from ._kriging import DenseCovariance, Kriging, LowRankCovariance, residual_cova
 from ._scale import fit_ridge, pooled_scale, ridge_predict, scale_estimate, standardize, standardize_pooled
 from .base import Engine
 
-__all__ = ["HybridEngine", "soft_clip", "score_features"]
+__all__ = ["HybridEngine", "soft_clip", "score_features", "CANDIDATES"]
 
 #: most inner-fold datasets the covariance shrinkage is chosen on
 _MAX_SHRINK_DATASETS = 1000
 #: most datasets the level of cold datasets is regressed on (a ridge on a few features)
 _MAX_LEVEL_DATASETS = 5000
+#: the candidate profiles of the stack
+CANDIDATES = ("lightfm", "kernel", "popularity", "raw", "scores")
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +155,7 @@ def _popularity(cells: Cells, z: np.ndarray, s: np.ndarray, prior: float = 1.0
     return tuple(out)
 
 
-def _stack(held_out: list) -> tuple[np.ndarray, float]:
+def _stack(held_out: list, active: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Non-negative weights of the candidate profiles that best fit the held-out datasets' standardized records.
 
     ``held_out``: per inner fold, (cells of the hidden datasets, their standardized
@@ -171,10 +173,36 @@ def _stack(held_out: list) -> tuple[np.ndarray, float]:
         A.append(np.column_stack([sub.centre_rows(c) for c in C[ok].T]))
         b.append(sub.centre_rows(target[ok]))
     A, b = np.concatenate(A), np.concatenate(b)
+    keep = np.ones(A.shape[1], dtype=bool) if active is None else np.asarray(active, dtype=bool)
     scale = np.sqrt((A * A).mean(0))
-    scale[scale == 0] = 1.0
-    w, res = nnls(A / scale, b)
-    return w / scale, float(res ** 2 / max(len(b), 1))
+    keep &= scale > 0
+    w = np.zeros(A.shape[1])
+    if not keep.any():
+        return w, float((b * b).mean()) if len(b) else 0.0
+    wk, res = nnls(A[:, keep] / scale[keep], b)
+    w[keep] = wk / scale[keep]
+    return w, float(res ** 2 / max(len(b), 1))
+
+
+class _Progress:
+    """A stage-by-stage progress bar on stderr (tqdm) for fits of large zoos; silent on small ones."""
+
+    def __init__(self, n_records: int, n_stages: int):
+        self.bar = None
+        if n_records >= 200_000:
+            import sys
+
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=n_stages, desc="hybrid fit", file=sys.stderr, leave=False, dynamic_ncols=True)
+
+    def stage(self, name: str) -> None:
+        log.debug("hybrid: %s", name)
+        if self.bar is not None:
+            self.bar.set_postfix_str(name, refresh=False)
+            self.bar.update(1)
+            if self.bar.n >= self.bar.total:
+                self.bar.close()
 
 
 class HybridEngine(Engine):
@@ -200,6 +228,10 @@ class HybridEngine(Engine):
         Inner-validation folds (each hiding 20% of the well-recorded datasets)
         for zoos where that makes at least 20 datasets; smaller zoos use a
         4-fold partition (each well-recorded dataset validated once).
+    candidates : sequence of str
+        Candidate profiles the stack may use, among :data:`CANDIDATES`
+        (``"scores"``: one per transferability metric). Leaving one out gives
+        the ablations of the benchmark (the stage is then not fitted at all).
     seed : int
     """
 
@@ -213,7 +245,8 @@ class HybridEngine(Engine):
     def __init__(self, *, no_components: int = 8, epochs: int = 20, learning_rate: float = 0.15, tau: float = 1.5,
                  alphas: Sequence[float] = (3e-4,),
                  cov_shrinks: Sequence[float] = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0), inner_folds: int = 1,
-                 seed: int = 0):
+                 candidates: Sequence[str] = CANDIDATES, seed: int = 0):
+        self.candidates = candidates
         self.no_components = no_components
         self.epochs = epochs
         self.learning_rate = learning_rate
@@ -239,6 +272,10 @@ class HybridEngine(Engine):
         alphas = tuple(np.atleast_1d(self.alphas).tolist()) if self.alphas is not None else ()
         if not alphas or any(not np.isfinite(a) or a < 0 for a in alphas):
             raise RecsysError(f"alphas must be one or more penalties >= 0, e.g. 3e-4; got {self.alphas!r}")
+        cands = (self.candidates,) if isinstance(self.candidates, str) else tuple(self.candidates or ())
+        bad = [c for c in cands if c not in CANDIDATES]
+        if not cands or bad:
+            raise RecsysError(f"candidates must be some of {', '.join(CANDIDATES)}; got {self.candidates!r}")
         shrinks = tuple(np.atleast_1d(self.cov_shrinks).tolist()) if self.cov_shrinks is not None else ()
         if not shrinks or any(not 0 <= v <= 1 for v in shrinks):
             raise RecsysError(f"cov_shrinks must be one or more numbers in [0, 1] (candidate shrinkages of the "
@@ -339,7 +376,8 @@ class HybridEngine(Engine):
         IF = lfm.item_features(data.model_features)
         sim = SimilarityInputs.from_features(X, groups, tokens, text)
         kernel = DatasetKernel(sim, X, seed=self.seed)
-        pair = score_features(data.scores)
+        use = set((self.candidates,) if isinstance(self.candidates, str) else self.candidates)
+        pair = score_features(data.scores) if "scores" in use else []
         pair_at = [f[cells.d, cells.m] for f in pair]
 
         # Inner validation: each fold hides some well-recorded datasets entirely (simulated cold
@@ -348,38 +386,52 @@ class HybridEngine(Engine):
         # are kept and their profiles averaged, so no LightFM model is fitted twice.
         alphas = tuple(float(a) for a in np.atleast_1d(self.alphas))
         folds = self._inner_folds(k)
+        progress = _Progress(len(cells), len(folds) + 6)
         s, self.log_spread_coef_ = scale_estimate(cells, X)
         zs = standardize(cells)  # validation target (only each profile's shape is scored)
         z = standardize_pooled(cells, s)
         fold_models: dict = {a: [] for a in alphas}
         held_out: dict = {a: [] for a in alphas}  # per alpha: (held cells, target, candidate columns)
         weights = None
-        for held in folds:
+        names = ["lightfm", "kernel", "popularity", "raw", *[f"score:{m}" for m in self.metrics_]]
+        active = np.array([n.split(":")[0] in use for n in names])
+        for f, held in enumerate(folds):
+            progress.stage(f"inner fold {f + 1}/{len(folds)}")
             in_held = cells.rows_mask(held)
             tr = cells.select(~in_held)
             s_tr = scale_estimate(tr, X)[0]
             ztr = standardize_pooled(tr, s_tr)
-            kernel.fit(tr, ztr, init=weights)
-            weights = kernel.beta
             hc = cells.select(in_held)
-            Mk_h = kernel.at(hc)
+            if "kernel" in use:
+                kernel.fit(tr, ztr, init=weights)
+                weights = kernel.beta
+                Mk_h = kernel.at(hc)
+            else:
+                Mk_h = np.zeros(len(hc))
             pop = _popularity(tr, ztr, s_tr)
             base = [Mk_h, pop[0][hc.m], pop[2][hc.m], *[a[in_held] for a in pair_at]]
             for a in alphas:
-                model = self._lightfm(tr, ztr, UF, IF, a)
-                fold_models[a].append(model)
-                L = lfm.scores_at(UF, *model, self.tau, hc.d, hc.m)
+                if "lightfm" in use:
+                    model = self._lightfm(tr, ztr, UF, IF, a)
+                    fold_models[a].append(model)
+                    L = lfm.scores_at(UF, *model, self.tau, hc.d, hc.m)
+                else:
+                    L = np.zeros(len(hc))
                 held_out[a].append((hc, zs[in_held], np.column_stack([L, *base])))
-        names = ["lightfm", "kernel", "popularity", "raw", *[f"score:{m}" for m in self.metrics_]]
+        progress.stage("stack")
         if folds:
-            fits = {a: _stack(held_out[a]) for a in alphas}
+            fits = {a: _stack(held_out[a], active) for a in alphas}
             alpha = min(alphas, key=lambda a: (round(fits[a][1], 12), a))
             w = fits[alpha][0]
-        else:  # too few well-recorded datasets to validate: an even blend, one model on everything
+        else:  # too few well-recorded datasets to validate: an even blend of the metadata profiles
             alpha = alphas[0]
-            w = np.r_[0.5, 0.5, np.zeros(len(names) - 2)]
-            fold_models[alpha] = [self._lightfm(cells, z, UF, IF, alpha)]
-        models = fold_models[alpha]
+            w = np.zeros(len(names))
+            meta = [i for i, n in enumerate(names[:2]) if n in use] or [i for i in (2, 3) if names[i] in use] or [2]
+            w[meta] = 1.0 / len(meta)
+            if "lightfm" in use:
+                fold_models[alpha] = [self._lightfm(cells, z, UF, IF, alpha)]
+        models = fold_models[alpha] or [(np.zeros((UF.shape[1], self.no_components + 1)),
+                                         np.zeros((data.n_models, self.no_components + 1)))]
         self.user_embeddings_ = np.stack([m[0] for m in models])
         self.item_repr_ = np.stack([m[1] for m in models])
         # Each zoo dataset's LightFM representation, per fold model: answering for it needs no feature matrix.
@@ -388,7 +440,15 @@ class HybridEngine(Engine):
         self.stack_weights_ = np.asarray(w, dtype=float)
         self.alpha_ = float(alpha)
 
-        kernel.fit(cells, z, init=weights)
+        progress.stage("kernel")
+        if "kernel" in use:
+            kernel.fit(cells, z, init=weights)
+        else:  # not used: a uniform kernel keeps the state complete
+            kernel.beta = np.zeros(kernel.phi.shape[0] + 1)
+            kernel.set_values(*(lambda ok: (cells.select(ok), z[ok]))(~np.isnan(z)))
+            kernel.log_rel = np.zeros(cells.shape[0])
+            kernel.fallback = np.zeros(cells.shape[1])
+        progress.stage("profiles")
         self.popularity_, pop_loo, self.raw_popularity_, raw_loo = _popularity(cells, z, s)
         w = self.stack_weights_
         M = w[2] * pop_loo + w[3] * raw_loo
@@ -399,6 +459,7 @@ class HybridEngine(Engine):
         for wj, a in zip(w[4:], pair_at):
             M += wj * a
 
+        progress.stage("covariance")
         self.cov_shrink_ = self._select_shrink(cells, s, M, folds[0] if folds else np.zeros(0, int),
                                                ridge_predict(self.log_spread_coef_, X))
         cov = residual_covariance(cells, s, M, shrink=self.cov_shrink_, seed=self.seed)
@@ -410,6 +471,7 @@ class HybridEngine(Engine):
         self.z_ = z
         self.cells_d_, self.cells_m_, self.cells_y_ = cells.d, cells.m, cells.y
         self.spread_ = s
+        progress.stage("kriging")
         krig = Kriging(cov).fit(cells, s, M)
         self.level_ = krig.level
         self.krige_alpha_ = krig.alpha
@@ -421,6 +483,7 @@ class HybridEngine(Engine):
         self.text_columns_ = sorted(text)
         self.has_records_ = k > 0
         self._restore()
+        progress.stage("levels")
         # Level of datasets without records: a ridge from features on the kriged levels (accuracy units).
         has = self.has_records_
         if has.sum() > 2:
