@@ -178,7 +178,9 @@ def main(argv=None) -> int:
         "tridiagonal form once (LAPACK `dsytrd`), the tridiagonal problem solved by MRRR (`stemr`), and the "
         "Householder reflectors applied only to the per-class vectors (LogME, H-scores) or to the 64 leading "
         "axes (GBC), instead of forming all eigenvectors. LogME then iterates one scalar per class, all classes "
-        "at once.",
+        "at once. The decompositions and the small products run on one BLAS thread (threaded OpenBLAS made the "
+        "1024 x 1024 tridiagonal reduction up to 50 times slower on this shared machine); the large products "
+        "(the Gram matrix, kNN's distances) use both.",
         "",
         "Reading the value columns: transformer-ranker's LogME stops after at most 11 iterations at a 0.1% "
         "change and adds 1e-5 to two denominators (recsys iterates to convergence); its shrinkage H-score "

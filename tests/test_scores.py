@@ -468,3 +468,17 @@ def test_bad_input_is_one_clear_line(features, labels, source, match):
 
 def test_docstring_examples():
     assert doctest.testmod(scores, raise_on_error=False).failed == 0
+
+
+def test_blas_threads_restored():
+    """Decompositions run on one BLAS thread (see _one_blas_thread) and give the setting back."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return sorted(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    f, y = blobs(80, 12, 4, seed=14)
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        scores.compute(f, y)
+        assert blas_threads() == before
