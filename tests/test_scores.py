@@ -31,6 +31,16 @@ from recsys.scores import ScoreError
 ALL = ["logme", "hscore", "reg_hscore", "gbc", "transrate", "knn"]
 
 
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """The references' dense linear algebra on one BLAS thread: threaded OpenBLAS is many times
+    slower on small matrices when the machine's cores are busy (see recsys.scores._one_blas_thread)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def blobs(n=60, d=8, C=3, sep=0.7, seed=0):
     """Gaussian features with a class signal of strength ``sep``; every class present."""
     rng = np.random.default_rng(seed)
