@@ -56,6 +56,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from typing import Callable, Iterable
@@ -72,6 +73,32 @@ log = logging.getLogger(__name__)
 _EPS = np.finfo(np.float64).eps
 # Below this size numpy's eigh is as fast as the tridiagonal route and simpler.
 _SMALL_EIGH = 384
+# Products below this many multiply-adds run on one BLAS thread (see _one_blas_thread).
+_SMALL_PRODUCT = 5e8
+
+_controller = None
+
+
+def _one_blas_thread(active: bool = True):
+    """Context that runs BLAS/LAPACK on one thread.
+
+    Measured on a 2-core machine shared with other jobs: OpenBLAS's threaded
+    tridiagonal reduction (memory-bound level-2 BLAS) took 14 s on a 1024 x 1024
+    matrix against 0.3 s on one thread, and small products were 100 times slower
+    on two threads; large matrix products still gain from both cores. Uses
+    threadpoolctl (a recsys dependency) when it is installed, else does nothing.
+    """
+    global _controller
+    if not active:
+        return contextlib.nullcontext()
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - threadpoolctl is installed with recsys
+            _controller = False
+        else:
+            _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas") if _controller else contextlib.nullcontext()
 
 
 class ScoreError(RecsysError, ValueError):
@@ -157,32 +184,35 @@ class _SymEig:
     def __init__(self, G: np.ndarray):
         G = np.asarray(G, dtype=np.float64)
         self.size = len(G)
-        if self.size <= _SMALL_EIGH:
-            w, self._V = np.linalg.eigh(G)
-        else:
-            from scipy.linalg import eigh_tridiagonal, lapack
+        with _one_blas_thread():
+            if self.size <= _SMALL_EIGH:
+                w, self._V = np.linalg.eigh(G)
+            else:
+                from scipy.linalg import eigh_tridiagonal, lapack
 
-            lwork, info = lapack.dsytrd_lwork(self.size, lower=1)
-            packed, diag, off, self._tau, info = lapack.dsytrd(G, lower=1, lwork=int(lwork))
-            if info != 0:  # pragma: no cover - LAPACK failure on a finite symmetric matrix
-                raise np.linalg.LinAlgError(f"dsytrd failed (info={info})")
-            self._reflectors = packed
-            w, self._W = eigh_tridiagonal(diag, off, lapack_driver="stemr")
-            self._V = None
+                lwork, info = lapack.dsytrd_lwork(self.size, lower=1)
+                packed, diag, off, self._tau, info = lapack.dsytrd(G, lower=1, lwork=int(lwork))
+                if info != 0:  # pragma: no cover - LAPACK failure on a finite symmetric matrix
+                    raise np.linalg.LinAlgError(f"dsytrd failed (info={info})")
+                self._reflectors = packed
+                w, self._W = eigh_tridiagonal(diag, off, lapack_driver="stemr")
+                self._V = None
         # Round-off makes zero eigenvalues of a PSD matrix slightly negative.
         self.values = np.maximum(w, 0.0)
 
     def vt(self, B: np.ndarray) -> np.ndarray:
         """``V^T B`` for ``B`` of shape (size, m)."""
-        if self._V is not None:
-            return self._V.T @ B
-        return self._W.T @ self._apply_q(B, transpose=True)
+        with _one_blas_thread():
+            if self._V is not None:
+                return self._V.T @ B
+            return self._W.T @ self._apply_q(B, transpose=True)
 
     def v(self, cols: np.ndarray) -> np.ndarray:
         """Columns ``cols`` of the eigenvector matrix ``V`` (size, len(cols))."""
         if self._V is not None:
             return self._V[:, cols]
-        return self._apply_q(self._W[:, cols], transpose=False)
+        with _one_blas_thread():
+            return self._apply_q(self._W[:, cols], transpose=False)
 
     def _apply_q(self, B: np.ndarray, *, transpose: bool) -> np.ndarray:
         """``Q^T B`` or ``Q B`` for the orthogonal ``Q`` of ``G = Q T Q^T``.
@@ -231,7 +261,9 @@ class _Spectrum:
         self.X = X
         n, d = X.shape
         self.right = d <= n  # decompose X^T X (d x d); else X X^T (n x n)
-        eig = _SymEig(X.T @ X if self.right else X @ X.T)
+        with _one_blas_thread(float(n) * d * min(n, d) < _SMALL_PRODUCT):
+            G = X.T @ X if self.right else X @ X.T
+        eig = _SymEig(G)
         w = eig.values
         tol = w.max(initial=0.0) * max(n, d) * _EPS
         self.keep = np.flatnonzero(w > tol) if w.max(initial=0.0) > 0 else np.zeros(0, dtype=int)
@@ -699,11 +731,12 @@ def _transrate(spec: _Spectrum, codes, counts, *, eps) -> float:
     order = np.argsort(codes, kind="stable")
     starts = np.concatenate([[0], np.cumsum(counts)])
     per_class = 0.0
-    for c in range(len(counts)):
-        Xc = X[order[starts[c]:starts[c + 1]]]
-        # logdet(I + Xc^T Xc / a) from the smaller of the two Gram matrices (same non-zero eigenvalues)
-        G = Xc @ Xc.T if len(Xc) < d else Xc.T @ Xc
-        per_class += _coding_rate(np.linalg.eigvalsh(G), len(Xc), eps)
+    with _one_blas_thread():  # many small products and eigenvalue problems
+        for c in range(len(counts)):
+            Xc = X[order[starts[c]:starts[c + 1]]]
+            # logdet(I + Xc^T Xc / a) from the smaller of the two Gram matrices (same non-zero eigenvalues)
+            G = Xc @ Xc.T if len(Xc) < d else Xc.T @ Xc
+            per_class += _coding_rate(np.linalg.eigvalsh(G), len(Xc), eps)
     return total - per_class / len(counts)
 
 
@@ -753,8 +786,15 @@ def _knn(F, codes, C, *, k, chunk=None) -> float:
     X = _centered(F).astype(np.float32)
     sq = (X.astype(np.float64) ** 2).sum(1).astype(np.float32)
     rows = chunk or max(1, (1 << 24) // n)
-    correct = 0
+    with _one_blas_thread(float(n) * n * X.shape[1] < _SMALL_PRODUCT):
+        return _knn_correct(X, sq, codes, C, k, rows) / n
+
+
+def _knn_correct(X, sq, codes, C, k, rows) -> int:
+    """Number of samples whose leave-one-out k-NN vote gives their own label."""
+    n = len(X)
     ranks = np.arange(k)
+    correct = 0
     for start in range(0, n, rows):
         stop = min(n, start + rows)
         # |x_i - x_j|^2 without |x_i|^2, constant along the row: the same neighbours
@@ -773,7 +813,7 @@ def _knn(F, codes, C, *, k, chunk=None) -> float:
         np.maximum.at(first, (np.arange(stop - start)[:, None], lab), (k - ranks)[None, :].astype(float))
         pred = (votes + np.maximum(first, 0)).argmax(1)
         correct += int((pred == codes[start:stop]).sum())
-    return correct / n
+    return correct
 
 
 # ---------------------------------------------------------------------------

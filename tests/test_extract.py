@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from recsys import extract, scores
 from recsys.cli import main
-from recsys.errors import RecsysError, UsageError
+from recsys.errors import UsageError
 
 from conftest import write_zoo
 

@@ -31,6 +31,16 @@ from recsys.scores import ScoreError
 ALL = ["logme", "hscore", "reg_hscore", "gbc", "transrate", "knn"]
 
 
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """The references' dense linear algebra on one BLAS thread: threaded OpenBLAS is many times
+    slower on small matrices when the machine's cores are busy (see recsys.scores._one_blas_thread)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def blobs(n=60, d=8, C=3, sep=0.7, seed=0):
     """Gaussian features with a class signal of strength ``sep``; every class present."""
     rng = np.random.default_rng(seed)
@@ -468,3 +478,17 @@ def test_bad_input_is_one_clear_line(features, labels, source, match):
 
 def test_docstring_examples():
     assert doctest.testmod(scores, raise_on_error=False).failed == 0
+
+
+def test_blas_threads_restored():
+    """Decompositions run on one BLAS thread (see _one_blas_thread) and give the setting back."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return sorted(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    f, y = blobs(80, 12, 4, seed=14)
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        scores.compute(f, y)
+        assert blas_threads() == before
