@@ -889,7 +889,7 @@ def hardware_line() -> str:
 
 
 def growth(rows: list[dict], key: str) -> dict[str, tuple[float, int]]:
-    """Per engine: the least-squares slope of log(key) on log(records) over the ladder sizes that finished, and their count."""
+    """Per engine: slope of log(key) on log(records) (least squares) over its finished ladder sizes, and their count."""
     out = {}
     for engine in dict.fromkeys(r["engine"] for r in rows):
         pts = [(r["records"], r[key]) for r in rows if r["engine"] == engine and r.get("fit") == "ok"
@@ -1100,8 +1100,10 @@ def config(args: argparse.Namespace, argv: list[str]) -> Config:
         encoder, repeats, cli_repeats, floor_repeats = args.text_encoder, 20, 3, 5
     if args.max_records is not None:
         sizes = [s for s in sizes if s.records <= args.max_records]
-    out = args.out or (Path(tempfile.mkdtemp(prefix="recsys-scale-")) if args.smoke else ROOT / "benchmarks" / "results")
-    cache = args.cache_dir or Path(os.environ.get("RECSYS_SCALE_CACHE") or Path(tempfile.gettempdir()) / "recsys-scale-cache")
+    out = args.out or (Path(tempfile.mkdtemp(prefix="recsys-scale-")) if args.smoke
+                       else ROOT / "benchmarks" / "results")
+    cache = args.cache_dir or Path(os.environ.get("RECSYS_SCALE_CACHE")
+                                   or Path(tempfile.gettempdir()) / "recsys-scale-cache")
     command = "python benchmarks/scale.py " + " ".join(shlex.quote(a) for a in argv)
     return Config(out=out, cache_dir=cache, engines=engines, sizes=sorted(sizes, key=lambda s: s.records),
                   seed=args.seed, text_encoder=encoder, timeout=args.timeout, mem_cap_mb=args.mem_cap_gb * 1024,
