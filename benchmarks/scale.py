@@ -659,6 +659,7 @@ class Config:
     floor_repeats: int = 5
     warm: bool = True  # warm the text-embedding cache before the timed fits
     pearson_datasets: int = 2000
+    project: bool = True  # skip steps projected from smaller sizes to overrun the timeout
     command: str = ""
 
 
@@ -739,11 +740,45 @@ def measure_load(cfg: Config, zoo: Path, env: dict) -> dict:
     return out
 
 
-def measure(cfg: Config, size: Size, engine: str, zoo_dir: Path, work: Path, env: dict) -> dict:
-    """Every figure for one (size, engine); a failure is recorded and stops that engine's later steps."""
+def projected_fit_s(rows: list[dict], engine: str, records: int) -> float | None:
+    """Fit time of ``engine`` at ``records``, extrapolated from its two largest finished ladder sizes.
+
+    Growth at least linear: ``t1 (records / n1) ** max(1, slope)``; None without a finished size.
+    """
+    done = sorted((r["records"], r["fit_s"]) for r in rows if r["engine"] == engine and r.get("fit") == "ok"
+                  and r.get("ladder", True) and r["records"] < records)
+    if not done:
+        return None
+    slope = 1.0
+    if len(done) >= 2 and done[-1][0] > done[-2][0]:
+        slope = max(1.0, math.log(done[-1][1] / done[-2][1]) / math.log(done[-1][0] / done[-2][0]))
+    n1, t1 = done[-1]
+    return t1 * (records / n1) ** slope
+
+
+def projected_predict_s(rows: list[dict], engine: str, cells: int) -> float | None:
+    """Predict-all time of ``engine`` for ``cells``, linear in cells from its largest finished one."""
+    done = sorted((r["models"] * r["datasets"], r["predict_s"]) for r in rows if r["engine"] == engine
+                  and r.get("predict") == "ok" and r["models"] * r["datasets"] < cells)
+    return done[-1][1] * cells / done[-1][0] if done else None
+
+
+def measure(cfg: Config, size: Size, engine: str, zoo_dir: Path, work: Path, env: dict,
+            rows: list[dict] = ()) -> dict:
+    """Every figure for one (size, engine); a failure is recorded and stops that engine's later steps.
+
+    With ``cfg.project``, a fit projected (from ``rows``, the smaller sizes) to take more than twice
+    the timeout, or a predict-all projected to take more than the timeout, is not run: the row
+    says so and gives the projection.
+    """
     zoo, model = zoo_dir / "zoo", work / f"{engine}.npz"
     row: dict = {"size": size.name, "models": size.models, "datasets": size.datasets, "records": size.fitted,
                  "ladder": size.ladder, "engine": engine}
+    guess = projected_fit_s(rows, engine, size.fitted) if cfg.project and size.ladder else None
+    if guess is not None and guess > 2 * cfg.timeout:
+        row["fit"] = f"not run (projected {guess:,.0f} s from smaller sizes)"
+        log.info("%s %s: %s", size.name, engine, row["fit"])
+        return row
     fit = run_child(fit_cmd(cfg, zoo, engine, model), timeout=cfg.timeout, mem_cap_mb=cfg.mem_cap_mb, env=env)
     row.update(fit=fit.status, fit_s=fit.wall_s, fit_rss_mb=fit.peak_rss_mb)
     log.info("%s %s: fit %s in %.1f s, peak %.0f MiB", size.name, engine, fit.status, fit.wall_s, fit.peak_rss_mb)
@@ -764,16 +799,20 @@ def measure(cfg: Config, size: Size, engine: str, zoo_dir: Path, work: Path, env
     row["cli_topk_s"], row["cli_topk"] = median_wall(
         [*recsys_cmd(), "topk", "--model", str(model), "--dataset", name, "-k", "10"], cfg.cli_repeats, env,
         cfg.timeout, cfg.mem_cap_mb)
-    pred = run_child([*recsys_cmd(), "predict", "--model", str(model), "--format", "csv"], timeout=cfg.timeout,
-                     mem_cap_mb=cfg.mem_cap_mb, env=env, stdout="count")
     cells = size.models * size.datasets
-    status = pred.status
-    if pred.ok and pred.stdout_lines - 1 != cells:
-        status = f"incomplete: {pred.stdout_lines - 1:,} rows for {cells:,} cells"
-    row.update(predict=status, predict_s=pred.wall_s, predict_rss_mb=pred.peak_rss_mb,
-               predict_mb=pred.stdout_bytes / 2**20)
-    log.info("%s %s: probe %s (Pearson %s), CLI topk %s, predict-all %s in %.1f s", size.name, engine, pr.status,
-             _fmt(row.get("pearson"), ".3f"), row["cli_topk"], status, pred.wall_s)
+    guess = projected_predict_s(rows, engine, cells) if cfg.project else None
+    if guess is not None and guess > cfg.timeout:
+        status = f"not run (projected {guess:,.0f} s)"
+    else:
+        pred = run_child([*recsys_cmd(), "predict", "--model", str(model), "--format", "csv"], timeout=cfg.timeout,
+                         mem_cap_mb=cfg.mem_cap_mb, env=env, stdout="count")
+        status = pred.status
+        if pred.ok and pred.stdout_lines - 1 != cells:
+            status = f"incomplete: {pred.stdout_lines - 1:,} rows for {cells:,} cells"
+        row.update(predict_s=pred.wall_s, predict_rss_mb=pred.peak_rss_mb, predict_mb=pred.stdout_bytes / 2**20)
+    row["predict"] = status
+    log.info("%s %s: probe %s (Pearson %s), CLI topk %s, predict-all %s in %s", size.name, engine, pr.status,
+             _fmt(row.get("pearson"), ".3f"), row["cli_topk"], status, _secs(row.get("predict_s")))
     model.unlink(missing_ok=True)
     return row
 
@@ -817,7 +856,7 @@ def run(cfg: Config) -> list[dict]:
                                  "records": size.fitted, "ladder": size.ladder, "engine": engine,
                                  "fit": f"not run ({failed[engine]})"})
                     continue
-                row = measure(cfg, size, engine, zoo_dir, work, env)
+                row = measure(cfg, size, engine, zoo_dir, work, env, rows)
                 rows.append(row)
                 if row["fit"].startswith(("timeout", "out of memory")):
                     failed[engine] = f"{row['fit'].split(' (')[0]} at {size.name}"
@@ -850,7 +889,7 @@ def hardware_line() -> str:
 
 
 def growth(rows: list[dict], key: str) -> dict[str, tuple[float, int]]:
-    """Per engine: the least-squares slope of log(key) on log(records) over the ladder sizes that finished, and their count."""
+    """Per engine: slope of log(key) on log(records) (least squares) over its finished ladder sizes, and their count."""
     out = {}
     for engine in dict.fromkeys(r["engine"] for r in rows):
         pts = [(r["records"], r[key]) for r in rows if r["engine"] == engine and r.get("fit") == "ok"
@@ -897,7 +936,9 @@ def write_report(cfg: Config, rows: list[dict], meta: dict) -> None:
         f"- Run: {meta['started']} → {meta.get('finished', '…')}; load average {_load(meta.get('load_start'))} at the "
         f"start, {_load(meta.get('load_end'))} at the end (the machine is shared: times are noisy).",
         f"- Limits per child: {cfg.timeout:.0f} s wall, {cfg.mem_cap_mb / 1024:.0f} GiB resident (killed above it); an "
-        f"engine that times out or runs out of memory is not run at larger sizes.",
+        f"engine that times out or runs out of memory is not run at larger sizes"
+        + (", nor is a fit projected from the smaller sizes (at least linear growth) to take over twice the "
+           "timeout, or a predict-all projected (linear in cells) to take over the timeout." if cfg.project else "."),
         f"- Text encoder: {cfg.text_encoder or 'the default (all-MiniLM-L6-v2)'}"
         + ("; each zoo starts with an empty embedding cache that a warm-up fit fills (its time, in the zoo "
            "table, is the cold cost: loading the encoder and encoding every distinct text once), so the timed fits "
@@ -956,7 +997,7 @@ def write_report(cfg: Config, rows: list[dict], meta: dict) -> None:
         cli = (f"{r['cli_topk_s']:.2f} s ({r['cli_topk_s'] / floor:.1f}×)" if r.get("cli_topk_s") and floor
                else r.get("cli_topk", ""))
         predict = (f"{_secs(r['predict_s'])}, {_size_text(r['predict_mb'])}" if r.get("predict") == "ok"
-                   else f"{r.get('predict', '')} ({r.get('predict_s', 0):.0f} s)")
+                   else r.get("predict", "") + (f" after {r['predict_s']:.0f} s" if r.get("predict_s") else ""))
         pearson = r.get("pearson")
         base = additive.get(r["size"])
         delta = f" ({pearson - base:+.3f})" if pearson is not None and base is not None and r["engine"] != "additive" \
@@ -1039,6 +1080,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--text-encoder", default=None, help="passed to recsys fit (default: the shipped MiniLM)")
     ap.add_argument("--timeout", type=float, default=1200, help="seconds per child process (default 1200)")
     ap.add_argument("--mem-cap-gb", type=float, default=8, help="resident memory per child, GiB (default 8)")
+    ap.add_argument("--no-projection", action="store_true",
+                    help="run every step even when smaller sizes project it past the timeout")
     ap.add_argument("--smoke", action="store_true",
                     help="a few seconds: the smoke size, additive (or --engines), hashing text encoder, no warm-up")
     ap.add_argument("--generate-only", action="store_true", help="generate (or find) the zoos and stop")
@@ -1057,12 +1100,15 @@ def config(args: argparse.Namespace, argv: list[str]) -> Config:
         encoder, repeats, cli_repeats, floor_repeats = args.text_encoder, 20, 3, 5
     if args.max_records is not None:
         sizes = [s for s in sizes if s.records <= args.max_records]
-    out = args.out or (Path(tempfile.mkdtemp(prefix="recsys-scale-")) if args.smoke else ROOT / "benchmarks" / "results")
-    cache = args.cache_dir or Path(os.environ.get("RECSYS_SCALE_CACHE") or Path(tempfile.gettempdir()) / "recsys-scale-cache")
+    out = args.out or (Path(tempfile.mkdtemp(prefix="recsys-scale-")) if args.smoke
+                       else ROOT / "benchmarks" / "results")
+    cache = args.cache_dir or Path(os.environ.get("RECSYS_SCALE_CACHE")
+                                   or Path(tempfile.gettempdir()) / "recsys-scale-cache")
     command = "python benchmarks/scale.py " + " ".join(shlex.quote(a) for a in argv)
     return Config(out=out, cache_dir=cache, engines=engines, sizes=sorted(sizes, key=lambda s: s.records),
                   seed=args.seed, text_encoder=encoder, timeout=args.timeout, mem_cap_mb=args.mem_cap_gb * 1024,
                   repeats=repeats, cli_repeats=cli_repeats, floor_repeats=floor_repeats, warm=not args.smoke,
+                  project=not args.no_projection,
                   command=command.strip())
 
 

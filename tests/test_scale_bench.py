@@ -126,6 +126,15 @@ def test_growth_exponent_and_report(scale, tmp_path):
     assert (tmp_path / "scale.png").stat().st_size > 10_000
 
 
+def test_projections_from_smaller_sizes(scale):
+    rows = [{"engine": "e", "records": n, "models": 10, "datasets": n // 10, "fit": "ok", "fit_s": t,
+             "predict": "ok", "predict_s": n / 1e4} for n, t in ((1_000, 1.0), (10_000, 100.0))]
+    assert scale.projected_fit_s(rows, "e", 100_000) == pytest.approx(10_000)  # the last slope, 2
+    assert scale.projected_fit_s(rows[:1], "e", 100_000) == pytest.approx(100)  # at least linear
+    assert scale.projected_fit_s(rows, "other", 100_000) is None
+    assert scale.projected_predict_s(rows, "e", 100_000) == pytest.approx(10)  # linear in cells
+
+
 @pytest.mark.slow
 def test_smoke_run_measures_every_step(scale, tmp_path):
     out = tmp_path / "out"
