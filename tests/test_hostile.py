@@ -179,8 +179,12 @@ def meta_bomb(model: Path, out: Path) -> Path:
 @dataclass
 class Ctx:
     tmp: Path
-    models: dict
+    fitted: Callable[[], dict]  # the fitted models, built (or skipped without the reference data) on first use
     env: dict = field(default_factory=dict)
+
+    @property
+    def models(self) -> dict:
+        return self.fitted()
 
     def file(self, name: str, content: str | bytes) -> Path:
         p = self.tmp / name
@@ -433,7 +437,14 @@ def _(c):
     return ["fit", "--out", c.tmp / "pipe.npz", "--text-encoder", "hashing"]
 
 
-case("fit-out-char-device", 1, "character device")(lambda c: ["fit", "--out", "/dev/null", "--text-encoder", "hashing"])
+@case("fit-out-char-device", 1, "character device")
+def _(c):
+    # A device node of our own, never /dev/null: code without the fix would replace it with a regular file.
+    try:
+        os.mknod(c.tmp / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except (PermissionError, AttributeError):
+        pytest.skip("creating a character device needs root (CAP_MKNOD)")
+    return ["fit", "--out", c.tmp / "null", "--text-encoder", "hashing"]
 case("fit-out-directory", 2, "is a directory")(lambda c: ["fit", "--out", c.tmp, "--text-encoder", "hashing"])
 case("fit-out-under-a-file", 1, "cannot write model file")(
     lambda c: ["fit", "--out", c.file("blocker", "") / "m.npz", "--text-encoder", "hashing"])
@@ -442,14 +453,17 @@ case("evaluate-out-under-a-file", 1, "is a file")(
 
 # -- resource bounds ----------------------------------------------------------------------
 case("hashing-dim-999999999", 1, "from 1 to 4096")(
-    lambda c: ["fit", "--text-encoder", "hashing:999999999", "--out", c.tmp / "m.npz"])
-case("hashing-dim-0", 1, "from 1 to 4096")(lambda c: ["fit", "--text-encoder", "hashing:0", "--out", c.tmp / "m.npz"])
-case("hashing-dim-text", 1, "hashing:DIM")(lambda c: ["fit", "--text-encoder", "hashing:x", "--out", c.tmp / "m.npz"])
+    lambda c: ["fit", "--zoo", EXAMPLE, "--text-encoder", "hashing:999999999", "--out", c.tmp / "m.npz"])
+case("hashing-dim-0", 1, "from 1 to 4096")(
+    lambda c: ["fit", "--zoo", EXAMPLE, "--text-encoder", "hashing:0", "--out", c.tmp / "m.npz"])
+case("hashing-dim-text", 1, "hashing:DIM")(
+    lambda c: ["fit", "--zoo", EXAMPLE, "--text-encoder", "hashing:x", "--out", c.tmp / "m.npz"])
 
 
 def fit_param(*params, engine="lightfm"):
     def build(c):
-        args = ["fit", "--engine", engine, "--text-encoder", "hashing", "--no-calibrate", "--out", c.tmp / "m.npz"]
+        args = ["fit", "--zoo", EXAMPLE, "--engine", engine, "--text-encoder", "hashing", "--no-calibrate", "--out",
+                c.tmp / "m.npz"]
         for p in params:
             args += ["--param", p]
         return args
@@ -614,19 +628,19 @@ def snapshot(*roots: Path) -> dict[Path, str]:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_hostile_input(name, models, tmp_path, monkeypatch):
+def test_hostile_input(name, request, tmp_path, monkeypatch):
     build, code, words = CASES[name]
-    ctx = Ctx(tmp_path / "case", models)
+    ctx = Ctx(tmp_path / "case", lambda: request.getfixturevalue("models"))
     ctx.tmp.mkdir()
     monkeypatch.chdir(ctx.tmp)
     default = ctx.tmp / "default" / "model.npz"  # what `recsys fit` writes without --out: must survive too
     default.parent.mkdir()
-    shutil.copyfile(models["dn"], default)
+    default.write_bytes(b"a model file written earlier")
     monkeypatch.setenv("RECSYS_MODEL", str(default))
     args = [str(a) for a in build(ctx)]
     for key, value in ctx.env.items():
         monkeypatch.setenv(key, value)
-    roots = [ctx.tmp, models["dn"].parent]
+    roots = [ctx.tmp] + ([ctx.models["dn"].parent] if "models" in request.fixturenames else [])
     before = snapshot(*roots)
     res = CliRunner().invoke(main, ["-q", *args])
     assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
@@ -687,7 +701,7 @@ def test_every_hostile_model_file_stays_under_500_mb(models, tmp_path):
     for name, (build, code, _) in CASES.items():
         if not name.startswith("model-"):
             continue
-        ctx = Ctx(tmp_path / name, models)
+        ctx = Ctx(tmp_path / name, lambda: models)
         ctx.tmp.mkdir()
         args = [str(a) for a in build(ctx)]
         path = Path(args[args.index("--model") + 1])
