@@ -48,6 +48,9 @@ class _Group(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _NO_ARGS as exc:  # `recsys` alone: the help, as click shows it
+            exc.show()
+            sys.exit(exc.exit_code)
         except click.UsageError as exc:
             where = f"{exc.ctx.command_path} --help" if exc.ctx is not None else "recsys --help"
             click.echo(f"error: {exc.format_message()} (see '{where}')", err=True)
@@ -90,6 +93,7 @@ class _Group(click.Group):
         super().add_command(cmd, name)
 
 
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 _OS_ERRORS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EROFS, errno.EACCES, errno.EPERM,
               errno.EFBIG}
 

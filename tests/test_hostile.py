@@ -982,3 +982,5 @@ def test_verbosity_flags_after_the_subcommand_and_help_texts(models):
         first = " ".join(cmd.help.split("\n\n")[0].split())
         assert first in top, first
     assert "..." not in top.split("Commands:")[1]
+    alone = CliRunner().invoke(main, [])  # `recsys` alone: its help, not an error line
+    assert alone.exit_code == 2 and "Commands:" in alone.stderr and "error:" not in alone.stderr
