@@ -673,25 +673,30 @@ def _child(code: str, *, env: dict | None = None, cwd: Path | None = None, preex
     return proc.returncode, out, err
 
 
-MEASURE = ("\nimport resource, sys\n"
-           "print('MAXRSS_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)\n")
+# Peak RSS of a command, measured by a small Python that starts it and reads its rusage (wait4). Not
+# measured from the test process itself: Linux gives a child started by vfork+exec the high-water RSS of
+# the process it was started from, so a child of a big pytest process would seem big.
+_MEASURE = ("import os, subprocess, sys\n"
+            "p = subprocess.Popen(sys.argv[1:])\n"
+            "_, status, usage = os.wait4(p.pid, 0)\n"
+            "print('MAXRSS_MB', usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), file=sys.stderr)\n")
 
 
-def _maxrss(stderr: str) -> float:
-    return float([line for line in stderr.splitlines() if line.startswith("MAXRSS_MB")][-1].split()[1])
+def _measured(cmd: list, **kwargs) -> tuple[int, str, str, float]:
+    """(exit code, stdout, stderr without the measurement, peak RSS in MB) of ``cmd``."""
+    res = subprocess.run([sys.executable, "-c", _MEASURE, *map(str, cmd)], capture_output=True, text=True, **kwargs)
+    *lines, last = res.stderr.rstrip("\n").split("\n")
+    _, peak, code = last.split()
+    return int(code), res.stdout, "\n".join(lines) + ("\n" if lines else ""), float(peak)
 
 
 def test_zip_bomb_memory_stays_under_500_mb(models, tmp_path):
-    """The 3 GiB zip bomb of the issue (3.2 MB on disk): the CLI in a process of its own, its peak RSS via wait4."""
+    """The 3 GiB zip bomb of the issue (3.2 MB on disk): the CLI in a process of its own, its peak RSS (wait4)."""
     bomb = zip_bomb(models["dn"], tmp_path / "bomb.npz")
     assert bomb.stat().st_size < 4e6
-    proc = subprocess.Popen([sys.executable, "-m", "recsys.cli", "topk", "--model", str(bomb), "--dataset", DN],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    err = proc.stderr.read()
-    assert os.waitstatus_to_exitcode(status) == 1, err
+    code, _, err, peak_mb = _measured([sys.executable, "-m", "recsys.cli", "topk", "--model", bomb, "--dataset", DN])
+    assert code == 1, err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "array 'known'" in err
-    peak_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
     assert peak_mb < 500, peak_mb
 
 
@@ -711,11 +716,11 @@ def test_every_hostile_model_file_stays_under_500_mb(models, tmp_path):
     code = ("from recsys.recommender import Recommender\nfrom recsys.errors import RecsysError\n"
             f"files = {files!r}\nrefused = 0\n"
             "for f in files:\n    try:\n        Recommender.load(f)\n    except RecsysError:\n        refused += 1\n"
-            "print('REFUSED', refused, len(files))\n" + MEASURE)
-    rc, out, err = _child(code, timeout=300)
+            "print('REFUSED', refused, len(files))\n")
+    rc, out, err, peak_mb = _measured([sys.executable, "-c", code], timeout=300)
     assert rc == 0, err
     assert f"REFUSED {len(files)} {len(files)}" in out
-    assert _maxrss(err) < 500, _maxrss(err)
+    assert peak_mb < 500, peak_mb
 
 
 def _without_root_override() -> tuple:
@@ -984,3 +989,19 @@ def test_verbosity_flags_after_the_subcommand_and_help_texts(models):
     assert "..." not in top.split("Commands:")[1]
     alone = CliRunner().invoke(main, [])  # `recsys` alone: its help, not an error line
     assert alone.exit_code == 2 and "Commands:" in alone.stderr and "error:" not in alone.stderr
+
+
+def test_output_to_a_full_device_or_a_closed_pipe(models, tmp_path):
+    """stdout on a full disk is one line; a reader that goes away (`| head -1`) is not an error worth a traceback."""
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full (Linux)")
+    cmd = [sys.executable, "-m", "recsys.cli", "predict", "--model", str(models["dn"])]
+    with open("/dev/full", "w") as full:
+        res = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True)
+    assert res.returncode == 1 and res.stderr.strip().splitlines() == [
+        "error: No space left on device; free some space or write elsewhere"], res.stderr
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("model,dataset,predicted")
+    proc.stdout.close()  # like `head -1`
+    err = proc.stderr.read()
+    assert proc.wait() in (0, 1) and "Traceback" not in err and "Exception ignored" not in err, err
