@@ -607,6 +607,13 @@ case("zoo-a-file", 1, "is a file")(lambda c: ["info", "--zoo", c.file("f.csv", "
 case("zoo-unknown-name", 1, "did you mean 'domainnet-270'")(lambda c: ["info", "--zoo", "domainet-270"])
 
 
+@case("zoo-download-fails", 1, "could not download", "RECSYS_DATA_DIR", "RECSYS_DATA_URL")
+def _(c):
+    c.env.update(RECSYS_DATA_DIR=None, RECSYS_CACHE_DIR=str(c.tmp / "cache"),
+                 RECSYS_DATA_URL="http://127.0.0.1:9/mirror")  # nothing listens on port 9: fails at once
+    return ["info", "--zoo", "parc-71"]
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, data_dir):
     """Fitted once, calibrated, with the hashing text encoder: DomainNet-270 and the example zoo (has scores)."""
@@ -639,7 +646,10 @@ def test_hostile_input(name, request, tmp_path, monkeypatch):
     monkeypatch.setenv("RECSYS_MODEL", str(default))
     args = [str(a) for a in build(ctx)]
     for key, value in ctx.env.items():
-        monkeypatch.setenv(key, value)
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
     roots = [ctx.tmp] + ([ctx.models["dn"].parent] if "models" in request.fixturenames else [])
     before = snapshot(*roots)
     res = CliRunner().invoke(main, ["-q", *args])
