@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast bench bench-smoke bench-scale bench-scores clean
+.PHONY: venv demo data test test-fast readme bench bench-smoke bench-scale bench-scores clean
 
 venv: $(VENV)/.installed
 
@@ -23,6 +23,13 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 demo: venv
 	$(BIN)/recsys fit
 	$(BIN)/recsys topk --dataset 269_clipart_32 -k 5
+	@echo
+	@echo "recsys is installed in $(VENV): run $(BIN)/recsys --help, or 'source $(BIN)/activate' and then recsys --help"
+
+# Download the reference zoos into the user cache (skip when RECSYS_DATA_DIR holds them).
+data: venv
+	$(BIN)/recsys info --zoo domainnet-270 > /dev/null
+	$(BIN)/recsys info --zoo transfergraph-image > /dev/null
 
 # The whole test suite (uses RECSYS_DATA_DIR when set, e.g. ../shared/data).
 test: venv
@@ -31,6 +38,10 @@ test: venv
 # Everything but the tests marked slow.
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# Run the README's examples and write their outputs and timings into README.md.
+readme: venv
+	$(BIN)/python benchmarks/readme_examples.py
 
 # Both published protocols, every engine, and the reference points of ceilings.md; regenerates benchmarks/results/.
 bench: venv

@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -48,6 +49,9 @@ class _Group(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _NO_ARGS as exc:  # `recsys` alone: the help, as click shows it
+            exc.show()
+            sys.exit(exc.exit_code)
         except click.UsageError as exc:
             where = f"{exc.ctx.command_path} --help" if exc.ctx is not None else "recsys --help"
             click.echo(f"error: {exc.format_message()} (see '{where}')", err=True)
@@ -61,7 +65,10 @@ class _Group(click.Group):
         except OSError as exc:
             if exc.errno != errno.EPIPE:
                 raise
-            sys.exit(1)  # the reader of stdout went away (`recsys predict | head`): nothing to say
+            # The reader of stdout went away (`recsys predict | head`): nothing to say, and nothing more
+            # to flush at exit (Python would report the broken pipe again).
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx):
@@ -73,11 +80,13 @@ class _Group(click.Group):
         except MemoryError:
             click.echo("error: out of memory; use a smaller zoo or smaller --param values", err=True)
             sys.exit(1)
-        except OSError as exc:  # writing the output: a full disk, a read-only place
+        except OSError as exc:  # the machine refused: a full disk, no permission (not caught closer)
             if exc.errno not in _OS_ERRORS:
                 raise
-            where = f" writing {exc.filename}" if exc.filename else " writing the output"
-            click.echo(f"error: {exc.strerror}{where}; free some space or write elsewhere", err=True)
+            where = f": {exc.filename}" if exc.filename else ""
+            fix = ("check the permissions" if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else
+                   "free some space or write elsewhere")
+            click.echo(f"error: {exc.strerror}{where}; {fix}", err=True)
             sys.exit(1)
 
     def add_command(self, cmd, name=None):
@@ -90,6 +99,7 @@ class _Group(click.Group):
         super().add_command(cmd, name)
 
 
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 _OS_ERRORS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EROFS, errno.EACCES, errno.EPERM,
               errno.EFBIG}
 
@@ -576,7 +586,6 @@ def evaluate(protocol, zoo_name, target_list, engine_list, repeats, out_dir, tex
 
 def _check_out_dir(out_dir: str) -> None:
     """Fail now, not after the whole evaluation, when ``--out`` cannot be written (nothing is created)."""
-    import os
     import tempfile
 
     probe = Path(out_dir)

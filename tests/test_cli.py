@@ -193,7 +193,7 @@ def test_truncated_and_foreign_model_files(tmp_path, dn_model):
     assert res.exit_code == 1 and "does not exist" in res.stderr
 
 
-def test_info_zoo_and_engines():
+def test_info_zoo_and_engines(data_dir):
     doc = json.loads(run("info", "--zoo", "transfergraph-image", "--format", "json").stdout)
     assert doc["models"] == 185 and doc["datasets"] == 13 and doc["metrics"] == ["LOG_ME", "REG_H_SCORE"]
     names = [line.split()[0] for line in run("engines").stdout.splitlines()]
@@ -264,7 +264,7 @@ def test_fit_with_the_real_minilm_encoder(tmp_path, data_dir):
     assert "TORCH False" in again.stdout
 
 
-def test_evaluate_writes_tables(tmp_path):
+def test_evaluate_writes_tables(tmp_path, data_dir):
     out = tmp_path / "ev"
     res = run("evaluate", "--protocol", "p1", "--engines", "popularity,additive", "--repeats", "1",
               "--text-encoder", "hashing", "--out", out, "--no-plots", "--coverage", "none")
@@ -277,7 +277,7 @@ def test_evaluate_writes_tables(tmp_path):
     assert bad.exit_code == 2 and "popularity" in bad.stderr
 
 
-def test_param_lists_and_optional_numbers(tmp_path):
+def test_param_lists_and_optional_numbers(tmp_path, data_dir):
     out = tmp_path / "p.npz"
     run("fit", "--zoo", "domainnet-270", "--text-encoder", "hashing", "--no-calibrate", "--out", out,
         "--param", "cov_shrinks=0,0.5,1", "--param", "alphas=0.0003")
@@ -324,7 +324,7 @@ def test_scores_for_another_dataset_are_refused(tmp_path, data_dir):
     assert res.exit_code == 2 and "brand-new" in res.stderr
 
 
-def test_evaluate_rejects_unknown_coverage_engine():
+def test_evaluate_rejects_unknown_coverage_engine(data_dir):
     res = run("evaluate", "--protocol", "p1", "--engines", "popularity", "--coverage", "lightfmm", "--repeats",
               "1", "--text-encoder", "hashing", ok=False)
     assert res.exit_code == 2 and "--coverage" in res.stderr

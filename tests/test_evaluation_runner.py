@@ -120,7 +120,7 @@ def test_p2_run_on_two_targets(transfergraph, tmp_path):
 
 
 @pytest.mark.slow
-def test_run_all_smoke(tmp_path):
+def test_run_all_smoke(tmp_path, data_dir):
     env = dict(os.environ)
     cmd = [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--smoke", "--out", str(tmp_path),
            "--engines", "random,popularity,additive,hybrid", "--text-encoder", "hashing", "--no-progress"]

@@ -179,8 +179,12 @@ def meta_bomb(model: Path, out: Path) -> Path:
 @dataclass
 class Ctx:
     tmp: Path
-    models: dict
+    fitted: Callable[[], dict]  # the fitted models, built (or skipped without the reference data) on first use
     env: dict = field(default_factory=dict)
+
+    @property
+    def models(self) -> dict:
+        return self.fitted()
 
     def file(self, name: str, content: str | bytes) -> Path:
         p = self.tmp / name
@@ -438,7 +442,14 @@ def _(c):
     return ["fit", "--out", c.tmp / "pipe.npz", "--text-encoder", "hashing"]
 
 
-case("fit-out-char-device", 1, "character device")(lambda c: ["fit", "--out", "/dev/null", "--text-encoder", "hashing"])
+@case("fit-out-char-device", 1, "character device")
+def _(c):
+    # A device node of our own, never /dev/null: code without the fix would replace it with a regular file.
+    try:
+        os.mknod(c.tmp / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except (PermissionError, AttributeError):
+        pytest.skip("creating a character device needs root (CAP_MKNOD)")
+    return ["fit", "--out", c.tmp / "null", "--text-encoder", "hashing"]
 case("fit-out-directory", 2, "is a directory")(lambda c: ["fit", "--out", c.tmp, "--text-encoder", "hashing"])
 case("fit-out-under-a-file", 1, "cannot write model file")(
     lambda c: ["fit", "--out", c.file("blocker", "") / "m.npz", "--text-encoder", "hashing"])
@@ -447,14 +458,17 @@ case("evaluate-out-under-a-file", 1, "is a file")(
 
 # -- resource bounds ----------------------------------------------------------------------
 case("hashing-dim-999999999", 1, "from 1 to 4096")(
-    lambda c: ["fit", "--text-encoder", "hashing:999999999", "--out", c.tmp / "m.npz"])
-case("hashing-dim-0", 1, "from 1 to 4096")(lambda c: ["fit", "--text-encoder", "hashing:0", "--out", c.tmp / "m.npz"])
-case("hashing-dim-text", 1, "hashing:DIM")(lambda c: ["fit", "--text-encoder", "hashing:x", "--out", c.tmp / "m.npz"])
+    lambda c: ["fit", "--zoo", EXAMPLE, "--text-encoder", "hashing:999999999", "--out", c.tmp / "m.npz"])
+case("hashing-dim-0", 1, "from 1 to 4096")(
+    lambda c: ["fit", "--zoo", EXAMPLE, "--text-encoder", "hashing:0", "--out", c.tmp / "m.npz"])
+case("hashing-dim-text", 1, "hashing:DIM")(
+    lambda c: ["fit", "--zoo", EXAMPLE, "--text-encoder", "hashing:x", "--out", c.tmp / "m.npz"])
 
 
 def fit_param(*params, engine="hybrid"):
     def build(c):
-        args = ["fit", "--engine", engine, "--text-encoder", "hashing", "--no-calibrate", "--out", c.tmp / "m.npz"]
+        args = ["fit", "--zoo", EXAMPLE, "--engine", engine, "--text-encoder", "hashing", "--no-calibrate", "--out",
+                c.tmp / "m.npz"]
         for p in params:
             args += ["--param", p]
         return args
@@ -597,6 +611,13 @@ case("zoo-a-file", 1, "is a file")(lambda c: ["info", "--zoo", c.file("f.csv", "
 case("zoo-unknown-name", 1, "did you mean 'domainnet-270'")(lambda c: ["info", "--zoo", "domainet-270"])
 
 
+@case("zoo-download-fails", 1, "could not download", "RECSYS_DATA_DIR", "RECSYS_DATA_URL")
+def _(c):
+    c.env.update(RECSYS_DATA_DIR=None, RECSYS_CACHE_DIR=str(c.tmp / "cache"),
+                 RECSYS_DATA_URL="http://127.0.0.1:9/mirror")  # nothing listens on port 9: fails at once
+    return ["info", "--zoo", "parc-71"]
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, data_dir):
     """Fitted once, calibrated, with the hashing text encoder: DomainNet-270 and the example zoo (has scores)."""
@@ -618,19 +639,22 @@ def snapshot(*roots: Path) -> dict[Path, str]:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_hostile_input(name, models, tmp_path, monkeypatch):
+def test_hostile_input(name, request, tmp_path, monkeypatch):
     build, code, words = CASES[name]
-    ctx = Ctx(tmp_path / "case", models)
+    ctx = Ctx(tmp_path / "case", lambda: request.getfixturevalue("models"))
     ctx.tmp.mkdir()
     monkeypatch.chdir(ctx.tmp)
     default = ctx.tmp / "default" / "model.npz"  # what `recsys fit` writes without --out: must survive too
     default.parent.mkdir()
-    shutil.copyfile(models["dn"], default)
+    default.write_bytes(b"a model file written earlier")
     monkeypatch.setenv("RECSYS_MODEL", str(default))
     args = [str(a) for a in build(ctx)]
     for key, value in ctx.env.items():
-        monkeypatch.setenv(key, value)
-    roots = [ctx.tmp, models["dn"].parent]
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+    roots = [ctx.tmp] + ([ctx.models["dn"].parent] if "models" in request.fixturenames else [])
     before = snapshot(*roots)
     res = CliRunner().invoke(main, ["-q", *args])
     assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
@@ -663,45 +687,29 @@ def _child(code: str, *, env: dict | None = None, cwd: Path | None = None, preex
     return proc.returncode, out, err
 
 
-MEASURE = ("\nimport resource, sys\n"
-           "print('MAXRSS_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)\n")
+# Peak RSS of a command, measured by a small Python that starts it and reads its rusage (wait4). Not
+# measured from the test process itself: Linux gives a child started by vfork+exec the high-water RSS of
+# the process it was started from, so a child of a big pytest process would seem big.
+_MEASURE = ("import os, subprocess, sys\n"
+            "p = subprocess.Popen(sys.argv[1:])\n"
+            "_, status, usage = os.wait4(p.pid, 0)\n"
+            "print('MAXRSS_MB', usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), file=sys.stderr)\n")
 
 
-def _maxrss(stderr: str) -> float:
-    return float([line for line in stderr.splitlines() if line.startswith("MAXRSS_MB")][-1].split()[1])
-
-
-# Linux keeps a process's peak RSS across exec, so a child forked straight from this (large) pytest process
-# would report pytest's memory as its own. A tiny launcher (no site-packages) is forked instead, and it starts
-# the measured command: the command's peak is then its own, reported by wait4.
-def _launched(cmd: list[str], timeout: float = 300) -> tuple[int, str, str, float]:
-    """Run ``cmd`` under the launcher: (returncode, stdout, stderr, the command's peak RSS in MB)."""
-    code = ("import os, subprocess, sys\n"
-            "proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)\n"
-            "out, err = b'', b''\n"
-            "import threading\n"
-            "t1 = threading.Thread(target=lambda: globals().__setitem__('out', proc.stdout.read()))\n"
-            "t2 = threading.Thread(target=lambda: globals().__setitem__('err', proc.stderr.read()))\n"
-            "t1.start(); t2.start()\n"
-            "_, status, usage = os.wait4(proc.pid, 0)\n"
-            "t1.join(); t2.join()\n"
-            "sys.stdout.buffer.write(out)\n"
-            "sys.stderr.buffer.write(err)\n"
-            "sys.stderr.write('\\nMAXRSS_MB %f\\n' % (usage.ru_maxrss / 1024))\n"
-            "sys.exit(os.waitstatus_to_exitcode(status))\n")
-    proc = subprocess.run([sys.executable, "-S", "-E", "-c", code, *cmd], capture_output=True, text=True,
-                          timeout=timeout)
-    return proc.returncode, proc.stdout, proc.stderr, _maxrss(proc.stderr)
+def _measured(cmd: list, **kwargs) -> tuple[int, str, str, float]:
+    """(exit code, stdout, stderr without the measurement, peak RSS in MB) of ``cmd``."""
+    res = subprocess.run([sys.executable, "-c", _MEASURE, *map(str, cmd)], capture_output=True, text=True, **kwargs)
+    *lines, last = res.stderr.rstrip("\n").split("\n")
+    _, peak, code = last.split()
+    return int(code), res.stdout, "\n".join(lines) + ("\n" if lines else ""), float(peak)
 
 
 def test_zip_bomb_memory_stays_under_500_mb(models, tmp_path):
-    """The 3 GiB zip bomb of the issue (3.2 MB on disk): the CLI in a process of its own, its peak RSS via wait4."""
+    """The 3 GiB zip bomb of the issue (3.2 MB on disk): the CLI in a process of its own, its peak RSS (wait4)."""
     bomb = zip_bomb(models["dn"], tmp_path / "bomb.npz")
     assert bomb.stat().st_size < 4e6
-    rc, _, err, peak_mb = _launched([sys.executable, "-m", "recsys.cli", "topk", "--model", str(bomb),
-                                     "--dataset", DN])
-    err = err.split("\nMAXRSS_MB")[0]
-    assert rc == 1, err
+    code, _, err, peak_mb = _measured([sys.executable, "-m", "recsys.cli", "topk", "--model", bomb, "--dataset", DN])
+    assert code == 1, err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "array 'known.y'" in err
     assert peak_mb < 500, peak_mb
 
@@ -712,7 +720,7 @@ def test_every_hostile_model_file_stays_under_500_mb(models, tmp_path):
     for name, (build, code, _) in CASES.items():
         if not name.startswith("model-"):
             continue
-        ctx = Ctx(tmp_path / name, models)
+        ctx = Ctx(tmp_path / name, lambda: models)
         ctx.tmp.mkdir()
         args = [str(a) for a in build(ctx)]
         path = Path(args[args.index("--model") + 1])
@@ -723,7 +731,7 @@ def test_every_hostile_model_file_stays_under_500_mb(models, tmp_path):
             f"files = {files!r}\nrefused = 0\n"
             "for f in files:\n    try:\n        Recommender.load(f)\n    except RecsysError:\n        refused += 1\n"
             "print('REFUSED', refused, len(files))\n")
-    rc, out, err, peak_mb = _launched([sys.executable, "-c", code])
+    rc, out, err, peak_mb = _measured([sys.executable, "-c", code], timeout=300)
     assert rc == 0, err
     assert f"REFUSED {len(files)} {len(files)}" in out
     assert peak_mb < 500, peak_mb
@@ -993,3 +1001,21 @@ def test_verbosity_flags_after_the_subcommand_and_help_texts(models):
         first = " ".join(cmd.help.split("\n\n")[0].split())
         assert first in top, first
     assert "..." not in top.split("Commands:")[1]
+    alone = CliRunner().invoke(main, [])  # `recsys` alone: its help, not an error line
+    assert alone.exit_code == 2 and "Commands:" in alone.stderr and "error:" not in alone.stderr
+
+
+def test_output_to_a_full_device_or_a_closed_pipe(models, tmp_path):
+    """stdout on a full disk is one line; a reader that goes away (`| head -1`) is not an error worth a traceback."""
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full (Linux)")
+    cmd = [sys.executable, "-m", "recsys.cli", "predict", "--model", str(models["dn"])]
+    with open("/dev/full", "w") as full:
+        res = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True)
+    assert res.returncode == 1 and res.stderr.strip().splitlines() == [
+        "error: No space left on device; free some space or write elsewhere"], res.stderr
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("model,dataset,predicted")
+    proc.stdout.close()  # like `head -1`
+    err = proc.stderr.read()
+    assert proc.wait() in (0, 1) and "Traceback" not in err and "Exception ignored" not in err, err
