@@ -55,7 +55,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -429,6 +429,7 @@ def evaluate(
     level: float = 0.8,
     progress: bool = False,
     engine_factory: Callable[..., object] | None = None,
+    variants: Mapping[str, tuple[str, dict]] | None = None,
 ) -> ProtocolResult:
     """Fit and score every engine on every fold.
 
@@ -454,11 +455,24 @@ def evaluate(
         A tqdm bar on stderr.
     engine_factory : callable, optional
         ``engine_factory(name, seed=...)``, default :func:`recsys.engines.make_engine`.
+    variants : mapping of str to (engine name, parameters), optional
+        Named variants of registered engines, usable in ``engines`` (e.g. an
+        ablation ``"hybrid - kernel": ("hybrid", {"candidates": (...)})``).
     """
     from tqdm import tqdm
 
-    make = engine_factory or make_engine
-    engines = _check_engines(engines)
+    variants = dict(variants or {})
+    if variants:
+        # named variants of registered engines: "hybrid - kernel" -> ("hybrid", {"candidates": ...})
+        def make(name, seed=0):
+            base, params = variants.get(name, (name, {}))
+            return make_engine(base, seed=seed, **params)
+    else:
+        make = engine_factory or make_engine
+    engines = list(dict.fromkeys(engines))
+    plain = [e for e in engines if e not in variants]
+    if plain or not engines:
+        _check_engines(plain)
     cov = _coverage_engines(coverage, engines)
     Y = data.Y
     recorded = data.known
@@ -477,7 +491,7 @@ def evaluate(
     try:
         for name in engines:
             try:
-                cls = get_engine_class(name)
+                cls = get_engine_class(variants.get(name, (name,))[0])
             except Exception as exc:  # a missing or broken engine module is a result to report
                 status[name] = f"failed: {_describe(exc)}"
                 errors.append({"engine": name, "rep": -1, "fold": "", "stage": "import", "error": _describe(exc)})
