@@ -218,3 +218,16 @@ def test_a_dataset_recorded_at_the_ceiling_keeps_a_ranking(dn_data):
     np.testing.assert_array_equal(row[weak], 1.0)  # records as they are
     unknown = np.delete(row, weak)
     assert (unknown < 1).all() and (unknown > 0.99).all() and len(np.unique(unknown)) == len(unknown)
+
+
+def test_the_stack_uses_the_pair_scores_and_their_ablation_drops_them(tg_data):
+    """On TransferGraph (LogME and H-score for 8 datasets) the scores are candidates of the stack; the
+    '- scores' ablation leaves them out (their weights exactly 0) and so predicts differently."""
+    full = make_engine("hybrid", seed=0).fit(tg_data)
+    names = list(full.stack_names_)
+    assert {"score:LOG_ME", "score:REG_H_SCORE"} <= set(names)
+    assert full.stack_weights_[[names.index("score:LOG_ME"), names.index("score:REG_H_SCORE")]].sum() > 0
+    without = make_engine("hybrid", seed=0, candidates=("lightfm", "kernel", "popularity", "raw")).fit(tg_data)
+    assert without.stack_weights_[[names.index("score:LOG_ME"), names.index("score:REG_H_SCORE")]].sum() == 0
+    scored = np.flatnonzero(np.isfinite(tg_data.scores["LOG_ME"]).any(1))[:2]
+    assert not np.allclose(full.predict(tg_data.block(scored)), without.predict(tg_data.block(scored)))

@@ -394,7 +394,7 @@ class HybridEngine(Engine):
         held_out: dict = {a: [] for a in alphas}  # per alpha: (held cells, target, candidate columns)
         weights = None
         names = ["lightfm", "kernel", "popularity", "raw", *[f"score:{m}" for m in self.metrics_]]
-        active = np.array([n.split(":")[0] in use for n in names])
+        active = np.array([("scores" if n.startswith("score:") else n) in use for n in names])
         for f, held in enumerate(folds):
             progress.stage(f"inner fold {f + 1}/{len(folds)}")
             in_held = cells.rows_mask(held)
