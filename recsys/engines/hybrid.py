@@ -377,7 +377,7 @@ class HybridEngine(Engine):
         sim = SimilarityInputs.from_features(X, groups, tokens, text)
         kernel = DatasetKernel(sim, X, seed=self.seed)
         use = set((self.candidates,) if isinstance(self.candidates, str) else self.candidates)
-        pair = score_features(data.scores) if "scores" in use else []
+        pair = score_features(data.scores)  # always computed: a left-out candidate gets weight 0 (same layout)
         pair_at = [f[cells.d, cells.m] for f in pair]
 
         # Inner validation: each fold hides some well-recorded datasets entirely (simulated cold
