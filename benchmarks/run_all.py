@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""Run both published protocols with every engine; write tables, figures and results.md.
+"""Run both published protocols with every engine, and the cross-zoo suite; write tables, figures,
+results.md and suite.md.
 
-    python benchmarks/run_all.py                      # full: P1 10 reps + P2, into benchmarks/results/
-    python benchmarks/run_all.py --smoke --out DIR    # CI: 2 P1 reps, 2 P2 targets, fewer engines
+    python benchmarks/run_all.py                      # full: P1 10 reps + P2 + suite, into benchmarks/results/
+    python benchmarks/run_all.py --smoke --out DIR    # CI: 2 P1 reps, 2 P2 targets, fewer engines, parc-71 suite
 
-Protocols: docs/benchmark-protocol.md (P1 DomainNet-270 missing-edge, P2 TransferGraph
+Protocols: docs/protocols.md (P1 DomainNet-270 missing-edge, P2 TransferGraph
 leave-one-dataset-out). Implementation: recsys/evaluation/.
 """
 
@@ -74,7 +75,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--coverage", default="all",
                     help="engines whose interval coverage is measured: all (default; every engine here is cheap), "
                          "default (hybrid only), none, or a comma-separated list")
-    ap.add_argument("--protocols", default="p1,p2", help="which protocols to run (default p1,p2)")
+    ap.add_argument("--protocols", default="p1,p2,suite",
+                    help="which parts to run: p1, p2 (every engine, both published protocols) and suite (the "
+                         "cross-zoo suite: default engine vs the best simple predictor on four zoos); default all")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     return ap.parse_args(argv)
 
@@ -124,6 +127,21 @@ def main(argv=None) -> int:
         walls["p2"] = time.perf_counter() - t0
         sections.append(r2.markdown)
         print(f"P2 done in {walls['p2']:.1f} s", file=sys.stderr)
+    if "suite" in protocols:
+        from recsys.evaluation.suite import SUITE_ROWS, run_suite, suite_markdown, suite_plot, suite_table
+
+        t0 = time.perf_counter()
+        rows = [r for r in SUITE_ROWS if r[0] == "parc-71"] if args.smoke else SUITE_ROWS
+        res = run_suite(rows, repeats={"p1": 2, "missing-edge": 2, "p2": 1} if args.smoke else None,
+                        text_encoder=args.text_encoder, progress=progress)
+        walls["suite"] = time.perf_counter() - t0
+        table = suite_table(res)
+        res.per_dataset.to_csv(out / "suite_per_dataset.csv", index=False, float_format="%.5g")
+        table.to_csv(out / "suite_summary.csv", index=False)
+        suite_plot(table, out / "suite.png")
+        md = suite_markdown(res, table, command=command, hardware=hardware_line())
+        (out / "suite.md").write_text(md + "\n![default minus best simple predictor](suite.png)\n", encoding="utf-8")
+        print(f"suite done in {walls['suite']:.1f} s", file=sys.stderr)
     total = time.perf_counter() - started
 
     head = ["# recsys benchmark results", ""]
@@ -135,13 +153,17 @@ def main(argv=None) -> int:
         f"- Hardware: {hardware_line()}",
         f"- Text encoder: {args.text_encoder or 'shipped all-MiniLM-L6-v2 (default)'}",
         f"- Wall time: {total:.1f} s in total (" + ", ".join(f"{k.upper()} {v:.1f} s" for k, v in walls.items()) + ")",
-        f"- Protocols: `docs/benchmark-protocol.md`; per-dataset rows, summaries and timings in `p1_*.csv` / `p2_*.csv`.",
+        f"- Protocols: `recsys/evaluation/protocols.py` (module docstring); per-dataset rows, summaries and timings "
+        f"in `p1_*.csv` / `p2_*.csv`, the suite's in `suite_*.csv`.",
         "",
     ]
     if ratio_line:
         head += [ratio_line, ""]
     figures = []
-    for p in protocols:
+    if "suite" in protocols:
+        head += ["The cross-zoo suite (the default engine against the best simple predictor of each zoo and "
+                 "protocol, with sign tests and the parts of the default engine) is in [`suite.md`](suite.md).", ""]
+    for p in [p for p in protocols if p != "suite"]:
         for kind, what in (("pearson", "Pearson by method"), ("heatmap", "truth vs completed matrix"),
                            ("fit_time", "fit time")):
             if (out / f"{p}_{kind}.png").is_file():

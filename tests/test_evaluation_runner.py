@@ -151,3 +151,31 @@ def test_below_baselines_lists_every_headline_loss_including_cold_regret(p1_run)
     worse.loc[sel, "mean"] += 1.0
     assert any("regret@1" in line and "[cold start]" in line
                for line in below_baselines(res, worse, default="popularity", baselines=["additive"]))
+
+
+def test_suite_smoke_on_parc(data_dir):
+    """The cross-zoo suite on one small zoo: every engine of a row runs, and the table's verdicts follow the sign test."""
+    from recsys.evaluation.suite import run_suite, sign_test, suite_markdown, suite_table
+
+    res = run_suite([("parc-71", "logo"), ("parc-71", "missing-edge")], repeats={"missing-edge": 2},
+                    text_encoder="hashing", ablations=False)
+    assert set(res.per_dataset["engine"]) == {"hybrid", "lightfm", "popularity", "additive"}
+    table = suite_table(res)
+    assert len(table) == 8 and set(table["unit"]) == {"dataset", "rep"}
+    for r in table.itertuples():
+        assert r.wins + r.ties + r.losses == (7 if r.protocol == "logo" else 2)
+        assert r.p == sign_test(r.wins, r.losses)
+        assert r.verdict == ("tie" if r.p >= 0.05 else "win" if r.wins > r.losses else "loss")
+    md = suite_markdown(res, table)
+    assert "| parc-71 | logo |" in md and "**Verdict.**" in md
+
+
+def test_sign_test_exact_values():
+    from scipy.stats import binomtest
+
+    from recsys.evaluation.suite import sign_test
+
+    assert sign_test(0, 0) == 1.0
+    assert sign_test(10, 0) == pytest.approx(2 / 1024)
+    for w, l in ((9, 1), (7, 2), (3, 3), (15, 4), (0, 6)):
+        assert sign_test(w, l) == pytest.approx(binomtest(w, w + l).pvalue)

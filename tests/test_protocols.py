@@ -1,4 +1,4 @@
-"""P1 masks and P2 folds, exactly as docs/benchmark-protocol.md; the evaluation loop's bookkeeping."""
+"""P1 masks and P2 folds, exactly as docs/protocols.md; the evaluation loop's bookkeeping."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Evaluation protocols: the two published ones, their generalizations to any zoo, and the evaluation loop.
+"""Evaluation protocols (docs/protocols.md): the two published ones, their generalizations to any zoo, and the
+evaluation loop.
 
 Four protocols, of two kinds. *Missing-edge* protocols hide part of every
 dataset's records (P1 and ``missing-edge``); *leave-one-dataset-out*

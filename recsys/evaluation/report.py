@@ -15,7 +15,7 @@ from .protocols import BINS, ProtocolResult
 __all__ = ["BASELINES", "P1_PUBLISHED", "P2_PUBLISHED", "summarize", "timing_summary", "below_baselines",
            "fit_time_ratio", "markdown_report"]
 
-#: the baselines every report carries (benchmark-protocol.md, "Baselines every report carries")
+#: the baselines every report carries (docs/protocols.md, "Baselines")
 BASELINES = ("random", "popularity", "additive", "lr", "mc", "als", "logme", "gat")
 
 #: P1 published Pearson (Chen et al., 2024), mean over 10 repetitions, columns as :data:`P1_COLUMNS`

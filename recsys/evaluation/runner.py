@@ -21,7 +21,7 @@ __all__ = ["RunResult", "run", "write_outputs"]
 
 log = logging.getLogger(__name__)
 
-#: the baselines benchmark-protocol.md says every report carries
+#: the baselines every report carries (docs/protocols.md, "Baselines")
 REQUIRED_BASELINES = ("random", "popularity", "additive")
 
 
