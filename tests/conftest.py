@@ -53,6 +53,15 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_blas_thread():
+    """Small matrices everywhere: one BLAS thread (a threaded BLAS beside other work is many times slower)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _recsys_logger_restored():
     """The CLI (run in-process by CliRunner) sets up the 'recsys' logger for a terminal: its own handler, no
