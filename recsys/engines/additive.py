@@ -11,27 +11,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..features.data import DatasetBlock, TrainData
+from ..features.data import Cells, DatasetBlock, TrainData
 from .base import Engine
 
 __all__ = ["AdditiveEngine", "fit_additive"]
 
 
-def fit_additive(Y: np.ndarray, lam: float, iters: int = 50) -> tuple[float, np.ndarray, np.ndarray]:
-    """Ridge fit of ``Y[d, m] ≈ mu + b_model[m] + c_dataset[d]`` on the non-NaN cells.
+def fit_additive(Y, lam: float, iters: int = 50) -> tuple[float, np.ndarray, np.ndarray]:
+    """Ridge fit of ``Y[d, m] ≈ mu + b_model[m] + c_dataset[d]`` on the known cells.
 
-    Returns (mu, model_bias, dataset_bias).
+    ``Y`` is a dense matrix (NaN where unknown) or :class:`~recsys.features.data.Cells`;
+    the work is O(records) per sweep either way. Returns (mu, model_bias, dataset_bias).
     """
-    known = ~np.isnan(Y)
-    Y0 = np.where(known, Y, 0.0)
-    mu = float(Y0.sum() / max(known.sum(), 1))
-    b = np.zeros(Y.shape[1])
-    c = np.zeros(Y.shape[0])
-    n_m, n_d = known.sum(0), known.sum(1)
+    cells = Y if isinstance(Y, Cells) else Cells.from_dense(Y)
+    y, d, m = cells.y, cells.d, cells.m
+    mu = float(y.mean()) if len(y) else 0.0
+    b = np.zeros(cells.shape[1])
+    c = np.zeros(cells.shape[0])
+    n_m, n_d = cells.col_counts(), cells.row_counts()
     for _ in range(iters):
         b_old = b
-        b = (np.where(known, Y0 - mu - c[:, None], 0.0).sum(0)) / (n_m + lam)
-        c = (np.where(known, Y0 - mu - b[None, :], 0.0).sum(1)) / (n_d + lam)
+        b = np.bincount(m, weights=y - mu - c[d], minlength=cells.shape[1]) / (n_m + lam)
+        c = np.bincount(d, weights=y - mu - b[m], minlength=cells.shape[0]) / (n_d + lam)
         if np.abs(b - b_old).max() < 1e-9:
             break
     return mu, b, c
@@ -56,7 +57,7 @@ class AdditiveEngine(Engine):
         self.seed = seed
 
     def _fit(self, data: TrainData) -> None:
-        self.mu_, self.model_bias_, self.dataset_bias_ = fit_additive(data.Y, self.lam)
+        self.mu_, self.model_bias_, self.dataset_bias_ = fit_additive(data.records, self.lam)
 
     def _predict(self, block: DatasetBlock) -> np.ndarray:
         c = np.where(block.index >= 0, self.dataset_bias_[np.maximum(block.index, 0)], 0.0)

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..features.data import DatasetBlock, TrainData
+from ..features.data import Cells, DatasetBlock, TrainData
 from .base import Engine
 
 __all__ = ["PopularityEngine", "shrunk_location_scale"]
 
 
-def shrunk_location_scale(Y: np.ndarray, prior: float) -> tuple[np.ndarray, np.ndarray, float, float]:
+def shrunk_location_scale(Y, prior: float) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Per-dataset mean and standard deviation of the known cells, shrunk to the zoo's.
 
+    ``Y`` is a dense matrix (NaN where unknown) or :class:`~recsys.features.data.Cells`;
     ``prior`` is the weight, in pseudo-records, of the zoo-wide values.
 
     Returns
@@ -29,17 +30,16 @@ def shrunk_location_scale(Y: np.ndarray, prior: float) -> tuple[np.ndarray, np.n
     zoo_mu, zoo_sd : float
         Mean of all known cells; root mean within-dataset variance.
     """
-    known = ~np.isnan(Y)
-    n = known.sum(1)
-    Y0 = np.where(known, Y, 0.0)
-    zoo_mu = float(Y0.sum() / max(n.sum(), 1))
-    mu = (Y0.sum(1) + prior * zoo_mu) / (n + prior)
-    raw_mu = Y0.sum(1) / np.maximum(n, 1)
-    dev = np.where(known, (Y0 - raw_mu[:, None]) ** 2, 0.0)
+    cells = Y if isinstance(Y, Cells) else Cells.from_dense(Y)
+    n = cells.row_counts()
+    sums = cells.row_sum(cells.y)
+    zoo_mu = float(sums.sum() / max(n.sum(), 1))
+    mu = (sums + prior * zoo_mu) / (n + prior)
+    dev2 = cells.row_sum(cells.centre_rows(cells.y) ** 2)
     multi = n > 1
-    zoo_var = float(dev[multi].sum() / max((n[multi] - 1).sum(), 1)) if multi.any() else 0.0
+    zoo_var = float(dev2[multi].sum() / max((n[multi] - 1).sum(), 1)) if multi.any() else 0.0
     zoo_var = max(zoo_var, 1e-4)
-    sd = np.sqrt((dev.sum(1) + prior * zoo_var) / (np.maximum(n - 1, 0) + prior))
+    sd = np.sqrt((dev2 + prior * zoo_var) / (np.maximum(n - 1, 0) + prior))
     return mu, sd, zoo_mu, float(np.sqrt(zoo_var))
 
 
@@ -62,15 +62,15 @@ class PopularityEngine(Engine):
         self.seed = seed
 
     def _fit(self, data: TrainData) -> None:
-        Y, known = data.Y, data.known
-        mu, sd, zoo_mu, zoo_sd = shrunk_location_scale(Y, self.prior)
-        counts = known.sum(0)
-        Z = np.where(known, (Y - mu[:, None]) / sd[:, None], 0.0)
-        pop = np.where(counts > 0, Z.sum(0) / np.maximum(counts, 1), 0.0)
+        cells = data.records
+        mu, sd, zoo_mu, zoo_sd = shrunk_location_scale(cells, self.prior)
+        counts = cells.col_counts()
+        z = (cells.y - mu[cells.d]) / sd[cells.d]
+        pop = np.where(counts > 0, cells.col_sum(z) / np.maximum(counts, 1), 0.0)
         # The level of a dataset, net of the popularity of the models it has records for.
-        n = known.sum(1)
-        resid = np.where(known, Y - sd[:, None] * pop[None, :], 0.0)
-        self.mu_ = (resid.sum(1) + self.prior * zoo_mu) / (n + self.prior)
+        n = cells.row_counts()
+        resid = cells.row_sum(cells.y - sd[cells.d] * pop[cells.m])
+        self.mu_ = (resid + self.prior * zoo_mu) / (n + self.prior)
         self.sd_ = sd
         self.popularity_ = pop
         self.zoo_mu_, self.zoo_sd_ = zoo_mu, zoo_sd
