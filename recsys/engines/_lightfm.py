@@ -17,10 +17,10 @@ domain x label); items are models (identity + metadata). No dataset identity
 feature: every dataset, recorded or brand-new, is represented through its
 features, so cold start is the normal path.
 
-On zoos with more than :data:`MAX_RECORDS` records the fit uses a random
-sample of that many records (stratified by dataset): LightFM's cost grows
+A fit sees at most ``max_records`` records (default :data:`MAX_RECORDS`; a
+random sample above, each dataset keeping its share): LightFM's cost grows
 with the interactions, and the stage's job, mapping metadata to a profile, is
-learned as well from a few hundred thousand records as from millions.
+learned as well from tens of thousands of records as from millions.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ __all__ = ["user_features", "item_features", "fit_soft_labels", "scores_at", "sc
 
 _T_CLIP = (0.01, 0.99)
 #: most records a LightFM fit sees (a stratified sample above)
-MAX_RECORDS = 100_000
+MAX_RECORDS = 60_000
 
 
 def user_features(features: np.ndarray, groups: dict, tokens: dict):
@@ -65,16 +65,17 @@ def item_features(model_features: np.ndarray):
     return sp.hstack([sp.identity(n), sp.csr_matrix(model_features)], format="csr", dtype=np.float32)
 
 
-def _sample(cells: Cells, z: np.ndarray, rng: np.random.Generator) -> tuple[Cells, np.ndarray]:
-    """At most :data:`MAX_RECORDS` cells, each dataset keeping a share proportional to its records."""
-    if len(cells) <= MAX_RECORDS:
+def _sample(cells: Cells, z: np.ndarray, rng: np.random.Generator, limit: int) -> tuple[Cells, np.ndarray]:
+    """About ``limit`` cells at most, each dataset keeping a share proportional to its records."""
+    if len(cells) <= limit:
         return cells, z
-    keep = rng.random(len(cells)) < MAX_RECORDS / len(cells)
+    keep = rng.random(len(cells)) < limit / len(cells)
     return cells.select(keep), z[keep]
 
 
 def fit_soft_labels(cells: Cells, z: np.ndarray, UF, IF, *, alpha: float, no_components: int, epochs: int,
-                    learning_rate: float, tau: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+                    learning_rate: float, tau: float, seed: int, max_records: int = MAX_RECORDS
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Fit LightFM on the soft labels of ``z`` (one standardized value per cell, NaN: unused).
 
     Returns (user feature embeddings with the bias as last column, (n_user_features, k + 1);
@@ -85,7 +86,7 @@ def fit_soft_labels(cells: Cells, z: np.ndarray, UF, IF, *, alpha: float, no_com
 
     ok = ~np.isnan(z)
     cells, z = cells.select(ok), z[ok]
-    cells, z = _sample(cells, z, np.random.default_rng([seed, 101]))
+    cells, z = _sample(cells, z, np.random.default_rng([seed, 101]), max_records)
     d, m = cells.d.astype(np.int64), cells.m.astype(np.int64)
     t = np.clip(1.0 / (1.0 + np.exp(-z / tau)), *_T_CLIP)
     rows, cols = np.r_[d, d], np.r_[m, m]

@@ -317,10 +317,11 @@ class HybridEngine(Engine):
         folds = [eligible[f * n_hold:(f + 1) * n_hold] for f in range(n_folds)]
         return [f for f in folds if len(f)]
 
-    def _lightfm(self, cells: Cells, z: np.ndarray, UF, IF, alpha: float):
+    def _lightfm(self, cells: Cells, z: np.ndarray, UF, IF, alpha: float, n_fits: int = 1):
+        # The fold fits share one budget of records (cross-fitting fits LightFM once per inner fold).
         return lfm.fit_soft_labels(cells, z, UF, IF, alpha=alpha, no_components=self.no_components,
                                    epochs=self.epochs, learning_rate=self.learning_rate, tau=self.tau,
-                                   seed=self.seed)
+                                   seed=self.seed, max_records=max(lfm.MAX_RECORDS // max(n_fits, 1), 10_000))
 
     def _select_shrink(self, cells: Cells, s: np.ndarray, M: np.ndarray, held: np.ndarray,
                        prior: np.ndarray) -> float:
@@ -425,7 +426,7 @@ class HybridEngine(Engine):
             base = [Mk_h, pop[0][hc.m], pop[2][hc.m], *[a[in_held] for a in pair_at]]
             for a in alphas:
                 if "lightfm" in use:
-                    model = self._lightfm(tr, ztr, UF, IF, a)
+                    model = self._lightfm(tr, ztr, UF, IF, a, n_fits=len(folds) * len(alphas))
                     fold_models[a].append(model)
                     L = lfm.scores_at(UF, *model, self.tau, hc.d, hc.m)
                 else:
