@@ -114,6 +114,9 @@ class Recommender:
         from .features.builder import FeatureBuilder
         from .zoo import Zoo
 
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
+                or not 0 <= int(self.seed) <= 2 ** 32 - 1:
+            raise RecsysError(f"seed must be an integer from 0 to {2 ** 32 - 1}, got {self.seed!r}")
         if not isinstance(zoo, Zoo):
             from . import datasets
 

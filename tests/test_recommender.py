@@ -229,3 +229,9 @@ def test_p_best_draws_only_models_that_can_win():
     draws = pred + rng.choice(pool, size=(20000, 5))
     full = np.bincount(draws.argmax(1), minlength=5) / 20000
     np.testing.assert_allclose(p, full, atol=0.02)
+
+
+@pytest.mark.parametrize("seed", [-1, 2 ** 32, 1.5, "3", True])
+def test_python_api_refuses_a_bad_seed_in_one_line(seed, tiny_zoo_dir):
+    with pytest.raises(recsys.RecsysError, match=r"seed must be an integer from 0 to 4294967295"):
+        recsys.Recommender(seed=seed, text_encoder="hashing").fit(tiny_zoo_dir)
