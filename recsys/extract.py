@@ -49,7 +49,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import RecsysError, UsageError
-from .paths import cache_dir
+from .paths import cache_dir, write_cache_npz
 
 __all__ = ["ExtractError", "LabelledData", "Features", "load_data", "resolve_model", "model_name", "extract",
            "IMAGE_EXTENSIONS", "SHIPPED_TEXT_MODEL"]
@@ -333,23 +333,11 @@ def _read_cache(file: Path, model: str, data: LabelledData) -> Features | None:
 
 
 def _write_cache(file: Path, feats: Features) -> None:
-    """Atomic write (temporary file + rename); a read-only cache directory is not fatal."""
-    tmp = None
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.stem}.", suffix=".tmp")
-        has = feats.source_probs is not None
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, features=feats.features, labels=feats.labels,
-                     source_probs=feats.source_probs if has else np.zeros((0, 0), np.float32),
-                     has_probs=np.array(has), source_note=np.array(feats.source_note))
-        os.replace(tmp, file)
-        tmp = None
-    except OSError as exc:
-        log.warning("could not write the feature cache %s (%s)", file, exc)
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    """Atomic write; a read-only cache directory is not fatal."""
+    has = feats.source_probs is not None
+    write_cache_npz(file, "feature cache", features=feats.features, labels=feats.labels,
+                    source_probs=feats.source_probs if has else np.zeros((0, 0), np.float32),
+                    has_probs=np.array(has), source_note=np.array(feats.source_note))
 
 
 def extract(model: str, data: LabelledData, *, batch_size: int = 32, max_length: int = 256,

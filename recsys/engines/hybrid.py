@@ -76,6 +76,7 @@ from ._kernel import DatasetKernel, SimilarityInputs, TokenSets
 from ._kriging import DenseCovariance, Kriging, LowRankCovariance, residual_covariance
 from ._scale import fit_ridge, pooled_scale, ridge_predict, scale_estimate, standardize, standardize_pooled
 from .base import Engine
+from .logme import standardize_rows
 
 __all__ = ["HybridEngine", "soft_clip", "score_features", "CANDIDATES"]
 
@@ -106,19 +107,8 @@ def soft_clip(x: np.ndarray, margin: float = 0.005) -> np.ndarray:
 
 
 def score_features(scores: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Each metric standardized within each dataset over the models that have it; 0 where missing."""
-    out = []
-    for _, A in sorted(scores.items()):
-        A = np.asarray(A, dtype=float)
-        ok = np.isfinite(A)
-        n = ok.sum(1)
-        A0 = np.where(ok, A, 0.0)
-        mean = A0.sum(1) / np.maximum(n, 1)
-        dev = np.where(ok, A0 - mean[:, None], 0.0)
-        sd = np.sqrt((dev ** 2).sum(1) / np.maximum(n, 1))
-        good = (n > 2) & (sd > 0)
-        out.append(np.where(good[:, None] & ok, dev / np.where(good, sd, 1.0)[:, None], 0.0))
-    return out
+    """Each metric standardized within each dataset over the models that have it (>= 3); 0 where missing."""
+    return [standardize_rows(A, min_count=3, rel_tol=0.0) for _, A in sorted(scores.items())]
 
 
 def _row_corr(cells: Cells, a: np.ndarray, b: np.ndarray) -> np.ndarray:

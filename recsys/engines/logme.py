@@ -39,13 +39,17 @@ log = logging.getLogger(__name__)
 _ROOM = 0.99
 
 
-def standardize_rows(S: np.ndarray) -> np.ndarray:
+def standardize_rows(S: np.ndarray, *, min_count: int = 2, rel_tol: float = 1e-12) -> np.ndarray:
     """Per row, ``(s - mean) / std`` over the finite entries; 0 where unknown or the row is constant.
 
     Parameters
     ----------
     S : ndarray of float, shape (n, m)
         NaN marks a missing score.
+    min_count : int
+        Rows with fewer finite entries are all 0.
+    rel_tol : float
+        Rows whose standard deviation is at most ``rel_tol * max(|mean|, 1)`` are all 0 (constant).
 
     Returns
     -------
@@ -58,7 +62,7 @@ def standardize_rows(S: np.ndarray) -> np.ndarray:
     mean = S0.sum(1) / np.maximum(n, 1)
     dev = np.where(ok, S0 - mean[:, None], 0.0)
     std = np.sqrt((dev ** 2).sum(1) / np.maximum(n, 1))
-    good = (n >= 2) & (std > 1e-12 * np.maximum(np.abs(mean), 1.0))
+    good = (n >= min_count) & (std > rel_tol * np.maximum(np.abs(mean), 1.0))
     return np.where(good[:, None], dev / np.where(good, std, 1.0)[:, None], 0.0)
 
 

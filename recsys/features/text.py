@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import RecsysError
-from ..paths import cache_dir
+from ..paths import cache_dir, write_cache_npz
 
 __all__ = ["TextEncoder", "TransformerEncoder", "HashingEncoder", "get_encoder", "embed", "cache_dir",
            "DEFAULT_ENCODER"]
@@ -301,20 +301,8 @@ def embed(texts: Sequence[str], encoder: TextEncoder, *, use_cache: bool = True)
 
 
 def _write_cache(file: Path, keys: np.ndarray, vecs: np.ndarray, key: str) -> None:
-    """Rewrite the cache file atomically (temporary file + rename); a read-only cache is not fatal."""
-    tmp = None
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.stem}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, keys=keys, vectors=vecs, encoder=np.array(key))
-        os.replace(tmp, file)
-        tmp = None
-    except OSError as exc:
-        log.warning("could not write the embedding cache %s (%s)", file, exc)
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    """Rewrite the cache file atomically; a read-only cache is not fatal."""
+    write_cache_npz(file, "embedding cache", keys=keys, vectors=vecs, encoder=np.array(key))
 
 
 def encoder_info(encoder: TextEncoder) -> dict:
