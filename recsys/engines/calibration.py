@@ -142,32 +142,29 @@ class Calibration:
         keys = np.arange(n) if keys is None else np.asarray(keys, dtype=np.int64)
         out = np.zeros((n, m))
         free = np.zeros(m, dtype=bool) if unrecorded is None else np.asarray(unrecorded, dtype=bool)
+        work = np.empty(n_draws * m, dtype=np.float32)
+        pools: dict[int, tuple] = {}  # per stratum (4 at most): float32 pools to draw from, and their bounds
         for row in range(n):
-            pool = self._pool(self.rel_residuals, int(strata[row]))
-            if len(pool) == 0:
-                pool = np.zeros(1)
-            wide = self._pool(self.abs_residuals, int(strata[row]))
-            wide = wide if len(wide) else np.zeros(1)
+            stratum = int(strata[row])
+            if stratum not in pools:
+                pool = self._pool(self.rel_residuals, stratum)
+                wide = self._pool(self.abs_residuals, stratum)
+                pool = (pool if len(pool) else np.zeros(1)).astype(np.float32)
+                wide = (wide if len(wide) else np.zeros(1)).astype(np.float32)
+                pools[stratum] = (pool, wide, float(pool.min()), float(pool.max()), float(wide.max()))
+            pool, wide, pool_min, pool_max, wide_max = pools[stratum]
             unknown = ~is_known[row]
             indep = unknown & free
             shared = unknown & ~free
             b = base[row]
-            lo = np.where(shared, b + factor * pool.min(), np.where(indep, b - wide.max(), b))
-            hi = np.where(shared, b + factor * pool.max(), np.where(indep, b + wide.max(), b))
+            lo = np.where(shared, b + factor * pool_min, np.where(indep, b - wide_max, b))
+            hi = np.where(shared, b + factor * pool_max, np.where(indep, b + wide_max, b))
             comp = np.ones(m, dtype=bool) if among is None else np.asarray(among[row], dtype=bool)
             if not comp.any():
                 continue
             cand = np.flatnonzero(comp & (hi >= lo[comp].max()))
-            # One generator per dataset: its P(best) does not depend on what else is asked.
-            rng = np.random.default_rng([seed, int(keys[row]) & 0x7FFFFFFF])
-            noise = factor * rng.choice(pool, size=(n_draws, len(cand)))
-            ci = indep[cand]
-            if ci.any():
-                signs = rng.choice(np.array([-1.0, 1.0]), size=(n_draws, int(ci.sum())))
-                noise[:, ci] = signs * rng.choice(wide, size=(n_draws, int(ci.sum())))
-            draws = b[cand][None] + np.where(unknown[cand][None], noise, 0.0)
-            top = draws >= draws.max(axis=1, keepdims=True)  # ties share the win
-            out[row, cand] = (top / top.sum(axis=1, keepdims=True)).mean(axis=0)
+            out[row, cand] = _win_shares(b[cand], shared[cand], indep[cand], pool, wide, factor, n_draws,
+                                         np.random.default_rng([seed, int(keys[row]) & 0x7FFFFFFF]), work)
         return out
 
     def coverage_table(self) -> dict[str, int]:
@@ -195,6 +192,47 @@ class Calibration:
         if "cal_noise_scale" in arrays:
             cal.noise_scale = float(arrays["cal_noise_scale"])
         return cal if cal.abs_residuals else None
+
+
+def _win_shares(b: np.ndarray, shared: np.ndarray, indep: np.ndarray, pool: np.ndarray, wide: np.ndarray,
+                factor: float, n_draws: int, rng: np.random.Generator, work: np.ndarray | None = None) -> np.ndarray:
+    """Share of ``n_draws`` draws each candidate wins (ties share the win); ``b`` are their base values.
+
+    ``shared`` candidates get ``factor`` times a residual drawn from ``pool``; ``indep`` ones a
+    residual drawn from ``wide`` with a random sign; the others (recorded) stay at ``b``. Only the
+    perturbed candidates are drawn (32-bit indices into float32 pools: the draws dominate the cost),
+    and the recorded ones compete through their best value.
+    """
+    n_sh, n_ind = int(shared.sum()), int(indep.sum())
+    moving = np.concatenate([np.flatnonzero(shared), np.flatnonzero(indep)])  # shared first: column blocks
+    fixed = np.flatnonzero(~(shared | indep))
+    out = np.zeros(len(b))
+    if len(moving) == 0:
+        top = b >= b.max()
+        return top / top.sum()
+    # One float32 buffer reused across rows: fresh (n_draws x candidates) arrays per row cost more
+    # in page faults than the arithmetic.
+    if work is None or work.size < n_draws * len(moving):
+        work = np.empty(n_draws * len(moving), dtype=np.float32)
+    draws = work[: n_draws * len(moving)].reshape(n_draws, len(moving))
+    if n_sh:
+        np.multiply(pool[rng.integers(0, len(pool), size=(n_draws, n_sh), dtype=np.int32)], np.float32(factor),
+                    out=draws[:, :n_sh])
+    if n_ind:
+        signs = rng.integers(0, 2, size=(n_draws, n_ind), dtype=np.int8).astype(np.float32) * 2 - 1
+        np.multiply(signs, wide[rng.integers(0, len(wide), size=(n_draws, n_ind), dtype=np.int32)],
+                    out=draws[:, n_sh:])
+    draws += b[moving].astype(np.float32)
+    best_fixed = np.float32(b[fixed].max()) if len(fixed) else np.float32(-np.inf)
+    row_max = np.maximum(draws.max(axis=1), best_fixed)
+    top = draws >= row_max[:, None]
+    fixed_top = (b[fixed].astype(np.float32) >= best_fixed) if len(fixed) else np.zeros(0, dtype=bool)
+    fixed_wins = best_fixed >= row_max  # the recorded best reaches the top of this draw
+    share = 1.0 / (top.sum(axis=1) + fixed_wins * int(fixed_top.sum()))
+    out[moving] = (share @ top) / n_draws
+    if len(fixed):
+        out[fixed[fixed_top]] = float((fixed_wins * share).mean())
+    return out
 
 
 def holdout_mask(cells: Cells, rng: np.random.Generator, *, cold_fraction: float, cell_fraction: float,
