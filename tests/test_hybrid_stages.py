@@ -231,3 +231,17 @@ def test_the_stack_uses_the_pair_scores_and_their_ablation_drops_them(tg_data):
     assert without.stack_weights_[[names.index("score:LOG_ME"), names.index("score:REG_H_SCORE")]].sum() == 0
     scored = np.flatnonzero(np.isfinite(tg_data.scores["LOG_ME"]).any(1))[:2]
     assert not np.allclose(full.predict(tg_data.block(scored)), without.predict(tg_data.block(scored)))
+
+
+def test_a_fit_that_outlasts_the_delay_shows_its_stages_on_stderr_unless_quiet(dn_data, monkeypatch, capsys):
+    from recsys.engines import hybrid
+    from recsys.engines.base import quiet_fits
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.setattr(hybrid, "PROGRESS_DELAY", 0.0)  # every fit "outlasts" it
+    make_engine("hybrid", seed=0, candidates=("kernel", "popularity", "raw")).fit(dn_data)
+    err = capsys.readouterr().err
+    assert "hybrid fit" in err and "inner fold 1/" in err and "kriging" in err
+    with quiet_fits():
+        make_engine("hybrid", seed=0, candidates=("kernel", "popularity", "raw")).fit(dn_data)
+    assert "hybrid fit" not in capsys.readouterr().err

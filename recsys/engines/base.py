@@ -12,6 +12,8 @@ fitted attributes end in ``_``.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import json
 import logging
@@ -23,13 +25,32 @@ import numpy as np
 from ..errors import ArtifactError, ModelFitError, NotFittedError, RecsysError
 from ..features.data import DatasetBlock, TrainData
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "quiet_fits", "fits_are_quiet"]
 
 log = logging.getLogger(__name__)
 
 _JSON_TYPES = (bool, int, float, str, type(None), list, dict, tuple)
 #: datasets predicted at the end of fit to check that the fit did not diverge
 _CHECK_ROWS = 512
+
+
+_QUIET_FITS = contextvars.ContextVar("recsys_quiet_fits", default=False)
+
+
+@contextlib.contextmanager
+def quiet_fits():
+    """No per-fit progress bars inside this block (e.g. the many fits of an evaluation protocol,
+    whose own bar counts them)."""
+    token = _QUIET_FITS.set(True)
+    try:
+        yield
+    finally:
+        _QUIET_FITS.reset(token)
+
+
+def fits_are_quiet() -> bool:
+    """True inside :func:`quiet_fits`."""
+    return _QUIET_FITS.get()
 
 
 class Engine(ABC):

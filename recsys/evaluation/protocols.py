@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 
 from ..engines import DEFAULT_ENGINE, ENGINES, get_engine_class, make_engine
+from ..engines.base import quiet_fits
 from ..engines.calibration import calibrate
 from ..errors import RecsysError, UsageError, closest
 from ..features import FeatureBuilder, TrainData
@@ -489,6 +490,8 @@ def evaluate(
     t_start = time.perf_counter()
     bar = tqdm(total=len(folds) * len(engines), desc=spec.name, file=sys.stderr, disable=not progress,
                leave=False, dynamic_ncols=True)
+    quiet = quiet_fits()  # this bar counts the fits: none of them shows its own
+    quiet.__enter__()
     try:
         for name in engines:
             try:
@@ -593,6 +596,7 @@ def evaluate(
             if n_failed < len(folds):
                 completed[name] = F_first
     finally:
+        quiet.__exit__(None, None, None)
         bar.close()
     cols = ["engine", "rep", "seed", "fold", "dataset", "group", "n_recorded", "n_known", "bin", *metrics,
             "n_hidden", "covered", "width", "p_top", "top_hit"]
