@@ -235,3 +235,19 @@ def test_p_best_draws_only_models_that_can_win():
 def test_python_api_refuses_a_bad_seed_in_one_line(seed, tiny_zoo_dir):
     with pytest.raises(recsys.RecsysError, match=r"seed must be an integer from 0 to 4294967295"):
         recsys.Recommender(seed=seed, text_encoder="hashing").fit(tiny_zoo_dir)
+
+
+def test_p_best_draws_match_the_exact_probabilities_of_a_small_case():
+    """Two perturbed models (residuals -0.1 or +0.1, equally likely) and a recorded one at 0.48:
+    the four equally likely outcomes give 1/2, 1/4, 1/4; a recorded tie shares its wins."""
+    from recsys.engines.calibration import Calibration
+
+    cal = Calibration(abs_residuals={"few": np.full(40, 0.1)}, rel_residuals={"few": np.r_[np.full(20, -0.1), np.full(20, 0.1)]},
+                      noise_scale=1.0)
+    pred = np.array([[0.5, 0.45, 0.0, 0.0]])
+    known = np.array([[np.nan, np.nan, 0.48, 0.10]])
+    p = cal.p_best(pred, known, np.array([1]), n_draws=40_000, seed=3)
+    np.testing.assert_allclose(p[0], [0.5, 0.25, 0.25, 0.0], atol=0.01)
+    tie = cal.p_best(pred, np.array([[np.nan, np.nan, 0.48, 0.48]]), np.array([1]), n_draws=40_000, seed=3)
+    np.testing.assert_allclose(tie[0], [0.5, 0.25, 0.125, 0.125], atol=0.01)
+    assert np.allclose(p.sum(1), 1) and np.allclose(tie.sum(1), 1)

@@ -149,9 +149,10 @@ class Calibration:
             if stratum not in pools:
                 pool = self._pool(self.rel_residuals, stratum)
                 wide = self._pool(self.abs_residuals, stratum)
-                pool = (pool if len(pool) else np.zeros(1)).astype(np.float32)
-                wide = (wide if len(wide) else np.zeros(1)).astype(np.float32)
-                pools[stratum] = (pool, wide, float(pool.min()), float(pool.max()), float(wide.max()))
+                pool = pool if len(pool) else np.zeros(1)
+                wide = wide if len(wide) else np.zeros(1)
+                pools[stratum] = (_quantile_pool(pool), _quantile_pool(np.r_[wide, -wide]),  # random sign built in
+                                  float(pool.min()), float(pool.max()), float(wide.max()))
             pool, wide, pool_min, pool_max, wide_max = pools[stratum]
             unknown = ~is_known[row]
             indep = unknown & free
@@ -194,14 +195,28 @@ class Calibration:
         return cal if cal.abs_residuals else None
 
 
+#: size of the pools P(best) draws from: a power of two, so uniform 16-bit integers index them
+_QPOOL = 1 << 16
+
+
+def _quantile_pool(values: np.ndarray) -> np.ndarray:
+    """``values``' empirical distribution as :data:`_QPOOL` float32 quantiles (each value ~equally often).
+
+    Drawing uniformly from it is drawing from ``values`` (up to 1/65,536 in the weights), at the
+    cost of 16-bit random integers, the cheapest numpy generates.
+    """
+    v = np.sort(np.asarray(values, dtype=float))
+    return v[((np.arange(_QPOOL) + 0.5) * len(v) / _QPOOL).astype(np.int64)].astype(np.float32)
+
+
 def _win_shares(b: np.ndarray, shared: np.ndarray, indep: np.ndarray, pool: np.ndarray, wide: np.ndarray,
                 factor: float, n_draws: int, rng: np.random.Generator, work: np.ndarray | None = None) -> np.ndarray:
     """Share of ``n_draws`` draws each candidate wins (ties share the win); ``b`` are their base values.
 
     ``shared`` candidates get ``factor`` times a residual drawn from ``pool``; ``indep`` ones a
-    residual drawn from ``wide`` with a random sign; the others (recorded) stay at ``b``. Only the
-    perturbed candidates are drawn (32-bit indices into float32 pools: the draws dominate the cost),
-    and the recorded ones compete through their best value.
+    residual drawn from ``wide`` (symmetric: the random sign is in the pool); the others (recorded)
+    stay at ``b``. Both pools are :func:`_quantile_pool` s. Only the perturbed candidates are drawn
+    (the draws dominate the cost), and the recorded ones compete through their best value.
     """
     n_sh, n_ind = int(shared.sum()), int(indep.sum())
     moving = np.concatenate([np.flatnonzero(shared), np.flatnonzero(indep)])  # shared first: column blocks
@@ -216,12 +231,10 @@ def _win_shares(b: np.ndarray, shared: np.ndarray, indep: np.ndarray, pool: np.n
         work = np.empty(n_draws * len(moving), dtype=np.float32)
     draws = work[: n_draws * len(moving)].reshape(n_draws, len(moving))
     if n_sh:
-        np.multiply(pool[rng.integers(0, len(pool), size=(n_draws, n_sh), dtype=np.int32)], np.float32(factor),
+        np.multiply(pool[rng.integers(0, _QPOOL, size=(n_draws, n_sh), dtype=np.uint16)], np.float32(factor),
                     out=draws[:, :n_sh])
     if n_ind:
-        signs = rng.integers(0, 2, size=(n_draws, n_ind), dtype=np.int8).astype(np.float32) * 2 - 1
-        np.multiply(signs, wide[rng.integers(0, len(wide), size=(n_draws, n_ind), dtype=np.int32)],
-                    out=draws[:, n_sh:])
+        np.take(wide, rng.integers(0, _QPOOL, size=(n_draws, n_ind), dtype=np.uint16), out=draws[:, n_sh:])
     draws += b[moving].astype(np.float32)
     best_fixed = np.float32(b[fixed].max()) if len(fixed) else np.float32(-np.inf)
     row_max = np.maximum(draws.max(axis=1), best_fixed)
