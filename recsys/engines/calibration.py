@@ -143,16 +143,11 @@ class Calibration:
         out = np.zeros((n, m))
         free = np.zeros(m, dtype=bool) if unrecorded is None else np.asarray(unrecorded, dtype=bool)
         work = np.empty(n_draws * m, dtype=np.float32)
-        pools: dict[int, tuple] = {}  # per stratum (4 at most): float32 pools to draw from, and their bounds
+        pools: dict[int, tuple] = {}
         for row in range(n):
             stratum = int(strata[row])
             if stratum not in pools:
-                pool = self._pool(self.rel_residuals, stratum)
-                wide = self._pool(self.abs_residuals, stratum)
-                pool = pool if len(pool) else np.zeros(1)
-                wide = wide if len(wide) else np.zeros(1)
-                pools[stratum] = (_quantile_pool(pool), _quantile_pool(np.r_[wide, -wide]),  # random sign built in
-                                  float(pool.min()), float(pool.max()), float(wide.max()))
+                pools[stratum] = self._draw_pools(stratum)
             pool, wide, pool_min, pool_max, wide_max = pools[stratum]
             unknown = ~is_known[row]
             indep = unknown & free
@@ -167,6 +162,19 @@ class Calibration:
             out[row, cand] = _win_shares(b[cand], shared[cand], indep[cand], pool, wide, factor, n_draws,
                                          np.random.default_rng([seed, int(keys[row]) & 0x7FFFFFFF]), work)
         return out
+
+    def _draw_pools(self, stratum: int) -> tuple:
+        """The stratum's pools to draw from (:func:`_quantile_pool`) and their bounds, built once per object."""
+        cache = self.__dict__.setdefault("_pools_cache", {})
+        key = (stratum, *map(id, self.rel_residuals.values()), *map(id, self.abs_residuals.values()))
+        if key not in cache:
+            pool = self._pool(self.rel_residuals, stratum)
+            wide = self._pool(self.abs_residuals, stratum)
+            pool = pool if len(pool) else np.zeros(1)
+            wide = wide if len(wide) else np.zeros(1)
+            cache[key] = (_quantile_pool(pool), _quantile_pool(np.r_[wide, -wide]),  # random sign built in
+                              float(pool.min()), float(pool.max()), float(wide.max()))
+        return cache[key]
 
     def coverage_table(self) -> dict[str, int]:
         """Residuals available per stratum (for reports)."""
