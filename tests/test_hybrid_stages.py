@@ -237,11 +237,27 @@ def test_a_fit_that_outlasts_the_delay_shows_its_stages_on_stderr_unless_quiet(d
     from recsys.engines import hybrid
     from recsys.engines.base import quiet_fits
 
+    import logging
+
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
     monkeypatch.setattr(hybrid, "PROGRESS_DELAY", 0.0)  # every fit "outlasts" it
+    monkeypatch.setattr(logging.getLogger("recsys"), "level", logging.INFO)  # (a CLI test may have run -q)
     make_engine("hybrid", seed=0, candidates=("kernel", "popularity", "raw")).fit(dn_data)
     err = capsys.readouterr().err
     assert "hybrid fit" in err and "inner fold 1/" in err and "kriging" in err
     with quiet_fits():
         make_engine("hybrid", seed=0, candidates=("kernel", "popularity", "raw")).fit(dn_data)
+    assert "hybrid fit" not in capsys.readouterr().err
+
+
+def test_recsys_quiet_hides_the_fit_progress_bar(dn_data, monkeypatch, capsys):
+    import logging
+
+    from recsys.engines import hybrid
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.setattr(hybrid, "PROGRESS_DELAY", 0.0)
+    logger = logging.getLogger("recsys")
+    monkeypatch.setattr(logger, "level", logging.ERROR)  # what `recsys -q` sets
+    make_engine("hybrid", seed=0, candidates=("kernel", "popularity", "raw")).fit(dn_data)
     assert "hybrid fit" not in capsys.readouterr().err

@@ -193,7 +193,8 @@ class _Progress:
 
     Time-based, not size-based: a fit that ends sooner never shows it, and one that runs
     longer shows its stage names whatever made it slow. Silent inside :func:`~.base.quiet_fits`
-    (the evaluation protocols, whose own bar counts the fits).
+    (the evaluation protocols, whose own bar counts the fits), under ``recsys -q`` and with
+    ``TQDM_DISABLE=1``.
     """
 
     def __init__(self, n_stages: int, desc: str = "hybrid fit"):
@@ -201,7 +202,10 @@ class _Progress:
 
         from tqdm import tqdm
 
-        quiet = {"disable": True} if fits_are_quiet() else {}  # else tqdm's default (TQDM_DISABLE=1 hides it)
+        # Hidden inside quiet_fits() and under `recsys -q` (errors only); else tqdm's default, which
+        # TQDM_DISABLE=1 turns off.
+        silent = fits_are_quiet() or logging.getLogger("recsys").getEffectiveLevel() >= logging.ERROR
+        quiet = {"disable": True} if silent else {}
         self.bar = tqdm(total=n_stages, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True,
                         delay=PROGRESS_DELAY, **quiet)
         self._started = False
