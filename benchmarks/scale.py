@@ -660,6 +660,7 @@ class Config:
     warm: bool = True  # warm the text-embedding cache before the timed fits
     pearson_datasets: int = 2000
     project: bool = True  # skip steps projected from smaller sizes to overrun the timeout
+    max_predict_cells: float = float("inf")  # predict-all only on matrices up to this many cells
     command: str = ""
 
 
@@ -801,7 +802,9 @@ def measure(cfg: Config, size: Size, engine: str, zoo_dir: Path, work: Path, env
         cfg.timeout, cfg.mem_cap_mb)
     cells = size.models * size.datasets
     guess = projected_predict_s(rows, engine, cells) if cfg.project else None
-    if guess is not None and guess > cfg.timeout:
+    if cells > cfg.max_predict_cells:
+        status = f"not run (over --max-predict-cells {cfg.max_predict_cells:,.0f})"
+    elif guess is not None and guess > cfg.timeout:
         status = f"not run (projected {guess:,.0f} s)"
     else:
         pred = run_child([*recsys_cmd(), "predict", "--model", str(model), "--format", "csv"], timeout=cfg.timeout,
@@ -830,7 +833,7 @@ def run(cfg: Config) -> list[dict]:
     started = _dt.datetime.now()
     floor, status = median_wall([sys.executable, "-c", "import numpy, click, json"], cfg.floor_repeats, env, 60,
                                 cfg.mem_cap_mb)
-    meta = {"started": started.isoformat(timespec="seconds"), "hardware": hardware_line(),
+    meta = {"started": started.isoformat(timespec="seconds"), "hardware": hardware_line(), "code": _code_version(),
             "load_start": os.getloadavg(), "floor_s": floor, "zoos": []}
     log.info("interpreter floor %.3f s (%s)", floor or float("nan"), status)
     rows: list[dict] = []
@@ -918,6 +921,18 @@ def _size_text(v: float | None) -> str:
     return f"{v / 1024:.2f} GiB" if v >= 1024 else f"{v:.0f} MiB" if v >= 10 else f"{v:.2f} MiB"
 
 
+def _code_version() -> str | None:
+    """The checkout's commit (and whether it had uncommitted changes) the children import."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"commit {head}" + (" with uncommitted changes" if dirty else "") if head else None
+
+
 def write_report(cfg: Config, rows: list[dict], meta: dict) -> None:
     """``scale.md``, ``scale.csv`` and ``scale.png`` in ``cfg.out``."""
     pd.DataFrame(rows).to_csv(cfg.out / "scale.csv", index=False, float_format="%.6g")
@@ -933,6 +948,7 @@ def write_report(cfg: Config, rows: list[dict], meta: dict) -> None:
         "end, each in its own child process.".format(v=GENERATOR_VERSION, s=cfg.seed),
         "",
         f"- Hardware: {meta['hardware']}",
+        f"- Code: {meta.get('code') or 'unknown'}",
         f"- Run: {meta['started']} → {meta.get('finished', '…')}; load average {_load(meta.get('load_start'))} at the "
         f"start, {_load(meta.get('load_end'))} at the end (the machine is shared: times are noisy).",
         f"- Limits per child: {cfg.timeout:.0f} s wall, {cfg.mem_cap_mb / 1024:.0f} GiB resident (killed above it); an "
@@ -1080,6 +1096,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--text-encoder", default=None, help="passed to recsys fit (default: the shipped MiniLM)")
     ap.add_argument("--timeout", type=float, default=1200, help="seconds per child process (default 1200)")
     ap.add_argument("--mem-cap-gb", type=float, default=8, help="resident memory per child, GiB (default 8)")
+    ap.add_argument("--max-predict-cells", type=float, default=float("inf"),
+                    help="run predict-all only on matrices of at most this many cells (default: every size "
+                         "the projection allows)")
     ap.add_argument("--no-projection", action="store_true",
                     help="run every step even when smaller sizes project it past the timeout")
     ap.add_argument("--smoke", action="store_true",
@@ -1108,7 +1127,7 @@ def config(args: argparse.Namespace, argv: list[str]) -> Config:
     return Config(out=out, cache_dir=cache, engines=engines, sizes=sorted(sizes, key=lambda s: s.records),
                   seed=args.seed, text_encoder=encoder, timeout=args.timeout, mem_cap_mb=args.mem_cap_gb * 1024,
                   repeats=repeats, cli_repeats=cli_repeats, floor_repeats=floor_repeats, warm=not args.smoke,
-                  project=not args.no_projection,
+                  project=not args.no_projection, max_predict_cells=args.max_predict_cells,
                   command=command.strip())
 
 

@@ -282,6 +282,10 @@ def holdout_mask(cells: Cells, rng: np.random.Generator, *, cold_fraction: float
     return hide
 
 
+#: (dataset, model) cells of the held-out datasets kept for fitting P(best)'s noise factor
+_MAX_CASE_CELLS = 4_000_000
+
+
 def calibrate(make: Callable[[], Engine], data: TrainData, *, seed: int = 0, rounds: int | None = None,
               cold_fraction: float = 0.2, cell_fraction: float = 0.25, max_cases: int = 2000,
               block: int = 256) -> Calibration:
@@ -302,7 +306,8 @@ def calibrate(make: Callable[[], Engine], data: TrainData, *, seed: int = 0, rou
         Share of datasets hidden entirely (when not partitioned); share of the
         other datasets' cells hidden.
     max_cases : int
-        Most held-out datasets the P(best) noise factor is fitted on (a random sample above).
+        Most held-out datasets the P(best) noise factor is fitted on (a random sample above; fewer on
+        zoos of over 2,000 models, so that they hold at most :data:`_MAX_CASE_CELLS` cells).
     block : int
         Held-out datasets predicted at a time (their predictions are block x n_models).
     """
@@ -317,7 +322,8 @@ def calibrate(make: Callable[[], Engine], data: TrainData, *, seed: int = 0, rou
     abs_pool: dict[str, list] = {s: [] for s in STRATA}
     rel_pool: dict[str, list] = {s: [] for s in STRATA}
     cases: list[tuple] = []  # (prediction, known-to-the-fit values, truth) of held-out datasets, for p_best
-    per_round = max(1, max_cases // max(rounds, 1))
+    # Each case holds three rows of n_models values: at most _MAX_CASE_CELLS of them in all.
+    per_round = max(1, min(max_cases, _MAX_CASE_CELLS // max(data.n_models, 1)) // max(rounds, 1))
     for r in range(rounds):
         hide = holdout_mask(cells, rng, cold_fraction=cold_fraction, cell_fraction=cell_fraction,
                             cold=None if partition is None else partition[r])
@@ -352,7 +358,7 @@ def calibrate(make: Callable[[], Engine], data: TrainData, *, seed: int = 0, rou
                     kn[m[~h]] = y[~h]
                     truth = np.full(data.n_models, np.nan)
                     truth[m] = y
-                    cases.append((pred[i], kn, truth))
+                    cases.append((pred[i].copy(), kn, truth))  # (a view would keep the whole block alive)
     cal = Calibration()
     for name in STRATA:
         if abs_pool[name]:
