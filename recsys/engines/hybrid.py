@@ -193,8 +193,8 @@ class _Progress:
 
     Time-based, not size-based: a fit that ends sooner never shows it, and one that runs
     longer shows its stage names whatever made it slow. Silent inside :func:`~.base.quiet_fits`
-    (the evaluation protocols, whose own bar counts the fits), under ``recsys -q`` and with
-    ``TQDM_DISABLE=1``.
+    (the evaluation protocols, whose own bar counts the fits), under ``recsys -q``, when stderr
+    is not a terminal, and with ``TQDM_DISABLE=1``.
     """
 
     def __init__(self, n_stages: int, desc: str = "hybrid fit"):
@@ -202,9 +202,11 @@ class _Progress:
 
         from tqdm import tqdm
 
-        # Hidden inside quiet_fits() and under `recsys -q` (errors only); else tqdm's default, which
-        # TQDM_DISABLE=1 turns off.
-        silent = fits_are_quiet() or logging.getLogger("recsys").getEffectiveLevel() >= logging.ERROR
+        # Hidden inside quiet_fits(), under `recsys -q` (errors only) and when stderr is not a
+        # terminal (a log gets the stage lines of `recsys fit`, not carriage returns); else tqdm's
+        # default, which TQDM_DISABLE=1 turns off.
+        silent = (fits_are_quiet() or not _stderr_is_terminal()
+                  or logging.getLogger("recsys").getEffectiveLevel() >= logging.ERROR)
         quiet = {"disable": True} if silent else {}
         self.bar = tqdm(total=n_stages, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True,
                         delay=PROGRESS_DELAY, **quiet)
@@ -213,10 +215,10 @@ class _Progress:
     def stage(self, name: str) -> None:
         """Start stage ``name`` (the previous one is done)."""
         log.debug("hybrid: %s", name)
+        self.bar.set_postfix_str(name, refresh=False)  # (a refresh would show the bar before its delay)
         if self._started:
-            self.bar.update(1)
+            self.bar.update(1)  # draws the bar (after the delay) with the new stage's name
         self._started = True
-        self.bar.set_postfix_str(name)
 
     def close(self) -> None:
         """The last stage is done."""
@@ -227,6 +229,15 @@ class _Progress:
 
 #: seconds a fit runs before its progress bar appears
 PROGRESS_DELAY = 2.0
+
+
+def _stderr_is_terminal() -> bool:
+    import sys
+
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stderr
+        return False
 
 
 class HybridEngine(Engine):
