@@ -112,7 +112,7 @@ def _main(argv=None) -> int:
     if "p1" in protocols:
         t0 = time.perf_counter()
         r1 = run("p1", "domainnet-270", engines, p1_reps, out, progress=progress, text_encoder=args.text_encoder,
-                 coverage=coverage)
+                 coverage=coverage, compress=True)
         walls["p1"] = time.perf_counter() - t0
         sections.append(r1.markdown)
         ratio = r1.fit_ratio_gat
@@ -136,7 +136,7 @@ def _main(argv=None) -> int:
         # ~3 s, a third of the whole benchmark; its P2 coverage is left out of the default run.
         cov2 = [e for e in engines if e != "gat"] if coverage == "all" and args.coverage == "all" else coverage
         r2 = run("p2", zoo, engines, p2_reps, out, progress=progress, text_encoder=args.text_encoder,
-                 coverage=cov2, targets=targets)
+                 coverage=cov2, targets=targets, compress=True)
         walls["p2"] = time.perf_counter() - t0
         sections.append(r2.markdown)
         print(f"P2 done in {walls['p2']:.1f} s", file=sys.stderr)
@@ -166,8 +166,8 @@ def _main(argv=None) -> int:
         f"- Hardware: {hardware_line()}",
         f"- Text encoder: {args.text_encoder or 'shipped all-MiniLM-L6-v2 (default)'}",
         f"- Wall time: {total:.1f} s in total (" + ", ".join(f"{k.upper()} {v:.1f} s" for k, v in walls.items()) + ")",
-        f"- Protocols: `recsys/evaluation/protocols.py` (module docstring); per-dataset rows, summaries and timings "
-        f"in `p1_*.csv` / `p2_*.csv`, the suite's in `suite_*.csv`.",
+        f"- Protocols: `recsys/evaluation/protocols.py` (module docstring); per-dataset rows (gzipped), summaries "
+        f"and timings in `p1_*.csv[.gz]` / `p2_*.csv[.gz]`, the suite's in `suite_*.csv[.gz]`.",
         "",
     ]
     if ratio_line:

@@ -131,10 +131,11 @@ def test_run_all_smoke(tmp_path, data_dir):
     assert "## P1" in md and "## P2" in md
     for p in ("p1", "p2"):
         assert (tmp_path / f"{p}_summary.csv").is_file()
-    per2 = pd.read_csv(tmp_path / "p2_per_dataset.csv")
+    per2 = pd.read_csv(tmp_path / "p2_per_dataset.csv.gz")  # the benchmark gzips its per-dataset rows
     assert per2["dataset"].nunique() == 2
-    per1 = pd.read_csv(tmp_path / "p1_per_dataset.csv")
+    per1 = pd.read_csv(tmp_path / "p1_per_dataset.csv.gz")
     assert sorted(per1["rep"].unique()) == [0, 1]
+    assert not (tmp_path / "p1_per_dataset.csv").exists()
 
 
 def test_below_baselines_lists_every_headline_loss_including_cold_regret(p1_run):

@@ -76,15 +76,20 @@ class RunResult:
         return float(s["mean"].iloc[0]) if len(s) else float("nan")
 
 
-def write_outputs(run_result: RunResult, out_dir: str | Path, *, plots: bool = True) -> dict[str, Path]:
+def write_outputs(run_result: RunResult, out_dir: str | Path, *, plots: bool = True,
+                  compress: bool = False) -> dict[str, Path]:
     """Write ``{p}_per_dataset.csv``, ``{p}_summary.csv``, ``{p}_timing.csv``, ``{p}_errors.csv``,
-    ``{p}_report.md`` and the ``{p}_*.png`` figures into ``out_dir``."""
+    ``{p}_report.md`` and the ``{p}_*.png`` figures into ``out_dir``.
+
+    ``compress``: the per-dataset rows (the large file) as ``{p}_per_dataset.csv.gz``
+    (pandas and most CSV readers open it as it is).
+    """
     res = run_result.result
     prefix = res.spec.name
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {
-        "per_dataset_csv": out / f"{prefix}_per_dataset.csv",
+        "per_dataset_csv": out / f"{prefix}_per_dataset.csv{'.gz' if compress else ''}",
         "summary_csv": out / f"{prefix}_summary.csv",
         "timing_csv": out / f"{prefix}_timing.csv",
         "errors_csv": out / f"{prefix}_errors.csv",
@@ -118,6 +123,7 @@ def run(
     targets: Sequence[str | int] | None = None,
     plots: bool = True,
     baselines: bool = True,
+    compress: bool = False,
 ) -> RunResult:
     """Run a protocol (``p1``, ``p2``, ``missing-edge``, ``logo``); write its files when ``out_dir`` is given.
 
@@ -155,6 +161,8 @@ def run(
     baselines : bool
         When the default engine is evaluated, add the baselines every report
         carries (random, popularity, additive) if they are not listed.
+    compress : bool
+        Write the per-dataset rows gzipped (see :func:`write_outputs`).
 
     Returns
     -------
@@ -195,7 +203,7 @@ def run(
     rr = RunResult(result=res, summary=summary, timing=timing_summary(res),
                    markdown=markdown_report(res, summary), below_baseline=below_baselines(res, summary))
     if out_dir is not None:
-        rr.files = write_outputs(rr, out_dir, plots=plots)
+        rr.files = write_outputs(rr, out_dir, plots=plots, compress=compress)
     rr.wall_s = time.perf_counter() - t0
     for name, status in rr.failed.items():
         log.warning("%s: engine %s %s", spec.name, name, status)
