@@ -524,8 +524,8 @@ def run_child(cmd: list[str], *, timeout: float, mem_cap_mb: float, env: dict | 
             rss, hwm = _memory_mb(child) if child else (0.0, 0.0)
             peak = max(peak, hwm)
             if killed is None and (rss > mem_cap_mb or elapsed > timeout):
-                killed = (f"out of memory (> {mem_cap_mb / 1024:.0f} GiB resident, killed)" if rss > mem_cap_mb
-                          else f"timeout (> {timeout:.0f} s)")
+                killed = (f"out of memory (> {_size_text(mem_cap_mb)} resident, killed)" if rss > mem_cap_mb
+                          else f"timeout (> {timeout:g} s)")
                 os.killpg(proc.pid, signal.SIGKILL)
             time.sleep(0.01 if elapsed < 5 else 0.05)
     except BaseException:  # interrupted (Ctrl-C, SIGTERM): take the child down too
@@ -619,6 +619,8 @@ def holdout_pearson(rec, holdout: Path, max_datasets: int, rng: np.random.Genera
     Datasets whose prediction or truth is constant on their hidden cells have no correlation:
     they are counted, not scored. At most ``max_datasets`` datasets (a seeded sample).
     """
+    from recsys.evaluation.metrics import pearson
+
     hidden = pd.read_csv(holdout, dtype={"model": "category", "dataset": "category"})
     counts = hidden["dataset"].value_counts()
     eligible = np.asarray(counts.index[counts.to_numpy() >= 3].astype(str))
@@ -631,9 +633,9 @@ def holdout_pearson(rec, holdout: Path, max_datasets: int, rng: np.random.Genera
         part = hidden[hidden["dataset"].isin(batch)].astype({"model": str, "dataset": str})
         both = part.merge(pred.astype({"model": str, "dataset": str}), on=["model", "dataset"], how="left")
         for _, g in both.groupby("dataset", sort=False):
-            p, t = g["predicted"].to_numpy(float), g["accuracy"].to_numpy(float)
-            if np.isfinite(p).all() and p.std() > 0 and t.std() > 0:
-                rs.append(float(np.corrcoef(p, t)[0, 1]))
+            r = pearson(g["accuracy"].to_numpy(float), g["predicted"].to_numpy(float))  # NaN: constant
+            if np.isfinite(r):
+                rs.append(r)
             else:
                 undefined += 1
     return {"pearson": float(np.mean(rs)) if rs else None, "pearson_datasets": len(rs),

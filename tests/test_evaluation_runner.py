@@ -165,10 +165,30 @@ def test_suite_smoke_on_parc(data_dir):
     assert len(table) == 8 and set(table["unit"]) == {"dataset", "rep"}
     for r in table.itertuples():
         assert r.wins + r.ties + r.losses == (7 if r.protocol == "logo" else 2)
-        assert r.p == sign_test(r.wins, r.losses)
-        assert r.verdict == ("tie" if r.p >= 0.05 else "win" if r.wins > r.losses else "loss")
     md = suite_markdown(res, table)
     assert "| parc-71 | logo |" in md and "**Verdict.**" in md
+
+
+def test_suite_table_counts_and_verdicts_on_known_differences():
+    """Hand-made per-dataset rows: 9 datasets where hybrid beats additive and 1 tie -> a significant win;
+    regret (lower is better) with 2 wins and 1 loss -> a tie."""
+    from scipy.stats import binomtest
+
+    from recsys.evaluation.suite import METRICS, SuiteResult, suite_table
+
+    rows = []
+    for i in range(10):
+        for engine, shift in (("hybrid", 0.0 if i == 9 else 0.1), ("additive", 0.0), ("popularity", -0.5)):
+            row = {"zoo": "z", "protocol": "logo", "engine": engine, "dataset": f"d{i}"}
+            row.update({m: 0.5 + shift for m in METRICS})
+            row["regret@1"] = {"hybrid": [1, 1, 3] + [2] * 7, "additive": [2] * 10, "popularity": [9] * 10}[engine][i]
+            rows.append(row)
+    table = suite_table(SuiteResult(per_dataset=pd.DataFrame(rows), rows=[("z", "logo")]))
+    pear = table[table["metric"] == "pearson"].iloc[0]
+    assert (pear.best_simple, pear.wins, pear.ties, pear.losses) == ("additive", 9, 1, 0)
+    assert pear.p == pytest.approx(binomtest(9, 9).pvalue) and pear.verdict == "win"
+    reg = table[table["metric"] == "regret@1"].iloc[0]
+    assert (reg.best_simple, reg.wins, reg.ties, reg.losses, reg.verdict) == ("additive", 2, 7, 1, "tie")
 
 
 def test_sign_test_exact_values():

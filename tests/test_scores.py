@@ -31,16 +31,6 @@ from recsys.scores import ScoreError
 ALL = ["logme", "hscore", "reg_hscore", "gbc", "transrate", "knn"]
 
 
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    """The references' dense linear algebra on one BLAS thread: threaded OpenBLAS is many times
-    slower on small matrices when the machine's cores are busy (see recsys.scores._one_blas_thread)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
 def blobs(n=60, d=8, C=3, sep=0.7, seed=0):
     """Gaussian features with a class signal of strength ``sep``; every class present."""
     rng = np.random.default_rng(seed)
@@ -487,8 +477,18 @@ def test_blas_threads_restored():
     def blas_threads():
         return sorted(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
 
+    seen = []
+    eigh = np.linalg.eigh
+
+    def recording_eigh(*args, **kwargs):
+        seen.append(blas_threads())
+        return eigh(*args, **kwargs)
+
     f, y = blobs(80, 12, 4, seed=14)
     with threadpool_limits(limits=2, user_api="blas"):
         before = blas_threads()
-        scores.compute(f, y)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(np.linalg, "eigh", recording_eigh)
+            scores.compute(f, y)
         assert blas_threads() == before
+    assert seen and all(threads == [1] * len(threads) for threads in seen)  # decompositions on one thread
