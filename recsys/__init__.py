@@ -43,13 +43,17 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'recsys' has no attribute {name!r}")
 
 
-def fit(zoo: "Zoo | str | os.PathLike" = "domainnet-270", engine: str = "hybrid", **kwargs) -> "Recommender":
+def fit(zoo: "Zoo | str | os.PathLike" = "domainnet-270", engine: str | None = None, **kwargs) -> "Recommender":
     """Fit a :class:`Recommender` on ``zoo`` (a Zoo, a named zoo or a directory).
+
+    ``engine``: a registered engine name; default the default engine (``recsys.engines.DEFAULT_ENGINE``).
 
     ``kwargs`` go to :class:`Recommender` (``seed``, ``text_encoder``, engine parameters ...).
     """
     from .recommender import Recommender
 
+    if engine is None:
+        from .engines import DEFAULT_ENGINE as engine
     return Recommender(engine, **kwargs).fit(zoo)
 
 

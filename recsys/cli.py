@@ -313,7 +313,7 @@ def _read_scores(path: str | None):
 @main.command()
 @click.option("--zoo", "zoo_name", default="domainnet-270", show_default=True, metavar="DIR_OR_NAME", callback=_nonempty,
               help="A zoo directory in the canonical format, or a named zoo (domainnet-270, transfergraph-image, vtab-hf, parc-71).")
-@click.option("--engine", default="hybrid", show_default=True, help="Engine (see `recsys engines`).")
+@click.option("--engine", default=None, help="Engine [default: the one `recsys engines` marks as default].")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, callback=_nonempty,
               help="Model file to write [default: model.npz in the user data dir, or $RECSYS_MODEL]. A symlink is "
                    "written through; other non-regular files are refused.")
@@ -326,12 +326,13 @@ def _read_scores(path: str | None):
 def fit(zoo_name, engine, out, seed, text_encoder, params, no_calibrate):
     """Fit an engine on a zoo and write a model file (its path goes to stdout)."""
     from . import datasets
-    from .engines import get_engine_class
+    from .engines import DEFAULT_ENGINE, get_engine_class
     from .paths import default_model_path
     from .recommender import Recommender
 
     from .artifact import check_writable
 
+    engine = engine or DEFAULT_ENGINE
     cls = get_engine_class(engine)
     engine_params = _parse_params(params, cls)
     out = check_writable(out or default_model_path())
@@ -569,10 +570,10 @@ def evaluate(protocol, zoo_name, target_list, engine_list, repeats, out_dir, tex
 
     if out_dir is not None:
         _check_out_dir(out_dir)
-    engines = [e.strip() for e in engine_list.split(",") if e.strip()] if engine_list else None
-    targets = [t.strip() for t in target_list.split(",") if t.strip()] if target_list else None
+    engines = _split_list(engine_list) if engine_list else None
+    targets = _split_list(target_list) if target_list else None
     if coverage not in ("default", "all", "none"):
-        coverage = [c.strip() for c in coverage.split(",") if c.strip()]
+        coverage = _split_list(coverage)
     res = run(protocol, zoo_name, engines, repeats, out_dir, progress=True, text_encoder=text_encoder,
               coverage=coverage, plots=not no_plots, baselines=not no_baselines, targets=targets)
     click.echo(res.markdown)

@@ -188,7 +188,9 @@ def _text_csv(path: Path, text_column: str, label_column: str):
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ExtractError(f"{path} is not a readable CSV file ({str(exc).splitlines()[0]})") from None
+        raise ExtractError(f"{path} is not a readable CSV file ({str(exc).splitlines()[0]}); --data takes a folder "
+                           f"of images with one sub-folder per class, or a UTF-8 CSV with a header and columns "
+                           f"{text_column},{label_column}") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in (text_column, label_column) if c not in frame.columns]
     if missing:
@@ -466,7 +468,8 @@ class _Runner:
         lin = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == num_labels]
         if not lin:
             raise ExtractError(f"model {type(model).__name__} has a classification config but no linear layer with "
-                               f"{num_labels} outputs; load it as a plain model directory without the head")
+                               f"{num_labels} outputs; remove 'architectures' from its config.json to use it without "
+                               f"the head")
         return lin[-1]
 
     def run(self, items: Sequence[str], batch_size: int, progress: bool):

@@ -410,7 +410,8 @@ class Recommender:
                                           if k.startswith("features.")})
             rec._features = None
             shape = (len(feats["dataset_ids"]), len(feats["model_ids"]))
-            records = Cells(arrays["known.d"], arrays["known.m"], arrays["known.y"], shape)
+            # sorted, unique and in range: check_model_state checked it above
+            records = Cells(arrays["known.d"], arrays["known.m"], arrays["known.y"], shape, assume_sorted=True)
             rec.engine_ = engine
             rec._set_data(feats["model_ids"], feats["dataset_ids"], arrays["features.dataset_features"], records,
                           {m: arrays[f"scores.{i}"] for i, m in enumerate(r.get("score_metrics", []))})

@@ -137,7 +137,8 @@ def _check_labels(labels, n: int):
         raise ScoreError(f"features have {n} rows but labels have {len(y)} entries; give one label per sample")
     if y.dtype.kind == "f":
         if not np.isfinite(y).all() or (y != np.round(y)).any():
-            raise ScoreError("labels must be integer class ids (got non-integer or NaN floats)")
+            raise ScoreError("labels must be integer class ids (got non-integer or NaN floats); map class names to "
+                             "0..C-1 and drop samples without a label")
     elif y.dtype.kind not in "iub":
         raise ScoreError(f"labels must be integer class ids, got dtype {y.dtype}; map class names to 0..C-1 first")
     classes, codes = np.unique(y, return_inverse=True)

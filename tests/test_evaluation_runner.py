@@ -156,7 +156,7 @@ def test_below_baselines_lists_every_headline_loss_including_cold_regret(p1_run)
 
 def test_suite_smoke_on_parc(data_dir):
     """The cross-zoo suite on one small zoo: every engine of a row runs, and the table's verdicts follow the sign test."""
-    from recsys.evaluation.suite import run_suite, sign_test, suite_markdown, suite_table
+    from recsys.evaluation.suite import run_suite, suite_markdown, suite_table
 
     res = run_suite([("parc-71", "logo"), ("parc-71", "missing-edge")], repeats={"missing-edge": 2},
                     text_encoder="hashing", ablations=False)

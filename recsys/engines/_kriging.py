@@ -228,7 +228,7 @@ class Kriging:
         r_all = cells.y / s[cells.d] - M
         for c, rows in _groups(cells.indptr).items():
             for part in np.array_split(rows, max(1, int(len(rows) * c * c // _BATCH_FLOATS) + 1)):
-                pos = part[:, None] * 0 + cells.indptr[part][:, None] + np.arange(c)[None, :]
+                pos = cells.indptr[part][:, None] + np.arange(c)[None, :]
                 idx = cells.m[pos].astype(np.int64)
                 rhs = np.stack([r_all[pos], np.ones((len(part), c))], axis=2)
                 sol = self.cov.solve(idx, rhs)

@@ -29,7 +29,8 @@ import numpy as np
 
 from ..features.data import Cells
 
-__all__ = ["user_features", "item_features", "fit_soft_labels", "scores_at", "scores_rows", "scores_of_users",
+__all__ = ["user_features", "item_features", "fit_soft_labels", "scores_at", "scores_rows", "score_row_means",
+           "scores_of_users",
            "MAX_RECORDS"]
 
 _T_CLIP = (0.01, 0.99)
@@ -122,6 +123,12 @@ def scores_rows(UF, user: np.ndarray, item: np.ndarray, tau: float) -> np.ndarra
         return np.mean([scores_rows(UF, u, i, tau) for u, i in zip(user, item)], axis=0)
     u = _users(UF, user)
     return tau * (u[:, :-1] @ item[:, :-1].T + u[:, -1:] + item[:, -1][None, :])
+
+
+def score_row_means(UF, user: np.ndarray, item: np.ndarray, tau: float) -> np.ndarray:
+    """``scores_rows(UF, user, item, tau).mean(1)`` without the (n, n_models) matrix (the mean is linear)."""
+    u = _users(UF, user)
+    return tau * (u[:, :-1] @ item[:, :-1].mean(0) + u[:, -1] + item[:, -1].mean())
 
 
 def scores_at(UF, user: np.ndarray, item: np.ndarray, tau: float, d: np.ndarray, m: np.ndarray) -> np.ndarray:

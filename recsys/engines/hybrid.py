@@ -120,19 +120,6 @@ def _row_corr(cells: Cells, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(den > 1e-12, num / np.maximum(den, 1e-300), np.nan)
 
 
-def _shape_error(cells: Cells, z: np.ndarray, M: np.ndarray) -> float:
-    """Sum over datasets of the mean squared error of centred ``z`` by the best non-negative multiple of centred ``M``.
-
-    Scale-free: only the shape of each profile counts (its level and spread are
-    set later, by kriging), so neither a sharper nor a flatter blend is favoured.
-    ``z`` and ``M`` hold one value per cell of ``cells``.
-    """
-    n = np.maximum(cells.row_counts(), 1)
-    zc, mc = cells.centre_rows(z), cells.centre_rows(M)
-    b = np.maximum(cells.row_sum(zc * mc), 0.0) / np.maximum(cells.row_sum(mc * mc), 1e-12)
-    return float((cells.row_sum((zc - b[cells.d] * mc) ** 2) / n).sum())
-
-
 def _popularity(cells: Cells, z: np.ndarray, s: np.ndarray, prior: float = 1.0
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The two popularity profiles, per model and leave-self-out at each cell.
@@ -481,7 +468,8 @@ class HybridEngine(Engine):
             kernel.fit(cells, z, init=weights)
         else:  # not used: a uniform kernel keeps the state complete
             kernel.beta = np.zeros(kernel.phi.shape[0] + 1)
-            kernel.set_values(*(lambda ok: (cells.select(ok), z[ok]))(~np.isnan(z)))
+            ok = ~np.isnan(z)
+            kernel.set_values(cells.select(ok), z[ok])
             kernel.log_rel = np.zeros(cells.shape[0])
             kernel.fallback = np.zeros(cells.shape[1])
         progress.stage("profiles")

@@ -90,8 +90,7 @@ class LightFMEngine(Engine):
         self.level_ = cells.row_mean(cells.y / s[cells.d] - L)  # offset of each dataset's records
         # Mean accuracy of the recorded datasets, from features, for datasets without records.
         has = k > 0
-        mean_acc = s * (self.level_ + lfm.scores_rows(UF, self.user_embeddings_, self.item_repr_, self.tau).mean(1)) \
-            if len(X) * data.n_models <= 50_000_000 else cells.row_mean(cells.y)
+        mean_acc = s * (self.level_ + lfm.score_row_means(UF, self.user_embeddings_, self.item_repr_, self.tau))
         self.level_coef_ = fit_ridge(X[has], mean_acc[has], w=np.minimum(k[has], 10), alpha=1.0) \
             if has.sum() > 2 else np.r_[cells.y.mean(), np.zeros(X.shape[1])]
         self.has_records_ = has

@@ -140,10 +140,17 @@ class Cells:
             return out
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         out = np.full((len(rows), self.shape[1]), np.nan)
-        for i, r in enumerate(rows):
-            sl = slice(self.indptr[r], self.indptr[r + 1])
-            out[i, self.m[sl]] = self.y[sl]
+        at, pos = self.positions(rows)
+        out[at, self.m[pos]] = self.y[pos]
         return out
+
+    def positions(self, rows) -> tuple[np.ndarray, np.ndarray]:
+        """The cells of ``rows`` (in that order): (index into ``rows`` of each, its position in these cells)."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        sizes = self.indptr[rows + 1] - self.indptr[rows]
+        at = np.repeat(np.arange(len(rows)), sizes)
+        starts = np.cumsum(sizes) - sizes
+        return at, np.repeat(self.indptr[rows], sizes) + (np.arange(len(at)) - starts[at])
 
     def csr(self, values: np.ndarray | None = None):
         """A ``scipy.sparse.csr_matrix`` of ``values`` (default ``y``) on these cells.
