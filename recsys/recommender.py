@@ -20,7 +20,6 @@ import logging
 import os
 import platform
 import time
-import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
@@ -235,9 +234,7 @@ class Recommender:
                 lvl = self.level if level is None else level
                 n_known = (~np.isnan(known)).sum(1)
                 lower, upper = self.calibration_.interval(pred, n_known, lvl)
-                keys = [zlib.crc32(str(n).encode("utf-8")) for n in names]
-                p_best = self.calibration_.p_best(pred, known, n_known, seed=self.seed, keys=keys,
-                                                  unrecorded=self._unrecorded, n_draws=_N_DRAWS)
+                p_best = self.calibration_.p_best(pred, known, n_known, unrecorded=self._unrecorded)
                 p_best = _consistent(p_best, known, lower, upper)
             else:  # same columns either way, so scripts can rely on them
                 log.warning("this model has no interval calibration (%s): lower, upper and p_best are empty",
@@ -454,25 +451,26 @@ class Recommender:
         }
 
 
-#: draws behind each P(best)
-_N_DRAWS = 2000
+#: the smallest P(best) given to a model whose interval reaches the best record
+P_FLOOR = 1e-4
 
 
 def _consistent(p_best: np.ndarray, known: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """P(best) that agrees with the intervals: a model whose interval reaches the best record cannot have 0.
 
-    With a finite number of draws a probability below ``1 / draws`` is estimated
-    as 0. An unrecorded model whose upper bound reaches above the best record
-    (or, on a dataset without records, above every other model's lower bound)
-    is given that resolution, ``1 / draws``, instead of a 0 that the intervals
-    contradict; each row is renormalized.
+    P(best) perturbs predictions by the stratum's residuals times the fitted
+    noise factor (below 1 where models err together), the intervals by the
+    unscaled absolute residuals: a model can be out of P(best)'s reach while its
+    interval reaches above the best record (or, on a dataset without records,
+    above every other model's lower bound). Such a model is given
+    :data:`P_FLOOR` instead of a 0 that the intervals contradict; each row is
+    renormalized.
     """
     out = p_best.copy()
     rec = ~np.isnan(known)
     best = np.where(rec.any(1), np.nanmax(np.where(rec, known, -np.inf), axis=1), np.max(lower, axis=1))
-    floor = 1.0 / _N_DRAWS
-    lift = ~rec & (upper > best[:, None]) & (out < floor)
+    lift = ~rec & (upper > best[:, None]) & (out < P_FLOOR)
     if lift.any():
-        out = np.where(lift, floor, out)
+        out = np.where(lift, P_FLOOR, out)
         out /= out.sum(1, keepdims=True)
     return out

@@ -153,8 +153,8 @@ def test_p_best_shares_ties_and_ignores_the_rest_of_the_query(rec):
     noisy = Calibration(abs_residuals={"cold": np.linspace(0, 0.1, 50)},
                         rel_residuals={"cold": np.linspace(-0.1, 0.1, 50)})
     pred = np.array([[0.8, 0.79, 0.5, 0.3]])
-    full = noisy.p_best(pred, n_draws=4000)
-    sub = noisy.p_best(pred, n_draws=4000, among=np.array([[False, True, True, True]]))
+    full = noisy.p_best(pred)
+    sub = noisy.p_best(pred, among=np.array([[False, True, True, True]]))
     assert sub[0, 0] == 0 and sub.sum() == pytest.approx(1) and sub[0, 1] > full[0, 1] > 0.2
     alone = rec.predict(["5_painting_4"])
     together = rec.predict()
@@ -184,14 +184,14 @@ def test_p_best_noise_factor_follows_how_often_the_top_pick_wins():
     nothing = np.full_like(pred, np.nan)
     # The truth keeps that order exactly: the top pick always wins, the sharpest P(best) is right.
     sure = [(p, k, p.copy()) for p, k in zip(pred, nothing)]
-    assert _fit_noise_scale(cal, sure, seed=0) == 0.15
+    assert _fit_noise_scale(cal, sure) == 0.15
     # The truth is the order plus noise larger than the residuals say (many models of one family
     # erring together): the top pick wins about 3% of the time; P(best) must stay spread.
     noisy = [(p, k, p + rng.normal(0, 0.03, m)) for p, k in zip(pred, nothing)]
-    assert _fit_noise_scale(cal, noisy, seed=0) >= 0.6
+    assert _fit_noise_scale(cal, noisy) >= 0.6
     # In between, the factor is in between.
     middle = [(p, k, p + rng.normal(0, 0.004, m)) for p, k in zip(pred, nothing)]
-    assert 0.15 < _fit_noise_scale(cal, middle, seed=0) < 0.6
+    assert 0.15 < _fit_noise_scale(cal, middle) < 0.6
 
 
 def test_p_best_agrees_with_the_intervals_for_unrecorded_models(transfergraph):
@@ -214,8 +214,9 @@ def test_p_best_agrees_with_the_intervals_for_unrecorded_models(transfergraph):
     assert checked > 0  # the property was exercised
 
 
-def test_p_best_draws_only_models_that_can_win():
-    """Restricting the draws to the models that can win changes nothing but Monte-Carlo noise."""
+def test_p_best_integral_matches_brute_force_draws():
+    """P(best) is integrated over the models that can win only: the same, up to Monte-Carlo noise, as
+    drawing every model's residual and counting who wins."""
     from recsys.engines.calibration import Calibration
 
     rng = np.random.default_rng(0)
@@ -223,12 +224,50 @@ def test_p_best_draws_only_models_that_can_win():
                       rel_residuals={"cold": rng.normal(0, 0.05, 500)}, noise_scale=1.0)
     pool = cal.rel_residuals["cold"]
     pred = np.r_[0.80, 0.79, 0.78, 0.30, 0.20][None, :]  # the last two can never catch up with the first
-    p = cal.p_best(pred, n_draws=20000, seed=1)[0]
+    p = cal.p_best(pred)[0]
     assert p[3] == 0 and p[4] == 0 and p.sum() == pytest.approx(1.0)
-    # every model drawn, by brute force
-    draws = pred + rng.choice(pool, size=(20000, 5))
-    full = np.bincount(draws.argmax(1), minlength=5) / 20000
-    np.testing.assert_allclose(p, full, atol=0.02)
+    draws = pred + rng.choice(pool, size=(400_000, 5))  # every model drawn, by brute force
+    full = np.bincount(draws.argmax(1), minlength=5) / 400_000
+    np.testing.assert_allclose(p, full, atol=0.003)  # (4 standard errors of the draws)
+
+
+def test_p_best_for_many_models_goes_through_ffts_with_the_same_answer(monkeypatch):
+    """Thousands of candidates (heavy-tailed residuals keep them all in reach) take the FFT path; it agrees
+    with the direct sums, and with brute-force draws, including unrecorded models and a recorded best."""
+    import recsys.engines.calibration as calibration
+
+    rng = np.random.default_rng(1)
+    cal = calibration.Calibration(abs_residuals={"few": np.sort(np.abs(rng.standard_t(3, 4000) * 0.03))},
+                                  rel_residuals={"few": rng.standard_t(3, 4000) * 0.03}, noise_scale=0.5)
+    m = 3000
+    pred = rng.uniform(0.5, 0.9, (1, m))
+    known = np.full((1, m), np.nan)
+    known[0, :5] = [0.9, 0.88, 0.3, 0.5, 0.9]
+    unrecorded = np.zeros(m, dtype=bool)
+    unrecorded[5:40] = True
+    calls = []
+    real = calibration._correlate_at
+    monkeypatch.setattr(calibration, "_correlate_at", lambda *a: calls.append(1) or real(*a))
+    fft = cal.p_best(pred, known, unrecorded=unrecorded)[0]
+    assert calls and (fft > 0).sum() > 1000 and fft.sum() == pytest.approx(1.0)
+    monkeypatch.setattr(calibration, "_DIRECT_MAX_CELLS", 10 ** 12)
+    direct = calibration.Calibration(cal.abs_residuals, cal.rel_residuals, cal.noise_scale).p_best(
+        pred, known, unrecorded=unrecorded)[0]
+    np.testing.assert_allclose(fft, direct, atol=2e-4)
+    assert fft[0] == pytest.approx(fft[4]) and fft[1] == fft[2] == fft[3] == 0  # a tie at the top shares
+    # brute force, on the models that matter most
+    n = 20_000
+    cand = np.flatnonzero(fft > 0)
+    wide = np.r_[cal.abs_residuals["few"], -cal.abs_residuals["few"]]
+    value = np.where(np.isnan(known[0]), pred[0], known[0])[cand]
+    noise = np.where(unrecorded[cand], rng.choice(wide, (n, len(cand))),
+                     0.5 * rng.choice(cal.rel_residuals["few"], (n, len(cand))))
+    noise[:, ~np.isnan(known[0, cand])] = 0.0
+    draws = value + noise
+    wins = draws >= draws.max(1, keepdims=True)
+    mc = (wins / wins.sum(1, keepdims=True)).mean(0)
+    top = np.argsort(-fft[cand])[:10]
+    np.testing.assert_allclose(fft[cand][top], mc[top], atol=0.01)
 
 
 @pytest.mark.parametrize("seed", [-1, 2 ** 32, 1.5, "3", True])
@@ -237,7 +276,7 @@ def test_python_api_refuses_a_bad_seed_in_one_line(seed, tiny_zoo_dir):
         recsys.Recommender(seed=seed, text_encoder="hashing").fit(tiny_zoo_dir)
 
 
-def test_p_best_draws_match_the_exact_probabilities_of_a_small_case():
+def test_p_best_is_exact_on_a_small_case():
     """Two perturbed models (residuals -0.1 or +0.1, equally likely) and a recorded one at 0.48:
     the four equally likely outcomes give 1/2, 1/4, 1/4; a recorded tie shares its wins."""
     from recsys.engines.calibration import Calibration
@@ -246,8 +285,8 @@ def test_p_best_draws_match_the_exact_probabilities_of_a_small_case():
                       noise_scale=1.0)
     pred = np.array([[0.5, 0.45, 0.0, 0.0]])
     known = np.array([[np.nan, np.nan, 0.48, 0.10]])
-    p = cal.p_best(pred, known, np.array([1]), n_draws=40_000, seed=3)
-    np.testing.assert_allclose(p[0], [0.5, 0.25, 0.25, 0.0], atol=0.01)
-    tie = cal.p_best(pred, np.array([[np.nan, np.nan, 0.48, 0.48]]), np.array([1]), n_draws=40_000, seed=3)
-    np.testing.assert_allclose(tie[0], [0.5, 0.25, 0.125, 0.125], atol=0.01)
+    p = cal.p_best(pred, known, np.array([1]))
+    np.testing.assert_allclose(p[0], [0.5, 0.25, 0.25, 0.0], atol=1e-9)
+    tie = cal.p_best(pred, np.array([[np.nan, np.nan, 0.48, 0.48]]), np.array([1]))
+    np.testing.assert_allclose(tie[0], [0.5, 0.25, 0.125, 0.125], atol=1e-9)
     assert np.allclose(p.sum(1), 1) and np.allclose(tie.sum(1), 1)

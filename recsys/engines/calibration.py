@@ -12,14 +12,16 @@ known to the engine (none, a third or less, two thirds or less, more).
   exchangeability of datasets it covers the truth with probability >= ``a``.
 - ``p_best`` is the probability that a model is the best of the zoo on the
   dataset: recorded accuracies are taken as they are, unknown ones are
-  perturbed by residuals resampled from the stratum after removing each
+  perturbed by residuals from the stratum's pool after removing each
   dataset's shared offset (a common shift does not change which model wins),
-  and the share of draws each model wins is reported.
+  each independently, and the probability that each model comes out on top is
+  integrated numerically (not sampled).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -57,7 +59,7 @@ class Calibration:
 
     abs_residuals: dict = field(default_factory=dict)
     rel_residuals: dict = field(default_factory=dict)
-    #: factor on the resampled residuals of ``p_best``, fitted by Brier score on held-out datasets
+    #: factor on the shared residuals of ``p_best``, fitted by Brier score on held-out datasets
     noise_scale: float = 1.0
 
     def _pool(self, table: Mapping[str, np.ndarray], stratum: int) -> np.ndarray:
@@ -90,8 +92,7 @@ class Calibration:
         return np.clip(pred - half, 0.0, 1.0), np.clip(pred + half, 0.0, 1.0)
 
     def p_best(self, pred: np.ndarray, known: np.ndarray | None = None, n_known: np.ndarray | None = None,
-               *, n_draws: int = 2000, seed: int = 0, scale: float | None = None,
-               keys: np.ndarray | None = None, among: np.ndarray | None = None,
+               *, scale: float | None = None, among: np.ndarray | None = None,
                unrecorded: np.ndarray | None = None) -> np.ndarray:
         """Probability that each model is the best on each dataset.
 
@@ -104,18 +105,14 @@ class Calibration:
         n_known : ndarray, shape (n_datasets,), optional
             Recorded models per dataset (default: counted from ``known``).
         scale : float, optional
-            Factor on the resampled residuals (default: the fitted ``noise_scale``).
-        keys : ndarray of int, shape (n_datasets,), optional
-            A stable key per dataset (e.g. a hash of its name) seeding its draws,
-            so a dataset's P(best) is the same whatever else is asked with it.
-            Default: the row number.
+            Factor on the residuals (default: the fitted ``noise_scale``).
         among : ndarray of bool, same shape as ``pred``, optional
             Compete only among these models (the others get 0): the
-            probability of being the best of a subset, from the same draws.
+            probability of being the best of a subset.
         unrecorded : ndarray of bool, shape (n_models,), optional
             Models without any record in the zoo. Their errors share nothing with
-            the recorded models' (no common offset cancels them), so they are drawn
-            from the stratum's absolute residuals with a random sign, unscaled: as
+            the recorded models' (no common offset cancels them), so their residual
+            is the stratum's absolute residual with a random sign, unscaled: as
             uncertain as their intervals say.
 
         Returns
@@ -124,10 +121,14 @@ class Calibration:
 
         Notes
         -----
-        Only the models that can win are drawn: a model whose highest possible
-        value (record, or prediction plus the largest residual) is below another
-        model's lowest possible value has probability exactly 0. On a zoo of
-        thousands of models the few that can win are drawn, not all.
+        Computed, not sampled: the probabilities are integrals over one grid
+        (:func:`_win_probs`), so they are deterministic (a dataset's P(best) is
+        the same whatever else is asked with it) and resolve small probabilities
+        that a finite number of draws would round to 0. Only the models that can
+        win enter the integral: a model whose highest possible value (record, or
+        prediction plus the largest residual) is below another model's lowest
+        possible value has probability exactly 0, so on a zoo of thousands of
+        models the cost follows the few that can win and the grid, not the zoo.
         """
         factor = self.noise_scale if scale is None else scale
         pred = np.asarray(pred, dtype=float)
@@ -139,41 +140,38 @@ class Calibration:
             n_known = is_known.sum(1)
         base = np.where(is_known, known, pred)
         strata = stratum_of(n_known, m)
-        keys = np.arange(n) if keys is None else np.asarray(keys, dtype=np.int64)
         out = np.zeros((n, m))
         free = np.zeros(m, dtype=bool) if unrecorded is None else np.asarray(unrecorded, dtype=bool)
-        work = np.empty(n_draws * m, dtype=np.float32)
-        pools: dict[int, tuple] = {}
         for row in range(n):
             stratum = int(strata[row])
-            if stratum not in pools:
-                pools[stratum] = self._draw_pools(stratum)
-            pool, wide, pool_min, pool_max, wide_max = pools[stratum]
             unknown = ~is_known[row]
             indep = unknown & free
             shared = unknown & ~free
-            b = base[row]
-            lo = np.where(shared, b + factor * pool_min, np.where(indep, b - wide_max, b))
-            hi = np.where(shared, b + factor * pool_max, np.where(indep, b + wide_max, b))
             comp = np.ones(m, dtype=bool) if among is None else np.asarray(among[row], dtype=bool)
             if not comp.any():
                 continue
+            kinds = (bool((shared & comp).any()), bool((indep & comp).any()))
+            tables, h = self._tables(stratum, float(factor), kinds)
+            b = base[row]
+            lo = np.where(shared, b + tables[0].lo, np.where(indep, b + tables[1].lo, b))
+            hi = np.where(shared, b + tables[0].hi, np.where(indep, b + tables[1].hi, b))
             cand = np.flatnonzero(comp & (hi >= lo[comp].max()))
-            out[row, cand] = _win_shares(b[cand], shared[cand], indep[cand], pool, wide, factor, n_draws,
-                                         np.random.default_rng([seed, int(keys[row]) & 0x7FFFFFFF]), work)
+            kind = np.where(shared[cand], 0, np.where(indep[cand], 1, 2))
+            out[row, cand] = _win_probs(b[cand], kind, tables, h)
         return out
 
-    def _draw_pools(self, stratum: int) -> tuple:
-        """The stratum's pools to draw from (:func:`_quantile_pool`) and their bounds, built once per object."""
-        cache = self.__dict__.setdefault("_pools_cache", {})
-        key = (stratum, *map(id, self.rel_residuals.values()), *map(id, self.abs_residuals.values()))
+    def _tables(self, stratum: int, factor: float, kinds: tuple[bool, bool]) -> tuple[tuple["_Table", "_Table"], float]:
+        """The stratum's residual tables (shared pool times ``factor``; unrecorded models' symmetric pool) on the
+        grid step that suits the ``kinds`` of perturbed models a row holds; built once per object."""
+        cache = self.__dict__.setdefault("_tables_cache", {})
+        key = (stratum, factor, kinds, *map(id, self.rel_residuals.values()), *map(id, self.abs_residuals.values()))
         if key not in cache:
             pool = self._pool(self.rel_residuals, stratum)
             wide = self._pool(self.abs_residuals, stratum)
-            pool = pool if len(pool) else np.zeros(1)
-            wide = wide if len(wide) else np.zeros(1)
-            cache[key] = (_quantile_pool(pool), _quantile_pool(np.r_[wide, -wide]),  # random sign built in
-                              float(pool.min()), float(pool.max()), float(wide.max()))
+            pools = (factor * pool if len(pool) else np.zeros(1),
+                     np.r_[wide, -wide] if len(wide) else np.zeros(1))  # the random sign built in
+            h = _grid_step([p for p, k in zip(pools, kinds) if k] or [pools[0]])
+            cache[key] = ((_Table.of(pools[0], h), _Table.of(pools[1], h)), h)
         return cache[key]
 
     def coverage_table(self) -> dict[str, int]:
@@ -203,57 +201,153 @@ class Calibration:
         return cal if cal.abs_residuals else None
 
 
-#: size of the pools P(best) draws from: a power of two, so uniform 16-bit integers index them
-_QPOOL = 1 << 16
+#: resolution of P(best)'s integration grid: bins across the narrowest pool's interquartile range, and
+#: the most bins across the widest pool (heavy tails widen a pool's range, not the grid's work)
+_BINS_PER_IQR = 64
+_MAX_BINS = 4096
+#: above this many (candidate, bin) pairs in a row, the sums over the grid go through FFTs
+_DIRECT_MAX_CELLS = 200_000
 
 
-def _quantile_pool(values: np.ndarray) -> np.ndarray:
-    """``values``' empirical distribution as :data:`_QPOOL` float32 quantiles (each value ~equally often).
+@dataclass(frozen=True)
+class _Table:
+    """A residual distribution on bins of width ``h``: bin ``k`` is ``[lo + k h, lo + (k + 1) h)``.
 
-    Drawing uniformly from it is drawing from ``values`` (up to 1/65,536 in the weights), at the
-    cost of 16-bit random integers, the cheapest numpy generates.
+    ``mass``: the bin's probability; ``below``: P(residual below a value in the bin), the bin's own
+    mass counted half (the midpoint rule: two models landing in one bin tie, and share).
     """
-    v = np.sort(np.asarray(values, dtype=float))
-    return v[((np.arange(_QPOOL) + 0.5) * len(v) / _QPOOL).astype(np.int64)].astype(np.float32)
+
+    lo: float
+    hi: float
+    mass: np.ndarray
+    below: np.ndarray
+
+    @classmethod
+    def of(cls, values: np.ndarray, h: float) -> "_Table":
+        v = np.sort(np.asarray(values, dtype=float))
+        lo = float(v[0])
+        n = int((v[-1] - lo) // h) + 1
+        cdf = np.searchsorted(v, lo + h * np.arange(1, n + 1), side="left") / len(v)
+        cdf[-1] = 1.0
+        mass = np.diff(cdf, prepend=0.0)
+        return cls(lo, float(v[-1]), mass, cdf - mass / 2)  # below > 0: the first bin holds the smallest value
+
+    @property
+    def n(self) -> int:
+        return len(self.mass)
+
+    @functools.cached_property
+    def log_below(self) -> np.ndarray:
+        return np.log(self.below)
+
+    @functools.cached_property
+    def ratio(self) -> np.ndarray:
+        return self.mass / self.below
 
 
-def _win_shares(b: np.ndarray, shared: np.ndarray, indep: np.ndarray, pool: np.ndarray, wide: np.ndarray,
-                factor: float, n_draws: int, rng: np.random.Generator, work: np.ndarray | None = None) -> np.ndarray:
-    """Share of ``n_draws`` draws each candidate wins (ties share the win); ``b`` are their base values.
+#: a recorded value: all its mass in one bin
+_ATOM = _Table(0.0, 0.0, np.array([1.0]), np.array([0.5]))
 
-    ``shared`` candidates get ``factor`` times a residual drawn from ``pool``; ``indep`` ones a
-    residual drawn from ``wide`` (symmetric: the random sign is in the pool); the others (recorded)
-    stay at ``b``. Both pools are :func:`_quantile_pool` s. Only the perturbed candidates are drawn
-    (the draws dominate the cost), and the recorded ones compete through their best value.
+
+def _grid_step(pools: list[np.ndarray]) -> float:
+    """Bin width for the pools a row draws from (see :data:`_BINS_PER_IQR`)."""
+    iqr = min(float(np.subtract(*np.quantile(p, [0.75, 0.25]))) for p in pools)
+    spread = max(float(p.max() - p.min()) for p in pools)
+    h = max(iqr / _BINS_PER_IQR, spread / _MAX_BINS)
+    return h if h > 0 else 1.0  # every pool a single value: one bin each
+
+
+def _win_probs(b: np.ndarray, kind: np.ndarray, tables: tuple["_Table", "_Table"], h: float) -> np.ndarray:
+    """Probability that each candidate is the best, ties shared; ``b`` are their base values.
+
+    ``kind`` is 0 for a model perturbed by the first table's residuals (the shared pool, scaled), 1
+    for the second's (unrecorded models), 2 for a recorded one (its value is ``b``). The values are
+    independent given ``b``, so P(model j is the best) = integral of f_j(x) prod_{i != j} F_i(x) dx,
+    computed on one grid of bins of width ``h`` shared by every model. A model's distribution is its
+    table shifted to ``b``, so every sum over models and over bins is a correlation of a table with
+    the models' shifts: taken directly for a few models, with FFTs for many (the cost then grows as
+    the grid, not as models x grid).
     """
-    n_sh, n_ind = int(shared.sum()), int(indep.sum())
-    moving = np.concatenate([np.flatnonzero(shared), np.flatnonzero(indep)])  # shared first: column blocks
-    fixed = np.flatnonzero(~(shared | indep))
-    out = np.zeros(len(b))
+    fixed = np.flatnonzero(kind == 2)
+    moving = np.flatnonzero(kind != 2)
     if len(moving) == 0:
         top = b >= b.max()
         return top / top.sum()
-    # One float32 buffer reused across rows: fresh (n_draws x candidates) arrays per row cost more
-    # in page faults than the arithmetic.
-    if work is None or work.size < n_draws * len(moving):
-        work = np.empty(n_draws * len(moving), dtype=np.float32)
-    draws = work[: n_draws * len(moving)].reshape(n_draws, len(moving))
-    if n_sh:
-        np.multiply(pool[rng.integers(0, _QPOOL, size=(n_draws, n_sh), dtype=np.uint16)], np.float32(factor),
-                    out=draws[:, :n_sh])
-    if n_ind:
-        np.take(wide, rng.integers(0, _QPOOL, size=(n_draws, n_ind), dtype=np.uint16), out=draws[:, n_sh:])
-    draws += b[moving].astype(np.float32)
-    best_fixed = np.float32(b[fixed].max()) if len(fixed) else np.float32(-np.inf)
-    row_max = np.maximum(draws.max(axis=1), best_fixed)
-    top = draws >= row_max[:, None]
-    fixed_top = (b[fixed].astype(np.float32) >= best_fixed) if len(fixed) else np.zeros(0, dtype=bool)
-    fixed_wins = best_fixed >= row_max  # the recorded best reaches the top of this draw
-    share = 1.0 / (top.sum(axis=1) + fixed_wins * int(fixed_top.sum()))
-    out[moving] = (share @ top) / n_draws
-    if len(fixed):
-        out[fixed[fixed_top]] = float((fixed_wins * share).mean())
-    return out
+    # The recorded models compete through their best value: one atom (ties split its probability).
+    top_fixed = fixed[b[fixed] >= b[fixed].max()] if len(fixed) else fixed
+    members = [(tables[k], moving[kind[moving] == k]) for k in (0, 1)]
+    start = max(float((b[i] + t.lo).max()) for t, i in members if len(i))  # below: someone is surely above
+    atom = len(top_fixed) and b[top_fixed[0]] >= start  # else a moving model is surely above the best record
+    if atom:  # the grid starts half a bin below the best record: a bin centred on it (the midpoint rule)
+        start = float(b[top_fixed[0]]) - h / 2
+    groups = []  # (table, candidate positions, their shifts in bins: grid bin g is the table's bin g + shift)
+    for t, idx in members:
+        if len(idx):
+            shift = np.maximum((start - (b[idx] + t.lo)) / h, 0.0)  # (< 0 only within half a bin of the record)
+            keep = shift < t.n  # its top bin below the grid: it cannot win (the record is surely above)
+            groups.append((t, idx[keep], shift[keep]))
+    if atom:
+        groups.append((_ATOM, top_fixed[:1], np.zeros(1)))
+    n_bins = max(int(np.ceil((t.n - s).max())) for t, _, s in groups if len(s))
+    p = np.zeros(len(b))
+    if sum(len(s) for _, _, s in groups) * n_bins <= _DIRECT_MAX_CELLS:
+        # A fractional shift mixes the table's two neighbouring placements (its CDF interpolated
+        # linearly), and each model's own factor is divided out exactly as it was multiplied in.
+        log_prod, parts = np.zeros(n_bins), []
+        for t, idx, s in groups:
+            whole = np.floor(s).astype(np.int64)
+            f = (s - whole)[:, None]
+            below = (1 - f) * _gather(t.below, whole, n_bins, 1.0) + f * _gather(t.below, whole + 1, n_bins, 1.0)
+            mass = (1 - f) * _gather(t.mass, whole, n_bins, 0.0) + f * _gather(t.mass, whole + 1, n_bins, 0.0)
+            log_prod += np.log(below).sum(0)
+            parts.append((idx, mass / below))
+        weight = np.exp(log_prod - log_prod.max())
+        for idx, r in parts:
+            p[idx] = r @ weight
+    else:
+        # Many models: the sums over models are correlations of a table with the histogram of the
+        # shifts, and over bins correlations of a table with the weights (FFTs; fractional shifts
+        # interpolate the log and the ratio linearly, exact for whole shifts).
+        log_prod = np.zeros(n_bins)
+        for t, _, s in groups:
+            log_prod += _correlate_sum(t.log_below, s, n_bins)
+        weight = np.exp(log_prod - log_prod.max())
+        for t, idx, s in groups:
+            p[idx] = _correlate_at(t.ratio, weight, s)
+    if len(top_fixed) > 1:  # the atom stands for every recorded model tied at the top
+        p[top_fixed] = p[top_fixed[0]] / len(top_fixed)
+    p = np.maximum(p, 0.0)
+    total = p.sum()
+    return p / total if total > 0 else p
+
+
+def _correlate_sum(table: np.ndarray, shift: np.ndarray, n_bins: int) -> np.ndarray:
+    """``sum_i table[g + shift_i]`` for each grid bin ``g`` (0 past the table's end), by FFT."""
+    whole = np.floor(shift).astype(np.int64)
+    frac = shift - whole
+    n = len(table)
+    counts = np.bincount(whole, 1 - frac, minlength=n + 2) + np.bincount(whole + 1, frac, minlength=n + 2)
+    size = _fft_size(n_bins + n)
+    return np.fft.irfft(np.conj(np.fft.rfft(counts[:n], size)) * np.fft.rfft(table, size), size)[:n_bins]
+
+
+def _correlate_at(table: np.ndarray, weight: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``sum_g table[g + shift_i] weight[g]`` for each model ``i`` (0 past the table's end), by FFT."""
+    whole = np.floor(shift).astype(np.int64)
+    frac = shift - whole
+    size = _fft_size(len(weight) + len(table) + 1)
+    full = np.fft.irfft(np.conj(np.fft.rfft(weight, size)) * np.fft.rfft(table, size), size)
+    return (1 - frac) * full[whole] + frac * full[whole + 1]
+
+
+def _gather(table: np.ndarray, start: np.ndarray, n_bins: int, fill: float) -> np.ndarray:
+    """``table[start_i + g]`` for ``g < n_bins``, one row per ``start_i`` (``fill`` past the end)."""
+    pos = np.arange(n_bins)[None, :] + start[:, None]
+    return np.where(pos < len(table), table[np.minimum(pos, len(table) - 1)], fill)
+
+
+def _fft_size(n: int) -> int:
+    return 1 << max(int(n - 1).bit_length(), 1)
 
 
 def holdout_mask(cells: Cells, rng: np.random.Generator, *, cold_fraction: float, cell_fraction: float,
@@ -366,7 +460,7 @@ def calibrate(make: Callable[[], Engine], data: TrainData, *, seed: int = 0, rou
             rel = rel_pool[name]
             cal.rel_residuals[name] = np.concatenate(rel) if rel else np.zeros(0)
     if cases:
-        cal.noise_scale = _fit_noise_scale(cal, cases, seed)
+        cal.noise_scale = _fit_noise_scale(cal, cases)
     return cal
 
 
@@ -381,19 +475,18 @@ def _quiet_engines():
         logger.setLevel(old)
 
 
-def _fit_noise_scale(cal: Calibration, cases: list[tuple], seed: int,
+def _fit_noise_scale(cal: Calibration, cases: list[tuple],
                      grid: tuple[float, ...] = (1.0, 0.8, 0.6, 0.45, 0.35, 0.25, 0.15)) -> float:
     """The residual factor whose P(best) has the best Brier score on the held-out datasets.
 
-    Independently resampled residuals ignore that models err together, which
-    spreads P(best) too thin; a factor below 1, fitted on the held-out datasets
-    by a proper scoring rule, corrects it. The Brier score (squared distance
-    between the P(best) vector and the truth's best, a tie shared) is used
-    rather than the log score: with a few hundred draws a P(best) below about
-    1/draws is estimated as 0, so the log score must be clipped, and the clip
-    forgives exactly the over-confidence it should punish (on TransferGraph,
-    185 models, a clipped log score chose factors that put P(best) 0.38 on
-    top picks that were the best 4% of the time).
+    Independent residuals ignore that models err together, which spreads
+    P(best) too thin; a factor below 1, fitted on the held-out datasets by a
+    proper scoring rule, corrects it. The Brier score (squared distance between
+    the P(best) vector and the truth's best, a tie shared) is used rather than
+    the log score, which a single held-out dataset whose best got a tiny P(best)
+    can dominate: on TransferGraph (185 models) a log score clipped to tame that
+    chose factors that put P(best) 0.38 on top picks that were the best 4% of
+    the time.
     Where a held-out dataset's truth covers only some models, the event scored is
     "best of the recorded models", predicted from the same draws: scoring the
     zoo-wide P(best) against the best of a subset would reward spreading it thin.
@@ -408,6 +501,6 @@ def _fit_noise_scale(cal: Calibration, cases: list[tuple], seed: int,
     scores = []
     for factor in grid:
         # The truth is only recorded for some models: score the probability of being the best of those.
-        pb = cal.p_best(pred, known, n_draws=400, seed=seed, scale=factor, among=recorded)
+        pb = cal.p_best(pred, known, scale=factor, among=recorded)
         scores.append(float(((pb - target) ** 2).sum(1).mean()))
     return float(grid[int(np.argmin(scores))])

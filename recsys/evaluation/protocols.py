@@ -546,7 +546,7 @@ def evaluate(
                         cal = calibrate(lambda: make(name, seed=fold.seed), train, seed=fold.seed)
                         lo, hi = cal.interval(pred, n_known[fold.rows], level)
                         pb = cal.p_best(pred, np.where(fold.known[fold.rows], Y[fold.rows], np.nan),
-                                        n_known[fold.rows], seed=fold.seed)
+                                        n_known[fold.rows])
                     except Exception as exc:
                         errors.append({"engine": name, "rep": fold.rep, "fold": fold.label, "stage": "calibrate",
                                        "error": _describe(exc)})
