@@ -217,9 +217,10 @@ def pair_features(a: SimilarityInputs, b: SimilarityInputs, nb: np.ndarray, bloc
                                for i in range(0, n, block)], axis=1)
     feats = []
     for ca, cb in zip(a.categorical, b.categorical):
-        la, lb = ca.argmax(1), cb.argmax(1)
-        has_a, has_b = ca.max(1) > 0, cb.max(1) > 0
-        feats.append(((la[:, None] == lb[nb]) & has_a[:, None] & has_b[nb]).astype(float))
+        cn = cb[nb.reshape(-1)]  # (only the neighbours' rows: b may hold every dataset of a large zoo)
+        la, lb = ca.argmax(1), cn.argmax(1).reshape(n, K)
+        has_a, has_b = ca.max(1) > 0, (cn.max(1) > 0).reshape(n, K)
+        feats.append(((la[:, None] == lb) & has_a[:, None] & has_b).astype(float))
     for k in range(a.numeric.shape[1]):
         feats.append(-np.abs(a.numeric[:, k][:, None] - b.numeric[:, k][nb]))
     for ta, tb in zip(a.tokens, b.tokens):

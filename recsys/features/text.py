@@ -261,25 +261,9 @@ def embed(texts: Sequence[str], encoder: TextEncoder, *, use_cache: bool = True)
         log.warning("cannot use the embedding cache %s (%s); texts are encoded again", file.parent,
                     exc.strerror or exc)
         present = False
-    if present:
-        try:
-            with np.load(file, allow_pickle=False) as z:
-                keys, vecs = z["keys"], z["vectors"]
-                if (str(z["encoder"]) != encoder.key or vecs.ndim != 2 or len(vecs) != len(keys)
-                        or vecs.dtype.kind != "f" or keys.ndim != 1):
-                    keys, vecs = np.array([], dtype="<U24"), None
-        except Exception as exc:  # corrupt or foreign cache: rebuild it
-            log.warning("ignoring unreadable embedding cache %s (%s)", file, exc)
-            keys, vecs = np.array([], dtype="<U24"), None
     dirty = False
-    if vecs is not None:
-        # Every vector an encoder returns is finite with norm 1 (or 0 for an empty text): others are damage.
-        norms = np.linalg.norm(vecs.astype(np.float64), axis=1) if vecs.size else np.zeros(len(vecs))
-        bad = ~np.isfinite(vecs).all(axis=1) | ~((np.abs(norms - 1) < 1e-3) | (norms == 0))
-        if bad.any():
-            log.warning("embedding cache %s holds %d invalid vector(s) (NaN, infinite or not unit length); "
-                        "their texts are encoded again", file, int(bad.sum()))
-            keys, vecs, dirty = keys[~bad], vecs[~bad], True
+    if present:
+        keys, vecs, dirty = _read_cache(file, encoder.key)
     index = {k: i for i, k in enumerate(keys.tolist())}
     ids = [_text_id(t) for t in texts]
     missing = sorted({(i, t) for i, t in zip(ids, texts) if i not in index})
@@ -298,6 +282,45 @@ def embed(texts: Sequence[str], encoder: TextEncoder, *, use_cache: bool = True)
     elif dirty:
         _write_cache(file, keys, vecs, encoder.key)
     return vecs[[index[i] for i in ids]]
+
+
+#: the embedding cache as last read, per file: (its stat signature, keys, vectors); a process that asks
+#: again (``topk_new`` in a loop) reads the file again only when it changed
+_READ: dict[Path, tuple[tuple, np.ndarray, np.ndarray]] = {}
+
+
+def _read_cache(file: Path, key: str) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """The cache's valid (keys, vectors), and whether invalid ones were dropped (then it must be rewritten)."""
+    try:
+        st = file.stat()
+        signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+    except OSError:
+        signature = None
+    memo = _READ.get(file)
+    if signature is not None and memo is not None and memo[0] == (signature, key):
+        return memo[1], memo[2], False
+    keys, vecs = np.array([], dtype="<U24"), None
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            keys, vecs = z["keys"], z["vectors"]
+            if (str(z["encoder"]) != key or vecs.ndim != 2 or len(vecs) != len(keys)
+                    or vecs.dtype.kind != "f" or keys.ndim != 1):
+                keys, vecs = np.array([], dtype="<U24"), None
+    except Exception as exc:  # corrupt or foreign cache: rebuild it
+        log.warning("ignoring unreadable embedding cache %s (%s)", file, exc)
+        return np.array([], dtype="<U24"), None, False
+    dirty = False
+    if vecs is not None:
+        # Every vector an encoder returns is finite with norm 1 (or 0 for an empty text): others are damage.
+        norms = np.linalg.norm(vecs.astype(np.float64), axis=1) if vecs.size else np.zeros(len(vecs))
+        bad = ~np.isfinite(vecs).all(axis=1) | ~((np.abs(norms - 1) < 1e-3) | (norms == 0))
+        if bad.any():
+            log.warning("embedding cache %s holds %d invalid vector(s) (NaN, infinite or not unit length); "
+                        "their texts are encoded again", file, int(bad.sum()))
+            keys, vecs, dirty = keys[~bad], vecs[~bad], True
+        elif signature is not None:
+            _READ[file] = ((signature, key), keys, vecs)
+    return keys, vecs, dirty
 
 
 def _write_cache(file: Path, keys: np.ndarray, vecs: np.ndarray, key: str) -> None:
