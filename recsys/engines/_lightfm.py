@@ -31,11 +31,18 @@ from ..features.data import Cells
 
 __all__ = ["user_features", "item_features", "fit_soft_labels", "scores_at", "scores_rows", "score_row_means",
            "scores_of_users",
-           "MAX_RECORDS"]
+           "MAX_RECORDS", "MIN_RECORDS"]
 
 _T_CLIP = (0.01, 0.99)
-#: most records a LightFM fit sees (a stratified sample above)
-MAX_RECORDS = 60_000
+#: most records an engine's LightFM fits see, shared by its fold fits (a stratified sample above);
+#: each fit sees at least :data:`MIN_RECORDS` of them when it has that many. Speed: LightFM's SGD
+#: costs about 4 us per record and epoch at ~50 active features per record; 60,000 (the cap until
+#: 2026-11) cost 9.4 s of a 1,300 x 36 zoo's 10.2 s engine fit, and on the synthetic zoos of
+#: ``benchmarks/scale.py`` the cap of 20,000 kept hold-out Pearson where it was (0.904 at
+#: 1,300 x 36, 0.797 vs 0.799 at 200 x 3,000, 0.798 vs 0.789 at 500 x 10,000). The four reference
+#: zoos' fits are below both caps.
+MAX_RECORDS = 20_000
+MIN_RECORDS = 5_000
 
 
 def user_features(features: np.ndarray, groups: dict, tokens: dict):

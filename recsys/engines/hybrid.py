@@ -54,8 +54,8 @@ Constants not selected inside ``fit``, and where they were checked:
   suite), so none of these is a pure hold-out any more; the zoos the default
   will be judged on next are;
 - the size caps (1,500 datasets for the dense kernel, 1,024 models for the
-  dense covariance, 60,000 LightFM records per engine fit shared by its
-  fold fits and at least 10,000 per fit, 16 neighbours, 2,000 metric-learning
+  dense covariance, 20,000 LightFM records per engine fit shared by its
+  fold fits and at least 5,000 per fit, 16 neighbours, 2,000 metric-learning
   targets, 5,000 datasets for the cold-level regression): memory and time,
   measured by ``benchmarks/scale.py``; on the four reference zoos only the
   first two apply, and they keep the dense (exact) paths.
@@ -66,6 +66,8 @@ Everything else is selected per zoo, inside ``fit``, from known cells.
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
@@ -218,6 +220,14 @@ class _Progress:
 PROGRESS_DELAY = 2.0
 
 
+def _cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _stderr_is_terminal() -> bool:
     import sys
 
@@ -330,7 +340,7 @@ class HybridEngine(Engine):
         # The fold fits share one budget of records (cross-fitting fits LightFM once per inner fold).
         return lfm.fit_soft_labels(cells, z, UF, IF, alpha=alpha, no_components=self.no_components,
                                    epochs=self.epochs, learning_rate=self.learning_rate, tau=self.tau,
-                                   seed=self.seed, max_records=max(lfm.MAX_RECORDS // max(n_fits, 1), 10_000))
+                                   seed=self.seed, max_records=max(lfm.MAX_RECORDS // max(n_fits, 1), lfm.MIN_RECORDS))
 
     def _select_shrink(self, cells: Cells, s: np.ndarray, M: np.ndarray, held: np.ndarray,
                        prior: np.ndarray) -> float:
@@ -418,29 +428,37 @@ class HybridEngine(Engine):
         weights = None
         names = ["lightfm", "kernel", "popularity", "raw", *[f"score:{m}" for m in self.metrics_]]
         active = np.array([("scores" if n.startswith("score:") else n) in use for n in names])
-        for f, held in enumerate(folds):
-            progress.stage(f"inner fold {f + 1}/{len(folds)}")
+        splits = []
+        for held in folds:
             in_held = cells.rows_mask(held)
             tr = cells.select(~in_held)
             s_tr = scale_estimate(tr, X)[0]
-            ztr = standardize_pooled(tr, s_tr)
-            hc = cells.select(in_held)
-            if "kernel" in use:
-                kernel.fit(tr, ztr, init=weights)
-                weights = kernel.beta
-                Mk_h = kernel.at(hc)
-            else:
-                Mk_h = np.zeros(len(hc))
-            pop = _popularity(tr, ztr, s_tr)
-            base = [Mk_h, pop[0][hc.m], pop[2][hc.m], *[a[in_held] for a in pair_at]]
-            for a in alphas:
-                if "lightfm" in use:
-                    model = self._lightfm(tr, ztr, UF, IF, a, n_fits=len(folds) * len(alphas))
-                    fold_models[a].append(model)
-                    L = lfm.scores_at(UF, *model, self.tau, hc.d, hc.m)
+            splits.append((in_held, tr, s_tr, standardize_pooled(tr, s_tr), cells.select(in_held)))
+        # The fold LightFM fits depend on nothing but their split: they run on worker threads (LightFM's
+        # epochs release the GIL; each fit is single-threaded and seeded, so its result does not depend on
+        # the threads) while this thread fits the kernel, which carries its weights from fold to fold.
+        n_fits = len(folds) * len(alphas)
+        with ThreadPoolExecutor(max_workers=max(1, min(n_fits, _cores()))) as pool:
+            pending = {(f, a): pool.submit(self._lightfm, tr, ztr, UF, IF, a, n_fits=n_fits)
+                       for f, (_, tr, _, ztr, _) in enumerate(splits) for a in alphas if "lightfm" in use}
+            for f, (in_held, tr, s_tr, ztr, hc) in enumerate(splits):
+                progress.stage(f"inner fold {f + 1}/{len(folds)}")
+                if "kernel" in use:
+                    kernel.fit(tr, ztr, init=weights)
+                    weights = kernel.beta
+                    Mk_h = kernel.at(hc)
                 else:
-                    L = np.zeros(len(hc))
-                held_out[a].append((hc, zs[in_held], np.column_stack([L, *base])))
+                    Mk_h = np.zeros(len(hc))
+                pop = _popularity(tr, ztr, s_tr)
+                base = [Mk_h, pop[0][hc.m], pop[2][hc.m], *[a[in_held] for a in pair_at]]
+                for a in alphas:
+                    if "lightfm" in use:
+                        model = pending[(f, a)].result()
+                        fold_models[a].append(model)
+                        L = lfm.scores_at(UF, *model, self.tau, hc.d, hc.m)
+                    else:
+                        L = np.zeros(len(hc))
+                    held_out[a].append((hc, zs[in_held], np.column_stack([L, *base])))
         progress.stage("stack")
         if folds:
             fits = {a: _stack(held_out[a], active) for a in alphas}
