@@ -12,18 +12,24 @@ Both live in one file so a write is a single atomic rename: a crash while
 saving never leaves a half-written model nor destroys the previous one, and a
 model cannot be separated from its sidecar. Loading parses JSON and ``.npy``
 headers only, so it never runs code from the file.
+
+Arrays of :data:`MMAP_MIN_BYTES` or more are stored uncompressed, so a reader
+may memory-map them (``read_artifact(path, mmap=True)``: a query on a zoo of
+100,000 datasets reads the pages it touches, not the whole file); smaller ones
+are deflated. An array identical to another one is stored once (``meta.json``
+lists it under ``aliases``).
 """
 
 from __future__ import annotations
 
 import errno
-import io
 import json
 import logging
 import math
 import os
 import re
 import stat
+import struct
 import tempfile
 import time
 import zipfile
@@ -36,14 +42,17 @@ from ._version import __version__
 from .errors import ArtifactError
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "write_artifact", "read_artifact", "check_writable", "check_model_state",
-           "MAX_META_BYTES", "ARRAY_FLOOR_BYTES"]
+           "MAX_META_BYTES", "ARRAY_FLOOR_BYTES", "MMAP_MIN_BYTES"]
 
 log = logging.getLogger(__name__)
 
 FORMAT = "recsys-model"
-FORMAT_VERSION = 2
-#: version 1 held the records as a dense datasets x models matrix; version 2 holds them sparse
+FORMAT_VERSION = 3
+#: version 1 held the records as a dense datasets x models matrix; version 2 holds them sparse; version 3
+#: stores large arrays uncompressed (memory-mappable) and identical arrays once
 MIN_FORMAT_VERSION = 2
+#: arrays this large (bytes) or larger are stored uncompressed, and memory-mapped by ``read_artifact(mmap=True)``
+MMAP_MIN_BYTES = 1 << 20
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _META = "meta.json"
 
@@ -67,13 +76,17 @@ def write_artifact(path: str | os.PathLike, meta: Mapping, arrays: Mapping[str, 
     path = Path(path)
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "recsys_version": __version__, **meta}
     doc["arrays"] = {}
+    doc.pop("aliases", None)  # (a meta read from another file may carry its aliases)
+    arrays = {name: np.asarray(arr) for name, arr in arrays.items()}
     for name, arr in arrays.items():
-        arr = np.asarray(arr)
         if not _NAME.match(name):
             raise ArtifactError(f"array name {name!r} is not allowed in a model file")
         if arr.dtype.hasobject:
             raise ArtifactError(f"array {name!r} has an object dtype; model files hold numeric arrays only")
         doc["arrays"][name] = {"shape": list(arr.shape), "dtype": arr.dtype.str}
+    aliases = _aliases(arrays)
+    if aliases:
+        doc["aliases"] = aliases
     payload = json.dumps(doc, indent=1, sort_keys=True, default=_json_default).encode("utf-8")
     target = _target(path)
     existed = target.exists()
@@ -84,11 +97,8 @@ def write_artifact(path: str | os.PathLike, meta: Mapping, arrays: Mapping[str, 
                 with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                     zf.writestr(_META, payload)
                     for name, arr in arrays.items():
-                        buf = io.BytesIO()
-                        arr = np.asarray(arr)  # (np.ascontiguousarray would turn 0-d arrays into 1-d ones)
-                        np.lib.format.write_array(buf, arr if arr.flags.c_contiguous else arr.copy(order="C"),
-                                                  allow_pickle=False)
-                        zf.writestr(f"{name}.npy", buf.getvalue())
+                        if name not in aliases:
+                            _write_member(zf, name, arr)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(tmp, _mode_for(target))
@@ -101,6 +111,45 @@ def write_artifact(path: str | os.PathLike, meta: Mapping, arrays: Mapping[str, 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+#: the extra-field id of the alignment padding (the one Android's zipalign uses)
+_ALIGN_EXTRA_ID = 0xD935
+
+
+def _write_member(zf: zipfile.ZipFile, name: str, arr: np.ndarray) -> None:
+    """One ``.npy`` member, streamed: deflated when small, stored (memory-mappable) from :data:`MMAP_MIN_BYTES`."""
+    arr = arr if arr.flags.c_contiguous else arr.copy(order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
+    big = arr.nbytes >= MMAP_MIN_BYTES
+    zip64 = arr.nbytes > (1 << 31)
+    info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_STORED if big else zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    if big:
+        # Pad the local header (an extra field, as zipalign does) so that the array's bytes start on a
+        # 64-byte boundary (the .npy header is a multiple of 64): a memory map of unaligned values would
+        # make numpy copy the whole array for some operations (searchsorted, for one).
+        head = zf.fp.tell() + 30 + len(info.filename.encode("utf-8")) + 4 + (20 if zip64 else 0)
+        info.extra = struct.pack("<HH", _ALIGN_EXTRA_ID, -head % 64) + bytes(-head % 64)
+    with zf.open(info, "w", force_zip64=zip64) as out:
+        np.lib.format.write_array(out, arr, allow_pickle=False)
+
+
+def _aliases(arrays: Mapping[str, np.ndarray]) -> dict[str, str]:
+    """Large arrays equal to an earlier one (same dtype, shape and values): name -> the earlier one's name."""
+    seen: dict[tuple, list[str]] = {}
+    out = {}
+    for name, arr in arrays.items():
+        if arr.nbytes < MMAP_MIN_BYTES:
+            continue
+        key = (arr.dtype.str, arr.shape)
+        same = next((o for o in seen.get(key, []) if np.array_equal(arrays[o], arr, equal_nan=arr.dtype.kind in "fc")),
+                    None)
+        if same is None:
+            seen.setdefault(key, []).append(name)
+        else:
+            out[name] = same
+    return out
 
 
 #: when this process started (close enough: recsys imports this module at start-up); temporary files
@@ -226,7 +275,7 @@ _MAX_HEADER = 1 << 16
 _CHUNK = 1 << 20
 
 
-def read_artifact(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+def read_artifact(path: str | os.PathLike, *, mmap: bool = False) -> tuple[dict, dict[str, np.ndarray]]:
     """Read a model file written by :func:`write_artifact`.
 
     Everything is checked before it is read: the zip directory (members,
@@ -235,6 +284,12 @@ def read_artifact(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]
     ``meta.json``; the declared arrays must fit the size limits (see
     :data:`ARRAY_FLOOR_BYTES`). Arrays are numeric (booleans, integers,
     floats) and never hold infinite values.
+
+    With ``mmap=True``, arrays stored uncompressed from :data:`MMAP_MIN_BYTES`
+    on are memory-mapped (read-only ``np.memmap``) after the same header and
+    size checks, but their values are not read: their checksum and finiteness
+    are left to whoever uses them (``Recommender.load(lazy=True)`` checks the
+    rows it answers for).
 
     Returns
     -------
@@ -269,7 +324,7 @@ def read_artifact(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]
             with zipfile.ZipFile(raw) as zf:
                 members = _members(zf, what)
                 meta = _read_meta(zf, members, what)
-                arrays = _read_arrays(zf, members, meta, what)
+                arrays = _read_arrays(zf, members, meta, what, raw if mmap else None)
     except ArtifactError:
         raise
     except MemoryError:
@@ -386,30 +441,24 @@ def _count_ids(meta: Mapping) -> int:
 
 
 def _read_arrays(zf: zipfile.ZipFile, members: Mapping[str, zipfile.ZipInfo], meta: Mapping,
-                 what: str) -> dict[str, np.ndarray]:
+                 what: str, raw=None) -> dict[str, np.ndarray]:
     declared = _declared(meta, what)
+    aliases = _check_aliases(meta, declared, what)
     arrays = {}
     for name, (shape, dtype, nbytes) in declared.items():
+        if name in aliases:
+            continue
         info = members.get(f"{name}.npy")
         if info is None:
             raise ArtifactError(f"{what} lacks array {name!r}; the file is damaged: re-create it with `recsys fit`")
         if not nbytes <= info.file_size <= nbytes + _MAX_HEADER:
             raise _damaged(what, f"stores array {name!r} in {info.file_size:,} bytes, but its declared shape "
                                  f"{list(shape)} ({dtype.str}) takes {nbytes:,}")
+        if raw is not None and info.compress_type == zipfile.ZIP_STORED and nbytes >= MMAP_MIN_BYTES:
+            arrays[name] = _map_member(raw, info, name, shape, dtype, nbytes, what)
+            continue
         with zf.open(info) as fh:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                h_shape, fortran, h_dtype = np.lib.format.read_array_header_1_0(fh, max_header_size=_MAX_HEADER)
-            elif version == (2, 0):
-                h_shape, fortran, h_dtype = np.lib.format.read_array_header_2_0(fh, max_header_size=_MAX_HEADER)
-            else:
-                raise _damaged(what, f"stores array {name!r} in .npy format version {version}")
-            if tuple(h_shape) != shape or h_dtype != dtype:
-                raise _damaged(what, f"stores array {name!r} with shape {tuple(h_shape)} and dtype {h_dtype.str} "
-                                     f"in its .npy header, but meta.json declares {shape} and {dtype.str}")
-            if info.file_size != fh.tell() + nbytes:
-                raise _damaged(what, f"stores array {name!r} in {info.file_size:,} bytes, but its header and "
-                                     f"shape take {fh.tell() + nbytes:,}")
+            fortran = _check_header(fh, info, name, shape, dtype, nbytes, what)
             arr = np.empty(shape[::-1] if fortran else shape, dtype=dtype)
             view = memoryview(arr.reshape(-1).view(np.uint8)) if arr.size else memoryview(b"")
             pos = 0
@@ -423,7 +472,58 @@ def _read_arrays(zf: zipfile.ZipFile, members: Mapping[str, zipfile.ZipInfo], me
         if arr.dtype.kind in "fc" and np.isinf(arr).any():
             raise _damaged(what, f"holds infinite values in array {name!r}")
         arrays[name] = arr
+    for name, target in aliases.items():
+        arrays[name] = arrays[target]
     return arrays
+
+
+def _check_header(fh, info: zipfile.ZipInfo, name: str, shape: tuple, dtype: np.dtype, nbytes: int,
+                  what: str) -> bool:
+    """Read a member's ``.npy`` header (``fh`` at its start) and check it against ``meta.json``; returns fortran."""
+    start = fh.tell()
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        h_shape, fortran, h_dtype = np.lib.format.read_array_header_1_0(fh, max_header_size=_MAX_HEADER)
+    elif version == (2, 0):
+        h_shape, fortran, h_dtype = np.lib.format.read_array_header_2_0(fh, max_header_size=_MAX_HEADER)
+    else:
+        raise _damaged(what, f"stores array {name!r} in .npy format version {version}")
+    if tuple(h_shape) != shape or h_dtype != dtype:
+        raise _damaged(what, f"stores array {name!r} with shape {tuple(h_shape)} and dtype {h_dtype.str} "
+                             f"in its .npy header, but meta.json declares {shape} and {dtype.str}")
+    if info.file_size != fh.tell() - start + nbytes:
+        raise _damaged(what, f"stores array {name!r} in {info.file_size:,} bytes, but its header and "
+                             f"shape take {fh.tell() - start + nbytes:,}")
+    return bool(fortran)
+
+
+def _map_member(raw, info: zipfile.ZipInfo, name: str, shape: tuple, dtype: np.dtype, nbytes: int,
+                what: str) -> np.ndarray:
+    """A stored (uncompressed) member as a read-only memory map, after its headers are checked."""
+    raw.seek(info.header_offset)
+    local = raw.read(30)
+    if len(local) < 30 or local[:4] != b"PK\x03\x04":
+        raise _damaged(what, f"has a broken entry for array {name!r}")
+    n_name, n_extra = struct.unpack("<HH", local[26:30])
+    start = info.header_offset + 30 + n_name + n_extra
+    raw.seek(start)
+    fortran = _check_header(raw, info, name, shape, dtype, nbytes, what)
+    offset = raw.tell()
+    if offset + nbytes > os.fstat(raw.fileno()).st_size:
+        raise _damaged(what, f"has a truncated array {name!r}")
+    return np.memmap(raw.name, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+
+
+def _check_aliases(meta: Mapping, declared: Mapping[str, tuple], what: str) -> dict[str, str]:
+    """``meta.json``'s aliases (an array stored once under another name), checked against the declarations."""
+    aliases = meta.get("aliases") or {}
+    if not isinstance(aliases, dict):
+        raise _damaged(what, "lists its aliases in a malformed way")
+    for name, target in aliases.items():
+        if (name not in declared or not isinstance(target, str) or target not in declared or target in aliases
+                or declared[name][:2] != declared[target][:2]):
+            raise _damaged(what, f"has a broken alias {name!r} -> {target!r}")
+    return aliases
 
 
 def check_model_state(meta: Mapping, arrays: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
@@ -431,7 +531,8 @@ def check_model_state(meta: Mapping, arrays: Mapping[str, np.ndarray], path: str
 
     What every recsys model holds whatever its engine: the seeds and the
     interval level, the model and dataset ids (unique strings), and the
-    recorded accuracies (``known.d``, ``known.m``, ``known.y``: sorted, unique, in range, in [0, 1]); arrays
+    recorded accuracies (``known.d``, ``known.m``, ``known.y``: sorted, unique, in range, in [0, 1]; when
+    memory-mapped, only their dtypes and lengths here, their values row by row where they are used); arrays
     with one row per model or dataset (side features, scores) must have it.
     Engine arrays are checked by using them once (``Recommender.load``).
 
@@ -454,13 +555,12 @@ def check_model_state(meta: Mapping, arrays: Mapping[str, np.ndarray], path: str
     n = {}
     for side in ("model", "dataset"):
         ids = feats.get(f"{side}_ids")
-        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        if not isinstance(ids, list) or not ids or not all(type(i) is str for i in ids):
             raise _damaged(what, f"has no list of {side} names")
-        seen: set[str] = set()
-        for i in ids:
-            if i in seen:
-                raise _damaged(what, f"lists {side} {i!r} twice (ids must be unique)")
-            seen.add(i)
+        if len(set(ids)) != len(ids):
+            seen: set[str] = set()
+            twice = next(i for i in ids if i in seen or seen.add(i))
+            raise _damaged(what, f"lists {side} {twice!r} twice (ids must be unique)")
         n[side] = len(ids)
     expected = (n["dataset"], n["model"])
     parts = [arrays.get(f"known.{k}") for k in ("d", "m", "y")]
@@ -472,14 +572,19 @@ def check_model_state(meta: Mapping, arrays: Mapping[str, np.ndarray], path: str
         raise _damaged(what, f"has recorded accuracies of dtypes {d.dtype.str}, {m.dtype.str}, {y.dtype.str} and "
                              f"lengths {len(d)}, {len(m)}, {len(y)} (one integer dataset, integer model and float "
                              f"accuracy per record expected)")
-    if len(d) and (d.min() < 0 or d.max() >= expected[0] or m.min() < 0 or m.max() >= expected[1]):
+    if any(isinstance(p, np.memmap) for p in parts):
+        pass  # memory-mapped (read_artifact(mmap=True)): checked row by row where they are used, not read here
+    elif len(d) and (d.min() < 0 or d.max() >= expected[0] or m.min() < 0 or m.max() >= expected[1]):
         raise _damaged(what, f"has records outside its {n['dataset']} datasets x {n['model']} models")
-    if len(d) > 1:
-        key = d.astype(np.int64) * expected[1] + m
-        if (np.diff(key) <= 0).any():
-            raise _damaged(what, "has records out of order or repeated (one record per dataset and model)")
-    if np.isnan(y).any() or ((y < 0) | (y > 1)).any():
+    elif len(d) > 1 and (np.diff(d.astype(np.int64) * expected[1] + m) <= 0).any():
+        raise _damaged(what, "has records out of order or repeated (one record per dataset and model)")
+    elif np.isnan(y).any() or ((y < 0) | (y > 1)).any():
         raise _damaged(what, "has recorded accuracies outside [0, 1]")
+    counts = arrays.get("known.model_records")
+    if counts is not None and (counts.shape != (n["model"],) or counts.dtype.kind not in "iu" or
+                               (len(counts) and counts.min() < 0) or int(counts.sum()) != len(d)):
+        raise _damaged(what, f"has record counts per model ('known.model_records') that do not match its "
+                             f"{n['model']} models and {len(d)} records")
     rows = {"features.model_features": n["model"], "features.dataset_features": n["dataset"]}
     for name, arr in arrays.items():
         if name.startswith("scores.") and arr.shape != expected:

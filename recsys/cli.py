@@ -207,14 +207,15 @@ def _emit(frame, fmt: str, *, header: bool = True) -> None:
         click.echo("\n".join(lines))
 
 
-def _load_model(path: str | None):
+def _load_model(path: str | None, *, lazy: bool = False):
+    """The model file at ``path``; ``lazy``: memory-mapped, for a one-shot query (topk, predict)."""
     from .paths import default_model_path
     from .recommender import Recommender
 
     target = Path(path) if path else default_model_path()
     if path is None and not target.exists():
         raise RecsysError(f"no model file at {target}; run `recsys fit` first, or pass --model FILE")
-    rec = Recommender.load(target)
+    rec = Recommender.load(target, lazy=lazy)
     rec.cli_path_ = target
     return rec
 
@@ -450,7 +451,7 @@ def _parse_params(pairs, cls) -> dict:
               help="Coverage of the lower/upper interval.")
 def predict(model_path, names, new, settings, scores_path, fmt, level):
     """Predicted accuracy of every model: columns model,dataset,predicted,known,lower,upper,p_best."""
-    rec = _load_model(model_path)
+    rec = _load_model(model_path, lazy=True)
     frame_new = _read_new_datasets(new, settings, None)
     if frame_new is not None:
         if names:
@@ -488,7 +489,7 @@ def topk(name, k, model_path, new, settings, scores_path, fmt, level):
 
     Ranked by the recorded accuracy where the pair has a record, else by the prediction.
     """
-    rec = _load_model(model_path)
+    rec = _load_model(model_path, lazy=True)
     frame_new = _read_new_datasets(new, settings, name)
     if frame_new is not None:
         if len(frame_new) != 1:

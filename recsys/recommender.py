@@ -30,7 +30,7 @@ from ._version import __version__
 from .artifact import check_model_state, read_artifact, write_artifact
 from .engines import DEFAULT_ENGINE, Engine, get_engine_class, make_engine
 from .engines.calibration import Calibration, calibrate
-from .errors import ArtifactError, RecsysError, UnknownNameError
+from .errors import ArtifactError, ModelFitError, RecsysError, UnknownNameError
 from .features.data import Cells, DatasetBlock, TrainData
 from .paths import default_model_path
 
@@ -165,14 +165,16 @@ class Recommender:
             return None
         return cal
 
-    def _set_data(self, model_ids, dataset_ids, dataset_features, records: Cells, scores: dict) -> None:
+    def _set_data(self, model_ids, dataset_ids, dataset_features, records: Cells, scores: dict,
+                  model_records: np.ndarray | None = None) -> None:
         self.model_ids_ = list(model_ids)
         self.dataset_ids_ = list(dataset_ids)
         self.dataset_features_ = np.asarray(dataset_features, dtype=np.float64)
         self.records_ = records
         self.scores_ = dict(scores)
         self._dataset_pos = None
-        self._unrecorded = records.col_counts() == 0
+        self._unrecorded = (records.col_counts() if model_records is None else np.asarray(model_records)) == 0
+        self._lazy = False
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "engine_"):
@@ -202,6 +204,14 @@ class Recommender:
 
     def dataset_index(self, names: Sequence[str]) -> np.ndarray:
         """Row of each dataset name; :class:`UnknownNameError` (with close names) otherwise."""
+        if self._dataset_pos is None and len(names) <= 4:  # a query or two: no index of 100,000 names
+            out = np.empty(len(names), dtype=np.int64)
+            for i, n in enumerate(names):
+                try:
+                    out[i] = self.dataset_ids_.index(str(n))
+                except ValueError:
+                    raise UnknownNameError("dataset", str(n), self.dataset_ids_) from None
+            return out
         if self._dataset_pos is None:
             self._dataset_pos = {d: i for i, d in enumerate(self.dataset_ids_)}
         out = np.empty(len(names), dtype=np.int64)
@@ -221,6 +231,26 @@ class Recommender:
     def _columns(self, block: DatasetBlock, names: Sequence[str], known: np.ndarray, level: float | None,
                  uncertainty: bool) -> dict[str, np.ndarray]:
         """Every output column, flat arrays (one entry per (dataset, model), dataset-major); no pandas."""
+        if not self._lazy:
+            return self._compute_columns(block, names, known, level, uncertainty)
+        # Memory-mapped model file: its values were not read at load; check what this answer reads, and
+        # report a failure inside the engine as the damaged file it is.
+        what = f"model file {str(getattr(self, 'path_', '?'))!r}"
+        zoo = block.index[block.index >= 0]
+        problem = self.records_.check_rows(zoo) or self.engine_.check_rows(zoo)
+        if problem:
+            raise ArtifactError(f"{what} {problem}; it is damaged: re-create it with `recsys fit`")
+        try:
+            return self._compute_columns(block, names, known, level, uncertainty)
+        except (IndexError, ValueError, TypeError, ArithmeticError) as exc:
+            if isinstance(exc, RecsysError) and not isinstance(exc, ModelFitError):
+                raise
+            msg = (str(exc).splitlines() or [""])[0]
+            raise ArtifactError(f"{what} gives values that cannot be used ({type(exc).__name__}: {msg}); it is "
+                                f"damaged: re-create it with `recsys fit`") from None
+
+    def _compute_columns(self, block: DatasetBlock, names: Sequence[str], known: np.ndarray, level: float | None,
+                         uncertainty: bool) -> dict[str, np.ndarray]:
         pred = self.engine_.predict(block)
         n_models = pred.shape[1]
         cols = {
@@ -367,7 +397,8 @@ class Recommender:
         arrays = {f"engine.{k}": v for k, v in engine_arrays.items()}
         arrays.update({f"features.{k}": v for k, v in feat_arrays.items()})
         r = self.records_
-        arrays.update({"known.d": r.d.astype(np.int32), "known.m": r.m.astype(np.int32), "known.y": r.y})
+        arrays.update({"known.d": r.d.astype(np.int32), "known.m": r.m.astype(np.int32), "known.y": r.y,
+                       "known.model_records": r.col_counts().astype(np.int64)})
         arrays.update({f"scores.{i}": v for i, v in enumerate(self.scores_.values())})
         if self.calibration_ is not None:
             arrays.update(self.calibration_.to_state())
@@ -385,14 +416,25 @@ class Recommender:
         return write_artifact(path, meta, arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None) -> "Recommender":
+    def load(cls, path: str | os.PathLike | None = None, *, lazy: bool = False) -> "Recommender":
         """Read a model file written by :meth:`save` (never unpickles, never runs code).
 
         Only numpy is needed to answer for the zoo's datasets: the feature builder
         (pandas, the text encoder) is rebuilt when a brand-new dataset is asked for.
+
+        Parameters
+        ----------
+        path : path, optional
+            Default: the default model file (see ``recsys.paths``).
+        lazy : bool
+            Memory-map the large arrays instead of reading them (``recsys topk`` and
+            ``recsys predict`` do): loading takes milliseconds whatever the zoo's size, and
+            a query reads the pages it needs. The checks that need every value (checksums,
+            record order, finiteness) then apply to the rows each answer reads, when it
+            reads them; the default reads and checks everything now.
         """
         path = Path(path) if path is not None else default_model_path()
-        meta, arrays = read_artifact(path)
+        meta, arrays = read_artifact(path, mmap=lazy)
         check_model_state(meta, arrays, path)
         try:
             r = meta["recommender"]
@@ -407,11 +449,17 @@ class Recommender:
                                           if k.startswith("features.")})
             rec._features = None
             shape = (len(feats["dataset_ids"]), len(feats["model_ids"]))
-            # sorted, unique and in range: check_model_state checked it above
-            records = Cells(arrays["known.d"], arrays["known.m"], arrays["known.y"], shape, assume_sorted=True)
+            parts = [arrays[f"known.{k}"] for k in ("d", "m", "y")]
+            if any(isinstance(p, np.memmap) for p in parts):  # checked row by row when used (_columns)
+                records = Cells.mapped(*parts, shape)
+            else:  # sorted, unique and in range: check_model_state checked it above
+                records = Cells(*parts, shape, assume_sorted=True)
             rec.engine_ = engine
             rec._set_data(feats["model_ids"], feats["dataset_ids"], arrays["features.dataset_features"], records,
-                          {m: arrays[f"scores.{i}"] for i, m in enumerate(r.get("score_metrics", []))})
+                          {m: arrays[f"scores.{i}"] for i, m in enumerate(r.get("score_metrics", []))},
+                          arrays.get("known.model_records"))
+            rec._lazy = any(isinstance(a, np.memmap) for a in arrays.values())
+            rec.path_ = path
             rec.calibration_ = Calibration.from_state(arrays)
             rec.zoo_ = meta.get("zoo", {})
             rec.timing_ = meta.get("timing", {})

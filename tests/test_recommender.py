@@ -290,3 +290,57 @@ def test_p_best_is_exact_on_a_small_case():
     tie = cal.p_best(pred, np.array([[np.nan, np.nan, 0.48, 0.48]]), np.array([1]))
     np.testing.assert_allclose(tie[0], [0.5, 0.25, 0.125, 0.125], atol=1e-9)
     assert np.allclose(p.sum(1), 1) and np.allclose(tie.sum(1), 1)
+
+
+@pytest.fixture()
+def small_mmap(monkeypatch):
+    """Every array of a kilobyte or more stored uncompressed and memory-mapped, as a large zoo's would be."""
+    import recsys.artifact as artifact
+
+    monkeypatch.setattr(artifact, "MMAP_MIN_BYTES", 1024)
+
+
+def test_lazy_load_answers_exactly_as_the_fitted_recommender(rec, tmp_path, small_mmap):
+    path = rec.save(tmp_path / "m.npz")
+    lazy = Recommender.load(path, lazy=True)
+    assert isinstance(lazy.records_.y, np.memmap) and lazy._lazy
+    assert lazy.engine_.sim_.text == [] or all(t.dtype == np.float32 for t in lazy.engine_.sim_.text)
+    with zipfile.ZipFile(path) as zf:  # identical arrays stored once (the records: the engine's and the file's)
+        names = {i.filename for i in zf.infolist()}
+        stored = {"known.y.npy", "engine.cells_y_.npy"} & names
+        assert len(stored) == 1 and zf.getinfo(stored.pop()).compress_type == zipfile.ZIP_STORED
+    for got in (lazy, Recommender.load(path)):
+        a, b = got.predict_columns(), rec.predict_columns()
+        for col in ("predicted", "known", "lower", "upper", "p_best"):
+            np.testing.assert_array_equal(a[col], b[col])
+
+
+def test_lazy_load_checks_the_rows_it_answers_for(rec, tmp_path, small_mmap):
+    """A damaged record is found when a query reads it (one line), not at load; other datasets still answer."""
+    meta, arrays = read_artifact(rec.save(tmp_path / "m.npz"))
+    y = arrays["known.y"].copy()
+    bad = rec.dataset_ids_[100]
+    y[rec.records_.indptr[100]] = 1.5
+    arrays["known.y"] = y
+    meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "recsys_version", "arrays")}
+    path = write_artifact(tmp_path / "bad.npz", meta, arrays)
+    with pytest.raises(recsys.ArtifactError, match="outside"):
+        Recommender.load(path)  # read and checked whole: refused now
+    lazy = Recommender.load(path, lazy=True)
+    assert len(lazy.topk(rec.dataset_ids_[5], k=3)) == 3
+    with pytest.raises(recsys.ArtifactError, match=r"recorded accuracies outside \[0, 1\].*re-create it") as err:
+        lazy.topk(bad, k=3)
+    assert "\n" not in str(err.value)
+
+
+def test_lazy_load_checks_a_mapped_members_header(rec, tmp_path, small_mmap):
+    """A stored member is mapped only after its .npy header matches meta.json (its values are not read)."""
+    path = rec.save(tmp_path / "m.npz")
+    with zipfile.ZipFile(path) as zf:
+        info = next(zf.getinfo(n) for n in ("known.y.npy", "engine.cells_y_.npy") if n in zf.NameToInfo)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"'shape': (", info.header_offset) + len(b"'shape': (")
+    data[at] = ord("9") if data[at] != ord("9") else ord("8")  # same length, another shape
+    path.write_bytes(bytes(data))
+    with pytest.raises(recsys.ArtifactError, match=r"in its \.npy header, but meta\.json declares"):
+        Recommender.load(path, lazy=True)

@@ -165,15 +165,16 @@ class SimilarityInputs:
             out[f"{prefix}tok{i}_indices"] = t.indices
             out[f"{prefix}tok{i}_shape"] = np.asarray(t.shape, dtype=np.int64)
         for i, e in enumerate(self.text):
-            out[f"{prefix}txt{i}"] = e
+            single = np.asarray(e, dtype=np.float32)  # half the bytes when nothing is lost (encoders give float32)
+            out[f"{prefix}txt{i}"] = single if np.array_equal(single, e) else e
         return out
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], prefix: str) -> "SimilarityInputs":
-        def seq(tag):
+        def seq(tag, dtype=float):
             out, i = [], 0
             while f"{prefix}{tag}{i}" in arrays:
-                out.append(np.asarray(arrays[f"{prefix}{tag}{i}"], float))
+                out.append(np.asarray(arrays[f"{prefix}{tag}{i}"], dtype))
                 i += 1
             return out
 
@@ -182,7 +183,9 @@ class SimilarityInputs:
             toks.append(TokenSets(arrays[f"{prefix}tok{i}_indptr"], arrays[f"{prefix}tok{i}_indices"],
                                   int(arrays[f"{prefix}tok{i}_shape"][1])))
             i += 1
-        return cls(seq("cat"), np.asarray(arrays[f"{prefix}numeric"], float), toks, seq("txt"))
+        # Text embeddings keep the stored dtype (float32 from a model file: a zoo's 100,000 x 384 stays mapped,
+        # not copied); the similarity features compute in float64 either way.
+        return cls(seq("cat"), np.asarray(arrays[f"{prefix}numeric"], float), toks, seq("txt", None))
 
     def take(self, rows: np.ndarray) -> "SimilarityInputs":
         return SimilarityInputs([c[rows] for c in self.categorical], self.numeric[rows],
@@ -203,7 +206,7 @@ def similarity_features(a: SimilarityInputs, b: SimilarityInputs) -> np.ndarray:
         union = ta.sizes()[:, None] + tb.sizes()[None, :] - inter
         feats.append(np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0))
     for ea, eb in zip(a.text, b.text):
-        feats.append(ea @ eb.T)
+        feats.append(np.asarray(ea, float) @ np.asarray(eb, float).T)
     if not feats:
         return np.zeros((0, len(a), len(b)))
     return np.stack(feats)
@@ -238,7 +241,7 @@ def pair_features(a: SimilarityInputs, b: SimilarityInputs, nb: np.ndarray, bloc
         union = size_a[:, None] + size_b[nb] - inter
         feats.append(np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0))
     for ea, eb in zip(a.text, b.text):
-        feats.append(np.einsum("nd,nkd->nk", ea, eb[nb]))
+        feats.append(np.einsum("nd,nkd->nk", np.asarray(ea, float), np.asarray(eb[nb], float)))
     if not feats:
         return np.zeros((0, n, K))
     return np.stack(feats)
@@ -348,14 +351,15 @@ class DatasetKernel:
 
     @classmethod
     def restore(cls, sim: SimilarityInputs, embedding: np.ndarray, *, beta: np.ndarray, log_rel: np.ndarray,
-                fallback: np.ndarray, cells: Cells, z: np.ndarray, nb: np.ndarray | None) -> "DatasetKernel":
+                fallback: np.ndarray, cells: Cells, z: np.ndarray, nb: np.ndarray | None,
+                may_hold_nan: bool = False) -> "DatasetKernel":
         """A fitted kernel from its saved state (no metric learning, no neighbour search for the zoo)."""
         k = cls.__new__(cls)
         k.sim, k.embedding, k.n = sim, np.asarray(embedding, float), len(sim)
         k.dense = nb is None
         k.nb, k.phi, k._index = nb, None, None
         k.beta, k.log_rel, k.fallback = beta, log_rel, fallback
-        k.set_values(cells, z)
+        k.set_values(cells, z, may_hold_nan=may_hold_nan)
         return k
 
     @property
@@ -376,10 +380,33 @@ class DatasetKernel:
         self.beta = self._learn(init)
         return self
 
-    def set_values(self, cells: Cells, z: np.ndarray) -> None:
-        """The standardized values the profiles average."""
-        self.cells, self.z = cells, z
+    def set_values(self, cells: Cells, z: np.ndarray, *, may_hold_nan: bool = False) -> None:
+        """The standardized values the profiles average (``may_hold_nan``: NaN cells are left out where used).
+
+        With ``may_hold_nan`` (a model file's cells, perhaps memory-mapped), the NaN-free copy the bulk
+        products need is made on first use only: a query for a few datasets masks the NaN of the
+        cells it reads (:meth:`_rows_numpy`, same sums) and never passes over the whole zoo.
+        """
+        self._all = (cells, z) if may_hold_nan else None
+        self._cells, self._z = (None, None) if may_hold_nan else (cells, z)
         self._Zc = self._Kc = None
+
+    @property
+    def cells(self) -> Cells:
+        """The cells with a value (NaN-free)."""
+        if self._cells is None:
+            cells, z = self._all
+            ok = ~np.isnan(z)
+            self._cells, self._z = cells.select(ok), z[ok]
+        return self._cells
+
+    @property
+    def z(self) -> np.ndarray:
+        return self._z if self._cells is not None else (self.cells, self._z)[1]
+
+    @property
+    def n_models(self) -> int:
+        return (self._all[0] if self._all is not None else self._cells).shape[1]
 
     @property
     def Zc(self):
@@ -533,28 +560,35 @@ class DatasetKernel:
         return np.where(den > 1e-12, num / np.maximum(den, 1e-300), self.fallback[None, :])
 
     def _rows_numpy(self, W: np.ndarray, nb: np.ndarray | None) -> np.ndarray:
-        """:meth:`_rows_from_weights` for a few rows in numpy alone (a query needs no scipy)."""
-        cells, M = self.cells, self.cells.shape[1]
+        """:meth:`_rows_from_weights` for a few rows in numpy alone (a query needs no scipy).
+
+        Reads only the neighbours' cells; NaN values (cells of a model file, see :meth:`set_values`)
+        get weight 0, which leaves every sum as it is without them.
+        """
+        cells, z = self._all if self._all is not None else (self.cells, self.z)
+        M = cells.shape[1]
         out = np.empty((len(W), M))
         for i, w in enumerate(W):
             if nb is None:
-                wc = w[cells.d]
-                num = np.bincount(cells.m, weights=wc * self.z, minlength=M)
-                den = np.bincount(cells.m, weights=wc, minlength=M)
+                m, wc, zz = cells.m, w[cells.d], z
             else:
                 starts, ends = cells.indptr[nb[i]], cells.indptr[nb[i] + 1]
                 sizes = ends - starts
                 pos = np.repeat(starts, sizes) + (np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes))
-                wc = np.repeat(w, sizes)
-                num = np.bincount(cells.m[pos], weights=wc * self.z[pos], minlength=M)
-                den = np.bincount(cells.m[pos], weights=wc, minlength=M)
+                m, wc, zz = cells.m[pos], np.repeat(w, sizes), z[pos]
+            if self._all is not None:
+                ok = ~np.isnan(zz)
+                if not ok.all():
+                    m, wc, zz = m[ok], wc[ok], zz[ok]
+            num = np.bincount(m, weights=wc * zz, minlength=M)
+            den = np.bincount(m, weights=wc, minlength=M)
             out[i] = np.where(den > 1e-12, num / np.maximum(den, 1e-300), self.fallback)
         return out
 
     def rows(self, rows: np.ndarray, block: int = 512) -> np.ndarray:
         """Profiles (len(rows), n_models) of zoo datasets, each without its own records."""
         rows = np.asarray(rows, dtype=np.int64)
-        out = np.empty((len(rows), self.cells.shape[1]))
+        out = np.empty((len(rows), self.n_models))
         for start in range(0, len(rows), block):
             r = rows[start:start + block]
             out[start:start + block] = self._rows_from_weights(*self._weights_rows(r))

@@ -245,7 +245,7 @@ class Kriging:
         """
         rows = np.asarray(rows, dtype=np.int64)
         out = np.empty(M_rows.shape)
-        counts = self.cells.row_counts()[rows]
+        counts = self.cells.indptr[rows + 1] - self.cells.indptr[rows]  # (only these rows' offsets are read)
         for c in np.unique(counts):
             sel = np.flatnonzero(counts == c)
             r = rows[sel]

@@ -146,6 +146,14 @@ class Engine(ABC):
         if not self.is_fitted:
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
 
+    def check_rows(self, rows: np.ndarray) -> str | None:
+        """What is wrong with the fitted state that answering for zoo datasets ``rows`` reads, or None.
+
+        For state loaded without being read (memory-mapped from a model file): engines whose
+        per-dataset arrays hold indices check those rows here; the default has nothing to check.
+        """
+        return None
+
     def predict(self, block: DatasetBlock) -> np.ndarray:
         """Predicted accuracy of every model on each dataset of ``block``.
 

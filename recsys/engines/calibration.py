@@ -29,7 +29,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from ..errors import RecsysError
+from ..errors import ArtifactError, RecsysError
 from ..features.data import Cells, TrainData
 from .base import Engine
 
@@ -194,8 +194,12 @@ class Calibration:
         cal = cls()
         for name in STRATA:
             if f"cal_abs_{name}" in arrays:
-                cal.abs_residuals[name] = np.asarray(arrays[f"cal_abs_{name}"], dtype=float)
-                cal.rel_residuals[name] = np.asarray(arrays[f"cal_rel_{name}"], dtype=float)
+                for kind, table in (("abs", cal.abs_residuals), ("rel", cal.rel_residuals)):
+                    pool = np.asarray(arrays[f"cal_{kind}_{name}"], dtype=float)
+                    if pool.ndim != 1 or not np.isfinite(pool).all():  # (memory-mapped pools were not checked yet)
+                        raise ArtifactError(f"model file holds a damaged residual pool 'cal_{kind}_{name}'; "
+                                            f"re-create it with `recsys fit`")
+                    table[name] = pool
         if "cal_noise_scale" in arrays:
             cal.noise_scale = float(arrays["cal_noise_scale"])
         return cal if cal.abs_residuals else None

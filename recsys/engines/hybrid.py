@@ -559,16 +559,28 @@ class HybridEngine(Engine):
 
     def _restore(self) -> None:
         """Rebuild the helper objects from the fitted arrays (after fit and after loading)."""
-        cells = Cells(self.cells_d_, self.cells_m_, self.cells_y_, (len(self.spread_), len(self.kernel_fallback_)),
-                      assume_sorted=True)
+        shape = (len(self.spread_), len(self.kernel_fallback_))
+        if isinstance(self.cells_d_, np.memmap):  # mapped from a model file: used where it lies, rows checked on use
+            cells = Cells.mapped(self.cells_d_, self.cells_m_, self.cells_y_, shape)
+        else:
+            cells = Cells(self.cells_d_, self.cells_m_, self.cells_y_, shape, assume_sorted=True)
         self._cells = cells
-        ok = ~np.isnan(self.z_)
+        # The kernel leaves z_'s NaN cells out where it reads them: no pass over the zoo's cells here.
         self._kernel = DatasetKernel.restore(
             self.sim_, self.X_, beta=self.kernel_beta_, log_rel=self.kernel_log_rel_, fallback=self.kernel_fallback_,
-            cells=cells.select(ok), z=self.z_[ok], nb=self.kernel_nb_ if self.kernel_nb_.size else None)
+            cells=cells, z=self.z_, nb=self.kernel_nb_ if self.kernel_nb_.size else None, may_hold_nan=True)
         krig = Kriging(self._cov)
         krig.cells, krig.s, krig.level, krig.alpha = cells, self.spread_, self.level_, self.krige_alpha_
         self._krig = krig
+
+    def check_rows(self, rows: np.ndarray) -> str | None:
+        """The records and kernel neighbours of ``rows`` (see :meth:`Engine.check_rows`)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if self.kernel_nb_.size:
+            nb = np.asarray(self.kernel_nb_[rows])
+            if nb.size and (nb.min() < 0 or nb.max() >= len(self.spread_)):
+                return f"has kernel neighbours outside its {len(self.spread_)} datasets"
+        return self._cells.check_rows(rows)
 
     # -- predict ---------------------------------------------------------------------------
     def _profile_rows(self, rows: np.ndarray, scores: dict) -> np.ndarray:

@@ -25,6 +25,36 @@ __all__ = ["TrainData", "DatasetBlock", "Cells", "DENSE_CELL_CAP"]
 DENSE_CELL_CAP = 50_000_000
 
 
+class _RowStarts:
+    """``indptr`` of cells sorted by row, found by binary search of ``d`` for the rows asked (as an array
+    when asked whole): a query for one dataset of a memory-mapped zoo reads a few pages of ``d``."""
+
+    __slots__ = ("d", "n_rows", "_all")
+
+    def __init__(self, d: np.ndarray, n_rows: int):
+        self.d, self.n_rows, self._all = d, n_rows, None
+
+    def __getitem__(self, rows):
+        if self._all is not None:
+            return self._all[rows]
+        rows = np.asarray(rows)
+        if rows.dtype.kind not in "iu":  # slices, masks: the whole array
+            return np.asarray(self)[rows]
+        rows = np.where(rows < 0, rows + self.n_rows + 1, rows)
+        # (needles in d's own dtype: numpy would otherwise convert all of d)
+        found = np.searchsorted(self.d, rows.astype(self.d.dtype), side="left").astype(np.int64)
+        return int(found) if found.ndim == 0 else found
+
+    def __len__(self) -> int:
+        return self.n_rows + 1
+
+    def __array__(self, dtype=None, copy=None):
+        if self._all is None:
+            self._all = np.searchsorted(self.d, np.arange(self.n_rows + 1, dtype=self.d.dtype),
+                                        side="left").astype(np.int64)
+        return self._all if dtype is None else self._all.astype(dtype)
+
+
 class Cells:
     """Known cells of a (n_datasets, n_models) matrix, row-major (sorted by dataset, then model).
 
@@ -70,6 +100,34 @@ class Cells:
         self.shape = (n_rows, n_cols)
         self.indptr = np.zeros(n_rows + 1, dtype=np.int64)
         np.cumsum(np.bincount(self.d, minlength=n_rows), out=self.indptr[1:])
+
+    @classmethod
+    def mapped(cls, d: np.ndarray, m: np.ndarray, y: np.ndarray, shape: tuple[int, int]) -> "Cells":
+        """Cells over arrays used as they are (e.g. memory-mapped from a model file): no copy, no pass over them.
+
+        The caller vouches for row-major order; each row's offsets are found by binary search of ``d``.
+        Nothing else is checked here: :meth:`check_rows` checks the rows one is about to use.
+        """
+        c = cls.__new__(cls)
+        c.d, c.m, c.y, c.shape = d, m, y, (int(shape[0]), int(shape[1]))
+        c.indptr = _RowStarts(d, c.shape[0])
+        return c
+
+    def check_rows(self, rows) -> str | None:
+        """What is wrong with the cells of ``rows``, or None: each cell in its row, models strictly increasing
+        and in range, values in [0, 1]."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        at, pos = self.positions(rows)
+        d, m, y = self.d[pos], self.m[pos], self.y[pos]
+        if (d != rows[at]).any():
+            return "has records out of order"
+        if len(m) and (m.min() < 0 or m.max() >= self.shape[1]):
+            return f"has records outside its {self.shape[1]} models"
+        if (np.diff(m)[at[1:] == at[:-1]] <= 0).any():
+            return "has records out of order or repeated (one record per dataset and model)"
+        if not np.isfinite(y).all() or (y < 0).any() or (y > 1).any():
+            return "has recorded accuracies outside [0, 1]"
+        return None
 
     @classmethod
     def from_dense(cls, Y: np.ndarray) -> "Cells":
