@@ -17,6 +17,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_INDEX) "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m compileall -q recsys  # (as a wheel install does: `recsys topk` starts without compiling)
 	touch $@
 
 # Fit the default zoo and print the top-5 models for one dataset.

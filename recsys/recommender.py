@@ -464,8 +464,11 @@ class Recommender:
             rec.zoo_ = meta.get("zoo", {})
             rec.timing_ = meta.get("timing", {})
             rec.meta_ = meta
-            # Use the engine's arrays once: a file whose arrays disagree fails here, with one line.
-            rec.predict_columns(list(dict.fromkeys([rec.dataset_ids_[0], rec.dataset_ids_[-1]])), uncertainty=False)
+            # Use the engine's arrays once: a file whose arrays disagree fails here, with one line. (Lazily
+            # loaded, each answer checks what it reads, and fails with the same line: no need to read more.)
+            if not rec._lazy:
+                rec.predict_columns(list(dict.fromkeys([rec.dataset_ids_[0], rec.dataset_ids_[-1]])),
+                                    uncertainty=False)
         except ArtifactError:
             raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as exc:
