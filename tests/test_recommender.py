@@ -229,6 +229,10 @@ def test_p_best_integral_matches_brute_force_draws():
     draws = pred + rng.choice(pool, size=(400_000, 5))  # every model drawn, by brute force
     full = np.bincount(draws.argmax(1), minlength=5) / 400_000
     np.testing.assert_allclose(p, full, atol=0.003)  # (4 standard errors of the draws)
+    # the coarser grid the noise factor is fitted with: a few 1e-3 off at most
+    from recsys.engines.calibration import FIT_RESOLUTION
+
+    np.testing.assert_allclose(cal.p_best(pred, resolution=FIT_RESOLUTION)[0], full, atol=0.006)
 
 
 def test_p_best_for_many_models_goes_through_ffts_with_the_same_answer(monkeypatch):
