@@ -348,3 +348,19 @@ def test_lazy_load_checks_a_mapped_members_header(rec, tmp_path, small_mmap):
     path.write_bytes(bytes(data))
     with pytest.raises(recsys.ArtifactError, match=r"in its \.npy header, but meta\.json declares"):
         Recommender.load(path, lazy=True)
+
+
+def test_p_best_with_a_pool_of_one_value_and_no_unrecorded_model():
+    """A shared pool of (nearly) one value sets a fine grid; the unrecorded models' wide pool, unused by
+    the row, must not be tabulated on it (it once asked for 10^17 bins)."""
+    from recsys.engines.calibration import Calibration
+
+    cal = Calibration(abs_residuals={"most": np.linspace(0, 0.3, 100)},
+                      rel_residuals={"most": np.r_[np.zeros(99), 1e-17]}, noise_scale=0.15)
+    pred = np.array([[0.5, 0.7, 0.7 + 1e-12, 0.2]])  # the third is always above the second by 1e-12
+    np.testing.assert_array_equal(cal.p_best(pred, np.full((1, 4), np.nan), np.array([4])), [[0, 0, 1, 0]])
+    # pools wider than the values' gaps: a tie within the grid's resolution is shared
+    cal = Calibration(abs_residuals={"most": np.linspace(0, 0.3, 100)},
+                      rel_residuals={"most": np.linspace(-1e-6, 1e-6, 100)}, noise_scale=1.0)
+    p = cal.p_best(pred, np.full((1, 4), np.nan), np.array([4]))
+    np.testing.assert_allclose(p, [[0, 0.5, 0.5, 0]], atol=1e-3)

@@ -175,8 +175,11 @@ class Calibration:
             wide = self._pool(self.abs_residuals, stratum)
             pools = (factor * pool if len(pool) else np.zeros(1),
                      np.r_[wide, -wide] if len(wide) else np.zeros(1))  # the random sign built in
-            h = _grid_step([p for p, k in zip(pools, kinds) if k] or [pools[0]], *resolution)
-            cache[key] = ((_Table.of(pools[0], h), _Table.of(pools[1], h)), h)
+            kinds = kinds if any(kinds) else (True, False)
+            h = _grid_step([p for p, k in zip(pools, kinds) if k], *resolution)
+            # Only the tables a row's models use: on another pool's (finer) grid a table could need
+            # any number of bins. An unused one stands still (its models are not in the row).
+            cache[key] = (tuple(_Table.of(p, h) if k else _ATOM for p, k in zip(pools, kinds)), h)
         return cache[key]
 
     def coverage_table(self) -> dict[str, int]:
@@ -265,8 +268,8 @@ def _grid_step(pools: list[np.ndarray], bins_per_iqr: int, max_bins: int) -> flo
     """Bin width for the pools a row draws from (see :data:`RESOLUTION`)."""
     iqr = min(float(np.subtract(*np.quantile(p, [0.75, 0.25]))) for p in pools)
     spread = max(float(p.max() - p.min()) for p in pools)
-    h = max(iqr / bins_per_iqr, spread / max_bins)
-    return h if h > 0 else 1.0  # every pool a single value: one bin each
+    # (at least 1e-9: accuracies are in [0, 1], and a pool of (nearly) one value is one bin)
+    return max(iqr / bins_per_iqr, spread / max_bins, 1e-9)
 
 
 def _win_probs(b: np.ndarray, kind: np.ndarray, tables: tuple["_Table", "_Table"], h: float) -> np.ndarray:
