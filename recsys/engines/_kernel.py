@@ -402,7 +402,9 @@ class DatasetKernel:
 
     @property
     def z(self) -> np.ndarray:
-        return self._z if self._cells is not None else (self.cells, self._z)[1]
+        """The values of :attr:`cells`."""
+        self.cells  # (makes the NaN-free copy on first use)
+        return self._z
 
     @property
     def n_models(self) -> int:
@@ -572,10 +574,8 @@ class DatasetKernel:
             if nb is None:
                 m, wc, zz = cells.m, w[cells.d], z
             else:
-                starts, ends = cells.indptr[nb[i]], cells.indptr[nb[i] + 1]
-                sizes = ends - starts
-                pos = np.repeat(starts, sizes) + (np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes))
-                m, wc, zz = cells.m[pos], np.repeat(w, sizes), z[pos]
+                at, pos = cells.positions(nb[i])
+                m, wc, zz = cells.m[pos], w[at], z[pos]
             if self._all is not None:
                 ok = ~np.isnan(zz)
                 if not ok.all():

@@ -310,8 +310,8 @@ def _win_probs(b: np.ndarray, kind: np.ndarray, tables: tuple["_Table", "_Table"
         # linearly), and each model's own factor is divided out exactly as it was multiplied in.
         log_prod, parts = np.zeros(n_bins), []
         for t, idx, s in groups:
-            whole = np.floor(s).astype(np.int64)
-            f = (s - whole)[:, None]
+            whole, f = _split(s)
+            f = f[:, None]
             below = (1 - f) * _gather(t.below, whole, n_bins, 1.0) + f * _gather(t.below, whole + 1, n_bins, 1.0)
             mass = (1 - f) * _gather(t.mass, whole, n_bins, 0.0) + f * _gather(t.mass, whole + 1, n_bins, 0.0)
             log_prod += np.log(below).sum(0)
@@ -338,8 +338,7 @@ def _win_probs(b: np.ndarray, kind: np.ndarray, tables: tuple["_Table", "_Table"
 
 def _correlate_sum(table: np.ndarray, shift: np.ndarray, n_bins: int) -> np.ndarray:
     """``sum_i table[g + shift_i]`` for each grid bin ``g`` (0 past the table's end), by FFT."""
-    whole = np.floor(shift).astype(np.int64)
-    frac = shift - whole
+    whole, frac = _split(shift)
     n = len(table)
     counts = np.bincount(whole, 1 - frac, minlength=n + 2) + np.bincount(whole + 1, frac, minlength=n + 2)
     size = _fft_size(n_bins + n)
@@ -348,11 +347,16 @@ def _correlate_sum(table: np.ndarray, shift: np.ndarray, n_bins: int) -> np.ndar
 
 def _correlate_at(table: np.ndarray, weight: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """``sum_g table[g + shift_i] weight[g]`` for each model ``i`` (0 past the table's end), by FFT."""
-    whole = np.floor(shift).astype(np.int64)
-    frac = shift - whole
+    whole, frac = _split(shift)
     size = _fft_size(len(weight) + len(table) + 1)
     full = np.fft.irfft(np.conj(np.fft.rfft(weight, size)) * np.fft.rfft(table, size), size)
     return (1 - frac) * full[whole] + frac * full[whole + 1]
+
+
+def _split(shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Whole bins and the fraction of one of each shift (a fractional shift mixes two placements linearly)."""
+    whole = np.floor(shift).astype(np.int64)
+    return whole, shift - whole
 
 
 def _gather(table: np.ndarray, start: np.ndarray, n_bins: int, fill: float) -> np.ndarray:

@@ -205,10 +205,11 @@ class Cells:
     def positions(self, rows) -> tuple[np.ndarray, np.ndarray]:
         """The cells of ``rows`` (in that order): (index into ``rows`` of each, its position in these cells)."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        sizes = self.indptr[rows + 1] - self.indptr[rows]
+        first = self.indptr[rows]
+        sizes = self.indptr[rows + 1] - first
         at = np.repeat(np.arange(len(rows)), sizes)
         starts = np.cumsum(sizes) - sizes
-        return at, np.repeat(self.indptr[rows], sizes) + (np.arange(len(at)) - starts[at])
+        return at, np.repeat(first, sizes) + (np.arange(len(at)) - starts[at])
 
     def csr(self, values: np.ndarray | None = None):
         """A ``scipy.sparse.csr_matrix`` of ``values`` (default ``y``) on these cells.
