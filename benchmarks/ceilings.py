@@ -39,11 +39,11 @@ from scipy.optimize import nnls  # noqa: E402
 
 from recsys import datasets  # noqa: E402
 from recsys.engines import DEFAULT_ENGINE, make_engine  # noqa: E402
-from recsys.engines._kernel import DatasetKernel, SimilarityInputs  # noqa: E402
+from recsys.engines.stages.kernel import DatasetKernel, SimilarityInputs  # noqa: E402
 from recsys.features.data import Cells  # noqa: E402
-from recsys.engines._scale import standardize_dense as standardize  # noqa: E402
+from recsys.engines.stages.scale import standardize_dense as standardize  # noqa: E402
 from recsys.evaluation.metrics import kendall_tau_b, pearson  # noqa: E402
-from recsys.evaluation.protocols import as_train_data, fold_train_data, p1_folds, p2_targets  # noqa: E402
+from recsys.evaluation.protocols import as_zoo_data, fold_zoo_data, p1_folds, p2_targets  # noqa: E402
 
 
 def _fmt(x: float, d: int = 3) -> str:
@@ -54,7 +54,7 @@ def _fmt(x: float, d: int = 3) -> str:
 def p1_section(seeds: list[int], held_seeds: list[int], text_encoder, figures: dict | None = None) -> list[str]:
     """Markdown lines of the P1 section; ``figures`` (if given) receives the numbers behind them."""
     zoo = datasets.load("domainnet-270")
-    data, _ = as_train_data(zoo, text_encoder)
+    data, _ = as_zoo_data(zoo, text_encoder)
     T = data.Y
     nd = len(T)
     meta = zoo.datasets.loc[list(data.dataset_ids)].reset_index(drop=True)
@@ -73,7 +73,7 @@ def p1_section(seeds: list[int], held_seeds: list[int], text_encoder, figures: d
         """Fit as in the benchmark (seed = protocol seed); per fold: cold regret@1, cold Pearson, Kendall of F."""
         reg, pc, kt = [], [], []
         for f in p1_folds(data, fold_seeds):
-            P = make_engine(name, seed=f.seed).fit(fold_train_data(data, f)).predict(data.block())
+            P = make_engine(name, seed=f.seed).fit(fold_zoo_data(data, f)).predict(data.block())
             F = np.where(f.known, T, P)
             c = np.flatnonzero(f.known.sum(1) == 0)
             reg.append(regret[c, P[c].argmax(1)].mean())
@@ -102,9 +102,7 @@ def p1_section(seeds: list[int], held_seeds: list[int], text_encoder, figures: d
         pick = np.array([regret[(keys == keys[i]) & (idx != i)].mean(0).argmin() for i in range(nd)])
         prof = np.array([Z[(keys == keys[i]) & (idx != i)].mean(0) for i in range(nd)])
         rules.append((f"best model of the other datasets of its {label}", cold_regret(pick), cold_pearson(prof)))
-    sim = SimilarityInputs.from_features(data.dataset_features, data.dataset_groups, data.dataset_tokens,
-                                         data.dataset_text)
-    kernel = DatasetKernel(sim, data.dataset_features)
+    kernel = DatasetKernel(SimilarityInputs.of(data.datasets), data.dataset_features)
 
     def kernel_rows(Zd: np.ndarray) -> np.ndarray:
         """The engine's kernel fitted on the standardized cells of ``Zd``; every row without its own records."""
@@ -184,7 +182,7 @@ def _test_set_sizes(T: np.ndarray) -> np.ndarray:
 def p2_section(text_encoder, limit: int | None, figures: dict | None = None) -> list[str]:
     """Markdown lines of the P2 section; ``figures`` (if given) receives the per-target rows."""
     zoo = datasets.load("transfergraph-image")
-    data, _ = as_train_data(zoo, text_encoder)
+    data, _ = as_zoo_data(zoo, text_encoder)
     T = data.Y
     targets = p2_targets(data)[:limit] if limit else p2_targets(data)
     Z = standardize(T)
@@ -203,6 +201,8 @@ def p2_section(text_encoder, limit: int | None, figures: dict | None = None) -> 
         rows.append((data.dataset_ids[j], pearson(T[j, has], P[has]), kendall_tau_b(T[j, has], P[has]),
                      pearson(T[j, has], prof1[has]), kendall_tau_b(T[j, has], prof1[has]),
                      pearson(T[j, has], prof2[has]), kendall_tau_b(T[j, has], prof2[has])))
+    lay = data.datasets.layout
+    n_columns = len(lay.categorical) + len(lay.numeric) + len(lay.text_dims)
     lines = [
         "## P2 TransferGraph: how close the targets are to an oracle's choice of neighbours",
         "",
@@ -227,7 +227,7 @@ def p2_section(text_encoder, limit: int | None, figures: dict | None = None) -> 
         f"answer* gives {_fmt(mean[2])} / {_fmt(mean[3])} (default {_fmt(mean[0])} / {_fmt(mean[1])}); only the "
         f"in-sample combination fitted to the answer gives {_fmt(mean[4])} / {_fmt(mean[5])}. A recommender must "
         f"choose its neighbours without the answer, from {len(T) - 1} datasets described by "
-        f"{len(data.dataset_groups)} metadata column(s) and {len(data.scores)} transferability score(s).",
+        f"{n_columns} metadata column(s) and {len(data.scores)} transferability score(s).",
         "",
     ]
     return lines

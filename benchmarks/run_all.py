@@ -34,7 +34,7 @@ if "RECSYS_DATA_DIR" not in os.environ and (ROOT.parent / "shared" / "data").is_
 from recsys import datasets  # noqa: E402
 from recsys.engines import DEFAULT_ENGINE  # noqa: E402
 from recsys.evaluation import run  # noqa: E402
-from recsys.evaluation.protocols import as_train_data, p2_targets  # noqa: E402
+from recsys.evaluation.protocols import as_zoo_data, p2_targets  # noqa: E402
 
 ALL_ENGINES = ["random", "popularity", "additive", "lr", "mc", "als", "logme", "score-stack", "gat", "lightfm", "hybrid"]
 SMOKE_ENGINES = ["random", "popularity", "additive", "hybrid"]
@@ -129,7 +129,7 @@ def _main(argv=None) -> int:
         zoo = datasets.load("transfergraph-image")
         targets = None
         if args.smoke:
-            data, _ = as_train_data(zoo, args.text_encoder)
+            data, _ = as_zoo_data(zoo, args.text_encoder)
             targets = [data.dataset_ids[i] for i in p2_targets(data)[:2]]
         t0 = time.perf_counter()
         # gat's interval calibration on P2 refits it 4 times per fold (13 datasets: 4 rounds): 96 more fits of

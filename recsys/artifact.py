@@ -16,8 +16,11 @@ headers only, so it never runs code from the file.
 Arrays of :data:`MMAP_MIN_BYTES` or more are stored uncompressed, so a reader
 may memory-map them (``read_artifact(path, mmap=True)``: a query on a zoo of
 100,000 datasets reads the pages it touches, not the whole file); smaller ones
-are deflated. An array identical to another one is stored once (``meta.json``
-lists it under ``aliases``).
+are deflated.
+
+Files of older format versions are read and brought to the current layout by
+:func:`upgrade` (format 3 stored the zoo's records and features inside the
+engine's state too, as aliases of one stored copy).
 """
 
 from __future__ import annotations
@@ -42,14 +45,15 @@ from ._version import __version__
 from .errors import ArtifactError
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "write_artifact", "read_artifact", "check_writable", "check_model_state",
-           "MAX_META_BYTES", "ARRAY_FLOOR_BYTES", "MMAP_MIN_BYTES"]
+           "upgrade", "MAX_META_BYTES", "ARRAY_FLOOR_BYTES", "MMAP_MIN_BYTES"]
 
 log = logging.getLogger(__name__)
 
 FORMAT = "recsys-model"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: version 1 held the records as a dense datasets x models matrix; version 2 holds them sparse; version 3
-#: stores large arrays uncompressed (memory-mappable) and identical arrays once
+#: stores large arrays uncompressed (memory-mappable) and identical arrays once (aliases); version 4 holds
+#: the zoo's data once, beside the engine's learned state (no aliases)
 MIN_FORMAT_VERSION = 2
 #: arrays this large (bytes) or larger are stored uncompressed, and memory-mapped by ``read_artifact(mmap=True)``
 MMAP_MIN_BYTES = 1 << 20
@@ -76,7 +80,6 @@ def write_artifact(path: str | os.PathLike, meta: Mapping, arrays: Mapping[str, 
     path = Path(path)
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "recsys_version": __version__, **meta}
     doc["arrays"] = {}
-    doc.pop("aliases", None)  # (a meta read from another file may carry its aliases)
     arrays = {name: np.asarray(arr) for name, arr in arrays.items()}
     for name, arr in arrays.items():
         if not _NAME.match(name):
@@ -84,9 +87,6 @@ def write_artifact(path: str | os.PathLike, meta: Mapping, arrays: Mapping[str, 
         if arr.dtype.hasobject:
             raise ArtifactError(f"array {name!r} has an object dtype; model files hold numeric arrays only")
         doc["arrays"][name] = {"shape": list(arr.shape), "dtype": arr.dtype.str}
-    aliases = _aliases(arrays)
-    if aliases:
-        doc["aliases"] = aliases
     payload = json.dumps(doc, indent=1, sort_keys=True, default=_json_default).encode("utf-8")
     target = _target(path)
     existed = target.exists()
@@ -97,8 +97,7 @@ def write_artifact(path: str | os.PathLike, meta: Mapping, arrays: Mapping[str, 
                 with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                     zf.writestr(_META, payload)
                     for name, arr in arrays.items():
-                        if name not in aliases:
-                            _write_member(zf, name, arr)
+                        _write_member(zf, name, arr)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(tmp, _mode_for(target))
@@ -133,23 +132,6 @@ def _write_member(zf: zipfile.ZipFile, name: str, arr: np.ndarray) -> None:
         info.extra = struct.pack("<HH", _ALIGN_EXTRA_ID, -head % 64) + bytes(-head % 64)
     with zf.open(info, "w", force_zip64=zip64) as out:
         np.lib.format.write_array(out, arr, allow_pickle=False)
-
-
-def _aliases(arrays: Mapping[str, np.ndarray]) -> dict[str, str]:
-    """Large arrays equal to an earlier one (same dtype, shape and values): name -> the earlier one's name."""
-    seen: dict[tuple, list[str]] = {}
-    out = {}
-    for name, arr in arrays.items():
-        if arr.nbytes < MMAP_MIN_BYTES:
-            continue
-        key = (arr.dtype.str, arr.shape)
-        same = next((o for o in seen.get(key, []) if np.array_equal(arrays[o], arr, equal_nan=arr.dtype.kind in "fc")),
-                    None)
-        if same is None:
-            seen.setdefault(key, []).append(name)
-        else:
-            out[name] = same
-    return out
 
 
 #: when this process started (close enough: recsys imports this module at start-up); temporary files
@@ -515,7 +497,7 @@ def _map_member(raw, info: zipfile.ZipInfo, name: str, shape: tuple, dtype: np.d
 
 
 def _check_aliases(meta: Mapping, declared: Mapping[str, tuple], what: str) -> dict[str, str]:
-    """``meta.json``'s aliases (an array stored once under another name), checked against the declarations."""
+    """A format-3 file's aliases (an array stored once under another name), checked against the declarations."""
     aliases = meta.get("aliases") or {}
     if not isinstance(aliases, dict):
         raise _damaged(what, "lists its aliases in a malformed way")
@@ -529,43 +511,58 @@ def _check_aliases(meta: Mapping, declared: Mapping[str, tuple], what: str) -> d
 def check_model_state(meta: Mapping, arrays: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
     """Refuse, with one line, a model file whose parts disagree (tampered or damaged).
 
-    What every recsys model holds whatever its engine: the seeds and the
-    interval level, the model and dataset ids (unique strings), and the
-    recorded accuracies (``known.d``, ``known.m``, ``known.y``: sorted, unique, in range, in [0, 1]; when
-    memory-mapped, only their dtypes and lengths here, their values row by row where they are used); arrays
-    with one row per model or dataset (side features, scores) must have it.
-    Engine arrays are checked by using them once (``Recommender.load``).
+    What every recsys model holds whatever its engine (in the current layout:
+    :func:`upgrade` first): the seeds and the interval level, the model and
+    dataset ids (unique strings), and the recorded accuracies (``data.d``,
+    ``data.m``, ``data.y``: sorted, unique, in range, in [0, 1]; when
+    memory-mapped, only their dtypes and lengths here, their values row by row
+    where they are used); arrays with one row per model or dataset (side
+    features, scores) must have it. Engine arrays are checked by using them
+    once (``Recommender.load``).
 
     Raises
     ------
     ArtifactError
     """
     what = f"model file {str(path)!r}"
-    rec = meta.get("recommender")
-    feats = meta.get("features")
-    engine = meta.get("engine")
-    if not isinstance(rec, dict) or not isinstance(feats, dict) or not isinstance(engine, dict):
-        raise _damaged(what, "lacks its recommender, features or engine section")
+    rec, data, engine = meta.get("recommender"), meta.get("data"), meta.get("engine")
+    if not isinstance(rec, dict) or not isinstance(meta.get("features"), dict) or not isinstance(engine, dict) \
+            or not isinstance(data, dict):
+        raise _damaged(what, "lacks its recommender, data, features or engine section")
     for where, seed in (("seed", rec.get("seed")), ("engine seed", (engine.get("params") or {}).get("seed", 0))):
         if not _is_seed(seed):
             raise _damaged(what, f"has {where} {seed!r} (seeds are integers in 0..{2 ** 32 - 1})")
     level = rec.get("level")
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
         raise _damaged(what, f"has interval level {level!r} (a number between 0 and 1)")
-    n = {}
-    for side in ("model", "dataset"):
-        ids = feats.get(f"{side}_ids")
-        if not isinstance(ids, list) or not ids or not all(type(i) is str for i in ids):
-            raise _damaged(what, f"has no list of {side} names")
-        if len(set(ids)) != len(ids):
-            seen: set[str] = set()
-            twice = next(i for i in ids if i in seen or seen.add(i))
-            raise _damaged(what, f"lists {side} {twice!r} twice (ids must be unique)")
-        n[side] = len(ids)
+    n = {side: _check_ids(data.get(f"{side}_ids"), side, what) for side in ("model", "dataset")}
+    _check_records(arrays, n, what)
     expected = (n["dataset"], n["model"])
-    parts = [arrays.get(f"known.{k}") for k in ("d", "m", "y")]
+    rows = {"data.models.matrix": n["model"], "data.datasets.matrix": n["dataset"]}
+    for name, arr in arrays.items():
+        if name.startswith("data.scores.") and arr.shape != expected:
+            raise _damaged(what, f"has scores {name!r} of shape {arr.shape}, but lists {n['dataset']} datasets x "
+                                 f"{n['model']} models")
+        if (name in rows or name.startswith("data.datasets.txt")) and \
+                (arr.ndim != 2 or len(arr) != rows.get(name, n["dataset"])):
+            raise _damaged(what, f"has {name!r} of shape {arr.shape}, but lists {rows.get(name, n['dataset'])} "
+                                 f"{'models' if '.models.' in name else 'datasets'}")
+
+
+def _check_ids(ids, side: str, what: str) -> int:
+    if not isinstance(ids, list) or not ids or not all(type(i) is str for i in ids):
+        raise _damaged(what, f"has no list of {side} names")
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        twice = next(i for i in ids if i in seen or seen.add(i))
+        raise _damaged(what, f"lists {side} {twice!r} twice (ids must be unique)")
+    return len(ids)
+
+
+def _check_records(arrays: Mapping[str, np.ndarray], n: Mapping[str, int], what: str) -> None:
+    parts = [arrays.get(f"data.{k}") for k in ("d", "m", "y")]
     if any(p is None for p in parts):
-        raise _damaged(what, "lacks the recorded accuracies ('known.d', 'known.m', 'known.y')")
+        raise _damaged(what, "lacks the recorded accuracies ('data.d', 'data.m', 'data.y')")
     d, m, y = parts
     if d.dtype.kind not in "iu" or m.dtype.kind not in "iu" or y.dtype.kind != "f" \
             or not (d.ndim == m.ndim == y.ndim == 1) or not (len(d) == len(m) == len(y)):
@@ -574,25 +571,78 @@ def check_model_state(meta: Mapping, arrays: Mapping[str, np.ndarray], path: str
                              f"accuracy per record expected)")
     if any(isinstance(p, np.memmap) for p in parts):
         pass  # memory-mapped (read_artifact(mmap=True)): checked row by row where they are used, not read here
-    elif len(d) and (d.min() < 0 or d.max() >= expected[0] or m.min() < 0 or m.max() >= expected[1]):
+    elif len(d) and (d.min() < 0 or d.max() >= n["dataset"] or m.min() < 0 or m.max() >= n["model"]):
         raise _damaged(what, f"has records outside its {n['dataset']} datasets x {n['model']} models")
-    elif len(d) > 1 and (np.diff(d.astype(np.int64) * expected[1] + m) <= 0).any():
+    elif len(d) > 1 and (np.diff(d.astype(np.int64) * n["model"] + m) <= 0).any():
         raise _damaged(what, "has records out of order or repeated (one record per dataset and model)")
     elif np.isnan(y).any() or ((y < 0) | (y > 1)).any():
         raise _damaged(what, "has recorded accuracies outside [0, 1]")
-    counts = arrays.get("known.model_records")
-    if counts is not None and (counts.shape != (n["model"],) or counts.dtype.kind not in "iu" or
-                               (len(counts) and counts.min() < 0) or int(counts.sum()) != len(d)):
-        raise _damaged(what, f"has record counts per model ('known.model_records') that do not match its "
+    counts = arrays.get("data.model_records")
+    if counts is None or counts.shape != (n["model"],) or counts.dtype.kind not in "iu" or \
+            (len(counts) and counts.min() < 0) or int(counts.sum()) != len(d):
+        raise _damaged(what, f"has record counts per model ('data.model_records') that do not match its "
                              f"{n['model']} models and {len(d)} records")
-    rows = {"features.model_features": n["model"], "features.dataset_features": n["dataset"]}
-    for name, arr in arrays.items():
-        if name.startswith("scores.") and arr.shape != expected:
-            raise _damaged(what, f"has scores {name!r} of shape {arr.shape}, but lists {n['dataset']} datasets x "
-                                 f"{n['model']} models")
-        if name in rows and (arr.ndim != 2 or len(arr) != rows[name]):
-            raise _damaged(what, f"has {name!r} of shape {arr.shape}, but lists {rows[name]} "
-                                 f"{'models' if 'model' in name else 'datasets'}")
+
+
+def upgrade(meta: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, dict[str, np.ndarray]]:
+    """A file of an older format version in the current layout (the current one as it is).
+
+    Formats 2 and 3 kept the zoo's records under ``known.*``, its feature matrices under ``features.*``, its
+    scores under ``scores.*``, and engines their own views of them (the hybrid's ``sim.*`` similarity
+    inputs, ``X_`` and ``cells_*_``, the lightfm engine's ``tok*``, score-stack's ``scores.*``): the data
+    move to ``data.*`` (text columns from the engine's views), the engines keep what they learned.
+    """
+    if meta.get("format_version", FORMAT_VERSION) >= 4 or not isinstance(meta.get("features"), dict):
+        return meta, arrays
+    meta, arrays, feats = dict(meta), dict(arrays), dict(meta["features"])
+    engine = dict(meta.get("engine") or {})
+    fitted = dict(engine.get("fitted") or {})
+    out = {k: v for k, v in arrays.items() if k.startswith(("cal_", "features.mspec_", "features.dspec_"))}
+    for old, new in (("d", "d"), ("m", "m"), ("y", "y"), ("model_records", "model_records")):
+        if f"known.{old}" in arrays:
+            out[f"data.{new}"] = arrays[f"known.{old}"]
+    if "data.model_records" not in out and "data.m" in out and isinstance(feats.get("model_ids"), list):
+        out["data.model_records"] = np.bincount(out["data.m"], minlength=len(feats["model_ids"])).astype(np.int64)
+    sides = {}
+    for side, spec_key, prefix in (("models", "model_spec", "features.mspec_"),
+                                   ("datasets", "dataset_spec", "features.dspec_")):
+        out[f"data.{side}.matrix"] = arrays.get(f"features.{side[:-1]}_features", np.zeros((0, 0)))
+        sides[side] = {"layout": _legacy_layout(feats.get(spec_key) or {}, arrays, prefix), "tokens": [], "text": []}
+    # Text columns: the hybrid's similarity inputs (sim.tok*, sim.txt*) or the lightfm engine's tokens (tok*).
+    for key, kind, names in (("engine.sim.tok", "tokens", fitted.get("token_columns_")),
+                             ("engine.tok", "tokens", fitted.get("token_columns_")),
+                             ("engine.sim.txt", "text", fitted.get("text_columns_"))):
+        sep = "_" if ".sim." in key else "."
+        for i, col in enumerate(names or []):
+            if kind == "tokens" and f"{key}{i}{sep}indptr" in arrays:
+                sides["datasets"]["tokens"].append(col)
+                for part in ("indptr", "indices", "shape"):
+                    out[f"data.datasets.tok{i}_{part}"] = arrays[f"{key}{i}{sep}{part}"]
+            elif kind == "text" and f"{key}{i}" in arrays:
+                sides["datasets"]["text"].append(col)
+                out[f"data.datasets.txt{i}"] = arrays[f"{key}{i}"]
+    metrics = list((meta.get("recommender") or {}).get("score_metrics", []))
+    out.update({f"data.scores.{i}": arrays[f"scores.{i}"] for i in range(len(metrics)) if f"scores.{i}" in arrays})
+    stale = ("X_", "cells_d_", "cells_m_", "cells_y_", "has_records_", "groups_", "token_columns_", "text_columns_")
+    for key, value in arrays.items():
+        name = key[len("engine."):]
+        if key.startswith("engine.") and name not in stale and not name.startswith(("sim.", "tok", "scores.")):
+            out[key] = value
+    engine["fitted"] = {k: v for k, v in fitted.items() if k not in stale}
+    meta["engine"] = engine
+    meta["data"] = {"model_ids": feats.get("model_ids"), "dataset_ids": feats.get("dataset_ids"), "metrics": metrics,
+                    **sides}
+    meta["features"] = {k: v for k, v in feats.items() if k not in ("model_ids", "dataset_ids")}
+    return meta, out
+
+
+def _legacy_layout(spec: Mapping, arrays: Mapping[str, np.ndarray], prefix: str) -> dict:
+    """The layout of a format-3 side from its spec (as ``SideSpec`` lays its columns out)."""
+    from .features.data import Layout
+
+    text = [(c, len(arrays.get(f"{prefix}text{i}_components", ()))) for i, c in enumerate(spec.get("text", []))]
+    return Layout.of([(c, len(lv)) for c, lv in spec.get("categorical", [])],
+                     [(n.get("column"), n.get("missing")) for n in spec.get("numeric", [])], text).to_json()
 
 
 def _is_seed(value) -> bool:

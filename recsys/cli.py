@@ -215,9 +215,7 @@ def _load_model(path: str | None, *, lazy: bool = False):
     target = Path(path) if path else default_model_path()
     if path is None and not target.exists():
         raise RecsysError(f"no model file at {target}; run `recsys fit` first, or pass --model FILE")
-    rec = Recommender.load(target, lazy=lazy)
-    rec.cli_path_ = target
-    return rec
+    return Recommender.load(target, lazy=lazy)
 
 
 def _ask(rec, fn, *args, **kwargs):
@@ -231,7 +229,7 @@ def _ask(rec, fn, *args, **kwargs):
             raise
         zoo = (getattr(rec, "zoo_", None) or {}).get("name", "?")
         ids = rec.dataset_ids
-        raise UsageError(f"{exc} (model file {str(getattr(rec, 'cli_path_', '?'))!r} was fitted on zoo {zoo!r}: "
+        raise UsageError(f"{exc} (model file {str(getattr(rec, 'path_', '?'))!r} was fitted on zoo {zoo!r}: "
                          f"{len(ids)} datasets such as {ids[0]!r}; give one of them, or --model FILE fitted on the "
                          f"zoo you mean)") from None
 
@@ -327,11 +325,11 @@ def _read_scores(path: str | None):
 def fit(zoo_name, engine, out, seed, text_encoder, params, no_calibrate):
     """Fit an engine on a zoo and write a model file (its path goes to stdout)."""
     from . import datasets
+    from .artifact import check_writable
     from .engines import DEFAULT_ENGINE, get_engine_class
+    from .engines.base import fit_progress
     from .paths import default_model_path
     from .recommender import Recommender
-
-    from .artifact import check_writable
 
     engine = engine or DEFAULT_ENGINE
     cls = get_engine_class(engine)
@@ -343,7 +341,8 @@ def fit(zoo_name, engine, out, seed, text_encoder, params, no_calibrate):
                     text_encoder, zoo.name)
     rec = Recommender(engine, seed=seed, text_encoder=text_encoder, calibrate=not no_calibrate, **engine_params)
     try:
-        rec.fit(zoo)
+        with fit_progress(StageBar if _progress_wanted() and _stderr_is_terminal() else None):
+            rec.fit(zoo)
     except RecsysError:
         raise
     except (ValueError, ArithmeticError) as exc:
@@ -670,6 +669,46 @@ def _models_and_names(model_list: str, name_list: str | None) -> list[tuple[str,
 
 def _progress_wanted() -> bool:
     return logging.getLogger("recsys").getEffectiveLevel() < logging.ERROR  # not with -q
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stderr
+        return False
+
+
+class StageBar:
+    """The stages of a fit, as a progress bar on a terminal (``recsys fit``; see ``engines.base.fit_progress``).
+
+    Time-based, not size-based: the bar appears once a fit outlasts ``delay`` seconds (a fit that
+    ends sooner never shows it, one that runs longer shows its stage names whatever made it slow);
+    ``TQDM_DISABLE=1`` hides it, as every tqdm bar.
+    """
+
+    #: seconds a fit runs before its bar appears
+    DELAY = 2.0
+
+    def __init__(self, n_stages: int, desc: str, *, file=None, delay: float | None = None, mininterval: float = 0.1):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=n_stages, desc=desc, file=file or sys.stderr, leave=False, dynamic_ncols=True,
+                        delay=self.DELAY if delay is None else delay, mininterval=mininterval)
+        self._started = False
+
+    def stage(self, name: str) -> None:
+        """Stage ``name`` starts (the previous one is done)."""
+        log.debug("%s: %s", self.bar.desc, name)
+        self.bar.set_postfix_str(name, refresh=False)  # (a refresh would show the bar before its delay)
+        if self._started:
+            self.bar.update(1)  # draws the bar (after the delay) with the new stage's name
+        self._started = True
+
+    def close(self) -> None:
+        """The last stage is done."""
+        if self._started:
+            self.bar.update(1)
+        self.bar.close()
 
 
 def _write_text_atomic(path: Path, text: str | None) -> None:

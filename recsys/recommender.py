@@ -1,8 +1,11 @@
 """The public face of recsys: fit on a zoo, ask by name, save and load.
 
-:class:`Recommender` joins the feature builder (names ↔ indices, metadata →
-features), an engine (the accuracy predictor) and a calibration (intervals and
-P(best)). It is the only layer, besides the CLI, that speaks names.
+:class:`Recommender` owns the fitted zoo's data (:class:`~recsys.features.data.ZooData`:
+ids, records, side features, scores) and joins the feature builder (metadata of
+new datasets → features), an engine (the accuracy predictor, fitted on that
+data) and a calibration (intervals and P(best)); every answer comes from
+:func:`recsys.engines.answer.answer`. It is the only layer, besides the CLI,
+that speaks names.
 
 Examples
 --------
@@ -27,11 +30,12 @@ from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 import numpy as np
 
 from ._version import __version__
-from .artifact import check_model_state, read_artifact, write_artifact
+from .artifact import check_model_state, read_artifact, upgrade, write_artifact
 from .engines import DEFAULT_ENGINE, Engine, get_engine_class, make_engine
+from .engines.answer import answer
 from .engines.calibration import Calibration, calibrate
-from .errors import ArtifactError, ModelFitError, RecsysError, UnknownNameError
-from .features.data import Cells, DatasetBlock, TrainData
+from .errors import ArtifactError, ModelFitError, RecsysError
+from .features.data import DatasetBlock, ZooData
 from .paths import default_model_path
 
 if TYPE_CHECKING:  # pandas, the feature builder and the zoo are imported only where a method needs them
@@ -122,7 +126,8 @@ class Recommender:
             zoo = datasets.load(zoo)
         t0 = time.perf_counter()
         features = FeatureBuilder(text_encoder=self.text_encoder, text_dims=self.text_dims).fit(zoo)
-        data = features.train_data(zoo)
+        data = features.zoo_data(zoo)
+        self._set_data(data)
         t1 = time.perf_counter()
         log.info("fitting %s on %d records (%d models x %d datasets)", self._engine_name(), len(data.records),
                  data.n_models, data.n_datasets)
@@ -133,8 +138,6 @@ class Recommender:
             self.calibration_ = self._calibrate(data)
         t3 = time.perf_counter()
         self._features = features
-        self._set_data(features.model_ids_, features.dataset_ids_, features.dataset_features_, data.records,
-                       data.scores)
         self.zoo_ = {"name": zoo.name, "fingerprint": zoo.fingerprint(), "models": len(zoo.models),
                      "datasets": len(zoo.datasets), "records": len(zoo.records), "metrics": zoo.metrics}
         self.timing_ = {"features_s": round(t1 - t0, 3), "engine_s": round(t2 - t1, 3),
@@ -146,7 +149,7 @@ class Recommender:
     def _engine_name(self) -> str:
         return self.engine.name if isinstance(self.engine, Engine) else str(self.engine)
 
-    def _calibrate(self, data: TrainData) -> Calibration | None:
+    def _calibrate(self, data: ZooData) -> Calibration | None:
         """Split-conformal calibration; on a large zoo, on a random sample of its datasets."""
         sample = data
         rows = np.flatnonzero(data.records.row_counts() > 0)
@@ -165,15 +168,9 @@ class Recommender:
             return None
         return cal
 
-    def _set_data(self, model_ids, dataset_ids, dataset_features, records: Cells, scores: dict,
-                  model_records: np.ndarray | None = None) -> None:
-        self.model_ids_ = list(model_ids)
-        self.dataset_ids_ = list(dataset_ids)
-        self.dataset_features_ = np.asarray(dataset_features, dtype=np.float64)
-        self.records_ = records
-        self.scores_ = dict(scores)
-        self._dataset_pos = None
-        self._unrecorded = (records.col_counts() if model_records is None else np.asarray(model_records)) == 0
+    def _set_data(self, data: ZooData) -> None:
+        self.data_ = data
+        self._unrecorded = data.model_record_counts() == 0
         self._lazy = False
 
     def _check_fitted(self) -> None:
@@ -185,12 +182,12 @@ class Recommender:
     @property
     def model_ids(self) -> list[str]:
         self._check_fitted()
-        return list(self.model_ids_)
+        return list(self.data_.model_ids)
 
     @property
     def dataset_ids(self) -> list[str]:
         self._check_fitted()
-        return list(self.dataset_ids_)
+        return list(self.data_.dataset_ids)
 
     @property
     def features_(self) -> "FeatureBuilder":
@@ -204,28 +201,7 @@ class Recommender:
 
     def dataset_index(self, names: Sequence[str]) -> np.ndarray:
         """Row of each dataset name; :class:`UnknownNameError` (with close names) otherwise."""
-        if self._dataset_pos is None and len(names) <= 4:  # a query or two: no index of 100,000 names
-            out = np.empty(len(names), dtype=np.int64)
-            for i, n in enumerate(names):
-                try:
-                    out[i] = self.dataset_ids_.index(str(n))
-                except ValueError:
-                    raise UnknownNameError("dataset", str(n), self.dataset_ids_) from None
-            return out
-        if self._dataset_pos is None:
-            self._dataset_pos = {d: i for i, d in enumerate(self.dataset_ids_)}
-        out = np.empty(len(names), dtype=np.int64)
-        for i, n in enumerate(names):
-            pos = self._dataset_pos.get(str(n))
-            if pos is None:
-                raise UnknownNameError("dataset", str(n), self.dataset_ids_)
-            out[i] = pos
-        return out
-
-    @property
-    def known_(self) -> np.ndarray:
-        """The recorded accuracies as a dense (datasets x models) matrix, NaN where unknown (small zoos only)."""
-        return self.records_.dense()
+        return self.data_.dataset_ids.indices(names)
 
     # -- prediction ---------------------------------------------------------------
     def _columns(self, block: DatasetBlock, names: Sequence[str], known: np.ndarray, level: float | None,
@@ -237,7 +213,7 @@ class Recommender:
         # report a failure inside the engine as the damaged file it is.
         what = f"model file {str(getattr(self, 'path_', '?'))!r}"
         zoo = block.index[block.index >= 0]
-        problem = self.records_.check_rows(zoo) or self.engine_.check_rows(zoo)
+        problem = self.data_.records.check_rows(zoo) or self.engine_.check_rows(zoo)
         if problem:
             raise ArtifactError(f"{what} {problem}; it is damaged: re-create it with `recsys fit`")
         try:
@@ -251,40 +227,30 @@ class Recommender:
 
     def _compute_columns(self, block: DatasetBlock, names: Sequence[str], known: np.ndarray, level: float | None,
                          uncertainty: bool) -> dict[str, np.ndarray]:
-        pred = self.engine_.predict(block)
-        n_models = pred.shape[1]
+        if uncertainty and self.calibration_ is None:  # same columns either way, so scripts can rely on them
+            log.warning("this model has no interval calibration (%s): lower, upper and p_best are empty",
+                        "fitted with --no-calibrate" if not self.calibrate else
+                        "too few datasets with records to hold some out")
+        ans = answer(self.engine_, self.calibration_, block, known, level=self.level if level is None else level,
+                     unrecorded=self._unrecorded, uncertainty=uncertainty)
+        n_models = ans.predicted.shape[1]
         cols = {
-            "model": np.tile(np.array(self.model_ids_, dtype=object), len(names)),
+            "model": np.tile(np.array(list(self.data_.model_ids), dtype=object), len(names)),
             "dataset": np.repeat(np.array(list(names), dtype=object), n_models),
-            "predicted": pred.ravel(),
+            "predicted": ans.predicted.ravel(),
             "known": known.ravel(),
         }
         if uncertainty:
-            if self.calibration_ is not None:
-                lvl = self.level if level is None else level
-                n_known = (~np.isnan(known)).sum(1)
-                lower, upper = self.calibration_.interval(pred, n_known, lvl)
-                p_best = self.calibration_.p_best(pred, known, n_known, unrecorded=self._unrecorded)
-                p_best = _consistent(p_best, known, lower, upper)
-            else:  # same columns either way, so scripts can rely on them
-                log.warning("this model has no interval calibration (%s): lower, upper and p_best are empty",
-                            "fitted with --no-calibrate" if not self.calibrate else
-                            "too few datasets with records to hold some out")
-                lower = upper = p_best = np.full(pred.shape, np.nan)
-            cols.update(lower=lower.ravel(), upper=upper.ravel(), p_best=p_best.ravel())
+            cols.update(lower=ans.lower.ravel(), upper=ans.upper.ravel(), p_best=ans.p_best.ravel())
         return cols
-
-    def _block(self, idx: np.ndarray) -> DatasetBlock:
-        return DatasetBlock(index=idx, features=self.dataset_features_[idx],
-                            scores={k: v[idx] for k, v in self.scores_.items()})
 
     def predict_columns(self, datasets: Sequence[str] | None = None, *, level: float | None = None,
                         uncertainty: bool = True) -> dict[str, np.ndarray]:
         """:meth:`predict` as a dict of flat columns (numpy arrays), without pandas."""
         self._check_fitted()
-        names = self.dataset_ids_ if datasets is None else [str(d) for d in datasets]
+        names = list(self.data_.dataset_ids) if datasets is None else [str(d) for d in datasets]
         idx = self.dataset_index(names)
-        return self._columns(self._block(idx), names, self.records_.dense(idx), level, uncertainty)
+        return self._columns(self.data_.block(idx), names, self.data_.records.dense(idx), level, uncertainty)
 
     def iter_predict(self, *, level: float | None = None, uncertainty: bool = True,
                      block: int = 64) -> Iterator[dict[str, np.ndarray]]:
@@ -293,10 +259,11 @@ class Recommender:
         Memory stays O(block x models): the whole matrix is never held (``recsys predict`` streams it).
         """
         self._check_fitted()
-        for start in range(0, len(self.dataset_ids_), block):
-            idx = np.arange(start, min(start + block, len(self.dataset_ids_)))
-            names = [self.dataset_ids_[i] for i in idx]
-            yield self._columns(self._block(idx), names, self.records_.dense(idx), level, uncertainty)
+        ids = self.data_.dataset_ids
+        for start in range(0, len(ids), block):
+            idx = np.arange(start, min(start + block, len(ids)))
+            yield self._columns(self.data_.block(idx), [ids[i] for i in idx], self.data_.records.dense(idx), level,
+                                uncertainty)
 
     def predict(self, datasets: Sequence[str] | None = None, *, level: float | None = None,
                 uncertainty: bool = True) -> "pd.DataFrame":
@@ -334,22 +301,17 @@ class Recommender:
         return pd.DataFrame(self._new_columns(metadata, scores, level, uncertainty))
 
     def _new_columns(self, metadata, scores, level, uncertainty) -> dict[str, np.ndarray]:
-        import pandas as pd
+        from .features.builder import new_dataset_frame
 
         self._check_fitted()
-        frame = pd.DataFrame([dict(metadata)]) if isinstance(metadata, Mapping) else metadata.reset_index(drop=True)
-        if "dataset" not in frame.columns:
-            frame = frame.assign(dataset=[f"new-dataset-{i + 1}" if len(frame) > 1 else "new-dataset"
-                                          for i in range(len(frame))])
-        if self._dataset_pos is None:
-            self._dataset_pos = {d: i for i, d in enumerate(self.dataset_ids_)}
-        clash = [d for d in frame["dataset"].astype(str) if d in self._dataset_pos]
+        frame = new_dataset_frame(metadata)
+        clash = [d for d in frame["dataset"] if d in self.data_.dataset_ids]
         if clash:
-            raise RecsysError(f"dataset {clash[0]!r} is already in the zoo; ask for it by name (--dataset) or give "
-                              f"the new dataset another name")
-        block = self.features_.new_datasets(frame, scores)
-        known = np.full((len(frame), len(self.model_ids_)), np.nan)
-        return self._columns(block, frame["dataset"].astype(str).tolist(), known, level, uncertainty)
+            raise RecsysError(f"ask for dataset {clash[0]!r} by name (--dataset), or give the new dataset another "
+                              f"name: {clash[0]!r} is already in the zoo")
+        block = self.features_.new_datasets(frame, self.data_.model_ids, scores)
+        known = np.full((len(frame), len(self.data_.model_ids)), np.nan)
+        return self._columns(block, frame["dataset"].tolist(), known, level, uncertainty)
 
     @staticmethod
     def _rank_columns(cols: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
@@ -394,20 +356,17 @@ class Recommender:
         path = Path(path) if path is not None else default_model_path()
         engine_meta, engine_arrays = self.engine_.get_state()
         feat_meta, feat_arrays = self.features_.to_state()
-        arrays = {f"engine.{k}": v for k, v in engine_arrays.items()}
+        data_meta, arrays = self.data_.to_arrays("data.")
+        arrays.update({f"engine.{k}": v for k, v in engine_arrays.items()})
         arrays.update({f"features.{k}": v for k, v in feat_arrays.items()})
-        r = self.records_
-        arrays.update({"known.d": r.d.astype(np.int32), "known.m": r.m.astype(np.int32), "known.y": r.y,
-                       "known.model_records": r.col_counts().astype(np.int64)})
-        arrays.update({f"scores.{i}": v for i, v in enumerate(self.scores_.values())})
         if self.calibration_ is not None:
             arrays.update(self.calibration_.to_state())
         meta = {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "libraries": _library_versions(),
             "recommender": {"seed": self.seed, "level": self.level, "text_dims": self.text_dims,
-                            "text_encoder": self.text_encoder, "calibrate": self.calibrate,
-                            "score_metrics": list(self.scores_)},
+                            "text_encoder": self.text_encoder, "calibrate": self.calibrate},
+            "data": data_meta,
             "engine": engine_meta,
             "features": feat_meta,
             "zoo": self.zoo_,
@@ -434,30 +393,17 @@ class Recommender:
             reads them; the default reads and checks everything now.
         """
         path = Path(path) if path is not None else default_model_path()
-        meta, arrays = read_artifact(path, mmap=lazy)
+        meta, arrays = upgrade(*read_artifact(path, mmap=lazy))
         check_model_state(meta, arrays, path)
         try:
             r = meta["recommender"]
-            engine_state = meta["engine"]
-            cls_ = get_engine_class(engine_state["name"])
-            engine = cls_.from_state(engine_state, {k[len("engine."):]: v for k, v in arrays.items()
-                                                    if k.startswith("engine.")})
-            rec = cls(engine=engine_state["name"], seed=r["seed"], text_encoder=r.get("text_encoder"),
+            rec = cls(engine=meta["engine"]["name"], seed=r["seed"], text_encoder=r.get("text_encoder"),
                       text_dims=r["text_dims"], level=r["level"], calibrate=r.get("calibrate", True))
-            feats = meta["features"]
-            rec._feature_state = (feats, {k[len("features."):]: v for k, v in arrays.items()
-                                          if k.startswith("features.")})
+            rec._set_data(ZooData.from_arrays(meta["data"], arrays, "data."))
+            rec.engine_ = get_engine_class(meta["engine"]["name"]).from_state(meta["engine"], _part(arrays, "engine."),
+                                                                              rec.data_)
+            rec._feature_state = (meta["features"], _part(arrays, "features."))
             rec._features = None
-            shape = (len(feats["dataset_ids"]), len(feats["model_ids"]))
-            parts = [arrays[f"known.{k}"] for k in ("d", "m", "y")]
-            if any(isinstance(p, np.memmap) for p in parts):  # checked row by row when used (_columns)
-                records = Cells.mapped(*parts, shape)
-            else:  # sorted, unique and in range: check_model_state checked it above
-                records = Cells(*parts, shape, assume_sorted=True)
-            rec.engine_ = engine
-            rec._set_data(feats["model_ids"], feats["dataset_ids"], arrays["features.dataset_features"], records,
-                          {m: arrays[f"scores.{i}"] for i, m in enumerate(r.get("score_metrics", []))},
-                          arrays.get("known.model_records"))
             rec._lazy = any(isinstance(a, np.memmap) for a in arrays.values())
             rec.path_ = path
             rec.calibration_ = Calibration.from_state(arrays)
@@ -467,8 +413,8 @@ class Recommender:
             # Use the engine's arrays once: a file whose arrays disagree fails here, with one line. (Lazily
             # loaded, each answer checks what it reads, and fails with the same line: no need to read more.)
             if not rec._lazy:
-                rec.predict_columns(list(dict.fromkeys([rec.dataset_ids_[0], rec.dataset_ids_[-1]])),
-                                    uncertainty=False)
+                ids = rec.data_.dataset_ids
+                rec.predict_columns(list(dict.fromkeys([ids[0], ids[-1]])), uncertainty=False)
         except ArtifactError:
             raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as exc:
@@ -489,9 +435,9 @@ class Recommender:
             "engine_summary": self.engine_.summary,
             "engine_params": self.engine_.get_params(),
             "zoo": self.zoo_,
-            "models": len(self.model_ids_),
-            "datasets": len(self.dataset_ids_),
-            "known_pairs": len(self.records_),
+            "models": len(self.data_.model_ids),
+            "datasets": len(self.data_.dataset_ids),
+            "known_pairs": len(self.data_.records),
             "model_features": len(fb.model_spec_.names),
             "dataset_features": len(fb.dataset_spec_.names),
             "dataset_columns": fb.dataset_columns_,
@@ -502,26 +448,6 @@ class Recommender:
         }
 
 
-#: the smallest P(best) given to a model whose interval reaches the best record
-P_FLOOR = 1e-4
-
-
-def _consistent(p_best: np.ndarray, known: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """P(best) that agrees with the intervals: a model whose interval reaches the best record cannot have 0.
-
-    P(best) perturbs predictions by the stratum's residuals times the fitted
-    noise factor (below 1 where models err together), the intervals by the
-    unscaled absolute residuals: a model can be out of P(best)'s reach while its
-    interval reaches above the best record (or, on a dataset without records,
-    above every other model's lower bound). Such a model is given
-    :data:`P_FLOOR` instead of a 0 that the intervals contradict; each row is
-    renormalized.
-    """
-    out = p_best.copy()
-    rec = ~np.isnan(known)
-    best = np.where(rec.any(1), np.nanmax(np.where(rec, known, -np.inf), axis=1), np.max(lower, axis=1))
-    lift = ~rec & (upper > best[:, None]) & (out < P_FLOOR)
-    if lift.any():
-        out = np.where(lift, P_FLOOR, out)
-        out /= out.sum(1, keepdims=True)
-    return out
+def _part(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """The arrays under ``prefix``, without it."""
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}

@@ -100,27 +100,27 @@ def _hashing_data(zoo):
     from recsys.features import FeatureBuilder
 
     fb = FeatureBuilder(text_encoder="hashing").fit(zoo)
-    return fb.train_data(zoo)
+    return fb.zoo_data(zoo)
 
 
 @pytest.fixture(scope="session")
 def dn_data(domainnet):
-    """DomainNet-270 as TrainData, text through the fast hashing encoder."""
+    """DomainNet-270 as ZooData, text through the fast hashing encoder."""
     return _hashing_data(domainnet)
 
 
 @pytest.fixture(scope="session")
 def tg_data(transfergraph):
-    """TransferGraph image zoo as TrainData (has LOG_ME and REG_H_SCORE scores)."""
+    """TransferGraph image zoo as ZooData (has LOG_ME and REG_H_SCORE scores)."""
     return _hashing_data(transfergraph)
 
 
 def planted_low_rank(n_datasets=60, n_models=12, rank=2, density=0.6, noise=0.0, seed=0):
-    """A TrainData whose full matrix is low rank and explained by the features.
+    """A ZooData whose full matrix is low rank and explained by the features.
 
     Returns (data with some cells hidden, full truth matrix).
     """
-    from recsys.features.data import TrainData
+    from recsys.features.data import ZooData
 
     rng = np.random.default_rng(seed)
     U = rng.normal(size=(n_datasets, rank))
@@ -131,7 +131,7 @@ def planted_low_rank(n_datasets=60, n_models=12, rank=2, density=0.6, noise=0.0,
     mask = rng.random(full.shape) < density
     mask[np.arange(n_datasets), rng.integers(0, n_models, n_datasets)] = True
     Y = np.where(mask, full, np.nan)
-    return TrainData(Y=Y, model_features=V, dataset_features=U), full
+    return ZooData(Y=Y, model_features=V, dataset_features=U), full
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from scipy.stats import kendalltau, pearsonr
 
 from recsys.engines import make_engine
 from recsys.errors import RecsysError
-from recsys.features.data import DatasetBlock, TrainData
+from recsys.features.data import DatasetBlock, ZooData
 
 #: TransferGraph's targets with LogME scores (benchmark protocol P2)
 TG_TARGETS = ["caltech101", "cifar100", "dtd", "flowers", "pets", "smallnorb_label_elevation", "stanfordcars", "svhn"]
@@ -80,7 +80,7 @@ def test_additive_is_the_closed_form_ridge_solution():
     X[np.arange(len(y)), m] = 1.0
     X[np.arange(len(y)), 4 + d] = 1.0
     theta = np.linalg.solve(X.T @ X + lam * np.eye(7), X.T @ (y - mu))
-    data = TrainData(Y=Y, model_features=np.zeros((4, 0)), dataset_features=np.zeros((3, 0)))
+    data = ZooData(Y=Y, model_features=np.zeros((4, 0)), dataset_features=np.zeros((3, 0)))
     engine = make_engine("additive", lam=lam).fit(data)
     assert engine.mu_ == pytest.approx(mu, abs=1e-12)
     assert engine.model_bias_ == pytest.approx(theta[:4], abs=1e-8)
@@ -97,7 +97,7 @@ def test_lr_recovers_a_logistic_linear_truth():
     w_m, w_d = np.array([0.8, -0.5]), np.array([0.3, 0.0, -0.6])
     full = 1 / (1 + np.exp(-(0.4 + (Xm @ w_m)[None, :] + (Xd @ w_d)[:, None])))
     Y = np.where(rng.random(full.shape) < 0.5, full, np.nan)
-    data = TrainData(Y=Y, model_features=Xm, dataset_features=Xd)
+    data = ZooData(Y=Y, model_features=Xm, dataset_features=Xd)
     engine = make_engine("lr", alpha=0.0).fit(data)
     assert engine.predict(data.block()) == pytest.approx(full, abs=2e-4)
     new = DatasetBlock(index=[-1], features=Xd[:1])

@@ -44,13 +44,13 @@ def test_p1_reference_points_are_consistent(ceilings):
 def test_p2_best_single_neighbour_is_the_best_of_all_others(ceilings, transfergraph):
     from scipy.stats import pearsonr
 
-    from recsys.engines._scale import standardize_dense as standardize
-    from recsys.evaluation.protocols import as_train_data
+    from recsys.engines.stages.scale import standardize_dense as standardize
+    from recsys.evaluation.protocols import as_zoo_data
 
     fig = {}
     lines = ceilings.p2_section("hashing", 2, fig)
     assert len(fig["rows"]) == 2 and any("NNLS oracle" in line for line in lines)
-    data, _ = as_train_data(transfergraph, "hashing")
+    data, _ = as_zoo_data(transfergraph, "hashing")
     T, Z = data.Y, np.nan_to_num(standardize(data.Y))
     for row in fig["rows"]:
         j = data.dataset_ids.index(row[0])

@@ -119,7 +119,7 @@ def test_new_dataset_by_set_and_by_file(dn_model, tmp_path):
 
 def test_new_dataset_bad_metadata(dn_model):
     res = run("topk", "--model", dn_model, "--set", "colour=blue", ok=False)
-    assert res.exit_code == 1 and "unknown dataset column" in res.stderr and "Labels" in res.stderr
+    assert res.exit_code == 1 and "unknown column(s) ['colour']" in res.stderr and "Labels" in res.stderr
     res = run("topk", "--model", dn_model, "--set", "Sample_Size", ok=False)
     assert res.exit_code == 2 and "COLUMN=VALUE" in res.stderr
 

@@ -18,7 +18,7 @@ from conftest import mean_pearson_hidden, planted_low_rank
 from recsys.artifact import read_artifact, write_artifact
 from recsys.engines import ENGINES, get_engine_class, make_engine
 from recsys.errors import NotFittedError, RecsysError
-from recsys.features.data import DatasetBlock, TrainData
+from recsys.features.data import DatasetBlock, ZooData
 
 NAMES = list(ENGINES)
 
@@ -39,15 +39,15 @@ RMSE_RATIO_INTERACTION = 0.9
 RMSE_RATIO_ANY = 0.98
 
 
-def _with_scores(data: TrainData, full: np.ndarray, seed: int, missing: float = 0.0) -> TrainData:
+def _with_scores(data: ZooData, full: np.ndarray, seed: int, missing: float = 0.0) -> ZooData:
     rng = np.random.default_rng(seed)
     scores = full + rng.normal(scale=0.5 * full.std(), size=full.shape)
     scores[rng.random(full.shape) < missing] = np.nan
-    return TrainData(Y=data.Y, model_features=data.model_features, dataset_features=data.dataset_features,
+    return ZooData(Y=data.Y, model_features=data.model_features, dataset_features=data.dataset_features,
                      scores={"LOG_ME": scores, "REG_H_SCORE": -scores})
 
 
-def _contract_data() -> tuple[TrainData, np.ndarray]:
+def _contract_data() -> tuple[ZooData, np.ndarray]:
     """A 30 x 8 planted problem; dataset 0 and model 7 have no records; some scores missing."""
     data, full = planted_low_rank(n_datasets=30, n_models=8, density=0.6, seed=5)
     Y = data.Y.copy()
@@ -61,7 +61,7 @@ def _contract_data() -> tuple[TrainData, np.ndarray]:
 CONTRACT_DATA, _ = _contract_data()
 
 
-def _new_block(data: TrainData, rows) -> DatasetBlock:
+def _new_block(data: ZooData, rows) -> DatasetBlock:
     """The datasets ``rows`` presented as never seen (index -1), with their features and scores."""
     rows = np.asarray(rows)
     return DatasetBlock(index=np.full(len(rows), -1), features=data.dataset_features[rows] + 0.1,
@@ -203,9 +203,13 @@ def test_refit_forgets_the_previous_fit(name, fitted):
 
 def test_state_round_trip_through_a_model_file(name, fitted, tmp_path):
     meta, arrays = fitted.get_state()
-    path = write_artifact(tmp_path / f"{name}.npz", {"engine": meta}, arrays)
+    data_meta, data_arrays = CONTRACT_DATA.to_arrays("data.")
+    assert not set(arrays) & set(data_arrays)
+    path = write_artifact(tmp_path / f"{name}.npz", {"engine": meta, "data": data_meta}, {**arrays, **data_arrays})
     meta2, arrays2 = read_artifact(path)
-    loaded = get_engine_class(name).from_state(meta2["engine"], arrays2)
+    data = ZooData.from_arrays(meta2["data"], arrays2, "data.")
+    loaded = get_engine_class(name).from_state(meta2["engine"], {k: v for k, v in arrays2.items()
+                                                                  if not k.startswith("data.")}, data)
     assert type(loaded) is type(fitted)
     assert loaded.get_params() == fitted.get_params()
     for block in (CONTRACT_DATA.block(), _new_block(CONTRACT_DATA, [1, 2, 3])):
@@ -215,7 +219,7 @@ def test_state_round_trip_through_a_model_file(name, fitted, tmp_path):
 
 
 # -- invalid input -------------------------------------------------------------------------------
-def _corrupt(kind: str) -> TrainData:
+def _corrupt(kind: str) -> ZooData:
     data, _ = _contract_data()
     Y, Xd, Xm = data.Y.copy(), data.dataset_features.copy(), data.model_features.copy()
     r, c = np.argwhere(~np.isnan(Y))[0]
@@ -231,7 +235,7 @@ def _corrupt(kind: str) -> TrainData:
         Y[r, c] = np.inf
     elif kind == "percent-accuracies":
         Y = Y * 100
-    return TrainData(Y=Y, model_features=Xm, dataset_features=Xd, scores=data.scores)
+    return ZooData(Y=Y, model_features=Xm, dataset_features=Xd, scores=data.scores)
 
 
 @pytest.mark.parametrize("kind", ["nan-dataset-features", "inf-model-features", "accuracy-above-1",
@@ -245,7 +249,7 @@ def test_invalid_input_is_rejected(name, kind):
 
 def test_zoo_without_scores(name):
     """Engines that rank by scores refuse a zoo without them; every other engine fits it."""
-    data = TrainData(Y=CONTRACT_DATA.Y, model_features=CONTRACT_DATA.model_features,
+    data = ZooData(Y=CONTRACT_DATA.Y, model_features=CONTRACT_DATA.model_features,
                      dataset_features=CONTRACT_DATA.dataset_features)
     engine = make_engine(name, seed=0)
     if engine.requires_scores:

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, write_zoo
 from recsys.errors import NotFittedError, RecsysError, UnknownNameError
-from recsys.features import FeatureBuilder, HashingEncoder, TrainData, embed, get_encoder
+from recsys.features import FeatureBuilder, HashingEncoder, ZooData, embed, get_encoder, new_dataset_frame
 from recsys.features.text import DEFAULT_ENCODER, TextEncoder, _cache_file
 from recsys.zoo import load_zoo
 
@@ -47,6 +47,11 @@ def dn_builder(domainnet):
     return FeatureBuilder(text_encoder="hashing").fit(domainnet)
 
 
+def _new(builder, data, metadata, scores=None):
+    """The block of brand-new datasets, as the recommender asks for it."""
+    return builder.new_datasets(new_dataset_frame(metadata), data.model_ids, scores)
+
+
 # -- side features ------------------------------------------------------------------
 
 
@@ -55,30 +60,31 @@ def test_domainnet_features(domainnet, dn_builder, dn_data):
     assert data.Y.shape == (270, 10) and not np.isnan(data.Y).any()
     assert data.model_features.shape[0] == 10 and data.dataset_features.shape[0] == 270
     data.check()
-    g = data.dataset_groups
-    assert set(g) == {"categorical:domain", "numeric:num_pre_class", "numeric:categories", "numeric:Sample_Size",
-                      "text:domain", "text:Labels"}
-    onehot = data.dataset_features[:, g["categorical:domain"]]
+    lay = data.datasets.layout
+    assert lay.to_json() == {"categorical": [["domain", 0, 6]],
+                             "numeric": [["num_pre_class", 6, 7], ["categories", 7, 8], ["Sample_Size", 8, 9]],
+                             "text_dims": [["domain", 9, 13], ["Labels", 13, 21]]}
+    onehot = data.datasets.categorical["domain"]
     assert onehot.shape[1] == 6 and (onehot.sum(1) == 1).all()
-    assert fb.dataset_spec_.names[g["categorical:domain"]][0] == "domain=clipart"
+    assert fb.dataset_spec_.names[lay.span("categorical", "domain")][0] == "domain=clipart"
+    assert sorted(data.datasets.tokens) == ["Labels", "domain"] and sorted(data.datasets.text) == ["Labels", "domain"]
     # numerics: log of heavy-tailed counts, standardized over the zoo
     for col in ("num_pre_class", "categories", "Sample_Size"):
-        z = data.dataset_features[:, g[f"numeric:{col}"]][:, 0]
+        z = data.datasets.numeric[col]
         assert z.mean() == pytest.approx(0, abs=1e-9) and z.std() == pytest.approx(1)
         expected = np.log(domainnet.datasets[col].to_numpy())
         np.testing.assert_allclose(z, (expected - expected.mean()) / expected.std())
     assert "log(# of parameters)" in fb.model_spec_.names and "acc@1 (on ImageNet-1K)" in fb.model_spec_.names
     # text: PCA directions with unit variance over the zoo
-    text = data.dataset_features[:, g["text:Labels"]]
+    text = data.dataset_features[:, lay.span("text_dims", "Labels")]
     assert text.shape[1] == 8
     np.testing.assert_allclose(text.std(0), 1, rtol=1e-6)
-    assert 1 <= data.dataset_features[:, g["text:domain"]].shape[1] <= 5  # 6 distinct domains: at most 5 directions
+    assert 1 <= data.dataset_features[:, lay.span("text_dims", "domain")].shape[1] <= 5  # 6 domains: <= 5 directions
 
 
 def test_missing_values_and_indicator(transfergraph, tg_data):
-    g = tg_data.dataset_groups
     i = tg_data.dataset_ids.index("food101")
-    size = tg_data.dataset_features[:, g["numeric:size"]]
+    size = tg_data.dataset_features[:, tg_data.datasets.layout.span("numeric", "size")]
     assert size.shape[1] == 2  # value + missing indicator (the zoo has a gap)
     assert size[i].tolist() == [0.0, 1.0]
     assert (size[np.arange(13) != i, 1] == 0).all()
@@ -96,7 +102,7 @@ def test_missing_categorical_and_inferred_log(tmp_path):
     zoo = load_zoo(write_zoo(tmp_path / "z", models=models, records=records))
     fb = FeatureBuilder(text_encoder="hashing").fit(zoo)
     assert fb.model_spec_.names == ["family=x", "family=y", "log(params)", "depth"]
-    f = fb.model_features_
+    f = fb.zoo_data(zoo).model_features
     assert f[1, :2].tolist() == [0, 0]  # missing level: zeros
     assert f[:, 3].mean() == pytest.approx(0) and f[:, 3].std() == pytest.approx(1)
 
@@ -107,7 +113,7 @@ def test_constant_numeric_column_is_not_blown_up(tmp_path):
     zoo = load_zoo(write_zoo(tmp_path / "z", models=models, zoo_json=roles,
                              records=pd.DataFrame({"model": ["a"], "dataset": ["birds"], "accuracy": [0.5]})))
     fb = FeatureBuilder(text_encoder="hashing").fit(zoo)
-    np.testing.assert_allclose(fb.model_features_, 0, atol=1e-12)
+    np.testing.assert_allclose(fb.zoo_data(zoo).model_features, 0, atol=1e-12)
 
 
 def test_no_text(domainnet):
@@ -126,76 +132,95 @@ def test_no_text(domainnet):
 def test_zoo_rows_given_as_new_get_their_features(domainnet, dn_builder, dn_data):
     names = ["269_clipart_32", "1_painting_2", domainnet.dataset_ids[149]]
     rows = domainnet.datasets.loc[names].reset_index()
-    block = dn_builder.new_datasets(rows)
+    block = _new(dn_builder, dn_data, rows)
     assert (block.index == -1).all() and block.scores == {}
-    np.testing.assert_allclose(block.features, dn_data.dataset_features[dn_builder.dataset_index(names)],
-                               atol=1e-12)
+    rows_in_zoo = dn_data.dataset_ids.indices(names)
+    np.testing.assert_allclose(block.features, dn_data.dataset_features[rows_in_zoo], atol=1e-12)
+    for col in ("Labels", "domain"):  # token sets and full embeddings too
+        assert [t.tolist() for t in map(block.side.tokens[col].row, range(3))] == \
+            [dn_data.datasets.tokens[col].row(i).tolist() for i in rows_in_zoo]
+        np.testing.assert_allclose(block.side.text[col], dn_data.datasets.text[col][rows_in_zoo], atol=1e-12)
     # the same values typed as strings (CLI --set) or as JSON numbers
     as_strings = {k: (str(int(v)) if isinstance(v, float) else v) for k, v in rows.iloc[0].to_dict().items()}
-    np.testing.assert_allclose(dn_builder.new_datasets(as_strings).features[0], block.features[0], atol=1e-12)
+    np.testing.assert_allclose(_new(dn_builder, dn_data, as_strings).features[0], block.features[0], atol=1e-12)
 
 
-def test_example_new_dataset_file(dn_builder):
+def test_example_new_dataset_file(dn_builder, dn_data):
     meta = json.loads((ROOT / "data" / "new-dataset.json").read_text())
-    block = dn_builder.new_datasets(meta)
-    assert block.features.shape == (1, dn_builder.dataset_features_.shape[1])
+    block = _new(dn_builder, dn_data, meta)
+    assert block.features.shape == (1, dn_data.dataset_features.shape[1])
     assert np.isfinite(block.features).all()
-    g = dn_builder.dataset_spec_.groups["categorical:domain"]
+    g = dn_builder.dataset_spec_.layout.span("categorical", "domain")
     assert dn_builder.dataset_spec_.names[g][int(block.features[0, g].argmax())] == "domain=sketch"
 
 
-def test_unknown_columns_are_rejected(dn_builder):
-    with pytest.raises(RecsysError, match=r"unknown dataset column\(s\) \['domian'\] \(did you mean 'domain'\?\); "
-                                          r"accepted columns: domain, num_pre_class, categories, Sample_Size, Labels"):
-        dn_builder.new_datasets({"domian": "sketch"})
+def test_unknown_columns_are_rejected(dn_builder, dn_data):
+    with pytest.raises(RecsysError, match=r"describe new datasets with the zoo's dataset columns \(domain, "
+                                          r"num_pre_class, categories, Sample_Size, Labels\); unknown column\(s\) "
+                                          r"\['domian'\] \(did you mean 'domain'\?\)"):
+        _new(dn_builder, dn_data, {"domian": "sketch"})
 
 
-def test_unseen_level_warns_and_contributes_zeros(dn_builder, caplog):
+def test_unseen_level_warns_and_contributes_zeros(dn_builder, dn_data, caplog):
     with caplog.at_level(logging.WARNING, logger="recsys.features.builder"):
-        block = dn_builder.new_datasets({"domain": "watercolor", "num_pre_class": 10, "categories": 4,
-                                         "Sample_Size": 40, "Labels": "cat, dog, bird, fish"})
+        block = _new(dn_builder, dn_data, {"domain": "watercolor", "num_pre_class": 10, "categories": 4,
+                                           "Sample_Size": 40, "Labels": "cat, dog, bird, fish"})
     assert "domain='watercolor' was not seen in the zoo" in caplog.text
-    g = dn_builder.dataset_spec_.groups["categorical:domain"]
+    g = dn_builder.dataset_spec_.layout.span("categorical", "domain")
     assert (block.features[0, g] == 0).all()
     assert np.isfinite(block.features).all()
 
 
-def test_absent_columns_are_missing(dn_builder, caplog):
+def test_absent_columns_are_missing(dn_builder, dn_data, caplog):
     with caplog.at_level(logging.WARNING, logger="recsys.features.builder"):
-        block = dn_builder.new_datasets({"domain": "sketch"})
+        block = _new(dn_builder, dn_data, {"domain": "sketch"})
     assert "lacks column(s)" in caplog.text
-    spec = dn_builder.dataset_spec_
-    assert (block.features[0, spec.groups["numeric:categories"]] == 0).all()
-    assert (block.features[0, spec.groups["text:Labels"]] == 0).all()
+    lay = dn_builder.dataset_spec_.layout
+    assert (block.features[0, lay.span("numeric", "categories")] == 0).all()
+    assert (block.features[0, lay.span("text_dims", "Labels")] == 0).all()
+    assert block.side.tokens["Labels"].sizes().tolist() == [0] and not block.side.text["Labels"].any()
 
 
-def test_bad_new_values(dn_builder):
+def test_bad_new_values(dn_builder, dn_data):
     with pytest.raises(RecsysError, match="column 'categories' is numeric but got 'many'"):
-        dn_builder.new_datasets({"domain": "sketch", "categories": "many"})
+        _new(dn_builder, dn_data, {"domain": "sketch", "categories": "many"})
     with pytest.raises(RecsysError, match="column 'categories' must be > 0"):
-        dn_builder.new_datasets({"domain": "sketch", "categories": 0})
-    with pytest.raises(RecsysError, match="no new dataset given"):
-        dn_builder.new_datasets(pd.DataFrame(columns=["domain"]))
+        _new(dn_builder, dn_data, {"domain": "sketch", "categories": 0})
+    with pytest.raises(RecsysError, match="describe at least one new dataset"):
+        _new(dn_builder, dn_data, pd.DataFrame(columns=["domain"]))
+    with pytest.raises(RecsysError, match="give each new dataset its own name: 'x' names several"):
+        new_dataset_frame([{"dataset": "x"}, {"dataset": "x "}])
+
+
+def test_new_dataset_frame_names_each_row_once():
+    assert new_dataset_frame({" domain ": "sketch"}).to_dict("records") == [{"domain": "sketch",
+                                                                               "dataset": "new-dataset"}]
+    frame = new_dataset_frame([{"domain": "a"}, {"domain": "b", "dataset": " mine "}, {"dataset": float("nan")}])
+    assert frame["dataset"].tolist() == ["new-dataset-1", "mine", "new-dataset-3"]
 
 
 def test_new_dataset_scores(transfergraph, tg_data):
     fb = FeatureBuilder(text_encoder="hashing").fit(transfergraph)
     scores = pd.DataFrame({"model": ["google/vit-base-patch16-224", "not/a-model"], "metric": ["LOG_ME", "LOG_ME"],
                            "score": [1.5, 2.0]})
-    block = fb.new_datasets({"size": 1000, "number_of_classes": 10}, scores=scores)
-    j = fb.model_index(["google/vit-base-patch16-224"])[0]
+    block = _new(fb, tg_data, {"size": 1000, "number_of_classes": 10}, scores)
+    j = tg_data.model_ids.index("google/vit-base-patch16-224")
     assert block.scores["LOG_ME"].shape == (1, 185) and block.scores["LOG_ME"][0, j] == 1.5
     assert np.isnan(block.scores["REG_H_SCORE"]).all()
     with pytest.raises(RecsysError, match="scores lack column"):
-        fb.new_datasets([{"size": 1}, {"size": 2}], scores=scores)
+        _new(fb, tg_data, [{"size": 1}, {"size": 2}], scores)
 
 
-def test_names_to_indices(dn_builder):
-    assert dn_builder.model_index(["resnet18", "resnet50"]).tolist() == [8, 7]
-    with pytest.raises(UnknownNameError, match=r"unknown dataset '296_clipart_32'; did you mean '269_clipart_32'"):
-        dn_builder.dataset_index(["296_clipart_32"])
+def test_names_to_indices(dn_data):
+    assert dn_data.model_ids.indices(["resnet18", "resnet50"]).tolist() == [8, 7]
+    many = [dn_data.dataset_ids[i] for i in range(0, 270, 20)]  # (more than a few names: through an index)
+    assert dn_data.dataset_ids.indices(many).tolist() == list(range(0, 270, 20))
+    for names in (["296_clipart_32"], [*many, "296_clipart_32"]):
+        with pytest.raises(UnknownNameError, match=r"unknown dataset '296_clipart_32'; did you mean '269_clipart_32'"):
+            dn_data.dataset_ids.indices(names)
+    assert "269_clipart_32" in dn_data.dataset_ids and "296_clipart_32" not in dn_data.dataset_ids
     with pytest.raises(NotFittedError):
-        FeatureBuilder().new_datasets({"domain": "sketch"})
+        FeatureBuilder().new_datasets(new_dataset_frame({"domain": "sketch"}), dn_data.model_ids)
 
 
 # -- persistence ------------------------------------------------------------------------
@@ -207,16 +232,16 @@ def test_state_round_trip(domainnet, dn_builder, dn_data):
     assert all(isinstance(a, np.ndarray) and a.dtype != object for a in arrays.values())
     fb = FeatureBuilder.from_state(meta, arrays)
     assert fb.dataset_spec_.names == dn_builder.dataset_spec_.names
-    data = fb.train_data(domainnet)
+    data = fb.zoo_data(domainnet)
     np.testing.assert_array_equal(data.dataset_features, dn_data.dataset_features)
     new = {"domain": "sketch", "num_pre_class": 30, "categories": 8, "Sample_Size": 240, "Labels": "cat, dog"}
-    np.testing.assert_array_equal(fb.new_datasets(new).features, dn_builder.new_datasets(new).features)
+    np.testing.assert_array_equal(_new(fb, dn_data, new).features, _new(dn_builder, dn_data, new).features)
 
 
 def test_train_data_rejects_misshapen_features():
     with pytest.raises(ValueError, match="model_features has shape"):
-        TrainData(Y=np.zeros((4, 3)), model_features=np.zeros((4, 3)), dataset_features=np.zeros((4, 2)))
-    data = TrainData(Y=np.zeros((4, 3)), model_features=np.zeros((3, 0)), dataset_features=[])
+        ZooData(Y=np.zeros((4, 3)), model_features=np.zeros((4, 3)), dataset_features=np.zeros((4, 2)))
+    data = ZooData(Y=np.zeros((4, 3)), model_features=np.zeros((3, 0)), dataset_features=[])
     assert data.dataset_features.shape == (4, 0)
 
 
@@ -228,11 +253,12 @@ def test_second_fit_does_not_encode(fresh_cache):
     enc = CountingEncoder()
     first = FeatureBuilder(text_encoder=enc).fit(zoo)
     assert sum(len(c) for c in enc.calls) == 8 + 5  # 8 label lists, 5 distinct domains
-    assert first.dataset_spec_.groups["text:labels"].stop > first.dataset_spec_.groups["text:labels"].start
+    span = first.dataset_spec_.layout.span("text_dims", "labels")
+    assert span.stop > span.start
     again = CountingEncoder()  # a fresh encoder with the same key: only the disk cache can answer
     second = FeatureBuilder(text_encoder=again).fit(zoo)
     assert again.calls == []
-    np.testing.assert_array_equal(second.dataset_features_, first.dataset_features_)
+    np.testing.assert_array_equal(second.zoo_data(zoo).dataset_features, first.zoo_data(zoo).dataset_features)
     # one more text: only it is encoded
     embed(["photo", "a brand new text"], again)
     assert again.calls == [["a brand new text"]]
@@ -300,9 +326,9 @@ def test_warm_cache_needs_no_torch(fresh_cache):
 def test_names_with_commas_slashes_spaces_end_to_end(tiny_zoo_dir):
     zoo = load_zoo(tiny_zoo_dir)
     fb = FeatureBuilder(text_encoder="hashing").fit(zoo)
-    data = fb.train_data(zoo)
-    i = fb.dataset_index(["flowers/102"])[0]
-    j = fb.model_index(["convnext, tiny"])[0]
+    data = fb.zoo_data(zoo)
+    i = data.dataset_ids.index("flowers/102")
+    j = data.model_ids.index("convnext, tiny")
     assert data.Y[i, j] == pytest.approx(0.93)
-    assert np.isnan(data.Y[fb.dataset_index(["new sketches"])[0]]).all()
-    assert data.dataset_ids[i] == "flowers/102" and data.model_ids[fb.model_index(["vit b/16"])[0]] == "vit b/16"
+    assert np.isnan(data.Y[data.dataset_ids.index("new sketches")]).all()
+    assert data.dataset_ids[i] == "flowers/102" and data.model_ids[data.model_ids.index("vit b/16")] == "vit b/16"

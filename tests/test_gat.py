@@ -143,7 +143,7 @@ def test_model_file_round_trip(tg_data, tmp_path, skip):
     assert all(a.dtype.kind == "f" for a in arrays.values())
     path = write_artifact(tmp_path / "gat.npz", meta, arrays)
     meta2, arrays2 = read_artifact(path)
-    loaded = GATEngine.from_state(meta2, arrays2)
+    loaded = GATEngine.from_state(meta2, arrays2, tg_data)
     assert loaded.get_params() == engine.get_params()
     new = DatasetBlock(index=np.array([-1, 0]), features=tg_data.dataset_features[[3, 0]])
     for block in (tg_data.block(), new):
@@ -160,7 +160,7 @@ def test_predicting_from_a_model_file_never_imports_torch(tg_data, tmp_path):
         from recsys.engines import get_engine_class
         from recsys.features.data import DatasetBlock
         meta, arrays = read_artifact({str(path)!r})
-        engine = get_engine_class(meta["name"]).from_state(meta, arrays)
+        engine = get_engine_class(meta["name"]).from_state(meta, arrays, None)  # (gat keeps what it answers from)
         features = np.zeros((2, {tg_data.dataset_features.shape[1]}))
         pred = engine.predict(DatasetBlock(index=np.array([0, -1]), features=features))
         assert pred.shape == (2, {tg_data.n_models}), pred.shape

@@ -135,17 +135,17 @@ def bomb_stream(header: bytes, zero_mib: int) -> tuple[bytes, int, int]:
 
 
 def zip_bomb(model: Path, out: Path, *, consistent_meta: bool = False, lie: bool = False) -> Path:
-    """``known.y.npy`` expands to 3 GiB (a ~3 MB file); ``consistent_meta`` declares that shape in meta.json too,
+    """``data.y.npy`` expands to 3 GiB (a ~3 MB file); ``consistent_meta`` declares that shape in meta.json too,
     ``lie`` writes the true small size in the zip directory while the stream still expands to 3 GiB."""
     n = (3 * GiB) // 8
     header = npy_header((n,))
     raw, size, crc = bomb_stream(header, 3 * 1024)
     meta, blobs = unpack(model)
     if consistent_meta:
-        meta["arrays"]["known.y"] = {"shape": [n], "dtype": "<f8"}
+        meta["arrays"]["data.y"] = {"shape": [n], "dtype": "<f8"}
     entries = [Entry("meta.json", json.dumps(meta).encode())]
     for name, blob in blobs.items():
-        if name == "known.y.npy":
+        if name == "data.y.npy":
             entries.append(Entry(name, b"", raw=raw, size=len(blob) if lie else size,
                                  crc=zlib.crc32(blob) if lie else crc))
         else:
@@ -262,7 +262,7 @@ case("model-no-meta", 1, "without meta.json")(
     lambda c: topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=lambda es: es[1:])))
 
 # -- model files: sizes (zip bombs) -------------------------------------------------
-case("model-zip-bomb-3gib", 1, "array 'known.y'", "bytes")(lambda c: topk(zip_bomb(c.dn, c.tmp / "bomb.npz")))
+case("model-zip-bomb-3gib", 1, "array 'data.y'", "bytes")(lambda c: topk(zip_bomb(c.dn, c.tmp / "bomb.npz")))
 case("model-zip-bomb-declared", 1, "bytes of arrays")(
     lambda c: topk(zip_bomb(c.dn, c.tmp / "bomb.npz", consistent_meta=True)))
 case("model-zip-bomb-lying-directory", 1, "damaged")(lambda c: topk(zip_bomb(c.dn, c.tmp / "bomb.npz", lie=True)))
@@ -273,7 +273,7 @@ case("model-meta-bomb-1gib", 1, "meta.json of", "bytes")(lambda c: topk(meta_bom
 def _(c):
     def swap(entries):
         for e in entries:
-            if e.name == "known.y.npy":
+            if e.name == "data.y.npy":
                 hdr = npy_header((10**12,))
                 e.data = hdr + e.data[len(hdr):] if len(e.data) > len(hdr) else hdr
         return entries
@@ -284,7 +284,7 @@ def _(c):
 def _(c):
     def swap(entries):
         for e in entries:
-            if e.name == "known.y.npy":
+            if e.name == "data.y.npy":
                 arr = load_array(e.data)
                 e.data = npy(arr.astype("<i8"))  # same shape and size, another dtype than declared
         return entries
@@ -295,17 +295,17 @@ def _(c):
 def _(c):
     def swap(entries):
         for e in entries:
-            if e.name == "known.y.npy":
+            if e.name == "data.y.npy":
                 e.data = b"\x00NOTNPY" + e.data[7:]
         return entries
     return topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=swap))
 
 
-case("model-array-missing", 1, "lacks array 'known.y'")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=lambda es: [e for e in es if e.name != "known.y.npy"])))
+case("model-array-missing", 1, "lacks array 'data.y'")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=lambda es: [e for e in es if e.name != "data.y.npy"])))
 case("model-encrypted-flag", 1, "encrypted")(
     lambda c: topk(tamper(c.dn, c.tmp / "m.npz",
-                          entries_fn=lambda es: [Entry(e.name, e.data, flags=1 if e.name == "known.y.npy" else 0)
+                          entries_fn=lambda es: [Entry(e.name, e.data, flags=1 if e.name == "data.y.npy" else 0)
                                                  for e in es])))
 
 
@@ -313,7 +313,7 @@ case("model-encrypted-flag", 1, "encrypted")(
 def _(c):
     def swap(entries):
         for e in entries:
-            if e.name == "known.y.npy":
+            if e.name == "data.y.npy":
                 e.method, e.raw = 99, deflate(e.data)
         return entries
     return topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=swap))
@@ -321,32 +321,32 @@ def _(c):
 
 case("model-duplicate-member", 1, "twice")(
     lambda c: topk(tamper(c.dn, c.tmp / "m.npz",
-                          entries_fn=lambda es: es + [Entry("known.y.npy", npy(np.zeros(2700)))])))
+                          entries_fn=lambda es: es + [Entry("data.y.npy", npy(np.zeros(2700)))])))
 case("model-too-many-members", 1, "members")(
     lambda c: topk(tamper(c.dn, c.tmp / "m.npz",
                           entries_fn=lambda es: es + [Entry(f"x{i}.txt", b"") for i in range(10_001)])))
 case("model-arrays-malformed", 1, "malformed")(
     lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m.update(arrays=[1, 2]))))
 case("model-object-dtype-declared", 1, "dtype '|O'")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["arrays"]["known.y"].update(dtype="|O"))))
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["arrays"]["data.y"].update(dtype="|O"))))
 case("model-string-dtype-declared", 1, "dtype '<U5'")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["arrays"]["known.y"].update(dtype="<U5"))))
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["arrays"]["data.y"].update(dtype="<U5"))))
 
 # -- model files: parts that disagree ----------------------------------------------------
-case("model-known-strings", 1, "'known.y'", "dtype")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known.y": np.full(2700, "0.5")})))
+case("model-known-strings", 1, "'data.y'", "dtype")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"data.y": np.full(2700, "0.5")})))
 case("model-known-outside-the-zoo", 1, "records outside its 270 datasets x 10 models")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known.d": np.full(2700, 999, dtype=np.int32)})))
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"data.d": np.full(2700, 999, dtype=np.int32)})))
 case("model-known-lengths-disagree", 1, "recorded accuracies", "lengths")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known.y": np.zeros(5)})))
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"data.y": np.zeros(5)})))
 case("model-known-repeated", 1, "out of order or repeated")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known.d": np.zeros(2700, dtype=np.int32)})))
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"data.d": np.zeros(2700, dtype=np.int32)})))
 case("model-known-float-index", 1, "recorded accuracies of dtypes")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known.m": np.zeros(2700)})))
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"data.m": np.zeros(2700)})))
 case("model-known-out-of-range", 1, "outside [0, 1]")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known.y": np.full(2700, 7.0)})))
-case("model-known-infinite", 1, "infinite values in array 'known.y'")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"known.y": np.full(2700, np.inf)})))
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"data.y": np.full(2700, 7.0)})))
+case("model-known-infinite", 1, "infinite values in array 'data.y'")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"data.y": np.full(2700, np.inf)})))
 
 
 @case("model-engine-array-infinite", 1, "infinite values")
@@ -369,19 +369,19 @@ def _(c):
 
 
 def _drop_first_model(meta):
-    meta["features"]["model_ids"] = meta["features"]["model_ids"][1:]
+    meta["data"]["model_ids"] = meta["data"]["model_ids"][1:]
 
 
 case("model-ids-shorter-than-arrays", 1, "270 datasets x 9 models")(
     lambda c: topk(tamper(c.dn, c.tmp / "m.npz", _drop_first_model)))
 case("model-duplicate-model-id", 1, "lists model", "twice")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["features"]["model_ids"].__setitem__(
-        1, m["features"]["model_ids"][0]))))
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["data"]["model_ids"].__setitem__(
+        1, m["data"]["model_ids"][0]))))
 case("model-duplicate-dataset-id", 1, "lists dataset", "twice")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["features"]["dataset_ids"].__setitem__(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["data"]["dataset_ids"].__setitem__(
         5, DN))))
 case("model-ids-not-strings", 1, "no list of model names")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["features"].update(model_ids=list(range(10))))))
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["data"].update(model_ids=list(range(10))))))
 case("model-seed-string", 1, "seed 'abc'")(
     lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["recommender"].update(seed="abc"))))
 case("model-seed-float", 1, "seed 1.5")(
@@ -394,13 +394,13 @@ case("model-engine-seed-bool", 1, "engine seed True")(
     lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["engine"]["params"].update(seed=True))))
 case("model-level-infinite", 1, "interval level inf")(
     lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["recommender"].update(level=float("inf")))))
-case("model-features-rows", 1, "features.dataset_features")(
-    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"features.dataset_features": np.zeros((3, 21))})))
+case("model-features-rows", 1, "data.datasets.matrix")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", arrays={"data.datasets.matrix": np.zeros((3, 21))})))
 case("model-no-recommender-section", 1, "recommender")(
     lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m.pop("recommender"))))
 case("model-info-tampered", 1, "twice")(
-    lambda c: ["info", "--model", tamper(c.dn, c.tmp / "m.npz", lambda m: m["features"]["dataset_ids"].__setitem__(
-        0, m["features"]["dataset_ids"][1]))])
+    lambda c: ["info", "--model", tamper(c.dn, c.tmp / "m.npz", lambda m: m["data"]["dataset_ids"].__setitem__(
+        0, m["data"]["dataset_ids"][1]))])
 
 
 
@@ -519,7 +519,7 @@ case("new-numeric-negative-log", 1, "must be > 0")(new({"Sample_Size": -5}))
 case("new-numeric-text", 1, "column 'categories' is numeric")(new({"categories": "many"}))
 case("set-numeric-true", 1, "column 'categories' is numeric")(
     lambda c: ["topk", "--model", c.dn, "--set", "categories=true"])
-case("set-unknown-column", 1, "unknown dataset column", "Labels")(lambda c: ["topk", "--model", c.dn, "--set", "colour=blue"])
+case("set-unknown-column", 1, "describe new datasets with the zoo's dataset columns", "Labels", "unknown column(s) ['colour']")(lambda c: ["topk", "--model", c.dn, "--set", "colour=blue"])
 case("new-missing-file", 1, "no such file")(lambda c: ["topk", "--model", c.dn, "--new", c.tmp / "none.json"])
 case("new-csv-garbage", 1, "not a readable CSV")(
     lambda c: ["topk", "--model", c.dn, "--new", c.file("n.csv", b"\x00\xff\xfe garbage\n\x81\x82")])
@@ -710,7 +710,7 @@ def test_zip_bomb_memory_stays_under_500_mb(models, tmp_path):
     assert bomb.stat().st_size < 4e6
     code, _, err, peak_mb = _measured([sys.executable, "-m", "recsys.cli", "topk", "--model", bomb, "--dataset", DN])
     assert code == 1, err
-    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "array 'known.y'" in err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "array 'data.y'" in err
     assert peak_mb < 500, peak_mb
 
 
@@ -989,7 +989,7 @@ def test_json_output_never_holds_infinity(models, tmp_path):
 
 def test_verbosity_flags_after_the_subcommand_and_help_texts(models):
     quiet = CliRunner().invoke(main, ["topk", "--model", str(models["dn"]), "-q", "--set", "colour=blue"])
-    assert quiet.exit_code == 1 and quiet.stderr.startswith("error: unknown dataset column")
+    assert quiet.exit_code == 1 and quiet.stderr.startswith("error: describe new datasets with the zoo's dataset columns")
     loud = CliRunner().invoke(main, ["info", "--zoo", str(EXAMPLE), "-v"])
     assert loud.exit_code == 0
     fit_help = CliRunner().invoke(main, ["fit", "--help"]).stdout

@@ -6,12 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys.engines import _kernel, make_engine
-from recsys.engines._kriging import DenseCovariance, Kriging, LowRankCovariance, residual_covariance
-from recsys.engines._scale import scale_estimate, standardize_dense, standardize_pooled
+from recsys.engines import make_engine
+from recsys.engines.stages import kernel as _kernel
+from recsys.engines.stages.kriging import DenseCovariance, Kriging, LowRankCovariance, residual_covariance
+from recsys.engines.stages.scale import scale_estimate, standardize_dense, standardize_pooled
 from recsys.engines.hybrid import soft_clip
 from recsys.errors import RecsysError
 from recsys.features.data import Cells
+
+from conftest import ROOT
 
 
 def _random_problem(n, m, seed=0):
@@ -98,7 +101,7 @@ def test_residual_covariance_uses_only_the_given_rows_and_shrinks_to_the_diagona
 
 
 def test_low_rank_covariance_above_the_dense_cap_recovers_a_planted_factor(monkeypatch):
-    from recsys.engines import _kriging
+    from recsys.engines.stages import kriging as _kriging
 
     rng = np.random.default_rng(2)
     n, m = 400, 60
@@ -119,13 +122,13 @@ def test_low_rank_covariance_above_the_dense_cap_recovers_a_planted_factor(monke
 
 
 def test_kernel_neighbour_graph_equals_the_dense_kernel_when_every_dataset_is_a_neighbour(dn_data, monkeypatch):
-    from recsys.engines._kernel import DatasetKernel, SimilarityInputs
+    from recsys.engines.stages.kernel import DatasetKernel, SimilarityInputs
 
     cells = dn_data.records
     rng = np.random.default_rng(0)
     cells = cells.select(rng.random(len(cells)) < 0.6)
     X = dn_data.dataset_features
-    sim = SimilarityInputs.from_features(X, dn_data.dataset_groups, dn_data.dataset_tokens, dn_data.dataset_text)
+    sim = SimilarityInputs.of(dn_data.datasets)
     s, _ = scale_estimate(cells, X)
     z = standardize_pooled(cells, s)
     dense = DatasetKernel(sim, X).fit(cells, z)
@@ -233,46 +236,69 @@ def test_the_stack_uses_the_pair_scores_and_their_ablation_drops_them(tg_data):
     assert not np.allclose(full.predict(tg_data.block(scored)), without.predict(tg_data.block(scored)))
 
 
-def test_a_fit_that_outlasts_the_delay_shows_its_stages_on_stderr_unless_quiet(dn_data, monkeypatch, capsys):
-    from recsys.engines import hybrid
-    from recsys.engines.base import quiet_fits
+class _Recorder:
+    """A stage reporter that remembers what it was told (see ``recsys.engines.base.fit_progress``)."""
 
-    import logging
+    runs: list = []
 
-    monkeypatch.delenv("TQDM_DISABLE", raising=False)
-    monkeypatch.setattr(hybrid, "PROGRESS_DELAY", 0.0)  # every fit "outlasts" it
-    monkeypatch.setattr(hybrid, "_stderr_is_terminal", lambda: True)
-    monkeypatch.setattr(logging.getLogger("recsys"), "level", logging.INFO)  # (a CLI test may have run -q)
-    make_engine("hybrid", seed=0, candidates=("kernel", "popularity", "raw")).fit(dn_data)
-    err = capsys.readouterr().err
-    stages = ("inner fold 1/", "stack", "kernel", "profiles", "covariance", "kriging", "levels")
-    assert "hybrid fit" in err and any(name in err for name in stages)  # (tqdm redraws at most every 0.1 s)
-    with quiet_fits():
+    def __init__(self, n_stages, desc):
+        self.stages, self.closed = [], False
+        _Recorder.runs.append((n_stages, desc, self))
+
+    def stage(self, name):
+        self.stages.append(name)
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_fit_reports_its_stages_in_order_unless_quiet(dn_data):
+    from recsys.engines.base import fit_progress, quiet_fits
+
+    _Recorder.runs = []
+    with fit_progress(_Recorder):
         make_engine("hybrid", seed=0, candidates=("kernel", "popularity", "raw")).fit(dn_data)
-    assert "hybrid fit" not in capsys.readouterr().err
+        with quiet_fits():  # (e.g. inside an evaluation protocol)
+            make_engine("hybrid", seed=0, candidates=("kernel", "popularity", "raw")).fit(dn_data)
+    assert len(_Recorder.runs) == 1
+    n, desc, rec = _Recorder.runs[0]
+    folds = [s for s in rec.stages if s.startswith("inner fold")]
+    assert desc == "hybrid fit" and rec.closed and n == len(rec.stages) == len(folds) + 6
+    assert rec.stages[len(folds):] == ["stack", "kernel", "profiles", "covariance", "kriging", "levels"]
+    assert folds == [f"inner fold {i + 1}/{len(folds)}" for i in range(len(folds))]
 
 
-def test_recsys_quiet_hides_the_fit_progress_bar(dn_data, monkeypatch, capsys):
-    import logging
+def test_the_stage_bar_draws_the_current_stage_once_its_delay_is_over():
+    import io
 
-    from recsys.engines import hybrid
+    from recsys.cli import StageBar
 
-    monkeypatch.delenv("TQDM_DISABLE", raising=False)
-    monkeypatch.setattr(hybrid, "PROGRESS_DELAY", 0.0)
-    monkeypatch.setattr(hybrid, "_stderr_is_terminal", lambda: True)
-    logger = logging.getLogger("recsys")
-    monkeypatch.setattr(logger, "level", logging.ERROR)  # what `recsys -q` sets
-    make_engine("hybrid", seed=0, candidates=("kernel", "popularity", "raw")).fit(dn_data)
-    assert "hybrid fit" not in capsys.readouterr().err
+    out = io.StringIO()
+    bar = StageBar(3, "hybrid fit", file=out, delay=0.0, mininterval=0.0)  # (no redraw interval: no race)
+    for name in ("one", "two", "three"):
+        bar.stage(name)
+    drawn = out.getvalue()
+    bar.close()
+    assert "hybrid fit" in drawn and "two" in drawn and "three" in drawn and "2/3" in drawn
+    late = io.StringIO()
+    bar = StageBar(3, "hybrid fit", file=late, delay=1e9, mininterval=0.0)  # a fit shorter than its delay
+    for name in ("one", "two", "three"):
+        bar.stage(name)
+    bar.close()
+    assert late.getvalue() == ""
 
 
-def test_no_progress_bar_when_stderr_is_not_a_terminal(dn_data, monkeypatch, capsys):
-    import logging
+@pytest.mark.parametrize("terminal, quiet, shown", [(True, False, True), (True, True, False), (False, False, False)])
+def test_recsys_fit_shows_the_stage_bar_on_a_terminal_unless_quiet(tmp_path, monkeypatch, terminal, quiet, shown):
+    from click.testing import CliRunner
 
-    from recsys.engines import hybrid
+    from recsys import cli
 
-    monkeypatch.delenv("TQDM_DISABLE", raising=False)
-    monkeypatch.setattr(hybrid, "PROGRESS_DELAY", 0.0)
-    monkeypatch.setattr(logging.getLogger("recsys"), "level", logging.INFO)
-    make_engine("hybrid", seed=0, candidates=("kernel", "popularity", "raw")).fit(dn_data)  # capsys: not a tty
-    assert "hybrid fit" not in capsys.readouterr().err
+    _Recorder.runs = []
+    monkeypatch.setattr(cli, "StageBar", _Recorder)
+    monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: terminal)
+    args = ["-q"] * quiet + ["fit", "--zoo", str(ROOT / "data" / "example-zoo"), "--text-encoder", "hashing",
+                             "--no-calibrate", "--out", str(tmp_path / "m.npz")]
+    res = CliRunner().invoke(cli.main, args)
+    assert res.exit_code == 0, res.output
+    assert bool(_Recorder.runs) == shown

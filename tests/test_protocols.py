@@ -7,7 +7,7 @@ import pytest
 
 from recsys.engines import make_engine
 from recsys.errors import RecsysError
-from recsys.evaluation.protocols import (BINS, PROTOCOLS, evaluate, fold_train_data, known_bin, p1_folds,
+from recsys.evaluation.protocols import (BINS, PROTOCOLS, evaluate, fold_zoo_data, known_bin, p1_folds,
                                          p1_keep_count, p1_masks, p2_folds, p2_targets)
 
 LOGME_TARGETS = {"caltech101", "cifar100", "dtd", "flowers", "pets", "smallnorb_label_elevation",
@@ -91,7 +91,7 @@ def test_p2_fold_removes_target_records_and_keeps_scores(tg_data):
     assert {f.label for f in folds} == LOGME_TARGETS
     for fold in folds[:8]:
         (t,) = fold.rows
-        train = fold_train_data(tg_data, fold)
+        train = fold_zoo_data(tg_data, fold)
         assert np.isnan(train.Y[t]).all()
         other = np.arange(tg_data.n_datasets) != t
         assert np.array_equal(train.known[other], tg_data.known[other])
@@ -178,12 +178,12 @@ def test_missing_edge_is_p1_on_domainnet(dn_data):
 def test_missing_edge_on_a_small_zoo_spreads_keep_counts_from_cold():
     """7 datasets: 7 groups, keeping 6/7 ... 0 of each dataset's records; unrecorded datasets left out."""
     from recsys.evaluation.protocols import missing_edge_folds
-    from recsys.features.data import TrainData
+    from recsys.features.data import ZooData
 
     rng = np.random.default_rng(0)
     Y = rng.uniform(0.2, 0.9, size=(8, 14))
     Y[7] = np.nan  # a dataset without records
-    data = TrainData(Y=Y, model_features=np.zeros((14, 0)), dataset_features=np.zeros((8, 0)))
+    data = ZooData(Y=Y, model_features=np.zeros((14, 0)), dataset_features=np.zeros((8, 0)))
     (fold,) = missing_edge_folds(data, [5])
     np.testing.assert_array_equal(fold.rows, np.arange(7))
     assert fold.group[7] == -1 and sorted(fold.group[:7]) == list(range(7))

@@ -45,13 +45,17 @@ def test_save_load_round_trip_identical(rec, tmp_path):
 def test_model_file_is_plain_npz_with_json_sidecar(rec, tmp_path):
     path = rec.save(tmp_path / "m.npz")
     with np.load(path, allow_pickle=False) as z:  # readable with numpy alone, no pickle
-        assert {"known.d", "known.m", "known.y"} <= set(z.files)  # the records, one entry each
-        assert z["known.y"].shape == (2700,) and z["known.d"].max() == 269 and z["known.m"].max() == 9
+        assert {"data.d", "data.m", "data.y"} <= set(z.files)  # the records, one entry each
+        assert z["data.y"].shape == (2700,) and z["data.d"].max() == 269 and z["data.m"].max() == 9
+        # the zoo's data are stored once: the engine keeps what it learned (no records, no features)
+        assert not [f for f in z.files if f.startswith("engine.") and f[len("engine."):] in
+                    ("X_", "z_", "cells_d_", "cells_m_", "cells_y_", "has_records_")]
+        assert not [f for f in z.files if f.startswith(("engine.sim.", "known.", "scores."))]
     with zipfile.ZipFile(path) as zf:
         meta = json.loads(zf.read("meta.json"))
     assert meta["format"] == "recsys-model" and meta["format_version"] == FORMAT_VERSION
     assert meta["engine"]["name"] == "hybrid" and meta["engine"]["params"]["seed"] == 0
-    assert meta["features"]["dataset_ids"][268] == "269_clipart_32"
+    assert meta["data"]["dataset_ids"][268] == "269_clipart_32" and "aliases" not in meta
     assert meta["zoo"]["name"] == "domainnet-270" and len(meta["zoo"]["fingerprint"]) == 16
     assert "numpy" in meta["libraries"] and meta["recsys_version"] == recsys.__version__
 
@@ -201,7 +205,7 @@ def test_p_best_agrees_with_the_intervals_for_unrecorded_models(transfergraph):
     with the recorded models', so they must not be as sure as the recorded ones.
     """
     rec = recsys.Recommender(seed=0, text_encoder="hashing").fit(transfergraph)
-    unrecorded = [m for m, n in zip(rec.model_ids, rec.records_.col_counts()) if n == 0]
+    unrecorded = [m for m, n in zip(rec.model_ids, rec.data_.records.col_counts()) if n == 0]
     assert len(unrecorded) == 5
     out = rec.predict()
     checked = 0
@@ -307,12 +311,10 @@ def small_mmap(monkeypatch):
 def test_lazy_load_answers_exactly_as_the_fitted_recommender(rec, tmp_path, small_mmap):
     path = rec.save(tmp_path / "m.npz")
     lazy = Recommender.load(path, lazy=True)
-    assert isinstance(lazy.records_.y, np.memmap) and lazy._lazy
-    assert lazy.engine_.sim_.text and all(t.dtype == np.float32 for t in lazy.engine_.sim_.text)
-    with zipfile.ZipFile(path) as zf:  # identical arrays stored once (the records: the engine's and the file's)
-        names = {i.filename for i in zf.infolist()}
-        stored = {"known.y.npy", "engine.cells_y_.npy"} & names
-        assert len(stored) == 1 and zf.getinfo(stored.pop()).compress_type == zipfile.ZIP_STORED
+    assert isinstance(lazy.data_.records.y, np.memmap) and lazy._lazy
+    assert lazy.data_.datasets.text and all(t.dtype == np.float32 for t in lazy.data_.datasets.text.values())
+    with zipfile.ZipFile(path) as zf:
+        assert zf.getinfo("data.y.npy").compress_type == zipfile.ZIP_STORED
     for got in (lazy, Recommender.load(path)):
         a, b = got.predict_columns(), rec.predict_columns()
         for col in ("predicted", "known", "lower", "upper", "p_best"):
@@ -322,16 +324,16 @@ def test_lazy_load_answers_exactly_as_the_fitted_recommender(rec, tmp_path, smal
 def test_lazy_load_checks_the_rows_it_answers_for(rec, tmp_path, small_mmap):
     """A damaged record is found when a query reads it (one line), not at load; other datasets still answer."""
     meta, arrays = read_artifact(rec.save(tmp_path / "m.npz"))
-    y = arrays["known.y"].copy()
-    bad = rec.dataset_ids_[100]
-    y[rec.records_.indptr[100]] = 1.5
-    arrays["known.y"] = y
+    y = arrays["data.y"].copy()
+    bad = rec.dataset_ids[100]
+    y[rec.data_.records.indptr[100]] = 1.5
+    arrays["data.y"] = y
     meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "recsys_version", "arrays")}
     path = write_artifact(tmp_path / "bad.npz", meta, arrays)
     with pytest.raises(recsys.ArtifactError, match="outside"):
         Recommender.load(path)  # read and checked whole: refused now
     lazy = Recommender.load(path, lazy=True)
-    assert len(lazy.topk(rec.dataset_ids_[5], k=3)) == 3
+    assert len(lazy.topk(rec.dataset_ids[5], k=3)) == 3
     with pytest.raises(recsys.ArtifactError, match=r"recorded accuracies outside \[0, 1\].*re-create it") as err:
         lazy.topk(bad, k=3)
     assert "\n" not in str(err.value)
@@ -341,7 +343,7 @@ def test_lazy_load_checks_a_mapped_members_header(rec, tmp_path, small_mmap):
     """A stored member is mapped only after its .npy header matches meta.json (its values are not read)."""
     path = rec.save(tmp_path / "m.npz")
     with zipfile.ZipFile(path) as zf:
-        info = next(zf.getinfo(n) for n in ("known.y.npy", "engine.cells_y_.npy") if n in zf.NameToInfo)
+        info = zf.getinfo("data.y.npy")
     data = bytearray(path.read_bytes())
     at = data.index(b"'shape': (", info.header_offset) + len(b"'shape': (")
     data[at] = ord("9") if data[at] != ord("9") else ord("8")  # same length, another shape
@@ -364,3 +366,20 @@ def test_p_best_with_a_pool_of_one_value_and_no_unrecorded_model():
                       rel_residuals={"most": np.linspace(-1e-6, 1e-6, 100)}, noise_scale=1.0)
     p = cal.p_best(pred, np.full((1, 4), np.nan), np.array([4]))
     np.testing.assert_allclose(p, [[0, 0.5, 0.5, 0]], atol=1e-3)
+
+
+@pytest.mark.parametrize("engine", ["hybrid", "lightfm", "score-stack"])
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_format_3_model_file_loads_and_answers_as_it_did(engine, lazy, small_mmap):
+    """Model files written before the zoo's data had one owner (format 3: records and features kept by the engine
+    too, identical arrays stored once as aliases) load and give the answers they gave when written (recsys at
+    7621b14, recorded in tests/data/model-format3-answers.json)."""
+    here = Path(__file__).parent / "data"
+    expected = json.loads((here / "model-format3-answers.json").read_text())[engine]
+    rec = Recommender.load(here / f"model-format3-{engine}.npz", lazy=lazy)
+    assert rec.meta_["format_version"] == 3 and rec.engine_.name == engine
+    cols = rec.predict_columns()
+    new = rec._new_columns(expected["new_dataset"], None, None, True)
+    for got, want in ((cols, expected["zoo"]), (new, expected["new"])):
+        for col in ("predicted", "lower", "upper", "p_best"):
+            np.testing.assert_allclose(got[col], np.asarray(want[col], float), rtol=0, atol=1e-12)

@@ -167,13 +167,13 @@ def test_fingerprint_is_content_only(monkeypatch):
 def test_train_data_maps_names_vectorized(tmp_path):
     zoo = load_zoo(plain_zoo(tmp_path / "z"))
     fb = FeatureBuilder(text_encoder="hashing").fit(zoo)
-    Y = fb.train_data(zoo).Y
+    Y = fb.zoo_data(zoo).Y
     expected = np.full((4, 4), np.nan)
     for m, d, a in RECORDS.itertuples(index=False):
         expected[zoo.dataset_ids.index(d), zoo.model_ids.index(m)] = a
     np.testing.assert_array_equal(Y, expected)
     # records as plain strings, in another order, map the same way
-    again = fb.train_data(zoo.with_records(zoo.records.astype({"model": object}).iloc[::-1]))
+    again = fb.zoo_data(zoo.with_records(zoo.records.astype({"model": object}).iloc[::-1]))
     np.testing.assert_array_equal(again.Y, expected)
     with pytest.raises(UnknownNameError, match="resnet5O"):
-        fb.train_data(zoo.with_records(zoo.records.astype({"model": object}).assign(model="resnet5O")))
+        fb.zoo_data(zoo.with_records(zoo.records.astype({"model": object}).assign(model="resnet5O")))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..features.data import Cells, DatasetBlock, TrainData
+from ..features.data import Cells, DatasetBlock, ZooData
 from .base import Engine
 
 __all__ = ["AdditiveEngine", "fit_additive"]
@@ -56,7 +56,7 @@ class AdditiveEngine(Engine):
         self.lam = lam
         self.seed = seed
 
-    def _fit(self, data: TrainData) -> None:
+    def _fit(self, data: ZooData) -> None:
         self.mu_, self.model_bias_, self.dataset_bias_ = fit_additive(data.records, self.lam)
 
     def _predict(self, block: DatasetBlock) -> np.ndarray:

@@ -29,9 +29,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ModelFitError, RecsysError
-from ..features.data import DatasetBlock, TrainData
+from ..features.data import DatasetBlock, ZooData
 from .base import Engine
-from .popularity import shrunk_location_scale
+from .stages.scale import shrunk_location_scale
 
 __all__ = ["ALSEngine"]
 
@@ -76,7 +76,7 @@ class ALSEngine(Engine):
         self.prior = prior
         self.seed = seed
 
-    def _fit(self, data: TrainData) -> None:
+    def _fit(self, data: ZooData) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
         from implicit.recommender_base import ModelFitError as ImplicitFitError
         from threadpoolctl import threadpool_limits

@@ -23,9 +23,9 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 
 from ..errors import ArtifactError, ModelFitError, NotFittedError, RecsysError
-from ..features.data import DatasetBlock, TrainData
+from ..features.data import DatasetBlock, ZooData
 
-__all__ = ["Engine", "quiet_fits", "fits_are_quiet"]
+__all__ = ["Engine", "fit_progress", "quiet_fits", "stage_reporter"]
 
 log = logging.getLogger(__name__)
 
@@ -34,23 +34,42 @@ _JSON_TYPES = (bool, int, float, str, type(None), list, dict, tuple)
 _CHECK_ROWS = 512
 
 
-_QUIET_FITS = contextvars.ContextVar("recsys_quiet_fits", default=False)
+class _NoReport:
+    def stage(self, name: str) -> None:
+        log.debug("stage: %s", name)
+
+    def close(self) -> None:
+        pass
+
+
+_PROGRESS = contextvars.ContextVar("recsys_fit_progress", default=None)
 
 
 @contextlib.contextmanager
-def quiet_fits():
-    """No per-fit progress bars inside this block (e.g. the many fits of an evaluation protocol,
-    whose own bar counts them)."""
-    token = _QUIET_FITS.set(True)
+def fit_progress(factory):
+    """Inside this block, a fit reports its stages to ``factory(n_stages, desc)``.
+
+    The factory returns an object with ``stage(name)`` (stage ``name`` starts; the previous
+    one is done) and ``close()``; ``None`` silences every fit (the CLI, which alone knows
+    whether stderr is a terminal, gives a progress bar).
+    """
+    token = _PROGRESS.set(factory)
     try:
         yield
     finally:
-        _QUIET_FITS.reset(token)
+        _PROGRESS.reset(token)
 
 
-def fits_are_quiet() -> bool:
-    """True inside :func:`quiet_fits`."""
-    return _QUIET_FITS.get()
+def quiet_fits():
+    """No fit reports its stages inside this block (e.g. the many fits of an evaluation protocol, whose own
+    bar counts them)."""
+    return fit_progress(None)
+
+
+def stage_reporter(n_stages: int, desc: str):
+    """Where a fit of ``n_stages`` stages reports them: the current :func:`fit_progress` factory's, or nowhere."""
+    factory = _PROGRESS.get()
+    return _NoReport() if factory is None else factory(n_stages, desc)
 
 
 class Engine(ABC):
@@ -97,7 +116,7 @@ class Engine(ABC):
         return f"{type(self).__name__}({args})"
 
     # -- fitting ---------------------------------------------------------------
-    def fit(self, data: TrainData) -> "Engine":
+    def fit(self, data: ZooData) -> "Engine":
         """Fit on the known cells of ``data``; returns ``self``.
 
         Raises
@@ -113,6 +132,7 @@ class Engine(ABC):
                               f"scores.csv; choose another engine (e.g. --engine hybrid)")
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, attr)
+        self._data = data
         self._fit(data)
         self.n_models_ = data.n_models
         self.n_datasets_ = data.n_datasets
@@ -130,7 +150,7 @@ class Engine(ABC):
         return self
 
     @abstractmethod
-    def _fit(self, data: TrainData) -> None:
+    def _fit(self, data: ZooData) -> None:
         """Learn from ``data``; store fitted attributes with a trailing ``_``."""
 
     @abstractmethod
@@ -222,10 +242,11 @@ class Engine(ABC):
         return {}, {}
 
     def _load_extra(self, fitted: Mapping, arrays: Mapping[str, np.ndarray]) -> None:
-        """Rebuild non-array state (override together with :meth:`_extra_state`)."""
+        """Rebuild non-array state (override together with :meth:`_extra_state`); ``self._data`` is the zoo."""
 
     @classmethod
-    def from_state(cls, state: Mapping, arrays: Mapping[str, np.ndarray]) -> "Engine":
+    def from_state(cls, state: Mapping, arrays: Mapping[str, np.ndarray], data: ZooData) -> "Engine":
+        """The engine saved by :meth:`get_state`, answering for ``data`` (the zoo it was fitted on)."""
         params = dict(state.get("params", {}))
         unknown = set(params) - set(cls._param_names())
         if unknown:
@@ -242,6 +263,7 @@ class Engine(ABC):
         for key, value in arrays.items():
             if key.endswith("_"):
                 setattr(engine, key, value)
+        engine._data = data
         engine._load_extra(state.get("fitted", {}), arrays)
         if not engine.is_fitted:
             raise ArtifactError(f"model file holds an unfitted {cls.name!r} engine; re-create it with `recsys fit`")

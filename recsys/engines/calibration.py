@@ -30,7 +30,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ..errors import ArtifactError, RecsysError
-from ..features.data import Cells, TrainData
+from ..features.data import Cells, ZooData
 from .base import Engine
 
 __all__ = ["Calibration", "calibrate", "stratum_of", "STRATA"]
@@ -181,10 +181,6 @@ class Calibration:
             # any number of bins. An unused one stands still (its models are not in the row).
             cache[key] = (tuple(_Table.of(p, h) if k else _ATOM for p, k in zip(pools, kinds)), h)
         return cache[key]
-
-    def coverage_table(self) -> dict[str, int]:
-        """Residuals available per stratum (for reports)."""
-        return {k: int(len(v)) for k, v in self.abs_residuals.items()}
 
     # -- persistence --------------------------------------------------------
     def to_state(self) -> dict[str, np.ndarray]:
@@ -399,7 +395,7 @@ def holdout_mask(cells: Cells, rng: np.random.Generator, *, cold_fraction: float
 _MAX_CASE_CELLS = 4_000_000
 
 
-def calibrate(make: Callable[[], Engine], data: TrainData, *, seed: int = 0, rounds: int | None = None,
+def calibrate(make: Callable[[], Engine], data: ZooData, *, seed: int = 0, rounds: int | None = None,
               cold_fraction: float = 0.2, cell_fraction: float = 0.25, max_cases: int = 2000,
               block: int = 256) -> Calibration:
     """Residuals of engines refitted with part of the known cells hidden.
@@ -408,7 +404,7 @@ def calibrate(make: Callable[[], Engine], data: TrainData, *, seed: int = 0, rou
     ----------
     make : callable
         Returns a fresh, unfitted engine (same parameters as the one being calibrated).
-    data : TrainData
+    data : ZooData
     seed : int
     rounds : int, optional
         Hide/refit rounds. Default: 1 for zoos with more than 30 recorded

@@ -68,7 +68,7 @@ import math
 import numpy as np
 
 from ..errors import ModelFitError, RecsysError
-from ..features.data import DatasetBlock, TrainData
+from ..features.data import DatasetBlock, ZooData
 from .base import Engine
 
 __all__ = ["GATEngine", "bipartite_edges", "edge_softmax", "gat_layer"]
@@ -290,7 +290,7 @@ class GATEngine(Engine):
         if self.edges not in EDGE_MODES:
             raise RecsysError(f"gat: edges must be one of {', '.join(EDGE_MODES)}; got {self.edges!r}")
 
-    def _fit(self, data: TrainData) -> None:
+    def _fit(self, data: ZooData) -> None:
         self._check_params()
         try:
             import torch

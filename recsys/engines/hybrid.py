@@ -3,13 +3,13 @@
 Named steps, each fitted on what it may see (scikit-learn's ``Pipeline`` /
 ``StackingRegressor`` are the shape), all on the known cells only:
 
-1. **scale** (:mod:`._scale`): each dataset's spread (records pooled with a
+1. **scale** (:mod:`.stages.scale`): each dataset's spread (records pooled with a
    feature prior) and standardized accuracies whose level does not depend on
    which models the dataset happened to record.
 2. **candidates**, profiles of a dataset over every model in standardized units:
-   ``lightfm`` (:mod:`._lightfm`: LightFM on soft labels, datasets described by
+   ``lightfm`` (:mod:`.stages.lightfm`: LightFM on soft labels, datasets described by
    their metadata, text dimensions, label tokens and crosses), ``kernel``
-   (:mod:`._kernel`: the weighted mean of similar datasets' standardized
+   (:mod:`.stages.kernel`: the weighted mean of similar datasets' standardized
    accuracies, metric learned by leave-one-dataset-out), ``popularity`` and
    ``raw`` (each model's mean standardized accuracy, and its mean accuracy around
    each dataset's mean: the popularity and additive baselines' rankings, shrunk
@@ -20,7 +20,7 @@ Named steps, each fitted on what it may see (scikit-learn's ``Pipeline`` /
    records them on the hidden datasets' cells; the fold's LightFM models are the
    final ones (cross-fitting: no refit). So a zoo whose metadata say little puts
    its weight on popularity, one whose scores track its records on the scores.
-4. **kriging** (:mod:`._kriging`): a residual covariance across models (the
+4. **kriging** (:mod:`.stages.kriging`): a residual covariance across models (the
    shrinkage towards its diagonal chosen by kriging inner-fold datasets from a
    few of their records) and universal kriging of each dataset from its
    records. Datasets without records get level and spread from their features.
@@ -28,10 +28,10 @@ Named steps, each fitted on what it may see (scikit-learn's ``Pipeline`` /
 
 Memory and time: every stage works on the records (sparse); the kernel is a
 dense datasets x datasets matrix only up to
-:data:`~._kernel.DENSE_MAX_DATASETS` datasets (a nearest-neighbour graph
+:data:`~.stages.kernel.DENSE_MAX_DATASETS` datasets (a nearest-neighbour graph
 above), the kriging covariance a dense models x models matrix only up to
-:data:`~._kriging.DENSE_MAX_MODELS` models (low rank plus diagonal above), and
-LightFM sees at most :data:`~._lightfm.MAX_RECORDS` records. Predictions are
+:data:`~.stages.kriging.DENSE_MAX_MODELS` models (low rank plus diagonal above), and
+LightFM sees at most :data:`~.stages.lightfm.MAX_RECORDS` records. Predictions are
 computed per dataset on demand from the fitted state: no datasets x models
 matrix is stored, and answering for a zoo dataset needs numpy only.
 
@@ -73,13 +73,13 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import RecsysError
-from ..features.data import Cells, DatasetBlock, TrainData
-from . import _lightfm as lfm
-from ._kernel import DatasetKernel, SimilarityInputs, TokenSets
-from ._kriging import DenseCovariance, Kriging, LowRankCovariance, residual_covariance
-from ._scale import fit_ridge, pooled_scale, ridge_predict, scale_estimate, standardize, standardize_pooled
-from .base import Engine, fits_are_quiet
-from .logme import standardize_rows
+from ..features.data import Cells, DatasetBlock, ZooData
+from .stages import lightfm as lfm
+from .stages.kernel import DatasetKernel, SimilarityInputs
+from .stages.kriging import Kriging, covariance_from_arrays, residual_covariance
+from .stages.scale import (Standardization, fit_ridge, pooled_scale, pooled_standardization, ridge_predict, scale_estimate,
+                     standardize, standardize_pooled, standardize_rows)
+from .base import Engine, stage_reporter
 
 __all__ = ["HybridEngine", "soft_clip", "score_features", "CANDIDATES"]
 
@@ -175,66 +175,6 @@ def _stack(held_out: list, active: np.ndarray | None = None) -> tuple[np.ndarray
     wk, res = nnls(A[:, keep] / scale[keep], b)
     w[keep] = wk / scale[keep]
     return w, float(res ** 2 / max(len(b), 1))
-
-
-class _Progress:
-    """A stage-by-stage progress bar on stderr (tqdm) for any fit that outlasts :data:`PROGRESS_DELAY` seconds.
-
-    Time-based, not size-based: a fit that ends sooner never shows it, and one that runs
-    longer shows its stage names whatever made it slow. Silent inside :func:`~.base.quiet_fits`
-    (the evaluation protocols, whose own bar counts the fits), under ``recsys -q``, when stderr
-    is not a terminal, and with ``TQDM_DISABLE=1``.
-    """
-
-    def __init__(self, n_stages: int, desc: str = "hybrid fit"):
-        import sys
-
-        from tqdm import tqdm
-
-        # Hidden inside quiet_fits(), under `recsys -q` (errors only) and when stderr is not a
-        # terminal (a log gets the stage lines of `recsys fit`, not carriage returns); else tqdm's
-        # default, which TQDM_DISABLE=1 turns off.
-        silent = (fits_are_quiet() or not _stderr_is_terminal()
-                  or logging.getLogger("recsys").getEffectiveLevel() >= logging.ERROR)
-        quiet = {"disable": True} if silent else {}
-        self.bar = tqdm(total=n_stages, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True,
-                        delay=PROGRESS_DELAY, **quiet)
-        self._started = False
-
-    def stage(self, name: str) -> None:
-        """Start stage ``name`` (the previous one is done)."""
-        log.debug("hybrid: %s", name)
-        self.bar.set_postfix_str(name, refresh=False)  # (a refresh would show the bar before its delay)
-        if self._started:
-            self.bar.update(1)  # draws the bar (after the delay) with the new stage's name
-        self._started = True
-
-    def close(self) -> None:
-        """The last stage is done."""
-        if self._started:
-            self.bar.update(1)
-        self.bar.close()
-
-
-#: seconds a fit runs before its progress bar appears
-PROGRESS_DELAY = 2.0
-
-
-def _cores() -> int:
-    """CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _stderr_is_terminal() -> bool:
-    import sys
-
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):  # replaced or closed stderr
-        return False
 
 
 class HybridEngine(Engine):
@@ -387,7 +327,7 @@ class HybridEngine(Engine):
         return best
 
     # -- fit --------------------------------------------------------------------------
-    def _fit(self, data: TrainData) -> None:
+    def _fit(self, data: ZooData) -> None:
         from threadpoolctl import threadpool_limits
 
         self._check_params()
@@ -395,216 +335,209 @@ class HybridEngine(Engine):
         # BLAS spends more time synchronizing than computing (measured: 0.67 s vs 0.11 s per fit
         # on DomainNet-270 with 2 threads vs 1).
         with threadpool_limits(limits=1, user_api="blas"):
-            self._fit_single_thread(data)
+            self._fit_steps(data)
 
-    def _fit_single_thread(self, data: TrainData) -> None:
-        cells = data.records
-        k = cells.row_counts()
+    def _fit_steps(self, data: ZooData) -> None:
+        """The named steps of the module docstring, in order; each keeps what prediction needs."""
+        cells, X = data.records, data.dataset_features
         self.metrics_ = sorted(data.scores)
         self.n_models_ = data.n_models
-        X = data.dataset_features
-        tokens, text = data.dataset_tokens, data.dataset_text
-        groups = data.dataset_groups
-        UF = lfm.user_features(X, groups, tokens)
-        IF = lfm.item_features(data.model_features)
-        sim = SimilarityInputs.from_features(X, groups, tokens, text)
-        kernel = DatasetKernel(sim, X, seed=self.seed)
-        use = set((self.candidates,) if isinstance(self.candidates, str) else self.candidates)
-        pair = score_features(data.scores)  # always computed: a left-out candidate gets weight 0 (same layout)
-        pair_at = [f[cells.d, cells.m] for f in pair]
-
-        # Inner validation: each fold hides some well-recorded datasets entirely (simulated cold
-        # start), fits LightFM, the kernel and the popularity profiles on the rest, and records every
-        # candidate profile on the hidden datasets' records. LightFM is cross-fitted: the fold models
-        # are kept and their profiles averaged, so no LightFM model is fitted twice.
-        alphas = tuple(float(a) for a in np.atleast_1d(self.alphas))
-        folds = self._inner_folds(k)
-        progress = _Progress(len(folds) + 6)
+        folds = self._inner_folds(cells.row_counts())
+        progress = stage_reporter(len(folds) + 6, "hybrid fit")
+        ins = _Inputs(data, self._used())
         s, self.log_spread_coef_ = scale_estimate(cells, X)
+        std = pooled_standardization(cells, s)
+        z = std.of(cells)
+        kernel = DatasetKernel(ins.sim, X, seed=self.seed)
+        held_out, fold_models, beta = self._cross_fit(cells, z, ins, kernel, folds, progress)
+        progress.stage("stack")
+        self._fit_stack(held_out, fold_models, cells, z, ins)
+        progress.stage("kernel")
+        self._fit_kernel(kernel, cells, z, beta)
+        progress.stage("profiles")
+        M = self._profiles_at(cells, s, z, kernel, ins)
+        progress.stage("covariance")
+        self.cov_shrink_ = self._select_shrink(cells, s, M, folds[0] if folds else np.zeros(0, int),
+                                               ridge_predict(self.log_spread_coef_, X))
+        self._cov = residual_covariance(cells, s, M, shrink=self.cov_shrink_, seed=self.seed)
+        progress.stage("kriging")
+        krig = Kriging(self._cov).fit(cells, s, M)
+        self.spread_, self.level_, self.krige_alpha_ = s, krig.level, krig.alpha
+        self.z_offset_, self.z_ratio_ = std.offset, std.ratio
+        if not std.ratio:  # (with the pooled standardization, the spread is the scale)
+            self.z_scale_ = std.scale
+        self._restore()
+        progress.stage("levels")
+        self.level_coef_ = self._fit_cold_level(data)
+        progress.close()
+
+    def _used(self) -> set[str]:
+        return set((self.candidates,) if isinstance(self.candidates, str) else self.candidates)
+
+    def _cross_fit(self, cells: Cells, z: np.ndarray, ins: "_Inputs", kernel: DatasetKernel, folds: list,
+                   progress) -> tuple[dict, dict, np.ndarray | None]:
+        """Inner validation: the candidate profiles of each fold's hidden datasets, fitted without them.
+
+        Each fold hides some well-recorded datasets entirely (simulated cold start), fits LightFM,
+        the kernel and the popularity profiles on the rest, and records every candidate profile on
+        the hidden datasets' records. LightFM is cross-fitted: the fold models are kept and their
+        profiles averaged, so no LightFM model is fitted twice. Returns, per LightFM penalty, the
+        held-out (cells, target, candidate columns) and the fold models, and the kernel's weights.
+        """
+        alphas = tuple(float(a) for a in np.atleast_1d(self.alphas))
         zs = standardize(cells)  # validation target (only each profile's shape is scored)
-        z = standardize_pooled(cells, s)
         fold_models: dict = {a: [] for a in alphas}
-        held_out: dict = {a: [] for a in alphas}  # per alpha: (held cells, target, candidate columns)
+        held_out: dict = {a: [] for a in alphas}
         weights = None
-        names = ["lightfm", "kernel", "popularity", "raw", *[f"score:{m}" for m in self.metrics_]]
-        active = np.array([("scores" if n.startswith("score:") else n) in use for n in names])
         splits = []
         for held in folds:
             in_held = cells.rows_mask(held)
             tr = cells.select(~in_held)
-            s_tr = scale_estimate(tr, X)[0]
+            s_tr = scale_estimate(tr, ins.X)[0]
             splits.append((in_held, tr, s_tr, standardize_pooled(tr, s_tr), cells.select(in_held)))
         # The fold LightFM fits depend on nothing but their split: they run on worker threads (LightFM's
         # epochs release the GIL; each fit is single-threaded and seeded, so its result does not depend on
         # the threads) while this thread fits the kernel, which carries its weights from fold to fold.
         n_fits = len(folds) * len(alphas)
         with ThreadPoolExecutor(max_workers=max(1, min(n_fits, _cores()))) as pool:
-            pending = {(f, a): pool.submit(self._lightfm, tr, ztr, UF, IF, a, n_fits=n_fits)
-                       for f, (_, tr, _, ztr, _) in enumerate(splits) for a in alphas if "lightfm" in use}
+            pending = {(f, a): pool.submit(self._lightfm, tr, ztr, ins.UF, ins.IF, a, n_fits=n_fits)
+                       for f, (_, tr, _, ztr, _) in enumerate(splits) for a in alphas if "lightfm" in ins.use}
             for f, (in_held, tr, s_tr, ztr, hc) in enumerate(splits):
                 progress.stage(f"inner fold {f + 1}/{len(folds)}")
-                if "kernel" in use:
+                cand = {"kernel": np.zeros(len(hc))}
+                if "kernel" in ins.use:
                     kernel.fit(tr, ztr, init=weights)
                     weights = kernel.beta
-                    Mk_h = kernel.at(hc)
-                else:
-                    Mk_h = np.zeros(len(hc))
-                pop = _popularity(tr, ztr, s_tr)
-                base = [Mk_h, pop[0][hc.m], pop[2][hc.m], *[a[in_held] for a in pair_at]]
+                    cand["kernel"] = kernel.at(hc)
+                pop, _, raw, _ = _popularity(tr, ztr, s_tr)
+                cand.update(popularity=pop[hc.m], raw=raw[hc.m])
+                cand.update({f"score:{m}": a[in_held] for m, a in zip(self.metrics_, ins.pair_at)})
                 for a in alphas:
-                    if "lightfm" in use:
+                    L = np.zeros(len(hc))
+                    if "lightfm" in ins.use:
                         model = pending[(f, a)].result()
                         fold_models[a].append(model)
-                        L = lfm.scores_at(UF, *model, self.tau, hc.d, hc.m)
-                    else:
-                        L = np.zeros(len(hc))
-                    held_out[a].append((hc, zs[in_held], np.column_stack([L, *base])))
-        progress.stage("stack")
-        if folds:
+                        L = lfm.scores_at(ins.UF, *model, self.tau, hc.d, hc.m)
+                    columns = {"lightfm": L, **cand}
+                    held_out[a].append((hc, zs[in_held], np.column_stack([columns[n] for n in ins.names])))
+        return held_out, fold_models, weights
+
+    def _fit_stack(self, held_out: dict, fold_models: dict, cells: Cells, z: np.ndarray, ins: "_Inputs") -> None:
+        """Stack weights (by candidate name) and the LightFM penalty that fits the held-out datasets best."""
+        alphas = tuple(float(a) for a in np.atleast_1d(self.alphas))
+        names = ins.names
+        if any(held_out.values()):
+            active = np.array([("scores" if n.startswith("score:") else n) in ins.use for n in names])
             fits = {a: _stack(held_out[a], active) for a in alphas}
             alpha = min(alphas, key=lambda a: (round(fits[a][1], 12), a))
             w = fits[alpha][0]
         else:  # too few well-recorded datasets to validate: an even blend of the metadata profiles
             alpha = alphas[0]
-            w = np.zeros(len(names))
-            meta = [i for i, n in enumerate(names[:2]) if n in use] or [i for i in (2, 3) if names[i] in use] or [2]
-            w[meta] = 1.0 / len(meta)
-            if "lightfm" in use:
-                fold_models[alpha] = [self._lightfm(cells, z, UF, IF, alpha)]
-        models = fold_models[alpha] or [(np.zeros((UF.shape[1], self.no_components + 1)),
-                                         np.zeros((data.n_models, self.no_components + 1)))]
+            even = [n for n in ("lightfm", "kernel") if n in ins.use] or \
+                [n for n in ("popularity", "raw") if n in ins.use] or ["popularity"]
+            w = np.array([1.0 / len(even) if n in even else 0.0 for n in names])
+            if "lightfm" in ins.use:
+                fold_models[alpha] = [self._lightfm(cells, z, ins.UF, ins.IF, alpha)]
+        models = fold_models[alpha] or [(np.zeros((ins.UF.shape[1], self.no_components + 1)),
+                                         np.zeros((ins.IF.shape[0], self.no_components + 1)))]
         self.user_embeddings_ = np.stack([m[0] for m in models])
         self.item_repr_ = np.stack([m[1] for m in models])
         # Each zoo dataset's LightFM representation, per fold model: answering for it needs no feature matrix.
-        self.user_repr_ = np.stack([np.asarray(UF @ u) for u in self.user_embeddings_])
-        self.stack_names_ = names
+        self.user_repr_ = np.stack([np.asarray(ins.UF @ u) for u in self.user_embeddings_])
+        self.stack_names_ = list(names)
         self.stack_weights_ = np.asarray(w, dtype=float)
         self.alpha_ = float(alpha)
 
-        progress.stage("kernel")
-        if "kernel" in use:
-            kernel.fit(cells, z, init=weights)
+    def _fit_kernel(self, kernel: DatasetKernel, cells: Cells, z: np.ndarray, beta: np.ndarray | None) -> None:
+        """The kernel's metric on every record (a uniform kernel when it is not a candidate)."""
+        if "kernel" in self._used():
+            kernel.fit(cells, z, init=beta)
         else:  # not used: a uniform kernel keeps the state complete
             kernel.beta = np.zeros(kernel.phi.shape[0] + 1)
             ok = ~np.isnan(z)
             kernel.set_values(cells.select(ok), z[ok])
             kernel.log_rel = np.zeros(cells.shape[0])
             kernel.fallback = np.zeros(cells.shape[1])
-        progress.stage("profiles")
-        self.popularity_, pop_loo, self.raw_popularity_, raw_loo = _popularity(cells, z, s)
-        w = self.stack_weights_
-        M = w[2] * pop_loo + w[3] * raw_loo
-        if w[0]:
-            M += w[0] * lfm.scores_at(UF, self.user_embeddings_, self.item_repr_, self.tau, cells.d, cells.m)
-        if w[1]:
-            M += w[1] * kernel.at(cells)
-        for wj, a in zip(w[4:], pair_at):
-            M += wj * a
-
-        progress.stage("covariance")
-        self.cov_shrink_ = self._select_shrink(cells, s, M, folds[0] if folds else np.zeros(0, int),
-                                               ridge_predict(self.log_spread_coef_, X))
-        cov = residual_covariance(cells, s, M, shrink=self.cov_shrink_, seed=self.seed)
-        # What prediction needs, from here on: the kernel's and LightFM's fitted state, the kriging.
-        self.kernel_beta_ = kernel.beta
-        self.kernel_log_rel_ = kernel.log_rel
-        self.kernel_fallback_ = kernel.fallback
+        self.kernel_beta_, self.kernel_log_rel_, self.kernel_fallback_ = kernel.beta, kernel.log_rel, kernel.fallback
         self.kernel_nb_ = kernel.nb.astype(np.int32) if kernel.nb is not None else np.zeros((0, 0), np.int32)
-        self.z_ = z
-        self.cells_d_, self.cells_m_, self.cells_y_ = cells.d, cells.m, cells.y
-        self.spread_ = s
-        progress.stage("kriging")
-        krig = Kriging(cov).fit(cells, s, M)
-        self.level_ = krig.level
-        self.krige_alpha_ = krig.alpha
-        self._cov = cov
-        self.sim_ = sim
-        self.X_ = X
-        self.groups_ = [[key, sl.start, sl.stop] for key, sl in groups.items()]
-        self.token_columns_ = sorted(tokens)
-        self.text_columns_ = sorted(text)
-        self.has_records_ = k > 0
-        self._restore()
-        progress.stage("levels")
-        # Level of datasets without records: a ridge from features on the kriged levels (accuracy units).
-        has = self.has_records_
-        if has.sum() > 2:
-            rows = np.flatnonzero(has)
-            if len(rows) > _MAX_LEVEL_DATASETS:  # a ridge on a few features: a sample of datasets is plenty
-                rows = np.sort(np.random.default_rng([self.seed, 7]).choice(rows, _MAX_LEVEL_DATASETS, replace=False))
-                has = np.zeros_like(has)
-                has[rows] = True
-            mean_acc = np.concatenate([self._known_rows(r, data.block(r).scores).mean(1)
-                                       for r in np.array_split(rows, max(1, len(rows) // 512))])
-            self.level_coef_ = fit_ridge(X[has], mean_acc, w=np.minimum(k[has], 10), alpha=1.0)
-        else:
-            self.level_coef_ = np.r_[cells.y.mean(), np.zeros(X.shape[1])]
-        progress.close()
+
+    def _profiles_at(self, cells: Cells, s: np.ndarray, z: np.ndarray, kernel: DatasetKernel,
+                     ins: "_Inputs") -> np.ndarray:
+        """The stacked profile at each record, each candidate without the record's own dataset."""
+        self.popularity_, pop_loo, self.raw_popularity_, raw_loo = _popularity(cells, z, s)
+        return self._combine({
+            "lightfm": lambda: lfm.scores_at(ins.UF, self.user_embeddings_, self.item_repr_, self.tau, cells.d,
+                                             cells.m),
+            "kernel": lambda: kernel.at(cells), "popularity": lambda: pop_loo, "raw": lambda: raw_loo,
+            **{f"score:{m}": (lambda a=a: a) for m, a in zip(self.metrics_, ins.pair_at)}}, len(cells))
+
+    def _fit_cold_level(self, data: ZooData) -> np.ndarray:
+        """Level of datasets without records: a ridge from features on the kriged levels (accuracy units)."""
+        cells, X = data.records, data.dataset_features
+        k = cells.row_counts()
+        has = k > 0
+        if has.sum() <= 2:
+            return np.r_[cells.y.mean(), np.zeros(X.shape[1])]
+        rows = np.flatnonzero(has)
+        if len(rows) > _MAX_LEVEL_DATASETS:  # a ridge on a few features: a sample of datasets is plenty
+            rows = np.sort(np.random.default_rng([self.seed, 7]).choice(rows, _MAX_LEVEL_DATASETS, replace=False))
+            has = np.zeros_like(has)
+            has[rows] = True
+        mean_acc = np.concatenate([self._known_rows(r, data.block(r).scores).mean(1)
+                                   for r in np.array_split(rows, max(1, len(rows) // 512))])
+        return fit_ridge(X[has], mean_acc, w=np.minimum(k[has], 10), alpha=1.0)
+
+    def _combine(self, profiles: dict, shape) -> np.ndarray:
+        """The stack: the weighted sum of the candidate profiles (each a callable, evaluated only when weighted)."""
+        M = np.zeros(shape)
+        for name, w in zip(self.stack_names_, self.stack_weights_):
+            if w:
+                M += w * profiles[name]()
+        return M
 
     # -- state ---------------------------------------------------------------------------
-    @property
-    def _groups(self) -> dict:
-        return {key: slice(start, stop) for key, start, stop in self.groups_}
-
     def _extra_state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        arrays = self.sim_.to_arrays("sim.")
-        arrays.update(self._cov.to_arrays("cov."))
-        return {}, arrays
+        return {}, self._cov.to_arrays("cov.")
 
     def _load_extra(self, fitted, arrays) -> None:
-        self.sim_ = SimilarityInputs.from_arrays(arrays, "sim.")
-        self._cov = DenseCovariance(arrays["cov.S"]) if "cov.S" in arrays else \
-            LowRankCovariance(arrays["cov.V"], arrays["cov.psi"])
+        self._cov = covariance_from_arrays(arrays, "cov.")
         self._restore()
 
     def _restore(self) -> None:
-        """Rebuild the helper objects from the fitted arrays (after fit and after loading)."""
-        shape = (len(self.spread_), len(self.kernel_fallback_))
-        if isinstance(self.cells_d_, np.memmap):  # mapped from a model file: used where it lies, rows checked on use
-            cells = Cells.mapped(self.cells_d_, self.cells_m_, self.cells_y_, shape)
+        """The kernel and the kriging over the zoo's records, from what fit learned (after fit and after loading)."""
+        data = self._data
+        if getattr(self, "z_", None) is not None:  # a model file of format 3 or older kept one value per record
+            z = self.z_
         else:
-            cells = Cells(self.cells_d_, self.cells_m_, self.cells_y_, shape, assume_sorted=True)
-        self._cells = cells
-        # The kernel leaves z_'s NaN cells out where it reads them: no pass over the zoo's cells here.
+            z = Standardization(self.z_offset_, self.spread_ if self.z_ratio_ else self.z_scale_, ratio=self.z_ratio_)
         self._kernel = DatasetKernel.restore(
-            self.sim_, self.X_, beta=self.kernel_beta_, log_rel=self.kernel_log_rel_, fallback=self.kernel_fallback_,
-            cells=cells, z=self.z_, nb=self.kernel_nb_ if self.kernel_nb_.size else None, may_hold_nan=True)
-        krig = Kriging(self._cov)
-        krig.cells, krig.s, krig.level, krig.alpha = cells, self.spread_, self.level_, self.krige_alpha_
-        self._krig = krig
+            SimilarityInputs.of(data.datasets), data.dataset_features, beta=self.kernel_beta_,
+            log_rel=self.kernel_log_rel_, fallback=self.kernel_fallback_, cells=data.records, z=z,
+            nb=self.kernel_nb_ if self.kernel_nb_.size else None)
+        self._krig = Kriging.restore(self._cov, data.records, self.spread_, self.level_, self.krige_alpha_)
 
     def check_rows(self, rows: np.ndarray) -> str | None:
-        """The records and kernel neighbours of ``rows`` (see :meth:`Engine.check_rows`)."""
-        rows = np.asarray(rows, dtype=np.int64)
+        """The kernel neighbours of ``rows`` (see :meth:`Engine.check_rows`)."""
         if self.kernel_nb_.size:
-            nb = np.asarray(self.kernel_nb_[rows])
+            nb = np.asarray(self.kernel_nb_[np.asarray(rows, dtype=np.int64)])
             if nb.size and (nb.min() < 0 or nb.max() >= len(self.spread_)):
                 return f"has kernel neighbours outside its {len(self.spread_)} datasets"
-        return self._cells.check_rows(rows)
+        return None
 
     # -- predict ---------------------------------------------------------------------------
+    def _stacked(self, lightfm_rows, kernel_rows, scores: dict, n: int) -> np.ndarray:
+        """The stack of candidate profiles (standardized units) over every model, for ``n`` datasets."""
+        feats = dict(zip(self.metrics_, score_features({k: scores[k] for k in self.metrics_}))) \
+            if self.metrics_ else {}
+        return self._combine({"lightfm": lightfm_rows, "kernel": kernel_rows,
+                              "popularity": lambda: self.popularity_[None, :],
+                              "raw": lambda: self.raw_popularity_[None, :],
+                              **{f"score:{m}": (lambda f=f: f) for m, f in feats.items()}}, (n, self.n_models_))
+
     def _profile_rows(self, rows: np.ndarray, scores: dict) -> np.ndarray:
         """Profiles (standardized units) of zoo datasets ``rows`` over every model (numpy only)."""
         return self._stacked(lambda: lfm.scores_of_users(self.user_repr_[:, rows], self.item_repr_, self.tau),
-                             lambda: self._kernel_rows(rows), scores, len(rows))
-
-    def _stacked(self, lightfm_rows, kernel_rows, scores: dict, n: int) -> np.ndarray:
-        """The stack of candidate profiles (standardized units) over every model, for ``n`` datasets."""
-        w = self.stack_weights_
-        M = np.zeros((n, self.n_models_))
-        if w[0]:
-            M += w[0] * lightfm_rows()
-        if w[1]:
-            M += w[1] * kernel_rows()
-        M += w[2] * self.popularity_[None, :] + w[3] * self.raw_popularity_[None, :]
-        if len(w) > 4:
-            feats = score_features({k: scores[k] for k in self.metrics_})
-            for wj, f in zip(w[4:], feats):
-                M += wj * f
-        return M
-
-    def _kernel_rows(self, rows: np.ndarray) -> np.ndarray:
-        return self._kernel.rows(rows)
+                             lambda: self._kernel.rows(rows), scores, len(rows))
 
     def _known_rows(self, rows: np.ndarray, scores: dict) -> np.ndarray:
         """Predictions of zoo datasets with records (records kept)."""
@@ -624,12 +557,15 @@ class HybridEngine(Engine):
         out = np.empty((len(block), self.n_models_))
         idx = block.index
         zoo = idx >= 0
-        has = zoo & self.has_records_[np.maximum(idx, 0)]
+        records = self._data.records
+        counts = np.zeros(len(idx), dtype=np.int64)
+        counts[zoo] = records.indptr[idx[zoo] + 1] - records.indptr[idx[zoo]]
+        has = zoo & (counts > 0)
         scores = {k: np.asarray(v) for k, v in block.scores.items()}
         if has.any():
             r = np.flatnonzero(has)
             P = self._known_rows(idx[r], {k: v[r] for k, v in scores.items()})
-            known = self._cells.dense(idx[r])
+            known = records.dense(idx[r])
             out[r] = np.where(np.isnan(known), soft_clip(P), P)  # records stay as they are
         cold = zoo & ~has
         if cold.any():
@@ -637,28 +573,41 @@ class HybridEngine(Engine):
             M = self._profile_rows(idx[r], {k: v[r] for k, v in scores.items()})
             s = self.spread_[idx[r]]
             out[r] = soft_clip(self._cold_prediction(M, s, block.features[r]))
-        new = ~zoo
-        if new.any():
-            r = np.flatnonzero(new)
-            sub = DatasetBlock(index=np.full(len(r), -1), features=block.features[r],
-                               scores={k: v[r] for k, v in scores.items()},
-                               tokens={k: v[r] for k, v in block.tokens.items()},
-                               text={k: np.asarray(v)[r] for k, v in block.text.items()})
-            out[r] = self._predict_new(sub)
+        if (~zoo).any():
+            r = np.flatnonzero(~zoo)
+            out[r] = self._predict_new(block.take(r))
         return np.clip(out, 0.0, 1.0)
 
     def _predict_new(self, block: DatasetBlock) -> np.ndarray:
-        n = len(block)
-        # Columns the block lacks count as missing (no token), so shapes always match the fit.
-        tokens = {c: block.tokens[c] if c in block.tokens else
-                  TokenSets(np.zeros(n + 1, np.int64), np.zeros(0, np.int32), self.sim_.tokens[i].n_cols)
-                  for i, c in enumerate(self.token_columns_)}
-        text = {c: np.asarray(block.text[c]) if c in block.text else np.zeros((n, self.sim_.text[i].shape[1]))
-                for i, c in enumerate(self.text_columns_)}
-        UF = lfm.user_features(block.features, self._groups, tokens)
-        sim = SimilarityInputs.from_features(block.features, self._groups, tokens, text)
+        # Text columns the block lacks count as missing (no token), so shapes always match the fit.
+        side = block.side.like(self._data.datasets)
+        UF = lfm.user_features(side)
         M = self._stacked(lambda: lfm.scores_rows(UF, self.user_embeddings_, self.item_repr_, self.tau),
-                          lambda: self._kernel.new(sim, block.features), block.scores, n)
-        s = np.exp(np.clip(ridge_predict(self.log_spread_coef_, block.features), -9, 1))
-        return soft_clip(self._cold_prediction(M, s, block.features))
+                          lambda: self._kernel.new(SimilarityInputs.of(side), side.matrix), block.scores, len(block))
+        s = np.exp(np.clip(ridge_predict(self.log_spread_coef_, side.matrix), -9, 1))
+        return soft_clip(self._cold_prediction(M, s, side.matrix))
 
+
+class _Inputs:
+    """What every step of a fit reads: LightFM's user and item features, the kernel's similarity inputs,
+    the pair scores at each record, and the candidates in use and their names (the stack's order)."""
+
+    def __init__(self, data: ZooData, use: set[str]):
+        cells = data.records
+        self.X = data.dataset_features
+        self.UF = lfm.user_features(data.datasets)
+        self.IF = lfm.item_features(data.model_features)
+        self.sim = SimilarityInputs.of(data.datasets)
+        metrics = sorted(data.scores)
+        # always computed: a left-out candidate gets weight 0 (same layout)
+        self.pair_at = [f[cells.d, cells.m] for f in score_features(data.scores)]
+        self.use = use
+        self.names = ["lightfm", "kernel", "popularity", "raw", *[f"score:{m}" for m in metrics]]
+
+
+def _cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1

@@ -1,6 +1,6 @@
 """LightFM alone: the hybrid factorization on soft labels, its side features, nothing else.
 
-The stage :mod:`recsys.engines._lightfm` describes (LightFM, Kula 2015, on
+The stage :mod:`recsys.engines.stages.lightfm` describes (LightFM, Kula 2015, on
 soft labels of per-dataset standardized accuracies; datasets described by
 their metadata, text dimensions and label tokens, models by identity and
 metadata), mapped back to accuracy units per dataset:
@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import RecsysError
-from ..features.data import DatasetBlock, TrainData
-from . import _lightfm as lfm
-from ._scale import fit_ridge, ridge_predict, scale_estimate, standardize_pooled
+from ..features.data import DatasetBlock, SideFeatures, ZooData
+from .stages import lightfm as lfm
+from .stages.scale import fit_ridge, ridge_predict, scale_estimate, standardize_pooled
 from .base import Engine
 
 __all__ = ["LightFMEngine"]
@@ -72,12 +72,10 @@ class LightFMEngine(Engine):
                 or not np.isfinite(self.alpha) or self.alpha < 0:
             raise RecsysError(f"alpha must be a penalty >= 0, e.g. 3e-4; got {self.alpha!r}")
 
-    def _fit(self, data: TrainData) -> None:
+    def _fit(self, data: ZooData) -> None:
         self._check_params()
         cells, X = data.records, data.dataset_features
-        self.groups_ = [[key, sl.start, sl.stop] for key, sl in data.dataset_groups.items()]
-        self.token_columns_ = sorted(data.dataset_tokens)
-        UF = lfm.user_features(X, data.dataset_groups, data.dataset_tokens)
+        UF = lfm.user_features(data.datasets)
         IF = lfm.item_features(data.model_features)
         s, self.log_spread_coef_ = scale_estimate(cells, X)
         z = standardize_pooled(cells, s)
@@ -93,65 +91,29 @@ class LightFMEngine(Engine):
         mean_acc = s * (self.level_ + lfm.score_row_means(UF, self.user_embeddings_, self.item_repr_, self.tau))
         self.level_coef_ = fit_ridge(X[has], mean_acc[has], w=np.minimum(k[has], 10), alpha=1.0) \
             if has.sum() > 2 else np.r_[cells.y.mean(), np.zeros(X.shape[1])]
-        self.has_records_ = has
-        self.X_ = X
-        self.tokens_ = {c: data.dataset_tokens[c] for c in self.token_columns_}
-        self.cells_d_, self.cells_m_, self.cells_y_ = cells.d, cells.m, cells.y
-
-    def _extra_state(self):
-        arrays = {}
-        for i, c in enumerate(self.token_columns_):
-            t = self.tokens_[c].tocsr() if hasattr(self.tokens_[c], "tocsr") else _csr(self.tokens_[c])
-            arrays[f"tok{i}.indptr"] = t.indptr.astype(np.int64)
-            arrays[f"tok{i}.indices"] = t.indices.astype(np.int32)
-            arrays[f"tok{i}.shape"] = np.asarray(t.shape, np.int64)
-        return {}, arrays
-
-    def _load_extra(self, fitted, arrays) -> None:
-        import scipy.sparse as sp
-
-        self.tokens_ = {}
-        for i, c in enumerate(self.token_columns_):
-            ind = np.asarray(arrays[f"tok{i}.indices"], np.int32)
-            self.tokens_[c] = sp.csr_matrix((np.ones(len(ind)), ind, np.asarray(arrays[f"tok{i}.indptr"], np.int64)),
-                                            shape=tuple(int(v) for v in arrays[f"tok{i}.shape"]))
-
-    @property
-    def _groups(self) -> dict:
-        return {key: slice(start, stop) for key, start, stop in self.groups_}
-
-    def _scores(self, X: np.ndarray, tokens: dict) -> np.ndarray:
-        UF = lfm.user_features(X, self._groups, tokens)
-        return lfm.scores_rows(UF, self.user_embeddings_, self.item_repr_, self.tau)
 
     def _predict(self, block: DatasetBlock) -> np.ndarray:
-        import scipy.sparse as sp
-
         idx = block.index
         zoo = idx >= 0
+        data = self._data
         L = np.empty((len(block), self.n_models_))
-        X = np.where(zoo[:, None], self.X_[np.maximum(idx, 0)], block.features)
-        if zoo.any():  # a zoo dataset: its stored tokens
-            r = idx[zoo]
-            L[zoo] = self._scores(X[zoo], {c: self.tokens_[c][r] for c in self.token_columns_})
+        X = np.where(zoo[:, None], data.dataset_features[np.maximum(idx, 0)], block.features)
+        if zoo.any():  # a zoo dataset: its stored features and tokens
+            L[zoo] = self._scores(data.datasets.take(idx[zoo]))
         if (~zoo).any():  # a new one: the tokens it comes with (none: missing)
-            n = int((~zoo).sum())
-            toks = {c: block.tokens[c][np.flatnonzero(~zoo)] if c in block.tokens else
-                    sp.csr_matrix((n, self.tokens_[c].shape[1])) for c in self.token_columns_}
-            L[~zoo] = self._scores(X[~zoo], toks)
-        has = zoo & self.has_records_[np.maximum(idx, 0)]
+            L[~zoo] = self._scores(block.take(np.flatnonzero(~zoo)).side.like(data.datasets))
+        counts = np.zeros(len(idx), dtype=np.int64)
+        counts[zoo] = data.records.indptr[idx[zoo] + 1] - data.records.indptr[idx[zoo]]
+        has = counts > 0
         s_feat = np.exp(np.clip(ridge_predict(self.log_spread_coef_, X), -9, 1))
         s = np.where(zoo, self.spread_[np.maximum(idx, 0)], s_feat)
         cold_level = ridge_predict(self.level_coef_, X)
         pred = np.where(has[:, None], s[:, None] * (self.level_[np.maximum(idx, 0)][:, None] + L),
                         cold_level[:, None] + s[:, None] * (L - L.mean(1, keepdims=True)))
-        for i in np.flatnonzero(has):  # records stay as they are
-            sl = slice(np.searchsorted(self.cells_d_, idx[i]), np.searchsorted(self.cells_d_, idx[i], "right"))
-            pred[i, self.cells_m_[sl]] = self.cells_y_[sl]
+        rows = np.flatnonzero(has)
+        known = data.records.dense(idx[rows])
+        pred[rows] = np.where(np.isnan(known), pred[rows], known)  # records stay as they are
         return np.clip(pred, 0.0, 1.0)
 
-
-def _csr(x):
-    import scipy.sparse as sp
-
-    return sp.csr_matrix(np.asarray(x, float))
+    def _scores(self, side: SideFeatures) -> np.ndarray:
+        return lfm.scores_rows(lfm.user_features(side), self.user_embeddings_, self.item_repr_, self.tau)

@@ -27,43 +27,16 @@ import logging
 import numpy as np
 
 from ..errors import RecsysError
-from ..features.data import DatasetBlock, TrainData
+from ..features.data import DatasetBlock, ZooData
 from .base import Engine
-from .popularity import shrunk_location_scale
+from .stages.scale import shrunk_location_scale, standardize_rows
 
-__all__ = ["ScoreEngine", "standardize_rows"]
+__all__ = ["ScoreEngine"]
 
 log = logging.getLogger(__name__)
 
 #: share of the distance from a dataset's level to 0 or 1 that its predictions may use
 _ROOM = 0.99
-
-
-def standardize_rows(S: np.ndarray, *, min_count: int = 2, rel_tol: float = 1e-12) -> np.ndarray:
-    """Per row, ``(s - mean) / std`` over the finite entries; 0 where unknown or the row is constant.
-
-    Parameters
-    ----------
-    S : ndarray of float, shape (n, m)
-        NaN marks a missing score.
-    min_count : int
-        Rows with fewer finite entries are all 0.
-    rel_tol : float
-        Rows whose standard deviation is at most ``rel_tol * max(|mean|, 1)`` are all 0 (constant).
-
-    Returns
-    -------
-    ndarray of float, shape (n, m)
-    """
-    S = np.asarray(S, dtype=np.float64)
-    ok = np.isfinite(S)
-    n = ok.sum(1)
-    S0 = np.where(ok, S, 0.0)
-    mean = S0.sum(1) / np.maximum(n, 1)
-    dev = np.where(ok, S0 - mean[:, None], 0.0)
-    std = np.sqrt((dev ** 2).sum(1) / np.maximum(n, 1))
-    good = (n >= min_count) & (std > rel_tol * np.maximum(np.abs(mean), 1.0))
-    return np.where(good[:, None], dev / np.where(good, std, 1.0)[:, None], 0.0)
 
 
 class ScoreEngine(Engine):
@@ -99,7 +72,7 @@ class ScoreEngine(Engine):
         self.prior = prior
         self.seed = seed
 
-    def _fit(self, data: TrainData) -> None:
+    def _fit(self, data: ZooData) -> None:
         available = sorted(k for k, v in data.scores.items() if np.isfinite(v).any())
         if self.metric not in available:
             raise RecsysError(f"this zoo has no {self.metric!r} scores; available metrics: {', '.join(available)}; "

@@ -25,7 +25,7 @@ from scipy.optimize import minimize
 from scipy.special import expit, logit
 
 from ..errors import ModelFitError
-from ..features.data import DatasetBlock, TrainData
+from ..features.data import DatasetBlock, ZooData
 from .base import Engine
 
 __all__ = ["LinearRegressionEngine"]
@@ -61,7 +61,7 @@ class LinearRegressionEngine(Engine):
         self.max_iter = max_iter
         self.seed = seed
 
-    def _fit(self, data: TrainData) -> None:
+    def _fit(self, data: ZooData) -> None:
         d, m, y = data.cells()
         Xm, Xd = data.model_features, data.dataset_features
         X = np.hstack([Xm[m], Xd[d]])

@@ -25,7 +25,7 @@ import logging
 import numpy as np
 
 from ..errors import RecsysError
-from ..features.data import DatasetBlock, TrainData
+from ..features.data import DatasetBlock, ZooData
 from .additive import fit_additive
 from .base import Engine
 
@@ -129,7 +129,7 @@ class MatrixCompletionEngine(Engine):
             out.append(Z)
         return out
 
-    def _fit(self, data: TrainData) -> None:
+    def _fit(self, data: ZooData) -> None:
         if self.shrinkage is not None and not self.shrinkage >= 0:
             raise RecsysError(f"shrinkage must be >= 0 (a fraction of the top singular value), got {self.shrinkage}")
         if not 0 < self.holdout < 1:

@@ -12,35 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..features.data import Cells, DatasetBlock, TrainData
+from ..features.data import Cells, DatasetBlock, ZooData
+from .stages.scale import shrunk_location_scale
 from .base import Engine
 
-__all__ = ["PopularityEngine", "shrunk_location_scale"]
-
-
-def shrunk_location_scale(Y, prior: float) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Per-dataset mean and standard deviation of the known cells, shrunk to the zoo's.
-
-    ``Y`` is a dense matrix (NaN where unknown) or :class:`~recsys.features.data.Cells`;
-    ``prior`` is the weight, in pseudo-records, of the zoo-wide values.
-
-    Returns
-    -------
-    mu, sd : ndarray, shape (n_datasets,)
-    zoo_mu, zoo_sd : float
-        Mean of all known cells; root mean within-dataset variance.
-    """
-    cells = Y if isinstance(Y, Cells) else Cells.from_dense(Y)
-    n = cells.row_counts()
-    sums = cells.row_sum(cells.y)
-    zoo_mu = float(sums.sum() / max(n.sum(), 1))
-    mu = (sums + prior * zoo_mu) / (n + prior)
-    dev2 = cells.row_sum(cells.centre_rows(cells.y) ** 2)
-    multi = n > 1
-    zoo_var = float(dev2[multi].sum() / max((n[multi] - 1).sum(), 1)) if multi.any() else 0.0
-    zoo_var = max(zoo_var, 1e-4)
-    sd = np.sqrt((dev2 + prior * zoo_var) / (np.maximum(n - 1, 0) + prior))
-    return mu, sd, zoo_mu, float(np.sqrt(zoo_var))
+__all__ = ["PopularityEngine"]
 
 
 class PopularityEngine(Engine):
@@ -61,7 +37,7 @@ class PopularityEngine(Engine):
         self.prior = prior
         self.seed = seed
 
-    def _fit(self, data: TrainData) -> None:
+    def _fit(self, data: ZooData) -> None:
         cells = data.records
         mu, sd, zoo_mu, zoo_sd = shrunk_location_scale(cells, self.prior)
         counts = cells.col_counts()

@@ -19,9 +19,9 @@ import hashlib
 
 import numpy as np
 
-from ..features.data import DatasetBlock, TrainData
+from ..features.data import DatasetBlock, ZooData
 from .base import Engine
-from .popularity import shrunk_location_scale
+from .stages.scale import shrunk_location_scale
 
 __all__ = ["RandomEngine"]
 
@@ -50,7 +50,7 @@ class RandomEngine(Engine):
         self.prior = prior
         self.seed = seed
 
-    def _fit(self, data: TrainData) -> None:
+    def _fit(self, data: ZooData) -> None:
         rng = np.random.default_rng(self.seed)
         mu, _, zoo_mu, zoo_sd = shrunk_location_scale(data.Y, self.prior)
         self.mu_ = mu

@@ -22,10 +22,9 @@ import logging
 
 import numpy as np
 
-from ..features.data import DatasetBlock, TrainData
+from ..features.data import DatasetBlock, ZooData
 from .base import Engine
-from .logme import standardize_rows
-from .popularity import shrunk_location_scale
+from .stages.scale import shrunk_location_scale, standardize_rows
 
 __all__ = ["ScoreStackEngine"]
 
@@ -60,7 +59,7 @@ class ScoreStackEngine(Engine):
         z = [standardize_rows(scores[k]) for k in self.metrics_used_]
         return np.stack([np.broadcast_to(pop[None, :], (n, len(pop))), *z])
 
-    def _fit(self, data: TrainData) -> None:
+    def _fit(self, data: ZooData) -> None:
         Y, known = data.Y, data.known
         mu, sd, zoo_mu, zoo_sd = shrunk_location_scale(Y, self.prior)
         counts = known.sum(0)
@@ -94,13 +93,6 @@ class ScoreStackEngine(Engine):
         self.mu_ = (resid.sum(1) + self.prior * zoo_mu) / (n + self.prior)
         self.sd_ = sd
         self.zoo_mu_, self.zoo_sd_ = zoo_mu, zoo_sd
-        self.scores_ = {k: data.scores[k] for k in self.metrics_used_}
-
-    def _extra_state(self):
-        return {}, {f"scores.{i}": self.scores_[k] for i, k in enumerate(self.metrics_used_)}
-
-    def _load_extra(self, fitted, arrays) -> None:
-        self.scores_ = {k: np.asarray(arrays[f"scores.{i}"], float) for i, k in enumerate(self.metrics_used_)}
 
     def _predict(self, block: DatasetBlock) -> np.ndarray:
         idx = block.index
@@ -110,7 +102,7 @@ class ScoreStackEngine(Engine):
             S = block.scores.get(k) if block.scores else None
             if S is None:
                 S = np.full((len(block), len(self.popularity_)), np.nan)
-                S[known] = self.scores_[k][idx[known]]
+                S[known] = self._data.scores[k][idx[known]]
             scores[k] = np.asarray(S, dtype=np.float64)
         profile = np.tensordot(self.coef_, self._profile_inputs(self.popularity_, scores), 1)
         mu = np.where(known, self.mu_[np.maximum(idx, 0)], self.zoo_mu_)

@@ -63,9 +63,10 @@ import pandas as pd
 
 from ..engines import DEFAULT_ENGINE, ENGINES, get_engine_class, make_engine
 from ..engines.base import quiet_fits
+from ..engines.answer import answer
 from ..engines.calibration import calibrate
 from ..errors import RecsysError, UsageError, closest
-from ..features import FeatureBuilder, TrainData
+from ..features import FeatureBuilder, ZooData
 from ..zoo import Zoo
 from .metrics import dataset_metrics, metric_names, ndcg_at_k
 
@@ -81,7 +82,7 @@ __all__ = [
     "p1_folds",
     "p2_targets",
     "p2_folds",
-    "fold_train_data",
+    "fold_zoo_data",
     "evaluate",
     "p1",
     "p2",
@@ -89,7 +90,7 @@ __all__ = [
     "logo",
     "missing_edge_folds",
     "logo_targets",
-    "as_train_data",
+    "as_zoo_data",
     "LOGO_MIN_RECORDS",
 ]
 
@@ -234,7 +235,7 @@ def _missing_edge_masks(recorded: np.ndarray, rng: np.random.Generator, perm: np
     return known, group
 
 
-def p1_folds(data: TrainData, seeds: Sequence[int]) -> list[Fold]:
+def p1_folds(data: ZooData, seeds: Sequence[int]) -> list[Fold]:
     """One fold per seed: the P1 masks over ``data``'s recorded cells."""
     recorded = data.known
     rows = np.flatnonzero(recorded.any(1))
@@ -245,7 +246,7 @@ def p1_folds(data: TrainData, seeds: Sequence[int]) -> list[Fold]:
     return folds
 
 
-def missing_edge_folds(data: TrainData, seeds: Sequence[int]) -> list[Fold]:
+def missing_edge_folds(data: ZooData, seeds: Sequence[int]) -> list[Fold]:
     """One fold per seed: P1's masks on any zoo (``min(10, recorded datasets)`` groups).
 
     Datasets without records are left out of the groups (they have nothing to
@@ -264,7 +265,7 @@ def missing_edge_folds(data: TrainData, seeds: Sequence[int]) -> list[Fold]:
 
 
 # -- P2 ------------------------------------------------------------------------
-def p2_targets(data: TrainData) -> np.ndarray:
+def p2_targets(data: ZooData) -> np.ndarray:
     """Datasets held out in turn: those with records and a score (all with records if the zoo has none)."""
     has_records = data.known.any(1)
     scored = np.zeros(data.n_datasets, dtype=bool)
@@ -275,13 +276,13 @@ def p2_targets(data: TrainData) -> np.ndarray:
     return np.flatnonzero(has_records)
 
 
-def logo_targets(data: TrainData, min_records: int = LOGO_MIN_RECORDS) -> np.ndarray:
+def logo_targets(data: ZooData, min_records: int = LOGO_MIN_RECORDS) -> np.ndarray:
     """Datasets held out in turn by ``logo``: those with at least ``min_records`` records."""
     return np.flatnonzero(data.known.sum(1) >= min_records)
 
 
-def p2_folds(data: TrainData, seeds: Sequence[int], targets: Sequence[int | str] | None = None, *,
-             default_targets: Callable[[TrainData], np.ndarray] | None = None) -> list[Fold]:
+def p2_folds(data: ZooData, seeds: Sequence[int], targets: Sequence[int | str] | None = None, *,
+             default_targets: Callable[[ZooData], np.ndarray] | None = None) -> list[Fold]:
     """One fold per (seed, target): the target's records removed, everything else known.
 
     ``targets`` restricts the held-out datasets (indices or names; default
@@ -313,7 +314,7 @@ def p2_folds(data: TrainData, seeds: Sequence[int], targets: Sequence[int | str]
     return folds
 
 
-def fold_train_data(data: TrainData, fold: Fold) -> TrainData:
+def fold_zoo_data(data: ZooData, fold: Fold) -> ZooData:
     """What the engine of ``fold`` is fitted on: the fold's known cells, every feature and every score."""
     return data.with_Y(np.where(fold.known, data.Y, np.nan))
 
@@ -421,7 +422,7 @@ def _coverage_engines(coverage: str | bool | Sequence[str] | None, engines: Sequ
 
 
 def evaluate(
-    data: TrainData,
+    data: ZooData,
     spec: ProtocolSpec,
     folds: Sequence[Fold],
     engines: Sequence[str],
@@ -437,11 +438,12 @@ def evaluate(
 
     An engine that raises is reported (``status``, ``errors``), never dropped
     silently: a failure while creating it skips its remaining folds; a failure
-    in one fold skips that fold only.
+    in one fold skips that fold only. Each fold's answer comes from
+    :func:`recsys.engines.answer.answer`, the function users get theirs from.
 
     Parameters
     ----------
-    data : TrainData
+    data : ZooData
         All recorded cells and side information.
     spec : ProtocolSpec
     folds : sequence of Fold
@@ -464,173 +466,195 @@ def evaluate(
     from tqdm import tqdm
 
     variants = dict(variants or {})
-    if variants:
-        # named variants of registered engines: "hybrid - kernel" -> ("hybrid", {"candidates": ...})
-        def make(name, seed=0):
-            base, params = variants.get(name, (name, {}))
-            return make_engine(base, seed=seed, **params)
-    else:
-        make = engine_factory or make_engine
     engines = list(dict.fromkeys(engines))
     plain = [e for e in engines if e not in variants]
     if plain or not engines:
         _check_engines(plain)
-    cov = _coverage_engines(coverage, engines)
-    Y = data.Y
-    recorded = data.known
-    n_recorded = recorded.sum(1)
-    has_scores = any(np.isfinite(v).any() for v in data.scores.values())
-    metrics = spec.metrics
-    rows_out: list[dict] = []
-    timing: list[dict] = []
-    errors: list[dict] = []
-    status: dict[str, str] = {}
-    completed: dict[str, np.ndarray] = {}
-    first_rep = min((f.rep for f in folds), default=0)
-    t_start = time.perf_counter()
+    run = _Run(data, spec, folds, variants, engine_factory, _coverage_engines(coverage, engines), level)
     bar = tqdm(total=len(folds) * len(engines), desc=spec.name, file=sys.stderr, disable=not progress,
                leave=False, dynamic_ncols=True)
-    quiet = quiet_fits()  # this bar counts the fits: none of them shows its own
-    quiet.__enter__()
-    try:
-        for name in engines:
+    with quiet_fits():  # this bar counts the fits: none of them shows its own
+        try:
+            for name in engines:
+                run.engine(name, bar, zoo_name)
+        finally:
+            bar.close()
+    return run.result(engines, zoo_name)
+
+
+class _Run:
+    """One :func:`evaluate` call: its inputs, and what it has measured so far."""
+
+    def __init__(self, data: ZooData, spec: ProtocolSpec, folds: Sequence[Fold], variants: dict, factory,
+                 cov: set[str], level: float):
+        self.data, self.spec, self.folds, self.variants, self.cov, self.level = data, spec, folds, variants, cov, level
+        self.factory = factory or make_engine
+        self.Y, self.recorded = data.Y, data.known
+        self.n_recorded = self.recorded.sum(1)
+        self.has_scores = any(np.isfinite(v).any() for v in data.scores.values())
+        self.first_rep = min((f.rep for f in folds), default=0)
+        self.rows: list[dict] = []
+        self.timing: list[dict] = []
+        self.errors: list[dict] = []
+        self.status: dict[str, str] = {}
+        self.completed: dict[str, np.ndarray] = {}
+        self.t_start = time.perf_counter()
+
+    def make(self, name: str, seed: int = 0):
+        if self.variants:  # named variants of registered engines: "hybrid - kernel" -> ("hybrid", {...})
+            base, params = self.variants.get(name, (name, {}))
+            return make_engine(base, seed=seed, **params)
+        return self.factory(name, seed=seed)
+
+    def fail(self, name: str, fold: Fold | None, stage: str, exc: BaseException) -> None:
+        self.errors.append({"engine": name, "rep": fold.rep if fold else -1, "fold": fold.label if fold else "",
+                            "stage": stage, "error": _describe(exc)})
+
+    def engine(self, name: str, bar, zoo_name: str) -> None:
+        """Every fold of engine ``name``; its status."""
+        try:
+            cls = get_engine_class(self.variants.get(name, (name,))[0])
+        except Exception as exc:  # a missing or broken engine module is a result to report
+            self.status[name] = f"failed: {_describe(exc)}"
+            self.fail(name, None, "import", exc)
+            log.warning("engine %s unavailable: %s", name, _describe(exc))
+            bar.update(len(self.folds))
+            return
+        if getattr(cls, "requires_scores", False) and not self.has_scores:
+            self.status[name] = "n/a: no scores"
+            log.info("engine %s skipped on %s: it needs transferability scores", name, zoo_name)
+            bar.update(len(self.folds))
+            return
+        if self.folds:
+            # One untimed fit first, so one-time costs (imports, caches) are charged to no fold:
+            # fit times compare the engines' work, not their import times.
             try:
-                cls = get_engine_class(variants.get(name, (name,))[0])
-            except Exception as exc:  # a missing or broken engine module is a result to report
-                status[name] = f"failed: {_describe(exc)}"
-                errors.append({"engine": name, "rep": -1, "fold": "", "stage": "import", "error": _describe(exc)})
-                log.warning("engine %s unavailable: %s", name, _describe(exc))
-                bar.update(len(folds))
-                continue
-            if getattr(cls, "requires_scores", False) and not has_scores:
-                status[name] = "n/a: no scores"
-                log.info("engine %s skipped on %s: it needs transferability scores", name, zoo_name)
-                bar.update(len(folds))
-                continue
-            n_failed, first_error = 0, ""
-            F_first = np.full(Y.shape, np.nan)
-            if folds:
-                # One untimed fit first, so one-time costs (imports, caches) are charged to no fold:
-                # fit times compare the engines' work, not their import times.
+                self.make(name, seed=self.folds[0].seed).fit(fold_zoo_data(self.data, self.folds[0]))
+            except Exception:  # the timed folds below report it
+                pass
+        F_first = np.full(self.Y.shape, np.nan)
+        failures = []
+        for fold in self.folds:
+            bar.set_postfix_str(f"{name} {fold.label}", refresh=False)
+            try:
+                F = self.fold(name, fold)
+                if fold.rep == self.first_rep:
+                    F_first[fold.rows] = np.where(self.recorded[fold.rows], F, np.nan)
+            except _FoldFailed as exc:
+                failures.append(exc.error)
+            bar.update(1)
+        n_failed = len(failures)
+        if n_failed == 0:
+            self.status[name] = "ok"
+        elif n_failed == len(self.folds):
+            self.status[name] = f"failed: {failures[0]}"
+        else:
+            self.status[name] = f"partly failed ({n_failed} of {len(self.folds)} folds): {failures[0]}"
+        if n_failed < len(self.folds):
+            self.completed[name] = F_first
+
+    def fold(self, name: str, fold: Fold) -> np.ndarray:
+        """Fit on ``fold``, answer for its datasets, score them; F (truth where known, prediction elsewhere)."""
+        stage = "fit"
+        try:
+            train = fold_zoo_data(self.data, fold)
+            engine = self.make(name, seed=fold.seed)
+            t0 = time.perf_counter()
+            engine.fit(train)
+            fit_s = time.perf_counter() - t0
+            cal, calibrate_s = None, float("nan")
+            if name in self.cov:
+                t0 = time.perf_counter()
                 try:
-                    make(name, seed=folds[0].seed).fit(fold_train_data(data, folds[0]))
-                except Exception:  # the timed folds below report it
-                    pass
-            for fold in folds:
-                bar.set_postfix_str(f"{name} {fold.label}", refresh=False)
-                stage = "fit"
-                try:
-                    train = fold_train_data(data, fold)
-                    engine = make(name, seed=fold.seed)
-                    t0 = time.perf_counter()
-                    engine.fit(train)
-                    fit_s = time.perf_counter() - t0
-                    stage = "predict"
-                    t0 = time.perf_counter()
-                    pred = engine.predict(data.block(fold.rows))
-                    predict_s = time.perf_counter() - t0
+                    cal = calibrate(lambda: self.make(name, seed=fold.seed), train, seed=fold.seed)
                 except Exception as exc:
-                    n_failed += 1
-                    first_error = first_error or _describe(exc)
-                    errors.append({"engine": name, "rep": fold.rep, "fold": fold.label, "stage": stage,
-                                   "error": _describe(exc)})
-                    log.warning("engine %s failed on %s (%s): %s", name, fold.label, stage, _describe(exc))
-                    bar.update(1)
-                    continue
-                n_known = fold.known.sum(1)
-                lo = hi = pb = None
-                calibrate_s = float("nan")
-                if name in cov:
-                    t0 = time.perf_counter()
-                    try:
-                        cal = calibrate(lambda: make(name, seed=fold.seed), train, seed=fold.seed)
-                        lo, hi = cal.interval(pred, n_known[fold.rows], level)
-                        pb = cal.p_best(pred, np.where(fold.known[fold.rows], Y[fold.rows], np.nan),
-                                        n_known[fold.rows])
-                    except Exception as exc:
-                        errors.append({"engine": name, "rep": fold.rep, "fold": fold.label, "stage": "calibrate",
-                                       "error": _describe(exc)})
-                        log.warning("calibration of %s failed on %s: %s", name, fold.label, _describe(exc))
-                    calibrate_s = time.perf_counter() - t0
-                timing.append({"engine": name, "rep": fold.rep, "fold": fold.label, "fit_s": fit_s,
-                               "predict_s": predict_s, "calibrate_s": calibrate_s})
-                known_rows = fold.known[fold.rows]
-                F = np.where(known_rows, Y[fold.rows], pred)
-                if fold.rep == first_rep:
-                    F_first[fold.rows] = np.where(recorded[fold.rows], F, np.nan)
-                bins = known_bin(n_known[fold.rows], n_recorded[fold.rows])
-                for i, j in enumerate(fold.rows):
-                    rec = recorded[j]
-                    row = {"engine": name, "rep": fold.rep, "seed": fold.seed, "fold": fold.label,
-                           "dataset": data.dataset_ids[j], "group": int(fold.group[j]),
-                           "n_recorded": int(n_recorded[j]), "n_known": int(n_known[j]), "bin": bins[i]}
-                    row.update(dataset_metrics(Y[j, rec], F[i, rec], spec.k))
-                    if "ndcg@5" not in row:
-                        row["ndcg@5"] = ndcg_at_k(Y[j, rec], F[i, rec], 5)
-                    hidden = rec & ~known_rows[i]
-                    row["n_hidden"] = int(hidden.sum())
-                    if lo is not None and hidden.any():
-                        y = Y[j, hidden]
-                        row["covered"] = float(((y >= lo[i, hidden]) & (y <= hi[i, hidden])).sum())
-                        row["width"] = float(100.0 * (hi[i, hidden] - lo[i, hidden]).mean())
-                    else:
-                        row["covered"] = row["width"] = float("nan")
-                    row["p_top"] = row["top_hit"] = float("nan")
-                    if pb is not None and hidden.any():
-                        # Is P(best) calibrated? The model it favours most, and whether it is the best.
-                        top = int(np.argmax(pb[i]))
-                        row["p_top"] = float(pb[i, top])
-                        if rec[top]:
-                            # P(best) shares ties, so a tie at the top is shared too: a top pick
-                            # tied with two others for the best counts 1/3 (else ties inflate hits).
-                            best = Y[j, rec].max()
-                            row["top_hit"] = float(Y[j, top] >= best) / float((Y[j, rec] >= best).sum())
-                    rows_out.append(row)
-                bar.update(1)
-            if n_failed == 0:
-                status[name] = "ok"
-            elif n_failed == len(folds):
-                status[name] = f"failed: {first_error}"
-            else:
-                status[name] = f"partly failed ({n_failed} of {len(folds)} folds): {first_error}"
-            if n_failed < len(folds):
-                completed[name] = F_first
-    finally:
-        quiet.__exit__(None, None, None)
-        bar.close()
-    cols = ["engine", "rep", "seed", "fold", "dataset", "group", "n_recorded", "n_known", "bin", *metrics,
-            "n_hidden", "covered", "width", "p_top", "top_hit"]
-    first = [f for f in folds if f.rep == first_rep]
-    known_first = np.zeros(Y.shape, dtype=bool)
-    group_first = np.full(Y.shape[0], -1, dtype=np.int64)
-    for f in first:
-        known_first[f.rows] = f.known[f.rows]
-        group_first = np.where(f.group >= 0, f.group, group_first)
-    return ProtocolResult(
-        spec=spec, zoo=zoo_name, engines=list(engines), seeds=list(dict.fromkeys(f.seed for f in folds)),
-        per_dataset=pd.DataFrame(rows_out, columns=cols),
-        timing=pd.DataFrame(timing, columns=["engine", "rep", "fold", "fit_s", "predict_s", "calibrate_s"]),
-        status=status,
-        errors=pd.DataFrame(errors, columns=["engine", "rep", "fold", "stage", "error"]),
-        truth=Y.copy(), completed=completed, known_first=known_first, group_first=group_first,
-        model_ids=tuple(data.model_ids), dataset_ids=tuple(data.dataset_ids), level=level,
-        has_scores=has_scores, wall_s=time.perf_counter() - t_start)
+                    self.fail(name, fold, "calibrate", exc)
+                    log.warning("calibration of %s failed on %s: %s", name, fold.label, _describe(exc))
+                calibrate_s = time.perf_counter() - t0
+            stage = "predict"
+            known = np.where(fold.known[fold.rows], self.Y[fold.rows], np.nan)
+            t0 = time.perf_counter()
+            ans = answer(engine, cal, train.block(fold.rows), known, level=self.level,
+                         unrecorded=~fold.known.any(0), uncertainty=cal is not None)
+            predict_s = time.perf_counter() - t0
+        except Exception as exc:
+            self.fail(name, fold, stage, exc)
+            log.warning("engine %s failed on %s (%s): %s", name, fold.label, stage, _describe(exc))
+            raise _FoldFailed(_describe(exc)) from None
+        self.timing.append({"engine": name, "rep": fold.rep, "fold": fold.label, "fit_s": fit_s,
+                            "predict_s": predict_s, "calibrate_s": calibrate_s})
+        F = np.where(fold.known[fold.rows], self.Y[fold.rows], ans.predicted)
+        self.score(name, fold, F, ans)
+        return F
+
+    def score(self, name: str, fold: Fold, F: np.ndarray, ans) -> None:
+        """One row per scored dataset: the metrics, the interval coverage and the P(best) hit."""
+        Y, spec = self.Y, self.spec
+        n_known = fold.known.sum(1)
+        bins = known_bin(n_known[fold.rows], self.n_recorded[fold.rows])
+        for i, j in enumerate(fold.rows):
+            rec = self.recorded[j]
+            row = {"engine": name, "rep": fold.rep, "seed": fold.seed, "fold": fold.label,
+                   "dataset": self.data.dataset_ids[j], "group": int(fold.group[j]),
+                   "n_recorded": int(self.n_recorded[j]), "n_known": int(n_known[j]), "bin": bins[i]}
+            row.update(dataset_metrics(Y[j, rec], F[i, rec], spec.k))
+            if "ndcg@5" not in row:
+                row["ndcg@5"] = ndcg_at_k(Y[j, rec], F[i, rec], 5)
+            hidden = rec & ~fold.known[j]
+            row["n_hidden"] = int(hidden.sum())
+            row["covered"] = row["width"] = row["p_top"] = row["top_hit"] = float("nan")
+            if ans.lower is not None and hidden.any():
+                y = Y[j, hidden]
+                row["covered"] = float(((y >= ans.lower[i, hidden]) & (y <= ans.upper[i, hidden])).sum())
+                row["width"] = float(100.0 * (ans.upper[i, hidden] - ans.lower[i, hidden]).mean())
+                # Is P(best) calibrated? The model it favours most, and whether it is the best.
+                top = int(np.argmax(ans.p_best[i]))
+                row["p_top"] = float(ans.p_best[i, top])
+                if rec[top]:
+                    # P(best) shares ties, so a tie at the top is shared too: a top pick
+                    # tied with two others for the best counts 1/3 (else ties inflate hits).
+                    best = Y[j, rec].max()
+                    row["top_hit"] = float(Y[j, top] >= best) / float((Y[j, rec] >= best).sum())
+            self.rows.append(row)
+
+    def result(self, engines: list, zoo_name: str) -> ProtocolResult:
+        cols = ["engine", "rep", "seed", "fold", "dataset", "group", "n_recorded", "n_known", "bin",
+                *self.spec.metrics, "n_hidden", "covered", "width", "p_top", "top_hit"]
+        known_first = np.zeros(self.Y.shape, dtype=bool)
+        group_first = np.full(self.Y.shape[0], -1, dtype=np.int64)
+        for f in (f for f in self.folds if f.rep == self.first_rep):
+            known_first[f.rows] = f.known[f.rows]
+            group_first = np.where(f.group >= 0, f.group, group_first)
+        return ProtocolResult(
+            spec=self.spec, zoo=zoo_name, engines=list(engines),
+            seeds=list(dict.fromkeys(f.seed for f in self.folds)),
+            per_dataset=pd.DataFrame(self.rows, columns=cols),
+            timing=pd.DataFrame(self.timing, columns=["engine", "rep", "fold", "fit_s", "predict_s", "calibrate_s"]),
+            status=self.status, errors=pd.DataFrame(self.errors, columns=["engine", "rep", "fold", "stage", "error"]),
+            truth=self.Y.copy(), completed=self.completed, known_first=known_first, group_first=group_first,
+            model_ids=tuple(self.data.model_ids), dataset_ids=tuple(self.data.dataset_ids), level=self.level,
+            has_scores=self.has_scores, wall_s=time.perf_counter() - self.t_start)
+
+
+class _FoldFailed(Exception):
+    def __init__(self, error: str):
+        self.error = error
 
 
 # -- entry points -------------------------------------------------------------------
-def as_train_data(zoo: Zoo | TrainData | str, text_encoder=None) -> tuple[TrainData, str]:
-    """``(TrainData, zoo name)`` for a Zoo, a zoo name/path, or TrainData as it is.
+def as_zoo_data(zoo: Zoo | ZooData | str, text_encoder=None) -> tuple[ZooData, str]:
+    """``(ZooData, zoo name)`` for a Zoo, a zoo name/path, or ZooData as it is.
 
     The FeatureBuilder is fitted once, on metadata only (metadata is known for
     every dataset, cold ones included).
     """
-    if isinstance(zoo, TrainData):
+    if isinstance(zoo, ZooData):
         return zoo, "data"
     if not isinstance(zoo, Zoo):
         from .. import datasets
 
         zoo = datasets.load(zoo)
-    data = FeatureBuilder(text_encoder=text_encoder).fit(zoo).train_data(zoo)
+    data = FeatureBuilder(text_encoder=text_encoder).fit(zoo).zoo_data(zoo)
     return data, zoo.name
 
 
@@ -648,7 +672,7 @@ def _seeds(repeats: int | None, seeds: Sequence[int] | None, default: int) -> li
     return list(range(repeats))
 
 
-def p1(zoo: Zoo | TrainData | str, engines: Sequence[str], repeats: int | None = None,
+def p1(zoo: Zoo | ZooData | str, engines: Sequence[str], repeats: int | None = None,
        seeds: Sequence[int] | None = None, *, text_encoder=None, coverage="default", level: float = 0.8,
        progress: bool = False) -> ProtocolResult:
     """The P1 missing-edge protocol on ``zoo`` (default 10 repetitions, seeds 0..9).
@@ -659,12 +683,12 @@ def p1(zoo: Zoo | TrainData | str, engines: Sequence[str], repeats: int | None =
     >>> res.per_dataset.groupby("engine").pearson.mean()                                         # doctest: +SKIP
     """
     spec = PROTOCOLS["p1"]
-    data, name = as_train_data(zoo, text_encoder)
+    data, name = as_zoo_data(zoo, text_encoder)
     folds = p1_folds(data, _seeds(repeats, seeds, spec.default_repeats))
     return evaluate(data, spec, folds, engines, zoo_name=name, coverage=coverage, level=level, progress=progress)
 
 
-def p2(zoo: Zoo | TrainData | str, engines: Sequence[str], repeats: int | None = None,
+def p2(zoo: Zoo | ZooData | str, engines: Sequence[str], repeats: int | None = None,
        seeds: Sequence[int] | None = None, *, targets: Sequence[int | str] | None = None, text_encoder=None,
        coverage="default", level: float = 0.8, progress: bool = False) -> ProtocolResult:
     """The P2 leave-one-dataset-out protocol on ``zoo`` (default 1 repetition, seed 0).
@@ -672,31 +696,31 @@ def p2(zoo: Zoo | TrainData | str, engines: Sequence[str], repeats: int | None =
     ``targets`` restricts the held-out datasets (default: :func:`p2_targets`).
     """
     spec = PROTOCOLS["p2"]
-    data, name = as_train_data(zoo, text_encoder)
+    data, name = as_zoo_data(zoo, text_encoder)
     folds = p2_folds(data, _seeds(repeats, seeds, spec.default_repeats), targets)
     if not folds:
         raise RecsysError(f"zoo {name!r} has no dataset with records to hold out")
     return evaluate(data, spec, folds, engines, zoo_name=name, coverage=coverage, level=level, progress=progress)
 
 
-def missing_edge(zoo: Zoo | TrainData | str, engines: Sequence[str], repeats: int | None = None,
+def missing_edge(zoo: Zoo | ZooData | str, engines: Sequence[str], repeats: int | None = None,
                  seeds: Sequence[int] | None = None, *, text_encoder=None, coverage="default", level: float = 0.8,
                  progress: bool = False) -> ProtocolResult:
     """The missing-edge protocol (P1's procedure) on any zoo; default 10 repetitions, seeds 0..9."""
     spec = PROTOCOLS["missing-edge"]
-    data, name = as_train_data(zoo, text_encoder)
+    data, name = as_zoo_data(zoo, text_encoder)
     folds = missing_edge_folds(data, _seeds(repeats, seeds, spec.default_repeats))
     if not len(folds[0].rows):
         raise RecsysError(f"zoo {name!r} has no dataset with records")
     return evaluate(data, spec, folds, engines, zoo_name=name, coverage=coverage, level=level, progress=progress)
 
 
-def logo(zoo: Zoo | TrainData | str, engines: Sequence[str], repeats: int | None = None,
+def logo(zoo: Zoo | ZooData | str, engines: Sequence[str], repeats: int | None = None,
          seeds: Sequence[int] | None = None, *, targets: Sequence[int | str] | None = None, text_encoder=None,
          coverage="default", level: float = 0.8, progress: bool = False) -> ProtocolResult:
     """Leave-one-dataset-out on any zoo: every dataset with >= :data:`LOGO_MIN_RECORDS` records (or ``targets``)."""
     spec = PROTOCOLS["logo"]
-    data, name = as_train_data(zoo, text_encoder)
+    data, name = as_zoo_data(zoo, text_encoder)
     folds = p2_folds(data, _seeds(repeats, seeds, spec.default_repeats), targets, default_targets=logo_targets)
     if not folds:
         raise RecsysError(f"zoo {name!r} has no dataset with at least {LOGO_MIN_RECORDS} records to hold out; "

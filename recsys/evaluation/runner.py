@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..engines import DEFAULT_ENGINE, ENGINES
 from ..errors import UsageError
-from ..features import TrainData
+from ..features import ZooData
 from ..zoo import Zoo
 from .protocols import ProtocolResult, get_spec, logo, missing_edge, p1, p2
 from .report import below_baselines, fit_time_ratio, markdown_report, summarize, timing_summary
@@ -110,7 +110,7 @@ def write_outputs(run_result: RunResult, out_dir: str | Path, *, plots: bool = T
 
 def run(
     protocol: str,
-    zoo: Zoo | TrainData | str | None = None,
+    zoo: Zoo | ZooData | str | None = None,
     engines: Sequence[str] | None = None,
     repeats: int | None = None,
     out_dir: str | Path | None = None,
@@ -130,8 +130,8 @@ def run(
     Parameters
     ----------
     protocol : {"p1", "p2", "missing-edge", "logo"}
-    zoo : Zoo, TrainData, str or None
-        A zoo, a zoo name or directory, or ready TrainData. Default: the zoo
+    zoo : Zoo, ZooData, str or None
+        A zoo, a zoo name or directory, or ready ZooData. Default: the zoo
         of the published figures (``domainnet-270`` for P1,
         ``transfergraph-image`` for P2), ``domainnet-270`` for the others.
     engines : sequence of str, optional

@@ -34,7 +34,7 @@ import pandas as pd
 
 from ..engines import DEFAULT_ENGINE
 from ..engines.hybrid import CANDIDATES
-from .protocols import (PROTOCOLS, as_train_data, evaluate, logo_targets, missing_edge_folds, p1_folds, p2_folds,
+from .protocols import (PROTOCOLS, as_zoo_data, evaluate, logo_targets, missing_edge_folds, p1_folds, p2_folds,
                         p2_targets)
 
 __all__ = ["SUITE_ROWS", "SIMPLE", "ABLATIONS", "SuiteResult", "run_suite", "sign_test", "suite_table",
@@ -116,7 +116,7 @@ def run_suite(rows: Sequence[tuple[str, str]] = SUITE_ROWS, *, repeats: dict | N
     cache: dict = {}
     for zoo, protocol in rows:
         if zoo not in cache:
-            cache[zoo] = as_train_data(zoo, text_encoder)
+            cache[zoo] = as_zoo_data(zoo, text_encoder)
         data, name = cache[zoo]
         has_scores = any(np.isfinite(v).any() for v in data.scores.values())
         scored[zoo] = has_scores

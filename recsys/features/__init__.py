@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import importlib
 
-from .data import Cells, DatasetBlock, TrainData
+from .data import Cells, DatasetBlock, Ids, SideFeatures, ZooData
 
-__all__ = ["FeatureBuilder", "SideSpec", "parse_metadata", "Cells", "DatasetBlock", "TrainData", "HashingEncoder",
+__all__ = ["FeatureBuilder", "SideSpec", "parse_metadata", "new_dataset_frame", "Cells", "DatasetBlock", "Ids",
+           "SideFeatures", "ZooData", "HashingEncoder",
            "TextEncoder", "TransformerEncoder", "embed", "get_encoder"]
 
-_LAZY = {"FeatureBuilder": ".builder", "SideSpec": ".builder", "parse_metadata": ".builder",
+_LAZY = {"FeatureBuilder": ".builder", "SideSpec": ".builder", "parse_metadata": ".builder", "new_dataset_frame": ".builder",
          "HashingEncoder": ".text", "TextEncoder": ".text", "TransformerEncoder": ".text", "embed": ".text",
          "get_encoder": ".text"}
 

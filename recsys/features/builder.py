@@ -1,15 +1,18 @@
-"""Metadata → side features, and the one id/feature builder.
+"""Metadata → side features: the specs that encode a zoo and, the same way, a brand-new dataset.
 
-:class:`SideSpec` turns one side's metadata table (models or datasets) into a
-float matrix: one-hot categoricals, standardized numerics (log first for
-heavy-tailed positive counts such as parameters, with a missing-value
-indicator where the zoo has gaps) and text embeddings reduced by PCA to a few
-dimensions. A spec is fitted on the zoo and stored in model files, so a
-brand-new dataset given at query time is encoded exactly as the zoo was.
+:class:`SideSpec` turns one side's metadata table (models or datasets) into
+:class:`~recsys.features.data.SideFeatures`: one-hot categoricals,
+standardized numerics (log first for heavy-tailed positive counts such as
+parameters, with a missing-value indicator where the zoo has gaps), text
+embeddings reduced by PCA to a few dimensions, and for text columns their
+token sets and full embeddings. A spec is fitted on the zoo and stored in
+model files, so a brand-new dataset given at query time is encoded exactly as
+the zoo was.
 
-:class:`FeatureBuilder` owns the name ↔ index maps and builds the
-:class:`~recsys.features.data.TrainData` engines are fitted on, in the
-spirit of LightFM's ``Dataset``.
+:class:`FeatureBuilder` holds both sides' specs and builds the
+:class:`~recsys.features.data.ZooData` engines are fitted on, in the spirit
+of LightFM's ``Dataset``; :func:`new_dataset_frame` is the one place where a
+new dataset's metadata are normalized.
 """
 
 from __future__ import annotations
@@ -22,12 +25,12 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import NotFittedError, RecsysError, UnknownNameError, UsageError, closest
+from ..errors import NotFittedError, RecsysError, UsageError, closest
 from ..zoo import NA_STRINGS, Roles, Zoo
-from .data import Cells, DatasetBlock, TrainData
+from .data import Cells, DatasetBlock, Ids, Layout, SideFeatures, TokenSets, ZooData
 from .text import TextEncoder, embed, get_encoder
 
-__all__ = ["SideSpec", "FeatureBuilder", "parse_metadata"]
+__all__ = ["SideSpec", "FeatureBuilder", "parse_metadata", "new_dataset_frame"]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,8 @@ class SideSpec:
         (in one row when the zoo is small), for token indicators.
     names : list of str
         One name per output column.
-    groups : dict of str to slice
+    layout : Layout
+        The span of each column's features.
     """
 
     categorical: list = field(default_factory=list)
@@ -75,7 +79,7 @@ class SideSpec:
     text: list = field(default_factory=list)
     vocab: dict = field(default_factory=dict)
     names: list = field(default_factory=list)
-    groups: dict = field(default_factory=dict)
+    layout: Layout = field(default_factory=Layout)
 
     @property
     def n_features(self) -> int:
@@ -150,29 +154,25 @@ class SideSpec:
 
     def _name_columns(self) -> None:
         names: list[str] = []
-        groups: dict[str, slice] = {}
         for col, levels in self.categorical:
-            start = len(names)
             names += [f"{col}={lv}" for lv in levels]
-            groups[f"categorical:{col}"] = slice(start, len(names))
         for n in self.numeric:
-            start = len(names)
             names.append(f"log({n['column']})" if n["log"] else n["column"])
-            if n["missing"]:
-                names.append(f"{n['column']}:missing")
-            groups[f"numeric:{n['column']}"] = slice(start, len(names))
+            names += [f"{n['column']}:missing"] if n["missing"] else []
         for t in self.text:
-            start = len(names)
             names += [f"text({t['column']})[{i}]" for i in range(len(t["components"]))]
-            groups[f"text:{t['column']}"] = slice(start, len(names))
-        self.names, self.groups = names, groups
+        self.names = names
+        self.layout = Layout.of([(c, len(lv)) for c, lv in self.categorical],
+                                [(n["column"], n["missing"]) for n in self.numeric],
+                                [(t["column"], len(t["components"])) for t in self.text])
 
-    def transform(self, df: pd.DataFrame, *, encoder: TextEncoder | None) -> np.ndarray:
-        """Feature matrix (len(df), n_features) for rows laid out like the zoo table.
+    def features(self, df: pd.DataFrame, *, encoder: TextEncoder | None, text: bool = True) -> SideFeatures:
+        """The features of rows laid out like the zoo table (each text embedded once).
 
         Missing columns and missing values contribute zeros (plus the missing
         indicator where the zoo had gaps); a categorical level the zoo never
-        had is logged as a warning and contributes zeros.
+        had is logged as a warning and contributes zeros. ``text``: also the
+        token sets and full embeddings of the text columns.
 
         Raises
         ------
@@ -181,94 +181,82 @@ class SideSpec:
             log-transformed one, or an encoder whose embeddings do not fit.
         """
         n = len(df)
-        parts = []
-        for col, levels in self.categorical:
-            block = np.zeros((n, len(levels)))
-            if col in df.columns:
-                lookup = {lv: i for i, lv in enumerate(levels)}
-                unseen: list[str] = []
-                for r, v in enumerate(df[col].tolist()):
-                    lv = _value_text(v)
-                    if lv is None:
-                        continue
-                    i = lookup.get(lv)
-                    if i is None:
-                        if lv not in unseen:
-                            unseen.append(lv)
-                    else:
-                        block[r, i] = 1.0
-                if unseen:
-                    near = [h for u in unseen for h in closest(u, levels, n=1)]
-                    hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
-                    log.warning("%s=%s was not seen in the zoo (known: %s%s)%s; it contributes nothing", col,
-                                ", ".join(map(repr, unseen[:5])), ", ".join(levels[:8]),
-                                " ..." if len(levels) > 8 else "", hint)
-            parts.append(block)
+        parts = [self._one_hot(df, col, levels) for col, levels in self.categorical]
         for spec in self.numeric:
-            col = spec["column"]
-            x = _numeric_values(df[col], col) if col in df.columns else np.full(n, np.nan)
-            miss = np.isnan(x)
-            if spec["log"]:
-                bad = ~miss & (x <= 0)
-                if bad.any():
-                    raise RecsysError(f"column {col!r} must be > 0 (it is log-transformed); got {x[bad][0]:g}")
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    x = np.log(x)
-            z = (x - spec["mean"]) / spec["std"]
-            z[miss] = 0.0
-            parts.append(z[:, None])
-            if spec["missing"]:
-                parts.append(miss[:, None].astype(float))
+            parts += self._numeric(df, spec)
+        embeddings = {}
         for t in self.text:
             col = t["column"]
             proj = np.zeros((n, len(t["components"])))
             if col in df.columns and encoder is not None:
                 texts = [_value_text(v) for v in df[col].tolist()]
                 present = [i for i, s in enumerate(texts) if s is not None]
+                emb = np.zeros((n, len(t["mean"])))
                 if present:
-                    emb = embed([texts[i] for i in present], encoder).astype(np.float64)
-                    if emb.shape[1] != len(t["mean"]):
-                        raise RecsysError(f"text encoder {encoder.spec!r} gives {emb.shape[1]}-dimensional "
-                                          f"embeddings, but column {col!r} was fitted with {len(t['mean'])}; use "
-                                          f"the encoder the model was fitted with")
-                    proj[present] = (emb - t["mean"]) @ t["components"].T
+                    got = embed([texts[i] for i in present], encoder).astype(np.float64)
+                    if got.shape[1] != len(t["mean"]):
+                        raise RecsysError(f"use the text encoder the model was fitted with: {encoder.spec!r} gives "
+                                          f"{got.shape[1]}-dimensional embeddings, but column {col!r} was fitted with "
+                                          f"{len(t['mean'])}")
+                    emb[present] = got
+                    proj[present] = (got - t["mean"]) @ t["components"].T
+                embeddings[col] = emb
+            elif encoder is not None:
+                embeddings[col] = np.zeros((n, len(t["mean"])))
             parts.append(proj)
-        if not parts:
-            return np.zeros((n, 0))
-        return np.hstack(parts).astype(np.float64)
+        matrix = np.hstack(parts).astype(np.float64) if parts else np.zeros((n, 0))
+        if not text:
+            return SideFeatures(matrix, self.layout)
+        return SideFeatures(matrix, self.layout, self._tokens(df), embeddings)
 
-    def transform_tokens(self, df: pd.DataFrame) -> dict:
-        """Per text column, (len(df), vocabulary) 0/1 indicators of the zoo's tokens (scipy CSR)."""
-        import scipy.sparse as sp
+    @staticmethod
+    def _one_hot(df: pd.DataFrame, col: str, levels: list) -> np.ndarray:
+        block = np.zeros((len(df), len(levels)))
+        if col not in df.columns:
+            return block
+        lookup = {lv: i for i, lv in enumerate(levels)}
+        unseen: list[str] = []
+        for r, v in enumerate(df[col].tolist()):
+            lv = _value_text(v)
+            if lv is None:
+                continue
+            i = lookup.get(lv)
+            if i is None:
+                if lv not in unseen:
+                    unseen.append(lv)
+            else:
+                block[r, i] = 1.0
+        if unseen:
+            near = [h for u in unseen for h in closest(u, levels, n=1)]
+            hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
+            log.warning("%s=%s was not seen in the zoo (known: %s%s)%s; it contributes nothing", col,
+                        ", ".join(map(repr, unseen[:5])), ", ".join(levels[:8]), " ..." if len(levels) > 8 else "",
+                        hint)
+        return block
 
+    @staticmethod
+    def _numeric(df: pd.DataFrame, spec: Mapping) -> list[np.ndarray]:
+        col = spec["column"]
+        x = _numeric_values(df[col], col) if col in df.columns else np.full(len(df), np.nan)
+        miss = np.isnan(x)
+        if spec["log"]:
+            bad = ~miss & (x <= 0)
+            if bad.any():
+                raise RecsysError(f"column {col!r} must be > 0 (it is log-transformed); got {x[bad][0]:g}")
+            with np.errstate(divide="ignore", invalid="ignore"):
+                x = np.log(x)
+        z = (x - spec["mean"]) / spec["std"]
+        z[miss] = 0.0
+        return [z[:, None], miss[:, None].astype(float)] if spec["missing"] else [z[:, None]]
+
+    def _tokens(self, df: pd.DataFrame) -> dict[str, TokenSets]:
+        """Per text column with a vocabulary, the zoo's tokens in each row."""
         out = {}
         for col, vocab in self.vocab.items():
             lookup = {t: i for i, t in enumerate(vocab)}
-            rows, cols = [], []
-            if col in df.columns:
-                for r, value in enumerate(df[col].tolist()):
-                    for i in sorted({lookup[t] for t in tokenize(value) if t in lookup}):
-                        rows.append(r)
-                        cols.append(i)
-            out[col] = sp.csr_matrix((np.ones(len(rows)), (np.asarray(rows, dtype=np.int64),
-                                                           np.asarray(cols, dtype=np.int64))),
-                                     shape=(len(df), len(vocab)))
-        return out
-
-    def transform_text(self, df: pd.DataFrame, *, encoder: TextEncoder | None) -> dict[str, np.ndarray]:
-        """Per PCA'd text column, the full L2-normalized embeddings (zeros where missing)."""
-        out = {}
-        if encoder is None:
-            return out
-        for t in self.text:
-            col = t["column"]
-            mat = np.zeros((len(df), len(t["mean"])))
-            if col in df.columns:
-                texts = [_value_text(v) for v in df[col].tolist()]
-                present = [i for i, x in enumerate(texts) if x is not None]
-                if present:
-                    mat[present] = embed([texts[i] for i in present], encoder).astype(np.float64)
-            out[col] = mat
+            rows = [sorted({lookup[t] for t in tokenize(v) if t in lookup}) for v in df[col].tolist()] \
+                if col in df.columns else [[] for _ in range(len(df))]
+            out[col] = TokenSets.from_lists(rows, len(vocab))
         return out
 
     # -- persistence -------------------------------------------------------
@@ -355,7 +343,12 @@ def _numeric_values(col: pd.Series, name: str) -> np.ndarray:
 
 
 class FeatureBuilder:
-    """Name ↔ index maps and feature matrices for one zoo.
+    """Metadata → features for one zoo: the fitted specs, in the spirit of LightFM's ``Dataset``.
+
+    The builder learns how each side's metadata become features (:class:`SideSpec`)
+    and builds the :class:`~recsys.features.data.ZooData` engines are fitted on;
+    it keeps no data of its own (the ids, records and features live in that
+    ``ZooData``), so a brand-new dataset is encoded exactly as the zoo's were.
 
     Parameters
     ----------
@@ -370,7 +363,7 @@ class FeatureBuilder:
     Examples
     --------
     >>> fb = FeatureBuilder(text_encoder="hashing").fit(zoo)      # doctest: +SKIP
-    >>> data = fb.train_data(zoo)                                   # doctest: +SKIP
+    >>> data = fb.zoo_data(zoo)                                     # doctest: +SKIP
     >>> data.Y.shape == (len(zoo.datasets), len(zoo.models))        # doctest: +SKIP
     True
     """
@@ -394,7 +387,7 @@ class FeatureBuilder:
         return self._encoder
 
     def fit(self, zoo: Zoo) -> "FeatureBuilder":
-        """Learn the id maps and the feature specs from ``zoo``'s metadata (never from records).
+        """Learn the feature specs from ``zoo``'s metadata (never from records).
 
         Returns
         -------
@@ -403,10 +396,6 @@ class FeatureBuilder:
         """
         if isinstance(self.text_dims, bool) or not isinstance(self.text_dims, (int, np.integer)) or self.text_dims < 0:
             raise RecsysError(f"text_dims must be an integer >= 0, got {self.text_dims!r}")
-        self.model_ids_ = list(zoo.model_ids)
-        self.dataset_ids_ = list(zoo.dataset_ids)
-        self.model_pos_ = {m: i for i, m in enumerate(self.model_ids_)}
-        self.dataset_pos_ = {d: i for i, d in enumerate(self.dataset_ids_)}
         uses_text = bool(zoo.model_roles.text or zoo.dataset_roles.text) and self.text_dims > 0
         enc = self.encoder if uses_text else None
         self.model_spec_ = SideSpec.fit(zoo.models, zoo.model_roles, encoder=enc, text_dims=int(self.text_dims))
@@ -415,82 +404,44 @@ class FeatureBuilder:
         self.dataset_columns_ = list(zoo.datasets.columns)
         has_text = bool(self.model_spec_.text or self.dataset_spec_.text)
         self.encoder_info_ = {"spec": enc.spec, "key": enc.key} if (enc is not None and has_text) else None
-        self.model_features_ = self.model_spec_.transform(zoo.models, encoder=enc)
-        self.dataset_features_ = self.dataset_spec_.transform(zoo.datasets, encoder=enc)
-        self.dataset_tokens_ = self.dataset_spec_.transform_tokens(zoo.datasets)
-        self.dataset_text_ = self.dataset_spec_.transform_text(zoo.datasets, encoder=enc)
         return self
 
-    # -- names ↔ indices ----------------------------------------------------
-    def model_index(self, names: Sequence[str]) -> np.ndarray:
-        """Column index of each model name; :class:`UnknownNameError` (with close names) otherwise."""
-        return np.array([self._pos(self.model_pos_, n, "model") for n in names], dtype=np.int64)
-
-    def dataset_index(self, names: Sequence[str]) -> np.ndarray:
-        """Row index of each dataset name; :class:`UnknownNameError` (with close names) otherwise."""
-        return np.array([self._pos(self.dataset_pos_, n, "dataset") for n in names], dtype=np.int64)
-
-    @staticmethod
-    def _positions(names: pd.Series, ids: Sequence[str], lookup) -> np.ndarray:
-        """Indices of a column of names, vectorized (a zoo's records are categorical, coded in id order).
-
-        Names not found as they are go through ``lookup`` (:meth:`model_index` /
-        :meth:`dataset_index`), which compares them as str and raises UnknownNameError.
-        """
-        index = pd.Index(ids)
-        if isinstance(names.dtype, pd.CategoricalDtype):  # look up the few categories, not every row
-            cats = np.append(index.get_indexer(names.cat.categories), -1)  # code -1 (missing) stays -1
-            codes = cats[names.cat.codes.to_numpy()]
-        else:
-            codes = index.get_indexer(names)
-        codes = codes.astype(np.int64)
-        missing = codes < 0
-        if missing.any():
-            codes[missing] = lookup(pd.Series(names)[missing].astype(str).tolist())
-        return codes
-
-    @staticmethod
-    def _pos(table: Mapping[str, int], name: str, kind: str) -> int:
-        try:
-            return table[str(name)]
-        except KeyError:
-            raise UnknownNameError(kind, str(name), table.keys()) from None
-
-    # -- matrices -------------------------------------------------------------
-    def train_data(self, zoo: Zoo) -> TrainData:
-        """The numeric problem for ``zoo``'s records (same ids as at fit)."""
+    def zoo_data(self, zoo: Zoo) -> ZooData:
+        """The numeric problem for ``zoo``: ids, records, both sides' features and the scores."""
+        self._check_fitted()
+        enc = self.encoder if self.encoder_info_ else None
+        models, datasets = Ids(zoo.model_ids, "model"), Ids(zoo.dataset_ids, "dataset")
         rec = zoo.records
-        records = Cells(self._positions(rec["dataset"], self.dataset_ids_, self.dataset_index),
-                        self._positions(rec["model"], self.model_ids_, self.model_index),
-                        rec["accuracy"].to_numpy(float), (len(self.dataset_ids_), len(self.model_ids_)))
-        return TrainData(records=records, model_features=self.model_features_, dataset_features=self.dataset_features_,
-                         scores=self.score_matrices(zoo.scores, self.dataset_ids_),
-                         model_groups=dict(self.model_spec_.groups), dataset_groups=dict(self.dataset_spec_.groups),
-                         model_ids=tuple(self.model_ids_), dataset_ids=tuple(self.dataset_ids_),
-                         dataset_tokens=getattr(self, "dataset_tokens_", {}),
-                         dataset_text=getattr(self, "dataset_text_", {}))
+        records = Cells(_positions(rec["dataset"], datasets), _positions(rec["model"], models),
+                        rec["accuracy"].to_numpy(float), (len(datasets), len(models)))
+        return ZooData(records=records, models=self.model_spec_.features(zoo.models, encoder=enc, text=False),
+                       datasets=self.dataset_spec_.features(zoo.datasets, encoder=enc),
+                       scores=self.score_matrices(zoo.scores, list(datasets), models), model_ids=models,
+                       dataset_ids=datasets)
 
-    def score_matrices(self, scores: pd.DataFrame | None, dataset_names: Sequence[str]) -> dict[str, np.ndarray]:
+    def score_matrices(self, scores: pd.DataFrame | None, dataset_names: Sequence[str],
+                       models: Ids) -> dict[str, np.ndarray]:
         """Per metric, a (len(dataset_names), n_models) matrix of scores, NaN where unknown.
 
         ``scores`` has columns ``model``, ``metric``, ``score`` and ``dataset``
         (which may be left out when ``dataset_names`` has one name). Scores of
-        models unknown to the builder are ignored; metrics the builder was not
+        models not in ``models`` are ignored; metrics the builder was not
         fitted with are ignored too (engines could not use them).
         """
         out = {}
         pos = {str(d): i for i, d in enumerate(dataset_names)}
         s = _check_scores(scores, list(pos)) if scores is not None and len(scores) else None
         if s is not None:
-            unknown = sorted(set(s["model"]) - set(self.model_pos_))
+            known_models = pd.Index(list(models))
+            unknown = sorted(set(s["model"]) - set(known_models))
             if unknown:
                 log.warning("scores name %d model(s) not in the zoo (%s); they are ignored", len(unknown),
                             ", ".join(unknown[:3]))
             other = sorted(set(s["dataset"]) - set(pos))
             if other:
-                raise RecsysError(f"scores are given for dataset(s) {other[:3]} but the dataset(s) asked for are "
-                                  f"{list(pos)[:3]}; name the new dataset like its scores (--dataset NAME) or drop "
-                                  f"the dataset column of a single dataset's scores")
+                raise RecsysError(f"name the new dataset like its scores (--dataset NAME), or drop the dataset "
+                                  f"column of a single dataset's scores: scores are given for dataset(s) {other[:3]} "
+                                  f"but the dataset(s) asked for are {list(pos)[:3]}")
             if not self.metrics_:
                 log.warning("this model was fitted on a zoo without transferability scores; the scores given "
                             "are ignored")
@@ -502,24 +453,23 @@ class FeatureBuilder:
                     log.warning("scores of metric(s) %s are ignored%s: the model uses %s", ", ".join(extra), hint,
                                 ", ".join(self.metrics_))
         for metric in self.metrics_:
-            mat = np.full((len(pos), len(self.model_ids_)), np.nan)
+            mat = np.full((len(pos), len(models)), np.nan)
             if s is not None:
-                m = s[(s["metric"] == metric) & s["dataset"].isin(pos) & s["model"].isin(self.model_pos_)]
-                rows = [pos[d] for d in m["dataset"]]
-                mat[rows, [self.model_pos_[x] for x in m["model"]]] = m["score"].to_numpy(float)
+                m = s[(s["metric"] == metric) & s["dataset"].isin(pos) & s["model"].isin(known_models)]
+                mat[[pos[d] for d in m["dataset"]], models.indices(m["model"].tolist())] = m["score"].to_numpy(float)
             out[metric] = mat
         return out
 
-    def new_datasets(self, metadata: pd.DataFrame | Mapping | Sequence[Mapping],
-                     scores: pd.DataFrame | None = None) -> DatasetBlock:
+    def new_datasets(self, metadata: pd.DataFrame, models: Ids, scores: pd.DataFrame | None = None) -> DatasetBlock:
         """Block for datasets not in the zoo, from their metadata (and optional scores).
 
         Parameters
         ----------
-        metadata : pandas.DataFrame, dict or list of dict
-            One row per new dataset with (some of) the zoo's dataset columns;
-            an optional ``dataset`` column names them (default ``new0`` ...).
-            Values may be strings (``--set num_pre_class=10``) or numbers.
+        metadata : pandas.DataFrame
+            One row per new dataset, as :func:`new_dataset_frame` gives it: (some
+            of) the zoo's dataset columns and a ``dataset`` column naming them.
+        models : Ids
+            The zoo's models (the scores' columns).
         scores : pandas.DataFrame, optional
             Transferability scores of the new datasets (``model, dataset,
             metric, score``).
@@ -533,41 +483,27 @@ class FeatureBuilder:
         Raises
         ------
         RecsysError
-            Unknown columns (the message lists the accepted ones), no rows,
-            non-numeric values in numeric columns.
+            Unknown columns (the message lists the accepted ones), non-numeric
+            values in numeric columns.
         """
         self._check_fitted()
-        if isinstance(metadata, Mapping):
-            metadata = pd.DataFrame([dict(metadata)])
-        elif not isinstance(metadata, pd.DataFrame):
-            metadata = pd.DataFrame(list(metadata))
-        metadata = metadata.rename(columns=lambda c: str(c).strip())
-        if len(metadata) == 0:
-            raise RecsysError("no new dataset given; describe it with the zoo's dataset columns "
-                              f"({', '.join(self.dataset_columns_)})")
         unknown = [c for c in metadata.columns if c not in self.dataset_columns_ and c != "dataset"]
         if unknown:
             near = [h for u in unknown for h in closest(u, self.dataset_columns_, n=1)]
             hint = f" (did you mean {', '.join(map(repr, near))}?)" if near else ""
-            raise RecsysError(f"unknown dataset column(s) {unknown}{hint}; accepted columns: "
-                              f"{', '.join(self.dataset_columns_)}")
+            raise RecsysError(f"describe new datasets with the zoo's dataset columns ({', '.join(self.dataset_columns_)}); "
+                              f"unknown column(s) {unknown}{hint}")
         absent = [c for c in self.dataset_spec_.columns if c not in metadata.columns]
         if absent:
             log.warning("new dataset lacks column(s) %s; they are treated as missing", ", ".join(absent))
-        enc = self.encoder if self.dataset_spec_.text else None
-        feats = self.dataset_spec_.transform(metadata, encoder=enc)
+        side = self.dataset_spec_.features(metadata, encoder=self.encoder if self.dataset_spec_.text else None)
         _check_numeric_range(self.dataset_spec_, metadata)
-        if "dataset" in metadata.columns:
-            names = [str(v) if not _is_missing(v) else f"new{i}" for i, v in enumerate(metadata["dataset"].tolist())]
-        else:
-            names = [f"new{i}" for i in range(len(metadata))]
         if scores is not None and len(scores) and not self.metrics_:
             log.warning("this model was fitted on a zoo without transferability scores; the %d score(s) given "
                         "are ignored (fit on a zoo with scores.csv to use them)", len(scores))
-        return DatasetBlock(index=np.full(len(metadata), -1), features=feats,
-                            scores=self.score_matrices(scores, names) if self.metrics_ else {},
-                            tokens=self.dataset_spec_.transform_tokens(metadata),
-                            text=self.dataset_spec_.transform_text(metadata, encoder=enc))
+        names = metadata["dataset"].astype(str).tolist()
+        return DatasetBlock(np.full(len(metadata), -1), side,
+                            self.score_matrices(scores, names, models) if self.metrics_ else {})
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "dataset_spec_"):
@@ -579,12 +515,10 @@ class FeatureBuilder:
         self._check_fitted()
         m_meta, m_arr = self.model_spec_.to_state("mspec_")
         d_meta, d_arr = self.dataset_spec_.to_state("dspec_")
-        meta = {"model_ids": self.model_ids_, "dataset_ids": self.dataset_ids_, "metrics": self.metrics_,
-                "dataset_columns": self.dataset_columns_, "text_dims": int(self.text_dims),
+        meta = {"metrics": self.metrics_, "dataset_columns": self.dataset_columns_, "text_dims": int(self.text_dims),
                 "text_encoder": dict(self.encoder_info_) if self.encoder_info_ else None,
                 "model_spec": m_meta, "dataset_spec": d_meta}
-        arrays = {**m_arr, **d_arr, "model_features": self.model_features_, "dataset_features": self.dataset_features_}
-        return meta, arrays
+        return meta, {**m_arr, **d_arr}
 
     @classmethod
     def from_state(cls, meta: Mapping, arrays: Mapping[str, np.ndarray]) -> "FeatureBuilder":
@@ -592,17 +526,56 @@ class FeatureBuilder:
         enc = meta.get("text_encoder")
         fb = cls(text_encoder=enc.get("spec") if enc else False, text_dims=int(meta["text_dims"]))
         fb.encoder_info_ = dict(enc) if enc else None
-        fb.model_ids_ = list(meta["model_ids"])
-        fb.dataset_ids_ = list(meta["dataset_ids"])
-        fb.model_pos_ = {m: i for i, m in enumerate(fb.model_ids_)}
-        fb.dataset_pos_ = {d: i for i, d in enumerate(fb.dataset_ids_)}
         fb.metrics_ = list(meta["metrics"])
         fb.dataset_columns_ = list(meta["dataset_columns"])
         fb.model_spec_ = SideSpec.from_state(meta["model_spec"], arrays, "mspec_")
         fb.dataset_spec_ = SideSpec.from_state(meta["dataset_spec"], arrays, "dspec_")
-        fb.model_features_ = np.asarray(arrays["model_features"], dtype=np.float64)
-        fb.dataset_features_ = np.asarray(arrays["dataset_features"], dtype=np.float64)
         return fb
+
+
+def new_dataset_frame(metadata: "Mapping | pd.DataFrame | Sequence[Mapping]") -> pd.DataFrame:
+    """Metadata of brand-new datasets as one table, column names stripped, each row named.
+
+    One mapping (column → value), a list of them or a DataFrame; a ``dataset``
+    column names the datasets (default ``new-dataset``, or ``new-dataset-1`` ...
+    when there are several; a missing name gets its default too).
+
+    Raises
+    ------
+    RecsysError
+        No dataset given, or two with one name.
+    """
+    if isinstance(metadata, Mapping):
+        frame = pd.DataFrame([dict(metadata)])
+    elif isinstance(metadata, pd.DataFrame):
+        frame = metadata.reset_index(drop=True)
+    else:
+        frame = pd.DataFrame(list(metadata))
+    frame = frame.rename(columns=lambda c: str(c).strip())
+    if len(frame) == 0:
+        raise RecsysError("describe at least one new dataset (column: value pairs such as {\"domain\": \"sketch\"})")
+    default = ["new-dataset"] if len(frame) == 1 else [f"new-dataset-{i + 1}" for i in range(len(frame))]
+    given = frame["dataset"].tolist() if "dataset" in frame.columns else [None] * len(frame)
+    names = [default[i] if _is_missing(v) else str(v).strip() for i, v in enumerate(given)]
+    if len(set(names)) < len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise RecsysError(f"give each new dataset its own name: {dup!r} names several")
+    return frame.assign(dataset=names)
+
+
+def _positions(names: pd.Series, ids: Ids) -> np.ndarray:
+    """Indices of a column of names, vectorized (a zoo's records are categorical, coded in id order)."""
+    index = pd.Index(list(ids))
+    if isinstance(names.dtype, pd.CategoricalDtype):  # look up the few categories, not every row
+        cats = np.append(index.get_indexer(names.cat.categories), -1)  # code -1 (missing) stays -1
+        codes = cats[names.cat.codes.to_numpy()]
+    else:
+        codes = index.get_indexer(names)
+    codes = codes.astype(np.int64)
+    missing = codes < 0
+    if missing.any():  # compared as str; an unknown name raises UnknownNameError (with close names)
+        codes[missing] = ids.indices(pd.Series(names)[missing].astype(str).tolist())
+    return codes
 
 
 def _check_numeric_range(spec: SideSpec, df: pd.DataFrame) -> None:

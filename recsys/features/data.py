@@ -1,25 +1,31 @@
-"""The numeric problem every engine sees: indices, matrices, no names.
+"""The fitted zoo's data, owned once: ids, records, side features, scores (indices, no names inside).
 
 Orientation: datasets are users (rows), models are items (columns), so an
 accuracy matrix is ``(n_datasets, n_models)`` and top-k ranks models.
 
-The known accuracies are held as :class:`Cells` (sparse, one entry per
-record, in row-major order); a dense ``(n_datasets, n_models)`` view is built
-on demand for the engines that want one, and refused above
-:data:`DENSE_CELL_CAP` cells (a large zoo is mostly unknown, and its dense
-matrix would not fit in memory).
+:class:`ZooData` is the one owner of what a zoo gives the engines: the known
+accuracies (:class:`Cells`: sparse, one entry per record, row-major), each
+side's metadata as :class:`SideFeatures` (named blocks: one-hot, numeric, text
+dimensions, plus the token sets and full text embeddings of the text
+columns), the transferability scores and the id maps (:class:`Ids`). The
+:class:`~recsys.recommender.Recommender` owns it and saves it once; engines
+receive it at fit and at load and keep only what they learned. A dense
+``(n_datasets, n_models)`` view is built on demand for the engines that want
+one, and refused above :data:`DENSE_CELL_CAP` cells.
+
+Numpy only: answering for the zoo's datasets imports nothing else.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import RecsysError
+from ..errors import RecsysError, UnknownNameError
 
-__all__ = ["TrainData", "DatasetBlock", "Cells", "DENSE_CELL_CAP"]
+__all__ = ["ZooData", "DatasetBlock", "Cells", "SideFeatures", "Layout", "TokenSets", "Ids", "DENSE_CELL_CAP"]
 
 #: largest n_datasets x n_models for which a dense accuracy matrix is built (400 MB of float64)
 DENSE_CELL_CAP = 50_000_000
@@ -168,20 +174,11 @@ class Cells:
         keep = np.asarray(keep, dtype=bool)
         return Cells(self.d[keep], self.m[keep], self.y[keep], self.shape, assume_sorted=True)
 
-    def without_rows(self, rows: np.ndarray) -> "Cells":
-        """Every cell except those of datasets ``rows``."""
-        drop = np.zeros(self.shape[0], dtype=bool)
-        drop[np.asarray(rows, dtype=np.int64)] = True
-        return self.select(~drop[self.d])
-
     def rows_mask(self, rows: np.ndarray) -> np.ndarray:
         """Bool per cell: does it belong to one of ``rows``."""
         flag = np.zeros(self.shape[0], dtype=bool)
         flag[np.asarray(rows, dtype=np.int64)] = True
         return flag[self.d]
-
-    def with_values(self, y: np.ndarray) -> "Cells":
-        return Cells(self.d, self.m, y, self.shape, assume_sorted=True)
 
     def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """(models, values) of dataset ``i``."""
@@ -229,71 +226,318 @@ def _check_dense(shape: tuple[int, int]) -> None:
                           f"need one (mc, als, lr, gat ...) do not take zoos of this size: use the default engine")
 
 
+class TokenSets:
+    """The token sets of some rows (CSR layout in plain numpy: no scipy needed to read them).
+
+    Parameters
+    ----------
+    indptr : ndarray of int, shape (n + 1,)
+    indices : ndarray of int
+        Token indices of row ``i``: ``indices[indptr[i]:indptr[i + 1]]`` (sorted, unique).
+    n_cols : int
+        Vocabulary size.
+    """
+
+    def __init__(self, indptr, indices, n_cols: int):
+        self.indptr = np.asarray(indptr, dtype=np.int64)
+        self.indices = np.asarray(indices, dtype=np.int32)
+        self.n_cols = int(n_cols)
+        self._dense = None
+
+    @classmethod
+    def from_lists(cls, rows: Sequence[Sequence[int]], n_cols: int) -> "TokenSets":
+        """From one list of token indices per row (each sorted, unique)."""
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([len(r) for r in rows], out=indptr[1:])
+        indices = np.fromiter((i for r in rows for i in r), dtype=np.int32, count=int(indptr[-1]))
+        return cls(indptr, indices, n_cols)
+
+    @classmethod
+    def empty(cls, n: int, n_cols: int) -> "TokenSets":
+        """``n`` rows without tokens."""
+        return cls(np.zeros(n + 1, np.int64), np.zeros(0, np.int32), n_cols)
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self), self.n_cols
+
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def row(self, i: int) -> np.ndarray:
+        return self.indices[self.indptr[i]:self.indptr[i + 1]]
+
+    def take(self, rows) -> "TokenSets":
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        sizes = self.sizes()[rows]
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=indptr[1:])
+        pos = np.repeat(self.indptr[rows], sizes) + (np.arange(indptr[-1]) - np.repeat(indptr[:-1], sizes))
+        return TokenSets(indptr, self.indices[pos], self.n_cols)
+
+    __getitem__ = take
+
+    def dense(self) -> np.ndarray:
+        """0/1 float32 matrix (n, n_cols), built once."""
+        if self._dense is None:
+            out = np.zeros((len(self), self.n_cols), dtype=np.float32)
+            out[np.repeat(np.arange(len(self)), self.sizes()), self.indices] = 1.0
+            self._dense = out
+        return self._dense
+
+    def csr(self):
+        """As a ``scipy.sparse.csr_matrix`` of ones (imports scipy)."""
+        import scipy.sparse as sp
+
+        return sp.csr_matrix((np.ones(len(self.indices)), self.indices, self.indptr), shape=self.shape)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each metadata column's features lie in a side's feature matrix: ``(column, start, stop)`` each.
+
+    ``numeric`` spans hold the standardized value at ``start`` and, when the
+    span has two columns, a missing-value indicator after it.
+    """
+
+    categorical: tuple = ()
+    numeric: tuple = ()
+    text_dims: tuple = ()
+
+    @classmethod
+    def of(cls, categorical: Sequence[tuple[str, int]], numeric: Sequence[tuple[str, bool]],
+           text_dims: Sequence[tuple[str, int]]) -> "Layout":
+        """Spans laid out in order: (column, levels) one-hot blocks, (column, has a missing indicator)
+        numerics, (column, dimensions) text blocks."""
+        spans, pos = {}, 0
+        for kind, cols in (("categorical", categorical), ("numeric", [(c, 1 + bool(m)) for c, m in numeric]),
+                           ("text_dims", text_dims)):
+            spans[kind] = tuple((c, pos, pos := pos + int(k)) for c, k in cols)
+        return cls(**spans)
+
+    def span(self, kind: str, column: str) -> slice:
+        """The columns of ``column``'s ``kind`` block (``"categorical"``, ``"numeric"`` or ``"text_dims"``)."""
+        for c, a, b in getattr(self, kind):
+            if c == column:
+                return slice(a, b)
+        raise KeyError(f"no {kind} block for column {column!r}")
+
+    def to_json(self) -> dict:
+        return {k: [list(s) for s in getattr(self, k)] for k in ("categorical", "numeric", "text_dims")}
+
+    @classmethod
+    def from_json(cls, obj: Mapping | None) -> "Layout":
+        obj = obj or {}
+        return cls(**{k: tuple((str(c), int(a), int(b)) for c, a, b in obj.get(k, ()))
+                      for k in ("categorical", "numeric", "text_dims")})
+
+
 @dataclass
-class DatasetBlock:
-    """Datasets to predict for: known ones (by index) or brand-new ones.
+class SideFeatures:
+    """One side's metadata (models or datasets) as features, one row per id.
 
     Attributes
     ----------
-    index : ndarray of int, shape (n,)
-        Row of each dataset in the training data; ``-1`` for a dataset the
-        engine has never seen (predicted from its features and scores alone).
-    features : ndarray of float, shape (n, n_dataset_features)
-    scores : dict of str to ndarray of float, shape (n, n_models)
-        Transferability scores per metric, NaN where unknown.
-    tokens : dict of str to sparse matrix (CSR) of float, shape (n, vocabulary)
-        Per text column, 0/1 indicators of its tokens (e.g. label names).
-    text : dict of str to ndarray of float, shape (n, dim)
+    matrix : ndarray of float, shape (n, n_features)
+        Every feature: one-hot categoricals, standardized numerics (with missing
+        indicators), text dimensions; :attr:`layout` names their spans.
+    layout : Layout
+    tokens : dict of str to TokenSets
+        Per text column, the tokens (label names ...) of each row.
+    text : dict of str to ndarray, shape (n, dim)
         Per text column, the full L2-normalized text embedding (0 where missing).
     """
 
-    index: np.ndarray
-    features: np.ndarray
-    scores: Mapping[str, np.ndarray] = field(default_factory=dict)
-    tokens: Mapping[str, object] = field(default_factory=dict)
+    matrix: np.ndarray
+    layout: Layout = field(default_factory=Layout)
+    tokens: Mapping[str, TokenSets] = field(default_factory=dict)
     text: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self):
-        self.index = np.asarray(self.index, dtype=np.int64).reshape(-1)
-        self.features = np.asarray(self.features, dtype=np.float64)
-        if self.features.ndim != 2 or len(self.features) != len(self.index):
+        m = np.asarray(self.matrix, dtype=np.float64)
+        if m.ndim == 1:
+            m = m[:, None]
+        if m.ndim != 2:
+            raise ValueError(f"a feature matrix must be (n, n_features), got shape {m.shape}")
+        self.matrix = m
+
+    def __len__(self) -> int:
+        return len(self.matrix)
+
+    @property
+    def categorical(self) -> dict[str, np.ndarray]:
+        """Per categorical column, its one-hot block (n, levels)."""
+        return {c: self.matrix[:, a:b] for c, a, b in self.layout.categorical}
+
+    @property
+    def numeric(self) -> dict[str, np.ndarray]:
+        """Per numeric column, its standardized value (n,) (0 where missing)."""
+        return {c: self.matrix[:, a] for c, a, _ in self.layout.numeric}
+
+    def take(self, rows) -> "SideFeatures":
+        """The rows ``rows`` only."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        return SideFeatures(self.matrix[rows], self.layout, {c: t.take(rows) for c, t in self.tokens.items()},
+                            {c: np.asarray(e[rows]) for c, e in self.text.items()})
+
+    def like(self, other: "SideFeatures") -> "SideFeatures":
+        """These rows with ``other``'s text columns: a column they lack is missing (no token, zero embedding)."""
+        n = len(self)
+        tokens = {c: self.tokens[c] if c in self.tokens else TokenSets.empty(n, t.n_cols)
+                  for c, t in other.tokens.items()}
+        text = {c: np.asarray(self.text[c]) if c in self.text else np.zeros((n, e.shape[1]))
+                for c, e in other.text.items()}
+        return SideFeatures(self.matrix, other.layout, tokens, text)
+
+    # -- model files -------------------------------------------------------------
+    def to_arrays(self, prefix: str) -> tuple[dict, dict[str, np.ndarray]]:
+        meta = {"layout": self.layout.to_json(), "tokens": sorted(self.tokens), "text": sorted(self.text)}
+        arrays = {f"{prefix}matrix": self.matrix}
+        for i, c in enumerate(meta["tokens"]):
+            t = self.tokens[c]
+            arrays.update({f"{prefix}tok{i}_indptr": t.indptr, f"{prefix}tok{i}_indices": t.indices,
+                           f"{prefix}tok{i}_shape": np.asarray(t.shape, dtype=np.int64)})
+        for i, c in enumerate(meta["text"]):
+            e = self.text[c]
+            single = np.asarray(e, dtype=np.float32)  # half the bytes when nothing is lost (encoders give float32)
+            arrays[f"{prefix}txt{i}"] = single if np.array_equal(single, e) else e
+        return meta, arrays
+
+    @classmethod
+    def from_arrays(cls, meta: Mapping, arrays: Mapping[str, np.ndarray], prefix: str) -> "SideFeatures":
+        """The side saved by :meth:`to_arrays`; text embeddings keep their stored dtype (a mapped array stays
+        mapped: the similarity features compute in float64 either way)."""
+        tokens = {c: TokenSets(arrays[f"{prefix}tok{i}_indptr"], arrays[f"{prefix}tok{i}_indices"],
+                               int(arrays[f"{prefix}tok{i}_shape"][1])) for i, c in enumerate(meta.get("tokens", []))}
+        text = {c: arrays[f"{prefix}txt{i}"] for i, c in enumerate(meta.get("text", []))}
+        return cls(arrays[f"{prefix}matrix"], Layout.from_json(meta.get("layout")), tokens, text)
+
+
+class Ids(Sequence[str]):
+    """Names in index order, and the index of a name (:class:`UnknownNameError` with close names otherwise).
+
+    A lookup of a few names scans the list; more build a dict once (a query for
+    one dataset of a 100,000-dataset zoo builds no index).
+    """
+
+    def __init__(self, names: Sequence[str], kind: str):
+        self._names = [str(n) for n in names]
+        self.kind = kind
+        self._pos: dict[str, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __getitem__(self, i):
+        return self._names[i]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __contains__(self, name) -> bool:
+        return self.get(name) is not None
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other)
+
+    def get(self, name) -> int | None:
+        """Index of ``name``, or None."""
+        if self._pos is None:
+            if len(self._names) <= 64:
+                try:
+                    return self._names.index(str(name))
+                except ValueError:
+                    return None
+            self._pos = {n: i for i, n in enumerate(self._names)}
+        return self._pos.get(str(name))
+
+    def index(self, name) -> int:
+        """Index of ``name``."""
+        return int(self.indices([name])[0])
+
+    def indices(self, names: Sequence[str]) -> np.ndarray:
+        """Index of each name of ``names``."""
+        names = [str(n) for n in names]
+        if self._pos is None and len(names) <= 4:
+            out = []
+            for n in names:
+                try:
+                    out.append(self._names.index(n))
+                except ValueError:
+                    raise UnknownNameError(self.kind, n, self._names) from None
+            return np.asarray(out, dtype=np.int64)
+        out = np.empty(len(names), dtype=np.int64)
+        for i, n in enumerate(names):
+            pos = self.get(n)
+            if pos is None:
+                raise UnknownNameError(self.kind, n, self._names)
+            out[i] = pos
+        return out
+
+
+class DatasetBlock:
+    """Datasets to predict for: the zoo's (by index) or brand-new ones.
+
+    Parameters
+    ----------
+    index : ndarray of int, shape (n,)
+        Row of each dataset in the zoo; ``-1`` for a dataset the engine has
+        never seen (predicted from its features and scores alone).
+    side : SideFeatures, optional
+        The datasets' features (``features``: a plain matrix, when there is no structure to give).
+    scores : dict of str to ndarray of float, shape (n, n_models)
+        Transferability scores per metric, NaN where unknown.
+    """
+
+    def __init__(self, index, side: SideFeatures | None = None, scores: Mapping[str, np.ndarray] | None = None, *,
+                 features=None):
+        self.index = np.asarray(index, dtype=np.int64).reshape(-1)
+        if side is None:
+            side = SideFeatures(np.zeros((len(self.index), 0)) if features is None else features)
+        self.side = side
+        self.scores = dict(scores or {})
+        if len(side) != len(self.index):
             raise ValueError("features must be (n, n_features) with one row per index")
 
     def __len__(self) -> int:
         return len(self.index)
 
+    @property
+    def features(self) -> np.ndarray:
+        """The flat feature matrix (n, n_features)."""
+        return self.side.matrix
 
-class TrainData:
-    """Known accuracies plus side features, on indices.
+    def take(self, rows) -> "DatasetBlock":
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        return DatasetBlock(self.index[rows], self.side.take(rows), {k: np.asarray(v)[rows] for k, v in
+                                                                     self.scores.items()})
 
-    Give either ``Y`` (dense, NaN where unknown) or ``records`` (sparse).
+
+class ZooData:
+    """The known accuracies plus side features and scores of a zoo, on indices: what engines are fitted on.
+
+    Give either ``Y`` (dense, NaN where unknown) or ``records`` (sparse); each
+    side as :class:`SideFeatures` (``models`` / ``datasets``) or as a plain
+    matrix (``model_features`` / ``dataset_features``).
 
     Attributes
     ----------
     records : Cells
         The known accuracies (sparse, row-major).
-    Y : ndarray of float, shape (n_datasets, n_models)
-        Dense view of ``records`` (NaN where unknown), built on first use;
-        refused above :data:`DENSE_CELL_CAP` cells.
-    model_features : ndarray of float, shape (n_models, n_model_features)
-    dataset_features : ndarray of float, shape (n_datasets, n_dataset_features)
+    models, datasets : SideFeatures
     scores : dict of str to ndarray of float, shape (n_datasets, n_models)
         Transferability scores per metric (NaN where unknown), usable as pair
         features; they need no fine-tuning, so they exist for cold datasets too.
-    model_groups, dataset_groups : dict of str to slice
-        Column ranges of each source column inside the feature matrices, keyed
-        ``"categorical:col"``, ``"numeric:col"``, ``"text:col"``.
-    model_ids, dataset_ids : tuple of str
-        Names, for messages only; engines work on indices.
-    dataset_tokens : dict of str to sparse matrix (CSR), shape (n_datasets, vocabulary)
-        Per text column, 0/1 token indicators (label names ...).
-    dataset_text : dict of str to ndarray of float, shape (n_datasets, dim)
-        Per text column, full L2-normalized text embeddings.
+    model_ids, dataset_ids : Ids
+        Names; engines work on indices.
     """
 
     def __init__(self, Y: np.ndarray | None = None, model_features=None, dataset_features=None, scores=None,
-                 model_groups=None, dataset_groups=None, model_ids=(), dataset_ids=(), dataset_tokens=None,
-                 dataset_text=None, *, records: Cells | None = None):
+                 model_ids=(), dataset_ids=(), *, records: Cells | None = None, models: SideFeatures | None = None,
+                 datasets: SideFeatures | None = None, model_records: np.ndarray | None = None):
         if (Y is None) == (records is None):
             raise ValueError("give either Y (dense) or records (sparse)")
         if Y is not None:
@@ -304,15 +548,19 @@ class TrainData:
         self.records = records
         self._Y = Y
         n_datasets, n_models = records.shape
-        self.model_features = _feature_matrix(model_features, n_models, "model_features", "n_models")
-        self.dataset_features = _feature_matrix(dataset_features, n_datasets, "dataset_features", "n_datasets")
+        self.models = models if models is not None else SideFeatures(_feature_matrix(model_features, n_models,
+                                                                                    "model_features", "n_models"))
+        self.datasets = datasets if datasets is not None else SideFeatures(
+            _feature_matrix(dataset_features, n_datasets, "dataset_features", "n_datasets"))
+        for side, n, what in ((self.models, n_models, "models"), (self.datasets, n_datasets, "datasets")):
+            if len(side) != n:
+                raise ValueError(f"{what} features have {len(side)} rows; expected {n}")
         self.scores = {k: np.asarray(v, dtype=np.float64) for k, v in (scores or {}).items()}
-        self.model_groups = dict(model_groups or {})
-        self.dataset_groups = dict(dataset_groups or {})
-        self.model_ids = tuple(model_ids) or tuple(f"m{i}" for i in range(n_models))
-        self.dataset_ids = tuple(dataset_ids) or tuple(f"d{i}" for i in range(n_datasets))
-        self.dataset_tokens = dict(dataset_tokens or {})
-        self.dataset_text = dict(dataset_text or {})
+        self._model_records = model_records
+        self.model_ids = model_ids if isinstance(model_ids, Ids) else \
+            Ids(model_ids or [f"m{i}" for i in range(n_models)], "model")
+        self.dataset_ids = dataset_ids if isinstance(dataset_ids, Ids) else \
+            Ids(dataset_ids or [f"d{i}" for i in range(n_datasets)], "dataset")
 
     @property
     def Y(self) -> np.ndarray:
@@ -329,6 +577,14 @@ class TrainData:
         return self.records.shape[1]
 
     @property
+    def model_features(self) -> np.ndarray:
+        return self.models.matrix
+
+    @property
+    def dataset_features(self) -> np.ndarray:
+        return self.datasets.matrix
+
+    @property
     def known(self) -> np.ndarray:
         """Boolean mask of recorded cells, shape (n_datasets, n_models) (dense: small zoos only)."""
         return ~np.isnan(self.Y)
@@ -338,22 +594,17 @@ class TrainData:
         return self.records.d.astype(np.int64), self.records.m.astype(np.int64), self.records.y
 
     def block(self, index: np.ndarray | None = None) -> DatasetBlock:
-        """The block of known datasets ``index`` (all datasets when omitted)."""
+        """The block of the zoo's datasets ``index`` (all datasets when omitted)."""
         index = np.arange(self.n_datasets) if index is None else np.asarray(index, dtype=np.int64).reshape(-1)
-        return DatasetBlock(index=index, features=self.dataset_features[index],
-                            scores={k: v[index] for k, v in self.scores.items()},
-                            tokens={k: v[index] for k, v in self.dataset_tokens.items()},
-                            text={k: v[index] for k, v in self.dataset_text.items()})
+        return DatasetBlock(index, self.datasets.take(index), {k: v[index] for k, v in self.scores.items()})
 
-    def _like(self, **changes) -> "TrainData":
-        args = dict(model_features=self.model_features, dataset_features=self.dataset_features,
-                    scores=self.scores, model_groups=self.model_groups, dataset_groups=self.dataset_groups,
-                    model_ids=self.model_ids, dataset_ids=self.dataset_ids,
-                    dataset_tokens=self.dataset_tokens, dataset_text=self.dataset_text)
+    def _like(self, **changes) -> "ZooData":
+        args = dict(models=self.models, datasets=self.datasets, scores=self.scores, model_ids=self.model_ids,
+                    dataset_ids=self.dataset_ids)
         args.update(changes)
-        return TrainData(**args)
+        return ZooData(**args)
 
-    def subset_datasets(self, rows: np.ndarray) -> "TrainData":
+    def subset_datasets(self, rows: np.ndarray) -> "ZooData":
         """The datasets ``rows`` only (renumbered 0..len(rows)-1), with their records, features and scores."""
         rows = np.asarray(rows, dtype=np.int64)
         remap = np.full(self.n_datasets, -1)
@@ -361,29 +612,26 @@ class TrainData:
         keep = remap[self.records.d] >= 0
         r = self.records
         records = Cells(remap[r.d[keep]], r.m[keep], r.y[keep], (len(rows), self.n_models))
-        return TrainData(records=records, model_features=self.model_features,
-                         dataset_features=self.dataset_features[rows], scores={k: v[rows] for k, v in self.scores.items()},
-                         model_groups=self.model_groups, dataset_groups=self.dataset_groups, model_ids=self.model_ids,
-                         dataset_ids=tuple(np.asarray(self.dataset_ids, dtype=object)[rows]),
-                         dataset_tokens={k: v[rows] for k, v in self.dataset_tokens.items()},
-                         dataset_text={k: v[rows] for k, v in self.dataset_text.items()})
+        return self._like(records=records, datasets=self.datasets.take(rows),
+                          scores={k: v[rows] for k, v in self.scores.items()},
+                          dataset_ids=[self.dataset_ids[i] for i in rows])
 
-    def with_Y(self, Y: np.ndarray) -> "TrainData":
+    def with_Y(self, Y: np.ndarray) -> "ZooData":
         """The same features with other known cells (used by protocols and inner validation)."""
         return self._like(Y=Y)
 
-    def with_records(self, records: Cells) -> "TrainData":
+    def with_records(self, records: Cells) -> "ZooData":
         """The same features with other known cells, given sparse."""
         return self._like(records=records)
 
     def check(self) -> None:
         """Reject what no engine can learn from: NaN features, infinite or out-of-range accuracies."""
-        finite = self.records.y
-        if not np.isfinite(finite).all():
+        y = self.records.y
+        if not np.isfinite(y).all():
             raise RecsysError("accuracies contain infinite values; give finite fractions in [0, 1]")
-        if finite.size == 0:
+        if y.size == 0:
             raise RecsysError("no known accuracies to learn from; add fine-tuning records")
-        if (finite < 0).any() or (finite > 1).any():
+        if (y < 0).any() or (y > 1).any():
             raise RecsysError("accuracies must be fractions in [0, 1]; recsys does not rescale them")
         for name, arr in (("model features", self.model_features), ("dataset features", self.dataset_features)):
             if not np.isfinite(arr).all():
@@ -393,6 +641,39 @@ class TrainData:
                 raise RecsysError(f"scores {metric!r} have shape {arr.shape}, expected {self.records.shape}")
             if np.isinf(arr).any():
                 raise RecsysError(f"scores {metric!r} contain infinite values")
+
+    # -- model files -------------------------------------------------------------
+    def to_arrays(self, prefix: str = "data.") -> tuple[dict, dict[str, np.ndarray]]:
+        """JSON-able meta and named arrays that :meth:`from_arrays` restores."""
+        r = self.records
+        arrays = {f"{prefix}d": r.d.astype(np.int32), f"{prefix}m": r.m.astype(np.int32), f"{prefix}y": r.y,
+                  f"{prefix}model_records": r.col_counts().astype(np.int64)}
+        m_meta, m_arr = self.models.to_arrays(f"{prefix}models.")
+        d_meta, d_arr = self.datasets.to_arrays(f"{prefix}datasets.")
+        arrays.update({**m_arr, **d_arr})
+        metrics = list(self.scores)
+        arrays.update({f"{prefix}scores.{i}": self.scores[k] for i, k in enumerate(metrics)})
+        meta = {"model_ids": list(self.model_ids), "dataset_ids": list(self.dataset_ids), "metrics": metrics,
+                "models": m_meta, "datasets": d_meta}
+        return meta, arrays
+
+    @classmethod
+    def from_arrays(cls, meta: Mapping, arrays: Mapping[str, np.ndarray], prefix: str = "data.") -> "ZooData":
+        """The data saved by :meth:`to_arrays`. Memory-mapped records are used where they lie (rows are
+        checked where read, :meth:`Cells.check_rows`); others were checked by ``check_model_state``."""
+        shape = (len(meta["dataset_ids"]), len(meta["model_ids"]))
+        parts = [arrays[f"{prefix}{k}"] for k in ("d", "m", "y")]
+        records = Cells.mapped(*parts, shape) if any(isinstance(p, np.memmap) for p in parts) else \
+            Cells(*parts, shape, assume_sorted=True)
+        return cls(records=records, models=SideFeatures.from_arrays(meta["models"], arrays, f"{prefix}models."),
+                   datasets=SideFeatures.from_arrays(meta["datasets"], arrays, f"{prefix}datasets."),
+                   scores={k: arrays[f"{prefix}scores.{i}"] for i, k in enumerate(meta.get("metrics", []))},
+                   model_ids=meta["model_ids"], dataset_ids=meta["dataset_ids"],
+                   model_records=np.asarray(arrays[f"{prefix}model_records"]))
+
+    def model_record_counts(self) -> np.ndarray:
+        """Records per model (a model file stores them: no pass over a mapped zoo's records)."""
+        return self.records.col_counts() if self._model_records is None else self._model_records
 
 
 def _feature_matrix(arr, n: int, name: str, rows: str) -> np.ndarray:

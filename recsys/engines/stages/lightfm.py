@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..features.data import Cells
+from ...features.data import Cells, SideFeatures
 
 __all__ = ["user_features", "item_features", "fit_soft_labels", "scores_at", "scores_rows", "score_row_means",
            "scores_of_users",
@@ -45,15 +45,15 @@ MAX_RECORDS = 20_000
 MIN_RECORDS = 5_000
 
 
-def user_features(features: np.ndarray, groups: dict, tokens: dict):
+def user_features(side: SideFeatures):
     """Bias + metadata features + token bag (rows scaled 1/sqrt(n)) + categorical x token crosses (CSR)."""
     import scipy.sparse as sp
 
-    n = len(features)
-    blocks = [sp.csr_matrix(np.ones((n, 1))), sp.csr_matrix(features)]
-    cats = [features[:, sl] for key, sl in groups.items() if key.startswith("categorical:")]
-    for _, bag in sorted(tokens.items()):
-        bag = bag.csr() if hasattr(bag, "csr") else sp.csr_matrix(bag, dtype=float)
+    n = len(side)
+    blocks = [sp.csr_matrix(np.ones((n, 1))), sp.csr_matrix(side.matrix)]
+    cats = list(side.categorical.values())
+    for col in sorted(side.tokens):
+        bag = side.tokens[col].csr()
         size = np.asarray(bag.sum(1)).reshape(-1)
         bag = sp.diags(1.0 / np.sqrt(np.maximum(size, 1.0))) @ bag
         blocks.append(bag)

@@ -9,17 +9,24 @@ builds a dense datasets x models matrix.
   (so a dataset with two records does not get a spread from two numbers).
 - :func:`standardize`: z-scores of each dataset's records over its own records.
 - :func:`standardize_pooled`: z-scores whose level does not depend on which
-  models a dataset happened to record (see the function).
+  models a dataset happened to record (see the function); :class:`Standardization`
+  recomputes them at any record from per-dataset values (a model file keeps those,
+  not one value per record).
+- :func:`shrunk_location_scale`: each dataset's mean and spread shrunk to the
+  zoo's (the baselines' scale); :func:`standardize_rows`: z-scores of each row of
+  a dense score matrix.
+
+The numeric helpers every engine may share live here, not in another engine's file.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..features.data import Cells
+from ...features.data import Cells
 
 __all__ = ["fit_ridge", "ridge_predict", "row_sd", "pooled_scale", "scale_estimate", "standardize", "standardize_dense",
-           "standardize_pooled", "column_means"]
+           "standardize_pooled", "Standardization", "column_means", "shrunk_location_scale", "standardize_rows"]
 
 
 def fit_ridge(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, alpha: float = 1.0) -> np.ndarray:
@@ -72,12 +79,31 @@ def scale_estimate(cells: Cells, X: np.ndarray, *, prior_weight: float = 3.0, mi
     return _pool_log_sd(k, sd, ridge_predict(coef, X), prior_weight), coef
 
 
-def standardize(cells: Cells, min_known: int = 3) -> np.ndarray:
-    """Per-dataset z-scores of the known cells, one per cell (NaN for datasets with < ``min_known`` records)."""
+class Standardization:
+    """Standardized accuracy of a record from per-dataset values: ``y / scale[d] - offset[d]`` (``ratio``) or
+    ``(y - offset[d]) / scale[d]``; NaN where the dataset's offset is NaN (too few records)."""
+
+    def __init__(self, offset: np.ndarray, scale: np.ndarray, *, ratio: bool):
+        self.offset, self.scale, self.ratio = offset, scale, ratio
+
+    def at(self, y: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """The standardized values of records ``y`` of datasets ``d``."""
+        return y / self.scale[d] - self.offset[d] if self.ratio else (y - self.offset[d]) / self.scale[d]
+
+    def of(self, cells: Cells) -> np.ndarray:
+        """One value per record of ``cells``."""
+        return self.at(cells.y, cells.d)
+
+
+def _plain_standardization(cells: Cells, min_known: int) -> Standardization:
     k, sd = row_sd(cells)
     ok = (k >= min_known) & (sd > 0)
-    z = cells.centre_rows(cells.y) / np.where(ok, sd, 1.0)[cells.d]
-    return np.where(ok[cells.d], z, np.nan)
+    return Standardization(np.where(ok, cells.row_mean(cells.y), np.nan), np.where(ok, sd, 1.0), ratio=False)
+
+
+def standardize(cells: Cells, min_known: int = 3) -> np.ndarray:
+    """Per-dataset z-scores of the known cells, one per cell (NaN for datasets with < ``min_known`` records)."""
+    return _plain_standardization(cells, min_known).of(cells)
 
 
 def column_means(cells: Cells, z: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
@@ -96,6 +122,14 @@ def column_means(cells: Cells, z: np.ndarray, rows: np.ndarray | None = None) ->
 def standardize_pooled(cells: Cells, s: np.ndarray, min_known: int = 3, iters: int = 2) -> np.ndarray:
     """Per-dataset standardized accuracies that do not depend on which models happen to be recorded.
 
+    One value per cell: ``pooled_standardization(cells, s, ...).of(cells)`` (see there).
+    """
+    return pooled_standardization(cells, s, min_known, iters).of(cells)
+
+
+def pooled_standardization(cells: Cells, s: np.ndarray, min_known: int = 3, iters: int = 2) -> Standardization:
+    """The standardization of :func:`standardize_pooled`.
+
     :func:`standardize` centres each dataset on the mean of its own records, so
     a dataset whose records are the strong models gets the same level as one
     whose records are the weak ones. Here the spread is ``s``, the pooled
@@ -103,20 +137,21 @@ def standardize_pooled(cells: Cells, s: np.ndarray, min_known: int = 3, iters: i
     is set so that the recorded models keep, on average, the zoo's mean
     profile ``g`` over those models (``g``: mean standardized accuracy of each
     model over datasets with >= 5 records, refined ``iters`` times). Falls
-    back to :func:`standardize` without such datasets. One value per cell.
+    back to :func:`standardize` without such datasets.
     """
     k = cells.row_counts()
-    z = standardize(cells, min_known)
+    plain = _plain_standardization(cells, min_known)
     well = k >= 5
     if not well.any():
-        return z
-    ys = cells.y / s[cells.d]
-    ok = (k >= min_known)[cells.d]
+        return plain
+    z = plain.of(cells)
+    ok = k >= min_known
     for _ in range(iters):
         g = column_means(cells, z, well)
-        c = cells.row_mean(ys) - cells.row_mean(g[cells.m])
-        z = np.where(ok, ys - c[cells.d], np.nan)
-    return z
+        c = cells.row_mean(cells.y / s[cells.d]) - cells.row_mean(g[cells.m])
+        std = Standardization(np.where(ok, c, np.nan), s, ratio=True)
+        z = std.of(cells)
+    return std
 
 
 def standardize_dense(Y: np.ndarray, min_known: int = 3) -> np.ndarray:
@@ -125,3 +160,55 @@ def standardize_dense(Y: np.ndarray, min_known: int = 3) -> np.ndarray:
     out = np.full(np.shape(Y), np.nan)
     out[cells.d, cells.m] = standardize(cells, min_known)
     return out
+
+
+def shrunk_location_scale(Y, prior: float) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Per-dataset mean and standard deviation of the known cells, shrunk to the zoo's.
+
+    ``Y`` is a dense matrix (NaN where unknown) or :class:`~recsys.features.data.Cells`;
+    ``prior`` is the weight, in pseudo-records, of the zoo-wide values.
+
+    Returns
+    -------
+    mu, sd : ndarray, shape (n_datasets,)
+    zoo_mu, zoo_sd : float
+        Mean of all known cells; root mean within-dataset variance.
+    """
+    cells = Y if isinstance(Y, Cells) else Cells.from_dense(Y)
+    n = cells.row_counts()
+    sums = cells.row_sum(cells.y)
+    zoo_mu = float(sums.sum() / max(n.sum(), 1))
+    mu = (sums + prior * zoo_mu) / (n + prior)
+    dev2 = cells.row_sum(cells.centre_rows(cells.y) ** 2)
+    multi = n > 1
+    zoo_var = float(dev2[multi].sum() / max((n[multi] - 1).sum(), 1)) if multi.any() else 0.0
+    zoo_var = max(zoo_var, 1e-4)
+    sd = np.sqrt((dev2 + prior * zoo_var) / (np.maximum(n - 1, 0) + prior))
+    return mu, sd, zoo_mu, float(np.sqrt(zoo_var))
+
+
+def standardize_rows(S: np.ndarray, *, min_count: int = 2, rel_tol: float = 1e-12) -> np.ndarray:
+    """Per row, ``(s - mean) / std`` over the finite entries; 0 where unknown or the row is constant.
+
+    Parameters
+    ----------
+    S : ndarray of float, shape (n, m)
+        NaN marks a missing score.
+    min_count : int
+        Rows with fewer finite entries are all 0.
+    rel_tol : float
+        Rows whose standard deviation is at most ``rel_tol * max(|mean|, 1)`` are all 0 (constant).
+
+    Returns
+    -------
+    ndarray of float, shape (n, m)
+    """
+    S = np.asarray(S, dtype=np.float64)
+    ok = np.isfinite(S)
+    n = ok.sum(1)
+    S0 = np.where(ok, S, 0.0)
+    mean = S0.sum(1) / np.maximum(n, 1)
+    dev = np.where(ok, S0 - mean[:, None], 0.0)
+    std = np.sqrt((dev ** 2).sum(1) / np.maximum(n, 1))
+    good = (n >= min_count) & (std > rel_tol * np.maximum(np.abs(mean), 1.0))
+    return np.where(good[:, None], dev / np.where(good, std, 1.0)[:, None], 0.0)

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..features.data import Cells
+from ...features.data import Cells
 
-__all__ = ["DenseCovariance", "LowRankCovariance", "residual_covariance", "Kriging", "DENSE_MAX_MODELS"]
+__all__ = ["DenseCovariance", "LowRankCovariance", "residual_covariance", "covariance_from_arrays", "Kriging",
+           "DENSE_MAX_MODELS"]
 
 #: up to this many models the residual covariance is a dense matrix
 DENSE_MAX_MODELS = 1024
@@ -124,6 +125,13 @@ class LowRankCovariance:
         return {f"{prefix}V": self.V, f"{prefix}psi": self.psi}
 
 
+def covariance_from_arrays(arrays, prefix: str) -> "DenseCovariance | LowRankCovariance":
+    """The covariance saved by its ``to_arrays(prefix)``."""
+    if f"{prefix}S" in arrays:
+        return DenseCovariance(arrays[f"{prefix}S"])
+    return LowRankCovariance(arrays[f"{prefix}V"], arrays[f"{prefix}psi"])
+
+
 def _residuals(cells: Cells, s: np.ndarray, M: np.ndarray, rows_ok: np.ndarray) -> np.ndarray:
     """Per cell of the datasets ``rows_ok`` (bool per dataset): ``y/s - M`` minus the dataset's mean of it; 0 elsewhere."""
     u = cells.y / s[cells.d] - M
@@ -218,6 +226,13 @@ class Kriging:
 
     def __init__(self, cov):
         self.cov = cov
+
+    @classmethod
+    def restore(cls, cov, cells: Cells, s: np.ndarray, level: np.ndarray, alpha: np.ndarray) -> "Kriging":
+        """A fitted kriging from its saved state: the records it was fitted on and what :meth:`fit` learned."""
+        krig = cls(cov)
+        krig.cells, krig.s, krig.level, krig.alpha = cells, s, level, alpha
+        return krig
 
     def fit(self, cells: Cells, s: np.ndarray, M: np.ndarray) -> "Kriging":
         """``M``: the profile at each cell. Sets ``level`` (per dataset, NaN without records) and ``alpha`` (per cell)."""

@@ -25,11 +25,10 @@ Standardized accuracies are given per known cell (:class:`~recsys.features.data.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
-
 import numpy as np
 
-from ..features.data import Cells
+from ...features.data import Cells, SideFeatures
+from .scale import Standardization
 
 __all__ = ["SimilarityInputs", "DatasetKernel", "NeighbourIndex", "DENSE_MAX_DATASETS", "N_NEIGHBOURS", "MAX_TARGETS"]
 
@@ -43,85 +42,9 @@ MAX_TARGETS = 2000
 SEARCH_DIMS = 8
 
 
-def _sparse(x) -> bool:
-    return hasattr(x, "tocsr")
-
-
-class TokenSets:
-    """The token sets of some datasets (CSR layout in plain numpy: no scipy needed to read them).
-
-    Parameters
-    ----------
-    indptr : ndarray of int, shape (n + 1,)
-    indices : ndarray of int
-        Token indices of dataset ``i``: ``indices[indptr[i]:indptr[i + 1]]`` (sorted, unique).
-    n_cols : int
-        Vocabulary size.
-    """
-
-    def __init__(self, indptr, indices, n_cols: int):
-        self.indptr = np.asarray(indptr, dtype=np.int64)
-        self.indices = np.asarray(indices, dtype=np.int32)
-        self.n_cols = int(n_cols)
-        self._dense = None
-
-    @classmethod
-    def of(cls, x) -> "TokenSets":
-        """From a scipy sparse matrix, a dense 0/1 array, or a TokenSets."""
-        if isinstance(x, TokenSets):
-            return x
-        if _sparse(x):
-            x = x.tocsr()
-            x.sort_indices()
-            x.eliminate_zeros()
-            return cls(x.indptr, x.indices, x.shape[1])
-        x = np.asarray(x)
-        rows, cols = np.nonzero(x)
-        indptr = np.zeros(len(x) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=len(x)), out=indptr[1:])
-        return cls(indptr, cols, x.shape[1])
-
-    def __len__(self) -> int:
-        return len(self.indptr) - 1
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return len(self), self.n_cols
-
-    def sizes(self) -> np.ndarray:
-        return np.diff(self.indptr)
-
-    def row(self, i: int) -> np.ndarray:
-        return self.indices[self.indptr[i]:self.indptr[i + 1]]
-
-    def take(self, rows) -> "TokenSets":
-        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        sizes = self.sizes()[rows]
-        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(sizes, out=indptr[1:])
-        pos = np.repeat(self.indptr[rows], sizes) + (np.arange(indptr[-1]) - np.repeat(indptr[:-1], sizes))
-        return TokenSets(indptr, self.indices[pos], self.n_cols)
-
-    __getitem__ = take
-
-    def dense(self) -> np.ndarray:
-        """0/1 float32 matrix (n, n_cols), built once."""
-        if self._dense is None:
-            out = np.zeros((len(self), self.n_cols), dtype=np.float32)
-            out[np.repeat(np.arange(len(self)), self.sizes()), self.indices] = 1.0
-            self._dense = out
-        return self._dense
-
-    def csr(self):
-        """As a ``scipy.sparse.csr_matrix`` of ones (imports scipy)."""
-        import scipy.sparse as sp
-
-        return sp.csr_matrix((np.ones(len(self.indices)), self.indices, self.indptr), shape=self.shape)
-
-
 @dataclass
 class SimilarityInputs:
-    """What the similarity features are computed from, for one set of datasets.
+    """What the similarity features are computed from, for one set of datasets (views of their features).
 
     Attributes
     ----------
@@ -130,9 +53,9 @@ class SimilarityInputs:
     numeric : ndarray (n, n_numeric)
         Standardized numeric columns (0 where missing).
     tokens : list of TokenSets (n, vocabulary)
-        Token sets, one per text column.
+        Token sets, one per text column (sorted by column).
     text : list of ndarray (n, dim)
-        L2-normalized text embeddings, one per text column.
+        L2-normalized text embeddings, one per text column (sorted by column).
     """
 
     categorical: list
@@ -141,13 +64,11 @@ class SimilarityInputs:
     text: list
 
     @classmethod
-    def from_features(cls, features: np.ndarray, groups: Mapping[str, slice], tokens: Mapping[str, object],
-                      text: Mapping[str, np.ndarray]) -> "SimilarityInputs":
-        cats = [features[:, sl] for key, sl in groups.items() if key.startswith("categorical:")]
-        nums = [features[:, sl.start] for key, sl in groups.items() if key.startswith("numeric:")]
-        numeric = np.column_stack(nums) if nums else np.zeros((len(features), 0))
-        toks = [TokenSets.of(v) for _, v in sorted(tokens.items())]
-        return cls(cats, numeric, toks, [np.asarray(v, float) for _, v in sorted(text.items())])
+    def of(cls, side: SideFeatures) -> "SimilarityInputs":
+        nums = list(side.numeric.values())
+        numeric = np.column_stack(nums) if nums else np.zeros((len(side), 0))
+        return cls(list(side.categorical.values()), numeric, [side.tokens[c] for c in sorted(side.tokens)],
+                   [side.text[c] for c in sorted(side.text)])
 
     def __len__(self) -> int:
         return self.numeric.shape[0]
@@ -155,42 +76,9 @@ class SimilarityInputs:
     def n_features(self) -> int:
         return len(self.categorical) + self.numeric.shape[1] + len(self.tokens) + len(self.text)
 
-    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        """Arrays for a model file (token blocks as CSR triplets)."""
-        out = {f"{prefix}numeric": self.numeric}
-        for i, c in enumerate(self.categorical):
-            out[f"{prefix}cat{i}"] = c
-        for i, t in enumerate(self.tokens):
-            out[f"{prefix}tok{i}_indptr"] = t.indptr
-            out[f"{prefix}tok{i}_indices"] = t.indices
-            out[f"{prefix}tok{i}_shape"] = np.asarray(t.shape, dtype=np.int64)
-        for i, e in enumerate(self.text):
-            single = np.asarray(e, dtype=np.float32)  # half the bytes when nothing is lost (encoders give float32)
-            out[f"{prefix}txt{i}"] = single if np.array_equal(single, e) else e
-        return out
-
-    @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray], prefix: str) -> "SimilarityInputs":
-        def seq(tag, dtype=float):
-            out, i = [], 0
-            while f"{prefix}{tag}{i}" in arrays:
-                out.append(np.asarray(arrays[f"{prefix}{tag}{i}"], dtype))
-                i += 1
-            return out
-
-        toks, i = [], 0
-        while f"{prefix}tok{i}_indptr" in arrays:
-            toks.append(TokenSets(arrays[f"{prefix}tok{i}_indptr"], arrays[f"{prefix}tok{i}_indices"],
-                                  int(arrays[f"{prefix}tok{i}_shape"][1])))
-            i += 1
-        # Text embeddings keep the stored dtype (float32 from a model file: a zoo's 100,000 x 384 stays mapped,
-        # not copied); the similarity features compute in float64 either way.
-        return cls(seq("cat"), np.asarray(arrays[f"{prefix}numeric"], float), toks, seq("txt", None))
-
     def take(self, rows: np.ndarray) -> "SimilarityInputs":
         return SimilarityInputs([c[rows] for c in self.categorical], self.numeric[rows],
                                 [t[rows] for t in self.tokens], [e[rows] for e in self.text])
-
 
 
 # -- similarity features ------------------------------------------------------------
@@ -351,15 +239,18 @@ class DatasetKernel:
 
     @classmethod
     def restore(cls, sim: SimilarityInputs, embedding: np.ndarray, *, beta: np.ndarray, log_rel: np.ndarray,
-                fallback: np.ndarray, cells: Cells, z: np.ndarray, nb: np.ndarray | None,
-                may_hold_nan: bool = False) -> "DatasetKernel":
-        """A fitted kernel from its saved state (no metric learning, no neighbour search for the zoo)."""
+                fallback: np.ndarray, cells: Cells, z: "np.ndarray | Standardization",
+                nb: np.ndarray | None) -> "DatasetKernel":
+        """A fitted kernel from its saved state (no metric learning, no neighbour search for the zoo).
+
+        ``z``: the standardized records, one per cell or computed where read (NaN cells are left out).
+        """
         k = cls.__new__(cls)
         k.sim, k.embedding, k.n = sim, np.asarray(embedding, float), len(sim)
         k.dense = nb is None
         k.nb, k.phi, k._index = nb, None, None
         k.beta, k.log_rel, k.fallback = beta, log_rel, fallback
-        k.set_values(cells, z, may_hold_nan=may_hold_nan)
+        k.set_values(cells, z, may_hold_nan=True)
         return k
 
     @property
@@ -380,9 +271,10 @@ class DatasetKernel:
         self.beta = self._learn(init)
         return self
 
-    def set_values(self, cells: Cells, z: np.ndarray, *, may_hold_nan: bool = False) -> None:
+    def set_values(self, cells: Cells, z: "np.ndarray | Standardization", *, may_hold_nan: bool = False) -> None:
         """The standardized values the profiles average (``may_hold_nan``: NaN cells are left out where used).
 
+        ``z`` holds one value per cell, or computes them where read (:class:`~.scale.Standardization`).
         With ``may_hold_nan`` (a model file's cells, perhaps memory-mapped), the NaN-free copy the bulk
         products need is made on first use only: a query for a few datasets masks the NaN of the
         cells it reads (:meth:`_rows_numpy`, same sums) and never passes over the whole zoo.
@@ -391,13 +283,20 @@ class DatasetKernel:
         self._cells, self._z = (None, None) if may_hold_nan else (cells, z)
         self._Zc = self._Kc = None
 
+    def _values_at(self, pos: np.ndarray | None) -> np.ndarray:
+        """The values of the cells at ``pos`` (all cells when None) of the cells given to :meth:`set_values`."""
+        cells, z = self._all
+        if isinstance(z, Standardization):
+            return z.of(cells) if pos is None else z.at(cells.y[pos], cells.d[pos])
+        return z if pos is None else z[pos]
+
     @property
     def cells(self) -> Cells:
         """The cells with a value (NaN-free)."""
         if self._cells is None:
-            cells, z = self._all
+            z = self._values_at(None)
             ok = ~np.isnan(z)
-            self._cells, self._z = cells.select(ok), z[ok]
+            self._cells, self._z = self._all[0].select(ok), z[ok]
         return self._cells
 
     @property
@@ -567,19 +466,23 @@ class DatasetKernel:
         Reads only the neighbours' cells; NaN values (cells of a model file, see :meth:`set_values`)
         get weight 0, which leaves every sum as it is without them.
         """
-        cells, z = self._all if self._all is not None else (self.cells, self.z)
+        cells = self._all[0] if self._all is not None else self.cells
         M = cells.shape[1]
         out = np.empty((len(W), M))
         for i, w in enumerate(W):
             if nb is None:
-                m, wc, zz = cells.m, w[cells.d], z
+                pos = None
+                m, wc = cells.m, w[cells.d]
             else:
                 at, pos = cells.positions(nb[i])
-                m, wc, zz = cells.m[pos], w[at], z[pos]
+                m, wc = cells.m[pos], w[at]
             if self._all is not None:
+                zz = self._values_at(pos)
                 ok = ~np.isnan(zz)
                 if not ok.all():
                     m, wc, zz = m[ok], wc[ok], zz[ok]
+            else:
+                zz = self.z if pos is None else self.z[pos]
             num = np.bincount(m, weights=wc * zz, minlength=M)
             den = np.bincount(m, weights=wc, minlength=M)
             out[i] = np.where(den > 1e-12, num / np.maximum(den, 1e-300), self.fallback)
