@@ -1,4 +1,5 @@
-"""``scale.png``: fit time and peak memory against records fitted, log-log, one line per engine."""
+"""``scale.png``: fit time and peak memory against records fitted, log-log, one line per engine (in the
+colours of every recsys figure)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ def plot(rows: list[dict], file: Path, t_exp: dict, m_exp: dict) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
+    from recsys.engines import DEFAULT_ENGINE
+    from recsys.evaluation.plots import engine_color  # each engine's colour in every figure of recsys
+
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for engine in dict.fromkeys(r["engine"] for r in rows):
         ok = sorted((r["records"], r["fit_s"], r["fit_rss_mb"] / 1024) for r in rows
@@ -21,8 +25,9 @@ def plot(rows: list[dict], file: Path, t_exp: dict, m_exp: dict) -> bool:
         if not ok:
             continue
         n, t, m = zip(*ok)
-        axes[0].plot(n, t, "o-", label=engine + (f" (∝ N^{t_exp[engine][0]:.2f})" if engine in t_exp else ""))
-        axes[1].plot(n, m, "o-", label=engine + (f" (∝ N^{m_exp[engine][0]:.2f})" if engine in m_exp else ""))
+        name, color = engine + (" (default)" if engine == DEFAULT_ENGINE else ""), engine_color(engine)
+        axes[0].plot(n, t, "o-", color=color, label=name + (f" (∝ N^{t_exp[engine][0]:.2f})" if engine in t_exp else ""))
+        axes[1].plot(n, m, "o-", color=color, label=name + (f" (∝ N^{m_exp[engine][0]:.2f})" if engine in m_exp else ""))
     for ax, title in zip(axes, ("whole-process fit time (s)", "peak resident memory (GiB)")):
         ax.set_xscale("log")
         ax.set_yscale("log")

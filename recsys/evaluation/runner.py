@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 #: the baselines every report carries (docs/protocols.md, "Baselines")
 REQUIRED_BASELINES = ("random", "popularity", "additive")
+#: the protocols and metrics, described for readers (in a source checkout; a wheel does not ship it)
+PROTOCOLS_DOC = Path(__file__).resolve().parents[2] / "docs" / "protocols.md"
 
 
 @dataclass
@@ -106,6 +109,20 @@ def write_outputs(run_result: RunResult, out_dir: str | Path, *, plots: bool = T
 
         files.update(write_plots(res, run_result.summary, out, prefix))
     return files
+
+
+def docs_link(out_dir: str | Path | None) -> str | None:
+    """``docs/protocols.md`` relative to ``out_dir`` (the current directory when None), for the report's links.
+
+    None where the file is not there (an installed wheel): the report then names it without a link.
+    """
+    if not PROTOCOLS_DOC.is_file():
+        return None
+    base = Path(out_dir if out_dir is not None else ".").resolve()
+    try:
+        return Path(os.path.relpath(PROTOCOLS_DOC, base)).as_posix()
+    except ValueError:  # another drive (Windows)
+        return PROTOCOLS_DOC.as_uri()
 
 
 def run(
@@ -201,7 +218,8 @@ def run(
                  level=level, progress=progress)
     summary = summarize(res)
     rr = RunResult(result=res, summary=summary, timing=timing_summary(res),
-                   markdown=markdown_report(res, summary), below_baseline=below_baselines(res, summary))
+                   markdown=markdown_report(res, summary, docs=docs_link(out_dir)),
+                   below_baseline=below_baselines(res, summary))
     if out_dir is not None:
         rr.files = write_outputs(rr, out_dir, plots=plots, compress=compress)
     rr.wall_s = time.perf_counter() - t0
