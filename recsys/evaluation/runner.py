@@ -12,7 +12,7 @@ from typing import Sequence
 import pandas as pd
 
 from ..engines import DEFAULT_ENGINE, ENGINES
-from ..errors import UsageError
+from ..errors import RecsysError, UsageError
 from ..features import TrainData
 from ..zoo import Zoo
 from .protocols import ProtocolResult, get_spec, logo, missing_edge, p1, p2
@@ -125,6 +125,28 @@ def docs_link(out_dir: str | Path | None) -> str | None:
         return PROTOCOLS_DOC.as_uri()
 
 
+def _with_datasets_to_learn_from(zoo: Zoo | TrainData | str, protocol: str) -> Zoo | TrainData:
+    """``zoo`` (loaded, when named), refused when the protocol's folds would hide every record.
+
+    ``missing-edge`` cuts the datasets with records into ``min(10, their number)`` groups, the
+    last of which is cold: with one such dataset, every fold hides everything and every engine
+    would fail the same way.
+    """
+    if isinstance(zoo, TrainData):
+        name, n = "data", int(zoo.known.any(1).sum())
+    else:
+        if not isinstance(zoo, Zoo):
+            from .. import datasets
+
+            zoo = datasets.load(zoo)
+        name, n = zoo.name, int(zoo.records["dataset"].nunique())
+    if n < 2:
+        need = "a second dataset" if n == 1 else "two datasets"
+        raise RecsysError(f"add records of {need} to zoo {name!r}: {protocol} learns the records it hides from the "
+                          f"other datasets, and this zoo has records of {n}")
+    return zoo
+
+
 def run(
     protocol: str,
     zoo: Zoo | TrainData | str | None = None,
@@ -205,10 +227,12 @@ def run(
         if missing:
             log.info("adding the baselines every report carries: %s", ", ".join(missing))
             engines = [*missing, *engines]
+    if spec.kind == "missing-edge" and targets is not None:
+        raise UsageError(f"targets apply to the leave-one-dataset-out protocols (p2, logo), not to {spec.name}")
+    if spec.name == "missing-edge":
+        zoo = _with_datasets_to_learn_from(zoo, spec.name)
     log.info("running %s on %s with %s", spec.name, getattr(zoo, "name", zoo), ", ".join(engines))
     if spec.kind == "missing-edge":
-        if targets is not None:
-            raise UsageError(f"targets apply to the leave-one-dataset-out protocols (p2, logo), not to {spec.name}")
         fn = p1 if spec.name == "p1" else missing_edge
         res = fn(zoo, engines, repeats, seeds, text_encoder=text_encoder, coverage=coverage, level=level,
                  progress=progress)
@@ -224,5 +248,5 @@ def run(
         rr.files = write_outputs(rr, out_dir, plots=plots, compress=compress)
     rr.wall_s = time.perf_counter() - t0
     for name, status in rr.failed.items():
-        log.warning("%s: engine %s %s", spec.name, name, status)
+        log.error("%s: engine %s %s", spec.name, name, status)
     return rr
