@@ -35,6 +35,7 @@ from recsys import datasets  # noqa: E402
 from recsys.engines import DEFAULT_ENGINE  # noqa: E402
 from recsys.evaluation import run  # noqa: E402
 from recsys.evaluation.protocols import as_zoo_data, p2_targets  # noqa: E402
+from recsys.evaluation.runner import docs_link  # noqa: E402
 
 ALL_ENGINES = ["random", "popularity", "additive", "lr", "mc", "als", "logme", "score-stack", "gat", "lightfm", "hybrid"]
 SMOKE_ENGINES = ["random", "popularity", "additive", "hybrid"]
@@ -152,7 +153,7 @@ def _main(argv=None) -> int:
         res.per_dataset.to_csv(out / "suite_per_dataset.csv.gz", index=False, float_format="%.5g")
         table.to_csv(out / "suite_summary.csv", index=False)
         suite_plot(table, out / "suite.png")
-        md = suite_markdown(res, table, command=command, hardware=hardware_line())
+        md = suite_markdown(res, table, command=command, hardware=hardware_line(), docs=docs_link(out))
         (out / "suite.md").write_text(md + "\n![default minus best simple predictor](suite.png)\n", encoding="utf-8")
         print(f"suite done in {walls['suite']:.1f} s", file=sys.stderr)
     total = time.perf_counter() - started
@@ -166,8 +167,9 @@ def _main(argv=None) -> int:
         f"- Hardware: {hardware_line()}",
         f"- Text encoder: {args.text_encoder or 'shipped all-MiniLM-L6-v2 (default)'}",
         f"- Wall time: {total:.1f} s in total (" + ", ".join(f"{k.upper()} {v:.1f} s" for k, v in walls.items()) + ")",
-        f"- Protocols: `recsys/evaluation/protocols.py` (module docstring); per-dataset rows (gzipped), summaries "
-        f"and timings in `p1_*.csv[.gz]` / `p2_*.csv[.gz]`, the suite's in `suite_*.csv[.gz]`.",
+        f"- Protocols, bins and metrics: [`docs/protocols.md`]({docs_link(out)}) (code: `recsys/evaluation/`); "
+        f"per-dataset rows (gzipped), summaries and timings in `p1_*.csv[.gz]` / `p2_*.csv[.gz]`, the suite's in "
+        f"`suite_*.csv[.gz]`.",
         "",
     ]
     if ratio_line:

@@ -574,11 +574,11 @@ def evaluate(protocol, zoo_name, target_list, engine_list, repeats, out_dir, tex
     targets = _split_list(target_list) if target_list else None
     if coverage not in ("default", "all", "none"):
         coverage = _split_list(coverage)
-    res = run(protocol, zoo_name, engines, repeats, out_dir, progress=True, text_encoder=text_encoder,
+    # The bar only where someone watches it: not with -q, not into a log file or a pipe.
+    progress = _progress_wanted() and sys.stderr.isatty()
+    res = run(protocol, zoo_name, engines, repeats, out_dir, progress=progress, text_encoder=text_encoder,
               coverage=coverage, plots=not no_plots, baselines=not no_baselines, targets=targets)
-    click.echo(res.markdown)
-    for name, status in res.failed.items():
-        log.error("engine %s %s", name, status)
+    click.echo(res.markdown)  # (run logs each failed engine once)
     if out_dir:
         log.info("wrote %s", ", ".join(str(p) for p in res.files.values()))
     if res.failed:

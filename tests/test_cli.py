@@ -278,6 +278,20 @@ def test_evaluate_writes_tables(tmp_path, data_dir):
     assert bad.exit_code == 2 and "popularity" in bad.stderr
 
 
+@pytest.mark.parametrize("quiet", [True, False])
+def test_evaluate_draws_no_progress_bar_into_a_non_terminal(tmp_path, quiet):
+    """``-q``: nothing on stderr; without it, log lines but no bar (stderr is a pipe here, not a terminal)."""
+    zoo = write_zoo(tmp_path / "zoo")
+    args = [*(["-q"] if quiet else []), "evaluate", "--protocol", "missing-edge", "--zoo", str(zoo), "--engines",
+            "popularity", "--repeats", "2", "--text-encoder", "hashing", "--no-baselines"]
+    code = f"from recsys.cli import main\nmain({args!r})\n"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "| popularity |" in res.stdout
+    assert "\r" not in res.stderr and "it/s" not in res.stderr and "missing-edge:" not in res.stderr
+    assert res.stderr == "" if quiet else res.stderr.startswith("recsys: ")
+
+
 def test_param_lists_and_optional_numbers(tmp_path, data_dir):
     out = tmp_path / "p.npz"
     run("fit", "--zoo", "domainnet-270", "--text-encoder", "hashing", "--no-calibrate", "--out", out,

@@ -36,7 +36,7 @@ def test_p1_writes_every_file(p1_run):
     assert res.status == {"popularity": "ok", "additive": "ok"}
     per = pd.read_csv(out / "p1_per_dataset.csv")
     assert len(per) == 2 * 2 * 270
-    assert set(per["bin"]) == {"cold", "1-2", "3-4", "5-6", "7-9"}
+    assert set(per["bin"]) == {"cold", "<= 20%", "<= 40%", "<= 60%", "> 60%"}
 
 
 def test_p1_additive_beats_popularity(p1_run):

@@ -455,6 +455,10 @@ case("fit-out-under-a-file", 1, "cannot write model file")(
     lambda c: ["fit", "--out", c.file("blocker", "") / "m.npz", "--text-encoder", "hashing"])
 case("evaluate-out-under-a-file", 1, "is a file")(
     lambda c: ["evaluate", "--protocol", "p1", "--engines", "popularity", "--out", c.file("blocker", "") / "ev"])
+case("evaluate-missing-edge-one-dataset", 1, "add records of a second dataset", "has records of 1")(
+    lambda c: ["evaluate", "--protocol", "missing-edge", "--engines", "popularity", "--text-encoder", "hashing",
+               "--zoo", write_zoo(c.tmp / "one", records=pd.DataFrame(
+                   {"model": ["resnet50", "vit b/16"], "dataset": ["birds", "birds"], "accuracy": [0.7, 0.8]}))])
 
 # -- resource bounds ----------------------------------------------------------------------
 case("hashing-dim-999999999", 1, "from 1 to 4096")(

@@ -74,9 +74,11 @@ def test_p1_folds_and_bins(dn_data):
     assert np.array_equal(folds[1].known, reference_masks(5))
     assert len(folds[0].rows) == 270
     assert known_bin(np.arange(10), np.full(10, 10)).tolist() == \
-        ["cold", "1-2", "1-2", "3-4", "3-4", "5-6", "5-6", "7-9", "7-9", "7-9"]
-    assert known_bin([0, 36, 37, 162], [180] * 4).tolist() == ["cold", "1-2", "3-4", "7-9"]
-    assert BINS == ("cold", "1-2", "3-4", "5-6", "7-9")
+        ["cold", "<= 20%", "<= 20%", "<= 40%", "<= 40%", "<= 60%", "<= 60%", "> 60%", "> 60%", "> 60%"]
+    assert known_bin([0, 36, 37, 162], [180] * 4).tolist() == ["cold", "<= 20%", "<= 40%", "> 60%"]
+    # shares of each dataset's own records, whatever the zoo: 2 of 3 known is more than 60%
+    assert known_bin([1, 2, 1], [3, 3, 5]).tolist() == ["<= 40%", "> 60%", "<= 20%"]
+    assert BINS == ("cold", "<= 20%", "<= 40%", "<= 60%", "> 60%")
 
 
 # -- P2 ------------------------------------------------------------------------------

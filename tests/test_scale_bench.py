@@ -1,4 +1,5 @@
-"""benchmarks/scale.py: the synthetic zoo generator, the child-process harness and a smoke run."""
+"""benchmarks/scale.py and its package scale_bench: the synthetic zoo generator, the child-process harness,
+the report and a smoke run."""
 
 from __future__ import annotations
 
@@ -13,30 +14,40 @@ from conftest import ROOT
 from recsys.zoo import load_zoo
 
 
+if str(ROOT / "benchmarks") not in sys.path:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from scale_bench.generator import cached_zoo  # noqa: E402
+from scale_bench.measure import Config, projected_fit_s, projected_predict_s  # noqa: E402
+from scale_bench.report import growth, write_report  # noqa: E402
+from scale_bench.sizes import SIZES, parse_size  # noqa: E402
+from scale_bench.watchdog import run_child  # noqa: E402
+
+
 @pytest.fixture(scope="module")
-def scale():
-    spec = importlib.util.spec_from_file_location("scale_bench", ROOT / "benchmarks" / "scale.py")
+def scale_main():
+    """The command line, ``benchmarks/scale.py``'s ``main``."""
+    spec = importlib.util.spec_from_file_location("scale_entry", ROOT / "benchmarks" / "scale.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["scale_bench"] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
-    return module
+    return module.main
 
 
-def test_parse_size(scale):
-    assert scale.parse_size("10m") == scale.SIZES["10m"]
-    assert scale.parse_size("10m").records == 10_000_000 and scale.parse_size("10m").fitted == 9_000_000
-    assert scale.parse_size("500x10000@2%").records == 100_000
-    assert scale.parse_size("500x10000@0.02").records == 100_000
-    assert scale.parse_size("1300x36@46k").records == 46_000
-    assert scale.parse_size("1300x36@46000").records == 46_000
+def test_parse_size():
+    assert parse_size("10m") == SIZES["10m"]
+    assert parse_size("10m").records == 10_000_000 and parse_size("10m").fitted == 9_000_000
+    assert parse_size("500x10000@2%").records == 100_000
+    assert parse_size("500x10000@0.02").records == 100_000
+    assert parse_size("1300x36@46k").records == 46_000
+    assert parse_size("1300x36@46000").records == 46_000
     for bad in ("10x10@200%", "big", "1x10@1", "10x10@0"):
         with pytest.raises(ValueError, match="size"):
-            scale.parse_size(bad)
+            parse_size(bad)
 
 
-def test_generated_zoo_has_the_documented_structure(scale, tmp_path):
-    size = scale.parse_size("60x400@10%")
-    path, info = scale.cached_zoo(size, 0, tmp_path)
+def test_generated_zoo_has_the_documented_structure(tmp_path):
+    size = parse_size("60x400@10%")
+    path, info = cached_zoo(size, 0, tmp_path)
     zoo = load_zoo(path / "zoo")  # the canonical format, valid
     hidden = pd.read_csv(path / "holdout.csv")
     assert len(zoo.records) == size.fitted == info["records"] and len(hidden) == size.records - size.fitted
@@ -50,7 +61,7 @@ def test_generated_zoo_has_the_documented_structure(scale, tmp_path):
     per_model = zoo.records["model"].value_counts()
     assert per_model.max() > 3 * max(per_model.min(), 1)
     # Low rank: on a dense zoo, after removing model and dataset means, rank 8 explains most of the logits.
-    dense_path, _ = scale.cached_zoo(scale.parse_size("40x120@1.0"), 0, tmp_path)
+    dense_path, _ = cached_zoo(parse_size("40x120@1.0"), 0, tmp_path)
     dense = load_zoo(dense_path / "zoo")
     table = dense.accuracy_table().to_numpy().copy()
     hid = pd.read_csv(dense_path / "holdout.csv")
@@ -63,47 +74,47 @@ def test_generated_zoo_has_the_documented_structure(scale, tmp_path):
     assert sv[:8].sum() / sv.sum() > 0.85  # ... and it is low-rank (noise sd 0.15 on the logit)
 
 
-def test_zoos_are_cached_by_size_and_seed(scale, tmp_path):
-    size = scale.parse_size("smoke")
-    first, _ = scale.cached_zoo(size, 0, tmp_path)
+def test_zoos_are_cached_by_size_and_seed(tmp_path):
+    size = parse_size("smoke")
+    first, _ = cached_zoo(size, 0, tmp_path)
     stamp = (first / "zoo" / "records.csv").stat().st_mtime_ns
-    again, _ = scale.cached_zoo(size, 0, tmp_path)
+    again, _ = cached_zoo(size, 0, tmp_path)
     assert again == first and (again / "zoo" / "records.csv").stat().st_mtime_ns == stamp  # not regenerated
-    other, _ = scale.cached_zoo(size, 1, tmp_path)
+    other, _ = cached_zoo(size, 1, tmp_path)
     assert other != first
     assert (other / "zoo" / "records.csv").read_text() != (first / "zoo" / "records.csv").read_text()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no half-written zoo left
 
 
-def test_children_that_fail_are_recorded_not_fatal(scale):
+def test_children_that_fail_are_recorded_not_fatal():
     py = sys.executable
-    run = scale.run_child([py, "-c", "import time; time.sleep(30)"], timeout=0.5, mem_cap_mb=2048)
+    run = run_child([py, "-c", "import time; time.sleep(30)"], timeout=0.5, mem_cap_mb=2048)
     assert run.status == "timeout (> 0.5 s)" and run.wall_s < 10
     # touches 600 MiB: over a 300 MiB cap, the watchdog kills it
-    run = scale.run_child([py, "-c", "import numpy as np, time; a = np.ones(600 * 2**17); time.sleep(30)"],
+    run = run_child([py, "-c", "import numpy as np, time; a = np.ones(600 * 2**17); time.sleep(30)"],
                           timeout=60, mem_cap_mb=300)
     assert run.status.startswith("out of memory (> 300 MiB resident") and run.wall_s < 30 and run.peak_rss_mb > 300
     # asks for more than the address-space backstop (2 x cap) at once: MemoryError in the child
-    run = scale.run_child([py, "-c", "import numpy as np; np.ones(2**31)"], timeout=60, mem_cap_mb=1024)
+    run = run_child([py, "-c", "import numpy as np; np.ones(2**31)"], timeout=60, mem_cap_mb=1024)
     assert run.status.startswith("out of memory (") and "Unable to allocate" in run.status
-    run = scale.run_child([py, "-c", "import sys; print('partial'); sys.exit('bad input on line 3')"], timeout=60,
+    run = run_child([py, "-c", "import sys; print('partial'); sys.exit('bad input on line 3')"], timeout=60,
                           mem_cap_mb=1024)
     assert run.status == "error: bad input on line 3" and run.stdout == "partial\n"
-    run = scale.run_child([py, "-c", "print('x' * 99, end='\\n' * 5)"], timeout=60, mem_cap_mb=1024, stdout="count")
+    run = run_child([py, "-c", "print('x' * 99, end='\\n' * 5)"], timeout=60, mem_cap_mb=1024, stdout="count")
     assert run.ok and (run.stdout_bytes, run.stdout_lines, run.stdout) == (104, 5, "")
 
 
-def test_peak_memory_is_the_childs_own(scale):
+def test_peak_memory_is_the_childs_own():
     """Linux counts a forking process's memory in its child's ru_maxrss: the launcher keeps it out."""
     ballast = np.ones(400 * 2**17)  # 400 MiB resident in this process
-    run = scale.run_child([sys.executable, "-c", "pass"], timeout=60, mem_cap_mb=2048)
+    run = run_child([sys.executable, "-c", "pass"], timeout=60, mem_cap_mb=2048)
     assert run.ok and 2 < run.peak_rss_mb < 100 and ballast.sum() > 0
-    run = scale.run_child([sys.executable, "-c", "import numpy as np; a = np.ones(300 * 2**17)"], timeout=60,
+    run = run_child([sys.executable, "-c", "import numpy as np; a = np.ones(300 * 2**17)"], timeout=60,
                           mem_cap_mb=2048)
     assert 300 < run.peak_rss_mb < 400
 
 
-def test_growth_exponent_and_report(scale, tmp_path):
+def test_growth_exponent_and_report(tmp_path):
     rows = []
     for n in (1e3, 1e4, 1e5, 1e6):
         rows.append({"size": f"s{n:g}", "models": 10, "datasets": 100, "records": int(n), "engine": "additive",
@@ -112,12 +123,12 @@ def test_growth_exponent_and_report(scale, tmp_path):
                      **({"fit": "ok", "fit_s": 0.01 * n, "fit_rss_mb": 200.0, "pearson": 0.6} if n < 1e5 else
                         {"fit": "out of memory (> 8 GiB resident, killed)", "fit_s": 30.0, "fit_rss_mb": 8300.0}
                         if n == 1e5 else {"fit": "not run (out of memory at s100000)"})})
-    t_exp = scale.growth(rows, "fit_s")
+    t_exp = growth(rows, "fit_s")
     assert t_exp["additive"] == (pytest.approx(1.5), 4) and "lightfm" not in t_exp  # 2 sizes finished
-    cfg = scale.Config(out=tmp_path, cache_dir=tmp_path, engines=["additive", "lightfm"], sizes=[],
+    cfg = Config(out=tmp_path, cache_dir=tmp_path, engines=["additive", "lightfm"], sizes=[],
                        command="python benchmarks/scale.py --test")
     meta = {"started": "then", "finished": "now", "hardware": "a machine", "floor_s": 0.2, "zoos": []}
-    scale.write_report(cfg, rows, meta)
+    write_report(cfg, rows, meta)
     md = (tmp_path / "scale.md").read_text()
     assert "| additive | 1.50 |" in md and "0.600 (+0.100)" in md
     assert "out of memory (> 8 GiB resident, killed) after 30 s, peak 8.11 GiB" in md
@@ -126,19 +137,19 @@ def test_growth_exponent_and_report(scale, tmp_path):
     assert (tmp_path / "scale.png").stat().st_size > 10_000
 
 
-def test_projections_from_smaller_sizes(scale):
+def test_projections_from_smaller_sizes():
     rows = [{"engine": "e", "records": n, "models": 10, "datasets": n // 10, "fit": "ok", "fit_s": t,
              "predict": "ok", "predict_s": n / 1e4} for n, t in ((1_000, 1.0), (10_000, 100.0))]
-    assert scale.projected_fit_s(rows, "e", 100_000) == pytest.approx(10_000)  # the last slope, 2
-    assert scale.projected_fit_s(rows[:1], "e", 100_000) == pytest.approx(100)  # at least linear
-    assert scale.projected_fit_s(rows, "other", 100_000) is None
-    assert scale.projected_predict_s(rows, "e", 100_000) == pytest.approx(10)  # linear in cells
+    assert projected_fit_s(rows, "e", 100_000) == pytest.approx(10_000)  # the last slope, 2
+    assert projected_fit_s(rows[:1], "e", 100_000) == pytest.approx(100)  # at least linear
+    assert projected_fit_s(rows, "other", 100_000) is None
+    assert projected_predict_s(rows, "e", 100_000) == pytest.approx(10)  # linear in cells
 
 
 @pytest.mark.slow
-def test_smoke_run_measures_every_step(scale, tmp_path):
+def test_smoke_run_measures_every_step(scale_main, tmp_path):
     out = tmp_path / "out"
-    assert scale.main(["--smoke", "--out", str(out), "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert scale_main(["--smoke", "--out", str(out), "--cache-dir", str(tmp_path / "cache")]) == 0
     row = pd.read_csv(out / "scale.csv").iloc[0]
     assert (row["engine"], row["fit"], row["probe"], row["cli_topk"], row["predict"]) == \
         ("additive", "ok", "ok", "ok", "ok")

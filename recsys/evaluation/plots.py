@@ -1,36 +1,66 @@
-"""Figures of a protocol run (PNG, matplotlib's Agg canvas; no pyplot, no global backend change)."""
+"""Figures of a protocol run (PNG, matplotlib's Agg canvas; no pyplot, no global backend change).
+
+Every figure gives each engine the colour of :func:`engine_color`, the default engine always its own.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..engines import DEFAULT_ENGINE, ENGINES
 from .protocols import BINS, ProtocolResult
-from .report import timing_summary
+from .report import bin_counts, timing_summary
 
-__all__ = ["plot_pearson", "plot_heatmap", "plot_fit_time", "write_plots"]
+__all__ = ["DEFAULT_COLOR", "engine_color", "plot_pearson", "plot_heatmap", "plot_fit_time", "write_plots"]
 
 log = logging.getLogger(__name__)
 
+#: the default engine's colour in every figure; no other engine has it
+DEFAULT_COLOR = "#1f77b4"
+#: the other registered engines' colours (matplotlib's tab10 without the default's blue, and near-black)
+_COLORS = {"hybrid": "#393b79", "lightfm": "#17becf", "random": "#7f7f7f", "popularity": "#ff7f0e",
+           "additive": "#2ca02c", "lr": "#8c564b", "mc": "#e377c2", "als": "#bcbd22", "logme": "#9467bd",
+           "score-stack": "#222222", "gat": "#d62728"}
+#: engines registered later, in registry order
+_SPARE = ("#98df8a", "#ffbb78", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5", "#ff9896")
+#: anything else (ablations, unregistered names)
+OTHER_COLOR = "#c7c7c7"
 
-def _figure(size):
+
+def engine_color(engine: str) -> str:
+    """The colour of ``engine`` in every figure of recsys (a ``name:param`` variant takes its engine's).
+
+    Examples
+    --------
+    >>> engine_color(DEFAULT_ENGINE) == DEFAULT_COLOR
+    True
+    """
+    name = str(engine).split(":")[0]
+    if name == DEFAULT_ENGINE:
+        return DEFAULT_COLOR
+    if name in _COLORS:
+        return _COLORS[name]
+    later = [e for e in ENGINES if e != DEFAULT_ENGINE and e not in _COLORS]
+    return _SPARE[later.index(name) % len(_SPARE)] if name in later else OTHER_COLOR
+
+
+def _legend_name(engine: str) -> str:
+    return engine + (" (default)" if engine == DEFAULT_ENGINE else "")
+
+
+def _figure(size, layout: str | None = None):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=size, dpi=110)
+    fig = Figure(figsize=size, dpi=110, layout=layout)
     FigureCanvasAgg(fig)
     return fig
-
-
-def _color(engine: str) -> str:
-    """One colour per registered engine, the same in every figure."""
-    names = list(ENGINES)
-    i = names.index(engine) if engine in names else len(names)
-    return f"C{i % 10}"
 
 
 def _save(fig, path: Path) -> Path:
@@ -40,20 +70,45 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _short(name: str, width: int = 24) -> str:
+    """``name`` cut in the middle to ``width`` characters: both ends of an id tell models apart."""
+    name = str(name)
+    if len(name) <= width:
+        return name
+    tail = (width - 1) // 2
+    return name[:width - 1 - tail] + "…" + name[-tail:]
+
+
+def _name_ticks(ax, axis: str, names: Sequence[str], max_labels: int = 60) -> None:
+    """Names on ``axis`` ("x" or "y"), every k-th one when there are more than ``max_labels``."""
+    step = max(1, math.ceil(len(names) / max_labels))
+    at = np.arange(0, len(names), step)
+    labels = [_short(names[i]) for i in at]
+    size = 6 if len(at) <= 30 else 5
+    if axis == "x":
+        ax.set_xticks(at)
+        ax.set_xticklabels(labels, fontsize=size, rotation=90 if len(at) > 12 else 30,
+                           ha="center" if len(at) > 12 else "right")
+    else:
+        ax.set_yticks(at)
+        ax.set_yticklabels(labels, fontsize=size)
+
+
 def plot_pearson(result: ProtocolResult, summary: pd.DataFrame, path: str | Path) -> Path:
-    """Grouped bars of Pearson by method: per known-model bin (P1) or per target dataset (P2), ± std over reps."""
+    """Grouped bars of Pearson by method: per known-share bin (missing-edge kinds) or per target, ± std over reps."""
     engines = [e for e in result.engines if (summary["engine"] == e).any()]
     if result.spec.kind == "missing-edge":
         groups = ["all", *BINS]
-        labels = ["Avg", "cold", "1-2", "3-4", "5-6", "7-9"]
+        counts = bin_counts(result)
+        labels = ["Avg", "cold", *[b + (f"\n({counts[b]})" if b in counts else "") for b in BINS[1:]]]
         s = summary[summary["metric"] == "pearson"].set_index(["engine", "bin"])
         mean = np.array([[s["mean"].get((e, g), np.nan) for g in groups] for e in engines])
         std = np.array([[s["std"].get((e, g), np.nan) for g in groups] for e in engines])
-        xlabel = "known models (of 10)"
+        xlabel = "share of each dataset's records known to the engine (cold: none)"
     else:
         pd_ = result.per_dataset
         groups = list(dict.fromkeys(pd_["dataset"])) + ["mean"]
-        labels = groups
+        labels = [_short(g) for g in groups]
         per_rep = pd_.groupby(["engine", "rep", "dataset"])["pearson"].mean()
         stat = per_rep.groupby(["engine", "dataset"]).agg(["mean", "std"])
         s = summary[(summary["metric"] == "pearson") & (summary["bin"] == "all")].set_index("engine")
@@ -61,20 +116,21 @@ def plot_pearson(result: ProtocolResult, summary: pd.DataFrame, path: str | Path
                          for e in engines])
         std = np.array([[stat["std"].get((e, g), np.nan) for g in groups[:-1]] + [s["std"].get(e, np.nan)]
                         for e in engines])
-        xlabel = "held-out target dataset"
+        xlabel = "held-out target dataset (all its records hidden from the engine)"
     fig = _figure((min(16.0, max(7.0, 0.3 * len(groups) * max(len(engines), 1))), 4.2))
     ax = fig.add_subplot()
     width = 0.8 / max(len(engines), 1)
     x = np.arange(len(groups))
     for i, e in enumerate(engines):
-        ax.bar(x + (i - (len(engines) - 1) / 2) * width, np.nan_to_num(mean[i]), width, color=_color(e),
-               yerr=np.nan_to_num(std[i]), capsize=2, label=e + (" (default)" if e == DEFAULT_ENGINE else ""))
+        ax.bar(x + (i - (len(engines) - 1) / 2) * width, np.nan_to_num(mean[i]), width, color=engine_color(e),
+               yerr=np.nan_to_num(std[i]), capsize=2, label=_legend_name(e))
     ax.set_xticks(x)
-    ax.set_xticklabels(labels, rotation=0 if result.spec.kind == "missing-edge" else 30, ha="center" if result.spec.kind == "missing-edge" else "right")
+    missing_edge = result.spec.kind == "missing-edge"
+    ax.set_xticklabels(labels, rotation=0 if missing_edge else 30, ha="center" if missing_edge else "right")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("Pearson r (mean ± std over repetitions)")
+    ax.set_ylabel("Pearson r, truth vs prediction\n(mean ± std over repetitions)")
     ax.axhline(0, color="black", linewidth=0.6)
-    ax.set_title(f"{result.spec.title} — zoo {result.zoo}", fontsize=10)
+    ax.set_title(f"{result.spec.title}, zoo {result.zoo}", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
@@ -87,41 +143,58 @@ def _heatmap_engine(result: ProtocolResult) -> str | None:
 
 
 def plot_heatmap(result: ProtocolResult, path: str | Path, engine: str | None = None) -> Path | None:
-    """Truth beside the completed matrix F of one repetition (same colour scale).
+    """The true accuracies beside an engine's answer (same colour scale), models and datasets named.
 
-    P1: models x datasets, datasets ordered by group (most known first, cold
-    last), with the known-cell mask between the two. P2: the held-out
-    predictions of every target.
+    Missing-edge kinds: models x datasets of the first repetition, datasets
+    ordered by how many of their records the engine was given (most first,
+    cold last), with the given cells between the two. Leave-one-dataset-out
+    kinds: each held-out target's true and predicted accuracies.
     """
     engine = engine or _heatmap_engine(result)
     if engine is None:
         return None
     truth, F = result.truth, result.completed[engine]
+    who = f"{engine} (the default engine)" if engine == DEFAULT_ENGINE else engine
     if result.spec.kind == "missing-edge":
         order = np.lexsort((np.arange(truth.shape[0]), result.group_first))
-        rows_t, rows_f, known = truth[order].T, F[order].T, result.known_first[order].T
-        ylabels, xlabel, ylabel = result.model_ids, "datasets (by group: 9 known → cold)", "model"
+        panels = [("true accuracy of each model on each dataset (white: never recorded)", truth[order].T, False),
+                  ("what the engine was given: black = accuracy known; white = hidden (to predict) or never recorded",
+                   result.known_first[order].T.astype(float), True),
+                  (f"completed matrix F: the known accuracies, and {engine}'s predictions for the hidden ones",
+                   F[order].T, False)]
+        ynames, xnames = result.model_ids, [result.dataset_ids[i] for i in order]
+        ylabel, xlabel = "model", "dataset, ordered by how many of its records the engine was given (most first, cold last)"
+        what = f"How {who} fills in hidden accuracies (repetition 1, seed {result.seeds[0]})" if result.seeds else \
+            f"How {who} fills in hidden accuracies"
     else:
         rows = np.flatnonzero(~np.isnan(F).all(1))
-        rows_t, rows_f, known = truth[rows], F[rows], None
-        ylabels, xlabel, ylabel = [result.dataset_ids[r] for r in rows], "models", "held-out dataset"
+        panels = [("true accuracy on each held-out dataset (white: not recorded)", truth[rows], False),
+                  (f"{engine}'s prediction, every record of that dataset held out", F[rows], False)]
+        ynames, xnames = [result.dataset_ids[r] for r in rows], result.model_ids
+        ylabel, xlabel = "held-out dataset", "model"
+        what = f"How {who} predicts a dataset it has no record of"
+    n_rows = panels[0][1].shape[0]
+    panel_h = min(5.0, max(1.3, 0.16 * n_rows))
+    fig = _figure((12.0, 1.6 + len(panels) * (panel_h + 0.5)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(panels), 1, sharex=True))
+    from matplotlib.colors import ListedColormap
+
     vmin, vmax = np.nanmin(truth), np.nanmax(truth)
-    panels = [("truth", rows_t)] + ([("known cells (rep 0)", known.astype(float))] if known is not None else []) \
-        + [(f"F: {engine}" + (", rep 0 (truth where known)" if known is not None else ", leave-one-out"), rows_f)]
-    fig = _figure((12.0, 1.2 + 0.22 * rows_t.shape[0] * len(panels) + 0.6 * len(panels)))
-    axes = fig.subplots(len(panels), 1, sharex=True)
-    for ax, (title, mat) in zip(np.atleast_1d(axes), panels):
-        is_mask = title.startswith("known")
+    for ax, (title, mat, is_mask) in zip(axes, panels):
         im = ax.imshow(np.ma.masked_invalid(mat), aspect="auto", interpolation="nearest",
-                       cmap="Greys" if is_mask else "viridis", vmin=0 if is_mask else vmin, vmax=1 if is_mask else vmax)
+                       cmap=ListedColormap(["white", "black"]) if is_mask else "viridis",
+                       vmin=0 if is_mask else vmin, vmax=1 if is_mask else vmax)
         ax.set_title(title, fontsize=9)
         ax.set_ylabel(ylabel, fontsize=8)
-        if len(ylabels) <= 30:
-            ax.set_yticks(np.arange(len(ylabels)))
-            ax.set_yticklabels(ylabels, fontsize=6)
-        if not is_mask:
+        _name_ticks(ax, "y", ynames)
+        if is_mask:  # a legend where the others have their colour bar, so that the panels align
+            bar = fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01, ticks=[0.25, 0.75])
+            bar.ax.set_yticklabels(["not given", "given"])
+        else:
             fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01, label="accuracy")
-    np.atleast_1d(axes)[-1].set_xlabel(xlabel)
+    _name_ticks(axes[-1], "x", xnames)
+    axes[-1].set_xlabel(xlabel)
+    fig.suptitle(f"{what} — {result.spec.title}, zoo {result.zoo}", fontsize=10)
     return _save(fig, path)
 
 
@@ -132,14 +205,14 @@ def plot_fit_time(result: ProtocolResult, path: str | Path) -> Path | None:
         return None
     fig = _figure((max(5.0, 0.8 * len(t)), 3.6))
     ax = fig.add_subplot()
-    colors = ["tab:red" if e == DEFAULT_ENGINE else "tab:blue" for e in t["engine"]]
-    ax.bar(t["engine"], t["fit_s"], color=colors)
-    ax.tick_params(axis="x", labelrotation=30)
+    ax.bar(np.arange(len(t)), t["fit_s"], color=[engine_color(e) for e in t["engine"]])
+    ax.set_xticks(np.arange(len(t)))
+    ax.set_xticklabels([_legend_name(e) for e in t["engine"]], rotation=30, ha="right")
     for i, v in enumerate(t["fit_s"]):
         ax.text(i, v, f"{v:.2g}s", ha="center", va="bottom", fontsize=7)
     ax.set_yscale("log")
     ax.set_ylabel("fit wall time per fold (s, log)")
-    ax.set_title(f"{result.spec.name.upper()} fit time, zoo {result.zoo} (default engine in red)", fontsize=10)
+    ax.set_title(f"{result.spec.name.upper()}: time to fit each engine once, zoo {result.zoo}", fontsize=10)
     ax.grid(axis="y", alpha=0.3, which="both")
     return _save(fig, path)
 

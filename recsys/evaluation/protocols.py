@@ -44,9 +44,9 @@ logo (leave-one-dataset-out, any zoo)
     :data:`LOGO_MIN_RECORDS` records (or a given list). The target's
     transferability scores stay known, as in P2. One repetition by default.
 
-Known-model bins (missing-edge kinds): ``cold`` (none kept), then by the share of the
-dataset's recorded models that were kept: ``1-2`` (<= 20%), ``3-4`` (<= 40%),
-``5-6`` (<= 60%), ``7-9`` (more), named after DomainNet's counts out of 10.
+Known-model bins (missing-edge kinds, :data:`BINS`): ``cold`` (none kept), then by the share of
+the dataset's recorded models that were kept: ``<= 20%``, ``<= 40%``, ``<= 60%``, ``> 60%`` (on
+DomainNet, 10 records per dataset: 1-2, 3-4, 5-6 and 7-9 kept).
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BINS = ("cold", "1-2", "3-4", "5-6", "7-9")
+#: known-model bins: none of a dataset's records known, then the share of them known (docs/protocols.md)
+BINS = ("cold", "<= 20%", "<= 40%", "<= 60%", "> 60%")
 N_GROUPS = 10
 #: a dataset is a logo target when it has at least this many records
 LOGO_MIN_RECORDS = 10
@@ -320,7 +321,13 @@ def fold_zoo_data(data: ZooData, fold: Fold) -> ZooData:
 
 
 def known_bin(n_known: np.ndarray, n_recorded: np.ndarray) -> np.ndarray:
-    """Bin label (from :data:`BINS`) of each dataset: cold, or the share of its recorded models known."""
+    """Bin label (from :data:`BINS`) of each dataset: cold, or the share of its recorded models known.
+
+    Examples
+    --------
+    >>> known_bin([0, 1, 2, 2], [10, 10, 10, 3]).tolist()
+    ['cold', '<= 20%', '<= 20%', '> 60%']
+    """
     n_known = np.asarray(n_known, dtype=np.int64)
     n_recorded = np.maximum(np.asarray(n_recorded, dtype=np.int64), 1)
     # ceil(5 k / n) in integers: 1 for <= 20%, 2 for <= 40%, 3 for <= 60%, 4 above.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Sequence
 import pandas as pd
 
 from ..engines import DEFAULT_ENGINE, ENGINES
-from ..errors import UsageError
+from ..errors import RecsysError, UsageError
 from ..features import ZooData
 from ..zoo import Zoo
 from .protocols import ProtocolResult, get_spec, logo, missing_edge, p1, p2
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 #: the baselines every report carries (docs/protocols.md, "Baselines")
 REQUIRED_BASELINES = ("random", "popularity", "additive")
+#: the protocols and metrics, described for readers (in a source checkout; a wheel does not ship it)
+PROTOCOLS_DOC = Path(__file__).resolve().parents[2] / "docs" / "protocols.md"
 
 
 @dataclass
@@ -108,6 +111,42 @@ def write_outputs(run_result: RunResult, out_dir: str | Path, *, plots: bool = T
     return files
 
 
+def docs_link(out_dir: str | Path | None) -> str | None:
+    """``docs/protocols.md`` relative to ``out_dir`` (the current directory when None), for the report's links.
+
+    None where the file is not there (an installed wheel): the report then names it without a link.
+    """
+    if not PROTOCOLS_DOC.is_file():
+        return None
+    base = Path(out_dir if out_dir is not None else ".").resolve()
+    try:
+        return Path(os.path.relpath(PROTOCOLS_DOC, base)).as_posix()
+    except ValueError:  # another drive (Windows)
+        return PROTOCOLS_DOC.as_uri()
+
+
+def _with_datasets_to_learn_from(zoo: Zoo | ZooData | str, protocol: str) -> Zoo | ZooData:
+    """``zoo`` (loaded, when named), refused when the protocol's folds would hide every record.
+
+    ``missing-edge`` cuts the datasets with records into ``min(10, their number)`` groups, the
+    last of which is cold: with one such dataset, every fold hides everything and every engine
+    would fail the same way.
+    """
+    if isinstance(zoo, ZooData):
+        name, n = "data", int(zoo.known.any(1).sum())
+    else:
+        if not isinstance(zoo, Zoo):
+            from .. import datasets
+
+            zoo = datasets.load(zoo)
+        name, n = zoo.name, int(zoo.records["dataset"].nunique())
+    if n < 2:
+        need = "a second dataset" if n == 1 else "two datasets"
+        raise RecsysError(f"add records of {need} to zoo {name!r}: {protocol} learns the records it hides from the "
+                          f"other datasets, and this zoo has records of {n}")
+    return zoo
+
+
 def run(
     protocol: str,
     zoo: Zoo | ZooData | str | None = None,
@@ -188,10 +227,12 @@ def run(
         if missing:
             log.info("adding the baselines every report carries: %s", ", ".join(missing))
             engines = [*missing, *engines]
+    if spec.kind == "missing-edge" and targets is not None:
+        raise UsageError(f"targets apply to the leave-one-dataset-out protocols (p2, logo), not to {spec.name}")
+    if spec.name == "missing-edge":
+        zoo = _with_datasets_to_learn_from(zoo, spec.name)
     log.info("running %s on %s with %s", spec.name, getattr(zoo, "name", zoo), ", ".join(engines))
     if spec.kind == "missing-edge":
-        if targets is not None:
-            raise UsageError(f"targets apply to the leave-one-dataset-out protocols (p2, logo), not to {spec.name}")
         fn = p1 if spec.name == "p1" else missing_edge
         res = fn(zoo, engines, repeats, seeds, text_encoder=text_encoder, coverage=coverage, level=level,
                  progress=progress)
@@ -201,10 +242,11 @@ def run(
                  level=level, progress=progress)
     summary = summarize(res)
     rr = RunResult(result=res, summary=summary, timing=timing_summary(res),
-                   markdown=markdown_report(res, summary), below_baseline=below_baselines(res, summary))
+                   markdown=markdown_report(res, summary, docs=docs_link(out_dir)),
+                   below_baseline=below_baselines(res, summary))
     if out_dir is not None:
         rr.files = write_outputs(rr, out_dir, plots=plots, compress=compress)
     rr.wall_s = time.perf_counter() - t0
     for name, status in rr.failed.items():
-        log.warning("%s: engine %s %s", spec.name, name, status)
+        log.error("%s: engine %s %s", spec.name, name, status)
     return rr

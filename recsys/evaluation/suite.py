@@ -187,8 +187,11 @@ def _f(v: float, metric: str) -> str:
 
 
 def suite_markdown(result: SuiteResult, table: pd.DataFrame | None = None, *, heading: str = "#",
-                   command: str = "", hardware: str = "") -> str:
-    """``suite.md``: the summary table, the verdict per zoo, the parts of the default engine."""
+                   command: str = "", hardware: str = "", docs: str | None = None) -> str:
+    """``suite.md``: the summary table, the verdict per zoo, the parts of the default engine.
+
+    ``docs``: where ``docs/protocols.md`` is from the file's directory (linked when given).
+    """
     table = suite_table(result) if table is None else table
     lines = [f"{heading} Cross-zoo suite: the default engine against the best simple predictor", ""]
     if command:
@@ -203,7 +206,9 @@ def suite_markdown(result: SuiteResult, table: pd.DataFrame | None = None, *, he
         f"Each cell: `{DEFAULT_ENGINE}` (the default engine) vs the best simple predictor of that row and metric "
         "(the best by mean of popularity, additive and, on zoos with scores, each raw score and score-stack), "
         "then the paired sign test: wins-ties-losses over target datasets (P2, logo) or repetitions "
-        "(P1, missing-edge), two-sided p, and the verdict at 5%. Regret@1 in accuracy points, lower is better.",
+        "(P1, missing-edge), two-sided p, and the verdict at 5%. Regret@1 in accuracy points, lower is better. "
+        "The metrics, the protocols and the suite's statistics are defined in "
+        + (f"[docs/protocols.md]({docs}#the-cross-zoo-suite)." if docs else "`docs/protocols.md`."),
         "",
     ]
     header = ["zoo", "protocol"] + [LABELS[m] for m in METRICS]
