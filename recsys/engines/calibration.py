@@ -449,25 +449,7 @@ def calibrate(make: Callable[[], Engine], data: ZooData, *, seed: int = 0, round
             eligible = rng.choice(eligible, per_round, replace=False)
         is_case = np.zeros(cells.shape[0], dtype=bool)
         is_case[eligible] = True
-        n_known = train.records.row_counts()[held]
-        strata = stratum_of(n_known, data.n_models)
-        for start in range(0, len(held), block):
-            part = held[start:start + block]
-            pred = engine.predict(train.block(part))
-            for i, d in enumerate(part):
-                sl = slice(cells.indptr[d], cells.indptr[d + 1])
-                h, m, y = hide[sl], cells.m[sl], cells.y[sl]
-                res = y[h] - pred[i, m[h]]
-                name = STRATA[strata[start + i]]
-                abs_pool[name].append(np.abs(res))
-                if len(res) >= 2:
-                    rel_pool[name].append((res - res.mean()) * math.sqrt(len(res) / (len(res) - 1)))
-                if is_case[d]:
-                    kn = np.full(data.n_models, np.nan)
-                    kn[m[~h]] = y[~h]
-                    truth = np.full(data.n_models, np.nan)
-                    truth[m] = y
-                    cases.append((pred[i].copy(), kn, truth))  # (a view would keep the whole block alive)
+        _collect(engine, train, cells, hide, held, is_case, block, abs_pool, rel_pool, cases)
     cal = Calibration()
     for name in STRATA:
         if abs_pool[name]:
@@ -477,6 +459,31 @@ def calibrate(make: Callable[[], Engine], data: ZooData, *, seed: int = 0, round
     if cases:
         cal.noise_scale = _fit_noise_scale(cal, cases)
     return cal
+
+
+def _collect(engine: Engine, train: ZooData, cells: Cells, hide: np.ndarray, held: np.ndarray, is_case: np.ndarray,
+             block: int, abs_pool: dict, rel_pool: dict, cases: list) -> None:
+    """The residuals of ``engine`` (fitted on ``train``) on the hidden cells of the datasets ``held``, by stratum;
+    the held-out datasets flagged ``is_case``, for P(best)'s noise factor."""
+    n_models = cells.shape[1]
+    strata = stratum_of(train.records.row_counts()[held], n_models)
+    for start in range(0, len(held), block):
+        part = held[start:start + block]
+        pred = engine.predict(train.block(part))
+        for i, d in enumerate(part):
+            sl = slice(cells.indptr[d], cells.indptr[d + 1])
+            h, m, y = hide[sl], cells.m[sl], cells.y[sl]
+            res = y[h] - pred[i, m[h]]
+            name = STRATA[strata[start + i]]
+            abs_pool[name].append(np.abs(res))
+            if len(res) >= 2:
+                rel_pool[name].append((res - res.mean()) * math.sqrt(len(res) / (len(res) - 1)))
+            if is_case[d]:
+                kn = np.full(n_models, np.nan)
+                kn[m[~h]] = y[~h]
+                truth = np.full(n_models, np.nan)
+                truth[m] = y
+                cases.append((pred[i].copy(), kn, truth))  # (a view would keep the whole block alive)
 
 
 @contextlib.contextmanager
