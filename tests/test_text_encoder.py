@@ -137,13 +137,14 @@ def test_real_minilm(no_network, linked_model, tmp_path, monkeypatch):
         def refuse(self, texts):
             raise SystemExit("encode called")
         TransformerEncoder.encode = refuse
-        fb = FeatureBuilder().fit(load_zoo({str(EXAMPLE)!r}))
+        zoo = load_zoo({str(EXAMPLE)!r})
+        data = FeatureBuilder().fit(zoo).zoo_data(zoo)
         print(json.dumps({{"torch": "torch" in sys.modules, "transformers": "transformers" in sys.modules,
-                          "features": fb.dataset_features_.tolist()}}))
+                          "features": data.dataset_features.tolist()}}))
     """)
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "RECSYS_CACHE_DIR": str(cache)},
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["torch"] is False and got["transformers"] is False
-    np.testing.assert_allclose(np.array(got["features"]), fb.dataset_features_, atol=1e-9)
+    np.testing.assert_allclose(np.array(got["features"]), fb.zoo_data(zoo).dataset_features, atol=1e-9)
