@@ -278,21 +278,21 @@ class Collector:
             return False
         value, pct, problem = parse_metric(raw_value)
         if problem:
-            self.skip(f"with a {r.metric} that is not a number", f"{example}: {problem}", unit=unit)
+            self.skip(f"whose {r.metric} is not a number", f"{example}: {problem}", unit=unit)
             return False
         if not math.isfinite(value) or abs(value) >= _FLOAT_MAX:
-            self.skip(f"with a non-finite {r.metric}", example, unit=unit)
+            self.skip(f"whose {r.metric} is not finite", example, unit=unit)
             return False
         if pct or 1.0 < value <= 100.0:
             value = value if pct else float(f"{value / 100.0:.12g}")  # 71.2 -> 0.712, not 0.7120000000000001
             if not 0.0 <= value <= 1.0:
-                self.skip(f"with a {r.metric} outside [0, 100]%", f"{example}: {raw_value}", unit=unit)
+                self.skip(f"whose {r.metric} is above 100%", f"{example}: {raw_value}", unit=unit)
                 return False
             r.percent += 1
         elif 0.0 <= value <= 1.0:
             r.fractions += 1
         else:
-            self.skip(f"with a {r.metric} outside [0, 1] and [0, 100]", f"{example}: {value:g}", unit=unit)
+            self.skip(f"whose {r.metric} is outside [0, 1] and (1, 100]", f"{example}: {value:g}", unit=unit)
             return False
         self._model.append(model)
         self._dataset.append(dataset)
