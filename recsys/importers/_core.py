@@ -253,7 +253,7 @@ class Collector:
         if example is not None:
             ex = self.report.examples.setdefault(reason, [])
             if len(ex) < EXAMPLES:
-                ex.append(example if len(example) <= 80 else example[:77] + "...")
+                ex.append(example if len(example) <= 160 else "..." + example[-157:])  # the end names the file
 
     def add(self, model, dataset, raw_value, *, example: str, order: float = 0.0,
             meta: Mapping[str, object] | None = None, model_key: str | None = None,

@@ -81,11 +81,10 @@ def from_model_cards(paths: str | os.PathLike | Sequence[str | os.PathLike], *, 
     collector = Collector(report)
     report.read = len(files)
     seen_metrics: dict[str, int] = {}
-    for order, path in enumerate(files):
-        label = str(path)
-        data, problem = _read_card(path)
+    for order, (path, label) in enumerate(files):
+        data, problem, detail = _read_card(path)
         if problem:
-            collector.skip(problem, label)
+            collector.skip(problem, f"{label}: {detail}" if detail else label)
             continue
         base = data.base_model
         if isinstance(base, (list, tuple)):
@@ -114,7 +113,7 @@ def from_model_cards(paths: str | os.PathLike | Sequence[str | os.PathLike], *, 
                 chosen[dataset] = (rank, res)
         if not chosen:
             types = sorted({str(r.metric_type) for r in results})
-            collector.skip(f"without a {metric} result", f"{label}: {', '.join(types[:5])}")
+            collector.skip(f"without a result for {metric}", f"{label}: {', '.join(types[:5])}")
             continue
         for dataset, (_, res) in chosen.items():
             split = f" ({res.dataset_split})" if res.dataset_split else ""
@@ -135,8 +134,9 @@ def _shown(paths) -> str:
     return text or "no path"
 
 
-def _card_files(paths: Iterable[str | os.PathLike]) -> Iterable[Path]:
-    """Each path as given when a file, the ``*.md`` files under it (sorted) when a folder."""
+def _card_files(paths: Iterable[str | os.PathLike]) -> Iterable[tuple[Path, str]]:
+    """``(file, label)``: each path as given when a file, the ``*.md`` files under it (sorted) when a folder,
+    labelled by their path inside it."""
     given = list(paths)
     if not given:
         raise ImportSourceError("no model card given; give card files (README.md) or folders of them")
@@ -146,35 +146,35 @@ def _card_files(paths: Iterable[str | os.PathLike]) -> Iterable[Path]:
             found = sorted(p for p in path.rglob("*.md") if p.is_file())
             if not found:
                 log.info("%s holds no .md file", path)
-            yield from found
+            yield from ((p, str(p.relative_to(path))) for p in found)
         elif path.exists():
-            yield path
+            yield path, str(raw)
         else:
             raise ImportSourceError(f"no file or folder {str(raw)!r}; give model card files (README.md) or folders "
                                     f"of them")
 
 
 def _read_card(path: Path):
-    """``(card data, None)`` or ``(None, reason it is skipped)``."""
+    """``(card data, None, None)`` or ``(None, reason it is skipped, detail or None)``."""
     try:
         size = path.stat().st_size
         if size > MAX_CARD_BYTES:
-            return None, f"larger than {MAX_CARD_BYTES >> 20} MiB"
+            return None, f"larger than {MAX_CARD_BYTES >> 20} MiB", None
         raw = path.read_bytes()
     except OSError as exc:
-        return None, f"unreadable ({exc.strerror or exc})"
+        return None, "unreadable", exc.strerror or str(exc)
     if not raw.strip():
-        return None, "empty"
+        return None, "empty", None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return None, "not UTF-8 text"
+        return None, "not UTF-8 text", None
     header = _HEADER.search(text)
     if header is None:
-        return None, "without a YAML header (--- ... ---)"
-    problem = _yaml_problem(header.group(2))
+        return None, "without a YAML header (--- ... ---)", None
+    problem, detail = _yaml_problem(header.group(2))
     if problem:
-        return None, problem
+        return None, problem, detail
     import yaml
     from huggingface_hub import ModelCard
 
@@ -184,28 +184,35 @@ def _read_card(path: Path):
     try:
         card = ModelCard(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        return None, f"with YAML that does not parse{where}"
+        return None, "with YAML that does not parse", _yaml_where(exc)
     except RecursionError:
-        return None, "with YAML nested too deeply"
+        return None, f"with YAML nested deeper than {MAX_DEPTH} levels", None
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         what = "model-index" if "model_index" in str(exc) or "eval_results" in str(exc) else "YAML header"
-        return None, f"with a {what} huggingface_hub refuses ({_short(exc)})"
+        return None, f"whose {what} huggingface_hub cannot read", _short(exc)
     finally:
         hub_log.setLevel(level)
-    return card.data, None
+    return card.data, None, None
 
 
 def _short(exc: BaseException) -> str:
+    """huggingface_hub's message, the gist: "Invalid `model_index` ... <class 'KeyError'> 'name'. Pass ..." ->
+    "KeyError 'name'"."""
     text = " ".join(str(exc).split())
     text = re.sub(r"\. Pass `ignore_metadata_errors=True`.*", "", text)
+    text = re.sub(r"^.*<class '(?:\w+\.)*(\w+)'>\s*", r"\1 ", text)
     return text[:100] + ("..." if len(text) > 100 else "")
 
 
-def _yaml_problem(text: str) -> str | None:
-    """Why a YAML header is refused before it is loaded: aliases that expand it past MAX_YAML_NODES nodes,
-    or nesting deeper than MAX_DEPTH. Counted on the event stream, which never expands anything."""
+def _yaml_where(exc) -> str | None:
+    mark = getattr(exc, "problem_mark", None)
+    return f"line {mark.line + 2}" if mark is not None else None  # +1: 1-based, +1: the opening --- line
+
+
+def _yaml_problem(text: str) -> tuple[str | None, str | None]:
+    """Why a YAML header is refused before it is loaded (and a detail): aliases that expand it past
+    MAX_YAML_NODES nodes, nesting deeper than MAX_DEPTH, a syntax error. Counted on the event stream, which
+    never expands anything."""
     import yaml
 
     sizes: dict[str, int] = {}
@@ -217,7 +224,7 @@ def _yaml_problem(text: str) -> str | None:
                 stack.append((event.anchor, nodes))
                 nodes += 1
                 if len(stack) > MAX_DEPTH:
-                    return f"with YAML nested deeper than {MAX_DEPTH} levels"
+                    return f"with YAML nested deeper than {MAX_DEPTH} levels", None
             elif isinstance(event, yaml.CollectionEndEvent):
                 anchor, start = stack.pop()
                 if anchor:
@@ -229,12 +236,10 @@ def _yaml_problem(text: str) -> str | None:
             elif isinstance(event, yaml.AliasEvent):
                 nodes += sizes.get(event.anchor, 1)
             if nodes > MAX_YAML_NODES:
-                return f"with YAML aliases that expand past {MAX_YAML_NODES:,} nodes (an alias bomb)"
+                return f"with YAML aliases that expand past {MAX_YAML_NODES:,} nodes (an alias bomb)", None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 2})" if mark is not None else ""  # +1: 1-based, +1: the --- line
-        return f"with YAML that does not parse{where}"
-    return None
+        return "with YAML that does not parse", _yaml_where(exc)
+    return None, None
 
 
 def _dataset_id(dataset_type, config) -> str | None:
