@@ -816,9 +816,10 @@ def score(data_path, model_list, name_list, max_per_class, seed, batch_size, tex
 
 @main.group(name="import", cls=_Group, short_help="Write a zoo from an MLflow store, model cards or a run table.")
 def import_group():
-    """Write a zoo from fine-tuning results kept elsewhere: an MLflow store, model cards or a run table.
+    """Write a zoo from an MLflow store, model cards or a run table.
 
-    The zoo directory goes to stdout, the summary (runs read, skipped by reason, records) to stderr.
+    Fine-tuning results kept elsewhere become a zoo directory that `recsys fit --zoo` reads. The
+    directory goes to stdout, the summary (read, skipped by reason, records) to stderr.
 
     \b
     recsys import mlflow --tracking-uri sqlite:///mlflow.db --out zoo && recsys fit --zoo zoo

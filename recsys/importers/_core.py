@@ -188,7 +188,8 @@ class ImportReport:
                 parts.append(f"{n:,} {reason}" + (f" ({'; '.join(ex)}{' ...' if n > len(ex) else ''})" if ex else ""))
             total = sum(n for _, n in reasons)
             of = f" of {self.read:,}" if unit == u else ""
-            out.append(f"skipped {total:,}{of} {unit}{'' if total == 1 and not of else 's'}: " + "; ".join(parts))
+            plural = "" if (self.read if of else total) == 1 else "s"
+            out.append(f"skipped {total:,}{of} {unit}{plural}: " + "; ".join(parts))
         for side in ("model", "dataset"):
             used = self.keys.get(side) or {}
             if used:

@@ -514,7 +514,7 @@ def _client_runs(store: Store, keys: Sequence[Key], experiments: Sequence[str] |
         _probe(store)
     with _client_settings(store):
         try:
-            client = MlflowClient(tracking_uri=store.uri)
+            client = MlflowClient(tracking_uri=_client_uri(store))
             available, token = {}, None
             while True:
                 page = client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token)
@@ -540,10 +540,24 @@ def _client_runs(store: Store, keys: Sequence[Key], experiments: Sequence[str] |
         except UsageError:
             raise
         except errors as exc:
-            raise ImportSourceError(f"MLflow could not read {store.shown} ({type(exc).__name__}: "
-                                    f"{_first_line(exc)}); check the URI and the store") from None
+            why = _first_line(exc)
+            if store.kind == "sqlite" and "readonly database" in why:
+                raise ImportSourceError(f"{store.shown}: the MLflow client would have to create or upgrade tables of "
+                                        f"this store (it is incomplete, or from another MLflow version) and recsys "
+                                        f"opens stores read-only; upgrade a copy (`mlflow db upgrade "
+                                        f"sqlite:///COPY.db`) and import that") from None
+            raise ImportSourceError(f"MLflow could not read {store.shown} ({type(exc).__name__}: {why}); check the "
+                                    f"URI and the store") from None
     store._metrics_seen = sorted(seen, key=lambda k: (-seen[k], k))
     return exps, runs
+
+
+def _client_uri(store: Store) -> str:
+    """The URI the client opens: an SQLite file read-only (the client would otherwise create or migrate the
+    tables of a store it finds incomplete or old, writing into the user's file)."""
+    if store.kind == "sqlite":
+        return f"sqlite:///file:{urllib.parse.quote(str(store.path.resolve()))}?mode=ro&uri=true"
+    return store.uri
 
 
 def _from_entity(run, exps: dict[str, str], keys: Sequence[Key]) -> dict:
