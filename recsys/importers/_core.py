@@ -200,7 +200,7 @@ class ImportReport:
                        f"with %): divided by 100{mixed}")
         for col, n in self.meta_conflicts.most_common():
             out.append(f"metadata {col!r}: {n} name(s) with differing values across {used_unit}s; the most frequent "
-                       f"kept")
+                       f"kept (the latest {used_unit}'s on a tie)")
         if self.records:
             hist = ", ".join(f"{r:,} from {_n(k, used_unit)}" for k, r in sorted(self.units_per_record.items()))
             out.append(f"{_n(self.used, used_unit)} -> {_n(self.records, 'record')} of {_n(self.models, 'model')} x "
