@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import random
+import re
 import shlex
 import shutil
 import sqlite3
@@ -286,17 +287,20 @@ def main(argv=None) -> int:
         print(f"  built in {time.perf_counter() - t:.0f} s", file=sys.stderr)
     size_mib = store.stat().st_size / 2**20
     with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as con:
+        n_runs = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
         n_params = con.execute("SELECT COUNT(*) FROM params").fetchone()[0]
         n_metrics = con.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+    if n_runs != args.runs:
+        raise SystemExit(f"{store} holds {n_runs:,} runs, not --runs {args.runs:,}: give the --runs / --models / "
+                         f"--datasets it was built with, or another --store")
     uri = f"sqlite:///{store}"
     work = Path(tempfile.mkdtemp(prefix="recsys-import-bench-"))
     load_before = os.getloadavg()[0]
     try:
         rows = []
-        for label, extra in (("defaults", []),
-                             ("with `--model-meta params.model_type params.hidden_size --dataset-meta params.num_train_epochs`",
-                              ["--model-meta", "params.model_type", "--model-meta", "params.hidden_size",
-                               "--dataset-meta", "params.num_train_epochs"])):
+        meta = ["--model-meta", "params.model_type", "--model-meta", "params.hidden_size", "--dataset-meta",
+                "params.num_train_epochs"]
+        for label, extra in (("defaults", []), (f"with `{' '.join(meta)}`", meta)):
             best = None
             for rep in range(3):
                 zoo = work / f"zoo-{len(rows)}-{rep}"
@@ -360,7 +364,8 @@ def write_results(args, store, size_mib, n_params, n_metrics, rows, compare, fps
         "What the import said (defaults):",
         "",
         "```",
-        *[ln.replace(str(store), "STORE") for ln in summary],
+        *[re.sub(r"/\S*recsys-import-bench-\w+/zoo-\d+-\d+", "ZOO", ln.replace(str(store), "STORE"))
+          for ln in summary],
         "```",
         "",
         f"The reference, the MLflow client (`reader=\"client\"`, `MlflowClient.search_runs` pages of 1,000), "
@@ -377,7 +382,7 @@ def write_results(args, store, size_mib, n_params, n_metrics, rows, compare, fps
         "whose schema it does not recognize is read with the client. The client loads every param, tag and "
         "metric of every run (~150 params per Trainer run), which is what makes it slow at this size.",
         "",
-        f"Command: `{shlex.join(['python', 'benchmarks/import_speed.py', *sys.argv[1:]])}`",
+        f"Command: `make bench-import` (`{shlex.join(['python', 'benchmarks/import_speed.py', *sys.argv[1:]])}`).",
         "",
     ]
     (args.out / "import_speed.md").write_text("\n".join(lines), encoding="utf-8")
