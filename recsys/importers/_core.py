@@ -242,9 +242,6 @@ class Collector:
             raise UsageError(f"metadata column(s) {sorted(clash)} asked for both models and datasets; a column "
                              f"describes one side: keep it in one of --model-meta / --dataset-meta")
 
-    def seen(self, n: int = 1) -> None:
-        self.report.read += n
-
     def skip(self, reason: str, example: str | None = None, *, unit: str | None = None) -> None:
         """Count one unit skipped for ``reason`` (a short phrase: 'not FINISHED', 'without a model' ...);
         ``unit`` when it is not the report's (a card's result)."""
