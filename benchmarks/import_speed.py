@@ -32,7 +32,6 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
 import random
 import re
 import shlex
@@ -46,6 +45,8 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from readme_examples import machine  # noqa: E402  (the machine line the README's timings give)
 GOAL_SECONDS, GOAL_MIB = 30.0, 1024.0
 TEMPLATES = 3  # runs logged through the client; the others copy their rows
 BIN = Path(sys.executable).parent
@@ -254,17 +255,6 @@ t = time.perf_counter()
 zoo = from_mlflow(sys.argv[1], experiments=sys.argv[3].split(","), reader=sys.argv[2])
 print(zoo.fingerprint(), len(zoo.records), round(time.perf_counter() - t, 3))
 """
-
-
-def machine() -> str:
-    cpu = platform.machine()
-    try:
-        names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                 if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPU cores, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
 
 
 def main(argv=None) -> int:

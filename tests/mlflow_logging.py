@@ -20,8 +20,9 @@ clean). ``SPEC``:
     ``log_input``: ``{"experiment", "name", "params", "tags", "metrics": {key: value or [values by
     step]}, "inputs": [{"name", "context"}], "status": FINISHED|FAILED|KILLED|RUNNING}``.
 
-The manifest (written to ``SPEC["manifest"]``: the Trainer prints its logs on stdout) lists the Trainer runs (``run_id``, ``checkpoint``, ``output_dir``, ``experiment``,
-``eval_accuracy``) and the plain runs' ids.
+The manifest (written to ``SPEC["manifest"]``: the Trainer prints its logs on stdout) lists the Trainer
+runs (``run_id``, ``checkpoint``, ``output_dir``, ``experiment``, ``eval_accuracy``) and the plain runs'
+ids.
 """
 
 from __future__ import annotations

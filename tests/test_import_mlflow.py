@@ -192,7 +192,8 @@ def test_trainer_runs_import_with_no_flags(trainer_store, tmp_path):
     err = res.stderr
     assert "read 9 runs" in err  # 8 trainings + the run trainer.evaluate() opened
     assert "skipped 1 of 9 runs: 1 without a model name" in err
-    assert "model names from params._name_or_path (8 runs)" in err and "dataset names from experiment_name (8 runs)" in err
+    assert "model names from params._name_or_path (8 runs)" in err
+    assert "dataset names from experiment_name (8 runs)" in err
     assert "8 runs -> 4 records of 2 models x 2 datasets (--agg max: 4 from 2 runs)" in err
     assert zoo.model_roles.text == ("name_text",) and zoo.dataset_roles.text == ("name_text",)
     top = fit_and_topk(tmp_path / "zoo", "sst2", tmp_path, k=2)

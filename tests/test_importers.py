@@ -78,7 +78,8 @@ def test_keys_parse_as_mlflow_search_writes_them():
     assert parse_key("metrics.eval_accuracy") == Key("metrics", "eval_accuracy")
     assert parse_key("params.`model.name`") == Key("params", "model.name")
     assert parse_key("attributes.run_name") == Key("run_name") == parse_key("run_name")
-    assert parse_key("experiment_name") == Key("experiment_name") and str(parse_key("inputs.dataset")) == "inputs.dataset"
+    assert parse_key("experiment_name") == Key("experiment_name")
+    assert str(parse_key("inputs.dataset")) == "inputs.dataset"
     with pytest.raises(UsageError, match="did you mean params.dataset_name"):
         parse_key("dataset_name", "--dataset-key")
     with pytest.raises(UsageError, match="params.NAME, tags.NAME"):

@@ -193,11 +193,12 @@ class ImportReport:
         for side in ("model", "dataset"):
             used = self.keys.get(side) or {}
             if used:
-                out.append(f"{side} names from " + ", ".join(f"{k} ({_n(v, used_unit)})" for k, v in used.most_common()))
+                out.append(f"{side} names from " +
+                           ", ".join(f"{k} ({_n(v, used_unit)})" for k, v in used.most_common()))
         if self.percent:
             mixed = f" ({_n(self.fractions, used_unit)} already on a 0-1 scale kept)" if self.fractions else ""
-            out.append(f"{self.metric} of {_n(self.percent, used_unit)} is a percentage (above 1, at most 100, or written "
-                       f"with %): divided by 100{mixed}")
+            out.append(f"{self.metric} of {_n(self.percent, used_unit)} is a percentage (above 1, at most 100, or "
+                       f"written with %): divided by 100{mixed}")
         for col, n in self.meta_conflicts.most_common():
             out.append(f"metadata {col!r}: {n} name(s) with differing values across {used_unit}s; the most frequent "
                        f"kept (the latest {used_unit}'s on a tie)")

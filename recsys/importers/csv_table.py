@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import UsageError, closest
-from ._core import Collector, ImportReport, ImportSourceError, check_agg, check_meta_columns, finish, missing
+from ._core import (Collector, ImportReport, ImportSourceError, check_agg, check_meta_columns, check_out, finish,
+                    missing)
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ def from_csv(file: str | os.PathLike, *, model: str, dataset: str, metric: str, 
     ...                metric="summary.eval/accuracy", out="zoo")          # doctest: +SKIP
     """
     check_agg(agg)
+    if out is not None:
+        check_out(out, append)  # before reading: a refusal should not wait for the whole source
     path = Path(file).expanduser()
     header, rows = _read_table(path)
     table = _Table(header, rows, str(file))

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from ..errors import UsageError, closest
-from ._core import Collector, ImportReport, ImportSourceError, check_agg, check_meta_columns, finish, meta_column, \
-    missing
+from ._core import (Collector, ImportReport, ImportSourceError, check_agg, check_meta_columns, check_out, finish,
+                    meta_column, missing)
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +189,8 @@ def from_mlflow(tracking_uri: str | os.PathLike, *, experiments: Sequence[str] |
     d_meta = [parse_key(k, "--dataset-meta") for k in dataset_meta]
     m_cols, d_cols = [meta_column(str(k)) for k in m_meta], [meta_column(str(k)) for k in d_meta]
     check_meta_columns(m_cols, d_cols)
+    if out is not None:
+        check_out(out, append)  # before reading: a refusal should not wait for the whole source
     store = locate(tracking_uri)
     report = ImportReport(source=store.shown, unit="run", metric=mkey.name, agg=agg)
     collector = Collector(report, m_cols, d_cols)

@@ -25,7 +25,8 @@ import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ._core import Collector, ImportReport, ImportSourceError, check_agg, clean_name, finish, missing
+from ._core import (Collector, ImportReport, ImportSourceError, check_agg, check_out, clean_name, finish,
+                    missing)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ def from_model_cards(paths: str | os.PathLike | Sequence[str | os.PathLike], *, 
     >>> zoo = from_model_cards(["cards/"], out="zoo")     # doctest: +SKIP
     """
     check_agg(agg)
+    if out is not None:
+        check_out(out, append)  # before reading: a refusal should not wait for the whole source
     metric = str(metric).strip()
     files = list(_card_files([paths] if isinstance(paths, (str, os.PathLike)) else paths))
     report = ImportReport(source=_shown(paths), unit="card", metric=metric, agg=agg, used_unit="result")
