@@ -22,22 +22,23 @@ from ._version import __version__
 from .errors import ArtifactError, NotFittedError, RecsysError, UnknownNameError, ZooError
 
 if TYPE_CHECKING:
-    from . import datasets
+    from . import datasets, importers
     from .recommender import Recommender
     from .zoo import Zoo, load_zoo
 
-__all__ = ["__version__", "Recommender", "fit", "load_model", "Zoo", "load_zoo", "datasets", "RecsysError",
-           "ZooError", "UnknownNameError", "ArtifactError", "NotFittedError"]
+__all__ = ["__version__", "Recommender", "fit", "load_model", "Zoo", "load_zoo", "datasets", "importers",
+           "RecsysError", "ZooError", "UnknownNameError", "ArtifactError", "NotFittedError"]
 
 # Imported on first use (PEP 562), so that `recsys topk` on a fitted model loads neither pandas nor the
 # fitting stack: only what answering needs.
-_LAZY = {"Recommender": ".recommender", "Zoo": ".zoo", "load_zoo": ".zoo", "datasets": ".datasets"}
+_LAZY = {"Recommender": ".recommender", "Zoo": ".zoo", "load_zoo": ".zoo", "datasets": ".datasets",
+         "importers": ".importers"}
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         module = importlib.import_module(_LAZY[name], __name__)
-        value = module if name == "datasets" else getattr(module, name)
+        value = module if name in ("datasets", "importers") else getattr(module, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'recsys' has no attribute {name!r}")

@@ -849,5 +849,127 @@ def score(data_path, model_list, name_list, max_per_class, seed, batch_size, tex
         click.echo(text, nl=False)
 
 
+# ---------------------------------------------------------------------------
+# recsys import: fine-tuning histories kept elsewhere, written as a zoo (recsys.importers)
+
+
+@main.group(name="import", cls=_Group, short_help="Write a zoo from an MLflow store, model cards or a run table.")
+def import_group():
+    """Write a zoo from an MLflow store, model cards or a run table.
+
+    Fine-tuning results kept elsewhere become a zoo directory that `recsys fit --zoo` reads. The
+    directory goes to stdout, the summary (read, skipped by reason, records) to stderr.
+
+    \b
+    recsys import mlflow --tracking-uri sqlite:///mlflow.db --out zoo && recsys fit --zoo zoo
+    recsys import model-cards cards/ --out zoo
+    recsys import csv runs.csv --model config.model --dataset config.dataset --metric summary.eval_accuracy --out zoo
+    """
+
+
+def _import_options(fn):
+    """--out, --append, --agg: shared by the importers."""
+    opts = [
+        click.option("--out", "out", required=True, type=click.Path(dir_okay=True), callback=_nonempty,
+                     metavar="ZOO_DIR", help="Zoo directory to write (created; refused if it holds a zoo, unless "
+                                             "--append)."),
+        click.option("--append", is_flag=True, help="Merge into the zoo in --out: new records added, pairs it holds "
+                                                    "with another accuracy resolved by --agg; all files or none."),
+        click.option("--agg", type=click.Choice(["max", "last", "mean"]), default="max", show_default=True,
+                     help="Several results of one (model, dataset): the best, the latest, or their mean."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _imported(zoo) -> None:
+    import shlex
+
+    log.info("wrote zoo %s (%s); next: recsys fit --zoo %s", zoo.path, _counted(zoo), shlex.quote(str(zoo.path)))
+    click.echo(str(zoo.path))
+
+
+def _counted(zoo) -> str:
+    n = {"model": len(zoo.models), "dataset": len(zoo.datasets), "record": len(zoo.records)}
+    return ", ".join(f"{v:,} {k}{'' if v == 1 else 's'}" for k, v in n.items())
+
+
+
+@import_group.command(name="mlflow")
+@click.option("--tracking-uri", required=True, callback=_nonempty, metavar="URI",
+              help="An mlruns folder (file:... or a path), sqlite:///FILE.db, or http(s)://HOST:PORT of a server.")
+@click.option("--experiment", "experiments", multiple=True, metavar="NAME",
+              help="Experiment to read (repeatable) [default: every active experiment].")
+@click.option("--model-key", "model_keys", multiple=True, metavar="KEY",
+              help="Where a run names its pretrained model: params.X, tags.X, metrics.X, run_name, experiment_name "
+                   "or inputs.dataset; repeatable, the first a run has wins [default: params._name_or_path, as the "
+                   "Trainer logs it, then params.model_name_or_path, params.base_model, params.model_name, "
+                   "tags.base_model].")
+@click.option("--dataset-key", "dataset_keys", multiple=True, metavar="KEY",
+              help="Where a run names its dataset (as --model-key) [default: inputs.dataset, params.dataset_name, "
+                   "params.dataset, params.task_name, tags.dataset_name, tags.dataset, then experiment_name].")
+@click.option("--metric", default="eval_accuracy", show_default=True, metavar="NAME",
+              help="Metric read as accuracy (its latest value); percentages are divided by 100.")
+@click.option("--model-meta", "model_meta", multiple=True, metavar="KEY",
+              help="A key carried into models.csv (repeatable), e.g. params.num_parameters.")
+@click.option("--dataset-meta", "dataset_meta", multiple=True, metavar="KEY",
+              help="A key carried into datasets.csv (repeatable), e.g. params.num_train_samples.")
+@_import_options
+def import_mlflow(tracking_uri, experiments, model_keys, dataset_keys, metric, model_meta, dataset_meta, out,
+                  append, agg):
+    """Fine-tuning runs of an MLflow tracking store: one record per (model, dataset).
+
+    With the defaults, runs logged by the Hugging Face Trainer (report_to="mlflow") need no flags:
+    the model is the checkpoint the run started from, the dataset the experiment's name (or a
+    dataset input, a dataset_name param ...), the accuracy eval_accuracy. Runs that are not
+    FINISHED, lack a key or hold a non-finite value are skipped and counted. Keys: docs/importing.md.
+    """
+    from .importers import from_mlflow
+
+    _imported(from_mlflow(tracking_uri, experiments=experiments or None, model_key=model_keys or None,
+                          dataset_key=dataset_keys or None, metric=metric, agg=agg, model_meta=model_meta,
+                          dataset_meta=dataset_meta, out=out, append=append))
+
+
+@import_group.command(name="model-cards")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--metric", default="accuracy", show_default=True, metavar="NAME",
+              help="Metric of the cards' model-index results read as accuracy (its type, else its name).")
+@_import_options
+def import_model_cards(paths, metric, out, append, agg):
+    """Results of Hugging Face model cards (README.md files, or folders of them).
+
+    Each model-index result becomes a record: model = the card's base_model, dataset = the result's
+    dataset type (/config), accuracy = the --metric value, the test split preferred. Cards without a
+    base_model or without the metric are counted and listed by reason.
+    """
+    from .importers import from_model_cards
+
+    _imported(from_model_cards(paths, metric=metric, agg=agg, out=out, append=append))
+
+
+@import_group.command(name="csv")
+@click.argument("file", metavar="FILE")
+@click.option("--model", "model_col", required=True, metavar="COLUMN", help="Column naming the pretrained model.")
+@click.option("--dataset", "dataset_col", required=True, metavar="COLUMN", help="Column naming the dataset.")
+@click.option("--metric", "metric_col", required=True, metavar="COLUMN",
+              help="Column of the accuracy; COLUMN.KEY reads KEY of a JSON column (W&B: summary.eval_accuracy).")
+@click.option("--model-meta", "model_meta", multiple=True, metavar="COLUMN", help="Column carried into models.csv.")
+@click.option("--dataset-meta", "dataset_meta", multiple=True, metavar="COLUMN",
+              help="Column carried into datasets.csv.")
+@_import_options
+def import_csv(file, model_col, dataset_col, metric_col, model_meta, dataset_meta, out, append, agg):
+    """A run table: one row per fine-tuning run (W&B export, spreadsheet, pandas).
+
+    Columns are named as in the header; COLUMN.KEY reads KEY inside a column of JSON objects (W&B's
+    config and summary columns). A State column, when present, keeps the finished runs.
+    """
+    from .importers import from_csv
+
+    _imported(from_csv(file, model=model_col, dataset=dataset_col, metric=metric_col, model_meta=model_meta,
+                       dataset_meta=dataset_meta, agg=agg, out=out, append=append))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -35,6 +35,7 @@ import pytest
 from click.testing import CliRunner
 
 from recsys.cli import main
+from recsys.zoo import load_zoo
 
 from conftest import ROOT, write_zoo
 
@@ -622,6 +623,113 @@ def _(c):
     return ["info", "--zoo", "parc-71"]
 
 
+# -- recsys import: stores, cards and run tables that are not what they claim ----------------------
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+ALIAS_BOMB = "\n".join(["---", "base_model: x", 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+                        *(f"{n}: &{n} [" + ",".join([f"*{p}"] * 9) + "]" for n, p in zip("bcdefghij", "abcdefghi")),
+                        "model-index: [{name: m, results: [{task: {type: t}, dataset: {type: d, name: d}, "
+                        "metrics: *j}]}]", "---", ""])
+
+
+def imports(kind: str, source, *options):
+    """``recsys import KIND SOURCE OPTIONS --out <tmp>/zoo``; ``source(c)`` builds the input."""
+    def build(c):
+        src = source(c)
+        head = ["import", kind, "--tracking-uri", src] if kind == "mlflow" else ["import", kind, src]
+        return [*head, *options, "--out", c.tmp / "zoo"]
+    return build
+
+
+def mlflow_like_sqlite(path: Path, *, alembic: bool = True, rows: int = 2000) -> Path:
+    """An SQLite file with the tables (and columns) the SQL reader reads, filled; not a whole MLflow schema."""
+    import sqlite3
+
+    with sqlite3.connect(path) as con:
+        if alembic:
+            con.execute("CREATE TABLE alembic_version (version_num VARCHAR(32))")
+        con.execute("CREATE TABLE experiments (experiment_id INTEGER, name TEXT, lifecycle_stage TEXT)")
+        con.execute("CREATE TABLE runs (run_uuid TEXT, name TEXT, status TEXT, start_time INTEGER, "
+                    "experiment_id INTEGER, lifecycle_stage TEXT)")
+        for table in ("params", "tags"):
+            con.execute(f"CREATE TABLE {table} (key TEXT, value TEXT, run_uuid TEXT)")
+        con.execute("CREATE TABLE latest_metrics (key TEXT, value REAL, is_nan INTEGER, run_uuid TEXT)")
+        con.execute("INSERT INTO experiments VALUES (0, 'Default', 'active')")
+        con.executemany("INSERT INTO runs VALUES (?, ?, 'FINISHED', 0, 0, 'active')",
+                        [(f"{i:032x}", f"run-{i}") for i in range(rows)])
+        con.executemany("INSERT INTO params VALUES ('_name_or_path', ?, ?)", [(f"m{i % 7}", f"{i:032x}")
+                                                                            for i in range(rows)])
+    return path
+
+
+def corrupted(path: Path) -> Path:
+    """``path`` with every page after the first (the schema) overwritten: its tables' pages are garbage."""
+    data = bytearray(path.read_bytes())
+    data[4096:] = (bytes(range(256)) * (len(data) // 256 + 1))[:len(data) - 4096]
+    path.write_bytes(bytes(data))
+    return path
+
+
+case("import-mlflow-sqlite-garbage", 1, "not a readable SQLite database")(
+    imports("mlflow", lambda c: f"sqlite:///{c.file('mlflow.db', SQLITE_MAGIC + bytes(range(256)) * 64)}"))
+case("import-mlflow-sqlite-corrupted-pages", 1, "damaged")(
+    imports("mlflow", lambda c: f"sqlite:///{corrupted(mlflow_like_sqlite(c.tmp / 'mlflow.db'))}"))
+case("import-mlflow-sqlite-another-schema", 1, "read-only", "mlflow db upgrade")(
+    imports("mlflow", lambda c: str(mlflow_like_sqlite(c.tmp / "old.db", alembic=False, rows=3))))
+case("import-mlflow-sqlite-not-mlflow", 1, "not an MLflow tracking store")(
+    imports("mlflow", lambda c: str(zoo_sqlite(c.tmp / "other.db"))))
+case("import-mlflow-no-sqlite-file", 1, "no SQLite file")(imports("mlflow", lambda c: "sqlite:///missing.db"))
+case("import-mlflow-unreachable-server", 1, "cannot reach the MLflow tracking server", "refused")(
+    imports("mlflow", lambda c: "http://127.0.0.1:9"))  # nothing listens on port 9: refused at once, no retries
+case("import-mlflow-folder-without-experiments", 1, "holds no MLflow experiment")(
+    imports("mlflow", lambda c: c.file("notes/a.txt", "x").parent))
+case("import-mlflow-key-without-prefix", 2, "did you mean params.dataset_name")(
+    imports("mlflow", lambda c: "http://127.0.0.1:9", "--dataset-key", "dataset_name"))
+case("import-mlflow-meta-clash", 2, "would overwrite the id column")(
+    imports("mlflow", lambda c: "http://127.0.0.1:9", "--model-meta", "params.model"))
+case("import-agg-unknown", 2, "'--agg'")(imports("mlflow", lambda c: "http://127.0.0.1:9", "--agg", "median"))
+case("import-cards-empty-file", 1, "no record imported", "1 empty")(
+    imports("model-cards", lambda c: c.file("README.md", b"")))
+case("import-cards-alias-bomb", 1, "alias bomb")(imports("model-cards", lambda c: c.file("README.md", ALIAS_BOMB)))
+case("import-cards-malformed-yaml", 1, "does not parse")(
+    imports("model-cards", lambda c: c.file("README.md", "---\nbase_model: [x\n---\n")))
+case("import-cards-nested-yaml", 1, "nested deeper than")(
+    imports("model-cards", lambda c: c.file("README.md", "---\nx: " + "[" * 100_000 + "]" * 100_000 + "\n---\n")))
+case("import-cards-missing-path", 1, "no file or folder")(imports("model-cards", lambda c: c.tmp / "cards"))
+case("import-csv-not-utf8", 1, "not UTF-8")(
+    imports("csv", lambda c: c.file("runs.csv", b"model,dataset,acc\nr\xe9snet,x,0.5\n"), "--model", "model",
+            "--dataset", "dataset", "--metric", "acc"))
+case("import-csv-binary", 1, "NUL bytes")(
+    imports("csv", lambda c: c.file("runs.csv", bytes(range(128)) * 8), "--model", "a", "--dataset", "b",
+            "--metric", "c"))
+case("import-csv-unknown-column", 2, "did you mean 'dataset'")(
+    imports("csv", lambda c: c.file("runs.csv", "model,dataset,acc\nresnet50,x,0.5\n"), "--model", "model",
+            "--dataset", "datset", "--metric", "acc"))
+case("import-csv-json-bomb-cell", 1, "no record imported", "without summary.acc")(
+    imports("csv", lambda c: c.file("runs.csv", "model,dataset,summary\nresnet50,x,\"{'acc': " + "[" * 50_000 +
+                                     "]" * 50_000 + "}\"\n"), "--model", "model", "--dataset", "dataset",
+            "--metric", "summary.acc"))
+
+
+@case("import-out-holds-a-zoo", 2, "already holds a zoo", "--append")
+def _(c):
+    write_zoo(c.tmp / "zoo")
+    return imports("csv", lambda c: c.file("runs.csv", "model,dataset,acc\nresnet50,birds,0.5\n"), "--model",
+                   "model", "--dataset", "dataset", "--metric", "acc")(c)
+
+
+case("import-out-is-a-file", 2, "is a file")(
+    lambda c: ["import", "csv", c.file("runs.csv", "model,dataset,acc\nresnet50,birds,0.5\n"), "--model", "model",
+               "--dataset", "dataset", "--metric", "acc", "--out", c.file("zoo", "not a directory")])
+
+
+def zoo_sqlite(path: Path) -> Path:
+    import sqlite3
+
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE records (model TEXT, dataset TEXT, accuracy REAL)")
+    return path
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, data_dir):
     """Fitted once, calibrated, with the hashing text encoder: DomainNet-270 and the example zoo (has scores)."""
@@ -947,6 +1055,53 @@ def test_na_ids_with_scores_fit_and_answer(tmp_path):
     res = CliRunner().invoke(main, ["topk", "--model", str(out), "--dataset", "new", "--set", "domain=sketch",
                                     "--scores", str(scores), "--format", "csv"])
     assert res.exit_code == 0 and "ignored" not in res.stderr, res.stderr
+
+
+def test_import_a_run_with_10000_params_and_names_with_commas_quotes_and_newlines(tmp_path, monkeypatch):
+    """An mlruns folder written by the MLflow client: one run with 10,000 params, model and dataset names holding
+    commas, quotes and line breaks; imported with the client (which reads every param), fitted, answered."""
+    mlflow = pytest.importorskip("mlflow", reason="the test extra installs mlflow")
+    from mlflow.entities import Param
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # to write it; the import needs no such variable
+    uri = (tmp_path / "mlruns").as_uri()
+    client = mlflow.MlflowClient(uri)
+    exp = client.create_experiment("sweep")
+    odd_model, odd_data = 'convnext, "tiny"\nv2', 'birds, "cub"\n200'
+    pairs = [(odd_model, odd_data, 0.81), ("vit b/16", odd_data, 0.86), (odd_model, "cars", 0.79),
+             ("vit b/16", "cars", 0.88), ("resnet50", "cars", 0.75)]
+    for i, (model, data, acc) in enumerate(pairs):
+        run = client.create_run(exp, run_name=f"run {i}")
+        params = [Param("base", model), Param("data", data)]
+        if i == 0:
+            params += [Param(f"p{j}", str(j)) for j in range(10_000)]
+        else:
+            params += [Param("p9999", str(i))]
+        for k in range(0, len(params), 100):
+            client.log_batch(run.info.run_id, params=params[k:k + 100])
+        client.log_metric(run.info.run_id, "acc", acc)
+        client.set_terminated(run.info.run_id)
+    assert len(client.get_run(client.search_runs([exp], filter_string="attributes.run_name = 'run 0'")[0]
+                              .info.run_id).data.params) == 10_002
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE")
+    out = tmp_path / "zoo"
+    res = CliRunner().invoke(main, ["import", "mlflow", "--tracking-uri", str(tmp_path / "mlruns"), "--model-key",
+                                    "params.base", "--dataset-key", "params.data", "--metric", "acc", "--model-meta",
+                                    "params.p9999", "--out", str(out)])
+    assert res.exit_code == 0, res.stderr
+    zoo = load_zoo(out)
+    got = {(str(m), str(d)): a for m, d, a in zoo.records.itertuples(index=False)}
+    assert got == {(m, d): a for m, d, a in pairs}
+    assert zoo.models.loc[odd_model, "p9999"] == 2  # its runs disagree (9999, 2): a tie, the latest run's value
+    assert "metadata 'p9999': 2 name(s) with differing values across runs" in res.stderr  # and vit b/16
+    res = CliRunner().invoke(main, ["-q", "fit", "--zoo", str(out), "--text-encoder", "hashing", "--no-calibrate",
+                                    "--out", str(tmp_path / "m.npz")])
+    assert res.exit_code == 0, res.stderr
+    res = CliRunner().invoke(main, ["-q", "topk", "--model", str(tmp_path / "m.npz"), "--dataset", odd_data,
+                                    "--format", "json", "-k", "3"])
+    assert res.exit_code == 0, res.stderr
+    rows = {r["model"]: r["known"] for r in json.loads(res.stdout)}
+    assert rows[odd_model] == 0.81 and rows["vit b/16"] == 0.86 and rows["resnet50"] is None
 
 
 def test_nan_vectors_in_the_embedding_cache_are_encoded_again(tmp_path, monkeypatch):
