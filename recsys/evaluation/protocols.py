@@ -293,18 +293,8 @@ def p2_folds(data: ZooData, seeds: Sequence[int], targets: Sequence[int | str] |
     if targets is None:
         idx = (default_targets or p2_targets)(data)
     else:
-        pos = {d: i for i, d in enumerate(data.dataset_ids)}
-        idx = []
-        for t in targets:
-            if isinstance(t, (int, np.integer)):
-                idx.append(int(t))
-            elif t in pos:
-                idx.append(pos[t])
-            else:
-                hint = closest(str(t), pos)
-                raise RecsysError(f"unknown target dataset {t!r}"
-                                  + (f"; did you mean {', '.join(map(repr, hint))}?" if hint else ""))
-        idx = np.asarray(idx, dtype=np.int64)
+        idx = np.array([int(t) if isinstance(t, (int, np.integer)) else data.dataset_ids.index(t) for t in targets],
+                       dtype=np.int64)
     folds = []
     for rep, seed in enumerate(seeds):
         for t in idx:
