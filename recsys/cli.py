@@ -673,26 +673,10 @@ def _progress_wanted() -> bool:
 
 
 def _write_text_atomic(path: Path, text: str | None) -> None:
-    """Write ``text`` through a temporary file and a rename; with None only check that it could be written."""
-    import os
-    import tempfile
+    """Write ``text`` atomically (:func:`recsys.fileio.write_atomic`); with None only check that it could be."""
+    from .fileio import write_atomic
 
-    if path.is_dir():
-        raise RecsysError(f"--out {str(path)!r} is a directory; give a file name such as {str(path / 'scores.csv')!r}")
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text or "")
-        if text is not None:
-            os.replace(tmp, path)
-            tmp = None
-    except OSError as exc:
-        raise RecsysError(f"cannot write {str(path)!r} ({exc.strerror or exc}); choose another --out") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    write_atomic(path, text, what="scores file", example="scores.csv")
 
 
 @main.command(name="features")

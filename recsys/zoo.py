@@ -40,7 +40,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ZooError, closest
+from .fileio import write_atomic
 
 __all__ = ["Roles", "Zoo", "load_zoo", "infer_roles", "ZOO_FILES"]
 
@@ -332,15 +332,20 @@ class Zoo:
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        _atomic_text(directory / "models.csv", _to_csv(self.models.reset_index()))
-        _atomic_text(directory / "datasets.csv", _to_csv(self.datasets.reset_index()))
-        _atomic_text(directory / "records.csv", _to_csv(self.records[["model", "dataset", "accuracy"]]))
+
+        def write(fname: str, text: str) -> None:
+            write_atomic(directory / fname, text, what="zoo file", error=ZooError,
+                         elsewhere="write the zoo to another directory")
+
+        write("models.csv", _to_csv(self.models.reset_index()))
+        write("datasets.csv", _to_csv(self.datasets.reset_index()))
+        write("records.csv", _to_csv(self.records[["model", "dataset", "accuracy"]]))
         if len(self.scores):
-            _atomic_text(directory / "scores.csv", _to_csv(self.scores[["model", "dataset", "metric", "score"]]))
+            write("scores.csv", _to_csv(self.scores[["model", "dataset", "metric", "score"]]))
         else:
             (directory / "scores.csv").unlink(missing_ok=True)
         meta = {"name": self.name, "models": self.model_roles.to_json(), "datasets": self.dataset_roles.to_json()}
-        _atomic_text(directory / "zoo.json", json.dumps(meta, indent=2) + "\n")
+        write("zoo.json", json.dumps(meta, indent=2) + "\n")
         return directory
 
 
@@ -1054,14 +1059,3 @@ def _validate_scores(scores: pd.DataFrame | None, models: pd.Index, datasets: pd
                                f"{d!r}; keep one score per (model, dataset, metric) (average them if intended)")
         df = df.drop_duplicates(key)
     return df.reset_index(drop=True)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
