@@ -289,22 +289,10 @@ def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | N
 
 
 def _read_scores(path: str | None):
-    if not path:
-        return None
-    import pandas as pd
+    """The scores of new datasets (--scores FILE), read and checked as a zoo's scores.csv is."""
+    from .zoo import read_scores
 
-    try:  # ids stay as written: a model named NA is a model, not a missing value
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise RecsysError(f"--scores {path!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); give a CSV file "
-                          f"with columns model,dataset,metric,score") from None
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        msg = exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc).splitlines() or [""])[0]
-        raise RecsysError(f"--scores {path!r}: cannot read it ({msg}); give a CSV with model,dataset,metric,score") from None
-    missing = {"model", "metric", "score"} - set(frame.columns)
-    if missing:
-        raise RecsysError(f"--scores {path!r} lacks column(s) {sorted(missing)}; expected model,dataset,metric,score")
-    return frame
+    return read_scores(path, "--scores") if path else None
 
 
 # ---------------------------------------------------------------------------

@@ -51,7 +51,7 @@ import pandas as pd
 from .errors import ZooError, closest
 from .fileio import write_atomic
 
-__all__ = ["Roles", "Zoo", "load_zoo", "infer_roles", "ZOO_FILES"]
+__all__ = ["Roles", "Zoo", "load_zoo", "infer_roles", "validate_scores", "read_scores", "ZOO_FILES"]
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ class Zoo:
         _check_role_columns(m_roles, models, "models.csv", m_lines)
         _check_role_columns(d_roles, datasets, "datasets.csv", d_lines)
         records = _validate_records(records, models.index, datasets.index)
-        scores = _validate_scores(scores, models.index, datasets.index)
+        scores = validate_scores(scores, models.index, datasets.index)
         return cls(name=str(name), models=models, datasets=datasets, records=records, scores=scores,
                    model_roles=m_roles, dataset_roles=d_roles, path=path)
 
@@ -1013,32 +1013,81 @@ def _validate_records(table: _Table, models: pd.Index, datasets: pd.Index) -> pd
                          "accuracy": acc})
 
 
-def _validate_scores(table: _Table | None, models: pd.Index, datasets: pd.Index) -> pd.DataFrame:
-    if table is None:
+def validate_scores(scores: "pd.DataFrame | _Table | None", models: pd.Index | None = None,
+                    datasets: pd.Index | None = None) -> pd.DataFrame:
+    """The one check of a score table (``model, dataset, metric, score``).
+
+    A zoo's ``scores.csv``, the file of ``recsys topk --scores`` and the scores given to
+    :meth:`~recsys.features.FeatureBuilder.new_datasets` all go through here: names stripped (an
+    empty one refused), scores finite numbers, identical duplicate rows dropped and conflicting ones
+    refused; each problem one line naming the file (or table), line (or row), column and value.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame or None
+    models, datasets : pandas.Index, optional
+        The names allowed (a zoo's); None: any name. Without ``datasets`` (the scores of new
+        datasets) the dataset column may be left out (the scores of one dataset).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model``, ``dataset`` (unless left out), ``metric`` (str) and ``score`` (float).
+
+    Raises
+    ------
+    ZooError
+    """
+    if scores is None:
         return _empty_scores()
-    scores, where = table.frame, table.where
+    table = scores if isinstance(scores, _Table) else _Table(scores, _Where("scores"))
+    frame, where = table.frame, table.where
     fname = where.fname
-    if not isinstance(scores, pd.DataFrame):
-        raise ZooError(f"{fname}: expected a table (pandas DataFrame), got {type(scores).__name__}")
-    scores = scores.rename(columns=lambda c: str(c).strip())
-    _require_columns(scores, fname, ("model", "dataset", "metric", "score"))
-    if len(scores) == 0:
+    if not isinstance(frame, pd.DataFrame):
+        raise ZooError(f"{fname}: expected a table (pandas DataFrame), got {type(frame).__name__}")
+    frame = frame.rename(columns=lambda c: str(c).strip())
+    names = [c for c in ("model", "dataset", "metric") if c != "dataset" or datasets is not None or c in frame]
+    _require_columns(frame, fname, ("model", "dataset", "metric", "score") if "dataset" in names else
+                     ("model", "metric", "score"))
+    if len(frame) == 0:
         return _empty_scores()
-    names = {c: _name_codes(scores[c], where, f"empty {c} name; every row needs a {c}")
-             for c in ("model", "dataset", "metric")}
-    values = _numbers(scores["score"], where, "score", "a finite number")
-    m = _positions_in(*names["model"], models, where, "model", "models.csv")
-    d = _positions_in(*names["dataset"], datasets, where, "dataset", "datasets.csv")
-    k, metrics = pd.factorize(_gather(names["metric"][1], names["metric"][0], None))
-    keep, conflict = _first_rows((d.astype(np.int64) * len(models) + m) * len(metrics) + k, values)
+    found = {c: _name_codes(frame[c], where, f"empty {c} name; every row needs a {c}") for c in names}
+    values = _numbers(frame["score"], where, "score", "a finite number")
+    ids, key = {}, np.zeros(len(frame), dtype=np.int64)
+    for c in names:
+        valid = {"model": models, "dataset": datasets}.get(c)
+        if valid is None:
+            pos, valid = pd.factorize(_gather(found[c][1], found[c][0], None))
+        else:
+            pos = _positions_in(*found[c], valid, where, c, f"{c}s.csv")
+        if len(valid) and int(key.max()) >= (1 << 62) // len(valid):
+            key = pd.factorize(key)[0]  # (dense again: the codes of many distinct names would overflow)
+        ids[c], key = (np.asarray(valid, dtype=object), pos), key * len(valid) + pos
+    keep, conflict = _first_rows(key, values)
     if conflict is not None:
-        i = conflict[0]
-        raise ZooError(f"{where.many(conflict[:4])} give different {metrics[k[i]]} scores for model {models[m[i]]!r} "
-                       f"on dataset {datasets[d[i]]!r}; keep one score per (model, dataset, metric) (average them "
-                       f"if intended)")
-    columns = {"model": (models, m), "dataset": (datasets, d), "metric": (metrics, k)}
-    out = {c: pd.Series(np.asarray(ids, dtype=object)[codes[keep]], dtype=object) for c, (ids, codes) in columns.items()}
-    return pd.DataFrame({**out, "score": values[keep]})
+        name = {c: v[p[conflict[0]]] for c, (v, p) in ids.items()}
+        on = f" on dataset {name['dataset']!r}" if "dataset" in name else ""
+        vals = ", ".join(f"{v:g}" for v in values[conflict[:4]])
+        raise ZooError(f"{where.many(conflict[:4])} give different {name['metric']} scores ({vals}) for model "
+                       f"{name['model']!r}{on}; keep one score per (model, dataset, metric) (average them if "
+                       f"intended)")
+    return pd.DataFrame({**{c: pd.Series(v[p[keep]], dtype=object) for c, (v, p) in ids.items()},
+                         "score": values[keep]})
+
+
+def read_scores(path: str | os.PathLike, what: str = "scores file") -> pd.DataFrame:
+    """A score table in a file of its own (``recsys topk --scores``), read and checked as a zoo's scores.csv.
+
+    Its dataset column may be left out (the scores of one new dataset); ``what`` leads every message.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ZooError(f"{what} {str(path)!r}: no such file; give a CSV file with columns model, dataset, metric, "
+                       f"score")
+    try:
+        return validate_scores(_read_csv(file, numbers=("score",)))
+    except ZooError as exc:
+        raise ZooError(f"{what}: {exc}") from None
 
 
 # ---------------------------------------------------------------------------

@@ -186,7 +186,7 @@ def test_new_dataset_scores(transfergraph, tg_data):
     j = fb.model_index(["google/vit-base-patch16-224"])[0]
     assert block.scores["LOG_ME"].shape == (1, 185) and block.scores["LOG_ME"][0, j] == 1.5
     assert np.isnan(block.scores["REG_H_SCORE"]).all()
-    with pytest.raises(RecsysError, match="scores lack column"):
+    with pytest.raises(RecsysError, match="scores have no column 'dataset'"):
         fb.new_datasets([{"size": 1}, {"size": 2}], scores=scores)
 
 
