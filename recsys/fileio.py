@@ -1,21 +1,9 @@
 """Writing a file whole or not at all: the one atomic writer of recsys.
 
-:func:`write_atomic` writes to a temporary file beside the target, flushes it to
-disk (fsync) and renames it over the target, so a reader, a crash or a full disk
-never leaves half a file, and a failed write leaves the previous file as it was.
-Model files, zoo CSV files, ``--out`` files and the caches all go through it.
-
-- A symlink is written through: its target is replaced, the link stays.
-- An existing target that is not a regular file (a directory, a FIFO, a device)
-  is refused: recsys never replaces what it did not write.
-- The new file keeps the permission bits of the file it replaces (a new file
-  gets the umask's default).
-- Temporary files (``.NAME.PID-XXXX.tmp``) left beside the target by a process
-  that died (kill -9, power loss) are removed by the next write.
-
-Every failure is one line (a :class:`~recsys.errors.RecsysError`, or the class
-the caller names) saying what could not be written, why, that the previous file
-is intact, and what to do.
+Model files, zoo files, ``--out`` files and the caches all go through
+:func:`write_atomic`: a temporary file beside the target, fsync, rename. A crash,
+a reader or a full disk never sees half a file, and a failed write leaves the
+previous file as it was, with one line that says so.
 """
 
 from __future__ import annotations
@@ -76,13 +64,25 @@ def write_atomic(path: str | os.PathLike, content: bytes | str | Callable[[Binar
         (or ``error``) One line: an empty name, a directory or another
         non-regular file in the way, or a failed write (no space, no
         permission ...); the previous file is left as it was.
+
+    Notes
+    -----
+    A symlink is written through (its target is replaced, the link stays); an
+    existing target that is not a regular file is refused; the new file keeps
+    the permission bits of the file it replaces (a new one gets the umask's
+    default); temporary files (``.NAME.PID-XXXX.tmp``) left by a process that
+    died are removed.
     """
     if os.fspath(path) == "":
         raise error(f"the {what} name is empty; give a file name such as {example or 'out.txt'}")
     path = Path(path)
     target, existed = _target(path, what, example, elsewhere, error)
-    fd, tmp = _temp_beside(target, what, example, elsewhere, error)
+    tmp = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _clean_stale(target)
+        # The pid in the name tells a later writer whether the file's owner is still alive.
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}-", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             if content is None:
                 return path  # a probe: the temporary file is removed below
@@ -124,11 +124,6 @@ def _fix(exc: OSError, elsewhere: str) -> str:
     return elsewhere
 
 
-def _is_directory(path: Path, what: str, example: str, error: type[RecsysError]) -> RecsysError:
-    such = f" such as {str(path / example)!r}" if example else ""
-    return error(f"cannot write {what} {str(path)!r}: it is a directory; give a file name{such}")
-
-
 def _target(path: Path, what: str, example: str, elsewhere: str, error: type[RecsysError]) -> tuple[Path, bool]:
     """(the file written for ``path``: a symlink's target, whether it exists); non-regular files refused."""
     try:
@@ -140,7 +135,8 @@ def _target(path: Path, what: str, example: str, elsewhere: str, error: type[Rec
     except OSError as exc:
         raise error(f"cannot write {what} {str(path)!r} ({why(exc)}); {_fix(exc, elsewhere)}") from None
     if stat.S_ISDIR(st.st_mode):
-        raise _is_directory(path, what, example, error)
+        such = f" such as {str(path / example)!r}" if example else ""
+        raise error(f"cannot write {what} {str(path)!r}: it is a directory; give a file name{such}")
     if not stat.S_ISREG(st.st_mode):
         raise error(f"cannot write {what} {str(path)!r}: it exists and is {file_kind(st.st_mode)}; recsys only "
                     f"replaces regular files: {elsewhere}")
@@ -155,17 +151,6 @@ def _mode_for(target: Path) -> int:
         umask = os.umask(0o022)
         os.umask(umask)
         return 0o666 & ~umask
-
-
-def _temp_beside(path: Path, what: str, example: str, elsewhere: str, error: type[RecsysError]) -> tuple[int, str]:
-    """A temporary file in ``path``'s directory (created if needed), or one clear error."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _clean_stale(path)
-        # The pid in the name tells a later writer whether the file's owner is still alive.
-        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp")
-    except OSError as exc:
-        raise error(f"cannot write {what} {str(path)!r} ({why(exc)}); {_fix(exc, elsewhere)}") from None
 
 
 def _clean_stale(path: Path) -> None:
