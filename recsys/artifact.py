@@ -25,16 +25,12 @@ engine's state too, as aliases of one stored copy).
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import math
 import os
 import re
-import stat
 import struct
-import tempfile
-import time
 import zipfile
 from pathlib import Path
 from typing import Mapping
@@ -43,6 +39,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import ArtifactError
+from .fileio import file_kind, why, write_atomic
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "write_artifact", "read_artifact", "check_writable", "check_model_state",
            "upgrade", "MAX_META_BYTES", "ARRAY_FLOOR_BYTES", "MMAP_MIN_BYTES"]
@@ -88,28 +85,14 @@ def write_artifact(path: str | os.PathLike, meta: Mapping, arrays: Mapping[str, 
             raise ArtifactError(f"array {name!r} has an object dtype; model files hold numeric arrays only")
         doc["arrays"][name] = {"shape": list(arr.shape), "dtype": arr.dtype.str}
     payload = json.dumps(doc, indent=1, sort_keys=True, default=_json_default).encode("utf-8")
-    target = _target(path)
-    existed = target.exists()
-    fd, tmp = _temp_beside(target)
-    try:
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                    zf.writestr(_META, payload)
-                    for name, arr in arrays.items():
-                        _write_member(zf, name, arr)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, _mode_for(target))
-            os.replace(tmp, target)
-        except OSError as exc:
-            kept = "the previous file is unchanged" if existed else "nothing was written"
-            raise ArtifactError(f"cannot write model file {str(path)!r} ({_why(exc)}); {kept}; "
-                                f"{_fix(exc)}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    def write(fh) -> None:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(_META, payload)
+            for name, arr in arrays.items():
+                _write_member(zf, name, arr)
+
+    return write_atomic(path, write, **_MODEL_FILE)
 
 
 #: the extra-field id of the alignment padding (the one Android's zipalign uses)
@@ -134,112 +117,13 @@ def _write_member(zf: zipfile.ZipFile, name: str, arr: np.ndarray) -> None:
         np.lib.format.write_array(out, arr, allow_pickle=False)
 
 
-#: when this process started (close enough: recsys imports this module at start-up); temporary files
-#: older than this were left by a process that died and are removed on the next write
-_STARTED = time.time()
-_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-          (stat.S_ISSOCK, "a socket"))
-
-
-def _why(exc: OSError) -> str:
-    return exc.strerror or str(exc) or type(exc).__name__
-
-
-def _fix(exc: OSError) -> str:
-    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
-        return "free some disk space or choose another location with --out"
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return "check the permissions of the directory, or choose another location with --out"
-    return "choose another location with --out"
-
-
-def _target(path: Path) -> Path:
-    """The file a model file at ``path`` is written to: a symlink's target; non-regular files refused."""
-    if os.fspath(path) == "":
-        raise ArtifactError("the model file name is empty; give a file name such as model.npz")
-    if path.is_symlink():
-        path = Path(os.path.realpath(path))
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return path
-    except OSError as exc:
-        raise ArtifactError(f"cannot write model file {str(path)!r} ({_why(exc)}); {_fix(exc)}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise ArtifactError(f"cannot write model file {str(path)!r}: it is a directory; give a file name such as "
-                            f"{str(path / 'model.npz')!r}")
-    if not stat.S_ISREG(st.st_mode):
-        kind = next((k for test, k in _KINDS if test(st.st_mode)), "not a regular file")
-        raise ArtifactError(f"cannot write model file {str(path)!r}: it exists and is {kind}; recsys only replaces "
-                            f"regular files: choose another location with --out")
-    return path
-
-
-def _mode_for(target: Path) -> int:
-    """Permission bits for the file replacing ``target``: its own, else the umask's default for a new file."""
-    try:
-        return stat.S_IMODE(target.stat().st_mode)
-    except OSError:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def _clean_stale(path: Path) -> None:
-    """Remove ``.NAME.*.tmp`` files beside ``path`` left by writers that died (kill -9, power loss)."""
-    prefix, suffix = f".{path.name}.", ".tmp"
-    try:
-        entries = os.listdir(path.parent)
-    except OSError:
-        return
-    for entry in entries:
-        if not (entry.startswith(prefix) and entry.endswith(suffix)):
-            continue
-        file = path.parent / entry
-        pid = entry[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
-            continue  # another recsys is writing this model right now
-        try:
-            if file.lstat().st_mtime < _STARTED and stat.S_ISREG(file.lstat().st_mode):
-                file.unlink()
-                log.info("removed %s, left by an interrupted write", file)
-        except OSError:
-            pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
-
-
-def _temp_beside(path: Path) -> tuple[int, str]:
-    """A temporary file in ``path``'s directory (created if needed), or one clear ArtifactError."""
-    if path.is_dir():
-        raise ArtifactError(f"cannot write model file {str(path)!r}: it is a directory; give a file name such as "
-                            f"{str(path / 'model.npz')!r}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _clean_stale(path)
-        # The pid in the name tells a later writer whether the file's owner is still alive.
-        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp")
-    except OSError as exc:
-        raise ArtifactError(f"cannot write model file {str(path)!r} ({_why(exc)}); {_fix(exc)}") from None
+#: how model files are named in the messages of :func:`~recsys.fileio.write_atomic`
+_MODEL_FILE = {"what": "model file", "example": "model.npz", "error": ArtifactError}
 
 
 def check_writable(path: str | os.PathLike) -> Path:
     """Fail now, with one line, if a model file cannot be written at ``path`` (before minutes of fitting)."""
-    if os.fspath(path) == "":
-        raise ArtifactError("the model file name is empty; give a file name such as model.npz")
-    path = Path(path)
-    fd, tmp = _temp_beside(_target(path))
-    os.close(fd)
-    os.unlink(tmp)
-    return path
+    return write_atomic(path, None, **_MODEL_FILE)
 
 
 #: the largest ``meta.json`` read (its uncompressed size, from the zip directory): a model's sidecar holds
@@ -291,12 +175,11 @@ def read_artifact(path: str | os.PathLike, *, mmap: bool = False) -> tuple[dict,
     if path.is_dir():
         raise ArtifactError(f"{what} is a directory; give the file written by `recsys fit`")
     if not path.is_file():
-        kind = next((k for test, k in _KINDS if test(path.stat().st_mode)), "not a regular file")
-        raise ArtifactError(f"{what} is {kind}; give the file written by `recsys fit`")
+        raise ArtifactError(f"{what} is {file_kind(path.stat().st_mode)}; give the file written by `recsys fit`")
     try:
         raw = open(path, "rb")
     except OSError as exc:
-        raise ArtifactError(f"cannot read {what} ({_why(exc)}); check its permissions") from None
+        raise ArtifactError(f"cannot read {what} ({why(exc)}); check its permissions") from None
     try:
         with raw:
             if not zipfile.is_zipfile(raw):

@@ -287,22 +287,10 @@ def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | N
 
 
 def _read_scores(path: str | None):
-    if not path:
-        return None
-    import pandas as pd
+    """The scores of new datasets (--scores FILE), read and checked as a zoo's scores.csv is."""
+    from .zoo import read_scores
 
-    try:  # ids stay as written: a model named NA is a model, not a missing value
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise RecsysError(f"--scores {path!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); give a CSV file "
-                          f"with columns model,dataset,metric,score") from None
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        msg = exc.strerror if isinstance(exc, OSError) and exc.strerror else (str(exc).splitlines() or [""])[0]
-        raise RecsysError(f"--scores {path!r}: cannot read it ({msg}); give a CSV with model,dataset,metric,score") from None
-    missing = {"model", "metric", "score"} - set(frame.columns)
-    if missing:
-        raise RecsysError(f"--scores {path!r} lacks column(s) {sorted(missing)}; expected model,dataset,metric,score")
-    return frame
+    return read_scores(path, "--scores") if path else None
 
 
 # ---------------------------------------------------------------------------
@@ -712,26 +700,10 @@ class StageBar:
 
 
 def _write_text_atomic(path: Path, text: str | None) -> None:
-    """Write ``text`` through a temporary file and a rename; with None only check that it could be written."""
-    import os
-    import tempfile
+    """Write ``text`` atomically (:func:`recsys.fileio.write_atomic`); with None only check that it could be."""
+    from .fileio import write_atomic
 
-    if path.is_dir():
-        raise RecsysError(f"--out {str(path)!r} is a directory; give a file name such as {str(path / 'scores.csv')!r}")
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text or "")
-        if text is not None:
-            os.replace(tmp, path)
-            tmp = None
-    except OSError as exc:
-        raise RecsysError(f"cannot write {str(path)!r} ({exc.strerror or exc}); choose another --out") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    write_atomic(path, text, what="scores file", example="scores.csv")
 
 
 @main.command(name="features")

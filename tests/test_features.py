@@ -207,7 +207,7 @@ def test_new_dataset_scores(transfergraph, tg_data):
     j = tg_data.model_ids.index("google/vit-base-patch16-224")
     assert block.scores["LOG_ME"].shape == (1, 185) and block.scores["LOG_ME"][0, j] == 1.5
     assert np.isnan(block.scores["REG_H_SCORE"]).all()
-    with pytest.raises(RecsysError, match="scores lack column"):
+    with pytest.raises(RecsysError, match="scores have no column 'dataset'"):
         _new(fb, tg_data, [{"size": 1}, {"size": 2}], scores)
 
 

@@ -541,17 +541,17 @@ def scores(text: str | bytes):
 
 
 case("scores-binary-garbage", 1, "--scores", "not UTF-8")(scores(bytes(range(128, 256)) * 20))
-case("scores-conflicting-duplicates", 1, "rows 1 and 2", "different LOG_ME scores", "resnet50")(
+case("scores-conflicting-duplicates", 1, "s.csv lines 2, 3", "different LOG_ME scores (0.5, 0.9)", "resnet50")(
     scores("model,dataset,metric,score\nresnet50,new,LOG_ME,0.5\nresnet50,new,LOG_ME,0.9\n"))
-case("scores-missing-column", 1, "lacks column(s) ['score']")(scores("model,dataset,metric\nresnet50,new,LOG_ME\n"))
+case("scores-missing-column", 1, "has no column(s) ['score']")(scores("model,dataset,metric\nresnet50,new,LOG_ME\n"))
 case("scores-not-a-number", 1, "not a number")(scores("model,dataset,metric,score\nresnet50,new,LOG_ME,high\n"))
 case("scores-nan", 1, "NaN")(scores("model,dataset,metric,score\nresnet50,new,LOG_ME,NaN\n"))
-case("scores-empty-model", 1, "row 1", "has no model")(scores("model,dataset,metric,score\n,new,LOG_ME,1\n"))
+case("scores-empty-model", 1, "s.csv line 2: empty model name")(scores("model,dataset,metric,score\n,new,LOG_ME,1\n"))
 case("scores-other-dataset", 1, "scores are given for dataset(s) ['other']")(
     scores("model,dataset,metric,score\nresnet50,other,LOG_ME,1\n"))
-case("scores-missing-file", 1, "--scores", "cannot read")(
+case("scores-missing-file", 1, "--scores", "no such file")(
     lambda c: ["topk", "--model", c.models["ex"], "--set", "domain=sketch", "--scores", c.tmp / "none.csv"])
-case("scores-empty-file", 1, "--scores", "cannot read")(scores(""))
+case("scores-empty-file", 1, "--scores", "is empty")(scores(""))
 
 # -- zoos ------------------------------------------------------------------------------------------
 

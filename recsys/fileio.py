@@ -1,0 +1,185 @@
+"""Writing a file whole or not at all: the one atomic writer of recsys.
+
+Model files, zoo files, ``--out`` files and the caches all go through
+:func:`write_atomic`: a temporary file beside the target, fsync, rename. A crash,
+a reader or a full disk never sees half a file, and a failed write leaves the
+previous file as it was, with one line that says so.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import tempfile
+import time
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+from .errors import RecsysError
+
+__all__ = ["write_atomic", "file_kind", "why"]
+
+log = logging.getLogger(__name__)
+
+#: when this process started (close enough: recsys imports this module at start-up); temporary files
+#: older than this were left by a process that died and are removed on the next write
+_STARTED = time.time()
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def write_atomic(path: str | os.PathLike, content: bytes | str | Callable[[BinaryIO], None] | None, *,
+                 what: str = "file", example: str = "", elsewhere: str = "choose another location with --out",
+                 error: type[RecsysError] = RecsysError) -> Path:
+    """Replace ``path`` by ``content`` atomically (temp file beside it, fsync, rename).
+
+    Parameters
+    ----------
+    path : str or path-like
+    content : bytes, str, callable or None
+        The bytes (a str is written as UTF-8, line ends as given), or a function
+        that writes them to the binary file object it is given. None only checks,
+        without changing anything, that ``path`` could be written (before minutes
+        of work whose result would be lost).
+    what : str
+        Names the file in messages ("model file", "scores file" ...).
+    example : str
+        A file name to suggest when ``path`` is a directory (``model.npz``).
+    elsewhere : str
+        How to write somewhere else, ending every message about a place that
+        cannot be written ("choose another location with --out").
+    error : type
+        The :class:`~recsys.errors.RecsysError` subclass raised.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    RecsysError
+        (or ``error``) One line: an empty name, a directory or another
+        non-regular file in the way, or a failed write (no space, no
+        permission ...); the previous file is left as it was.
+
+    Notes
+    -----
+    A symlink is written through (its target is replaced, the link stays); an
+    existing target that is not a regular file is refused; the new file keeps
+    the permission bits of the file it replaces (a new one gets the umask's
+    default); temporary files (``.NAME.PID-XXXX.tmp``) left by a process that
+    died are removed.
+    """
+    if os.fspath(path) == "":
+        raise error(f"the {what} name is empty; give a file name such as {example or 'out.txt'}")
+    path = Path(path)
+    target, existed = _target(path, what, example, elsewhere, error)
+    tmp = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _clean_stale(target)
+        # The pid in the name tells a later writer whether the file's owner is still alive.
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}-", suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            if content is None:
+                return path  # a probe: the temporary file is removed below
+            if callable(content):
+                content(fh)
+            else:
+                fh.write(content.encode("utf-8") if isinstance(content, str) else content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, _mode_for(target))
+        os.replace(tmp, target)
+        tmp = None
+    except OSError as exc:
+        kept = "the previous file is unchanged" if existed else "nothing was written"
+        raise error(f"cannot write {what} {str(path)!r} ({why(exc)}); {kept}; {_fix(exc, elsewhere)}") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def why(exc: OSError) -> str:
+    """The reason an OS call failed, for a message ("No space left on device")."""
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular file is ("a FIFO", "a character device" ...), from its ``st_mode``."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return next((k for test, k in _KINDS if test(mode)), "not a regular file")
+
+
+def _fix(exc: OSError, elsewhere: str) -> str:
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return f"free some disk space or {elsewhere}"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"check the permissions of the directory, or {elsewhere}"
+    return elsewhere
+
+
+def _target(path: Path, what: str, example: str, elsewhere: str, error: type[RecsysError]) -> tuple[Path, bool]:
+    """(the file written for ``path``: a symlink's target, whether it exists); non-regular files refused."""
+    try:
+        if path.is_symlink():
+            path = Path(os.path.realpath(path))
+        st = path.stat()
+    except FileNotFoundError:
+        return path, False
+    except OSError as exc:
+        raise error(f"cannot write {what} {str(path)!r} ({why(exc)}); {_fix(exc, elsewhere)}") from None
+    if stat.S_ISDIR(st.st_mode):
+        such = f" such as {str(path / example)!r}" if example else ""
+        raise error(f"cannot write {what} {str(path)!r}: it is a directory; give a file name{such}")
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"cannot write {what} {str(path)!r}: it exists and is {file_kind(st.st_mode)}; recsys only "
+                    f"replaces regular files: {elsewhere}")
+    return path, True
+
+
+def _mode_for(target: Path) -> int:
+    """Permission bits for the file replacing ``target``: its own, else the umask's default for a new file."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _clean_stale(path: Path) -> None:
+    """Remove ``.NAME.*.tmp`` files beside ``path`` left by writers that died (kill -9, power loss)."""
+    prefix, suffix = f".{path.name}.", ".tmp"
+    try:
+        entries = os.listdir(path.parent)
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.startswith(prefix) and entry.endswith(suffix)):
+            continue
+        file = path.parent / entry
+        pid = entry[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # another recsys is writing this file right now
+        try:
+            if file.lstat().st_mtime < _STARTED and stat.S_ISREG(file.lstat().st_mode):
+                file.unlink()
+                log.info("removed %s, left by an interrupted write", file)
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
