@@ -235,33 +235,35 @@ def _ask(rec, fn, *args, **kwargs):
 
 
 def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | None):
-    """Metadata of brand-new datasets from a JSON/CSV file and/or --set pairs."""
+    """Metadata of brand-new datasets from a JSON/CSV file and/or --set pairs.
+
+    Files are read as a zoo's are (a regular file within the size limit; a CSV with the zoo reader's
+    checks and messages, JSON without duplicate keys, huge integers or lone surrogates); names are
+    compared as ids are (NFC, no control characters).
+    """
     if not new and not settings:
         return None
     import pandas as pd
 
     from .features.builder import parse_metadata
+    from .fileio import check_input, load_json
+    from .zoo import normalize_id, read_table
 
     frame = None
     if new:
         p = Path(new)
-        inline = new.lstrip().startswith(("{", "[")) and not p.exists()
-        if not inline and not p.is_file():
-            raise RecsysError(f"--new {new!r}: no such file; give a JSON object/list or a CSV file of dataset metadata")
+        inline = new.lstrip().startswith(("{", "[")) and not os.path.lexists(p)
+        if not inline:
+            check_input(p, "--new", json_doc=p.suffix.lower() != ".csv", missing=f"--new {new!r}: no such file; give "
+                        f"a JSON object/list or a CSV file of dataset metadata")
         if not inline and p.suffix.lower() == ".csv":
-            try:
-                frame = pd.read_csv(p)
-            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-                raise RecsysError(f"--new {new!r} is not a readable CSV file ({str(exc).splitlines()[0]})") from None
+            frame = read_table(p, "--new")
         else:
             try:
-                obj = json.loads(new if inline else p.read_text(encoding="utf-8"))
+                obj = load_json(new if inline else p.read_text(encoding="utf-8"), "--new")
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise RecsysError(f"--new {new!r} is not valid JSON ({exc}); give an object such as "
                                   f'{{"domain": "sketch", "Labels": "cat, dog"}} or a CSV file') from None
-            except RecursionError:
-                raise RecsysError(f"--new {new!r}: the JSON is nested too deeply; give an object of column: value "
-                                  f"pairs such as {{\"domain\": \"sketch\"}}") from None
             if isinstance(obj, dict):
                 obj = [obj]
             if not isinstance(obj, list) or not all(isinstance(o, dict) for o in obj) or not obj:
@@ -283,6 +285,16 @@ def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | N
         if len(frame) != 1:
             raise RecsysError("--dataset names one new dataset, but the metadata describe several")
         frame["dataset"] = name
+    if frame is not None and "dataset" in frame.columns:
+        names = [normalize_id(v, "new dataset name") for v in frame["dataset"]]
+        if None in names:
+            raise RecsysError(f"give every new dataset a name, or leave the dataset column out: row "
+                              f"{names.index(None) + 1} of --new has none")
+        frame["dataset"] = names
+    bad = next((v for col in (frame.columns if frame is not None else ()) for v in frame[col]
+                if isinstance(v, str) and any(0xD800 <= ord(ch) <= 0xDFFF for ch in v)), None)
+    if bad is not None:  # bytes that are not UTF-8 on the command line come as lone surrogates
+        raise RecsysError(f"give --new and --set values as UTF-8 text: {bad!r} holds bytes that are not UTF-8")
     return frame
 
 

@@ -487,10 +487,25 @@ def resolve_name(name: str) -> str:
     """Canonical registry key of ``name``, or a ZooError naming the closest ones."""
     if name in REGISTRY:
         return name
+    raise _no_such_zoo(name)
+
+
+def _no_such_zoo(name: str) -> ZooError:
+    """The one message for a --zoo that names nothing: neither a named zoo nor a directory."""
     hint = closest(name, REGISTRY)
-    hint = f"; did you mean {', '.join(repr(h) for h in hint)}?" if hint else ""
-    raise ZooError(f"unknown zoo {name!r}{hint} (named zoos: {', '.join(REGISTRY)}; "
-                   f"or give a directory in the zoo format)")
+    hint = f" (did you mean {', '.join(repr(h) for h in hint)}?)" if hint else ""
+    return ZooError(f"give a named zoo ({', '.join(REGISTRY)}) or a zoo directory (models.csv, datasets.csv, "
+                    f"records.csv): {name!r} is neither a named zoo{hint} nor an existing directory")
+
+
+def _raw_files_of(path: Path) -> ZooSource | None:
+    """The named zoo whose raw files (as published) ``path`` holds, if any."""
+    try:
+        if (path / "models.csv").exists():
+            return None
+        return next((s for s in REGISTRY.values() if all((path / f).is_file() for f in s.files)), None)
+    except OSError:  # (a folder without permission: load_zoo says so)
+        return None
 
 
 def _source(name: str) -> ZooSource:
@@ -528,6 +543,14 @@ def load(name_or_path: str | os.PathLike = "domainnet-270", *, download: bool = 
     if key not in REGISTRY:
         path = Path(key).expanduser()
         if path.is_dir() or isinstance(name_or_path, os.PathLike) or os.sep in key or key.startswith((".", "~")):
+            if not os.path.lexists(path):
+                raise _no_such_zoo(key)
+            source = _raw_files_of(path)
+            if source is not None:
+                where = (f"RECSYS_DATA_DIR={str(path.parent)!r}" if path.name == source.name else
+                         f"the folder named {source.name!r} inside RECSYS_DATA_DIR")
+                raise ZooError(f"give the name {source.name!r} instead, with {where}: {str(path)!r} holds the raw "
+                               f"files of that named zoo, not a zoo in the canonical format (models.csv ...)")
             return load_zoo(path)
         env = os.environ.get("RECSYS_DATA_DIR")
         try:

@@ -183,3 +183,94 @@ def _alive(pid: int) -> bool:
     except (PermissionError, OverflowError):
         return True
     return True
+
+
+# ---------------------------------------------------------------------------
+# reading: every input file is a regular file, read within a size limit
+
+#: the largest table read (bytes): zoo CSV files, ``--scores``, a ``--new`` CSV; raise it with
+#: $RECSYS_MAX_INPUT_BYTES (10 M records take about 470 MB)
+MAX_INPUT_BYTES = 4 << 30
+#: the largest JSON document read (bytes): ``zoo.json``, a ``--new`` JSON file; $RECSYS_MAX_JSON_BYTES
+MAX_JSON_BYTES = 64 << 20
+#: the most digits of an integer in JSON (Python's own limit for converting digits to an int)
+MAX_INT_DIGITS = 4300
+
+
+def _limit(json_doc: bool) -> tuple[int, str]:
+    env = "RECSYS_MAX_JSON_BYTES" if json_doc else "RECSYS_MAX_INPUT_BYTES"
+    value = os.environ.get(env, "").strip()
+    default = MAX_JSON_BYTES if json_doc else MAX_INPUT_BYTES
+    if not value:
+        return default, env
+    try:
+        return max(int(float(value)), 0), env
+    except ValueError:
+        raise RecsysError(f"set {env} to a number of bytes, e.g. {env}={default * 2}: it is {value[:40]!r}") from None
+
+
+def check_input(path: str | os.PathLike, what: str, *, json_doc: bool = False, missing: str | None = None,
+                error: type[RecsysError] = RecsysError) -> int:
+    """The size of the input file ``path``, or one line saying why it cannot be read.
+
+    It must be a regular file (not a directory, a FIFO that would block, a device such as
+    /dev/zero that never ends, a symlink loop) of at most ``MAX_INPUT_BYTES`` (a JSON
+    document: ``MAX_JSON_BYTES``), which ``$RECSYS_MAX_INPUT_BYTES`` (``$RECSYS_MAX_JSON_BYTES``)
+    raises. ``missing``: the message when it does not exist; ``what`` names it in the others.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise error(missing or f"give an existing file as {what}: {str(path)!r} does not exist") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise error(f"give a file as {what}, not a symlink loop: {str(path)!r} links back to itself") from None
+        raise  # (no permission on a directory on the way: the caller knows which one to name)
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"give a regular file as {what}: {str(path)!r} is {file_kind(st.st_mode)}")
+    limit, env = _limit(json_doc)
+    if st.st_size > limit:
+        raise error(f"raise {env} (now {limit:,} bytes) to read {what} {str(path)!r}: it holds {st.st_size:,} "
+                    f"bytes")
+    return st.st_size
+
+
+def load_json(text: str, what: str, *, error: type[RecsysError] = RecsysError):
+    """``json.loads`` that refuses what it would take silently or fail on with a traceback.
+
+    A key given twice in an object (the last would win), an integer of more than
+    :data:`MAX_INT_DIGITS` digits, nesting too deep to parse and a lone UTF-16 surrogate
+    (``"\\ud800"``: half a character, which cannot be written out) are one line each; invalid
+    JSON raises :class:`json.JSONDecodeError` for the caller to explain.
+    """
+    import json
+
+    class Refused(Exception):
+        pass
+
+    def pairs(items):
+        keys = [k for k, _ in items]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise Refused(f"give each key once in {what}: {twice[0]!r} appears {keys.count(twice[0])} times in "
+                          f"one object")
+        return dict(items)
+
+    def integer(digits: str):
+        if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+            raise Refused(f"write numbers of at most {MAX_INT_DIGITS:,} digits in {what}: one has "
+                          f"{len(digits.lstrip('-')):,}")
+        return int(digits)
+
+    try:
+        obj = json.loads(text, object_pairs_hook=pairs, parse_int=integer)
+    except Refused as exc:
+        raise error(str(exc)) from None
+    except RecursionError:
+        raise error(f"give {what} as a flat JSON document: it is nested too deeply to read") from None
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise error(f"remove the lone surrogate {exc.object[exc.start:exc.end]!r} from {what}: it is half of a "
+                    f"UTF-16 pair, not a character") from None
+    return obj

@@ -25,7 +25,14 @@ names holding commas, quotes or line breaks are quoted, so names such as
 Header names and cells are stripped of surrounding whitespace (and a UTF-8
 byte-order mark); blank lines are skipped. In metadata, an empty cell (or
 ``NA``, ``NaN``, ``null`` ...) is a missing value; a column whose values all
-parse as numbers is numeric.
+parse as numbers is numeric, and one whose values are numbers but for a few
+(``~600``, ``"8,000"``) is refused unless ``zoo.json`` gives its role. Ids
+(models, datasets, metrics) are compared after Unicode NFC normalization and
+may not hold control or invisible characters (newline, ESC, zero-width space).
+
+Every file must be a regular file of at most 4 GiB (``zoo.json``: 64 MiB; raise
+them with ``$RECSYS_MAX_INPUT_BYTES`` / ``$RECSYS_MAX_JSON_BYTES``), a cell at
+most 16 Mi characters long.
 
 :func:`load_zoo` reads and validates such a directory; every problem is
 reported as a :class:`~recsys.errors.ZooError` with one clear line that
@@ -40,6 +47,7 @@ import json
 import logging
 import math
 import os
+import unicodedata
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -49,9 +57,10 @@ import numpy as np
 import pandas as pd
 
 from .errors import ZooError, closest
-from .fileio import write_atomic
+from .fileio import check_input, file_kind, load_json, write_atomic
 
-__all__ = ["Roles", "Zoo", "load_zoo", "infer_roles", "validate_scores", "read_scores", "ZOO_FILES"]
+__all__ = ["Roles", "Zoo", "load_zoo", "infer_roles", "validate_scores", "read_scores", "read_table", "normalize_id",
+           "ZOO_FILES"]
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +120,14 @@ class Roles:
         lists = {}
         for key in ("categorical", "numeric", "text", "log"):
             val = obj.get(key, None if key == "log" else [])
-            if val is None:
+            if val is None and key == "log":  # log: null means "decided from the data"
                 lists[key] = None
                 continue
             if isinstance(val, str):
                 val = [val]
             if not isinstance(val, list) or not all(isinstance(v, str) for v in val):
-                raise ZooError(f"{where}.{key} must be a list of column names, got {val!r}")
+                raise ZooError(f"give {where}.{key} as a list of column names, e.g. [\"size\"], or leave it out: "
+                               f"it is {json.dumps(val)[:60]}")
             lists[key] = tuple(dict.fromkeys(v.strip() for v in val))
         ident = obj.get("id", default_id)
         if not isinstance(ident, str) or not ident.strip():
@@ -173,7 +183,7 @@ def infer_roles(df: pd.DataFrame, id_col: str) -> Roles:
     return Roles(id=id_col, categorical=tuple(categorical), numeric=tuple(numeric), text=tuple(text))
 
 
-@dataclass
+@dataclass(repr=False)
 class Zoo:
     """A validated fine-tuning history.
 
@@ -212,6 +222,25 @@ class Zoo:
             self.model_roles = infer_roles(self.models.reset_index(), "model")
         if self.dataset_roles is None:
             self.dataset_roles = infer_roles(self.datasets.reset_index(), "dataset")
+
+    def __repr__(self) -> str:
+        """One paragraph: counts, the columns by role, the scores (``print(zoo)``; the tables are attributes)."""
+        def roles(r: Roles) -> str:
+            parts = [f"{k} {', '.join(v)}" for k, v in (("categorical", r.categorical), ("numeric", r.numeric),
+                                                         ("text", r.text), ("log", r.log or ())) if v]
+            return "; ".join(parts) or "none"
+
+        n_rec, cells = len(self.records), len(self.models) * len(self.datasets)
+        cold = len(self.datasets) - self.records["dataset"].nunique()
+        scores = (f"{len(self.scores):,} transferability scores ({', '.join(self.metrics)})" if len(self.scores)
+                  else "no transferability scores")
+        where = f", read from {self.path}" if self.path else ""
+        return (f"Zoo {self.name!r}{where}: {len(self.models):,} models x {len(self.datasets):,} datasets, "
+                f"{n_rec:,} records ({n_rec / cells if cells else 0:.1%} of the pairs; {cold:,} dataset"
+                f"{'s' if cold != 1 else ''} without records); {scores}. Model columns: {roles(self.model_roles)}. "
+                f"Dataset columns: {roles(self.dataset_roles)}.")
+
+    __str__ = __repr__
 
     # -- construction -----------------------------------------------------
     @classmethod
@@ -258,6 +287,9 @@ class Zoo:
             if roles.get("datasets") is not None else None
         models, m_lines = _index_table(models, "model", m_roles.id if m_roles else "model")
         datasets, d_lines = _index_table(datasets, "dataset", d_roles.id if d_roles else "dataset")
+        for declared, frame, where in ((m_roles, models, m_lines), (d_roles, datasets, d_lines)):
+            if declared is None:  # roles inferred from the values: a typo must not turn numbers into text
+                _refuse_almost_numbers(frame, where)
         m_roles = replace(m_roles, id="model") if m_roles else infer_roles(models.reset_index(), "model")
         d_roles = replace(d_roles, id="dataset") if d_roles else infer_roles(datasets.reset_index(), "dataset")
         _check_role_columns(m_roles, models, "models.csv", m_lines)
@@ -393,6 +425,9 @@ def load_zoo(path: str | os.PathLike, *, name: str | None = None) -> Zoo:
         if path.is_file():
             raise ZooError(f"{str(path)!r} is a file; give the zoo directory that holds models.csv, datasets.csv and "
                            f"records.csv ({_FORMAT_HINT})")
+        if path.exists() and not path.is_dir():
+            raise ZooError(f"give a zoo directory (models.csv, datasets.csv, records.csv): {str(path)!r} is "
+                           f"{file_kind(path.stat().st_mode)}")
         if not path.is_dir():
             raise ZooError(f"zoo directory {str(path)!r} does not exist; give a directory with "
                            f"models.csv, datasets.csv and records.csv, or a named zoo (domainnet-270, transfergraph-image, vtab-hf, parc-71)")
@@ -420,15 +455,14 @@ def load_zoo(path: str | os.PathLike, *, name: str | None = None) -> Zoo:
 
 
 def _read_zoo_json(file: Path) -> dict:
-    if not file.exists():
+    if not os.path.lexists(file):
         return {}
+    check_input(file, "zoo.json", json_doc=True, error=ZooError,
+                missing=f"fix or remove the broken symlink {str(file)!r}: zoo.json links to no file")
     try:
-        meta = json.loads(file.read_text(encoding="utf-8-sig"))
+        meta = load_json(file.read_text(encoding="utf-8-sig"), f"{file}", error=ZooError)
     except json.JSONDecodeError as exc:
         raise ZooError(f"{file} is not valid JSON ({exc}); fix it, or delete it to infer the column roles") from None
-    except RecursionError:
-        raise ZooError(f"{file} is nested too deeply to be a zoo.json; it holds a name and two objects of column "
-                       f"roles ({_FORMAT_HINT})") from None
     except (UnicodeDecodeError, OSError) as exc:
         raise ZooError(f"cannot read {file} ({exc}); save it as UTF-8 JSON, or delete it to infer the column roles") \
             from None
@@ -502,10 +536,9 @@ def _read_csv(file: Path, *, numbers: tuple[str, ...] = ()) -> _Table:
     text columns as categoricals, ``numbers`` as float64 when every cell is a finite number (else as
     text, for the validation to name the bad cell); any other file is read line by line (str cells).
     """
-    if not file.is_file():
-        raise ZooError(f"zoo directory {str(file.parent)!r} has no {file.name}; a zoo needs models.csv, "
-                       f"datasets.csv and records.csv ({_FORMAT_HINT})")
-    table = _read_plain(file, numbers) if numbers and file.stat().st_size >= _PLAIN_MIN_BYTES else None
+    size = check_input(file, file.name, error=ZooError, missing=f"zoo directory {str(file.parent)!r} has no "
+                       f"{file.name}; a zoo needs models.csv, datasets.csv and records.csv ({_FORMAT_HINT})")
+    table = _read_plain(file, numbers) if numbers and size >= _PLAIN_MIN_BYTES else None
     return table if table is not None else _read_rows(file)
 
 
@@ -535,6 +568,8 @@ def _table(columns: dict[int, pd.Categorical | np.ndarray], header: list[str], n
 
 # -- the plain tokenizer (pandas' C reader) ------------------------------------------------------
 
+#: the longest cell of a zoo CSV file, in characters (csv's own default, 131,072, is short for label lists)
+MAX_CELL_CHARS = 16 << 20
 #: below this size (bytes), csv.reader reads a file faster than the C reader starts
 _PLAIN_MIN_BYTES = 64 << 10
 _PLAIN_BLOCK = 1 << 24  # bytes per block of the pre-scan
@@ -699,6 +734,7 @@ def _read_rows(file: Path) -> _Table:
     rows: list[list[str]] = []
     lines: list[int] = []
     start = 1
+    limit = csv.field_size_limit(MAX_CELL_CHARS)
     try:
         with open(file, encoding="utf-8-sig", newline="") as fh:
             reader = csv.reader(fh, strict=True)
@@ -709,12 +745,17 @@ def _read_rows(file: Path) -> _Table:
                         rows.append(row)
                         lines.append(first)
             except csv.Error as exc:
+                if "field limit" in str(exc):
+                    raise ZooError(f"close the quote that opens a cell, or shorten the cell: {file.name} from line "
+                                   f"{start} holds a cell longer than {MAX_CELL_CHARS:,} characters") from None
                 raise ZooError(f"{file.name} line {start}: not valid CSV ({exc}); quote values holding commas or "
                                f"quotes, e.g. \"convnext, tiny\", and double the quotes inside them") from None
     except UnicodeDecodeError as exc:
         raise ZooError(f"{file} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 CSV") from None
     except OSError as exc:
         raise ZooError(f"cannot read {file} ({exc.strerror or exc}); check the file's permissions") from None
+    finally:
+        csv.field_size_limit(limit)
     if not rows:
         raise ZooError(f"{file} is empty; it needs a header line ({_FORMAT_HINT})")
     header = _check_header(rows[0], file.name, lines[0])
@@ -783,7 +824,42 @@ def _name(v) -> str | None:
     if isinstance(v, (float, np.floating)) and float(v).is_integer():
         v = int(v)  # 7.0 read by pandas from "7"
     s = str(v).strip()
+    if not s.isascii() and not unicodedata.is_normalized("NFC", s):
+        s = unicodedata.normalize("NFC", s)  # ids that print alike are one id (macOS writes NFD)
     return s or None
+
+
+#: characters refused in ids: controls (newline, ESC ...), invisible formatting (zero-width space, bidi
+#: overrides), lone surrogates, line and paragraph separators
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+_HIDDEN_NAMES = {"\t": "tab", "\n": "newline", "\r": "carriage return", "\x1b": "escape", "\x00": "NUL"}
+
+
+def _hidden(s: str) -> str | None:
+    """The first character of ``s`` that an id may not hold ("U+001B (escape)"), None when there is none."""
+    if s.isprintable():
+        return None
+    for ch in s:
+        if unicodedata.category(ch) in _HIDDEN:
+            name = _HIDDEN_NAMES.get(ch) or unicodedata.name(ch, "").lower()
+            return f"U+{ord(ch):04X}" + (f" ({name})" if name else "")
+    return None
+
+
+def normalize_id(value, what: str = "id") -> str | None:
+    """An id as recsys compares it: stripped, Unicode NFC; None when empty.
+
+    Raises
+    ------
+    ZooError
+        When it holds a control or invisible character (newline, ESC, zero-width space ...).
+    """
+    name = _name(value)
+    bad = _hidden(name) if name is not None else None
+    if bad:
+        raise ZooError(f"remove the character {bad} from the {what} {name!r}: ids are printed in tables and "
+                       f"compared as seen")
+    return name
 
 
 def _normalize_column(s: pd.Series) -> pd.Series:
@@ -834,7 +910,7 @@ def _index_table(table: _Table, side: str, id_col: str) -> tuple[pd.DataFrame, _
     if id_col != side and side in df.columns:
         raise ZooError(f"{fname} has both {id_col!r} (the id, from zoo.json) and a column {side!r}; "
                        f"rename {side!r} or use it as the id")
-    codes, names = _name_codes(df[id_col], where, f"empty {side} id; every row needs a {id_col}")
+    codes, names = _name_codes(df[id_col], where, f"empty {side} id; every row needs a {id_col}", f"{side} id")
     ids = _gather(names, codes, None)
     dup = pd.Index(ids).duplicated(keep=False)
     if dup.any():
@@ -860,8 +936,7 @@ def _check_role_columns(roles: Roles, df: pd.DataFrame, fname: str, where: _Wher
         bad = values.isna() & df[col].notna()
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ZooError(f"{where(i)}: column {col!r} is numeric but holds {df[col].iloc[i]!r}; "
-                           f"give a number or leave the cell empty")
+            raise _not_a_number(col, where, i, df[col].iloc[i], " (zoo.json lists it as numeric)")
         values = values.astype(np.float64)
         if np.isinf(values.to_numpy()).any():
             i = int(np.flatnonzero(np.isinf(values.to_numpy()))[0])
@@ -878,6 +953,32 @@ def _check_role_columns(roles: Roles, df: pd.DataFrame, fname: str, where: _Wher
                            f"remove it from 'log' in zoo.json or fix the value")
 
 
+def _refuse_almost_numbers(df: pd.DataFrame, where: _Where) -> None:
+    """A column of numbers but for a few cells (``~600``, Excel's ``8,000``) would become a text column and
+    change the predictions without a word: refused, naming the first such cell."""
+    for col in df.columns:
+        if df[col].dtype != object:
+            continue
+        present = df[col].notna().to_numpy()
+        numbers = pd.to_numeric(df[col], errors="coerce").notna().to_numpy()
+        n, k = int(present.sum()), int(numbers.sum())
+        if k >= 2 and 0 < n - k <= max(1, n // 5):
+            i = int(np.flatnonzero(present & ~numbers)[0])
+            raise _not_a_number(col, where, i, df[col].iloc[i], f', or list the column under "categorical" or '
+                                f'"text" in zoo.json if it is not numeric ({k} of its {n} values are numbers)')
+
+
+def _not_a_number(col: str, where: _Where, i: int, value, why: str) -> ZooError:
+    return ZooError(f"write a number or leave the cell empty in column {col!r} of {where.fname}{why}: {where(i)} "
+                    f"holds {value!r}")
+
+
+def _number(v: float) -> str:
+    """A number as given: 83, 0.5, 1.0000001 (``:g`` would show 1)."""
+    text = f"{v:g}"
+    return text if float(text) == v else repr(float(v))
+
+
 def _require_columns(df: pd.DataFrame, fname: str, required: Iterable[str]) -> None:
     required = list(required)
     missing = [c for c in required if c not in df.columns]
@@ -888,15 +989,21 @@ def _require_columns(df: pd.DataFrame, fname: str, required: Iterable[str]) -> N
                        f"(found {list(df.columns)[:8]}); rename the header")
 
 
-def _name_codes(col: pd.Series, where: _Where, empty: str) -> tuple[np.ndarray, list]:
-    """(codes, names): every row's name (a stripped str) is ``names[code]``; ``empty`` is said of the first
-    row without one."""
+def _name_codes(col: pd.Series, where: _Where, empty: str, what: str) -> tuple[np.ndarray, list]:
+    """(codes, names): every row's name (stripped, NFC) is ``names[code]``; ``empty`` is said of the first
+    row without one, and the first name holding a control or invisible character is refused."""
     codes, uniques = _codes(col)
     names = [_name(v) for v in uniques]
     if (codes < 0).any() or None in names:
         rows = np.flatnonzero(_gather([n is None for n in names], codes, True, bool))
         if len(rows):
             raise ZooError(f"{where(int(rows[0]))}: {empty}")
+    hidden = [k for k, n in enumerate(names) if n is not None and _hidden(n)]
+    rows = np.flatnonzero(np.isin(codes, hidden)) if hidden else ()
+    if len(rows):
+        i = int(rows[0])
+        raise ZooError(f"remove the character {_hidden(names[codes[i]])} from the {what} {names[codes[i]]!r}: "
+                       f"{where(i)}")
     return codes, names
 
 
@@ -981,8 +1088,9 @@ def _validate_records(table: _Table, models: pd.Index, datasets: pd.Index) -> pd
         raise ZooError(f"{fname}: expected a table (pandas DataFrame), got {type(records).__name__}")
     records = records.rename(columns=lambda c: str(c).strip())
     _require_columns(records, fname, ("model", "dataset", "accuracy"))
-    m_codes, m_names = _name_codes(records["model"], where, "empty model name; every row needs a model")
-    d_codes, d_names = _name_codes(records["dataset"], where, "empty dataset name; every row needs a dataset")
+    m_codes, m_names = _name_codes(records["model"], where, "empty model name; every row needs a model", "model")
+    d_codes, d_names = _name_codes(records["dataset"], where, "empty dataset name; every row needs a dataset",
+                                   "dataset")
     acc = _numbers(records["accuracy"], where, "accuracy", "a fraction in [0, 1]")
     out = (acc < 0) | (acc > 1)
     if out.any():
@@ -992,13 +1100,13 @@ def _validate_records(table: _Table, models: pd.Index, datasets: pd.Index) -> pd
         pct = ""
         if acc.min() >= 0 and acc.max() <= 100:
             pct = "; if they are percentages, divide them by 100"
-        raise ZooError(f"{where(i)}: accuracy {acc[i]:g} is outside [0, 1]{more}; accuracies are fractions "
-                       f"(0.83, not 83) and recsys never rescales them{pct}")
+        raise ZooError(f"give accuracies as fractions in [0, 1] (0.83, not 83: recsys never rescales them){pct}: "
+                       f"{where(i)}: accuracy {_number(acc[i])} is outside [0, 1]{more}")
     m = _positions_in(m_codes, m_names, models, where, "model", "models.csv")
     d = _positions_in(d_codes, d_names, datasets, where, "dataset", "datasets.csv")
     keep, conflict = _first_rows(d.astype(np.int64) * len(models) + m, acc)
     if conflict is not None:
-        vals = ", ".join(f"{v:g}" for v in acc[conflict[:4]])
+        vals = ", ".join(_number(v) for v in acc[conflict[:4]])
         raise ZooError(f"{where.many(conflict[:4])} give different accuracies ({vals}) for model "
                        f"{models[m[conflict[0]]]!r} on dataset {datasets[d[conflict[0]]]!r}; keep one record per "
                        f"pair (average them yourself if intended)")
@@ -1051,7 +1159,7 @@ def validate_scores(scores: "pd.DataFrame | _Table | None", models: pd.Index | N
                      ("model", "metric", "score"))
     if len(frame) == 0:
         return _empty_scores()
-    found = {c: _name_codes(frame[c], where, f"empty {c} name; every row needs a {c}") for c in names}
+    found = {c: _name_codes(frame[c], where, f"empty {c} name; every row needs a {c}", c) for c in names}
     values = _numbers(frame["score"], where, "score", "a finite number")
     ids, key = {}, np.zeros(len(frame), dtype=np.int64)
     for c in names:
@@ -1067,7 +1175,7 @@ def validate_scores(scores: "pd.DataFrame | _Table | None", models: pd.Index | N
     if conflict is not None:
         name = {c: v[p[conflict[0]]] for c, (v, p) in ids.items()}
         on = f" on dataset {name['dataset']!r}" if "dataset" in name else ""
-        vals = ", ".join(f"{v:g}" for v in values[conflict[:4]])
+        vals = ", ".join(_number(v) for v in values[conflict[:4]])
         raise ZooError(f"{where.many(conflict[:4])} give different {name['metric']} scores ({vals}) for model "
                        f"{name['model']!r}{on}; keep one score per (model, dataset, metric) (average them if "
                        f"intended)")
@@ -1080,12 +1188,23 @@ def read_scores(path: str | os.PathLike, what: str = "scores file") -> pd.DataFr
 
     Its dataset column may be left out (the scores of one new dataset); ``what`` leads every message.
     """
-    file = Path(path)
-    if not file.is_file():
-        raise ZooError(f"{what} {str(path)!r}: no such file; give a CSV file with columns model, dataset, metric, "
-                       f"score")
+    return _read_given(path, what, "model, dataset, metric, score", validate_scores, numbers=("score",))
+
+
+def read_table(path: str | os.PathLike, what: str) -> pd.DataFrame:
+    """A CSV table given on the command line (``recsys topk --new``), read as a zoo's files are.
+
+    A regular file within the size limit, the header checked (semicolons, a name given twice),
+    cells stripped and kept as written (str); ``what`` leads every message.
+    """
+    return _read_given(path, what, "a header and one row per dataset", lambda table: table.frame)
+
+
+def _read_given(path: str | os.PathLike, what: str, holding: str, then, numbers: tuple[str, ...] = ()):
+    check_input(path, what, error=ZooError, missing=f"give an existing CSV file ({holding}) as {what}: "
+                f"{str(path)!r} does not exist")
     try:
-        return validate_scores(_read_csv(file, numbers=("score",)))
+        return then(_read_csv(Path(path), numbers=numbers))
     except ZooError as exc:
         raise ZooError(f"{what}: {exc}") from None
 

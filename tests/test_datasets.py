@@ -164,14 +164,15 @@ def test_data_dir_means_no_request_at_all(mirror, monkeypatch, data_dir, domainn
 
 
 def test_unknown_name_suggests():
-    with pytest.raises(ZooError, match=r"unknown zoo 'domainnet-27'; did you mean 'domainnet-270'\?"):
+    with pytest.raises(ZooError, match=r"give a named zoo \(domainnet-270, .*'domainnet-27' is neither a named zoo "
+                                       r"\(did you mean 'domainnet-270'\?\) nor an existing directory"):
         datasets.load("domainnet-27")
 
 
 def test_load_a_directory(tiny_zoo_dir):
     assert datasets.load(tiny_zoo_dir).summary()["records"] == 7
     assert datasets.load(str(tiny_zoo_dir)).name == "tiny"
-    with pytest.raises(ZooError, match="does not exist"):
+    with pytest.raises(ZooError, match="is neither a named zoo nor an existing directory"):
         datasets.load(str(tiny_zoo_dir / "nope"))
 
 

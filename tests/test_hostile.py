@@ -526,7 +526,7 @@ case("set-numeric-true", 1, "column 'categories' is numeric")(
     lambda c: ["topk", "--model", c.dn, "--set", "categories=true"])
 case("set-unknown-column", 1, "describe new datasets with the zoo's dataset columns", "Labels", "unknown column(s) ['colour']")(lambda c: ["topk", "--model", c.dn, "--set", "colour=blue"])
 case("new-missing-file", 1, "no such file")(lambda c: ["topk", "--model", c.dn, "--new", c.tmp / "none.json"])
-case("new-csv-garbage", 1, "not a readable CSV")(
+case("new-csv-garbage", 1, "--new", "not UTF-8")(
     lambda c: ["topk", "--model", c.dn, "--new", c.file("n.csv", b"\x00\xff\xfe garbage\n\x81\x82")])
 case("new-dataset-in-zoo", 1, "already in the zoo")(new({"dataset": DN}))
 
@@ -549,7 +549,7 @@ case("scores-nan", 1, "NaN")(scores("model,dataset,metric,score\nresnet50,new,LO
 case("scores-empty-model", 1, "s.csv line 2: empty model name")(scores("model,dataset,metric,score\n,new,LOG_ME,1\n"))
 case("scores-other-dataset", 1, "scores are given for dataset(s) ['other']")(
     scores("model,dataset,metric,score\nresnet50,other,LOG_ME,1\n"))
-case("scores-missing-file", 1, "--scores", "no such file")(
+case("scores-missing-file", 1, "--scores", "does not exist")(
     lambda c: ["topk", "--model", c.models["ex"], "--set", "domain=sketch", "--scores", c.tmp / "none.csv"])
 case("scores-empty-file", 1, "--scores", "is empty")(scores(""))
 
@@ -611,9 +611,159 @@ def zoo(files: dict):
 
 for _name, (_words, _files) in ZOOS.items():
     case(_name, 1, *_words)(zoo(_files))
-case("zoo-missing-directory", 1, "does not exist")(lambda c: ["info", "--zoo", c.tmp / "nope"])
+case("zoo-missing-directory", 1, "give a named zoo", "neither a named zoo nor an existing directory")(
+    lambda c: ["info", "--zoo", c.tmp / "nope"])
 case("zoo-a-file", 1, "is a file")(lambda c: ["info", "--zoo", c.file("f.csv", "model\n")])
 case("zoo-unknown-name", 1, "did you mean 'domainnet-270'")(lambda c: ["info", "--zoo", "domainet-270"])
+
+
+# -- input files and their readers (issue 20): regular files within a size limit, strict JSON, ids as seen,
+# the same message for the same mistake ----------------------------------------------------------------
+
+
+def special(kind: str, path: Path) -> Path:
+    """``path`` made a FIFO, a link to /dev/zero, a directory or a symlink loop."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "directory":
+        path.mkdir()
+    else:  # a symlink loop
+        path.symlink_to(path.name + ".other")
+        (path.parent / (path.name + ".other")).symlink_to(path.name)
+    return path
+
+
+KINDS = {"fifo": "a FIFO", "dev-zero": "a character device", "directory": "a directory", "loop": "symlink loop"}
+
+
+def zoo_with(fname: str, kind: str):
+    def build(c):
+        d = write_zoo(c.tmp / "zoo")
+        special(kind, d / fname)
+        return ["info", "--zoo", d]
+    return build
+
+
+for _kind, _said in KINDS.items():
+    case(f"zoo-records-{_kind}", 1, "records.csv", _said)(zoo_with("records.csv", _kind))
+    case(f"zoo-json-{_kind}", 1, "zoo.json", _said)(zoo_with("zoo.json", _kind))
+    case(f"new-file-{_kind}", 1, "--new", _said)(
+        lambda c, k=_kind: ["topk", "--model", c.dn, "--new", special(k, c.tmp / "new.json")])
+    case(f"new-csv-{_kind}", 1, "--new", _said)(
+        lambda c, k=_kind: ["topk", "--model", c.dn, "--new", special(k, c.tmp / "new.csv")])
+    case(f"scores-{_kind}", 1, "--scores", _said)(
+        lambda c, k=_kind: [*scores("")(c)[:-1], special(k, c.tmp / "s.csv")])
+    case(f"zoo-models-{_kind}", 1, "models.csv", _said)(zoo_with("models.csv", _kind))
+
+
+def limited(env: str, limit: str, build):
+    def with_limit(c):
+        c.env[env] = limit
+        return build(c)
+    return with_limit
+
+
+case("zoo-file-over-the-size-limit", 1, "raise RECSYS_MAX_INPUT_BYTES (now 100 bytes)", "models.csv", "108 bytes")(
+    limited("RECSYS_MAX_INPUT_BYTES", "100", zoo({})))
+case("zoo-json-over-the-size-limit", 1, "raise RECSYS_MAX_JSON_BYTES", "zoo.json")(
+    limited("RECSYS_MAX_JSON_BYTES", "10", zoo({"zoo.json": '{"name": "a name longer than ten bytes"}'})))
+case("zoo-size-limit-not-a-number", 1, "set RECSYS_MAX_INPUT_BYTES to a number of bytes")(
+    limited("RECSYS_MAX_INPUT_BYTES", "lots", zoo({})))
+case("new-json-over-the-size-limit", 1, "raise RECSYS_MAX_JSON_BYTES", "--new")(limited(
+    "RECSYS_MAX_JSON_BYTES", "5", lambda c: ["topk", "--model", c.dn, "--new", c.file("n.json", '{"domain": "x"}')]))
+case("scores-over-the-size-limit", 1, "raise RECSYS_MAX_INPUT_BYTES", "--scores")(limited(
+    "RECSYS_MAX_INPUT_BYTES", "20", scores("model,dataset,metric,score\nresnet50,new,LOG_ME,1\n")))
+case("zoo-cell-over-16-mib", 1, "close the quote", "longer than 16,777,216 characters")(
+    zoo({"records.csv": 'model,dataset,accuracy\nresnet50,"birds' + "x" * (17 << 20) + "\n"}))
+case("zoo-directory-is-a-fifo", 1, "give a zoo directory", "a FIFO")(
+    lambda c: ["info", "--zoo", special("fifo", c.tmp / "zoo")])
+
+# numbers that are not quite numbers: refused where they are, not turned into text
+case("zoo-metadata-tilde", 1, "write a number or leave the cell empty in column 'params' of models.csv",
+     '"categorical" or "text" in zoo.json', "models.csv line 3 holds '~600'")(
+    zoo({"models.csv": 'model,family,params\nresnet50,resnet,25\nvit b/16,vit,~600\n"convnext, tiny",convnext,28\n'}))
+case("zoo-metadata-excel-thousands", 1, "column 'classes' of datasets.csv", "line 2 holds '8,000'")(
+    zoo({"datasets.csv": 'dataset,domain,classes\nbirds,photo,"8,000"\ncars 196,photo,196\nflowers/102,photo,102\n'
+                         'new sketches,sketch,10\n'}))
+case("zoo-metadata-declared-numeric-tilde", 1, "column 'params' of models.csv (zoo.json lists it as numeric)",
+     "holds '~600'")(
+    zoo({"models.csv": 'model,family,params\nresnet50,resnet,25\nvit b/16,vit,~600\n"convnext, tiny",convnext,28\n',
+         "zoo.json": '{"models": {"categorical": ["family"], "numeric": ["params"]}}'}))
+
+# zoo.json: wrong JSON types, huge integers, keys given twice, lone surrogates
+for _key, _value in (("numeric", "null"), ("categorical", "5"), ("text", '{"a": 1}'), ("numeric", "[1, 2]")):
+    case(f"zoo-json-{_key}-{_value[:4].strip('[{')}", 1, f"give zoo.json models.{_key} as a list of column names")(
+        zoo({"zoo.json": f'{{"models": {{"{_key}": {_value}}}}}'}))
+case("zoo-json-5000-digit-integer", 1, "at most 4,300 digits", "5,000")(zoo({"zoo.json": '{"name": ' + "9" * 5000 + "}"}))
+case("zoo-json-duplicate-keys", 1, "give each key once", "'models' appears 2 times")(
+    zoo({"zoo.json": '{"models": {"numeric": ["params"]}, "models": {"numeric": []}}'}))
+case("zoo-json-lone-surrogate", 1, "remove the lone surrogate", "\\ud800")(zoo({"zoo.json": '{"name": "a\\ud800b"}'}))
+
+# --new JSON: the same
+case("new-json-5000-digit-integer", 1, "--new", "at most 4,300 digits")(
+    lambda c: ["topk", "--model", c.dn, "--new", '{"num_pre_class": ' + "1" * 5000 + "}"])
+case("new-json-duplicate-keys", 1, "give each key once in --new", "'domain' appears 2 times")(
+    lambda c: ["topk", "--model", c.dn, "--new", '{"domain": "sketch", "domain": "real"}'])
+case("new-json-file-duplicate-keys", 1, "give each key once in --new")(
+    lambda c: ["topk", "--model", c.dn, "--new", c.file("n.json", '[{"domain": "sketch"}, {"Labels": "a", "Labels": "b"}]')])
+case("new-json-lone-surrogate", 1, "remove the lone surrogate", "--new")(
+    lambda c: ["topk", "--model", c.dn, "--new", '{"dataset": "x\\udc00", "domain": "sketch"}'])
+case("set-value-not-utf8", 1, "UTF-8", "--set")(
+    lambda c: ["topk", "--model", c.dn, "--dataset", "new", "--set", "domain=sk\udcffetch"])
+
+# ids: compared after NFC, and no control or invisible characters
+for _what, _id, _said in (("newline", '"res\nnet"', "U+000A (newline)"), ("escape", "res\x1bnet", "U+001B (escape)"),
+                          ("zero-width-space", "res\u200bnet", "U+200B (zero width space)"),
+                          ("bidi-override", "res\u202enet", "U+202E (right-to-left override)"),
+                          ("nul-free-unit-separator", "res\x1fnet", "U+001F")):
+    case(f"zoo-model-id-{_what}", 1, "remove the character", _said, "models.csv line 3")(
+        zoo({"models.csv": f'model,family\nresnet50,r\n{_id},v\n"convnext, tiny",c\n'}))
+case("zoo-record-name-escape", 1, "remove the character U+001B (escape) from the dataset", "records.csv line 2")(
+    zoo({"records.csv": "model,dataset,accuracy\nresnet50,bi\x1brds,0.5\n"}))
+case("zoo-metric-name-newline", 1, "from the metric", "scores.csv line 2")(
+    zoo({"scores.csv": 'model,dataset,metric,score\nresnet50,birds,"LOG\nME",1\n'}))
+case("zoo-ids-nfc-and-nfd", 1, "lists model 'caf\u00e9' more than once", "lines 2, 3")(
+    zoo({"models.csv": 'model\ncaf\u00e9\ncafe\u0301\nresnet50\nvit b/16\n"convnext, tiny"\n'}))
+case("new-dataset-name-escape", 1, "remove the character U+001B (escape) from the new dataset name")(
+    lambda c: ["topk", "--model", c.dn, "--dataset", "new\x1b[31m", "--set", "domain=sketch"])
+case("new-dataset-name-zero-width", 1, "U+200B")(
+    lambda c: ["topk", "--model", c.dn, "--new", '{"dataset": "new\u200b", "domain": "sketch"}'])
+case("scores-model-zero-width", 1, "--scores", "U+200B", "s.csv line 2")(
+    scores("model,dataset,metric,score\nresnet50\u200b,new,LOG_ME,1\n"))
+
+# the same mistake, the same message
+case("new-csv-semicolons", 1, "--new", "uses semicolons", "comma-separated")(
+    lambda c: ["topk", "--model", c.dn, "--new", c.file("n.csv", "domain;Labels\nsketch;cat\n")])
+case("new-csv-tabs", 1, "--new", "uses tabs")(
+    lambda c: ["topk", "--model", c.dn, "--new", c.file("n.csv", "domain\tLabels\nsketch\tcat\n")])
+case("new-csv-duplicate-header", 1, "--new", "more than once")(
+    lambda c: ["topk", "--model", c.dn, "--new", c.file("n.csv", "domain,domain\nsketch,real\n")])
+case("new-csv-open-quote", 1, "--new", "line 2", "not valid CSV")(
+    lambda c: ["topk", "--model", c.dn, "--new", c.file("n.csv", 'domain\n"sketch\n')])
+case("zoo-name-typo", 1, "give a named zoo (domainnet-270, transfergraph-image, vtab-hf, parc-71)",
+     "'goood' is neither a named zoo nor an existing directory")(lambda c: ["info", "--zoo", "goood"])
+
+
+@case("zoo-raw-data-folder", 1, "give the name 'domainnet-270' instead", "RECSYS_DATA_DIR", "raw files")
+def _(c):
+    from recsys.datasets import REGISTRY
+
+    raw = c.tmp / "domainnet-270"
+    for fname in REGISTRY["domainnet-270"].files:
+        c.file(f"domainnet-270/{fname}", "x\n")
+    return ["info", "--zoo", raw]
+
+
+# values as given
+case("zoo-accuracy-just-above-one", 1, "give accuracies as fractions in [0, 1]", "accuracy 1.0000001 is outside")(
+    zoo({"records.csv": R + "resnet50,birds,1.0000001\n"}))
+case("zoo-conflicting-precise-accuracies", 1, "(0.93123456789, 0.93123456788)")(
+    zoo({"records.csv": R + "resnet50,birds,0.93123456789\nresnet50,birds,0.93123456788\n"}))
 
 
 @case("zoo-download-fails", 1, "could not download", "RECSYS_DATA_DIR", "RECSYS_DATA_URL")

@@ -266,10 +266,13 @@ def test_percentages_are_not_rescaled(tmp_path):
 
 def test_line_numbers_count_blank_and_quoted_multiline_rows(tmp_path):
     d = write_zoo(tmp_path / "z", records=None)
-    datasets = pd.DataFrame({"dataset": ["birds", "two\nlines"], "domain": ["photo", "photo"]})
-    datasets.to_csv(d / "datasets.csv", index=False)
-    (d / "records.csv").write_text("model,dataset,accuracy\n\nresnet50,\"two\nlines\",0.5\n\nvit b/16,birds,x\n")
+    (d / "records.csv").write_text("model,dataset,accuracy,note\n\nresnet50,birds,0.5,\"two\nlines\"\n\n"
+                                   "vit b/16,birds,x,\n")
     zoo_error(d, match="records.csv line 6: accuracy 'x' is not a number")
+    datasets = pd.DataFrame({"dataset": ["birds", "two\nlines"], "domain": ["photo", "photo"]})
+    datasets.to_csv(d / "datasets.csv", index=False)  # a quoted newline in an id: refused where it is
+    zoo_error(d, match=r"remove the character U\+000A \(newline\) from the dataset id 'two\\nlines': datasets.csv "
+                       r"line 3")
 
 
 # -- errors: names and duplicates ------------------------------------------------
@@ -316,7 +319,8 @@ def test_zoo_json_names_missing_column(tmp_path):
     ('{"dataset": {}}', r"unknown key\(s\) \['dataset'\] \(did you mean 'datasets'\?\)"),
     ('{"models": {"numerical": ["params"]}}', r"zoo.json models has unknown key\(s\) \['numerical'\]"),
     ('{"models": {"numeric": "params", "log": ["family"]}}', "lists 'family' under log but not under numeric"),
-    ('{"models": {"numeric": ["family"]}}', r"models.csv line 2: column 'family' is numeric but holds 'resnet'"),
+    ('{"models": {"numeric": ["family"]}}', r"write a number or leave the cell empty in column 'family' of models.csv "
+                                            r"\(zoo.json lists it as numeric\): models.csv line 2 holds 'resnet'"),
     ('{"models": {"categorical": ["model"]}}', "lists the id column 'model'"),
     ('{"name": 3}', "'name' must be a string"),
 ])
@@ -359,3 +363,31 @@ def test_zoo_error_is_a_recsys_error_with_exit_status_1():
 
 def test_summary_is_json_serializable():
     json.dumps(load_zoo(EXAMPLE).summary())
+
+
+# -- issue 20: what a newcomer sees, ids as seen, long cells ---------------------------------
+
+
+def test_repr_is_one_paragraph(tiny_zoo_dir):
+    text = repr(load_zoo(tiny_zoo_dir))
+    assert "\n" not in text and text == str(load_zoo(tiny_zoo_dir))
+    assert text.startswith("Zoo 'tiny', read from ") and "3 models x 4 datasets, 7 records (58.3% of the pairs; " \
+        "1 dataset without records); no transferability scores." in text
+    assert "Model columns: numeric params; text family." in text
+    assert "Dataset columns: categorical domain; numeric classes; text labels." in text
+
+
+def test_ids_are_compared_after_nfc(tmp_path):
+    nfd, nfc = "cafe\u0301", "caf\u00e9"
+    models = pd.DataFrame({"model": [nfd, "vit"], "family": ["a", "b"]})
+    records = pd.DataFrame({"model": [nfc, "vit"], "dataset": ["birds", "birds"], "accuracy": [0.5, 0.6]})
+    zoo = load_zoo(write_zoo(tmp_path / "z", models=models, records=records))
+    assert zoo.model_ids == [nfc, "vit"] and zoo.accuracy_table().loc["birds", nfc] == 0.5
+
+
+def test_cells_longer_than_csvs_default_limit_load(tmp_path):
+    labels = ", ".join(f"label{i}" for i in range(30_000))  # about 300 KiB: a dataset of 30,000 classes
+    datasets = pd.DataFrame({"dataset": ["birds", "cars"], "labels": [labels, "a, b"]})
+    zoo = load_zoo(write_zoo(tmp_path / "z", datasets=datasets,
+                             records="model,dataset,accuracy\nresnet50,birds,0.5\nvit b/16,cars,0.6\n"))
+    assert zoo.datasets.loc["birds", "labels"] == labels

@@ -192,7 +192,7 @@ def test_plain_files_name_the_line_without_a_second_reader(tmp_path, monkeypatch
     body = "model,dataset,accuracy\n\nresnet50,birds,0.71\n , , \n   \n007x,birds,0.5\r\n\t\n,,\nvit b/16,cars 196,{}\n"
     d = plain_zoo(tmp_path / "z", body.format("0.65"))
     assert len(load_zoo(d).records) == 3 and fast_calls == {"took": 2, "declined": 0}
-    for bad, match in [("1.0000001", r"line 9: accuracy 1 is outside"), ("83%", r"line 9: accuracy '83%' is a percentage"),
+    for bad, match in [("1.0000001", r"line 9: accuracy 1.0000001 is outside"), ("83%", r"line 9: accuracy '83%' is a percentage"),
                        ("inf", r"line 9: accuracy 'inf' is infinite"), ("", r"line 9: accuracy is empty or NaN")]:
         (d / "records.csv").write_text(body.format(bad))
         with pytest.raises(ZooError, match=match):
