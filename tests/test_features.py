@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, write_zoo
 from recsys.errors import NotFittedError, RecsysError, UnknownNameError
-from recsys.features import FeatureBuilder, HashingEncoder, ZooData, embed, get_encoder, new_dataset_frame
+from recsys.features import FeatureBuilder, HashingEncoder, Ids, ZooData, embed, get_encoder, new_dataset_frame
 from recsys.features.text import DEFAULT_ENCODER, TextEncoder, _cache_file
 from recsys.zoo import load_zoo
 
@@ -219,6 +219,9 @@ def test_names_to_indices(dn_data):
         with pytest.raises(UnknownNameError, match=r"unknown dataset '296_clipart_32'; did you mean '269_clipart_32'"):
             dn_data.dataset_ids.indices(names)
     assert "269_clipart_32" in dn_data.dataset_ids and "296_clipart_32" not in dn_data.dataset_ids
+    # names are compared as the zoo's ids are stored: stripped, Unicode NFC (macOS file names are NFD)
+    ids = Ids(["café", "b"], "dataset")
+    assert ids.index("cafe\u0301") == 0 and ids.indices([" b ", "caf\u00e9"]).tolist() == [1, 0]
     with pytest.raises(NotFittedError):
         FeatureBuilder().new_datasets(new_dataset_frame({"domain": "sketch"}), dn_data.model_ids)
 

@@ -18,6 +18,7 @@ Numpy only: answering for the zoo's datasets imports nothing else.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping, Sequence
 
@@ -444,7 +445,8 @@ class Ids(Sequence[str]):
         return list(self) == list(other)
 
     def get(self, name) -> int | None:
-        """Index of ``name``, or None."""
+        """Index of ``name`` (compared as the zoo's ids are: stripped, Unicode NFC), or None."""
+        name = _as_id(name)
         if self._pos is None:
             if len(self._names) <= 64:
                 try:
@@ -460,7 +462,7 @@ class Ids(Sequence[str]):
 
     def indices(self, names: Sequence[str]) -> np.ndarray:
         """Index of each name of ``names``."""
-        names = [str(n) for n in names]
+        names = [_as_id(n) for n in names]
         if self._pos is None and len(names) <= 4:
             out = []
             for n in names:
@@ -476,6 +478,12 @@ class Ids(Sequence[str]):
                 raise UnknownNameError(self.kind, n, self._names)
             out[i] = pos
         return out
+
+
+def _as_id(name) -> str:
+    """A queried name as the zoo's ids are stored (stripped, Unicode NFC: a name typed in NFD, as macOS file
+    names are, finds its dataset)."""
+    return unicodedata.normalize("NFC", str(name).strip())
 
 
 class DatasetBlock:
