@@ -276,6 +276,7 @@ def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | N
             frame = pd.DataFrame(obj)
     if settings:
         values = parse_metadata(settings)
+        _check_utf8(list(values) + [v for v in values.values() if isinstance(v, str)])
         if frame is None:
             frame = pd.DataFrame([values])
         else:
@@ -291,11 +292,16 @@ def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | N
             raise RecsysError(f"give every new dataset a name, or leave the dataset column out: row "
                               f"{names.index(None) + 1} of --new has none")
         frame["dataset"] = names
-    bad = next((v for col in (frame.columns if frame is not None else ()) for v in frame[col]
-                if isinstance(v, str) and any(0xD800 <= ord(ch) <= 0xDFFF for ch in v)), None)
-    if bad is not None:  # bytes that are not UTF-8 on the command line come as lone surrogates
-        raise RecsysError(f"give --new and --set values as UTF-8 text: {bad!r} holds bytes that are not UTF-8")
+    if frame is not None:
+        _check_utf8([v for col in frame.columns for v in frame[col] if isinstance(v, str)])
     return frame
+
+
+def _check_utf8(values) -> None:
+    """Bytes that are not UTF-8 on the command line come as lone surrogates: one clear line."""
+    bad = next((v for v in values if isinstance(v, str) and any(0xD800 <= ord(ch) <= 0xDFFF for ch in v)), None)
+    if bad is not None:
+        raise RecsysError(f"give --new and --set values as UTF-8 text: {bad!r} holds bytes that are not UTF-8")
 
 
 def _read_scores(path: str | None):

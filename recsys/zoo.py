@@ -835,7 +835,7 @@ _HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _HIDDEN_NAMES = {"\t": "tab", "\n": "newline", "\r": "carriage return", "\x1b": "escape", "\x00": "NUL"}
 
 
-def _hidden(s: str) -> str | None:
+def hidden_character(s: str) -> str | None:
     """The first character of ``s`` that an id may not hold ("U+001B (escape)"), None when there is none."""
     if s.isprintable():
         return None
@@ -855,7 +855,7 @@ def normalize_id(value, what: str = "id") -> str | None:
         When it holds a control or invisible character (newline, ESC, zero-width space ...).
     """
     name = _name(value)
-    bad = _hidden(name) if name is not None else None
+    bad = hidden_character(name) if name is not None else None
     if bad:
         raise ZooError(f"remove the character {bad} from the {what} {name!r}: ids are printed in tables and "
                        f"compared as seen")
@@ -998,11 +998,11 @@ def _name_codes(col: pd.Series, where: _Where, empty: str, what: str) -> tuple[n
         rows = np.flatnonzero(_gather([n is None for n in names], codes, True, bool))
         if len(rows):
             raise ZooError(f"{where(int(rows[0]))}: {empty}")
-    hidden = [k for k, n in enumerate(names) if n is not None and _hidden(n)]
+    hidden = [k for k, n in enumerate(names) if n is not None and hidden_character(n)]
     rows = np.flatnonzero(np.isin(codes, hidden)) if hidden else ()
     if len(rows):
         i = int(rows[0])
-        raise ZooError(f"remove the character {_hidden(names[codes[i]])} from the {what} {names[codes[i]]!r}: "
+        raise ZooError(f"remove the character {hidden_character(names[codes[i]])} from the {what} {names[codes[i]]!r}: "
                        f"{where(i)}")
     return codes, names
 

@@ -305,8 +305,8 @@ def test_spreadsheet_with_semicolons_percent_signs_and_odd_names(tmp_path):
               "Top-1", "--model-meta", "Params (M)", "--out", tmp_path / "zoo")
     assert res.exit_code == 0, res.stderr
     zoo = load_zoo(tmp_path / "zoo")
-    assert records(zoo) == {("convnext, tiny", 'cub "birds"'): 0.835, ("vit\nb/16", 'cub "birds"'): 0.881,
-                            ("convnext, tiny", "stanford cars"): 0.81, ("vit\nb/16", "stanford cars"): 0.9}
+    assert records(zoo) == {("convnext, tiny", 'cub "birds"'): 0.835, ("vit b/16", 'cub "birds"'): 0.881,
+                            ("convnext, tiny", "stanford cars"): 0.81, ("vit b/16", "stanford cars"): 0.9}
     assert "Top-1 of 3 rows is a percentage" in res.stderr and "1 row already on a 0-1 scale kept" in res.stderr
     fit_and_topk(tmp_path / "zoo", 'cub "birds"', tmp_path)
 
@@ -376,3 +376,13 @@ def test_out_must_be_a_directory_without_a_zoo(tmp_path):
     res = cli("import", "csv", tmp_path / "runs.csv", "--model", "model", "--dataset", "dataset", "--metric", "acc",
               "--out", EXAMPLE)
     assert res.exit_code == 2 and "already holds a zoo" in res.stderr
+
+
+def test_a_row_whose_name_holds_an_invisible_character_is_skipped_with_its_reason(tmp_path):
+    (tmp_path / "runs.csv").write_text("model,dataset,accuracy\nresnet50,beans,0.9\nres\u200bnet,beans,0.8\n"
+                                       "vit\tb/16,\"bea\nns\",0.7\n", encoding="utf-8")
+    res = cli("import", "csv", tmp_path / "runs.csv", "--model", "model", "--dataset", "dataset", "--metric",
+              "accuracy", "--out", tmp_path / "zoo")
+    assert res.exit_code == 0, res.stderr
+    assert "1 whose model name holds an invisible character" in res.stderr and "U+200B" in res.stderr
+    assert records(load_zoo(tmp_path / "zoo")) == {("resnet50", "beans"): 0.9, ("vit b/16", "bea ns"): 0.7}

@@ -17,12 +17,14 @@ import os
 import re
 import shutil
 import tempfile
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from ..errors import RecsysError, UsageError
+from ..zoo import hidden_character
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +64,17 @@ def missing(value) -> bool:
 
 
 def clean_name(value) -> str | None:
-    """A model or dataset name as the zoo stores it (stripped), None when missing."""
+    """A model or dataset name as the zoo stores it, None when missing.
+
+    Runs of white space (a line break inside a spreadsheet cell, a tab) become one space and the name is
+    put in Unicode NFC, as the zoo reader compares ids; other invisible characters stay, so that the
+    unit is skipped with its reason (see ``Collector.add``).
+    """
     if missing(value):
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    text = str(value).strip()
+    text = unicodedata.normalize("NFC", " ".join(str(value).split()))
     return text or None
 
 
@@ -272,6 +279,12 @@ class Collector:
         if dataset is None:
             self.skip("without a dataset name", example, unit=unit)
             return False
+        for side, name in (("model", model), ("dataset", dataset)):
+            bad = hidden_character(name)
+            if bad:
+                self.skip(f"whose {side} name holds an invisible character", f"{example}: {bad} in {name!r}",
+                          unit=unit)
+                return False
         if missing(raw_value) and not (isinstance(raw_value, float) and math.isnan(raw_value)):
             self.skip(f"without {r.metric}", example, unit=unit)
             return False
