@@ -31,6 +31,8 @@ demo: venv
 data: venv
 	$(BIN)/recsys info --zoo domainnet-270 > /dev/null
 	$(BIN)/recsys info --zoo transfergraph-image > /dev/null
+	$(BIN)/recsys info --zoo vtab-hf > /dev/null
+	$(BIN)/recsys info --zoo parc-71 > /dev/null
 
 # The whole test suite (uses RECSYS_DATA_DIR when set, e.g. ../shared/data).
 test: venv

@@ -458,20 +458,16 @@ def _download(source: ZooSource, url: str, cached: Path) -> None:
             log.info("downloading %s of zoo %s from %s", fname, source.name, url)
             try:
                 pooch.retrieve(url=url + fname, known_hash=f"sha256:{sha}", fname=fname, path=stage,
-                               progressbar=False)
+                               progressbar=False, downloader=pooch.HTTPDownloader(timeout=DOWNLOAD_TIMEOUT))
             except ValueError as exc:  # pooch reports a hash mismatch as ValueError
                 if "hash" not in str(exc).lower():
-                    raise ZooError(f"could not download {fname} for zoo {source.name!r} from {url} ({exc}); "
-                                   f"check the URL, set RECSYS_DATA_DIR to a local copy holding "
-                                   f"{source.name}/, or RECSYS_DATA_URL to a mirror") from None
-                raise ZooError(f"{fname} downloaded from {url} for zoo {source.name!r} does not match its pinned "
-                               f"sha256 ({sha[:12]}...); the source changed or the download is corrupt, and nothing "
-                               f"was kept: check RECSYS_DATA_URL or use a trusted copy via RECSYS_DATA_DIR") from None
-            except Exception as exc:  # network errors: requests / urllib / OS
-                msg = str(exc).splitlines()[0] if str(exc) else ""
-                raise ZooError(f"could not download {fname} for zoo {source.name!r} from {url} "
-                               f"({type(exc).__name__}: {msg}); check the network, set RECSYS_DATA_DIR to a "
-                               f"local copy holding {source.name}/, or RECSYS_DATA_URL to a mirror") from None
+                    raise _download_failed(source.name, fname, url, exc) from None
+                raise ZooError(f"check RECSYS_DATA_URL or use a trusted copy via RECSYS_DATA_DIR: {fname} downloaded "
+                               f"from {url} for zoo {source.name!r} does not match its pinned sha256 "
+                               f"({sha[:12]}...); the source changed or the download is corrupt, and nothing was "
+                               f"kept") from None
+            except Exception as exc:  # network errors: requests / urllib3 / OS
+                raise _download_failed(source.name, fname, url, exc) from None
             if _sha256(stage / fname) != sha:  # belt and braces: never trust an unverified file
                 raise ZooError(f"{fname} for zoo {source.name!r} failed its sha256 check after download; "
                                f"nothing was kept")
@@ -481,6 +477,47 @@ def _download(source: ZooSource, url: str, cached: Path) -> None:
     finally:
         pooch_log.setLevel(level)
         shutil.rmtree(stage, ignore_errors=True)
+
+
+#: seconds to connect to, and then to hear from, the download server: an offline machine fails in seconds
+#: (one attempt per file, no retries)
+DOWNLOAD_TIMEOUT = (5, 10)
+
+
+def _download_failed(zoo: str, fname: str, url: str, exc: BaseException) -> ZooError:
+    """One line, the fix first, then the short cause (not the chain of urllib3 exceptions behind it)."""
+    return ZooError(f"set RECSYS_DATA_DIR to a directory holding {zoo}/ (its raw files), or RECSYS_DATA_URL to a "
+                    f"mirror of the data: could not download {fname} of zoo {zoo!r} from {url} "
+                    f"({_network_cause(exc)})")
+
+
+def _network_cause(exc: BaseException) -> str:
+    """The root of a download failure in a few words: no such host, refused, timed out, an HTTP status."""
+    import socket
+
+    chain, seen = [], set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:  # the reasons wrapped inside requests' and urllib3's exceptions
+        seen.add(id(e))
+        chain.append(e)
+        e = e.__cause__ or e.__context__ or next((a for a in getattr(e, "args", ()) if isinstance(a, BaseException)),
+                                                 None) or getattr(e, "reason", None)
+        if not isinstance(e, BaseException):
+            e = None
+    names = " ".join(type(x).__name__ for x in chain)
+    text = " ".join(str(x) for x in chain)
+    response = getattr(exc, "response", None)
+    if response is not None and getattr(response, "status_code", None):
+        return f"HTTP {response.status_code} {getattr(response, 'reason', '') or ''}".strip()
+    if "NameResolution" in names or any(isinstance(x, socket.gaierror) for x in chain) \
+            or "Name or service not known" in text or "Temporary failure in name resolution" in text:
+        return "the server's name does not resolve: no network?"
+    if "ConnectTimeout" in names or "timed out" in text.lower() or "Timeout" in names:
+        return "the server did not answer in time: no network?"
+    if any(isinstance(x, ConnectionRefusedError) for x in chain) or "Connection refused" in text:
+        return "connection refused"
+    first = next((x for x in reversed(chain) if str(x)), exc)
+    return f"{type(first).__name__}: {(str(first).splitlines() or [''])[0][:160]}"
 
 
 def resolve_name(name: str) -> str:

@@ -1,4 +1,4 @@
-"""Shared fixtures: the two real reference zoos, isolated caches, small synthetic zoos."""
+"""Shared fixtures: the real reference zoos (skipped without them), isolated caches, small synthetic zoos."""
 
 from __future__ import annotations
 
@@ -9,18 +9,29 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recsys.datasets import REGISTRY
+
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_ZOOS = ("domainnet-270", "transfergraph-image")
-NO_DATA = ("reference data not found (RECSYS_DATA_DIR unset, no ../shared/data, nothing downloaded yet): run "
-           "`make data` to download it into the user cache, or set RECSYS_DATA_DIR to a directory holding "
-           "domainnet-270/ and transfergraph-image/")
+# Every named zoo: a test that reads one asks for the data_dir fixture (or one built on it), which skips it,
+# with NO_DATA as its reason, when the reference data is absent.
+REFERENCE_ZOOS = tuple(REGISTRY)
+NO_DATA = ("reference data not found (RECSYS_DATA_DIR unset or an empty directory, no ../shared/data, nothing "
+           "downloaded yet): run `make data` to download it into the user cache, or set RECSYS_DATA_DIR to a "
+           f"directory holding {', '.join(z + '/' for z in REFERENCE_ZOOS)}")
 
 
 def _find_data_dir() -> Path | None:
-    """The reference zoos' raw files: $RECSYS_DATA_DIR (CI: ../shared/data), ../shared/data, or the user cache."""
+    """The reference zoos' raw files: $RECSYS_DATA_DIR (CI: ../shared/data), ../shared/data, or the user cache.
+
+    An existing empty directory as RECSYS_DATA_DIR means "no data" (`make test-nodata`): the tests that need
+    it are skipped, and nothing looks further (not ../shared/data, not the cache, never the network).
+    """
     explicit = os.environ.get("RECSYS_DATA_DIR")
     if explicit:
-        return Path(explicit).expanduser().resolve()
+        path = Path(explicit).expanduser().resolve()
+        if path.is_dir() and not any(path.iterdir()):
+            return None
+        return path
     from recsys.paths import cache_dir
 
     for candidate in (ROOT.parent / "shared" / "data", cache_dir() / "data"):
@@ -32,8 +43,10 @@ def _find_data_dir() -> Path | None:
 def pytest_sessionstart(session):
     if DATA_DIR is not None and not all((DATA_DIR / z).is_dir() for z in REFERENCE_ZOOS):
         # Set on purpose but wrong (CI sets it): say so once, instead of skipping every test that needs the data.
-        pytest.exit(f"RECSYS_DATA_DIR={DATA_DIR} holds no {' and '.join(z + '/' for z in REFERENCE_ZOOS)}; fix it, "
-                    f"or unset it (the tests that need the data are then skipped)", returncode=4)
+        missing = [z + "/" for z in REFERENCE_ZOOS if not (DATA_DIR / z).is_dir()]
+        pytest.exit(f"point RECSYS_DATA_DIR to the reference data, or unset it (or set it to an empty directory) to "
+                    f"skip the tests that need it: RECSYS_DATA_DIR={DATA_DIR} holds no {', '.join(missing)}",
+                    returncode=4)
 
 
 DATA_DIR = _find_data_dir()
@@ -41,6 +54,7 @@ if DATA_DIR is not None:
     os.environ["RECSYS_DATA_DIR"] = str(DATA_DIR)
 else:
     # Tests never use the network: a test that loads a named zoo without the data_dir fixture fails at once here.
+    os.environ.pop("RECSYS_DATA_DIR", None)
     os.environ["RECSYS_DATA_URL"] = "http://127.0.0.1:9/no-reference-data"
 
 

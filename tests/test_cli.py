@@ -345,7 +345,7 @@ def test_evaluate_rejects_unknown_coverage_engine(data_dir):
     assert res.exit_code == 2 and "--coverage" in res.stderr
 
 
-def test_a_fit_that_fails_numerically_with_a_param_is_one_line(tmp_path, monkeypatch):
+def test_a_fit_that_fails_numerically_with_a_param_is_one_line(tmp_path, monkeypatch, data_dir):
     """A ValueError / ArithmeticError inside fit, with --param given, names the params (no traceback)."""
     from recsys.engines.hybrid import HybridEngine
 
