@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -190,6 +191,40 @@ def test_bad_new_values(dn_builder, dn_data):
         _new(dn_builder, dn_data, pd.DataFrame(columns=["domain"]))
     with pytest.raises(RecsysError, match="give each new dataset its own name: 'x' names several"):
         new_dataset_frame([{"dataset": "x"}, {"dataset": "x "}])
+
+
+def test_new_values_outside_the_zoos_range_warn_with_column_value_and_range(dn_builder, dn_data, caplog):
+    """num_classes=1e9 on a zoo of 2-32 passes the 100-standard-deviation check of the log scale; it gets a warning
+    (the predictions extrapolate); a value inside the range gets none; the range travels in the model file."""
+    meta = {"dataset": "huge", "domain": "sketch", "num_pre_class": 10, "categories": 1e9, "Sample_Size": 40,
+            "Labels": "cat, dog"}
+    with caplog.at_level(logging.WARNING, logger="recsys.features.builder"):
+        _new(dn_builder, dn_data, meta)
+    assert "huge: column 'categories' = 1e+09 is outside the zoo's range (2 to 32)" in caplog.text
+    assert "extrapolate" in caplog.text and "Sample_Size" not in caplog.text
+    caplog.clear()
+    restored = FeatureBuilder.from_state(*dn_builder.to_state())
+    with caplog.at_level(logging.WARNING, logger="recsys.features.builder"):
+        _new(restored, dn_data, {**meta, "categories": 4, "num_pre_class": 51})
+    assert caplog.text.count("outside the zoo's range") == 1 and "'num_pre_class' = 51" in caplog.text
+    caplog.clear()
+    old = FeatureBuilder.from_state(*dn_builder.to_state())  # a model file written before the range was stored
+    for n in old.dataset_spec_.numeric:
+        n.pop("min"), n.pop("max")
+    with caplog.at_level(logging.WARNING, logger="recsys.features.builder"):
+        _new(old, dn_data, meta)
+    assert "outside the zoo's range" not in caplog.text
+
+
+@pytest.mark.parametrize("value", ["1e154", "1e200", "-1e308"])
+def test_a_zoo_value_whose_square_overflows_is_one_line(tmp_path, value):
+    """A value of 1e154 or more once ended in LightFM's "Not all input values are finite" (its square overflows)."""
+    models = pd.DataFrame({"model": ["a", "b", "c"], "depth": ["10", value, "14"]})
+    zoo = load_zoo(write_zoo(tmp_path / "z", models=models, zoo_json={"models": {"numeric": ["depth"]}},
+                             records=pd.DataFrame({"model": ["a"], "dataset": ["birds"], "accuracy": [0.5]})))
+    line = f"correct the value of column 'depth' (model 'b'), or leave it empty: {float(value):g} is beyond"
+    with pytest.raises(RecsysError, match="^" + re.escape(line)):
+        FeatureBuilder(text_encoder="hashing").fit(zoo)
 
 
 def test_new_dataset_frame_names_each_row_once():

@@ -41,6 +41,9 @@ MAX_VOCAB = 5000
 #: a new dataset's numeric value (log-transformed where the column is) may lie this many of the zoo's
 #: standard deviations from the zoo's mean: beyond it the features extrapolate to nonsense (1e300 samples)
 MAX_STD_AWAY = 100.0
+#: numeric metadata are read up to this magnitude: their squares (standard deviations, LightFM's row norms)
+#: must stay finite in float64 (whose largest square root is about 1.3e154)
+MAX_ABS_VALUE = 1e150
 
 
 def tokenize(value) -> list[str]:
@@ -61,8 +64,10 @@ class SideSpec:
     categorical : list of (column, levels)
         Levels are normalized strings (see :func:`_value_text`), so ``10``,
         ``10.0`` and ``"10"`` are one level.
-    numeric : list of dict(column, log, mean, std, missing)
-        ``missing``: a 0/1 indicator column follows the value.
+    numeric : list of dict(column, log, mean, std, missing, min, max)
+        ``missing``: a 0/1 indicator column follows the value; ``min`` and
+        ``max``: the zoo's observed range (a new dataset outside it is warned
+        about; model files written before recsys stored it have none).
     text : list of dict(column, mean, components)
         PCA of the text embeddings: ``(emb - mean) @ components.T``.
     vocab : dict of str to list of str
@@ -103,6 +108,7 @@ class SideSpec:
             ok = ~np.isnan(x)
             if not ok.any():
                 continue
+            _check_magnitude(x, col, df)
             if roles.log is not None:
                 use_log = col in roles.log
             else:
@@ -113,7 +119,7 @@ class SideSpec:
             if not math.isfinite(std) or std <= 1e-12 * max(1.0, abs(mean)):
                 std = 1.0  # a constant column: centred to 0, not blown up by rounding noise
             spec.numeric.append({"column": col, "log": use_log, "mean": mean, "std": std,
-                                 "missing": bool((~ok).any())})
+                                 "missing": bool((~ok).any()), "min": float(x[ok].min()), "max": float(x[ok].max())})
         for col in roles.text:
             bags = [set(tokenize(t)) for t in df[col].tolist()]
             counts: dict[str, int] = {}
@@ -578,8 +584,21 @@ def _positions(names: pd.Series, ids: Ids) -> np.ndarray:
     return codes
 
 
+def _check_magnitude(x: np.ndarray, col: str, df: pd.DataFrame) -> None:
+    """A zoo's numeric column holds no value of :data:`MAX_ABS_VALUE` or more (one line naming it otherwise)."""
+    with np.errstate(invalid="ignore"):
+        big = np.flatnonzero(np.abs(x) >= MAX_ABS_VALUE)
+    if len(big):
+        side = df.index.name or "row"
+        where = f" ({side} {str(df.index[big[0]])[:60]!r})" if df.index.name else ""
+        raise RecsysError(f"correct the value of column {col!r}{where}, or leave it empty: {x[big[0]]:g} is beyond "
+                          f"what recsys reads as numeric metadata (magnitudes below {MAX_ABS_VALUE:g}); check its "
+                          f"unit")
+
+
 def _check_numeric_range(spec: SideSpec, df: pd.DataFrame) -> None:
-    """New datasets' numeric values within :data:`MAX_STD_AWAY` standard deviations of the zoo's (one line otherwise)."""
+    """New datasets' numeric values within :data:`MAX_STD_AWAY` standard deviations of the zoo's (one line otherwise);
+    a warning for each value outside the zoo's observed range (the predictions extrapolate)."""
     for n in spec.numeric:
         col = n["column"]
         if col not in df.columns:
@@ -596,6 +615,12 @@ def _check_numeric_range(spec: SideSpec, df: pd.DataFrame) -> None:
             raise RecsysError(f"column {col!r} = {x[far[0]]:g} is far outside the zoo's values; accepted: {lo:.3g} "
                               f"to {hi:.3g} ({MAX_STD_AWAY:g} standard deviations of the zoo's"
                               f"{' log' if n['log'] else ''} values around their mean); check the value and its unit")
+        if "min" in n and "max" in n:
+            names = df["dataset"].astype(str).tolist() if "dataset" in df.columns else [""] * len(df)
+            for i in np.flatnonzero(~np.isnan(x) & ((x < n["min"]) | (x > n["max"]))):
+                log.warning("%s: column %r = %g is outside the zoo's range (%g to %g); the predictions extrapolate "
+                            "and may be unreliable: check the value and its unit", names[i], col, x[i], n["min"],
+                            n["max"])
 
 
 def _check_scores(scores: pd.DataFrame, dataset_names: list[str]) -> pd.DataFrame:
