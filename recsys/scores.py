@@ -66,7 +66,7 @@ import numpy as np
 from .errors import RecsysError
 
 __all__ = ["ScoreError", "METRICS", "NEEDS_SOURCE", "logme", "hscore", "regularized_hscore", "nce", "leep", "gbc",
-           "transrate", "knn_accuracy", "compute"]
+           "transrate", "knn_accuracy", "compute", "degenerate"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,9 @@ def _one_blas_thread(active: bool = True):
     matrix against 0.3 s on one thread, and small products were 100 times slower
     on two threads; large matrix products still gain from both cores. Uses
     threadpoolctl (a recsys dependency) when it is installed, else does nothing.
+    The BLAS libraries are looked up at each call (about 1 ms): scipy loads its
+    own OpenBLAS when first imported, after numpy's, and a list taken before
+    that would leave it on every thread.
     """
     global _controller
     if not active:
@@ -97,8 +100,8 @@ def _one_blas_thread(active: bool = True):
         except ImportError:  # pragma: no cover - threadpoolctl is installed with recsys
             _controller = False
         else:
-            _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas") if _controller else contextlib.nullcontext()
+            _controller = ThreadpoolController
+    return _controller().limit(limits=1, user_api="blas") if _controller else contextlib.nullcontext()
 
 
 class ScoreError(RecsysError, ValueError):
@@ -450,7 +453,9 @@ def hscore(features, labels) -> float:
     :func:`regularized_hscore` there.
     """
     F, codes, counts = _check_features(features, labels)
-    return _hscore(_Spectrum(_centered(F)), codes, counts)
+    spec = _Spectrum(_centered(F))
+    _warn_degenerate("hscore", spec, counts, None)
+    return _hscore(spec, codes, counts)
 
 
 def _between_projections(spec: _Spectrum, codes, counts) -> np.ndarray:
@@ -836,8 +841,12 @@ METRICS: dict[str, Callable[..., float]] = {
 NEEDS_SOURCE = frozenset({"nce", "leep"})
 
 
-def compute(features, labels, metrics: Iterable[str] | None = None, source_probs=None) -> dict[str, float]:
+def compute(features, labels, metrics: Iterable[str] | None = None, source_probs=None, *,
+            what: str | None = None) -> dict[str, float]:
     """Several metrics on the same data, sharing the eigendecompositions.
+
+    A metric asked where it degenerates is computed, with a warning that names
+    the alternative (see :func:`degenerate`).
 
     Parameters
     ----------
@@ -847,6 +856,8 @@ def compute(features, labels, metrics: Iterable[str] | None = None, source_probs
         Names of :data:`METRICS`; default all, minus ``nce``/``leep`` when
         ``source_probs`` is None.
     source_probs : array_like of float, shape (n, c), optional
+    what : str, optional
+        Names the features in warnings (the model, in ``recsys score``).
 
     Returns
     -------
@@ -880,6 +891,7 @@ def compute(features, labels, metrics: Iterable[str] | None = None, source_probs
         elif name in ("hscore", "reg_hscore", "gbc", "transrate"):
             centred = centred or _Spectrum(_centered(F))
             if name == "hscore":
+                _warn_degenerate(name, centred, counts, what)
                 out[name] = _hscore(centred, codes, counts)
             elif name == "reg_hscore":
                 out[name] = _regularized_hscore(centred, codes, counts)
@@ -892,6 +904,30 @@ def compute(features, labels, metrics: Iterable[str] | None = None, source_probs
         else:
             out[name] = METRICS[name](None, codes, P)
     return out
+
+
+def degenerate(metric: str, n_samples: int, rank: int, n_classes: int) -> str | None:
+    """Why ``metric`` tells nothing on ``n_samples`` samples of features of rank ``rank`` in ``n_classes`` classes,
+    with the alternative to use (None when it is informative).
+
+    The H-score is the sum of the ``C - 1`` squared canonical correlations between the features and the labels;
+    when ``rank > n - C`` the span of the features meets that of the (centred) labels in ``rank + C - n``
+    directions for any features at all, each correlation 1 (Bao et al. 2019's estimate needs ``n`` well above
+    ``d``): with fewer samples than feature dimensions it is ``C - 1`` for a good encoder and a random one alike.
+    """
+    if metric == "hscore" and n_classes > 1 and rank > n_samples - n_classes:
+        full = rank >= n_samples - 1
+        return (f"use reg_hscore (the shrinkage H-score) or logme instead, or score more samples: hscore on "
+                f"{n_samples} samples of rank-{rank} features in {n_classes} classes is "
+                f"{'exactly' if full else 'pushed towards'} its maximum C - 1 = {n_classes - 1} whatever the "
+                f"features (fewer samples than feature dimensions)")
+    return None
+
+
+def _warn_degenerate(metric: str, spec: _Spectrum, counts, what: str | None) -> None:
+    why = degenerate(metric, len(spec.X), spec.rank, len(counts))
+    if why:
+        log.warning("%s%s", f"{what}: " if what else "", why)
 
 
 def describe(name: str) -> str:
