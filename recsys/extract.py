@@ -51,12 +51,15 @@ from .hub import SHIPPED_TEXT_MODEL, ModelNotFoundError, import_transformers, is
 from .paths import cache_dir, write_cache_npz
 
 __all__ = ["ExtractError", "ModelNotFoundError", "LabelledData", "Features", "load_data", "resolve_model", "model_name", "extract",
-           "IMAGE_EXTENSIONS", "SHIPPED_TEXT_MODEL"]
+           "IMAGE_EXTENSIONS", "SHIPPED_TEXT_MODEL", "head_note"]
 
 log = logging.getLogger(__name__)
 
 #: as torchvision's ImageFolder
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+#: the largest image read, in pixels (PIL's warning threshold, about 9,500 x 9,500): every model resizes to a few
+#: hundred pixels, and a larger image costs memory (3 bytes a pixel) for nothing, or is a decompression bomb
+MAX_IMAGE_PIXELS = 89_478_485
 # Bumped when the extraction changes (pooling, preprocessing), so old cache files are not reused.
 _FORMAT = 1
 
@@ -227,6 +230,34 @@ def resolve_model(spec: str) -> tuple[str, str]:
     return resolve(spec, what="model")
 
 
+def head_note(model: str, kind: str) -> str:
+    """Why ``model`` gives no source-class probabilities on ``kind`` data ("" when it may), from its config.json.
+
+    Read before anything runs (no weights loaded): a model whose ``config.architectures`` holds no
+    ``...ForImageClassification`` (images) / ``...ForSequenceClassification`` (texts) has no classification
+    head, so LEEP and NCE cannot be computed from it. A head the checkpoint lacks or a multi-label head are
+    only found when the model is loaded (:attr:`Features.source_note`).
+    """
+    path, _ = resolve_model(model)
+    try:
+        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return ""  # left to the loader, which says what is wrong with the file
+    archs = config.get("architectures") if isinstance(config, dict) else None
+    suffix = _HEAD_SUFFIX.get(kind, "")
+    if isinstance(archs, list) and any(isinstance(a, str) and a.endswith(suffix) for a in archs):
+        return ""
+    return _no_head_note(kind)
+
+
+#: the architecture a checkpoint with a classification head names in its config, per kind of data
+_HEAD_SUFFIX = {"images": "ForImageClassification", "texts": "ForSequenceClassification"}
+
+
+def _no_head_note(kind: str) -> str:
+    return f"it has no classification head (no ...{_HEAD_SUFFIX[kind]} architecture in its config)"
+
+
 def model_name(spec: str) -> str:
     """The name a model gets in ``scores.csv``: what was typed, except a local directory, named by its folder.
 
@@ -356,14 +387,12 @@ def extract(model: str, data: LabelledData, *, batch_size: int = 32, max_length:
 class _Runner:
     """Loads one model with its preprocessor and turns batches of images or texts into features."""
 
-    _HEAD_SUFFIX = {"images": "ForImageClassification", "texts": "ForSequenceClassification"}
-
     def __init__(self, spec: str, path: str, kind: str, *, max_length: int):
         self.spec, self.kind, self.max_length = spec, kind, max_length
         self.source_note = ""
         transformers = import_transformers("feature extraction", error=ExtractError)
         config = self._load(lambda: transformers.AutoConfig.from_pretrained(path, local_files_only=True), "config")
-        archs = [a for a in (getattr(config, "architectures", None) or []) if a.endswith(self._HEAD_SUFFIX[kind])]
+        archs = [a for a in (getattr(config, "architectures", None) or []) if a.endswith(_HEAD_SUFFIX[kind])]
         self.head = None
         if archs:
             auto = (transformers.AutoModelForImageClassification if kind == "images"
@@ -378,8 +407,7 @@ class _Runner:
         else:
             self.model, info = self._load(lambda: transformers.AutoModel.from_pretrained(
                 path, local_files_only=True, output_loading_info=True), "weights")
-            self.source_note = "it has no classification head (no ...For" + \
-                ("Image" if kind == "images" else "Sequence") + "Classification architecture in its config)"
+            self.source_note = _no_head_note(kind)
             self.pooler_loaded = not any(k.startswith("pooler") for k in info.get("missing_keys", ()))
         self.model.eval()
         if kind == "images":
@@ -463,10 +491,19 @@ class _Runner:
         images = []
         for f in batch:
             try:
-                with Image.open(f) as im:
+                with warnings.catch_warnings():  # (PIL warns from MAX_IMAGE_PIXELS on: refused below instead)
+                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                    im = Image.open(f)
+                with im:
+                    if im.width * im.height > MAX_IMAGE_PIXELS:  # (PIL itself refuses twice as many)
+                        raise Image.DecompressionBombError(f"{im.width} x {im.height} pixels")
                     images.append(im.convert("RGB"))
+            except Image.DecompressionBombError as exc:
+                raise ExtractError(f"resize or remove image {f}: it is too large to read ({str(exc).split(',')[0]}; "
+                                   f"recsys reads images of up to {MAX_IMAGE_PIXELS:,} pixels, a guard against "
+                                   f"decompression bombs)") from None
             except (OSError, UnidentifiedImageError) as exc:
-                raise ExtractError(f"cannot read image {f} ({exc}); remove or replace the file") from None
+                raise ExtractError(f"remove or replace image {f}: it cannot be read ({exc})") from None
         return self.processor(images=images, return_tensors="pt")
 
     def _pool(self, out, inputs):
