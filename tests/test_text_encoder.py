@@ -16,7 +16,7 @@ import pytest
 from conftest import ROOT
 from recsys.errors import RecsysError
 from recsys.features import FeatureBuilder, HashingEncoder, TransformerEncoder, embed, get_encoder
-from recsys.features.text import DEFAULT_ENCODER
+from recsys.features.text import DEFAULT_ENCODER, MAX_TEXT_CHARS
 from recsys.zoo import load_zoo
 
 EXAMPLE = ROOT / "data" / "example-zoo"
@@ -117,6 +117,16 @@ def test_real_minilm(no_network, linked_model, tmp_path, monkeypatch):
     assert cosine(v[0], v[1]) > cosine(v[0], v[2]) + 0.2
     # a local directory holding the same model gives the same embeddings
     np.testing.assert_allclose(get_encoder(str(linked_model)).encode(texts), v, atol=1e-5)
+    # a 62 MB label list once crashed the Rust tokenizer (a 5.7 MB one took 1.4 GB): the text is cut before it
+    # (MAX_TEXT_CHARS), which leaves its embedding as it was: the model reads its first 256 tokens either way
+    huge = ", ".join(f"label {i}" for i in range(6_000_000))
+    assert len(huge) > 62e6
+    cut = enc.encode([huge, huge[:MAX_TEXT_CHARS]])
+    with monkeypatch.context() as m:
+        m.setattr("recsys.features.text.MAX_TEXT_CHARS", 10**9)
+        whole = enc.encode([huge[:200_000]])  # (uncut: what the tokenizer's own truncation keeps)
+    np.testing.assert_allclose(cut[0], cut[1], atol=1e-6)
+    np.testing.assert_allclose(whole[0], cut[1], atol=1e-5)
 
     # a broken model directory is a clear error
     broken = tmp_path / "broken"

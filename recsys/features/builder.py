@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 LOG_RATIO = 10.0
 #: most tokens kept per text column
 MAX_VOCAB = 5000
+#: characters of a text value split into tokens (label names): tens of thousands of labels, not a 62 MB string's
+#: millions of Python strings
+MAX_TOKEN_CHARS = 1 << 20
 #: a new dataset's numeric value (log-transformed where the column is) may lie this many of the zoo's
 #: standard deviations from the zoo's mean: beyond it the features extrapolate to nonsense (1e300 samples)
 MAX_STD_AWAY = 100.0
@@ -47,10 +50,12 @@ MAX_ABS_VALUE = 1e150
 
 
 def tokenize(value) -> list[str]:
-    """Tokens of a text value: comma-separated items (label lists), else words; lower-cased."""
+    """Tokens of a text value: comma-separated items (label lists), else words; lower-cased; read from its first
+    :data:`MAX_TOKEN_CHARS` characters."""
     text = _value_text(value)
     if text is None:
         return []
+    text = text[:MAX_TOKEN_CHARS]
     parts = text.split(",") if "," in text else text.split()
     return [p.strip().lower() for p in parts if p.strip()]
 

