@@ -15,7 +15,7 @@ import stat
 import tempfile
 import time
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Mapping
 
 from .errors import RecsysError
 
@@ -32,7 +32,7 @@ _KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat
 
 def write_atomic(path: str | os.PathLike, content: bytes | str | Callable[[BinaryIO], None] | None, *,
                  what: str = "file", example: str = "", elsewhere: str = "choose another location with --out",
-                 error: type[RecsysError] = RecsysError) -> Path:
+                 error: type[RecsysError] = RecsysError, inputs: Mapping[str | os.PathLike, str] | None = None) -> Path:
     """Replace ``path`` by ``content`` atomically (temp file beside it, fsync, rename).
 
     Parameters
@@ -52,6 +52,10 @@ def write_atomic(path: str | os.PathLike, content: bytes | str | Callable[[Binar
         cannot be written ("choose another location with --out").
     error : type
         The :class:`~recsys.errors.RecsysError` subclass raised.
+    inputs : mapping of path to str, optional
+        What the command writing ``path`` reads (a file, or a directory whose
+        files it reads), each with the words that name it in a message ("the
+        zoo's records.csv"): ``path`` may not be one of them, nor inside one.
 
     Returns
     -------
@@ -62,13 +66,15 @@ def write_atomic(path: str | os.PathLike, content: bytes | str | Callable[[Binar
     ------
     RecsysError
         (or ``error``) One line: an empty name, a directory or another
-        non-regular file in the way, or a failed write (no space, no
-        permission ...); the previous file is left as it was.
+        non-regular file in the way, a read-only file, one of ``inputs``, or a
+        failed write (no space, no permission ...); the previous file is left
+        as it was.
 
     Notes
     -----
     A symlink is written through (its target is replaced, the link stays); an
-    existing target that is not a regular file is refused; the new file keeps
+    existing target that is not a regular file, or is read-only, is refused (a
+    rename could replace it, but its mode says not to); the new file keeps
     the permission bits of the file it replaces (a new one gets the umask's
     default); temporary files (``.NAME.PID-XXXX.tmp``) left by a process that
     died are removed.
@@ -77,6 +83,8 @@ def write_atomic(path: str | os.PathLike, content: bytes | str | Callable[[Binar
         raise error(f"the {what} name is empty; give a file name such as {example or 'out.txt'}")
     path = Path(path)
     target, existed = _target(path, what, example, elsewhere, error)
+    if existed and inputs:
+        _not_an_input(path, target, inputs, elsewhere, error)
     tmp = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +148,26 @@ def _target(path: Path, what: str, example: str, elsewhere: str, error: type[Rec
     if not stat.S_ISREG(st.st_mode):
         raise error(f"cannot write {what} {str(path)!r}: it exists and is {file_kind(st.st_mode)}; recsys only "
                     f"replaces regular files: {elsewhere}")
+    if not st.st_mode & 0o222 or not os.access(path, os.W_OK):
+        # (root may write anything: the mode bits still say "keep")
+        raise error(f"make {str(path)!r} writable (chmod u+w) or {elsewhere}: the {what} exists and is read-only, "
+                    f"and recsys does not replace a read-only file")
     return path, True
+
+
+def _not_an_input(path: Path, target: Path, inputs: Mapping, elsewhere: str, error: type[RecsysError]) -> None:
+    """Refuse to write over a file the command reads (the same file, through any link, or inside an input folder)."""
+    for src, name in inputs.items():
+        try:
+            src = Path(os.path.realpath(src))
+            hit = (src.is_dir() and Path(os.path.realpath(target)).is_relative_to(src)) or \
+                (src.is_file() and os.path.samefile(target, src))
+        except OSError:
+            continue
+        if hit:
+            inside = "inside " if src.is_dir() else ""
+            raise error(f"{elsewhere}: {str(path)!r} is {inside}{name}, which this command reads; recsys never writes "
+                        f"over its own input")
 
 
 def _mode_for(target: Path) -> int:

@@ -88,6 +88,9 @@ class Engine(ABC):
     summary: ClassVar[str] = ""
     #: engines that cannot work without transferability scores set this
     requires_scores: ClassVar[bool] = False
+    #: fitted array attributes that may hold NaN by design (e.g. a level for datasets without records); any other
+    #: NaN in a model file is damage, refused when the file is read (``recsys info``, ``Recommender.load``)
+    nan_arrays: ClassVar[frozenset] = frozenset()
 
     def __init__(self, *, seed: int = 0):
         self.seed = seed
@@ -250,8 +253,9 @@ class Engine(ABC):
         params = dict(state.get("params", {}))
         unknown = set(params) - set(cls._param_names())
         if unknown:
-            raise ArtifactError(f"model file has parameter(s) {sorted(unknown)} that engine {cls.name!r} does not "
-                                f"know; it was written by another recsys version: re-fit it")
+            raise ArtifactError(f"re-fit the model with this recsys (`recsys fit`): the model file has parameter(s) "
+                                f"{sorted(unknown)} that engine {cls.name!r} does not know (another recsys version "
+                                f"wrote it)")
         defaults = {p.name: p.default for p in inspect.signature(cls.__init__).parameters.values()}
         for key, value in params.items():  # JSON turned tuples into lists
             if isinstance(value, list) and isinstance(defaults.get(key), tuple):
@@ -266,7 +270,8 @@ class Engine(ABC):
         engine._data = data
         engine._load_extra(state.get("fitted", {}), arrays)
         if not engine.is_fitted:
-            raise ArtifactError(f"model file holds an unfitted {cls.name!r} engine; re-create it with `recsys fit`")
+            raise ArtifactError(f"re-create the model file with `recsys fit`: it holds an unfitted {cls.name!r} "
+                                f"engine")
         return engine
 
 

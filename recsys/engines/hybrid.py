@@ -208,6 +208,7 @@ class HybridEngine(Engine):
     """
 
     name = "hybrid"
+    nan_arrays = frozenset({"level_", "z_offset_"})  # (NaN for the datasets without records)
     #: accepted ranges of the numeric parameters (``recsys fit --param`` refuses values outside)
     param_bounds = {"no_components": (1, 256), "epochs": (1, 1000), "learning_rate": (1e-6, 10.0),
                     "tau": (0.01, 100.0), "alphas": (0.0, 1.0), "cov_shrinks": (0.0, 1.0), "inner_folds": (1, 10)}

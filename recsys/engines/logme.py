@@ -66,6 +66,7 @@ class ScoreEngine(Engine):
     name = "logme"
     summary = "ranks by a transferability score (LogME by default) from scores.csv, no learning of interactions"
     requires_scores = True
+    nan_arrays = frozenset({"scores_"})  # (NaN where a pair has no score)
 
     def __init__(self, *, metric: str = "LOG_ME", prior: float = 1.0, seed: int = 0):
         self.metric = metric
