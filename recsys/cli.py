@@ -300,7 +300,8 @@ def _read_scores(path: str | None):
 @main.command()
 @click.option("--zoo", "zoo_name", default="domainnet-270", show_default=True, metavar="DIR_OR_NAME", callback=_nonempty,
               help="A zoo directory in the canonical format, or a named zoo (domainnet-270, transfergraph-image, vtab-hf, parc-71).")
-@click.option("--engine", default=None, help="Engine [default: the one `recsys engines` marks as default].")
+@click.option("--engine", default=None, callback=_nonempty,
+              help="Engine [default: the one `recsys engines` marks as default].")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, callback=_nonempty,
               help="Model file to write [default: model.npz in the user data dir, or $RECSYS_MODEL]. A symlink is "
                    "written through; other non-regular files are refused.")
@@ -324,6 +325,7 @@ def fit(zoo_name, engine, out, seed, text_encoder, params, no_calibrate):
     engine_params = _parse_params(params, cls)
     out = check_writable(out or default_model_path())
     zoo = datasets.load(zoo_name)
+    check_writable(out, _zoo_inputs(zoo))  # never over a file of the zoo it reads
     if text_encoder is not None and not (zoo.model_roles.text or zoo.dataset_roles.text):
         log.warning("--text-encoder %s is not used: zoo %s has no text columns (roles 'text' in zoo.json)",
                     text_encoder, zoo.name)
@@ -344,6 +346,17 @@ def fit(zoo_name, engine, out, seed, text_encoder, params, no_calibrate):
     log.info("fitted %s on %s (%d models x %d datasets, %d records) in %.1fs; wrote %s", engine, zoo.name,
              len(zoo.models), len(zoo.datasets), len(zoo.records), sum(t.values()), path)
     click.echo(str(path))
+
+
+def _zoo_inputs(zoo) -> dict:
+    """The files a zoo was read from (its directory's zoo files, or a named zoo's raw files), named for messages."""
+    from .datasets import REGISTRY
+    from .zoo import ZOO_FILES
+
+    if zoo.path is None:
+        return {}
+    names = REGISTRY[zoo.name].files if zoo.name in REGISTRY else ZOO_FILES
+    return {Path(zoo.path) / f: f"the {f} of zoo {zoo.name}" for f in names}
 
 
 def _parse_value(raw: str, default):
@@ -501,6 +514,8 @@ def topk(name, k, model_path, new, settings, scores_path, fmt, level):
 @click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="table", show_default=True)
 def info(model_path, zoo_name, fmt):
     """What a model file (default) or a zoo holds."""
+    if zoo_name and model_path:
+        raise UsageError("give --model FILE (what a model file holds) or --zoo DIR_OR_NAME (what a zoo holds), not both")
     if zoo_name:
         from . import datasets
 
@@ -539,7 +554,7 @@ def _finite(doc, depth: int = 0):
               help="Zoo to evaluate on [default: transfergraph-image for p2, else domainnet-270].")
 @click.option("--targets", "target_list", default=None, metavar="A,B,...",
               help="p2 / logo: held-out datasets [default: those with scores (p2), with >= 10 records (logo)].")
-@click.option("--engines", "engine_list", default=None, metavar="A,B,...",
+@click.option("--engines", "engine_list", default=None, metavar="A,B,...", callback=_nonempty,
               help="Comma-separated engines [default: all of `recsys engines`].")
 @click.option("--repeats", type=click.IntRange(min=1), default=None,
               help="Repetitions [default: 10 for p1 and missing-edge, 1 for p2 and logo].")
@@ -559,6 +574,9 @@ def evaluate(protocol, zoo_name, target_list, engine_list, repeats, out_dir, tex
     if out_dir is not None:
         _check_out_dir(out_dir)
     engines = _split_list(engine_list) if engine_list else None
+    if engine_list and not engines:
+        raise UsageError(f"--engines {engine_list!r} names no engine; give comma-separated names (see `recsys engines`), "
+                         f"or leave it out for all")
     targets = _split_list(target_list) if target_list else None
     if coverage not in ("default", "all", "none"):
         coverage = _split_list(coverage)
@@ -623,7 +641,8 @@ def _data_options(fn):
                           "by its folder name]."),
         click.option("--max-per-class", type=click.IntRange(min=1), default=None,
                      help="Keep at most this many samples per class (random, --seed)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of --max-per-class."),
+        click.option("--seed", type=SEED, default=0, show_default=True,
+                     help="Seed of --max-per-class, 0 to 4294967295."),
         click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
         click.option("--text-column", default="text", show_default=True, help="Text column of a CSV."),
         click.option("--label-column", default="label", show_default=True, help="Label column of a CSV."),
@@ -699,11 +718,12 @@ class StageBar:
         self.bar.close()
 
 
-def _write_text_atomic(path: Path, text: str | None) -> None:
-    """Write ``text`` atomically (:func:`recsys.fileio.write_atomic`); with None only check that it could be."""
+def _write_text_atomic(path: Path, text: str | None, inputs: dict | None = None) -> None:
+    """Write ``text`` atomically (:func:`recsys.fileio.write_atomic`); with None only check that it could be (and that
+    ``path`` is none of ``inputs``)."""
     from .fileio import write_atomic
 
-    write_atomic(path, text, what="scores file", example="scores.csv")
+    write_atomic(path, text, what="scores file", example="scores.csv", inputs=inputs)
 
 
 @main.command(name="features")
@@ -743,6 +763,17 @@ def features_cmd(data_path, model_list, name_list, max_per_class, seed, batch_si
     _emit(pd.DataFrame(rows), fmt)
 
 
+def _skip_source_metrics(name: str, metrics: list, note: str, asked: bool) -> list:
+    """``metrics`` without leep and nce when the model gives no source-class probabilities (``note`` says why)."""
+    from .scores import NEEDS_SOURCE
+
+    needs = [m for m, _ in metrics if m in NEEDS_SOURCE]
+    if not note or not needs:
+        return metrics
+    (log.warning if asked else log.info)("%s: skipping %s: %s", name, ", ".join(needs), note)
+    return [(m, label) for m, label in metrics if m not in NEEDS_SOURCE]
+
+
 def _parse_metrics(raw: str | None) -> list[tuple[str, str]] | None:
     """--metrics logme,reg_hscore=REG_H_SCORE -> [(metric, name written)], None for the default."""
     from .errors import closest
@@ -762,6 +793,11 @@ def _parse_metrics(raw: str | None) -> list[tuple[str, str]] | None:
         out.append((metric, label.strip() or metric))
     if not out:
         raise UsageError(f"--metrics is empty; choose from {', '.join(METRICS)}")
+    labels = [label for _, label in out]
+    twice = next((label for label in labels if labels.count(label) > 1), None)
+    if twice is not None:
+        uses = [m for m, label in out if label == twice]
+        raise UsageError(f"--metrics: give each metric its own name: {twice!r} names {' and '.join(uses)}")
     return out
 
 
@@ -787,34 +823,41 @@ def score(data_path, model_list, name_list, max_per_class, seed, batch_size, tex
     """
     import pandas as pd
 
-    from .extract import extract, load_data
-    from .scores import METRICS, NEEDS_SOURCE, compute
+    from .extract import extract, head_note, load_data
+    from .scores import METRICS, compute
 
     requested = _parse_metrics(metric_list)
     pairs = _models_and_names(model_list, name_list)
+    inputs = {data_path: f"--data {data_path}"}
+    inputs.update({m: f"model directory {m}" for m, _ in pairs if Path(m).expanduser().is_dir()})
     if out_file:
-        _write_text_atomic(Path(out_file), None)  # fail now, not after the extraction
+        _write_text_atomic(Path(out_file), None, inputs)  # fail now, not after the extraction
     data = load_data(data_path, text_column=text_column, label_column=label_column, max_per_class=max_per_class,
                      seed=seed)
+    wanted = requested if requested is not None else [(m, m) for m in METRICS]
+    plan = []
+    for spec, name in pairs:  # before any model runs: leep and nce need a classification head
+        metrics = _skip_source_metrics(name, wanted, head_note(spec, data.kind), requested is not None)
+        plan.append((spec, name, metrics))
+    if not any(metrics for _, _, metrics in plan):
+        raise UsageError(f"add metrics that need no classification head to --metrics (e.g. logme, reg_hscore), or "
+                         f"give models with one: none of the models can compute {', '.join(m for m, _ in wanted)}")
     rows = []
-    for spec, name in pairs:
+    for spec, name, metrics in plan:
+        if not metrics:
+            continue
         f = extract(spec, data, batch_size=batch_size, progress=_progress_wanted())
-        wanted = requested if requested is not None else [(m, m) for m in METRICS]
-        if f.source_probs is None:
-            needs = [m for m, _ in wanted if m in NEEDS_SOURCE]
-            if needs and requested is not None:
-                raise RecsysError(f"{', '.join(needs)} need(s) source-class probabilities but model {name!r} gives "
-                                  f"none: {f.source_note}; drop {', '.join(needs)} from --metrics")
-            if needs:
-                log.info("%s: skipping %s: %s", name, ", ".join(needs), f.source_note)
-            wanted = [(m, label) for m, label in wanted if m not in NEEDS_SOURCE]
-        values = compute(f.features, f.labels, [m for m, _ in wanted], source_probs=f.source_probs)
-        rows += [{"model": name, "dataset": dataset_name, "metric": label, "score": values[m]} for m, label in wanted]
-        log.info("%s: %s", name, ", ".join(f"{label} {values[m]:.4g}" for m, label in wanted))
+        if f.source_probs is None:  # a head the checkpoint lacks, or a multi-label one: known once loaded
+            metrics = _skip_source_metrics(name, metrics, f.source_note, requested is not None)
+            if not metrics:
+                continue
+        values = compute(f.features, f.labels, [m for m, _ in metrics], source_probs=f.source_probs, what=name)
+        rows += [{"model": name, "dataset": dataset_name, "metric": label, "score": values[m]} for m, label in metrics]
+        log.info("%s: %s", name, ", ".join(f"{label} {values[m]:.4g}" for m, label in metrics))
     text = pd.DataFrame(rows, columns=["model", "dataset", "metric", "score"]).to_csv(
         index=False, float_format="%.10g", lineterminator="\n")
     if out_file:
-        _write_text_atomic(Path(out_file), text)
+        _write_text_atomic(Path(out_file), text, inputs)
         log.info("wrote %d score(s) of %d model(s) on %s to %s", len(rows), len(pairs), dataset_name, out_file)
         click.echo(str(out_file))
     else:
