@@ -285,7 +285,7 @@ def test_evaluate_draws_no_progress_bar_into_a_non_terminal(tmp_path, quiet):
     args = [*(["-q"] if quiet else []), "evaluate", "--protocol", "missing-edge", "--zoo", str(zoo), "--engines",
             "popularity", "--repeats", "2", "--text-encoder", "hashing", "--no-baselines"]
     code = f"from recsys.cli import main\nmain({args!r})\n"
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr
     assert "| popularity |" in res.stdout
     assert "\r" not in res.stderr and "it/s" not in res.stderr and "missing-edge:" not in res.stderr

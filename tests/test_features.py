@@ -353,7 +353,7 @@ def test_warm_cache_needs_no_torch(fresh_cache):
                           "text": len(fb.dataset_spec_.text)}}))
     """)
     env = {**os.environ, "RECSYS_CACHE_DIR": str(fresh_cache)}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"torch": False, "transformers": False, "text": 2}
 

@@ -1068,7 +1068,7 @@ def test_hostile_input(name, request, tmp_path, monkeypatch):
 # cases that need a process of their own (memory, another user, resource limits, kill -9)
 
 
-def _child(code: str, *, env: dict | None = None, cwd: Path | None = None, preexec=None, timeout: float = 120,
+def _child(code: str, *, env: dict | None = None, cwd: Path | None = None, preexec=None, timeout: float = 900,
            prefix: tuple = ()):
     """Run ``code`` in a fresh Python; returns (returncode, stdout, stderr)."""
     proc = subprocess.Popen([*prefix, sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -1125,7 +1125,7 @@ def test_every_hostile_model_file_stays_under_500_mb(models, tmp_path):
             f"files = {files!r}\nrefused = 0\n"
             "for f in files:\n    try:\n        Recommender.load(f)\n    except RecsysError:\n        refused += 1\n"
             "print('REFUSED', refused, len(files))\n")
-    rc, out, err, peak_mb = _measured([sys.executable, "-c", code], timeout=300)
+    rc, out, err, peak_mb = _measured([sys.executable, "-c", code], timeout=900)
     assert rc == 0, err
     assert f"REFUSED {len(files)} {len(files)}" in out
     assert peak_mb < 500, peak_mb
@@ -1194,7 +1194,9 @@ def test_permission_errors_are_one_line(models, tmp_path, data_dir):
         if code:
             lines = [line for line in stderr.splitlines() if line.startswith("error:")]
             assert len(lines) == 1 and out == "", (name, stderr)
-    assert results["evaluate-out"][4] < 5  # refused before the evaluation, not after it
+    # refused before the evaluation, not after it: the error is all it wrote (the evaluation logs as it starts)
+    assert results["evaluate-out"][1].strip().splitlines() == [
+        line for line in results["evaluate-out"][1].splitlines() if line.startswith("error:")]
     after = snapshot(d)
     assert {p: h for p, h in after.items() if p in before} == before
 

@@ -153,7 +153,7 @@ def test_real_minilm(no_network, linked_model, tmp_path, monkeypatch):
                           "features": data.dataset_features.tolist()}}))
     """)
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "RECSYS_CACHE_DIR": str(cache)},
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["torch"] is False and got["transformers"] is False
