@@ -57,8 +57,7 @@ class _Group(click.Group):
             exc.show()
             sys.exit(exc.exit_code)
         except click.UsageError as exc:
-            where = f"{exc.ctx.command_path} --help" if exc.ctx is not None else "recsys --help"
-            click.echo(f"error: {exc.format_message()} (see '{where}')", err=True)
+            click.echo(f"error: {_usage_line(exc)}", err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
             click.echo(f"error: {exc.format_message()}", err=True)
@@ -82,7 +81,7 @@ class _Group(click.Group):
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except MemoryError:
-            click.echo("error: out of memory; use a smaller zoo or smaller --param values", err=True)
+            click.echo("error: use a smaller zoo or smaller --param values: out of memory", err=True)
             sys.exit(1)
         except OSError as exc:  # the machine refused: a full disk, no permission (not caught closer)
             if exc.errno not in _OS_ERRORS:
@@ -90,7 +89,7 @@ class _Group(click.Group):
             where = f": {exc.filename}" if exc.filename else ""
             fix = ("check the permissions" if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else
                    "free some space or write elsewhere")
-            click.echo(f"error: {exc.strerror}{where}; {fix}", err=True)
+            click.echo(f"error: {fix}: {exc.strerror}{where}", err=True)
             sys.exit(1)
 
     def add_command(self, cmd, name=None):
@@ -101,6 +100,23 @@ class _Group(click.Group):
             if cmd.short_help is None and cmd.help:  # click would cut it at ~45 characters
                 cmd.short_help = inspect.cleandoc(cmd.help).split("\n\n")[0].replace("\n", " ")
         super().add_command(cmd, name)
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    """A usage error as one line that says first what to do: give or correct an option, see the help."""
+    where = f"{exc.ctx.command_path} --help" if exc.ctx is not None else "recsys --help"
+    if isinstance(exc, click.BadParameter):
+        hint = exc.param_hint if isinstance(exc.param_hint, str) else None
+        if hint is None and exc.param is not None:
+            try:
+                hint = exc.param.get_error_hint(exc.ctx)
+            except Exception:  # (click's helper differs between versions)
+                hint = None
+        if hint:
+            missing = isinstance(exc, click.MissingParameter)
+            detail = exc.format_message() if missing or not exc.message else exc.message
+            return " ".join(f"{'give' if missing else 'correct'} {hint} (see '{where}'): {detail}".split())
+    return " ".join(f"see '{where}': {exc.format_message()}".split())  # (click lists choices on several lines)
 
 
 _NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
@@ -235,7 +251,7 @@ def _load_model(path: str | None, *, lazy: bool = False):
 
     target = Path(path) if path else default_model_path()
     if path is None and not target.exists():
-        raise RecsysError(f"no model file at {target}; run `recsys fit` first, or pass --model FILE")
+        raise RecsysError(f"run `recsys fit` first, or pass --model FILE: there is no model file at {target}")
     return Recommender.load(target, lazy=lazy)
 
 
@@ -250,9 +266,9 @@ def _ask(rec, fn, *args, **kwargs):
             raise
         zoo = (getattr(rec, "zoo_", None) or {}).get("name", "?")
         ids = rec.dataset_ids
-        raise UsageError(f"{exc} (model file {str(getattr(rec, 'path_', '?'))!r} was fitted on zoo {zoo!r}: "
-                         f"{len(ids)} datasets such as {ids[0]!r}; give one of them, or --model FILE fitted on the "
-                         f"zoo you mean)") from None
+        raise UsageError(f"give a dataset of zoo {zoo!r} ({len(ids)} datasets such as {ids[0]!r}), which model file "
+                         f"{str(getattr(rec, 'path_', '?'))!r} was fitted on, or --model FILE fitted on the zoo you "
+                         f"mean: {exc}") from None
 
 
 def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | None):
@@ -360,8 +376,8 @@ def fit(zoo_name, engine, out, seed, text_encoder, params, no_calibrate):
         if not params:  # without --param this is a bug: let it show
             raise
         why = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise RecsysError(f"fitting {engine} with {' '.join('--param ' + p for p in params)} failed "
-                          f"({type(exc).__name__}: {why}); use values closer to the defaults") from None
+        raise RecsysError(f"use values closer to the defaults: fitting {engine} with "
+                          f"{' '.join('--param ' + p for p in params)} failed ({type(exc).__name__}: {why})") from None
     path = rec.save(out)
     t = rec.timing_
     log.info("fitted %s on %s (%d models x %d datasets, %d records) in %.1fs; wrote %s", engine, zoo.name,
@@ -420,20 +436,20 @@ def _check_bounds(p: str, key: str, value, cls) -> None:
     declared = (getattr(cls, "param_bounds", None) or {}).get(key)
     values = value if isinstance(value, tuple) else (value,)
     if len(values) > MAX_LIST:
-        raise RecsysError(f"--param {p[:60]!r}: {key} takes at most {MAX_LIST} values, got {len(values)}")
+        raise RecsysError(f"give {key} at most {MAX_LIST} values: --param {p[:60]!r} gives {len(values)}")
     for v in values:
         if isinstance(v, str):
             if len(v) > MAX_TEXT:
-                raise RecsysError(f"--param {key}=...: {key} takes at most {MAX_TEXT} characters, got {len(v)}")
+                raise RecsysError(f"give {key} at most {MAX_TEXT} characters: --param {key}=... gives {len(v)}")
             continue
         if v is None or isinstance(v, bool):
             continue
         lo, hi = declared or (INT_BOUNDS if isinstance(v, int) else FLOAT_BOUNDS)
         if not (math.isfinite(v) and lo <= v <= hi):
-            kind = "integers" if isinstance(v, int) else "numbers"
+            kind = "an integer" if isinstance(v, int) else "a number"
             source = f"engine {cls.name!r}" if declared else "recsys (for every engine)"
-            raise RecsysError(f"--param {p[:60]!r}: {key} accepts {kind} from {lo:g} to {hi:g} (bounds set by "
-                              f"{source}); got {v:g}")
+            raise RecsysError(f"give {key} {kind} from {lo:g} to {hi:g} (bounds set by {source}): --param "
+                              f"{p[:60]!r} gives {v:g}")
 
 
 def _parse_params(pairs, cls) -> dict:
@@ -446,14 +462,16 @@ def _parse_params(pairs, cls) -> dict:
         key = key.strip().replace("-", "_")
         if not sep or key not in sig or key == "seed":
             valid = [n for n in cls._param_names() if n != "seed"]
-            raise RecsysError(f"--param {p!r}: engine {cls.name!r} takes NAME=VALUE with NAME one of {', '.join(valid)}")
+            raise RecsysError(f"write --param NAME=VALUE with NAME one of {', '.join(valid)} (the parameters of engine "
+                              f"{cls.name!r}): --param {p[:60]!r} is not")
         default = sig[key].default
         try:
             out[key] = _parse_value(raw, default)
         except ValueError:
             what = ("a comma-separated list of numbers" if isinstance(default, (tuple, list)) else
-                    "a number or none" if default is None else f"a {type(default).__name__}")
-            raise RecsysError(f"--param {p[:60]!r}: {key} expects {what}, got {raw[:40]!r}") from None
+                    "a number or none" if default is None else
+                    {bool: "true or false", int: "an integer", float: "a number"}.get(type(default), "a text"))
+            raise RecsysError(f"give {key} {what}: --param {p[:60]!r} gives {raw[:40]!r}") from None
         _check_bounds(p, key, out[key], cls)
     return out
 
@@ -476,11 +494,12 @@ def predict(model_path, names, new, settings, scores_path, fmt, level):
     frame_new = _read_new_datasets(new, settings, None)
     if frame_new is not None:
         if names:
-            raise UsageError("give either --dataset (datasets of the zoo) or --new/--set (brand-new datasets), not both")
+            raise UsageError("give either --dataset (datasets of the zoo) or --new/--set (brand-new datasets): both were "
+                             "given")
         out = rec.predict_new(frame_new, _read_scores(scores_path), level=level)
     else:
         if scores_path:
-            raise UsageError("--scores describe brand-new datasets (with --new/--set); the zoo's own datasets "
+            raise UsageError("drop --scores, or describe brand-new datasets with --new/--set: the zoo's own datasets "
                              "use the scores they were fitted with")
         if not names and fmt == "csv":  # the whole matrix: streamed, a block of datasets at a time
             for i, cols in enumerate(rec.iter_predict(level=level)):
@@ -514,14 +533,14 @@ def topk(name, k, model_path, new, settings, scores_path, fmt, level):
     frame_new = _read_new_datasets(new, settings, name)
     if frame_new is not None:
         if len(frame_new) != 1:
-            raise UsageError(f"topk takes one brand-new dataset, the metadata describe {len(frame_new)}; use "
-                              f"`recsys predict --new` for several")
+            raise UsageError(f"use `recsys predict --new` for several brand-new datasets: topk takes one, the "
+                             f"metadata describe {len(frame_new)}")
         out = rec.topk_new(frame_new, k, _read_scores(scores_path), level=level)
     elif name is None:
         raise click.UsageError("give --dataset NAME (a dataset of the zoo), or describe a new one with --new FILE / --set COLUMN=VALUE")
     elif scores_path:
-        raise UsageError("--scores describe a brand-new dataset (with --new/--set); the zoo's own datasets use "
-                         "the scores they were fitted with")
+        raise UsageError("drop --scores, or describe a brand-new dataset with --new/--set: the zoo's own datasets "
+                         "use the scores they were fitted with")
     else:
         out = _ask(rec, rec.topk_columns, name, k, level=level)
     _emit(out, fmt)
@@ -621,13 +640,13 @@ def _check_out_dir(out_dir: str) -> None:
         while not probe.exists():
             probe = probe.parent
         if not probe.is_dir():
-            raise RecsysError(f"--out {out_dir!r}: {str(probe)!r} is a file, not a directory; give a directory")
+            raise RecsysError(f"give --out a directory: {str(probe)!r} is a file (--out {out_dir!r})")
         fd, tmp = tempfile.mkstemp(dir=probe, prefix=".recsys-write-test-")
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise RecsysError(f"--out {out_dir!r} cannot be written ({exc.strerror or exc}); give a directory you may "
-                          f"write to") from None
+        raise RecsysError(f"give --out a directory you may write to: --out {out_dir!r} cannot be written "
+                          f"({exc.strerror or exc})") from None
 
 
 @main.command()
@@ -683,13 +702,13 @@ def _models_and_names(model_list: str, name_list: str | None) -> list[tuple[str,
 
     specs = _split_list(model_list)
     if not specs:
-        raise UsageError("--models is empty; give comma-separated model directories or cached hub ids")
+        raise UsageError("give --models comma-separated model directories or cached hub ids: it is empty")
     names = _split_list(name_list) if name_list else [model_name(m) for m in specs]
     if len(names) != len(specs):
-        raise UsageError(f"--names gives {len(names)} name(s) for {len(specs)} model(s); give one per model")
+        raise UsageError(f"give --names one name per model: it gives {len(names)} name(s) for {len(specs)} model(s)")
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise UsageError(f"two models would be named {dup[0]!r}; name them with --names N1,N2,...")
+        raise UsageError(f"name the models with --names N1,N2,...: two of them would be named {dup[0]!r}")
     for m in specs:
         resolve_model(m)
     return list(zip(specs, names))
@@ -809,11 +828,11 @@ def _parse_metrics(raw: str | None) -> list[tuple[str, str]] | None:
         if metric not in METRICS:
             near = closest(metric, METRICS)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise UsageError(f"--metrics: unknown metric {metric!r}{hint}; choose from {', '.join(METRICS)}, "
-                             f"optionally renamed as METRIC=NAME (e.g. logme=LOG_ME)")
+            raise UsageError(f"choose --metrics from {', '.join(METRICS)}, optionally renamed as METRIC=NAME (e.g. "
+                             f"logme=LOG_ME): unknown metric {metric!r}{hint}")
         out.append((metric, label.strip() or metric))
     if not out:
-        raise UsageError(f"--metrics is empty; choose from {', '.join(METRICS)}")
+        raise UsageError(f"choose --metrics from {', '.join(METRICS)}: it is empty")
     labels = [label for _, label in out]
     twice = next((label for label in labels if labels.count(label) > 1), None)
     if twice is not None:

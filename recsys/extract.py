@@ -130,7 +130,7 @@ def load_data(path: str | os.PathLike, *, text_column: str = "text", label_colum
     """
     p = Path(path).expanduser()
     if max_per_class is not None and int(max_per_class) < 1:
-        raise UsageError(f"max_per_class must be a positive integer, got {max_per_class!r}")
+        raise UsageError(f"give max_per_class a positive integer: got {max_per_class!r}")
     if p.is_dir():
         items, labels, classes, keys = _image_folder(p)
         kind = "images"
@@ -139,10 +139,11 @@ def load_data(path: str | os.PathLike, *, text_column: str = "text", label_colum
         keys = items
         kind = "texts"
     else:
-        raise ExtractError(f"--data {str(path)!r} does not exist; give a folder of images with one sub-folder per "
-                           f"class, or a CSV file with columns {text_column},{label_column}")
+        raise ExtractError(f"give --data a folder of images with one sub-folder per class, or a CSV file with "
+                           f"columns {text_column},{label_column}: {str(path)!r} does not exist")
     if len(classes) < 2:
-        raise ExtractError(f"{p} holds {len(classes)} class; transferability needs at least 2 classes")
+        raise ExtractError(f"give data of at least 2 classes (transferability compares them): {p} holds "
+                           f"{len(classes)} class")
     if max_per_class is not None:
         keep = _subsample(labels, int(max_per_class), seed)
         items, labels, keys = [items[i] for i in keep], labels[keep], [keys[i] for i in keep]
@@ -160,16 +161,16 @@ def load_data(path: str | os.PathLike, *, text_column: str = "text", label_colum
 def _image_folder(root: Path):
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not class_dirs:
-        raise ExtractError(f"{root} has no sub-folders; an image dataset is one sub-folder per class "
-                           f"(root/cat/1.jpg, root/dog/2.png ...), or give a CSV of texts")
+        raise ExtractError(f"put the images in one sub-folder per class (root/cat/1.jpg, root/dog/2.png ...), or give "
+                           f"a CSV of texts: {root} has no sub-folders")
     items, labels, keys, skipped = [], [], [], 0
     for c, d in enumerate(class_dirs):
         files = sorted(f for f in d.rglob("*") if f.is_file() and not f.name.startswith("."))
         images = [f for f in files if f.suffix.lower() in IMAGE_EXTENSIONS]
         skipped += len(files) - len(images)
         if not images:
-            raise ExtractError(f"class folder {d} has no image ({', '.join(IMAGE_EXTENSIONS)}); remove it or add "
-                               f"images")
+            raise ExtractError(f"remove class folder {d} or add images to it: it has no image "
+                               f"({', '.join(IMAGE_EXTENSIONS)})")
         for f in images:
             st = f.stat()
             items.append(str(f.resolve()))
@@ -210,19 +211,19 @@ def _text_csv(path: Path, text_column: str, label_column: str):
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ExtractError(f"{path} is not a readable CSV file ({str(exc).splitlines()[0]}); --data takes a folder "
-                           f"of images with one sub-folder per class, or a UTF-8 CSV with a header and columns "
-                           f"{text_column},{label_column}") from None
+        raise ExtractError(f"give --data a folder of images with one sub-folder per class, or a UTF-8 CSV with a "
+                           f"header and columns {text_column},{label_column}: {path} is not a readable CSV file "
+                           f"({str(exc).splitlines()[0]})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in (text_column, label_column) if c not in frame.columns]
     if missing:
-        raise ExtractError(f"{path} has no column(s) {', '.join(missing)} (columns: {', '.join(frame.columns)}); "
-                           f"name them with --text-column / --label-column")
+        raise ExtractError(f"name the text and label columns with --text-column / --label-column: {path} has no "
+                           f"column(s) {', '.join(missing)} (columns: {', '.join(frame.columns)})")
     for col in (text_column, label_column):
         empty = np.flatnonzero(frame[col].isna().to_numpy())
         if len(empty):
-            raise ExtractError(f"{path}: {len(empty)} row(s) without {col} (first data line(s): "
-                               f"{', '.join(str(i + 2) for i in empty[:3])}); fill or drop them")
+            raise ExtractError(f"fill or drop the rows of {path} without {col}: {len(empty)} row(s) (first data "
+                               f"line(s): {', '.join(str(i + 2) for i in empty[:3])})")
     classes = sorted(frame[label_column].unique())
     pos = {c: i for i, c in enumerate(classes)}
     return frame[text_column].tolist(), np.array([pos[v] for v in frame[label_column]]), classes
@@ -393,7 +394,7 @@ def extract(model: str, data: LabelledData, *, batch_size: int = 32, max_length:
         not open, or the model returns non-finite features.
     """
     if int(batch_size) < 1:
-        raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise UsageError(f"give batch_size a positive integer: got {batch_size!r}")
     path, key = resolve_model(model)
     file = _cache_file(key, data, max_length)
     if use_cache:
@@ -403,7 +404,7 @@ def extract(model: str, data: LabelledData, *, batch_size: int = 32, max_length:
     runner = _Runner(model, path, data.kind, max_length=max_length)
     feats, probs = runner.run(data.items, int(batch_size), progress)
     if not np.isfinite(feats).all():
-        raise ExtractError(f"model {model!r} returned NaN/inf features on {data.source}; check the model's weights")
+        raise ExtractError(f"check the weights of model {model!r}: it returned NaN/inf features on {data.source}")
     out = Features(model=model, features=feats, labels=data.labels.copy(), classes=list(data.classes),
                    source_probs=probs, source_note=runner.source_note, cache_file=file if use_cache else None)
     if use_cache:
@@ -451,11 +452,11 @@ class _Runner:
                 return fn()
         except Exception as exc:  # OSError, ValueError, KeyError ... from a model directory
             why = (str(exc).splitlines() or [type(exc).__name__])[0]
-            hint = {"image processor": "an image dataset needs a model saved with its image processor "
-                                       "(processor.save_pretrained(dir))",
-                    "tokenizer": "a text dataset needs a model saved with its tokenizer "
-                                 "(tokenizer.save_pretrained(dir))"}.get(what, "check the model directory")
-            raise ExtractError(f"cannot load the {what} of model {self.spec!r} offline ({why[:200]}); {hint}") from None
+            hint = {"image processor": "give a model saved with its image processor (processor.save_pretrained(dir)), "
+                                       "which an image dataset needs",
+                    "tokenizer": "give a model saved with its tokenizer (tokenizer.save_pretrained(dir)), which a "
+                                 "text dataset needs"}.get(what, "check the model directory")
+            raise ExtractError(f"{hint}: cannot load the {what} of model {self.spec!r} offline ({why[:200]})") from None
 
     @staticmethod
     def _find_head(model, num_labels: int):
@@ -472,9 +473,9 @@ class _Runner:
                     return lin[-1]
         lin = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == num_labels]
         if not lin:
-            raise ExtractError(f"model {type(model).__name__} has a classification config but no linear layer with "
-                               f"{num_labels} outputs; remove 'architectures' from its config.json to use it without "
-                               f"the head")
+            raise ExtractError(f"remove 'architectures' from its config.json to use it without the head: model "
+                               f"{type(model).__name__} has a classification config but no linear layer with "
+                               f"{num_labels} outputs")
         return lin[-1]
 
     def run(self, items: Sequence[str], batch_size: int, progress: bool):

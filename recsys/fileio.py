@@ -80,7 +80,7 @@ def write_atomic(path: str | os.PathLike, content: bytes | str | Callable[[Binar
     died are removed.
     """
     if os.fspath(path) == "":
-        raise error(f"the {what} name is empty; give a file name such as {example or 'out.txt'}")
+        raise error(f"give a file name such as {example or 'out.txt'}: the {what} name is empty")
     path = Path(path)
     target, existed = _target(path, what, example, elsewhere, error)
     if existed and inputs:
@@ -105,7 +105,7 @@ def write_atomic(path: str | os.PathLike, content: bytes | str | Callable[[Binar
         tmp = None
     except OSError as exc:
         kept = "the previous file is unchanged" if existed else "nothing was written"
-        raise error(f"cannot write {what} {str(path)!r} ({why(exc)}); {kept}; {_fix(exc, elsewhere)}") from None
+        raise error(f"{_fix(exc, elsewhere)}: cannot write {what} {str(path)!r} ({why(exc)}); {kept}") from None
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
@@ -158,13 +158,13 @@ def _target(path: Path, what: str, example: str, elsewhere: str, error: type[Rec
     except FileNotFoundError:
         return path, False
     except OSError as exc:
-        raise error(f"cannot write {what} {str(path)!r} ({why(exc)}); {_fix(exc, elsewhere)}") from None
+        raise error(f"{_fix(exc, elsewhere)}: cannot write {what} {str(path)!r} ({why(exc)})") from None
     if stat.S_ISDIR(st.st_mode):
         such = f" such as {str(path / example)!r}" if example else ""
-        raise error(f"cannot write {what} {str(path)!r}: it is a directory; give a file name{such}")
+        raise error(f"give a file name{such}: cannot write {what} {str(path)!r}, a directory")
     if not stat.S_ISREG(st.st_mode):
-        raise error(f"cannot write {what} {str(path)!r}: it exists and is {file_kind(st.st_mode)}; recsys only "
-                    f"replaces regular files: {elsewhere}")
+        raise error(f"{elsewhere}: cannot write {what} {str(path)!r}, which exists and is {file_kind(st.st_mode)} "
+                    f"(recsys only replaces regular files)")
     if not st.st_mode & 0o222 or not os.access(path, os.W_OK):
         # (root may write anything: the mode bits still say "keep")
         raise error(f"make {str(path)!r} writable (chmod u+w) or {elsewhere}: the {what} exists and is read-only, "

@@ -119,7 +119,7 @@ class Recommender:
 
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
                 or not 0 <= int(self.seed) <= 2 ** 32 - 1:
-            raise RecsysError(f"seed must be an integer from 0 to {2 ** 32 - 1}, got {self.seed!r}")
+            raise RecsysError(f"give a seed from 0 to {2 ** 32 - 1}: got {self.seed!r}")
         if not isinstance(zoo, Zoo):
             from . import datasets
 
@@ -177,7 +177,7 @@ class Recommender:
         if not hasattr(self, "engine_"):
             from .errors import NotFittedError
 
-            raise NotFittedError("this Recommender is not fitted yet; call fit first (or Recommender.load)")
+            raise NotFittedError("call fit first (or Recommender.load): this Recommender is not fitted yet")
 
     @property
     def model_ids(self) -> list[str]:
@@ -317,7 +317,7 @@ class Recommender:
     @staticmethod
     def _rank_columns(cols: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
         if k < 1:
-            raise RecsysError(f"k must be at least 1, got {k}")
+            raise RecsysError(f"give k of at least 1: got {k}")
         # Rank by the best estimate: the record where there is one, else the prediction.
         known = np.asarray(cols["known"], dtype=float)
         estimate = np.where(np.isnan(known), cols["predicted"], known)
@@ -347,7 +347,7 @@ class Recommender:
 
         cols = self._new_columns(metadata, scores, level, True)
         if len(set(cols["dataset"])) != 1:
-            raise RecsysError("topk_new takes one dataset; use predict_new for several")
+            raise RecsysError("use predict_new for several datasets: topk_new takes one")
         return pd.DataFrame(self._rank_columns(cols, k))
 
     # -- persistence ----------------------------------------------------------------

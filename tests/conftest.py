@@ -76,16 +76,25 @@ def _one_blas_thread():
         yield
 
 
-@pytest.fixture(autouse=True)
-def _recsys_logger_restored():
-    """The CLI (run in-process by CliRunner) sets up the 'recsys' logger for a terminal: its own handler, no
-    propagation. Restore it after each test, so that caplog sees the library's warnings in every later test."""
+def _logger_state():
     import logging
 
     logger = logging.getLogger("recsys")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
+    return logger, (logger.handlers[:], logger.level, logger.propagate)
+
+
+_PRISTINE_LOGGER = _logger_state()[1]
+
+
+@pytest.fixture(autouse=True)
+def _recsys_logger_restored():
+    """The CLI (run in-process by CliRunner) sets up the 'recsys' logger for a terminal: its own handler, no
+    propagation. Each test starts and ends with the logger as it was before any test (a module fixture that ran
+    the CLI, set up before this one, would otherwise leave it so), so caplog sees the library's warnings."""
+    logger, _ = _logger_state()
+    logger.handlers[:], logger.level, logger.propagate = _PRISTINE_LOGGER[0][:], *_PRISTINE_LOGGER[1:]
     yield
-    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+    logger.handlers[:], logger.level, logger.propagate = _PRISTINE_LOGGER[0][:], *_PRISTINE_LOGGER[1:]
 
 
 @pytest.fixture(scope="session")

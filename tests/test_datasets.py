@@ -242,7 +242,8 @@ def test_domainnet_position_join_is_checked(tmp_path, data_dir):
     meta.iloc[[0, 100]] = meta.iloc[[100, 0]].to_numpy()  # swap two rows of different domains
     (raw / "target_dataset_meta_data.csv").chmod(0o644)
     meta.to_csv(raw / "target_dataset_meta_data.csv", index=False)
-    with pytest.raises(ZooError, match=r"domainnet-270: record column 0 \('task1_painting_10'\) does not match "
+    with pytest.raises(ZooError, match=r"^use domainnet-270's files of the pinned commit \(they do not belong "
+                                       r"together\): record column 0 \('task1_painting_10'\) does not match "
                                        r"dataset row 0"):
         datasets.import_domainnet(raw)
 

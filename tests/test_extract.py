@@ -162,8 +162,8 @@ def _csv(frame):
     (lambda p: p / "missing", "does not exist"),
     (_flat, "no sub-folders"),
     (_empty_class, "has no image"),
-    (_csv(pd.DataFrame({"txt": ["a", "b"], "label": [0, 1]})), "no column.*text.*--text-column"),
-    (_csv(pd.DataFrame({"text": ["a", "b", "c"], "label": [0, None, 1]})), "1 row.*without label.*line.*3"),
+    (_csv(pd.DataFrame({"txt": ["a", "b"], "label": [0, 1]})), "--text-column.*no column.*text"),
+    (_csv(pd.DataFrame({"text": ["a", "b", "c"], "label": [0, None, 1]})), "without label: 1 row.*line.*3"),
     (_csv(pd.DataFrame({"text": ["a", "b"], "label": [0, 0]})), "1 class"),
 ])
 def test_bad_data_is_one_line(tmp_path, setup, match):
@@ -173,7 +173,8 @@ def test_bad_data_is_one_line(tmp_path, setup, match):
 
 
 def test_missing_models_are_named(tmp_path):
-    with pytest.raises(UsageError, match="'org/not-cached'.*never downloads.*huggingface-cli download") as info:
+    with pytest.raises(UsageError, match=r"^download model 'org/not-cached' first \(huggingface-cli download "
+                                         r"org/not-cached\).*never downloads") as info:
         extract.resolve_model("org/not-cached")
     assert "\n" not in str(info.value)
     with pytest.raises(UsageError, match="model directory '.*here' does not exist"):

@@ -123,7 +123,7 @@ def test_no_text(domainnet):
     assert fb.to_state()[0]["text_encoder"] is None
     fb = FeatureBuilder(text_encoder="hashing", text_dims=0).fit(domainnet)
     assert not fb.dataset_spec_.text
-    with pytest.raises(RecsysError, match="text_dims must be an integer >= 0"):
+    with pytest.raises(RecsysError, match="give text_dims an integer >= 0"):
         FeatureBuilder(text_encoder="hashing", text_dims=-1).fit(domainnet)
 
 
@@ -183,9 +183,10 @@ def test_absent_columns_are_missing(dn_builder, dn_data, caplog):
 
 
 def test_bad_new_values(dn_builder, dn_data):
-    with pytest.raises(RecsysError, match="column 'categories' is numeric but got 'many'"):
+    with pytest.raises(RecsysError, match="^give column 'categories' a number or leave it out: it is numeric and got "
+                                          "'many'"):
         _new(dn_builder, dn_data, {"domain": "sketch", "categories": "many"})
-    with pytest.raises(RecsysError, match="column 'categories' must be > 0"):
+    with pytest.raises(RecsysError, match="give column 'categories' a value > 0"):
         _new(dn_builder, dn_data, {"domain": "sketch", "categories": 0})
     with pytest.raises(RecsysError, match="describe at least one new dataset"):
         _new(dn_builder, dn_data, pd.DataFrame(columns=["domain"]))
@@ -242,7 +243,7 @@ def test_new_dataset_scores(transfergraph, tg_data):
     j = tg_data.model_ids.index("google/vit-base-patch16-224")
     assert block.scores["LOG_ME"].shape == (1, 185) and block.scores["LOG_ME"][0, j] == 1.5
     assert np.isnan(block.scores["REG_H_SCORE"]).all()
-    with pytest.raises(RecsysError, match="scores have no column 'dataset'"):
+    with pytest.raises(RecsysError, match="^name each score's dataset in a column 'dataset'"):
         _new(fb, tg_data, [{"size": 1}, {"size": 2}], scores)
 
 
@@ -325,7 +326,7 @@ def test_bad_encoder_output_is_rejected(fresh_cache):
         def encode(self, texts):
             return np.zeros((len(texts) + 1, 4))
 
-    with pytest.raises(RecsysError, match="must return one finite vector per text"):
+    with pytest.raises(RecsysError, match="^use an encoder that returns one finite vector per text"):
         embed(["a"], Broken("broken"))
 
 

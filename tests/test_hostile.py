@@ -418,7 +418,7 @@ case("fit-seed-2**32", 2, "'--seed'", "4294967295")(
 case("fit-seed-additive-negative", 2, "'--seed'")(
     lambda c: ["fit", "--engine", "additive", "--seed", "-1", "--out", c.tmp / "m.npz"])
 case("fit-seed-not-a-number", 2, "'--seed'")(lambda c: ["fit", "--seed", "abc", "--out", c.tmp / "m.npz"])
-case("fit-unknown-engine", 2, "available engines")(lambda c: ["fit", "--engine", "lightgbm", "--out", c.tmp / "m.npz"])
+case("fit-unknown-engine", 2, "choose an engine of `recsys engines`", "did you mean 'lightfm'")(lambda c: ["fit", "--engine", "lightgbm", "--out", c.tmp / "m.npz"])
 case("topk-level-1.5", 2, "'--level'")(lambda c: [*topk(c.dn), "--level", "1.5"])
 case("topk-k-0", 2, "'-k'")(lambda c: [*topk(c.dn), "-k", "0"])
 case("topk-no-dataset", 2, "--dataset")(lambda c: ["topk", "--model", c.dn])
@@ -426,7 +426,7 @@ case("topk-unknown-dataset-names-zoo", 2, "unknown dataset '296_clipart_32'", "2
     lambda c: ["topk", "--model", c.dn, "--dataset", "296_clipart_32"])
 case("predict-unknown-dataset-names-zoo", 2, "unknown dataset 'dtd'", "domainnet-270")(
     lambda c: ["predict", "--model", c.dn, "--dataset", "dtd"])
-case("predict-dataset-and-new", 2, "not both")(
+case("predict-dataset-and-new", 2, "give either --dataset", "both were given")(
     lambda c: ["predict", "--model", c.dn, "--dataset", DN, "--set", "domain=sketch"])
 case("topk-scores-for-zoo-dataset", 2, "brand-new")(
     lambda c: [*topk(c.dn), "--scores", c.file("s.csv", "model,dataset,metric,score\nresnet50,x,LOG_ME,1\n")])
@@ -481,20 +481,20 @@ def fit_param(*params, engine="hybrid"):
     return build
 
 
-case("param-no-components-huge", 1, "no_components accepts integers from 1 to 256")(
+case("param-no-components-huge", 1, "give no_components an integer from 1 to 256")(
     fit_param("no_components=99999999999999"))
-case("param-epochs-1e23", 1, "epochs expects a int")(fit_param("epochs=1e23"))
-case("param-learning-rate-1e23", 1, "learning_rate accepts numbers from 1e-06 to 10")(
+case("param-epochs-1e23", 1, "give epochs an integer")(fit_param("epochs=1e23"))
+case("param-learning-rate-1e23", 1, "give learning_rate a number from 1e-06 to 10")(
     fit_param("learning_rate=1e23"))
-case("param-alphas-1e300", 1, "alphas accepts numbers")(fit_param("alphas=1e300"))
-case("param-tau-inf", 1, "tau accepts numbers")(fit_param("tau=inf"))
+case("param-alphas-1e300", 1, "give alphas a number")(fit_param("alphas=1e300"))
+case("param-tau-inf", 1, "give tau a number")(fit_param("tau=inf"))
 case("param-list-too-long", 1, "at most 100 values")(fit_param("cov_shrinks=" + ",".join(["0.5"] * 101)))
 case("param-unknown-name", 1, "NAME one of")(fit_param("nonsense=1"))
-case("param-bad-type", 1, "epochs expects a int")(fit_param("epochs=many"))
-case("param-als-factors-huge", 1, "factors accepts integers from 1 to 1024", "engine 'als'")(
+case("param-bad-type", 1, "give epochs an integer")(fit_param("epochs=many"))
+case("param-als-factors-huge", 1, "give factors an integer from 1 to 1024", "engine 'als'")(
     fit_param("factors=99999999999", engine="als"))
-case("param-gat-hidden-huge", 1, "hidden accepts integers from 1 to 1024")(fit_param("hidden=100000", engine="gat"))
-case("param-gat-epochs-huge", 1, "epochs accepts integers from 0 to 10000")(fit_param("epochs=99999999999", engine="gat"))
+case("param-gat-hidden-huge", 1, "give hidden an integer from 1 to 1024")(fit_param("hidden=100000", engine="gat"))
+case("param-gat-epochs-huge", 1, "give epochs an integer from 0 to 10000")(fit_param("epochs=99999999999", engine="gat"))
 
 # -- metadata of a new dataset (--new, --set) ------------------------------------------------
 SKETCH = {"domain": "sketch", "num_pre_class": 10, "categories": 4, "Sample_Size": 40, "Labels": "cat, dog"}
@@ -517,13 +517,13 @@ case("new-inline-dataset-null", 1, '"dataset" of object 1 is null')(
     lambda c: ["topk", "--model", c.dn, "--new", '{"dataset": null}'])
 case("new-dataset-empty", 1, '"dataset" of object 1 is " "')(new({"dataset": " "}))
 case("new-numeric-true", 1, "column 'categories'", "boolean")(new({"categories": True}))
-case("new-numeric-1e300", 1, "column 'categories' = 1e+300", "far outside")(new({"categories": 1e300}))
-case("new-log-numeric-1e300", 1, "column 'Sample_Size' = 1e+300", "accepted")(new({"Sample_Size": 1e300}))
+case("new-numeric-1e300", 1, "check the value of column 'categories'", "1e+300 is far outside")(new({"categories": 1e300}))
+case("new-log-numeric-1e300", 1, "column 'Sample_Size'", "1e+300 is far outside", "accepted")(new({"Sample_Size": 1e300}))
 case("new-numeric-1e999", 1, "column 'categories'", "infinite")(
     new(text=json.dumps(SKETCH).replace('"categories": 4', '"categories": 1e999')))
-case("new-numeric-negative-log", 1, "must be > 0")(new({"Sample_Size": -5}))
-case("new-numeric-text", 1, "column 'categories' is numeric")(new({"categories": "many"}))
-case("set-numeric-true", 1, "column 'categories' is numeric")(
+case("new-numeric-negative-log", 1, "a value > 0")(new({"Sample_Size": -5}))
+case("new-numeric-text", 1, "give column 'categories' a number", "it is numeric and got 'many'")(new({"categories": "many"}))
+case("set-numeric-true", 1, "give column 'categories' a number", "it is numeric")(
     lambda c: ["topk", "--model", c.dn, "--set", "categories=true"])
 case("set-unknown-column", 1, "describe new datasets with the zoo's dataset columns", "Labels", "unknown column(s) ['colour']")(lambda c: ["topk", "--model", c.dn, "--set", "colour=blue"])
 case("new-missing-file", 1, "no such file")(lambda c: ["topk", "--model", c.dn, "--new", c.tmp / "none.json"])
@@ -673,7 +673,7 @@ def corrupted(path: Path) -> Path:
 
 case("import-mlflow-sqlite-garbage", 1, "not a readable SQLite database")(
     imports("mlflow", lambda c: f"sqlite:///{c.file('mlflow.db', SQLITE_MAGIC + bytes(range(256)) * 64)}"))
-case("import-mlflow-sqlite-corrupted-pages", 1, "damaged")(
+case("import-mlflow-sqlite-corrupted-pages", 1, "check that the SQLite file is whole", "malformed")(
     imports("mlflow", lambda c: f"sqlite:///{corrupted(mlflow_like_sqlite(c.tmp / 'mlflow.db'))}"))
 case("import-mlflow-sqlite-another-schema", 1, "read-only", "mlflow db upgrade")(
     imports("mlflow", lambda c: str(mlflow_like_sqlite(c.tmp / "old.db", alembic=False, rows=3))))
@@ -1214,8 +1214,8 @@ def test_full_disk_is_one_line_and_keeps_the_old_model(models, tmp_path, monkeyp
                                     "--no-calibrate", "--out", str(out)])
     assert res.exit_code == 1 and res.exception is None or isinstance(res.exception, SystemExit)
     assert res.stderr.strip().splitlines() == [
-        f"error: cannot write model file {str(out)!r} (No space left on device); the previous file is unchanged; "
-        f"free some disk space or choose another location with --out"]
+        f"error: free some disk space or choose another location with --out: cannot write model file {str(out)!r} "
+        f"(No space left on device); the previous file is unchanged"]
     assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.npz"]
 
 
@@ -1456,7 +1456,7 @@ def test_output_to_a_full_device_or_a_closed_pipe(models, tmp_path):
     with open("/dev/full", "w") as full:
         res = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True)
     assert res.returncode == 1 and res.stderr.strip().splitlines() == [
-        "error: No space left on device; free some space or write elsewhere"], res.stderr
+        "error: free some space or write elsewhere: No space left on device"], res.stderr
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().startswith("model,dataset,predicted")
     proc.stdout.close()  # like `head -1`

@@ -110,7 +110,8 @@ class Engine(ABC):
         valid = self._param_names()
         for k, v in params.items():
             if k not in valid:
-                raise RecsysError(f"engine {self.name!r} has no parameter {k!r}; parameters: {', '.join(valid)}")
+                raise RecsysError(f"give engine {self.name!r} parameters among {', '.join(valid)}: it has no "
+                                  f"parameter {k!r}")
             setattr(self, k, v)
         return self
 
@@ -131,8 +132,8 @@ class Engine(ABC):
         """
         data.check()
         if self.requires_scores and not any(np.isfinite(v).any() for v in data.scores.values()):
-            raise RecsysError(f"engine {self.name!r} ranks by transferability scores, but this zoo has no "
-                              f"scores.csv; choose another engine (e.g. --engine hybrid)")
+            raise RecsysError(f"choose another engine (e.g. --engine hybrid), or add a scores.csv to the zoo: engine "
+                              f"{self.name!r} ranks by transferability scores, and this zoo has none")
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, attr)
         self._data = data
@@ -167,7 +168,7 @@ class Engine(ABC):
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
+            raise NotFittedError(f"call fit first: this {type(self).__name__} is not fitted yet")
 
     def check_rows(self, rows: np.ndarray) -> str | None:
         """What is wrong with the fitted state that answering for zoo datasets ``rows`` reads, or None.
@@ -186,18 +187,19 @@ class Engine(ABC):
         """
         self._check_fitted()
         if block.features.shape[1] != self.n_dataset_features_:
-            raise RecsysError(f"dataset features have {block.features.shape[1]} columns; this engine was fitted "
-                              f"with {self.n_dataset_features_}")
+            raise RecsysError(f"build dataset features with the feature builder the engine was fitted with: they "
+                              f"have {block.features.shape[1]} columns, the engine {self.n_dataset_features_}")
         if len(block.index) and block.index.max() >= self.n_datasets_:
-            raise RecsysError(f"dataset index {int(block.index.max())} is out of range ({self.n_datasets_} datasets)")
+            raise RecsysError(f"give dataset indices below {self.n_datasets_} (the zoo's datasets), or -1 for a new "
+                              f"one: index {int(block.index.max())} is out of range")
         if len(block) == 0:
             return np.zeros((0, self.n_models_))
         pred = np.asarray(self._predict(block), dtype=np.float64)
         if pred.shape != (len(block), self.n_models_):
             raise ModelFitError(f"{type(self).__name__} predicted shape {pred.shape}, expected {(len(block), self.n_models_)}")
         if not np.isfinite(pred).all():
-            raise ModelFitError(f"{type(self).__name__} produced non-finite predictions (the fit diverged); "
-                                f"try another seed or stronger regularization")
+            raise ModelFitError(f"try another seed or stronger regularization: {type(self).__name__} produced "
+                                f"non-finite predictions (the fit diverged)")
         return pred
 
     def topk(self, block: DatasetBlock, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +211,7 @@ class Engine(ABC):
         predicted : ndarray of float, same shape
         """
         if k < 1:
-            raise RecsysError(f"k must be at least 1, got {k}")
+            raise RecsysError(f"give k of at least 1: got {k}")
         pred = self.predict(block)
         order = np.argsort(-pred, axis=1, kind="stable")[:, :k]
         return order, np.take_along_axis(pred, order, axis=1)

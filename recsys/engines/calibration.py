@@ -77,7 +77,7 @@ class Calibration:
     def quantile(self, stratum: int, level: float) -> float:
         """Split-conformal half-width for ``level`` in a stratum."""
         if not 0 < level < 1:
-            raise RecsysError(f"interval level must be between 0 and 1 (e.g. 0.8), got {level}")
+            raise RecsysError(f"give an interval level between 0 and 1 (e.g. 0.8): got {level}")
         pool = self._pool(self.abs_residuals, stratum)
         if len(pool) == 0:
             return float("inf")

@@ -245,7 +245,8 @@ def run(
     zoo = spec.default_zoo if zoo is None else zoo
     engines = _with_baselines(list(ENGINES) if engines is None else list(engines), baselines)
     if spec.kind == "missing-edge" and targets is not None:
-        raise UsageError(f"targets apply to the leave-one-dataset-out protocols (p2, logo), not to {spec.name}")
+        raise UsageError(f"drop --targets, or choose p2 or logo: targets apply to the leave-one-dataset-out "
+                         f"protocols, not to {spec.name}")
     if spec.name == "missing-edge":
         zoo = _with_datasets_to_learn_from(zoo, spec.name)
     log.info("running %s on %s with %s", spec.name, getattr(zoo, "name", zoo), ", ".join(engines))

@@ -253,7 +253,7 @@ class SideSpec:
         if spec["log"]:
             bad = ~miss & (x <= 0)
             if bad.any():
-                raise RecsysError(f"column {col!r} must be > 0 (it is log-transformed); got {x[bad][0]:g}")
+                raise RecsysError(f"give column {col!r} a value > 0 (it is log-transformed): got {x[bad][0]:g}")
             with np.errstate(divide="ignore", invalid="ignore"):
                 x = np.log(x)
         z = (x - spec["mean"]) / spec["std"]
@@ -334,8 +334,8 @@ def _numeric_values(col: pd.Series, name: str) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
         out = col.to_numpy(dtype=float, na_value=np.nan)
         if np.isinf(out).any():  # e.g. 1e999 in JSON
-            raise RecsysError(f"column {name!r} is numeric but got an infinite value ({out[np.isinf(out)][0]:g}); "
-                              f"give a finite number or leave it out")
+            raise RecsysError(f"give column {name!r} a finite number or leave it out: it is numeric and got an "
+                              f"infinite value ({out[np.isinf(out)][0]:g})")
         return out
     values = [None if _is_missing(v) else v for v in col.tolist()]
     out = np.full(len(values), np.nan)
@@ -343,13 +343,14 @@ def _numeric_values(col: pd.Series, name: str) -> np.ndarray:
         if v is None:
             continue
         if isinstance(v, (bool, np.bool_)):
-            raise RecsysError(f"column {name!r} is numeric but got {v!r} (a boolean); give a number or leave it out")
+            raise RecsysError(f"give column {name!r} a number or leave it out: it is numeric and got {v!r} (a "
+                              f"boolean)")
         try:
             out[i] = float(v.strip() if isinstance(v, str) else v)
         except (TypeError, ValueError):
-            raise RecsysError(f"column {name!r} is numeric but got {v!r}; give a number or leave it out") from None
+            raise RecsysError(f"give column {name!r} a number or leave it out: it is numeric and got {v!r}") from None
         if not math.isfinite(out[i]):
-            raise RecsysError(f"column {name!r} is numeric but got {v!r}; give a finite number or leave it out")
+            raise RecsysError(f"give column {name!r} a finite number or leave it out: it is numeric and got {v!r}")
     return out
 
 
@@ -406,7 +407,7 @@ class FeatureBuilder:
             ``self``.
         """
         if isinstance(self.text_dims, bool) or not isinstance(self.text_dims, (int, np.integer)) or self.text_dims < 0:
-            raise RecsysError(f"text_dims must be an integer >= 0, got {self.text_dims!r}")
+            raise RecsysError(f"give text_dims an integer >= 0: got {self.text_dims!r}")
         uses_text = bool(zoo.model_roles.text or zoo.dataset_roles.text) and self.text_dims > 0
         enc = self.encoder if uses_text else None
         self.model_spec_ = SideSpec.fit(zoo.models, zoo.model_roles, encoder=enc, text_dims=int(self.text_dims))
@@ -518,7 +519,7 @@ class FeatureBuilder:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "dataset_spec_"):
-            raise NotFittedError("this FeatureBuilder is not fitted; call fit(zoo) first")
+            raise NotFittedError("call fit(zoo) first: this FeatureBuilder is not fitted")
 
     # -- persistence ----------------------------------------------------------
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
@@ -617,9 +618,9 @@ def _check_numeric_range(spec: SideSpec, df: pd.DataFrame) -> None:
             lo, hi = n["mean"] - MAX_STD_AWAY * n["std"], n["mean"] + MAX_STD_AWAY * n["std"]
             with np.errstate(over="ignore"):
                 lo, hi = (np.exp(lo), np.exp(hi)) if n["log"] else (lo, hi)
-            raise RecsysError(f"column {col!r} = {x[far[0]]:g} is far outside the zoo's values; accepted: {lo:.3g} "
-                              f"to {hi:.3g} ({MAX_STD_AWAY:g} standard deviations of the zoo's"
-                              f"{' log' if n['log'] else ''} values around their mean); check the value and its unit")
+            raise RecsysError(f"check the value of column {col!r} and its unit: {x[far[0]]:g} is far outside the "
+                              f"zoo's values; accepted: {lo:.3g} to {hi:.3g} ({MAX_STD_AWAY:g} standard deviations of "
+                              f"the zoo's{' log' if n['log'] else ''} values around their mean)")
         if "min" in n and "max" in n:
             names = df["dataset"].astype(str).tolist() if "dataset" in df.columns else [""] * len(df)
             for i in np.flatnonzero(~np.isnan(x) & ((x < n["min"]) | (x > n["max"]))):
@@ -633,8 +634,8 @@ def _check_scores(scores: pd.DataFrame, dataset_names: list[str]) -> pd.DataFram
     scores = validate_scores(scores)
     if "dataset" not in scores.columns:
         if len(dataset_names) != 1:
-            raise RecsysError("scores have no column 'dataset'; name each score's dataset (it may be left out "
-                              "for a single new dataset)")
+            raise RecsysError("name each score's dataset in a column 'dataset' (it may be left out for a single new "
+                              "dataset): the scores have none")
         scores = scores.assign(dataset=dataset_names[0])
     return scores
 
@@ -645,6 +646,6 @@ def parse_metadata(pairs: Sequence[str]) -> dict[str, str]:
     for p in pairs:
         key, sep, value = p.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"--set {p!r}: expected COLUMN=VALUE, e.g. --set domain=sketch")
+            raise UsageError(f"write --set COLUMN=VALUE, e.g. --set domain=sketch: --set {p!r} is not")
         out[key.strip()] = value
     return out

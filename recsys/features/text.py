@@ -119,9 +119,8 @@ class TransformerEncoder(TextEncoder):
         except Exception as exc:  # OSError, ValueError, KeyError ... from a broken model directory
             why = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise RecsysError(
-                f"cannot load text encoder {self.spec!r} offline ({why}); pass a local model "
-                f"directory or a hub id already in the Hugging Face cache, or omit --text-encoder for the shipped "
-                f"all-MiniLM-L6-v2") from None
+                f"pass a local model directory or a hub id already in the Hugging Face cache, or omit --text-encoder "
+                f"for the shipped all-MiniLM-L6-v2: cannot load text encoder {self.spec!r} offline ({why})") from None
         self._model.eval()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -152,11 +151,11 @@ def get_encoder(spec: str | TextEncoder | None = None) -> TextEncoder:
     if spec is not None and str(spec).strip().lower().startswith("hashing"):
         m = re.fullmatch(r"hashing(?::(\d{1,12}))?", str(spec).strip().lower())
         if not m or (m.group(1) is not None and not 1 <= int(m.group(1)) <= MAX_HASHING_DIM):
-            raise RecsysError(f"text encoder {str(spec)[:40]!r}: write 'hashing' or 'hashing:DIM' with DIM an integer "
-                              f"from 1 to {MAX_HASHING_DIM}, e.g. hashing:64")
+            raise RecsysError(f"write 'hashing' or 'hashing:DIM' with DIM an integer from 1 to {MAX_HASHING_DIM}, e.g. "
+                              f"hashing:64: text encoder {str(spec)[:40]!r} is not")
         return HashingEncoder(int(m.group(1)) if m.group(1) else 64)
     if spec is not None and not isinstance(spec, (str, os.PathLike)):
-        raise RecsysError(f"text encoder must be a name, a path or a TextEncoder, got {type(spec).__name__}")
+        raise RecsysError(f"give the text encoder as a name, a path or a TextEncoder: got {type(spec).__name__}")
     return TransformerEncoder(None if spec is None else str(spec))
 
 
@@ -199,8 +198,8 @@ def embed(texts: Sequence[str], encoder: TextEncoder, *, use_cache: bool = True)
         log.info("encoding %d new text(s) with %s", len(missing), encoder.spec)
         new = np.asarray(encoder.encode([t for _, t in missing]), dtype=np.float32)
         if new.ndim != 2 or len(new) != len(missing) or not np.isfinite(new).all():
-            raise RecsysError(f"text encoder {encoder.spec!r} returned {new.shape} values for {len(missing)} texts "
-                              f"(or non-finite ones); an encoder must return one finite vector per text")
+            raise RecsysError(f"use an encoder that returns one finite vector per text: text encoder {encoder.spec!r} "
+                              f"returned {new.shape} values for {len(missing)} texts (or non-finite ones)")
         if vecs is not None and vecs.shape[1] != new.shape[1]:
             keys, vecs, index = np.array([], dtype="<U24"), None, {}
         keys = np.concatenate([keys, np.array([i for i, _ in missing], dtype="<U24")])
