@@ -205,3 +205,23 @@ def mean_pearson_hidden(pred: np.ndarray, Y: np.ndarray, truth: np.ndarray) -> f
         p, t = pred[i, hidden[i]], truth[i, hidden[i]]
         rs.append(np.corrcoef(p, t)[0, 1] if p.std() > 0 and t.std() > 0 else 0.0)
     return float(np.mean(rs))
+
+
+def flip_bit(path: Path, member: str, at: int) -> None:
+    """One bit of a model file's stored (uncompressed) member flipped in place, ``at`` bytes into its array: the
+    zip directory keeps the old CRC-32 (what a lazy read must catch)."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(member)
+    with open(path, "r+b") as fh:
+        fh.seek(info.header_offset)
+        n_name, n_extra = struct.unpack("<HH", fh.read(30)[26:30])
+        start = info.header_offset + 30 + n_name + n_extra
+        fh.seek(start)
+        header = len(fh.read(4096).split(b"\n", 1)[0]) + 1  # the .npy header ends in a newline
+        fh.seek(start + header + at)
+        byte = fh.read(1)
+        fh.seek(start + header + at)
+        fh.write(bytes([byte[0] ^ 0x04]))

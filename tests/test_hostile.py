@@ -37,7 +37,7 @@ from click.testing import CliRunner
 from recsys.cli import main
 from recsys.zoo import load_zoo
 
-from conftest import ROOT, write_zoo
+from conftest import ROOT, flip_bit, write_zoo
 
 DN = "269_clipart_32"
 EXAMPLE = ROOT / "data" / "example-zoo"
@@ -1005,22 +1005,6 @@ def mapped_model(tmp_path_factory) -> Path:
         for name in ("data.y.npy", "data.d.npy", "data.m.npy"):  # large: stored, memory-mapped
             assert zf.getinfo(name).compress_type == zipfile.ZIP_STORED, name
     return d / "mapped.npz"
-
-
-def flip_bit(path: Path, member: str, at: int) -> None:
-    """One bit of a stored member's array flipped in place (the zip directory keeps the old CRC-32)."""
-    with zipfile.ZipFile(path) as zf:
-        info = zf.getinfo(member)
-    with open(path, "r+b") as fh:
-        fh.seek(info.header_offset)
-        n_name, n_extra = struct.unpack("<HH", fh.read(30)[26:30])
-        start = info.header_offset + 30 + n_name + n_extra
-        fh.seek(start)
-        header = len(fh.read(4096).split(b"\n", 1)[0]) + 1  # the .npy header ends in a newline
-        fh.seek(start + header + at)
-        byte = fh.read(1)
-        fh.seek(start + header + at)
-        fh.write(bytes([byte[0] ^ 0x04]))
 
 
 def snapshot(*roots: Path) -> dict[Path, str]:

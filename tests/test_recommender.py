@@ -15,6 +15,8 @@ from recsys.artifact import FORMAT_VERSION, read_artifact, write_artifact
 from recsys.errors import ArtifactError, NotFittedError, UnknownNameError
 from recsys.recommender import Recommender
 
+from conftest import flip_bit
+
 
 @pytest.fixture(scope="module")
 def rec(domainnet):
@@ -340,24 +342,6 @@ def test_lazy_load_checks_the_rows_it_answers_for(rec, tmp_path, small_mmap):
     assert "\n" not in str(err.value)
 
 
-def _flip_a_bit(path: Path, member: str, at: int) -> None:
-    """One bit of a stored member's array flipped in place: the zip directory keeps the old CRC-32."""
-    import struct
-
-    with zipfile.ZipFile(path) as zf:
-        info = zf.getinfo(member)
-    with open(path, "r+b") as fh:
-        fh.seek(info.header_offset)
-        n_name, n_extra = struct.unpack("<HH", fh.read(30)[26:30])
-        start = info.header_offset + 30 + n_name + n_extra
-        fh.seek(start)
-        header = len(fh.read(256).split(b"\n", 1)[0]) + 1  # the .npy header ends in a newline
-        fh.seek(start + header + at)
-        byte = fh.read(1)
-        fh.seek(start + header + at)
-        fh.write(bytes([byte[0] ^ 0x04]))
-
-
 @pytest.mark.parametrize("member", ["data.y.npy", "engine.krige_alpha_.npy"])
 def test_lazy_load_verifies_each_mapped_arrays_checksum_before_its_first_answer(rec, tmp_path, small_mmap, member,
                                                                                  monkeypatch):
@@ -372,7 +356,7 @@ def test_lazy_load_verifies_each_mapped_arrays_checksum_before_its_first_answer(
         assert zf.getinfo(member).compress_type == zipfile.ZIP_STORED
     flipped = tmp_path / "flipped.npz"
     flipped.write_bytes(path.read_bytes())
-    _flip_a_bit(flipped, member, at=8 * 700 + 6)
+    flip_bit(flipped, member, at=8 * 700 + 6)
     lazy = Recommender.load(flipped, lazy=True)  # nothing read at load
     with pytest.raises(ArtifactError, match=rf"^re-create model file .*flipped.npz.* with `recsys fit`: it does not "
                                             rf"match the checksum of array '{member[:-4]}'") as err:
