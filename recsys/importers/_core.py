@@ -311,7 +311,7 @@ class Collector:
     # -- building the zoo ------------------------------------------------------------------------
 
     def build(self, *, name: str | None = None, append_to: str | os.PathLike | None = None,
-              no_records_hint: str = ""):
+              no_records_fix: str = ""):
         """The zoo of the units kept (aggregated by ``report.agg``), merged into ``append_to`` when given.
 
         Returns ``(zoo, report)``. Raises :class:`ImportSourceError` when no unit was kept.
@@ -324,9 +324,9 @@ class Collector:
         if not self._value:
             lines = r.lines()
             why = "; ".join(lines[1:]) if len(lines) > 1 else "the source holds none"
-            raise ImportSourceError(f"map the source's fields to the model, the dataset and the accuracy (options in "
-                                    f"docs/importing.md): no record imported from {r.source}: {why}"
-                                    f"{no_records_hint}")
+            fix = no_records_fix or ("map the source's fields to the model, the dataset and the accuracy (options "
+                                      "in docs/importing.md)")
+            raise ImportSourceError(f"{fix}: no record imported from {r.source}: {why}")
         frame = pd.DataFrame({"model": self._model, "dataset": self._dataset, "accuracy": self._value,
                               "order": self._order, **{f"meta:{c}": v for c, v in self._meta.items()}})
         records, counts = _aggregate(frame, r.agg)
@@ -513,12 +513,12 @@ def write_zoo(zoo, out: str | os.PathLike) -> Path:
 
 
 def finish(collector: Collector, *, out, append: bool, name: str | None, return_report: bool,
-           no_records_hint: str = ""):
+           no_records_fix: str = ""):
     """Build the zoo of ``collector``, write it to ``out`` (merged when ``append``), log the summary."""
     report = collector.report
     target = check_out(out, append) if out is not None else None
     zoo, report = collector.build(name=name or (target.resolve().name if target is not None else None),
-                                  append_to=target if append else None, no_records_hint=no_records_hint)
+                                  append_to=target if append else None, no_records_fix=no_records_fix)
     if target is not None:
         report.path = write_zoo(zoo, target)
     for line in report.lines():

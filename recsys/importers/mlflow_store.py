@@ -228,10 +228,10 @@ def from_mlflow(tracking_uri: str | os.PathLike, *, experiments: Sequence[str] |
         seen = store.metric_names()
         if seen:
             near = closest(mkey.name, seen)
-            hint = (f"; the runs log {', '.join(seen[:8])}" + (f" (did you mean {near[0]!r}?)" if near else "") +
-                    ": choose one with --metric")
+            hint = (f"choose the metric with --metric (the runs log {', '.join(seen[:8])}" +
+                    (f"; did you mean {near[0]!r}?" if near else "") + ")")
     return finish(collector, out=out, append=append, name=name, return_report=return_report,
-                  no_records_hint=hint)
+                  no_records_fix=hint)
 
 
 def _or(keys: Sequence[Key]) -> str:

@@ -126,9 +126,9 @@ def from_model_cards(paths: str | os.PathLike | Sequence[str | os.PathLike], *, 
     hint = ""
     if not report.used and seen_metrics and metric.lower() not in {m.lower() for m in seen_metrics}:
         common = sorted(seen_metrics, key=lambda m: (-seen_metrics[m], m))[:8]
-        hint = f"; the cards report {', '.join(common)}: choose one with --metric"
+        hint = f"choose the metric with --metric (the cards report {', '.join(common)})"
     return finish(collector, out=out, append=append, name=name, return_report=return_report,
-                  no_records_hint=hint)
+                  no_records_fix=hint)
 
 
 def _shown(paths) -> str:
