@@ -399,18 +399,22 @@ def _map_member(raw, info: zipfile.ZipInfo, name: str, shape: tuple, dtype: np.d
     offset = raw.tell()
     if offset + nbytes > os.fstat(raw.fileno()).st_size:
         raise _damaged(what, f"has a truncated array {name!r}")
-    arr = np.memmap(raw.name, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
-    arr.member = _Member(name, start, offset - start, info.CRC)  # what verify_mapped checks on first use
+    raw.seek(start)
+    head_crc = zlib.crc32(raw.read(offset - start))  # (the .npy header: the member's CRC-32 starts with it)
+    # Mapped through the open file, not its name: the very file whose headers were just checked, even if
+    # another process replaces it meanwhile (`recsys fit` renames a new file into place).
+    arr = np.memmap(raw, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+    arr.member = _Member(name, head_crc, info.CRC)  # what verify_mapped checks before the first answer
     return arr
 
 
 @dataclass(frozen=True)
 class _Member:
-    """Where a memory-mapped array's zip member starts, its ``.npy`` header's length, and its CRC-32."""
+    """A memory-mapped array's zip member: the CRC-32 of its ``.npy`` header, and the CRC-32 of the whole member
+    that the zip directory records."""
 
     name: str
-    start: int
-    header: int
+    head_crc: int
     crc: int
 
 
@@ -442,9 +446,7 @@ def verify_mapped(arrays: Mapping[str, np.ndarray], path: str | os.PathLike, nan
     def check(item) -> str | None:
         name, arr = item
         member = arr.member
-        with open(path, "rb") as fh:
-            fh.seek(member.start)
-            crc = zlib.crc32(fh.read(member.header))
+        crc = member.head_crc
         flat = arr.reshape(-1, order="A").view(np.uint8) if arr.size else np.zeros(0, np.uint8)
         for start in range(0, len(flat), 64 << 20):
             crc = zlib.crc32(flat[start:start + (64 << 20)], crc)

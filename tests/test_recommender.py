@@ -376,6 +376,16 @@ def test_lazy_load_verifies_each_mapped_arrays_checksum_before_its_first_answer(
     assert len(calls) == verified  # each array once per load
 
 
+def test_a_lazy_load_answers_from_the_file_it_checked_when_a_refit_replaces_it(rec, domainnet, tmp_path, small_mmap):
+    """`recsys fit` renames a new file into place while a process holds the old one mapped: that process verifies
+    and answers from the file it opened (no false alarm, no mix of the two)."""
+    path = rec.save(tmp_path / "m.npz")
+    lazy = Recommender.load(path, lazy=True)
+    Recommender(seed=1, text_encoder="hashing", calibrate=False).fit(domainnet).save(path)  # before the 1st answer
+    got = lazy.topk(rec.dataset_ids[5], k=10)
+    pd.testing.assert_frame_equal(got, rec.topk(rec.dataset_ids[5], k=10))
+
+
 def test_nan_in_an_array_with_a_valid_checksum_is_refused_when_read(rec, tmp_path, small_mmap):
     """A NaN stack weight (or any NaN where the engine declares none) written with matching checksums: `recsys
     info` (a whole read) refuses it, and so does the first answer of a lazy load when the array is mapped."""
