@@ -494,8 +494,8 @@ def predict(model_path, names, new, settings, scores_path, fmt, level):
     frame_new = _read_new_datasets(new, settings, None)
     if frame_new is not None:
         if names:
-            raise UsageError("give either --dataset (datasets of the zoo) or --new/--set (brand-new datasets): both were "
-                             "given")
+            raise UsageError("give either --dataset (datasets of the zoo) or --new/--set (brand-new datasets): "
+                             "both were given")
         out = rec.predict_new(frame_new, _read_scores(scores_path), level=level)
     else:
         if scores_path:
@@ -555,7 +555,8 @@ def topk(name, k, model_path, new, settings, scores_path, fmt, level):
 def info(model_path, zoo_name, fmt):
     """What a model file (default) or a zoo holds."""
     if zoo_name and model_path:
-        raise UsageError("give --model FILE (what a model file holds) or --zoo DIR_OR_NAME (what a zoo holds), not both")
+        raise UsageError("give --model FILE (what a model file holds) or --zoo DIR_OR_NAME (what a zoo holds), "
+                         "not both")
     if zoo_name:
         from . import datasets
 
@@ -615,8 +616,8 @@ def evaluate(protocol, zoo_name, target_list, engine_list, repeats, out_dir, tex
         _check_out_dir(out_dir)
     engines = _split_list(engine_list) if engine_list else None
     if engine_list and not engines:
-        raise UsageError(f"--engines {engine_list!r} names no engine; give comma-separated names (see `recsys engines`), "
-                         f"or leave it out for all")
+        raise UsageError(f"give --engines comma-separated names (see `recsys engines`), or leave it out for all: "
+                         f"{engine_list!r} names no engine")
     targets = _split_list(target_list) if target_list else None
     if coverage not in ("default", "all", "none"):
         coverage = _split_list(coverage)

@@ -302,7 +302,8 @@ def test_param_lists_and_optional_numbers(tmp_path, data_dir):
     assert doc["engine_params"]["cov_shrinks"] == [0.0, 0.5, 1.0]
     run("fit", "--zoo", "domainnet-270", "--engine", "mc", "--param", "shrinkage=0.1", "--text-encoder", "hashing",
         "--no-calibrate", "--out", tmp_path / "mc.npz")
-    for bad, words in (("no_components=0", "give no_components an integer from 1 to 256"), ("cov_shrinks=2", "from 0 to 1"),
+    for bad, words in (("no_components=0", "give no_components an integer from 1 to 256"),
+                       ("cov_shrinks=2", "from 0 to 1"),
                        ("alphas=x", "comma-separated list")):
         res = run("fit", "--zoo", "domainnet-270", "--text-encoder", "hashing", "--out", tmp_path / "x.npz",
                   "--param", bad, ok=False)

@@ -291,7 +291,7 @@ def test_unreadable_image_is_named(models, tmp_path):
 
 
 def png_header(width: int, height: int) -> bytes:
-    """A PNG that declares ``width`` x ``height`` pixels (greyscale) and holds one row: all a reader needs to refuse it."""
+    """A PNG that declares ``width`` x ``height`` grey pixels and holds one row: all a reader needs to refuse it."""
     import struct
     import zlib
 

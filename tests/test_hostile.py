@@ -418,7 +418,8 @@ case("fit-seed-2**32", 2, "'--seed'", "4294967295")(
 case("fit-seed-additive-negative", 2, "'--seed'")(
     lambda c: ["fit", "--engine", "additive", "--seed", "-1", "--out", c.tmp / "m.npz"])
 case("fit-seed-not-a-number", 2, "'--seed'")(lambda c: ["fit", "--seed", "abc", "--out", c.tmp / "m.npz"])
-case("fit-unknown-engine", 2, "choose an engine of `recsys engines`", "did you mean 'lightfm'")(lambda c: ["fit", "--engine", "lightgbm", "--out", c.tmp / "m.npz"])
+case("fit-unknown-engine", 2, "choose an engine of `recsys engines`", "did you mean 'lightfm'")(
+    lambda c: ["fit", "--engine", "lightgbm", "--out", c.tmp / "m.npz"])
 case("topk-level-1.5", 2, "'--level'")(lambda c: [*topk(c.dn), "--level", "1.5"])
 case("topk-k-0", 2, "'-k'")(lambda c: [*topk(c.dn), "-k", "0"])
 case("topk-no-dataset", 2, "--dataset")(lambda c: ["topk", "--model", c.dn])
@@ -494,7 +495,8 @@ case("param-bad-type", 1, "give epochs an integer")(fit_param("epochs=many"))
 case("param-als-factors-huge", 1, "give factors an integer from 1 to 1024", "engine 'als'")(
     fit_param("factors=99999999999", engine="als"))
 case("param-gat-hidden-huge", 1, "give hidden an integer from 1 to 1024")(fit_param("hidden=100000", engine="gat"))
-case("param-gat-epochs-huge", 1, "give epochs an integer from 0 to 10000")(fit_param("epochs=99999999999", engine="gat"))
+case("param-gat-epochs-huge", 1, "give epochs an integer from 0 to 10000")(
+    fit_param("epochs=99999999999", engine="gat"))
 
 # -- metadata of a new dataset (--new, --set) ------------------------------------------------
 SKETCH = {"domain": "sketch", "num_pre_class": 10, "categories": 4, "Sample_Size": 40, "Labels": "cat, dog"}
@@ -517,12 +519,15 @@ case("new-inline-dataset-null", 1, '"dataset" of object 1 is null')(
     lambda c: ["topk", "--model", c.dn, "--new", '{"dataset": null}'])
 case("new-dataset-empty", 1, '"dataset" of object 1 is " "')(new({"dataset": " "}))
 case("new-numeric-true", 1, "column 'categories'", "boolean")(new({"categories": True}))
-case("new-numeric-1e300", 1, "check the value of column 'categories'", "1e+300 is far outside")(new({"categories": 1e300}))
-case("new-log-numeric-1e300", 1, "column 'Sample_Size'", "1e+300 is far outside", "accepted")(new({"Sample_Size": 1e300}))
+case("new-numeric-1e300", 1, "check the value of column 'categories'", "1e+300 is far outside")(
+    new({"categories": 1e300}))
+case("new-log-numeric-1e300", 1, "column 'Sample_Size'", "1e+300 is far outside", "accepted")(
+    new({"Sample_Size": 1e300}))
 case("new-numeric-1e999", 1, "column 'categories'", "infinite")(
     new(text=json.dumps(SKETCH).replace('"categories": 4', '"categories": 1e999')))
 case("new-numeric-negative-log", 1, "a value > 0")(new({"Sample_Size": -5}))
-case("new-numeric-text", 1, "give column 'categories' a number", "it is numeric and got 'many'")(new({"categories": "many"}))
+case("new-numeric-text", 1, "give column 'categories' a number", "it is numeric and got 'many'")(
+    new({"categories": "many"}))
 case("set-numeric-true", 1, "give column 'categories' a number", "it is numeric")(
     lambda c: ["topk", "--model", c.dn, "--set", "categories=true"])
 case("set-unknown-column", 1, "describe new datasets with the zoo's dataset columns", "Labels", "unknown column(s) ['colour']")(lambda c: ["topk", "--model", c.dn, "--set", "colour=blue"])

@@ -327,7 +327,8 @@ def _sqlite_store(uri: str, path: Path, shown: str | None = None) -> Store:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.Error as exc:
         raise ImportSourceError(f"give an MLflow SQLite store (the file `mlflow server --backend-store-uri "
-                                f"sqlite:///...` writes): {str(path)!r} is not a readable SQLite database ({exc})") from None
+                                f"sqlite:///...` writes): {str(path)!r} is not a readable SQLite database "
+                                f"({exc})") from None
     for table in ("experiments", "runs"):
         if table not in tables:
             raise ImportSourceError(f"give the MLflow store's file: {str(path)!r} is an SQLite database but not an "
