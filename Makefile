@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv demo data test test-fast readme bench bench-smoke bench-scale bench-scores bench-import clean
+.PHONY: venv demo data test test-fast test-nodata test-hog readme bench bench-smoke bench-scale bench-scores bench-import clean
 
 venv: $(VENV)/.installed
 
@@ -31,6 +31,8 @@ demo: venv
 data: venv
 	$(BIN)/recsys info --zoo domainnet-270 > /dev/null
 	$(BIN)/recsys info --zoo transfergraph-image > /dev/null
+	$(BIN)/recsys info --zoo vtab-hf > /dev/null
+	$(BIN)/recsys info --zoo parc-71 > /dev/null
 
 # The whole test suite (uses RECSYS_DATA_DIR when set, e.g. ../shared/data).
 test: venv
@@ -39,6 +41,22 @@ test: venv
 # Everything but the tests marked slow.
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# The suite as on a fresh clone without the reference data and without a network: RECSYS_DATA_DIR an empty
+# directory (the tests that need the data are skipped, with one reason), RECSYS_DATA_URL a mirror that refuses
+# every connection (nothing is downloaded).
+test-nodata: venv
+	@empty=$$(mktemp -d) && trap 'rmdir "$$empty"' EXIT && \
+	RECSYS_DATA_DIR="$$empty" RECSYS_DATA_URL=http://127.0.0.1:9/no-network HF_HUB_OFFLINE=1 \
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The suite beside a CPU hog (`yes > /dev/null` on every core, HOG_JOBS of them): no test may depend on how fast
+# the machine is, nor on when a thread is scheduled.
+HOG_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+test-hog: venv
+	@pids=; for i in $$(seq $(HOG_JOBS)); do yes > /dev/null & pids="$$pids $$!"; done; \
+	trap 'kill $$pids 2>/dev/null' EXIT; echo "recsys: $(HOG_JOBS) CPU hog(s) running (yes > /dev/null)"; \
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Run the README's examples and write their outputs and timings into README.md.
 readme: venv

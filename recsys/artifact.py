@@ -25,13 +25,17 @@ engine's state too, as aliases of one stored copy).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
 import os
 import re
+import stat
 import struct
 import zipfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -42,7 +46,7 @@ from .errors import ArtifactError
 from .fileio import file_kind, why, write_atomic
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "write_artifact", "read_artifact", "check_writable", "check_model_state",
-           "upgrade", "MAX_META_BYTES", "ARRAY_FLOOR_BYTES", "MMAP_MIN_BYTES"]
+           "check_finite", "verify_mapped", "upgrade", "MAX_META_BYTES", "ARRAY_FLOOR_BYTES", "MMAP_MIN_BYTES"]
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +125,10 @@ def _write_member(zf: zipfile.ZipFile, name: str, arr: np.ndarray) -> None:
 _MODEL_FILE = {"what": "model file", "example": "model.npz", "error": ArtifactError}
 
 
-def check_writable(path: str | os.PathLike) -> Path:
-    """Fail now, with one line, if a model file cannot be written at ``path`` (before minutes of fitting)."""
-    return write_atomic(path, None, **_MODEL_FILE)
+def check_writable(path: str | os.PathLike, inputs: Mapping[str | os.PathLike, str] | None = None) -> Path:
+    """Fail now, with one line, if a model file cannot be written at ``path`` (before minutes of fitting), or if
+    ``path`` is one of the files the command reads (``inputs``: path -> its name in the message)."""
+    return write_atomic(path, None, inputs=inputs, **_MODEL_FILE)
 
 
 #: the largest ``meta.json`` read (its uncompressed size, from the zip directory): a model's sidecar holds
@@ -170,21 +175,30 @@ def read_artifact(path: str | os.PathLike, *, mmap: bool = False) -> tuple[dict,
     """
     path = Path(path)
     what = f"model file {str(path)!r}"
-    if not path.exists():
-        raise ArtifactError(f"{what} does not exist; create one with `recsys fit --out {path}`")
-    if path.is_dir():
-        raise ArtifactError(f"{what} is a directory; give the file written by `recsys fit`")
-    if not path.is_file():
-        raise ArtifactError(f"{what} is {file_kind(path.stat().st_mode)}; give the file written by `recsys fit`")
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise ArtifactError(f"point {str(path)!r} to a model file, or give one: it is a symlink to "
+                                f"{os.readlink(path)!r}, which does not exist") from None
+        raise ArtifactError(f"create {what} with `recsys fit --out {path}`, or give an existing one: it does not "
+                            f"exist") from None
+    except OSError as exc:  # a symlink loop (ELOOP), a name too long ...
+        loop = ": a symlink loop" if exc.errno == errno.ELOOP else ""
+        raise ArtifactError(f"give a model file that opens: {what} cannot be opened ({why(exc)}{loop})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ArtifactError(f"give the file written by `recsys fit`: {what} is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise ArtifactError(f"give the file written by `recsys fit`: {what} is {file_kind(st.st_mode)}")
     try:
         raw = open(path, "rb")
     except OSError as exc:
-        raise ArtifactError(f"cannot read {what} ({why(exc)}); check its permissions") from None
+        raise ArtifactError(f"check the permissions of {what}: it cannot be read ({why(exc)})") from None
     try:
         with raw:
             if not zipfile.is_zipfile(raw):
-                raise ArtifactError(f"{what} is not a recsys model (not a zip/npz archive; pickles and other formats "
-                                    f"are refused and never loaded); re-create it with `recsys fit`")
+                raise ArtifactError(f"give a model file written by `recsys fit`: {what} is not a recsys model (not "
+                                    f"a zip/npz archive; pickles and other formats are refused and never loaded)")
             _check_directory(raw, what)
             with zipfile.ZipFile(raw) as zf:
                 members = _members(zf, what)
@@ -193,19 +207,24 @@ def read_artifact(path: str | os.PathLike, *, mmap: bool = False) -> tuple[dict,
     except ArtifactError:
         raise
     except MemoryError:
-        raise ArtifactError(f"{what} needs more memory than this machine has; it is not a model written by "
-                            f"recsys for this machine: re-create it with `recsys fit`") from None
+        raise _damaged(what, "needs more memory than this machine has (recsys did not write it for this "
+                             "machine)") from None
     except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError, RuntimeError, NotImplementedError,
             zlib_error()) as exc:
         msg = (str(exc).splitlines() or [""])[0]
-        raise ArtifactError(f"{what} is damaged or truncated ({type(exc).__name__}: {msg}); re-create it with "
-                            f"`recsys fit`") from None
+        bad_crc = re.match(r"Bad CRC-32 for file '(.+)\.npy'", msg)
+        if bad_crc:  # as a lazy read says it (verify_mapped)
+            raise _damaged(what, f"does not match the checksum of array {bad_crc.group(1)!r} (its bytes changed "
+                                 f"after it was written)") from None
+        raise ArtifactError(f"re-create {what} with `recsys fit`: it is damaged or truncated "
+                            f"({type(exc).__name__}: {msg})") from None
     return meta, arrays
 
 
 def _damaged(what: str, problem: str) -> ArtifactError:
-    return ArtifactError(f"{what} {problem}; it is damaged or was not written by recsys: re-create it with "
-                         f"`recsys fit`")
+    """The one line of a model file whose parts are wrong: the fix (re-create it), then what is wrong."""
+    return ArtifactError(f"re-create {what} with `recsys fit`: it {problem}; it is damaged or was not written by "
+                         f"recsys")
 
 
 def _check_directory(raw, what: str) -> None:
@@ -237,8 +256,8 @@ def _members(zf: zipfile.ZipFile, what: str) -> dict[str, zipfile.ZipInfo]:
 def _read_meta(zf: zipfile.ZipFile, members: Mapping[str, zipfile.ZipInfo], what: str) -> dict:
     info = members.get(_META)
     if info is None:
-        raise ArtifactError(f"{what} is an archive without {_META}: not a recsys model; re-create it with "
-                            f"`recsys fit`")
+        raise ArtifactError(f"give a model file written by `recsys fit`: {what} is an archive without {_META}, "
+                            f"not a recsys model")
     if info.file_size > MAX_META_BYTES:
         raise _damaged(what, f"has a {_META} of {info.file_size:,} bytes (at most {MAX_META_BYTES:,} are read)")
     with zf.open(info) as fh:
@@ -246,20 +265,24 @@ def _read_meta(zf: zipfile.ZipFile, members: Mapping[str, zipfile.ZipInfo], what
     try:
         meta = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{what} has an unreadable {_META} ({exc}); re-create it with `recsys fit`") from None
+        raise _damaged(what, f"has an unreadable {_META} ({exc})") from None
     except RecursionError:
         raise _damaged(what, f"has a {_META} nested too deeply to read") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ArtifactError(f"{what} is not a recsys model (format {meta.get('format') if isinstance(meta, dict) else None!r}); "
-                            f"re-create it with `recsys fit`")
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise ArtifactError(f"give a model file written by `recsys fit`: {what} is not a recsys model (format "
+                            f"{found!r})")
     version = meta.get("format_version")
-    if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ArtifactError(f"{what} has format version {version!r}; this recsys {__version__} reads "
-                            f"versions up to {FORMAT_VERSION}: upgrade recsys or re-fit the model")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise _damaged(what, f"has format version {json.dumps(version)[:40]} (recsys writes an integer, "
+                             f"{FORMAT_VERSION} for this version)")
+    if version > FORMAT_VERSION:
+        raise ArtifactError(f"upgrade recsys, or re-fit the model with this one: {what} has format version {version}; "
+                            f"this recsys {__version__} reads versions up to {FORMAT_VERSION}")
     if version < MIN_FORMAT_VERSION:
-        raise ArtifactError(f"{what} has format version {version}, written by an older recsys; this recsys "
-                            f"{__version__} reads versions {MIN_FORMAT_VERSION} to {FORMAT_VERSION}: re-fit the model "
-                            f"with `recsys fit`")
+        raise ArtifactError(f"re-fit the model with `recsys fit`: {what} has format version {version}, written by an "
+                            f"older recsys; this recsys {__version__} reads versions {MIN_FORMAT_VERSION} to "
+                            f"{FORMAT_VERSION}")
     return meta
 
 
@@ -315,7 +338,7 @@ def _read_arrays(zf: zipfile.ZipFile, members: Mapping[str, zipfile.ZipInfo], me
             continue
         info = members.get(f"{name}.npy")
         if info is None:
-            raise ArtifactError(f"{what} lacks array {name!r}; the file is damaged: re-create it with `recsys fit`")
+            raise _damaged(what, f"lacks array {name!r}")
         if not nbytes <= info.file_size <= nbytes + _MAX_HEADER:
             raise _damaged(what, f"stores array {name!r} in {info.file_size:,} bytes, but its declared shape "
                                  f"{list(shape)} ({dtype.str}) takes {nbytes:,}")
@@ -376,7 +399,73 @@ def _map_member(raw, info: zipfile.ZipInfo, name: str, shape: tuple, dtype: np.d
     offset = raw.tell()
     if offset + nbytes > os.fstat(raw.fileno()).st_size:
         raise _damaged(what, f"has a truncated array {name!r}")
-    return np.memmap(raw.name, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+    raw.seek(start)
+    head_crc = zlib.crc32(raw.read(offset - start))  # (the .npy header: the member's CRC-32 starts with it)
+    # Mapped through the open file, not its name: the very file whose headers were just checked, even if
+    # another process replaces it meanwhile (`recsys fit` renames a new file into place).
+    arr = np.memmap(raw, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+    arr.member = _Member(name, head_crc, info.CRC)  # what verify_mapped checks before the first answer
+    return arr
+
+
+@dataclass(frozen=True)
+class _Member:
+    """A memory-mapped array's zip member: the CRC-32 of its ``.npy`` header, and the CRC-32 of the whole member
+    that the zip directory records."""
+
+    name: str
+    head_crc: int
+    crc: int
+
+
+def verify_mapped(arrays: Mapping[str, np.ndarray], path: str | os.PathLike, nan_ok: frozenset | set = frozenset(),
+                  *, threads: int | None = None) -> None:
+    """Check the memory-mapped arrays of ``read_artifact(path, mmap=True)`` that were not checked yet.
+
+    Each array's member is read once, in full: its CRC-32 against the zip directory's (one flipped bit in the
+    stored accuracies or the kriging weights is caught), and its floats for infinities and for NaN outside
+    ``nan_ok`` (as :func:`check_finite`). An array that passed is marked and never read for this again;
+    ``Recommender.load(lazy=True)`` calls this before its first answer. Arrays are checked on ``threads``
+    threads at once (zlib and numpy release the GIL): the cost is reading them, about 1 GB/s a core.
+
+    Raises
+    ------
+    ArtifactError
+        One line naming the first array that fails.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    what = f"model file {str(path)!r}"
+    prefixes = tuple(n for n in nan_ok if n.endswith("."))
+    todo = [(name, arr) for name, arr in arrays.items()
+            if isinstance(arr, np.memmap) and isinstance(getattr(arr, "member", None), _Member)
+            and not getattr(arr, "verified", False)]
+    if not todo:
+        return
+
+    def check(item) -> str | None:
+        name, arr = item
+        member = arr.member
+        crc = member.head_crc
+        flat = arr.reshape(-1, order="A").view(np.uint8) if arr.size else np.zeros(0, np.uint8)
+        for start in range(0, len(flat), 64 << 20):
+            crc = zlib.crc32(flat[start:start + (64 << 20)], crc)
+        if crc != member.crc:
+            return f"does not match the checksum of array {name!r} (its bytes changed after it was written)"
+        if arr.dtype.kind in "fc":
+            problem = _nonfinite(arr, name in nan_ok or name.startswith(prefixes))
+            if problem:
+                return f"holds {problem} in array {name!r}"
+        return None
+
+    todo.sort(key=lambda item: -item[1].nbytes)  # the largest first: the threads finish together
+    workers = max(1, min(len(todo), threads or min(4, os.cpu_count() or 1)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        problems = list(pool.map(check, todo))
+    for (name, arr), problem in zip(todo, problems):
+        if problem:
+            raise _damaged(what, problem)
+        arr.verified = True
 
 
 def _check_aliases(meta: Mapping, declared: Mapping[str, tuple], what: str) -> dict[str, str]:
@@ -430,6 +519,49 @@ def check_model_state(meta: Mapping, arrays: Mapping[str, np.ndarray], path: str
                 (arr.ndim != 2 or len(arr) != rows.get(name, n["dataset"])):
             raise _damaged(what, f"has {name!r} of shape {arr.shape}, but lists {rows.get(name, n['dataset'])} "
                                  f"{'models' if '.models.' in name else 'datasets'}")
+
+
+def check_finite(meta: Mapping, arrays: Mapping[str, np.ndarray], path: str | os.PathLike,
+                 nan_ok: frozenset | set = frozenset()) -> None:
+    """Refuse, with one line, a model file holding a NaN or an infinite float where none belongs.
+
+    Every float array read into memory (a memory-mapped one is checked when an answer first touches it,
+    :func:`verify_mapped`) and every number of the ``recommender``, ``data``, ``features`` and ``engine``
+    sections of ``meta.json`` (``timing`` is informative only). NaN marks "unknown" in the arrays named in
+    ``nan_ok`` (a name ending in ``.`` covers every array under it: ``data.scores.``); nowhere else. A checksum
+    cannot catch a NaN written by a fit that diverged, or a file rewritten with matching checksums.
+
+    Raises
+    ------
+    ArtifactError
+    """
+    what = f"model file {str(path)!r}"
+    prefixes = tuple(n for n in nan_ok if n.endswith("."))
+    for name, arr in arrays.items():
+        if isinstance(arr, np.memmap) or arr.dtype.kind not in "fc":
+            continue
+        problem = _nonfinite(arr, name in nan_ok or name.startswith(prefixes))
+        if problem:
+            raise _damaged(what, f"holds {problem} in array {name!r}")
+    stack = [(key, meta.get(key)) for key in ("recommender", "data", "features", "engine")]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            raise _damaged(what, f"holds {node} in meta.json ({where})")
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        stack.extend((f"{where}.{k}", v) for k, v in items if isinstance(v, (dict, list, float)))
+
+
+def _nonfinite(arr: np.ndarray, nan_ok: bool) -> str | None:
+    """What is not finite in ``arr`` ("NaN", "infinite values"), or None; read a block at a time."""
+    flat = arr.reshape(-1)
+    for start in range(0, len(flat), 1 << 20):
+        block = flat[start:start + (1 << 20)]
+        if np.isinf(block).any():
+            return "infinite values"
+        if not nan_ok and np.isnan(block).any():
+            return "NaN"
+    return None
 
 
 def _check_ids(ids, side: str, what: str) -> int:

@@ -47,14 +47,17 @@ class _Group(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        if sys.stdout is None:  # started with stdout closed (`>&-`): every result would vanish, exit 0
+            click.echo("error: redirect stdout to a file or to /dev/null: it is closed (>&-), and recsys writes its "
+                       "results there", err=True)
+            sys.exit(1)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except _NO_ARGS as exc:  # `recsys` alone: the help, as click shows it
             exc.show()
             sys.exit(exc.exit_code)
         except click.UsageError as exc:
-            where = f"{exc.ctx.command_path} --help" if exc.ctx is not None else "recsys --help"
-            click.echo(f"error: {exc.format_message()} (see '{where}')", err=True)
+            click.echo(f"error: {_usage_line(exc)}", err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
             click.echo(f"error: {exc.format_message()}", err=True)
@@ -78,7 +81,7 @@ class _Group(click.Group):
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except MemoryError:
-            click.echo("error: out of memory; use a smaller zoo or smaller --param values", err=True)
+            click.echo("error: use a smaller zoo or smaller --param values: out of memory", err=True)
             sys.exit(1)
         except OSError as exc:  # the machine refused: a full disk, no permission (not caught closer)
             if exc.errno not in _OS_ERRORS:
@@ -86,7 +89,7 @@ class _Group(click.Group):
             where = f": {exc.filename}" if exc.filename else ""
             fix = ("check the permissions" if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else
                    "free some space or write elsewhere")
-            click.echo(f"error: {exc.strerror}{where}; {fix}", err=True)
+            click.echo(f"error: {fix}: {exc.strerror}{where}", err=True)
             sys.exit(1)
 
     def add_command(self, cmd, name=None):
@@ -97,6 +100,23 @@ class _Group(click.Group):
             if cmd.short_help is None and cmd.help:  # click would cut it at ~45 characters
                 cmd.short_help = inspect.cleandoc(cmd.help).split("\n\n")[0].replace("\n", " ")
         super().add_command(cmd, name)
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    """A usage error as one line that says first what to do: give or correct an option, see the help."""
+    where = f"{exc.ctx.command_path} --help" if exc.ctx is not None else "recsys --help"
+    if isinstance(exc, click.BadParameter):
+        hint = exc.param_hint if isinstance(exc.param_hint, str) else None
+        if hint is None and exc.param is not None:
+            try:
+                hint = exc.param.get_error_hint(exc.ctx)
+            except Exception:  # (click's helper differs between versions)
+                hint = None
+        if hint:
+            missing = isinstance(exc, click.MissingParameter)
+            detail = exc.format_message() if missing or not exc.message else exc.message
+            return " ".join(f"{'give' if missing else 'correct'} {hint} (see '{where}'): {detail}".split())
+    return " ".join(f"see '{where}': {exc.format_message()}".split())  # (click lists choices on several lines)
 
 
 _NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
@@ -168,10 +188,26 @@ def _cell(v, digits: str) -> str:
     return str(v)
 
 
+def _shown(value) -> str:
+    """A text cell of table output: control and format characters (newline, ESC, bidi overrides) escaped as
+    ``\\n``, ``\\x1b``, ``\\u202e``, so a name can neither split a row nor drive the terminal."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _emit(frame, fmt: str, *, header: bool = True) -> None:
-    """Write a table (DataFrame or dict of columns) to stdout as csv, json or an aligned table (no pandas)."""
+    """Write a table (DataFrame or dict of columns) to stdout as csv, json or an aligned table (no pandas).
+
+    CSV text cells that a spreadsheet would run as a formula are neutralized
+    (:func:`recsys.fileio.spreadsheet_safe`); table cells show control characters escaped (:func:`_shown`);
+    JSON escapes them itself.
+    """
     import csv
     import io
+
+    from .fileio import spreadsheet_safe
 
     cols = _columns_of(frame)
     names = list(cols)
@@ -180,10 +216,11 @@ def _emit(frame, fmt: str, *, header: bool = True) -> None:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         if header:
-            writer.writerow(names)
+            writer.writerow([spreadsheet_safe(c) for c in names])
         kinds = [cols[c].dtype.kind for c in names]
         lists = [[("" if v != v else format(v, ".6g")) for v in cols[c].tolist()] if k == "f" else
-                 [str(v) for v in cols[c].tolist()] for c, k in zip(names, kinds)]
+                 [str(v) for v in cols[c].tolist()] if k in "iub" else
+                 [spreadsheet_safe(v) for v in cols[c].tolist()] for c, k in zip(names, kinds)]
         writer.writerows(zip(*lists))
         click.echo(buf.getvalue(), nl=False)
     elif fmt == "json":
@@ -199,10 +236,10 @@ def _emit(frame, fmt: str, *, header: bool = True) -> None:
             records.append(row)
         click.echo(json.dumps(records, indent=2, allow_nan=False))
     else:
-        text = {c: [_cell(v, ".4f") if cols[c].dtype.kind == "f" else str(v) for v in cols[c].tolist()]
+        text = {c: [_cell(v, ".4f") if cols[c].dtype.kind == "f" else _shown(v) for v in cols[c].tolist()]
                 for c in names}
-        width = {c: max([len(c), *map(len, text[c])]) for c in names}
-        lines = [" " + " ".join(c.rjust(width[c]) for c in names)]
+        width = {c: max([len(_shown(c)), *map(len, text[c])]) for c in names}
+        lines = [" " + " ".join(_shown(c).rjust(width[c]) for c in names)]
         lines += [" " + " ".join(text[c][i].rjust(width[c]) for c in names) for i in range(n)]
         click.echo("\n".join(lines))
 
@@ -214,7 +251,7 @@ def _load_model(path: str | None, *, lazy: bool = False):
 
     target = Path(path) if path else default_model_path()
     if path is None and not target.exists():
-        raise RecsysError(f"no model file at {target}; run `recsys fit` first, or pass --model FILE")
+        raise RecsysError(f"run `recsys fit` first, or pass --model FILE: there is no model file at {target}")
     return Recommender.load(target, lazy=lazy)
 
 
@@ -229,9 +266,9 @@ def _ask(rec, fn, *args, **kwargs):
             raise
         zoo = (getattr(rec, "zoo_", None) or {}).get("name", "?")
         ids = rec.dataset_ids
-        raise UsageError(f"{exc} (model file {str(getattr(rec, 'path_', '?'))!r} was fitted on zoo {zoo!r}: "
-                         f"{len(ids)} datasets such as {ids[0]!r}; give one of them, or --model FILE fitted on the "
-                         f"zoo you mean)") from None
+        raise UsageError(f"give a dataset of zoo {zoo!r} ({len(ids)} datasets such as {ids[0]!r}), which model file "
+                         f"{str(getattr(rec, 'path_', '?'))!r} was fitted on, or --model FILE fitted on the zoo you "
+                         f"mean: {exc}") from None
 
 
 def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | None):
@@ -318,7 +355,8 @@ def _read_scores(path: str | None):
 @main.command()
 @click.option("--zoo", "zoo_name", default="domainnet-270", show_default=True, metavar="DIR_OR_NAME", callback=_nonempty,
               help="A zoo directory in the canonical format, or a named zoo (domainnet-270, transfergraph-image, vtab-hf, parc-71).")
-@click.option("--engine", default=None, help="Engine [default: the one `recsys engines` marks as default].")
+@click.option("--engine", default=None, callback=_nonempty,
+              help="Engine [default: the one `recsys engines` marks as default].")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, callback=_nonempty,
               help="Model file to write [default: model.npz in the user data dir, or $RECSYS_MODEL]. A symlink is "
                    "written through; other non-regular files are refused.")
@@ -342,6 +380,7 @@ def fit(zoo_name, engine, out, seed, text_encoder, params, no_calibrate):
     engine_params = _parse_params(params, cls)
     out = check_writable(out or default_model_path())
     zoo = datasets.load(zoo_name)
+    check_writable(out, _zoo_inputs(zoo))  # never over a file of the zoo it reads
     if text_encoder is not None and not (zoo.model_roles.text or zoo.dataset_roles.text):
         log.warning("--text-encoder %s is not used: zoo %s has no text columns (roles 'text' in zoo.json)",
                     text_encoder, zoo.name)
@@ -355,13 +394,24 @@ def fit(zoo_name, engine, out, seed, text_encoder, params, no_calibrate):
         if not params:  # without --param this is a bug: let it show
             raise
         why = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise RecsysError(f"fitting {engine} with {' '.join('--param ' + p for p in params)} failed "
-                          f"({type(exc).__name__}: {why}); use values closer to the defaults") from None
+        raise RecsysError(f"use values closer to the defaults: fitting {engine} with "
+                          f"{' '.join('--param ' + p for p in params)} failed ({type(exc).__name__}: {why})") from None
     path = rec.save(out)
     t = rec.timing_
     log.info("fitted %s on %s (%d models x %d datasets, %d records) in %.1fs; wrote %s", engine, zoo.name,
              len(zoo.models), len(zoo.datasets), len(zoo.records), sum(t.values()), path)
     click.echo(str(path))
+
+
+def _zoo_inputs(zoo) -> dict:
+    """The files a zoo was read from (its directory's zoo files, or a named zoo's raw files), named for messages."""
+    from .datasets import REGISTRY
+    from .zoo import ZOO_FILES
+
+    if zoo.path is None:
+        return {}
+    names = REGISTRY[zoo.name].files if zoo.name in REGISTRY else ZOO_FILES
+    return {Path(zoo.path) / f: f"the {f} of zoo {zoo.name}" for f in names}
 
 
 def _parse_value(raw: str, default):
@@ -404,20 +454,20 @@ def _check_bounds(p: str, key: str, value, cls) -> None:
     declared = (getattr(cls, "param_bounds", None) or {}).get(key)
     values = value if isinstance(value, tuple) else (value,)
     if len(values) > MAX_LIST:
-        raise RecsysError(f"--param {p[:60]!r}: {key} takes at most {MAX_LIST} values, got {len(values)}")
+        raise RecsysError(f"give {key} at most {MAX_LIST} values: --param {p[:60]!r} gives {len(values)}")
     for v in values:
         if isinstance(v, str):
             if len(v) > MAX_TEXT:
-                raise RecsysError(f"--param {key}=...: {key} takes at most {MAX_TEXT} characters, got {len(v)}")
+                raise RecsysError(f"give {key} at most {MAX_TEXT} characters: --param {key}=... gives {len(v)}")
             continue
         if v is None or isinstance(v, bool):
             continue
         lo, hi = declared or (INT_BOUNDS if isinstance(v, int) else FLOAT_BOUNDS)
         if not (math.isfinite(v) and lo <= v <= hi):
-            kind = "integers" if isinstance(v, int) else "numbers"
+            kind = "an integer" if isinstance(v, int) else "a number"
             source = f"engine {cls.name!r}" if declared else "recsys (for every engine)"
-            raise RecsysError(f"--param {p[:60]!r}: {key} accepts {kind} from {lo:g} to {hi:g} (bounds set by "
-                              f"{source}); got {v:g}")
+            raise RecsysError(f"give {key} {kind} from {lo:g} to {hi:g} (bounds set by {source}): --param "
+                              f"{p[:60]!r} gives {v:g}")
 
 
 def _parse_params(pairs, cls) -> dict:
@@ -430,14 +480,16 @@ def _parse_params(pairs, cls) -> dict:
         key = key.strip().replace("-", "_")
         if not sep or key not in sig or key == "seed":
             valid = [n for n in cls._param_names() if n != "seed"]
-            raise RecsysError(f"--param {p!r}: engine {cls.name!r} takes NAME=VALUE with NAME one of {', '.join(valid)}")
+            raise RecsysError(f"write --param NAME=VALUE with NAME one of {', '.join(valid)} (the parameters of engine "
+                              f"{cls.name!r}): --param {p[:60]!r} is not")
         default = sig[key].default
         try:
             out[key] = _parse_value(raw, default)
         except ValueError:
             what = ("a comma-separated list of numbers" if isinstance(default, (tuple, list)) else
-                    "a number or none" if default is None else f"a {type(default).__name__}")
-            raise RecsysError(f"--param {p[:60]!r}: {key} expects {what}, got {raw[:40]!r}") from None
+                    "a number or none" if default is None else
+                    {bool: "true or false", int: "an integer", float: "a number"}.get(type(default), "a text"))
+            raise RecsysError(f"give {key} {what}: --param {p[:60]!r} gives {raw[:40]!r}") from None
         _check_bounds(p, key, out[key], cls)
     return out
 
@@ -460,11 +512,12 @@ def predict(model_path, names, new, settings, scores_path, fmt, level):
     frame_new = _read_new_datasets(new, settings, None)
     if frame_new is not None:
         if names:
-            raise UsageError("give either --dataset (datasets of the zoo) or --new/--set (brand-new datasets), not both")
+            raise UsageError("give either --dataset (datasets of the zoo) or --new/--set (brand-new datasets): "
+                             "both were given")
         out = rec.predict_new(frame_new, _read_scores(scores_path), level=level)
     else:
         if scores_path:
-            raise UsageError("--scores describe brand-new datasets (with --new/--set); the zoo's own datasets "
+            raise UsageError("drop --scores, or describe brand-new datasets with --new/--set: the zoo's own datasets "
                              "use the scores they were fitted with")
         if not names and fmt == "csv":  # the whole matrix: streamed, a block of datasets at a time
             for i, cols in enumerate(rec.iter_predict(level=level)):
@@ -498,14 +551,14 @@ def topk(name, k, model_path, new, settings, scores_path, fmt, level):
     frame_new = _read_new_datasets(new, settings, name)
     if frame_new is not None:
         if len(frame_new) != 1:
-            raise UsageError(f"topk takes one brand-new dataset, the metadata describe {len(frame_new)}; use "
-                              f"`recsys predict --new` for several")
+            raise UsageError(f"use `recsys predict --new` for several brand-new datasets: topk takes one, the "
+                             f"metadata describe {len(frame_new)}")
         out = rec.topk_new(frame_new, k, _read_scores(scores_path), level=level)
     elif name is None:
         raise click.UsageError("give --dataset NAME (a dataset of the zoo), or describe a new one with --new FILE / --set COLUMN=VALUE")
     elif scores_path:
-        raise UsageError("--scores describe a brand-new dataset (with --new/--set); the zoo's own datasets use "
-                         "the scores they were fitted with")
+        raise UsageError("drop --scores, or describe a brand-new dataset with --new/--set: the zoo's own datasets "
+                         "use the scores they were fitted with")
     else:
         out = _ask(rec, rec.topk_columns, name, k, level=level)
     _emit(out, fmt)
@@ -519,6 +572,9 @@ def topk(name, k, model_path, new, settings, scores_path, fmt, level):
 @click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="table", show_default=True)
 def info(model_path, zoo_name, fmt):
     """What a model file (default) or a zoo holds."""
+    if zoo_name and model_path:
+        raise UsageError("give --model FILE (what a model file holds) or --zoo DIR_OR_NAME (what a zoo holds), "
+                         "not both")
     if zoo_name:
         from . import datasets
 
@@ -533,7 +589,7 @@ def info(model_path, zoo_name, fmt):
         for key, value in doc.items():
             if isinstance(value, (dict, list)):
                 value = json.dumps(value, default=str, allow_nan=False)
-            click.echo(f"{key:<{width}}  {value}")
+            click.echo(f"{key:<{width}}  {_shown(value)}")
 
 
 def _finite(doc, depth: int = 0):
@@ -557,7 +613,7 @@ def _finite(doc, depth: int = 0):
               help="Zoo to evaluate on [default: transfergraph-image for p2, else domainnet-270].")
 @click.option("--targets", "target_list", default=None, metavar="A,B,...",
               help="p2 / logo: held-out datasets [default: those with scores (p2), with >= 10 records (logo)].")
-@click.option("--engines", "engine_list", default=None, metavar="A,B,...",
+@click.option("--engines", "engine_list", default=None, metavar="A,B,...", callback=_nonempty,
               help="Comma-separated engines [default: all of `recsys engines`].")
 @click.option("--repeats", type=click.IntRange(min=1), default=None,
               help="Repetitions [default: 10 for p1 and missing-edge, 1 for p2 and logo].")
@@ -577,6 +633,9 @@ def evaluate(protocol, zoo_name, target_list, engine_list, repeats, out_dir, tex
     if out_dir is not None:
         _check_out_dir(out_dir)
     engines = _split_list(engine_list) if engine_list else None
+    if engine_list and not engines:
+        raise UsageError(f"give --engines comma-separated names (see `recsys engines`), or leave it out for all: "
+                         f"{engine_list!r} names no engine")
     targets = _split_list(target_list) if target_list else None
     if coverage not in ("default", "all", "none"):
         coverage = _split_list(coverage)
@@ -600,13 +659,13 @@ def _check_out_dir(out_dir: str) -> None:
         while not probe.exists():
             probe = probe.parent
         if not probe.is_dir():
-            raise RecsysError(f"--out {out_dir!r}: {str(probe)!r} is a file, not a directory; give a directory")
+            raise RecsysError(f"give --out a directory: {str(probe)!r} is a file (--out {out_dir!r})")
         fd, tmp = tempfile.mkstemp(dir=probe, prefix=".recsys-write-test-")
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise RecsysError(f"--out {out_dir!r} cannot be written ({exc.strerror or exc}); give a directory you may "
-                          f"write to") from None
+        raise RecsysError(f"give --out a directory you may write to: --out {out_dir!r} cannot be written "
+                          f"({exc.strerror or exc})") from None
 
 
 @main.command()
@@ -641,7 +700,8 @@ def _data_options(fn):
                           "by its folder name]."),
         click.option("--max-per-class", type=click.IntRange(min=1), default=None,
                      help="Keep at most this many samples per class (random, --seed)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of --max-per-class."),
+        click.option("--seed", type=SEED, default=0, show_default=True,
+                     help="Seed of --max-per-class, 0 to 4294967295."),
         click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True),
         click.option("--text-column", default="text", show_default=True, help="Text column of a CSV."),
         click.option("--label-column", default="label", show_default=True, help="Label column of a CSV."),
@@ -661,13 +721,13 @@ def _models_and_names(model_list: str, name_list: str | None) -> list[tuple[str,
 
     specs = _split_list(model_list)
     if not specs:
-        raise UsageError("--models is empty; give comma-separated model directories or cached hub ids")
+        raise UsageError("give --models comma-separated model directories or cached hub ids: it is empty")
     names = _split_list(name_list) if name_list else [model_name(m) for m in specs]
     if len(names) != len(specs):
-        raise UsageError(f"--names gives {len(names)} name(s) for {len(specs)} model(s); give one per model")
+        raise UsageError(f"give --names one name per model: it gives {len(names)} name(s) for {len(specs)} model(s)")
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise UsageError(f"two models would be named {dup[0]!r}; name them with --names N1,N2,...")
+        raise UsageError(f"name the models with --names N1,N2,...: two of them would be named {dup[0]!r}")
     for m in specs:
         resolve_model(m)
     return list(zip(specs, names))
@@ -717,11 +777,12 @@ class StageBar:
         self.bar.close()
 
 
-def _write_text_atomic(path: Path, text: str | None) -> None:
-    """Write ``text`` atomically (:func:`recsys.fileio.write_atomic`); with None only check that it could be."""
+def _write_text_atomic(path: Path, text: str | None, inputs: dict | None = None) -> None:
+    """Write ``text`` atomically (:func:`recsys.fileio.write_atomic`); with None only check that it could be (and that
+    ``path`` is none of ``inputs``)."""
     from .fileio import write_atomic
 
-    write_atomic(path, text, what="scores file", example="scores.csv")
+    write_atomic(path, text, what="scores file", example="scores.csv", inputs=inputs)
 
 
 @main.command(name="features")
@@ -761,6 +822,17 @@ def features_cmd(data_path, model_list, name_list, max_per_class, seed, batch_si
     _emit(pd.DataFrame(rows), fmt)
 
 
+def _skip_source_metrics(name: str, metrics: list, note: str, asked: bool) -> list:
+    """``metrics`` without leep and nce when the model gives no source-class probabilities (``note`` says why)."""
+    from .scores import NEEDS_SOURCE
+
+    needs = [m for m, _ in metrics if m in NEEDS_SOURCE]
+    if not note or not needs:
+        return metrics
+    (log.warning if asked else log.info)("%s: skipping %s: %s", name, ", ".join(needs), note)
+    return [(m, label) for m, label in metrics if m not in NEEDS_SOURCE]
+
+
 def _parse_metrics(raw: str | None) -> list[tuple[str, str]] | None:
     """--metrics logme,reg_hscore=REG_H_SCORE -> [(metric, name written)], None for the default."""
     from .errors import closest
@@ -775,11 +847,16 @@ def _parse_metrics(raw: str | None) -> list[tuple[str, str]] | None:
         if metric not in METRICS:
             near = closest(metric, METRICS)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise UsageError(f"--metrics: unknown metric {metric!r}{hint}; choose from {', '.join(METRICS)}, "
-                             f"optionally renamed as METRIC=NAME (e.g. logme=LOG_ME)")
+            raise UsageError(f"choose --metrics from {', '.join(METRICS)}, optionally renamed as METRIC=NAME (e.g. "
+                             f"logme=LOG_ME): unknown metric {metric!r}{hint}")
         out.append((metric, label.strip() or metric))
     if not out:
-        raise UsageError(f"--metrics is empty; choose from {', '.join(METRICS)}")
+        raise UsageError(f"choose --metrics from {', '.join(METRICS)}: it is empty")
+    labels = [label for _, label in out]
+    twice = next((label for label in labels if labels.count(label) > 1), None)
+    if twice is not None:
+        uses = [m for m, label in out if label == twice]
+        raise UsageError(f"--metrics: give each metric its own name: {twice!r} names {' and '.join(uses)}")
     return out
 
 
@@ -805,34 +882,41 @@ def score(data_path, model_list, name_list, max_per_class, seed, batch_size, tex
     """
     import pandas as pd
 
-    from .extract import extract, load_data
-    from .scores import METRICS, NEEDS_SOURCE, compute
+    from .extract import extract, head_note, load_data
+    from .scores import METRICS, compute
 
     requested = _parse_metrics(metric_list)
     pairs = _models_and_names(model_list, name_list)
+    inputs = {data_path: f"--data {data_path}"}
+    inputs.update({m: f"model directory {m}" for m, _ in pairs if Path(m).expanduser().is_dir()})
     if out_file:
-        _write_text_atomic(Path(out_file), None)  # fail now, not after the extraction
+        _write_text_atomic(Path(out_file), None, inputs)  # fail now, not after the extraction
     data = load_data(data_path, text_column=text_column, label_column=label_column, max_per_class=max_per_class,
                      seed=seed)
+    wanted = requested if requested is not None else [(m, m) for m in METRICS]
+    plan = []
+    for spec, name in pairs:  # before any model runs: leep and nce need a classification head
+        metrics = _skip_source_metrics(name, wanted, head_note(spec, data.kind), requested is not None)
+        plan.append((spec, name, metrics))
+    if not any(metrics for _, _, metrics in plan):
+        raise UsageError(f"add metrics that need no classification head to --metrics (e.g. logme, reg_hscore), or "
+                         f"give models with one: none of the models can compute {', '.join(m for m, _ in wanted)}")
     rows = []
-    for spec, name in pairs:
+    for spec, name, metrics in plan:
+        if not metrics:
+            continue
         f = extract(spec, data, batch_size=batch_size, progress=_progress_wanted())
-        wanted = requested if requested is not None else [(m, m) for m in METRICS]
-        if f.source_probs is None:
-            needs = [m for m, _ in wanted if m in NEEDS_SOURCE]
-            if needs and requested is not None:
-                raise RecsysError(f"{', '.join(needs)} need(s) source-class probabilities but model {name!r} gives "
-                                  f"none: {f.source_note}; drop {', '.join(needs)} from --metrics")
-            if needs:
-                log.info("%s: skipping %s: %s", name, ", ".join(needs), f.source_note)
-            wanted = [(m, label) for m, label in wanted if m not in NEEDS_SOURCE]
-        values = compute(f.features, f.labels, [m for m, _ in wanted], source_probs=f.source_probs)
-        rows += [{"model": name, "dataset": dataset_name, "metric": label, "score": values[m]} for m, label in wanted]
-        log.info("%s: %s", name, ", ".join(f"{label} {values[m]:.4g}" for m, label in wanted))
+        if f.source_probs is None:  # a head the checkpoint lacks, or a multi-label one: known once loaded
+            metrics = _skip_source_metrics(name, metrics, f.source_note, requested is not None)
+            if not metrics:
+                continue
+        values = compute(f.features, f.labels, [m for m, _ in metrics], source_probs=f.source_probs, what=name)
+        rows += [{"model": name, "dataset": dataset_name, "metric": label, "score": values[m]} for m, label in metrics]
+        log.info("%s: %s", name, ", ".join(f"{label} {values[m]:.4g}" for m, label in metrics))
     text = pd.DataFrame(rows, columns=["model", "dataset", "metric", "score"]).to_csv(
         index=False, float_format="%.10g", lineterminator="\n")
     if out_file:
-        _write_text_atomic(Path(out_file), text)
+        _write_text_atomic(Path(out_file), text, inputs)
         log.info("wrote %d score(s) of %d model(s) on %s to %s", len(rows), len(pairs), dataset_name, out_file)
         click.echo(str(out_file))
     else:

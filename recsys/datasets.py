@@ -75,8 +75,8 @@ def import_domainnet(raw: Path) -> Zoo:
     datasets = pd.read_csv(raw / "target_dataset_meta_data.csv")
     matrix = pd.read_csv(raw / "record_domainnet_10_270.csv", index_col=0)
     if matrix.shape[1] != len(datasets):
-        raise ZooError(f"domainnet-270: the record matrix has {matrix.shape[1]} columns but the dataset metadata "
-                       f"{len(datasets)} rows; the files do not belong together")
+        raise ZooError(f"use domainnet-270's files of the pinned commit (they do not belong together): the record "
+                       f"matrix has {matrix.shape[1]} columns but the dataset metadata {len(datasets)} rows")
     for j, (col, (_, row)) in enumerate(zip(matrix.columns, datasets.iterrows())):
         parts = str(col).split("_")
         name_parts = str(row["dataset name"]).split("_")
@@ -84,12 +84,14 @@ def import_domainnet(raw: Path) -> Zoo:
         if (len(parts) != 3 or parts[1] != row["domain"] or parts[2] != str(row["num_pre_class"])
                 or len(name_parts) != 3 or name_parts[1] != row["domain"]
                 or name_parts[2] != str(row["categories"]) or n_labels != row["categories"]):
-            raise ZooError(f"domainnet-270: record column {j} ({col!r}) does not match dataset row {j} "
-                           f"({row['dataset name']!r}, domain {row['domain']}, {row['num_pre_class']} per class, "
-                           f"{row['categories']} categories, {n_labels} labels); the files do not belong together")
+            raise ZooError(f"use domainnet-270's files of the pinned commit (they do not belong together): record "
+                           f"column {j} ({col!r}) does not match dataset row {j} ({row['dataset name']!r}, domain "
+                           f"{row['domain']}, {row['num_pre_class']} per class, {row['categories']} categories, "
+                           f"{n_labels} labels)")
     unknown = sorted(set(matrix.index) - set(models["model name"]))
     if unknown:
-        raise ZooError(f"domainnet-270: record rows {unknown} are not in source_model_meta_data.csv")
+        raise ZooError(f"use domainnet-270's files of the pinned commit (they do not belong together): record rows "
+                       f"{unknown} are not in source_model_meta_data.csv")
     models = models.rename(columns={"model name": "model"})[
         ["model", "Architecure_family", "# of parameters", "acc@1 (on ImageNet-1K)", "GFLOPS"]]
     datasets = datasets.rename(columns={"dataset name": "dataset"})[
@@ -414,8 +416,8 @@ def fetch(name: str, *, download: bool = True, base_url: str | None = None) -> P
         try:
             found = _complete(local, source, verify=False)
         except OSError as exc:
-            raise ZooError(f"cannot read RECSYS_DATA_DIR={env} ({exc.strerror or exc}: {exc.filename}); fix its "
-                           f"permissions, or unset RECSYS_DATA_DIR to use the cache or a download") from None
+            raise ZooError(f"fix the permissions of RECSYS_DATA_DIR, or unset it to use the cache or a download: "
+                           f"cannot read RECSYS_DATA_DIR={env} ({exc.strerror or exc}: {exc.filename})") from None
         if found:
             log.info("using %s from RECSYS_DATA_DIR (%s)", name, local)
             return local
@@ -424,14 +426,14 @@ def fetch(name: str, *, download: bool = True, base_url: str | None = None) -> P
     try:
         found = _complete(cached, source, verify=True)
     except OSError as exc:
-        raise ZooError(f"cannot read the data cache {cached} ({exc.strerror or exc}); fix its permissions, or set "
-                       f"RECSYS_CACHE_DIR to another directory") from None
+        raise ZooError(f"fix the permissions of the data cache, or set RECSYS_CACHE_DIR to another directory: cannot "
+                       f"read {cached} ({exc.strerror or exc})") from None
     if found:
         log.info("using %s from the cache (%s)", name, cached)
         return cached
     if not download:
-        raise ZooError(f"zoo {name!r} is not available locally: set RECSYS_DATA_DIR to a directory holding {name}/ "
-                       f"or allow the download")
+        raise ZooError(f"set RECSYS_DATA_DIR to a directory holding {name}/, or allow the download: zoo {name!r} is "
+                       f"not available locally")
     mirror = os.environ.get("RECSYS_DATA_URL")
     url = base_url or (f"{mirror.rstrip('/')}/{name}/" if mirror else source.base_url)
     _download(source, url.rstrip("/") + "/", cached)
@@ -458,29 +460,66 @@ def _download(source: ZooSource, url: str, cached: Path) -> None:
             log.info("downloading %s of zoo %s from %s", fname, source.name, url)
             try:
                 pooch.retrieve(url=url + fname, known_hash=f"sha256:{sha}", fname=fname, path=stage,
-                               progressbar=False)
+                               progressbar=False, downloader=pooch.HTTPDownloader(timeout=DOWNLOAD_TIMEOUT))
             except ValueError as exc:  # pooch reports a hash mismatch as ValueError
                 if "hash" not in str(exc).lower():
-                    raise ZooError(f"could not download {fname} for zoo {source.name!r} from {url} ({exc}); "
-                                   f"check the URL, set RECSYS_DATA_DIR to a local copy holding "
-                                   f"{source.name}/, or RECSYS_DATA_URL to a mirror") from None
-                raise ZooError(f"{fname} downloaded from {url} for zoo {source.name!r} does not match its pinned "
-                               f"sha256 ({sha[:12]}...); the source changed or the download is corrupt, and nothing "
-                               f"was kept: check RECSYS_DATA_URL or use a trusted copy via RECSYS_DATA_DIR") from None
-            except Exception as exc:  # network errors: requests / urllib / OS
-                msg = str(exc).splitlines()[0] if str(exc) else ""
-                raise ZooError(f"could not download {fname} for zoo {source.name!r} from {url} "
-                               f"({type(exc).__name__}: {msg}); check the network, set RECSYS_DATA_DIR to a "
-                               f"local copy holding {source.name}/, or RECSYS_DATA_URL to a mirror") from None
+                    raise _download_failed(source.name, fname, url, exc) from None
+                raise ZooError(f"check RECSYS_DATA_URL or use a trusted copy via RECSYS_DATA_DIR: {fname} downloaded "
+                               f"from {url} for zoo {source.name!r} does not match its pinned sha256 "
+                               f"({sha[:12]}...); the source changed or the download is corrupt, and nothing was "
+                               f"kept") from None
+            except Exception as exc:  # network errors: requests / urllib3 / OS
+                raise _download_failed(source.name, fname, url, exc) from None
             if _sha256(stage / fname) != sha:  # belt and braces: never trust an unverified file
-                raise ZooError(f"{fname} for zoo {source.name!r} failed its sha256 check after download; "
-                               f"nothing was kept")
+                raise ZooError(f"check RECSYS_DATA_URL or use a trusted copy via RECSYS_DATA_DIR: {fname} for zoo "
+                               f"{source.name!r} failed its sha256 check after download; nothing was kept")
         cached.mkdir(parents=True, exist_ok=True)
         for fname in todo:
             os.replace(stage / fname, cached / fname)
     finally:
         pooch_log.setLevel(level)
         shutil.rmtree(stage, ignore_errors=True)
+
+
+#: seconds to connect to, and then to hear from, the download server: an offline machine fails in seconds
+#: (one attempt per file, no retries)
+DOWNLOAD_TIMEOUT = (5, 10)
+
+
+def _download_failed(zoo: str, fname: str, url: str, exc: BaseException) -> ZooError:
+    """One line, the fix first, then the short cause (not the chain of urllib3 exceptions behind it)."""
+    return ZooError(f"set RECSYS_DATA_DIR to a directory holding {zoo}/ (its raw files), or RECSYS_DATA_URL to a "
+                    f"mirror of the data: could not download {fname} of zoo {zoo!r} from {url} "
+                    f"({_network_cause(exc)})")
+
+
+def _network_cause(exc: BaseException) -> str:
+    """The root of a download failure in a few words: no such host, refused, timed out, an HTTP status."""
+    import socket
+
+    chain, seen = [], set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:  # the reasons wrapped inside requests' and urllib3's exceptions
+        seen.add(id(e))
+        chain.append(e)
+        e = e.__cause__ or e.__context__ or next((a for a in getattr(e, "args", ()) if isinstance(a, BaseException)),
+                                                 None) or getattr(e, "reason", None)
+        if not isinstance(e, BaseException):
+            e = None
+    names = " ".join(type(x).__name__ for x in chain)
+    text = " ".join(str(x) for x in chain)
+    response = getattr(exc, "response", None)
+    if response is not None and getattr(response, "status_code", None):
+        return f"HTTP {response.status_code} {getattr(response, 'reason', '') or ''}".strip()
+    if "NameResolution" in names or any(isinstance(x, socket.gaierror) for x in chain) \
+            or "Name or service not known" in text or "Temporary failure in name resolution" in text:
+        return "the server's name does not resolve: no network?"
+    if "ConnectTimeout" in names or "timed out" in text.lower() or "Timeout" in names:
+        return "the server did not answer in time: no network?"
+    if any(isinstance(x, ConnectionRefusedError) for x in chain) or "Connection refused" in text:
+        return "connection refused"
+    first = next((x for x in reversed(chain) if str(x)), exc)
+    return f"{type(first).__name__}: {(str(first).splitlines() or [''])[0][:160]}"
 
 
 def resolve_name(name: str) -> str:

@@ -21,7 +21,8 @@ Features are cached under ``recsys.paths.cache_dir() / "features"``, keyed by th
 model (its files' content, or the hub snapshot) and by the data fingerprint (the
 selected files' paths, sizes and modification times, or the texts, with their
 labels), so a second ``recsys score`` on the same data loads them in
-milliseconds. torch, transformers and PIL are imported only when a model runs.
+milliseconds. torch and transformers are imported only when a model runs (PIL
+reads each image's header first: a decompression bomb is refused before any work).
 
 Examples
 --------
@@ -51,12 +52,15 @@ from .hub import SHIPPED_TEXT_MODEL, ModelNotFoundError, import_transformers, is
 from .paths import cache_dir, write_cache_npz
 
 __all__ = ["ExtractError", "ModelNotFoundError", "LabelledData", "Features", "load_data", "resolve_model", "model_name", "extract",
-           "IMAGE_EXTENSIONS", "SHIPPED_TEXT_MODEL"]
+           "IMAGE_EXTENSIONS", "SHIPPED_TEXT_MODEL", "head_note"]
 
 log = logging.getLogger(__name__)
 
 #: as torchvision's ImageFolder
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+#: the largest image read, in pixels (PIL's warning threshold, about 9,500 x 9,500): every model resizes to a few
+#: hundred pixels, and a larger image costs memory (3 bytes a pixel) for nothing, or is a decompression bomb
+MAX_IMAGE_PIXELS = 89_478_485
 # Bumped when the extraction changes (pooling, preprocessing), so old cache files are not reused.
 _FORMAT = 1
 
@@ -126,7 +130,7 @@ def load_data(path: str | os.PathLike, *, text_column: str = "text", label_colum
     """
     p = Path(path).expanduser()
     if max_per_class is not None and int(max_per_class) < 1:
-        raise UsageError(f"max_per_class must be a positive integer, got {max_per_class!r}")
+        raise UsageError(f"give max_per_class a positive integer: got {max_per_class!r}")
     if p.is_dir():
         items, labels, classes, keys = _image_folder(p)
         kind = "images"
@@ -135,13 +139,17 @@ def load_data(path: str | os.PathLike, *, text_column: str = "text", label_colum
         keys = items
         kind = "texts"
     else:
-        raise ExtractError(f"--data {str(path)!r} does not exist; give a folder of images with one sub-folder per "
-                           f"class, or a CSV file with columns {text_column},{label_column}")
+        raise ExtractError(f"give --data a folder of images with one sub-folder per class, or a CSV file with "
+                           f"columns {text_column},{label_column}: {str(path)!r} does not exist")
     if len(classes) < 2:
-        raise ExtractError(f"{p} holds {len(classes)} class; transferability needs at least 2 classes")
+        raise ExtractError(f"give data of at least 2 classes (transferability compares them): {p} holds "
+                           f"{len(classes)} class")
     if max_per_class is not None:
         keep = _subsample(labels, int(max_per_class), seed)
         items, labels, keys = [items[i] for i in keep], labels[keep], [keys[i] for i in keep]
+    if kind == "images":
+        for f in items:  # headers only: a decompression bomb is refused before any model runs
+            _open_image(f).close()
     h = hashlib.sha256(f"{kind}\n".encode())
     for key, lab in zip(keys, labels):
         h.update(f"{classes[lab]}\t{key}\n".encode("utf-8", "surrogatepass"))
@@ -153,16 +161,16 @@ def load_data(path: str | os.PathLike, *, text_column: str = "text", label_colum
 def _image_folder(root: Path):
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not class_dirs:
-        raise ExtractError(f"{root} has no sub-folders; an image dataset is one sub-folder per class "
-                           f"(root/cat/1.jpg, root/dog/2.png ...), or give a CSV of texts")
+        raise ExtractError(f"put the images in one sub-folder per class (root/cat/1.jpg, root/dog/2.png ...), or give "
+                           f"a CSV of texts: {root} has no sub-folders")
     items, labels, keys, skipped = [], [], [], 0
     for c, d in enumerate(class_dirs):
         files = sorted(f for f in d.rglob("*") if f.is_file() and not f.name.startswith("."))
         images = [f for f in files if f.suffix.lower() in IMAGE_EXTENSIONS]
         skipped += len(files) - len(images)
         if not images:
-            raise ExtractError(f"class folder {d} has no image ({', '.join(IMAGE_EXTENSIONS)}); remove it or add "
-                               f"images")
+            raise ExtractError(f"remove class folder {d} or add images to it: it has no image "
+                               f"({', '.join(IMAGE_EXTENSIONS)})")
         for f in images:
             st = f.stat()
             items.append(str(f.resolve()))
@@ -174,25 +182,48 @@ def _image_folder(root: Path):
     return items, np.asarray(labels), [d.name for d in class_dirs], keys
 
 
+def _open_image(f: str):
+    """The image at ``f``, opened (its header read, not its pixels); one line for a file that is no image or
+    declares more than :data:`MAX_IMAGE_PIXELS` pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():  # (PIL warns from MAX_IMAGE_PIXELS on: refused below instead)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(f)
+    except Image.DecompressionBombError as exc:  # (PIL itself refuses twice MAX_IMAGE_PIXELS)
+        raise ExtractError(f"resize or remove image {f}: it is too large to read ({str(exc).split(',')[0]}; "
+                           f"recsys reads images of up to {MAX_IMAGE_PIXELS:,} pixels, a guard against "
+                           f"decompression bombs)") from None
+    except (OSError, UnidentifiedImageError) as exc:
+        raise ExtractError(f"remove or replace image {f}: it cannot be read ({exc})") from None
+    if im.width * im.height > MAX_IMAGE_PIXELS:
+        im.close()
+        raise ExtractError(f"resize or remove image {f}: it is too large to read ({im.width} x {im.height} pixels; "
+                           f"recsys reads images of up to {MAX_IMAGE_PIXELS:,} pixels, a guard against "
+                           f"decompression bombs)")
+    return im
+
+
 def _text_csv(path: Path, text_column: str, label_column: str):
     import pandas as pd
 
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ExtractError(f"{path} is not a readable CSV file ({str(exc).splitlines()[0]}); --data takes a folder "
-                           f"of images with one sub-folder per class, or a UTF-8 CSV with a header and columns "
-                           f"{text_column},{label_column}") from None
+        raise ExtractError(f"give --data a folder of images with one sub-folder per class, or a UTF-8 CSV with a "
+                           f"header and columns {text_column},{label_column}: {path} is not a readable CSV file "
+                           f"({str(exc).splitlines()[0]})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in (text_column, label_column) if c not in frame.columns]
     if missing:
-        raise ExtractError(f"{path} has no column(s) {', '.join(missing)} (columns: {', '.join(frame.columns)}); "
-                           f"name them with --text-column / --label-column")
+        raise ExtractError(f"name the text and label columns with --text-column / --label-column: {path} has no "
+                           f"column(s) {', '.join(missing)} (columns: {', '.join(frame.columns)})")
     for col in (text_column, label_column):
         empty = np.flatnonzero(frame[col].isna().to_numpy())
         if len(empty):
-            raise ExtractError(f"{path}: {len(empty)} row(s) without {col} (first data line(s): "
-                               f"{', '.join(str(i + 2) for i in empty[:3])}); fill or drop them")
+            raise ExtractError(f"fill or drop the rows of {path} without {col}: {len(empty)} row(s) (first data "
+                               f"line(s): {', '.join(str(i + 2) for i in empty[:3])})")
     classes = sorted(frame[label_column].unique())
     pos = {c: i for i, c in enumerate(classes)}
     return frame[text_column].tolist(), np.array([pos[v] for v in frame[label_column]]), classes
@@ -225,6 +256,34 @@ def resolve_model(spec: str) -> tuple[str, str]:
         Neither a directory holding ``config.json`` nor a cached hub model.
     """
     return resolve(spec, what="model")
+
+
+def head_note(model: str, kind: str) -> str:
+    """Why ``model`` gives no source-class probabilities on ``kind`` data ("" when it may), from its config.json.
+
+    Read before anything runs (no weights loaded): a model whose ``config.architectures`` holds no
+    ``...ForImageClassification`` (images) / ``...ForSequenceClassification`` (texts) has no classification
+    head, so LEEP and NCE cannot be computed from it. A head the checkpoint lacks or a multi-label head are
+    only found when the model is loaded (:attr:`Features.source_note`).
+    """
+    path, _ = resolve_model(model)
+    try:
+        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return ""  # left to the loader, which says what is wrong with the file
+    archs = config.get("architectures") if isinstance(config, dict) else None
+    suffix = _HEAD_SUFFIX.get(kind, "")
+    if isinstance(archs, list) and any(isinstance(a, str) and a.endswith(suffix) for a in archs):
+        return ""
+    return _no_head_note(kind)
+
+
+#: the architecture a checkpoint with a classification head names in its config, per kind of data
+_HEAD_SUFFIX = {"images": "ForImageClassification", "texts": "ForSequenceClassification"}
+
+
+def _no_head_note(kind: str) -> str:
+    return f"it has no classification head (no ...{_HEAD_SUFFIX[kind]} architecture in its config)"
 
 
 def model_name(spec: str) -> str:
@@ -335,7 +394,7 @@ def extract(model: str, data: LabelledData, *, batch_size: int = 32, max_length:
         not open, or the model returns non-finite features.
     """
     if int(batch_size) < 1:
-        raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise UsageError(f"give batch_size a positive integer: got {batch_size!r}")
     path, key = resolve_model(model)
     file = _cache_file(key, data, max_length)
     if use_cache:
@@ -345,7 +404,7 @@ def extract(model: str, data: LabelledData, *, batch_size: int = 32, max_length:
     runner = _Runner(model, path, data.kind, max_length=max_length)
     feats, probs = runner.run(data.items, int(batch_size), progress)
     if not np.isfinite(feats).all():
-        raise ExtractError(f"model {model!r} returned NaN/inf features on {data.source}; check the model's weights")
+        raise ExtractError(f"check the weights of model {model!r}: it returned NaN/inf features on {data.source}")
     out = Features(model=model, features=feats, labels=data.labels.copy(), classes=list(data.classes),
                    source_probs=probs, source_note=runner.source_note, cache_file=file if use_cache else None)
     if use_cache:
@@ -356,14 +415,12 @@ def extract(model: str, data: LabelledData, *, batch_size: int = 32, max_length:
 class _Runner:
     """Loads one model with its preprocessor and turns batches of images or texts into features."""
 
-    _HEAD_SUFFIX = {"images": "ForImageClassification", "texts": "ForSequenceClassification"}
-
     def __init__(self, spec: str, path: str, kind: str, *, max_length: int):
         self.spec, self.kind, self.max_length = spec, kind, max_length
         self.source_note = ""
         transformers = import_transformers("feature extraction", error=ExtractError)
         config = self._load(lambda: transformers.AutoConfig.from_pretrained(path, local_files_only=True), "config")
-        archs = [a for a in (getattr(config, "architectures", None) or []) if a.endswith(self._HEAD_SUFFIX[kind])]
+        archs = [a for a in (getattr(config, "architectures", None) or []) if a.endswith(_HEAD_SUFFIX[kind])]
         self.head = None
         if archs:
             auto = (transformers.AutoModelForImageClassification if kind == "images"
@@ -378,8 +435,7 @@ class _Runner:
         else:
             self.model, info = self._load(lambda: transformers.AutoModel.from_pretrained(
                 path, local_files_only=True, output_loading_info=True), "weights")
-            self.source_note = "it has no classification head (no ...For" + \
-                ("Image" if kind == "images" else "Sequence") + "Classification architecture in its config)"
+            self.source_note = _no_head_note(kind)
             self.pooler_loaded = not any(k.startswith("pooler") for k in info.get("missing_keys", ()))
         self.model.eval()
         if kind == "images":
@@ -396,11 +452,11 @@ class _Runner:
                 return fn()
         except Exception as exc:  # OSError, ValueError, KeyError ... from a model directory
             why = (str(exc).splitlines() or [type(exc).__name__])[0]
-            hint = {"image processor": "an image dataset needs a model saved with its image processor "
-                                       "(processor.save_pretrained(dir))",
-                    "tokenizer": "a text dataset needs a model saved with its tokenizer "
-                                 "(tokenizer.save_pretrained(dir))"}.get(what, "check the model directory")
-            raise ExtractError(f"cannot load the {what} of model {self.spec!r} offline ({why[:200]}); {hint}") from None
+            hint = {"image processor": "give a model saved with its image processor (processor.save_pretrained(dir)), "
+                                       "which an image dataset needs",
+                    "tokenizer": "give a model saved with its tokenizer (tokenizer.save_pretrained(dir)), which a "
+                                 "text dataset needs"}.get(what, "check the model directory")
+            raise ExtractError(f"{hint}: cannot load the {what} of model {self.spec!r} offline ({why[:200]})") from None
 
     @staticmethod
     def _find_head(model, num_labels: int):
@@ -417,9 +473,9 @@ class _Runner:
                     return lin[-1]
         lin = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == num_labels]
         if not lin:
-            raise ExtractError(f"model {type(model).__name__} has a classification config but no linear layer with "
-                               f"{num_labels} outputs; remove 'architectures' from its config.json to use it without "
-                               f"the head")
+            raise ExtractError(f"remove 'architectures' from its config.json to use it without the head: model "
+                               f"{type(model).__name__} has a classification config but no linear layer with "
+                               f"{num_labels} outputs")
         return lin[-1]
 
     def run(self, items: Sequence[str], batch_size: int, progress: bool):
@@ -458,15 +514,13 @@ class _Runner:
         if self.kind == "texts":
             return self.processor([str(t) for t in batch], padding=True, truncation=True, max_length=self.max_length,
                                   return_tensors="pt")
-        from PIL import Image, UnidentifiedImageError
-
         images = []
         for f in batch:
-            try:
-                with Image.open(f) as im:
+            with _open_image(f) as im:
+                try:
                     images.append(im.convert("RGB"))
-            except (OSError, UnidentifiedImageError) as exc:
-                raise ExtractError(f"cannot read image {f} ({exc}); remove or replace the file") from None
+                except OSError as exc:  # (a truncated file is found when its pixels are read)
+                    raise ExtractError(f"remove or replace image {f}: it cannot be read ({exc})") from None
         return self.processor(images=images, return_tensors="pt")
 
     def _pool(self, out, inputs):

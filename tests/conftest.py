@@ -1,4 +1,4 @@
-"""Shared fixtures: the two real reference zoos, isolated caches, small synthetic zoos."""
+"""Shared fixtures: the real reference zoos (skipped without them), isolated caches, small synthetic zoos."""
 
 from __future__ import annotations
 
@@ -9,18 +9,29 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recsys.datasets import REGISTRY
+
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_ZOOS = ("domainnet-270", "transfergraph-image")
-NO_DATA = ("reference data not found (RECSYS_DATA_DIR unset, no ../shared/data, nothing downloaded yet): run "
-           "`make data` to download it into the user cache, or set RECSYS_DATA_DIR to a directory holding "
-           "domainnet-270/ and transfergraph-image/")
+# Every named zoo: a test that reads one asks for the data_dir fixture (or one built on it), which skips it,
+# with NO_DATA as its reason, when the reference data is absent.
+REFERENCE_ZOOS = tuple(REGISTRY)
+NO_DATA = ("reference data not found (RECSYS_DATA_DIR unset or an empty directory, no ../shared/data, nothing "
+           "downloaded yet): run `make data` to download it into the user cache, or set RECSYS_DATA_DIR to a "
+           f"directory holding {', '.join(z + '/' for z in REFERENCE_ZOOS)}")
 
 
 def _find_data_dir() -> Path | None:
-    """The reference zoos' raw files: $RECSYS_DATA_DIR (CI: ../shared/data), ../shared/data, or the user cache."""
+    """The reference zoos' raw files: $RECSYS_DATA_DIR (CI: ../shared/data), ../shared/data, or the user cache.
+
+    An existing empty directory as RECSYS_DATA_DIR means "no data" (`make test-nodata`): the tests that need
+    it are skipped, and nothing looks further (not ../shared/data, not the cache, never the network).
+    """
     explicit = os.environ.get("RECSYS_DATA_DIR")
     if explicit:
-        return Path(explicit).expanduser().resolve()
+        path = Path(explicit).expanduser().resolve()
+        if path.is_dir() and not any(path.iterdir()):
+            return None
+        return path
     from recsys.paths import cache_dir
 
     for candidate in (ROOT.parent / "shared" / "data", cache_dir() / "data"):
@@ -32,8 +43,10 @@ def _find_data_dir() -> Path | None:
 def pytest_sessionstart(session):
     if DATA_DIR is not None and not all((DATA_DIR / z).is_dir() for z in REFERENCE_ZOOS):
         # Set on purpose but wrong (CI sets it): say so once, instead of skipping every test that needs the data.
-        pytest.exit(f"RECSYS_DATA_DIR={DATA_DIR} holds no {' and '.join(z + '/' for z in REFERENCE_ZOOS)}; fix it, "
-                    f"or unset it (the tests that need the data are then skipped)", returncode=4)
+        missing = [z + "/" for z in REFERENCE_ZOOS if not (DATA_DIR / z).is_dir()]
+        pytest.exit(f"point RECSYS_DATA_DIR to the reference data, or unset it (or set it to an empty directory) to "
+                    f"skip the tests that need it: RECSYS_DATA_DIR={DATA_DIR} holds no {', '.join(missing)}",
+                    returncode=4)
 
 
 DATA_DIR = _find_data_dir()
@@ -41,6 +54,7 @@ if DATA_DIR is not None:
     os.environ["RECSYS_DATA_DIR"] = str(DATA_DIR)
 else:
     # Tests never use the network: a test that loads a named zoo without the data_dir fixture fails at once here.
+    os.environ.pop("RECSYS_DATA_DIR", None)
     os.environ["RECSYS_DATA_URL"] = "http://127.0.0.1:9/no-reference-data"
 
 
@@ -62,16 +76,25 @@ def _one_blas_thread():
         yield
 
 
-@pytest.fixture(autouse=True)
-def _recsys_logger_restored():
-    """The CLI (run in-process by CliRunner) sets up the 'recsys' logger for a terminal: its own handler, no
-    propagation. Restore it after each test, so that caplog sees the library's warnings in every later test."""
+def _logger_state():
     import logging
 
     logger = logging.getLogger("recsys")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
+    return logger, (logger.handlers[:], logger.level, logger.propagate)
+
+
+_PRISTINE_LOGGER = _logger_state()[1]
+
+
+@pytest.fixture(autouse=True)
+def _recsys_logger_restored():
+    """The CLI (run in-process by CliRunner) sets up the 'recsys' logger for a terminal: its own handler, no
+    propagation. Each test starts and ends with the logger as it was before any test (a module fixture that ran
+    the CLI, set up before this one, would otherwise leave it so), so caplog sees the library's warnings."""
+    logger, _ = _logger_state()
+    logger.handlers[:], logger.level, logger.propagate = _PRISTINE_LOGGER[0][:], *_PRISTINE_LOGGER[1:]
     yield
-    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+    logger.handlers[:], logger.level, logger.propagate = _PRISTINE_LOGGER[0][:], *_PRISTINE_LOGGER[1:]
 
 
 @pytest.fixture(scope="session")
@@ -182,3 +205,23 @@ def mean_pearson_hidden(pred: np.ndarray, Y: np.ndarray, truth: np.ndarray) -> f
         p, t = pred[i, hidden[i]], truth[i, hidden[i]]
         rs.append(np.corrcoef(p, t)[0, 1] if p.std() > 0 and t.std() > 0 else 0.0)
     return float(np.mean(rs))
+
+
+def flip_bit(path: Path, member: str, at: int) -> None:
+    """One bit of a model file's stored (uncompressed) member flipped in place, ``at`` bytes into its array: the
+    zip directory keeps the old CRC-32 (what a lazy read must catch)."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(member)
+    with open(path, "r+b") as fh:
+        fh.seek(info.header_offset)
+        n_name, n_extra = struct.unpack("<HH", fh.read(30)[26:30])
+        start = info.header_offset + 30 + n_name + n_extra
+        fh.seek(start)
+        header = len(fh.read(4096).split(b"\n", 1)[0]) + 1  # the .npy header ends in a newline
+        fh.seek(start + header + at)
+        byte = fh.read(1)
+        fh.seek(start + header + at)
+        fh.write(bytes([byte[0] ^ 0x04]))

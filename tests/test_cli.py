@@ -202,11 +202,11 @@ def test_info_zoo_and_engines(data_dir):
 
 def test_param_validation(tmp_path):
     res = run("fit", "--param", "epochs=many", "--out", tmp_path / "x.npz", ok=False)
-    assert res.exit_code == 1 and "epochs expects a int" in res.stderr
+    assert res.exit_code == 1 and "error: give epochs an integer: --param 'epochs=many'" in res.stderr
     res = run("fit", "--param", "nonsense=1", "--out", tmp_path / "x.npz", ok=False)
     assert res.exit_code == 1 and "no_components" in res.stderr
     res = run("fit", "--engine", "lightgbm", "--out", tmp_path / "x.npz", ok=False)
-    assert res.exit_code == 2 and "available engines" in res.stderr
+    assert res.exit_code == 2 and "choose an engine of `recsys engines`" in res.stderr
     assert not (tmp_path / "x.npz").exists()
 
 
@@ -244,7 +244,9 @@ def test_console_script_end_to_end(tmp_path, data_dir):
     assert first["lower"] is None and first["p_best"] is None  # fitted without calibration: empty, same columns
     assert "no interval calibration" in top.stderr
     bad = subprocess.run([exe, "topk", "--dataset", "nope"], capture_output=True, text=True, env=env)
-    assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.startswith("error: unknown dataset 'nope'")
+    assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.startswith("error: give a dataset of zoo "
+                                                                              "'domainnet-270'")
+    assert "unknown dataset 'nope'" in bad.stderr
 
 
 @pytest.mark.slow
@@ -285,7 +287,7 @@ def test_evaluate_draws_no_progress_bar_into_a_non_terminal(tmp_path, quiet):
     args = [*(["-q"] if quiet else []), "evaluate", "--protocol", "missing-edge", "--zoo", str(zoo), "--engines",
             "popularity", "--repeats", "2", "--text-encoder", "hashing", "--no-baselines"]
     code = f"from recsys.cli import main\nmain({args!r})\n"
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr
     assert "| popularity |" in res.stdout
     assert "\r" not in res.stderr and "it/s" not in res.stderr and "missing-edge:" not in res.stderr
@@ -300,7 +302,8 @@ def test_param_lists_and_optional_numbers(tmp_path, data_dir):
     assert doc["engine_params"]["cov_shrinks"] == [0.0, 0.5, 1.0]
     run("fit", "--zoo", "domainnet-270", "--engine", "mc", "--param", "shrinkage=0.1", "--text-encoder", "hashing",
         "--no-calibrate", "--out", tmp_path / "mc.npz")
-    for bad, words in (("no_components=0", "accepts integers from 1 to 256"), ("cov_shrinks=2", "from 0 to 1"),
+    for bad, words in (("no_components=0", "give no_components an integer from 1 to 256"),
+                       ("cov_shrinks=2", "from 0 to 1"),
                        ("alphas=x", "comma-separated list")):
         res = run("fit", "--zoo", "domainnet-270", "--text-encoder", "hashing", "--out", tmp_path / "x.npz",
                   "--param", bad, ok=False)
@@ -312,7 +315,8 @@ def test_unwritable_out_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     res = run("fit", "--zoo", "domainnet-270", "--text-encoder", "hashing", "--out", blocker / "m.npz", ok=False)
-    assert res.exit_code == 1 and res.stderr.startswith("error: cannot write model file")  # before any work
+    assert res.exit_code == 1 and res.stderr.startswith("error: choose another location with --out: cannot write "
+                                                        "model file")  # before any work
 
 
 def test_one_dataset_zoo_has_empty_uncertainty_columns(tmp_path):
@@ -345,7 +349,7 @@ def test_evaluate_rejects_unknown_coverage_engine(data_dir):
     assert res.exit_code == 2 and "--coverage" in res.stderr
 
 
-def test_a_fit_that_fails_numerically_with_a_param_is_one_line(tmp_path, monkeypatch):
+def test_a_fit_that_fails_numerically_with_a_param_is_one_line(tmp_path, monkeypatch, data_dir):
     """A ValueError / ArithmeticError inside fit, with --param given, names the params (no traceback)."""
     from recsys.engines.hybrid import HybridEngine
 
@@ -357,6 +361,6 @@ def test_a_fit_that_fails_numerically_with_a_param_is_one_line(tmp_path, monkeyp
               tmp_path / "m.npz", "--param", "learning_rate=9", ok=False)
     assert res.exit_code == 1 and "Traceback" not in res.stderr
     assert [line for line in res.stderr.splitlines() if line.startswith("error")] == [
-        "error: fitting hybrid with --param learning_rate=9 failed (FloatingPointError: overflow encountered in exp); "
-        "use values closer to the defaults"]
+        "error: use values closer to the defaults: fitting hybrid with --param learning_rate=9 failed "
+        "(FloatingPointError: overflow encountered in exp)"]
     assert not (tmp_path / "m.npz").exists()

@@ -125,8 +125,8 @@ def test_tampered_download_fails_sha256_and_keeps_nothing(tmp_path, data_dir, fr
     record.write_text(record.read_text().replace("0.83", "0.99", 1))
     server = _Server(tmp_path / "evil")
     try:
-        with pytest.raises(ZooError, match=r"record_domainnet_10_270.csv downloaded from .* does not match its "
-                                            r"pinned sha256 .*nothing was kept") as info:
+        with pytest.raises(ZooError, match=r"^check RECSYS_DATA_URL .*: record_domainnet_10_270.csv downloaded "
+                                            r"from .* does not match its pinned sha256 .*nothing was kept") as info:
             datasets.fetch("domainnet-270", base_url=f"{server.url}/domainnet-270")
     finally:
         server.close()
@@ -138,10 +138,46 @@ def test_tampered_download_fails_sha256_and_keeps_nothing(tmp_path, data_dir, fr
 def test_download_error_is_a_zoo_error(fresh_cache, no_internet):
     server = _Server(fresh_cache.parent)  # serves a directory without the files: 404
     try:
-        with pytest.raises(ZooError, match="could not download .* for zoo 'domainnet-270'.*RECSYS_DATA_DIR"):
+        with pytest.raises(ZooError, match=r"^set RECSYS_DATA_DIR .* or RECSYS_DATA_URL .*: could not download "
+                                            r".* of zoo 'domainnet-270' .*\(HTTP 404") as info:
             datasets.fetch("domainnet-270", base_url=server.url)
     finally:
         server.close()
+    assert "\n" not in str(info.value) and len(str(info.value)) < 300
+    assert _files(fresh_cache) in ([], ["data"])
+
+
+def test_offline_first_run_is_one_line_that_leads_with_the_fix(fresh_cache, no_internet, monkeypatch):
+    """No network (no name resolution), a refused connection, a server that never answers: one short line that
+    says first to set RECSYS_DATA_DIR or RECSYS_DATA_URL, then why, without the chain of urllib3 exceptions."""
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    with monkeypatch.context() as m:
+        m.setattr(socket, "getaddrinfo", no_dns)
+        with pytest.raises(ZooError) as info:
+            datasets.load("parc-71")
+    causes = {"no-dns": str(info.value)}
+    monkeypatch.setenv("RECSYS_DATA_URL", "http://127.0.0.1:9/mirror")  # nothing listens on port 9
+    with pytest.raises(ZooError) as info:
+        datasets.load("parc-71")
+    causes["refused"] = str(info.value)
+    silent = socket.socket()  # accepts connections (the kernel does), never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    monkeypatch.setenv("RECSYS_DATA_URL", f"http://127.0.0.1:{silent.getsockname()[1]}/mirror")
+    monkeypatch.setattr(datasets, "DOWNLOAD_TIMEOUT", (0.2, 0.2))
+    try:
+        with pytest.raises(ZooError) as info:
+            datasets.load("parc-71")
+    finally:
+        silent.close()
+    causes["silent"] = str(info.value)
+    for why, text in (("no-dns", "does not resolve"), ("refused", "connection refused"), ("silent", "in time")):
+        line = causes[why]
+        assert line.startswith("set RECSYS_DATA_DIR to a directory holding parc-71/"), line
+        assert "RECSYS_DATA_URL" in line.split(":")[0] and text in line and "\n" not in line, line
+        assert "urllib3" not in line and "Max retries" not in line and len(line) < 400, line
     assert _files(fresh_cache) in ([], ["data"])
 
 
@@ -207,7 +243,8 @@ def test_domainnet_position_join_is_checked(tmp_path, data_dir):
     meta.iloc[[0, 100]] = meta.iloc[[100, 0]].to_numpy()  # swap two rows of different domains
     (raw / "target_dataset_meta_data.csv").chmod(0o644)
     meta.to_csv(raw / "target_dataset_meta_data.csv", index=False)
-    with pytest.raises(ZooError, match=r"domainnet-270: record column 0 \('task1_painting_10'\) does not match "
+    with pytest.raises(ZooError, match=r"^use domainnet-270's files of the pinned commit \(they do not belong "
+                                       r"together\): record column 0 \('task1_painting_10'\) does not match "
                                        r"dataset row 0"):
         datasets.import_domainnet(raw)
 

@@ -179,7 +179,7 @@ def test_topk_ties_are_stable(fitted, monkeypatch):
 
 
 def test_topk_rejects_k_below_one(fitted):
-    with pytest.raises(RecsysError, match="k must be"):
+    with pytest.raises(RecsysError, match="give k of at least 1"):
         fitted.topk(CONTRACT_DATA.block([0]), k=0)
 
 

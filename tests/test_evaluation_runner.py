@@ -124,7 +124,7 @@ def test_run_all_smoke(tmp_path, data_dir):
     env = dict(os.environ)
     cmd = [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--smoke", "--out", str(tmp_path),
            "--engines", "random,popularity,additive,hybrid", "--text-encoder", "hashing", "--no-progress"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     md = (tmp_path / "results.md").read_text()
     assert "SMOKE RUN" in md and "CPU cores" in md and "Command:" in md

@@ -162,8 +162,8 @@ def _csv(frame):
     (lambda p: p / "missing", "does not exist"),
     (_flat, "no sub-folders"),
     (_empty_class, "has no image"),
-    (_csv(pd.DataFrame({"txt": ["a", "b"], "label": [0, 1]})), "no column.*text.*--text-column"),
-    (_csv(pd.DataFrame({"text": ["a", "b", "c"], "label": [0, None, 1]})), "1 row.*without label.*line.*3"),
+    (_csv(pd.DataFrame({"txt": ["a", "b"], "label": [0, 1]})), "--text-column.*no column.*text"),
+    (_csv(pd.DataFrame({"text": ["a", "b", "c"], "label": [0, None, 1]})), "without label: 1 row.*line.*3"),
     (_csv(pd.DataFrame({"text": ["a", "b"], "label": [0, 0]})), "1 class"),
 ])
 def test_bad_data_is_one_line(tmp_path, setup, match):
@@ -173,7 +173,8 @@ def test_bad_data_is_one_line(tmp_path, setup, match):
 
 
 def test_missing_models_are_named(tmp_path):
-    with pytest.raises(UsageError, match="'org/not-cached'.*never downloads.*huggingface-cli download") as info:
+    with pytest.raises(UsageError, match=r"^download model 'org/not-cached' first \(huggingface-cli download "
+                                         r"org/not-cached\).*never downloads") as info:
         extract.resolve_model("org/not-cached")
     assert "\n" not in str(info.value)
     with pytest.raises(UsageError, match="model directory '.*here' does not exist"):
@@ -277,8 +278,28 @@ def _images_for(text_csv):
 def test_unreadable_image_is_named(models, tmp_path):
     root = make_image_folder(tmp_path / "imgs", per_class=2)
     (root / "green" / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(extract.ExtractError, match="cannot read image .*broken.png"):
+    with pytest.raises(extract.ExtractError, match="^remove or replace image .*broken.png: it cannot be read"):
         extract.extract(str(models["vit"]), extract.load_data(root), use_cache=False)
+    (root / "green" / "broken.png").write_bytes(png_header(30_000, 30_000))  # a bomb: 900 M pixels declared
+    with pytest.raises(extract.ExtractError, match=r"^resize or remove image .*broken.png: it is too large to read "
+                                                   r"\(Image size \(900000000 pixels\) exceeds limit"):
+        extract.extract(str(models["vit"]), extract.load_data(root), use_cache=False)
+    (root / "green" / "broken.png").write_bytes(png_header(10_000, 10_000))  # PIL only warns at 100 M pixels
+    with pytest.raises(extract.ExtractError, match=r"too large to read \(10000 x 10000 pixels; recsys reads images "
+                                                   r"of up to 89,478,485 pixels"):
+        extract.extract(str(models["vit"]), extract.load_data(root), use_cache=False)
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` grey pixels and holds one row: all a reader needs to refuse it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(bytes(width + 1))) + chunk(b"IEND", b""))
 
 
 # ---------------------------------------------------------------------------
@@ -367,11 +388,26 @@ def test_score_errors(models, image_dir, tmp_path):
     res = run("score", "--data", image_dir, "--models", models["resnet"], "--dataset", "x", "--metrics", "logmee",
               ok=False)
     assert res.exit_code == 2 and "did you mean 'logme'" in res.stderr
-    res = run("score", "--data", image_dir, "--models", models["resnet"], "--dataset", "x", "--metrics", "logme,leep",
-              ok=False)
-    assert res.exit_code == 1 and "leep need(s) source-class probabilities" in res.stderr
-    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and res.stderr.strip().splitlines()[-1] == errors[0]
+    # leep / nce asked of a model without a classification head: skipped for it, said before any model runs
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(extract, "_Runner", lambda *a, **k: pytest.fail("a model ran"))
+        res = run("score", "--data", image_dir, "--models", models["resnet"], "--dataset", "x", "--metrics",
+                  "leep,nce", ok=False)
+    assert res.exit_code == 2 and res.stderr.strip().splitlines()[-1].startswith(
+        "error: add metrics that need no classification head to --metrics"), res.stderr
+    assert "tiny-resnet: skipping leep, nce: it has no classification head" in res.stderr
+    res = run("score", "--data", image_dir, "--models", f"{models['resnet']},{models['vit']}", "--dataset", "x",
+              "--metrics", "logme,leep")
+    lines = res.stderr.splitlines()
+    skip = lines.index("recsys: tiny-resnet: skipping leep: it has no classification head (no "
+                       "...ForImageClassification architecture in its config)")
+    assert skip < min(i for i, line in enumerate(lines) if "logme" in line)  # before the first model's scores
+    got = pd.read_csv(io.StringIO(res.stdout))
+    assert got[["model", "metric"]].values.tolist() == [["tiny-resnet", "logme"], ["tiny-vit", "logme"],
+                                                         ["tiny-vit", "leep"]]
+    res = run("score", "--data", image_dir, "--models", models["vit"], "--dataset", "x", "--metrics",
+              "logme=X,hscore=X", ok=False)
+    assert res.exit_code == 2 and "give each metric its own name: 'X' names logme and hscore" in res.stderr
     res = run("score", "--data", image_dir, "--models", f"{models['vit']},{models['vit']}", "--dataset", "x",
               ok=False)
     assert res.exit_code == 2 and "--names" in res.stderr

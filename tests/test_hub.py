@@ -26,7 +26,7 @@ def test_the_same_mistake_gets_the_same_message(tmp_path, make, words):
     for what, call in (("model", extract.resolve_model), ("text encoder", get_encoder)):
         with pytest.raises(hub.ModelNotFoundError) as info:
             call(spec)
-        assert str(info.value).startswith(f"{what} {words.format(spec)}") and "\n" not in str(info.value)
+        assert str(info.value).endswith(f": {what} {words.format(spec)}") and "\n" not in str(info.value)
 
 
 def test_mean_pool_ignores_padding():

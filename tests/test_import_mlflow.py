@@ -310,7 +310,7 @@ def test_default_metric_missing_names_the_metrics_logged(plain_sqlite):
                                     "--out", "unused"])
     assert res.exit_code == 1
     line = res.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: no record imported") and "acc" in line and "--metric" in line
+    assert line.startswith("error: choose the metric with --metric (the runs log acc") and "no record imported" in line
 
 
 # ---------------------------------------------------------------------------

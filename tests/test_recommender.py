@@ -15,6 +15,8 @@ from recsys.artifact import FORMAT_VERSION, read_artifact, write_artifact
 from recsys.errors import ArtifactError, NotFittedError, UnknownNameError
 from recsys.recommender import Recommender
 
+from conftest import flip_bit
+
 
 @pytest.fixture(scope="module")
 def rec(domainnet):
@@ -280,7 +282,7 @@ def test_p_best_for_many_models_goes_through_ffts_with_the_same_answer(monkeypat
 
 @pytest.mark.parametrize("seed", [-1, 2 ** 32, 1.5, "3", True])
 def test_python_api_refuses_a_bad_seed_in_one_line(seed, tiny_zoo_dir):
-    with pytest.raises(recsys.RecsysError, match=r"seed must be an integer from 0 to 4294967295"):
+    with pytest.raises(recsys.RecsysError, match=r"^give a seed from 0 to 4294967295"):
         recsys.Recommender(seed=seed, text_encoder="hashing").fit(tiny_zoo_dir)
 
 
@@ -334,9 +336,79 @@ def test_lazy_load_checks_the_rows_it_answers_for(rec, tmp_path, small_mmap):
         Recommender.load(path)  # read and checked whole: refused now
     lazy = Recommender.load(path, lazy=True)
     assert len(lazy.topk(rec.dataset_ids[5], k=3)) == 3
-    with pytest.raises(recsys.ArtifactError, match=r"recorded accuracies outside \[0, 1\].*re-create it") as err:
+    with pytest.raises(recsys.ArtifactError, match=r"^re-create model file .* with `recsys fit`: it has recorded "
+                                                   r"accuracies outside \[0, 1\]") as err:
         lazy.topk(bad, k=3)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("member", ["data.y.npy", "engine.krige_alpha_.npy"])
+def test_lazy_load_verifies_each_mapped_arrays_checksum_before_its_first_answer(rec, tmp_path, small_mmap, member,
+                                                                                 monkeypatch):
+    """One flipped bit in the stored accuracies or the kriging weights (a valid-looking value: no row check can
+    see it) is refused by the first answer, with one line; a sound file verifies each array once."""
+    import zlib
+
+    import recsys.artifact as artifact
+
+    path = rec.save(tmp_path / "m.npz")
+    with zipfile.ZipFile(path) as zf:
+        assert zf.getinfo(member).compress_type == zipfile.ZIP_STORED
+    flipped = tmp_path / "flipped.npz"
+    flipped.write_bytes(path.read_bytes())
+    flip_bit(flipped, member, at=8 * 700 + 6)
+    lazy = Recommender.load(flipped, lazy=True)  # nothing read at load
+    with pytest.raises(ArtifactError, match=rf"^re-create model file .*flipped.npz.* with `recsys fit`: it does not "
+                                            rf"match the checksum of array '{member[:-4]}'") as err:
+        lazy.topk(rec.dataset_ids[5], k=3)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ArtifactError, match="checksum"):
+        Recommender.load(flipped)  # (read whole: zipfile's own check)
+    calls = []
+    crc32 = zlib.crc32
+    monkeypatch.setattr(artifact.zlib, "crc32", lambda *a: calls.append(1) or crc32(*a))
+    sound = Recommender.load(path, lazy=True)
+    first = sound.topk(rec.dataset_ids[5], k=3)
+    verified = len(calls)
+    assert verified > 0 and all(getattr(a, "verified", True) for a in sound._arrays.values())
+    pd.testing.assert_frame_equal(sound.topk(rec.dataset_ids[5], k=3), first)
+    sound.predict([rec.dataset_ids[7]])
+    assert len(calls) == verified  # each array once per load
+
+
+def test_a_lazy_load_answers_from_the_file_it_checked_when_a_refit_replaces_it(rec, domainnet, tmp_path, small_mmap):
+    """`recsys fit` renames a new file into place while a process holds the old one mapped: that process verifies
+    and answers from the file it opened (no false alarm, no mix of the two)."""
+    path = rec.save(tmp_path / "m.npz")
+    lazy = Recommender.load(path, lazy=True)
+    Recommender(seed=1, text_encoder="hashing", calibrate=False).fit(domainnet).save(path)  # before the 1st answer
+    got = lazy.topk(rec.dataset_ids[5], k=10)
+    pd.testing.assert_frame_equal(got, rec.topk(rec.dataset_ids[5], k=10))
+
+
+def test_nan_in_an_array_with_a_valid_checksum_is_refused_when_read(rec, tmp_path, small_mmap):
+    """A NaN stack weight (or any NaN where the engine declares none) written with matching checksums: `recsys
+    info` (a whole read) refuses it, and so does the first answer of a lazy load when the array is mapped."""
+    meta, arrays = read_artifact(rec.save(tmp_path / "m.npz"))
+    meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "recsys_version", "arrays")}
+    for name in ("engine.stack_weights_", "engine.krige_alpha_"):
+        bad = dict(arrays)
+        bad[name] = arrays[name].copy()
+        bad[name].flat[0] = np.nan
+        path = write_artifact(tmp_path / f"{name}.npz", meta, bad)
+        with pytest.raises(ArtifactError, match=rf"^re-create model file .* it holds NaN in array '{name}'"):
+            Recommender.load(path)
+        if name == "engine.krige_alpha_":  # mapped (1 KiB or more here): found before the first answer
+            lazy = Recommender.load(path, lazy=True)
+            with pytest.raises(ArtifactError, match=rf"it holds NaN in array '{name}'"):
+                lazy.topk(rec.dataset_ids[5], k=3)
+    level = dict(arrays)  # where the engine declares NaN (datasets without records): accepted
+    level["engine.level_"] = arrays["engine.level_"].copy()
+    level["engine.level_"][0] = np.nan
+    Recommender.load(write_artifact(tmp_path / "level.npz", meta, level))
+    meta["engine"] = {**meta["engine"], "fitted": {**meta["engine"].get("fitted", {}), "spread_scale_": float("nan")}}
+    with pytest.raises(ArtifactError, match=r"holds nan in meta.json \(engine.fitted.spread_scale_\)"):
+        Recommender.load(write_artifact(tmp_path / "meta.npz", meta, arrays))
 
 
 def test_lazy_load_checks_a_mapped_members_header(rec, tmp_path, small_mmap):

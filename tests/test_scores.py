@@ -234,6 +234,29 @@ def test_regularized_hscore_properties():
     assert 0 < base < 3  # not saturated at C - 1 where the plain H-score is
 
 
+def test_hscore_with_fewer_samples_than_dimensions_warns_and_names_the_alternative(caplog):
+    """39 texts under a 384-dimensional encoder: H-score is exactly C - 1 for good and random features alike."""
+    import logging
+
+    good, y = blobs(39, 384, 6, sep=3.0, seed=4)
+    rand = np.random.default_rng(5).normal(size=good.shape)
+    with caplog.at_level(logging.WARNING, logger="recsys.scores"):
+        values = [scores.compute(f, y, ["hscore", "reg_hscore"], what="my-encoder") for f in (good, rand)]
+    assert values[0]["hscore"] == pytest.approx(5) and values[1]["hscore"] == pytest.approx(5)  # saturated
+    assert values[0]["reg_hscore"] > values[1]["reg_hscore"]  # the alternative still tells them apart
+    assert caplog.text.count("my-encoder: use reg_hscore (the shrinkage H-score) or logme instead") == 2
+    assert "hscore on 39 samples of rank-38 features in 6 classes is exactly its maximum C - 1 = 5" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="recsys.scores"):
+        scores.hscore(*blobs(300, 16, 4))                # many samples: informative, no warning
+        scores.compute(good, y, ["logme", "reg_hscore"])  # no hscore asked: no warning
+    assert caplog.text == ""
+    with caplog.at_level(logging.WARNING, logger="recsys.scores"):
+        scores.hscore(*blobs(40, 36, 10))  # rank 36 > 40 - 10: some directions saturate
+    assert "pushed towards its maximum C - 1 = 9" in caplog.text
+    assert scores.degenerate("logme", 10, 384, 3) is None
+
+
 # ---------------------------------------------------------------------------
 # NCE and LEEP
 
@@ -436,9 +459,9 @@ def test_compute_source_metrics():
     out = scores.compute(f, y, ["logme", "leep", "nce"], source_probs=P)
     assert out["leep"] == pytest.approx(scores.leep(None, y, P)) and out["nce"] == pytest.approx(scores.nce(None, y, P))
     assert set(scores.compute(f, y, source_probs=P)) == set(scores.METRICS)
-    with pytest.raises(ScoreError, match="need.*source_probs"):
+    with pytest.raises(ScoreError, match="^drop leep or give source_probs"):
         scores.compute(f, y, ["leep"])
-    with pytest.raises(ScoreError, match="unknown metric.*'logmee'"):
+    with pytest.raises(ScoreError, match="^choose metrics from .*: unknown metric.*'logmee'"):
         scores.compute(f, y, ["logmee"])
 
 
@@ -446,7 +469,7 @@ def test_compute_source_metrics():
     (np.ones((10, 3)), np.zeros(10, int), None, "at least 2 classes"),
     (np.ones((3, 3)), [0, 1, 2], None, "more samples than classes"),
     (np.array([[1.0, np.nan], [2.0, 3.0], [1.0, 1.0]]), [0, 1, 1], None, "NaN"),
-    (np.ones((10, 3)), [0, 1] * 4, None, "10 rows but labels have 8"),
+    (np.ones((10, 3)), [0, 1] * 4, None, "give one label per sample: the features have 10 rows, the labels 8"),
     (np.ones(10), [0, 1] * 5, None, "2-D"),
     (np.ones((4, 2)), [0.5, 1, 0, 1], None, "integer"),
     (np.ones((4, 2)), ["a", "b", "a", "b"], None, "integer"),

@@ -16,7 +16,7 @@ import pytest
 from conftest import ROOT
 from recsys.errors import RecsysError
 from recsys.features import FeatureBuilder, HashingEncoder, TransformerEncoder, embed, get_encoder
-from recsys.features.text import DEFAULT_ENCODER
+from recsys.features.text import DEFAULT_ENCODER, MAX_TEXT_CHARS
 from recsys.zoo import load_zoo
 
 EXAMPLE = ROOT / "data" / "example-zoo"
@@ -70,7 +70,7 @@ def test_hashing_encoder():
     ("hashing:0", "'hashing' or 'hashing:DIM'"),
     ("hashingfoo", "'hashing' or 'hashing:DIM'"),
     ("./no/such/encoder", "text encoder directory './no/such/encoder' does not exist"),
-    ("bad id with spaces", "neither a directory nor a hub id"),
+    ("bad id with spaces", "'bad id with spaces' is neither$"),
 ])
 def test_bad_specs(spec, match):
     with pytest.raises(RecsysError, match=match):
@@ -78,8 +78,9 @@ def test_bad_specs(spec, match):
 
 
 def test_unknown_hub_id_fails_offline(no_network):
-    with pytest.raises(RecsysError, match=r"'nonexistent-org/no-such-model-xyz' is neither a local directory nor a "
-                                          r"model in the local Hugging Face cache.*never downloads") as info:
+    with pytest.raises(RecsysError, match=r"^download text encoder 'nonexistent-org/no-such-model-xyz' first .*: it "
+                                          r"is neither a local directory nor a model in the local Hugging Face cache"
+                                          r".*never downloads") as info:
         get_encoder("nonexistent-org/no-such-model-xyz")
     assert "\n" not in str(info.value)
 
@@ -117,6 +118,16 @@ def test_real_minilm(no_network, linked_model, tmp_path, monkeypatch):
     assert cosine(v[0], v[1]) > cosine(v[0], v[2]) + 0.2
     # a local directory holding the same model gives the same embeddings
     np.testing.assert_allclose(get_encoder(str(linked_model)).encode(texts), v, atol=1e-5)
+    # a 62 MB label list once crashed the Rust tokenizer (a 5.7 MB one took 1.4 GB): the text is cut before it
+    # (MAX_TEXT_CHARS), which leaves its embedding as it was: the model reads its first 256 tokens either way
+    huge = ", ".join(f"label {i}" for i in range(6_000_000))
+    assert len(huge) > 62e6
+    cut = enc.encode([huge, huge[:MAX_TEXT_CHARS]])
+    with monkeypatch.context() as m:
+        m.setattr("recsys.features.text.MAX_TEXT_CHARS", 10**9)
+        whole = enc.encode([huge[:200_000]])  # (uncut: what the tokenizer's own truncation keeps)
+    np.testing.assert_allclose(cut[0], cut[1], atol=1e-6)
+    np.testing.assert_allclose(whole[0], cut[1], atol=1e-5)
 
     # a broken model directory is a clear error
     broken = tmp_path / "broken"
@@ -143,7 +154,7 @@ def test_real_minilm(no_network, linked_model, tmp_path, monkeypatch):
                           "features": data.dataset_features.tolist()}}))
     """)
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "RECSYS_CACHE_DIR": str(cache)},
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["torch"] is False and got["transformers"] is False

@@ -37,7 +37,8 @@ def get_engine_class(name: str) -> type[Engine]:
     except KeyError:
         hint = closest(name, ENGINES)
         hint = f"; did you mean {', '.join(map(repr, hint))}?" if hint else ""
-        raise UsageError(f"unknown engine {name!r}{hint} (available engines: {', '.join(ENGINES)})") from None
+        raise UsageError(f"choose an engine of `recsys engines` ({', '.join(ENGINES)}): unknown engine "
+                         f"{name!r}{hint}") from None
     module, _, cls = target.partition(":")
     return getattr(importlib.import_module(f".{module}", __name__), cls)
 
@@ -48,5 +49,6 @@ def make_engine(name: str = DEFAULT_ENGINE, **params) -> Engine:
     valid = cls._param_names()
     unknown = [k for k in params if k not in valid]
     if unknown:
-        raise RecsysError(f"engine {name!r} has no parameter(s) {unknown}; parameters: {', '.join(valid)}")
+        raise RecsysError(f"give engine {name!r} parameters among {', '.join(valid)}: it has no parameter(s) "
+                          f"{unknown}")
     return cls(**params)

@@ -82,7 +82,7 @@ class ALSEngine(Engine):
         from threadpoolctl import threadpool_limits
 
         if int(self.factors) < 1:
-            raise RecsysError(f"factors must be at least 1, got {self.factors}")
+            raise RecsysError(f"give factors of at least 1: got {self.factors}")
         Y, known = data.Y, data.known
         d, m, y = data.cells()
         mu, sd, zoo_mu, _ = shrunk_location_scale(Y, self.prior)
@@ -98,7 +98,7 @@ class ALSEngine(Engine):
             try:
                 als.fit(C, show_progress=False)
             except ImplicitFitError as exc:
-                raise ModelFitError(f"ALS diverged ({exc}); increase regularization or lower alpha") from None
+                raise ModelFitError(f"increase regularization or lower alpha: ALS diverged ({exc})") from None
         U = np.asarray(als.user_factors, dtype=np.float64)
         V = np.asarray(als.item_factors, dtype=np.float64)
         S = U @ V.T

@@ -88,6 +88,9 @@ class Engine(ABC):
     summary: ClassVar[str] = ""
     #: engines that cannot work without transferability scores set this
     requires_scores: ClassVar[bool] = False
+    #: fitted array attributes that may hold NaN by design (e.g. a level for datasets without records); any other
+    #: NaN in a model file is damage, refused when the file is read (``recsys info``, ``Recommender.load``)
+    nan_arrays: ClassVar[frozenset] = frozenset()
 
     def __init__(self, *, seed: int = 0):
         self.seed = seed
@@ -107,7 +110,8 @@ class Engine(ABC):
         valid = self._param_names()
         for k, v in params.items():
             if k not in valid:
-                raise RecsysError(f"engine {self.name!r} has no parameter {k!r}; parameters: {', '.join(valid)}")
+                raise RecsysError(f"give engine {self.name!r} parameters among {', '.join(valid)}: it has no "
+                                  f"parameter {k!r}")
             setattr(self, k, v)
         return self
 
@@ -128,8 +132,8 @@ class Engine(ABC):
         """
         data.check()
         if self.requires_scores and not any(np.isfinite(v).any() for v in data.scores.values()):
-            raise RecsysError(f"engine {self.name!r} ranks by transferability scores, but this zoo has no "
-                              f"scores.csv; choose another engine (e.g. --engine hybrid)")
+            raise RecsysError(f"choose another engine (e.g. --engine hybrid), or add a scores.csv to the zoo: engine "
+                              f"{self.name!r} ranks by transferability scores, and this zoo has none")
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("_")]:
             delattr(self, attr)
         self._data = data
@@ -164,7 +168,7 @@ class Engine(ABC):
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
+            raise NotFittedError(f"call fit first: this {type(self).__name__} is not fitted yet")
 
     def check_rows(self, rows: np.ndarray) -> str | None:
         """What is wrong with the fitted state that answering for zoo datasets ``rows`` reads, or None.
@@ -183,18 +187,19 @@ class Engine(ABC):
         """
         self._check_fitted()
         if block.features.shape[1] != self.n_dataset_features_:
-            raise RecsysError(f"dataset features have {block.features.shape[1]} columns; this engine was fitted "
-                              f"with {self.n_dataset_features_}")
+            raise RecsysError(f"build dataset features with the feature builder the engine was fitted with: they "
+                              f"have {block.features.shape[1]} columns, the engine {self.n_dataset_features_}")
         if len(block.index) and block.index.max() >= self.n_datasets_:
-            raise RecsysError(f"dataset index {int(block.index.max())} is out of range ({self.n_datasets_} datasets)")
+            raise RecsysError(f"give dataset indices below {self.n_datasets_} (the zoo's datasets), or -1 for a new "
+                              f"one: index {int(block.index.max())} is out of range")
         if len(block) == 0:
             return np.zeros((0, self.n_models_))
         pred = np.asarray(self._predict(block), dtype=np.float64)
         if pred.shape != (len(block), self.n_models_):
             raise ModelFitError(f"{type(self).__name__} predicted shape {pred.shape}, expected {(len(block), self.n_models_)}")
         if not np.isfinite(pred).all():
-            raise ModelFitError(f"{type(self).__name__} produced non-finite predictions (the fit diverged); "
-                                f"try another seed or stronger regularization")
+            raise ModelFitError(f"try another seed or stronger regularization: {type(self).__name__} produced "
+                                f"non-finite predictions (the fit diverged)")
         return pred
 
     def topk(self, block: DatasetBlock, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -206,7 +211,7 @@ class Engine(ABC):
         predicted : ndarray of float, same shape
         """
         if k < 1:
-            raise RecsysError(f"k must be at least 1, got {k}")
+            raise RecsysError(f"give k of at least 1: got {k}")
         pred = self.predict(block)
         order = np.argsort(-pred, axis=1, kind="stable")[:, :k]
         return order, np.take_along_axis(pred, order, axis=1)
@@ -250,8 +255,9 @@ class Engine(ABC):
         params = dict(state.get("params", {}))
         unknown = set(params) - set(cls._param_names())
         if unknown:
-            raise ArtifactError(f"model file has parameter(s) {sorted(unknown)} that engine {cls.name!r} does not "
-                                f"know; it was written by another recsys version: re-fit it")
+            raise ArtifactError(f"re-fit the model with this recsys (`recsys fit`): the model file has parameter(s) "
+                                f"{sorted(unknown)} that engine {cls.name!r} does not know (another recsys version "
+                                f"wrote it)")
         defaults = {p.name: p.default for p in inspect.signature(cls.__init__).parameters.values()}
         for key, value in params.items():  # JSON turned tuples into lists
             if isinstance(value, list) and isinstance(defaults.get(key), tuple):
@@ -266,7 +272,8 @@ class Engine(ABC):
         engine._data = data
         engine._load_extra(state.get("fitted", {}), arrays)
         if not engine.is_fitted:
-            raise ArtifactError(f"model file holds an unfitted {cls.name!r} engine; re-create it with `recsys fit`")
+            raise ArtifactError(f"re-create the model file with `recsys fit`: it holds an unfitted {cls.name!r} "
+                                f"engine")
         return engine
 
 

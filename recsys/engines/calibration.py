@@ -77,7 +77,7 @@ class Calibration:
     def quantile(self, stratum: int, level: float) -> float:
         """Split-conformal half-width for ``level`` in a stratum."""
         if not 0 < level < 1:
-            raise RecsysError(f"interval level must be between 0 and 1 (e.g. 0.8), got {level}")
+            raise RecsysError(f"give an interval level between 0 and 1 (e.g. 0.8): got {level}")
         pool = self._pool(self.abs_residuals, stratum)
         if len(pool) == 0:
             return float("inf")
@@ -201,8 +201,8 @@ class Calibration:
                 for kind, table in (("abs", cal.abs_residuals), ("rel", cal.rel_residuals)):
                     pool = np.asarray(arrays[f"cal_{kind}_{name}"], dtype=float)
                     if pool.ndim != 1 or not np.isfinite(pool).all():  # (memory-mapped pools were not checked yet)
-                        raise ArtifactError(f"model file holds a damaged residual pool 'cal_{kind}_{name}'; "
-                                            f"re-create it with `recsys fit`")
+                        raise ArtifactError(f"re-create the model file with `recsys fit`: it holds a damaged "
+                                            f"residual pool 'cal_{kind}_{name}'")
                     table[name] = pool
         if "cal_noise_scale" in arrays:
             cal.noise_scale = float(arrays["cal_noise_scale"])

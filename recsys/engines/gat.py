@@ -280,24 +280,24 @@ class GATEngine(Engine):
         for name in ("hidden", "epochs", "heads"):
             value = getattr(self, name)
             if not (number(value) and value == int(value) and value >= 1):
-                raise RecsysError(f"gat: {name} must be a positive integer, got {value!r}")
+                raise RecsysError(f"give gat's {name} a positive integer: got {value!r}")
         if not (number(self.lr) and self.lr > 0):
-            raise RecsysError(f"gat: lr must be a positive number, got {self.lr!r}")
+            raise RecsysError(f"give gat's lr a positive number: got {self.lr!r}")
         if not (number(self.dropout) and 0 <= self.dropout < 1):
-            raise RecsysError(f"gat: dropout must be in [0, 1), got {self.dropout!r}")
+            raise RecsysError(f"give gat's dropout a number in [0, 1): got {self.dropout!r}")
         if not (number(self.weight_decay) and self.weight_decay >= 0):
-            raise RecsysError(f"gat: weight_decay must be a number >= 0, got {self.weight_decay!r}")
+            raise RecsysError(f"give gat's weight_decay a number >= 0: got {self.weight_decay!r}")
         if self.edges not in EDGE_MODES:
-            raise RecsysError(f"gat: edges must be one of {', '.join(EDGE_MODES)}; got {self.edges!r}")
+            raise RecsysError(f"give gat's edges one of {', '.join(EDGE_MODES)}: got {self.edges!r}")
 
     def _fit(self, data: ZooData) -> None:
         self._check_params()
         try:
             import torch
         except ImportError:
-            raise RecsysError("engine 'gat' needs torch, which is not installed; install the CPU build "
-                              "(pip install torch --index-url https://download.pytorch.org/whl/cpu) "
-                              "or choose another engine") from None
+            raise RecsysError("install the CPU build of torch (pip install torch --index-url "
+                              "https://download.pytorch.org/whl/cpu) or choose another engine: engine 'gat' needs "
+                              "torch, which is not installed") from None
 
         generator = torch.Generator().manual_seed(int(self.seed))
         shapes = _layer_shapes(data.model_features.shape[1], data.dataset_features.shape[1],
@@ -326,8 +326,8 @@ class GATEngine(Engine):
                                generator=generator)
                 loss = torch.mean((predict_cells(z) - y) ** 2)
                 if not torch.isfinite(loss):
-                    raise ModelFitError(f"gat: the training loss became non-finite; lower lr (now {self.lr}) or "
-                                        f"try another seed")
+                    raise ModelFitError(f"lower gat's lr (now {self.lr}) or try another seed: the training loss "
+                                        f"became non-finite")
                 loss.backward()
                 optimizer.step()
             with torch.no_grad():

@@ -208,6 +208,7 @@ class HybridEngine(Engine):
     """
 
     name = "hybrid"
+    nan_arrays = frozenset({"level_", "z_offset_"})  # (NaN for the datasets without records)
     #: accepted ranges of the numeric parameters (``recsys fit --param`` refuses values outside)
     param_bounds = {"no_components": (1, 256), "epochs": (1, 1000), "learning_rate": (1e-6, 10.0),
                     "tau": (0.01, 100.0), "alphas": (0.0, 1.0), "cov_shrinks": (0.0, 1.0), "inner_folds": (1, 10)}
@@ -233,25 +234,25 @@ class HybridEngine(Engine):
         def positive_int(name):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise RecsysError(f"{name} must be a positive integer, got {v!r}")
+                raise RecsysError(f"give {name} a positive integer: got {v!r}")
 
         for name in ("no_components", "epochs", "inner_folds"):
             positive_int(name)
         for name in ("learning_rate", "tau"):
             v = getattr(self, name)
             if not isinstance(v, (int, float, np.floating)) or not np.isfinite(v) or v <= 0:
-                raise RecsysError(f"{name} must be a positive number, got {v!r}")
+                raise RecsysError(f"give {name} a positive number: got {v!r}")
         alphas = tuple(np.atleast_1d(self.alphas).tolist()) if self.alphas is not None else ()
         if not alphas or any(not np.isfinite(a) or a < 0 for a in alphas):
-            raise RecsysError(f"alphas must be one or more penalties >= 0, e.g. 3e-4; got {self.alphas!r}")
+            raise RecsysError(f"give alphas one or more penalties >= 0, e.g. 3e-4: got {self.alphas!r}")
         cands = (self.candidates,) if isinstance(self.candidates, str) else tuple(self.candidates or ())
         bad = [c for c in cands if c not in CANDIDATES]
         if not cands or bad:
-            raise RecsysError(f"candidates must be some of {', '.join(CANDIDATES)}; got {self.candidates!r}")
+            raise RecsysError(f"give candidates among {', '.join(CANDIDATES)}: got {self.candidates!r}")
         shrinks = tuple(np.atleast_1d(self.cov_shrinks).tolist()) if self.cov_shrinks is not None else ()
         if not shrinks or any(not 0 <= v <= 1 for v in shrinks):
-            raise RecsysError(f"cov_shrinks must be one or more numbers in [0, 1] (candidate shrinkages of the "
-                              f"kriging covariance towards its diagonal), e.g. 0.2,0.8; got {self.cov_shrinks!r}")
+            raise RecsysError(f"give cov_shrinks one or more numbers in [0, 1] (candidate shrinkages of the kriging "
+                              f"covariance towards its diagonal), e.g. 0.2,0.8: got {self.cov_shrinks!r}")
 
     # -- inner validation --------------------------------------------------------------
     def _inner_folds(self, k: np.ndarray) -> list[np.ndarray]:

@@ -63,14 +63,14 @@ class LightFMEngine(Engine):
         for name in ("no_components", "epochs"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise RecsysError(f"{name} must be a positive integer, got {v!r}")
+                raise RecsysError(f"give {name} a positive integer: got {v!r}")
         for name in ("learning_rate", "tau"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not np.isfinite(v) or v <= 0:
-                raise RecsysError(f"{name} must be a positive number, got {v!r}")
+                raise RecsysError(f"give {name} a positive number: got {v!r}")
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float, np.floating)) \
                 or not np.isfinite(self.alpha) or self.alpha < 0:
-            raise RecsysError(f"alpha must be a penalty >= 0, e.g. 3e-4; got {self.alpha!r}")
+            raise RecsysError(f"give alpha a penalty >= 0, e.g. 3e-4: got {self.alpha!r}")
 
     def _fit(self, data: ZooData) -> None:
         self._check_params()

@@ -66,6 +66,7 @@ class ScoreEngine(Engine):
     name = "logme"
     summary = "ranks by a transferability score (LogME by default) from scores.csv, no learning of interactions"
     requires_scores = True
+    nan_arrays = frozenset({"scores_"})  # (NaN where a pair has no score)
 
     def __init__(self, *, metric: str = "LOG_ME", prior: float = 1.0, seed: int = 0):
         self.metric = metric
@@ -75,8 +76,8 @@ class ScoreEngine(Engine):
     def _fit(self, data: ZooData) -> None:
         available = sorted(k for k, v in data.scores.items() if np.isfinite(v).any())
         if self.metric not in available:
-            raise RecsysError(f"this zoo has no {self.metric!r} scores; available metrics: {', '.join(available)}; "
-                              f"pick one with metric=<name>")
+            raise RecsysError(f"pick a metric of the zoo with --param metric=NAME ({', '.join(available) or 'none'}): "
+                              f"this zoo has no {self.metric!r} scores")
         Y, known = data.Y, data.known
         d, m, y = data.cells()
         scores = data.scores[self.metric]
@@ -120,8 +121,8 @@ class ScoreEngine(Engine):
             S[known] = self.scores_[idx[known]]
         S = np.asarray(S, dtype=np.float64)
         if S.shape != (len(block), self.scores_.shape[1]):
-            raise RecsysError(f"{self.metric} scores have shape {S.shape}, expected "
-                              f"{(len(block), self.scores_.shape[1])}")
+            raise RecsysError(f"give {self.metric} scores of shape {(len(block), self.scores_.shape[1])} (datasets x "
+                              f"models): got {S.shape}")
         level = np.where(known, self.level_[np.maximum(idx, 0)], self.zoo_level_)
         Z = standardize_rows(S)
         # Flatten the slope of a dataset whose level sits near 0 or 1, so that no prediction is

@@ -88,7 +88,7 @@ class LinearRegressionEngine(Engine):
         res = minimize(loss, theta0, jac=True, method="L-BFGS-B",
                        options={"maxiter": int(self.max_iter), "gtol": 1e-9, "ftol": 1e-13})
         if not np.isfinite(res.x).all():
-            raise ModelFitError("linear regression diverged (non-finite weights); increase alpha")
+            raise ModelFitError("increase alpha: the linear regression diverged (non-finite weights)")
         if not res.success:
             log.debug("L-BFGS stopped early: %s", res.message)
         self.x_mean_, self.x_scale_ = mean, scale

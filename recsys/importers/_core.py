@@ -49,8 +49,8 @@ class ImportSourceError(RecsysError):
 
 def check_agg(agg: str) -> str:
     if agg not in AGGREGATIONS:
-        raise UsageError(f"agg {agg!r} is not one of {', '.join(AGGREGATIONS)}: max keeps a pair's best run, "
-                         f"last its latest, mean averages them")
+        raise UsageError(f"give agg one of {', '.join(AGGREGATIONS)} (max keeps a pair's best run, last its latest, "
+                         f"mean averages them): got {agg!r}")
     return agg
 
 
@@ -247,8 +247,8 @@ class Collector:
         self._meta: dict[str, list] = {c: [] for c in (*self.model_meta, *self.dataset_meta)}
         clash = set(self.model_meta) & set(self.dataset_meta)
         if clash:
-            raise UsageError(f"metadata column(s) {sorted(clash)} asked for both models and datasets; a column "
-                             f"describes one side: keep it in one of --model-meta / --dataset-meta")
+            raise UsageError(f"keep metadata column(s) {sorted(clash)} in one of --model-meta / --dataset-meta (a "
+                             f"column describes one side): they are asked for both models and datasets")
 
     def skip(self, reason: str, example: str | None = None, *, unit: str | None = None) -> None:
         """Count one unit skipped for ``reason`` (a short phrase: 'not FINISHED', 'without a model' ...);
@@ -324,7 +324,7 @@ class Collector:
     # -- building the zoo ------------------------------------------------------------------------
 
     def build(self, *, name: str | None = None, append_to: str | os.PathLike | None = None,
-              no_records_hint: str = ""):
+              no_records_fix: str = ""):
         """The zoo of the units kept (aggregated by ``report.agg``), merged into ``append_to`` when given.
 
         Returns ``(zoo, report)``. Raises :class:`ImportSourceError` when no unit was kept.
@@ -337,7 +337,9 @@ class Collector:
         if not self._value:
             lines = r.lines()
             why = "; ".join(lines[1:]) if len(lines) > 1 else "the source holds none"
-            raise ImportSourceError(f"no record imported from {r.source}: {why}{no_records_hint}")
+            fix = no_records_fix or ("map the source's fields to the model, the dataset and the accuracy (options "
+                                      "in docs/importing.md)")
+            raise ImportSourceError(f"{fix}: no record imported from {r.source}: {why}")
         frame = pd.DataFrame({"model": self._model, "dataset": self._dataset, "accuracy": self._value,
                               "order": self._order, **{f"meta:{c}": v for c, v in self._meta.items()}})
         records, counts = _aggregate(frame, r.agg)
@@ -485,10 +487,10 @@ def check_out(out: str | os.PathLike, append: bool) -> Path:
     """``out`` as a directory the import may write: refused when it is a file, or holds a zoo without append."""
     path = Path(out).expanduser()
     if path.exists() and not path.is_dir():
-        raise UsageError(f"--out {str(out)!r} is a file; give the zoo directory to write (it is created)")
+        raise UsageError(f"give --out the zoo directory to write (it is created): {str(out)!r} is a file")
     if _holds_zoo(path) and not append:
-        raise UsageError(f"--out {str(out)!r} already holds a zoo; give --append to merge the import into it, or "
-                         f"another --out")
+        raise UsageError(f"give --append to merge the import into it, or another --out: --out {str(out)!r} already "
+                         f"holds a zoo")
     return path
 
 
@@ -514,8 +516,8 @@ def write_zoo(zoo, out: str | os.PathLike) -> Path:
     except OSError as exc:
         if created:
             shutil.rmtree(out, ignore_errors=True)
-        raise ImportSourceError(f"cannot write the zoo to {str(out)!r} ({exc.strerror or exc}); the files there are "
-                                f"unchanged: free some space or choose another --out") from None
+        raise ImportSourceError(f"free some space or choose another --out: cannot write the zoo to {str(out)!r} "
+                                f"({exc.strerror or exc}); the files there are unchanged") from None
     finally:
         if stage is not None and stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
@@ -524,12 +526,12 @@ def write_zoo(zoo, out: str | os.PathLike) -> Path:
 
 
 def finish(collector: Collector, *, out, append: bool, name: str | None, return_report: bool,
-           no_records_hint: str = ""):
+           no_records_fix: str = ""):
     """Build the zoo of ``collector``, write it to ``out`` (merged when ``append``), log the summary."""
     report = collector.report
     target = check_out(out, append) if out is not None else None
     zoo, report = collector.build(name=name or (target.resolve().name if target is not None else None),
-                                  append_to=target if append else None, no_records_hint=no_records_hint)
+                                  append_to=target if append else None, no_records_fix=no_records_fix)
     if target is not None:
         report.path = write_zoo(zoo, target)
     for line in report.lines():
@@ -546,11 +548,11 @@ def check_meta_columns(model_cols: Iterable[str], dataset_cols: Iterable[str]) -
     for side, cols in (("model", list(model_cols)), ("dataset", list(dataset_cols))):
         dup = sorted({c for c in cols if cols.count(c) > 1})
         if dup:
-            raise UsageError(f"--{side}-meta names column {dup[0]!r} twice; give each metadata column once")
+            raise UsageError(f"give each metadata column once: --{side}-meta names column {dup[0]!r} twice")
         bad = [c for c in cols if c in (side, NAME_TEXT)]
         if bad:
-            raise UsageError(f"--{side}-meta {bad[0]!r} would overwrite the {'id' if bad[0] == side else 'name text'} "
-                             f"column of {side}s.csv; choose another key")
+            raise UsageError(f"choose another key for --{side}-meta: {bad[0]!r} would overwrite the "
+                             f"{'id' if bad[0] == side else 'name text'} column of {side}s.csv")
 
 
 def meta_value(v):

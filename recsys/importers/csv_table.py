@@ -112,16 +112,17 @@ def from_csv(file: str | os.PathLike, *, model: str, dataset: str, metric: str, 
 def _read_table(path: Path) -> tuple[list[str], list[list[str]]]:
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
-        raise ImportSourceError(f"run table {str(path)!r} {what}; give a CSV file with one row per run")
+        raise ImportSourceError(f"give a CSV file with one row per run: run table {str(path)!r} {what}")
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ImportSourceError(f"{str(path)!r} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as "
-                                f"UTF-8 CSV") from None
+        raise ImportSourceError(f"save {str(path)!r} as UTF-8 CSV: it is not UTF-8 text ({exc.reason} at byte "
+                                f"{exc.start})") from None
     except OSError as exc:
-        raise ImportSourceError(f"cannot read {str(path)!r} ({exc.strerror or exc})") from None
+        raise ImportSourceError(f"check the permissions of {str(path)!r}: it cannot be read "
+                                f"({exc.strerror or exc})") from None
     if "\x00" in text:
-        raise ImportSourceError(f"{str(path)!r} holds NUL bytes: not a text table; give a CSV file")
+        raise ImportSourceError(f"give a CSV file: {str(path)!r} holds NUL bytes, not a text table")
     first = text.split("\n", 1)[0]
     delimiter = "\t" if path.suffix.lower() == ".tsv" else \
         max((",", ";", "\t"), key=lambda d: (len(next(csv.reader([first], delimiter=d), [])), d == ","))
@@ -129,10 +130,11 @@ def _read_table(path: Path) -> tuple[list[str], list[list[str]]]:
     try:
         rows = [row for row in reader if any(cell.strip() for cell in row)]
     except csv.Error as exc:
-        raise ImportSourceError(f"{path.name} line {reader.line_num}: not valid CSV ({exc}); quote values holding "
-                                f"the separator or quotes") from None
+        raise ImportSourceError(f"quote values holding the separator or quotes: {path.name} line "
+                                f"{reader.line_num} is not valid CSV ({exc})") from None
     if not rows:
-        raise ImportSourceError(f"{str(path)!r} is empty; a run table needs a header line and one row per run")
+        raise ImportSourceError(f"give a run table with a header line and one row per run: {str(path)!r} is "
+                                f"empty")
     header = [h.strip() for h in rows[0]]
     body = []
     for row in rows[1:]:
@@ -176,8 +178,8 @@ class _Table:
         near = closest(spec, self.index)
         hint = f" (did you mean {', '.join(repr(n) for n in near)}?)" if near else ""
         shown = ", ".join(repr(c) for c in list(self.index)[:10]) + (" ..." if len(self.index) > 10 else "")
-        raise UsageError(f"{option} {spec!r}: no such column in {self.shown}{hint}; its columns: {shown} "
-                         f"(COLUMN.KEY reads KEY inside a column of JSON objects)")
+        raise UsageError(f"give {option} a column of {self.shown} ({shown}; COLUMN.KEY reads KEY inside a column "
+                         f"of JSON objects): no column {spec!r}{hint}")
 
     def _parsed(self, j: int) -> list:
         if j not in self._objects:

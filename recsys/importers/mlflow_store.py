@@ -96,7 +96,7 @@ def parse_key(text: str, option: str = "key") -> Key:
     if dot and prefix.lower() in _PREFIXES and rest:
         return Key(_PREFIXES[prefix.lower()], rest)
     hint = f"; did you mean params.{raw}?" if raw and not dot else ""
-    raise UsageError(f"{option} {raw!r} is not a key of a run: give {_KEY_FORMS}{hint}")
+    raise UsageError(f"give {option} {_KEY_FORMS}{hint}: {raw!r} is not a key of a run")
 
 
 def _keys(given, default: Sequence[str], option: str) -> list[Key]:
@@ -111,8 +111,8 @@ def _metric_key(metric: str) -> Key:
     key = parse_key(metric, "--metric") if "." in metric and metric.split(".", 1)[0].lower() in _PREFIXES \
         else Key("metrics", str(metric).strip())
     if key.kind != "metrics" or not key.name:
-        raise UsageError(f"--metric {metric!r} names a {key.kind} key; give the name of a metric the runs log, "
-                         f"e.g. eval_accuracy")
+        raise UsageError(f"give --metric the name of a metric the runs log, e.g. eval_accuracy: {metric!r} names a "
+                         f"{key.kind} key")
     return key
 
 
@@ -181,7 +181,7 @@ def from_mlflow(tracking_uri: str | os.PathLike, *, experiments: Sequence[str] |
     """
     check_agg(agg)
     if reader not in ("auto", "client", "sql"):
-        raise UsageError(f"reader {reader!r} is not one of auto, client, sql")
+        raise UsageError(f"give reader one of auto, client, sql: got {reader!r}")
     model_keys = _keys(model_key, DEFAULT_MODEL_KEYS, "--model-key")
     dataset_keys = _keys(dataset_key, DEFAULT_DATASET_KEYS, "--dataset-key")
     mkey = _metric_key(metric)
@@ -228,10 +228,10 @@ def from_mlflow(tracking_uri: str | os.PathLike, *, experiments: Sequence[str] |
         seen = store.metric_names()
         if seen:
             near = closest(mkey.name, seen)
-            hint = (f"; the runs log {', '.join(seen[:8])}" + (f" (did you mean {near[0]!r}?)" if near else "") +
-                    ": choose one with --metric")
+            hint = (f"choose the metric with --metric (the runs log {', '.join(seen[:8])}" +
+                    (f"; did you mean {near[0]!r}?" if near else "") + ")")
     return finish(collector, out=out, append=append, name=name, return_report=return_report,
-                  no_records_hint=hint)
+                  no_records_fix=hint)
 
 
 def _or(keys: Sequence[Key]) -> str:
@@ -280,21 +280,21 @@ def locate(uri: str | os.PathLike) -> Store:
     SQLite file or mlruns folder)."""
     text = os.fspath(uri).strip() if not isinstance(uri, str) else uri.strip()
     if not text:
-        raise UsageError("--tracking-uri is empty; give an mlruns folder, sqlite:///FILE.db or http://HOST:PORT")
+        raise UsageError("give --tracking-uri an mlruns folder, sqlite:///FILE.db or http://HOST:PORT: it is empty")
     low = text.lower()
     if low.startswith(("http://", "https://")):
         return Store(text, "http")
     if low.startswith("sqlite:"):
         if not low.startswith("sqlite:///") or low.startswith("sqlite:///:memory:"):
-            raise ImportSourceError(f"tracking URI {text!r}: an SQLite store is sqlite:///relative/path.db or "
-                                    f"sqlite:////absolute/path.db")
+            raise ImportSourceError(f"write an SQLite store as sqlite:///relative/path.db or "
+                                    f"sqlite:////absolute/path.db: tracking URI {text!r} is not")
         path = Path(urllib.parse.unquote(text[len("sqlite:///"):].split("?", 1)[0]))
         return _sqlite_store(text, path)
     if low.startswith("file:"):
         parsed = urllib.parse.urlparse(text)
         if parsed.netloc not in ("", "localhost"):
-            raise ImportSourceError(f"tracking URI {text!r} names host {parsed.netloc!r}; a file: URI is a local "
-                                    f"folder, file:///path/to/mlruns")
+            raise ImportSourceError(f"write a local folder as file:///path/to/mlruns: tracking URI {text!r} names host "
+                                    f"{parsed.netloc!r}")
         return _file_store(text, Path(urllib.parse.unquote(parsed.path)))
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+:", text) and not re.match(r"^[a-zA-Z]:[\\/]", text):
         return Store(text, "other")  # postgresql://, mysql://, databricks ...: the client knows them
@@ -302,8 +302,8 @@ def locate(uri: str | os.PathLike) -> Store:
     if path.is_file():
         if _is_sqlite(path):
             return _sqlite_store(f"sqlite:///{path.resolve()}", path, shown=text)
-        raise ImportSourceError(f"{text!r} is a file but not an SQLite database; give an mlruns folder, "
-                                f"sqlite:///FILE.db or http://HOST:PORT")
+        raise ImportSourceError(f"give an mlruns folder, sqlite:///FILE.db or http://HOST:PORT: {text!r} is a file "
+                                f"but not an SQLite database")
     return _file_store(text, path)
 
 
@@ -318,20 +318,21 @@ def _is_sqlite(path: Path) -> bool:
 def _sqlite_store(uri: str, path: Path, shown: str | None = None) -> Store:
     path = path.expanduser()
     if not path.exists():
-        raise ImportSourceError(f"no SQLite file at {str(path)!r} (from {uri!r}); check the path: sqlite:///rel.db is "
-                                f"relative to the current directory, sqlite:////abs/path.db absolute")
+        raise ImportSourceError(f"check the path (sqlite:///rel.db is relative to the current directory, "
+                                f"sqlite:////abs/path.db absolute): no SQLite file at {str(path)!r} (from {uri!r})")
     if not path.is_file():
-        raise ImportSourceError(f"{str(path)!r} is not a file; an SQLite store is one .db file")
+        raise ImportSourceError(f"give the store's .db file: {str(path)!r} is not a file")
     try:
         with _readonly(path) as con:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.Error as exc:
-        raise ImportSourceError(f"{str(path)!r} is not a readable SQLite database ({exc}); give an MLflow SQLite "
-                                f"store (the file `mlflow server --backend-store-uri sqlite:///...` writes)") from None
+        raise ImportSourceError(f"give an MLflow SQLite store (the file `mlflow server --backend-store-uri "
+                                f"sqlite:///...` writes): {str(path)!r} is not a readable SQLite database "
+                                f"({exc})") from None
     for table in ("experiments", "runs"):
         if table not in tables:
-            raise ImportSourceError(f"{str(path)!r} is an SQLite database but not an MLflow tracking store (no table "
-                                    f"{table!r}); give the store's file")
+            raise ImportSourceError(f"give the MLflow store's file: {str(path)!r} is an SQLite database but not an "
+                                    f"MLflow tracking store (no table {table!r})")
     store = Store(uri, "sqlite", path)
     store.shown = shown or uri
     return store
@@ -340,19 +341,20 @@ def _sqlite_store(uri: str, path: Path, shown: str | None = None) -> Store:
 def _file_store(uri: str, path: Path) -> Store:
     path = path.expanduser()
     if not path.exists():
-        raise ImportSourceError(f"no mlruns folder at {str(path)!r}; give the folder MLflow wrote (it holds one "
-                                f"numbered folder per experiment), sqlite:///FILE.db or http://HOST:PORT")
+        raise ImportSourceError(f"give the folder MLflow wrote (it holds one numbered folder per experiment), "
+                                f"sqlite:///FILE.db or http://HOST:PORT: no mlruns folder at {str(path)!r}")
     if not path.is_dir():
-        raise ImportSourceError(f"{str(path)!r} is not a folder; give an mlruns folder")
+        raise ImportSourceError(f"give an mlruns folder: {str(path)!r} is not a folder")
     try:
         found = any((d / "meta.yaml").is_file() for d in path.iterdir() if d.is_dir() and d.name != ".trash")
     except OSError as exc:
-        raise ImportSourceError(f"cannot read {str(path)!r} ({exc.strerror or exc}); check its permissions") from None
+        raise ImportSourceError(f"check the permissions of {str(path)!r}: it cannot be read "
+                                f"({exc.strerror or exc})") from None
     if not found:
         inner = path / "mlruns"
         hint = f" (did you mean {str(inner)!r}?)" if inner.is_dir() else ""
-        raise ImportSourceError(f"{str(path)!r} holds no MLflow experiment (no EXPERIMENT/meta.yaml){hint}; give "
-                                f"the mlruns folder itself")
+        raise ImportSourceError(f"give the mlruns folder itself: {str(path)!r} holds no MLflow experiment (no "
+                                f"EXPERIMENT/meta.yaml){hint}")
     return Store(path.resolve().as_uri(), "file", path)
 
 
@@ -377,14 +379,15 @@ def read_runs(store: Store, keys: Sequence[Key], experiments: Sequence[str] | No
     run's value, absent when the run has none). Both readers give the same runs.
     """
     if reader == "sql" and store.kind != "sqlite":
-        raise UsageError(f"reader 'sql' reads SQLite stores only; {store.shown!r} is a {store.kind} store")
+        raise UsageError(f"use reader 'auto' or 'client': reader 'sql' reads SQLite stores only, and "
+                         f"{store.shown!r} is a {store.kind} store")
     if store.kind == "sqlite" and reader in ("auto", "sql"):
         problem = _sql_schema_problem(store.path)
         if problem is None:
             store.reader_used = "SQL reader (read-only)"
             return _sql_runs(store, keys, experiments)
         if reader == "sql":
-            raise ImportSourceError(f"{store.shown!r}: {problem}; use the MLflow client (reader='auto')")
+            raise ImportSourceError(f"use the MLflow client (reader='auto'): {store.shown!r}: {problem}")
         log.debug("%s: %s; reading with the MLflow client", store.shown, problem)
     return _client_runs(store, keys, experiments)
 
@@ -404,7 +407,8 @@ def _choose_experiments(available: dict[str, str], wanted: Sequence[str] | None,
             near = closest(name, by_name)
             hint = f"did you mean {', '.join(repr(n) for n in near)}? " if near else ""
             listed = ", ".join(repr(n) for n in sorted(by_name)[:8]) + (" ..." if len(by_name) > 8 else "")
-            raise UsageError(f"unknown experiment {name!r} in {shown}; {hint}its active experiments: {listed}")
+            raise UsageError(f"give an active experiment of {shown} ({listed}): unknown experiment {name!r}"
+                             f"{'; ' + hint.strip() if hint else ''}")
     return out
 
 
@@ -431,8 +435,8 @@ def _mlflow():
         from mlflow import MlflowClient
         from mlflow.entities import ViewType
     except ImportError as exc:
-        raise ImportSourceError(f"reading an MLflow store needs the MLflow client ({exc}); install it with "
-                                f"{INSTALL_HINT}") from None
+        raise ImportSourceError(f"install the MLflow client with {INSTALL_HINT}: reading an MLflow store needs it "
+                                f"({exc})") from None
     return MlflowClient, ViewType
 
 
@@ -492,13 +496,13 @@ def _probe(store: Store) -> None:
     except requests.exceptions.SSLError:
         return  # reachable; the client reports the certificate problem with its own settings
     except requests.exceptions.Timeout:
-        raise ImportSourceError(f"the MLflow tracking server at {store.uri} did not answer within "
-                                f"{PROBE_SECONDS:g} s; check the URI and that the server runs") from None
+        raise ImportSourceError(f"check the URI and that the server runs: the MLflow tracking server at {store.uri} "
+                                f"did not answer within {PROBE_SECONDS:g} s") from None
     except requests.exceptions.RequestException as exc:
         why = _first_line(exc)
         refused = "refused" if "refused" in why.lower() else why
-        raise ImportSourceError(f"cannot reach the MLflow tracking server at {store.uri} ({refused}); check the URI "
-                                f"and that the server runs (`mlflow server --port PORT`)") from None
+        raise ImportSourceError(f"check the URI and that the server runs (`mlflow server --port PORT`): cannot reach "
+                                f"the MLflow tracking server at {store.uri} ({refused})") from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -544,12 +548,12 @@ def _client_runs(store: Store, keys: Sequence[Key], experiments: Sequence[str] |
         except errors as exc:
             why = _first_line(exc)
             if store.kind == "sqlite" and "readonly database" in why:
-                raise ImportSourceError(f"{store.shown}: the MLflow client would have to create or upgrade tables of "
-                                        f"this store (it is incomplete, or from another MLflow version) and recsys "
-                                        f"opens stores read-only; upgrade a copy (`mlflow db upgrade "
-                                        f"sqlite:///COPY.db`) and import that") from None
-            raise ImportSourceError(f"MLflow could not read {store.shown} ({type(exc).__name__}: {why}); check the "
-                                    f"URI and the store") from None
+                raise ImportSourceError(f"upgrade a copy (`mlflow db upgrade sqlite:///COPY.db`) and import that: "
+                                        f"the MLflow client would have to create or upgrade tables of {store.shown} "
+                                        f"(it is incomplete, or from another MLflow version), and recsys opens stores "
+                                        f"read-only") from None
+            raise ImportSourceError(f"check the URI and the store: MLflow could not read {store.shown} "
+                                    f"({type(exc).__name__}: {why})") from None
     store._metrics_seen = sorted(seen, key=lambda k: (-seen[k], k))
     return exps, runs
 
@@ -621,7 +625,8 @@ def _sql_schema_problem(path: Path) -> str | None:
                     "LIMIT 1").fetchone():
                 return "experiments in workspaces other than 'default'"
     except sqlite3.Error as exc:
-        raise ImportSourceError(f"cannot read {str(path)!r} ({exc}); the SQLite file is damaged or locked") from None
+        raise ImportSourceError(f"check that the SQLite file is whole and not locked: cannot read {str(path)!r} "
+                                f"({exc})") from None
     return None
 
 
@@ -671,7 +676,8 @@ def _sql_runs(store: Store, keys: Sequence[Key], experiments: Sequence[str] | No
             if by_kind.get("inputs.dataset"):
                 _sql_inputs(con, runs, str(by_kind["inputs.dataset"][0]))
     except sqlite3.Error as exc:
-        raise ImportSourceError(f"cannot read {str(path)!r} ({exc}); the SQLite file is damaged or locked") from None
+        raise ImportSourceError(f"check that the SQLite file is whole and not locked: cannot read {str(path)!r} "
+                                f"({exc})") from None
     return exps, list(runs.values())
 
 

@@ -126,9 +126,9 @@ def from_model_cards(paths: str | os.PathLike | Sequence[str | os.PathLike], *, 
     hint = ""
     if not report.used and seen_metrics and metric.lower() not in {m.lower() for m in seen_metrics}:
         common = sorted(seen_metrics, key=lambda m: (-seen_metrics[m], m))[:8]
-        hint = f"; the cards report {', '.join(common)}: choose one with --metric"
+        hint = f"choose the metric with --metric (the cards report {', '.join(common)})"
     return finish(collector, out=out, append=append, name=name, return_report=return_report,
-                  no_records_hint=hint)
+                  no_records_fix=hint)
 
 
 def _shown(paths) -> str:
@@ -142,7 +142,7 @@ def _card_files(paths: Iterable[str | os.PathLike]) -> Iterable[tuple[Path, str]
     labelled by their path inside it."""
     given = list(paths)
     if not given:
-        raise ImportSourceError("no model card given; give card files (README.md) or folders of them")
+        raise ImportSourceError("give card files (README.md) or folders of them: no model card given")
     for raw in given:
         path = Path(raw).expanduser()
         if path.is_dir():
@@ -153,8 +153,8 @@ def _card_files(paths: Iterable[str | os.PathLike]) -> Iterable[tuple[Path, str]
         elif path.exists():
             yield path, str(raw)
         else:
-            raise ImportSourceError(f"no file or folder {str(raw)!r}; give model card files (README.md) or folders "
-                                    f"of them")
+            raise ImportSourceError(f"give model card files (README.md) or folders of them: no file or folder "
+                                    f"{str(raw)!r}")
 
 
 def _read_card(path: Path):
