@@ -36,6 +36,18 @@ def pytest_sessionstart(session):
                     f"or unset it (the tests that need the data are then skipped)", returncode=4)
 
 
+# Property-based tests (Hypothesis) run a fixed budget: `make test` a few dozen examples per property, `make fuzz`
+# (RECSYS_HYPOTHESIS_PROFILE=fuzz) thousands; the mutation runs (`make mutate`) the same few, derandomized, so
+# that a mutant's verdict does not hang on the draw. No deadline: this machine is shared, and a slow example
+# is not a failure.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("default", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fuzz", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("mutation", max_examples=25, deadline=None, derandomize=True, database=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("RECSYS_HYPOTHESIS_PROFILE", "default"))
+
 DATA_DIR = _find_data_dir()
 if DATA_DIR is not None:
     os.environ["RECSYS_DATA_DIR"] = str(DATA_DIR)
