@@ -219,7 +219,7 @@ def test_names_to_indices(dn_data):
         with pytest.raises(UnknownNameError, match=r"unknown dataset '296_clipart_32'; did you mean '269_clipart_32'"):
             dn_data.dataset_ids.indices(names)
     assert "269_clipart_32" in dn_data.dataset_ids and "296_clipart_32" not in dn_data.dataset_ids
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match=r"this FeatureBuilder is not fitted; call fit\(zoo\) first"):
         FeatureBuilder().new_datasets(new_dataset_frame({"domain": "sketch"}), dn_data.model_ids)
 
 

@@ -82,7 +82,7 @@ def test_ndcg_matches_sklearn(seed, k, ties):
 
 def test_ndcg_nan_without_gain():
     assert math.isnan(ndcg_at_k([0.0, 0.0], [0.3, 0.1], 1))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="k must be at least 1, got 0"):
         ndcg_at_k([0.1], [0.1], 0)
 
 
