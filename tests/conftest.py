@@ -56,6 +56,17 @@ else:
     os.environ["RECSYS_DATA_URL"] = "http://127.0.0.1:9/no-reference-data"
 
 
+#: seconds a test marked slow may take (others: pyproject.toml's timeout); the slowest, the README's walkthrough,
+#: takes about two minutes on a busy 2-core machine
+SLOW_TIMEOUT = 900
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
     """Caches and default model files of a test never touch the user's."""

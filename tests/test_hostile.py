@@ -262,6 +262,25 @@ case("model-meta-nested-200000", 1, "nested too deeply")(
 case("model-no-meta", 1, "without meta.json")(
     lambda c: topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=lambda es: es[1:])))
 
+
+def one_bit_flipped(stored: bool):
+    """data.y's first value with its lowest bit flipped (still an accuracy in [0, 1], the file still consistent),
+    sizes and the CRC-32 of the original kept: only the CRC check can tell; ``stored``: not deflated."""
+    def flip(entries):
+        for e in entries:
+            if e.name == "data.y.npy":
+                data = bytearray(e.data)
+                data[len(data) - load_array(e.data).nbytes] ^= 1
+                e.crc, e.data, e.method = zlib.crc32(e.data), bytes(data), 0 if stored else 8
+        return entries
+    return flip
+
+
+case("model-one-bit-flipped-stored", 1, "Bad CRC-32", "data.y.npy")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=one_bit_flipped(stored=True))))
+case("model-one-bit-flipped-deflated", 1, "Bad CRC-32", "data.y.npy")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=one_bit_flipped(stored=False))))
+
 # -- model files: sizes (zip bombs) -------------------------------------------------
 case("model-zip-bomb-3gib", 1, "array 'data.y'", "bytes")(lambda c: topk(zip_bomb(c.dn, c.tmp / "bomb.npz")))
 case("model-zip-bomb-declared", 1, "bytes of arrays")(
@@ -893,12 +912,15 @@ def test_permission_errors_are_one_line(models, tmp_path, data_dir):
         "cache-folder": (["fit", "--zoo", str(EXAMPLE), "--text-encoder", "hashing", "--no-calibrate", "--out",
                           str(d / "fresh.npz")], {"RECSYS_CACHE_DIR": str(cache)}, 0, "cannot use the embedding cache"),
     }
-    code = ("import json, os, sys, time\nfrom click.testing import CliRunner\nfrom recsys.cli import main\n"
+    # (each case also counts the evaluations it started: a refused --out must be refused before one starts)
+    code = ("import json, os, sys\nfrom click.testing import CliRunner\nfrom recsys.cli import main\n"
+            "import recsys.evaluation as ev\nstarted, run = [], ev.run\n"
+            "ev.run = lambda *a, **k: started.append(1) or run(*a, **k)\n"
             f"cases = {json.dumps(cases)}\nout = {{}}\n"
             "for name, (args, env, code, words) in cases.items():\n"
-            "    t = time.perf_counter()\n"
+            "    started.clear()\n"
             "    res = CliRunner().invoke(main, args, env=env)\n"
-            "    out[name] = [res.exit_code, res.stderr, res.stdout, repr(res.exception), time.perf_counter() - t]\n"
+            "    out[name] = [res.exit_code, res.stderr, res.stdout, repr(res.exception), len(started)]\n"
             "print(json.dumps(out))\n")
     before = snapshot(d)
     rc, stdout, err = _child(code, env={"RECSYS_CACHE_DIR": str(d / "cache"), "RECSYS_MODEL": str(d / "default.npz")},
@@ -906,13 +928,13 @@ def test_permission_errors_are_one_line(models, tmp_path, data_dir):
     assert rc == 0, err
     results = json.loads(stdout.strip().splitlines()[-1])
     for name, (_, _, code, words) in cases.items():
-        exit_code, stderr, out, exc, seconds = results[name]
+        exit_code, stderr, out, exc, evaluations = results[name]
         assert exit_code == code, (name, stderr, exc)
         assert "Traceback" not in stderr and words in stderr, (name, stderr)
         if code:
             lines = [line for line in stderr.splitlines() if line.startswith("error:")]
             assert len(lines) == 1 and out == "", (name, stderr)
-    assert results["evaluate-out"][4] < 5  # refused before the evaluation, not after it
+    assert results["evaluate-out"][4] == 0  # refused before the evaluation started, not after it
     after = snapshot(d)
     assert {p: h for p, h in after.items() if p in before} == before
 
