@@ -197,6 +197,20 @@ def tiny_zoo_dir(tmp_path):
     return write_zoo(tmp_path / "tiny")
 
 
+def expected_regret(truth, pred, k: int) -> float:
+    """Regret@k (x100) computed by its definition, independently of recsys.evaluation.metrics: the true best minus
+    the best truth among the k models ranked first by ``pred``, averaged over every way to break the ties at the
+    cut (each subset of the tied group that fills the k places)."""
+    import itertools
+
+    t, p = np.asarray(truth, float), np.asarray(pred, float)
+    k = min(k, len(t))
+    cut = np.sort(p)[::-1][k - 1]
+    fixed, tied = list(t[p > cut]), list(t[p == cut])
+    bests = [max(fixed + list(pick)) for pick in itertools.combinations(tied, k - len(fixed))]
+    return float(100 * (t.max() - np.mean(bests)))
+
+
 def mean_pearson_hidden(pred: np.ndarray, Y: np.ndarray, truth: np.ndarray) -> float:
     """Mean over datasets with >= 3 hidden cells of Pearson(pred, truth) on them (0 for a flat prediction)."""
     hidden = np.isnan(Y)

@@ -275,6 +275,51 @@ def test_any_zoo_json_is_a_valid_zoo_or_one_error_line(scratch, content):
                 assert list(getattr(roles, key)) == list(dict.fromkeys(v.strip() for v in value))
 
 
+# -- what the review of issue 21 found, as fixed cases ------------------------------------------------------
+
+
+@pytest.mark.parametrize("plain", [True, False])
+@pytest.mark.parametrize("cell", ["1.01", "1.0000001", "100", "-0.0001"])
+def test_an_accuracy_just_outside_zero_one_is_refused_by_both_tokenizers(scratch, plain, cell):
+    """(Both readers once accepted 1.01: the fit succeeded, then Recommender.load refused the file it wrote.)"""
+    d = _zoo_with(scratch, "records.csv", f"model,dataset,accuracy\nresnet50,birds,0.5\nvit b/16,birds,{cell}\n".encode())
+    kind, msg = _outcome(d, plain=plain)
+    assert kind == "error" and f"records.csv line 3: accuracy {float(cell):g} is outside [0, 1]" in msg
+
+
+@pytest.mark.xfail(strict=True, reason="the message prints the accuracy with 6 significant digits ('accuracy 1 is "
+                                       "outside [0, 1]' for 1.0000001); recsys/zoo.py is being changed by another "
+                                       "helper: print the cell as written (or with repr)")
+def test_an_accuracy_just_above_one_is_named_as_written(scratch):
+    d = _zoo_with(scratch, "records.csv", b"model,dataset,accuracy\nresnet50,birds,1.0000001\n")
+    kind, msg = _outcome(d, plain=False)
+    assert kind == "error" and "1.0000001" in msg
+
+
+def test_an_accuracy_above_one_is_refused_in_python_frames_too():
+    records = pd.DataFrame({"model": ["resnet50"], "dataset": ["birds"], "accuracy": [1.01]})
+    models, datasets = pd.DataFrame({"model": ["resnet50"]}), pd.DataFrame({"dataset": ["birds"]})
+    with pytest.raises(ZooError, match=r"records.csv row 1: accuracy 1.01 is outside \[0, 1\]"):
+        zoo_module.Zoo.from_frames(models, datasets, records)
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_equal_accuracies_of_different_pairs_are_all_kept(scratch, plain):
+    """Every pair of a 3 x 4 zoo recorded at the same accuracy: 12 records, none merged with another (a duplicate key
+    built from the wrong columns once dropped such records silently); a repeated identical row is dropped once."""
+    rows = [f'{m},{d},0.5' for d in ("birds", "cars 196", "flowers/102", "new sketches")
+            for m in ("resnet50", "vit b/16", '"convnext, tiny"')]
+    content = ("model,dataset,accuracy\n" + "\n".join(rows + rows[:2]) + "\n").encode()
+    kind, got = _outcome(_zoo_with(scratch, "records.csv", content), plain=plain)
+    assert kind == "ok", got
+    assert len(got.records) == 12 and len(_records_of(got)) == 12
+    scores = "model,dataset,metric,score\n" + "".join(f"{m},{d},{metric},1.5\n" for metric in ("LOG_ME", "NCE")
+                                                      for m in ("resnet50", "vit b/16") for d in ("birds", "cars 196"))
+    d = _zoo_with(scratch, "scores.csv", scores.encode())
+    kind, got = _outcome(d, plain=plain)
+    assert kind == "ok" and len(got.scores) == 8
+
+
 @pytest.mark.xfail(strict=True, raises=TypeError, reason="found by fuzzing: zoo.json roles given as null (other "
                    "than log) pass Roles.from_json and fail later with a TypeError traceback; recsys/zoo.py is being "
                    "changed by another helper: fix there (refuse null, or read it as [])")

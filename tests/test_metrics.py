@@ -15,6 +15,8 @@ from sklearn.metrics import ndcg_score
 from recsys.evaluation.metrics import (dataset_metrics, kendall_tau_b, mean_over_datasets, mean_std_over_reps,
                                        metric_names, ndcg_at_k, pearson, regret_at_k, spearman)
 
+from conftest import expected_regret
+
 
 def _vectors(seed, n, ties=False):
     rng = np.random.default_rng(seed)
@@ -141,17 +143,6 @@ def test_aggregates_nan_mean_then_mean_std_over_reps():
 
 
 # -- every column of dataset_metrics, against independent computations (issue 21) ----------------------
-def _regret_by_subsets(t, p, k):
-    """Expected regret@k over every way to break the ties at the cut: the mean over the subsets of the tied group."""
-    t, p = np.asarray(t, float), np.asarray(p, float)
-    k = min(k, len(t))
-    cut = sorted(p, reverse=True)[k - 1]
-    fixed = [x for x, s in zip(t, p) if s > cut]
-    tied = [x for x, s in zip(t, p) if s == cut]
-    bests = [max(fixed + list(pick)) for pick in itertools.combinations(tied, k - len(fixed))]
-    return 100 * (t.max() - np.mean(bests))
-
-
 def test_dataset_metrics_regret_at_1_and_spearman_are_their_own_values():
     # regret@1 picks the top prediction (truth 0.5), regret@2 its best of two (0.7): a wrong cut changes the value
     t, p = [0.9, 0.5, 0.7, 0.2], [0.1, 0.4, 0.3, 0.2]
@@ -173,8 +164,8 @@ def test_dataset_metrics_equal_scipy_sklearn_and_the_subsets(seed):
     assert out["spearman"] == pytest.approx(stats.spearmanr(t, p)[0], abs=1e-12)
     assert out["kendall"] == pytest.approx(stats.kendalltau(t, p)[0], abs=1e-12)
     assert out["ndcg@3"] == pytest.approx(ndcg_score([t], [p], k=3), abs=1e-12)
-    assert out["regret@1"] == pytest.approx(_regret_by_subsets(t, p, 1), abs=1e-9)
-    assert out["regret@3"] == pytest.approx(_regret_by_subsets(t, p, 3), abs=1e-9)
+    assert out["regret@1"] == pytest.approx(expected_regret(t, p, 1), abs=1e-9)
+    assert out["regret@3"] == pytest.approx(expected_regret(t, p, 3), abs=1e-9)
 
 
 @pytest.mark.parametrize("constant", ["truth", "pred"])
@@ -309,7 +300,7 @@ def test_property_regret_and_dataset_metrics(pair, k):
         assert all(math.isnan(v) for v in out.values())
         return
     for cut in {1, k}:
-        want = _regret_by_subsets(t, p, cut)
+        want = expected_regret(t, p, cut)
         assert regret_at_k(*pair, cut) == pytest.approx(want, abs=1e-9)
         assert out[f"regret@{cut}"] == pytest.approx(want, abs=1e-9)
         assert 0.0 <= out[f"regret@{cut}"] <= 100.0
