@@ -262,6 +262,7 @@ def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | N
             except RecursionError:
                 raise RecsysError(f"--new {new!r}: the JSON is nested too deeply; give an object of column: value "
                                   f"pairs such as {{\"domain\": \"sketch\"}}") from None
+            _refuse_lone_surrogates(obj, f"--new {new!r}")
             if isinstance(obj, dict):
                 obj = [obj]
             if not isinstance(obj, list) or not all(isinstance(o, dict) for o in obj) or not obj:
@@ -274,6 +275,7 @@ def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | N
             frame = pd.DataFrame(obj)
     if settings:
         values = parse_metadata(settings)
+        _refuse_lone_surrogates(values, "--set")
         if frame is None:
             frame = pd.DataFrame([values])
         else:
@@ -284,6 +286,16 @@ def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | N
             raise RecsysError("--dataset names one new dataset, but the metadata describe several")
         frame["dataset"] = name
     return frame
+
+
+def _refuse_lone_surrogates(value, what: str) -> None:
+    """Refuse text that is not characters: a lone surrogate (a JSON escape such as \\ud800, or bytes of the
+    command line that are not UTF-8) cannot be encoded, and once failed deep in pandas with a traceback."""
+    try:
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RecsysError(f"{what} holds {exc.object[exc.start:exc.end]!r}, which is not a character (a lone "
+                          f"surrogate: a \\u escape or bytes that are not UTF-8); give UTF-8 text") from None
 
 
 def _read_scores(path: str | None):

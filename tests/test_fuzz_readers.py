@@ -186,10 +186,14 @@ def _careful(data: bytes) -> list[list[str]] | None:
 
 
 def _check_same(a, b) -> None:
-    """Both tokenizers give the same outcome: the same message, or the same zoo."""
+    """Both tokenizers give the same outcome: both refuse the file in one line, or both give the same zoo.
+
+    (A file with two problems may be refused for either: the C reader's pre-scan checks the header before it
+    decodes the rest, the line-by-line reader decodes first.)"""
     assert a[0] == b[0], (a, b)
     if a[0] == "error":
-        assert a[1] == b[1]
+        _one_line(a[1])
+        _one_line(b[1])
         return
     za, zb = a[1], b[1]
     assert za.fingerprint() == zb.fingerprint()
@@ -365,6 +369,7 @@ def example_model(tmp_path_factory):
 @given(new_files())
 @example(json.dumps([{"dataset": "a", "domain": "sketch"}, {"dataset": "b", "labels": "cat, dog"}]).encode())
 @example(json.dumps({"domain": "sketch", "num_classes": float("nan")}).encode())
+@example(b'[{"dataset": "x", "domain": {"a": 1}, "labels": "\\ud800"}]')  # (a lone surrogate: once a traceback)
 def test_any_new_file_is_answered_or_refused_in_one_line(example_model, scratch, content):
     new = Path(tempfile.mkdtemp(dir=scratch)) / "new.json"
     new.write_bytes(content)
