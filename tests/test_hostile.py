@@ -754,12 +754,24 @@ def zoo_sqlite(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, data_dir):
-    """Fitted once, calibrated, with the hashing text encoder: DomainNet-270 and the example zoo (has scores)."""
+    """Fitted once, calibrated, with the hashing text encoder: DomainNet-270 and the example zoo (has scores).
+
+    With RECSYS_TEST_MODEL_CACHE set (the mutation runs set it: each mutant reruns its tests in a new session),
+    the files fitted by the first session are copied from there instead of fitted again.
+    """
     d = tmp_path_factory.mktemp("hostile-models")
     out = {"dn": d / "dn.npz", "ex": d / "example.npz"}
+    cache = os.environ.get("RECSYS_TEST_MODEL_CACHE")
     for zoo, path in (("domainnet-270", out["dn"]), (str(EXAMPLE), out["ex"])):
+        kept = Path(cache) / path.name if cache else None
+        if kept is not None and kept.is_file():
+            shutil.copyfile(kept, path)
+            continue
         res = CliRunner().invoke(main, ["-q", "fit", "--zoo", zoo, "--out", str(path), "--text-encoder", "hashing"])
         assert res.exit_code == 0, res.stderr
+        if kept is not None:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, kept)
     return out
 
 

@@ -1,0 +1,55 @@
+"""Mutants of the core that no test can kill, because they change nothing a caller can observe.
+
+``benchmarks/mutation.py`` matches each surviving mutant against this list by its function and its mutated line
+(the ``+`` line of ``mutmut show``), so the entries stay valid when mutmut renumbers mutants. Each entry is
+(function, mutated line, why it is equivalent). A mutant listed here is left out of its module's score.
+"""
+
+_NAN = "float() reads 'NAN' as it reads 'nan'"
+_NEG = "numpy reads any negative size in reshape as the one unknown dimension, as -1"
+_NONE = "pandas treats None like False for this flag"
+
+EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
+    "metrics": [
+        ("_pair", "t = np.asarray(truth, dtype=np.float64).reshape(-2)", _NEG),
+        ("_pair", "p = np.asarray(pred, dtype=np.float64).reshape(-2)", _NEG),
+        ("_pearson", 'return float("NAN")', _NAN),
+        ("spearman", 'return float("NAN")', _NAN),
+        ("_kendall", 'return float("NAN")', _NAN),
+        ("_ndcg", 'return float("NAN")', _NAN),
+        ("_regret", 'return float("NAN")', _NAN),
+        ("dataset_metrics",
+         'out["spearman"] = float("NAN") if _constant(t) or _constant(p) else _pearson(rankdata(t), rankdata(p))', _NAN),
+        ("spearman", "if _constant(t) and _constant(p):",
+         "with one constant vector its ranks are constant too, and _pearson returns NaN for them"),
+        ("dataset_metrics",
+         'out["spearman"] = float("nan") if _constant(t) and _constant(p) else _pearson(rankdata(t), rankdata(p))',
+         "with one constant vector its ranks are constant too, and _pearson returns NaN for them"),
+        ("dataset_metrics",
+         'out["spearman"] = float("nan") if (_constant(t) or _constant(p)) and False else _pearson(rankdata(t), '
+         'rankdata(p))',
+         "_pearson of the ranks returns NaN itself when either vector (so its ranks) is constant or shorter than 2"),
+        ("_kendall", "if _constant(t) and _constant(p):  # scipy would warn and return NaN",
+         "scipy's kendalltau (1.x) returns NaN for a constant vector without a warning: the guard only spares a "
+         "call"),
+        ("_ndcg", "discount = 2.0 / np.log2(np.arange(n) + 2.0)",
+         "NDCG is DCG / ideal DCG: a common factor on the discount cancels"),
+        ("_ndcg", "gains = np.bincount(inv.reshape(-1), weights=t, ) / counts",
+         "the inverse of np.unique takes every value below counts.size, so bincount's length is counts.size anyway"),
+        ("_ndcg", "gains = np.bincount(inv.reshape(None), weights=t, minlength=counts.size) / counts",
+         "the inverse of np.unique of a 1-d array is 1-d already"),
+        ("_ndcg", "gains = np.bincount(inv.reshape(-2), weights=t, minlength=counts.size) / counts", _NEG),
+        ("_regret",
+         "probs = np.array([math.comb(m - 1 - i, slots - 1) for i in range(m)], dtype=None) / math.comb(m, slots)",
+         "the array of Python ints divided by an int is float64 either way"),
+        ("_regret", "probs = np.array([math.comb(m - 1 - i, slots - 1) for i in range(m)], ) / math.comb(m, slots)",
+         "the array of Python ints divided by an int is float64 either way"),
+        ("mean_over_datasets",
+         "return per_dataset.groupby(by, sort=None, dropna=False)[list(metrics)].mean().reset_index()", _NONE),
+        ("mean_over_datasets",
+         "return per_dataset.groupby(by, sort=False, dropna=None)[list(metrics)].mean().reset_index()", _NONE),
+        ("mean_std_over_reps", 'long = per_rep.melt(id_vars=by, value_vars=list(metrics), var_name="metric", )',
+         "melt's default value_name is 'value'"),
+        ("mean_std_over_reps", 'g = long.groupby(by + ["metric"], sort=None)["value"]', _NONE),
+    ],
+}
