@@ -52,4 +52,10 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
          "melt's default value_name is 'value'"),
         ("mean_std_over_reps", 'g = long.groupby(by + ["metric"], sort=None)["value"]', _NONE),
     ],
+    "answer": [
+        ("answer", "p_best = calibration.p_best(pred, known, None, unrecorded=unrecorded)",
+         "without n_known, Calibration.p_best counts the recorded cells of known: the same counts"),
+        ("consistent", "lift = ~rec & (upper > best[:, None]) & (out <= P_FLOOR)",
+         "a cell at exactly P_FLOOR is set to P_FLOOR again, and a row that sums to 1 is divided by its sum"),
+    ],
 }

@@ -246,7 +246,8 @@ def test_aggregates_keep_group_order_and_missing_group_keys():
 
 # -- properties: random inputs with ties, constants and NaN, against scipy / scikit-learn -----------------
 _LEVELS = st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0])
-_CELL = st.one_of(_LEVELS, st.floats(0, 1, allow_nan=False), st.just(float("nan")))
+# (no subnormal accuracies: their deviations underflow to 0 in the correlations' products)
+_CELL = st.one_of(_LEVELS, st.floats(0, 1, allow_nan=False, allow_subnormal=False), st.just(float("nan")))
 
 
 @st.composite
@@ -292,6 +293,7 @@ def test_property_ndcg_equals_sklearn(pair, k):
 
 @given(_pairs(max_size=9), st.integers(1, 10))
 @example((np.array([0.9, 0.5, 0.7, 0.2]), np.array([0.1, 0.4, 0.3, 0.2])), 2)
+@example((np.array([0.0, 0.0, 0.0, 0.75, 0.75]), np.zeros(5)), 4)  # (rounding once gave regret -1.1e-14)
 def test_property_regret_and_dataset_metrics(pair, k):
     t, p = _kept(*pair)
     out = dataset_metrics(*pair, k)

@@ -238,3 +238,44 @@ def test_answer_lifts_p_best_where_the_intervals_reach_the_best(example_rec):
     check_answer(pd.DataFrame({"predicted": tight.predicted.ravel(), "known": known.ravel(),
                                "lower": tight.lower.ravel(), "upper": tight.upper.ravel(),
                                "p_best": tight.p_best.ravel()}), pred.shape[1])
+
+
+def test_answer_defaults_and_what_it_passes_on(example_rec):
+    rec = example_rec
+    idx = rec.dataset_index(rec.dataset_ids[:3])
+    block, known = rec.data_.block(idx), rec.data_.records.dense(idx)
+    cal = rec.calibration_
+    default, explicit = answer(rec.engine_, cal, block, known), answer(rec.engine_, cal, block, known, level=0.8)
+    for col in ("predicted", "lower", "upper", "p_best"):
+        np.testing.assert_array_equal(getattr(default, col), getattr(explicit, col))  # the default level is 0.8
+    np.testing.assert_array_equal(default.known, known)
+    narrow, wide = (answer(rec.engine_, cal, block, known, level=lv) for lv in (0.3, 0.95))
+    assert ((wide.upper - wide.lower) > (narrow.upper - narrow.lower) + 1e-9).any()  # the level reaches the intervals
+    only = answer(rec.engine_, cal, block, known, uncertainty=False)
+    assert only.lower is None and only.upper is None and only.p_best is None
+    none = answer(rec.engine_, None, block, known)
+    for col in ("lower", "upper", "p_best"):
+        values = getattr(none, col)
+        assert values.dtype == np.float64 and values.shape == none.predicted.shape and np.isnan(values).all()
+
+
+def test_answer_tells_p_best_which_models_have_no_record_in_the_zoo(example_rec):
+    """A model without any record errs on its own (no shared offset cancels): its P(best) is not the one of a model
+    that errs with the others."""
+    rec = example_rec
+    idx = rec.dataset_index(rec.dataset_ids[:4])
+    block = rec.data_.block(idx)
+    known = np.full((len(idx), len(rec.model_ids)), np.nan)  # (every model unknown on these rows)
+    unrecorded = np.zeros(len(rec.model_ids), dtype=bool)
+    unrecorded[0] = True
+    alone = answer(rec.engine_, rec.calibration_, block, known, unrecorded=unrecorded)
+    shared = answer(rec.engine_, rec.calibration_, block, known, unrecorded=None)
+    assert not np.allclose(alone.p_best, shared.p_best)
+    assert np.allclose(alone.p_best.sum(1), 1.0)
+
+
+def test_consistent_lifts_only_an_interval_above_the_best():
+    # upper == best: the interval reaches the best record but not above it; not lifted
+    p = np.array([[1.0, 0.0]])
+    out = consistent(p, np.array([[1.0, np.nan]]), np.array([[1.0, 0.6]]), np.array([[1.0, 1.0]]))
+    np.testing.assert_array_equal(out, p)
