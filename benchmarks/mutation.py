@@ -66,7 +66,8 @@ MODULES: dict[str, Module] = {
     "answer": Module("recsys/engines/answer.py", ["tests/test_properties_answer.py", "tests/test_recommender.py",
                                                   *NOT_SLOW]),
     "kriging": Module("recsys/engines/stages/kriging.py",
-                      ["tests/test_hybrid_stages.py", "tests/test_engine_contract.py", "tests/test_properties_answer.py",
+                      ["tests/test_kriging.py", "tests/test_hybrid_stages.py", "tests/test_engine_contract.py",
+                       "tests/test_properties_answer.py",
                        "-k", "hybrid or kriging or covariance or not contract", *NOT_SLOW]),
     "recommender": Module("recsys/recommender.py", ["tests/test_recommender.py", "tests/test_properties_answer.py",
                                                     "tests/test_fuzz_model_file.py", *NOT_SLOW]),
@@ -119,6 +120,16 @@ def _mutmut_version(python: Path) -> str:
     return out.stdout.strip() or "?"
 
 
+def _diffs(python: Path, work: Path, path: str, names: list[str], env: dict) -> dict[str, str]:
+    """``mutmut show``'s diff of each mutant, in one process."""
+    code = ("import json, sys\nfrom mutmut.mutation.diff_apply import get_diff_for_mutant\n"
+            "names = json.load(sys.stdin)\n"
+            f"print(json.dumps({{n: get_diff_for_mutant(n, path={path!r}) for n in names}}))\n")
+    out = subprocess.run([str(python), "-c", code], cwd=work, env=env, input=json.dumps(names), capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout)
+
+
 def _prepare(work: Path, name: str, mod: Module) -> None:
     if work.exists():
         shutil.rmtree(work)
@@ -151,13 +162,13 @@ def run_module(name: str, mod: Module, *, jobs: int, work_root: Path, python: Pa
     seconds = time.perf_counter() - t0
     meta = json.loads((work / "mutants" / f"{mod.path}.meta").read_text())
     codes = {k: v for k, v in meta["exit_code_by_key"].items() if not mod.only or any(fnmatch(k, p) for p in mod.only)}
+    left = [k for k, code in codes.items() if _status(code) not in KILLED]
+    diffs = _diffs(python, work, mod.path, left, env)
     mutants = []
     for key, code in codes.items():
-        status = _status(code)
-        entry = {"name": key, "function": _function(key), "status": status}
-        if status not in KILLED:
-            shown = subprocess.run([str(mutmut), "show", key], cwd=work, env=env, capture_output=True, text=True)
-            entry["line"] = _changed_line(shown.stdout)
+        entry = {"name": key, "function": _function(key), "status": _status(code)}
+        if key in diffs:
+            entry["line"] = _changed_line(diffs[key])
         mutants.append(entry)
     return {"module": mod.path, "tests": mod.tests, "only": mod.only, "note": mod.note, "seconds": round(seconds),
             "jobs": jobs, "returncode": proc.returncode, "mutants": mutants,
