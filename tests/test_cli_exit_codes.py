@@ -84,3 +84,101 @@ def test_ask_without_a_zoo_name_or_a_path_says_so():
     rec = SimpleNamespace(dataset_ids=["first"], zoo_={}, path_=Path("m.npz"))
     with pytest.raises(UsageError, match=r"model file 'm\.npz' was fitted on zoo '\?'"):
         cli._ask(rec, unknown)
+
+
+# -- every way _Group.main and _Group.invoke end a command: the one line and the exit status --------------------
+
+
+def _raising(monkeypatch, exc):
+    """`recsys engines` raising ``exc`` (its callback replaced for the test)."""
+    def callback():
+        raise exc
+
+    monkeypatch.setattr(main.commands["engines"], "callback", callback)
+
+
+def _run(*args):
+    res = CliRunner().invoke(main, list(args))
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    return res
+
+
+def test_no_command_shows_the_help_and_exits_2():
+    res = _run()
+    assert res.exit_code == 2 and res.stderr.startswith("Usage: ") and "Commands:" in res.stderr
+    assert "error:" not in res.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["topk", "--bogus"], "error: No such option '--bogus'. Did you mean '--verbose'? (see 'main topk --help')"),
+    (["--bogus"], "error: No such option '--bogus'. Did you mean '--verbose'? (see 'main --help')"),
+    (["bogus"], "error: No such command 'bogus'. (see 'main --help')"),
+    (["topk", "--model", ""], "error: Invalid value for '--model': is empty; give a name, or leave the option out "
+                              "for the default (see 'main topk --help')"),
+    (["topk", "--model", "  "], "error: Invalid value for '--model': is empty"),
+])
+def test_usage_errors_are_one_line_with_where_to_look_and_exit_2(args, message):
+    res = _run(*args)
+    assert res.exit_code == 2 and res.stdout == ""
+    assert res.stderr.startswith(message) and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_a_usage_error_without_a_context_points_to_recsys_help(monkeypatch):
+    import click
+
+    def make_context(*args, **kwargs):  # (before any context exists)
+        raise click.UsageError("no context here")
+
+    monkeypatch.setattr(main, "make_context", make_context)
+    res = _run("engines")
+    assert res.exit_code == 2 and res.stderr == "error: no context here (see 'recsys --help')\n"
+
+
+@pytest.mark.parametrize("make, code, line", [
+    (lambda: __import__("click").ClickException("a click error"), 1, "error: a click error"),
+    (lambda: __import__("click").exceptions.Abort(), 1, "error: aborted"),
+    (lambda: RecsysError("a bad input; fix it"), 1, "error: a bad input; fix it"),
+    (lambda: UnknownNameError("dataset", "x", ["y"]), 2, "error: unknown dataset 'x'"),
+    (lambda: MemoryError(), 1, "error: out of memory; use a smaller zoo or smaller --param values"),
+    (lambda: OSError(28, "No space left on device", "/tmp/out.csv"), 1,
+     "error: No space left on device: /tmp/out.csv; free some space or write elsewhere"),
+    (lambda: OSError(28, "No space left on device"), 1, "error: No space left on device; free some space or write "
+                                                       "elsewhere"),
+    (lambda: OSError(13, "Permission denied", "/etc/x"), 1, "error: Permission denied: /etc/x; check the permissions"),
+    (lambda: OSError(1, "Operation not permitted", "/x"), 1, "error: Operation not permitted: /x; check the "
+                                                              "permissions"),
+    (lambda: OSError(30, "Read-only file system", "/x"), 1, "error: Read-only file system: /x; check the permissions"),
+    (lambda: OSError(27, "File too large", "/x"), 1, "error: File too large: /x; free some space or write elsewhere"),
+])
+def test_every_error_is_one_line_and_its_exit_status(monkeypatch, make, code, line):
+    _raising(monkeypatch, make())
+    res = _run("engines")
+    assert res.exit_code == code and res.stdout == ""
+    assert res.stderr == line + "\n"
+
+
+def test_a_closed_pipe_ends_quietly_with_1_and_other_os_errors_are_not_hidden(monkeypatch):
+    import errno
+
+    _raising(monkeypatch, BrokenPipeError(errno.EPIPE, "Broken pipe"))
+    res = CliRunner().invoke(main, ["engines"])
+    assert res.exit_code == 1 and res.stderr == ""
+    _raising(monkeypatch, OSError(errno.ENOENT, "No such file or directory", "x"))
+    res = CliRunner().invoke(main, ["engines"])
+    assert isinstance(res.exception, FileNotFoundError)  # a bug, not an input: not turned into a message
+
+
+def test_a_command_exits_0_or_with_the_integer_it_returns(monkeypatch):
+    res = _run("engines")
+    assert res.exit_code == 0 and "hybrid" in res.stdout
+    assert main.main(["engines"], standalone_mode=False) is None
+    monkeypatch.setattr(main.commands["engines"], "callback", lambda: 3)
+    assert _run("engines").exit_code == 3
+    monkeypatch.setattr(main.commands["engines"], "callback", lambda: "done")
+    assert _run("engines").exit_code == 0
+
+
+def test_nonempty_lets_names_and_none_through():
+    assert cli._nonempty(None, None, None) is None
+    assert cli._nonempty(None, None, "m.npz") == "m.npz"
+    assert cli._nonempty(None, None, Path("m.npz")) == Path("m.npz")
