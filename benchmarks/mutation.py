@@ -149,20 +149,32 @@ def _prepare(work: Path, name: str, mod: Module) -> None:
     (work / "setup.cfg").write_text(cfg.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
 
 
+def _env(work: Path) -> dict:
+    return dict(os.environ, RECSYS_HYPOTHESIS_PROFILE="mutation", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+                OPENBLAS_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1",
+                RECSYS_TEST_MODEL_CACHE=str((work / "model-cache").resolve()))
+
+
 def run_module(name: str, mod: Module, *, jobs: int, work_root: Path, python: Path) -> dict:
     work = work_root / name
     _prepare(work, name, mod)
-    env = dict(os.environ, RECSYS_HYPOTHESIS_PROFILE="mutation", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               OPENBLAS_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1",
-               RECSYS_TEST_MODEL_CACHE=str((work / "model-cache").resolve()))
     mutmut = python.parent / "mutmut"
     cmd = [str(mutmut), "run", "--max-children", str(jobs), *mod.only]
     t0 = time.perf_counter()
     with open(work / "run.log", "w") as log:
-        proc = subprocess.run(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - t0
+        proc = subprocess.run(cmd, cwd=work, env=_env(work), stdout=log, stderr=subprocess.STDOUT)
+    return collect(name, mod, work=work, python=python, seconds=time.perf_counter() - t0, jobs=jobs,
+                   returncode=proc.returncode)
+
+
+def collect(name: str, mod: Module, *, work: Path, python: Path, seconds: float, jobs: int, returncode: int) -> dict:
+    """The results of a module's run, from its work directory (``--collect``: of a run that was interrupted,
+    its mutants not run yet left out and counted)."""
+    env = _env(work)
     meta = json.loads((work / "mutants" / f"{mod.path}.meta").read_text())
     codes = {k: v for k, v in meta["exit_code_by_key"].items() if not mod.only or any(fnmatch(k, p) for p in mod.only)}
+    not_run = sum(v is None for v in codes.values())
+    codes = {k: v for k, v in codes.items() if v is not None}
     left = [k for k, code in codes.items() if _status(code) not in KILLED]
     diffs = _diffs(python, work, mod.path, left, env)
     mutants = []
@@ -172,7 +184,7 @@ def run_module(name: str, mod: Module, *, jobs: int, work_root: Path, python: Pa
             entry["line"] = _changed_line(diffs[key])
         mutants.append(entry)
     return {"module": mod.path, "tests": mod.tests, "only": mod.only, "note": mod.note, "seconds": round(seconds),
-            "jobs": jobs, "returncode": proc.returncode, "mutants": mutants,
+            "jobs": jobs, "returncode": returncode, "not_run": not_run, "mutants": mutants,
             "date": _dt.date.today().isoformat(), "mutmut": _mutmut_version(python)}
 
 
@@ -227,6 +239,8 @@ def report(results: dict) -> str:
                     f"`pytest_add_cli_args_test_selection = {' '.join(res['tests'])}`."]
         if res["note"]:
             details.append(f"Restricted: {res['note']}.")
+        if res.get("not_run"):
+            details.append(f"**Interrupted**: {res['not_run']} mutants were not run; the counts above are of those run.")
         if s["survivors"]:
             details += ["", "Not killed:", ""]
             details += [f"- `{m['name']}` ({m['status']}): {_md_cell(m.get('line', ''))}" for m in s["survivors"]]
@@ -243,6 +257,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--work", type=Path, default=ROOT / "build" / "mutation")
     ap.add_argument("--report", action="store_true", help="only rewrite mutation.md from mutation.json")
+    ap.add_argument("--collect", action="store_true",
+                    help="read the modules' results from their work directories (an interrupted run) instead of "
+                         "running them")
     args = ap.parse_args(argv)
     store = args.out / "mutation.json"
     results = json.loads(store.read_text()) if store.exists() else {}
@@ -253,10 +270,16 @@ def main(argv=None) -> int:
             ap.error(f"unknown module(s) {unknown}; choose from {', '.join(MODULES)}")
         for name in names:
             print(f"mutating {MODULES[name].path} ...", flush=True)
-            results[name] = run_module(name, MODULES[name], jobs=args.jobs, work_root=args.work,
-                                       python=Path(sys.executable))
+            if args.collect:
+                res = collect(name, MODULES[name], work=args.work / name, python=Path(sys.executable), seconds=0,
+                              jobs=args.jobs, returncode=-1)
+            else:
+                res = run_module(name, MODULES[name], jobs=args.jobs, work_root=args.work, python=Path(sys.executable))
+            # (another run may have written other modules meanwhile: merge into what is there now)
+            results = json.loads(store.read_text()) if store.exists() else {}
+            results[name] = res
             c = _summary(name, results[name])["counts"]
-            print(f"  {c['mutants']} mutants, {c['killed']} killed, {c['equivalent']} equivalent, "
+            print(f"  {c['mutants']} mutants run, {c['killed']} killed, {c['equivalent']} equivalent, "
                   f"{c['survived'] + c['other']} left: {100 * c['score']:.1f}% in {results[name]['seconds']} s",
                   flush=True)
             args.out.mkdir(parents=True, exist_ok=True)
