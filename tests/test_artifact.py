@@ -1,0 +1,81 @@
+"""Model files written and read directly (issue 21: recsys/artifact.py's mutants that survived the other tests).
+
+The sidecar's values of numpy types, names refused with their message, checking a location before a fit, the
+layout of a format-3 side, and the limits read from the zip directory.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recsys.artifact import (FORMAT, FORMAT_VERSION, _legacy_layout, check_writable, read_artifact,
+                             write_artifact)
+from recsys.errors import ArtifactError
+
+
+def test_numpy_values_in_the_sidecar_are_written_as_json(tmp_path):
+    meta = {"n": np.int64(3), "x": np.float32(0.5), "flag": np.bool_(True), "small": np.arange(3),
+            "path": Path("a/b"), "edge": np.zeros(64)}
+    back, _ = read_artifact(write_artifact(tmp_path / "m.npz", meta, {"a": np.zeros(2)}))
+    assert back["n"] == 3 and type(back["n"]) is int
+    assert back["x"] == 0.5 and back["flag"] is True and back["small"] == [0, 1, 2]
+    assert back["path"] == "a/b" and back["edge"] == [0.0] * 64
+    assert back["format"] == FORMAT and back["format_version"] == FORMAT_VERSION
+    assert back["arrays"] == {"a": {"shape": [2], "dtype": "<f8"}}
+
+
+@pytest.mark.parametrize("value, name", [(np.zeros(65), "ndarray"), (object(), "object"), ({1, 2}, "set")])
+def test_values_json_cannot_hold_are_refused(tmp_path, value, name):
+    with pytest.raises(TypeError, match=f"^{name} is not JSON serializable$"):
+        write_artifact(tmp_path / "m.npz", {"v": value}, {})
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_the_sidecar_is_sorted_json(tmp_path):
+    path = write_artifact(tmp_path / "m.npz", {"b": 1, "a": {"z": 2, "y": 3}}, {})
+    with zipfile.ZipFile(path) as zf:
+        raw = zf.read("meta.json").decode()
+    doc = json.loads(raw)
+    assert list(doc) == sorted(doc) and list(doc["a"]) == ["y", "z"]
+
+
+@pytest.mark.parametrize("name", ["a b", "../up", "", "x/y", "é"])
+def test_array_names_outside_the_safe_set_are_refused(tmp_path, name):
+    with pytest.raises(ArtifactError, match=f"^{re.escape(f'array name {name!r} is not allowed in a model file')}$"):
+        write_artifact(tmp_path / "m.npz", {}, {name: np.zeros(1)})
+
+
+def test_object_arrays_are_refused(tmp_path):
+    with pytest.raises(ArtifactError, match="array 'o' has an object dtype; model files hold numeric arrays only"):
+        write_artifact(tmp_path / "m.npz", {}, {"o": np.array([None])})
+
+
+def test_check_writable_tells_before_a_fit(tmp_path):
+    target = tmp_path / "m.npz"
+    assert check_writable(target) == target and not target.exists() and not list(tmp_path.iterdir())
+    assert check_writable(str(target)) == target
+    with pytest.raises(ArtifactError, match=r"cannot write model file .*: it is a directory; give a file name such as"):
+        check_writable(tmp_path)
+    with pytest.raises(ArtifactError, match=r"cannot write model file '/dev/null': it exists and is a character device"):
+        check_writable("/dev/null")
+
+
+def test_legacy_layout_of_a_side_with_and_without_parts():
+    assert _legacy_layout({}, {}, "p.") == {"categorical": [], "numeric": [], "text_dims": []}
+    spec = {"categorical": [["c", ["a", "b", "c"]]], "numeric": [{"column": "x", "missing": True}, {"column": "y"}],
+            "text": ["t", "u"]}
+    arrays = {"p.text0_components": np.zeros((3, 2)), "p.text1_components": np.zeros((5, 2))}
+    assert _legacy_layout(spec, arrays, "p.") == {"categorical": [["c", 0, 3]], "numeric": [["x", 3, 5], ["y", 5, 6]],
+                                                  "text_dims": [["t", 6, 9], ["u", 9, 14]]}
+    only_text = _legacy_layout({"text": ["t"]}, {"p.text0_components": np.zeros((2, 1))}, "p.")
+    assert only_text == {"categorical": [], "numeric": [], "text_dims": [["t", 0, 2]]}
+    only_numeric = _legacy_layout({"numeric": [{"column": "x"}]}, {}, "p.")
+    assert only_numeric == {"categorical": [], "numeric": [["x", 0, 1]], "text_dims": []}
+    only_categorical = _legacy_layout({"categorical": [["c", ["a"]]]}, {}, "p.")
+    assert only_categorical == {"categorical": [["c", 0, 1]], "numeric": [], "text_dims": []}
