@@ -56,8 +56,20 @@ NOT_SLOW = ["-m", "not slow"]
 HOSTILE_MODEL_FILES = "tests/test_hostile.py::test_hostile_input"
 MODULES: dict[str, Module] = {
     "metrics": Module("recsys/evaluation/metrics.py", ["tests/test_metrics.py", *NOT_SLOW]),
-    "zoo": Module("recsys/zoo.py", ["tests/test_zoo.py", "tests/test_zoo_fast.py", "tests/test_fuzz_readers.py",
-                                    "-k", "not new_file", *NOT_SLOW]),
+    "zoo": Module("recsys/zoo.py", ["tests/test_zoo_validation.py", "tests/test_zoo.py", "tests/test_zoo_fast.py",
+                                    "tests/test_fuzz_readers.py", "-k", "not new_file", *NOT_SLOW],
+                  only=[f"recsys.zoo.x{f}__mutmut_*" for f in (
+                      "ǁRolesǁfrom_json", "_infer_roles", "ǁZooǁ__post_init__", "ǁZooǁfrom_frames", "ǁZooǁ_validated",
+                      "_load_zoo", "__read_zoo_json", "ǁ_Whereǁ__init__", "ǁ_Whereǁcounted", "ǁ_Whereǁline",
+                      "ǁ_Whereǁ__call__", "ǁ_Whereǁmany", "ǁ_Whereǁwithout", "__read_csv", "__check_header", "__table",
+                      "__read_plain", "__parse", "ǁ_Codesǁ__init__", "ǁ_Codesǁadd", "ǁ_Codesǁcategorical",
+                      "__plain_shape", "__blank_lines", "__read_rows", "__codes", "__gather", "__empty_scores",
+                      "__is_na", "__name", "__normalize_column", "__index_table", "__check_role_columns",
+                      "__require_columns", "__name_codes", "__positions_in", "__numbers", "__first_rows",
+                      "__validate_records", "_validate_scores", "_read_scores", "__stable_order")],
+                  note="the readers and validators (`load_zoo`, `Zoo.from_frames` and everything they call, "
+                       "`validate_scores`, `read_scores`, `infer_roles`, `Roles.from_json`); the writer, "
+                       "`fingerprint`, `summary` and `accuracy_table` are not mutated"),
     "artifact": Module("recsys/artifact.py", ["tests/test_artifact.py", "tests/test_fuzz_model_file.py",
                                               HOSTILE_MODEL_FILES, "-k", "model or not hostile", *NOT_SLOW],
                        only=[f"recsys.artifact.x_{f}__mutmut_*" for f in (
