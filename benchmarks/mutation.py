@@ -80,7 +80,15 @@ MODULES: dict[str, Module] = {
                             "`check_model_state`); the writer and `upgrade` (format 2-3 files) are not mutated"),
     "calibration": Module("recsys/engines/calibration.py",
                           ["tests/test_calibration.py", "tests/test_properties_answer.py", "tests/test_recommender.py",
-                           "-k", "not test_recommender or (p_best and not shares_ties and not agrees)", *NOT_SLOW]),
+                           "-k", "not test_recommender or (p_best and not shares_ties and not agrees)", *NOT_SLOW],
+                          only=[f"recsys.engines.calibration.x{f}__mutmut_*" for f in (
+                              "_stratum_of", "ǁCalibrationǁ_pool", "ǁCalibrationǁquantile", "ǁCalibrationǁinterval",
+                              "ǁCalibrationǁp_best", "ǁCalibrationǁ_tables", "ǁCalibrationǁto_state",
+                              "ǁCalibrationǁfrom_state", "_holdout_mask", "_calibrate", "__collect",
+                              "__fit_noise_scale")],
+                          note="strata, pools, intervals, `Calibration.p_best` and its tables, the state, the hold-out "
+                               "and `calibrate`; the integration kernels under P(best) (`_Table`, `_grid_step`, "
+                               "`_win_probs`, the FFT correlations), being reworked in issue 18, are not mutated"),
     "answer": Module("recsys/engines/answer.py", ["tests/test_properties_answer.py", "tests/test_recommender.py",
                                                   *NOT_SLOW]),
     "kriging": Module("recsys/engines/stages/kriging.py",
