@@ -43,7 +43,7 @@ def test_rank_columns_ranks_the_record_first_then_the_prediction_ties_by_model_o
     assert top["model"].tolist() == ["e", "a", "d", "b"]  # 0.9 (record), 0.7 (a before d), 0.5 (record of b)
     assert Recommender._rank_columns(cols, 99)["model"].tolist() == ["e", "a", "d", "b", "c"]
     for k in (0, -2):
-        with pytest.raises(RecsysError, match=f"k must be at least 1, got {k}"):
+        with pytest.raises(RecsysError, match=f"^k must be at least 1, got {k}$"):
             Recommender._rank_columns(cols, k)
 
 
@@ -107,9 +107,10 @@ def test_new_datasets(rec):
     assert not np.allclose(frame["predicted"][:5], frame["predicted"][5:])
     top = rec.topk_new(NEW, k=2)
     assert len(top) == 2 and top["rank"].tolist() == [1, 2]
-    with pytest.raises(RecsysError, match="topk_new takes one dataset; use predict_new for several"):
+    with pytest.raises(RecsysError, match="^topk_new takes one dataset; use predict_new for several$"):
         rec.topk_new([{**NEW, "dataset": "one"}, {**NEW, "dataset": "two"}])
-    with pytest.raises(RecsysError, match="ask for dataset 'cub birds' by name"):
+    with pytest.raises(RecsysError, match=r"^ask for dataset 'cub birds' by name \(--dataset\), or give the new dataset "
+                                          r"another name: 'cub birds' is already in the zoo$"):
         rec.predict_new({**NEW, "dataset": "cub birds"})
 
 
@@ -119,7 +120,8 @@ def test_an_answer_without_a_calibration_says_why(caplog):
     with caplog.at_level(logging.WARNING, logger="recsys"):
         frame = rec.predict([rec.dataset_ids[0]])
     assert frame[["lower", "upper", "p_best"]].isna().all().all()
-    assert "no interval calibration (fitted with --no-calibrate)" in caplog.text
+    assert [r.getMessage() for r in caplog.records] == [
+        "this model has no interval calibration (fitted with --no-calibrate): lower, upper and p_best are empty"]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="recsys"):
         rec.predict([rec.dataset_ids[0]], uncertainty=False)
@@ -140,3 +142,79 @@ def test_a_lazy_load_refuses_the_damaged_rows_an_answer_reads(rec, tmp_path):
         with pytest.raises(ArtifactError, match=rf"^model file {str(path)!r} has recorded accuracies outside "
                                                 rf"\[0, 1\]; it is damaged: re-create it with `recsys fit`$"):
             lazy.topk(rec.dataset_ids[4], k=2)
+
+
+def test_without_a_calibration_because_too_few_datasets_have_records(caplog):
+    models = pd.DataFrame({"model": ["a", "b", "c"]})
+    datasets = pd.DataFrame({"dataset": ["d", "e"], "size": [1.0, 2.0]})
+    records = pd.DataFrame({"model": ["a", "b"], "dataset": ["d", "d"], "accuracy": [0.5, 0.6]})
+    with caplog.at_level(logging.WARNING, logger="recsys"):
+        rec = recsys.Recommender("popularity", seed=0, text_encoder="hashing").fit(
+            recsys.Zoo.from_frames(models, datasets, records))
+        caplog.clear()
+        rec.predict(["e"])
+    assert [r.getMessage() for r in caplog.records] == [
+        "this model has no interval calibration (too few datasets with records to hold some out): lower, upper and "
+        "p_best are empty"]
+
+
+def _zoo(n_models, n_datasets, seed=0, unrecorded=0):
+    rng = np.random.default_rng(seed)
+    models = pd.DataFrame({"model": [f"m{i}" for i in range(n_models)], "family": rng.choice(["a", "b"], n_models)})
+    datasets = pd.DataFrame({"dataset": [f"d{i}" for i in range(n_datasets)], "size": rng.integers(1, 99, n_datasets)})
+    cells = [(f"m{m}", f"d{d}", float(rng.uniform(0.2, 0.9))) for d in range(n_datasets)
+             for m in range(n_models - unrecorded) if rng.random() < 0.7]
+    return recsys.Zoo.from_frames(models, datasets, pd.DataFrame(cells, columns=["model", "dataset", "accuracy"]))
+
+
+def test_defaults_of_k_and_of_the_stream_block():
+    rec = recsys.Recommender("popularity", seed=0, text_encoder="hashing", calibrate=False).fit(_zoo(8, 70))
+    assert len(rec.topk("d0")) == 5 and len(rec.topk_columns("d0")["model"]) == 5
+    assert len(rec.topk_new({"size": 10})) == 5
+    parts = list(rec.iter_predict(uncertainty=False))
+    assert [len(p["model"]) // 8 for p in parts] == [64, 6]
+
+
+def test_unrecorded_models_are_told_to_p_best(tmp_path):
+    from recsys.engines.answer import answer
+
+    rec = recsys.Recommender("additive", seed=0, text_encoder="hashing").fit(_zoo(6, 40, unrecorded=2))
+    idx = rec.dataset_index(["d1", "d2"])
+    block, known = rec.data_.block(idx), rec.data_.records.dense(idx)
+    frame = rec.predict(["d1", "d2"])
+    unrecorded = rec.data_.model_record_counts() == 0
+    assert unrecorded.tolist() == [False] * 4 + [True] * 2
+    told = answer(rec.engine_, rec.calibration_, block, known, unrecorded=unrecorded).p_best.ravel()
+    untold = answer(rec.engine_, rec.calibration_, block, known).p_best.ravel()
+    np.testing.assert_array_equal(frame["p_best"].to_numpy(), told)
+    assert not np.allclose(told, untold)
+
+
+def test_scores_of_new_datasets_reach_their_answer():
+    rec = recsys.Recommender("logme", seed=0, text_encoder="hashing", calibrate=False).fit(load_zoo(EXAMPLE))
+    scores = pd.DataFrame({"model": list(rec.model_ids), "metric": "LOG_ME",
+                           "score": np.linspace(-2.0, 3.0, len(rec.model_ids))})
+    plain, scored = rec.predict_new(NEW), rec.predict_new(NEW, scores=scores)
+    assert not np.allclose(plain["predicted"], scored["predicted"])
+    pd.testing.assert_frame_equal(rec.topk_new(NEW, k=5, scores=scores).drop(columns="rank").reset_index(drop=True),
+                                  scored.sort_values("predicted", ascending=False, kind="stable")
+                                  .reset_index(drop=True)[COLUMNS])
+
+
+def test_a_lazy_load_answers_as_the_eager_one_at_any_level_and_checks_row_0(rec, tmp_path):
+    with mock.patch.object(artifact, "MMAP_MIN_BYTES", 64):
+        path = rec.save(tmp_path / "m.npz")
+        lazy, eager = recsys.Recommender.load(path, lazy=True), recsys.Recommender.load(path)
+        assert lazy._lazy and not eager._lazy
+        for level in (0.3, 0.9):
+            pd.testing.assert_frame_equal(lazy.predict(level=level), eager.predict(level=level))
+        assert list(lazy.topk(rec.dataset_ids[0], k=2).columns) == ["rank", *COLUMNS]
+        assert list(lazy.predict([rec.dataset_ids[0]], uncertainty=False).columns) == COLUMNS[:4]
+        meta, arrays = read_artifact(path)
+        y = np.array(arrays["data.y"])
+        y[0] = -0.5  # the first record of the first dataset
+        arrays["data.y"] = y
+        meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "recsys_version", "arrays")}
+        bad = recsys.Recommender.load(write_artifact(tmp_path / "bad.npz", meta, arrays), lazy=True)
+        with pytest.raises(ArtifactError, match=r"has recorded accuracies outside \[0, 1\]; it is damaged"):
+            bad.predict([rec.dataset_ids[0]])
