@@ -124,28 +124,18 @@ def _check_flip(tmp: Path, kind: str, saved: dict, pos: int, value: int) -> None
 _FLIP = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+_NO_LAZY_CRC = pytest.mark.xfail(strict=False, reason="a lazy load does not check a mapped array's CRC-32: a flipped "
+                                                    "byte in data.y, a residual pool or the kriging weights changes "
+                                                    "the answer silently; the checksum on first touch (issue 20) is "
+                                                    "being built")
+
+
+@pytest.mark.parametrize("kind, where", [("eager", "any"), ("lazy", "outside"),
+                                         pytest.param("lazy", "inside", marks=_NO_LAZY_CRC)],
+                         ids=["eager", "lazy-outside-mapped-arrays", "lazy-inside-a-mapped-array"])
 @_FLIP
 @given(data=st.data())
-def test_a_flipped_byte_in_an_eagerly_loaded_model_is_refused_or_harmless(saved, tmp_path_factory, data):
-    content, _, mapped, directory = saved["eager"]
-    pos, value = data.draw(flips(content, mapped, directory, "any"), label="flip")
-    _check_flip(tmp_path_factory.mktemp("eager"), "eager", saved, pos, value)
-
-
-@_FLIP
-@given(data=st.data())
-def test_a_flipped_byte_outside_the_mapped_arrays_of_a_lazy_load_is_refused_or_harmless(saved, tmp_path_factory, data):
-    content, _, mapped, directory = saved["lazy"]
-    pos, value = data.draw(flips(content, mapped, directory, "outside"), label="flip")
-    _check_flip(tmp_path_factory.mktemp("lazy"), "lazy", saved, pos, value)
-
-
-@pytest.mark.xfail(strict=False, reason="a lazy load does not check a mapped array's CRC-32: a flipped byte in "
-                                        "data.y, a residual pool or the kriging weights changes the answer "
-                                        "silently; the checksum on first touch (issue 20) is being built")
-@_FLIP
-@given(data=st.data())
-def test_a_flipped_byte_inside_a_mapped_array_of_a_lazy_load_is_refused_or_harmless(saved, tmp_path_factory, data):
-    content, _, mapped, directory = saved["lazy"]
-    pos, value = data.draw(flips(content, mapped, directory, "inside"), label="flip")
-    _check_flip(tmp_path_factory.mktemp("lazy-in"), "lazy", saved, pos, value)
+def test_a_flipped_byte_is_refused_or_harmless(saved, tmp_path_factory, kind, where, data):
+    content, _, mapped, directory = saved[kind]
+    pos, value = data.draw(flips(content, mapped, directory, where), label="flip")
+    _check_flip(tmp_path_factory.mktemp(kind), kind, saved, pos, value)
