@@ -94,3 +94,39 @@ def test_read_scores_of_a_file_of_its_own(tmp_path):
     assert len(got) == 5000 and got["score"].dtype == np.float64
     np.testing.assert_allclose(got["score"].to_numpy(), np.arange(5000) / 7, rtol=0, atol=0)
     assert Path(big).stat().st_size >= zoo_module._PLAIN_MIN_BYTES
+
+
+@pytest.mark.parametrize("plain", [0, 1 << 62])
+@pytest.mark.parametrize("text, message", [
+    ("model;dataset;accuracy\nresnet50;birds;0.5\n", "records.csv line 1: the header 'model;dataset;accuracy' uses "
+                                                     "semicolons; zoo files are comma-separated, save it as CSV with "
+                                                     "commas"),
+    ("model,dataset,model\nresnet50,birds,resnet50\n", "records.csv line 1: the header names column(s) ['model'] more "
+                                                       "than once; give each column a unique name"),
+    ("model,dataset,accuracy\n\n  \n", "records.csv holds no records; recsys learns from fine-tuning results: add rows "
+                                       "'model,dataset,accuracy' (the zoo format is described in data/README.md and "
+                                       "`pydoc recsys.zoo`)"),
+])
+def test_both_tokenizers_give_the_same_message(tmp_path, plain, text, message):
+    d = write_zoo(tmp_path / "z")
+    (d / "records.csv").write_text(text)
+    with mock.patch.object(zoo_module, "_PLAIN_MIN_BYTES", plain):
+        with pytest.raises(ZooError) as err:
+            load_zoo(d)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("plain", [0, 1 << 62])
+def test_short_blank_lines_are_skipped_by_both_tokenizers(tmp_path, plain):
+    d = write_zoo(tmp_path / "z")
+    (d / "records.csv").write_text("model,dataset,accuracy\nresnet50,birds,0.5\n,\n \t\nvit b/16,birds,0.75\n")
+    with mock.patch.object(zoo_module, "_PLAIN_MIN_BYTES", plain):
+        zoo = load_zoo(d)
+    assert zoo.records["accuracy"].tolist() == [0.5, 0.75]
+    assert zoo.records["model"].astype(str).tolist() == ["resnet50", "vit b/16"]
+
+
+def test_stable_order_is_a_stable_argsort_for_small_and_huge_keys():
+    rng = np.random.default_rng(0)
+    for keys in (rng.integers(0, 5, 1000), rng.integers(0, 5, 1000) + (1 << 61), np.array([], dtype=np.int64)):
+        np.testing.assert_array_equal(zoo_module._stable_order(keys), np.argsort(keys, kind="stable"))
