@@ -93,6 +93,38 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ("Kriging.rows", "rows = np.asarray(rows, dtype=None)", "row indices are integer arrays already"),
         ("Kriging.rows", "rows = np.asarray(rows, )", "row indices are integer arrays already"),
     ],
+    "cli": [
+        *[("_Group.main", line, why) for line, why in (
+            ("return super().main(args, prog_name, None, standalone_mode=False, **extra)", "complete_var is None "
+             "unless a caller gives it (none does): click's default"),
+            ("return super().main(args, prog_name, standalone_mode=False, **extra)", "complete_var is None unless a "
+             "caller gives it (none does): click's default"),
+            ("return super().main(args, prog_name, complete_var, standalone_mode=None, **extra)", "None is falsy, "
+             "as False"),
+            ("return super().main(args, prog_name, complete_var, standalone_mode=False, )", "no caller passes "
+             "click's extra keyword arguments (windows_expand_args)"),
+            ("rv = super().main(args, prog_name, None, standalone_mode=False, **extra)", "complete_var is None unless "
+             "a caller gives it (none does): click's default"),
+            ("rv = super().main(args, prog_name, standalone_mode=False, **extra)", "complete_var is None unless a "
+             "caller gives it (none does): click's default"),
+            ("rv = super().main(args, prog_name, complete_var, standalone_mode=None, **extra)", "None is falsy, as "
+             "False"),
+            ("rv = super().main(args, prog_name, complete_var, standalone_mode=False, )", "no caller passes click's "
+             "extra keyword arguments (windows_expand_args)"))],
+        *[("_Group.main", line, "unreachable: click (8.1 to 8.3) handles a closed pipe (EPIPE) itself inside "
+           "super().main and exits 1 before this handler sees it")
+          for line in ("os.dup2(None, sys.stdout.fileno())", "os.dup2(os.open(os.devnull, os.O_WRONLY), None)",
+                       "os.dup2(sys.stdout.fileno())", "os.dup2(os.open(os.devnull, os.O_WRONLY), )",
+                       "os.dup2(os.open(None, os.O_WRONLY), sys.stdout.fileno())",
+                       "os.dup2(os.open(os.devnull, None), sys.stdout.fileno())",
+                       "os.dup2(os.open(os.O_WRONLY), sys.stdout.fileno())",
+                       "os.dup2(os.open(os.devnull, ), sys.stdout.fileno())", "sys.exit(None)", "sys.exit(2)")],
+        *[("_nonempty", line, "click fills in the context and the parameter of a BadParameter raised in a callback")
+          for line in (
+              'raise click.BadParameter("is empty; give a name, or leave the option out for the default", None, param)',
+              'raise click.BadParameter("is empty; give a name, or leave the option out for the default", ctx, None)',
+              'raise click.BadParameter("is empty; give a name, or leave the option out for the default", ctx, )')],
+    ],
     "answer": [
         ("answer", "p_best = calibration.p_best(pred, known, None, unrecorded=unrecorded)",
          "without n_known, Calibration.p_best counts the recorded cells of known: the same counts"),

@@ -182,3 +182,23 @@ def test_nonempty_lets_names_and_none_through():
     assert cli._nonempty(None, None, None) is None
     assert cli._nonempty(None, None, "m.npz") == "m.npz"
     assert cli._nonempty(None, None, Path("m.npz")) == Path("m.npz")
+
+
+def test_the_level_reaches_the_answer_through_ask(tmp_path):
+    path = tmp_path / "calibrated.npz"
+    res = CliRunner().invoke(main, ["-q", "fit", "--zoo", str(EXAMPLE), "--text-encoder", "hashing", "--out", str(path)])
+    assert res.exit_code == 0, res.stderr
+    for command in (["topk", "--dataset", "cub birds"], ["predict", "--dataset", "cub birds"]):
+        narrow, wide = (CliRunner().invoke(main, ["-q", *command, "--model", str(path), "--format", "json",
+                                                  "--level", level]) for level in ("0.3", "0.95"))
+        assert narrow.exit_code == wide.exit_code == 0
+        width = [sum(r["upper"] - r["lower"] for r in __import__("json").loads(out.stdout)) for out in (narrow, wide)]
+        assert width[0] < width[1]
+
+
+def test_the_program_name_reaches_the_usage_messages():
+    import click
+
+    with pytest.raises(click.UsageError) as err:
+        main.main(["topk", "--bogus"], prog_name="recsys-x", standalone_mode=False)
+    assert err.value.ctx.command_path == "recsys-x topk"
