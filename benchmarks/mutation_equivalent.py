@@ -125,6 +125,67 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
               'raise click.BadParameter("is empty; give a name, or leave the option out for the default", ctx, None)',
               'raise click.BadParameter("is empty; give a name, or leave the option out for the default", ctx, )')],
     ],
+    "zoo": [
+        *[("_read_plain", line, "the text of a debug log line (which tokenizer read a file)") for line in (
+            'log.debug(None, file.name, type(exc).__name__, exc)',
+            'log.debug("%s: read line by line (%s: %s)", None, type(exc).__name__, exc)',
+            'log.debug("%s: read line by line (%s: %s)", file.name, None, exc)',
+            'log.debug("%s: read line by line (%s: %s)", file.name, type(exc).__name__, None)',
+            'log.debug(file.name, type(exc).__name__, exc)',
+            'log.debug("%s: read line by line (%s: %s)", type(exc).__name__, exc)',
+            'log.debug("%s: read line by line (%s: %s)", file.name, exc)',
+            'log.debug("%s: read line by line (%s: %s)", file.name, type(exc).__name__, )',
+            'log.debug("XX%s: read line by line (%s: %s)XX", file.name, type(exc).__name__, exc)',
+            'log.debug("%S: READ LINE BY LINE (%S: %S)", file.name, type(exc).__name__, exc)',
+            'log.debug("%s: read line by line (%s: %s)", file.name, type(None).__name__, exc)',
+            "log.debug(None, file.name)",
+            """log.debug("%s: read line by line (the C reader's rows differ from the pre-scan's)", None)""",
+            "log.debug(file.name)",
+            """log.debug("%s: read line by line (the C reader's rows differ from the pre-scan's)", )""",
+            """log.debug("XX%s: read line by line (the C reader's rows differ from the pre-scan's)XX", file.name)""",
+            """log.debug("%s: read line by line (the c reader's rows differ from the pre-scan's)", file.name)""",
+            """log.debug("%S: READ LINE BY LINE (THE C READER'S ROWS DIFFER FROM THE PRE-SCAN'S)", file.name)""")],
+        *[(fn, line, "the C reader then fails and the file is read again as text or line by line: the same table "
+                     "(tests/test_fuzz_readers.py compares both tokenizers)") for fn, line in (
+            ("_read_plain", "floats = [j for j, h in enumerate(header) if h or h in numbers]"),
+            ("_read_plain", "floats = [j for j, h in enumerate(header) if h and h not in numbers]"),
+            ("_read_plain", "columns = _parse(None, width, [j for j in range(width) if j not in floats], floats)"),
+            ("_read_plain", "columns.update(_parse(file, width, redo, [], as_object=True) if (redo) or True else {})"),
+            ("_Codes.categorical", "codes = np.concatenate(self.parts) if (self.parts) or True else "
+                                   "np.array([], dtype=np.int32)"),
+            ("_Codes.categorical", "codes = np.concatenate(self.parts) if self.parts else np.array(None, "
+                                   "dtype=np.int32)"),
+            ("read_scores", 'return validate_scores(_read_csv(file, numbers=None))'),
+            ("read_scores", 'return validate_scores(_read_csv(file, ))'),
+            ("read_scores", 'return validate_scores(_read_csv(file, numbers=("XXscoreXX",)))'),
+            ("read_scores", 'return validate_scores(_read_csv(file, numbers=("SCORE",)))'))],
+        ("_read_plain", "redo = [j for j, c in columns.items() if c is None or (j in floats and "
+                        "np.isfinite(c).all())]",
+         "finite numbers read again as text parse to the same float64 in the validation (the tokenizers agree)"),
+        ("_read_plain", "blank[:] = None", "None assigned into a bool array is False"),
+        ("_read_plain", "if not isinstance(col, pd.Categorical) and not blank.any():  # (a number is never blank)",
+         "a blank row leaves its number empty, so that column is read again as text (a categorical) first"),
+        ("_read_plain", "columns, where, n_rows = {j: c[~blank] for j, c in columns.items()}, where.without(rows), "
+                        "n_rows + len(rows)",
+         "_table uses the row count only for a table without named columns, which a plain file never is"),
+        ("_read_plain", "return _table(columns, header, None, where, file)",
+         "_table uses the row count only for a table without named columns, which a plain file never is"),
+        *[("_Codes.add", line, "pandas keeps an Index of strings as object either way") for line in (
+            "self.seen = self.seen.append(pd.Index(uniques[new], dtype=None))",
+            "self.seen = self.seen.append(pd.Index(uniques[new], ))")],
+        *[("_Codes.categorical", line, "an empty codes array is only used with no rows (from_codes of nothing)")
+          for line in ("codes = np.concatenate(self.parts) if self.parts else np.array([], dtype=None)",
+                       "codes = np.concatenate(self.parts) if self.parts else np.array(dtype=np.int32)",
+                       "codes = np.concatenate(self.parts) if self.parts else np.array([], )")],
+        *[("_stable_order", line, why) for line, why in (
+            ("n = None", "n is only tested for truth and None is falsy: the stable argsort, the same order"),
+            ("if n and int(key.max()) <= (1 << 62) // n:", "at the bound key * n + n stays below 2^63"),
+            ("if n and int(key.max()) < (1 << 62) / n:", "the same comparison in floats away from the bound"),
+            ("if n and int(key.max()) < (1 >> 62) // n:", "always the stable argsort: the same order"),
+            ("return np.sort(key * n + np.arange(n, dtype=None)) % n", "np.arange of an int is int64"),
+            ("return np.sort(key * n + np.arange(n, )) % n", "np.arange of an int is int64"),
+            ('return np.argsort(key, kind="STABLE")', "numpy reads the sort kind case-insensitively"))],
+    ],
     "answer": [
         ("answer", "p_best = calibration.p_best(pred, known, None, unrecorded=unrecorded)",
          "without n_known, Calibration.p_best counts the recorded cells of known: the same counts"),
