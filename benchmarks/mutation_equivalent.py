@@ -184,7 +184,9 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             ("if n and int(key.max()) < (1 >> 62) // n:", "always the stable argsort: the same order"),
             ("return np.sort(key * n + np.arange(n, dtype=None)) % n", "np.arange of an int is int64"),
             ("return np.sort(key * n + np.arange(n, )) % n", "np.arange of an int is int64"),
-            ('return np.argsort(key, kind="STABLE")', "numpy reads the sort kind case-insensitively"))],
+            ('return np.argsort(key, kind="STABLE")', "numpy reads the sort kind case-insensitively"),
+            ("if n and int(key.max()) < (2 << 62) // n:", "below 2^63 / n, key * n + (n - 1) still fits in int64"),
+            ("if n and int(key.max()) < (1 << 63) // n:", "below 2^63 / n, key * n + (n - 1) still fits in int64"))],
     ],
     "answer": [
         ("answer", "p_best = calibration.p_best(pred, known, None, unrecorded=unrecorded)",
