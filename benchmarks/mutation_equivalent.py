@@ -77,6 +77,9 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ("_factor_residuals", "k = min(rank + 9, M)", "one more oversampling column: as accurate or more"),
         ("_factor_residuals", "rows = cells.row_counts() > 1",
          "its one caller passes the rows with at least min_known (5) records"),
+        *[("_factor_residuals", line, "n_rows cancels: each column is scaled by sqrt(n_rows / its count) and "
+                                      "V V' divided by n_rows again") for line in (
+            "rows = cells.row_counts() >= 0", "n_rows = max(int(rows.sum()), 2)")],
         ("_groups", 'order = np.argsort(counts, kind=None)',
          "rows of equal counts are solved together in any order: each row's solve is its own"),
         ("_groups", 'order = np.argsort(counts, )',

@@ -186,6 +186,7 @@ def test_low_rank_residual_covariance_keeps_each_models_variance(monkeypatch):
         assert low.V.shape == (m, rank)
         assert (low.psi >= 0.05 * np.diag(dense) - 1e-15).all()
         kept = low.psi > 0.05 * np.diag(dense) + 1e-12
+        assert kept.any() or rank == 23  # (two factors leave most of each model's variance to psi)
         np.testing.assert_allclose((low.V ** 2).sum(1)[kept] + low.psi[kept], np.diag(dense)[kept], rtol=1e-10)
     default = residual_covariance(cells, s, Mc, shrink=0.0)
     assert default.V.shape == (m, 16)
@@ -208,3 +209,25 @@ def test_kriging_fits_a_row_without_records_without_a_warning():
     # with an identity covariance the level is the mean residual and the unknown cells get it
     np.testing.assert_allclose(krig.level[0], Y[0].mean())
     np.testing.assert_allclose(krig.rows(np.array([0, 1]), np.zeros((2, 4))), Y[:2])
+
+
+def test_edge_cases_of_the_covariance_and_its_factor(monkeypatch):
+    assert DenseCovariance(np.array([[2.0]])).ridge == pytest.approx(2e-9, rel=1e-12)  # one model: trace / 1
+    # residuals of exactly 0 (every record on its dataset's level): no variance to take a median of, 1 instead
+    Y = np.tile(np.array([0.2, 0.5, 0.7, 0.4, 0.9, 0.6]), (8, 1))
+    cells = _records(Y)
+    M = (Y - Y.mean(1, keepdims=True))[cells.d, cells.m]
+    np.testing.assert_allclose(residual_covariance(cells, np.ones(8), M).S, np.eye(6), atol=1e-12)
+    # a factor of a model recorded on one row only: its own variance, not half of it
+    rng = np.random.default_rng(9)
+    R = rng.normal(size=(10, 4))
+    Z = R.copy()
+    Z[1:, 0] = np.nan
+    c = _records(Z)
+    V = _factor_residuals(c, c.y, rank=4, seed=0)
+    assert (V @ V.T)[0, 0] == pytest.approx(R[0, 0] ** 2, rel=1e-8)
+    # more factors asked than models: as many as the models less one
+    monkeypatch.setattr(_kriging, "DENSE_MAX_MODELS", 2)
+    Y = rng.uniform(0.2, 0.9, size=(40, 5))
+    low = residual_covariance(_records(Y), np.full(40, 0.1), np.zeros(200), shrink=0.0, rank=30)
+    assert low.V.shape == (5, 4)
