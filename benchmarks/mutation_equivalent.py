@@ -191,6 +191,22 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             ("if n and int(key.max()) < (2 << 62) // n:", "below 2^63 / n, key * n + (n - 1) still fits in int64"),
             ("if n and int(key.max()) < (1 << 63) // n:", "below 2^63 / n, key * n + (n - 1) still fits in int64"))],
     ],
+    "recommender": [
+        *[("Recommender._columns", line, "only a lazily loaded Recommender takes this path, and load sets path_")
+          for line in ("what = f\"model file {str(getattr(self, 'path_', None))!r}\"",
+                       "what = f\"model file {str(getattr(self, 'path_', ))!r}\"",
+                       "what = f\"model file {str(getattr(self, 'path_', 'XX?XX'))!r}\"")],
+        ("Recommender._compute_columns", "unrecorded=self._unrecorded, )",
+         "the intervals and P(best) then computed are left out of the columns when not asked for"),
+        *[("Recommender._compute_columns", line, "a numpy str array instead of an object one: the same names (no "
+                                                  "name holds a NUL, which the readers refuse)")
+          for line in ('"model": np.tile(np.array(list(self.data_.model_ids), dtype=None), len(names)),',
+                       '"model": np.tile(np.array(list(self.data_.model_ids), ), len(names)),',
+                       '"dataset": np.repeat(np.array(list(names), dtype=None), n_models),',
+                       '"dataset": np.repeat(np.array(list(names), ), n_models),')],
+        *[("Recommender._rank_columns", line, "the known column is a float array already")
+          for line in ('known = np.asarray(cols["known"], dtype=None)', 'known = np.asarray(cols["known"], )')],
+    ],
     "answer": [
         ("answer", "p_best = calibration.p_best(pred, known, None, unrecorded=unrecorded)",
          "without n_known, Calibration.p_best counts the recorded cells of known: the same counts"),

@@ -218,3 +218,25 @@ def test_a_lazy_load_answers_as_the_eager_one_at_any_level_and_checks_row_0(rec,
         bad = recsys.Recommender.load(write_artifact(tmp_path / "bad.npz", meta, arrays), lazy=True)
         with pytest.raises(ArtifactError, match=r"has recorded accuracies outside \[0, 1\]; it is damaged"):
             bad.predict([rec.dataset_ids[0]])
+
+
+def test_a_lazy_answer_that_fails_inside_the_engine_is_the_damaged_file_it_is(rec, tmp_path, monkeypatch):
+    from recsys.errors import ModelFitError
+
+    with mock.patch.object(artifact, "MMAP_MIN_BYTES", 64):
+        path = rec.save(tmp_path / "m.npz")
+        lazy = recsys.Recommender.load(path, lazy=True)
+    name = rec.dataset_ids[0]
+    for exc, kind in ((IndexError("index 99 is out of bounds\nsecond line"), "IndexError: index 99 is out of bounds"),
+                      (ValueError(""), "ValueError: "), (ModelFitError("diverged"), "ModelFitError: diverged")):
+        def broken(block, exc=exc):
+            raise exc
+
+        monkeypatch.setattr(lazy.engine_, "predict", broken)
+        with pytest.raises(ArtifactError) as err:
+            lazy.topk(name, k=2)
+        assert str(err.value) == (f"model file {str(path)!r} gives values that cannot be used ({kind}); it is "
+                                  f"damaged: re-create it with `recsys fit`")
+    monkeypatch.setattr(lazy.engine_, "predict", lambda block: (_ for _ in ()).throw(RecsysError("its own message")))
+    with pytest.raises(RecsysError, match="^its own message$"):
+        lazy.topk(name, k=2)
