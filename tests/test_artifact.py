@@ -79,3 +79,68 @@ def test_legacy_layout_of_a_side_with_and_without_parts():
     assert only_numeric == {"categorical": [], "numeric": [["x", 0, 1]], "text_dims": []}
     only_categorical = _legacy_layout({"categorical": [["c", ["a"]]]}, {}, "p.")
     assert only_categorical == {"categorical": [["c", 0, 1]], "numeric": [], "text_dims": []}
+
+
+# -- memory-mapped members (read_artifact(mmap=True)) ---------------------------------------------------------
+
+
+def _stored(tmp_path, arrays, threshold=64):
+    from unittest import mock
+
+    import recsys.artifact as artifact
+
+    with mock.patch.object(artifact, "MMAP_MIN_BYTES", threshold):
+        return write_artifact(tmp_path / "m.npz", {"n_ids": 1}, arrays)
+
+
+def test_mapped_members_read_as_they_were_written(tmp_path):
+    from unittest import mock
+
+    import recsys.artifact as artifact
+
+    c = np.arange(24, dtype=np.float64).reshape(4, 6)
+    arrays = {"c": c, "f": np.asfortranarray(c), "i": np.arange(40, dtype=np.int32), "small": np.arange(3)}
+    path = _stored(tmp_path, arrays)
+    with mock.patch.object(artifact, "MMAP_MIN_BYTES", 64):
+        _, got = read_artifact(path, mmap=True)
+    for name, arr in arrays.items():
+        np.testing.assert_array_equal(got[name], arr)
+        assert got[name].dtype == arr.dtype
+    assert isinstance(got["c"], np.memmap) and isinstance(got["f"], np.memmap) and not isinstance(got["small"], np.memmap)
+    assert got["c"].flags.c_contiguous and not got["c"].flags.writeable  # (written C-ordered, mapped read-only)
+
+
+def test_a_mapped_member_with_a_broken_local_header_or_cut_short_is_refused(tmp_path):
+    from unittest import mock
+
+    import recsys.artifact as artifact
+
+    path = _stored(tmp_path, {"c": np.arange(64, dtype=np.float64)})
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("c.npy")
+    data = bytearray(path.read_bytes())
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(bytes(data[:info.header_offset]) + b"XX\x03\x04" + bytes(data[info.header_offset + 4:]))
+    with mock.patch.object(artifact, "MMAP_MIN_BYTES", 64):
+        with pytest.raises(ArtifactError, match=rf"^model file {re.escape(repr(str(broken)))} has a broken entry for "
+                                                rf"array 'c'; it is damaged"):
+            read_artifact(broken, mmap=True)
+        _, ok = read_artifact(path, mmap=True)  # (the file itself maps)
+        assert len(ok["c"]) == 64
+
+
+def test_records_missing_from_a_model_file_are_named(tmp_path):
+    from recsys.artifact import check_model_state
+
+    meta = {"recommender": {"seed": 0, "level": 0.8}, "features": {}, "engine": {"params": {}},
+            "data": {"model_ids": ["a"], "dataset_ids": ["d"]}}
+    arrays = {"data.d": np.zeros(1, np.int32), "data.m": np.zeros(1, np.int32), "data.y": np.full(1, 0.5),
+              "data.model_records": np.ones(1, np.int64)}
+    check_model_state(meta, arrays, "m.npz")
+    with pytest.raises(ArtifactError, match=r"^model file 'm\.npz' lacks the recorded accuracies \('data\.d', "
+                                            r"'data\.m', 'data\.y'\); it is damaged"):
+        check_model_state(meta, {k: v for k, v in arrays.items() if k != "data.y"}, "m.npz")
+    for bad in ({"data.d": np.zeros(1)}, {"data.m": np.zeros(1)}, {"data.y": np.zeros(1, np.int64)},
+                {"data.d": np.zeros((1, 1), np.int32)}, {"data.y": np.full(2, 0.5)}):
+        with pytest.raises(ArtifactError, match=r"^model file 'm\.npz' has recorded accuracies of dtypes "):
+            check_model_state(meta, {**arrays, **bad}, "m.npz")
