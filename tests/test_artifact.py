@@ -144,3 +144,47 @@ def test_records_missing_from_a_model_file_are_named(tmp_path):
                 {"data.d": np.zeros((1, 1), np.int32)}, {"data.y": np.full(2, 0.5)}):
         with pytest.raises(ArtifactError, match=r"^model file 'm\.npz' has recorded accuracies of dtypes "):
             check_model_state(meta, {**arrays, **bad}, "m.npz")
+
+
+def _state():
+    meta = {"recommender": {"seed": 0, "level": 0.8}, "features": {}, "engine": {"params": {}},
+            "data": {"model_ids": ["a", "b"], "dataset_ids": ["d"]}}
+    arrays = {"data.d": np.zeros(2, np.int32), "data.m": np.arange(2, dtype=np.int32), "data.y": np.full(2, 0.5),
+              "data.model_records": np.ones(2, np.int64)}
+    return meta, arrays
+
+
+_TAIL = "; it is damaged or was not written by recsys: re-create it with `recsys fit`"
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda m, a: m.pop("engine"), "lacks its recommender, data, features or engine section"),
+    (lambda m, a: m.update(data=[]), "lacks its recommender, data, features or engine section"),
+    (lambda m, a: m["recommender"].update(seed="x"), "has seed 'x' (seeds are integers in 0..4294967295)"),
+    (lambda m, a: m["engine"]["params"].update(seed=2 ** 32), "has engine seed 4294967296 (seeds are integers in "
+                                                              "0..4294967295)"),
+    (lambda m, a: m["recommender"].update(level=0), "has interval level 0 (a number between 0 and 1)"),
+    (lambda m, a: m["recommender"].update(level=1), "has interval level 1 (a number between 0 and 1)"),
+    (lambda m, a: m["recommender"].update(level=1.5), "has interval level 1.5 (a number between 0 and 1)"),
+    (lambda m, a: m["recommender"].update(level=True), "has interval level True (a number between 0 and 1)"),
+    (lambda m, a: a.update({"data.scores.0": np.zeros((2, 2))}), "has scores 'data.scores.0' of shape (2, 2), but "
+                                                                "lists 1 datasets x 2 models"),
+    (lambda m, a: a.update({"data.models.matrix": np.zeros((3, 4))}), "has 'data.models.matrix' of shape (3, 4), but "
+                                                                     "lists 2 models"),
+    (lambda m, a: a.update({"data.datasets.matrix": np.zeros((2, 4))}), "has 'data.datasets.matrix' of shape (2, 4), "
+                                                                       "but lists 1 datasets"),
+    (lambda m, a: a.update({"data.datasets.txt0": np.zeros(1)}), "has 'data.datasets.txt0' of shape (1,), but lists "
+                                                                "1 datasets"),
+])
+def test_check_model_state_names_what_disagrees(change, problem):
+    from recsys.artifact import check_model_state
+
+    meta, arrays = _state()
+    check_model_state(meta, arrays, "m.npz")  # (the state as it is: fine)
+    ok = {"data.scores.0": np.zeros((1, 2)), "data.models.matrix": np.zeros((2, 4)),
+          "data.datasets.matrix": np.zeros((1, 4)), "data.datasets.txt0": np.zeros((1, 3))}
+    check_model_state(meta, {**arrays, **ok}, "m.npz")
+    change(meta, arrays)
+    with pytest.raises(ArtifactError) as err:
+        check_model_state(meta, arrays, "m.npz")
+    assert str(err.value) == f"model file 'm.npz' {problem}{_TAIL}"
