@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv demo data test test-fast test-nodata test-hog readme bench bench-smoke bench-scale bench-scores bench-import clean
+.PHONY: venv demo data test test-fast test-nodata test-hog fuzz mutate readme bench bench-smoke bench-scale bench-scores bench-import clean
 
 venv: $(VENV)/.installed
 
@@ -57,6 +57,16 @@ test-hog: venv
 	@pids=; for i in $$(seq $(HOG_JOBS)); do yes > /dev/null & pids="$$pids $$!"; done; \
 	trap 'kill $$pids 2>/dev/null' EXIT; echo "recsys: $(HOG_JOBS) CPU hog(s) running (yes > /dev/null)"; \
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+# The property-based tests (every reader, the metrics, the answers) with 2,000 examples each instead of 25.
+FUZZ_TESTS ?= tests/test_fuzz_readers.py tests/test_fuzz_model_file.py tests/test_properties_answer.py tests/test_metrics.py
+fuzz: venv
+	RECSYS_HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q $(FUZZ_TESTS) $(PYTEST_ARGS)
+
+# Mutation testing of the core (mutmut, one module at a time; hours on 2 cores) -> benchmarks/results/mutation.md;
+# e.g. make mutate MUTATE_ARGS="--modules metrics,answer --jobs 2".
+MUTATE_ARGS ?= --jobs 1
+mutate: venv
+	$(BIN)/python benchmarks/mutation.py $(MUTATE_ARGS)
 
 # Run the README's examples and write their outputs and timings into README.md.
 readme: venv

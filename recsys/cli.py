@@ -301,6 +301,10 @@ def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | N
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise RecsysError(f"--new {new!r} is not valid JSON ({exc}); give an object such as "
                                   f'{{"domain": "sketch", "Labels": "cat, dog"}} or a CSV file') from None
+            except RecursionError:
+                raise RecsysError(f"--new {new!r}: the JSON is nested too deeply; give an object of column: value "
+                                  f"pairs such as {{\"domain\": \"sketch\"}}") from None
+            _refuse_lone_surrogates(obj, f"--new {new!r}")
             if isinstance(obj, dict):
                 obj = [obj]
             if not isinstance(obj, list) or not all(isinstance(o, dict) for o in obj) or not obj:
@@ -313,7 +317,7 @@ def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | N
             frame = pd.DataFrame(obj)
     if settings:
         values = parse_metadata(settings)
-        _check_utf8(list(values) + [v for v in values.values() if isinstance(v, str)])
+        _refuse_lone_surrogates(values, "--set")
         if frame is None:
             frame = pd.DataFrame([values])
         else:
@@ -329,16 +333,17 @@ def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | N
             raise RecsysError(f"give every new dataset a name, or leave the dataset column out: row "
                               f"{names.index(None) + 1} of --new has none")
         frame["dataset"] = names
-    if frame is not None:
-        _check_utf8([v for col in frame.columns for v in frame[col] if isinstance(v, str)])
     return frame
 
 
-def _check_utf8(values) -> None:
-    """Bytes that are not UTF-8 on the command line come as lone surrogates: one clear line."""
-    bad = next((v for v in values if isinstance(v, str) and any(0xD800 <= ord(ch) <= 0xDFFF for ch in v)), None)
-    if bad is not None:
-        raise RecsysError(f"give --new and --set values as UTF-8 text: {bad!r} holds bytes that are not UTF-8")
+def _refuse_lone_surrogates(value, what: str) -> None:
+    """Refuse text that is not characters: a lone surrogate (a JSON escape such as \\ud800, or bytes of the
+    command line that are not UTF-8) cannot be encoded, and once failed deep in pandas with a traceback."""
+    try:
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RecsysError(f"{what} holds {exc.object[exc.start:exc.end]!r}, which is not a character (a lone "
+                          f"surrogate: a \\u escape or bytes that are not UTF-8); give UTF-8 text") from None
 
 
 def _read_scores(path: str | None):

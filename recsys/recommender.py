@@ -389,9 +389,11 @@ class Recommender:
         lazy : bool
             Memory-map the large arrays instead of reading them (``recsys topk`` and
             ``recsys predict`` do): loading takes milliseconds whatever the zoo's size, and
-            a query reads the pages it needs. The checks that need every value (checksums,
-            record order, finiteness) then apply to the rows each answer reads, when it
-            reads them; the default reads and checks everything now.
+            a query reads the pages it needs. The checks of the records (order, range, values
+            in [0, 1]) and of the engine's per-dataset indices then apply to the rows each
+            answer reads, when it reads them; a mapped array's CRC-32 is not checked (a
+            damaged byte inside one can change an answer without an error). The default
+            reads everything now and checks it whole, CRC-32 included.
         """
         path = Path(path) if path is not None else default_model_path()
         meta, arrays = upgrade(*read_artifact(path, mmap=lazy))

@@ -49,6 +49,18 @@ def pytest_sessionstart(session):
                     returncode=4)
 
 
+# Property-based tests (Hypothesis) run a fixed budget: `make test` a few dozen examples per property, `make fuzz`
+# (RECSYS_HYPOTHESIS_PROFILE=fuzz) thousands; the mutation runs (`make mutate`) the same few, derandomized, so
+# that a mutant's verdict does not hang on the draw. No deadline: this machine is shared, and a slow example
+# is not a failure.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("default", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fuzz", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("mutation", max_examples=25, deadline=None, derandomize=True, database=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("RECSYS_HYPOTHESIS_PROFILE", "default"))
+
 DATA_DIR = _find_data_dir()
 if DATA_DIR is not None:
     os.environ["RECSYS_DATA_DIR"] = str(DATA_DIR)
@@ -56,6 +68,17 @@ else:
     # Tests never use the network: a test that loads a named zoo without the data_dir fixture fails at once here.
     os.environ.pop("RECSYS_DATA_DIR", None)
     os.environ["RECSYS_DATA_URL"] = "http://127.0.0.1:9/no-reference-data"
+
+
+#: seconds a test marked slow may take (others: pyproject.toml's timeout); the slowest, the README's walkthrough,
+#: takes about two minutes on a busy 2-core machine
+SLOW_TIMEOUT = 900
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
 
 
 @pytest.fixture(autouse=True)
@@ -195,6 +218,20 @@ def write_zoo(directory: Path, *, models=None, datasets=None, records=None, scor
 @pytest.fixture
 def tiny_zoo_dir(tmp_path):
     return write_zoo(tmp_path / "tiny")
+
+
+def expected_regret(truth, pred, k: int) -> float:
+    """Regret@k (x100) computed by its definition, independently of recsys.evaluation.metrics: the true best minus
+    the best truth among the k models ranked first by ``pred``, averaged over every way to break the ties at the
+    cut (each subset of the tied group that fills the k places)."""
+    import itertools
+
+    t, p = np.asarray(truth, float), np.asarray(pred, float)
+    k = min(k, len(t))
+    cut = np.sort(p)[::-1][k - 1]
+    fixed, tied = list(t[p > cut]), list(t[p == cut])
+    bests = [max(fixed + list(pick)) for pick in itertools.combinations(tied, k - len(fixed))]
+    return float(100 * (t.max() - np.mean(bests)))
 
 
 def mean_pearson_hidden(pred: np.ndarray, Y: np.ndarray, truth: np.ndarray) -> float:

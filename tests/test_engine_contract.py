@@ -145,10 +145,11 @@ def test_new_datasets_are_predicted(fitted):
 
 
 def test_rejects_out_of_range_index_and_feature_width(fitted):
-    with pytest.raises(RecsysError):
-        fitted.predict(DatasetBlock(index=[CONTRACT_DATA.n_datasets], features=CONTRACT_DATA.dataset_features[:1]))
-    with pytest.raises(RecsysError):
-        fitted.predict(DatasetBlock(index=[-1], features=np.zeros((1, CONTRACT_DATA.dataset_features.shape[1] + 1))))
+    n, width = CONTRACT_DATA.n_datasets, CONTRACT_DATA.dataset_features.shape[1]
+    with pytest.raises(RecsysError, match=f"dataset index {n} is out of range \\({n} datasets\\)"):
+        fitted.predict(DatasetBlock(index=[n], features=CONTRACT_DATA.dataset_features[:1]))
+    with pytest.raises(RecsysError, match=f"dataset features have {width + 1} columns; this engine was fitted with {width}"):
+        fitted.predict(DatasetBlock(index=[-1], features=np.zeros((1, width + 1))))
 
 
 @pytest.mark.parametrize("k", [1, 3, 8, 20], ids=lambda k: f"k{k}")
@@ -238,11 +239,17 @@ def _corrupt(kind: str) -> ZooData:
     return ZooData(Y=Y, model_features=Xm, dataset_features=Xd, scores=data.scores)
 
 
-@pytest.mark.parametrize("kind", ["nan-dataset-features", "inf-model-features", "accuracy-above-1",
-                                  "accuracy-below-0", "inf-accuracy", "percent-accuracies"])
-def test_invalid_input_is_rejected(name, kind):
+@pytest.mark.parametrize("kind, message", [
+    ("nan-dataset-features", "dataset features contain NaN or infinite values"),
+    ("inf-model-features", "model features contain NaN or infinite values"),
+    ("accuracy-above-1", r"accuracies must be fractions in \[0, 1\]"),
+    ("accuracy-below-0", r"accuracies must be fractions in \[0, 1\]"),
+    ("inf-accuracy", "accuracies contain infinite values"),
+    ("percent-accuracies", r"accuracies must be fractions in \[0, 1\]; recsys does not rescale them"),
+])
+def test_invalid_input_is_rejected(name, kind, message):
     engine = make_engine(name, seed=0)
-    with pytest.raises(RecsysError):
+    with pytest.raises(RecsysError, match=message):
         engine.fit(_corrupt(kind))
     assert not engine.is_fitted
 

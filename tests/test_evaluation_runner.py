@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -11,13 +12,37 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from sklearn.metrics import ndcg_score
 
 from recsys.engines import make_engine
 from recsys.engines.calibration import calibrate
 from recsys.evaluation import run
 from recsys.evaluation.report import P1_PUBLISHED
 
+from conftest import expected_regret
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def conformal_half_width(pool: np.ndarray, level: float) -> float:
+    """The split-conformal quantile, by its definition: the ceil((n + 1) level)-th smallest absolute residual."""
+    ranked = np.sort(np.asarray(pool))
+    return float(ranked[min(math.ceil((len(ranked) + 1) * level), len(ranked)) - 1])
+
+
+STRATA = ("cold", "few", "some", "most")
+
+
+def stratum_pool(pools: dict, n_known: int, n_models: int) -> np.ndarray:
+    """The residuals an interval is drawn from: the stratum of how much of the dataset's row the engine saw (none,
+    a third or less, two thirds or less, more), its own pool from 30 residuals on, else with its neighbours'."""
+    frac = n_known / n_models
+    s = 0 if frac <= 0 else 1 if frac <= 1 / 3 else 2 if frac <= 2 / 3 else 3
+    own = pools.get(STRATA[s], np.zeros(0))
+    if len(own) >= 30:
+        return own
+    near = np.concatenate([pools.get(STRATA[t], np.zeros(0)) for t in (s - 1, s, s + 1) if 0 <= t < 4])
+    return near if len(near) >= 30 else np.concatenate(list(pools.values()))
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +89,25 @@ def test_p1_numbers_equal_a_direct_recomputation(p1_run, dn_data):
             F = np.where(known, Y, pred)
             r = np.array([stats.pearsonr(Y[j], F[j])[0] for j in range(270)])
             tau = np.array([stats.kendalltau(Y[j], F[j])[0] for j in range(270)])
+            ndcg3 = np.array([ndcg_score([Y[j]], [F[j]], k=3) for j in range(270)])
+            ndcg5 = np.array([ndcg_score([Y[j]], [F[j]], k=5) for j in range(270)])
+            regret1 = np.array([expected_regret(Y[j], F[j], 1) for j in range(270)])
+            regret3 = np.array([expected_regret(Y[j], F[j], 3) for j in range(270)])
             avg.append(np.nanmean(r))
             cold.append(np.nanmean(r[known.sum(1) == 0]))
             kendall.append(np.nanmean(tau))
             mine = per[(per["engine"] == name) & (per["rep"] == seed)].set_index("dataset")
             # the per-dataset CSV keeps 5 significant digits
             np.testing.assert_allclose(mine.loc[list(dn_data.dataset_ids), "pearson"], r, rtol=1e-4, atol=1e-12)
+            # (P1's cut-off is 3; NDCG@5 is every protocol's too)
+            for col, want in (("ndcg@3", ndcg3), ("ndcg@5", ndcg5), ("regret@1", regret1), ("regret@3", regret3)):
+                np.testing.assert_allclose(mine.loc[list(dn_data.dataset_ids), col], want, rtol=1e-4, atol=1e-9)
+            assert (regret1 > 0).sum() > 50 and (regret3 < regret1).any()  # (values that tell the cuts apart)
             cal = calibrate(lambda: make_engine(name, seed=seed), train, seed=seed)
-            lo, hi = cal.interval(pred, known.sum(1), 0.8)
-            inside = (Y >= lo) & (Y <= hi) & ~known
+            # Coverage recomputed from its definition, not through the intervals the runner uses: a hidden cell is
+            # covered when |truth - prediction| is at most its stratum's conformal quantile.
+            half = np.array([conformal_half_width(stratum_pool(cal.abs_residuals, n, 10), 0.8) for n in known.sum(1)])
+            inside = (np.abs(Y - pred) <= half[:, None]) & ~known
             covered += inside.sum()
             hidden += (~known).sum()
             assert mine["covered"].sum() == inside.sum()
@@ -108,13 +143,28 @@ def test_p1_report_is_honest(p1_run):
     assert (timing["fit_s"] > 0).all() and (timing["n_folds"] == 2).all()
 
 
-def test_p2_run_on_two_targets(transfergraph, tmp_path):
+def test_p2_run_on_two_targets(transfergraph, tg_data, tmp_path):
+    from recsys.evaluation.protocols import fold_zoo_data, p2_folds
+
     res = run("p2", transfergraph, ["popularity", "logme"], out_dir=tmp_path, progress=False,
               targets=["dtd", "svhn"], coverage="none")
     assert res.status == {"popularity": "ok", "logme": "ok"}
     per = res.result.per_dataset
     assert sorted(per["dataset"].unique()) == ["dtd", "svhn"]
-    assert set(per.columns) >= {"pearson", "kendall", "ndcg@5", "regret@1", "regret@5"}
+    # Each target's metrics, recomputed: fit without its records, predict it, score against its records.
+    Y = tg_data.Y
+    for fold in p2_folds(tg_data, [0], targets=["dtd", "svhn"]):
+        (j,) = fold.rows
+        rec = ~np.isnan(Y[j])
+        for name in ("popularity", "logme"):
+            pred = make_engine(name, seed=fold.seed).fit(fold_zoo_data(tg_data, fold)).predict(tg_data.block([j]))[0]
+            t, p = Y[j, rec], pred[rec]
+            row = per[(per["engine"] == name) & (per["dataset"] == tg_data.dataset_ids[j])].iloc[0]
+            assert row["pearson"] == pytest.approx(stats.pearsonr(t, p)[0], abs=1e-9)
+            assert row["kendall"] == pytest.approx(stats.kendalltau(t, p)[0], abs=1e-9)
+            assert row["ndcg@5"] == pytest.approx(ndcg_score([t], [p], k=5), abs=1e-9)
+            assert row["regret@1"] == pytest.approx(expected_regret(t, p, 1), abs=1e-9)
+            assert row["regret@5"] == pytest.approx(expected_regret(t, p, 5), abs=1e-9)
     assert "TransferGraph (best variant, XGBoost on node2vec features) (published)" in res.markdown
     assert (tmp_path / "p2_heatmap.png").is_file()
 

@@ -13,10 +13,10 @@ from recsys.artifact import read_artifact, write_artifact
 from recsys.errors import RecsysError
 from recsys.features.data import DatasetBlock
 
-torch = pytest.importorskip("torch")
+import torch  # a hard dependency: a broken install fails here, it does not skip the GAT tests
 
-from recsys.engines import make_engine  # noqa: E402
-from recsys.engines.gat import GATEngine, bipartite_edges, edge_softmax, gat_layer  # noqa: E402
+from recsys.engines import make_engine
+from recsys.engines.gat import GATEngine, bipartite_edges, edge_softmax, gat_layer
 
 
 def _hide(data, frac, seed):
@@ -80,8 +80,12 @@ def test_edges_follow_the_records():
 # -- the engine ------------------------------------------------------------------------------
 def test_registered_and_validates_parameters(tg_data):
     assert isinstance(make_engine("gat", heads=2), GATEngine)
-    for bad in ({"edges": "sideways"}, {"dropout": 1.0}, {"hidden": 0}, {"lr": -1.0}, {"epochs": 2.5}):
-        with pytest.raises(RecsysError):
+    for bad, message in (({"edges": "sideways"}, "gat: edges must be one of model_to_dataset, both; got 'sideways'"),
+                         ({"dropout": 1.0}, r"gat: dropout must be in \[0, 1\), got 1.0"),
+                         ({"hidden": 0}, "gat: hidden must be a positive integer, got 0"),
+                         ({"lr": -1.0}, "gat: lr must be a positive number, got -1.0"),
+                         ({"epochs": 2.5}, "gat: epochs must be a positive integer, got 2.5")):
+        with pytest.raises(RecsysError, match=message):
             GATEngine(**bad).fit(tg_data)
 
 

@@ -263,6 +263,25 @@ case("model-meta-nested-200000", 1, "nested too deeply")(
 case("model-no-meta", 1, "without meta.json")(
     lambda c: topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=lambda es: es[1:])))
 
+
+def one_bit_flipped(stored: bool):
+    """data.y's first value with its lowest bit flipped (still an accuracy in [0, 1], the file still consistent),
+    sizes and the CRC-32 of the original kept: only the CRC check can tell; ``stored``: not deflated."""
+    def flip(entries):
+        for e in entries:
+            if e.name == "data.y.npy":
+                data = bytearray(e.data)
+                data[len(data) - load_array(e.data).nbytes] ^= 1
+                e.crc, e.data, e.method = zlib.crc32(e.data), bytes(data), 0 if stored else 8
+        return entries
+    return flip
+
+
+case("model-one-bit-flipped-stored", 1, "Bad CRC-32", "data.y.npy")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=one_bit_flipped(stored=True))))
+case("model-one-bit-flipped-deflated", 1, "Bad CRC-32", "data.y.npy")(
+    lambda c: topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=one_bit_flipped(stored=False))))
+
 # -- model files: sizes (zip bombs) -------------------------------------------------
 case("model-zip-bomb-3gib", 1, "array 'data.y'", "bytes")(lambda c: topk(zip_bomb(c.dn, c.tmp / "bomb.npz")))
 case("model-zip-bomb-declared", 1, "bytes of arrays")(
@@ -513,6 +532,9 @@ case("new-nested-200000", 1, "nested too deeply")(new(text="[" * 200_000 + "]" *
 case("new-not-json", 1, "not valid JSON")(new(text="{domain: sketch"))
 case("new-not-utf8", 1, "not valid JSON")(lambda c: ["topk", "--model", c.dn, "--new", c.file("n.json", b"\xff\xfe{")])
 case("new-a-number", 1, "expected a JSON object")(new(text="42"))
+case("new-lone-surrogate", 1, "'\\ud800'", "not a character")(new(text='{"domain": "sketch", "Labels": "\\ud800"}'))
+case("set-not-utf8", 1, "--set", "'\\udcff'", "not a character")(
+    lambda c: ["topk", "--model", c.dn, "--set", "Labels=\udcff"])  # (the byte 0xff, as Python decodes argv)
 case("new-empty-list", 1, "expected a JSON object")(new(text="[]"))
 case("new-dataset-null", 1, '"dataset" of object 1 is null', "non-empty name")(new({"dataset": None}))
 case("new-inline-dataset-null", 1, '"dataset" of object 1 is null')(
@@ -1166,12 +1188,24 @@ case("features-png-30000x30000", 1, "resize or remove image")(
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, data_dir):
-    """Fitted once, calibrated, with the hashing text encoder: DomainNet-270 and the example zoo (has scores)."""
+    """Fitted once, calibrated, with the hashing text encoder: DomainNet-270 and the example zoo (has scores).
+
+    With RECSYS_TEST_MODEL_CACHE set (the mutation runs set it: each mutant reruns its tests in a new session),
+    the files fitted by the first session are copied from there instead of fitted again.
+    """
     d = tmp_path_factory.mktemp("hostile-models")
     out = {"dn": d / "dn.npz", "ex": d / "example.npz"}
+    cache = os.environ.get("RECSYS_TEST_MODEL_CACHE")
     for zoo, path in (("domainnet-270", out["dn"]), (str(EXAMPLE), out["ex"])):
+        kept = Path(cache) / path.name if cache else None
+        if kept is not None and kept.is_file():
+            shutil.copyfile(kept, path)
+            continue
         res = CliRunner().invoke(main, ["-q", "fit", "--zoo", zoo, "--out", str(path), "--text-encoder", "hashing"])
         assert res.exit_code == 0, res.stderr
+        if kept is not None:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, kept)
     return out
 
 
@@ -1349,12 +1383,15 @@ def test_permission_errors_are_one_line(models, tmp_path, data_dir):
         "cache-folder": (["fit", "--zoo", str(EXAMPLE), "--text-encoder", "hashing", "--no-calibrate", "--out",
                           str(d / "fresh.npz")], {"RECSYS_CACHE_DIR": str(cache)}, 0, "cannot use the embedding cache"),
     }
-    code = ("import json, os, sys, time\nfrom click.testing import CliRunner\nfrom recsys.cli import main\n"
+    # (each case also counts the evaluations it started: a refused --out must be refused before one starts)
+    code = ("import json, os, sys\nfrom click.testing import CliRunner\nfrom recsys.cli import main\n"
+            "import recsys.evaluation as ev\nstarted, run = [], ev.run\n"
+            "ev.run = lambda *a, **k: started.append(1) or run(*a, **k)\n"
             f"cases = {json.dumps(cases)}\nout = {{}}\n"
             "for name, (args, env, code, words) in cases.items():\n"
-            "    t = time.perf_counter()\n"
+            "    started.clear()\n"
             "    res = CliRunner().invoke(main, args, env=env)\n"
-            "    out[name] = [res.exit_code, res.stderr, res.stdout, repr(res.exception), time.perf_counter() - t]\n"
+            "    out[name] = [res.exit_code, res.stderr, res.stdout, repr(res.exception), len(started)]\n"
             "print(json.dumps(out))\n")
     before = snapshot(d)
     rc, stdout, err = _child(code, env={"RECSYS_CACHE_DIR": str(d / "cache"), "RECSYS_MODEL": str(d / "default.npz")},
@@ -1362,7 +1399,7 @@ def test_permission_errors_are_one_line(models, tmp_path, data_dir):
     assert rc == 0, err
     results = json.loads(stdout.strip().splitlines()[-1])
     for name, (_, _, code, words) in cases.items():
-        exit_code, stderr, out, exc, seconds = results[name]
+        exit_code, stderr, out, exc, evaluations = results[name]
         assert exit_code == code, (name, stderr, exc)
         assert "Traceback" not in stderr and words in stderr, (name, stderr)
         if code:
@@ -1371,6 +1408,7 @@ def test_permission_errors_are_one_line(models, tmp_path, data_dir):
     # refused before the evaluation, not after it: the error is all it wrote (the evaluation logs as it starts)
     assert results["evaluate-out"][1].strip().splitlines() == [
         line for line in results["evaluate-out"][1].splitlines() if line.startswith("error:")]
+    assert results["evaluate-out"][4] == 0  # refused before the evaluation started, not after it
     after = snapshot(d)
     assert {p: h for p, h in after.items() if p in before} == before
 

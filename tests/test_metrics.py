@@ -8,11 +8,14 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import example, given, strategies as st
 from scipy import stats
 from sklearn.metrics import ndcg_score
 
 from recsys.evaluation.metrics import (dataset_metrics, kendall_tau_b, mean_over_datasets, mean_std_over_reps,
                                        metric_names, ndcg_at_k, pearson, regret_at_k, spearman)
+
+from conftest import expected_regret
 
 
 def _vectors(seed, n, ties=False):
@@ -81,7 +84,7 @@ def test_ndcg_matches_sklearn(seed, k, ties):
 
 def test_ndcg_nan_without_gain():
     assert math.isnan(ndcg_at_k([0.0, 0.0], [0.3, 0.1], 1))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="k must be at least 1, got 0"):
         ndcg_at_k([0.1], [0.1], 0)
 
 
@@ -137,3 +140,172 @@ def test_aggregates_nan_mean_then_mean_std_over_reps():
     assert s.loc[0, "mean"] == pytest.approx(0.5)
     assert s.loc[0, "std"] == pytest.approx(np.std([0.3, 0.7], ddof=1))
     assert s.loc[0, "n_reps"] == 2
+
+
+# -- every column of dataset_metrics, against independent computations (issue 21) ----------------------
+def test_dataset_metrics_regret_at_1_and_spearman_are_their_own_values():
+    # regret@1 picks the top prediction (truth 0.5), regret@2 its best of two (0.7): a wrong cut changes the value
+    t, p = [0.9, 0.5, 0.7, 0.2], [0.1, 0.4, 0.3, 0.2]
+    out = dataset_metrics(t, p, 2)
+    assert out["regret@1"] == pytest.approx(40.0)
+    assert out["regret@2"] == pytest.approx(20.0)
+    assert out["spearman"] == pytest.approx(stats.spearmanr(t, p)[0])
+    assert out["spearman"] != pytest.approx(out["pearson"])
+    out = dataset_metrics(t, p, 1)
+    assert list(out) == ["pearson", "spearman", "kendall", "ndcg@1", "regret@1"] and out["regret@1"] == pytest.approx(40.0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_dataset_metrics_equal_scipy_sklearn_and_the_subsets(seed):
+    t, p = _vectors(seed, 9, ties=True)
+    t = t + 0.1
+    out = dataset_metrics(t, p, 3)
+    assert out["pearson"] == pytest.approx(stats.pearsonr(t, p)[0], abs=1e-12)
+    assert out["spearman"] == pytest.approx(stats.spearmanr(t, p)[0], abs=1e-12)
+    assert out["kendall"] == pytest.approx(stats.kendalltau(t, p)[0], abs=1e-12)
+    assert out["ndcg@3"] == pytest.approx(ndcg_score([t], [p], k=3), abs=1e-12)
+    assert out["regret@1"] == pytest.approx(expected_regret(t, p, 1), abs=1e-9)
+    assert out["regret@3"] == pytest.approx(expected_regret(t, p, 3), abs=1e-9)
+
+
+@pytest.mark.parametrize("constant", ["truth", "pred"])
+def test_dataset_metrics_of_a_constant_vector(constant):
+    t, p = [0.9, 0.5, 0.7], [0.1, 0.3, 0.2]
+    if constant == "truth":
+        t = [0.6, 0.6, 0.6]
+    else:
+        p = [0.2, 0.2, 0.2]
+    out = dataset_metrics(t, p, 2)
+    assert math.isnan(out["pearson"]) and math.isnan(out["spearman"]) and math.isnan(out["kendall"])
+    assert math.isfinite(out["ndcg@2"]) and math.isfinite(out["regret@1"]) and math.isfinite(out["regret@2"])
+
+
+def test_a_row_of_a_matrix_is_a_vector():
+    t = np.array([[0.9, 0.5, 0.7, 0.2]])
+    p = np.array([0.1, 0.4, 0.3, 0.2])
+    assert dataset_metrics(t, p, 2) == pytest.approx(dataset_metrics(t[0], p, 2))
+    assert dataset_metrics(p, t, 2) == pytest.approx(dataset_metrics(p, t[0], 2))
+    with pytest.raises(ValueError, match=r"truth and pred differ in length \(4 vs 3\)"):
+        pearson(t, p[:3])
+
+
+def test_float32_predictions_are_scored_in_float64():
+    rng = np.random.default_rng(3)
+    t = rng.random(50)
+    p = (t + rng.normal(0, 0.1, 50)).astype(np.float32)
+    p64 = p.astype(np.float64)
+    assert pearson(t, p) == pytest.approx(stats.pearsonr(t, p64)[0], abs=1e-14)
+    assert pearson(p, t) == pytest.approx(stats.pearsonr(p64, t)[0], abs=1e-14)
+
+
+def test_correlations_are_clipped_to_minus_one_and_one():
+    # the raw formula gives 1.0000000000000002 and -1.0000000000000002 here
+    t = [0.8158535541215322, 0.002738500170148095, 0.8574042765875693, 0.033585575305464355, 0.7296554464299441]
+    p = [1.2931067094599502, 0.8646220211906093, 1.3150025632837195, 0.8808774075706125, 1.247683163155954]
+    assert pearson(t, p) == 1.0
+    t = [0.6884467305709401, 0.3889214239791038, 0.13509650502241122, 0.7214883401940817, 0.5253543224757259,
+         0.31024187555895566, 0.4858353588317891]
+    p = [-0.9030514583643359, -0.10377910948505731, 0.5735434229147395, -0.9912217877256158, -0.4678453197382093,
+         0.10617439391032724, -0.36239040757612284]
+    assert pearson(t, p) == -1.0
+
+
+def test_one_cell():
+    assert ndcg_at_k([0.7], [0.2], 5) == 1.0
+    assert regret_at_k([0.7], [0.2], 5) == 0.0
+    assert math.isnan(pearson([0.7], [0.2])) and math.isnan(spearman([0.7], [0.2]))
+
+
+def test_k_below_one_is_refused_with_its_value():
+    with pytest.raises(ValueError, match="k must be at least 1, got 0"):
+        ndcg_at_k([0.1, 0.2], [0.1, 0.2], 0)
+    with pytest.raises(ValueError, match="k must be at least 1, got -1"):
+        regret_at_k([0.1, 0.2], [0.1, 0.2], -1)
+
+
+def test_lower_is_better():
+    from recsys.evaluation.metrics import lower_is_better
+
+    assert lower_is_better("regret@1") and lower_is_better("regret@5")
+    assert not lower_is_better("pearson") and not lower_is_better("ndcg@5")
+
+
+def test_aggregates_keep_group_order_and_missing_group_keys():
+    df = pd.DataFrame({"bin": ["b", "a", None, "b", "a", None], "pearson": [0.1, 0.2, 0.3, 0.5, 0.4, np.nan]})
+    out = mean_over_datasets(df, ["pearson"], ["bin"])
+    assert out["bin"].tolist()[:2] == ["b", "a"] and pd.isna(out["bin"].iloc[2])
+    assert out["pearson"].tolist() == pytest.approx([0.3, 0.3, 0.3])
+    reps = pd.DataFrame({"engine": ["z", "z", "a", "a"], "pearson": [0.1, 0.3, 0.5, 0.7], "kendall": [0.0, 0.2, 0.4, 0.6]})
+    s = mean_std_over_reps(reps, ["pearson", "kendall"], ["engine"])
+    assert s[["engine", "metric"]].values.tolist() == [["z", "pearson"], ["a", "pearson"], ["z", "kendall"],
+                                                        ["a", "kendall"]]
+    assert s["mean"].tolist() == pytest.approx([0.2, 0.6, 0.1, 0.5])
+    one = mean_std_over_reps(reps.iloc[:1], ["pearson"], ["engine"])
+    assert math.isnan(one.loc[0, "std"]) and one.loc[0, "n_reps"] == 1
+
+
+# -- properties: random inputs with ties, constants and NaN, against scipy / scikit-learn -----------------
+_LEVELS = st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0])
+# (accuracies to 9 decimals: deviations of 1e-160 would underflow to 0 in the correlations' products)
+_CELL = st.one_of(_LEVELS, st.floats(0, 1, allow_nan=False).map(lambda x: round(x, 9)), st.just(float("nan")))
+
+
+@st.composite
+def _pairs(draw, min_size=0, max_size=12):
+    n = draw(st.integers(min_size, max_size))
+    t = draw(st.lists(_CELL, min_size=n, max_size=n))
+    p = draw(st.one_of(st.lists(_CELL, min_size=n, max_size=n),
+                       st.lists(st.just(draw(_LEVELS)), min_size=n, max_size=n)))  # a constant prediction
+    return np.array(t, dtype=float), np.array(p, dtype=float)
+
+
+def _kept(t, p):
+    ok = ~(np.isnan(t) | np.isnan(p))
+    return t[ok], p[ok]
+
+
+def _scipy(fn, t, p):
+    if len(t) < 2 or np.ptp(t) == 0 or np.ptp(p) == 0:
+        return float("nan")
+    return float(fn(t, p)[0])
+
+
+@given(_pairs())
+def test_property_correlations_equal_scipy(pair):
+    t, p = _kept(*pair)
+    for mine, ref in ((pearson, stats.pearsonr), (spearman, stats.spearmanr), (kendall_tau_b, stats.kendalltau)):
+        got, want = mine(*pair), _scipy(ref, t, p)
+        assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(want, abs=1e-9), mine.__name__
+        assert math.isnan(got) or -1.0 <= got <= 1.0
+
+
+@given(_pairs(), st.integers(1, 14))
+def test_property_ndcg_equals_sklearn(pair, k):
+    t, p = _kept(*pair)
+    got = ndcg_at_k(*pair, k)
+    if not (t > 0).any():
+        assert math.isnan(got)
+    elif len(t) == 1:
+        assert got == 1.0
+    else:
+        assert got == pytest.approx(ndcg_score([t], [p], k=k), abs=1e-9)
+
+
+@given(_pairs(max_size=9), st.integers(1, 10))
+@example((np.array([0.9, 0.5, 0.7, 0.2]), np.array([0.1, 0.4, 0.3, 0.2])), 2)
+@example((np.array([0.0, 0.0, 0.0, 0.75, 0.75]), np.zeros(5)), 4)  # (rounding once gave regret -1.1e-14)
+def test_property_regret_and_dataset_metrics(pair, k):
+    t, p = _kept(*pair)
+    out = dataset_metrics(*pair, k)
+    assert list(out) == metric_names(k)
+    if len(t) == 0:
+        assert all(math.isnan(v) for v in out.values())
+        return
+    for cut in {1, k}:
+        want = expected_regret(t, p, cut)
+        assert regret_at_k(*pair, cut) == pytest.approx(want, abs=1e-9)
+        assert out[f"regret@{cut}"] == pytest.approx(want, abs=1e-9)
+        assert 0.0 <= out[f"regret@{cut}"] <= 100.0
+    assert out["regret@1"] >= out[f"regret@{k}"] - 1e-9
+    spear = _scipy(stats.spearmanr, t, p)
+    assert (math.isnan(out["spearman"]) and math.isnan(spear)) or out["spearman"] == pytest.approx(spear, abs=1e-9)

@@ -10,6 +10,8 @@ from recsys.errors import RecsysError
 from recsys.evaluation.protocols import (BINS, PROTOCOLS, evaluate, fold_zoo_data, known_bin, p1_folds,
                                          p1_keep_count, p1_masks, p2_folds, p2_targets)
 
+from conftest import expected_regret
+
 LOGME_TARGETS = {"caltech101", "cifar100", "dtd", "flowers", "pets", "smallnorb_label_elevation",
                  "stanfordcars", "svhn"}
 
@@ -216,6 +218,22 @@ def test_run_new_protocols_end_to_end(protocol, zoo, data_dir):
     assert {"pearson", "kendall", "ndcg@5", "regret@1", "regret@5"} <= set(df.columns)
     if protocol == "logo":
         assert df["dataset"].nunique() == 7 and (df["n_known"] == 0).all()
+        # The values, recomputed: each target fitted without its records, predicted, scored against them.
+        from sklearn.metrics import ndcg_score
+
+        from recsys.evaluation.protocols import as_zoo_data, logo_targets, p2_folds
+
+        data, _ = as_zoo_data(zoo, "hashing")
+        for fold in p2_folds(data, [0], default_targets=logo_targets):
+            (j,) = fold.rows
+            rec = ~np.isnan(data.Y[j])
+            for name in ("popularity", "additive"):
+                engine = make_engine(name, seed=fold.seed).fit(fold_zoo_data(data, fold))
+                t, p = data.Y[j, rec], engine.predict(data.block([j]))[0, rec]
+                row = df[(df["engine"] == name) & (df["dataset"] == data.dataset_ids[j])].iloc[0]
+                assert row["ndcg@5"] == pytest.approx(ndcg_score([t], [p], k=5), abs=1e-9)
+                assert row["regret@1"] == pytest.approx(expected_regret(t, p, 1), abs=1e-9)
+                assert row["regret@5"] == pytest.approx(expected_regret(t, p, 5), abs=1e-9)
     else:
         assert df["rep"].nunique() == 2 and (df["bin"] == "cold").any()
     assert res.value("popularity", "pearson") > 0.3

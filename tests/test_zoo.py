@@ -362,7 +362,9 @@ def test_zoo_error_is_a_recsys_error_with_exit_status_1():
 
 
 def test_summary_is_json_serializable():
-    json.dumps(load_zoo(EXAMPLE).summary())
+    summary = load_zoo(EXAMPLE).summary()
+    assert json.loads(json.dumps(summary)) == summary
+    assert summary["name"] == "example-zoo" and summary["models"] == 5 and summary["records"] == 29
 
 
 # -- issue 20: what a newcomer sees, ids as seen, long cells ---------------------------------

@@ -138,7 +138,8 @@ def _regret(t: np.ndarray, p: np.ndarray, k: int) -> float:
     # P(the best of a random `slots`-subset is the i-th best of the group) = C(m-1-i, slots-1) / C(m, slots).
     probs = np.array([math.comb(m - 1 - i, slots - 1) for i in range(m)], dtype=float) / math.comb(m, slots)
     expected_best = float(probs @ np.maximum(a, fixed))
-    return 100.0 * (float(t.max()) - expected_best)
+    # (the probabilities sum to 1 up to rounding: a regret of 0 must not come out as -1e-14)
+    return 100.0 * max(float(t.max()) - expected_best, 0.0)
 
 
 def regret_at_k(truth, pred, k: int) -> float:

@@ -1,0 +1,216 @@
+"""Mutants of the core that no test can kill, because they change nothing a caller can observe.
+
+``benchmarks/mutation.py`` matches each surviving mutant against this list by its function and its mutated line
+(the ``+`` line of ``mutmut show``), so the entries stay valid when mutmut renumbers mutants. Each entry is
+(function, mutated line, why it is equivalent). A mutant listed here is left out of its module's score.
+"""
+
+_NAN = "float() reads 'NAN' as it reads 'nan'"
+_NEG = "numpy reads any negative size in reshape as the one unknown dimension, as -1"
+_NONE = "pandas treats None like False for this flag"
+
+EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
+    "metrics": [
+        ("_pair", "t = np.asarray(truth, dtype=np.float64).reshape(-2)", _NEG),
+        ("_pair", "p = np.asarray(pred, dtype=np.float64).reshape(-2)", _NEG),
+        ("_pearson", 'return float("NAN")', _NAN),
+        ("spearman", 'return float("NAN")', _NAN),
+        ("_kendall", 'return float("NAN")', _NAN),
+        ("_ndcg", 'return float("NAN")', _NAN),
+        ("_regret", 'return float("NAN")', _NAN),
+        ("dataset_metrics",
+         'out["spearman"] = float("NAN") if _constant(t) or _constant(p) else _pearson(rankdata(t), rankdata(p))', _NAN),
+        ("spearman", "if _constant(t) and _constant(p):",
+         "with one constant vector its ranks are constant too, and _pearson returns NaN for them"),
+        ("dataset_metrics",
+         'out["spearman"] = float("nan") if _constant(t) and _constant(p) else _pearson(rankdata(t), rankdata(p))',
+         "with one constant vector its ranks are constant too, and _pearson returns NaN for them"),
+        ("dataset_metrics",
+         'out["spearman"] = float("nan") if (_constant(t) or _constant(p)) and False else _pearson(rankdata(t), '
+         'rankdata(p))',
+         "_pearson of the ranks returns NaN itself when either vector (so its ranks) is constant or shorter than 2"),
+        ("_kendall", "if _constant(t) and _constant(p):  # scipy would warn and return NaN",
+         "scipy's kendalltau (1.x) returns NaN for a constant vector without a warning: the guard only spares a "
+         "call"),
+        ("_ndcg", "discount = 2.0 / np.log2(np.arange(n) + 2.0)",
+         "NDCG is DCG / ideal DCG: a common factor on the discount cancels"),
+        ("_ndcg", "gains = np.bincount(inv.reshape(-1), weights=t, ) / counts",
+         "the inverse of np.unique takes every value below counts.size, so bincount's length is counts.size anyway"),
+        ("_ndcg", "gains = np.bincount(inv.reshape(None), weights=t, minlength=counts.size) / counts",
+         "the inverse of np.unique of a 1-d array is 1-d already"),
+        ("_ndcg", "gains = np.bincount(inv.reshape(-2), weights=t, minlength=counts.size) / counts", _NEG),
+        ("_regret",
+         "probs = np.array([math.comb(m - 1 - i, slots - 1) for i in range(m)], dtype=None) / math.comb(m, slots)",
+         "the array of Python ints divided by an int is float64 either way"),
+        ("_regret", "probs = np.array([math.comb(m - 1 - i, slots - 1) for i in range(m)], ) / math.comb(m, slots)",
+         "the array of Python ints divided by an int is float64 either way"),
+        ("mean_over_datasets",
+         "return per_dataset.groupby(by, sort=None, dropna=False)[list(metrics)].mean().reset_index()", _NONE),
+        ("mean_over_datasets",
+         "return per_dataset.groupby(by, sort=False, dropna=None)[list(metrics)].mean().reset_index()", _NONE),
+        ("mean_std_over_reps", 'long = per_rep.melt(id_vars=by, value_vars=list(metrics), var_name="metric", )',
+         "melt's default value_name is 'value'"),
+        ("mean_std_over_reps", 'g = long.groupby(by + ["metric"], sort=None)["value"]', _NONE),
+    ],
+    "kriging": [
+        *[(fn, line, "einsum's subscripts are labels: upper-case letters name the same axes")
+          for fn, line in (
+              ("DenseCovariance.cross", 'return np.einsum("MNK,NK->NM", S[:, idx], alpha)'),
+              ("DenseCovariance.cross_cells",
+               'return np.einsum("JK,JK->J", self.S[cols[:, None], idx[rows]], alpha[rows])'),
+              ("LowRankCovariance.cross", 'b = np.einsum("NKR,NK->NR", self.V[idx], alpha)'),
+              ("LowRankCovariance.cross", 'return out + np.einsum("NKC,NK->NC", hit, self.psi[idx] * alpha)'),
+              ("LowRankCovariance.cross_cells", 'b = np.einsum("NKR,NK->NR", self.V[idx], alpha)'),
+              ("LowRankCovariance.cross_cells", 'out = np.einsum("JR,JR->J", self.V[cols], b[rows])'))],
+        ("_residuals", "return np.where(rows_ok[cells.d], u, 1.0)",
+         "residuals of the rows not used get a weight of 0 (dense) or are dropped (low rank)"),
+        ("residual_covariance", "corr = np.where(use, k / np.maximum(k - 1, 1), 1.0)",
+         "the rows not used have residuals 0, whatever their factor"),
+        ("residual_covariance", "diag_cnt = np.bincount(cells.m, weights=inuse.astype(None), minlength=n_models)",
+         "astype(None) is astype(float64)"),
+        ("residual_covariance", "Kc = cells.csr(inuse.astype(None))", "astype(None) is astype(float64)"),
+        ("_factor_residuals", "rng = np.random.default_rng([seed, 18])",
+         "another fixed stream for the randomized range finder: the same accuracy, the same determinism"),
+        ("_factor_residuals",
+         "def _factor_residuals(cells: Cells, r: np.ndarray, rank: int, seed: int, power_iters: int = 5) -> np.ndarray:",
+         "one more power iteration of the range finder (its callers use the default): as accurate or more"),
+        ("_factor_residuals", "k = min(rank + 9, M)", "one more oversampling column: as accurate or more"),
+        ("_factor_residuals", "rows = cells.row_counts() > 1",
+         "its one caller passes the rows with at least min_known (5) records"),
+        *[("_factor_residuals", line, "n_rows cancels: each column is scaled by sqrt(n_rows / its count) and "
+                                      "V V' divided by n_rows again") for line in (
+            "rows = cells.row_counts() >= 0", "n_rows = max(int(rows.sum()), 2)")],
+        ("_groups", 'order = np.argsort(counts, kind=None)',
+         "rows of equal counts are solved together in any order: each row's solve is its own"),
+        ("_groups", 'order = np.argsort(counts, )',
+         "rows of equal counts are solved together in any order: each row's solve is its own"),
+        ("_groups", 'order = np.argsort(counts, kind="STABLE")', "numpy reads the sort kind case-insensitively"),
+        *[("Kriging.fit", line, "how many batches a group of rows is solved in: each row's solve is its own")
+          for line in (
+              "for part in np.array_split(rows, max(2, int(len(rows) * c * c // _BATCH_FLOATS) + 1)):",
+              "for part in np.array_split(rows, max(1, int(len(rows) * c * c // _BATCH_FLOATS) - 1)):",
+              "for part in np.array_split(rows, max(1, int(len(rows) * c * c / _BATCH_FLOATS) + 1)):",
+              "for part in np.array_split(rows, max(1, int(len(rows) * c / c // _BATCH_FLOATS) + 1)):",
+              "for part in np.array_split(rows, max(1, int(len(rows) / c * c // _BATCH_FLOATS) + 1)):",
+              "for part in np.array_split(rows, max(1, int(len(rows) * c * c // _BATCH_FLOATS) + 2)):")],
+        ("Kriging.rows", "rows = np.asarray(rows, dtype=None)", "row indices are integer arrays already"),
+        ("Kriging.rows", "rows = np.asarray(rows, )", "row indices are integer arrays already"),
+    ],
+    "cli": [
+        *[("_Group.main", line, why) for line, why in (
+            ("return super().main(args, prog_name, None, standalone_mode=False, **extra)", "complete_var is None "
+             "unless a caller gives it (none does): click's default"),
+            ("return super().main(args, prog_name, standalone_mode=False, **extra)", "complete_var is None unless a "
+             "caller gives it (none does): click's default"),
+            ("return super().main(args, prog_name, complete_var, standalone_mode=None, **extra)", "None is falsy, "
+             "as False"),
+            ("return super().main(args, prog_name, complete_var, standalone_mode=False, )", "no caller passes "
+             "click's extra keyword arguments (windows_expand_args)"),
+            ("rv = super().main(args, prog_name, None, standalone_mode=False, **extra)", "complete_var is None unless "
+             "a caller gives it (none does): click's default"),
+            ("rv = super().main(args, prog_name, standalone_mode=False, **extra)", "complete_var is None unless a "
+             "caller gives it (none does): click's default"),
+            ("rv = super().main(args, prog_name, complete_var, standalone_mode=None, **extra)", "None is falsy, as "
+             "False"),
+            ("rv = super().main(args, prog_name, complete_var, standalone_mode=False, )", "no caller passes click's "
+             "extra keyword arguments (windows_expand_args)"))],
+        *[("_Group.main", line, "unreachable: click (8.1 to 8.3) handles a closed pipe (EPIPE) itself inside "
+           "super().main and exits 1 before this handler sees it")
+          for line in ("os.dup2(None, sys.stdout.fileno())", "os.dup2(os.open(os.devnull, os.O_WRONLY), None)",
+                       "os.dup2(sys.stdout.fileno())", "os.dup2(os.open(os.devnull, os.O_WRONLY), )",
+                       "os.dup2(os.open(None, os.O_WRONLY), sys.stdout.fileno())",
+                       "os.dup2(os.open(os.devnull, None), sys.stdout.fileno())",
+                       "os.dup2(os.open(os.O_WRONLY), sys.stdout.fileno())",
+                       "os.dup2(os.open(os.devnull, ), sys.stdout.fileno())", "sys.exit(None)", "sys.exit(2)")],
+        *[("_nonempty", line, "click fills in the context and the parameter of a BadParameter raised in a callback")
+          for line in (
+              'raise click.BadParameter("is empty; give a name, or leave the option out for the default", None, param)',
+              'raise click.BadParameter("is empty; give a name, or leave the option out for the default", ctx, None)',
+              'raise click.BadParameter("is empty; give a name, or leave the option out for the default", ctx, )')],
+    ],
+    "zoo": [
+        *[("_read_plain", line, "the text of a debug log line (which tokenizer read a file)") for line in (
+            'log.debug(None, file.name, type(exc).__name__, exc)',
+            'log.debug("%s: read line by line (%s: %s)", None, type(exc).__name__, exc)',
+            'log.debug("%s: read line by line (%s: %s)", file.name, None, exc)',
+            'log.debug("%s: read line by line (%s: %s)", file.name, type(exc).__name__, None)',
+            'log.debug(file.name, type(exc).__name__, exc)',
+            'log.debug("%s: read line by line (%s: %s)", type(exc).__name__, exc)',
+            'log.debug("%s: read line by line (%s: %s)", file.name, exc)',
+            'log.debug("%s: read line by line (%s: %s)", file.name, type(exc).__name__, )',
+            'log.debug("XX%s: read line by line (%s: %s)XX", file.name, type(exc).__name__, exc)',
+            'log.debug("%S: READ LINE BY LINE (%S: %S)", file.name, type(exc).__name__, exc)',
+            'log.debug("%s: read line by line (%s: %s)", file.name, type(None).__name__, exc)',
+            "log.debug(None, file.name)",
+            """log.debug("%s: read line by line (the C reader's rows differ from the pre-scan's)", None)""",
+            "log.debug(file.name)",
+            """log.debug("%s: read line by line (the C reader's rows differ from the pre-scan's)", )""",
+            """log.debug("XX%s: read line by line (the C reader's rows differ from the pre-scan's)XX", file.name)""",
+            """log.debug("%s: read line by line (the c reader's rows differ from the pre-scan's)", file.name)""",
+            """log.debug("%S: READ LINE BY LINE (THE C READER'S ROWS DIFFER FROM THE PRE-SCAN'S)", file.name)""")],
+        *[(fn, line, "the C reader then fails and the file is read again as text or line by line: the same table "
+                     "(tests/test_fuzz_readers.py compares both tokenizers)") for fn, line in (
+            ("_read_plain", "floats = [j for j, h in enumerate(header) if h or h in numbers]"),
+            ("_read_plain", "floats = [j for j, h in enumerate(header) if h and h not in numbers]"),
+            ("_read_plain", "columns = _parse(None, width, [j for j in range(width) if j not in floats], floats)"),
+            ("_read_plain", "columns.update(_parse(file, width, redo, [], as_object=True) if (redo) or True else {})"),
+            ("_Codes.categorical", "codes = np.concatenate(self.parts) if (self.parts) or True else "
+                                   "np.array([], dtype=np.int32)"),
+            ("_Codes.categorical", "codes = np.concatenate(self.parts) if self.parts else np.array(None, "
+                                   "dtype=np.int32)"),
+            ("read_scores", 'return validate_scores(_read_csv(file, numbers=None))'),
+            ("read_scores", 'return validate_scores(_read_csv(file, ))'),
+            ("read_scores", 'return validate_scores(_read_csv(file, numbers=("XXscoreXX",)))'),
+            ("read_scores", 'return validate_scores(_read_csv(file, numbers=("SCORE",)))'))],
+        ("_read_plain", "redo = [j for j, c in columns.items() if c is None or (j in floats and "
+                        "np.isfinite(c).all())]",
+         "finite numbers read again as text parse to the same float64 in the validation (the tokenizers agree)"),
+        ("_read_plain", "blank[:] = None", "None assigned into a bool array is False"),
+        ("_read_plain", "if not isinstance(col, pd.Categorical) and not blank.any():  # (a number is never blank)",
+         "a blank row leaves its number empty, so that column is read again as text (a categorical) first"),
+        ("_read_plain", "columns, where, n_rows = {j: c[~blank] for j, c in columns.items()}, where.without(rows), "
+                        "n_rows + len(rows)",
+         "_table uses the row count only for a table without named columns, which a plain file never is"),
+        ("_read_plain", "return _table(columns, header, None, where, file)",
+         "_table uses the row count only for a table without named columns, which a plain file never is"),
+        *[("_Codes.add", line, "pandas keeps an Index of strings as object either way") for line in (
+            "self.seen = self.seen.append(pd.Index(uniques[new], dtype=None))",
+            "self.seen = self.seen.append(pd.Index(uniques[new], ))")],
+        *[("_Codes.categorical", line, "an empty codes array is only used with no rows (from_codes of nothing)")
+          for line in ("codes = np.concatenate(self.parts) if self.parts else np.array([], dtype=None)",
+                       "codes = np.concatenate(self.parts) if self.parts else np.array(dtype=np.int32)",
+                       "codes = np.concatenate(self.parts) if self.parts else np.array([], )")],
+        *[("_stable_order", line, why) for line, why in (
+            ("n = None", "n is only tested for truth and None is falsy: the stable argsort, the same order"),
+            ("if n and int(key.max()) <= (1 << 62) // n:", "at the bound key * n + n stays below 2^63"),
+            ("if n and int(key.max()) < (1 << 62) / n:", "the same comparison in floats away from the bound"),
+            ("if n and int(key.max()) < (1 >> 62) // n:", "always the stable argsort: the same order"),
+            ("return np.sort(key * n + np.arange(n, dtype=None)) % n", "np.arange of an int is int64"),
+            ("return np.sort(key * n + np.arange(n, )) % n", "np.arange of an int is int64"),
+            ('return np.argsort(key, kind="STABLE")', "numpy reads the sort kind case-insensitively"),
+            ("if n and int(key.max()) < (2 << 62) // n:", "below 2^63 / n, key * n + (n - 1) still fits in int64"),
+            ("if n and int(key.max()) < (1 << 63) // n:", "below 2^63 / n, key * n + (n - 1) still fits in int64"))],
+    ],
+    "recommender": [
+        *[("Recommender._columns", line, "only a lazily loaded Recommender takes this path, and load sets path_")
+          for line in ("what = f\"model file {str(getattr(self, 'path_', None))!r}\"",
+                       "what = f\"model file {str(getattr(self, 'path_', ))!r}\"",
+                       "what = f\"model file {str(getattr(self, 'path_', 'XX?XX'))!r}\"")],
+        ("Recommender._compute_columns", "unrecorded=self._unrecorded, )",
+         "the intervals and P(best) then computed are left out of the columns when not asked for"),
+        *[("Recommender._compute_columns", line, "a numpy str array instead of an object one: the same names (no "
+                                                  "name holds a NUL, which the readers refuse)")
+          for line in ('"model": np.tile(np.array(list(self.data_.model_ids), dtype=None), len(names)),',
+                       '"model": np.tile(np.array(list(self.data_.model_ids), ), len(names)),',
+                       '"dataset": np.repeat(np.array(list(names), dtype=None), n_models),',
+                       '"dataset": np.repeat(np.array(list(names), ), n_models),')],
+        *[("Recommender._rank_columns", line, "the known column is a float array already")
+          for line in ('known = np.asarray(cols["known"], dtype=None)', 'known = np.asarray(cols["known"], )')],
+    ],
+    "answer": [
+        ("answer", "p_best = calibration.p_best(pred, known, None, unrecorded=unrecorded)",
+         "without n_known, Calibration.p_best counts the recorded cells of known: the same counts"),
+        ("consistent", "lift = ~rec & (upper > best[:, None]) & (out <= P_FLOOR)",
+         "a cell at exactly P_FLOOR is set to P_FLOOR again, and a row that sums to 1 is divided by its sum"),
+    ],
+}

@@ -1,0 +1,233 @@
+"""The kriging stage's parts, against their definitions (issue 21: mutants that survived test_hybrid_stages.py).
+
+Both covariances give the same numbers for the same ``S = V V' + diag(psi)`` through every method; the
+residual covariance equals its textbook estimate, its defaults and its edge cases (a model recorded once, none
+on a well-recorded dataset, no well-recorded dataset, the dense cap); the low-rank factor is exact at full rank.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from recsys.engines.stages import kriging as _kriging
+from recsys.engines.stages.kriging import (DenseCovariance, Kriging, LowRankCovariance, _factor_residuals,
+                                           covariance_from_arrays, residual_covariance)
+from recsys.features.data import Cells
+
+
+def _low_rank(m=7, r=3, seed=0):
+    rng = np.random.default_rng(seed)
+    V, psi = rng.normal(size=(m, r)), rng.uniform(0.2, 0.6, m)
+    return LowRankCovariance(V, psi), V @ V.T + np.diag(psi)
+
+
+def test_dense_covariance_adds_its_ridge_to_each_block():
+    S = np.array([[2.0, 0.5, 0.1], [0.5, 3.0, 0.2], [0.1, 0.2, 4.0]])
+    cov = DenseCovariance(S)
+    assert cov.n == 3 and cov.ridge == pytest.approx(1e-9 * 9.0 / 3, rel=1e-12)
+    idx = np.array([[0, 2], [1, 2]])
+    want = np.stack([S[np.ix_(i, i)] for i in idx]) + cov.ridge * np.eye(2)
+    np.testing.assert_array_equal(cov.blocks(idx), want)
+    assert DenseCovariance(np.zeros((0, 0))).ridge == 0.0
+
+
+def test_integer_covariances_are_read_as_floats():
+    dense = DenseCovariance(np.array([[2, 1], [1, 2]]))
+    assert dense.S.dtype == np.float64
+    np.testing.assert_allclose(dense.solve(np.array([[0, 1]]), np.ones((1, 2, 1)))[0, :, 0], [1 / 3, 1 / 3])
+    low = LowRankCovariance(np.array([[1], [2]]), np.array([1, 1]))
+    assert low.V.dtype == np.float64 and low.psi.dtype == np.float64 and low.n == 2
+    np.testing.assert_array_equal(low.blocks(np.array([[0, 1]]))[0], [[2.0, 2.0], [2.0, 5.0]])
+
+
+def test_low_rank_and_dense_covariances_agree_on_every_method():
+    low, S = _low_rank()
+    dense = DenseCovariance(S)
+    idx = np.array([[0, 3, 5], [1, 2, 6]])
+    rng = np.random.default_rng(1)
+    alpha, rhs = rng.normal(size=(2, 3)), rng.normal(size=(2, 3, 2))
+    np.testing.assert_allclose(low.blocks(idx), np.stack([S[np.ix_(i, i)] for i in idx]), atol=1e-12)
+    np.testing.assert_allclose(low.solve(idx, rhs), dense.solve(idx, rhs), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(low.cross(alpha, idx), dense.cross(alpha, idx), atol=1e-12)
+    cols = np.array([5, 0, 4])
+    np.testing.assert_allclose(low.cross(alpha, idx, cols), dense.cross(alpha, idx, cols), atol=1e-12)
+    np.testing.assert_allclose(dense.cross(alpha, idx, cols), dense.cross(alpha, idx)[:, cols], atol=1e-12)
+    rows, qcols = np.array([0, 1, 1, 0]), np.array([3, 6, 0, 4])
+    want = np.array([S[c, idx[r]] @ alpha[r] for r, c in zip(rows, qcols)])
+    np.testing.assert_allclose(low.cross_cells(alpha, idx, rows, qcols), want, atol=1e-12)
+    np.testing.assert_allclose(dense.cross_cells(alpha, idx, rows, qcols), want, atol=1e-12)
+    for shrink in (0.0, 0.3, 1.0):
+        shrunk = low.shrunk(shrink)
+        np.testing.assert_allclose(shrunk.V @ shrunk.V.T + np.diag(shrunk.psi), dense.shrunk(shrink).S, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["dense", "low-rank"])
+def test_covariances_round_trip_through_their_arrays(kind):
+    low, S = _low_rank()
+    cov = DenseCovariance(S) if kind == "dense" else low
+    back = covariance_from_arrays(cov.to_arrays("cov."), "cov.")
+    assert type(back) is type(cov)
+    for name, arr in cov.to_arrays("x").items():
+        np.testing.assert_array_equal(back.to_arrays("x")[name], arr)
+
+
+def _records(Y):
+    return Cells.from_dense(Y)
+
+
+def _textbook(Y, s, M, min_known, shrink):
+    """Pairwise-complete covariance of the centred residuals of the rows with >= min_known records, each row's
+    residuals scaled by k / (k - 1), off-diagonal shrunk; a model never recorded on those rows gets the median
+    variance."""
+    R = Y / s[:, None] - M
+    R = R - np.nanmean(R, 1, keepdims=True)
+    k = (~np.isnan(Y)).sum(1)
+    use = k >= min_known
+    m = Y.shape[1]
+    S = np.zeros((m, m))
+    for a in range(m):
+        for b in range(m):
+            both = use & ~np.isnan(Y[:, a]) & ~np.isnan(Y[:, b])
+            S[a, b] = (R[both, a] * R[both, b] * (k[both] / np.maximum(k[both] - 1, 1))).sum() / max(both.sum(), 1)
+    d = np.diag(S).copy()
+    d[d <= 0] = np.median(d[d > 0])
+    S = (1 - shrink) * S
+    S[np.diag_indices(m)] = d
+    return S
+
+
+def test_residual_covariance_equals_its_textbook_estimate_with_its_defaults():
+    rng = np.random.default_rng(3)
+    Y = rng.uniform(0.2, 0.9, size=(12, 6))
+    Y[0, :1] = np.nan  # 5 records: used (min_known = 5)
+    Y[1, :2] = np.nan  # 4 records: not used
+    Y[2:, 5] = np.nan
+    Y[3, 5] = 0.5  # model 5: recorded on one well-recorded dataset only
+    Y[4:, 4] = np.nan  # model 4: recorded on datasets 0 (used), 1 (not used), 2 and 3 only
+    s, M = rng.uniform(0.5, 1.5, 12), rng.normal(size=(12, 6))
+    cells = _records(Y)
+    got = residual_covariance(cells, s, M[cells.d, cells.m])
+    assert isinstance(got, DenseCovariance)
+    np.testing.assert_allclose(got.S, _textbook(Y, s, M, 5, 0.2), rtol=1e-10, atol=1e-14)
+
+
+def test_residual_covariance_of_short_rows_and_unrecorded_models():
+    rng = np.random.default_rng(4)
+    Y = rng.uniform(0.2, 0.9, size=(10, 5))
+    Y[:, 4] = np.nan
+    Y[9, 4] = 0.6  # model 4 only on a row of two records: never on a used row
+    Y[9, :3] = np.nan
+    s, M = np.ones(10), np.zeros((10, 5))
+    cells = _records(Y)
+    for min_known in (2, 4):
+        got = residual_covariance(cells, s, M[cells.d, cells.m], min_known=min_known, shrink=0.0).S
+        np.testing.assert_allclose(got, _textbook(Y, s, M, min_known, 0.0), rtol=1e-10, atol=1e-14)
+    got = residual_covariance(cells, s, M[cells.d, cells.m], min_known=4, shrink=0.0).S
+    assert got[4, 4] == pytest.approx(np.median(np.diag(got)[:4]))  # the median variance, not 1 nor 0
+
+
+def test_residual_covariance_without_a_well_recorded_dataset(monkeypatch):
+    Y = np.full((4, 6), np.nan)
+    Y[:, :2] = 0.5
+    cells = _records(Y)
+    dense = residual_covariance(cells, np.ones(4), np.zeros(len(cells)))
+    assert isinstance(dense, DenseCovariance)
+    np.testing.assert_array_equal(dense.S, np.eye(6))
+    monkeypatch.setattr(_kriging, "DENSE_MAX_MODELS", 5)
+    low = residual_covariance(cells, np.ones(4), np.zeros(len(cells)))
+    assert isinstance(low, LowRankCovariance)
+    np.testing.assert_array_equal(low.V, np.zeros((6, 1)))
+    np.testing.assert_array_equal(low.psi, np.ones(6))
+
+
+def test_the_dense_cap_is_inclusive(monkeypatch):
+    rng = np.random.default_rng(5)
+    Y = rng.uniform(0.2, 0.9, size=(20, 6))
+    cells = _records(Y)
+    monkeypatch.setattr(_kriging, "DENSE_MAX_MODELS", 6)
+    assert isinstance(residual_covariance(cells, np.ones(20), np.zeros(len(cells))), DenseCovariance)
+    assert isinstance(residual_covariance(_records(np.full((2, 6), np.nan)), np.ones(2), np.zeros(0)),
+                      DenseCovariance)
+
+
+def test_low_rank_factor_is_exact_at_full_rank():
+    """With every model recorded on every used row and as many factors as models, V V' is R'R / n exactly (the
+    range finder spans everything); the rows without records do not count in n."""
+    rng = np.random.default_rng(6)
+    R = rng.normal(size=(30, 5))
+    Y = np.vstack([R, np.full((4, 5), np.nan)])  # 4 rows without records
+    cells = _records(Y)
+    V = _factor_residuals(cells, cells.y, rank=5, seed=0)
+    np.testing.assert_allclose(V @ V.T, R.T @ R / 30, rtol=1e-8, atol=1e-10)
+    # a model recorded on half of the rows: its residuals weigh as if recorded everywhere
+    Y2 = Y.copy()
+    Y2[:15, 0] = np.nan
+    c2 = _records(Y2)
+    V2 = _factor_residuals(c2, c2.y, rank=5, seed=0)
+    assert (V2 @ V2.T)[0, 0] == pytest.approx((R[15:, 0] ** 2).sum() / 15, rel=1e-8)
+
+
+def test_low_rank_residual_covariance_keeps_each_models_variance(monkeypatch):
+    """Above the dense cap: V V' + diag(psi) has the dense estimate's diagonal (psi takes what the factors leave,
+    at least 5% of it), its factors the rank asked for (16 by default), the same for the same seed."""
+    rng = np.random.default_rng(7)
+    m = 24
+    F = rng.normal(size=(m, 2))
+    Y = 0.5 + 0.05 * (rng.normal(size=(200, 2)) @ F.T + 0.3 * rng.normal(size=(200, m)))
+    cells = _records(Y)
+    s, Mc = np.full(200, 0.05), np.zeros(len(cells))
+    dense = residual_covariance(cells, s, Mc, shrink=0.0).S
+    monkeypatch.setattr(_kriging, "DENSE_MAX_MODELS", 10)
+    for rank in (2, 23):
+        low = residual_covariance(cells, s, Mc, shrink=0.0, rank=rank)
+        assert low.V.shape == (m, rank)
+        assert (low.psi >= 0.05 * np.diag(dense) - 1e-15).all()
+        kept = low.psi > 0.05 * np.diag(dense) + 1e-12
+        assert kept.any() or rank == 23  # (two factors leave most of each model's variance to psi)
+        np.testing.assert_allclose((low.V ** 2).sum(1)[kept] + low.psi[kept], np.diag(dense)[kept], rtol=1e-10)
+    default = residual_covariance(cells, s, Mc, shrink=0.0)
+    assert default.V.shape == (m, 16)
+    again = residual_covariance(cells, s, Mc, shrink=0.0, seed=0)
+    np.testing.assert_array_equal(default.V, again.V)
+    shrunk = residual_covariance(cells, s, Mc)  # the default shrink, 0.2, keeps the diagonal
+    np.testing.assert_allclose((shrunk.V ** 2).sum(1) + shrunk.psi, (default.V ** 2).sum(1) + default.psi, rtol=1e-10)
+    np.testing.assert_allclose(shrunk.V, default.V * np.sqrt(0.8), rtol=1e-12)
+
+
+def test_kriging_fits_a_row_without_records_without_a_warning():
+    rng = np.random.default_rng(8)
+    Y = rng.uniform(0.2, 0.9, size=(6, 4))
+    Y[2] = np.nan
+    cells = _records(Y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        krig = Kriging(DenseCovariance(np.eye(4))).fit(cells, np.ones(6), np.zeros(len(cells)))
+    assert np.isnan(krig.level[2]) and np.isfinite(np.delete(krig.level, 2)).all()
+    # with an identity covariance the level is the mean residual and the unknown cells get it
+    np.testing.assert_allclose(krig.level[0], Y[0].mean())
+    np.testing.assert_allclose(krig.rows(np.array([0, 1]), np.zeros((2, 4))), Y[:2])
+
+
+def test_edge_cases_of_the_covariance_and_its_factor(monkeypatch):
+    assert DenseCovariance(np.array([[2.0]])).ridge == pytest.approx(2e-9, rel=1e-12)  # one model: trace / 1
+    # residuals of exactly 0 (every record on its dataset's level): no variance to take a median of, 1 instead
+    Y = np.tile(np.array([0.2, 0.5, 0.7, 0.4, 0.9, 0.6]), (8, 1))
+    cells = _records(Y)
+    M = (Y - Y.mean(1, keepdims=True))[cells.d, cells.m]
+    np.testing.assert_allclose(residual_covariance(cells, np.ones(8), M).S, np.eye(6), atol=1e-12)
+    # a factor of a model recorded on one row only: its own variance, not half of it
+    rng = np.random.default_rng(9)
+    R = rng.normal(size=(10, 4))
+    Z = R.copy()
+    Z[1:, 0] = np.nan
+    c = _records(Z)
+    V = _factor_residuals(c, c.y, rank=4, seed=0)
+    assert (V @ V.T)[0, 0] == pytest.approx(R[0, 0] ** 2, rel=1e-8)
+    # more factors asked than models: as many as the models less one
+    monkeypatch.setattr(_kriging, "DENSE_MAX_MODELS", 2)
+    Y = rng.uniform(0.2, 0.9, size=(40, 5))
+    low = residual_covariance(_records(Y), np.full(40, 0.1), np.zeros(200), shrink=0.0, rank=30)
+    assert low.V.shape == (5, 4)

@@ -1,0 +1,132 @@
+"""The zoo's readers and validators, exactly (issue 21: recsys/zoo.py's mutants that survived).
+
+Messages name the file and the line (read from disk) or the row (a frame built in Python), also after blank
+rows were dropped by the C reader; the scores file of ``recsys topk --scores``; what from_frames passes on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys import zoo as zoo_module
+from recsys.errors import ZooError
+from recsys.zoo import Roles, Zoo, load_zoo, read_scores
+
+from conftest import write_zoo
+
+MODELS = pd.DataFrame({"model": ["a", "b"], "family": ["x", "y"]})
+DATASETS = pd.DataFrame({"dataset": ["d", "e"], "domain": ["p", "q"]})
+RECORDS = pd.DataFrame({"model": ["a", "b"], "dataset": ["d", "e"], "accuracy": [0.5, 0.7]})
+
+
+def test_from_frames_names_rows_of_each_frame_and_passes_on_its_arguments(tmp_path):
+    zoo = Zoo.from_frames(MODELS, DATASETS, RECORDS)
+    assert zoo.name == "zoo" and zoo.path is None and zoo.model_roles.categorical == ("family",)
+    named = Zoo.from_frames(MODELS, DATASETS, RECORDS, name="mine", path=tmp_path,
+                            roles={"models": {"categorical": []}, "datasets": {"text": ["domain"]}})
+    assert named.name == "mine" and named.path == tmp_path
+    assert named.model_roles == Roles(id="model") and named.dataset_roles.text == ("domain",)
+    cases = [
+        (dict(models=pd.DataFrame({"model": ["a", "b", "a"]})), r"models\.csv lists model 'a' more than once "
+                                                                 r"\(models\.csv rows 1, 3\)"),
+        (dict(datasets=pd.DataFrame({"dataset": ["d", "", "e"]})), r"datasets\.csv row 2: empty dataset id"),
+        (dict(records=RECORDS.assign(accuracy=[0.5, "x"])), r"records\.csv row 2: accuracy 'x' is not a number"),
+        (dict(records=pd.concat([RECORDS, RECORDS.assign(accuracy=[0.6, 0.7])])),
+         r"records\.csv rows 1, 3 give different accuracies \(0\.5, 0\.6\)"),
+        (dict(scores=pd.DataFrame({"model": ["a"], "dataset": ["d"], "metric": ["m"], "score": ["x"]})),
+         r"scores\.csv row 1: score 'x' is not a number"),
+    ]
+    for change, message in cases:
+        frames = dict(models=MODELS, datasets=DATASETS, records=RECORDS, scores=None, **{})
+        frames.update(change)
+        with pytest.raises(ZooError, match=f"^{message}"):
+            Zoo.from_frames(**frames)
+
+
+def test_lines_are_counted_after_the_c_reader_drops_blank_rows(tmp_path):
+    d = write_zoo(tmp_path / "z")
+    (d / "records.csv").write_text("model,dataset,accuracy\nresnet50,birds,0.5\n,,\n, ,\nvit b/16,birds,x\n")
+    for plain in (0, 1 << 62):
+        with mock.patch.object(zoo_module, "_PLAIN_MIN_BYTES", plain):
+            with pytest.raises(ZooError, match=r"^records\.csv line 5: accuracy 'x' is not a number"):
+                load_zoo(d)
+    (d / "records.csv").write_text("model,dataset,accuracy\n,,\nresnet50,birds,0.5\n\nresnet50,birds,0.6\n")
+    for plain in (0, 1 << 62):
+        with mock.patch.object(zoo_module, "_PLAIN_MIN_BYTES", plain):
+            with pytest.raises(ZooError, match=r"^records\.csv lines 3, 5 give different accuracies \(0\.5, 0\.6\)"):
+                load_zoo(d)
+
+
+def test_where_without_drops_rows_from_either_kind_of_line_list():
+    where = zoo_module._Where("f.csv", lines=np.array([2, 4, 7, 9]))
+    less = where.without(np.array([1, 2]))
+    assert less.fname == "f.csv" and less(0) == "f.csv line 2" and less(1) == "f.csv line 9"
+    skipped = zoo_module._Where("g.csv", skipped=np.array([3], dtype=np.int64))
+    fewer = skipped.without(np.array([0]))
+    assert fewer.fname == "g.csv" and fewer(0) == "g.csv line 4" and fewer.many([0, 1]) == "g.csv lines 4, 5"
+    counted = zoo_module._Where("h.csv")
+    assert counted(0) == "h.csv row 1" and counted.many([0, 2]) == "h.csv rows 1, 3"
+
+
+def test_read_scores_of_a_file_of_its_own(tmp_path):
+    missing = tmp_path / "none.csv"
+    with pytest.raises(ZooError, match=rf"^scores file {str(missing)!r}: no such file; give a CSV file with columns "
+                                       rf"model, dataset, metric, score$"):
+        read_scores(missing)
+    with pytest.raises(ZooError, match=rf"^--scores {str(missing)!r}: no such file"):
+        read_scores(str(missing), "--scores")
+    f = tmp_path / "s.csv"
+    f.write_text("model,metric,score\nresnet50,LOG_ME,1.5\nvit b/16,LOG_ME,2\n")
+    got = read_scores(f)
+    assert list(got.columns) == ["model", "metric", "score"] and got["score"].tolist() == [1.5, 2.0]
+    f.write_text("model,metric,score\nresnet50,LOG_ME,high\n")
+    with pytest.raises(ZooError, match=r"^--scores: s\.csv line 2: score 'high' is not a number"):
+        read_scores(f, "--scores")
+    big = tmp_path / "big.csv"  # (the C reader's size: scores parsed as numbers there too)
+    rows = "".join(f"m{i},d,LOG_ME,{i / 7:.17g}\n" for i in range(5000))
+    big.write_text("model,dataset,metric,score\n" + rows)
+    got = read_scores(big)
+    assert len(got) == 5000 and got["score"].dtype == np.float64
+    np.testing.assert_allclose(got["score"].to_numpy(), np.arange(5000) / 7, rtol=0, atol=0)
+    assert Path(big).stat().st_size >= zoo_module._PLAIN_MIN_BYTES
+
+
+@pytest.mark.parametrize("plain", [0, 1 << 62])
+@pytest.mark.parametrize("text, message", [
+    ("model;dataset;accuracy\nresnet50;birds;0.5\n", "records.csv line 1: the header 'model;dataset;accuracy' uses "
+                                                     "semicolons; zoo files are comma-separated, save it as CSV with "
+                                                     "commas"),
+    ("model,dataset,model\nresnet50,birds,resnet50\n", "records.csv line 1: the header names column(s) ['model'] more "
+                                                       "than once; give each column a unique name"),
+    ("model,dataset,accuracy\n\n  \n", "records.csv holds no records; recsys learns from fine-tuning results: add rows "
+                                       "'model,dataset,accuracy' (the zoo format is described in data/README.md and "
+                                       "`pydoc recsys.zoo`)"),
+])
+def test_both_tokenizers_give_the_same_message(tmp_path, plain, text, message):
+    d = write_zoo(tmp_path / "z")
+    (d / "records.csv").write_text(text)
+    with mock.patch.object(zoo_module, "_PLAIN_MIN_BYTES", plain):
+        with pytest.raises(ZooError) as err:
+            load_zoo(d)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("plain", [0, 1 << 62])
+def test_short_blank_lines_are_skipped_by_both_tokenizers(tmp_path, plain):
+    d = write_zoo(tmp_path / "z")
+    (d / "records.csv").write_text("model,dataset,accuracy\nresnet50,birds,0.5\n,\n \t\nvit b/16,birds,0.75\n")
+    with mock.patch.object(zoo_module, "_PLAIN_MIN_BYTES", plain):
+        zoo = load_zoo(d)
+    assert zoo.records["accuracy"].tolist() == [0.5, 0.75]
+    assert zoo.records["model"].astype(str).tolist() == ["resnet50", "vit b/16"]
+
+
+def test_stable_order_is_a_stable_argsort_for_small_and_huge_keys():
+    rng = np.random.default_rng(0)
+    for keys in (rng.integers(0, 5, 1000), rng.integers(0, 5, 1000) + (1 << 61), np.array([], dtype=np.int64)):
+        np.testing.assert_array_equal(zoo_module._stable_order(keys), np.argsort(keys, kind="stable"))
