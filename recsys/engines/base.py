@@ -88,6 +88,9 @@ class Engine(ABC):
     summary: ClassVar[str] = ""
     #: engines that cannot work without transferability scores set this
     requires_scores: ClassVar[bool] = False
+    #: the residual covariance across models of an engine that kriges (with :meth:`row_inputs`); None: the
+    #: joint distribution of its answers has independent errors (:mod:`recsys.engines.joint`)
+    covariance = None
 
     def __init__(self, *, seed: int = 0):
         self.seed = seed
@@ -196,6 +199,11 @@ class Engine(ABC):
             raise ModelFitError(f"{type(self).__name__} produced non-finite predictions (the fit diverged); "
                                 f"try another seed or stronger regularization")
         return pred
+
+    def row_inputs(self, block: DatasetBlock) -> list | None:
+        """What the joint distribution of each dataset of ``block`` needs from an engine that kriges
+        (:class:`~recsys.engines.joint.RowInputs`); None (the default): the independent fallback."""
+        return None
 
     def topk(self, block: DatasetBlock, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """Best ``k`` models per dataset, best first (ties: lower model index first).

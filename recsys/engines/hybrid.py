@@ -579,13 +579,54 @@ class HybridEngine(Engine):
         return np.clip(out, 0.0, 1.0)
 
     def _predict_new(self, block: DatasetBlock) -> np.ndarray:
+        M, X = self._profile_new(block)
+        s = np.exp(np.clip(ridge_predict(self.log_spread_coef_, X), -9, 1))
+        return soft_clip(self._cold_prediction(M, s, X))
+
+    def _profile_new(self, block: DatasetBlock) -> tuple[np.ndarray, np.ndarray]:
+        """Profiles (standardized units) and feature matrix of datasets never seen in fit."""
         # Text columns the block lacks count as missing (no token), so shapes always match the fit.
         side = block.side.like(self._data.datasets)
         UF = lfm.user_features(side)
         M = self._stacked(lambda: lfm.scores_rows(UF, self.user_embeddings_, self.item_repr_, self.tau),
                           lambda: self._kernel.new(SimilarityInputs.of(side), side.matrix), block.scores, len(block))
-        s = np.exp(np.clip(ridge_predict(self.log_spread_coef_, side.matrix), -9, 1))
-        return soft_clip(self._cold_prediction(M, s, side.matrix))
+        return M, side.matrix
+
+    # -- the joint distribution (recsys.engines.joint) ---------------------------------------
+    @property
+    def covariance(self):
+        """The kriging's residual covariance across models (standardized units)."""
+        return self._cov
+
+    def row_inputs(self, block: DatasetBlock) -> list:
+        """What the joint distribution and the conditioning of each dataset of ``block`` need (numpy only):
+        its profile, spread and spread prior, and its stored records with the profile the fit saw there."""
+        from .joint import RowInputs
+
+        idx = block.index
+        zoo = idx >= 0
+        M = np.empty((len(block), self.n_models_))
+        X = np.asarray(block.features, dtype=float).copy()
+        scores = {k: np.asarray(v) for k, v in block.scores.items()}
+        if zoo.any():
+            r = np.flatnonzero(zoo)
+            M[r] = self._profile_rows(idx[r], {k: v[r] for k, v in scores.items()})
+        if (~zoo).any():
+            r = np.flatnonzero(~zoo)
+            M[r], X[r] = self._profile_new(block.take(r))
+        prior = np.clip(ridge_predict(self.log_spread_coef_, X), -9, 1)
+        out = []
+        for i, d in enumerate(idx):
+            if d >= 0:
+                s = float(self.spread_[d])
+                models, r = self._krig.residuals(int(d))
+                values = np.asarray(self._data.records.row(int(d))[1], dtype=float)
+                fit_profile = values / s - r
+            else:
+                s = float(np.exp(prior[i]))
+                models, values, fit_profile = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+            out.append(RowInputs(M[i], s, float(prior[i]), models, values, fit_profile, self._cov, soft_clip))
+        return out
 
 
 class _Inputs:
