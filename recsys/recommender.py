@@ -204,10 +204,12 @@ class Recommender:
             if isinstance(value, bool) or not math.isfinite(v) or not 0.0 <= v <= 1.0:
                 raise RecsysError(f"known accuracy of model {str(name)!r} is {value!r}; accuracies are finite "
                                   f"fractions in [0, 1], as in the zoo (e.g. 0.81 for 81%)")
-            out[int(j)] = v
-            if stored is not None and not np.isnan(stored[j]) and stored[j] != v:
+            if stored is not None and not np.isnan(stored[j]):
+                if stored[j] == v:
+                    continue  # the stored record itself: nothing to condition on
                 log.warning("model %s on %s: the given result %.6g replaces the stored record %.6g", name, dataset,
                             v, stored[j])
+            out[int(j)] = v
         return out or None
 
     def _check_fitted(self) -> None:

@@ -54,8 +54,8 @@ from ..features.data import Cells
 from .stages.kriging import DenseCovariance, LowRankCovariance, krige_row
 from .stages.scale import pooled_scale
 
-__all__ = ["POOLS", "COLD_MODEL", "N_DRAWS", "FACTORS", "SCALES", "Pool", "JointParams", "RowInputs", "RowPosterior", "JointModel",
-           "Plan", "pool_name", "condition", "brier"]
+__all__ = ["POOLS", "COLD_MODEL", "N_DRAWS", "FACTORS", "SCALES", "CENTRES", "Pool", "JointParams", "RowInputs",
+           "RowPosterior", "JointModel", "Plan", "pool_name", "condition", "brier", "stream_normals"]
 
 #: the pools of normalized residuals, by known cells of the dataset: none, 1 .. 4 (a user's first results),
 #: then a third or less of the models, two thirds or less, more
@@ -158,6 +158,8 @@ class JointParams:
         Seed of the fixed draws.
     kriging : bool
         The engine kriges (False: the independent fallback, pools in accuracy units).
+    centre : {"engine", "prior"}
+        How results given for a dataset without records move it (:func:`condition`).
     """
 
     pools: dict = field(default_factory=dict)
@@ -166,6 +168,7 @@ class JointParams:
     factor: float = 1.0
     seed: int = 0
     kriging: bool = True
+    centre: str = "engine"
 
     def pool(self, name: str) -> Pool:
         """The pool ``name``, borrowing its neighbours' residuals when it has fewer than :data:`MIN_POOL`."""
@@ -195,7 +198,7 @@ class JointParams:
     def to_state(self, prefix: str = "cal_joint_") -> dict[str, np.ndarray]:
         arrays = {f"{prefix}pool_{k}": np.asarray(v, dtype=float) for k, v in self.pools.items()}
         arrays[f"{prefix}params"] = np.array([self.rho, self.factor, SCALES.index(self.scale), self.seed,
-                                              float(self.kriging)])
+                                              float(self.kriging), CENTRES.index(self.centre)])
         return arrays
 
     @classmethod
@@ -203,7 +206,8 @@ class JointParams:
         if f"{prefix}params" not in arrays:
             return None  # a model file from before the joint distribution: today's P(best) answers
         p = np.asarray(arrays[f"{prefix}params"], dtype=float)
-        if p.shape != (5,) or not np.isfinite(p).all() or p[0] < 0 or p[1] <= 0 or p[2] not in (0, 1):
+        if p.shape != (6,) or not np.isfinite(p).all() or p[0] < 0 or p[1] <= 0 or p[2] not in (0, 1) \
+                or p[5] not in (0, 1):
             raise ValueError("damaged joint parameters")
         pools = {}
         for name in (*POOLS, COLD_MODEL):
@@ -212,11 +216,13 @@ class JointParams:
                 if v.ndim != 1 or not np.isfinite(v).all():
                     raise ValueError(f"damaged residual pool {name!r}")
                 pools[name] = v
-        return cls(pools, float(p[0]), SCALES[int(p[2])], float(p[1]), int(p[3]), bool(p[4]))
+        return cls(pools, float(p[0]), SCALES[int(p[2])], float(p[1]), int(p[3]), bool(p[4]), CENTRES[int(p[5])])
 
 
 #: the marginals' scales (stored by position)
 SCALES = ("model", "row")
+#: how results move a dataset without records (stored by position)
+CENTRES = ("engine", "prior")
 
 
 # -- what an engine gives ---------------------------------------------------------------------------------
@@ -232,6 +238,9 @@ class RowInputs:
         The spread ``s`` the engine answers with (records pooled with the feature prior).
     log_spread_prior : float
         The feature prior of the log-spread (pooled with the records, as the fit pools them).
+    level_prior : float
+        ``c0``: the engine's answer without records is ``s0 (c0 + M)`` before clipping (``s0`` the prior
+        spread): the level's prior mean.
     models, values : ndarray
         The dataset's stored records.
     fit_profile : ndarray
@@ -245,6 +254,7 @@ class RowInputs:
     profile: np.ndarray
     spread: float
     log_spread_prior: float
+    level_prior: float
     models: np.ndarray
     values: np.ndarray
     fit_profile: np.ndarray
@@ -252,14 +262,17 @@ class RowInputs:
     clip: Callable[[np.ndarray], np.ndarray]
 
 
-def condition(inp: RowInputs, models: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float, np.ndarray,
-                                                                                   np.ndarray]:
+def condition(inp: RowInputs, models: np.ndarray, values: np.ndarray, *, centre: str = "engine",
+              rho: float = 1.0) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, bool]:
     """The engine's kriging of one dataset re-solved with results ``values`` of ``models`` added (no refit).
 
     A result replaces a stored record of the same model. The spread is pooled again from the records and
-    results with the feature prior, the GLS level and kriging weights solved again with the engine's own
-    covariance: exactly the engine's answer for a dataset that had these records when it was fitted, but
-    for what they would have changed elsewhere in the fit.
+    results with the feature prior; then (``centre="engine"``) the GLS level and kriging weights are solved
+    again with the engine's own covariance: exactly the engine's answer for a dataset that had these records
+    when it was fitted, but for what they would have changed elsewhere in the fit. With
+    ``centre="prior"``, a dataset without stored records is kriged under the level's prior instead (mean
+    ``c0``, variance ``rho`` relative to the models' errors): a first result moves the level only as far as
+    its surprise is the level's rather than the model's own, and moves the models that err with it.
 
     Returns
     -------
@@ -268,6 +281,8 @@ def condition(inp: RowInputs, models: np.ndarray, values: np.ndarray) -> tuple[n
     spread : float
     known_models, known_values : ndarray
         The stored records and the results together (sorted by model).
+    prior : bool
+        The level's prior was used.
     """
     stored = dict(zip(inp.models.tolist(), zip(inp.values.tolist(), inp.fit_profile.tolist())))
     for j, y in zip(np.asarray(models).tolist(), np.asarray(values, dtype=float).tolist()):
@@ -281,11 +296,27 @@ def condition(inp: RowInputs, models: np.ndarray, values: np.ndarray) -> tuple[n
     s = float(pooled_scale(Cells(np.zeros(len(K), np.int64), K, y, (1, n_models), assume_sorted=True),
                            np.array([inp.log_spread_prior]))[0])
     r = y / s - m_fit
-    level, alpha = krige_row(inp.cov, K, r)
-    corr = inp.cov.cross(alpha[None, :], K[None, :])[0]
-    centres = inp.clip(s * (level + inp.profile + corr))
+    prior = centre == "prior" and not len(inp.models)
+    if prior:
+        A = _cov_block(inp.cov, K, K) + rho
+        A[np.diag_indices(len(K))] += 1e-9 * max(float(np.trace(A)) / len(K), 1e-12)
+        w = np.linalg.solve(A, r - inp.level_prior)
+        est = inp.level_prior + (_cov_block(inp.cov, np.arange(n_models), K) + rho) @ w
+    else:
+        level, alpha = krige_row(inp.cov, K, r)
+        est = level + inp.cov.cross(alpha[None, :], K[None, :])[0]
+    centres = inp.clip(s * (inp.profile + est))
     centres[K] = y
-    return np.clip(centres, 0.0, 1.0), s, K, y
+    return np.clip(centres, 0.0, 1.0), s, K, y, prior
+
+
+def _cov_block(cov, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``S[rows, cols]`` of an engine's covariance (dense, or low rank plus diagonal)."""
+    if isinstance(cov, LowRankCovariance):
+        out = cov.V[rows] @ cov.V[cols].T
+        hit = rows[:, None] == cols[None, :]
+        return out + hit * cov.psi[rows][:, None] if hit.any() else out
+    return np.asarray(cov.S)[np.ix_(rows, cols)]
 
 
 # -- fixed draws --------------------------------------------------------------------------------------------
@@ -367,27 +398,38 @@ class _Uncertainty:
         """(n_draws,) fixed standard normals of the level of a dataset without records."""
         return stream_normals(self.seed, self.n_draws, np.zeros(1, np.int64), salt=4)[:, 0]
 
-    def kriging(self, K: np.ndarray, U: np.ndarray) -> "_Kriged":
-        """The universal-kriging conditional of the models ``U`` given the known ``K`` (level unknown)."""
-        A = self.block(K, K)
+    def kriging(self, K: np.ndarray, U: np.ndarray, rho: float | None = None) -> "_Kriged":
+        """The kriging conditional of the models ``U`` given the known ``K``: universal (the level unknown), or
+        with ``rho`` simple kriging under the level's prior (its variance ``rho``, its mean known)."""
+        lvl = 0.0 if rho is None else float(rho)
+        A = self.block(K, K) + lvl
         A[np.diag_indices(len(K))] += 1e-9 * max(float(np.trace(A)) / max(len(K), 1), 1e-12)
         if self.V is not None:  # W = B A^-1 = V_U C, as U and K share no model
-            sol = np.linalg.solve(A, np.column_stack([self.V[K], np.ones(len(K))]))
+            VK, VU = self._aug(K, lvl), self._aug(U, lvl)
+            sol = np.linalg.solve(A, np.column_stack([VK, np.ones(len(K))]))
             C, Ai1 = sol[:, :-1].T, sol[:, -1]
-            VU = self.V[U]
-            reduce = np.einsum("ur,rs,us->u", VU, C @ self.V[K], VU)
+            reduce = np.einsum("ur,rs,us->u", VU, C @ VK, VU)
             b = 1.0 - VU @ C.sum(1)
             Wt = None
         else:
-            B = self.block(U, K)
+            B = self.block(U, K) + lvl
             sol = np.linalg.solve(A, np.column_stack([B.T, np.ones(len(K))]))
             Wt, Ai1 = sol[:, :-1], sol[:, -1]  # W' = A^-1 B'
             reduce = (Wt.T * B).sum(1)
             b = 1.0 - Wt.sum(0)
             C = None
         q = float(Ai1.sum())
-        var = self.diag[U] - reduce + b * b / q
-        return _Kriged(self, K, U, Wt, C, Ai1 / q, b, np.maximum(var, 1e-12))
+        if rho is None:
+            var = self.diag[U] - reduce + b * b / q
+            g = Ai1 / q
+        else:  # simple kriging: the predictor is W alone
+            var = self.diag[U] + lvl - reduce
+            g, b = np.zeros(len(K)), np.zeros(len(U))
+        return _Kriged(self, K, U, Wt, C, g, b, np.maximum(var, 1e-12), lvl)
+
+    def _aug(self, idx: np.ndarray, lvl: float) -> np.ndarray:
+        """``V[idx]``, with the level's column ``sqrt(lvl)`` when it is drawn with the errors."""
+        return self.V[idx] if not lvl else np.column_stack([self.V[idx], np.full(len(idx), math.sqrt(lvl))])
 
 
 _CACHE: "weakref.WeakKeyDictionary" = None
@@ -415,18 +457,22 @@ class _Kriged:
     U: np.ndarray
     Wt: np.ndarray | None  # A^-1 S_KU (dense)
     C: np.ndarray | None   # V_K' A^-1 (low rank: W = V_U C)
-    g: np.ndarray          # A^-1 1 / q: the GLS level's weights
-    b: np.ndarray          # 1 - W 1 per unknown model
+    g: np.ndarray          # A^-1 1 / q: the GLS level's weights (0: simple kriging)
+    b: np.ndarray          # 1 - W 1 per unknown model (0: simple kriging)
     var: np.ndarray        # conditional variance per unknown model
+    lvl: float = 0.0       # the level's prior variance, drawn with the errors (simple kriging)
 
     def standard_draws(self, pos: np.ndarray) -> np.ndarray:
-        """Conditional draws (standard units) of the unknown models ``U[pos]`` (Matheron's rule with the
-        universal-kriging predictor: exact conditional covariance, level integrated out)."""
+        """Conditional draws (standard units) of the unknown models ``U[pos]`` (Matheron's rule: exact
+        conditional covariance; with the universal-kriging predictor the level is integrated out)."""
         cols = self.U[pos]
-        W = self.Wt[:, pos].T if self.Wt is not None else self.unc.V[cols] @ self.C
+        W = self.Wt[:, pos].T if self.Wt is not None else self.unc._aug(cols, self.lvl) @ self.C
         P = W + self.b[pos][:, None] * self.g[None, :]
-        E = self.unc.draws(cols) - self.unc.draws(self.K) @ P.T
-        return E / np.sqrt(self.var[pos])[None, :]
+        EC, EK = self.unc.draws(cols), self.unc.draws(self.K)
+        if self.lvl:
+            zc = math.sqrt(self.lvl) * self.unc.level_draws[:, None]
+            EC, EK = EC + zc, EK + zc
+        return (EC - EK @ P.T) / np.sqrt(self.var[pos])[None, :]
 
 
 def _psd(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -580,7 +626,8 @@ class RowPosterior:
             out[k] = np.maximum(self.mu[cols][k] - best, 0.0) if np.isfinite(best) else self.mu[cols][k]
         return out
 
-    def plan(self, budget: float, candidates: np.ndarray | None = None, cost: np.ndarray | None = None) -> Plan:
+    def plan(self, budget: float, candidates: np.ndarray | None = None, cost: np.ndarray | None = None, *,
+             summary: bool = True) -> Plan:
         """Greedy plan on the expected best accuracy (known results included) under the joint distribution.
 
         Each step takes the model that raises the expected best of the whole plan the most (per unit of
@@ -588,6 +635,8 @@ class RowPosterior:
         (expected improvement over the best result so far, from the pools), the next ones on the joint
         draws, so a model that errs with those already chosen adds little. Greedy on a monotone
         submodular objective (Nemhauser et al., 1978). Ties: the higher centre, then the lower index.
+        ``summary=False``: a plan of one model without its expected best and P(found) (the first step only needs
+        the exact expected improvement; the sequential protocol's picks).
         """
         cand = np.ones(self.n_models, bool) if candidates is None else np.asarray(candidates, bool).copy()
         cand &= ~self.known
@@ -608,6 +657,8 @@ class RowPosterior:
         # step 1, exact: the expected improvement over the best result so far (per unit of cost)
         gain = self.expected_improvement(first_cols, best0) / np.maximum(price[first_cols], 1e-12)
         first = int(first_cols[np.lexsort((first_cols, -self.mu[first_cols], -np.round(gain, 12)))[0]])
+        if not summary and cost is None and budget < 2:
+            return Plan([first], [], [])
         # the next steps on the joint draws of the models that can still matter (the others by centre)
         pool = self.candidates(cand | self.known, 1.0)
         pool = np.union1d(pool[~self.known[pool]], [first])
@@ -672,7 +723,8 @@ class JointModel:
         return self.engine.row_inputs(block) if self.kriging else None
 
     def posterior(self, pred: np.ndarray, stored: np.ndarray, given: Mapping[int, float] | None = None,
-                  inp: RowInputs | None = None, *, scale: str | None = None) -> RowPosterior:
+                  inp: RowInputs | None = None, *, scale: str | None = None, centre: str | None = None
+                  ) -> RowPosterior:
         """The joint distribution of one dataset.
 
         Parameters
@@ -686,11 +738,11 @@ class JointModel:
             known cells (a result replaces a stored record).
         inp : RowInputs
             The engine's inputs for the dataset (kriging engines).
-        scale : {"model", "row"}, optional
-            Default: the calibrated one.
+        scale, centre : str, optional
+            Default: the calibrated ones (:class:`JointParams`).
         """
         p = self.params
-        scale = scale or p.scale
+        scale, centre = scale or p.scale, centre or p.centre
         m = len(pred)
         known_vals = np.array(stored, dtype=float)
         if given:
@@ -707,12 +759,13 @@ class JointModel:
             sd = np.where(known, 0.0, 1.0)
             draw = unc.draws  # independent
         else:
+            prior = False
             if given:
-                mu, s, _, _ = condition(inp, gm, gv)
+                mu, s, _, _, prior = condition(inp, gm, gv, centre=centre, rho=p.rho)
             else:
                 s = inp.spread
             if len(K):
-                kr = unc.kriging(K, U)
+                kr = unc.kriging(K, U, p.rho if prior else None)
                 var = kr.var
                 pos = np.full(m, -1)
                 pos[U] = np.arange(len(U))
@@ -729,7 +782,7 @@ class JointModel:
                 var = var[U]
             sd = np.zeros(m)
             if scale == "model":
-                own = unc.diag[U] + (p.rho if not len(K) else 0.0)
+                own = unc.diag[U] + (p.rho if prior or not len(K) else 0.0)
                 sd[U] = s * np.sqrt(np.maximum(var, VAR_FLOOR * own))
             else:
                 sd[U] = s

@@ -209,7 +209,7 @@ class _Sequential:
             free = cand & np.isnan(ans.known[0])
             if not free.any():
                 break
-            j = ans.posteriors[0].plan(1, free).models[0]
+            j = ans.posteriors[0].plan(1, free, summary=False).models[0]
             out.append(j)
             given[j] = float(self.Y[t, j])
         return out
@@ -235,7 +235,7 @@ class _Sequential:
                 free = cand & np.isnan(stored[0])
                 if not free.any():
                     continue
-                j = ans.posteriors[0].plan(1, free).models[0]
+                j = ans.posteriors[0].plan(1, free, summary=False).models[0]
                 picks[int(t)].append(j)
                 added.append((int(t), j, float(self.Y[t, j])))
         return picks
