@@ -341,6 +341,8 @@ def _results_rows(path: str) -> list[tuple[int, str, str]]:
     except UnicodeDecodeError:
         raise RecsysError(f"--results {path!r} is not a CSV file (not UTF-8 text); give columns model,accuracy") \
             from None
+    if "\x00" in text:
+        raise RecsysError(f"--results {path!r} is not a CSV file (it holds NUL bytes); give columns model,accuracy")
     try:
         rows = list(csv.reader(text.splitlines()))
     except csv.Error as exc:
@@ -375,6 +377,8 @@ def _read_candidates(path: str | None) -> list[str] | None:
     except UnicodeDecodeError:
         raise RecsysError(f"--candidates {path!r} is not a text file (not UTF-8); give one model name a line") \
             from None
+    if any("\x00" in ln for ln in lines):
+        raise RecsysError(f"--candidates {path!r} is not a text file (it holds NUL bytes); give one model name a line")
     names = list(dict.fromkeys(ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")))
     if not names:
         raise RecsysError(f"--candidates {path!r} lists no model; give one model name a line")
