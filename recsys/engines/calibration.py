@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import ArtifactError, RecsysError
 from ..features.data import Cells, ZooData
 from .base import Engine
-from .joint import CENTRES, COLD_MODEL, FACTORS, POOLS, SCALES, JointModel, JointParams, brier, pool_name
+from .joint import COLD_MODEL, FACTORS, POOLS, SCALES, JointModel, JointParams, brier, pool_name
 
 __all__ = ["Calibration", "calibrate", "stratum_of", "STRATA"]
 
@@ -633,19 +633,13 @@ def fit_joint(make: Callable[[], Engine], data: ZooData, refits: list[_Refit], *
     models = {i: JointModel(R.engine, JointParams(seed=seed, kriging=kriging), R.train.records.col_counts() == 0)
               for i, R in enumerate(refits)}
     rho = _cold_level(rows, models) if kriging else 1.0
-    centres = CENTRES if kriging else CENTRES[:1]
-    fits = {}
-    for scale in (SCALES if kriging else SCALES[:1]):
-        for centre, (pools, cells) in _pools(rows, refits, models, rho, scale, seed, kriging, centres).items():
-            fits[(scale, centre)] = JointParams(pools, rho, scale, 1.0, seed, kriging, centre)
-            fits[(scale, centre)].__dict__["crps"] = _crps(fits[(scale, centre)], cells)
+    fits = {scale: JointParams(_pools(rows, refits, models, rho, scale, seed, kriging), rho, scale, 1.0, seed,
+                               kriging) for scale in (SCALES if kriging else SCALES[:1])}
     cases = [r for r in rows if r.case and len(r.hidden) >= 2]
     if len(cases) > _JOINT_CASES:
         cases = [cases[i] for i in np.sort(rng.choice(len(cases), _JOINT_CASES, replace=False))]
     best = {}
-    for (scale, centre), params in fits.items():
-        if centre != CENTRES[0]:
-            continue  # (the datasets scored have no result given: the centres do not matter)
+    for scale, params in fits.items():
         jms = {i: JointModel(R.engine, params, R.train.records.col_counts() == 0) for i, R in enumerate(refits)}
         scores = {f: [] for f in FACTORS}
         for r in cases:
@@ -660,69 +654,11 @@ def fit_joint(make: Callable[[], Engine], data: ZooData, refits: list[_Refit], *
         f = min(FACTORS, key=lambda f: (round(briers[f], 12), -f))
         best[scale] = (briers[f], f)
     scale = min(best, key=lambda k: (round(best[k][0], 12), SCALES.index(k)))
-    cold = (data.model_record_counts() == 0).any()
-    out = {}
-    for (sc, centre), params in fits.items():
-        pools = dict(params.pools)
-        if cold and sc == scale:
-            pools[COLD_MODEL] = _cold_model_pool(make, data, params, seed, block) if COLD_MODEL not in out \
-                else out[COLD_MODEL]
-            out[COLD_MODEL] = pools[COLD_MODEL]
-        out[(sc, centre)] = JointParams(pools, rho, sc, best[sc][1], seed, kriging, centre)
-        out[(sc, centre)].__dict__["crps"] = params.__dict__.get("crps")
-        out[(sc, centre)].__dict__["brier"] = best[sc][0]
-    cands = {k: v for k, v in out.items() if k != COLD_MODEL}
-    key, regret = _choose_plan(rows, refits, cands) if kriging else ((scale, CENTRES[0]), {})
-    chosen = cands[key]
-    chosen.__dict__["candidates"] = cands  # (for the benchmarks' record; not saved)
-    chosen.__dict__["inner_regret"] = regret
-    return chosen
-
-
-#: the ways of planning the inner sequential protocol chooses among, simplest first (the one-standard-error
-#: rule takes the first within one standard error of the best): the dataset's spread as every model's scale
-#: and the engine's own kriging after a result, then the level's prior, then per-model scales
-PLAN_CANDIDATES = (("row", "engine"), ("row", "prior"), ("model", "engine"), ("model", "prior"))
-#: picks per dataset of the inner sequential protocol
-_INNER_STEPS = 5
-
-
-def _choose_plan(rows: list[_Row], refits: list[_Refit], cands: dict) -> tuple[tuple, dict]:
-    """The marginals' scale and the way results move a dataset without records, chosen by an inner sequential
-    protocol on the refits: each held-out dataset without records (and more hidden records than picks) is
-    played as the sequential protocol plays a target (picks by the plan's first step, each result given, no
-    refit), scored by its mean regret over the picks; one-standard-error rule (Breiman et al., 1984) towards
-    the simplest candidate of :data:`PLAN_CANDIDATES`. Only the zoo's own records decide."""
-    targets = [r for r in rows if np.isnan(r.stored).all() and len(r.hidden) > _INNER_STEPS]
-    order = [k for k in PLAN_CANDIDATES if k in cands]
-    if len(targets) < 2:
-        return order[0], {}
-    regret = {}
-    for key in order:
-        jms = {i: JointModel(R.engine, cands[key], R.train.records.col_counts() == 0) for i, R in enumerate(refits)}
-        per = []
-        for r in targets:
-            truth = dict(zip(r.hidden.tolist(), r.truth.tolist()))
-            best = float(r.truth.max())
-            cand = np.zeros(len(r.pred), bool)
-            cand[r.hidden] = True
-            given: dict = {}
-            got, reg = -np.inf, []
-            for _ in range(_INNER_STEPS):
-                post = jms[r.refit].posterior(r.pred, r.stored, given, r.inp)
-                j = post.plan(1, cand & ~post.known, summary=False).models[0]
-                given[j] = truth[j]
-                got = max(got, truth[j])
-                reg.append(best - got)
-            per.append(np.mean(reg))
-        regret[key] = np.array(per)
-    best = min(order, key=lambda k: (regret[k].mean(), order.index(k)))
-    for key in order:
-        d = regret[key] - regret[best]
-        se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
-        if d.mean() <= se + 1e-12:
-            return key, {f"{k[0]}-{k[1]}": float(v.mean()) for k, v in regret.items()}
-    return best, {f"{k[0]}-{k[1]}": float(v.mean()) for k, v in regret.items()}
+    params = JointParams(dict(fits[scale].pools), rho, scale, best[scale][1], seed, kriging)
+    if (data.model_record_counts() == 0).any():
+        pools = dict(params.pools, **{COLD_MODEL: _cold_model_pool(make, data, params, seed, block)})
+        params = JointParams(pools, rho, scale, best[scale][1], seed, kriging)
+    return params
 
 
 def _cold_level(rows: list[_Row], models: dict) -> float:
@@ -747,67 +683,31 @@ def _cold_level(rows: list[_Row], models: dict) -> float:
 
 
 def _pools(rows: list[_Row], refits: list[_Refit], models: dict, rho: float, scale: str, seed: int,
-           kriging: bool, centres: tuple = CENTRES[:1]) -> dict[str, tuple[dict, list]]:
-    """Per way of conditioning (``centres``), the normalized residuals of the hidden cells by pool, and those of
-    the first results of the datasets without records (pools ``k1`` .. ``k4``); beside them, each residual's
-    (pool, normalized value, scale) for scoring the marginals."""
+           kriging: bool) -> dict[str, np.ndarray]:
+    """Normalized residuals of the hidden cells by pool, and those of the first results of the datasets without
+    records (pools ``k1`` .. ``k4``: their models with the highest centres revealed one at a time)."""
     params = JointParams(rho=rho, scale=scale, seed=seed, kriging=kriging)
     jms = {i: JointModel(refits[i].engine, params, m.cold_models) for i, m in models.items()}
-    base: dict[str, list] = {name: [] for name in POOLS}
-    first = {c: {f"k{k}": [] for k in range(1, _REVEAL + 1)} for c in centres}
-    cells: dict = {c: [] for c in centres}
+    out: dict[str, list] = {name: [] for name in POOLS}
     for r in rows:
         jm = jms[r.refit]
         post = jm.posterior(r.pred, r.stored, None, r.inp)
         cold = post.cold_models[r.hidden]
         if (~cold).any():
             h = r.hidden[~cold]
-            name = pool_name(int((~np.isnan(r.stored)).sum()), len(r.pred))
-            sd = np.maximum(post.sd[h], 1e-12)
-            base[name].append((r.truth[~cold] - post.mu[h]) / sd)
-            for c in centres:
-                cells[c].append((name, base[name][-1], sd))
+            out[pool_name(int((~np.isnan(r.stored)).sum()), len(r.pred))].append(
+                (r.truth[~cold] - post.mu[h]) / np.maximum(post.sd[h], 1e-12))
         if not kriging or not np.isnan(r.stored).all() or len(r.hidden) < 2 + _REVEAL:
             continue
         order = np.argsort(-r.pred[r.hidden], kind="stable")
-        for centre in centres:
-            for k in range(1, _REVEAL + 1):
-                given = dict(zip(r.hidden[order[:k]].tolist(), r.truth[order[:k]].tolist()))
-                pk = jm.posterior(r.pred, r.stored, given, r.inp, centre=centre)
-                rest = order[k:]
-                h = r.hidden[rest]
-                ok = ~pk.cold_models[h]
-                sd = np.maximum(pk.sd[h][ok], 1e-12)
-                first[centre][f"k{k}"].append((r.truth[rest][ok] - pk.mu[h][ok]) / sd)
-                cells[centre].append((f"k{k}", first[centre][f"k{k}"][-1], sd))
-    out = {}
-    for centre in centres:
-        pools = {k: v for k, v in base.items()}
-        for k, v in first[centre].items():
-            pools[k] = pools[k] + v
-        out[centre] = ({k: np.sort(np.concatenate(v)) for k, v in pools.items() if v and sum(map(len, v))},
-                       cells[centre])
-    return out
-
-
-def _crps(params: JointParams, cells: list) -> dict[str, float]:
-    """Mean CRPS (accuracy units) of the marginals ``centre + sd T(g)`` at the residuals ``cells`` ((pool,
-    normalized residuals, scales)), per group: datasets without records (``cold``), a user's first results
-    (``k1`` .. ``k4``), the others; and ``all``."""
-    sums: dict[str, list] = {}
-    for name, z, sd in cells:
-        pool = params.pool(name)
-        v = pool.values
-        n = pool.n
-        spread = float((2 * np.arange(1, n + 1) - n - 1) @ v) / (n * n)  # E|Z - Z'| / 2
-        mean_abs = 2 * pool.excess(z) + z - pool.mean  # E|Z - z| = 2 E[max(Z - z, 0)] - (z - E Z) ... (see below)
-        crps = sd * (mean_abs - spread)
-        group = "cold" if name == "cold" else "first" if name.startswith("k") else "other"
-        for g in (group, "all"):
-            acc = sums.setdefault(g, [0.0, 0])
-            acc[0] += float(crps.sum())
-            acc[1] += len(crps)
-    return {g: a / max(n, 1) for g, (a, n) in sums.items()}
+        for k in range(1, _REVEAL + 1):
+            given = dict(zip(r.hidden[order[:k]].tolist(), r.truth[order[:k]].tolist()))
+            pk = jm.posterior(r.pred, r.stored, given, r.inp)
+            rest = order[k:]
+            h = r.hidden[rest]
+            ok = ~pk.cold_models[h]
+            out[f"k{k}"].append((r.truth[rest][ok] - pk.mu[h][ok]) / np.maximum(pk.sd[h][ok], 1e-12))
+    return {k: np.sort(np.concatenate(v)) for k, v in out.items() if v and sum(map(len, v))}
 
 
 def _cold_model_pool(make: Callable[[], Engine], data: ZooData, params: JointParams, seed: int,

@@ -615,9 +615,6 @@ class HybridEngine(Engine):
             r = np.flatnonzero(~zoo)
             M[r], X[r] = self._profile_new(block.take(r))
         prior = np.clip(ridge_predict(self.log_spread_coef_, X), -9, 1)
-        s0 = np.exp(prior)
-        # the level of the answer without records, in standardized units: it is s0 (c0 + M) before clipping
-        c0 = (self._cold_prediction(M, s0, X) / s0[:, None] - M).mean(1)
         out = []
         for i, d in enumerate(idx):
             if d >= 0:
@@ -628,8 +625,7 @@ class HybridEngine(Engine):
             else:
                 s = float(np.exp(prior[i]))
                 models, values, fit_profile = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
-            out.append(RowInputs(M[i], s, float(prior[i]), float(c0[i]), models, values, fit_profile, self._cov,
-                                 soft_clip))
+            out.append(RowInputs(M[i], s, float(prior[i]), models, values, fit_profile, self._cov, soft_clip))
         return out
 
 

@@ -54,7 +54,7 @@ from ..features.data import Cells
 from .stages.kriging import DenseCovariance, LowRankCovariance, krige_row
 from .stages.scale import pooled_scale
 
-__all__ = ["POOLS", "COLD_MODEL", "N_DRAWS", "FACTORS", "SCALES", "CENTRES", "Pool", "JointParams", "RowInputs",
+__all__ = ["POOLS", "COLD_MODEL", "N_DRAWS", "FACTORS", "SCALES", "Pool", "JointParams", "RowInputs",
            "RowPosterior", "JointModel", "Plan", "pool_name", "condition", "brier", "stream_normals"]
 
 #: the pools of normalized residuals, by known cells of the dataset: none, 1 .. 4 (a user's first results),
@@ -158,8 +158,6 @@ class JointParams:
         Seed of the fixed draws.
     kriging : bool
         The engine kriges (False: the independent fallback, pools in accuracy units).
-    centre : {"engine", "prior"}
-        How results given for a dataset without records move it (:func:`condition`).
     """
 
     pools: dict = field(default_factory=dict)
@@ -168,7 +166,6 @@ class JointParams:
     factor: float = 1.0
     seed: int = 0
     kriging: bool = True
-    centre: str = "engine"
 
     def pool(self, name: str) -> Pool:
         """The pool ``name``, borrowing its neighbours' residuals when it has fewer than :data:`MIN_POOL`."""
@@ -198,7 +195,7 @@ class JointParams:
     def to_state(self, prefix: str = "cal_joint_") -> dict[str, np.ndarray]:
         arrays = {f"{prefix}pool_{k}": np.asarray(v, dtype=float) for k, v in self.pools.items()}
         arrays[f"{prefix}params"] = np.array([self.rho, self.factor, SCALES.index(self.scale), self.seed,
-                                              float(self.kriging), CENTRES.index(self.centre)])
+                                              float(self.kriging)])
         return arrays
 
     @classmethod
@@ -206,8 +203,7 @@ class JointParams:
         if f"{prefix}params" not in arrays:
             return None  # a model file from before the joint distribution: today's P(best) answers
         p = np.asarray(arrays[f"{prefix}params"], dtype=float)
-        if p.shape != (6,) or not np.isfinite(p).all() or p[0] < 0 or p[1] <= 0 or p[2] not in (0, 1) \
-                or p[5] not in (0, 1):
+        if p.shape != (5,) or not np.isfinite(p).all() or p[0] < 0 or p[1] <= 0 or p[2] not in (0, 1):
             raise ValueError("damaged joint parameters")
         pools = {}
         for name in (*POOLS, COLD_MODEL):
@@ -216,13 +212,11 @@ class JointParams:
                 if v.ndim != 1 or not np.isfinite(v).all():
                     raise ValueError(f"damaged residual pool {name!r}")
                 pools[name] = v
-        return cls(pools, float(p[0]), SCALES[int(p[2])], float(p[1]), int(p[3]), bool(p[4]), CENTRES[int(p[5])])
+        return cls(pools, float(p[0]), SCALES[int(p[2])], float(p[1]), int(p[3]), bool(p[4]))
 
 
 #: the marginals' scales (stored by position)
 SCALES = ("model", "row")
-#: how results move a dataset without records (stored by position)
-CENTRES = ("engine", "prior")
 
 
 # -- what an engine gives ---------------------------------------------------------------------------------
@@ -238,9 +232,6 @@ class RowInputs:
         The spread ``s`` the engine answers with (records pooled with the feature prior).
     log_spread_prior : float
         The feature prior of the log-spread (pooled with the records, as the fit pools them).
-    level_prior : float
-        ``c0``: the engine's answer without records is ``s0 (c0 + M)`` before clipping (``s0`` the prior
-        spread): the level's prior mean.
     models, values : ndarray
         The dataset's stored records.
     fit_profile : ndarray
@@ -254,7 +245,6 @@ class RowInputs:
     profile: np.ndarray
     spread: float
     log_spread_prior: float
-    level_prior: float
     models: np.ndarray
     values: np.ndarray
     fit_profile: np.ndarray
@@ -262,17 +252,15 @@ class RowInputs:
     clip: Callable[[np.ndarray], np.ndarray]
 
 
-def condition(inp: RowInputs, models: np.ndarray, values: np.ndarray, *, centre: str = "engine",
-              rho: float = 1.0) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, bool]:
+def condition(inp: RowInputs, models: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float, np.ndarray,
+                                                                                   np.ndarray]:
     """The engine's kriging of one dataset re-solved with results ``values`` of ``models`` added (no refit).
 
     A result replaces a stored record of the same model. The spread is pooled again from the records and
-    results with the feature prior; then (``centre="engine"``) the GLS level and kriging weights are solved
-    again with the engine's own covariance: exactly the engine's answer for a dataset that had these records
-    when it was fitted, but for what they would have changed elsewhere in the fit. With
-    ``centre="prior"``, a dataset without stored records is kriged under the level's prior instead (mean
-    ``c0``, variance ``rho`` relative to the models' errors): a first result moves the level only as far as
-    its surprise is the level's rather than the model's own, and moves the models that err with it.
+    results with the feature prior, the GLS level and kriging weights solved again with the engine's own
+    covariance: exactly the engine's answer for a dataset that had these records when it was fitted, but
+    for what they would have changed elsewhere in the fit (the stack, the covariance, the other datasets'
+    standardization).
 
     Returns
     -------
@@ -281,8 +269,6 @@ def condition(inp: RowInputs, models: np.ndarray, values: np.ndarray, *, centre:
     spread : float
     known_models, known_values : ndarray
         The stored records and the results together (sorted by model).
-    prior : bool
-        The level's prior was used.
     """
     stored = dict(zip(inp.models.tolist(), zip(inp.values.tolist(), inp.fit_profile.tolist())))
     for j, y in zip(np.asarray(models).tolist(), np.asarray(values, dtype=float).tolist()):
@@ -295,28 +281,10 @@ def condition(inp: RowInputs, models: np.ndarray, values: np.ndarray, *, centre:
     n_models = len(inp.profile)
     s = float(pooled_scale(Cells(np.zeros(len(K), np.int64), K, y, (1, n_models), assume_sorted=True),
                            np.array([inp.log_spread_prior]))[0])
-    r = y / s - m_fit
-    prior = centre == "prior" and not len(inp.models)
-    if prior:
-        A = _cov_block(inp.cov, K, K) + rho
-        A[np.diag_indices(len(K))] += 1e-9 * max(float(np.trace(A)) / len(K), 1e-12)
-        w = np.linalg.solve(A, r - inp.level_prior)
-        est = inp.level_prior + (_cov_block(inp.cov, np.arange(n_models), K) + rho) @ w
-    else:
-        level, alpha = krige_row(inp.cov, K, r)
-        est = level + inp.cov.cross(alpha[None, :], K[None, :])[0]
-    centres = inp.clip(s * (inp.profile + est))
+    level, alpha = krige_row(inp.cov, K, y / s - m_fit)
+    centres = inp.clip(s * (level + inp.profile + inp.cov.cross(alpha[None, :], K[None, :])[0]))
     centres[K] = y
-    return np.clip(centres, 0.0, 1.0), s, K, y, prior
-
-
-def _cov_block(cov, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """``S[rows, cols]`` of an engine's covariance (dense, or low rank plus diagonal)."""
-    if isinstance(cov, LowRankCovariance):
-        out = cov.V[rows] @ cov.V[cols].T
-        hit = rows[:, None] == cols[None, :]
-        return out + hit * cov.psi[rows][:, None] if hit.any() else out
-    return np.asarray(cov.S)[np.ix_(rows, cols)]
+    return np.clip(centres, 0.0, 1.0), s, K, y
 
 
 # -- fixed draws --------------------------------------------------------------------------------------------
@@ -398,38 +366,27 @@ class _Uncertainty:
         """(n_draws,) fixed standard normals of the level of a dataset without records."""
         return stream_normals(self.seed, self.n_draws, np.zeros(1, np.int64), salt=4)[:, 0]
 
-    def kriging(self, K: np.ndarray, U: np.ndarray, rho: float | None = None) -> "_Kriged":
-        """The kriging conditional of the models ``U`` given the known ``K``: universal (the level unknown), or
-        with ``rho`` simple kriging under the level's prior (its variance ``rho``, its mean known)."""
-        lvl = 0.0 if rho is None else float(rho)
-        A = self.block(K, K) + lvl
+    def kriging(self, K: np.ndarray, U: np.ndarray) -> "_Kriged":
+        """The universal-kriging conditional of the models ``U`` given the known ``K`` (the level unknown)."""
+        A = self.block(K, K)
         A[np.diag_indices(len(K))] += 1e-9 * max(float(np.trace(A)) / max(len(K), 1), 1e-12)
         if self.V is not None:  # W = B A^-1 = V_U C, as U and K share no model
-            VK, VU = self._aug(K, lvl), self._aug(U, lvl)
-            sol = np.linalg.solve(A, np.column_stack([VK, np.ones(len(K))]))
+            sol = np.linalg.solve(A, np.column_stack([self.V[K], np.ones(len(K))]))
             C, Ai1 = sol[:, :-1].T, sol[:, -1]
-            reduce = np.einsum("ur,rs,us->u", VU, C @ VK, VU)
+            VU = self.V[U]
+            reduce = np.einsum("ur,rs,us->u", VU, C @ self.V[K], VU)
             b = 1.0 - VU @ C.sum(1)
             Wt = None
         else:
-            B = self.block(U, K) + lvl
+            B = self.block(U, K)
             sol = np.linalg.solve(A, np.column_stack([B.T, np.ones(len(K))]))
             Wt, Ai1 = sol[:, :-1], sol[:, -1]  # W' = A^-1 B'
             reduce = (Wt.T * B).sum(1)
             b = 1.0 - Wt.sum(0)
             C = None
         q = float(Ai1.sum())
-        if rho is None:
-            var = self.diag[U] - reduce + b * b / q
-            g = Ai1 / q
-        else:  # simple kriging: the predictor is W alone
-            var = self.diag[U] + lvl - reduce
-            g, b = np.zeros(len(K)), np.zeros(len(U))
-        return _Kriged(self, K, U, Wt, C, g, b, np.maximum(var, 1e-12), lvl)
-
-    def _aug(self, idx: np.ndarray, lvl: float) -> np.ndarray:
-        """``V[idx]``, with the level's column ``sqrt(lvl)`` when it is drawn with the errors."""
-        return self.V[idx] if not lvl else np.column_stack([self.V[idx], np.full(len(idx), math.sqrt(lvl))])
+        var = self.diag[U] - reduce + b * b / q
+        return _Kriged(self, K, U, Wt, C, Ai1 / q, b, np.maximum(var, 1e-12))
 
 
 _CACHE: "weakref.WeakKeyDictionary" = None
@@ -457,22 +414,18 @@ class _Kriged:
     U: np.ndarray
     Wt: np.ndarray | None  # A^-1 S_KU (dense)
     C: np.ndarray | None   # V_K' A^-1 (low rank: W = V_U C)
-    g: np.ndarray          # A^-1 1 / q: the GLS level's weights (0: simple kriging)
-    b: np.ndarray          # 1 - W 1 per unknown model (0: simple kriging)
+    g: np.ndarray          # A^-1 1 / q: the GLS level's weights
+    b: np.ndarray          # 1 - W 1 per unknown model
     var: np.ndarray        # conditional variance per unknown model
-    lvl: float = 0.0       # the level's prior variance, drawn with the errors (simple kriging)
 
     def standard_draws(self, pos: np.ndarray) -> np.ndarray:
-        """Conditional draws (standard units) of the unknown models ``U[pos]`` (Matheron's rule: exact
-        conditional covariance; with the universal-kriging predictor the level is integrated out)."""
+        """Conditional draws (standard units) of the unknown models ``U[pos]`` (Matheron's rule with the
+        universal-kriging predictor: exact conditional covariance, level integrated out)."""
         cols = self.U[pos]
-        W = self.Wt[:, pos].T if self.Wt is not None else self.unc._aug(cols, self.lvl) @ self.C
+        W = self.Wt[:, pos].T if self.Wt is not None else self.unc.V[cols] @ self.C
         P = W + self.b[pos][:, None] * self.g[None, :]
-        EC, EK = self.unc.draws(cols), self.unc.draws(self.K)
-        if self.lvl:
-            zc = math.sqrt(self.lvl) * self.unc.level_draws[:, None]
-            EC, EK = EC + zc, EK + zc
-        return (EC - EK @ P.T) / np.sqrt(self.var[pos])[None, :]
+        E = self.unc.draws(cols) - self.unc.draws(self.K) @ P.T
+        return E / np.sqrt(self.var[pos])[None, :]
 
 
 def _psd(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -723,8 +676,7 @@ class JointModel:
         return self.engine.row_inputs(block) if self.kriging else None
 
     def posterior(self, pred: np.ndarray, stored: np.ndarray, given: Mapping[int, float] | None = None,
-                  inp: RowInputs | None = None, *, scale: str | None = None, centre: str | None = None
-                  ) -> RowPosterior:
+                  inp: RowInputs | None = None, *, scale: str | None = None) -> RowPosterior:
         """The joint distribution of one dataset.
 
         Parameters
@@ -738,13 +690,16 @@ class JointModel:
             known cells (a result replaces a stored record).
         inp : RowInputs
             The engine's inputs for the dataset (kriging engines).
-        scale, centre : str, optional
-            Default: the calibrated ones (:class:`JointParams`).
+        scale : {"model", "row"}, optional
+            Default: the calibrated one (:class:`JointParams`).
         """
         p = self.params
-        scale, centre = scale or p.scale, centre or p.centre
+        scale = scale or p.scale
         m = len(pred)
         known_vals = np.array(stored, dtype=float)
+        if self.kriging and inp is not None and len(inp.models):  # (the engine's own records: always known)
+            gap = np.isnan(known_vals[inp.models])
+            known_vals[inp.models[gap]] = inp.values[gap]
         if given:
             gm = np.fromiter(given.keys(), dtype=np.int64, count=len(given))
             gv = np.fromiter(given.values(), dtype=float, count=len(given))
@@ -759,13 +714,12 @@ class JointModel:
             sd = np.where(known, 0.0, 1.0)
             draw = unc.draws  # independent
         else:
-            prior = False
             if given:
-                mu, s, _, _, prior = condition(inp, gm, gv, centre=centre, rho=p.rho)
+                mu, s, _, _ = condition(inp, gm, gv)
             else:
                 s = inp.spread
             if len(K):
-                kr = unc.kriging(K, U, p.rho if prior else None)
+                kr = unc.kriging(K, U)
                 var = kr.var
                 pos = np.full(m, -1)
                 pos[U] = np.arange(len(U))
@@ -782,7 +736,7 @@ class JointModel:
                 var = var[U]
             sd = np.zeros(m)
             if scale == "model":
-                own = unc.diag[U] + (p.rho if prior or not len(K) else 0.0)
+                own = unc.diag[U] + (0.0 if len(K) else p.rho)
                 sd[U] = s * np.sqrt(np.maximum(var, VAR_FLOOR * own))
             else:
                 sd[U] = s
