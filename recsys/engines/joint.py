@@ -555,10 +555,9 @@ class RowPosterior:
             E = np.zeros((self.n_draws if unk.any() else 1, len(cand)))
             if unk.any():
                 E[:, unk] = self.errors(cand[unk])
+            ties = np.unique(self.mu[cand][~unk])
             for f in grid:
-                X = np.clip(base + f * E, 0.0, 1.0)
-                top = X >= X.max(1, keepdims=True)
-                out[f][cand] = (top / top.sum(1, keepdims=True)).mean(0)
+                out[f][cand] = _win_shares(np.clip(base + f * E, 0.0, 1.0), ties)
         return out[grid[0]] if factors is None else out
 
     def expected_improvement(self, cols: np.ndarray, best: float) -> np.ndarray:
@@ -645,6 +644,20 @@ class RowPosterior:
                 break
             j = int(rest[np.lexsort((rest, -self.mu[rest] / np.maximum(price[rest], 1e-12)))[0]])
         return Plan(chosen, expected, found)
+
+
+def _win_shares(X: np.ndarray, ties: np.ndarray) -> np.ndarray:
+    """Per column, the share of rows (draws) where it is the largest, a tie shared. Ties arise only at the ends of
+    [0, 1] (clipped draws) or at known values (``ties``): only those rows are compared in full."""
+    m = X.max(1)
+    out = np.bincount(X.argmax(1), minlength=X.shape[1]).astype(float)
+    special = (m >= 1.0) | (m <= 0.0) | np.isin(m, ties)
+    if special.any():
+        Xs = X[special]
+        top = Xs >= m[special, None]
+        out -= np.bincount(Xs.argmax(1), minlength=X.shape[1])
+        out += (top / top.sum(1, keepdims=True)).sum(0)
+    return out / len(X)
 
 
 # -- the model ---------------------------------------------------------------------------------------------
