@@ -496,12 +496,11 @@ class Recommender:
 
     def _plan_args(self, budget, candidates, cost) -> dict:
         """The plan's arguments, checked: (budget, candidate mask, cost per model)."""
-        if self.calibration_ is None or self.calibration_.joint is None:
-            why = ("it was fitted with --no-calibrate" if not self.calibrate else
-                   "too few datasets with records to calibrate" if self.calibration_ is None else
-                   "it was written by a recsys from before plans")
-            raise RecsysError(f"a plan needs the joint distribution of the calibration, and this model has none "
-                              f"({why}); fit it again with `recsys fit`")
+        if self.calibration_ is None:
+            why = "it was fitted with --no-calibrate" if not self.calibrate else \
+                "too few datasets with records to calibrate"
+            raise RecsysError(f"a plan needs the model's calibration (how its predictions err), and this model has "
+                              f"none ({why}); fit it again with `recsys fit`")
         try:
             b = float(budget)
         except (TypeError, ValueError):

@@ -49,10 +49,17 @@ class Answer:
 
 
 def joint_model(engine: Engine, calibration: Calibration | None, unrecorded: np.ndarray | None) -> JointModel:
-    """The joint distribution of ``engine``'s answers: calibrated (:attr:`Calibration.joint`), or, without
-    a calibration, uncalibrated parameters (enough to condition the centres on given results)."""
-    params = calibration.joint if calibration is not None and calibration.joint is not None else \
-        JointParams(seed=int(getattr(engine, "seed", 0) or 0))
+    """The joint distribution of ``engine``'s answers: calibrated (:attr:`Calibration.joint`, engines that
+    krige); for the other engines (and model files from before the joint distribution) the independent
+    fallback made of the calibration's own pools (:meth:`JointParams.independent`); without a calibration,
+    uncalibrated parameters (enough to condition the centres on given results)."""
+    seed = int(getattr(engine, "seed", 0) or 0)
+    if calibration is None:
+        params = JointParams(seed=seed)
+    elif calibration.joint is not None:
+        params = calibration.joint
+    else:
+        params = JointParams.independent(calibration, seed)
     cold = np.zeros(engine.n_models_, bool) if unrecorded is None else np.asarray(unrecorded, bool)
     return JointModel(engine, params, cold)
 
@@ -69,9 +76,9 @@ def answer(engine: Engine, calibration: Calibration | None, block: DatasetBlock,
         Fitted.
     calibration : Calibration or None
         None: ``lower``, ``upper`` and ``p_best`` are NaN (same columns either way). With joint
-        parameters (:attr:`Calibration.joint`) the intervals and P(best) come from the joint
-        distribution (:mod:`.joint`); without (model files from before it), from the independent
-        residual pools.
+        parameters (:attr:`Calibration.joint`: engines that krige) the intervals and P(best) come from
+        the joint distribution (:mod:`.joint`); without (other engines, model files from before it),
+        from the independent residual pools.
     block : DatasetBlock
     known : ndarray, shape (len(block), n_models)
         Recorded accuracies of the block's datasets (NaN where unknown).
@@ -99,11 +106,13 @@ def answer(engine: Engine, calibration: Calibration | None, block: DatasetBlock,
     for i in rows_given:
         cols = np.fromiter(given[i].keys(), dtype=np.int64)
         known[i, cols] = np.fromiter(given[i].values(), dtype=float)
-    use_joint = (uncertainty or posteriors) and calibration is not None and calibration.joint is not None
+    # the joint distribution answers where the calibration fitted it (engines that krige); else the independent
+    # residual pools do, as before it, and the joint fallback only conditions centres and makes plans
+    use_joint = uncertainty and calibration is not None and calibration.joint is not None
     posts = None
-    if use_joint or rows_given:
+    if use_joint or posteriors or rows_given:
         jm = joint or joint_model(engine, calibration, unrecorded)
-        need = range(len(block)) if use_joint else rows_given
+        need = range(len(block)) if use_joint or posteriors else rows_given
         inputs = jm.inputs(block.take(np.asarray(list(need), dtype=np.int64))) if jm.kriging else None
         stored = np.array(known)
         for i in rows_given:  # (the stored records, without the results given)
@@ -114,7 +123,7 @@ def answer(engine: Engine, calibration: Calibration | None, block: DatasetBlock,
             posts[i] = post
             if given[i]:
                 pred[i] = post.mu
-    out = Answer(pred, known, posteriors=posts if use_joint else None)
+    out = Answer(pred, known, posteriors=posts if use_joint or posteriors else None)
     if not uncertainty:
         return out
     if calibration is None:

@@ -410,8 +410,9 @@ def calibrate(make: Callable[[], Engine], data: ZooData, *, seed: int = 0, round
               block: int = 256, joint: bool = True) -> Calibration:
     """Residuals of engines refitted with part of the known cells hidden.
 
-    From the same refits, the joint distribution's parameters (:attr:`Calibration.joint`, see
-    :func:`fit_joint`); one more refit only where the zoo has models without any record (their own pool).
+    From the same refits, for an engine that kriges, the joint distribution's parameters
+    (:attr:`Calibration.joint`, see :func:`fit_joint`); one more refit only where the zoo has models
+    without any record (their own pool).
 
     Parameters
     ----------
@@ -476,7 +477,7 @@ def calibrate(make: Callable[[], Engine], data: ZooData, *, seed: int = 0, round
             cal.rel_residuals[name] = np.concatenate(rel) if rel else np.zeros(0)
     if cases:
         cal.noise_scale = _fit_noise_scale(cal, cases)
-    if refits and cal.abs_residuals:
+    if refits and cal.abs_residuals and refits[0].engine.covariance is not None:  # (engines that krige)
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1, user_api="blas"):  # small matrices: threads only synchronize
@@ -552,10 +553,14 @@ def _fit_noise_scale(cal: Calibration, cases: list[tuple],
 
 
 # -- the joint distribution (recsys.engines.joint) -------------------------------------------------------------
-#: most held-out datasets whose residuals build the joint's pools (a random sample above)
+#: most held-out datasets whose residuals build the joint's pools (a random sample above; fewer on zoos of over
+#: 2,600 models)
 _JOINT_ROWS = 1500
 #: most held-out datasets the joint's P(best) factor and scale are chosen on (a random sample above)
 _JOINT_CASES = 300
+#: draws of P(best) while choosing its factor and scale (half the answers': Brier scores of 7 factors x 2 scales
+#: differ by more than their Monte Carlo error)
+_FIT_DRAWS = 512
 #: a held-out dataset without records shows a user's first results (revealed one by one) when it has this many
 #: hidden records more than revealed
 _REVEAL = 4
@@ -620,13 +625,15 @@ def fit_joint(make: Callable[[], Engine], data: ZooData, refits: list[_Refit], *
     - the marginals' scale (per model or per dataset) and the factor on the errors in P(best): the
       pair with the best Brier score of P(best of the recorded models) on the held-out datasets;
     - on zoos with models without any record, one more refit hides every record of a share of the
-      recorded models: the pool of such models.
+      recorded models: the pool of such models (engines that krige; the independent fallback gives them
+      the pool of datasets without records, the widest).
     """
     rng = np.random.default_rng([seed, 1818])  # (not the hide/refit sequence: today's calibration stays as it is)
     cells = data.records
     kriging = refits[0].engine.covariance is not None
     total = sum(len(R.held) for R in refits)
-    keep = min(1.0, _JOINT_ROWS / max(total, 1))
+    # (each row kept holds a few vectors of n_models values: at most _MAX_CASE_CELLS of them in all)
+    keep = min(1.0, min(_JOINT_ROWS, _MAX_CASE_CELLS // max(data.n_models, 1)) / max(total, 1))
     rows_of = [np.sort(rng.choice(R.held, max(1, int(round(keep * len(R.held)))), replace=False)) if keep < 1
                else R.held for R in refits]
     rows = _held_rows(refits, cells, rows_of, block)
@@ -640,7 +647,8 @@ def fit_joint(make: Callable[[], Engine], data: ZooData, refits: list[_Refit], *
         cases = [cases[i] for i in np.sort(rng.choice(len(cases), _JOINT_CASES, replace=False))]
     best = {}
     for scale, params in fits.items():
-        jms = {i: JointModel(R.engine, params, R.train.records.col_counts() == 0) for i, R in enumerate(refits)}
+        jms = {i: JointModel(R.engine, params, R.train.records.col_counts() == 0, n_draws=_FIT_DRAWS)
+               for i, R in enumerate(refits)}
         scores = {f: [] for f in FACTORS}
         for r in cases:
             post = jms[r.refit].posterior(r.pred, r.stored, None, r.inp)
@@ -655,7 +663,7 @@ def fit_joint(make: Callable[[], Engine], data: ZooData, refits: list[_Refit], *
         best[scale] = (briers[f], f)
     scale = min(best, key=lambda k: (round(best[k][0], 12), SCALES.index(k)))
     params = JointParams(dict(fits[scale].pools), rho, scale, best[scale][1], seed, kriging)
-    if (data.model_record_counts() == 0).any():
+    if kriging and (data.model_record_counts() == 0).any():  # (the independent fallback: they take the cold pool)
         pools = dict(params.pools, **{COLD_MODEL: _cold_model_pool(make, data, params, seed, block)})
         params = JointParams(pools, rho, scale, best[scale][1], seed, kriging)
     return params

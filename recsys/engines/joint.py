@@ -121,10 +121,13 @@ class Pool:
         t = self._table
         return t[i] * (1.0 - f) + t[i + 1] * f
 
+    @functools.cached_property
+    def _abs(self) -> np.ndarray:
+        return np.sort(np.abs(self.values))
+
     def abs_quantile(self, level: float) -> float:
         """Split-conformal half-width: the ``ceil((n + 1) level)``-th smallest ``|z|``."""
-        a = np.sort(np.abs(self.values))
-        return float(a[min(math.ceil((self.n + 1) * level), self.n) - 1])
+        return float(self._abs[min(math.ceil((self.n + 1) * level), self.n) - 1])
 
     def quantile(self, q: float) -> float:
         """The ``q`` quantile of the pool (plotting positions ``(i + 1/2) / n``)."""
@@ -190,6 +193,13 @@ class JointParams:
                 return np.concatenate(near)
         rest = [v for k, v in self.pools.items() if k != COLD_MODEL and len(v)]
         return np.concatenate(rest) if rest else np.zeros(0)
+
+    @classmethod
+    def independent(cls, calibration, seed: int = 0) -> "JointParams":
+        """The fallback of engines that do not krige: independent errors in accuracy units, each pool the
+        calibration's absolute residuals of that stratum with both signs, P(best)'s factor its noise factor."""
+        pools = {name: np.r_[v, -v] for name, v in calibration.abs_residuals.items() if len(v)}
+        return cls(pools, 1.0, "row", float(calibration.noise_scale), seed, False)
 
     # -- persistence ----------------------------------------------------------
     def to_state(self, prefix: str = "cal_joint_") -> dict[str, np.ndarray]:
