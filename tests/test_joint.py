@@ -204,7 +204,9 @@ def test_the_independent_fallback_answers_for_other_engines():
 
 
 def test_pools_by_known_cells():
-    assert [pool_name(k, 100) for k in (0, 1, 4, 5, 33, 60, 90)] == ["cold", "k1", "k4", "few", "few", "some", "most"]
+    assert [pool_name(k, 100, True) for k in (0, 1, 4, 5, 33, 60, 90)] == ["cold", "k1", "k4", "few", "few", "some",
+                                                                          "most"]
+    assert [pool_name(k, 10) for k in (1, 4, 9)] == ["few", "some", "most"]  # stored records: by share
     p = JointParams(pools={"k1": np.arange(10.0), "k2": np.arange(40.0)})
     assert p.pool("k1").n == 50  # too few of its own: the neighbours lend theirs
     assert p.pool("k2").n == 40

@@ -57,8 +57,8 @@ from .stages.scale import pooled_scale
 __all__ = ["POOLS", "COLD_MODEL", "N_DRAWS", "FACTORS", "SCALES", "Pool", "JointParams", "RowInputs",
            "RowPosterior", "JointModel", "Plan", "pool_name", "condition", "brier", "stream_normals"]
 
-#: the pools of normalized residuals, by known cells of the dataset: none, 1 .. 4 (a user's first results),
-#: then a third or less of the models, two thirds or less, more
+#: the pools of normalized residuals, by known cells of the dataset: none, 1 .. 4 results given (a user's first
+#: results), then a third or less of the models, two thirds or less, more
 POOLS = ("cold", "k1", "k2", "k3", "k4", "few", "some", "most")
 #: the pool of models without any record in the fit
 COLD_MODEL = "cold-model"
@@ -77,11 +77,13 @@ MAX_PLAN_POOL = 512
 FACTORS = (1.0, 0.8, 0.6, 0.45, 0.35, 0.25, 0.15)
 
 
-def pool_name(k: int, n_models: int) -> str:
-    """The pool of a dataset with ``k`` known cells out of ``n_models`` models."""
+def pool_name(k: int, n_models: int, given: bool = False) -> str:
+    """The pool of a dataset with ``k`` known cells out of ``n_models`` models: ``k1`` .. ``k4`` for a user's first
+    results (``given``: up to 4 known cells, some of them results given), else by the share of models known (its
+    stored records then reflect the zoo's, not the plan's, choice of models)."""
     if k <= 0:
         return "cold"
-    if k <= 4:
+    if given and k <= 4:
         return f"k{k}"
     frac = k / max(n_models, 1)
     return "few" if frac <= 1 / 3 else "some" if frac <= 2 / 3 else "most"
@@ -764,7 +766,8 @@ class JointModel:
             else:
                 sd[U] = s
         mu[K] = known_vals[K]
-        return RowPosterior(mu, sd, known, p.pool(pool_name(len(K), m)), p.pool(COLD_MODEL), self.cold_models,
+        return RowPosterior(mu, sd, known, p.pool(pool_name(len(K), m, bool(given))), p.pool(COLD_MODEL),
+                            self.cold_models,
                             p.factor, draw, self.n_draws)
 
 
