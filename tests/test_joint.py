@@ -92,20 +92,20 @@ def test_the_plan_skips_the_twin_of_a_model_it_already_chose():
     the twin of the first adds nothing to the expected best; the top two by mean would be 0 and 1."""
     g = stream_normals(1, 4096, np.array([0, 1]))
 
-    def draw(cols):
-        return np.column_stack([g[:, 0] if c in (0, 1) else g[:, 1] for c in cols])
+    def draw(cols, n):
+        return np.column_stack([g[:n, 0] if c in (0, 1) else g[:n, 1] for c in cols])
 
     post = _posterior([0.80, 0.799, 0.79], [0.05, 0.05, 0.05], draw)
     plan = post.plan(2)
     assert plan.models == [0, 2]
     assert plan.expected_best[1] > plan.expected_best[0] and plan.p_found[1] > plan.p_found[0]
     # independent errors: the second best mean comes next
-    post = _posterior([0.80, 0.799, 0.79], [0.05, 0.05, 0.05], lambda cols: stream_normals(1, 4096, cols))
+    post = _posterior([0.80, 0.799, 0.79], [0.05, 0.05, 0.05], lambda cols, n: stream_normals(1, n, cols))
     assert post.plan(2).models == [0, 1]
 
 
 def test_the_plan_with_a_cost_buys_the_best_gain_per_unit_within_the_budget():
-    post = _posterior([0.80, 0.79, 0.70], [0.05, 0.05, 0.05], lambda cols: stream_normals(2, 4096, cols),
+    post = _posterior([0.80, 0.79, 0.70], [0.05, 0.05, 0.05], lambda cols, n: stream_normals(2, n, cols),
                       known=np.array([False, False, False]))
     cost = np.array([10.0, 1.0, 1.0])
     plan = post.plan(2.5, cost=cost)
@@ -225,3 +225,33 @@ def test_joint_model_refuses_nothing_for_an_uncalibrated_engine():
     assert isinstance(jm, JointModel) and jm.kriging
     a = answer(engine, None, data.block(np.array([0])), np.full((1, 8), np.nan), given=[{1: 0.7}])
     assert a.predicted[0, 1] == 0.7 and np.isnan(a.p_best).all()
+
+
+@pytest.mark.parametrize("k", [5, 30])
+def test_low_rank_conditioning_matches_the_dense_formulas(k):
+    """Woodbury's kriging and the conditional draws of a low-rank covariance (the known models' own parts drawn
+    projected when they outnumber the asked ones) have the universal-kriging conditional covariance."""
+    from recsys.engines.joint import _Uncertainty
+    from recsys.engines.stages.kriging import DenseCovariance, LowRankCovariance
+
+    rng = np.random.default_rng(0)
+    m = 40
+    V, psi = rng.normal(size=(m, 3)) * 0.5, rng.uniform(0.1, 0.4, m)
+    K = np.sort(rng.choice(m, k, replace=False))
+    U = np.setdiff1d(np.arange(m), K)
+    low = _Uncertainty(LowRankCovariance(V, psi), seed=3, n_draws=40000)
+    dense = _Uncertainty(DenseCovariance(V @ V.T + np.diag(psi)), seed=3, n_draws=40000)
+    kl, kd = low.kriging(K, U), dense.kriging(K, U)
+    np.testing.assert_allclose(kl.var, kd.var, rtol=1e-6)
+    np.testing.assert_allclose(kl.b, kd.b, rtol=1e-6, atol=1e-9)
+    S = V @ V.T + np.diag(psi)
+    A = S[np.ix_(K, K)]
+    W = S[np.ix_(U, K)] @ np.linalg.inv(A)
+    one = np.ones(k)
+    q = one @ np.linalg.solve(A, one)
+    b = 1 - W.sum(1)
+    want = S[np.ix_(U, U)] - W @ S[np.ix_(K, U)] + np.outer(b, b) / q
+    pos = np.arange(4)
+    for unc in (kl, kd):
+        g = unc.standard_draws(pos) * np.sqrt(unc.var[pos])
+        np.testing.assert_allclose(np.cov(g.T), want[np.ix_(pos, pos)], atol=0.03)

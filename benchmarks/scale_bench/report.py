@@ -186,8 +186,9 @@ def _plan_lines(rows: list[dict], floor: float | None) -> list[str]:
              "dataset conditioned on 20 results (its kriging re-solved: centres and conditional variances, no "
              "refit; median of the probe's repeats after a warm-up), a plan of 5 models over every model given "
              "that distribution, and the whole answer with the results given (intervals and P(best) of every "
-             "model, once). `recsys plan --budget 5` for a dataset of the zoo, whole process, median of the CLI "
-             "repeats, and its ratio to the interpreter floor. Goals: 5 ms, 50 ms, 3× the floor.", "",
+             "model, once). `recsys plan --budget 5` for the dataset of the CLI topk (`--budget 1` on the 10-model "
+             "zoo), whole process, median of the CLI repeats, and its ratio to the interpreter floor. Goals: 5 ms, "
+             "50 ms, 3× the floor.", "",
              "| size | models | condition on 20 results | plan of 5 | answer with the results | `recsys plan` |",
              "|---|---|---|---|---|---|"]
     for r in done:

@@ -76,7 +76,8 @@ from ..errors import RecsysError
 from ..features.data import Cells, DatasetBlock, ZooData
 from .stages import lightfm as lfm
 from .stages.kernel import DatasetKernel, SimilarityInputs
-from .stages.kriging import Kriging, covariance_from_arrays, residual_covariance
+from .stages.kriging import DenseCovariance, Kriging, LowRankCovariance, covariance_from_arrays, low_rank_part, \
+    residual_covariance
 from .stages.scale import (Standardization, fit_ridge, pooled_scale, pooled_standardization, ridge_predict, scale_estimate,
                      standardize, standardize_pooled, standardize_rows)
 from .base import Engine, stage_reporter
@@ -360,6 +361,10 @@ class HybridEngine(Engine):
         self.cov_shrink_ = self._select_shrink(cells, s, M, folds[0] if folds else np.zeros(0, int),
                                                ridge_predict(self.log_spread_coef_, X))
         self._cov = residual_covariance(cells, s, M, shrink=self.cov_shrink_, seed=self.seed)
+        # the joint distribution's errors: the covariance as low rank plus diagonal (the dense one's top part)
+        self.joint_v_, self.joint_psi_ = low_rank_part(self._cov.S) if isinstance(self._cov, DenseCovariance) \
+            else (np.zeros((0, 0)), np.zeros(0))
+        self._error_cov = None
         progress.stage("kriging")
         krig = Kriging(self._cov).fit(cells, s, M)
         self.spread_, self.level_, self.krige_alpha_ = s, krig.level, krig.alpha
@@ -597,6 +602,19 @@ class HybridEngine(Engine):
     def covariance(self):
         """The kriging's residual covariance across models (standardized units)."""
         return self._cov
+
+    @property
+    def error_covariance(self) -> LowRankCovariance:
+        """The covariance the joint distribution draws the errors from: the kriging's, as low rank plus diagonal
+        (:func:`~.stages.kriging.low_rank_part` of a dense one, made at fit; a model file from before makes it
+        when first asked)."""
+        if isinstance(self._cov, LowRankCovariance):
+            return self._cov
+        if getattr(self, "_error_cov", None) is None:
+            if getattr(self, "joint_v_", None) is None or not np.size(self.joint_v_):
+                self.joint_v_, self.joint_psi_ = low_rank_part(self._cov.S)
+            self._error_cov = LowRankCovariance(self.joint_v_, self.joint_psi_)
+        return self._error_cov
 
     def row_inputs(self, block: DatasetBlock) -> list:
         """What the joint distribution and the conditioning of each dataset of ``block`` need (numpy only):

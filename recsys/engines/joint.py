@@ -37,8 +37,8 @@ other model (no conditioning), and independent errors (``S`` the identity,
 ``sd = 1``: pools of plain residuals in accuracy units).
 
 Numpy only (``recsys topk`` imports no scipy): the normal CDF of the copula is
-tabulated once with ``math.erf``; the per-model streams are counter-based
-(splitmix64, Box-Muller).
+tabulated once with ``math.erf``; the per-model streams are read from one table of
+fixed normals (:func:`stream_normals`).
 """
 
 from __future__ import annotations
@@ -71,8 +71,9 @@ N_DRAWS = 1024
 VAR_FLOOR = 0.05
 #: quantiles beyond which a model is taken not to reach (P(best)'s and the plan's pruning)
 _TAIL = 0.001
-#: most models the plan's draws hold after the first step (the ones with the highest upper quantiles)
-MAX_PLAN_POOL = 512
+#: most models the plan's draws hold after the first step (the ones with the highest upper quantiles), and its draws
+MAX_PLAN_POOL = 256
+PLAN_DRAWS = 512
 #: candidate factors on the errors in P(best) (the calibration's Brier fit; as the independent P(best)'s)
 FACTORS = (1.0, 0.8, 0.6, 0.45, 0.35, 0.25, 0.15)
 
@@ -116,12 +117,11 @@ class Pool:
         return np.interp(_phi_grid(), (np.arange(self.n) + 0.5) / self.n, self.values)
 
     def transform(self, g: np.ndarray) -> np.ndarray:
-        """``Q(Phi(g))``: standard normal values mapped onto the pool (the copula's marginal)."""
-        x = (np.clip(g, -6.0, 6.0) + 6.0) * 200.0
-        i = np.minimum(x.astype(np.int64), len(_GRID) - 2)
-        f = x - i
-        t = self._table
-        return t[i] * (1.0 - f) + t[i + 1] * f
+        """``Q(Phi(g))``: standard normal values mapped onto the pool (the copula's marginal), read from its table
+        on the normal grid (the nearest of 2,401 points from -6 to 6)."""
+        i = np.rint((g + 6.0) * 200.0)
+        np.clip(i, 0, len(_GRID) - 1, out=i)
+        return self._table[i.astype(np.intp)]
 
     @functools.cached_property
     def _abs(self) -> np.ndarray:
@@ -310,22 +310,48 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
+#: columns of the table of fixed normals the per-model streams are read from
+_TABLE_WIDTH = 1024
+
+
+@functools.lru_cache(maxsize=4)
+def _normal_table(seed: int) -> np.ndarray:
+    """(N_DRAWS, _TABLE_WIDTH) fixed standard normals (made once per seed and process)."""
+    return np.random.default_rng([seed, 77]).standard_normal((N_DRAWS, _TABLE_WIDTH))
+
+
 def stream_normals(seed: int, n: int, cols: np.ndarray, salt: int = 0) -> np.ndarray:
-    """(n, len(cols)) standard normals; column ``j`` is a fixed function of (seed, salt, j) alone."""
+    """(n, len(cols)) standard normals; column ``j`` is a fixed function of (seed, salt, j) alone, and its first
+    ``n`` values do not depend on ``n``.
+
+    Read from one table of fixed normals: model ``j`` takes column ``j mod width``, cyclically shifted by a
+    hash of (``j div width``, salt), so models sharing a column get unrelated orders of it (three passes over
+    the draws instead of hashing each one). Beyond :data:`N_DRAWS` draws, each value is hashed (splitmix64,
+    Box-Muller).
+    """
+    cols = np.asarray(cols, dtype=np.int64)
     with np.errstate(over="ignore"):
+        if n <= N_DRAWS:
+            shift = (_mix((cols // _TABLE_WIDTH).astype(np.uint64) * _GOLD + np.uint64(salt) * _M1 + _GOLD)
+                     % np.uint64(N_DRAWS)).astype(np.int64)
+            rows = (np.arange(n)[:, None] + shift[None, :]) % N_DRAWS
+            return _normal_table(int(seed))[rows, (cols % _TABLE_WIDTH)[None, :]]
         base = _mix(np.uint64(seed) * _GOLD + np.uint64(salt) + _GOLD)
-        key = _mix(base ^ (np.asarray(cols, dtype=np.uint64)[None, :] * _GOLD)) \
-            + np.arange(n, dtype=np.uint64)[:, None] * _GOLD
-        a, b = _mix(key), _mix(key ^ _M2)
-    u1 = ((a >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0 ** 53
-    u2 = (b >> np.uint64(11)).astype(np.float64) / 2.0 ** 53
+        key = _mix(base ^ (cols.astype(np.uint64)[None, :] * _GOLD)) + np.arange(n, dtype=np.uint64)[:, None] * _GOLD
+        x = _mix(key)  # two 32-bit uniforms from one 64-bit mix (Box-Muller)
+    u1 = ((x >> np.uint64(32)).astype(np.float64) + 0.5) / 2.0 ** 32
+    u2 = (x & np.uint64(0xFFFFFFFF)).astype(np.float64) / 2.0 ** 32
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
 class _Uncertainty:
     """The covariance of the errors (the engine's, made positive semi-definite) and its fixed draws.
 
-    One per (covariance, seed, draws): :func:`_uncertainty` keeps it while the covariance lives.
+    One per (covariance, seed, draws): :func:`_uncertainty` keeps it while the covariance lives. Draws are
+    ``Z L'`` (dense: ``L`` a square root of ``S``, ``Z`` one fixed stream of normals per model) or
+    ``Zf V' + Zi sqrt(psi)`` (low rank: ``Zf`` fixed factor draws, ``Zi`` a stream per model); conditional
+    draws are made from the rows of ``L`` or ``V`` the known and the asked models need, never the whole matrix
+    of draws.
     """
 
     def __init__(self, cov, seed: int, n_draws: int = N_DRAWS):
@@ -339,7 +365,6 @@ class _Uncertainty:
             self.n = len(self.S)
         else:  # independent (the fallback): S = I
             self.n = int(cov)
-        self._E = None
 
     @functools.cached_property
     def diag(self) -> np.ndarray:
@@ -358,20 +383,36 @@ class _Uncertainty:
             return out + hit * self.psi[rows][:, None] if hit.any() else out
         return (rows[:, None] == cols[None, :]).astype(float)
 
-    def draws(self, cols: np.ndarray) -> np.ndarray:
-        """(n_draws, len(cols)) fixed draws of N(0, S) at ``cols``."""
+    @functools.cached_property
+    def _Z(self) -> np.ndarray:
+        """Dense: the fixed (n_draws, n_models) normals (one stream per model)."""
+        return stream_normals(self.seed, self.n_draws, np.arange(self.n), salt=1)
+
+    @functools.cached_property
+    def _Zf(self) -> np.ndarray:
+        """Low rank: the fixed (n_draws, rank) normals of the factors."""
+        return stream_normals(self.seed, self.n_draws, np.arange(self.V.shape[1]), salt=3)
+
+    def _idio(self, cols: np.ndarray, n: int) -> np.ndarray:
+        return stream_normals(self.seed, n, cols, salt=2)
+
+    def draws(self, cols: np.ndarray, n: int | None = None) -> np.ndarray:
+        """(n, len(cols)) fixed draws of N(0, S) at ``cols`` (the first ``n`` of every model's stream)."""
         cols = np.asarray(cols, dtype=np.int64)
+        n = self.n_draws if n is None else n
         if self.S is not None:
-            if self._E is None:
-                Z = stream_normals(self.seed, self.n_draws, np.arange(self.n), salt=1)
-                self._E = Z @ self._L.T
-            return self._E[:, cols]
-        idio = stream_normals(self.seed, self.n_draws, cols, salt=2)
+            return self._Z[:n] @ self._L[cols].T
         if self.V is None:
-            return idio
-        if not hasattr(self, "_Zf"):
-            self._Zf = stream_normals(self.seed, self.n_draws, np.arange(self.V.shape[1]), salt=3)
-        return self._Zf @ self.V[cols].T + idio * np.sqrt(self.psi[cols])
+            return self._idio(cols, n)
+        return self._Zf[:n] @ self.V[cols].T + self._idio(cols, n) * np.sqrt(self.psi[cols])
+
+    def full(self, n: int) -> np.ndarray | None:
+        """Dense: the draws of every model, ``Z L'``, once the models asked for add up to twice the zoo's (one
+        matrix product then costs less than a product per dataset); None before."""
+        self._asked = getattr(self, "_asked", 0) + 1
+        if getattr(self, "_E", None) is None and self._asked * 8 >= self.n:
+            self._E = self._Z @ self._L.T
+        return None if getattr(self, "_E", None) is None else self._E[:n]
 
     @functools.cached_property
     def level_draws(self) -> np.ndarray:
@@ -380,16 +421,20 @@ class _Uncertainty:
 
     def kriging(self, K: np.ndarray, U: np.ndarray) -> "_Kriged":
         """The universal-kriging conditional of the models ``U`` given the known ``K`` (the level unknown)."""
-        A = self.block(K, K)
-        A[np.diag_indices(len(K))] += 1e-9 * max(float(np.trace(A)) / max(len(K), 1), 1e-12)
-        if self.V is not None:  # W = B A^-1 = V_U C, as U and K share no model
-            sol = np.linalg.solve(A, np.column_stack([self.V[K], np.ones(len(K))]))
-            C, Ai1 = sol[:, :-1].T, sol[:, -1]
+        if self.V is not None:  # Woodbury: A^-1 = Psi^-1 - Psi^-1 V (I + V' Psi^-1 V)^-1 V' Psi^-1
+            VK, pinv = self.V[K], 1.0 / self.psi[K]
+            PV = VK * pinv[:, None]
+            inner = VK.T @ PV
+            inner[np.diag_indices(len(inner))] += 1.0
+            C = np.linalg.solve(inner, PV.T)  # V_K' A^-1 (r, k): W = V_U C, as U and K share no model
+            Ai1 = pinv - PV @ np.linalg.solve(inner, PV.sum(0))
             VU = self.V[U]
-            reduce = np.einsum("ur,rs,us->u", VU, C @ self.V[K], VU)
+            reduce = np.einsum("ur,rs,us->u", VU, C @ VK, VU)
             b = 1.0 - VU @ C.sum(1)
             Wt = None
         else:
+            A = self.block(K, K)
+            A[np.diag_indices(len(K))] += 1e-9 * max(float(np.trace(A)) / max(len(K), 1), 1e-12)
             B = self.block(U, K)
             sol = np.linalg.solve(A, np.column_stack([B.T, np.ones(len(K))]))
             Wt, Ai1 = sol[:, :-1], sol[:, -1]  # W' = A^-1 B'
@@ -430,14 +475,29 @@ class _Kriged:
     b: np.ndarray          # 1 - W 1 per unknown model
     var: np.ndarray        # conditional variance per unknown model
 
-    def standard_draws(self, pos: np.ndarray) -> np.ndarray:
-        """Conditional draws (standard units) of the unknown models ``U[pos]`` (Matheron's rule with the
-        universal-kriging predictor: exact conditional covariance, level integrated out)."""
+    def standard_draws(self, pos: np.ndarray, n: int | None = None) -> np.ndarray:
+        """Conditional draws (standard units) of the unknown models ``U[pos]``: Matheron's rule with the
+        universal-kriging predictor ``P`` (exact conditional covariance, the level integrated out),
+        ``e_C - P e_K``, made from the rows of the square root the models need."""
+        unc = self.unc
+        n = unc.n_draws if n is None else n
         cols = self.U[pos]
-        W = self.Wt[:, pos].T if self.Wt is not None else self.unc.V[cols] @ self.C
+        W = self.Wt[:, pos].T if self.Wt is not None else unc.V[cols] @ self.C
         P = W + self.b[pos][:, None] * self.g[None, :]
-        E = self.unc.draws(cols) - self.unc.draws(self.K) @ P.T
-        return E / np.sqrt(self.var[pos])[None, :]
+        if unc.S is not None:
+            E = unc.full(n)
+            if E is not None:  # (every model's draws, made once many rows are asked for)
+                G = E[:, cols] - E[:, self.K] @ P.T
+            else:
+                G = unc._Z[:n] @ (unc._L[cols] - P @ unc._L[self.K]).T
+        else:
+            G = unc._Zf[:n] @ (unc.V[cols] - P @ unc.V[self.K]).T + unc._idio(cols, n) * np.sqrt(unc.psi[cols])
+            if len(self.K) <= len(cols):
+                G -= (unc._idio(self.K, n) * np.sqrt(unc.psi[self.K])) @ P.T
+            else:  # the known models' own parts, projected: N(0, P Psi_K P'), drawn in the asked models' size
+                Q = (P * unc.psi[self.K][None, :]) @ P.T
+                G -= stream_normals(unc.seed, n, cols, salt=5) @ _psd(Q)[1].T
+        return G / np.sqrt(self.var[pos])[None, :]
 
 
 def _psd(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -483,7 +543,7 @@ class RowPosterior:
         self.pool, self.cold_pool = pool, cold_pool
         self.cold_models = cold_models & ~known
         self.factor = factor
-        self._draw = draw  # positions (model indices) of unknown models -> (n_draws, k) standard draws
+        self._draw = draw  # (unknown models, n) -> (n, k) standard draws (the first n of each model's)
 
     @property
     def n_models(self) -> int:
@@ -515,10 +575,11 @@ class RowPosterior:
             hi[unk] = self.mu[c] + s * self._by_pool(c, lambda p, sel: p.quantile(1 - _TAIL))
         return lo, hi
 
-    def errors(self, cols: np.ndarray) -> np.ndarray:
-        """(n_draws, len(cols)) joint draws of the errors ``sd_j T(g_j)`` of the unknown models ``cols``."""
+    def errors(self, cols: np.ndarray, n: int | None = None) -> np.ndarray:
+        """(n, len(cols)) joint draws of the errors ``sd_j T(g_j)`` of the unknown models ``cols`` (``n``: the
+        first draws only; default all)."""
         cols = np.asarray(cols, dtype=np.int64)
-        g = self._draw(cols)
+        g = self._draw(cols, self.n_draws if n is None else n)
         cold = self.cold_models[cols]
         z = np.empty_like(g)
         for pool, sel in ((self.pool, ~cold), (self.cold_pool, cold)):
@@ -526,13 +587,14 @@ class RowPosterior:
                 z[:, sel] = pool.transform(g[:, sel])
         return self.sd[cols] * z
 
-    def draws(self, cols: np.ndarray, factor: float = 1.0) -> np.ndarray:
-        """(n_draws, len(cols)) joint draws of the accuracies of ``cols`` (known cells constant), in [0, 1]."""
+    def draws(self, cols: np.ndarray, factor: float = 1.0, n: int | None = None) -> np.ndarray:
+        """(n, len(cols)) joint draws of the accuracies of ``cols`` (known cells constant), in [0, 1]."""
         cols = np.asarray(cols, dtype=np.int64)
+        n = self.n_draws if n is None else n
         unk = ~self.known[cols]
-        out = np.repeat(self.mu[cols][None, :], self.n_draws, axis=0)
+        out = np.repeat(self.mu[cols][None, :], n, axis=0)
         if unk.any():
-            out[:, unk] += factor * self.errors(cols[unk])
+            out[:, unk] += factor * self.errors(cols[unk], n)
         return np.clip(out, 0.0, 1.0)
 
     def candidates(self, among: np.ndarray | None = None, factor: float | None = None) -> np.ndarray:
@@ -629,9 +691,9 @@ class RowPosterior:
         if len(pool) > MAX_PLAN_POOL:
             _, hi = self._bounds(pool, 1.0)
             pool = np.union1d(pool[np.argsort(-hi, kind="stable")[:MAX_PLAN_POOL]], [first])
-        X = self.draws(pool)
+        X = self.draws(pool, n=min(PLAN_DRAWS, self.n_draws))
         best_any = np.maximum(X.max(1), best0)
-        cur = np.full(self.n_draws, best0)
+        cur = np.full(len(X), best0)
         free = np.ones(len(pool), bool)
         j = first
         while True:
@@ -694,7 +756,9 @@ class JointModel:
 
     @functools.cached_property
     def uncertainty(self) -> _Uncertainty:
-        cov = self.engine.covariance if self.kriging else len(self.cold_models)
+        if not self.kriging:
+            return _uncertainty(len(self.cold_models), self.params.seed, self.n_draws)
+        cov = getattr(self.engine, "error_covariance", None) or self.engine.covariance
         return _uncertainty(cov, self.params.seed, self.n_draws)
 
     def inputs(self, block) -> list[RowInputs] | None:
@@ -737,7 +801,7 @@ class JointModel:
         if not self.kriging:
             mu[K] = known_vals[K]
             sd = np.where(known, 0.0, 1.0)
-            draw = unc.draws  # independent
+            draw = unc.draws  # independent: (cols, n) -> the models' own streams
         else:
             if given:
                 mu, s, _, _ = condition(inp, gm, gv)
@@ -749,14 +813,14 @@ class JointModel:
                 pos = np.full(m, -1)
                 pos[U] = np.arange(len(U))
 
-                def draw(cols, kr=kr, pos=pos):
-                    return kr.standard_draws(pos[cols])
+                def draw(cols, n, kr=kr, pos=pos):
+                    return kr.standard_draws(pos[cols], n)
             else:
                 var = unc.diag + p.rho
                 zc = math.sqrt(p.rho) * unc.level_draws
 
-                def draw(cols, var=var, zc=zc):
-                    return (unc.draws(cols) + zc[:, None]) / np.sqrt(var[cols])[None, :]
+                def draw(cols, n, var=var, zc=zc):
+                    return (unc.draws(cols, n) + zc[:n, None]) / np.sqrt(var[cols])[None, :]
 
                 var = var[U]
             sd = np.zeros(m)

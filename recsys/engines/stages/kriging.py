@@ -28,7 +28,7 @@ import numpy as np
 from ...features.data import Cells
 
 __all__ = ["DenseCovariance", "LowRankCovariance", "residual_covariance", "covariance_from_arrays", "Kriging",
-           "krige_row", "DENSE_MAX_MODELS"]
+           "krige_row", "low_rank_part", "DENSE_MAX_MODELS"]
 
 #: up to this many models the residual covariance is a dense matrix
 DENSE_MAX_MODELS = 1024
@@ -123,6 +123,18 @@ class LowRankCovariance:
 
     def to_arrays(self, prefix: str) -> dict:
         return {f"{prefix}V": self.V, f"{prefix}psi": self.psi}
+
+
+def low_rank_part(S: np.ndarray, rank: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """``(V, psi)`` with ``V V' + diag(psi)`` a positive semi-definite model of a dense covariance ``S``: its top
+    ``rank`` eigenpairs (negative eigenvalues at 0), the rest of each variance on the diagonal (at least 1% of
+    it). The low-rank-plus-diagonal form of :class:`LowRankCovariance`, for ``S`` of any size."""
+    S = (np.asarray(S, dtype=float) + np.asarray(S, dtype=float).T) / 2
+    w, U = np.linalg.eigh(S)
+    top = np.argsort(w)[::-1][:max(1, min(rank, len(S) - 1))]
+    V = U[:, top] * np.sqrt(np.maximum(w[top], 0.0))
+    diag = np.diag(S)
+    return V, np.maximum(diag - (V * V).sum(1), 0.01 * np.maximum(diag, 1e-12))
 
 
 def covariance_from_arrays(arrays, prefix: str) -> "DenseCovariance | LowRankCovariance":
@@ -276,8 +288,13 @@ class Kriging:
         idx = np.asarray(self.cells.m[sl], dtype=np.int64)
         if not len(idx):
             return idx, np.zeros(0)
-        A = self.cov.blocks(idx[None, :])[0]
-        return idx, A @ np.asarray(self.alpha[sl], dtype=float) + float(self.level[row])
+        alpha = np.asarray(self.alpha[sl], dtype=float)
+        cov = self.cov
+        if isinstance(cov, LowRankCovariance):  # V_k (V_k' alpha) + psi_k alpha: no k x k block
+            Ak = cov.V[idx] @ (cov.V[idx].T @ alpha) + cov.psi[idx] * alpha
+        else:
+            Ak = cov.blocks(idx[None, :])[0] @ alpha
+        return idx, Ak + float(self.level[row])
 
     def rows(self, rows: np.ndarray, M_rows: np.ndarray) -> np.ndarray:
         """Predictions (accuracy units) of the zoo datasets ``rows`` (with records) over every model.
