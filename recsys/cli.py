@@ -1,4 +1,4 @@
-"""Command line: ``recsys fit | predict | topk | info | evaluate | engines``.
+"""Command line: ``recsys fit | predict | topk | plan | info | evaluate | engines``.
 
 Data goes to stdout (CSV, JSON or an aligned table), logs and progress to
 stderr. Errors are one line on stderr and a non-zero exit status: 1 for bad
@@ -141,6 +141,7 @@ def main(verbose: int, quiet: bool) -> None:
     recsys fit                                  # fit the default zoo (domainnet-270)
     recsys topk --dataset 269_clipart_32 -k 5   # best models for a dataset of the zoo
     recsys topk --new data/new-dataset.json     # ... for a brand-new dataset
+    recsys plan --new data/new-dataset.json --budget 3 --known resnet50=0.61  # what to fine-tune next
     recsys predict --format csv > all.csv       # every (model, dataset) pair
     recsys evaluate --protocol p1 --out results # the published protocol, every engine
     """
@@ -552,18 +553,28 @@ def predict(model_path, names, new, settings, scores_path, fmt, level, known_pai
     _emit(out, fmt)
 
 
+def _one_dataset_options(fn):
+    """--model, --new, --set, --scores: the one dataset (of the zoo or brand-new) topk and plan answer for."""
+    opts = [
+        click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None, callback=_nonempty,
+                     help="Model file [default: the one `recsys fit` wrote]."),
+        click.option("--new", "new", default=None, metavar="FILE", callback=_nonempty,
+                     help="A brand-new dataset: a JSON file (object), a one-row CSV file, or inline JSON '{...}'."),
+        click.option("--set", "settings", multiple=True, metavar="COLUMN=VALUE",
+                     help="Metadata of a brand-new dataset (repeatable), e.g. --set domain=sketch."),
+        click.option("--scores", "scores_path", default=None, metavar="FILE", callback=_nonempty,
+                     help="Transferability scores of the new dataset: CSV model,dataset,metric,score."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
 @main.command()
 @click.option("--dataset", "name", default=None, metavar="NAME",
               help="Dataset of the zoo; with --new/--set, the name of the brand-new dataset.")
 @click.option("-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="How many models.")
-@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None, callback=_nonempty,
-              help="Model file [default: the one `recsys fit` wrote].")
-@click.option("--new", "new", default=None, metavar="FILE", callback=_nonempty,
-              help="A brand-new dataset: a JSON file (object), a one-row CSV file, or inline JSON '{...}'.")
-@click.option("--set", "settings", multiple=True, metavar="COLUMN=VALUE",
-              help="Metadata of a brand-new dataset (repeatable), e.g. --set domain=sketch.")
-@click.option("--scores", "scores_path", default=None, metavar="FILE", callback=_nonempty,
-              help="Transferability scores of the new dataset: CSV model,dataset,metric,score.")
+@_one_dataset_options
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 @click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.8, show_default=True,
               help="Coverage of the lower/upper interval.")
@@ -606,14 +617,7 @@ def _one_dataset(name, new, settings, scores_path, command: str):
               help="Dataset of the zoo; with --new/--set, the name of the brand-new dataset.")
 @click.option("--budget", type=float, required=True, metavar="K",
               help="How many models to fine-tune; with --cost, the budget in that column's unit.")
-@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None, callback=_nonempty,
-              help="Model file [default: the one `recsys fit` wrote].")
-@click.option("--new", "new", default=None, metavar="FILE", callback=_nonempty,
-              help="A brand-new dataset: a JSON file (object), a one-row CSV file, or inline JSON '{...}'.")
-@click.option("--set", "settings", multiple=True, metavar="COLUMN=VALUE",
-              help="Metadata of a brand-new dataset (repeatable), e.g. --set domain=sketch.")
-@click.option("--scores", "scores_path", default=None, metavar="FILE", callback=_nonempty,
-              help="Transferability scores of the new dataset: CSV model,dataset,metric,score.")
+@_one_dataset_options
 @click.option("--candidates", "candidates_path", default=None, metavar="FILE", callback=_nonempty,
               help="The models the plan may choose, one a line (e.g. those that fit your GPU or licence).")
 @click.option("--cost", "cost", default=None, metavar="COLUMN", callback=_nonempty,
