@@ -66,6 +66,9 @@ COLD_MODEL = "cold-model"
 MIN_POOL = 30
 #: Monte Carlo draws of P(best), the plan's expected best and P(found)
 N_DRAWS = 1024
+#: P(best) draws at most this many model values (fewer draws, at least MIN_DRAWS, when more models can win)
+P_BEST_CELLS = 1_000_000
+MIN_DRAWS = 128
 #: a model's conditional variance is at least this share of its own (correlations near 1 would otherwise
 #: make a model certain once its twin is known)
 VAR_FLOOR = 0.05
@@ -429,7 +432,7 @@ class _Uncertainty:
             C = np.linalg.solve(inner, PV.T)  # V_K' A^-1 (r, k): W = V_U C, as U and K share no model
             Ai1 = pinv - PV @ np.linalg.solve(inner, PV.sum(0))
             VU = self.V[U]
-            reduce = np.einsum("ur,rs,us->u", VU, C @ VK, VU)
+            reduce = ((VU @ (C @ VK)) * VU).sum(1)
             b = 1.0 - VU @ C.sum(1)
             Wt = None
         else:
@@ -626,9 +629,11 @@ class RowPosterior:
         elif len(cand):
             unk = ~self.known[cand]
             base = self.mu[cand][None, :]
-            E = np.zeros((self.n_draws if unk.any() else 1, len(cand)))
+            # thousands of models that can still win: fewer draws each (a draw costs a pass over all of them)
+            n = max(MIN_DRAWS, min(self.n_draws, P_BEST_CELLS // len(cand)))
+            E = np.zeros((n if unk.any() else 1, len(cand)))
             if unk.any():
-                E[:, unk] = self.errors(cand[unk])
+                E[:, unk] = self.errors(cand[unk], n)
             ties = np.unique(self.mu[cand][~unk])
             for f in grid:
                 out[f][cand] = _win_shares(np.clip(base + f * E, 0.0, 1.0), ties)
