@@ -227,11 +227,13 @@ def measure(sandbox: Sandbox, regions: list[Region], repeats: int = 3) -> str:
     fit_warm = median("recsys fit")
     topk = median("recsys topk --dataset 269_clipart_32 -k 3")
     new_warm = median("recsys topk --new data/new-dataset.json -k 5")
+    plan = median("recsys plan --new data/new-dataset.json --budget 3")
     sentence = (f"Timings of the walkthrough, measured by `make readme` on {machine()} (load average {load:.1f} "
                 f"when measured; whole-process wall times): `recsys fit` on DomainNet-270 took {fit_cold:.1f} s the "
                 f"first time (it encodes {texts_encoded(regions)} texts with MiniLM), {fit_warm:.1f} s once they are "
                 f"cached; `recsys topk` took {topk:.1f} s, and `recsys topk --new` {new_cold:.1f} s when the new "
-                f"dataset's texts must be encoded (it loads MiniLM), {new_warm:.1f} s when they are cached.")
+                f"dataset's texts must be encoded (it loads MiniLM), {new_warm:.1f} s when they are cached; "
+                f"`recsys plan --new` {plan:.1f} s.")
     return textwrap.fill(sentence, width=100, break_on_hyphens=False) + "\n"
 
 

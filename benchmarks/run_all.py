@@ -110,10 +110,13 @@ def _main(argv=None) -> int:
     progress = not args.no_progress
 
     sections, ratio_line, walls = [], "", {}
+    from recsys.evaluation.protocols import FitCache
+
+    cache = FitCache()  # the default engine's fits and calibrations, shared by P1, P2 and the suite (same folds)
     if "p1" in protocols:
         t0 = time.perf_counter()
         r1 = run("p1", "domainnet-270", engines, p1_reps, out, progress=progress, text_encoder=args.text_encoder,
-                 coverage=coverage, compress=True)
+                 coverage=coverage, compress=True, cache=cache)
         walls["p1"] = time.perf_counter() - t0
         sections.append(r1.markdown)
         ratio = r1.fit_ratio_gat
@@ -137,23 +140,37 @@ def _main(argv=None) -> int:
         # ~3 s, a third of the whole benchmark; its P2 coverage is left out of the default run.
         cov2 = [e for e in engines if e != "gat"] if coverage == "all" and args.coverage == "all" else coverage
         r2 = run("p2", zoo, engines, p2_reps, out, progress=progress, text_encoder=args.text_encoder,
-                 coverage=cov2, targets=targets, compress=True)
+                 coverage=cov2, targets=targets, compress=True, cache=cache)
         walls["p2"] = time.perf_counter() - t0
         sections.append(r2.markdown)
         print(f"P2 done in {walls['p2']:.1f} s", file=sys.stderr)
     if "suite" in protocols:
-        from recsys.evaluation.suite import SUITE_ROWS, run_suite, suite_markdown, suite_plot, suite_table
+        from recsys.evaluation.plots import plot_regret
+        from recsys.evaluation.suite import (SEQUENTIAL_ZOOS, SUITE_ROWS, pbest_table, reliability_markdown,
+                                             run_suite, sequential_table, suite_markdown, suite_plot, suite_table)
 
         t0 = time.perf_counter()
         rows = [r for r in SUITE_ROWS if r[0] == "parc-71"] if args.smoke else SUITE_ROWS
         res = run_suite(rows, repeats={"p1": 2, "missing-edge": 2, "p2": 1} if args.smoke else None,
-                        text_encoder=args.text_encoder, progress=progress)
+                        text_encoder=args.text_encoder, progress=progress, cache=cache,
+                        sequential_zoos=("parc-71",) if args.smoke else SEQUENTIAL_ZOOS)
         walls["suite"] = time.perf_counter() - t0
         table = suite_table(res)
         res.per_dataset.to_csv(out / "suite_per_dataset.csv.gz", index=False, float_format="%.5g")
         table.to_csv(out / "suite_summary.csv", index=False)
         suite_plot(table, out / "suite.png")
-        md = suite_markdown(res, table, command=command, hardware=hardware_line(), docs=docs_link(out))
+        seq_plots = {}
+        for zoo, r in res.sequential.items():
+            seq_plots[zoo] = f"sequential_{zoo}.png"
+            plot_regret(r, out / seq_plots[zoo], title=f"{zoo}: regret after n fine-tunes")
+            r.per_dataset.assign(zoo=zoo).to_csv(out / f"sequential_{zoo}.csv", index=False, float_format="%.5g")
+        sequential_table(res).to_csv(out / "sequential_summary.csv", index=False, float_format="%.5g")
+        pbest_table(res).to_csv(out / "pbest_summary.csv", index=False, float_format="%.5g")
+        if res.reliability is not None:
+            res.reliability.to_csv(out / "pbest_reliability.csv", index=False, float_format="%.6g")
+        (out / "pbest.md").write_text(reliability_markdown(res, heading="#"), encoding="utf-8")
+        md = suite_markdown(res, table, command=command, hardware=hardware_line(), docs=docs_link(out),
+                            sequential_plots=seq_plots)
         (out / "suite.md").write_text(md + "\n![default minus best simple predictor](suite.png)\n", encoding="utf-8")
         print(f"suite done in {walls['suite']:.1f} s", file=sys.stderr)
     total = time.perf_counter() - started

@@ -1,4 +1,4 @@
-"""Command line: ``recsys fit | predict | topk | info | evaluate | engines``.
+"""Command line: ``recsys fit | predict | topk | plan | info | evaluate | engines``.
 
 Data goes to stdout (CSV, JSON or an aligned table), logs and progress to
 stderr. Errors are one line on stderr and a non-zero exit status: 1 for bad
@@ -161,6 +161,7 @@ def main(verbose: int, quiet: bool) -> None:
     recsys fit                                  # fit the default zoo (domainnet-270)
     recsys topk --dataset 269_clipart_32 -k 5   # best models for a dataset of the zoo
     recsys topk --new data/new-dataset.json     # ... for a brand-new dataset
+    recsys plan --new data/new-dataset.json --budget 3 --known resnet50=0.61  # what to fine-tune next
     recsys predict --format csv > all.csv       # every (model, dataset) pair
     recsys evaluate --protocol p1 --out results # the published protocol, every engine
     """
@@ -353,6 +354,98 @@ def _read_scores(path: str | None):
     return read_scores(path, "--scores") if path else None
 
 
+def _known_options(fn):
+    """--known and --results: results just obtained on the dataset asked about (topk, predict, plan)."""
+    fn = click.option("--results", "results_path", default=None, metavar="FILE", callback=_nonempty,
+                      help="Results just obtained on the dataset: a CSV file with columns model,accuracy.")(fn)
+    return click.option("--known", "known_pairs", multiple=True, metavar="MODEL=ACCURACY",
+                        help="A result just obtained on the dataset (repeatable), e.g. --known resnet50=0.81: the "
+                             "answer is conditioned on it, without a refit.")(fn)
+
+
+def _read_known(pairs: tuple[str, ...], path: str | None) -> dict | None:
+    """--known MODEL=ACCURACY pairs and the rows of a --results file, as {model: accuracy} (None without any)."""
+    out: dict[str, float] = {}
+
+    def add(model: str, raw: str, where: str) -> None:
+        model = model.strip()
+        if not model:
+            raise UsageError(f"{where}: the model name is empty; give MODEL=ACCURACY, e.g. --known resnet50=0.81")
+        if model in out:
+            raise UsageError(f"{where}: model {model!r} is given twice; give one result per model")
+        try:
+            out[model] = float(raw)
+        except ValueError:
+            raise UsageError(f"{where}: accuracy {raw.strip()[:40]!r} of model {model!r} is not a number; give a "
+                             f"fraction such as 0.81") from None
+
+    for p in pairs:
+        model, sep, raw = p.rpartition("=")
+        if not sep:
+            raise UsageError(f"--known {p[:60]!r}: give MODEL=ACCURACY, e.g. --known resnet50=0.81")
+        add(model, raw, f"--known {p[:60]!r}")
+    if path:
+        for line, model, raw in _results_rows(path):
+            add(model, raw, f"--results {path!r} line {line}")
+    return out or None
+
+
+def _results_rows(path: str) -> list[tuple[int, str, str]]:
+    """(line, model, accuracy text) of each row of a --results CSV file (columns model,accuracy)."""
+    import csv
+
+    p = Path(path)
+    if not p.is_file():
+        raise RecsysError(f"--results {path!r}: no such file; give a CSV file with columns model,accuracy")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise RecsysError(f"--results {path!r} is not a CSV file (not UTF-8 text); give columns model,accuracy") \
+            from None
+    if "\x00" in text:
+        raise RecsysError(f"--results {path!r} is not a CSV file (it holds NUL bytes); give columns model,accuracy")
+    try:
+        rows = list(csv.reader(text.splitlines()))
+    except csv.Error as exc:
+        raise RecsysError(f"--results {path!r} is not a readable CSV file ({exc}); give columns model,accuracy") \
+            from None
+    header = [h.strip().lower() for h in rows[0]] if rows else []
+    if "model" not in header or "accuracy" not in header:
+        raise RecsysError(f"--results {path!r} has no header with columns model,accuracy (first line: "
+                          f"{','.join(rows[0])[:60] if rows else 'empty'!r}); give one, e.g. model,accuracy")
+    im, ia = header.index("model"), header.index("accuracy")
+    out = []
+    for i, row in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) <= max(im, ia):
+            raise RecsysError(f"--results {path!r} line {i} has {len(row)} column(s); expected model,accuracy")
+        out.append((i, row[im], row[ia]))
+    if not out:
+        raise RecsysError(f"--results {path!r} lists no result; add rows model,accuracy")
+    return out
+
+
+def _read_candidates(path: str | None) -> list[str] | None:
+    """The models of a --candidates file (one a line; blank lines and # comments skipped)."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise RecsysError(f"--candidates {path!r}: no such file; give a file with one model name a line")
+    try:
+        lines = p.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise RecsysError(f"--candidates {path!r} is not a text file (not UTF-8); give one model name a line") \
+            from None
+    if any("\x00" in ln for ln in lines):
+        raise RecsysError(f"--candidates {path!r} is not a text file (it holds NUL bytes); give one model name a line")
+    names = list(dict.fromkeys(ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")))
+    if not names:
+        raise RecsysError(f"--candidates {path!r} lists no model; give one model name a line")
+    return names
+
+
 # ---------------------------------------------------------------------------
 # commands
 
@@ -511,61 +604,127 @@ def _parse_params(pairs, cls) -> dict:
 @click.option("--format", "fmt", type=FORMATS, default="csv", show_default=True)
 @click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.8, show_default=True,
               help="Coverage of the lower/upper interval.")
-def predict(model_path, names, new, settings, scores_path, fmt, level):
+@_known_options
+def predict(model_path, names, new, settings, scores_path, fmt, level, known_pairs, results_path):
     """Predicted accuracy of every model: columns model,dataset,predicted,known,lower,upper,p_best."""
     rec = _load_model(model_path, lazy=True)
+    known = _read_known(known_pairs, results_path)
     frame_new = _read_new_datasets(new, settings, None)
     if frame_new is not None:
         if names:
             raise UsageError("give either --dataset (datasets of the zoo) or --new/--set (brand-new datasets): "
                              "both were given")
-        out = rec.predict_new(frame_new, _read_scores(scores_path), level=level)
+        out = rec.new_columns(frame_new, _read_scores(scores_path), level=level, known=known)
     else:
         if scores_path:
             raise UsageError("drop --scores, or describe brand-new datasets with --new/--set: the zoo's own datasets "
                              "use the scores they were fitted with")
+        if known is not None and len(names) != 1:
+            raise UsageError("--known / --results are results on one dataset: name it with one --dataset")
         if not names and fmt == "csv":  # the whole matrix: streamed, a block of datasets at a time
             for i, cols in enumerate(rec.iter_predict(level=level)):
                 _emit(cols, fmt, header=i == 0)
             return
-        out = _ask(rec, rec.predict_columns, list(names) or None, level=level)
+        out = _ask(rec, rec.predict_columns, list(names) or None, level=level, known=known)
     _emit(out, fmt)
+
+
+def _one_dataset_options(fn):
+    """--model, --new, --set, --scores: the one dataset (of the zoo or brand-new) topk and plan answer for."""
+    opts = [
+        click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None, callback=_nonempty,
+                     help="Model file [default: the one `recsys fit` wrote]."),
+        click.option("--new", "new", default=None, metavar="FILE", callback=_nonempty,
+                     help="A brand-new dataset: a JSON file (object), a one-row CSV file, or inline JSON '{...}'."),
+        click.option("--set", "settings", multiple=True, metavar="COLUMN=VALUE",
+                     help="Metadata of a brand-new dataset (repeatable), e.g. --set domain=sketch."),
+        click.option("--scores", "scores_path", default=None, metavar="FILE", callback=_nonempty,
+                     help="Transferability scores of the new dataset: CSV model,dataset,metric,score."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
 
 
 @main.command()
 @click.option("--dataset", "name", default=None, metavar="NAME",
               help="Dataset of the zoo; with --new/--set, the name of the brand-new dataset.")
 @click.option("-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="How many models.")
-@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None, callback=_nonempty,
-              help="Model file [default: the one `recsys fit` wrote].")
-@click.option("--new", "new", default=None, metavar="FILE", callback=_nonempty,
-              help="A brand-new dataset: a JSON file (object), a one-row CSV file, or inline JSON '{...}'.")
-@click.option("--set", "settings", multiple=True, metavar="COLUMN=VALUE",
-              help="Metadata of a brand-new dataset (repeatable), e.g. --set domain=sketch.")
-@click.option("--scores", "scores_path", default=None, metavar="FILE", callback=_nonempty,
-              help="Transferability scores of the new dataset: CSV model,dataset,metric,score.")
+@_one_dataset_options
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 @click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.8, show_default=True,
               help="Coverage of the lower/upper interval.")
-def topk(name, k, model_path, new, settings, scores_path, fmt, level):
+@_known_options
+def topk(name, k, model_path, new, settings, scores_path, fmt, level, known_pairs, results_path):
     """The k best models for a dataset, best first, with predicted accuracy and interval.
 
-    Ranked by the recorded accuracy where the pair has a record, else by the prediction.
+    Ranked by the recorded accuracy where the pair has a record (or a result is given with --known /
+    --results), else by the prediction.
     """
     rec = _load_model(model_path, lazy=True)
+    known = _read_known(known_pairs, results_path)
+    frame_new = _one_dataset(name, new, settings, scores_path, "topk")
+    if frame_new is not None:
+        out = rec.topk_new_columns(frame_new, k, _read_scores(scores_path), level=level, known=known)
+    else:
+        out = _ask(rec, rec.topk_columns, name, k, level=level, known=known)
+    _emit(out, fmt)
+
+
+def _one_dataset(name, new, settings, scores_path, command: str):
+    """The brand-new dataset of --new/--set (its metadata), or None for --dataset NAME of the zoo (checked)."""
     frame_new = _read_new_datasets(new, settings, name)
     if frame_new is not None:
         if len(frame_new) != 1:
-            raise UsageError(f"use `recsys predict --new` for several brand-new datasets: topk takes one, the "
+            raise UsageError(f"use `recsys predict --new` for several brand-new datasets: {command} takes one, the "
                              f"metadata describe {len(frame_new)}")
-        out = rec.topk_new(frame_new, k, _read_scores(scores_path), level=level)
-    elif name is None:
-        raise click.UsageError("give --dataset NAME (a dataset of the zoo), or describe a new one with --new FILE / --set COLUMN=VALUE")
-    elif scores_path:
+        return frame_new
+    if name is None:
+        raise click.UsageError("give --dataset NAME (a dataset of the zoo), or describe a new one with --new FILE / "
+                               "--set COLUMN=VALUE")
+    if scores_path:
         raise UsageError("drop --scores, or describe a brand-new dataset with --new/--set: the zoo's own datasets "
                          "use the scores they were fitted with")
+    return None
+
+
+@main.command()
+@click.option("--dataset", "name", default=None, metavar="NAME",
+              help="Dataset of the zoo; with --new/--set, the name of the brand-new dataset.")
+@click.option("--budget", type=float, required=True, metavar="K",
+              help="How many models to fine-tune; with --cost, the budget in that column's unit.")
+@_one_dataset_options
+@click.option("--candidates", "candidates_path", default=None, metavar="FILE", callback=_nonempty,
+              help="The models the plan may choose, one a line (e.g. those that fit your GPU or licence).")
+@click.option("--cost", "cost", default=None, metavar="COLUMN", callback=_nonempty,
+              help="A numeric model metadata column (parameters, GFLOPs ...): plan for the best expected gain per "
+                   "unit of it, within --budget in that unit.")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.8, show_default=True,
+              help="Coverage of the lower/upper interval.")
+@_known_options
+def plan(name, budget, model_path, new, settings, scores_path, candidates_path, cost, fmt, level, known_pairs,
+         results_path):
+    """Which models to fine-tune next, in order: the plan with the highest expected best accuracy.
+
+    Columns step,model,dataset,predicted,lower,upper,p_best,expected_best,p_found: expected_best is the
+    expected best accuracy once the first `step` models are fine-tuned (results given with --known /
+    --results included), p_found the probability that the best candidate is among them. Give each
+    result you obtain with --known and plan again: the plan is conditioned on it (no refit).
+
+    \b
+    recsys plan --dataset 269_clipart_32 --budget 3
+    recsys plan --new data/new-dataset.json --budget 3 --known resnet50=0.71
+    """
+    rec = _load_model(model_path, lazy=True)
+    known = _read_known(known_pairs, results_path)
+    candidates = _read_candidates(candidates_path)
+    frame_new = _one_dataset(name, new, settings, scores_path, "plan")
+    if frame_new is not None:
+        out = rec.plan_new_columns(frame_new, budget, _read_scores(scores_path), known=known, candidates=candidates,
+                                   cost=cost, level=level)
     else:
-        out = _ask(rec, rec.topk_columns, name, k, level=level)
+        out = _ask(rec, rec.plan_columns, name, budget, known=known, candidates=candidates, cost=cost, level=level)
     _emit(out, fmt)
 
 
@@ -611,13 +770,15 @@ def _finite(doc, depth: int = 0):
 
 
 @main.command()
-@click.option("--protocol", type=click.Choice(["p1", "p2", "missing-edge", "logo"]), required=True,
+@click.option("--protocol", type=click.Choice(["p1", "p2", "missing-edge", "logo", "sequential"]), required=True,
               help="p1: DomainNet-270 missing-edge (10 reps); p2: TransferGraph leave-one-dataset-out; "
-                   "missing-edge / logo: the same procedures on any zoo (--zoo).")
+                   "missing-edge / logo: the same procedures on any zoo (--zoo); sequential: pick a model, see its "
+                   "accuracy, pick again (regret after n fine-tunes).")
 @click.option("--zoo", "zoo_name", default=None, metavar="DIR_OR_NAME", callback=_nonempty,
               help="Zoo to evaluate on [default: transfergraph-image for p2, else domainnet-270].")
 @click.option("--targets", "target_list", default=None, metavar="A,B,...",
-              help="p2 / logo: held-out datasets [default: those with scores (p2), with >= 10 records (logo)].")
+              help="p2 / logo / sequential: held-out datasets [default: those with scores (p2), with >= 10 records "
+                   "(logo, sequential)].")
 @click.option("--engines", "engine_list", default=None, metavar="A,B,...", callback=_nonempty,
               help="Comma-separated engines [default: all of `recsys engines`].")
 @click.option("--repeats", type=click.IntRange(min=1), default=None,
@@ -630,8 +791,10 @@ def _finite(doc, depth: int = 0):
 @click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
 @click.option("--no-baselines", is_flag=True,
               help="Do not add random, popularity and additive when the default engine is evaluated.")
+@click.option("--steps", type=click.IntRange(min=1, max=100), default=5, show_default=True,
+              help="sequential: picks per target.")
 def evaluate(protocol, zoo_name, target_list, engine_list, repeats, out_dir, text_encoder, coverage, no_plots,
-             no_baselines):
+             no_baselines, steps):
     """Run an evaluation protocol; the markdown table goes to stdout."""
     from .evaluation import run
 
@@ -647,7 +810,7 @@ def evaluate(protocol, zoo_name, target_list, engine_list, repeats, out_dir, tex
     # The bar only where someone watches it: not with -q, not into a log file or a pipe.
     progress = _progress_wanted() and sys.stderr.isatty()
     res = run(protocol, zoo_name, engines, repeats, out_dir, progress=progress, text_encoder=text_encoder,
-              coverage=coverage, plots=not no_plots, baselines=not no_baselines, targets=targets)
+              coverage=coverage, plots=not no_plots, baselines=not no_baselines, targets=targets, steps=steps)
     click.echo(res.markdown)  # (run logs each failed engine once)
     if out_dir:
         log.info("wrote %s", ", ".join(str(p) for p in res.files.values()))

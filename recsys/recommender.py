@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import math
 import os
 import platform
 import time
@@ -32,7 +33,7 @@ import numpy as np
 from ._version import __version__
 from .artifact import check_finite, check_model_state, read_artifact, upgrade, verify_mapped, write_artifact
 from .engines import DEFAULT_ENGINE, Engine, get_engine_class, make_engine
-from .engines.answer import answer
+from .engines.answer import answer, joint_model
 from .engines.calibration import Calibration, calibrate
 from .errors import ArtifactError, ModelFitError, RecsysError
 from .features.data import DatasetBlock, ZooData
@@ -53,6 +54,8 @@ log = logging.getLogger(__name__)
 CAL_MAX_RECORDS = 1_000_000
 #: output columns of predict / topk, in order
 COLUMNS = ("model", "dataset", "predicted", "known", "lower", "upper", "p_best")
+#: output columns of plan, in order
+PLAN_COLUMNS = ("step", "model", "dataset", "predicted", "lower", "upper", "p_best", "expected_best", "p_found")
 
 
 def _library_versions() -> dict[str, str]:
@@ -172,6 +175,42 @@ class Recommender:
         self.data_ = data
         self._unrecorded = data.model_record_counts() == 0
         self._lazy = False
+        self._joint = None
+
+    def _joint_model(self):
+        """The joint distribution of the engine's answers (its fixed draws made once per Recommender)."""
+        if getattr(self, "_joint", None) is None:
+            self._joint = joint_model(self.engine_, self.calibration_, self._unrecorded)
+        return self._joint
+
+    def _given(self, known: "Mapping[str, float] | None", stored: np.ndarray | None, dataset: str) -> dict | None:
+        """Results given for one dataset (model name -> accuracy) as model index -> accuracy, checked.
+
+        A result that differs from the stored record of the pair replaces it, and the log says so.
+        """
+        if known is None:
+            return None
+        if not isinstance(known, Mapping):
+            raise RecsysError(f"known must map model names to accuracies, e.g. {{'resnet50': 0.81}}; got "
+                              f"{type(known).__name__}")
+        names = [str(k) for k in known]
+        idx = self.data_.model_ids.indices(names)
+        out = {}
+        for (name, value), j in zip(known.items(), idx):
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                v = float("nan")
+            if isinstance(value, bool) or not math.isfinite(v) or not 0.0 <= v <= 1.0:
+                raise RecsysError(f"known accuracy of model {str(name)!r} is {value!r}; accuracies are finite "
+                                  f"fractions in [0, 1], as in the zoo (e.g. 0.81 for 81%)")
+            if stored is not None and not np.isnan(stored[j]):
+                if stored[j] == v:
+                    continue  # the stored record itself: nothing to condition on
+                log.warning("model %s on %s: the given result %.6g replaces the stored record %.6g", name, dataset,
+                            v, stored[j])
+            out[int(j)] = v
+        return out or None
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "engine_"):
@@ -205,10 +244,14 @@ class Recommender:
 
     # -- prediction ---------------------------------------------------------------
     def _columns(self, block: DatasetBlock, names: Sequence[str], known: np.ndarray, level: float | None,
-                 uncertainty: bool) -> dict[str, np.ndarray]:
-        """Every output column, flat arrays (one entry per (dataset, model), dataset-major); no pandas."""
+                 uncertainty: bool, given: list | None = None, plan: dict | None = None) -> dict[str, np.ndarray]:
+        """Every output column, flat arrays (one entry per (dataset, model), dataset-major); no pandas.
+
+        ``given``: per dataset, results just obtained (model index -> accuracy); ``plan``: the plan's
+        arguments (then the plan's columns are returned).
+        """
         if not self._lazy:
-            return self._compute_columns(block, names, known, level, uncertainty)
+            return self._compute_columns(block, names, known, level, uncertainty, given, plan)
         # Memory-mapped model file: its values were not read at load; check what this answer reads, and
         # report a failure inside the engine as the damaged file it is.
         what = f"model file {str(getattr(self, 'path_', '?'))!r}"
@@ -218,7 +261,7 @@ class Recommender:
         if problem:
             raise ArtifactError(f"re-create {what} with `recsys fit`: it {problem}; it is damaged")
         try:
-            return self._compute_columns(block, names, known, level, uncertainty)
+            return self._compute_columns(block, names, known, level, uncertainty, given, plan)
         except (IndexError, ValueError, TypeError, ArithmeticError) as exc:
             if isinstance(exc, RecsysError) and not isinstance(exc, ModelFitError):
                 raise
@@ -227,31 +270,46 @@ class Recommender:
                                 f"({type(exc).__name__}: {msg}); it is damaged") from None
 
     def _compute_columns(self, block: DatasetBlock, names: Sequence[str], known: np.ndarray, level: float | None,
-                         uncertainty: bool) -> dict[str, np.ndarray]:
+                         uncertainty: bool, given: list | None = None, plan: dict | None = None
+                         ) -> dict[str, np.ndarray]:
         if uncertainty and self.calibration_ is None:  # same columns either way, so scripts can rely on them
             log.warning("this model has no interval calibration (%s): lower, upper and p_best are empty",
                         "fitted with --no-calibrate" if not self.calibrate else
                         "too few datasets with records to hold some out")
         ans = answer(self.engine_, self.calibration_, block, known, level=self.level if level is None else level,
-                     unrecorded=self._unrecorded, uncertainty=uncertainty)
+                     unrecorded=self._unrecorded, uncertainty=uncertainty, given=given, joint=self._joint_model())
+        if plan is not None:
+            return self._plan_columns(ans, names[0], **plan)
         n_models = ans.predicted.shape[1]
         cols = {
             "model": np.tile(np.array(list(self.data_.model_ids), dtype=object), len(names)),
             "dataset": np.repeat(np.array(list(names), dtype=object), n_models),
             "predicted": ans.predicted.ravel(),
-            "known": known.ravel(),
+            "known": ans.known.ravel(),
         }
         if uncertainty:
             cols.update(lower=ans.lower.ravel(), upper=ans.upper.ravel(), p_best=ans.p_best.ravel())
         return cols
 
     def predict_columns(self, datasets: Sequence[str] | None = None, *, level: float | None = None,
-                        uncertainty: bool = True) -> dict[str, np.ndarray]:
+                        uncertainty: bool = True, known: "Mapping[str, float] | None" = None
+                        ) -> dict[str, np.ndarray]:
         """:meth:`predict` as a dict of flat columns (numpy arrays), without pandas."""
         self._check_fitted()
         names = list(self.data_.dataset_ids) if datasets is None else [str(d) for d in datasets]
         idx = self.dataset_index(names)
-        return self._columns(self.data_.block(idx), names, self.data_.records.dense(idx), level, uncertainty)
+        stored = self.data_.records.dense(idx)
+        return self._columns(self.data_.block(idx), names, stored, level, uncertainty,
+                             self._given_one(known, names, stored))
+
+    def _given_one(self, known, names: Sequence[str], stored: np.ndarray) -> list | None:
+        """``known`` (results of one dataset) as the per-dataset list :func:`answer` takes."""
+        if known is None:
+            return None
+        if len(names) != 1:
+            raise RecsysError(f"known results are for one dataset, but {len(names)} are asked for; ask for the "
+                              f"dataset they were obtained on alone")
+        return [self._given(known, stored[0], names[0])]
 
     def iter_predict(self, *, level: float | None = None, uncertainty: bool = True,
                      block: int = 64) -> Iterator[dict[str, np.ndarray]]:
@@ -267,7 +325,7 @@ class Recommender:
                                 uncertainty)
 
     def predict(self, datasets: Sequence[str] | None = None, *, level: float | None = None,
-                uncertainty: bool = True) -> "pd.DataFrame":
+                uncertainty: bool = True, known: "Mapping[str, float] | None" = None) -> "pd.DataFrame":
         """One row per (model, dataset): ``model, dataset, predicted, known[, lower, upper, p_best]``.
 
         ``known`` is the recorded accuracy (NaN when the pair has no record);
@@ -276,17 +334,25 @@ class Recommender:
         All datasets of the zoo when ``datasets`` is None (on a large zoo, prefer
         :meth:`iter_predict`, which streams them).
 
+        Parameters
+        ----------
+        known : mapping of model name to accuracy, optional
+            Results just obtained on the one dataset asked for: the answer is conditioned on them (no
+            refit, nothing written) and they show in the ``known`` column; a result that differs from a
+            stored record of the pair replaces it (the log says so).
+
         Raises
         ------
         UnknownNameError
-            A dataset the zoo does not hold (with the closest valid names).
+            A dataset or model the zoo does not hold (with the closest valid names).
         """
         import pandas as pd
 
-        return pd.DataFrame(self.predict_columns(datasets, level=level, uncertainty=uncertainty))
+        return pd.DataFrame(self.predict_columns(datasets, level=level, uncertainty=uncertainty, known=known))
 
     def predict_new(self, metadata: "Mapping | pd.DataFrame", scores: "pd.DataFrame | None" = None, *,
-                    level: float | None = None, uncertainty: bool = True) -> "pd.DataFrame":
+                    level: float | None = None, uncertainty: bool = True,
+                    known: "Mapping[str, float] | None" = None) -> "pd.DataFrame":
         """Predictions for brand-new datasets known only by their metadata.
 
         Parameters
@@ -296,12 +362,19 @@ class Recommender:
             zoo's dataset columns (an optional ``dataset`` column names them).
         scores : DataFrame, optional
             ``model, dataset, metric, score`` rows for the new datasets (e.g. LogME).
+        known : mapping of model name to accuracy, optional
+            Results already obtained on the (one) new dataset (see :meth:`predict`).
         """
         import pandas as pd
 
-        return pd.DataFrame(self._new_columns(metadata, scores, level, uncertainty))
+        return pd.DataFrame(self._new_columns(metadata, scores, level, uncertainty, known))
 
-    def _new_columns(self, metadata, scores, level, uncertainty) -> dict[str, np.ndarray]:
+    def new_columns(self, metadata, scores=None, *, level: float | None = None, uncertainty: bool = True,
+                    known: "Mapping[str, float] | None" = None) -> dict[str, np.ndarray]:
+        """:meth:`predict_new` as a dict of flat columns (numpy arrays)."""
+        return self._new_columns(metadata, scores, level, uncertainty, known)
+
+    def _new_block(self, metadata, scores) -> tuple[DatasetBlock, list[str]]:
         from .features.builder import new_dataset_frame
 
         self._check_fitted()
@@ -310,9 +383,12 @@ class Recommender:
         if clash:
             raise RecsysError(f"ask for dataset {clash[0]!r} by name (--dataset), or give the new dataset another "
                               f"name: {clash[0]!r} is already in the zoo")
-        block = self.features_.new_datasets(frame, self.data_.model_ids, scores)
-        known = np.full((len(frame), len(self.data_.model_ids)), np.nan)
-        return self._columns(block, frame["dataset"].tolist(), known, level, uncertainty)
+        return self.features_.new_datasets(frame, self.data_.model_ids, scores), frame["dataset"].tolist()
+
+    def _new_columns(self, metadata, scores, level, uncertainty, known=None) -> dict[str, np.ndarray]:
+        block, names = self._new_block(metadata, scores)
+        stored = np.full((len(names), len(self.data_.model_ids)), np.nan)
+        return self._columns(block, names, stored, level, uncertainty, self._given_one(known, names, stored))
 
     @staticmethod
     def _rank_columns(cols: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
@@ -326,29 +402,178 @@ class Recommender:
         out.update({c: np.asarray(v)[order] for c, v in cols.items()})
         return out
 
-    def topk_columns(self, dataset: str, k: int = 5, *, level: float | None = None) -> dict[str, np.ndarray]:
+    def topk_columns(self, dataset: str, k: int = 5, *, level: float | None = None,
+                     known: "Mapping[str, float] | None" = None) -> dict[str, np.ndarray]:
         """:meth:`topk` as a dict of columns (numpy arrays), without pandas."""
-        return self._rank_columns(self.predict_columns([dataset], level=level), k)
+        return self._rank_columns(self.predict_columns([dataset], level=level, known=known), k)
 
-    def topk(self, dataset: str, k: int = 5, *, level: float | None = None) -> "pd.DataFrame":
+    def topk(self, dataset: str, k: int = 5, *, level: float | None = None,
+             known: "Mapping[str, float] | None" = None) -> "pd.DataFrame":
         """The ``k`` best models for a dataset of the zoo, best first.
 
-        Models are ranked by recorded accuracy where the pair has a record,
-        else by predicted accuracy.
+        Models are ranked by recorded accuracy where the pair has a record (or a result is given in
+        ``known``, see :meth:`predict`), else by predicted accuracy.
         """
         import pandas as pd
 
-        return pd.DataFrame(self.topk_columns(dataset, k, level=level))
+        return pd.DataFrame(self.topk_columns(dataset, k, level=level, known=known))
 
     def topk_new(self, metadata: "Mapping | pd.DataFrame", k: int = 5, scores: "pd.DataFrame | None" = None, *,
-                 level: float | None = None) -> "pd.DataFrame":
+                 level: float | None = None, known: "Mapping[str, float] | None" = None) -> "pd.DataFrame":
         """The ``k`` best models for one brand-new dataset described by ``metadata``."""
         import pandas as pd
 
-        cols = self._new_columns(metadata, scores, level, True)
+        return pd.DataFrame(self.topk_new_columns(metadata, k, scores, level=level, known=known))
+
+    def topk_new_columns(self, metadata, k: int = 5, scores=None, *, level: float | None = None,
+                         known: "Mapping[str, float] | None" = None) -> dict[str, np.ndarray]:
+        """:meth:`topk_new` as a dict of columns (numpy arrays)."""
+        cols = self._new_columns(metadata, scores, level, True, known)
         if len(set(cols["dataset"])) != 1:
             raise RecsysError("use predict_new for several datasets: topk_new takes one")
         return pd.DataFrame(self._rank_columns(cols, k))
+
+    # -- planning -------------------------------------------------------------------------
+    def plan(self, dataset: str, budget: float = 5, *, known: "Mapping[str, float] | None" = None,
+             candidates: Sequence[str] | None = None, cost: str | None = None,
+             level: float | None = None) -> "pd.DataFrame":
+        """Which models to fine-tune on a dataset of the zoo, in order, to find its best model soon.
+
+        One row per step: ``step, model, dataset, predicted, lower, upper, p_best, expected_best,
+        p_found``. The plan maximises the expected best accuracy of the whole plan under the joint
+        distribution of the dataset's accuracies (greedily: each step takes the model that raises it
+        the most given those before it, so a model that errs with one already chosen is taken only
+        where that still pays); ``expected_best`` is the expected best accuracy once the first
+        ``step`` models are fine-tuned (the results in ``known`` included), ``p_found`` the
+        probability that the best candidate is among them, ``p_best`` the probability that the
+        model is the best of the candidates and the results. Deterministic.
+
+        Parameters
+        ----------
+        dataset : str
+        budget : float
+            Models to plan (an integer), or with ``cost`` the budget in that column's unit.
+        known : mapping of model name to accuracy, optional
+            Results already obtained on the dataset: the plan is conditioned on them (see :meth:`predict`).
+        candidates : sequence of str, optional
+            The models the plan may choose (e.g. those that fit your GPU or licence); default all.
+        cost : str, optional
+            A numeric model metadata column (e.g. parameters): plan for the best expected gain per
+            unit of it, within ``budget`` in that unit.
+        """
+        import pandas as pd
+
+        return pd.DataFrame(self.plan_columns(dataset, budget, known=known, candidates=candidates, cost=cost,
+                                              level=level))
+
+    def plan_columns(self, dataset: str, budget: float = 5, *, known=None, candidates=None, cost=None,
+                     level: float | None = None) -> dict[str, np.ndarray]:
+        """:meth:`plan` as a dict of columns (numpy arrays), without pandas (but for ``cost``)."""
+        self._check_fitted()
+        idx = self.dataset_index([str(dataset)])
+        stored = self.data_.records.dense(idx)
+        plan = self._plan_args(budget, candidates, cost)
+        return self._columns(self.data_.block(idx), [str(dataset)], stored, level, True,
+                             [self._given(known, stored[0], str(dataset))], plan)
+
+    def plan_new(self, metadata: "Mapping | pd.DataFrame", budget: float = 5, scores: "pd.DataFrame | None" = None,
+                 *, known: "Mapping[str, float] | None" = None, candidates: Sequence[str] | None = None,
+                 cost: str | None = None, level: float | None = None) -> "pd.DataFrame":
+        """:meth:`plan` for one brand-new dataset described by ``metadata`` (see :meth:`topk_new`)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.plan_new_columns(metadata, budget, scores, known=known, candidates=candidates,
+                                                  cost=cost, level=level))
+
+    def plan_new_columns(self, metadata, budget: float = 5, scores=None, *, known=None, candidates=None,
+                         cost=None, level: float | None = None) -> dict[str, np.ndarray]:
+        """:meth:`plan_new` as a dict of columns (numpy arrays)."""
+        block, names = self._new_block(metadata, scores)
+        if len(names) != 1:
+            raise RecsysError(f"a plan is for one dataset; the metadata describe {len(names)}")
+        stored = np.full((1, len(self.data_.model_ids)), np.nan)
+        plan = self._plan_args(budget, candidates, cost)
+        return self._columns(block, names, stored, level, True, [self._given(known, None, names[0])], plan)
+
+    def _plan_args(self, budget, candidates, cost) -> dict:
+        """The plan's arguments, checked: (budget, candidate mask, cost per model)."""
+        if self.calibration_ is None:
+            why = "it was fitted with --no-calibrate" if not self.calibrate else \
+                "too few datasets with records to calibrate"
+            raise RecsysError(f"a plan needs the model's calibration (how its predictions err), and this model has "
+                              f"none ({why}); fit it again with `recsys fit`")
+        try:
+            b = float(budget)
+        except (TypeError, ValueError):
+            b = float("nan")
+        if isinstance(budget, bool) or not math.isfinite(b) or b <= 0:
+            raise RecsysError(f"budget must be a positive number (models to plan, or with a cost column the "
+                              f"budget in its unit); got {budget!r}")
+        mask = np.ones(len(self.data_.model_ids), bool)
+        if candidates is not None:
+            names = [str(c) for c in candidates]
+            if not names:
+                raise RecsysError("the candidates list no model; give at least one model name (or leave them out "
+                                  "for every model)")
+            mask[:] = False
+            mask[self.data_.model_ids.indices(names)] = True
+        price = None
+        if cost is None:
+            if b != int(b):
+                raise RecsysError(f"budget counts models without a cost column: give a whole number, got {budget!r}")
+        else:
+            price = self.model_column(cost)
+            missing = mask & ~(np.isfinite(price) & (price > 0))
+            if missing.all():
+                raise RecsysError(f"no candidate has a positive {cost!r}; choose another --cost column")
+            if missing.any():
+                log.warning("%d candidate(s) without a positive %s are left out of the plan", int(missing.sum()), cost)
+            mask &= ~missing
+        return {"budget": b, "candidates": mask, "cost": price, "cost_name": cost}
+
+    def model_column(self, column: str) -> np.ndarray:
+        """The values of a numeric model metadata column (NaN where missing), as in ``models.csv``."""
+        spec = self.features_.model_spec_
+        numeric = {n["column"]: n for n in spec.numeric}
+        if column not in numeric:
+            from .errors import closest
+
+            near = closest(column, list(numeric))
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise RecsysError(f"--cost {column!r} is not a numeric model column{hint}; the numeric model columns "
+                              f"are: {', '.join(numeric) or 'none'}")
+        n = numeric[column]
+        sl = self.data_.models.layout.span("numeric", column)
+        z = np.asarray(self.data_.models.matrix[:, sl.start], dtype=float)
+        x = z * n["std"] + n["mean"]
+        if n["log"]:
+            x = np.exp(x)
+        if n.get("missing") and sl.stop - sl.start > 1:
+            x = np.where(self.data_.models.matrix[:, sl.start + 1] > 0.5, np.nan, x)
+        return x
+
+    def _plan_columns(self, ans, name: str, budget: float, candidates: np.ndarray, cost: np.ndarray | None,
+                      cost_name: str | None) -> dict[str, np.ndarray]:
+        post = ans.posteriors[0]
+        free = candidates & ~post.known
+        if not free.any():
+            raise RecsysError("every candidate model already has a result on this dataset; nothing to plan")
+        if cost is None and budget > free.sum():
+            raise RecsysError(f"budget {budget:g} is above the {int(free.sum())} candidate model(s) without a "
+                              f"result; plan at most {int(free.sum())}")
+        if cost is not None and not (cost[free] <= budget).any():
+            raise RecsysError(f"budget {budget:g} is below the cheapest candidate's {cost_name} "
+                              f"({np.nanmin(cost[free]):g}); raise --budget")
+        plan = post.plan(budget, free, cost)
+        among = candidates | post.known
+        p_best = ans.p_best[0] if among.all() else post.p_best(among)
+        models = np.asarray(plan.models, dtype=np.int64)
+        n = len(models)
+        return {"step": np.arange(1, n + 1), "model": np.array([self.data_.model_ids[j] for j in models], dtype=object),
+                "dataset": np.array([name] * n, dtype=object), "predicted": ans.predicted[0, models],
+                "lower": ans.lower[0, models], "upper": ans.upper[0, models], "p_best": p_best[models],
+                "expected_best": np.asarray(plan.expected_best, dtype=float),
+                "p_found": np.asarray(plan.p_found, dtype=float)}
 
     # -- persistence ----------------------------------------------------------------
     def save(self, path: str | os.PathLike | None = None) -> Path:

@@ -901,6 +901,83 @@ case("import-out-is-a-file", 2, "is a file")(
                "--dataset", "dataset", "--metric", "acc", "--out", c.file("zoo", "not a directory")])
 
 
+# -- results given (--known, --results) and plans (issue 18) -----------------------------------------------------
+
+def given(*words, command="topk", dataset=("--dataset", "stanford cars")):
+    """A command on the example zoo's model with ``words`` appended (--known / --results / plan options)."""
+    return lambda c: [command, "--model", c.models["ex"], *dataset,
+                      *[w(c) if callable(w) else w for w in words]]
+
+
+def plan(*words, dataset=("--set", "domain=photo")):
+    return given("--budget", *words, command="plan", dataset=dataset)
+
+
+case("known-duplicate", 2, "'resnet50' is given twice")(given("--known", "resnet50=0.5", "--known", "resnet50=0.6"))
+case("known-without-equals", 2, "MODEL=ACCURACY")(given("--known", "resnet50"))
+case("known-empty-model", 2, "model name is empty")(given("--known", "=0.5"))
+case("known-not-a-number", 2, "'high'", "not a number")(given("--known", "resnet50=high"))
+case("known-percent", 1, "[0, 1]", "0.81 for 81%")(given("--known", "resnet50=81"))
+case("known-negative", 1, "[0, 1]")(given("--known", "resnet50=-0.1"))
+case("known-nan", 1, "finite")(given("--known", "resnet50=nan"))
+case("known-infinite", 1, "finite")(given("--known", "resnet50=inf"))
+case("known-unknown-model", 2, "unknown model 'resnt50'", "resnet50")(given("--known", "resnt50=0.5"))
+case("known-predict-several-datasets", 2, "one --dataset")(
+    given("--known", "resnet50=0.5", "--dataset", "cub birds", command="predict"))
+case("known-predict-whole-zoo", 2, "one --dataset")(given("--known", "resnet50=0.5", command="predict", dataset=()))
+case("results-missing-file", 1, "--results", "no such file")(given("--results", lambda c: c.tmp / "none.csv"))
+case("results-binary", 1, "not a CSV file")(given("--results", lambda c: c.file("r.csv", bytes(range(128, 256)))))
+case("results-no-header", 1, "no header with columns model,accuracy")(
+    given("--results", lambda c: c.file("r.csv", "resnet50,0.5\n")))
+case("results-empty", 1, "no header")(given("--results", lambda c: c.file("r.csv", "")))
+case("results-no-rows", 1, "lists no result")(given("--results", lambda c: c.file("r.csv", "model,accuracy\n")))
+case("results-short-row", 1, "line 2 has 1 column")(given("--results", lambda c: c.file("r.csv", "model,accuracy\nx\n")))
+case("results-not-a-number", 2, "line 2", "not a number")(
+    given("--results", lambda c: c.file("r.csv", "model,accuracy\nresnet50,good\n")))
+case("results-duplicate", 2, "line 3", "given twice")(
+    given("--results", lambda c: c.file("r.csv", "model,accuracy\nresnet50,0.5\nresnet50,0.6\n")))
+case("results-and-known-overlap", 2, "given twice")(
+    given("--known", "resnet50=0.5", "--results", lambda c: c.file("r.csv", "model,accuracy\nresnet50,0.6\n")))
+case("results-nul-bytes", 1, "NUL bytes")(given("--results", lambda c: c.file("r.csv", b"model,accuracy\n\x00,1\n")))
+case("plan-budget-0", 1, "budget must be a positive number")(plan("0"))
+case("plan-budget-negative", 1, "budget must be a positive number")(plan("-3"))
+case("plan-budget-nan", 1, "budget must be a positive number")(plan("nan"))
+case("plan-budget-not-a-number", 2, "'--budget'")(plan("three"))
+case("plan-budget-fraction", 1, "whole number")(plan("2.5"))
+case("plan-budget-above-candidates", 1, "budget 9 is above the 5 candidate", "plan at most 5")(plan("9"))
+case("plan-budget-above-candidates-left", 1, "above the 4 candidate")(plan("5", "--known", "resnet50=0.5"))
+case("plan-no-candidate-left", 1, "already has a result")(plan("1", dataset=("--dataset", "cub birds")))
+case("plan-candidates-missing-file", 1, "--candidates", "no such file")(
+    plan("1", "--candidates", lambda c: c.tmp / "none.txt"))
+case("plan-candidates-empty", 1, "lists no model")(plan("1", "--candidates", lambda c: c.file("c.txt", "\n# none\n")))
+case("plan-candidates-binary", 1, "not a text file")(plan("1", "--candidates", lambda c: c.file("c.txt", b"\xff\xfe")))
+case("plan-candidates-nul-bytes", 1, "NUL bytes")(plan("1", "--candidates", lambda c: c.file("c.txt", b"resnet50\x00\n")))
+case("plan-candidates-unknown", 2, "unknown model 'resnt50'", "resnet50")(
+    plan("1", "--candidates", lambda c: c.file("c.txt", "resnet50\nresnt50\n")))
+case("plan-candidates-all-known", 1, "already has a result")(
+    plan("1", "--known", "resnet50=0.5", "--candidates", lambda c: c.file("c.txt", "resnet50\n")))
+case("plan-budget-above-the-candidates-file", 1, "above the 2 candidate")(
+    plan("3", "--candidates", lambda c: c.file("c.txt", "resnet50\nconvnext tiny\n")))
+case("plan-cost-unknown-column", 1, "--cost 'params'", "params_millions")(plan("1", "--cost", "params"))
+case("plan-cost-text-column", 1, "not a numeric model column")(plan("1", "--cost", "family"))
+case("plan-cost-budget-below-cheapest", 1, "below the cheapest candidate")(
+    plan("1", "--cost", "params_millions"))
+case("plan-no-dataset", 2, "--dataset NAME")(lambda c: ["plan", "--model", c.models["ex"], "--budget", "1"])
+case("plan-scores-for-zoo-dataset", 2, "brand-new")(
+    plan("1", "--scores", lambda c: c.file("s.csv", "model,dataset,metric,score\n"), dataset=("--dataset", "stanford cars")))
+case("plan-unknown-dataset", 2, "unknown dataset 'stanford car'")(plan("1", dataset=("--dataset", "stanford car")))
+case("evaluate-sequential-steps-0", 2, "'--steps'")(lambda c: ["evaluate", "--protocol", "sequential", "--steps", "0"])
+
+
+@case("plan-model-without-calibration", 1, "fit it again")
+def _(c):
+    out = c.tmp / "nocal.npz"
+    res = CliRunner().invoke(main, ["-q", "fit", "--zoo", EXAMPLE, "--text-encoder", "hashing", "--no-calibrate",
+                                    "--out", out])
+    assert res.exit_code == 0, res.stderr
+    return ["plan", "--model", out, "--set", "domain=photo", "--budget", "1"]
+
+
 def zoo_sqlite(path: Path) -> Path:
     import sqlite3
 

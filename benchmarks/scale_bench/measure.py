@@ -186,6 +186,11 @@ def measure(cfg: Config, size: Size, engine: str, zoo_dir: Path, work: Path, env
     row["cli_topk_s"], row["cli_topk"] = median_wall(
         [*recsys_cmd(), "topk", "--model", str(model), "--dataset", name, "-k", "10"], cfg.cli_repeats, env,
         cfg.timeout, cfg.mem_cap_mb)
+    if engine == "hybrid":  # the joint distribution's plan (issue 18), whole process, for the same dataset
+        budget = "5" if size.models >= 50 else "1"  # (the smallest zoo's datasets have one model left)
+        row["cli_plan_s"], row["cli_plan"] = median_wall(
+            [*recsys_cmd(), "plan", "--model", str(model), "--dataset", name, "--budget", budget], cfg.cli_repeats,
+            env, cfg.timeout, cfg.mem_cap_mb)
     cells = size.models * size.datasets
     guess = projected_predict_s(rows, engine, cells) if cfg.project else None
     if cells > cfg.max_predict_cells:

@@ -35,8 +35,40 @@ def probe(args: dict) -> dict:
         rec.topk_new(meta, k=10)
         times.append(time.perf_counter() - t)
     out["topk_new_ms"] = 1000 * float(np.median(times[1:] if len(times) > 1 else times))
+    out.update(plan_speed(rec, new[0], args["repeats"], rng))
     out.update(holdout_pearson(rec, Path(args["holdout"]), args["max_datasets"], rng))
     return out
+
+
+def plan_speed(rec, meta: dict, repeats: int, rng: np.random.Generator, n_results: int = 20,
+               budget: int = 5) -> dict:
+    """Issue 18's figures, in-process: a brand-new dataset conditioned on ``n_results`` results (its joint
+    distribution: the row's kriging re-solved, centres and conditional variances, no refit), and a plan of
+    ``budget`` models over every model given that distribution; medians of ``repeats`` after one warm-up."""
+    from recsys.engines.answer import answer
+    from recsys.features.builder import new_dataset_frame
+
+    if rec.calibration_ is None or rec.calibration_.joint is None:
+        return {}
+    block = rec.features_.new_datasets(new_dataset_frame(meta), rec.data_.model_ids)
+    jm = rec._joint_model()
+    pred = rec.engine_.predict(block)
+    inp = jm.inputs(block)
+    nan = np.full(pred.shape[1], np.nan)
+    models = rng.choice(pred.shape[1], size=min(n_results, pred.shape[1] - budget), replace=False)
+    given = {int(j): float(np.clip(pred[0, j] + rng.normal(0, 0.03), 0, 1)) for j in models}
+    cond, plan = [], []
+    for _ in range(repeats + 1):
+        t = time.perf_counter()
+        post = jm.posterior(pred[0], nan, given, inp[0] if inp else None)
+        cond.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        post.plan(budget)
+        plan.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    answer(rec.engine_, rec.calibration_, block, nan[None, :], given=[given], joint=jm)
+    return {"condition_ms": 1000 * float(np.median(cond[1:])), "plan_ms": 1000 * float(np.median(plan[1:])),
+            "answer_given_ms": 1000 * (time.perf_counter() - t), "plan_results": len(given)}
 
 
 def holdout_pearson(rec, holdout: Path, max_datasets: int, rng: np.random.Generator) -> dict:

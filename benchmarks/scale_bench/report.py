@@ -149,6 +149,7 @@ def _results(cfg: Config, rows: list[dict], floor: float | None) -> list[str]:
         "new | CLI topk | predict-all | hold-out Pearson (Δ additive) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    plan_lines = _plan_lines(rows, floor)
     additive = {r["size"]: r.get("pearson") for r in rows if r["engine"] == "additive"}
     for r in rows:
         head = f"| {r['size']} | {r['records']:,} | {r['engine']} |"
@@ -171,6 +172,30 @@ def _results(cfg: Config, rows: list[dict], floor: float | None) -> list[str]:
         lines.append(f"{head} {secs(r['fit_s'])} | {split} s | {size_text(r.get('fit_rss_mb'))} | "
                      f"{size_text(r.get('model_mb'))} | {topk} | {cli} | {predict} | "
                      f"{fmt(pearson, '.3f')}{delta} |")
+    return lines + plan_lines
+
+
+def _plan_lines(rows: list[dict], floor: float | None) -> list[str]:
+    """The joint distribution's speed (issue 18): conditioning a brand-new dataset on 20 results and a plan of 5
+    models, in-process, and whole-process `recsys plan` against the interpreter floor."""
+    done = [r for r in rows if r.get("condition_ms") is not None or r.get("cli_plan_s")]
+    if not done:
+        return []
+    lines = ["", "## Results given and plans", "",
+             "The default engine's joint distribution (`recsys.engines.joint`), in the probe's process: a brand-new "
+             "dataset conditioned on 20 results (its kriging re-solved: centres and conditional variances, no "
+             "refit; median of the probe's repeats after a warm-up), a plan of 5 models over every model given "
+             "that distribution, and the whole answer with the results given (intervals and P(best) of every "
+             "model, once). `recsys plan --budget 5` for the dataset of the CLI topk (`--budget 1` on the 10-model "
+             "zoo), whole process, median of the CLI repeats, and its ratio to the interpreter floor. Goals: 5 ms, "
+             "50 ms, 3× the floor.", "",
+             "| size | models | condition on 20 results | plan of 5 | answer with the results | `recsys plan` |",
+             "|---|---|---|---|---|---|"]
+    for r in done:
+        cli = (f"{r['cli_plan_s']:.2f} s ({r['cli_plan_s'] / floor:.1f}×)" if r.get("cli_plan_s") and floor
+               else r.get("cli_plan", ""))
+        lines.append(f"| {r['size']} | {r['models']:,} | {fmt(r.get('condition_ms'), '.1f')} ms | "
+                     f"{fmt(r.get('plan_ms'), '.1f')} ms | {fmt(r.get('answer_given_ms'), '.0f')} ms | {cli} |")
     return lines
 
 

@@ -3,21 +3,26 @@
 :func:`answer` assembles what :class:`~recsys.recommender.Recommender` returns
 and what every evaluation protocol scores, from a fitted engine and its
 calibration (:mod:`.calibration`): the prediction of every model, the
-split-conformal interval at a level, and P(best), made consistent with the
-intervals (:func:`consistent`). Benchmarks therefore measure what ships.
+split-conformal interval at a level, and P(best) from the joint distribution of
+each dataset's accuracies (:mod:`.joint`), made consistent with the intervals
+(:func:`consistent`); results given for a dataset condition its answer. The
+plan (:meth:`.joint.RowPosterior.plan`) is made on the same distributions.
+Benchmarks therefore measure what ships.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from ..features.data import DatasetBlock
 from .base import Engine
 from .calibration import Calibration
+from .joint import JointModel, JointParams
 
-__all__ = ["Answer", "answer", "consistent", "P_FLOOR"]
+__all__ = ["Answer", "answer", "joint_model", "consistent", "P_FLOOR"]
 
 #: the smallest P(best) given to a model whose interval reaches the best record
 P_FLOOR = 1e-4
@@ -27,8 +32,11 @@ P_FLOOR = 1e-4
 class Answer:
     """Every model's answer for some datasets; arrays of shape (n_datasets, n_models).
 
-    ``known`` is the recorded accuracy (NaN without a record); ``lower``,
-    ``upper`` and ``p_best`` are None when not asked for, NaN without a calibration.
+    ``known`` is the recorded accuracy, or the result given for the pair (NaN without either);
+    ``lower``, ``upper`` and ``p_best`` are None when not asked for, NaN without a calibration;
+    ``p_best_independent`` (asked for by ``independent=True``) is the independent P(best) of
+    :meth:`Calibration.p_best` beside the joint one; ``posteriors`` holds each dataset's
+    :class:`~recsys.engines.joint.RowPosterior` where the joint distribution answered.
     """
 
     predicted: np.ndarray
@@ -36,10 +44,30 @@ class Answer:
     lower: np.ndarray | None = None
     upper: np.ndarray | None = None
     p_best: np.ndarray | None = None
+    p_best_independent: np.ndarray | None = None
+    posteriors: list | None = None
+
+
+def joint_model(engine: Engine, calibration: Calibration | None, unrecorded: np.ndarray | None) -> JointModel:
+    """The joint distribution of ``engine``'s answers: calibrated (:attr:`Calibration.joint`, engines that
+    krige); for the other engines (and model files from before the joint distribution) the independent
+    fallback made of the calibration's own pools (:meth:`JointParams.independent`); without a calibration,
+    uncalibrated parameters (enough to condition the centres on given results)."""
+    seed = int(getattr(engine, "seed", 0) or 0)
+    if calibration is None:
+        params = JointParams(seed=seed)
+    elif calibration.joint is not None:
+        params = calibration.joint
+    else:
+        params = JointParams.independent(calibration, seed)
+    cold = np.zeros(engine.n_models_, bool) if unrecorded is None else np.asarray(unrecorded, bool)
+    return JointModel(engine, params, cold)
 
 
 def answer(engine: Engine, calibration: Calibration | None, block: DatasetBlock, known: np.ndarray, *,
-           level: float = 0.8, unrecorded: np.ndarray | None = None, uncertainty: bool = True) -> Answer:
+           level: float = 0.8, unrecorded: np.ndarray | None = None, uncertainty: bool = True,
+           given: Sequence[Mapping[int, float] | None] | None = None, joint: JointModel | None = None,
+           independent: bool = False, posteriors: bool = False) -> Answer:
     """Predictions of ``engine`` for ``block``, with intervals at ``level`` and P(best) from ``calibration``.
 
     Parameters
@@ -47,7 +75,10 @@ def answer(engine: Engine, calibration: Calibration | None, block: DatasetBlock,
     engine : Engine
         Fitted.
     calibration : Calibration or None
-        None: ``lower``, ``upper`` and ``p_best`` are NaN (same columns either way).
+        None: ``lower``, ``upper`` and ``p_best`` are NaN (same columns either way). With joint
+        parameters (:attr:`Calibration.joint`: engines that krige) the intervals and P(best) come from
+        the joint distribution (:mod:`.joint`); without (other engines, model files from before it),
+        from the independent residual pools.
     block : DatasetBlock
     known : ndarray, shape (len(block), n_models)
         Recorded accuracies of the block's datasets (NaN where unknown).
@@ -57,18 +88,61 @@ def answer(engine: Engine, calibration: Calibration | None, block: DatasetBlock,
         Models without any record in the zoo (see :meth:`Calibration.p_best`).
     uncertainty : bool
         False: predictions only.
+    given : sequence of mappings model index -> accuracy, optional
+        Per dataset of ``block`` (None or empty: none), results just obtained: that dataset's answer is
+        conditioned on them (:func:`.joint.condition`: no refit) and they are its known cells (a result
+        replaces a stored record). The other datasets' answers are exactly those without ``given``.
+    joint : JointModel, optional
+        Reused (its fixed draws are made once); default :func:`joint_model`.
+    independent : bool
+        Also the independent P(best) (``p_best_independent``), for the benchmarks.
+    posteriors : bool
+        The joint distributions (``Answer.posteriors``) even without ``uncertainty`` (a plan's steps).
     """
     pred = engine.predict(block)
-    out = Answer(pred, known)
+    given = [g or None for g in given] if given is not None else [None] * len(block)
+    rows_given = [i for i, g in enumerate(given) if g]
+    known = np.array(known, dtype=float)
+    for i in rows_given:
+        cols = np.fromiter(given[i].keys(), dtype=np.int64)
+        known[i, cols] = np.fromiter(given[i].values(), dtype=float)
+    # the joint distribution answers where the calibration fitted it (engines that krige); else the independent
+    # residual pools do, as before it, and the joint fallback only conditions centres and makes plans
+    use_joint = uncertainty and calibration is not None and calibration.joint is not None
+    posts = None
+    if use_joint or posteriors or rows_given:
+        jm = joint or joint_model(engine, calibration, unrecorded)
+        need = range(len(block)) if use_joint or posteriors else rows_given
+        inputs = jm.inputs(block.take(np.asarray(list(need), dtype=np.int64))) if jm.kriging else None
+        stored = np.array(known)
+        for i in rows_given:  # (the stored records, without the results given)
+            stored[i, np.fromiter(given[i].keys(), dtype=np.int64)] = np.nan
+        posts = [None] * len(block)
+        for n, i in enumerate(need):
+            post = jm.posterior(pred[i], stored[i], given[i], None if inputs is None else inputs[n])
+            posts[i] = post
+            if given[i]:
+                pred[i] = post.mu
+    out = Answer(pred, known, posteriors=posts if use_joint or posteriors else None)
     if not uncertainty:
         return out
     if calibration is None:
         out.lower = out.upper = out.p_best = np.full(pred.shape, np.nan)
         return out
     n_known = (~np.isnan(known)).sum(1)
-    out.lower, out.upper = calibration.interval(pred, n_known, level)
-    p_best = calibration.p_best(pred, known, n_known, unrecorded=unrecorded)
-    out.p_best = consistent(p_best, known, out.lower, out.upper)
+    if use_joint:
+        out.lower, out.upper, out.p_best = (np.empty(pred.shape) for _ in range(3))
+        for i, post in enumerate(posts):
+            out.lower[i], out.upper[i] = post.interval(level)
+            out.p_best[i] = post.p_best()
+    else:
+        out.lower, out.upper = calibration.interval(pred, n_known, level)
+        out.p_best = calibration.p_best(pred, known, n_known, unrecorded=unrecorded)
+    out.p_best = consistent(out.p_best, known, out.lower, out.upper)
+    if independent:
+        lo, hi = calibration.interval(pred, n_known, level)
+        out.p_best_independent = consistent(calibration.p_best(pred, known, n_known, unrecorded=unrecorded),
+                                            known, lo, hi)
     return out
 
 

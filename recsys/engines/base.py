@@ -91,6 +91,9 @@ class Engine(ABC):
     #: fitted array attributes that may hold NaN by design (e.g. a level for datasets without records); any other
     #: NaN in a model file is damage, refused when the file is read (``recsys info``, ``Recommender.load``)
     nan_arrays: ClassVar[frozenset] = frozenset()
+    #: the residual covariance across models of an engine that kriges (with :meth:`row_inputs`); None: the
+    #: joint distribution of its answers has independent errors (:mod:`recsys.engines.joint`)
+    covariance = None
 
     def __init__(self, *, seed: int = 0):
         self.seed = seed
@@ -201,6 +204,11 @@ class Engine(ABC):
             raise ModelFitError(f"try another seed or stronger regularization: {type(self).__name__} produced "
                                 f"non-finite predictions (the fit diverged)")
         return pred
+
+    def row_inputs(self, block: DatasetBlock) -> list | None:
+        """What the joint distribution of each dataset of ``block`` needs from an engine that kriges
+        (:class:`~recsys.engines.joint.RowInputs`); None (the default): the independent fallback."""
+        return None
 
     def topk(self, block: DatasetBlock, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         """Best ``k`` models per dataset, best first (ties: lower model index first).

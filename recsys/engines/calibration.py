@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import ArtifactError, RecsysError
 from ..features.data import Cells, ZooData
 from .base import Engine
+from .joint import COLD_MODEL, FACTORS, POOLS, SCALES, JointModel, JointParams, brier, pool_name
 
 __all__ = ["Calibration", "calibrate", "stratum_of", "STRATA"]
 
@@ -61,6 +62,9 @@ class Calibration:
     rel_residuals: dict = field(default_factory=dict)
     #: factor on the shared residuals of ``p_best``, fitted by Brier score on held-out datasets
     noise_scale: float = 1.0
+    #: the joint distribution's parameters (:mod:`.joint`), fitted from the same refits; None in model files
+    #: from before it (their answers keep the independent P(best) above)
+    joint: "JointParams | None" = None
 
     def _pool(self, table: Mapping[str, np.ndarray], stratum: int) -> np.ndarray:
         own = table.get(STRATA[stratum])
@@ -191,6 +195,8 @@ class Calibration:
                 arrays[f"cal_rel_{name}"] = self.rel_residuals[name]
         if arrays:
             arrays["cal_noise_scale"] = np.array(self.noise_scale)
+            if self.joint is not None:
+                arrays.update(self.joint.to_state("cal_joint_"))
         return arrays
 
     @classmethod
@@ -206,6 +212,10 @@ class Calibration:
                     table[name] = pool
         if "cal_noise_scale" in arrays:
             cal.noise_scale = float(arrays["cal_noise_scale"])
+        try:
+            cal.joint = JointParams.from_state(arrays, "cal_joint_")
+        except ValueError as exc:
+            raise ArtifactError(f"model file holds {exc}; re-create it with `recsys fit`") from None
         return cal if cal.abs_residuals else None
 
 
@@ -397,8 +407,12 @@ _MAX_CASE_CELLS = 4_000_000
 
 def calibrate(make: Callable[[], Engine], data: ZooData, *, seed: int = 0, rounds: int | None = None,
               cold_fraction: float = 0.2, cell_fraction: float = 0.25, max_cases: int = 2000,
-              block: int = 256) -> Calibration:
+              block: int = 256, joint: bool = True) -> Calibration:
     """Residuals of engines refitted with part of the known cells hidden.
+
+    From the same refits, for an engine that kriges, the joint distribution's parameters
+    (:attr:`Calibration.joint`, see :func:`fit_joint`); one more refit only where the zoo has models
+    without any record (their own pool).
 
     Parameters
     ----------
@@ -419,6 +433,8 @@ def calibrate(make: Callable[[], Engine], data: ZooData, *, seed: int = 0, round
         zoos of over 2,000 models, so that they hold at most :data:`_MAX_CASE_CELLS` cells).
     block : int
         Held-out datasets predicted at a time (their predictions are block x n_models).
+    joint : bool
+        Also fit the joint distribution's parameters.
     """
     rng = np.random.default_rng([seed, 7919])
     cells = data.records
@@ -431,6 +447,7 @@ def calibrate(make: Callable[[], Engine], data: ZooData, *, seed: int = 0, round
     abs_pool: dict[str, list] = {s: [] for s in STRATA}
     rel_pool: dict[str, list] = {s: [] for s in STRATA}
     cases: list[tuple] = []  # (prediction, known-to-the-fit values, truth) of held-out datasets, for p_best
+    refits: list[_Refit] = []  # for the joint distribution
     # Each case holds three rows of n_models values: at most _MAX_CASE_CELLS of them in all.
     per_round = max(1, min(max_cases, _MAX_CASE_CELLS // max(data.n_models, 1)) // max(rounds, 1))
     for r in range(rounds):
@@ -450,6 +467,8 @@ def calibrate(make: Callable[[], Engine], data: ZooData, *, seed: int = 0, round
         is_case = np.zeros(cells.shape[0], dtype=bool)
         is_case[eligible] = True
         _collect(engine, train, cells, hide, held, is_case, block, abs_pool, rel_pool, cases)
+        if joint:
+            refits.append(_Refit(engine, train, hide, held, is_case))
     cal = Calibration()
     for name in STRATA:
         if abs_pool[name]:
@@ -458,6 +477,11 @@ def calibrate(make: Callable[[], Engine], data: ZooData, *, seed: int = 0, round
             cal.rel_residuals[name] = np.concatenate(rel) if rel else np.zeros(0)
     if cases:
         cal.noise_scale = _fit_noise_scale(cal, cases)
+    if refits and cal.abs_residuals and refits[0].engine.covariance is not None:  # (engines that krige)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):  # small matrices: threads only synchronize
+            cal.joint = fit_joint(make, data, refits, seed=seed, block=block)
     return cal
 
 
@@ -526,3 +550,193 @@ def _fit_noise_scale(cal: Calibration, cases: list[tuple],
         pb = cal.p_best(pred, known, scale=factor, among=recorded, resolution=FIT_RESOLUTION)
         scores.append(float(((pb - target) ** 2).sum(1).mean()))
     return float(grid[int(np.argmin(scores))])
+
+
+# -- the joint distribution (recsys.engines.joint) -------------------------------------------------------------
+#: most held-out datasets whose residuals build the joint's pools (a random sample above; fewer on zoos of over
+#: 2,600 models)
+_JOINT_ROWS = 1500
+#: most held-out datasets the joint's P(best) factor and scale are chosen on (a random sample above)
+_JOINT_CASES = 300
+#: draws of P(best) while choosing its factor and scale (half the answers': Brier scores of 7 factors x 2 scales
+#: differ by more than their Monte Carlo error)
+_FIT_DRAWS = 512
+#: a held-out dataset without records shows a user's first results (revealed one by one) when it has this many
+#: hidden records more than revealed
+_REVEAL = 4
+#: share of the recorded models whose every record one extra refit hides, on zoos with models without records
+_COLD_MODEL_SHARE = 0.1
+
+
+@dataclass
+class _Refit:
+    """One hide/refit round: the refitted engine, what it was fitted on, the hidden cells and rows."""
+
+    engine: Engine
+    train: ZooData
+    hide: np.ndarray
+    held: np.ndarray
+    is_case: np.ndarray
+
+
+@dataclass
+class _Row:
+    """A held-out dataset of a refit: its inputs, the engine's answer, its stored and hidden cells."""
+
+    refit: int
+    pred: np.ndarray
+    stored: np.ndarray
+    hidden: np.ndarray
+    truth: np.ndarray
+    inp: object
+    case: bool
+    recorded: np.ndarray = field(default=None)
+
+
+def _held_rows(refits: list[_Refit], cells: Cells, rows_of: list[np.ndarray], block: int,
+               hidden_of=None) -> list[_Row]:
+    """The held-out datasets ``rows_of[i]`` of each refit, with what the joint needs of them."""
+    out = []
+    for i, (R, rows) in enumerate(zip(refits, rows_of)):
+        for start in range(0, len(rows), block):
+            part = rows[start:start + block]
+            b = R.train.block(part)
+            pred = R.engine.predict(b)
+            inps = R.engine.row_inputs(b) or [None] * len(part)
+            stored = R.train.records.dense(part)
+            for j, d in enumerate(part):
+                sl = slice(cells.indptr[d], cells.indptr[d + 1])
+                h = R.hide[sl]
+                out.append(_Row(i, pred[j], stored[j], cells.m[sl][h].astype(np.int64), cells.y[sl][h], inps[j],
+                                bool(R.is_case[d]), cells.m[sl].astype(np.int64)))
+    return out
+
+
+def fit_joint(make: Callable[[], Engine], data: ZooData, refits: list[_Refit], *, seed: int = 0,
+              block: int = 256) -> JointParams:
+    """The joint distribution's parameters from :func:`calibrate`'s refits (out of fold).
+
+    - ``rho``: the level variance of a dataset without records relative to its models' errors, by
+      moments of the held-out datasets without records (their errors' mean and spread around it);
+    - the pools: normalized residuals ``(truth - centre) / sd`` of the hidden cells, by the dataset's
+      known cells; beside them, each held-out dataset without records shows a user's first results:
+      its models with the highest centres are revealed one at a time (the results given, the row
+      conditioned, no refit) and the rest are scored (pools ``k1`` .. ``k4``);
+    - the marginals' scale (per model or per dataset) and the factor on the errors in P(best): the
+      pair with the best Brier score of P(best of the recorded models) on the held-out datasets;
+    - on zoos with models without any record, one more refit hides every record of a share of the
+      recorded models: the pool of such models (engines that krige; the independent fallback gives them
+      the pool of datasets without records, the widest).
+    """
+    rng = np.random.default_rng([seed, 1818])  # (not the hide/refit sequence: today's calibration stays as it is)
+    cells = data.records
+    kriging = refits[0].engine.covariance is not None
+    total = sum(len(R.held) for R in refits)
+    # (each row kept holds a few vectors of n_models values: at most _MAX_CASE_CELLS of them in all)
+    keep = min(1.0, min(_JOINT_ROWS, _MAX_CASE_CELLS // max(data.n_models, 1)) / max(total, 1))
+    rows_of = [np.sort(rng.choice(R.held, max(1, int(round(keep * len(R.held)))), replace=False)) if keep < 1
+               else R.held for R in refits]
+    rows = _held_rows(refits, cells, rows_of, block)
+    models = {i: JointModel(R.engine, JointParams(seed=seed, kriging=kriging), R.train.records.col_counts() == 0)
+              for i, R in enumerate(refits)}
+    rho = _cold_level(rows, models) if kriging else 1.0
+    fits = {scale: JointParams(_pools(rows, refits, models, rho, scale, seed, kriging), rho, scale, 1.0, seed,
+                               kriging) for scale in (SCALES if kriging else SCALES[:1])}
+    cases = [r for r in rows if r.case and len(r.hidden) >= 2]
+    if len(cases) > _JOINT_CASES:
+        cases = [cases[i] for i in np.sort(rng.choice(len(cases), _JOINT_CASES, replace=False))]
+    best = {}
+    for scale, params in fits.items():
+        jms = {i: JointModel(R.engine, params, R.train.records.col_counts() == 0, n_draws=_FIT_DRAWS)
+               for i, R in enumerate(refits)}
+        scores = {f: [] for f in FACTORS}
+        for r in cases:
+            post = jms[r.refit].posterior(r.pred, r.stored, None, r.inp)
+            among = np.zeros(data.n_models, bool)
+            among[r.recorded] = True
+            truth = np.where(np.isnan(r.stored), -1.0, r.stored)
+            truth[r.hidden] = r.truth
+            for f, pb in post.p_best(among, FACTORS).items():
+                scores[f].append(brier(pb, truth, among))
+        briers = {f: float(np.mean(v)) if v else np.inf for f, v in scores.items()}
+        f = min(FACTORS, key=lambda f: (round(briers[f], 12), -f))
+        best[scale] = (briers[f], f)
+    scale = min(best, key=lambda k: (round(best[k][0], 12), SCALES.index(k)))
+    params = JointParams(dict(fits[scale].pools), rho, scale, best[scale][1], seed, kriging)
+    if kriging and (data.model_record_counts() == 0).any():  # (the independent fallback: they take the cold pool)
+        pools = dict(params.pools, **{COLD_MODEL: _cold_model_pool(make, data, params, seed, block)})
+        params = JointParams(pools, rho, scale, best[scale][1], seed, kriging)
+    return params
+
+
+def _cold_level(rows: list[_Row], models: dict) -> float:
+    """``rho = tau2 / kappa`` by moments of the held-out datasets without records: errors ``e = (truth - pred)
+    / s`` with ``e = c + eps``, ``eps ~ N(0, kappa S)``, ``c`` the level's error of variance ``tau2``."""
+    num = den = 0.0
+    means = []
+    for r in rows:
+        h = len(r.hidden)
+        if not np.isnan(r.stored).all() or h < 2:
+            continue
+        e = (r.truth - r.pred[r.hidden]) / r.inp.spread
+        S = models[r.refit].uncertainty.block(r.hidden, r.hidden)
+        num += float(((e - e.mean()) ** 2).sum())
+        den += float(np.trace(S) - S.sum() / h)
+        means.append((e.mean() ** 2, S.sum() / h ** 2))
+    if den <= 0 or not means:
+        return 1.0
+    kappa = max(num / den, 1e-6)
+    tau2 = float(np.mean([a - kappa * b for a, b in means]))
+    return max(tau2, 1e-3 * kappa) / kappa
+
+
+def _pools(rows: list[_Row], refits: list[_Refit], models: dict, rho: float, scale: str, seed: int,
+           kriging: bool) -> dict[str, np.ndarray]:
+    """Normalized residuals of the hidden cells by pool, and those of the first results of the datasets without
+    records (pools ``k1`` .. ``k4``: their models with the highest centres revealed one at a time)."""
+    params = JointParams(rho=rho, scale=scale, seed=seed, kriging=kriging)
+    jms = {i: JointModel(refits[i].engine, params, m.cold_models) for i, m in models.items()}
+    out: dict[str, list] = {name: [] for name in POOLS}
+    for r in rows:
+        jm = jms[r.refit]
+        post = jm.posterior(r.pred, r.stored, None, r.inp)
+        cold = post.cold_models[r.hidden]
+        if (~cold).any():
+            h = r.hidden[~cold]
+            out[pool_name(int((~np.isnan(r.stored)).sum()), len(r.pred))].append(
+                (r.truth[~cold] - post.mu[h]) / np.maximum(post.sd[h], 1e-12))
+        if not kriging or not np.isnan(r.stored).all() or len(r.hidden) < 2 + _REVEAL:
+            continue
+        order = np.argsort(-r.pred[r.hidden], kind="stable")
+        for k in range(1, _REVEAL + 1):
+            given = dict(zip(r.hidden[order[:k]].tolist(), r.truth[order[:k]].tolist()))
+            pk = jm.posterior(r.pred, r.stored, given, r.inp)
+            rest = order[k:]
+            h = r.hidden[rest]
+            ok = ~pk.cold_models[h]
+            out[f"k{k}"].append((r.truth[rest][ok] - pk.mu[h][ok]) / np.maximum(pk.sd[h][ok], 1e-12))
+    return {k: np.sort(np.concatenate(v)) for k, v in out.items() if v and sum(map(len, v))}
+
+
+def _cold_model_pool(make: Callable[[], Engine], data: ZooData, params: JointParams, seed: int,
+                     block: int) -> np.ndarray:
+    """Normalized residuals of models whose every record was hidden from one more refit."""
+    rng = np.random.default_rng([seed, 31337])
+    cells = data.records
+    recorded = np.flatnonzero(data.model_record_counts() > 0)
+    if len(recorded) < 2:
+        return np.zeros(0)
+    n = min(max(1, int(round(_COLD_MODEL_SHARE * len(recorded)))), len(recorded) - 1)
+    hidden_models = rng.choice(recorded, n, replace=False)
+    hide = np.isin(cells.m, hidden_models)
+    train = data.with_records(cells.select(~hide))
+    with _quiet_engines():
+        engine = make().fit(train)
+    held = np.unique(cells.d[hide])
+    R = _Refit(engine, train, hide, held, np.zeros(cells.shape[0], bool))
+    jm = JointModel(engine, params, train.records.col_counts() == 0)
+    out = []
+    for r in _held_rows([R], cells, [held], block):
+        post = jm.posterior(r.pred, r.stored, None, r.inp)
+        out.append((r.truth - post.mu[r.hidden]) / np.maximum(post.sd[r.hidden], 1e-12))
+    return np.sort(np.concatenate(out)) if out else np.zeros(0)

@@ -76,7 +76,8 @@ from ..errors import RecsysError
 from ..features.data import Cells, DatasetBlock, ZooData
 from .stages import lightfm as lfm
 from .stages.kernel import DatasetKernel, SimilarityInputs
-from .stages.kriging import Kriging, covariance_from_arrays, residual_covariance
+from .stages.kriging import DenseCovariance, Kriging, LowRankCovariance, covariance_from_arrays, low_rank_part, \
+    residual_covariance
 from .stages.scale import (Standardization, fit_ridge, pooled_scale, pooled_standardization, ridge_predict, scale_estimate,
                      standardize, standardize_pooled, standardize_rows)
 from .base import Engine, stage_reporter
@@ -361,6 +362,10 @@ class HybridEngine(Engine):
         self.cov_shrink_ = self._select_shrink(cells, s, M, folds[0] if folds else np.zeros(0, int),
                                                ridge_predict(self.log_spread_coef_, X))
         self._cov = residual_covariance(cells, s, M, shrink=self.cov_shrink_, seed=self.seed)
+        # the joint distribution's errors: the covariance as low rank plus diagonal (the dense one's top part)
+        self.joint_v_, self.joint_psi_ = low_rank_part(self._cov.S) if isinstance(self._cov, DenseCovariance) \
+            else (np.zeros((0, 0)), np.zeros(0))
+        self._error_cov = None
         progress.stage("kriging")
         krig = Kriging(self._cov).fit(cells, s, M)
         self.spread_, self.level_, self.krige_alpha_ = s, krig.level, krig.alpha
@@ -580,13 +585,67 @@ class HybridEngine(Engine):
         return np.clip(out, 0.0, 1.0)
 
     def _predict_new(self, block: DatasetBlock) -> np.ndarray:
+        M, X = self._profile_new(block)
+        s = np.exp(np.clip(ridge_predict(self.log_spread_coef_, X), -9, 1))
+        return soft_clip(self._cold_prediction(M, s, X))
+
+    def _profile_new(self, block: DatasetBlock) -> tuple[np.ndarray, np.ndarray]:
+        """Profiles (standardized units) and feature matrix of datasets never seen in fit."""
         # Text columns the block lacks count as missing (no token), so shapes always match the fit.
         side = block.side.like(self._data.datasets)
         UF = lfm.user_features(side)
         M = self._stacked(lambda: lfm.scores_rows(UF, self.user_embeddings_, self.item_repr_, self.tau),
                           lambda: self._kernel.new(SimilarityInputs.of(side), side.matrix), block.scores, len(block))
-        s = np.exp(np.clip(ridge_predict(self.log_spread_coef_, side.matrix), -9, 1))
-        return soft_clip(self._cold_prediction(M, s, side.matrix))
+        return M, side.matrix
+
+    # -- the joint distribution (recsys.engines.joint) ---------------------------------------
+    @property
+    def covariance(self):
+        """The kriging's residual covariance across models (standardized units)."""
+        return self._cov
+
+    @property
+    def error_covariance(self) -> LowRankCovariance:
+        """The covariance the joint distribution draws the errors from: the kriging's, as low rank plus diagonal
+        (:func:`~.stages.kriging.low_rank_part` of a dense one, made at fit; a model file from before makes it
+        when first asked)."""
+        if isinstance(self._cov, LowRankCovariance):
+            return self._cov
+        if getattr(self, "_error_cov", None) is None:
+            if getattr(self, "joint_v_", None) is None or not np.size(self.joint_v_):
+                self.joint_v_, self.joint_psi_ = low_rank_part(self._cov.S)
+            self._error_cov = LowRankCovariance(self.joint_v_, self.joint_psi_)
+        return self._error_cov
+
+    def row_inputs(self, block: DatasetBlock) -> list:
+        """What the joint distribution and the conditioning of each dataset of ``block`` need (numpy only):
+        its profile, spread and spread prior, and its stored records with the profile the fit saw there."""
+        from .joint import RowInputs
+
+        idx = block.index
+        zoo = idx >= 0
+        M = np.empty((len(block), self.n_models_))
+        X = np.asarray(block.features, dtype=float).copy()
+        scores = {k: np.asarray(v) for k, v in block.scores.items()}
+        if zoo.any():
+            r = np.flatnonzero(zoo)
+            M[r] = self._profile_rows(idx[r], {k: v[r] for k, v in scores.items()})
+        if (~zoo).any():
+            r = np.flatnonzero(~zoo)
+            M[r], X[r] = self._profile_new(block.take(r))
+        prior = np.clip(ridge_predict(self.log_spread_coef_, X), -9, 1)
+        out = []
+        for i, d in enumerate(idx):
+            if d >= 0:
+                s = float(self.spread_[d])
+                models, r = self._krig.residuals(int(d))
+                values = np.asarray(self._data.records.row(int(d))[1], dtype=float)
+                fit_profile = values / s - r
+            else:
+                s = float(np.exp(prior[i]))
+                models, values, fit_profile = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+            out.append(RowInputs(M[i], s, float(prior[i]), models, values, fit_profile, self._cov, soft_clip))
+        return out
 
 
 class _Inputs:

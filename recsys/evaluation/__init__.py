@@ -3,7 +3,8 @@
 - :mod:`~recsys.evaluation.metrics`: Pearson, Spearman, Kendall tau-b, NDCG@k, regret@k;
 - :mod:`~recsys.evaluation.protocols`: P1 (DomainNet-270 missing-edge) and P2
   (TransferGraph leave-one-dataset-out), exactly as ``docs/protocols.md`` describes them, and their
-  generalizations to any zoo (missing-edge, logo); :mod:`~recsys.evaluation.suite`: the cross-zoo suite;
+  generalizations to any zoo (missing-edge, logo); :mod:`~recsys.evaluation.sequential`: pick, see the
+  result, pick again (regret after n fine-tunes); :mod:`~recsys.evaluation.suite`: the cross-zoo suite;
 - :mod:`~recsys.evaluation.report` and :mod:`~recsys.evaluation.plots`: tables beside
   the published figures, markdown, PNGs;
 - :func:`run`: one protocol end to end, used by ``recsys evaluate``.

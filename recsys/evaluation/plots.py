@@ -17,7 +17,8 @@ from ..engines import DEFAULT_ENGINE, ENGINES
 from .protocols import BINS, ProtocolResult
 from .report import bin_counts, timing_summary
 
-__all__ = ["DEFAULT_COLOR", "engine_color", "plot_pearson", "plot_heatmap", "plot_fit_time", "write_plots"]
+__all__ = ["DEFAULT_COLOR", "engine_color", "plot_pearson", "plot_heatmap", "plot_fit_time", "plot_regret",
+           "write_plots"]
 
 log = logging.getLogger(__name__)
 
@@ -231,3 +232,33 @@ def write_plots(result: ProtocolResult, summary: pd.DataFrame, out_dir: str | Pa
     if fit is not None:
         files["fit_time_png"] = fit
     return files
+
+
+#: the sequential protocol's policies drawn in their own style (the others: their engine's colour)
+_POLICY_STYLE = {"plan": (DEFAULT_COLOR, "-", 2.4), "plan-refit": (DEFAULT_COLOR, ":", 1.6),
+                 "static": ("#393b79", "--", 1.6), "random": ("#7f7f7f", "-.", 1.2)}
+
+
+def plot_regret(result: ProtocolResult, path, ax=None, title: str | None = None) -> None:
+    """The sequential protocol's mean regret@n against n, one line per policy (on ``ax``, else a new figure)."""
+    from .sequential import policy_means
+
+    means = policy_means(result)
+    steps = result.spec.k
+    n = np.arange(1, steps + 1)
+    own = ax is None
+    if own:
+        fig = _figure((5.2, 3.6))
+        ax = fig.subplots()
+    for policy, r in means.iterrows():
+        color, style, width = _POLICY_STYLE.get(policy, (engine_color(policy), "-", 1.2))
+        ax.plot(n, [r[f"regret@{k}"] for k in n], style, color=color, lw=width, marker="o", ms=3,
+                label=f"{policy} ({int(r['targets'])})")
+    ax.set_xticks(n)
+    ax.set_xlabel("fine-tunes n")
+    ax.set_ylabel("mean regret@n (accuracy points)")
+    ax.set_title(title or f"{result.zoo}: sequential protocol", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, frameon=False)
+    if own:
+        _save(fig, path)

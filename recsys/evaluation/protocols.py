@@ -92,6 +92,9 @@ __all__ = [
     "logo_targets",
     "as_zoo_data",
     "LOGO_MIN_RECORDS",
+    "FitCache",
+    "BRIER_COLUMNS",
+    "RELIABILITY_BINS",
 ]
 
 log = logging.getLogger(__name__)
@@ -101,6 +104,9 @@ BINS = ("cold", "<= 20%", "<= 40%", "<= 60%", "> 60%")
 N_GROUPS = 10
 #: a dataset is a logo target when it has at least this many records
 LOGO_MIN_RECORDS = 10
+#: per-dataset columns of P(best of the recorded models): the joint distribution's and the independent one's
+BRIER_COLUMNS = ("brier", "brier_independent", "p_top_rec", "top_hit_rec", "p_top_rec_independent",
+                 "top_hit_rec_independent")
 
 
 @dataclass(frozen=True)
@@ -119,9 +125,10 @@ class ProtocolSpec:
     default_repeats : int
     headline : tuple of str
         Metrics of the report's main table.
-    kind : {"missing-edge", "logo"}
-        Part of every dataset hidden (scored by known-model bins), or one
-        whole dataset at a time (scored per target).
+    kind : {"missing-edge", "logo", "sequential"}
+        Part of every dataset hidden (scored by known-model bins), one
+        whole dataset at a time (scored per target), or targets played one
+        pick at a time (:mod:`recsys.evaluation.sequential`).
     published : bool
         The published protocol (P1, P2): its figures are printed beside ours
         when run on its default zoo.
@@ -153,6 +160,9 @@ PROTOCOLS: dict[str, ProtocolSpec] = {
                                  "missing-edge"),
     "logo": ProtocolSpec("logo", "logo: leave-one-dataset-out (P2's procedure on any zoo)", 5, "domainnet-270", 1,
                          ("pearson", "kendall", "ndcg@5", "regret@1", "regret@5"), "logo"),
+    # (k: the picks per target; recsys.evaluation.sequential plays it)
+    "sequential": ProtocolSpec("sequential", "sequential: pick, see the result, pick again (each logo target)", 5,
+                               "domainnet-270", 1, ("regret@1", "regret@3", "regret@5"), "sequential"),
 }
 
 
@@ -384,6 +394,106 @@ class ProtocolResult:
     has_scores: bool = False
     wall_s: float = 0.0
     notes: list = field(default_factory=list)
+    #: per engine, P(best of the recorded models) binned against how often the model was the best: ``engine,
+    #: method, bin, pairs, p_sum, best_sum`` (``method`` joint or independent; see :data:`RELIABILITY_BINS`)
+    reliability: pd.DataFrame | None = None
+
+
+#: bins of P(best) for the reliability tables
+RELIABILITY_BINS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0 + 1e-9)
+
+
+class FitCache:
+    """Fitted engines and their calibrations, shared by protocol runs that fit an engine on the same data.
+
+    The suite runs P1 and missing-edge on DomainNet-270 (the same masks), ``logo`` and ``sequential``
+    on the same held-out targets: each fit and calibration is made once. Only the engines named are
+    kept (the default one); a key is the engine, the seed and a digest of the training records and
+    features.
+    """
+
+    def __init__(self, engines: Sequence[str] = (DEFAULT_ENGINE,)):
+        self.engines = set(engines)
+        self._fits: dict = {}
+        self._cals: dict = {}
+
+    @staticmethod
+    def _key(name: str, seed: int, data: ZooData) -> tuple:
+        import hashlib
+
+        h = hashlib.sha1()
+        r = data.records
+        for a in (r.d, r.m, r.y, data.dataset_features, data.model_features, *[data.scores[k] for k in
+                                                                                 sorted(data.scores)]):
+            h.update(np.ascontiguousarray(a).tobytes())
+        return name, int(seed), r.shape, h.hexdigest()
+
+    def has(self, name: str, seed: int, data: ZooData) -> bool:
+        """Is the fit of ``name`` on ``data`` kept?"""
+        return name in self.engines and self._key(name, seed, data) in self._fits
+
+    def fit(self, name: str, seed: int, data: ZooData, make: Callable[[], object]) -> tuple[object, float]:
+        """The engine ``make()`` fitted on ``data`` and the fit's wall time (kept for the named engines)."""
+        key = self._key(name, seed, data) if name in self.engines else None
+        if key is not None and key in self._fits:
+            return self._fits[key]
+        t0 = time.perf_counter()
+        engine = make().fit(data)
+        out = (engine, time.perf_counter() - t0)
+        if key is not None:
+            self._fits[key] = out
+        return out
+
+    def calibrate(self, name: str, seed: int, data: ZooData, make: Callable[[], object]) -> tuple[object, float]:
+        """:func:`~recsys.engines.calibration.calibrate` of engine ``make()`` on ``data`` and its wall time."""
+        key = self._key(name, seed, data) if name in self.engines else None
+        if key is not None and key in self._cals:
+            return self._cals[key]
+        t0 = time.perf_counter()
+        cal = calibrate(make, data, seed=seed)
+        out = (cal, time.perf_counter() - t0)
+        if key is not None:
+            self._cals[key] = out
+        return out
+
+
+def brier_rows(post, cal, pred: np.ndarray, known: np.ndarray, truth: np.ndarray, recorded: np.ndarray,
+               unrecorded: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Brier score of P(best of the recorded models) of one dataset, joint and independent, and the
+    (P joint, P independent, was the best) triple of each recorded model.
+
+    The event scored is the best of the dataset's recorded models, the only one the truth decides (a
+    tie for the best shared): the joint distribution's ``post.p_best(among=recorded)`` and
+    :meth:`Calibration.p_best` with ``among`` the same models, both given the known cells.
+    """
+    from ..engines.joint import brier
+
+    pj = post.p_best(recorded)
+    pi = cal.p_best(pred[None, :], known[None, :], among=recorded[None, :], unrecorded=unrecorded)[0]
+    t = np.where(recorded, truth, -np.inf)
+    best = recorded & (t >= t.max())
+    target = best / best.sum()
+    out = {"brier": brier(pj, truth, recorded), "brier_independent": brier(pi, truth, recorded)}
+    for tag, p in (("", pj), ("_independent", pi)):
+        top = int(np.argmax(np.where(recorded, p, -1.0)))
+        out["p_top_rec" + tag] = float(p[top])
+        out["top_hit_rec" + tag] = float(target[top])  # (1/n for a tie of n at the top)
+    return out, np.stack([pj[recorded], pi[recorded], best[recorded] / best.sum()], 1)
+
+
+def reliability_table(triples: list, engine: str) -> list[dict]:
+    """Binned (P(best), outcome) pairs of :func:`brier_rows` (rows of :attr:`ProtocolResult.reliability`)."""
+    if not triples:
+        return []
+    a = np.concatenate(triples)
+    out = []
+    for col, method in ((0, "joint"), (1, "independent")):
+        idx = np.digitize(a[:, col], RELIABILITY_BINS[1:-1])
+        for b in range(len(RELIABILITY_BINS) - 1):
+            sel = idx == b
+            out.append({"engine": engine, "method": method, "bin": b, "pairs": int(sel.sum()),
+                        "p_sum": float(a[sel, col].sum()), "best_sum": float(a[sel, 2].sum())})
+    return out
 
 
 def _describe(exc: BaseException) -> str:
@@ -430,6 +540,7 @@ def evaluate(
     progress: bool = False,
     engine_factory: Callable[..., object] | None = None,
     variants: Mapping[str, tuple[str, dict]] | None = None,
+    cache: FitCache | None = None,
 ) -> ProtocolResult:
     """Fit and score every engine on every fold.
 
@@ -459,6 +570,8 @@ def evaluate(
     variants : mapping of str to (engine name, parameters), optional
         Named variants of registered engines, usable in ``engines`` (e.g. an
         ablation ``"hybrid - kernel": ("hybrid", {"candidates": (...)})``).
+    cache : FitCache, optional
+        Fits and calibrations shared with other runs on the same training data.
     """
     from tqdm import tqdm
 
@@ -467,7 +580,7 @@ def evaluate(
     plain = [e for e in engines if e not in variants]
     if plain or not engines:
         _check_engines(plain)
-    run = _Run(data, spec, folds, variants, engine_factory, _coverage_engines(coverage, engines), level)
+    run = _Run(data, spec, folds, variants, engine_factory, _coverage_engines(coverage, engines), level, cache)
     bar = tqdm(total=len(folds) * len(engines), desc=spec.name, file=sys.stderr, disable=not progress,
                leave=False, dynamic_ncols=True)
     with quiet_fits():  # this bar counts the fits: none of them shows its own
@@ -483,8 +596,10 @@ class _Run:
     """One :func:`evaluate` call: its inputs, and what it has measured so far."""
 
     def __init__(self, data: ZooData, spec: ProtocolSpec, folds: Sequence[Fold], variants: dict, factory,
-                 cov: set[str], level: float):
+                 cov: set[str], level: float, cache: FitCache | None = None):
         self.data, self.spec, self.folds, self.variants, self.cov, self.level = data, spec, folds, variants, cov, level
+        self.cache = cache or FitCache(())
+        self.triples: dict[str, list] = {}
         self.factory = factory or make_engine
         self.Y, self.recorded = data.Y, data.known
         self.n_recorded = self.recorded.sum(1)
@@ -522,7 +637,8 @@ class _Run:
             log.info("engine %s skipped on %s: it needs transferability scores", name, zoo_name)
             bar.update(len(self.folds))
             return
-        if self.folds:
+        if self.folds and not (name in self.cache.engines and self.cache.has(name, self.folds[0].seed,
+                                                                          fold_zoo_data(self.data, self.folds[0]))):
             # One untimed fit first, so one-time costs (imports, caches) are charged to no fold:
             # fit times compare the engines' work, not their import times.
             try:
@@ -555,19 +671,15 @@ class _Run:
         stage = "fit"
         try:
             train = fold_zoo_data(self.data, fold)
-            engine = self.make(name, seed=fold.seed)
-            t0 = time.perf_counter()
-            engine.fit(train)
-            fit_s = time.perf_counter() - t0
+            engine, fit_s = self.cache.fit(name, fold.seed, train, lambda: self.make(name, seed=fold.seed))
             cal, calibrate_s = None, float("nan")
             if name in self.cov:
-                t0 = time.perf_counter()
                 try:
-                    cal = calibrate(lambda: self.make(name, seed=fold.seed), train, seed=fold.seed)
+                    cal, calibrate_s = self.cache.calibrate(name, fold.seed, train,
+                                                            lambda: self.make(name, seed=fold.seed))
                 except Exception as exc:
                     self.fail(name, fold, "calibrate", exc)
                     log.warning("calibration of %s failed on %s: %s", name, fold.label, _describe(exc))
-                calibrate_s = time.perf_counter() - t0
             stage = "predict"
             known = np.where(fold.known[fold.rows], self.Y[fold.rows], np.nan)
             t0 = time.perf_counter()
@@ -581,10 +693,10 @@ class _Run:
         self.timing.append({"engine": name, "rep": fold.rep, "fold": fold.label, "fit_s": fit_s,
                             "predict_s": predict_s, "calibrate_s": calibrate_s})
         F = np.where(fold.known[fold.rows], self.Y[fold.rows], ans.predicted)
-        self.score(name, fold, F, ans)
+        self.score(name, fold, F, ans, cal, known)
         return F
 
-    def score(self, name: str, fold: Fold, F: np.ndarray, ans) -> None:
+    def score(self, name: str, fold: Fold, F: np.ndarray, ans, cal=None, known: np.ndarray | None = None) -> None:
         """One row per scored dataset: the metrics, the interval coverage and the P(best) hit."""
         Y, spec = self.Y, self.spec
         n_known = fold.known.sum(1)
@@ -612,11 +724,17 @@ class _Run:
                     # tied with two others for the best counts 1/3 (else ties inflate hits).
                     best = Y[j, rec].max()
                     row["top_hit"] = float(Y[j, top] >= best) / float((Y[j, rec] >= best).sum())
+                if ans.posteriors is not None and rec.sum() >= 2:
+                    # P(best of the recorded models), joint and independent: Brier score and reliability
+                    b, triples = brier_rows(ans.posteriors[i], cal, ans.predicted[i], known[i], Y[j], rec,
+                                            ~fold.known.any(0))
+                    row.update(b)
+                    self.triples.setdefault(name, []).append(triples)
             self.rows.append(row)
 
     def result(self, engines: list, zoo_name: str) -> ProtocolResult:
         cols = ["engine", "rep", "seed", "fold", "dataset", "group", "n_recorded", "n_known", "bin",
-                *self.spec.metrics, "n_hidden", "covered", "width", "p_top", "top_hit"]
+                *self.spec.metrics, "n_hidden", "covered", "width", "p_top", "top_hit", *BRIER_COLUMNS]
         known_first = np.zeros(self.Y.shape, dtype=bool)
         group_first = np.full(self.Y.shape[0], -1, dtype=np.int64)
         for f in (f for f in self.folds if f.rep == self.first_rep):
@@ -630,7 +748,9 @@ class _Run:
             status=self.status, errors=pd.DataFrame(self.errors, columns=["engine", "rep", "fold", "stage", "error"]),
             truth=self.Y.copy(), completed=self.completed, known_first=known_first, group_first=group_first,
             model_ids=tuple(self.data.model_ids), dataset_ids=tuple(self.data.dataset_ids), level=self.level,
-            has_scores=self.has_scores, wall_s=time.perf_counter() - self.t_start)
+            has_scores=self.has_scores, wall_s=time.perf_counter() - self.t_start,
+            reliability=pd.DataFrame([r for e, t in self.triples.items() for r in reliability_table(t, e)],
+                                     columns=["engine", "method", "bin", "pairs", "p_sum", "best_sum"]))
 
 
 class _FoldFailed(Exception):
@@ -671,7 +791,7 @@ def _seeds(repeats: int | None, seeds: Sequence[int] | None, default: int) -> li
 
 def p1(zoo: Zoo | ZooData | str, engines: Sequence[str], repeats: int | None = None,
        seeds: Sequence[int] | None = None, *, text_encoder=None, coverage="default", level: float = 0.8,
-       progress: bool = False) -> ProtocolResult:
+       progress: bool = False, cache: FitCache | None = None) -> ProtocolResult:
     """The P1 missing-edge protocol on ``zoo`` (default 10 repetitions, seeds 0..9).
 
     Examples
@@ -682,12 +802,14 @@ def p1(zoo: Zoo | ZooData | str, engines: Sequence[str], repeats: int | None = N
     spec = PROTOCOLS["p1"]
     data, name = as_zoo_data(zoo, text_encoder)
     folds = p1_folds(data, _seeds(repeats, seeds, spec.default_repeats))
-    return evaluate(data, spec, folds, engines, zoo_name=name, coverage=coverage, level=level, progress=progress)
+    return evaluate(data, spec, folds, engines, zoo_name=name, coverage=coverage, level=level, progress=progress,
+                    cache=cache)
 
 
 def p2(zoo: Zoo | ZooData | str, engines: Sequence[str], repeats: int | None = None,
        seeds: Sequence[int] | None = None, *, targets: Sequence[int | str] | None = None, text_encoder=None,
-       coverage="default", level: float = 0.8, progress: bool = False) -> ProtocolResult:
+       coverage="default", level: float = 0.8, progress: bool = False, cache: FitCache | None = None
+       ) -> ProtocolResult:
     """The P2 leave-one-dataset-out protocol on ``zoo`` (default 1 repetition, seed 0).
 
     ``targets`` restricts the held-out datasets (default: :func:`p2_targets`).
@@ -697,24 +819,27 @@ def p2(zoo: Zoo | ZooData | str, engines: Sequence[str], repeats: int | None = N
     folds = p2_folds(data, _seeds(repeats, seeds, spec.default_repeats), targets)
     if not folds:
         raise RecsysError(f"zoo {name!r} has no dataset with records to hold out")
-    return evaluate(data, spec, folds, engines, zoo_name=name, coverage=coverage, level=level, progress=progress)
+    return evaluate(data, spec, folds, engines, zoo_name=name, coverage=coverage, level=level, progress=progress,
+                    cache=cache)
 
 
 def missing_edge(zoo: Zoo | ZooData | str, engines: Sequence[str], repeats: int | None = None,
                  seeds: Sequence[int] | None = None, *, text_encoder=None, coverage="default", level: float = 0.8,
-                 progress: bool = False) -> ProtocolResult:
+                 progress: bool = False, cache: FitCache | None = None) -> ProtocolResult:
     """The missing-edge protocol (P1's procedure) on any zoo; default 10 repetitions, seeds 0..9."""
     spec = PROTOCOLS["missing-edge"]
     data, name = as_zoo_data(zoo, text_encoder)
     folds = missing_edge_folds(data, _seeds(repeats, seeds, spec.default_repeats))
     if not len(folds[0].rows):
         raise RecsysError(f"zoo {name!r} has no dataset with records")
-    return evaluate(data, spec, folds, engines, zoo_name=name, coverage=coverage, level=level, progress=progress)
+    return evaluate(data, spec, folds, engines, zoo_name=name, coverage=coverage, level=level, progress=progress,
+                    cache=cache)
 
 
 def logo(zoo: Zoo | ZooData | str, engines: Sequence[str], repeats: int | None = None,
          seeds: Sequence[int] | None = None, *, targets: Sequence[int | str] | None = None, text_encoder=None,
-         coverage="default", level: float = 0.8, progress: bool = False) -> ProtocolResult:
+         coverage="default", level: float = 0.8, progress: bool = False, cache: FitCache | None = None
+         ) -> ProtocolResult:
     """Leave-one-dataset-out on any zoo: every dataset with >= :data:`LOGO_MIN_RECORDS` records (or ``targets``)."""
     spec = PROTOCOLS["logo"]
     data, name = as_zoo_data(zoo, text_encoder)
@@ -722,4 +847,5 @@ def logo(zoo: Zoo | ZooData | str, engines: Sequence[str], repeats: int | None =
     if not folds:
         raise RecsysError(f"zoo {name!r} has no dataset with at least {LOGO_MIN_RECORDS} records to hold out; "
                           f"name the targets (--targets)")
-    return evaluate(data, spec, folds, engines, zoo_name=name, coverage=coverage, level=level, progress=progress)
+    return evaluate(data, spec, folds, engines, zoo_name=name, coverage=coverage, level=level, progress=progress,
+                    cache=cache)

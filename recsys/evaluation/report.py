@@ -76,7 +76,7 @@ def per_rep(result: ProtocolResult) -> pd.DataFrame:
     df = result.per_dataset
     metrics = result.spec.metrics
     parts = []
-    extra = [c for c in ("p_top", "top_hit") if c in df.columns]
+    extra = [c for c in ("p_top", "top_hit", "brier", "brier_independent") if c in df.columns]
     for by, fill in ((["engine", "rep"], "all"), (["engine", "rep", "bin"], None)):
         m = df.groupby(by, sort=False)[[*metrics, *extra]].mean().reset_index()
         c = _coverage_per_rep(df, by)
@@ -97,7 +97,8 @@ def summarize(result: ProtocolResult) -> pd.DataFrame:
     if result.per_dataset.empty:
         return pd.DataFrame(columns=cols)
     reps = per_rep(result)
-    names = [*result.spec.metrics, "coverage", "width", *[c for c in ("p_top", "top_hit") if c in reps.columns]]
+    names = [*result.spec.metrics, "coverage", "width",
+             *[c for c in ("p_top", "top_hit", "brier", "brier_independent") if c in reps.columns]]
     out = mean_std_over_reps(reps, names, ["engine", "bin"])
     ranks = {"engine": {e: i for i, e in enumerate(result.engines)},
              "metric": {m: i for i, m in enumerate(names)},
@@ -420,11 +421,15 @@ def _coverage_section(run: _Run) -> list[str]:
     intro = (f"Coverage of the {lv}% split-conformal interval on the hidden recorded cells, its width, and the "
              f"calibration of P(best) (defined above; each engine calibrated on its fold's training data only):")
     rows = [[_name(e), *[run.value(e, "coverage", b) for b in bins], run.value(e, "width", digits=1),
-             run.value(e, "p_top"), run.value(e, "top_hit"), run.secs(e, "calibrate_s")]
+             run.value(e, "p_top"), run.value(e, "top_hit"), run.value(e, "brier", digits=3),
+             run.value(e, "brier_independent", digits=3), run.secs(e, "calibrate_s")]
             for e in run.ran if (cov["engine"] == e).any()]
-    header = ["method", *[f"coverage {b}" + (" known" if b in BINS[1:] else "") for b in bins], "width (pts)", "P(best) of top pick", "top pick is best",
-              "calibrate s"]
-    return [intro, "", *_table(header, rows), ""]
+    header = ["method", *[f"coverage {b}" + (" known" if b in BINS[1:] else "") for b in bins], "width (pts)",
+              "P(best) of top pick", "top pick is best", "Brier P(best) joint", "Brier independent", "calibrate s"]
+    note = ("Brier: of P(best of the dataset's recorded models) (a tie for the best shared), from the joint "
+            "distribution of each dataset's accuracies (engines that krige: correlated errors) and from the "
+            "independent residual pools, same fits and refits; lower is better.")
+    return [intro, "", *_table(header, rows), "", note, ""]
 
 
 def _baselines_section(run: _Run) -> list[str]:

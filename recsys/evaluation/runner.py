@@ -186,12 +186,15 @@ def run(
     plots: bool = True,
     baselines: bool = True,
     compress: bool = False,
+    steps: int = 5,
+    cache=None,
 ) -> RunResult:  # (over 80 lines by its docstring alone: 15 parameters, each documented; the body is 30)
-    """Run a protocol (``p1``, ``p2``, ``missing-edge``, ``logo``); write its files when ``out_dir`` is given.
+    """Run a protocol (``p1``, ``p2``, ``missing-edge``, ``logo``, ``sequential``); write its files when ``out_dir``
+    is given.
 
     Parameters
     ----------
-    protocol : {"p1", "p2", "missing-edge", "logo"}
+    protocol : {"p1", "p2", "missing-edge", "logo", "sequential"}
     zoo : Zoo, ZooData, str or None
         A zoo, a zoo name or directory, or ready ZooData. Default: the zoo
         of the published figures (``domainnet-270`` for P1,
@@ -225,6 +228,10 @@ def run(
         carries (random, popularity, additive) if they are not listed.
     compress : bool
         Write the per-dataset rows gzipped (see :func:`write_outputs`).
+    steps : int
+        sequential: picks per target.
+    cache : FitCache, optional
+        Fits and calibrations shared with other runs (see :class:`~recsys.evaluation.protocols.FitCache`).
 
     Returns
     -------
@@ -243,6 +250,10 @@ def run(
     t0 = time.perf_counter()
     spec = get_spec(protocol)
     zoo = spec.default_zoo if zoo is None else zoo
+    if spec.name == "sequential":
+        return _run_sequential(zoo, engines, repeats, out_dir, progress=progress, text_encoder=text_encoder,
+                               seeds=seeds, level=level, targets=targets, plots=plots, baselines=baselines,
+                               compress=compress, steps=steps, cache=cache, t0=t0)
     engines = _with_baselines(list(ENGINES) if engines is None else list(engines), baselines)
     if spec.kind == "missing-edge" and targets is not None:
         raise UsageError(f"drop --targets, or choose p2 or logo: targets apply to the leave-one-dataset-out "
@@ -253,7 +264,7 @@ def run(
     fn = {"p1": p1, "missing-edge": missing_edge, "p2": p2, "logo": logo}[spec.name]
     extra = {} if spec.kind == "missing-edge" else {"targets": targets}
     res = fn(zoo, engines, repeats, seeds, text_encoder=text_encoder, coverage=coverage, level=level,
-             progress=progress, **extra)
+             progress=progress, cache=cache, **extra)
     summary = summarize(res)
     rr = RunResult(result=res, summary=summary, timing=timing_summary(res),
                    markdown=markdown_report(res, summary, docs=docs_link(out_dir)),
@@ -263,4 +274,39 @@ def run(
     rr.wall_s = time.perf_counter() - t0
     for name, status in rr.failed.items():
         log.error("%s: engine %s %s", spec.name, name, status)
+    return rr
+
+
+def _run_sequential(zoo, engines, repeats, out_dir, *, progress, text_encoder, seeds, level, targets, plots,
+                    baselines, compress, steps, cache, t0) -> RunResult:
+    """:func:`run` for the sequential protocol: the policies' regret@n, its report, its CSVs and figure."""
+    from .sequential import SPEC, policy_means, sequential, sequential_markdown
+
+    if engines is not None:
+        # (random is played exactly, not by the random engine's draws)
+        engines = [e for e in _with_baselines(list(engines), baselines) if e != "random"]
+    res = sequential(zoo, engines, repeats, seeds, steps=steps, targets=targets, text_encoder=text_encoder,
+                     level=level, progress=progress, cache=cache)
+    summary = policy_means(res).reset_index()
+    rr = RunResult(result=res, summary=summary, timing=res.timing,
+                   markdown=sequential_markdown(res, docs=docs_link(out_dir)))
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        prefix = SPEC.name
+        files = {"per_dataset_csv": out / f"{prefix}_per_dataset.csv{'.gz' if compress else ''}",
+                 "summary_csv": out / f"{prefix}_summary.csv", "timing_csv": out / f"{prefix}_timing.csv",
+                 "errors_csv": out / f"{prefix}_errors.csv", "report_md": out / f"{prefix}_report.md"}
+        res.per_dataset.to_csv(files["per_dataset_csv"], index=False, float_format="%.5g")
+        summary.to_csv(files["summary_csv"], index=False, float_format="%.5g")
+        res.timing.to_csv(files["timing_csv"], index=False)
+        res.errors.to_csv(files["errors_csv"], index=False)
+        files["report_md"].write_text(rr.markdown, encoding="utf-8")
+        if plots:
+            from .plots import plot_regret
+
+            files["regret_png"] = out / f"{prefix}_regret.png"
+            plot_regret(res, files["regret_png"])
+        rr.files = files
+    rr.wall_s = time.perf_counter() - t0
     return rr

@@ -34,11 +34,12 @@ import pandas as pd
 
 from ..engines import DEFAULT_ENGINE
 from ..engines.hybrid import CANDIDATES
-from .protocols import (PROTOCOLS, as_zoo_data, evaluate, logo_targets, missing_edge_folds, p1_folds, p2_folds,
-                        p2_targets)
+from .protocols import (PROTOCOLS, RELIABILITY_BINS, FitCache, as_zoo_data, evaluate, logo_targets,
+                        missing_edge_folds, p1_folds, p2_folds, p2_targets)
 
-__all__ = ["SUITE_ROWS", "SIMPLE", "ABLATIONS", "SuiteResult", "run_suite", "sign_test", "suite_table",
-           "suite_markdown", "suite_plot", "zoos_with_wins", "parts_table"]
+__all__ = ["SUITE_ROWS", "SEQUENTIAL_ZOOS", "SIMPLE", "ABLATIONS", "SuiteResult", "run_suite", "sign_test",
+           "suite_table", "suite_markdown", "suite_plot", "zoos_with_wins", "parts_table", "sequential_table",
+           "pbest_table", "reliability_markdown", "sequential_plot"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 SUITE_ROWS = (("domainnet-270", "p1"), ("transfergraph-image", "p2"), ("vtab-hf", "logo"), ("parc-71", "logo"),
               ("domainnet-270", "missing-edge"), ("transfergraph-image", "missing-edge"),
               ("vtab-hf", "missing-edge"), ("parc-71", "missing-edge"))
+#: zoos of the suite's sequential rows (recsys.evaluation.sequential)
+SEQUENTIAL_ZOOS = ("domainnet-270", "transfergraph-image", "vtab-hf", "parc-71")
 #: the simple predictors; the score-based ones only where the zoo has scores
 SIMPLE = ("popularity", "additive", "logme:LOG_ME", "logme:REG_H_SCORE", "score-stack")
 #: the default engine without one of its parts
@@ -71,12 +74,17 @@ def sign_test(wins: int, losses: int) -> float:
 
 @dataclass
 class SuiteResult:
-    """Per-dataset rows of every suite row (``per_dataset``) and the timings."""
+    """Per-dataset rows of every suite row (``per_dataset``), the timings, the sequential protocol's results
+    per zoo (``sequential``) and the reliability of P(best) per row (``reliability``: ``zoo, protocol`` and
+    the columns of :attr:`~recsys.evaluation.protocols.ProtocolResult.reliability`)."""
 
     per_dataset: pd.DataFrame
     rows: list
     wall_s: dict = field(default_factory=dict)
     has_scores: dict = field(default_factory=dict)
+    sequential: dict = field(default_factory=dict)
+    reliability: pd.DataFrame | None = None
+    conditioning: dict = field(default_factory=dict)
 
 
 def _variants(has_scores: bool) -> dict:
@@ -98,8 +106,11 @@ def _folds(data, protocol: str, repeats: int | None, seeds: Sequence[int] | None
 
 
 def run_suite(rows: Sequence[tuple[str, str]] = SUITE_ROWS, *, repeats: dict | None = None,
-              text_encoder=None, ablations: bool = True, progress: bool = False) -> SuiteResult:
-    """Evaluate the default engine, ``lightfm``, the simple predictors and the ablations on every row.
+              text_encoder=None, ablations: bool = True, progress: bool = False,
+              sequential_zoos: Sequence[str] = SEQUENTIAL_ZOOS, cache: FitCache | None = None,
+              conditioning_seeds: Sequence[int] = (0, 1, 2)) -> SuiteResult:
+    """Evaluate the default engine, ``lightfm``, the simple predictors and the ablations on every row; the
+    sequential protocol on ``sequential_zoos``.
 
     Parameters
     ----------
@@ -110,14 +121,30 @@ def run_suite(rows: Sequence[tuple[str, str]] = SUITE_ROWS, *, repeats: dict | N
     text_encoder : str, optional
     ablations : bool
         Also run the default engine without each of its parts.
+    sequential_zoos : sequence of str
+        Zoos the sequential protocol is played on (its policies against each other).
+    cache : FitCache, optional
+        Fits and calibrations of the default engine shared between rows (and with the caller's other runs):
+        P1 and missing-edge on DomainNet-270 hide the same cells, ``logo`` and ``sequential`` the same targets.
+    conditioning_seeds : sequence of int
+        Repetitions of the conditioning variant of ``missing-edge`` on each sequential zoo
+        (:mod:`recsys.evaluation.conditioning`); empty: not run.
     """
+    from .conditioning import conditioning_check
+    from .sequential import sequential
+
     repeats = {"p1": 10, "missing-edge": 10, "p2": 3, "logo": 1, **(repeats or {})}
-    frames, walls, scored = [], {}, {}
-    cache: dict = {}
+    cache = cache if cache is not None else FitCache()
+    frames, walls, scored, seq, rel = [], {}, {}, {}, []
+    data_of: dict = {}
+
+    def load(zoo):
+        if zoo not in data_of:
+            data_of[zoo] = as_zoo_data(zoo, text_encoder)
+        return data_of[zoo]
+
     for zoo, protocol in rows:
-        if zoo not in cache:
-            cache[zoo] = as_zoo_data(zoo, text_encoder)
-        data, name = cache[zoo]
+        data, name = load(zoo)
         has_scores = any(np.isfinite(v).any() for v in data.scores.values())
         scored[zoo] = has_scores
         variants = _variants(has_scores)
@@ -126,16 +153,31 @@ def run_suite(rows: Sequence[tuple[str, str]] = SUITE_ROWS, *, repeats: dict | N
             engines += [v for v in variants if v.startswith(DEFAULT_ENGINE + " - ")]
         folds = _folds(data, protocol, repeats[protocol], None)
         t0 = time.perf_counter()
-        res = evaluate(data, PROTOCOLS[protocol], folds, engines, zoo_name=name, coverage="none",
-                       progress=progress, variants={k: v for k, v in variants.items() if k in engines})
+        res = evaluate(data, PROTOCOLS[protocol], folds, engines, zoo_name=name, coverage="default",
+                       progress=progress, variants={k: v for k, v in variants.items() if k in engines}, cache=cache)
         walls[f"{zoo}:{protocol}"] = time.perf_counter() - t0
         bad = {e: st for e, st in res.status.items() if st != "ok"}
         if bad:
             log.warning("suite %s %s: %s", zoo, protocol, bad)
-        df = res.per_dataset.assign(zoo=zoo, protocol=protocol)
-        frames.append(df)
+        frames.append(res.per_dataset.assign(zoo=zoo, protocol=protocol))
+        if res.reliability is not None and len(res.reliability):
+            rel.append(res.reliability.assign(zoo=zoo, protocol=protocol))
         log.info("suite %s %s done in %.1f s", zoo, protocol, walls[f"{zoo}:{protocol}"])
-    return SuiteResult(pd.concat(frames, ignore_index=True), list(rows), walls, scored)
+    for zoo in sequential_zoos:
+        data, name = load(zoo)
+        t0 = time.perf_counter()
+        seq[zoo] = sequential(data, cache=cache, progress=progress)
+        seq[zoo].zoo = name if name != "data" else zoo
+        walls[f"{zoo}:sequential"] = time.perf_counter() - t0
+        log.info("suite %s sequential done in %.1f s", zoo, walls[f"{zoo}:sequential"])
+    cond = {}
+    for zoo in sequential_zoos if len(conditioning_seeds) else ():
+        data, _ = load(zoo)
+        t0 = time.perf_counter()
+        cond[zoo] = conditioning_check(data, conditioning_seeds, cache=cache)
+        walls[f"{zoo}:conditioning"] = time.perf_counter() - t0
+    return SuiteResult(pd.concat(frames, ignore_index=True), list(rows), walls, scored, seq,
+                       pd.concat(rel, ignore_index=True) if rel else None, cond)
 
 
 def suite_table(result: SuiteResult, default: str = DEFAULT_ENGINE) -> pd.DataFrame:
@@ -187,10 +229,13 @@ def _f(v: float, metric: str) -> str:
 
 
 def suite_markdown(result: SuiteResult, table: pd.DataFrame | None = None, *, heading: str = "#",
-                   command: str = "", hardware: str = "", docs: str | None = None) -> str:
-    """``suite.md``: the summary table, the verdict per zoo, the parts of the default engine.
+                   command: str = "", hardware: str = "", docs: str | None = None,
+                   sequential_plots: dict | None = None) -> str:
+    """``suite.md``: the summary table, the verdict per zoo, the sequential protocol, the joint distribution's
+    P(best) and intervals, the parts of the default engine.
 
-    ``docs``: where ``docs/protocols.md`` is from the file's directory (linked when given).
+    ``docs``: where ``docs/protocols.md`` is from the file's directory (linked when given);
+    ``sequential_plots``: per zoo, the path of its regret@n figure.
     """
     table = suite_table(result) if table is None else table
     lines = [f"{heading} Cross-zoo suite: the default engine against the best simple predictor", ""]
@@ -239,6 +284,9 @@ def suite_markdown(result: SuiteResult, table: pd.DataFrame | None = None, *, he
                                                     f"({_f(r.default, r.metric)} vs {_f(r.simple, r.metric)} "
                                                     f"{r.best_simple})" for r in worse.itertuples()) + ".")
     lines.append("")
+    lines += sequential_section(result, heading=heading + "#", docs=docs, plots=sequential_plots)
+    lines += conditioning_section(result, heading=heading + "#", docs=docs)
+    lines += pbest_section(result, heading=heading + "#")
     parts = parts_table(result)
     if len(parts):
         lines += [f"{heading}# What each part earns", "",
@@ -281,3 +329,249 @@ def suite_plot(table: pd.DataFrame, path) -> None:
     fig.suptitle(f"{DEFAULT_ENGINE} minus the best simple predictor (green: significant win, red: significant "
                  f"loss, grey: tie)", fontsize=10)
     _save(fig, path)
+
+
+# -- the sequential protocol and P(best) -----------------------------------------------------------------------
+def sequential_table(result: SuiteResult, ns: Sequence[int] = (1, 3, 5)) -> pd.DataFrame:
+    """Per sequential zoo and n: ``plan``'s mean regret@n against the best baseline policy's (the lowest mean of
+    popularity, additive, each raw score and random), ``static``'s and ``plan-refit``'s, each with the sign test
+    over the targets both played."""
+    from .sequential import BASELINE_POLICIES, paired, policy_means
+
+    out = []
+    for zoo, res in result.sequential.items():
+        means = policy_means(res)
+        base = [p for p in BASELINE_POLICIES if p in means.index]
+        for n in ns:
+            if f"regret@{n}" not in means.columns or "plan" not in means.index:
+                continue
+            # the toughest baseline: the smallest margin over plan on the targets both played (the raw scores
+            # play only the targets with scores)
+            tests = {p: paired(res, "plan", p, n) for p in base}
+            best = min(base, key=lambda p: (tests[p]["other_mean"] - tests[p]["mean"], base.index(p)))
+            row = {"zoo": zoo, "n": n, "plan": float(means.loc["plan", f"regret@{n}"]), "targets":
+                   int(means.loc["plan", "targets"]), "best_baseline": best}
+            for tag, other in (("baseline", best), ("static", "static"), ("refit", "plan-refit")):
+                if other not in means.index:
+                    continue
+                t = tests.get(other) or paired(res, "plan", other, n)
+                row.update({tag: t["other_mean"], f"{tag}_plan": t["mean"], f"{tag}_targets": t["targets"],
+                            f"{tag}_wins": t["wins"], f"{tag}_ties": t["ties"], f"{tag}_losses": t["losses"],
+                            f"{tag}_p": t["p"], f"{tag}_verdict": t["verdict"]})
+            row["below_every_baseline"] = all(t["mean"] < t["other_mean"] - 1e-12 for t in tests.values())
+            row["significant_baselines"] = sum(t["verdict"] == "win" for t in tests.values())
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def _bootstrap(values: np.ndarray, seed: int = 0, n: int = 2000, level: float = 0.9) -> tuple[float, float]:
+    """Bootstrap ``level`` interval of the mean of ``values`` (seeded)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return float("nan"), float("nan")
+    idx = np.random.default_rng(seed).integers(0, len(v), size=(n, len(v)))
+    means = v[idx].mean(1)
+    return float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))
+
+
+def pbest_table(result: SuiteResult, default: str = DEFAULT_ENGINE) -> pd.DataFrame:
+    """Per suite row, the default engine's joint distribution against the independent P(best): the 80%
+    interval's coverage (overall and per known-model bin), the Brier score of P(best of the recorded models)
+    of both, and each one's top pick: its mean P(best) and how often it is the best, with a bootstrap 90%
+    interval over the scored datasets (a tie for the best counts 1/n)."""
+    from .protocols import BINS
+
+    df = result.per_dataset
+    out = []
+    for zoo, protocol in result.rows:
+        g = df[(df["zoo"] == zoo) & (df["protocol"] == protocol) & (df["engine"] == default)]
+        if "brier" not in g.columns or g["brier"].notna().sum() == 0:
+            continue
+        row = {"zoo": zoo, "protocol": protocol, "datasets": int(g["brier"].notna().sum())}
+        h = g[g["n_hidden"] > 0]
+        row["coverage"] = float(h["covered"].sum() / h["n_hidden"].sum())
+        for b in BINS:
+            hb = h[h["bin"] == b]
+            row[f"coverage {b}"] = float(hb["covered"].sum() / hb["n_hidden"].sum()) if len(hb) else float("nan")
+        for tag in ("", "_independent"):
+            s = g[g["brier" + tag].notna()]
+            row["brier" + tag] = float(s["brier" + tag].mean())
+            row["p_top" + tag] = float(s["p_top_rec" + tag].mean())
+            row["hit" + tag] = float(s["top_hit_rec" + tag].mean())
+            row["hit_lo" + tag], row["hit_hi" + tag] = _bootstrap(s["top_hit_rec" + tag].to_numpy())
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def reliability_markdown(result: SuiteResult, heading: str = "##") -> str:
+    """Per suite row, binned P(best of the recorded models) against how often the model was the best, joint and
+    independent (pairs dataset x recorded model; mean P(best) and observed frequency)."""
+    lines = [f"{heading} Reliability of P(best): binned P(best) against the observed frequency", "",
+             "Each cell: pairs (dataset, recorded model) in the bin, their mean P(best of the recorded models), and "
+             "how often such a model was the best (a tie for the best shared). Joint: the joint distribution "
+             "(`recsys.engines.joint`); independent: the independent residuals of `Calibration.p_best`, same fits "
+             "and calibration refits.", ""]
+    rel = result.reliability
+    if rel is None or not len(rel):
+        return "\n".join(lines + ["No calibrated run.", ""])
+    edges = RELIABILITY_BINS
+    labels = [f"[{edges[i]:.2f}, {min(edges[i + 1], 1.0):.2f}{']' if i == len(edges) - 2 else ')'}"
+              for i in range(len(edges) - 1)]
+    header = ["zoo", "protocol", "method", *labels]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for (zoo, protocol), g in rel[rel["engine"] == DEFAULT_ENGINE].groupby(["zoo", "protocol"], sort=False):
+        for method in ("joint", "independent"):
+            m = g[g["method"] == method].set_index("bin")
+            cells = []
+            for b in range(len(labels)):
+                n = int(m.loc[b, "pairs"]) if b in m.index else 0
+                cells.append("–" if n == 0 else f"{n}, {m.loc[b, 'p_sum'] / n:.3f}, {m.loc[b, 'best_sum'] / n:.3f}")
+            lines.append(f"| {zoo} | {protocol} | {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines + [""])
+
+
+def sequential_plot(result: SuiteResult, path) -> None:
+    """One panel per sequential zoo: mean regret@n against n for every policy."""
+    from .plots import _figure, _save, plot_regret
+
+    zoos = list(result.sequential)
+    if not zoos:
+        return
+    fig = _figure((5.0 * min(len(zoos), 2), 3.6 * ((len(zoos) + 1) // 2)))
+    axes = np.atleast_1d(fig.subplots((len(zoos) + 1) // 2, min(len(zoos), 2))).ravel()
+    for ax, zoo in zip(axes, zoos):
+        plot_regret(result.sequential[zoo], None, ax=ax, title=zoo)
+    for ax in axes[len(zoos):]:
+        ax.set_visible(False)
+    _save(fig, path)
+
+
+def _verdict_mark(v: str) -> str:
+    return {"win": " **win**", "loss": " **LOSS**", "tie": ""}.get(v, "")
+
+
+def sequential_section(result: SuiteResult, table: pd.DataFrame | None = None, *, heading: str = "##",
+                       docs: str | None = None, plots: dict | None = None) -> list[str]:
+    """suite.md's section on the sequential protocol: plan against the best baseline policy, static and
+    plan-refit at n = 1, 3, 5, per zoo (and each zoo's regret@n figure)."""
+    from .sequential import policy_means
+
+    table = sequential_table(result) if table is None else table
+    if not len(table):
+        return []
+    link = f"[docs/protocols.md]({docs}#sequential-pick-see-the-result-pick-again)" if docs else "`docs/protocols.md`"
+    lines = [f"{heading} Sequential protocol: regret after n fine-tunes", "",
+             "Each `logo` target is played one pick at a time (its records hidden from the fits; a pick's true "
+             "accuracy is revealed before the next pick); regret@n is the best true accuracy minus the best "
+             "revealed after n picks, in points. `plan`: the default engine's joint distribution conditioned on "
+             "the results so far (no refit), each pick the first step of `recsys plan`; `static`: the default "
+             "engine's ranking without records, never updated; `plan-refit`: `plan` with a full refit after each "
+             "reveal (zoos whose targets are held out one at a time); the best baseline policy: of popularity, "
+             "additive, each raw score and random (its exact expectation), the one closest to `plan` on the "
+             f"targets both played. Protocol: {link}. Each cell: the policy's mean (and `plan`'s on the same "
+             "targets where it played fewer), then `plan`'s wins-ties-losses over those targets, two-sided sign "
+             "test.", ""]
+    header = ["zoo", "targets", "n", "plan", "best baseline", "static", "plan-refit"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for r in table.itertuples():
+        d = r._asdict()
+        cells = [r.zoo, str(r.targets), str(r.n), f"**{r.plan:.2f}**"]
+        for tag, name in (("baseline", r.best_baseline), ("static", "static"), ("refit", "plan-refit")):
+            if tag not in d or pd.isna(d.get(tag)):
+                cells.append("–")
+                continue
+            label = f"{name} " if tag == "baseline" else ""
+            same = (f" (plan {d[tag + '_plan']:.2f} on its {d[tag + '_targets']})"
+                    if d[tag + "_targets"] != r.targets else "")
+            cells.append(f"{label}{d[tag]:.2f}{same}; {d[tag + '_wins']}-{d[tag + '_ties']}-{d[tag + '_losses']} "
+                         f"p={d[tag + '_p']:.3f}{_verdict_mark(d[tag + '_verdict'])}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Every policy's mean regret@1 / @3 / @5 (points):")
+    lines.append("")
+    zoos = list(result.sequential)
+    policies = list(dict.fromkeys(p for z in zoos for p in policy_means(result.sequential[z]).index))
+    lines += ["| policy | " + " | ".join(zoos) + " |", "|---|" + "---|" * len(zoos)]
+    for p in policies:
+        cells = []
+        for z in zoos:
+            m = policy_means(result.sequential[z])
+            cells.append("–" if p not in m.index else " / ".join(f"{m.loc[p, f'regret@{n}']:.2f}" for n in (1, 3, 5)
+                                                                if f"regret@{n}" in m.columns))
+        lines.append(f"| {p} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for zoo, path in (plots or {}).items():
+        lines.append(f"![{zoo}: regret@n per policy]({path})")
+    if plots:
+        lines.append("")
+    return lines
+
+
+def pbest_section(result: SuiteResult, table: pd.DataFrame | None = None, *, heading: str = "##") -> list[str]:
+    """suite.md's section on the joint distribution: coverage of its 80% interval, Brier score of its P(best)
+    against the independent one, and the top pick's calibration."""
+    from .protocols import BINS
+
+    table = pbest_table(result) if table is None else table
+    if not len(table):
+        return []
+    lines = [f"{heading} P(best) and intervals: the joint distribution against the independent P(best)", "",
+             "The default engine's answers, calibrated on each fold's training data. Coverage: share of the hidden "
+             "recorded accuracies inside the 80% interval of the joint distribution (overall, then per known-model "
+             "bin). Brier: of P(best of the dataset's recorded models) (the only event the truth decides; a tie for "
+             "the best shared), the joint distribution's vs the independent residuals' (`Calibration.p_best`), "
+             "same fits and refits; lower is better. Top pick: the recorded model with the highest P(best), its "
+             "mean P(best) / how often it is the best [bootstrap 90% interval over the datasets]. Reliability "
+             "tables: [`pbest.md`](pbest.md).", ""]
+    bins = [b for b in BINS if table[f"coverage {b}"].notna().any()]
+    header = ["zoo", "protocol", "datasets", "coverage", *[f"coverage {b}" for b in bins], "Brier joint",
+              "Brier independent", "top pick joint", "top pick independent"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for r in table.to_dict("records"):
+        better = r["brier"] < r["brier_independent"]
+        cells = [r["zoo"], r["protocol"], str(r["datasets"]), f"{r['coverage']:.3f}",
+                 *[("–" if pd.isna(r[f"coverage {b}"]) else f"{r[f'coverage {b}']:.3f}") for b in bins],
+                 (f"**{r['brier']:.3f}**" if better else f"{r['brier']:.3f}"), f"{r['brier_independent']:.3f}"]
+        for tag in ("", "_independent"):
+            cells.append(f"{r['p_top' + tag]:.2f} / {r['hit' + tag]:.2f} [{r['hit_lo' + tag]:.2f}, "
+                         f"{r['hit_hi' + tag]:.2f}]")
+        lines.append("| " + " | ".join(cells) + " |")
+    n_better = int((table["brier"] < table["brier_independent"]).sum())
+    inside = int(((table["p_top"] >= table["hit_lo"]) & (table["p_top"] <= table["hit_hi"])).sum())
+    in_cov = int((table["coverage"].sub(0.8).abs() <= 0.03).sum())
+    lines += ["", f"Brier score better than the independent P(best) on {n_better} of {len(table)} rows; the top "
+                  f"pick's mean P(best) inside the bootstrap 90% interval of its best rate on {inside} of "
+                  f"{len(table)}; overall coverage within 0.80 ± 0.03 on {in_cov} of {len(table)}.", ""]
+    return lines
+
+
+def conditioning_section(result: SuiteResult, *, heading: str = "##", docs: str | None = None) -> list[str]:
+    """suite.md's section on conditioning instead of fitting (the missing-edge variant)."""
+    from .conditioning import conditioning_summary
+
+    if not result.conditioning:
+        return []
+    link = f"[docs/protocols.md]({docs}#conditioning-instead-of-fitting)" if docs else "`docs/protocols.md`"
+    lines = [f"{heading} Results given instead of a refit: the missing-edge variant", "",
+             "Per `missing-edge` repetition and group, the engine fitted without the group's kept records, each "
+             "of its datasets then answered with them given as results (`--known`: the row's kriging re-solved, "
+             "no refit), against the protocol's own fit with them (mean Pearson over the datasets with kept "
+             f"records, then over the repetitions; {link}). Goal: within 0.01.", ""]
+    bins = ["all", "<= 20%", "<= 40%", "<= 60%", "> 60%"]
+    header = ["zoo", "repetitions", *[f"{b}: fitted / conditioned (gap)" for b in bins], "ms per conditioning"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for zoo, rows in result.conditioning.items():
+        summ = conditioning_summary(rows).set_index("bin")
+        cells = [zoo, str(rows["rep"].nunique())]
+        for b in bins:
+            if b not in summ.index:
+                cells.append("–")
+                continue
+            r = summ.loc[b]
+            gap = f"{r['gap']:+.3f}"
+            cells.append(f"{r['pearson_fit']:.3f} / {r['pearson_conditioned']:.3f} "
+                         f"({gap if abs(r['gap']) <= 0.01 or b != 'all' else '**' + gap + '**'})")
+        cells.append(f"{summ.loc['all', 'ms']:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]

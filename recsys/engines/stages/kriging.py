@@ -28,7 +28,7 @@ import numpy as np
 from ...features.data import Cells
 
 __all__ = ["DenseCovariance", "LowRankCovariance", "residual_covariance", "covariance_from_arrays", "Kriging",
-           "DENSE_MAX_MODELS"]
+           "krige_row", "low_rank_part", "DENSE_MAX_MODELS"]
 
 #: up to this many models the residual covariance is a dense matrix
 DENSE_MAX_MODELS = 1024
@@ -125,6 +125,18 @@ class LowRankCovariance:
         return {f"{prefix}V": self.V, f"{prefix}psi": self.psi}
 
 
+def low_rank_part(S: np.ndarray, rank: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """``(V, psi)`` with ``V V' + diag(psi)`` a positive semi-definite model of a dense covariance ``S``: its top
+    ``rank`` eigenpairs (negative eigenvalues at 0), the rest of each variance on the diagonal (at least 1% of
+    it). The low-rank-plus-diagonal form of :class:`LowRankCovariance`, for ``S`` of any size."""
+    S = (np.asarray(S, dtype=float) + np.asarray(S, dtype=float).T) / 2
+    w, U = np.linalg.eigh(S)
+    top = np.argsort(w)[::-1][:max(1, min(rank, len(S) - 1))]
+    V = U[:, top] * np.sqrt(np.maximum(w[top], 0.0))
+    diag = np.diag(S)
+    return V, np.maximum(diag - (V * V).sum(1), 0.01 * np.maximum(diag, 1e-12))
+
+
 def covariance_from_arrays(arrays, prefix: str) -> "DenseCovariance | LowRankCovariance":
     """The covariance saved by its ``to_arrays(prefix)``."""
     if f"{prefix}S" in arrays:
@@ -216,6 +228,19 @@ def _groups(indptr: np.ndarray) -> dict[int, np.ndarray]:
     return out
 
 
+def krige_row(cov, idx: np.ndarray, r: np.ndarray) -> tuple[float, np.ndarray]:
+    """GLS level and kriging weights of one dataset from its standardized records ``r`` at models ``idx``.
+
+    The solve of :meth:`Kriging.fit` for one dataset (same covariance blocks, same ridge): a row kriged here
+    from the records it was fitted with gets the level and weights the fit kept.
+    """
+    idx = np.asarray(idx, dtype=np.int64)
+    rhs = np.stack([np.asarray(r, dtype=float), np.ones(len(idx))], axis=1)[None]
+    sol = cov.solve(idx[None, :], rhs)[0]
+    level = sol[:, 0].sum() / sol[:, 1].sum()
+    return float(level), sol[:, 0] - level * sol[:, 1]
+
+
 class Kriging:
     """Per-dataset GLS level and kriging weights, fitted on the known cells.
 
@@ -252,6 +277,24 @@ class Kriging:
                 self.level[part] = lev
                 self.alpha[pos] = Ai_r - lev[:, None] * Ai_1
         return self
+
+    def residuals(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """(models, standardized records ``y / s - M``) of zoo dataset ``row`` as the fit had them.
+
+        Recovered from what the fit kept (``r = S_kk alpha + level``), so the profile the fit saw at each
+        record (each candidate without the record's own dataset) need not be recomputed.
+        """
+        sl = slice(int(self.cells.indptr[row]), int(self.cells.indptr[row + 1]))
+        idx = np.asarray(self.cells.m[sl], dtype=np.int64)
+        if not len(idx):
+            return idx, np.zeros(0)
+        alpha = np.asarray(self.alpha[sl], dtype=float)
+        cov = self.cov
+        if isinstance(cov, LowRankCovariance):  # V_k (V_k' alpha) + psi_k alpha: no k x k block
+            Ak = cov.V[idx] @ (cov.V[idx].T @ alpha) + cov.psi[idx] * alpha
+        else:
+            Ak = cov.blocks(idx[None, :])[0] @ alpha
+        return idx, Ak + float(self.level[row])
 
     def rows(self, rows: np.ndarray, M_rows: np.ndarray) -> np.ndarray:
         """Predictions (accuracy units) of the zoo datasets ``rows`` (with records) over every model.

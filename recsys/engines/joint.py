@@ -1,0 +1,848 @@
+"""The joint distribution of one dataset's accuracies, its update by results just obtained, and the plan.
+
+For a dataset (of the zoo or brand-new), the accuracies of the models without
+a result get one joint predictive distribution:
+
+- **centres**: the engine's predictions, unchanged (``Engine.predict``); once
+  results are given for the dataset, the kriging of that one row re-solved on
+  its records plus the results (:func:`condition`; no refit, milliseconds);
+- **correlated errors**: in the kriging's standardized units ``r = y / s - M``
+  (``s`` the dataset's spread, ``M`` its profile), ``r_j = c + e_j`` with
+  ``e ~ N(0, S)``, ``S`` the engine's residual covariance across models (dense,
+  or low rank plus diagonal at scale). Given known cells ``K`` the unknown
+  errors are Gaussian with the universal-kriging covariance (the level ``c``
+  unknown: its uncertainty is in it); a dataset without records has
+  ``S + rho 11'``, ``rho`` the level's variance relative to the models' errors;
+- **heavy tails**: each model's error is ``sd_j T(g_j)``: ``g`` the Gaussian
+  errors in standard units (correlated as above), ``T`` the empirical
+  quantile function of out-of-fold normalized residuals ``(y - centre) / sd``
+  of the dataset's *pool* (by its number of known cells: ``cold``, ``k1`` ..
+  ``k4``, then a third or less of the models, two thirds or less, more), so a
+  Gaussian copula over each pool's empirical distribution; ``sd_j`` is the
+  dataset's spread times the model's conditional standard deviation
+  (``scale="model"``) or the spread alone (``"row"``), as the calibration
+  chose. Models without any record in the fit have a pool of their own
+  (``cold-model``): how such models' predictions err.
+
+Everything random is a function of fixed draws (common random numbers, seeded
+by the model's seed; one stream per model): P(best), the expected best of a
+plan and its P(found) are deterministic, and a model's draws do not depend on
+what else is asked. The parameters (pools, ``rho``, the scale, the factor on
+the errors in P(best)) are fitted out of fold by
+:func:`recsys.engines.calibration.calibrate` from the refits it makes anyway.
+
+Engines without a kriging (all but ``hybrid``) get the documented fallback:
+their predictions as centres, given results replacing a centre but moving no
+other model (no conditioning), and independent errors (``S`` the identity,
+``sd = 1``: pools of plain residuals in accuracy units).
+
+Numpy only (``recsys topk`` imports no scipy): the normal CDF of the copula is
+tabulated once with ``math.erf``; the per-model streams are read from one table of
+fixed normals (:func:`stream_normals`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+
+from ..features.data import Cells
+from .stages.kriging import DenseCovariance, LowRankCovariance, krige_row
+from .stages.scale import pooled_scale
+
+__all__ = ["POOLS", "COLD_MODEL", "N_DRAWS", "FACTORS", "SCALES", "Pool", "JointParams", "RowInputs",
+           "RowPosterior", "JointModel", "Plan", "pool_name", "condition", "brier", "stream_normals"]
+
+#: the pools of normalized residuals, by known cells of the dataset: none, 1 .. 4 results given (a user's first
+#: results), then a third or less of the models, two thirds or less, more
+POOLS = ("cold", "k1", "k2", "k3", "k4", "few", "some", "most")
+#: the pool of models without any record in the fit
+COLD_MODEL = "cold-model"
+#: a pool borrows its neighbours' residuals below this many
+MIN_POOL = 30
+#: Monte Carlo draws of P(best), the plan's expected best and P(found)
+N_DRAWS = 1024
+#: P(best) draws at most this many model values (fewer draws, at least MIN_DRAWS, when more models can win)
+P_BEST_CELLS = 1_000_000
+MIN_DRAWS = 128
+#: a model's conditional variance is at least this share of its own (correlations near 1 would otherwise
+#: make a model certain once its twin is known)
+VAR_FLOOR = 0.05
+#: quantiles beyond which a model is taken not to reach (P(best)'s and the plan's pruning)
+_TAIL = 0.001
+#: most models the plan's draws hold after the first step (the ones with the highest upper quantiles), and its draws
+MAX_PLAN_POOL = 256
+PLAN_DRAWS = 512
+#: candidate factors on the errors in P(best) (the calibration's Brier fit; as the independent P(best)'s)
+FACTORS = (1.0, 0.8, 0.6, 0.45, 0.35, 0.25, 0.15)
+
+
+def pool_name(k: int, n_models: int, given: bool = False) -> str:
+    """The pool of a dataset with ``k`` known cells out of ``n_models`` models: ``k1`` .. ``k4`` for a user's first
+    results (``given``: up to 4 known cells, some of them results given), else by the share of models known (its
+    stored records then reflect the zoo's, not the plan's, choice of models)."""
+    if k <= 0:
+        return "cold"
+    if given and k <= 4:
+        return f"k{k}"
+    frac = k / max(n_models, 1)
+    return "few" if frac <= 1 / 3 else "some" if frac <= 2 / 3 else "most"
+
+
+# -- pools ----------------------------------------------------------------------------------------------
+_GRID = np.linspace(-6.0, 6.0, 2401)  # the copula's normal grid (step 0.005)
+
+
+@functools.lru_cache(maxsize=1)
+def _phi_grid() -> np.ndarray:
+    """The standard normal CDF on :data:`_GRID` (math.erf: no scipy)."""
+    return np.array([0.5 * (1.0 + math.erf(x / math.sqrt(2.0))) for x in _GRID])
+
+
+class Pool:
+    """An empirical distribution of normalized residuals ``z = (truth - centre) / sd`` (sorted)."""
+
+    def __init__(self, values: np.ndarray):
+        v = np.sort(np.asarray(values, dtype=float))
+        if not len(v):  # no calibration residuals at all: standard normal quantiles
+            v = np.interp((np.arange(200) + 0.5) / 200, _phi_grid(), _GRID)
+        self.values = v
+        self.n = len(v)
+        self.mean = float(v.mean())
+        self._csum = np.cumsum(v)
+
+    @functools.cached_property
+    def _table(self) -> np.ndarray:
+        return np.interp(_phi_grid(), (np.arange(self.n) + 0.5) / self.n, self.values)
+
+    def transform(self, g: np.ndarray) -> np.ndarray:
+        """``Q(Phi(g))``: standard normal values mapped onto the pool (the copula's marginal), read from its table
+        on the normal grid (the nearest of 2,401 points from -6 to 6)."""
+        i = np.rint((g + 6.0) * 200.0)
+        np.clip(i, 0, len(_GRID) - 1, out=i)
+        return self._table[i.astype(np.intp)]
+
+    @functools.cached_property
+    def _abs(self) -> np.ndarray:
+        return np.sort(np.abs(self.values))
+
+    def abs_quantile(self, level: float) -> float:
+        """Split-conformal half-width: the ``ceil((n + 1) level)``-th smallest ``|z|``."""
+        return float(self._abs[min(math.ceil((self.n + 1) * level), self.n) - 1])
+
+    def quantile(self, q: float) -> float:
+        """The ``q`` quantile of the pool (plotting positions ``(i + 1/2) / n``)."""
+        return float(np.interp(q, (np.arange(self.n) + 0.5) / self.n, self.values))
+
+    def excess(self, t: np.ndarray) -> np.ndarray:
+        """``E[max(z - t, 0)]`` for each ``t`` (exact over the pool)."""
+        t = np.asarray(t, dtype=float)
+        i = np.searchsorted(self.values, t, side="right")
+        above = self.n - i
+        total = self._csum[-1] - np.where(i > 0, self._csum[np.maximum(i - 1, 0)], 0.0)
+        return (total - above * t) / self.n
+
+
+# -- parameters -----------------------------------------------------------------------------------------
+@dataclass
+class JointParams:
+    """What the calibration fitted (see :func:`recsys.engines.calibration.calibrate`).
+
+    Attributes
+    ----------
+    pools : dict of str to ndarray
+        Normalized out-of-fold residuals per pool (:data:`POOLS`, :data:`COLD_MODEL`).
+    rho : float
+        Variance of the level of a dataset without records, relative to the models' errors.
+    scale : {"model", "row"}
+        The marginals' scale: the spread times the model's conditional sd, or the spread alone.
+    factor : float
+        Factor on the errors in P(best) (as :attr:`Calibration.noise_scale`), by Brier score.
+    seed : int
+        Seed of the fixed draws.
+    kriging : bool
+        The engine kriges (False: the independent fallback, pools in accuracy units).
+    """
+
+    pools: dict = field(default_factory=dict)
+    rho: float = 1.0
+    scale: str = "model"
+    factor: float = 1.0
+    seed: int = 0
+    kriging: bool = True
+
+    def pool(self, name: str) -> Pool:
+        """The pool ``name``, borrowing its neighbours' residuals when it has fewer than :data:`MIN_POOL`."""
+        cache = self.__dict__.setdefault("_pool_cache", {})
+        if name not in cache:
+            cache[name] = Pool(self._values(name))
+        return cache[name]
+
+    def _values(self, name: str) -> np.ndarray:
+        own = self.pools.get(name)
+        if own is not None and len(own) >= MIN_POOL:
+            return own
+        if name == COLD_MODEL:  # none of its own: the widest of the others (a cold model is at least as uncertain)
+            if own is not None and len(own):
+                return own
+            name = "cold"
+        i = POOLS.index(name)
+        for reach in range(1, len(POOLS)):
+            near = [self.pools.get(POOLS[j]) for j in range(max(0, i - reach), min(len(POOLS), i + reach + 1))]
+            near = [v for v in near if v is not None and len(v)]
+            if near and sum(map(len, near)) >= MIN_POOL:
+                return np.concatenate(near)
+        rest = [v for k, v in self.pools.items() if k != COLD_MODEL and len(v)]
+        return np.concatenate(rest) if rest else np.zeros(0)
+
+    @classmethod
+    def independent(cls, calibration, seed: int = 0) -> "JointParams":
+        """The fallback of engines that do not krige: independent errors in accuracy units, each pool the
+        calibration's absolute residuals of that stratum with both signs, P(best)'s factor its noise factor."""
+        pools = {name: np.r_[v, -v] for name, v in calibration.abs_residuals.items() if len(v)}
+        return cls(pools, 1.0, "row", float(calibration.noise_scale), seed, False)
+
+    # -- persistence ----------------------------------------------------------
+    def to_state(self, prefix: str = "cal_joint_") -> dict[str, np.ndarray]:
+        arrays = {f"{prefix}pool_{k}": np.asarray(v, dtype=float) for k, v in self.pools.items()}
+        arrays[f"{prefix}params"] = np.array([self.rho, self.factor, SCALES.index(self.scale), self.seed,
+                                              float(self.kriging)])
+        return arrays
+
+    @classmethod
+    def from_state(cls, arrays: Mapping[str, np.ndarray], prefix: str = "cal_joint_") -> "JointParams | None":
+        if f"{prefix}params" not in arrays:
+            return None  # a model file from before the joint distribution: today's P(best) answers
+        p = np.asarray(arrays[f"{prefix}params"], dtype=float)
+        if p.shape != (5,) or not np.isfinite(p).all() or p[0] < 0 or p[1] <= 0 or p[2] not in (0, 1):
+            raise ValueError("damaged joint parameters")
+        pools = {}
+        for name in (*POOLS, COLD_MODEL):
+            if f"{prefix}pool_{name}" in arrays:
+                v = np.asarray(arrays[f"{prefix}pool_{name}"], dtype=float)
+                if v.ndim != 1 or not np.isfinite(v).all():
+                    raise ValueError(f"damaged residual pool {name!r}")
+                pools[name] = v
+        return cls(pools, float(p[0]), SCALES[int(p[2])], float(p[1]), int(p[3]), bool(p[4]))
+
+
+#: the marginals' scales (stored by position)
+SCALES = ("model", "row")
+
+
+# -- what an engine gives ---------------------------------------------------------------------------------
+@dataclass
+class RowInputs:
+    """What the joint distribution of one dataset needs from a kriging engine (standardized units).
+
+    Attributes
+    ----------
+    profile : ndarray, shape (n_models,)
+        ``M``: the engine's profile of the dataset over every model.
+    spread : float
+        The spread ``s`` the engine answers with (records pooled with the feature prior).
+    log_spread_prior : float
+        The feature prior of the log-spread (pooled with the records, as the fit pools them).
+    models, values : ndarray
+        The dataset's stored records.
+    fit_profile : ndarray
+        The profile at those records as the fit saw it (each candidate without the record itself).
+    cov : DenseCovariance or LowRankCovariance
+        The engine's residual covariance (its kriging's).
+    clip : callable
+        The engine's map of accuracies into [0, 1].
+    """
+
+    profile: np.ndarray
+    spread: float
+    log_spread_prior: float
+    models: np.ndarray
+    values: np.ndarray
+    fit_profile: np.ndarray
+    cov: object
+    clip: Callable[[np.ndarray], np.ndarray]
+
+
+def condition(inp: RowInputs, models: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float, np.ndarray,
+                                                                                   np.ndarray]:
+    """The engine's kriging of one dataset re-solved with results ``values`` of ``models`` added (no refit).
+
+    A result replaces a stored record of the same model. The spread is pooled again from the records and
+    results with the feature prior, the GLS level and kriging weights solved again with the engine's own
+    covariance: exactly the engine's answer for a dataset that had these records when it was fitted, but
+    for what they would have changed elsewhere in the fit (the stack, the covariance, the other datasets'
+    standardization).
+
+    Returns
+    -------
+    centres : ndarray, shape (n_models,)
+        Known cells hold their value.
+    spread : float
+    known_models, known_values : ndarray
+        The stored records and the results together (sorted by model).
+    """
+    stored = dict(zip(inp.models.tolist(), zip(inp.values.tolist(), inp.fit_profile.tolist())))
+    for j, y in zip(np.asarray(models).tolist(), np.asarray(values, dtype=float).tolist()):
+        # the profile at the cell as a fit with the result would see it: the fit's own where the cell had a
+        # record (without the record itself), the row's profile where it had none (it never saw the cell)
+        stored[int(j)] = (float(y), stored[int(j)][1] if int(j) in stored else float(inp.profile[j]))
+    K = np.array(sorted(stored), dtype=np.int64)
+    y = np.array([stored[j][0] for j in K])
+    m_fit = np.array([stored[j][1] for j in K])
+    n_models = len(inp.profile)
+    s = float(pooled_scale(Cells(np.zeros(len(K), np.int64), K, y, (1, n_models), assume_sorted=True),
+                           np.array([inp.log_spread_prior]))[0])
+    level, alpha = krige_row(inp.cov, K, y / s - m_fit)
+    centres = inp.clip(s * (level + inp.profile + inp.cov.cross(alpha[None, :], K[None, :])[0]))
+    centres[K] = y
+    return np.clip(centres, 0.0, 1.0), s, K, y
+
+
+# -- fixed draws --------------------------------------------------------------------------------------------
+_M1, _M2, _GOLD = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer (wrapping uint64 arithmetic)."""
+    x = (x ^ (x >> np.uint64(30))) * _M1
+    x = (x ^ (x >> np.uint64(27))) * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+#: columns of the table of fixed normals the per-model streams are read from
+_TABLE_WIDTH = 1024
+
+
+@functools.lru_cache(maxsize=4)
+def _normal_table(seed: int) -> np.ndarray:
+    """(N_DRAWS, _TABLE_WIDTH) fixed standard normals (made once per seed and process)."""
+    return np.random.default_rng([seed, 77]).standard_normal((N_DRAWS, _TABLE_WIDTH))
+
+
+def stream_normals(seed: int, n: int, cols: np.ndarray, salt: int = 0) -> np.ndarray:
+    """(n, len(cols)) standard normals; column ``j`` is a fixed function of (seed, salt, j) alone, and its first
+    ``n`` values do not depend on ``n``.
+
+    Read from one table of fixed normals: model ``j`` takes column ``j mod width``, cyclically shifted by a
+    hash of (``j div width``, salt), so models sharing a column get unrelated orders of it (three passes over
+    the draws instead of hashing each one). Beyond :data:`N_DRAWS` draws, each value is hashed (splitmix64,
+    Box-Muller).
+    """
+    cols = np.asarray(cols, dtype=np.int64)
+    with np.errstate(over="ignore"):
+        if n <= N_DRAWS:
+            shift = (_mix((cols // _TABLE_WIDTH).astype(np.uint64) * _GOLD + np.uint64(salt) * _M1 + _GOLD)
+                     % np.uint64(N_DRAWS)).astype(np.int64)
+            rows = (np.arange(n)[:, None] + shift[None, :]) % N_DRAWS
+            return _normal_table(int(seed))[rows, (cols % _TABLE_WIDTH)[None, :]]
+        base = _mix(np.uint64(seed) * _GOLD + np.uint64(salt) + _GOLD)
+        key = _mix(base ^ (cols.astype(np.uint64)[None, :] * _GOLD)) + np.arange(n, dtype=np.uint64)[:, None] * _GOLD
+        x = _mix(key)  # two 32-bit uniforms from one 64-bit mix (Box-Muller)
+    u1 = ((x >> np.uint64(32)).astype(np.float64) + 0.5) / 2.0 ** 32
+    u2 = (x & np.uint64(0xFFFFFFFF)).astype(np.float64) / 2.0 ** 32
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+class _Uncertainty:
+    """The covariance of the errors (the engine's, made positive semi-definite) and its fixed draws.
+
+    One per (covariance, seed, draws): :func:`_uncertainty` keeps it while the covariance lives. Draws are
+    ``Z L'`` (dense: ``L`` a square root of ``S``, ``Z`` one fixed stream of normals per model) or
+    ``Zf V' + Zi sqrt(psi)`` (low rank: ``Zf`` fixed factor draws, ``Zi`` a stream per model); conditional
+    draws are made from the rows of ``L`` or ``V`` the known and the asked models need, never the whole matrix
+    of draws.
+    """
+
+    def __init__(self, cov, seed: int, n_draws: int = N_DRAWS):
+        self.seed, self.n_draws = seed, n_draws
+        self.S = self.V = self._L = None
+        if isinstance(cov, LowRankCovariance):
+            self.V, self.psi = np.asarray(cov.V, float), np.asarray(cov.psi, float)
+            self.n = len(self.psi)
+        elif isinstance(cov, DenseCovariance):
+            self.S, self._L = _psd(np.asarray(cov.S, float))
+            self.n = len(self.S)
+        else:  # independent (the fallback): S = I
+            self.n = int(cov)
+
+    @functools.cached_property
+    def diag(self) -> np.ndarray:
+        if self.S is not None:
+            return np.diag(self.S).copy()
+        if self.V is not None:
+            return (self.V * self.V).sum(1) + self.psi
+        return np.ones(self.n)
+
+    def block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        if self.S is not None:
+            return self.S[np.ix_(rows, cols)]
+        if self.V is not None:
+            out = self.V[rows] @ self.V[cols].T
+            hit = rows[:, None] == cols[None, :]
+            return out + hit * self.psi[rows][:, None] if hit.any() else out
+        return (rows[:, None] == cols[None, :]).astype(float)
+
+    @functools.cached_property
+    def _Z(self) -> np.ndarray:
+        """Dense: the fixed (n_draws, n_models) normals (one stream per model)."""
+        return stream_normals(self.seed, self.n_draws, np.arange(self.n), salt=1)
+
+    @functools.cached_property
+    def _Zf(self) -> np.ndarray:
+        """Low rank: the fixed (n_draws, rank) normals of the factors."""
+        return stream_normals(self.seed, self.n_draws, np.arange(self.V.shape[1]), salt=3)
+
+    def _idio(self, cols: np.ndarray, n: int) -> np.ndarray:
+        return stream_normals(self.seed, n, cols, salt=2)
+
+    def draws(self, cols: np.ndarray, n: int | None = None) -> np.ndarray:
+        """(n, len(cols)) fixed draws of N(0, S) at ``cols`` (the first ``n`` of every model's stream)."""
+        cols = np.asarray(cols, dtype=np.int64)
+        n = self.n_draws if n is None else n
+        if self.S is not None:
+            return self._Z[:n] @ self._L[cols].T
+        if self.V is None:
+            return self._idio(cols, n)
+        return self._Zf[:n] @ self.V[cols].T + self._idio(cols, n) * np.sqrt(self.psi[cols])
+
+    def full(self, n: int) -> np.ndarray | None:
+        """Dense: the draws of every model, ``Z L'``, once the models asked for add up to twice the zoo's (one
+        matrix product then costs less than a product per dataset); None before."""
+        self._asked = getattr(self, "_asked", 0) + 1
+        if getattr(self, "_E", None) is None and self._asked * 8 >= self.n:
+            self._E = self._Z @ self._L.T
+        return None if getattr(self, "_E", None) is None else self._E[:n]
+
+    @functools.cached_property
+    def level_draws(self) -> np.ndarray:
+        """(n_draws,) fixed standard normals of the level of a dataset without records."""
+        return stream_normals(self.seed, self.n_draws, np.zeros(1, np.int64), salt=4)[:, 0]
+
+    def kriging(self, K: np.ndarray, U: np.ndarray) -> "_Kriged":
+        """The universal-kriging conditional of the models ``U`` given the known ``K`` (the level unknown)."""
+        if self.V is not None:  # Woodbury: A^-1 = Psi^-1 - Psi^-1 V (I + V' Psi^-1 V)^-1 V' Psi^-1
+            VK, pinv = self.V[K], 1.0 / self.psi[K]
+            PV = VK * pinv[:, None]
+            inner = VK.T @ PV
+            inner[np.diag_indices(len(inner))] += 1.0
+            C = np.linalg.solve(inner, PV.T)  # V_K' A^-1 (r, k): W = V_U C, as U and K share no model
+            Ai1 = pinv - PV @ np.linalg.solve(inner, PV.sum(0))
+            VU = self.V[U]
+            reduce = ((VU @ (C @ VK)) * VU).sum(1)
+            b = 1.0 - VU @ C.sum(1)
+            Wt = None
+        else:
+            A = self.block(K, K)
+            A[np.diag_indices(len(K))] += 1e-9 * max(float(np.trace(A)) / max(len(K), 1), 1e-12)
+            B = self.block(U, K)
+            sol = np.linalg.solve(A, np.column_stack([B.T, np.ones(len(K))]))
+            Wt, Ai1 = sol[:, :-1], sol[:, -1]  # W' = A^-1 B'
+            reduce = (Wt.T * B).sum(1)
+            b = 1.0 - Wt.sum(0)
+            C = None
+        q = float(Ai1.sum())
+        var = self.diag[U] - reduce + b * b / q
+        return _Kriged(self, K, U, Wt, C, Ai1 / q, b, np.maximum(var, 1e-12))
+
+
+_CACHE: "weakref.WeakKeyDictionary" = None
+
+
+def _uncertainty(cov, seed: int, n_draws: int) -> _Uncertainty:
+    """The :class:`_Uncertainty` of an engine's covariance (built once per covariance object, seed and draws)."""
+    import weakref
+
+    global _CACHE
+    if isinstance(cov, int):
+        return _Uncertainty(cov, seed, n_draws)
+    if _CACHE is None:
+        _CACHE = weakref.WeakKeyDictionary()
+    per = _CACHE.setdefault(cov, {})
+    if (seed, n_draws) not in per:
+        per[(seed, n_draws)] = _Uncertainty(cov, seed, n_draws)
+    return per[(seed, n_draws)]
+
+
+@dataclass
+class _Kriged:
+    unc: _Uncertainty
+    K: np.ndarray
+    U: np.ndarray
+    Wt: np.ndarray | None  # A^-1 S_KU (dense)
+    C: np.ndarray | None   # V_K' A^-1 (low rank: W = V_U C)
+    g: np.ndarray          # A^-1 1 / q: the GLS level's weights
+    b: np.ndarray          # 1 - W 1 per unknown model
+    var: np.ndarray        # conditional variance per unknown model
+
+    def standard_draws(self, pos: np.ndarray, n: int | None = None) -> np.ndarray:
+        """Conditional draws (standard units) of the unknown models ``U[pos]``: Matheron's rule with the
+        universal-kriging predictor ``P`` (exact conditional covariance, the level integrated out),
+        ``e_C - P e_K``, made from the rows of the square root the models need."""
+        unc = self.unc
+        n = unc.n_draws if n is None else n
+        cols = self.U[pos]
+        W = self.Wt[:, pos].T if self.Wt is not None else unc.V[cols] @ self.C
+        P = W + self.b[pos][:, None] * self.g[None, :]
+        if unc.S is not None:
+            E = unc.full(n)
+            if E is not None:  # (every model's draws, made once many rows are asked for)
+                G = E[:, cols] - E[:, self.K] @ P.T
+            else:
+                G = unc._Z[:n] @ (unc._L[cols] - P @ unc._L[self.K]).T
+        else:
+            G = unc._Zf[:n] @ (unc.V[cols] - P @ unc.V[self.K]).T + unc._idio(cols, n) * np.sqrt(unc.psi[cols])
+            if len(self.K) <= len(cols):
+                G -= (unc._idio(self.K, n) * np.sqrt(unc.psi[self.K])) @ P.T
+            else:  # the known models' own parts, projected: N(0, P Psi_K P'), drawn in the asked models' size
+                Q = (P * unc.psi[self.K][None, :]) @ P.T
+                G -= stream_normals(unc.seed, n, cols, salt=5) @ _psd(Q)[1].T
+        return G / np.sqrt(self.var[pos])[None, :]
+
+
+def _psd(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(``S``, its Cholesky factor) if positive definite, else its nearest positive semi-definite matrix
+    (negative eigenvalues at 0) and a square root of it."""
+    S = (S + S.T) / 2
+    try:
+        return S, np.linalg.cholesky(S)
+    except np.linalg.LinAlgError:
+        w, U = np.linalg.eigh(S)
+        L = U * np.sqrt(np.maximum(w, 0.0))
+        return L @ L.T, L
+
+
+# -- one row's distribution -------------------------------------------------------------------------------
+@dataclass
+class Plan:
+    """A plan: models in order, the expected best accuracy and P(found) once the first ``n`` are fine-tuned."""
+
+    models: list
+    expected_best: list
+    p_found: list
+
+
+class RowPosterior:
+    """The joint distribution of one dataset's accuracies.
+
+    Attributes
+    ----------
+    mu : ndarray, shape (n_models,)
+        Centres (known cells: their value).
+    sd : ndarray
+        Scale of each unknown model's error (0 at known cells), accuracy units.
+    known : ndarray of bool
+    pool, cold_pool : Pool
+        The dataset's pool; that of models without records in the fit.
+    cold_models : ndarray of bool
+    """
+
+    def __init__(self, mu, sd, known, pool: Pool, cold_pool: Pool, cold_models, factor: float,
+                 draw: Callable[[np.ndarray], np.ndarray], n_draws: int = N_DRAWS):
+        self.mu, self.sd, self.known, self.n_draws = mu, sd, known, n_draws
+        self.pool, self.cold_pool = pool, cold_pool
+        self.cold_models = cold_models & ~known
+        self.factor = factor
+        self._draw = draw  # (unknown models, n) -> (n, k) standard draws (the first n of each model's)
+
+    @property
+    def n_models(self) -> int:
+        return len(self.mu)
+
+    def _by_pool(self, cols: np.ndarray, fn) -> np.ndarray:
+        """``fn(pool, sel)`` per pool over the models ``cols`` (the dataset's pool, then the cold models')."""
+        cold = self.cold_models[cols]
+        out = np.empty(len(cols))
+        for pool, sel in ((self.pool, ~cold), (self.cold_pool, cold)):
+            if sel.any():
+                out[sel] = fn(pool, sel)
+        return out
+
+    def interval(self, level: float) -> tuple[np.ndarray, np.ndarray]:
+        """Split-conformal: ``mu +- sd q``, ``q`` the pool's ``level`` quantile of ``|z|``; clipped to [0, 1]."""
+        unk = np.flatnonzero(~self.known)
+        half = np.zeros(self.n_models)
+        half[unk] = self.sd[unk] * self._by_pool(unk, lambda p, sel: p.abs_quantile(level))
+        return np.clip(self.mu - half, 0.0, 1.0), np.clip(self.mu + half, 0.0, 1.0)
+
+    def _bounds(self, cols: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self.mu[cols].copy(), self.mu[cols].copy()
+        unk = ~self.known[cols]
+        if unk.any():
+            c = cols[unk]
+            s = factor * self.sd[c]
+            lo[unk] = self.mu[c] + s * self._by_pool(c, lambda p, sel: p.quantile(_TAIL))
+            hi[unk] = self.mu[c] + s * self._by_pool(c, lambda p, sel: p.quantile(1 - _TAIL))
+        return lo, hi
+
+    def errors(self, cols: np.ndarray, n: int | None = None) -> np.ndarray:
+        """(n, len(cols)) joint draws of the errors ``sd_j T(g_j)`` of the unknown models ``cols`` (``n``: the
+        first draws only; default all)."""
+        cols = np.asarray(cols, dtype=np.int64)
+        g = self._draw(cols, self.n_draws if n is None else n)
+        cold = self.cold_models[cols]
+        z = np.empty_like(g)
+        for pool, sel in ((self.pool, ~cold), (self.cold_pool, cold)):
+            if sel.any():
+                z[:, sel] = pool.transform(g[:, sel])
+        return self.sd[cols] * z
+
+    def draws(self, cols: np.ndarray, factor: float = 1.0, n: int | None = None) -> np.ndarray:
+        """(n, len(cols)) joint draws of the accuracies of ``cols`` (known cells constant), in [0, 1]."""
+        cols = np.asarray(cols, dtype=np.int64)
+        n = self.n_draws if n is None else n
+        unk = ~self.known[cols]
+        out = np.repeat(self.mu[cols][None, :], n, axis=0)
+        if unk.any():
+            out[:, unk] += factor * self.errors(cols[unk], n)
+        return np.clip(out, 0.0, 1.0)
+
+    def candidates(self, among: np.ndarray | None = None, factor: float | None = None) -> np.ndarray:
+        """Models of ``among`` that can be the best of ``among``: the upper tail reaches every other's lower tail."""
+        factor = self.factor if factor is None else factor
+        cand = np.ones(self.n_models, bool) if among is None else np.asarray(among, bool)
+        cols = np.flatnonzero(cand)
+        if not len(cols):
+            return cols
+        lo, hi = self._bounds(cols, factor)
+        keep = hi >= lo.max()
+        known = self.known[cols]
+        if known.any():  # of the known ones, only those tied at the top can be the best
+            top = self.mu[cols][known].max()
+            keep &= ~known | (self.mu[cols] >= top)
+        return cols[keep]
+
+    def p_best(self, among: np.ndarray | None = None, factors=None) -> np.ndarray | dict:
+        """P(each model is the best of ``among``; default all), from the joint draws; ties shared.
+
+        ``factors``: a sequence of factors on the errors (the calibration's fit): a dict factor -> P(best).
+        """
+        grid = (self.factor,) if factors is None else tuple(factors)
+        out = {f: np.zeros(self.n_models) for f in grid}
+        cand = self.candidates(among, max(grid))
+        if len(cand) == 1:
+            for f in grid:
+                out[f][cand] = 1.0
+        elif len(cand):
+            unk = ~self.known[cand]
+            base = self.mu[cand][None, :]
+            # thousands of models that can still win: fewer draws each (a draw costs a pass over all of them)
+            n = max(MIN_DRAWS, min(self.n_draws, P_BEST_CELLS // len(cand)))
+            E = np.zeros((n if unk.any() else 1, len(cand)))
+            if unk.any():
+                E[:, unk] = self.errors(cand[unk], n)
+            ties = np.unique(self.mu[cand][~unk])
+            for f in grid:
+                out[f][cand] = _win_shares(np.clip(base + f * E, 0.0, 1.0), ties)
+        return out[grid[0]] if factors is None else out
+
+    def expected_improvement(self, cols: np.ndarray, best: float) -> np.ndarray:
+        """``E[max(min(X_j, 1) - best, 0)]`` of each model of ``cols`` (exact over its pool; ``best`` -inf: the
+        expected accuracy)."""
+        cols = np.asarray(cols, dtype=np.int64)
+        mu, sd = self.mu[cols], np.maximum(self.sd[cols], 1e-12)
+
+        def ei(pool, sel):
+            top = sd[sel] * pool.excess((1.0 - mu[sel]) / sd[sel])  # accuracies end at 1
+            if not np.isfinite(best):
+                return mu[sel] + sd[sel] * pool.mean - top
+            return np.maximum(sd[sel] * pool.excess((best - mu[sel]) / sd[sel]) - top, 0.0)
+
+        out = self._by_pool(cols, ei)
+        k = self.known[cols]
+        if k.any():
+            out[k] = np.maximum(self.mu[cols][k] - best, 0.0) if np.isfinite(best) else self.mu[cols][k]
+        return out
+
+    def plan(self, budget: float, candidates: np.ndarray | None = None, cost: np.ndarray | None = None, *,
+             summary: bool = True) -> Plan:
+        """Greedy plan on the expected best accuracy (known results included) under the joint distribution.
+
+        Each step takes the model that raises the expected best of the whole plan the most (per unit of
+        ``cost`` when given, within ``budget`` in that unit; else ``budget`` models): the first exactly
+        (expected improvement over the best result so far, from the pools), the next ones on the joint
+        draws, so a model that errs with those already chosen adds little. Greedy on a monotone
+        submodular objective (Nemhauser et al., 1978). Ties: the higher centre, then the lower index.
+        ``summary=False``: a plan of one model without its expected best and P(found) (the first step only needs
+        the exact expected improvement; the sequential protocol's picks).
+        """
+        cand = np.ones(self.n_models, bool) if candidates is None else np.asarray(candidates, bool).copy()
+        cand &= ~self.known
+        price = np.ones(self.n_models) if cost is None else np.asarray(cost, dtype=float)
+        best0 = float(self.mu[self.known].max()) if self.known.any() else -np.inf
+        cols = np.flatnonzero(cand)
+        left = float(budget)
+        chosen: list[int] = []
+        expected: list[float] = []
+        found: list[float] = []
+
+        def affordable(idx):
+            return idx[price[idx] <= left * (1 + 1e-12)]
+
+        first_cols = affordable(cols)
+        if not len(first_cols) or (cost is None and budget < 1):
+            return Plan([], [], [])
+        # step 1, exact: the expected improvement over the best result so far (per unit of cost)
+        gain = self.expected_improvement(first_cols, best0) / np.maximum(price[first_cols], 1e-12)
+        first = int(first_cols[np.lexsort((first_cols, -self.mu[first_cols], -np.round(gain, 12)))[0]])
+        if not summary and cost is None and budget < 2:
+            return Plan([first], [], [])
+        # the next steps on the joint draws of the models that can still matter (the others by centre)
+        pool = self.candidates(cand | self.known, 1.0)
+        pool = np.union1d(pool[~self.known[pool]], [first])
+        if len(pool) > MAX_PLAN_POOL:
+            _, hi = self._bounds(pool, 1.0)
+            pool = np.union1d(pool[np.argsort(-hi, kind="stable")[:MAX_PLAN_POOL]], [first])
+        X = self.draws(pool, n=min(PLAN_DRAWS, self.n_draws))
+        best_any = np.maximum(X.max(1), best0)
+        cur = np.full(len(X), best0)
+        free = np.ones(len(pool), bool)
+        j = first
+        while True:
+            i = int(np.searchsorted(pool, j))
+            if i < len(pool) and pool[i] == j:
+                free[i] = False
+                cur = np.maximum(cur, X[:, i])
+            chosen.append(j)
+            left -= price[j]
+            expected.append(float(cur.mean()))
+            found.append(float((cur >= best_any).mean()))
+            if cost is None and len(chosen) >= budget:
+                break
+            idx = np.flatnonzero(free)
+            idx = idx[price[pool[idx]] <= left * (1 + 1e-12)]
+            if len(idx):
+                g = (np.maximum(cur[:, None], X[:, idx]).mean(0) - cur.mean()) / np.maximum(price[pool[idx]], 1e-12)
+                j = int(pool[idx[np.lexsort((pool[idx], -self.mu[pool[idx]], -np.round(g, 12)))[0]]])
+                continue
+            rest = np.setdiff1d(affordable(cols), chosen)
+            if not len(rest):
+                break
+            j = int(rest[np.lexsort((rest, -self.mu[rest] / np.maximum(price[rest], 1e-12)))[0]])
+        return Plan(chosen, expected, found)
+
+
+def _win_shares(X: np.ndarray, ties: np.ndarray) -> np.ndarray:
+    """Per column, the share of rows (draws) where it is the largest, a tie shared. Ties arise only at the ends of
+    [0, 1] (clipped draws) or at known values (``ties``): only those rows are compared in full."""
+    m = X.max(1)
+    out = np.bincount(X.argmax(1), minlength=X.shape[1]).astype(float)
+    special = (m >= 1.0) | (m <= 0.0) | np.isin(m, ties)
+    if special.any():
+        Xs = X[special]
+        top = Xs >= m[special, None]
+        out -= np.bincount(Xs.argmax(1), minlength=X.shape[1])
+        out += (top / top.sum(1, keepdims=True)).sum(0)
+    return out / len(X)
+
+
+# -- the model ---------------------------------------------------------------------------------------------
+class JointModel:
+    """Joint distributions of datasets for one fitted engine and its calibrated :class:`JointParams`.
+
+    Parameters
+    ----------
+    engine : Engine
+        Fitted; its ``row_inputs`` (kriging engines) or None (the independent fallback).
+    params : JointParams
+    cold_models : ndarray of bool, shape (n_models,)
+        Models without any record in the fit.
+    """
+
+    def __init__(self, engine, params: JointParams, cold_models: np.ndarray, n_draws: int = N_DRAWS):
+        self.engine, self.params = engine, params
+        self.cold_models = np.asarray(cold_models, dtype=bool)
+        self.kriging = params.kriging and hasattr(engine, "row_inputs") and getattr(engine, "covariance", None) \
+            is not None
+        self.n_draws = n_draws
+
+    @functools.cached_property
+    def uncertainty(self) -> _Uncertainty:
+        if not self.kriging:
+            return _uncertainty(len(self.cold_models), self.params.seed, self.n_draws)
+        cov = getattr(self.engine, "error_covariance", None) or self.engine.covariance
+        return _uncertainty(cov, self.params.seed, self.n_draws)
+
+    def inputs(self, block) -> list[RowInputs] | None:
+        return self.engine.row_inputs(block) if self.kriging else None
+
+    def posterior(self, pred: np.ndarray, stored: np.ndarray, given: Mapping[int, float] | None = None,
+                  inp: RowInputs | None = None, *, scale: str | None = None) -> RowPosterior:
+        """The joint distribution of one dataset.
+
+        Parameters
+        ----------
+        pred : ndarray, shape (n_models,)
+            The engine's answer for the dataset (its centres when no result is given).
+        stored : ndarray, shape (n_models,)
+            Its stored records (NaN elsewhere).
+        given : mapping of model index to accuracy, optional
+            Results just obtained: the centres are conditioned on them (kriging engines) and they are
+            known cells (a result replaces a stored record).
+        inp : RowInputs
+            The engine's inputs for the dataset (kriging engines).
+        scale : {"model", "row"}, optional
+            Default: the calibrated one (:class:`JointParams`).
+        """
+        p = self.params
+        scale = scale or p.scale
+        m = len(pred)
+        known_vals = np.array(stored, dtype=float)
+        if self.kriging and inp is not None and len(inp.models):  # (the engine's own records: always known)
+            gap = np.isnan(known_vals[inp.models])
+            known_vals[inp.models[gap]] = inp.values[gap]
+        if given:
+            gm = np.fromiter(given.keys(), dtype=np.int64, count=len(given))
+            gv = np.fromiter(given.values(), dtype=float, count=len(given))
+            known_vals[gm] = gv
+        known = ~np.isnan(known_vals)
+        K = np.flatnonzero(known)
+        U = np.flatnonzero(~known)
+        mu = np.array(pred, dtype=float)
+        unc = self.uncertainty
+        if not self.kriging:
+            mu[K] = known_vals[K]
+            sd = np.where(known, 0.0, 1.0)
+            draw = unc.draws  # independent: (cols, n) -> the models' own streams
+        else:
+            if given:
+                mu, s, _, _ = condition(inp, gm, gv)
+            else:
+                s = inp.spread
+            if len(K):
+                kr = unc.kriging(K, U)
+                var = kr.var
+                pos = np.full(m, -1)
+                pos[U] = np.arange(len(U))
+
+                def draw(cols, n, kr=kr, pos=pos):
+                    return kr.standard_draws(pos[cols], n)
+            else:
+                var = unc.diag + p.rho
+                zc = math.sqrt(p.rho) * unc.level_draws
+
+                def draw(cols, n, var=var, zc=zc):
+                    return (unc.draws(cols, n) + zc[:n, None]) / np.sqrt(var[cols])[None, :]
+
+                var = var[U]
+            sd = np.zeros(m)
+            if scale == "model":
+                own = unc.diag[U] + (0.0 if len(K) else p.rho)
+                sd[U] = s * np.sqrt(np.maximum(var, VAR_FLOOR * own))
+            else:
+                sd[U] = s
+        mu[K] = known_vals[K]
+        return RowPosterior(mu, sd, known, p.pool(pool_name(len(K), m, bool(given))), p.pool(COLD_MODEL),
+                            self.cold_models,
+                            p.factor, draw, self.n_draws)
+
+
+def brier(p: np.ndarray, truth: np.ndarray, among: np.ndarray) -> float:
+    """Brier score of P(best of ``among``) against the truth's best (a tie for the best shared)."""
+    t = np.where(among, truth, -np.inf)
+    best = among & (t >= t.max())
+    target = best / best.sum()
+    return float(((p - target) ** 2)[among].sum())

@@ -1,0 +1,257 @@
+"""The joint distribution of a dataset's accuracies, conditioning on given results, the plan (issue 18)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recsys.engines import make_engine
+from recsys.engines.answer import answer, joint_model
+from recsys.engines.calibration import calibrate
+from recsys.errors import RecsysError
+from recsys.engines.joint import (JointModel, JointParams, Pool, RowPosterior, condition, pool_name,
+                                  stream_normals)
+from recsys.recommender import Recommender
+
+from conftest import ROOT, planted_low_rank
+
+EXAMPLE = ROOT / "data" / "example-zoo"
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """The default engine and its calibration on a planted zoo (60 datasets x 12 models, 60% recorded)."""
+    data, _ = planted_low_rank(n_datasets=60, n_models=12, density=0.6, noise=0.02, seed=2)
+    engine = make_engine("hybrid", seed=0).fit(data)
+    cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0)
+    return data, engine, cal
+
+
+@pytest.fixture(scope="module")
+def example():
+    return Recommender(seed=0, text_encoder="hashing").fit(str(EXAMPLE))
+
+
+def test_conditioning_on_its_own_records_gives_the_engines_answer(fitted):
+    """A row conditioned on the records it was fitted with is the engine's answer: the kriging re-solved with
+    the profile the fit saw at each record (recovered from the fit's weights), the spread pooled as fit pools it."""
+    data, engine, _ = fitted
+    rows = np.arange(data.n_datasets)
+    pred = engine.predict(data.block(rows))
+    for inp, p in zip(engine.row_inputs(data.block(rows)), pred):
+        if not len(inp.models):
+            continue
+        mu, s, K, y = condition(inp, inp.models, inp.values)
+        assert np.array_equal(K, inp.models)
+        np.testing.assert_allclose(mu, p, rtol=0, atol=1e-12)
+
+
+def test_rows_without_results_keep_the_engines_centres_exactly(fitted):
+    data, engine, cal = fitted
+    rows = np.arange(5)
+    block, known = data.block(rows), data.records.dense(rows)
+    plain = engine.predict(block)
+    ans = answer(engine, cal, block, known, given=[{3: 0.5}, None, None, None, None])
+    assert np.array_equal(ans.predicted[1:], plain[1:])  # bit-identical
+    assert ans.known[0, 3] == 0.5 and not np.array_equal(ans.predicted[0], plain[0])
+
+
+def test_p_best_sums_to_one_and_is_deterministic(fitted):
+    data, engine, cal = fitted
+    rows = np.arange(data.n_datasets)
+    a = answer(engine, cal, data.block(rows), data.records.dense(rows), unrecorded=data.model_record_counts() == 0)
+    b = answer(engine, cal, data.block(rows), data.records.dense(rows), unrecorded=data.model_record_counts() == 0)
+    np.testing.assert_allclose(a.p_best.sum(1), 1.0, atol=1e-12)
+    assert np.array_equal(a.p_best, b.p_best) and np.array_equal(a.lower, b.lower)
+    assert (a.lower <= a.predicted + 1e-12).all() and (a.predicted <= a.upper + 1e-12).all()
+    # among a subset: only its models, summing to 1
+    among = np.zeros(data.n_models, bool)
+    among[:6] = True
+    p = a.posteriors[0].p_best(among)
+    assert p[~among].sum() == 0 and p.sum() == pytest.approx(1.0)
+
+
+def test_a_models_draws_do_not_depend_on_what_else_is_asked():
+    a = stream_normals(7, 64, np.array([3, 10, 11]))
+    b = stream_normals(7, 64, np.array([11, 5, 3]))
+    assert np.array_equal(a[:, 0], b[:, 2]) and np.array_equal(a[:, 2], b[:, 0])
+    z = stream_normals(0, 20000, np.array([0]))[:, 0]
+    assert abs(z.mean()) < 0.03 and abs(z.std() - 1) < 0.03
+
+
+def _posterior(mu, sd, draw, known=None):
+    m = len(mu)
+    pool = Pool(np.array([]))  # standard normal quantiles
+    known = np.zeros(m, bool) if known is None else known
+    return RowPosterior(np.asarray(mu, float), np.asarray(sd, float), known, pool, pool, np.zeros(m, bool), 1.0,
+                        draw, 4096)
+
+
+def test_the_plan_skips_the_twin_of_a_model_it_already_chose():
+    """Models 0 and 1 err together (the same draws), model 2 alone, a little lower: the second step takes 2, as
+    the twin of the first adds nothing to the expected best; the top two by mean would be 0 and 1."""
+    g = stream_normals(1, 4096, np.array([0, 1]))
+
+    def draw(cols, n):
+        return np.column_stack([g[:n, 0] if c in (0, 1) else g[:n, 1] for c in cols])
+
+    post = _posterior([0.80, 0.799, 0.79], [0.05, 0.05, 0.05], draw)
+    plan = post.plan(2)
+    assert plan.models == [0, 2]
+    assert plan.expected_best[1] > plan.expected_best[0] and plan.p_found[1] > plan.p_found[0]
+    # independent errors: the second best mean comes next
+    post = _posterior([0.80, 0.799, 0.79], [0.05, 0.05, 0.05], lambda cols, n: stream_normals(1, n, cols))
+    assert post.plan(2).models == [0, 1]
+
+
+def test_the_plan_with_a_cost_buys_the_best_gain_per_unit_within_the_budget():
+    post = _posterior([0.80, 0.79, 0.70], [0.05, 0.05, 0.05], lambda cols, n: stream_normals(2, n, cols),
+                      known=np.array([False, False, False]))
+    cost = np.array([10.0, 1.0, 1.0])
+    plan = post.plan(2.5, cost=cost)
+    assert 0 not in plan.models and plan.models[0] == 1  # model 0 is dearer than the budget left
+    assert post.plan(1, candidates=np.array([False, False, True])).models == [2]
+
+
+def test_results_move_the_models_that_err_with_them(fitted):
+    """A surprisingly low first result for a brand-new dataset brings the others down with it."""
+    from recsys.features.data import DatasetBlock
+
+    data, engine, cal = fitted
+    block = DatasetBlock(np.array([-1]), data.datasets.take([0]))
+    nan = np.full((1, data.n_models), np.nan)
+    cold = answer(engine, cal, block, nan).predicted[0]
+    j = int(np.argmax(cold))
+    low = answer(engine, cal, block, nan, given=[{j: float(cold[j] - 0.2)}]).predicted[0]
+    assert low[j] == pytest.approx(cold[j] - 0.2)
+    assert (low <= cold + 1e-9).mean() > 0.9  # the level comes down with it
+
+
+@pytest.mark.slow
+def test_cold_models_have_their_own_wider_error_model(transfergraph):
+    """TransferGraph lists models without any record: their pool comes from an extra refit hiding every record
+    of a share of the recorded models, and their intervals are wider than recorded models' (issue 18's case of
+    an unrecorded model with P(best) above the recorded second-best)."""
+    rec = Recommender(seed=0, text_encoder="hashing").fit(transfergraph)
+    assert "cold-model" in rec.calibration_.joint.pools
+    cols = rec.predict_columns()
+    unrecorded = np.tile(rec._unrecorded, len(rec.dataset_ids))
+    cold = unrecorded & np.isnan(cols["known"])
+    width = cols["upper"] - cols["lower"]
+    warm = ~unrecorded & np.isnan(cols["known"])
+    assert cold.any() and np.median(width[cold]) > np.median(width[warm])
+
+
+def test_plan_and_joint_parameters_survive_save_and_load(example, tmp_path):
+    d = example.dataset_ids[-1]
+    path = example.save(tmp_path / "m.npz")
+    loaded = Recommender.load(path)
+    lazy = Recommender.load(path, lazy=True)
+    want = example.plan_columns(d, 2)
+    for other in (loaded, lazy):
+        got = other.plan_columns(d, 2)
+        assert list(got["model"]) == list(want["model"])
+        np.testing.assert_array_equal(got["expected_best"], want["expected_best"])
+    a, b = example.calibration_.joint, loaded.calibration_.joint
+    assert (a.rho, a.scale, a.factor, a.kriging) == (b.rho, b.scale, b.factor, b.kriging)
+
+
+def test_known_in_the_python_api(example, caplog):
+    d = "stanford cars"  # 4 of the 5 models recorded
+    stored = example.predict_columns([d])
+    m = [example.model_ids[i] for i in np.flatnonzero(np.isnan(stored["known"]))][0]
+    top = example.topk(d, 5, known={m: 0.999})
+    assert top.iloc[0]["model"] == m and top.iloc[0]["known"] == 0.999
+    recorded = [example.model_ids[i] for i in np.flatnonzero(~np.isnan(stored["known"]))][0]
+    with caplog.at_level("WARNING", logger="recsys"):
+        example.predict([d], known={recorded: 0.5})
+    assert "replaces the stored record" in caplog.text
+    same = example.predict([d], known={recorded: float(stored["known"][example.model_ids.index(recorded)])})
+    np.testing.assert_array_equal(same["predicted"], example.predict([d])["predicted"])
+    new = {"dataset": "fresh", "domain": "photo"}
+    got = example.topk_new(new, 5, known={m: 0.5})
+    assert got.set_index("model").loc[m, "known"] == 0.5 and got.set_index("model").loc[m, "predicted"] == 0.5
+    assert example.plan_new(new, 2, known={m: 0.5})["step"].tolist() == [1, 2]
+    assert example.plan(d, 1)["model"].tolist() == [m]  # the only model without a record
+    with pytest.raises(RecsysError, match="already has a result"):
+        example.plan(d, 1, known={m: 0.5})
+
+
+@pytest.mark.parametrize("known, words", [({"nope": 0.5}, "unknown model"), ({"__m__": 1.5}, "[0, 1]"),
+                                          ({"__m__": float("nan")}, "finite"), ({"__m__": "high"}, "[0, 1]")])
+def test_known_refused_in_one_line(example, known, words):
+    from recsys.errors import RecsysError
+
+    known = {(example.model_ids[0] if k == "__m__" else k): v for k, v in known.items()}
+    with pytest.raises(RecsysError, match=words.replace("[", r"\[").replace("]", r"\]")):
+        example.topk(example.dataset_ids[0], 3, known=known)
+
+
+def test_the_independent_fallback_answers_for_other_engines():
+    data, _ = planted_low_rank(n_datasets=30, n_models=8, seed=3)
+    engine = make_engine("additive", seed=0).fit(data)
+    cal = calibrate(lambda: make_engine("additive", seed=0), data, seed=0)
+    assert cal.joint is None  # (it answers with the independent pools, as before the joint distribution)
+    rows = np.arange(3)
+    known = data.records.dense(rows)
+    a = answer(engine, cal, data.block(rows), known, given=[{0: 0.9}, None, None], posteriors=True)
+    np.testing.assert_allclose(a.p_best.sum(1), 1.0)
+    assert a.predicted[0, 0] == 0.9
+    free = np.isnan(known[0])
+    free[0] = False
+    np.testing.assert_array_equal(a.predicted[0, free], engine.predict(data.block(rows))[0, free])  # no other moves
+    assert a.posteriors[0].plan(2).models
+
+
+def test_pools_by_known_cells():
+    assert [pool_name(k, 100, True) for k in (0, 1, 4, 5, 33, 60, 90)] == ["cold", "k1", "k4", "few", "few", "some",
+                                                                          "most"]
+    assert [pool_name(k, 10) for k in (1, 4, 9)] == ["few", "some", "most"]  # stored records: by share
+    p = JointParams(pools={"k1": np.arange(10.0), "k2": np.arange(40.0)})
+    assert p.pool("k1").n == 50  # too few of its own: the neighbours lend theirs
+    assert p.pool("k2").n == 40
+
+
+def test_pool_excess_is_exact():
+    pool = Pool(np.array([-1.0, 0.0, 2.0]))
+    np.testing.assert_allclose(pool.excess(np.array([-2.0, 0.5, 3.0])), [(1 + 2 + 4) / 3, 1.5 / 3, 0.0])
+
+
+def test_joint_model_refuses_nothing_for_an_uncalibrated_engine():
+    """Without a calibration the centres are still conditioned on given results (uncalibrated parameters)."""
+    data, _ = planted_low_rank(n_datasets=30, n_models=8, seed=4)
+    engine = make_engine("hybrid", seed=0).fit(data)
+    jm = joint_model(engine, None, None)
+    assert isinstance(jm, JointModel) and jm.kriging
+    a = answer(engine, None, data.block(np.array([0])), np.full((1, 8), np.nan), given=[{1: 0.7}])
+    assert a.predicted[0, 1] == 0.7 and np.isnan(a.p_best).all()
+
+
+@pytest.mark.parametrize("k", [5, 30])
+def test_low_rank_conditioning_matches_the_dense_formulas(k):
+    """Woodbury's kriging and the conditional draws of a low-rank covariance (the known models' own parts drawn
+    projected when they outnumber the asked ones) have the universal-kriging conditional covariance."""
+    from recsys.engines.joint import _Uncertainty
+    from recsys.engines.stages.kriging import DenseCovariance, LowRankCovariance
+
+    rng = np.random.default_rng(0)
+    m = 40
+    V, psi = rng.normal(size=(m, 3)) * 0.5, rng.uniform(0.1, 0.4, m)
+    K = np.sort(rng.choice(m, k, replace=False))
+    U = np.setdiff1d(np.arange(m), K)
+    low = _Uncertainty(LowRankCovariance(V, psi), seed=3, n_draws=40000)
+    dense = _Uncertainty(DenseCovariance(V @ V.T + np.diag(psi)), seed=3, n_draws=40000)
+    kl, kd = low.kriging(K, U), dense.kriging(K, U)
+    np.testing.assert_allclose(kl.var, kd.var, rtol=1e-6)
+    np.testing.assert_allclose(kl.b, kd.b, rtol=1e-6, atol=1e-9)
+    S = V @ V.T + np.diag(psi)
+    A = S[np.ix_(K, K)]
+    W = S[np.ix_(U, K)] @ np.linalg.inv(A)
+    one = np.ones(k)
+    q = one @ np.linalg.solve(A, one)
+    b = 1 - W.sum(1)
+    want = S[np.ix_(U, U)] - W @ S[np.ix_(K, U)] + np.outer(b, b) / q
+    pos = np.arange(4)
+    for unc in (kl, kd):
+        g = unc.standard_draws(pos) * np.sqrt(unc.var[pos])
+        np.testing.assert_allclose(np.cov(g.T), want[np.ix_(pos, pos)], atol=0.03)

@@ -1,0 +1,101 @@
+"""`recsys plan`, `--known` and `--results` on the command line (issue 18)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from recsys.cli import main
+
+from conftest import ROOT
+
+EXAMPLE = ROOT / "data" / "example-zoo"
+PARAMS = {"resnet50": 25.6, "google/vit-base-patch16-224": 86.6, "convnext tiny": 28.6, "efficientnet_b0": 5.3,
+          "mobilenet v3 large": 5.5}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("plan") / "ex.npz"
+    res = CliRunner().invoke(main, ["-q", "fit", "--zoo", str(EXAMPLE), "--out", str(path), "--text-encoder",
+                                    "hashing"])
+    assert res.exit_code == 0, res.stderr
+    return path
+
+
+def run(*args) -> tuple[list[dict], str]:
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    assert res.exit_code == 0, res.stderr
+    return list(csv.DictReader(io.StringIO(res.stdout))), res.stderr
+
+
+def test_plan_columns_and_order(model):
+    rows, _ = run("plan", "--model", model, "--set", "domain=photo", "--budget", 3, "--format", "csv")
+    assert list(rows[0]) == ["step", "model", "dataset", "predicted", "lower", "upper", "p_best", "expected_best",
+                             "p_found"]
+    assert [int(r["step"]) for r in rows] == [1, 2, 3] and len({r["model"] for r in rows}) == 3
+    eb = [float(r["expected_best"]) for r in rows]
+    pf = [float(r["p_found"]) for r in rows]
+    assert eb == sorted(eb) and pf == sorted(pf) and 0 < pf[-1] <= 1
+    for r in rows:
+        assert float(r["lower"]) <= float(r["predicted"]) <= float(r["upper"])
+    again, _ = run("plan", "--model", model, "--set", "domain=photo", "--budget", 3, "--format", "csv")
+    assert again == rows  # deterministic
+
+
+def test_a_result_changes_the_plan_without_a_refit(model, tmp_path):
+    before = model.read_bytes()
+    first, _ = run("plan", "--model", model, "--set", "domain=photo", "--budget", 2, "--format", "csv")
+    top = first[0]["model"]
+    after, _ = run("plan", "--model", model, "--set", "domain=photo", "--budget", 2, "--format", "csv", "--known",
+                   f"{top}=0.40")
+    assert top not in [r["model"] for r in after]
+    assert model.read_bytes() == before  # nothing written
+    results = tmp_path / "results.csv"
+    results.write_text(f"model,accuracy\n{top},0.40\n")
+    same, _ = run("plan", "--model", model, "--set", "domain=photo", "--budget", 2, "--format", "csv", "--results",
+                  results)
+    assert same == after
+
+
+def test_candidates_and_cost(model, tmp_path):
+    cands = tmp_path / "gpu.txt"
+    cands.write_text("# fits my GPU\nefficientnet_b0\nmobilenet v3 large\n\nresnet50\n")
+    rows, _ = run("plan", "--model", model, "--set", "domain=photo", "--budget", 3, "--candidates", cands,
+                  "--format", "csv")
+    assert {r["model"] for r in rows} == {"efficientnet_b0", "mobilenet v3 large", "resnet50"}
+    rows, _ = run("plan", "--model", model, "--set", "domain=photo", "--budget", 40, "--cost", "params_millions",
+                  "--format", "csv")
+    assert rows and sum(PARAMS[r["model"]] for r in rows) <= 40 + 1e-9
+    assert "google/vit-base-patch16-224" not in [r["model"] for r in rows]  # 86.6 does not fit in 40
+
+
+def test_known_in_topk_and_predict(model):
+    rows, err = run("topk", "--model", model, "--dataset", "stanford cars", "-k", 5, "--format", "csv", "--known",
+                    "resnet50=0.99")
+    assert rows[0]["model"] == "resnet50" and float(rows[0]["known"]) == 0.99
+    assert "resnet50 on stanford cars: the given result 0.99 replaces the stored record" in err
+    plain, _ = run("predict", "--model", model, "--dataset", "stanford cars", "--format", "csv")
+    cond, _ = run("predict", "--model", model, "--dataset", "stanford cars", "--format", "csv", "--known",
+                  "resnet50=0.99")
+    free = [i for i, r in enumerate(plain) if r["known"] == ""]
+    assert free and all(float(cond[i]["predicted"]) != float(plain[i]["predicted"]) for i in free)
+    res = CliRunner().invoke(main, ["topk", "--model", str(model), "--set", "domain=photo", "-k", "5", "--format",
+                                    "json", "--known", "convnext tiny=0.5"])
+    assert {r["model"]: r["known"] for r in json.loads(res.stdout)}["convnext tiny"] == 0.5
+
+
+def test_python_and_cli_plans_agree(model):
+    from recsys.recommender import Recommender
+
+    rec = Recommender.load(model)
+    py = rec.plan_new({"domain": "photo"}, 3, known={"resnet50": 0.7})
+    rows, _ = run("plan", "--model", model, "--set", "domain=photo", "--budget", 3, "--known", "resnet50=0.7",
+                  "--format", "csv")
+    assert py["model"].tolist() == [r["model"] for r in rows]
+    np.testing.assert_allclose(py["expected_best"], [float(r["expected_best"]) for r in rows], rtol=1e-5)
