@@ -431,7 +431,7 @@ class Recommender:
         cols = self._new_columns(metadata, scores, level, True, known)
         if len(set(cols["dataset"])) != 1:
             raise RecsysError("use predict_new for several datasets: topk_new takes one")
-        return pd.DataFrame(self._rank_columns(cols, k))
+        return self._rank_columns(cols, k)
 
     # -- planning -------------------------------------------------------------------------
     def plan(self, dataset: str, budget: float = 5, *, known: "Mapping[str, float] | None" = None,
