@@ -17,13 +17,15 @@ The calibration and P(best) internals are being reworked (issue 18): nothing her
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import recsys
-from recsys.engines.answer import P_FLOOR, answer, consistent
+from recsys.engines.answer import P_FLOOR, answer, consistent, joint_model
 from recsys.zoo import Zoo, load_zoo
 
 from conftest import ROOT
@@ -213,6 +215,8 @@ def test_consistent_lifts_the_cells_an_interval_contradicts_and_renormalizes_eac
 class _FixedCalibration:
     """The calibration an answer asks for, as a stub: intervals of half-width ``half``, a fixed P(best)."""
 
+    joint = None  # (no joint distribution: the independent path)
+
     def __init__(self, half: float, p_best: np.ndarray):
         self.half, self._p = half, p_best
 
@@ -268,10 +272,15 @@ def test_answer_tells_p_best_which_models_have_no_record_in_the_zoo(example_rec)
     known = np.full((len(idx), len(rec.model_ids)), np.nan)  # (every model unknown on these rows)
     unrecorded = np.zeros(len(rec.model_ids), dtype=bool)
     unrecorded[0] = True
-    alone = answer(rec.engine_, rec.calibration_, block, known, unrecorded=unrecorded)
-    shared = answer(rec.engine_, rec.calibration_, block, known, unrecorded=None)
+    independent = copy.copy(rec.calibration_)
+    independent.joint = None  # the independent pools (engines that do not krige, older model files)
+    alone = answer(rec.engine_, independent, block, known, unrecorded=unrecorded)
+    shared = answer(rec.engine_, independent, block, known, unrecorded=None)
     assert not np.allclose(alone.p_best, shared.p_best)
     assert np.allclose(alone.p_best.sum(1), 1.0)
+    # the joint distribution draws such a model's errors from the cold-model pool (the example zoo has none of its
+    # own, so the widest pool stands in): it is told which models they are
+    assert joint_model(rec.engine_, rec.calibration_, unrecorded).cold_models.tolist() == unrecorded.tolist()
 
 
 def test_consistent_lifts_only_an_interval_above_the_best():
