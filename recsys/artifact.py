@@ -369,13 +369,18 @@ def _check_header(fh, info: zipfile.ZipInfo, name: str, shape: tuple, dtype: np.
                   what: str) -> bool:
     """Read a member's ``.npy`` header (``fh`` at its start) and check it against ``meta.json``; returns fortran."""
     start = fh.tell()
-    version = np.lib.format.read_magic(fh)
-    if version == (1, 0):
-        h_shape, fortran, h_dtype = np.lib.format.read_array_header_1_0(fh, max_header_size=_MAX_HEADER)
-    elif version == (2, 0):
-        h_shape, fortran, h_dtype = np.lib.format.read_array_header_2_0(fh, max_header_size=_MAX_HEADER)
-    else:
-        raise _damaged(what, f"stores array {name!r} in .npy format version {version}")
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            h_shape, fortran, h_dtype = np.lib.format.read_array_header_1_0(fh, max_header_size=_MAX_HEADER)
+        elif version == (2, 0):
+            h_shape, fortran, h_dtype = np.lib.format.read_array_header_2_0(fh, max_header_size=_MAX_HEADER)
+        else:
+            raise _damaged(what, f"stores array {name!r} in .npy format version {version}")
+    except ArtifactError:
+        raise
+    except Exception as exc:  # (numpy parses the header with ast / tokenize: ValueError, SyntaxError, TokenError ...)
+        raise _damaged(what, f"has a damaged .npy header for array {name!r} ({type(exc).__name__})") from None
     if tuple(h_shape) != shape or h_dtype != dtype:
         raise _damaged(what, f"stores array {name!r} with shape {tuple(h_shape)} and dtype {h_dtype.str} "
                              f"in its .npy header, but meta.json declares {shape} and {dtype.str}")

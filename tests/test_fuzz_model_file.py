@@ -124,14 +124,8 @@ def _check_flip(tmp: Path, kind: str, saved: dict, pos: int, value: int) -> None
 _FLIP = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-_NO_LAZY_CRC = pytest.mark.xfail(strict=False, reason="a lazy load does not check a mapped array's CRC-32: a flipped "
-                                                    "byte in data.y, a residual pool or the kriging weights changes "
-                                                    "the answer silently; the checksum on first touch (issue 20) is "
-                                                    "being built")
-
-
 @pytest.mark.parametrize("kind, where", [("eager", "any"), ("lazy", "outside"),
-                                         pytest.param("lazy", "inside", marks=_NO_LAZY_CRC)],
+                                         ("lazy", "inside")],
                          ids=["eager", "lazy-outside-mapped-arrays", "lazy-inside-a-mapped-array"])
 @_FLIP
 @given(data=st.data())
