@@ -60,9 +60,12 @@ def test_check_writable_tells_before_a_fit(tmp_path):
     target = tmp_path / "m.npz"
     assert check_writable(target) == target and not target.exists() and not list(tmp_path.iterdir())
     assert check_writable(str(target)) == target
-    with pytest.raises(ArtifactError, match=r"cannot write model file .*: it is a directory; give a file name such as"):
+    with pytest.raises(ArtifactError, match=r"^give a file name such as '.*model\.npz': cannot write model file '.*', "
+                                            r"a directory$"):
         check_writable(tmp_path)
-    with pytest.raises(ArtifactError, match=r"cannot write model file '/dev/null': it exists and is a character device"):
+    with pytest.raises(ArtifactError, match=r"^choose another location with --out: cannot write model file "
+                                            r"'/dev/null', which exists and is a character device \(recsys only "
+                                            r"replaces regular files\)$"):
         check_writable("/dev/null")
 
 
@@ -122,8 +125,8 @@ def test_a_mapped_member_with_a_broken_local_header_or_cut_short_is_refused(tmp_
     broken = tmp_path / "broken.npz"
     broken.write_bytes(bytes(data[:info.header_offset]) + b"XX\x03\x04" + bytes(data[info.header_offset + 4:]))
     with mock.patch.object(artifact, "MMAP_MIN_BYTES", 64):
-        with pytest.raises(ArtifactError, match=rf"^model file {re.escape(repr(str(broken)))} has a broken entry for "
-                                                rf"array 'c'; it is damaged"):
+        with pytest.raises(ArtifactError, match=rf"^re-create model file {re.escape(repr(str(broken)))} with `recsys fit`: it has a broken "
+                                                rf"entry for array 'c'; it is damaged"):
             read_artifact(broken, mmap=True)
         _, ok = read_artifact(path, mmap=True)  # (the file itself maps)
         assert len(ok["c"]) == 64
@@ -137,12 +140,12 @@ def test_records_missing_from_a_model_file_are_named(tmp_path):
     arrays = {"data.d": np.zeros(1, np.int32), "data.m": np.zeros(1, np.int32), "data.y": np.full(1, 0.5),
               "data.model_records": np.ones(1, np.int64)}
     check_model_state(meta, arrays, "m.npz")
-    with pytest.raises(ArtifactError, match=r"^model file 'm\.npz' lacks the recorded accuracies \('data\.d', "
+    with pytest.raises(ArtifactError, match=r"^re-create model file 'm\.npz' with `recsys fit`: it lacks the recorded accuracies \('data\.d', "
                                             r"'data\.m', 'data\.y'\); it is damaged"):
         check_model_state(meta, {k: v for k, v in arrays.items() if k != "data.y"}, "m.npz")
     for bad in ({"data.d": np.zeros(1)}, {"data.m": np.zeros(1)}, {"data.y": np.zeros(1, np.int64)},
                 {"data.d": np.zeros((1, 1), np.int32)}, {"data.y": np.full(2, 0.5)}):
-        with pytest.raises(ArtifactError, match=r"^model file 'm\.npz' has recorded accuracies of dtypes "):
+        with pytest.raises(ArtifactError, match=r"^re-create model file 'm\.npz' with `recsys fit`: it has recorded accuracies of dtypes "):
             check_model_state(meta, {**arrays, **bad}, "m.npz")
 
 
@@ -154,7 +157,7 @@ def _state():
     return meta, arrays
 
 
-_TAIL = "; it is damaged or was not written by recsys: re-create it with `recsys fit`"
+_TAIL = "; it is damaged or was not written by recsys"
 
 
 @pytest.mark.parametrize("change, problem", [
@@ -187,4 +190,4 @@ def test_check_model_state_names_what_disagrees(change, problem):
     change(meta, arrays)
     with pytest.raises(ArtifactError) as err:
         check_model_state(meta, arrays, "m.npz")
-    assert str(err.value) == f"model file 'm.npz' {problem}{_TAIL}"
+    assert str(err.value) == f"re-create model file 'm.npz' with `recsys fit`: it {problem}{_TAIL}"
