@@ -37,7 +37,7 @@ def test_the_conformal_quantile_of_each_stratum_and_the_pools_it_borrows():
     assert cal.quantile(0, 0.3) == pytest.approx(0.2) and cal.quantile(0, 0.9) == pytest.approx(0.6)
     assert Calibration().quantile(2, 0.8) == math.inf
     for bad in (0, 1, 1.5, -0.1):
-        with pytest.raises(RecsysError, match=f"^interval level must be between 0 and 1 \\(e.g. 0.8\\), got {bad}$"):
+        with pytest.raises(RecsysError, match=f"^give an interval level between 0 and 1 \\(e.g. 0.8\\): got {bad}$"):
             cal.quantile(0, bad)
 
 
@@ -76,8 +76,8 @@ def test_the_state_round_trips_and_a_damaged_pool_is_refused():
     assert Calibration.from_state({}) is None and Calibration().to_state() == {}
     assert Calibration.from_state({k: v for k, v in state.items() if k != "cal_noise_scale"}).noise_scale == 1.0
     for bad in (np.array([0.1, np.nan]), np.array([[0.1]]), np.array([np.inf])):
-        with pytest.raises(ArtifactError, match="^model file holds a damaged residual pool 'cal_rel_most'; re-create it "
-                                                "with `recsys fit`$"):
+        with pytest.raises(ArtifactError, match="^re-create the model file with `recsys fit`: it holds a damaged residual "
+                                                "pool 'cal_rel_most'$"):
             Calibration.from_state({**state, "cal_rel_most": bad})
 
 

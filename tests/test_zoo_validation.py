@@ -6,6 +6,7 @@ rows were dropped by the C reader; the scores file of ``recsys topk --scores``; 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from unittest import mock
 
@@ -75,10 +76,11 @@ def test_where_without_drops_rows_from_either_kind_of_line_list():
 
 def test_read_scores_of_a_file_of_its_own(tmp_path):
     missing = tmp_path / "none.csv"
-    with pytest.raises(ZooError, match=rf"^scores file {str(missing)!r}: no such file; give a CSV file with columns "
-                                       rf"model, dataset, metric, score$"):
+    with pytest.raises(ZooError, match=rf"^give an existing CSV file \(model, dataset, metric, score\) as scores "
+                                       rf"file: {re.escape(repr(str(missing)))} does not exist$"):
         read_scores(missing)
-    with pytest.raises(ZooError, match=rf"^--scores {str(missing)!r}: no such file"):
+    with pytest.raises(ZooError, match=rf"^give an existing CSV file \(model, dataset, metric, score\) as --scores: "
+                                       rf"{re.escape(repr(str(missing)))} does not exist$"):
         read_scores(str(missing), "--scores")
     f = tmp_path / "s.csv"
     f.write_text("model,metric,score\nresnet50,LOG_ME,1.5\nvit b/16,LOG_ME,2\n")
