@@ -191,3 +191,331 @@ def test_check_model_state_names_what_disagrees(change, problem):
     with pytest.raises(ArtifactError) as err:
         check_model_state(meta, arrays, "m.npz")
     assert str(err.value) == f"re-create model file 'm.npz' with `recsys fit`: it {problem}{_TAIL}"
+
+
+# -- the rest of check_model_state's refusals, each with its whole message ------------------------------------
+
+
+def _refusal(meta, arrays) -> str:
+    from recsys.artifact import check_model_state
+
+    with pytest.raises(ArtifactError) as err:
+        check_model_state(meta, arrays, "m.npz")
+    return str(err.value)
+
+
+def _message(problem: str) -> str:
+    return f"re-create model file 'm.npz' with `recsys fit`: it {problem}{_TAIL}"
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda m, a: m["data"].pop("model_ids"), "has no list of model names"),
+    (lambda m, a: m["data"].update(dataset_ids=[]), "has no list of dataset names"),
+    (lambda m, a: m["data"].update(model_ids="ab"), "has no list of model names"),  # (a string is not a list)
+    (lambda m, a: m["data"].update(model_ids=["a", 1]), "has no list of model names"),
+    (lambda m, a: m["data"].update(model_ids=["a", "b", "b"]), "lists model 'b' twice (ids must be unique)"),
+    (lambda m, a: m["recommender"].update(level="0.5"), "has interval level '0.5' (a number between 0 and 1)"),
+    (lambda m, a: m["recommender"].update(seed=-1), "has seed -1 (seeds are integers in 0..4294967295)"),
+    (lambda m, a: m["recommender"].update(seed=True), "has seed True (seeds are integers in 0..4294967295)"),
+    (lambda m, a: a.update({"data.d": np.array([0, 1], np.int32)}), "has records outside its 1 datasets x 2 models"),
+    (lambda m, a: a.update({"data.m": np.array([0, 2], np.int32)}), "has records outside its 1 datasets x 2 models"),
+    (lambda m, a: a.update({"data.m": np.array([1, 1], np.int32)}),
+     "has records out of order or repeated (one record per dataset and model)"),
+    (lambda m, a: a.update({"data.m": np.array([1, 0], np.int32)}),
+     "has records out of order or repeated (one record per dataset and model)"),
+    (lambda m, a: a.update({"data.y": np.array([0.5, 1.5])}), "has recorded accuracies outside [0, 1]"),
+    (lambda m, a: a.update({"data.y": np.array([-0.01, 0.5])}), "has recorded accuracies outside [0, 1]"),
+    (lambda m, a: a.update({"data.y": np.array([np.nan, 0.5])}), "has recorded accuracies outside [0, 1]"),
+    (lambda m, a: a.pop("data.model_records"),
+     "has record counts per model ('data.model_records') that do not match its 2 models and 2 records"),
+    (lambda m, a: a.update({"data.model_records": np.array([1, 1, 0])}),
+     "has record counts per model ('data.model_records') that do not match its 2 models and 2 records"),
+    (lambda m, a: a.update({"data.model_records": np.array([1.0, 1.0])}),
+     "has record counts per model ('data.model_records') that do not match its 2 models and 2 records"),
+    (lambda m, a: a.update({"data.model_records": np.array([-1, 3])}),
+     "has record counts per model ('data.model_records') that do not match its 2 models and 2 records"),
+    (lambda m, a: a.update({"data.model_records": np.array([1, 0])}),
+     "has record counts per model ('data.model_records') that do not match its 2 models and 2 records"),
+])
+def test_check_model_state_names_each_broken_part(change, problem):
+    meta, arrays = _state()
+    change(meta, arrays)
+    assert _refusal(meta, arrays) == _message(problem)
+
+
+def test_check_model_state_takes_the_edges_of_what_is_allowed():
+    from recsys.artifact import check_model_state
+
+    meta, arrays = _state()
+    meta["recommender"]["seed"] = 2 ** 32 - 1  # the largest seed
+    meta["engine"]["params"]["seed"] = 64
+    arrays["data.y"] = np.array([0.0, 1.0])  # accuracies 0 and 1 themselves
+    check_model_state(meta, arrays, "m.npz")
+    meta["data"]["model_ids"] = ["a", "b", "c"]  # a model without any record
+    arrays["data.model_records"] = np.array([1, 1, 0])
+    check_model_state(meta, arrays, "m.npz")
+    one = {"data.d": np.zeros(1, np.int32), "data.m": np.ones(1, np.int32), "data.y": np.full(1, 0.5),
+           "data.model_records": np.array([0, 1, 0])}
+    check_model_state(meta, one, "m.npz")  # (a single record: nothing to be out of order)
+
+
+# -- crafted zip members: what recsys does not write but reads (npy versions, Fortran order, extra fields) -------
+
+
+def _rezip(src: Path, dst: Path, replace=(), meta=None, drop=(), extra=None, deflate=()) -> Path:
+    """``src``'s members stored again into ``dst``: ``replace`` (name -> bytes), ``meta`` updated, ``drop`` left out,
+    ``extra`` (name -> bytes) as a member's extra field."""
+    replace = dict(replace)
+    with zipfile.ZipFile(src) as zf, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as out:
+        for info in zf.infolist():
+            if info.filename in drop:
+                continue
+            data = replace.get(info.filename, zf.read(info))
+            if info.filename == "meta.json" and meta is not None:
+                doc = json.loads(data)
+                meta(doc)
+                data = json.dumps(doc).encode()
+            new = zipfile.ZipInfo(info.filename)
+            new.compress_type = zipfile.ZIP_DEFLATED if info.filename in deflate else zipfile.ZIP_STORED
+            if extra and info.filename in extra:
+                new.extra = extra[info.filename]
+            out.writestr(new, data)
+    return dst
+
+
+def _npy(arr, version=None, pad=0) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, arr, version=version)
+    data = buf.getvalue()
+    if pad:  # a longer header (spaces before its newline), as the format allows
+        major = data[6]
+        size = 10 if major == 1 else 12
+        hlen = int.from_bytes(data[8:size], "little")
+        header = data[size:size + hlen].rstrip(b"\n") + b" " * pad + b"\n"
+        data = data[:8] + len(header).to_bytes(size - 8, "little") + header + data[size + hlen:]
+    return data
+
+
+def _read_both(path):
+    from unittest import mock
+
+    import recsys.artifact as artifact
+
+    with mock.patch.object(artifact, "MMAP_MIN_BYTES", 64):
+        return read_artifact(path, mmap=True)[1], read_artifact(path)[1]
+
+
+def _refused(path) -> list[str]:
+    from unittest import mock
+
+    import recsys.artifact as artifact
+
+    out = []
+    with mock.patch.object(artifact, "MMAP_MIN_BYTES", 64):
+        for mmap in (True, False):
+            with pytest.raises(ArtifactError) as err:
+                read_artifact(path, mmap=mmap)
+            out.append(str(err.value))
+    return out
+
+
+C = np.arange(24, dtype=np.float64).reshape(4, 6)
+
+
+def test_a_fortran_ordered_member_reads_as_written(tmp_path):
+    src = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": C})
+    path = _rezip(src, tmp_path / "f.npz", {"c.npy": _npy(np.asfortranarray(C))})
+    for got in _read_both(path):
+        np.testing.assert_array_equal(got["c"], C)
+    mapped, _ = _read_both(path)
+    assert isinstance(mapped["c"], np.memmap) and mapped["c"].flags.f_contiguous
+    assert mapped["c"].member.name == "c"
+
+
+@pytest.mark.parametrize("version, pad", [((1, 0), 20_000), ((2, 0), 0), ((2, 0), 20_000)])
+def test_npy_headers_of_versions_1_and_2_up_to_64_kib_read(tmp_path, version, pad):
+    src = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": C})
+    path = _rezip(src, tmp_path / "v.npz", {"c.npy": _npy(C, version, pad)})
+    for got in _read_both(path):
+        np.testing.assert_array_equal(got["c"], C)
+
+
+def test_npy_header_refusals_name_the_array(tmp_path):
+    src = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": C})
+    what = "re-create model file {!r} with `recsys fit`: it {}; it is damaged or was not written by recsys"
+    v3 = _rezip(src, tmp_path / "v3.npz", {"c.npy": _npy(C, (3, 0))})
+    assert _refused(v3) == [what.format(str(v3), "stores array 'c' in .npy format version (3, 0)")] * 2
+    shape = _rezip(src, tmp_path / "shape.npz", {"c.npy": _npy(C.reshape(6, 4))})
+    assert _refused(shape) == [what.format(str(shape), "stores array 'c' with shape (6, 4) and dtype <f8 in its .npy "
+                                                       "header, but meta.json declares (4, 6) and <f8")] * 2
+    longer = _rezip(src, tmp_path / "longer.npz", {"c.npy": _npy(C) + b"\0" * 8})
+    assert _refused(longer) == [what.format(str(longer), "stores array 'c' in 328 bytes, but its header and shape "
+                                                         "take 320")] * 2
+
+
+def test_a_member_with_a_long_extra_field_maps(tmp_path):
+    src = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": C})
+    field = b"\xfe\xca" + (40_000).to_bytes(2, "little") + b"\0" * 40_000  # (more than a signed 16-bit length)
+    path = _rezip(src, tmp_path / "x.npz", extra={"c.npy": field})
+    mapped, eager = _read_both(path)
+    assert isinstance(mapped["c"], np.memmap)
+    np.testing.assert_array_equal(mapped["c"], C)
+    np.testing.assert_array_equal(eager["c"], C)
+
+
+def _lie_about_size(path: Path, name: str, size: int) -> None:
+    """Make the zip directory say that member ``name`` holds ``size`` bytes (its data left as it is)."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:
+        n_name = int.from_bytes(data[at + 28:at + 30], "little")
+        if data[at + 46:at + 46 + n_name] == name.encode():
+            data[at + 20:at + 28] = size.to_bytes(4, "little") * 2
+        at = data.find(b"PK\x01\x02", at + 4)
+    path.write_bytes(bytes(data))
+
+
+def test_a_mapped_member_that_runs_past_the_end_of_the_file_is_refused(tmp_path):
+    from unittest import mock
+
+    import recsys.artifact as artifact
+
+    big = np.arange(10_000, dtype=np.float64)
+    src = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": big})
+    short = _npy(big)[:-79_000]  # (its header declares 10,000 values; 125 are left)
+    path = _rezip(src, tmp_path / "cut.npz", {"c.npy": short})
+    _lie_about_size(path, "c.npy", len(_npy(big)))
+    with mock.patch.object(artifact, "MMAP_MIN_BYTES", 64):
+        with pytest.raises(ArtifactError) as err:
+            read_artifact(path, mmap=True)
+    assert str(err.value) == (f"re-create model file {str(path)!r} with `recsys fit`: it has a truncated array 'c'; "
+                              f"it is damaged or was not written by recsys")
+
+
+# -- aliases (format 3: an array stored once under two names) ---------------------------------------------------
+
+
+def _aliased(tmp_path, aliases, declare=None):
+    src = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"a": C, "b": C, "c": C, "v": np.zeros(3)})
+
+    def meta(doc):
+        doc["aliases"] = aliases
+        doc["arrays"].update(declare or {})
+
+    return _rezip(src, tmp_path / "alias.npz", meta=meta, drop=("b.npy", "c.npy"))
+
+
+def test_aliases_read_as_their_target(tmp_path):
+    for got in _read_both(_aliased(tmp_path, {"b": "a", "c": "a"})):
+        assert sorted(got) == ["a", "b", "c", "v"]  # (the arrays declared after an alias too)
+        assert got["b"] is got["a"] and got["c"] is got["a"]
+        np.testing.assert_array_equal(got["a"], C)
+
+
+@pytest.mark.parametrize("aliases, problem", [
+    ([["b", "a"]], "lists its aliases in a malformed way"),
+    ({"b": "a", "c": "b"}, "has a broken alias 'c' -> 'b'"),  # (an alias of an alias)
+    ({"b": "a", "c": "zz"}, "has a broken alias 'c' -> 'zz'"),  # (the target is not declared)
+    ({"b": "a", "c": ["a"]}, "has a broken alias 'c' -> ['a']"),  # (the target is not a name)
+    ({"b": "a", "c": "a", "zz": "a"}, "has a broken alias 'zz' -> 'a'"),  # (the alias is not declared)
+    ({"b": "a", "c": "v"}, "has a broken alias 'c' -> 'v'"),  # (another shape)
+])
+def test_broken_aliases_are_refused_in_one_line(tmp_path, aliases, problem):
+    path = _aliased(tmp_path, aliases)
+    want = f"re-create model file {str(path)!r} with `recsys fit`: it {problem}; it is damaged or was not written " \
+           f"by recsys"
+    assert _refused(path) == [want, want]
+
+
+# -- what meta.json declares -----------------------------------------------------------------------------------
+
+
+def _declaring(tmp_path, arrays, **more):
+    src = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": C})
+
+    def meta(doc):
+        doc["arrays"] = arrays
+        doc.update(more)
+
+    return _rezip(src, tmp_path / "declared.npz", meta=meta, drop=("c.npy",))
+
+
+@pytest.mark.parametrize("arrays, problem", [
+    (["c"], "declares its arrays in a malformed list"),
+    ({"a/b": {"shape": [2], "dtype": "<f8"}}, "declares array 'a/b' in a malformed way"),
+    ({"a": [2]}, "declares array 'a' in a malformed way"),
+    ({"a": {"shape": "2", "dtype": "<f8"}}, "declares array 'a' with shape '2'"),
+    ({"a": {"shape": [4, -6], "dtype": "<f8"}}, "declares array 'a' with shape [4, -6]"),
+    ({"a": {"shape": [4.5], "dtype": "<f8"}}, "declares array 'a' with shape [4.5]"),
+    ({"a": {"shape": [True, 6], "dtype": "<f8"}}, "declares array 'a' with shape [True, 6]"),
+    ({"a": {"shape": [1] * 33, "dtype": "<f8"}}, f"declares array 'a' with shape {[1] * 33}"),
+    ({"a": {"shape": [2], "dtype": "<U4"}}, "declares array 'a' of dtype '<U4' (model files hold booleans, integers "
+                                            "and floats)"),
+])
+def test_malformed_declarations_are_refused_in_one_line(tmp_path, arrays, problem):
+    path = _declaring(tmp_path, arrays)
+    want = f"re-create model file {str(path)!r} with `recsys fit`: it {problem}; it is damaged or was not written " \
+           f"by recsys"
+    assert _refused(path) == [want, want]
+
+
+def test_a_declaration_of_32_dimensions_is_read(tmp_path):
+    src = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": np.arange(2.0).reshape([2] + [1] * 31)})
+    for got in _read_both(src):
+        assert got["c"].shape == (2,) + (1,) * 31
+
+
+def test_the_arrays_declared_are_limited_by_the_ids_listed(tmp_path):
+    """At most max(128 MiB, 64 bytes x ids^2), the ids counted in every list under a key ending in ``_ids``, nested
+    in mappings and lists (here 1,500 + 600 + 100 = 2,200 ids: 309,760,000 bytes)."""
+    ids = {"data": {"model_ids": [f"m{i}" for i in range(1500)], "dataset_ids": [f"d{i}" for i in range(600)],
+                    "ids": list(range(50)), "n_ids": 7},
+           "engine": {"parts": [{"stage_ids": [f"s{i}" for i in range(100)]}, "x"]}}
+    over = _declaring(tmp_path, {"a": {"shape": [38_720_001], "dtype": "<f8"}}, **ids)
+    want = (f"re-create model file {str(over)!r} with `recsys fit`: it declares 309,760,008 bytes of arrays for 2200 "
+            f"ids (at most 309,760,000 are read); it is damaged or was not written by recsys")
+    assert _refused(over) == [want, want]
+    at = _declaring(tmp_path, {"a": {"shape": [38_720_000], "dtype": "<f8"}}, **ids)  # (the budget itself: declared)
+    want = f"re-create model file {str(at)!r} with `recsys fit`: it lacks array 'a'; it is damaged or was not " \
+           f"written by recsys"
+    assert _refused(at) == [want, want]
+
+
+def test_the_stored_size_of_a_member_is_checked_against_its_declaration(tmp_path):
+    src = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": C})
+    what = "re-create model file {!r} with `recsys fit`: it {}; it is damaged or was not written by recsys"
+    small = _npy(C[:1])
+    short = _rezip(src, tmp_path / "short.npz", {"c.npy": small})
+    assert _refused(short) == [what.format(str(short), f"stores array 'c' in {len(small):,} bytes, but its declared "
+                                                       f"shape [4, 6] (<f8) takes 192")] * 2
+    bare = _rezip(src, tmp_path / "bare.npz", {"c.npy": C.tobytes()})  # (the values without their .npy header)
+    for got in _refused(bare):
+        assert got.startswith(f"re-create model file {str(bare)!r} with `recsys fit`: it is damaged or truncated "
+                              f"(ValueError: ")
+    head = 65_536 - (len(_npy(C)) - C.nbytes)  # (a .npy header of 64 KiB exactly: the most read)
+    at = _rezip(src, tmp_path / "at.npz", {"c.npy": _npy(C, (1, 0), head)})
+    for got in _read_both(at):
+        np.testing.assert_array_equal(got["c"], C)
+    over = _rezip(src, tmp_path / "over.npz", {"c.npy": _npy(C, (1, 0), head + 1)})
+    assert _refused(over) == [what.format(str(over), "stores array 'c' in 65,729 bytes, but its declared shape [4, 6] "
+                                                     "(<f8) takes 192")] * 2
+
+
+def test_only_stored_members_from_the_threshold_on_are_mapped(tmp_path):
+    from unittest import mock
+
+    import recsys.artifact as artifact
+
+    arrays = {"at": np.arange(8, dtype=np.float64), "below": np.arange(7, dtype=np.float64), "big": C, "zipped": C}
+    src = _stored(tmp_path, arrays)
+    path = _rezip(src, tmp_path / "z.npz", deflate=("zipped.npy",))
+    with mock.patch.object(artifact, "MMAP_MIN_BYTES", 64):
+        _, mapped = read_artifact(path, mmap=True)
+        _, eager = read_artifact(path)
+    assert {n for n, a in mapped.items() if isinstance(a, np.memmap)} == {"at", "big"}
+    assert not any(isinstance(a, np.memmap) for a in eager.values())
+    for got in (mapped, eager):
+        for name, arr in arrays.items():
+            np.testing.assert_array_equal(got[name], arr)
