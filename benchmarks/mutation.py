@@ -79,16 +79,21 @@ MODULES: dict[str, Module] = {
                        note="the reader and its checks (`read_artifact` and the functions it calls, "
                             "`check_model_state`); the writer and `upgrade` (format 2-3 files) are not mutated"),
     "calibration": Module("recsys/engines/calibration.py",
-                          ["tests/test_calibration.py", "tests/test_properties_answer.py", "tests/test_recommender.py",
+                          ["tests/test_calibration.py", "tests/test_joint.py", "tests/test_properties_answer.py",
+                           "tests/test_recommender.py",
                            "-k", "not test_recommender or (p_best and not shares_ties and not agrees)", *NOT_SLOW],
                           only=[f"recsys.engines.calibration.x{f}__mutmut_*" for f in (
                               "_stratum_of", "ǁCalibrationǁ_pool", "ǁCalibrationǁquantile", "ǁCalibrationǁinterval",
                               "ǁCalibrationǁp_best", "ǁCalibrationǁ_tables", "ǁCalibrationǁto_state",
                               "ǁCalibrationǁfrom_state", "_holdout_mask", "_calibrate", "__collect",
-                              "__fit_noise_scale")],
-                          note="strata, pools, intervals, `Calibration.p_best` and its tables, the state, the hold-out "
-                               "and `calibrate`; the integration kernels under P(best) (`_Table`, `_grid_step`, "
-                               "`_win_probs`, the FFT correlations), being reworked in issue 18, are not mutated"),
+                              "__fit_noise_scale", "_fit_joint", "__held_rows", "__cold_level", "__pools",
+                              "__cold_model_pool")],
+                          note="strata, pools, intervals, `Calibration.p_best` and its tables, the state, the hold-out, "
+                               "`calibrate` and the joint parameters it fits (`fit_joint`, `_held_rows`, "
+                               "`_cold_level`, `_pools`, `_cold_model_pool`); the numeric integration kernels under "
+                               "the independent P(best) (`_Table`, `_grid_step`, `_win_probs`, the FFT correlations, "
+                               "`_split`, `_gather`, `_fft_size`) and the log-level helper `_quiet_engines` are not "
+                               "mutated"),
     "answer": Module("recsys/engines/answer.py", ["tests/test_properties_answer.py", "tests/test_recommender.py",
                                                   *NOT_SLOW]),
     "kriging": Module("recsys/engines/stages/kriging.py",

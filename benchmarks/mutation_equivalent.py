@@ -128,6 +128,25 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
               'raise click.BadParameter("is empty; give a name, or leave the option out for the default", ctx, None)',
               'raise click.BadParameter("is empty; give a name, or leave the option out for the default", ctx, )')],
     ],
+    "artifact": [
+        ("check_model_state", 'for where, seed in (("seed", rec.get("seed")), ("engine seed", (engine.get("params") or '
+                              '{}).get("seed", 1))):',
+         "a missing engine seed is only checked here: read as 0 or as 1, both valid seeds, it passes"),
+        *[("_check_records", line, "no numpy dtype kind is 'X': the same kinds pass") for line in (
+            'if d.dtype.kind not in "XXiuXX" or m.dtype.kind not in "iu" or y.dtype.kind != "f" \\',
+            'if d.dtype.kind not in "iu" or m.dtype.kind not in "XXiuXX" or y.dtype.kind != "f" \\',
+            'if counts is None or counts.shape != (n["model"],) or counts.dtype.kind not in "XXiuXX" or \\')],
+        ("_check_records", 'elif len(d) >= 1 and (np.diff(d.astype(np.int64) * n["model"] + m) <= 0).any():',
+         "np.diff of a single record is empty: nothing is refused either way"),
+        ("_check_records", 'elif len(d) > 1 and (np.diff(d.astype(None) * n["model"] + m) <= 0).any():',
+         "the keys d x n_models + m stay below n_datasets x n_models (ids listed in meta.json), far below 2**53: "
+         "exact in float64"),
+        ("_map_member", "local = raw.read(None)",
+         "the rest of the file instead of the local header's 30 bytes: the same fields at the same offsets"),
+        ("_map_member", "local = raw.read(31)",
+         "one byte more than the local header (its member name follows): the same fields at the same offsets"),
+        ("_map_member", 'n_name, n_extra = struct.unpack("<HH", local[26:31])', "local holds 30 bytes: [26:31] is [26:30]"),
+    ],
     "zoo": [
         *[("_read_plain", line, "the text of a debug log line (which tokenizer read a file)") for line in (
             'log.debug(None, file.name, type(exc).__name__, exc)',

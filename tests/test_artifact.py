@@ -519,3 +519,49 @@ def test_only_stored_members_from_the_threshold_on_are_mapped(tmp_path):
     for got in (mapped, eager):
         for name, arr in arrays.items():
             np.testing.assert_array_equal(got[name], arr)
+
+
+def test_meta_json_is_read_up_to_its_limit(tmp_path):
+    from unittest import mock
+
+    import recsys.artifact as artifact
+
+    path = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": C})
+    with zipfile.ZipFile(path) as zf:
+        size = zf.getinfo("meta.json").file_size
+    with mock.patch.object(artifact, "MAX_META_BYTES", size):
+        np.testing.assert_array_equal(read_artifact(path)[1]["c"], C)
+    with mock.patch.object(artifact, "MAX_META_BYTES", size - 1):
+        with pytest.raises(ArtifactError) as err:
+            read_artifact(path)
+    assert str(err.value) == (f"re-create model file {str(path)!r} with `recsys fit`: it has a meta.json of {size:,} "
+                              f"bytes (at most {size - 1:,} are read); it is damaged or was not written by recsys")
+
+
+def test_a_mapped_member_that_ends_with_the_file_maps_and_its_checksum_refuses_it(tmp_path):
+    """The zip directory says the member runs to the last byte of the file (over the directory itself): it maps
+    (no byte is missing), and the checksum checked before the first answer refuses it."""
+    from unittest import mock
+
+    import recsys.artifact as artifact
+    from recsys.artifact import verify_mapped
+
+    big = np.arange(10_000, dtype=np.float64)
+    whole = _npy(big)
+    src = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": big})
+    path = tmp_path / "end.npz"
+    keep = 1_000
+    for _ in range(2):  # (the second pass: the data cut so that the declared bytes end where the file does)
+        _rezip(src, path, {"c.npy": whole[:128 + keep]})
+        _lie_about_size(path, "c.npy", len(whole))
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo("c.npy")
+        data_start = info.header_offset + 30 + len("c.npy") + 128
+        keep += data_start + big.nbytes - path.stat().st_size
+    assert data_start + big.nbytes == path.stat().st_size
+    with mock.patch.object(artifact, "MMAP_MIN_BYTES", 64):
+        _, got = read_artifact(path, mmap=True)
+    assert isinstance(got["c"], np.memmap) and got["c"].shape == (10_000,)
+    with pytest.raises(ArtifactError, match=r"it does not match the checksum of array 'c' \(its bytes changed after "
+                                            r"it was written\)"):
+        verify_mapped(got, path)

@@ -255,3 +255,94 @@ def test_low_rank_conditioning_matches_the_dense_formulas(k):
     for unc in (kl, kd):
         g = unc.standard_draws(pos) * np.sqrt(unc.var[pos])
         np.testing.assert_allclose(np.cov(g.T), want[np.ix_(pos, pos)], atol=0.03)
+
+
+
+# -- the joint parameters that calibrate fits (recsys.engines.calibration.fit_joint) ------------------------------
+# Seeded: a change to how the pools, the cold level, the scale or P(best)'s factor are fitted shows in these
+# numbers (residual pools summarized by size, sum and sum of absolute values).
+
+
+def _assert_joint(params, rho, scale, factor, pools):
+    assert (params.rho, params.scale, params.factor, params.seed, params.kriging) == (
+        pytest.approx(rho, rel=1e-9), scale, factor, 0, True)
+    got = {k: (len(v), float(v.sum()), float(np.abs(v).sum())) for k, v in params.pools.items()}
+    assert sorted(got) == sorted(pools)
+    for name, (n, total, size) in pools.items():
+        assert got[name][0] == n, name
+        assert got[name][1:] == pytest.approx((total, size), rel=1e-6, abs=1e-9), name
+    for v in params.pools.values():
+        assert (np.diff(v) >= 0).all() and np.isfinite(v).all()  # sorted normalized residuals
+
+
+def test_the_joint_parameters_of_a_planted_zoo(fitted):
+    """Residuals by pool (the first results of the datasets without records in k1 .. k4), the cold level at its
+    floor, the per-dataset scale and P(best)'s factor 0.6."""
+    _, _, cal = fitted
+    _assert_joint(cal.joint, 0.001, "row", 0.6, {
+        "cold": (93, -0.3381082658309311, 22.23030521932936), "k1": (77, -34.81399751318134, 40.545613840620305),
+        "k2": (66, -72.12359214577474, 75.28716228973498), "k3": (55, -82.35061844332924, 83.84115560448444),
+        "k4": (44, -30.271979836602373, 31.67147091341271), "few": (34, 0.7023758146793786, 18.859498170773815),
+        "some": (55, 5.221814502718722, 20.19357536032054), "most": (1, -0.487420934673516, 0.487420934673516)})
+
+
+def test_the_joint_parameters_of_a_zoo_with_a_model_without_records(fitted):
+    """One more refit hides every record of a share of the recorded models: the pool of models without records."""
+    from recsys.features.data import ZooData
+
+    data, _, _ = fitted
+    Y = data.Y.copy()
+    Y[:, 11] = np.nan
+    cold = ZooData(Y=Y, model_features=data.model_features, dataset_features=data.dataset_features)
+    cal = calibrate(lambda: make_engine("hybrid", seed=0), cold, seed=0)
+    _assert_joint(cal.joint, 0.001, "model", 0.45, {
+        "cold": (85, -3.1833419073005187, 63.9132919718807), "k1": (65, -60.503705223386646, 72.30405207326335),
+        "k2": (55, -136.6674919588377, 141.69222004862254), "k3": (45, -164.45859770355432, 167.96712168187784),
+        "k4": (35, -68.78928073762205, 71.52095545270231), "few": (39, 8.019829105848952, 74.32518709453305),
+        "some": (42, 5.965297071511971, 44.04983119705211),
+        "cold-model": (31, -33.69840866883701, 39.11160849002173)})
+
+
+def test_the_joint_parameters_from_a_sample_of_the_held_out_datasets(fitted):
+    """Above _JOINT_ROWS held-out datasets the pools come from a sample of them, above _JOINT_CASES the scale and
+    factor are chosen on a sample (here 20 and 8, to see it on a small zoo)."""
+    from unittest import mock
+
+    import recsys.engines.calibration as calibration
+
+    data, _, _ = fitted
+    with mock.patch.object(calibration, "_JOINT_ROWS", 20), mock.patch.object(calibration, "_JOINT_CASES", 8):
+        cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0)
+    _assert_joint(cal.joint, 0.001, "model", 0.15, {
+        "cold": (30, -0.3129229851852613, 17.174963872010224), "k1": (26, -17.629193141715366, 19.604189334193887),
+        "k2": (22, -58.140584259792476, 59.587482724583126), "k3": (18, -31.148726568693146, 35.47855134593643),
+        "k4": (14, -25.377410873673416, 29.57814934060148), "few": (8, -2.683119891807289, 17.21442940994741),
+        "some": (20, 7.2613327626404445, 26.99117659898635), "most": (1, -1.4999357993925506, 1.4999357993925506)})
+
+
+def test_the_cold_level_by_moments_of_the_datasets_without_records():
+    """rho = tau2 / kappa: two held-out datasets without records, errors e = (truth - pred) / spread of [1, 3] and
+    [-1, 1], each with S = I: kappa = 4 / 2, tau2 = mean(4 - 2 x 0.5, 0 - 2 x 0.5) = 1, rho = 0.5. Datasets with a
+    record, or with one hidden model, are left out; without any dataset (or no spread) rho is 1."""
+    from types import SimpleNamespace
+
+    from recsys.engines.calibration import _cold_level, _Row
+
+    class _Identity:
+        def block(self, rows, cols):
+            return np.eye(len(rows))
+
+    models = {0: SimpleNamespace(uncertainty=_Identity())}
+    inp = SimpleNamespace(spread=2.0)
+    nan = np.full(4, np.nan)
+
+    def row(hidden, truth, stored=nan):
+        return _Row(0, np.array([0.5, 0.5, 0.5, 0.5]), stored, np.array(hidden), np.array(truth), inp, True)
+
+    rows = [row([0, 2], [2.5, 6.5]), row([1, 3], [-1.5, 2.5]),
+            row([0, 1], [9.0, 0.0], np.array([0.5, np.nan, np.nan, np.nan])),  # (a record: not without records)
+            row([2], [7.0])]  # (one hidden model: no spread around its mean)
+    assert _cold_level(rows, models) == pytest.approx(0.5)
+    assert _cold_level(rows[2:], models) == 1.0 and _cold_level([], models) == 1.0
+    level = [row([0, 2], [2.5, -1.5]), row([1, 3], [-1.5, 2.5])]  # (errors of mean 0: tau2 = -1, at its floor)
+    assert _cold_level(level, models) == pytest.approx(1e-3)
