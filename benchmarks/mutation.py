@@ -15,6 +15,7 @@ Usage::
 
     python benchmarks/mutation.py                      # every module (hours on 2 cores)
     python benchmarks/mutation.py --modules metrics,answer --jobs 2
+    python benchmarks/mutation.py --modules zoo --again    # only the mutants the stored run left alive
     python benchmarks/mutation.py --report             # rewrite mutation.md from mutation.json
 """
 
@@ -192,24 +193,38 @@ def _env(work: Path) -> dict:
                 RECSYS_TEST_MODEL_CACHE=str((work / "model-cache").resolve()))
 
 
-def run_module(name: str, mod: Module, *, jobs: int, work_root: Path, python: Path) -> dict:
+def run_module(name: str, mod: Module, *, jobs: int, work_root: Path, python: Path, again: dict | None = None) -> dict:
+    """Mutate ``mod`` and run its mutants; ``again``: the module's stored results, whose mutants left alive are the
+    only ones run (the ones they killed stay killed: tests are only added or sharpened between runs)."""
     work = work_root / name
     _prepare(work, name, mod)
     mutmut = python.parent / "mutmut"
-    cmd = [str(mutmut), "run", "--max-children", str(jobs), *mod.only]
+    alive = [m["name"] for m in again["mutants"] if m["status"] not in KILLED] if again else None
+    cmd = [str(mutmut), "run", "--max-children", str(jobs), *(alive if again else mod.only)]
     t0 = time.perf_counter()
     with open(work / "run.log", "w") as log:
         proc = subprocess.run(cmd, cwd=work, env=_env(work), stdout=log, stderr=subprocess.STDOUT)
-    return collect(name, mod, work=work, python=python, seconds=time.perf_counter() - t0, jobs=jobs,
-                   returncode=proc.returncode)
+    res = collect(name, mod, work=work, python=python, seconds=time.perf_counter() - t0, jobs=jobs,
+                  returncode=proc.returncode, keep=set(alive) if again else None)
+    if again:
+        kept = [m for m in again["mutants"] if m["status"] in KILLED and (not mod.only or any(
+            fnmatch(m["name"], p) for p in mod.only))]
+        res["again"] = {"date": res["date"], "seconds": res["seconds"], "run": len(res["mutants"]),
+                        "first_date": again["date"], "first_seconds": again["seconds"], "kept": len(kept)}
+        res["mutants"] = kept + res["mutants"]
+        res["date"], res["seconds"] = again["date"], again["seconds"]
+    return res
 
 
-def collect(name: str, mod: Module, *, work: Path, python: Path, seconds: float, jobs: int, returncode: int) -> dict:
+def collect(name: str, mod: Module, *, work: Path, python: Path, seconds: float, jobs: int, returncode: int,
+            keep: set | None = None) -> dict:
     """The results of a module's run, from its work directory (``--collect``: of a run that was interrupted,
-    its mutants not run yet left out and counted)."""
+    its mutants not run yet left out and counted; ``keep``: only these mutants, the ones run again)."""
     env = _env(work)
     meta = json.loads((work / "mutants" / f"{mod.path}.meta").read_text())
     codes = {k: v for k, v in meta["exit_code_by_key"].items() if not mod.only or any(fnmatch(k, p) for p in mod.only)}
+    if keep is not None:
+        codes = {k: v for k, v in codes.items() if k in keep}
     not_run = sum(v is None for v in codes.values())
     codes = {k: v for k, v in codes.items() if v is not None}
     left = [k for k, code in codes.items() if _status(code) not in KILLED]
@@ -274,6 +289,11 @@ def report(results: dict) -> str:
                     f"Run on {res['date']}: `python benchmarks/mutation.py --modules {name}` = `mutmut run "
                     f"--max-children {res['jobs']}{''.join(' ' + repr(p) for p in res['only'])}` with "
                     f"`pytest_add_cli_args_test_selection = {' '.join(res['tests'])}`."]
+        if res.get("again"):
+            a = res["again"]
+            details.append(f"Run again on {a['date']} after tests were added (`--again`): the {a['run']} mutants it "
+                           f"left alive, against the same selection, in {a['seconds'] / 60:.1f} minutes; the "
+                           f"{a['kept']} it killed keep their status.")
         if res["note"]:
             details.append(f"Restricted: {res['note']}.")
         if res.get("not_run"):
@@ -297,6 +317,9 @@ def main(argv=None) -> int:
     ap.add_argument("--collect", action="store_true",
                     help="read the modules' results from their work directories (an interrupted run) instead of "
                          "running them")
+    ap.add_argument("--again", action="store_true",
+                    help="run only the mutants that the stored results of the module left alive (after tests were "
+                         "added); the mutants it killed keep their status")
     args = ap.parse_args(argv)
     store = args.out / "mutation.json"
     results = json.loads(store.read_text()) if store.exists() else {}
@@ -311,7 +334,12 @@ def main(argv=None) -> int:
                 res = collect(name, MODULES[name], work=args.work / name, python=Path(sys.executable), seconds=0,
                               jobs=args.jobs, returncode=-1)
             else:
-                res = run_module(name, MODULES[name], jobs=args.jobs, work_root=args.work, python=Path(sys.executable))
+                again = results.get(name) if args.again else None
+                if args.again and (again is None or again.get("only") != MODULES[name].only
+                                   or again.get("tests") != MODULES[name].tests):
+                    ap.error(f"--again needs a stored run of {name} with the same mutants and tests")
+                res = run_module(name, MODULES[name], jobs=args.jobs, work_root=args.work, python=Path(sys.executable),
+                                 again=again)
             # (another run may have written other modules meanwhile: merge into what is there now)
             results = json.loads(store.read_text()) if store.exists() else {}
             results[name] = res

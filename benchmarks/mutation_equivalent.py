@@ -146,6 +146,15 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ("_map_member", "local = raw.read(31)",
          "one byte more than the local header (its member name follows): the same fields at the same offsets"),
         ("_map_member", 'n_name, n_extra = struct.unpack("<HH", local[26:31])', "local holds 30 bytes: [26:31] is [26:30]"),
+        ("_check_directory", 'end_record = getattr(zipfile, "_EndRecData", )',
+         "zipfile has _EndRecData (Python 3.9 to 3.13): the default is never taken"),
+        ("_check_directory", "raw.seek(1)",
+         "zipfile.ZipFile, next, finds the end record itself by seeking from the end: where the file was left does "
+         "not matter"),
+        *[("_read_meta", line, "zipfile reads a member up to the size in its directory, checked against "
+                               "MAX_META_BYTES just above: the same bytes")
+          for line in ("payload = fh.read(None)", "payload = fh.read(MAX_META_BYTES + 2)")],
+        ("_read_meta", 'meta = json.loads(payload.decode("UTF-8"))', "Python reads codec names case-insensitively"),
     ],
     "zoo": [
         *[("_read_plain", line, "the text of a debug log line (which tokenizer read a file)") for line in (

@@ -365,16 +365,21 @@ def test_a_member_with_a_long_extra_field_maps(tmp_path):
     np.testing.assert_array_equal(eager["c"], C)
 
 
-def _lie_about_size(path: Path, name: str, size: int) -> None:
-    """Make the zip directory say that member ``name`` holds ``size`` bytes (its data left as it is)."""
+def _patch_directory(path: Path, name: str, offset: int, value: bytes) -> None:
+    """Write ``value`` at ``offset`` of member ``name``'s entry in the zip directory (its data left as it is)."""
     data = bytearray(path.read_bytes())
     at = data.find(b"PK\x01\x02")
     while at >= 0:
         n_name = int.from_bytes(data[at + 28:at + 30], "little")
         if data[at + 46:at + 46 + n_name] == name.encode():
-            data[at + 20:at + 28] = size.to_bytes(4, "little") * 2
+            data[at + offset:at + offset + len(value)] = value
         at = data.find(b"PK\x01\x02", at + 4)
     path.write_bytes(bytes(data))
+
+
+def _lie_about_size(path: Path, name: str, size: int) -> None:
+    """Make the zip directory say that member ``name`` holds ``size`` bytes."""
+    _patch_directory(path, name, 20, size.to_bytes(4, "little") * 2)
 
 
 def test_a_mapped_member_that_runs_past_the_end_of_the_file_is_refused(tmp_path):
@@ -565,3 +570,151 @@ def test_a_mapped_member_that_ends_with_the_file_maps_and_its_checksum_refuses_i
     with pytest.raises(ArtifactError, match=r"it does not match the checksum of array 'c' \(its bytes changed after "
                                             r"it was written\)"):
         verify_mapped(got, path)
+
+
+# -- read_artifact's refusals before and around the zip, each with its whole message ------------------------------
+
+
+def _damage(path, problem):
+    return f"re-create model file {str(path)!r} with `recsys fit`: it {problem}; it is damaged or was not written by " \
+           f"recsys"
+
+
+def test_paths_that_are_not_a_model_file_are_refused_in_one_line(tmp_path):
+    import os
+    from unittest import mock
+
+    import recsys.artifact as artifact
+
+    dangling = tmp_path / "dangling.npz"
+    dangling.symlink_to(tmp_path / "gone.npz")
+    loop = tmp_path / "loop.npz"
+    loop.symlink_to(loop)
+    long = tmp_path / ("x" * 300 + ".npz")
+    cases = [(dangling, f"point {str(dangling)!r} to a model file, or give one: it is a symlink to "
+                        f"{str(tmp_path / 'gone.npz')!r}, which does not exist"),
+             (loop, f"give a model file that opens: model file {str(loop)!r} cannot be opened (Too many levels of "
+                    f"symbolic links: a symlink loop)"),
+             (long, f"give a model file that opens: model file {str(long)!r} cannot be opened (File name too long)"),
+             (tmp_path, f"give the file written by `recsys fit`: model file {str(tmp_path)!r} is a directory")]
+    for path, want in cases:
+        with pytest.raises(ArtifactError) as err:
+            read_artifact(path)
+        assert str(err.value) == want
+    path = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": C})
+    with mock.patch.object(artifact, "open", side_effect=PermissionError(13, os.strerror(13)), create=True):
+        with pytest.raises(ArtifactError) as err:
+            read_artifact(path)
+    assert str(err.value) == f"check the permissions of model file {str(path)!r}: it cannot be read (Permission denied)"
+
+
+def test_what_goes_wrong_inside_the_zip_is_one_line(tmp_path):
+    from unittest import mock
+
+    import recsys.artifact as artifact
+
+    path = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": C})
+    with mock.patch.object(artifact, "_check_directory", side_effect=EOFError()):
+        with pytest.raises(ArtifactError) as err:
+            read_artifact(path)
+    assert str(err.value) == f"re-create model file {str(path)!r} with `recsys fit`: it is damaged or truncated " \
+                             f"(EOFError: )"
+    with mock.patch.object(artifact.np, "empty", side_effect=MemoryError()):
+        with pytest.raises(ArtifactError) as err:
+            read_artifact(path)
+    assert str(err.value) == _damage(path, "needs more memory than this machine has (recsys did not write it for "
+                                           "this machine)")
+
+
+def test_the_members_of_the_zip_are_checked(tmp_path):
+    from unittest import mock
+
+    import recsys.artifact as artifact
+
+    src = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": C, "d": np.arange(3.0)})
+    with zipfile.ZipFile(src) as zf:
+        n = len(zf.infolist())
+    with mock.patch.object(artifact, "MAX_MEMBERS", n):
+        np.testing.assert_array_equal(read_artifact(src)[1]["c"], C)  # (at the limit: read)
+    with mock.patch.object(artifact, "MAX_MEMBERS", n - 1):
+        with pytest.raises(ArtifactError) as err:
+            read_artifact(src)
+    assert str(err.value) == _damage(src, f"lists {n} members (a model file has at most {n - 1})")
+
+    def crafted(name, flag_bits=None, **info):
+        out = tmp_path / name
+        with zipfile.ZipFile(src) as zf, zipfile.ZipFile(out, "w") as dst:
+            for member in zf.infolist():
+                new = zipfile.ZipInfo(member.filename)
+                new.compress_type = zipfile.ZIP_DEFLATED
+                if member.filename == "c.npy":
+                    for key, value in info.items():
+                        setattr(new, key, value)
+                dst.writestr(new, zf.read(member))
+        if flag_bits is not None:  # (zipfile writes its own flags: set in the directory)
+            _patch_directory(out, "c.npy", 8, flag_bits.to_bytes(2, "little"))
+        return out
+
+    option = crafted("option.npz", flag_bits=0x2)  # (deflate's "maximum compression" option bit)
+    with zipfile.ZipFile(option) as zf:
+        assert zf.getinfo("c.npy").flag_bits == 0x2
+    np.testing.assert_array_equal(read_artifact(option)[1]["c"], C)
+    locked = crafted("locked.npz", flag_bits=0x1)
+    with pytest.raises(ArtifactError) as err:
+        read_artifact(locked)
+    assert str(err.value) == _damage(locked, "has an encrypted member 'c.npy' (model files are never encrypted)")
+    bz = crafted("bz.npz", compress_type=zipfile.ZIP_BZIP2)
+    with pytest.raises(ArtifactError) as err:
+        read_artifact(bz)
+    assert str(err.value) == _damage(bz, "compresses member 'c.npy' with method 12 (model files use deflate or none)")
+    twice = tmp_path / "twice.npz"
+    with zipfile.ZipFile(src) as zf, zipfile.ZipFile(twice, "w") as dst:
+        for member in zf.infolist():
+            dst.writestr(member.filename, zf.read(member))
+        with pytest.warns(UserWarning, match="Duplicate name: 'd.npy'"):
+            dst.writestr("d.npy", zf.read("d.npy"))
+    with pytest.raises(ArtifactError) as err:
+        read_artifact(twice)
+    assert str(err.value) == _damage(twice, "holds member 'd.npy' twice")
+
+
+def test_a_member_whose_bytes_changed_is_named_by_its_checksum(tmp_path):
+    src = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": C})
+    path = _rezip(src, tmp_path / "flipped.npz")
+    data = bytearray(path.read_bytes())
+    at = data.find(_npy(C)) + len(_npy(C)) - 1
+    data[at] ^= 1  # (the zip directory keeps the checksum of the bytes as written)
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError) as err:
+        read_artifact(path)
+    assert str(err.value) == _damage(path, "does not match the checksum of array 'c' (its bytes changed after it was "
+                                           "written)")
+
+
+@pytest.mark.parametrize("meta, problem", [
+    (b"{oops", "has an unreadable meta.json (Expecting property name enclosed in double quotes: line 1 column 2 "
+               "(char 1))"),
+    (b"[" * 200_000 + b"]" * 200_000, "has a meta.json nested too deeply to read"),
+    (json.dumps({"format": FORMAT, "format_version": "x" * 60}).encode(),
+     f"has format version {json.dumps('x' * 60)[:40]} (recsys writes an integer, {FORMAT_VERSION} for this version)"),
+])
+def test_an_unreadable_meta_json_is_refused_in_one_line(tmp_path, meta, problem):
+    src = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": C})
+    path = _rezip(src, tmp_path / "meta.npz", {"meta.json": meta})
+    with pytest.raises(ArtifactError) as err:
+        read_artifact(path)
+    assert str(err.value) == _damage(path, problem)
+
+
+def test_the_oldest_format_version_read(tmp_path):
+    from recsys.artifact import MIN_FORMAT_VERSION, __version__
+
+    src = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": C})
+    oldest = _rezip(src, tmp_path / "old.npz", meta=lambda doc: doc.update(format_version=MIN_FORMAT_VERSION))
+    assert read_artifact(oldest)[0]["format_version"] == MIN_FORMAT_VERSION
+    older = _rezip(src, tmp_path / "older.npz", meta=lambda doc: doc.update(format_version=MIN_FORMAT_VERSION - 1))
+    with pytest.raises(ArtifactError) as err:
+        read_artifact(older)
+    assert str(err.value) == (f"re-fit the model with `recsys fit`: model file {str(older)!r} has format version "
+                              f"{MIN_FORMAT_VERSION - 1}, written by an older recsys; this recsys {__version__} reads "
+                              f"versions {MIN_FORMAT_VERSION} to {FORMAT_VERSION}")
