@@ -137,3 +137,22 @@ def test_calibrate_partitions_a_small_zoo_into_cold_rounds():
     for name in cal.abs_residuals:
         np.testing.assert_array_equal(again.abs_residuals[name], cal.abs_residuals[name])  # same seed, same pools
     assert Calibration.from_state(calibrate(make, _zoo(1), seed=0).to_state()) is None  # nothing to hold out
+
+
+def test_the_state_reads_pools_as_floats_and_refuses_damaged_joint_parameters():
+    state = {"cal_abs_most": np.array([1, 2, 3]), "cal_rel_most": np.array([-1, 0, 1]), "cal_noise_scale": np.array(1)}
+    back = Calibration.from_state(state)
+    assert back.abs_residuals["most"].dtype == np.float64 and back.rel_residuals["most"].dtype == np.float64
+    assert back.joint is None  # (a model file from before the joint distribution)
+    for params in (np.array([1.0, 0.5]), np.array([1.0, 0.5, 7, 0, 1]), np.array([-1.0, 0.5, 0, 0, 1])):
+        with pytest.raises(ArtifactError, match=r"^model file holds damaged joint parameters; re-create it with "
+                                                r"`recsys fit`$"):
+            Calibration.from_state({**state, "cal_joint_params": params})
+    with pytest.raises(ArtifactError, match=r"^model file holds damaged residual pool 'k1'; re-create it with "
+                                            r"`recsys fit`$"):
+        Calibration.from_state({**state, "cal_joint_params": np.array([1.0, 0.5, 0, 0, 1]),
+                                "cal_joint_pool_k1": np.array([np.nan])})
+    joint = Calibration.from_state({**state, "cal_joint_params": np.array([0.25, 0.6, 1, 3, 1]),
+                                    "cal_joint_pool_k1": np.array([-1.0, 1.0])}).joint
+    assert (joint.rho, joint.factor, joint.scale, joint.seed, joint.kriging) == (0.25, 0.6, "row", 3, True)
+    np.testing.assert_array_equal(joint.pools["k1"], [-1.0, 1.0])

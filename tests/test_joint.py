@@ -277,8 +277,10 @@ def _assert_joint(params, rho, scale, factor, pools):
 
 def test_the_joint_parameters_of_a_planted_zoo(fitted):
     """Residuals by pool (the first results of the datasets without records in k1 .. k4), the cold level at its
-    floor, the per-dataset scale and P(best)'s factor 0.6."""
-    _, _, cal = fitted
+    floor, the per-dataset scale and P(best)'s factor 0.6 (calibrated here, not taken from the fixture: mutation
+    testing runs the tests that call calibrate)."""
+    data, _, _ = fitted
+    cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0)
     _assert_joint(cal.joint, 0.001, "row", 0.6, {
         "cold": (93, -0.3381082658309311, 22.23030521932936), "k1": (77, -34.81399751318134, 40.545613840620305),
         "k2": (66, -72.12359214577474, 75.28716228973498), "k3": (55, -82.35061844332924, 83.84115560448444),
@@ -304,20 +306,41 @@ def test_the_joint_parameters_of_a_zoo_with_a_model_without_records(fitted):
 
 
 def test_the_joint_parameters_from_a_sample_of_the_held_out_datasets(fitted):
-    """Above _JOINT_ROWS held-out datasets the pools come from a sample of them, above _JOINT_CASES the scale and
-    factor are chosen on a sample (here 20 and 8, to see it on a small zoo)."""
+    """Above _JOINT_ROWS held-out datasets, or _MAX_CASE_CELLS cells of them, the pools come from a sample of them;
+    above _JOINT_CASES the scale and factor are chosen on a sample (here 246 // 12 = 20 datasets and 8 cases, to see
+    it on a small zoo)."""
     from unittest import mock
 
     import recsys.engines.calibration as calibration
 
     data, _, _ = fitted
-    with mock.patch.object(calibration, "_JOINT_ROWS", 20), mock.patch.object(calibration, "_JOINT_CASES", 8):
+    with mock.patch.object(calibration, "_MAX_CASE_CELLS", 12 * 20 + 6), \
+            mock.patch.object(calibration, "_JOINT_CASES", 8):
         cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0)
+    assert cal.noise_scale == 1.0
     _assert_joint(cal.joint, 0.001, "model", 0.15, {
         "cold": (30, -0.3129229851852613, 17.174963872010224), "k1": (26, -17.629193141715366, 19.604189334193887),
         "k2": (22, -58.140584259792476, 59.587482724583126), "k3": (18, -31.148726568693146, 35.47855134593643),
         "k4": (14, -25.377410873673416, 29.57814934060148), "few": (8, -2.683119891807289, 17.21442940994741),
         "some": (20, 7.2613327626404445, 26.99117659898635), "most": (1, -1.4999357993925506, 1.4999357993925506)})
+
+
+def test_the_pool_of_models_without_records_hides_a_tenth_of_the_recorded_ones():
+    """On 24 recorded models the extra refit hides every record of round(2.4) = 2 of them, drawn without
+    replacement."""
+    from recsys.features.data import ZooData
+
+    planted, _ = planted_low_rank(n_datasets=40, n_models=25, density=0.7, noise=0.02, seed=3)
+    Y = planted.Y.copy()
+    Y[:, 24] = np.nan
+    data = ZooData(Y=Y, model_features=planted.model_features, dataset_features=planted.dataset_features)
+    cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0)
+    _assert_joint(cal.joint, 0.001, "model", 1.0, {
+        "cold": (135, 3.016080131494988, 109.776740044964), "k1": (127, -32.44105409272084, 69.93655353533117),
+        "k2": (119, -407.4187981610443, 421.16032978387665), "k3": (111, -309.5174381643107, 324.0339592230339),
+        "k4": (103, -305.38292410835464, 319.05873223210807), "few": (14, 2.1058061328023454, 7.733906430106754),
+        "some": (108, -1.9562974901302366, 96.19327008726137), "most": (7, -2.443711364696448, 2.834504823477721),
+        "cold-model": (58, 123.10105723438268, 123.46672447439074)})
 
 
 def test_the_cold_level_by_moments_of_the_datasets_without_records():
