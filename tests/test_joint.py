@@ -325,6 +325,40 @@ def test_the_joint_parameters_from_a_sample_of_the_held_out_datasets(fitted):
         "some": (20, 7.2613327626404445, 26.99117659898635), "most": (1, -1.4999357993925506, 1.4999357993925506)})
 
 
+def test_the_joint_parameters_of_a_zoo_whose_datasets_are_easier_or_harder():
+    """Each dataset's accuracies shifted together (sd 0.1): the level of a dataset without records varies beyond
+    what the models' errors say, rho = 0.72 (above its floor); the pools of datasets with records stay as without
+    the shifts, the cold pool does not."""
+    from recsys.features.data import ZooData
+
+    planted, _ = planted_low_rank(n_datasets=60, n_models=12, density=0.6, noise=0.02, seed=2)
+    Y = np.clip(planted.Y + np.random.default_rng(5).normal(0, 0.1, size=(60, 1)), 0, 1)
+    data = ZooData(Y=Y, model_features=planted.model_features, dataset_features=planted.dataset_features)
+    cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0)
+    _assert_joint(cal.joint, 0.7167403546838707, "row", 0.6, {
+        "cold": (93, 21.185663529396916, 68.7203788467268), "k1": (77, -34.81399751318132, 40.545613840620284),
+        "k2": (66, -72.12359214577474, 75.28716228973498), "k3": (55, -82.35061844332925, 83.84115560448443),
+        "k4": (44, -30.271979836602316, 31.67147091341266), "few": (34, 0.7023758146793804, 18.859498170773804),
+        "some": (55, 5.221814502718731, 20.193575360320533), "most": (1, -0.487420934673516, 0.487420934673516)})
+
+
+def test_the_factor_and_scale_chosen_on_a_sample_of_the_cases(fitted):
+    """Above _JOINT_CASES held-out datasets (here 8) the scale and factor are chosen on a sample of them; the pools
+    come from every held-out dataset."""
+    from unittest import mock
+
+    import recsys.engines.calibration as calibration
+
+    data, _, _ = fitted
+    with mock.patch.object(calibration, "_JOINT_CASES", 8):
+        cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0)
+    _assert_joint(cal.joint, 0.001, "model", 0.35, {
+        "cold": (93, -1.3555894557589134, 68.70489062587647), "k1": (77, -75.54238449190257, 87.30847040798037),
+        "k2": (66, -187.11109967472038, 194.19696168084153), "k3": (55, -223.50875352755904, 227.83857830480233),
+        "k4": (44, -84.38097947136372, 88.58171793829179), "few": (34, -1.140151616265352, 50.33950368732952),
+        "some": (55, 16.910665727990434, 61.646205221189206), "most": (1, -1.4999357993925506, 1.4999357993925506)})
+
+
 def test_the_pool_of_models_without_records_hides_a_tenth_of_the_recorded_ones():
     """On 24 recorded models the extra refit hides every record of round(2.4) = 2 of them, drawn without
     replacement."""
@@ -341,6 +375,26 @@ def test_the_pool_of_models_without_records_hides_a_tenth_of_the_recorded_ones()
         "k4": (103, -305.38292410835464, 319.05873223210807), "few": (14, 2.1058061328023454, 7.733906430106754),
         "some": (108, -1.9562974901302366, 96.19327008726137), "most": (7, -2.443711364696448, 2.834504823477721),
         "cold-model": (58, 123.10105723438268, 123.46672447439074)})
+
+
+@pytest.mark.parametrize("recorded, single, pool", [
+    (3, 2, (25, 13.507318677300157, 21.72164344923685)),  # (model 2 holds a single record: it is recorded too)
+    (2, None, (25, 14.657895540159396, 20.57106658637761)),  # (two recorded: one hidden, one kept)
+    (1, None, (0, 0.0, 0.0)),  # (a single recorded model: none to hide, an empty pool)
+])
+def test_the_pool_of_models_without_records_on_zoos_of_few_recorded_models(recorded, single, pool):
+    from recsys.features.data import ZooData
+
+    planted, _ = planted_low_rank(n_datasets=30, n_models=4, density=0.9, noise=0.02, seed=4)
+    Y = planted.Y.copy()
+    Y[:, recorded:] = np.nan
+    if single is not None:
+        Y[:, single] = np.nan
+        Y[0, single] = 0.5
+    data = ZooData(Y=Y, model_features=planted.model_features, dataset_features=planted.dataset_features)
+    v = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0).joint.pools["cold-model"]
+    assert (len(v), float(v.sum()), float(np.abs(v).sum())) == (pool[0], pytest.approx(pool[1], rel=1e-6),
+                                                              pytest.approx(pool[2], rel=1e-6))
 
 
 def test_the_cold_level_by_moments_of_the_datasets_without_records():
