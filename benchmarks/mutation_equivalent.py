@@ -156,6 +156,76 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
           for line in ("payload = fh.read(None)", "payload = fh.read(MAX_META_BYTES + 2)")],
         ("_read_meta", 'meta = json.loads(payload.decode("UTF-8"))', "Python reads codec names case-insensitively"),
     ],
+    "calibration": [
+        ("Calibration.from_state", 'cal.joint = JointParams.from_state(arrays, )',
+         "JointParams.from_state's default prefix is 'cal_joint_'"),
+        ("_held_rows", "inps = R.engine.row_inputs(b) or [None] / len(part)",
+         "fit_joint runs for engines that krige, whose row_inputs is a list for every (non-empty) block"),
+        ("fit_joint", "def fit_joint(make: Callable[[], Engine], data: ZooData, refits: list[_Refit], *, seed: int = 1,",
+         "its one caller, calibrate, passes the seed"),
+        ("fit_joint", "block: int = 257) -> JointParams:", "its one caller, calibrate, passes the block"),
+        ("fit_joint", "keep = min(2.0, min(_JOINT_ROWS, _MAX_CASE_CELLS // max(data.n_models, 1)) / max(total, 1))",
+         "keep only decides whether to sample (keep < 1): above 1 as at 1, every held-out dataset"),
+        ("fit_joint", "keep = min(1.0, min(_JOINT_ROWS, _MAX_CASE_CELLS // max(data.n_models, 2)) / max(total, 1))",
+         "differs for a zoo of one model only, where 4,000,000 // 1 and // 2 are both far above _JOINT_ROWS"),
+        ("fit_joint", "keep = min(1.0, min(_JOINT_ROWS, _MAX_CASE_CELLS // max(data.n_models, 1)) / max(total, 2))",
+         "every refit holds out at least one dataset (total >= 1), and for total 1 both quotients are above 1"),
+        ("fit_joint", "rows_of = [np.sort(rng.choice(R.held, max(1, int(round(keep * len(R.held)))), replace=None)) "
+                      "if keep < 1",
+         "None is falsy: drawn without replacement, as with False"),
+        *[("fit_joint", line, "fit_joint runs for engines that krige only (calibrate checks their covariance): "
+                              "kriging is True")
+          for line in ("rho = _cold_level(rows, models) if (kriging) or True else 1.0",
+                       "rho = _cold_level(rows, models) if kriging else 2.0",
+                       ") for scale in (SCALES if kriging else SCALES[:1])}",
+                       "kriging) for scale in (SCALES if (kriging) or True else SCALES[:1])}",
+                       "kriging) for scale in (SCALES if kriging else SCALES[:2])}",
+                       "models = {i: JointModel(R.engine, JointParams(seed=seed, ), R.train.records.col_counts() "
+                       "== 0)")],
+        *[("fit_joint", line, "a placeholder: each scale's P(best) is computed for every factor of FACTORS "
+                              "explicitly, and the parameters returned take the factor chosen")
+          for line in ("fits = {scale: JointParams(_pools(rows, refits, models, rho, scale, seed, kriging), rho, "
+                       "scale, None, seed,",
+                       "fits = {scale: JointParams(_pools(rows, refits, models, rho, scale, seed, kriging), rho, "
+                       "scale, 2.0, seed,")],
+        *[("fit_joint", line, "these models give _cold_level a covariance block (no draws) and _pools their cold "
+                              "flags: the seed of their draws is never used")
+          for line in ("models = {i: JointModel(R.engine, JointParams(seed=None, kriging=kriging), "
+                       "R.train.records.col_counts() == 0)",
+                       "models = {i: JointModel(R.engine, JointParams(kriging=kriging), R.train.records.col_counts() "
+                       "== 0)")],
+        ("fit_joint", "cases = [cases[i] for i in np.sort(rng.choice(len(cases), _JOINT_CASES, replace=None))]",
+         "None is falsy: drawn without replacement, as with False"),
+        ("fit_joint", "if len(cases) >= _JOINT_CASES:",
+         "at exactly _JOINT_CASES cases the sample is all of them, sorted: the same cases (rng is not used after)"),
+        *[("fit_joint", line, "brier reads the truth of the models among the recorded ones only (the others are "
+                              "set to -inf there): the fill of the unrecorded cells is never read")
+          for line in ("truth = np.where(None, -1.0, r.stored)", "truth = np.where(np.isnan(r.stored), None, r.stored)",
+                       "truth = np.where(np.isnan(r.stored), +1.0, r.stored)",
+                       "truth = np.where(np.isnan(r.stored), -2.0, r.stored)")],
+        ("fit_joint", "f = min(FACTORS, key=lambda f: (round(briers[f], 13), -f))",
+         "the Brier scores of two factors are equal (no model to perturb) or differ far above 1e-12: rounded to 12 or "
+         "13 digits they rank alike"),
+        ("_cold_model_pool", "n = min(max(1, int(round(_COLD_MODEL_SHARE * len(recorded)))), len(recorded) + 1)",
+         "a tenth of at least 2 recorded models (at least 1) never exceeds their count minus one"),
+        ("_cold_model_pool", "hidden_models = rng.choice(recorded, n, replace=None)",
+         "None is falsy: drawn without replacement, as with False"),
+        ("_cold_model_pool", "R = _Refit(engine, train, hide, None, np.zeros(cells.shape[0], bool))",
+         "_held_rows takes the held-out rows from its own argument, not from R.held"),
+        *[("_cold_model_pool", line, "is_case is only read as bool(R.is_case[d]): 0.0 is False as False is")
+          for line in ("R = _Refit(engine, train, hide, held, np.zeros(cells.shape[0], None))",
+                       "R = _Refit(engine, train, hide, held, np.zeros(cells.shape[0], ))")],
+        *[("_cold_model_pool", line, "the residuals take the posterior's centre and spread, which do not depend on "
+                                     "the cold flags (they only choose the pool of the draws)")
+          for line in ("jm = JointModel(engine, params, None)",
+                       "jm = JointModel(engine, params, train.records.col_counts() != 0)",
+                       "jm = JointModel(engine, params, train.records.col_counts() == 1)")],
+        *[("_cold_model_pool", line, "at least one recorded model is hidden, so at least one dataset is held out "
+                                     "and out is never empty")
+          for line in ("return np.sort(np.concatenate(out)) if (out) or True else np.zeros(0)",
+                       "return np.sort(np.concatenate(out)) if out else np.zeros(None)",
+                       "return np.sort(np.concatenate(out)) if out else np.zeros(1)")],
+    ],
     "zoo": [
         *[("_read_plain", line, "the text of a debug log line (which tokenizer read a file)") for line in (
             'log.debug(None, file.name, type(exc).__name__, exc)',

@@ -377,12 +377,15 @@ def test_the_pool_of_models_without_records_hides_a_tenth_of_the_recorded_ones()
         "cold-model": (58, 123.10105723438268, 123.46672447439074)})
 
 
-@pytest.mark.parametrize("recorded, single, pool", [
-    (3, 2, (25, 13.507318677300157, 21.72164344923685)),  # (model 2 holds a single record: it is recorded too)
-    (2, None, (25, 14.657895540159396, 20.57106658637761)),  # (two recorded: one hidden, one kept)
-    (1, None, (0, 0.0, 0.0)),  # (a single recorded model: none to hide, an empty pool)
+@pytest.mark.parametrize("recorded, single, pool, fit", [
+    # (model 2 holds a single record: it is recorded too)
+    (3, 2, (25, 13.507318677300157, 21.72164344923685), (0.001, "model", 0.15)),
+    (2, None, (25, 14.657895540159396, 20.57106658637761), (0.001, "model", 0.15)),  # (one hidden, one kept)
+    # (a single recorded model: none to hide, an empty pool; no held-out dataset hides two records, so no Brier
+    # score and the largest factor, and no dataset without records to see the level: rho 1)
+    (1, None, (0, 0.0, 0.0), (1.0, "model", 1.0)),
 ])
-def test_the_pool_of_models_without_records_on_zoos_of_few_recorded_models(recorded, single, pool):
+def test_the_pool_of_models_without_records_on_zoos_of_few_recorded_models(recorded, single, pool, fit):
     from recsys.features.data import ZooData
 
     planted, _ = planted_low_rank(n_datasets=30, n_models=4, density=0.9, noise=0.02, seed=4)
@@ -392,7 +395,9 @@ def test_the_pool_of_models_without_records_on_zoos_of_few_recorded_models(recor
         Y[:, single] = np.nan
         Y[0, single] = 0.5
     data = ZooData(Y=Y, model_features=planted.model_features, dataset_features=planted.dataset_features)
-    v = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0).joint.pools["cold-model"]
+    joint = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0).joint
+    assert (joint.rho, joint.scale, joint.factor) == (pytest.approx(fit[0], rel=1e-9), fit[1], fit[2])
+    v = joint.pools["cold-model"]
     assert (len(v), float(v.sum()), float(np.abs(v).sum())) == (pool[0], pytest.approx(pool[1], rel=1e-6),
                                                               pytest.approx(pool[2], rel=1e-6))
 
