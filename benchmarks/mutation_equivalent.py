@@ -146,6 +146,22 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ("_map_member", "local = raw.read(31)",
          "one byte more than the local header (its member name follows): the same fields at the same offsets"),
         ("_map_member", 'n_name, n_extra = struct.unpack("<HH", local[26:31])', "local holds 30 bytes: [26:31] is [26:30]"),
+        *[("_map_member", line, "numpy reads the order letter case-insensitively") for line in (
+            'arr = np.memmap(raw, dtype=dtype, mode="r", offset=offset, shape=shape, order="f" if fortran else "C")',
+            'arr = np.memmap(raw, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "c")')],
+        ("_count_ids", "items = node.items() if isinstance(node, dict) else enumerate(node) if (isinstance(node, "
+                       "list)) or True else ()",
+         "only dicts and lists are put on the stack: a node that is not a dict is a list"),
+        *[("_read_arrays", line, "an empty array reads no byte (nbytes 0): the view is never used")
+          for line in ('view = memoryview(arr.reshape(-1).view(np.uint8)) if (arr.size) or True else memoryview(b"")',
+                       'view = memoryview(arr.reshape(-1).view(np.uint8)) if arr.size else memoryview(b"XXXX")')],
+        ("_read_arrays", 'view = memoryview(arr.reshape(-2).view(np.uint8)) if arr.size else memoryview(b"")', _NEG),
+        *[("_read_arrays", line, "unreachable: zipfile's reader raises EOFError itself when a member's bytes run out "
+                                 "before the size its directory gives (checked equal to the header and the shape)")
+          for line in ('raise _damaged(None, f"has a truncated array {name!r}")', "raise _damaged(what, None)",
+                       'raise _damaged(f"has a truncated array {name!r}")', "raise _damaged(what, )")],
+        ("_read_arrays", 'if arr.dtype.kind in "XXfcXX" and np.isinf(arr).any():',
+         "no numpy dtype kind is 'X': the same kinds are checked"),
         ("_check_directory", 'end_record = getattr(zipfile, "_EndRecData", )',
          "zipfile has _EndRecData (Python 3.9 to 3.13): the default is never taken"),
         ("_check_directory", "raw.seek(1)",

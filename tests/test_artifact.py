@@ -718,3 +718,21 @@ def test_the_oldest_format_version_read(tmp_path):
     assert str(err.value) == (f"re-fit the model with `recsys fit`: model file {str(older)!r} has format version "
                               f"{MIN_FORMAT_VERSION - 1}, written by an older recsys; this recsys {__version__} reads "
                               f"versions {MIN_FORMAT_VERSION} to {FORMAT_VERSION}")
+
+
+def test_arrays_are_read_a_chunk_at_a_time_and_infinite_values_refused(tmp_path):
+    from unittest import mock
+
+    import recsys.artifact as artifact
+
+    src = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": C, "e": np.zeros((0, 3))})
+    with mock.patch.object(artifact, "_CHUNK", 64):  # (192 bytes in three reads)
+        _, got = read_artifact(src)
+    np.testing.assert_array_equal(got["c"], C)
+    assert got["e"].shape == (0, 3)
+    inf = C.copy()
+    inf[2, 3] = -np.inf
+    path = _rezip(src, tmp_path / "inf.npz", {"c.npy": _npy(inf)})
+    with pytest.raises(ArtifactError) as err:
+        read_artifact(path)
+    assert str(err.value) == _damage(path, "holds infinite values in array 'c'")
