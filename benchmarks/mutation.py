@@ -199,7 +199,12 @@ def run_module(name: str, mod: Module, *, jobs: int, work_root: Path, python: Pa
     work = work_root / name
     _prepare(work, name, mod)
     mutmut = python.parent / "mutmut"
-    alive = [m["name"] for m in again["mutants"] if m["status"] not in KILLED] if again else None
+    # (again: the mutants listed as equivalent are not run again; they keep their status, as the killed ones)
+    settled = [m for m in again["mutants"] if m["status"] in KILLED or _equivalent(name, m["function"],
+                                                                                   m.get("line", ""))] if again else []
+    alive = [m["name"] for m in again["mutants"] if not any(m is k for k in settled)] if again else None
+    if again and not alive:
+        return again  # (nothing left to run)
     cmd = [str(mutmut), "run", "--max-children", str(jobs), *(alive if again else mod.only)]
     t0 = time.perf_counter()
     with open(work / "run.log", "w") as log:
@@ -207,12 +212,11 @@ def run_module(name: str, mod: Module, *, jobs: int, work_root: Path, python: Pa
     res = collect(name, mod, work=work, python=python, seconds=time.perf_counter() - t0, jobs=jobs,
                   returncode=proc.returncode, keep=set(alive) if again else None)
     if again:
-        kept = [m for m in again["mutants"] if m["status"] in KILLED and (not mod.only or any(
-            fnmatch(m["name"], p) for p in mod.only))]
-        res["again"] = {"date": res["date"], "seconds": res["seconds"], "run": len(res["mutants"]),
-                        "first_date": again["date"], "first_seconds": again["seconds"], "kept": len(kept)}
+        kept = [m for m in settled if not mod.only or any(fnmatch(m["name"], p) for p in mod.only)]
+        res["again"] = {"date": res["date"], "seconds": res["seconds"], "jobs": jobs, "run": len(res["mutants"]),
+                        "kept": len(kept)}
         res["mutants"] = kept + res["mutants"]
-        res["date"], res["seconds"] = again["date"], again["seconds"]
+        res["date"], res["seconds"], res["jobs"] = again["date"], again["seconds"], again["jobs"]
     return res
 
 
@@ -292,8 +296,9 @@ def report(results: dict) -> str:
         if res.get("again"):
             a = res["again"]
             details.append(f"Run again on {a['date']} after tests were added (`--again`): the {a['run']} mutants it "
-                           f"left alive, against the same selection, in {a['seconds'] / 60:.1f} minutes; the "
-                           f"{a['kept']} it killed keep their status.")
+                           f"left alive and not listed as equivalent, against the same selection, in "
+                           f"{a['seconds'] / 60:.1f} minutes ({a.get('jobs', res['jobs'])} jobs); the {a['kept']} "
+                           f"others (killed, or equivalent) keep their status.")
         if res["note"]:
             details.append(f"Restricted: {res['note']}.")
         if res.get("not_run"):
@@ -318,8 +323,8 @@ def main(argv=None) -> int:
                     help="read the modules' results from their work directories (an interrupted run) instead of "
                          "running them")
     ap.add_argument("--again", action="store_true",
-                    help="run only the mutants that the stored results of the module left alive (after tests were "
-                         "added); the mutants it killed keep their status")
+                    help="run only the mutants that the stored results of the module left alive and that are not "
+                         "listed as equivalent (after tests were added); the others keep their status")
     args = ap.parse_args(argv)
     store = args.out / "mutation.json"
     results = json.loads(store.read_text()) if store.exists() else {}
