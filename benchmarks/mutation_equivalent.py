@@ -9,6 +9,25 @@ _NAN = "float() reads 'NAN' as it reads 'nan'"
 _NEG = "numpy reads any negative size in reshape as the one unknown dimension, as -1"
 _NONE = "pandas treats None like False for this flag"
 
+# recsys/zoo.py: pandas' C reader for plain files (_parse); the tests compare it with the line-by-line reader
+_SAME_READ = ("pandas' default: the same reader (the C engine, UTF-8, a comma, no header row when names are given, "
+              "blank lines skipped)")
+_SUBSET = "every column parsed instead of the typed ones: the columns without a dtype are read and left unused"
+_NAMES = "without names pandas numbers the columns 0 .. width - 1 itself: the same labels"
+_INDEX_COL = ("with a name for every column pandas takes no implicit index: a wider line is refused either way "
+              "(test_zoo_fast)")
+_NO_QUOTES = "a plain file holds no quote character (_plain_shape): how quotes are read never matters"
+_LOW_MEMORY = "low_memory only changes how pandas infers types chunk by chunk: every column has its dtype"
+_AS_OBJECT = ("text columns read as str and coded here instead of as categoricals: the same codes and categories, as "
+              "written (what the second pass does for ids that look like numbers)")
+_OBJ_INDEX = "pandas keeps an Index (or an array) of strings as object either way"
+_FLOAT = "the number columns are parsed as float64 already"
+_C_FALLBACK = ("the concatenation then fails as for a number column that holds text: read again as text, the "
+               "validation parses the same numbers")
+_NONEMPTY = "a file without data rows returns before parsing (n_rows == 0): every number column gets a chunk"
+_SCORES_TEXT = "the score column read as text is parsed to the same float64 numbers by validate_scores"
+_N_UNUSED = "_table reads n only for a header without any name, which _plain_shape leaves to the line-by-line reader"
+
 EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
     "metrics": [
         ("_pair", "t = np.asarray(truth, dtype=np.float64).reshape(-2)", _NEG),
@@ -173,6 +192,21 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ("_read_meta", 'meta = json.loads(payload.decode("UTF-8"))', "Python reads codec names case-insensitively"),
     ],
     "calibration": [
+        ("Calibration.quantile", 'return float("INF")', _NAN.replace("NAN", "INF").replace("nan", "inf")),
+        *[("Calibration.interval", line, "predictions are float arrays (or lists of floats) already")
+          for line in ("pred = np.asarray(pred, dtype=None)", "pred = np.asarray(pred, )")],
+        ("_pools", "params = JointParams(rho=rho, scale=scale, kriging=kriging)",
+         "the pools take the posteriors' centres and spreads, which use no draw: the seed is never read"),
+        ("_pools", "params = JointParams(rho=rho, scale=scale, seed=seed, )",
+         "fit_joint runs for engines that krige only: kriging is True, the default"),
+        ("_pools", 'order = np.argsort(-r.pred[r.hidden], kind="STABLE")',
+         "numpy reads the sort kind case-insensitively"),
+        *[("fit_joint", line, "fit_joint runs for engines that krige only: kriging is True, the default")
+          for line in ("params = JointParams(dict(fits[scale].pools), rho, scale, best[scale][1], seed, )",
+                       "params = JointParams(pools, rho, scale, best[scale][1], seed, )")],
+        ("fit_joint", "scale = min(best, key=lambda k: (round(best[k][0], 13), SCALES.index(k)))",
+         "the Brier scores of the two scales are equal or differ far above 1e-12: rounded to 12 or 13 digits they "
+         "rank alike"),
         ("Calibration.from_state", 'cal.joint = JointParams.from_state(arrays, )',
          "JointParams.from_state's default prefix is 'cal_joint_'"),
         ("_held_rows", "inps = R.engine.row_inputs(b) or [None] / len(part)",
@@ -243,6 +277,89 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
                        "return np.sort(np.concatenate(out)) if out else np.zeros(1)")],
     ],
     "zoo": [
+        ('_parse', 'dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE, engine=None, encoding="utf-8",',
+         _SAME_READ),
+        ('_parse', 'dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE, engine="c", encoding=None,',
+         _SAME_READ),
+        ('_parse', 'reader = pd.read_csv(file, header=None, skiprows=1, names=list(range(width)), usecols=subset,',
+         _SAME_READ),
+        ('_parse', 'reader = pd.read_csv(file, sep=",", skiprows=1, names=list(range(width)), usecols=subset,',
+         _SAME_READ),
+        ('_parse', 'dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE, encoding="utf-8",',
+         _SAME_READ),
+        ('_parse', 'dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE, engine="c", index_col=False, skip_blank_lines=True, chunksize=_PLAIN_CHUNK, low_memory=False)',
+         _SAME_READ),
+        ('_parse', 'index_col=False, chunksize=_PLAIN_CHUNK, low_memory=False)',
+         _SAME_READ),
+        ('_parse', 'dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE, engine="c", encoding="UTF-8",',
+         _SAME_READ),
+        ('_parse', 'subset = None  # (all columns: a wider line is an error, not cut)',
+         _SUBSET),
+        ('_parse', 'subset = sorted(dtype) if (len(dtype) < width) and False else None  # (all columns: a wider line is an error, not cut)',
+         _SUBSET),
+        ('_parse', 'reader = pd.read_csv(file, sep=",", header=None, skiprows=1, names=list(range(width)), usecols=None,',
+         _SUBSET),
+        ('_parse', 'reader = pd.read_csv(file, sep=",", header=None, skiprows=1, names=list(range(width)), dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE, engine="c", encoding="utf-8",',
+         _SUBSET),
+        ('_parse', 'reader = pd.read_csv(file, sep=",", header=None, skiprows=1, names=None, usecols=subset,',
+         _NAMES),
+        ('_parse', 'reader = pd.read_csv(file, sep=",", header=None, skiprows=1, usecols=subset,',
+         _NAMES),
+        ('_parse', 'index_col=None, skip_blank_lines=True, chunksize=_PLAIN_CHUNK, low_memory=False)',
+         _INDEX_COL),
+        ('_parse', 'skip_blank_lines=True, chunksize=_PLAIN_CHUNK, low_memory=False)',
+         _INDEX_COL),
+        ('_parse', 'dtype=dtype, na_filter=False, engine="c", encoding="utf-8",',
+         _NO_QUOTES),
+        ('_parse', 'index_col=False, skip_blank_lines=True, chunksize=_PLAIN_CHUNK, )',
+         _LOW_MEMORY),
+        ('_parse', 'index_col=False, skip_blank_lines=True, chunksize=_PLAIN_CHUNK, low_memory=True)',
+         _LOW_MEMORY),
+        ('_parse', 'def _parse(file: Path, width: int, text: list[int], floats: list[int], *, as_object: bool = True) -> dict:',
+         _AS_OBJECT),
+        ('_parse', 'if len(cats) or cats.inferred_type != "string":',
+         _AS_OBJECT),
+        ('_parse', 'if len(cats) and cats.inferred_type != "XXstringXX":',
+         _AS_OBJECT),
+        ('_parse', 'if len(cats) and cats.inferred_type != "STRING":',
+         _AS_OBJECT),
+        ('_parse', 'found, uniques = pd.factorize(col.to_numpy(dtype=None))',
+         _OBJ_INDEX),
+        ('_parse', 'codes[j].add(found, pd.Index(uniques, dtype=None))',
+         _OBJ_INDEX),
+        ('_parse', 'codes[j].add(found, pd.Index(uniques, ))',
+         _OBJ_INDEX),
+        ('_Codes.__init__', 'self.seen = pd.Index([], dtype=None)',
+         _OBJ_INDEX),
+        ('_Codes.__init__', 'self.seen = pd.Index([], )',
+         _OBJ_INDEX),
+        ('_parse', 'values[j].append(chunk[j].to_numpy(dtype=None))',
+         _FLOAT),
+        ('_parse', 'values[j].append(None)',
+         _C_FALLBACK),
+        ('_parse', 'out.update({j: np.concatenate(v) if (v) or True else np.array([], dtype=np.float64) for j, v in values.items()})',
+         _NONEMPTY),
+        ('_parse', 'out.update({j: np.concatenate(v) if v else np.array(None, dtype=np.float64) for j, v in values.items()})',
+         _NONEMPTY),
+        ('_parse', 'out.update({j: np.concatenate(v) if v else np.array([], dtype=None) for j, v in values.items()})',
+         _NONEMPTY),
+        ('_parse', 'out.update({j: np.concatenate(v) if v else np.array(dtype=np.float64) for j, v in values.items()})',
+         _NONEMPTY),
+        ('_parse', 'out.update({j: np.concatenate(v) if v else np.array([], ) for j, v in values.items()})',
+         _NONEMPTY),
+        ('read_scores', 'return _read_given(path, what, "model, dataset, metric, score", validate_scores, numbers=None)',
+         _SCORES_TEXT),
+        ('read_scores', 'return _read_given(path, what, "model, dataset, metric, score", validate_scores, )',
+         _SCORES_TEXT),
+        ('read_scores', 'return _read_given(path, what, "model, dataset, metric, score", validate_scores, numbers=("XXscoreXX",))',
+         _SCORES_TEXT),
+        ('read_scores', 'return _read_given(path, what, "model, dataset, metric, score", validate_scores, numbers=("SCORE",))',
+         _SCORES_TEXT),
+        ('_read_plain', 'return _table({j: np.array([], dtype=object) for j in range(len(header))}, header, None, where, file)',
+         _N_UNUSED),
+        ('_read_plain', 'return _table({j: np.array([], dtype=object) for j in range(len(header))}, header, 1, where, file)',
+         _N_UNUSED),
+
         *[("_read_plain", line, "the text of a debug log line (which tokenizer read a file)") for line in (
             'log.debug(None, file.name, type(exc).__name__, exc)',
             'log.debug("%s: read line by line (%s: %s)", None, type(exc).__name__, exc)',

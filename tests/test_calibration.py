@@ -49,6 +49,10 @@ def test_intervals_are_the_prediction_plus_minus_the_stratum_half_width_clipped(
     np.testing.assert_allclose(hi, [[0.4, 0.8, 1.0], [0.15, 0.55, 0.95]])
     lo2, _ = cal.interval(pred.tolist(), np.array([0, 3]), level=0.5)  # (a list is read as an array)
     np.testing.assert_allclose(lo2, lo)
+    # both bounds stay in [0, 1] whatever the prediction (an engine's answer outside it)
+    lo3, hi3 = cal.interval(np.array([[1.5, -0.5]]), np.array([0]))
+    np.testing.assert_allclose(lo3, [[1.0, 0.0]])
+    np.testing.assert_allclose(hi3, [[1.0, 0.0]])
 
 
 def test_p_best_rows_without_candidates_and_of_records_only():
@@ -133,7 +137,7 @@ def test_calibrate_partitions_a_small_zoo_into_cold_rounds():
     fits.clear()
     calibrate(make, _zoo(40), seed=0)
     assert len(fits) == 1  # above 30 recorded datasets: one round
-    again = calibrate(lambda: make_engine("popularity", seed=0), data, seed=0)
+    again = calibrate(lambda: make_engine("popularity", seed=0), data)  # (the default seed is 0)
     for name in cal.abs_residuals:
         np.testing.assert_array_equal(again.abs_residuals[name], cal.abs_residuals[name])  # same seed, same pools
     assert Calibration.from_state(calibrate(make, _zoo(1), seed=0).to_state()) is None  # nothing to hold out

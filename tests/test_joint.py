@@ -403,28 +403,34 @@ def test_the_pool_of_models_without_records_on_zoos_of_few_recorded_models(recor
 
 
 def test_the_cold_level_by_moments_of_the_datasets_without_records():
-    """rho = tau2 / kappa: two held-out datasets without records, errors e = (truth - pred) / spread of [1, 3] and
-    [-1, 1], each with S = I: kappa = 4 / 2, tau2 = mean(4 - 2 x 0.5, 0 - 2 x 0.5) = 1, rho = 0.5. Datasets with a
-    record, or with one hidden model, are left out; without any dataset (or no spread) rho is 1."""
+    """rho = tau2 / kappa: two held-out datasets without records, errors e = (truth - pred) / spread of [2, 4] and
+    [-1, 1], each with S = I: kappa = 4 / 2, tau2 = mean(9 - 2 x 0.5, 0 - 2 x 0.5) = 3.5, rho = 1.75. Datasets with a
+    record, or with one hidden model, are left out; without any dataset, or without spread around the mean (S all
+    ones), rho is 1. One dataset, e = [1.5, 2.5]: kappa = 0.5 / 1, tau2 = 4 - 0.5 x 0.5, rho = 7.5."""
     from types import SimpleNamespace
 
     from recsys.engines.calibration import _cold_level, _Row
 
-    class _Identity:
-        def block(self, rows, cols):
-            return np.eye(len(rows))
+    class _Block:
+        def __init__(self, fill):
+            self.fill = fill
 
-    models = {0: SimpleNamespace(uncertainty=_Identity())}
+        def block(self, rows, cols):
+            return np.ones((len(rows), len(cols))) if self.fill else np.eye(len(rows))
+
+    models = {0: SimpleNamespace(uncertainty=_Block(False)), 1: SimpleNamespace(uncertainty=_Block(True))}
     inp = SimpleNamespace(spread=2.0)
     nan = np.full(4, np.nan)
 
-    def row(hidden, truth, stored=nan):
-        return _Row(0, np.array([0.5, 0.5, 0.5, 0.5]), stored, np.array(hidden), np.array(truth), inp, True)
+    def row(hidden, truth, stored=nan, refit=0):
+        return _Row(refit, np.array([0.5, 0.5, 0.5, 0.5]), stored, np.array(hidden), np.array(truth), inp, True)
 
-    rows = [row([0, 2], [2.5, 6.5]), row([1, 3], [-1.5, 2.5]),
-            row([0, 1], [9.0, 0.0], np.array([0.5, np.nan, np.nan, np.nan])),  # (a record: not without records)
-            row([2], [7.0])]  # (one hidden model: no spread around its mean)
-    assert _cold_level(rows, models) == pytest.approx(0.5)
-    assert _cold_level(rows[2:], models) == 1.0 and _cold_level([], models) == 1.0
+    skipped = [row([0, 1], [9.0, 0.0], np.array([0.5, np.nan, np.nan, np.nan])),  # (a record: not without records)
+               row([2], [7.0])]  # (one hidden model: no spread around its mean)
+    rows = [skipped[0], row([0, 2], [4.5, 8.5]), row([1, 3], [-1.5, 2.5]), skipped[1]]
+    assert _cold_level(rows, models) == pytest.approx(1.75)
+    assert _cold_level(skipped, models) == 1.0 and _cold_level([], models) == 1.0
+    assert _cold_level([row([0, 2], [4.5, 8.5], refit=1)], models) == 1.0  # (S all ones: den = 2 - 4 / 2 = 0)
+    assert _cold_level([row([0, 2], [3.5, 5.5])], models) == pytest.approx(7.5)
     level = [row([0, 2], [2.5, -1.5]), row([1, 3], [-1.5, 2.5])]  # (errors of mean 0: tau2 = -1, at its floor)
     assert _cold_level(level, models) == pytest.approx(1e-3)
