@@ -277,6 +277,8 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
                        "return np.sort(np.concatenate(out)) if out else np.zeros(1)")],
     ],
     "zoo": [
+        ("_plain_shape", "block = fh.read(None)",
+         "the whole file as one block instead of blocks cut at line ends: the same lines, counts and blank lines"),
         ('_parse', 'dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE, engine=None, encoding="utf-8",',
          _SAME_READ),
         ('_parse', 'dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE, engine="c", encoding=None,',

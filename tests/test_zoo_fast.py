@@ -215,3 +215,16 @@ def test_a_single_row_and_a_header_alone_through_the_c_reader(tmp_path, monkeypa
     assert_same_zoo(zoo, load_careful(d, monkeypatch))
     assert {k: str(v) for k, v in zoo.scores.dtypes.items()} == {"model": "object", "dataset": "object",
                                                                  "metric": "object", "score": "float64"}
+
+
+def test_a_short_row_of_blank_cells_is_skipped_and_an_unnamed_column_logged(tmp_path, monkeypatch, fast_calls,
+                                                                            caplog):
+    import logging
+
+    d = plain_zoo(tmp_path / "z", RECORDS.to_csv(index=True) + ",\n")  # (an unnamed index column; a row ",")
+    with caplog.at_level(logging.INFO, logger="recsys"):
+        fast = load_zoo(d)
+    assert fast_calls == {"took": 2, "declined": 0}
+    assert len(fast.records) == 6
+    assert_same_zoo(fast, load_careful(d, monkeypatch))
+    assert f"{d / 'records.csv'}: ignoring 1 column(s) without a header name" in caplog.messages
