@@ -289,7 +289,8 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
          _SAME_READ),
         ('_parse', 'dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE, encoding="utf-8",',
          _SAME_READ),
-        ('_parse', 'dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE, engine="c", index_col=False, skip_blank_lines=True, chunksize=_PLAIN_CHUNK, low_memory=False)',
+        ('_parse', 'dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE, engine="c", index_col=False, '
+                   'skip_blank_lines=True, chunksize=_PLAIN_CHUNK, low_memory=False)',
          _SAME_READ),
         ('_parse', 'index_col=False, chunksize=_PLAIN_CHUNK, low_memory=False)',
          _SAME_READ),
@@ -297,11 +298,14 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
          _SAME_READ),
         ('_parse', 'subset = None  # (all columns: a wider line is an error, not cut)',
          _SUBSET),
-        ('_parse', 'subset = sorted(dtype) if (len(dtype) < width) and False else None  # (all columns: a wider line is an error, not cut)',
+        ('_parse', 'subset = sorted(dtype) if (len(dtype) < width) and False else None  # (all columns: a wider line '
+                   'is an error, not cut)',
          _SUBSET),
-        ('_parse', 'reader = pd.read_csv(file, sep=",", header=None, skiprows=1, names=list(range(width)), usecols=None,',
+        ('_parse', 'reader = pd.read_csv(file, sep=",", header=None, skiprows=1, names=list(range(width)), '
+                   'usecols=None,',
          _SUBSET),
-        ('_parse', 'reader = pd.read_csv(file, sep=",", header=None, skiprows=1, names=list(range(width)), dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE, engine="c", encoding="utf-8",',
+        ('_parse', 'reader = pd.read_csv(file, sep=",", header=None, skiprows=1, names=list(range(width)), '
+                   'dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE, engine="c", encoding="utf-8",',
          _SUBSET),
         ('_parse', 'reader = pd.read_csv(file, sep=",", header=None, skiprows=1, names=None, usecols=subset,',
          _NAMES),
@@ -317,7 +321,8 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
          _LOW_MEMORY),
         ('_parse', 'index_col=False, skip_blank_lines=True, chunksize=_PLAIN_CHUNK, low_memory=True)',
          _LOW_MEMORY),
-        ('_parse', 'def _parse(file: Path, width: int, text: list[int], floats: list[int], *, as_object: bool = True) -> dict:',
+        ('_parse', 'def _parse(file: Path, width: int, text: list[int], floats: list[int], *, as_object: bool = '
+                   'True) -> dict:',
          _AS_OBJECT),
         ('_parse', 'if len(cats) or cats.inferred_type != "string":',
          _AS_OBJECT),
@@ -339,9 +344,11 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
          _FLOAT),
         ('_parse', 'values[j].append(None)',
          _C_FALLBACK),
-        ('_parse', 'out.update({j: np.concatenate(v) if (v) or True else np.array([], dtype=np.float64) for j, v in values.items()})',
+        ('_parse', 'out.update({j: np.concatenate(v) if (v) or True else np.array([], dtype=np.float64) for j, v in '
+                   'values.items()})',
          _NONEMPTY),
-        ('_parse', 'out.update({j: np.concatenate(v) if v else np.array(None, dtype=np.float64) for j, v in values.items()})',
+        ('_parse', 'out.update({j: np.concatenate(v) if v else np.array(None, dtype=np.float64) for j, v in '
+                   'values.items()})',
          _NONEMPTY),
         ('_parse', 'out.update({j: np.concatenate(v) if v else np.array([], dtype=None) for j, v in values.items()})',
          _NONEMPTY),
@@ -349,17 +356,22 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
          _NONEMPTY),
         ('_parse', 'out.update({j: np.concatenate(v) if v else np.array([], ) for j, v in values.items()})',
          _NONEMPTY),
-        ('read_scores', 'return _read_given(path, what, "model, dataset, metric, score", validate_scores, numbers=None)',
+        ('read_scores', 'return _read_given(path, what, "model, dataset, metric, score", validate_scores, '
+                        'numbers=None)',
          _SCORES_TEXT),
         ('read_scores', 'return _read_given(path, what, "model, dataset, metric, score", validate_scores, )',
          _SCORES_TEXT),
-        ('read_scores', 'return _read_given(path, what, "model, dataset, metric, score", validate_scores, numbers=("XXscoreXX",))',
+        ('read_scores', 'return _read_given(path, what, "model, dataset, metric, score", validate_scores, '
+                        'numbers=("XXscoreXX",))',
          _SCORES_TEXT),
-        ('read_scores', 'return _read_given(path, what, "model, dataset, metric, score", validate_scores, numbers=("SCORE",))',
+        ('read_scores', 'return _read_given(path, what, "model, dataset, metric, score", validate_scores, '
+                        'numbers=("SCORE",))',
          _SCORES_TEXT),
-        ('_read_plain', 'return _table({j: np.array([], dtype=object) for j in range(len(header))}, header, None, where, file)',
+        ('_read_plain', 'return _table({j: np.array([], dtype=object) for j in range(len(header))}, header, None, '
+                        'where, file)',
          _N_UNUSED),
-        ('_read_plain', 'return _table({j: np.array([], dtype=object) for j in range(len(header))}, header, 1, where, file)',
+        ('_read_plain', 'return _table({j: np.array([], dtype=object) for j in range(len(header))}, header, 1, '
+                        'where, file)',
          _N_UNUSED),
 
         *[("_read_plain", line, "the text of a debug log line (which tokenizer read a file)") for line in (

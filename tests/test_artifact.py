@@ -125,8 +125,8 @@ def test_a_mapped_member_with_a_broken_local_header_or_cut_short_is_refused(tmp_
     broken = tmp_path / "broken.npz"
     broken.write_bytes(bytes(data[:info.header_offset]) + b"XX\x03\x04" + bytes(data[info.header_offset + 4:]))
     with mock.patch.object(artifact, "MMAP_MIN_BYTES", 64):
-        with pytest.raises(ArtifactError, match=rf"^re-create model file {re.escape(repr(str(broken)))} with `recsys fit`: it has a broken "
-                                                rf"entry for array 'c'; it is damaged"):
+        with pytest.raises(ArtifactError, match=rf"^re-create model file {re.escape(repr(str(broken)))} with `recsys "
+                                                rf"fit`: it has a broken entry for array 'c'; it is damaged"):
             read_artifact(broken, mmap=True)
         _, ok = read_artifact(path, mmap=True)  # (the file itself maps)
         assert len(ok["c"]) == 64
@@ -140,12 +140,13 @@ def test_records_missing_from_a_model_file_are_named(tmp_path):
     arrays = {"data.d": np.zeros(1, np.int32), "data.m": np.zeros(1, np.int32), "data.y": np.full(1, 0.5),
               "data.model_records": np.ones(1, np.int64)}
     check_model_state(meta, arrays, "m.npz")
-    with pytest.raises(ArtifactError, match=r"^re-create model file 'm\.npz' with `recsys fit`: it lacks the recorded accuracies \('data\.d', "
-                                            r"'data\.m', 'data\.y'\); it is damaged"):
+    with pytest.raises(ArtifactError, match=r"^re-create model file 'm\.npz' with `recsys fit`: it lacks the recorded "
+                                            r"accuracies \('data\.d', 'data\.m', 'data\.y'\); it is damaged"):
         check_model_state(meta, {k: v for k, v in arrays.items() if k != "data.y"}, "m.npz")
     for bad in ({"data.d": np.zeros(1)}, {"data.m": np.zeros(1)}, {"data.y": np.zeros(1, np.int64)},
                 {"data.d": np.zeros((1, 1), np.int32)}, {"data.y": np.full(2, 0.5)}):
-        with pytest.raises(ArtifactError, match=r"^re-create model file 'm\.npz' with `recsys fit`: it has recorded accuracies of dtypes "):
+        with pytest.raises(ArtifactError, match=r"^re-create model file 'm\.npz' with `recsys fit`: it has recorded "
+                                                r"accuracies of dtypes "):
             check_model_state(meta, {**arrays, **bad}, "m.npz")
 
 

@@ -80,8 +80,8 @@ def test_the_state_round_trips_and_a_damaged_pool_is_refused():
     assert Calibration.from_state({}) is None and Calibration().to_state() == {}
     assert Calibration.from_state({k: v for k, v in state.items() if k != "cal_noise_scale"}).noise_scale == 1.0
     for bad in (np.array([0.1, np.nan]), np.array([[0.1]]), np.array([np.inf])):
-        with pytest.raises(ArtifactError, match="^re-create the model file with `recsys fit`: it holds a damaged residual "
-                                                "pool 'cal_rel_most'$"):
+        with pytest.raises(ArtifactError, match="^re-create the model file with `recsys fit`: it holds a damaged "
+                                                "residual pool 'cal_rel_most'$"):
             Calibration.from_state({**state, "cal_rel_most": bad})
 
 
