@@ -100,7 +100,7 @@ MODULES: dict[str, Module] = {
                                "`_split`, `_gather`, `_fft_size`) and the log-level helper `_quiet_engines` are not "
                                "mutated"),
     "answer": Module("recsys/engines/answer.py", ["tests/test_properties_answer.py", "tests/test_recommender.py",
-                                                  *NOT_SLOW]),
+                                                  "tests/test_joint.py", *NOT_SLOW]),
     "kriging": Module("recsys/engines/stages/kriging.py",
                       ["tests/test_kriging.py", "tests/test_hybrid_stages.py", "tests/test_engine_contract.py",
                        "tests/test_properties_answer.py",
