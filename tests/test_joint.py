@@ -434,3 +434,42 @@ def test_the_cold_level_by_moments_of_the_datasets_without_records():
     assert _cold_level([row([0, 2], [3.5, 5.5])], models) == pytest.approx(7.5)
     level = [row([0, 2], [2.5, -1.5]), row([1, 3], [-1.5, 2.5])]  # (errors of mean 0: tau2 = -1, at its floor)
     assert _cold_level(level, models) == pytest.approx(1e-3)
+
+
+# -- what answer passes on (recsys.engines.answer) ---------------------------------------------------------------
+
+
+def test_answer_gives_the_independent_p_best_beside_the_joint_one_when_asked(fitted):
+    from recsys.engines.answer import consistent
+
+    data, engine, cal = fitted
+    rows = np.arange(4)
+    block, known = data.block(rows), data.records.dense(rows)
+    unrecorded = np.zeros(data.n_models, bool)
+    unrecorded[3] = True
+    plain = answer(engine, cal, block, known, unrecorded=unrecorded)
+    assert plain.p_best_independent is None and plain.posteriors is not None and len(plain.posteriors) == 4
+    both = answer(engine, cal, block, known, unrecorded=unrecorded, independent=True, level=0.6)
+    pred = engine.predict(block)
+    n_known = (~np.isnan(known)).sum(1)
+    lo, hi = cal.interval(pred, n_known, 0.6)
+    want = consistent(cal.p_best(pred, known, n_known, unrecorded=unrecorded), known, lo, hi)
+    np.testing.assert_array_equal(both.p_best_independent, want)
+    np.testing.assert_array_equal(both.p_best, answer(engine, cal, block, known, unrecorded=unrecorded,
+                                                      level=0.6).p_best)  # (the joint one as without it)
+    assert not np.allclose(both.p_best_independent, both.p_best)
+
+
+def test_joint_model_takes_the_engines_seed_and_the_calibrations_parameters(fitted):
+    import dataclasses
+
+    data, engine, cal = fitted
+    seeded = make_engine("hybrid", seed=7).fit(data)
+    assert joint_model(seeded, None, None).params.seed == 7
+    assert joint_model(engine, cal, None).params is cal.joint
+    cold = np.zeros(data.n_models, bool)
+    cold[[1, 4]] = True
+    np.testing.assert_array_equal(joint_model(engine, cal, cold).cold_models, cold)
+    np.testing.assert_array_equal(joint_model(engine, cal, None).cold_models, np.zeros(data.n_models, bool))
+    fallback = joint_model(seeded, dataclasses.replace(cal, joint=None), None).params
+    assert (fallback.seed, fallback.kriging, fallback.factor) == (7, False, cal.noise_scale)
