@@ -20,7 +20,8 @@ _NO_QUOTES = "a plain file holds no quote character (_plain_shape): how quotes a
 _LOW_MEMORY = "low_memory only changes how pandas infers types chunk by chunk: every column has its dtype"
 _AS_OBJECT = ("text columns read as str and coded here instead of as categoricals: the same codes and categories, as "
               "written (what the second pass does for ids that look like numbers)")
-_OBJ_INDEX = "pandas keeps an Index (or an array) of strings as object either way"
+_OBJ_INDEX = ("the names read are only looked up in the zoo's ids (the records' categories are the ids of models.csv "
+              "and datasets.csv): held as object or as pandas' str, the same names")
 _FLOAT = "the number columns are parsed as float64 already"
 _C_FALLBACK = ("the concatenation then fails as for a number column that holds text: read again as text, the "
                "validation parses the same numbers")
@@ -277,6 +278,14 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
                        "return np.sort(np.concatenate(out)) if out else np.zeros(1)")],
     ],
     "zoo": [
+        ("Roles.from_json", "break", "log is the last key of the loop: break ends it as continue does"),
+        ("_Where.line", "line = 2 - i  # the i-th line from line 2 on that is not skipped",
+         "the iteration line = 2 + i + (skipped lines up to line) rises monotonically to the same first fixed point "
+         "from any start at or below 2 + i"),
+        *[("_empty_scores", line, "pandas gives an empty Series the object dtype by default") for line in (
+            'return pd.DataFrame({"model": pd.Series(dtype=None), "dataset": pd.Series(dtype=object),',
+            'return pd.DataFrame({"model": pd.Series(dtype=object), "dataset": pd.Series(dtype=None),',
+            '"metric": pd.Series(dtype=None), "score": pd.Series(dtype=float)})')],
         ("_plain_shape", "block = fh.read(None)",
          "the whole file as one block instead of blocks cut at line ends: the same lines, counts and blank lines"),
         ('_parse', 'dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE, engine=None, encoding="utf-8",',
@@ -418,7 +427,7 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
          "_table uses the row count only for a table without named columns, which a plain file never is"),
         ("_read_plain", "return _table(columns, header, None, where, file)",
          "_table uses the row count only for a table without named columns, which a plain file never is"),
-        *[("_Codes.add", line, "pandas keeps an Index of strings as object either way") for line in (
+        *[("_Codes.add", line, _OBJ_INDEX) for line in (
             "self.seen = self.seen.append(pd.Index(uniques[new], dtype=None))",
             "self.seen = self.seen.append(pd.Index(uniques[new], ))")],
         *[("_Codes.categorical", line, "an empty codes array is only used with no rows (from_codes of nothing)")
