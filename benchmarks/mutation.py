@@ -221,6 +221,7 @@ def run_module(name: str, mod: Module, *, jobs: int, work_root: Path, python: Pa
                         "kept": len(kept)}
         res["mutants"] = kept + res["mutants"]
         res["date"], res["seconds"], res["jobs"] = again["date"], again["seconds"], again["jobs"]
+        res["not_run"] = again.get("not_run", 0)  # (an interrupted run's mutants not run are still not run)
     return res
 
 
