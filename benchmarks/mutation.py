@@ -341,7 +341,10 @@ def main(argv=None) -> int:
         for name in names:
             print(f"mutating {MODULES[name].path} ...", flush=True)
             if args.collect:
-                res = collect(name, MODULES[name], work=args.work / name, python=Path(sys.executable), seconds=0,
+                work = args.work / name  # (its time: from the work directory's set-up to the last mutant's result)
+                seconds = ((work / "mutants" / f"{MODULES[name].path}.meta").stat().st_mtime
+                           - (work / "setup.cfg").stat().st_mtime)
+                res = collect(name, MODULES[name], work=work, python=Path(sys.executable), seconds=seconds,
                               jobs=args.jobs, returncode=-1)
             else:
                 again = results.get(name) if args.again else None
