@@ -160,3 +160,49 @@ def test_the_state_reads_pools_as_floats_and_refuses_damaged_joint_parameters():
                                     "cal_joint_pool_k1": np.array([-1.0, 1.0])}).joint
     assert (joint.rho, joint.factor, joint.scale, joint.seed, joint.kriging) == (0.25, 0.6, "row", 3, True)
     np.testing.assert_array_equal(joint.pools["k1"], [-1.0, 1.0])
+
+
+def test_holdout_masks_of_few_rows_and_rows_without_records():
+    def per_row(cells, **kw):
+        return [np.bincount(cells.d[holdout_mask(cells, np.random.default_rng(seed), **kw)],
+                            minlength=cells.shape[0]) for seed in range(6)]
+
+    two = _cells([3, 3])  # (two rows: one whole, the other keeps a record)
+    for hidden in per_row(two, cold_fraction=0.2, cell_fraction=0.5):
+        assert sorted(hidden) == [1, 3] or sorted(hidden) == [2, 3]
+    pair = _cells([2, 2, 2])  # (a row of two records not taken whole: one of them hidden)
+    for hidden in per_row(pair, cold_fraction=0.01, cell_fraction=0.0):
+        assert sorted(hidden) == [1, 1, 2]  # (one row whole: at least one, round(0.03) = 0)
+    Y = np.full((8, 4), np.nan)
+    Y[:4] = 0.5  # (rows 4 .. 7 without records: never drawn)
+    empty = Cells.from_dense(Y)
+    for hidden in per_row(empty, cold_fraction=0.5, cell_fraction=0.0):
+        assert (hidden[:4] == 4).sum() == 2 and (hidden[:4] == 1).sum() == 2 and not hidden[4:].any()
+
+
+def _with_empty_rows(data: ZooData, n: int) -> ZooData:
+    Y = np.vstack([data.Y, np.full((n, data.n_models), np.nan)])
+    return ZooData(Y=Y, model_features=np.asarray(data.models.matrix), dataset_features=np.vstack(
+        [np.asarray(data.datasets.matrix), np.zeros((n, np.asarray(data.datasets.matrix).shape[1]))]))
+
+
+@pytest.mark.parametrize("n_datasets, empty, single, rounds", [
+    (2, 0, 0, 1), (3, 0, 0, 2), (9, 0, 0, 4), (30, 0, 0, 4), (31, 0, 0, 1),
+    (28, 5, 0, 4),  # (datasets without records do not count: 28 recorded)
+    (31, 0, 2, 1),  # (nor do they need two records: 31 recorded)
+])
+def test_calibrate_rounds_follow_the_recorded_datasets(n_datasets, empty, single, rounds):
+    data = _zoo(n_datasets)
+    if single:
+        Y = data.Y.copy()
+        Y[:single] = np.nan
+        Y[:single, 0] = 0.6
+        data = ZooData(Y=Y, model_features=np.asarray(data.models.matrix),
+                       dataset_features=np.asarray(data.datasets.matrix))
+    if empty:
+        data = _with_empty_rows(data, empty)
+    fits = []
+    cal = calibrate(lambda: fits.append(1) or make_engine("popularity", seed=0), data, seed=0)
+    assert len(fits) == rounds
+    if 1 < rounds:  # (the rounds partition the datasets: each one's records are cold-start residuals once)
+        assert len(cal.abs_residuals["cold"]) == int(np.isfinite(data.Y).sum())
