@@ -46,7 +46,7 @@ def test_the_default_model_file_when_there_is_one_and_when_there_is_none(model, 
     monkeypatch.setenv("RECSYS_MODEL", str(missing))
     res = CliRunner().invoke(main, ["-q", "topk", "--dataset", "cub birds"])
     assert res.exit_code == 1
-    assert res.stderr.strip() == (f"error: no model file at {missing}; run `recsys fit` first, or pass --model FILE")
+    assert res.stderr.strip() == (f"error: run `recsys fit` first, or pass --model FILE: there is no model file at {missing}")
     monkeypatch.setenv("RECSYS_MODEL", str(model))
     res = CliRunner().invoke(main, ["-q", "topk", "--dataset", "cub birds", "-k", "2", "--format", "csv"])
     assert res.exit_code == 0, res.stderr
@@ -60,16 +60,16 @@ def _default_is_missing(tmp_path, monkeypatch):
 
 
 def test_load_model_without_a_default_model(_default_is_missing):
-    with pytest.raises(RecsysError, match=r"no model file at .*missing\.npz; run `recsys fit` first"):
+    with pytest.raises(RecsysError, match=r"^run `recsys fit` first, or pass --model FILE: there is no model file at .*missing\.npz$"):
         cli._load_model(None)
 
 
 def test_an_unknown_dataset_names_the_model_file_its_zoo_and_a_dataset_it_holds(model):
     res = CliRunner().invoke(main, ["-q", "topk", "--model", str(model), "--dataset", "cub bird"])
     assert res.exit_code == 2
-    assert res.stderr.strip().endswith(
-        f"(model file {str(model)!r} was fitted on zoo 'example-zoo': 8 datasets such as 'cub birds'; give one of "
-        f"them, or --model FILE fitted on the zoo you mean)")
+    assert res.stderr.strip() == (
+        f"error: give a dataset of zoo 'example-zoo' (8 datasets such as 'cub birds'), which model file {str(model)!r} "
+        f"was fitted on, or --model FILE fitted on the zoo you mean: unknown dataset 'cub bird'; did you mean 'cub birds'?")
 
 
 def test_ask_without_a_zoo_name_or_a_path_says_so():
@@ -79,10 +79,10 @@ def test_ask_without_a_zoo_name_or_a_path_says_so():
     rec = SimpleNamespace(dataset_ids=["first", "second"])  # no zoo_, no path_
     with pytest.raises(UsageError) as err:
         cli._ask(rec, unknown)
-    assert str(err.value) == ("unknown dataset 'x' (model file '?' was fitted on zoo '?': 2 datasets such as 'first'; "
-                              "give one of them, or --model FILE fitted on the zoo you mean)")
+    assert str(err.value) == ("give a dataset of zoo '?' (2 datasets such as 'first'), which model file '?' was fitted "
+                              "on, or --model FILE fitted on the zoo you mean: unknown dataset 'x'")
     rec = SimpleNamespace(dataset_ids=["first"], zoo_={}, path_=Path("m.npz"))
-    with pytest.raises(UsageError, match=r"model file 'm\.npz' was fitted on zoo '\?'"):
+    with pytest.raises(UsageError, match=r"^give a dataset of zoo '\?' \(1 datasets such as 'first'\), which model file 'm\.npz' was fitted on"):
         cli._ask(rec, unknown)
 
 
@@ -110,12 +110,12 @@ def test_no_command_shows_the_help_and_exits_2():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["topk", "--bogus"], "error: No such option '--bogus'. Did you mean '--verbose'? (see 'main topk --help')"),
-    (["--bogus"], "error: No such option '--bogus'. Did you mean '--verbose'? (see 'main --help')"),
-    (["bogus"], "error: No such command 'bogus'. (see 'main --help')"),
-    (["topk", "--model", ""], "error: Invalid value for '--model': is empty; give a name, or leave the option out "
-                              "for the default (see 'main topk --help')"),
-    (["topk", "--model", "  "], "error: Invalid value for '--model': is empty"),
+    (["topk", "--bogus"], "error: see 'main topk --help': No such option '--bogus'. Did you mean '--verbose'?"),
+    (["--bogus"], "error: see 'main --help': No such option '--bogus'. Did you mean '--verbose'?"),
+    (["bogus"], "error: see 'main --help': No such command 'bogus'."),
+    (["topk", "--model", ""], "error: correct '--model' (see 'main topk --help'): is empty; give a name, or leave the "
+                              "option out for the default"),
+    (["topk", "--model", "  "], "error: correct '--model' (see 'main topk --help'): is empty"),
 ])
 def test_usage_errors_are_one_line_with_where_to_look_and_exit_2(args, message):
     res = _run(*args)
@@ -131,7 +131,7 @@ def test_a_usage_error_without_a_context_points_to_recsys_help(monkeypatch):
 
     monkeypatch.setattr(main, "make_context", make_context)
     res = _run("engines")
-    assert res.exit_code == 2 and res.stderr == "error: no context here (see 'recsys --help')\n"
+    assert res.exit_code == 2 and res.stderr == "error: see 'recsys --help': no context here\n"
 
 
 @pytest.mark.parametrize("make, code, line", [
@@ -139,16 +139,16 @@ def test_a_usage_error_without_a_context_points_to_recsys_help(monkeypatch):
     (lambda: __import__("click").exceptions.Abort(), 1, "error: aborted"),
     (lambda: RecsysError("a bad input; fix it"), 1, "error: a bad input; fix it"),
     (lambda: UnknownNameError("dataset", "x", ["y"]), 2, "error: unknown dataset 'x'"),
-    (lambda: MemoryError(), 1, "error: out of memory; use a smaller zoo or smaller --param values"),
+    (lambda: MemoryError(), 1, "error: use a smaller zoo or smaller --param values: out of memory"),
     (lambda: OSError(28, "No space left on device", "/tmp/out.csv"), 1,
-     "error: No space left on device: /tmp/out.csv; free some space or write elsewhere"),
-    (lambda: OSError(28, "No space left on device"), 1, "error: No space left on device; free some space or write "
-                                                       "elsewhere"),
-    (lambda: OSError(13, "Permission denied", "/etc/x"), 1, "error: Permission denied: /etc/x; check the permissions"),
-    (lambda: OSError(1, "Operation not permitted", "/x"), 1, "error: Operation not permitted: /x; check the "
-                                                              "permissions"),
-    (lambda: OSError(30, "Read-only file system", "/x"), 1, "error: Read-only file system: /x; check the permissions"),
-    (lambda: OSError(27, "File too large", "/x"), 1, "error: File too large: /x; free some space or write elsewhere"),
+     "error: free some space or write elsewhere: No space left on device: /tmp/out.csv"),
+    (lambda: OSError(28, "No space left on device"), 1, "error: free some space or write elsewhere: No space left on "
+                                                       "device"),
+    (lambda: OSError(13, "Permission denied", "/etc/x"), 1, "error: check the permissions: Permission denied: /etc/x"),
+    (lambda: OSError(1, "Operation not permitted", "/x"), 1, "error: check the permissions: Operation not "
+                                                              "permitted: /x"),
+    (lambda: OSError(30, "Read-only file system", "/x"), 1, "error: check the permissions: Read-only file system: /x"),
+    (lambda: OSError(27, "File too large", "/x"), 1, "error: free some space or write elsewhere: File too large: /x"),
 ])
 def test_every_error_is_one_line_and_its_exit_status(monkeypatch, make, code, line):
     _raising(monkeypatch, make())

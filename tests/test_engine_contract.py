@@ -146,9 +146,10 @@ def test_new_datasets_are_predicted(fitted):
 
 def test_rejects_out_of_range_index_and_feature_width(fitted):
     n, width = CONTRACT_DATA.n_datasets, CONTRACT_DATA.dataset_features.shape[1]
-    with pytest.raises(RecsysError, match=f"dataset index {n} is out of range \\({n} datasets\\)"):
+    with pytest.raises(RecsysError, match=f"^give dataset indices below {n} \\(the zoo's datasets\\), or -1 for a new one: index {n} is out of range$"):
         fitted.predict(DatasetBlock(index=[n], features=CONTRACT_DATA.dataset_features[:1]))
-    with pytest.raises(RecsysError, match=f"dataset features have {width + 1} columns; this engine was fitted with {width}"):
+    with pytest.raises(RecsysError, match=f"^build dataset features with the feature builder the engine was fitted with: they have {width + 1} "
+                                          f"columns, the engine {width}$"):
         fitted.predict(DatasetBlock(index=[-1], features=np.zeros((1, width + 1))))
 
 
@@ -240,12 +241,12 @@ def _corrupt(kind: str) -> ZooData:
 
 
 @pytest.mark.parametrize("kind, message", [
-    ("nan-dataset-features", "dataset features contain NaN or infinite values"),
-    ("inf-model-features", "model features contain NaN or infinite values"),
-    ("accuracy-above-1", r"accuracies must be fractions in \[0, 1\]"),
-    ("accuracy-below-0", r"accuracies must be fractions in \[0, 1\]"),
-    ("inf-accuracy", "accuracies contain infinite values"),
-    ("percent-accuracies", r"accuracies must be fractions in \[0, 1\]; recsys does not rescale them"),
+    ("nan-dataset-features", "^impute the dataset features before fitting: they contain NaN or infinite values$"),
+    ("inf-model-features", "^impute the model features before fitting: they contain NaN or infinite values$"),
+    ("accuracy-above-1", r"^give accuracies as fractions in \[0, 1\] \(recsys does not rescale them\): some are outside"),
+    ("accuracy-below-0", r"^give accuracies as fractions in \[0, 1\] \(recsys does not rescale them\): some are outside"),
+    ("inf-accuracy", "^give accuracies as finite fractions in \\[0, 1\\]: they contain infinite values$"),
+    ("percent-accuracies", r"^give accuracies as fractions in \[0, 1\] \(recsys does not rescale them\): some are outside"),
 ])
 def test_invalid_input_is_rejected(name, kind, message):
     engine = make_engine(name, seed=0)

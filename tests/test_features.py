@@ -258,7 +258,7 @@ def test_names_to_indices(dn_data):
     # names are compared as the zoo's ids are stored: stripped, Unicode NFC (macOS file names are NFD)
     ids = Ids(["café", "b"], "dataset")
     assert ids.index("cafe\u0301") == 0 and ids.indices([" b ", "caf\u00e9"]).tolist() == [1, 0]
-    with pytest.raises(NotFittedError, match=r"this FeatureBuilder is not fitted; call fit\(zoo\) first"):
+    with pytest.raises(NotFittedError, match=r"^call fit\(zoo\) first: this FeatureBuilder is not fitted$"):
         FeatureBuilder().new_datasets(new_dataset_frame({"domain": "sketch"}), dn_data.model_ids)
 
 

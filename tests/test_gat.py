@@ -80,11 +80,11 @@ def test_edges_follow_the_records():
 # -- the engine ------------------------------------------------------------------------------
 def test_registered_and_validates_parameters(tg_data):
     assert isinstance(make_engine("gat", heads=2), GATEngine)
-    for bad, message in (({"edges": "sideways"}, "gat: edges must be one of model_to_dataset, both; got 'sideways'"),
-                         ({"dropout": 1.0}, r"gat: dropout must be in \[0, 1\), got 1.0"),
-                         ({"hidden": 0}, "gat: hidden must be a positive integer, got 0"),
-                         ({"lr": -1.0}, "gat: lr must be a positive number, got -1.0"),
-                         ({"epochs": 2.5}, "gat: epochs must be a positive integer, got 2.5")):
+    for bad, message in (({"edges": "sideways"}, "^give gat's edges one of model_to_dataset, both: got 'sideways'$"),
+                         ({"dropout": 1.0}, r"^give gat's dropout a number in \[0, 1\): got 1.0$"),
+                         ({"hidden": 0}, "^give gat's hidden a positive integer: got 0$"),
+                         ({"lr": -1.0}, "^give gat's lr a positive number: got -1.0$"),
+                         ({"epochs": 2.5}, "^give gat's epochs a positive integer: got 2.5$")):
         with pytest.raises(RecsysError, match=message):
             GATEngine(**bad).fit(tg_data)
 

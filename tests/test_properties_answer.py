@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import recsys
-from recsys.engines.answer import P_FLOOR, answer, consistent
+from recsys.engines.answer import P_FLOOR, answer, consistent, joint_model
 from recsys.zoo import Zoo, load_zoo
 
 from conftest import ROOT
@@ -277,6 +277,9 @@ def test_answer_tells_p_best_which_models_have_no_record_in_the_zoo(example_rec)
     shared = answer(rec.engine_, independent, block, known, unrecorded=None)
     assert not np.allclose(alone.p_best, shared.p_best)
     assert np.allclose(alone.p_best.sum(1), 1.0)
+    # the joint distribution draws such a model's errors from the cold-model pool (the example zoo has none of its
+    # own, so the widest pool stands in): it is told which models they are
+    assert joint_model(rec.engine_, rec.calibration_, unrecorded).cold_models.tolist() == unrecorded.tolist()
 
 
 def test_consistent_lifts_only_an_interval_above_the_best():

@@ -14,7 +14,6 @@ the cache.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -253,8 +252,3 @@ def _read_cache(file: Path, key: str) -> tuple[np.ndarray, np.ndarray | None, bo
 def _write_cache(file: Path, keys: np.ndarray, vecs: np.ndarray, key: str) -> None:
     """Rewrite the cache file atomically; a read-only cache is not fatal."""
     write_cache_npz(file, "embedding cache", keys=keys, vectors=vecs, encoder=np.array(key))
-
-
-def encoder_info(encoder: TextEncoder) -> dict:
-    """JSON-able description stored in model files."""
-    return json.loads(json.dumps({"spec": encoder.spec, "key": encoder.key}))
