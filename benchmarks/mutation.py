@@ -197,11 +197,19 @@ def _env(work: Path) -> dict:
                 RECSYS_TEST_MODEL_CACHE=str((work / "model-cache").resolve()))
 
 
-def run_module(name: str, mod: Module, *, jobs: int, work_root: Path, python: Path, again: dict | None = None) -> dict:
+def run_module(name: str, mod: Module, *, jobs: int, work_root: Path, python: Path, again: dict | None = None,
+               resume: bool = False) -> dict:
     """Mutate ``mod`` and run its mutants; ``again``: the module's stored results, whose mutants left alive are the
-    only ones run (the ones they killed stay killed: tests are only added or sharpened between runs)."""
+    only ones run (the ones they killed stay killed: tests are only added or sharpened between runs); ``resume``:
+    go on with an interrupted run in its work directory (mutmut runs the mutants without a result yet)."""
     work = work_root / name
-    _prepare(work, name, mod)
+    todo = None
+    if resume and (work / "mutants").exists():  # (mutmut reruns every mutant named: name only those not run yet)
+        meta = json.loads((work / "mutants" / f"{mod.path}.meta").read_text())
+        todo = [k for k, v in meta["exit_code_by_key"].items()
+                if v is None and (not mod.only or any(fnmatch(k, p) for p in mod.only))]
+    else:
+        _prepare(work, name, mod)
     mutmut = python.parent / "mutmut"
     # (again: the mutants listed as equivalent are not run again; they keep their status, as the killed ones)
     settled = [m for m in again["mutants"] if m["status"] in KILLED or _equivalent(name, m["function"],
@@ -209,7 +217,7 @@ def run_module(name: str, mod: Module, *, jobs: int, work_root: Path, python: Pa
     alive = [m["name"] for m in again["mutants"] if not any(m is k for k in settled)] if again else None
     if again and not alive:
         return again  # (nothing left to run)
-    cmd = [str(mutmut), "run", "--max-children", str(jobs), *(alive if again else mod.only)]
+    cmd = [str(mutmut), "run", "--max-children", str(jobs), *(alive if again else todo if todo is not None else mod.only)]
     t0 = time.perf_counter()
     with open(work / "run.log", "w") as log:
         proc = subprocess.run(cmd, cwd=work, env=_env(work), stdout=log, stderr=subprocess.STDOUT)
@@ -292,7 +300,8 @@ def report(results: dict) -> str:
         s = _summary(name, res)
         c = s["counts"]
         left = c["survived"] + c["other"]
-        out.append(f"| `{res['module']}` | {c['mutants']} | {c['killed']} ({c['timeout']}) | {c['equivalent']} | {left} | "
+        run = f"{c['mutants']} (of {c['mutants'] + res['not_run']}: interrupted)" if res.get("not_run") else c["mutants"]
+        out.append(f"| `{res['module']}` | {run} | {c['killed']} ({c['timeout']}) | {c['equivalent']} | {left} | "
                    f"{100 * c['score']:.1f}% | {res['seconds'] / 60:.1f} ({res['jobs']}) |")
         details += ["", f"## `{res['module']}`", "",
                     f"Run on {res['date']}: `python benchmarks/mutation.py --modules {name}` = `mutmut run "
@@ -327,6 +336,8 @@ def main(argv=None) -> int:
     ap.add_argument("--collect", action="store_true",
                     help="read the modules' results from their work directories (an interrupted run) instead of "
                          "running them")
+    ap.add_argument("--resume", action="store_true",
+                    help="go on with an interrupted run in its work directory (its tests as copied then)")
     ap.add_argument("--again", action="store_true",
                     help="run only the mutants that the stored results of the module left alive and that are not "
                          "listed as equivalent (after tests were added); the others keep their status")
@@ -352,7 +363,9 @@ def main(argv=None) -> int:
                                    or again.get("tests") != MODULES[name].tests):
                     ap.error(f"--again needs a stored run of {name} with the same mutants and tests")
                 res = run_module(name, MODULES[name], jobs=args.jobs, work_root=args.work, python=Path(sys.executable),
-                                 again=again)
+                                 again=again, resume=args.resume)
+                if args.resume and results.get(name, {}).get("seconds"):
+                    res["seconds"] += results[name]["seconds"]  # (the interrupted part's time too)
             # (another run may have written other modules meanwhile: merge into what is there now)
             results = json.loads(store.read_text()) if store.exists() else {}
             results[name] = res
