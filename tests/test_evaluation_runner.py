@@ -204,6 +204,7 @@ def test_below_baselines_lists_every_headline_loss_including_cold_regret(p1_run)
                for line in below_baselines(res, worse, default="popularity", baselines=["additive"]))
 
 
+@pytest.mark.slow  # (354 s measured at load average 10 on 2 cores: past the 300 s of the others)
 def test_suite_smoke_on_parc(data_dir):
     """The cross-zoo suite on one small zoo: every engine of a row runs, and the table's verdicts follow the sign test."""
     from recsys.evaluation.suite import run_suite, suite_markdown, suite_table
