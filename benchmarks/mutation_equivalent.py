@@ -193,6 +193,29 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ("_read_meta", 'meta = json.loads(payload.decode("UTF-8"))', "Python reads codec names case-insensitively"),
     ],
     "calibration": [
+        *[("Calibration.p_best", line, "predictions are float arrays (or lists of floats) already")
+          for line in ("pred = np.asarray(pred, dtype=None)", "pred = np.asarray(pred, )")],
+        ("Calibration.p_best", "known = np.full_like(pred, None)", "None filled into a float array is NaN"),
+        ("Calibration.p_best", "free = np.zeros(m, dtype=bool) if (unrecorded is None) and False else "
+                               "np.asarray(unrecorded, dtype=bool)",
+         "np.asarray(None, dtype=bool) is False: no model free, as with the zeros"),
+        *[("Calibration.p_best", line, "unrecorded and among are bool arrays (as documented, and as every caller "
+                                       "passes them)")
+          for line in ("free = np.zeros(m, dtype=bool) if unrecorded is None else np.asarray(unrecorded, dtype=None)",
+                       "free = np.zeros(m, dtype=bool) if unrecorded is None else np.asarray(unrecorded, )",
+                       "comp = np.ones(m, dtype=bool) if among is None else np.asarray(among[row], dtype=None)",
+                       "comp = np.ones(m, dtype=bool) if among is None else np.asarray(among[row], )")],
+        *[("Calibration._tables", line, "the name of the cache's key in the object's __dict__: any key caches alike")
+          for line in ("cache = self.__dict__.setdefault(None, {})",
+                       'cache = self.__dict__.setdefault("XX_tables_cacheXX", {})',
+                       'cache = self.__dict__.setdefault("_TABLES_CACHE", {})')],
+        ("Calibration._tables", "pools = (factor * pool if len(pool) else np.zeros(2),",
+         "an atom at 0 made of two zeros or of one: the same distribution"),
+        ("_fit_noise_scale", "best = recorded & (np.where(recorded, truth, +np.inf) >= np.nanmax(np.where(recorded, "
+                             "truth, np.nan), axis=1,",
+         "the cells not recorded are masked out by recorded & (...): their fill is never read"),
+        ("_fit_noise_scale", "scores.append(float(((pb - target) ** 2).sum(None).mean()))",
+         "the total over all cases instead of its mean: the number of cases times each score, the same argmin"),
         *[("holdout_mask", line, "None is falsy: drawn without replacement, as with False") for line in (
             "cold = rng.choice(rows, size=min(n_cold, len(rows) - 1), replace=None)",
             "hide[cells.indptr[r] + rng.choice(n, size=k, replace=None)] = True")],

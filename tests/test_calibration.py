@@ -64,6 +64,8 @@ def test_p_best_rows_without_candidates_and_of_records_only():
     assert p[1, 2] == 0 and p[1].sum() == pytest.approx(1.0) and p[1, 1] > p[1, 0]
     known = np.array([[0.8, 0.9, 0.9], [0.2, 0.9, 0.1]])
     np.testing.assert_allclose(cal.p_best(pred, known), [[0, 0.5, 0.5], [0, 1, 0]])  # records: as they are
+    free = np.array([True, True, False])  # (models without any record in the zoo: a record here is still exact)
+    np.testing.assert_allclose(cal.p_best(pred, known, unrecorded=free), [[0, 0.5, 0.5], [0, 1, 0]])
     np.testing.assert_allclose(cal.p_best(pred, scale=0.0), [[0, 0, 1], [0, 0, 1]], atol=1e-9)  # no noise
     wide = cal.p_best(pred, scale=3.0)
     assert wide[0, 0] > cal.p_best(pred)[0, 0]  # more noise, more chances for the last

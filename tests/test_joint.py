@@ -281,6 +281,17 @@ def test_the_joint_parameters_of_a_planted_zoo(fitted):
     testing runs the tests that call calibrate)."""
     data, _, _ = fitted
     cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0)
+    # (the independent pools of the same refits: absolute residuals by stratum, and the offset-free ones of the
+    # held-out datasets with two hidden records or more, each rescaled by sqrt(n / (n - 1)); P(best)'s factor 0.8)
+    assert cal.noise_scale == 0.8
+    absolute = {k: (len(v), float(v.sum())) for k, v in cal.abs_residuals.items()}
+    assert absolute == {"cold": (93, pytest.approx(2.655747783253761)), "few": (34, pytest.approx(1.7903865658662936)),
+                        "some": (55, pytest.approx(2.190596160103191)), "most": (1, pytest.approx(0.054257744378835515))}
+    relative = {k: (len(v), float(v.sum()), float(np.abs(v).sum())) for k, v in cal.rel_residuals.items()}
+    assert relative == {"cold": (93, pytest.approx(0, abs=1e-9), pytest.approx(2.7976887037290763)),
+                        "few": (31, pytest.approx(0, abs=1e-9), pytest.approx(1.6064657051966562)),
+                        "some": (37, pytest.approx(0, abs=1e-9), pytest.approx(1.4707621521116356)),
+                        "most": (0, 0.0, 0.0)}
     _assert_joint(cal.joint, 0.001, "row", 0.6, {
         "cold": (93, -0.3381082658309311, 22.23030521932936), "k1": (77, -34.81399751318134, 40.545613840620305),
         "k2": (66, -72.12359214577474, 75.28716228973498), "k3": (55, -82.35061844332924, 83.84115560448444),
