@@ -211,10 +211,7 @@ def run_module(name: str, mod: Module, *, jobs: int, work_root: Path, python: Pa
     else:
         _prepare(work, name, mod)
     mutmut = python.parent / "mutmut"
-    # (again: the mutants listed as equivalent are not run again; they keep their status, as the killed ones)
-    settled = [m for m in again["mutants"] if m["status"] in KILLED or _equivalent(name, m["function"],
-                                                                                   m.get("line", ""))] if again else []
-    alive = [m["name"] for m in again["mutants"] if not any(m is k for k in settled)] if again else None
+    alive = _alive(name, again) if again else None
     if again and not alive:
         return again  # (nothing left to run)
     cmd = [str(mutmut), "run", "--max-children", str(jobs), *(alive if again else todo if todo is not None else mod.only)]
@@ -223,13 +220,26 @@ def run_module(name: str, mod: Module, *, jobs: int, work_root: Path, python: Pa
         proc = subprocess.run(cmd, cwd=work, env=_env(work), stdout=log, stderr=subprocess.STDOUT)
     res = collect(name, mod, work=work, python=python, seconds=time.perf_counter() - t0, jobs=jobs,
                   returncode=proc.returncode, keep=set(alive) if again else None)
-    if again:
-        kept = [m for m in settled if not mod.only or any(fnmatch(m["name"], p) for p in mod.only)]
-        res["again"] = {"date": res["date"], "seconds": res["seconds"], "jobs": jobs, "run": len(res["mutants"]),
-                        "kept": len(kept)}
-        res["mutants"] = kept + res["mutants"]
-        res["date"], res["seconds"], res["jobs"] = again["date"], again["seconds"], again["jobs"]
-        res["not_run"] = again.get("not_run", 0)  # (an interrupted run's mutants not run are still not run)
+    return merge_again(name, mod, again, res, jobs) if again else res
+
+
+def _alive(name: str, again: dict) -> list[str]:
+    """The mutants a stored run left alive that are not listed as equivalent: those run again."""
+    return [m["name"] for m in again["mutants"]
+            if m["status"] not in KILLED and not _equivalent(name, m["function"], m.get("line", ""))]
+
+
+def merge_again(name: str, mod: Module, again: dict, res: dict, jobs: int) -> dict:
+    """A run of ``--again`` merged into the stored run ``again``: the mutants it ran take their new status; the
+    others (killed, listed as equivalent, or not reached by an interrupted run again) keep theirs."""
+    rerun = {m["name"] for m in res["mutants"]}
+    kept = [m for m in again["mutants"] if m["name"] not in rerun
+            and (not mod.only or any(fnmatch(m["name"], p) for p in mod.only))]
+    res["again"] = {"date": res["date"], "seconds": res["seconds"], "jobs": jobs, "run": len(rerun),
+                    "kept": len(kept), "not_reached": res.get("not_run", 0)}
+    res["mutants"] = kept + res["mutants"]
+    res["date"], res["seconds"], res["jobs"] = again["date"], again["seconds"], again["jobs"]
+    res["not_run"] = again.get("not_run", 0)  # (an interrupted run's mutants not run are still not run)
     return res
 
 
@@ -309,10 +319,12 @@ def report(results: dict) -> str:
                     f"`pytest_add_cli_args_test_selection = {' '.join(res['tests'])}`."]
         if res.get("again"):
             a = res["again"]
-            details.append(f"Run again on {a['date']} after tests were added (`--again`): the {a['run']} mutants it "
+            reached = (f" (interrupted: {a['not_reached']} of those left alive not reached, they keep their status)"
+                       if a.get("not_reached") else "")
+            details.append(f"Run again on {a['date']} after tests were added (`--again`): {a['run']} mutants it "
                            f"left alive and not listed as equivalent, against the same selection, in "
-                           f"{a['seconds'] / 60:.1f} minutes ({a.get('jobs', res['jobs'])} jobs); the {a['kept']} "
-                           f"others (killed, or equivalent) keep their status.")
+                           f"{a['seconds'] / 60:.1f} minutes ({a.get('jobs', res['jobs'])} jobs){reached}; the "
+                           f"{a['kept']} others keep their status.")
         if res["note"]:
             details.append(f"Restricted: {res['note']}.")
         if res.get("not_run"):
@@ -355,8 +367,11 @@ def main(argv=None) -> int:
                 work = args.work / name  # (its time: from the work directory's set-up to the last mutant's result)
                 seconds = ((work / "mutants" / f"{MODULES[name].path}.meta").stat().st_mtime
                            - (work / "setup.cfg").stat().st_mtime)
+                again = results.get(name) if args.again else None
                 res = collect(name, MODULES[name], work=work, python=Path(sys.executable), seconds=seconds,
-                              jobs=args.jobs, returncode=-1)
+                              jobs=args.jobs, returncode=-1, keep=set(_alive(name, again)) if again else None)
+                if again:  # (an interrupted --again run: the mutants it did not reach keep their status)
+                    res = merge_again(name, MODULES[name], again, res, args.jobs)
             else:
                 again = results.get(name) if args.again else None
                 if args.again and (again is None or again.get("only") != MODULES[name].only
