@@ -491,6 +491,7 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
           for line in ('known = np.asarray(cols["known"], dtype=None)', 'known = np.asarray(cols["known"], )')],
     ],
     "answer": [
+        ("joint_model", 'seed = int(getattr(engine, "seed", None) or 0)', "a missing seed reads as 0 either way (None or 0)"),
         ("answer", "p_best = calibration.p_best(pred, known, None, unrecorded=unrecorded)",
          "without n_known, Calibration.p_best counts the recorded cells of known: the same counts"),
         ("consistent", "lift = ~rec & (upper > best[:, None]) & (out <= P_FLOOR)",

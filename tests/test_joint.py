@@ -484,3 +484,7 @@ def test_joint_model_takes_the_engines_seed_and_the_calibrations_parameters(fitt
     np.testing.assert_array_equal(joint_model(engine, cal, None).cold_models, np.zeros(data.n_models, bool))
     fallback = joint_model(seeded, dataclasses.replace(cal, joint=None), None).params
     assert (fallback.seed, fallback.kriging, fallback.factor) == (7, False, cal.noise_scale)
+    from types import SimpleNamespace
+
+    seedless = joint_model(SimpleNamespace(n_models_=3), None, None)  # (an engine of another library: no seed)
+    assert seedless.params.seed == 0 and not seedless.kriging and seedless.cold_models.tolist() == [False] * 3
