@@ -492,6 +492,8 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
     ],
     "answer": [
         ("joint_model", 'seed = int(getattr(engine, "seed", None) or 0)', "a missing seed reads as 0 either way (None or 0)"),
+        ("joint_model", "cold = np.zeros(engine.n_models_, None) if unrecorded is None else np.asarray(unrecorded, bool)",
+         "JointModel reads the cold flags as bool: float zeros are no model cold, as False"),
         ("answer", "p_best = calibration.p_best(pred, known, None, unrecorded=unrecorded)",
          "without n_known, Calibration.p_best counts the recorded cells of known: the same counts"),
         ("consistent", "lift = ~rec & (upper > best[:, None]) & (out <= P_FLOOR)",
