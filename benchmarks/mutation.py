@@ -311,6 +311,7 @@ def report(results: dict) -> str:
         c = s["counts"]
         left = c["survived"] + c["other"]
         run = f"{c['mutants']} (of {c['mutants'] + res['not_run']}: interrupted)" if res.get("not_run") else c["mutants"]
+        run = f"{run} (old code)" if res.get("remark") else run
         out.append(f"| `{res['module']}` | {run} | {c['killed']} ({c['timeout']}) | {c['equivalent']} | {left} | "
                    f"{100 * c['score']:.1f}% | {res['seconds'] / 60:.1f} ({res['jobs']}) |")
         details += ["", f"## `{res['module']}`", "",
@@ -327,6 +328,8 @@ def report(results: dict) -> str:
                            f"{a['kept']} others keep their status.")
         if res["note"]:
             details.append(f"Restricted: {res['note']}.")
+        if res.get("remark"):
+            details.append(f"**Note**: {res['remark']}.")
         if res.get("not_run"):
             details.append(f"**Interrupted**: {res['not_run']} mutants were not run; the counts above are of those run.")
         if s["survivors"]:
