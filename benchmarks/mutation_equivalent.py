@@ -193,6 +193,20 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ("_read_meta", 'meta = json.loads(payload.decode("UTF-8"))', "Python reads codec names case-insensitively"),
     ],
     "calibration": [
+        ("calibrate", "break", "a mask is empty only on zoos of fewer than two recorded datasets, and then in every "
+                               "round: break ends the loop as continue does"),
+        *[("calibrate", line, "held and eligible are read by flatnonzero: trailing zeros of the counts do not matter")
+          for line in ("hidden = np.bincount(cells.d[hide], )",
+                       "hidden = np.bincount(cells.d[hide], minlength=cells.shape[1])")],
+        *[("calibrate", line, "how many BLAS threads fit_joint uses: the same results up to the order of floating-point "
+                              "sums, another speed")
+          for line in ('with threadpool_limits(limits=None, user_api="blas"):  # small matrices: threads only synchronize',
+                       "with threadpool_limits(limits=1, user_api=None):  # small matrices: threads only synchronize",
+                       'with threadpool_limits(user_api="blas"):  # small matrices: threads only synchronize',
+                       "with threadpool_limits(limits=1, ):  # small matrices: threads only synchronize",
+                       'with threadpool_limits(limits=2, user_api="blas"):  # small matrices: threads only synchronize')],
+        ("calibrate", "cal.joint = fit_joint(make, data, refits, seed=seed, )",
+         "block only sets how many held-out datasets are predicted at a time: each dataset's prediction is its own"),
         *[("Calibration.p_best", line, "predictions are float arrays (or lists of floats) already")
           for line in ("pred = np.asarray(pred, dtype=None)", "pred = np.asarray(pred, )")],
         ("Calibration.p_best", "known = np.full_like(pred, None)", "None filled into a float array is NaN"),
