@@ -311,7 +311,7 @@ def report(results: dict) -> str:
         c = s["counts"]
         left = c["survived"] + c["other"]
         run = f"{c['mutants']} (of {c['mutants'] + res['not_run']}: interrupted)" if res.get("not_run") else c["mutants"]
-        run = f"{run} (old code)" if res.get("remark") else run
+        run = f"{run} (old code)" if res.get("remark", "").startswith("run on the code before") else run
         out.append(f"| `{res['module']}` | {run} | {c['killed']} ({c['timeout']}) | {c['equivalent']} | {left} | "
                    f"{100 * c['score']:.1f}% | {res['seconds'] / 60:.1f} ({res['jobs']}) |")
         details += ["", f"## `{res['module']}`", "",
