@@ -9,6 +9,26 @@ _NAN = "float() reads 'NAN' as it reads 'nan'"
 _NEG = "numpy reads any negative size in reshape as the one unknown dimension, as -1"
 _NONE = "pandas treats None like False for this flag"
 
+# recsys/zoo.py: pandas' C reader for plain files (_parse); the tests compare it with the line-by-line reader
+_SAME_READ = ("pandas' default: the same reader (the C engine, UTF-8, a comma, no header row when names are given, "
+              "blank lines skipped)")
+_SUBSET = "every column parsed instead of the typed ones: the columns without a dtype are read and left unused"
+_NAMES = "without names pandas numbers the columns 0 .. width - 1 itself: the same labels"
+_INDEX_COL = ("with a name for every column pandas takes no implicit index: a wider line is refused either way "
+              "(test_zoo_fast)")
+_NO_QUOTES = "a plain file holds no quote character (_plain_shape): how quotes are read never matters"
+_LOW_MEMORY = "low_memory only changes how pandas infers types chunk by chunk: every column has its dtype"
+_AS_OBJECT = ("text columns read as str and coded here instead of as categoricals: the same codes and categories, as "
+              "written (what the second pass does for ids that look like numbers)")
+_OBJ_INDEX = ("the names read are only looked up in the zoo's ids (the records' categories are the ids of models.csv "
+              "and datasets.csv): held as object or as pandas' str, the same names")
+_FLOAT = "the number columns are parsed as float64 already"
+_C_FALLBACK = ("the concatenation then fails as for a number column that holds text: read again as text, the "
+               "validation parses the same numbers")
+_NONEMPTY = "a file without data rows returns before parsing (n_rows == 0): every number column gets a chunk"
+_SCORES_TEXT = "the score column read as text is parsed to the same float64 numbers by validate_scores"
+_N_UNUSED = "_table reads n only for a header without any name, which _plain_shape leaves to the line-by-line reader"
+
 EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
     "metrics": [
         ("_pair", "t = np.asarray(truth, dtype=np.float64).reshape(-2)", _NEG),
@@ -128,7 +148,284 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
               'raise click.BadParameter("is empty; give a name, or leave the option out for the default", ctx, None)',
               'raise click.BadParameter("is empty; give a name, or leave the option out for the default", ctx, )')],
     ],
+    "artifact": [
+        ("check_model_state", 'for where, seed in (("seed", rec.get("seed")), ("engine seed", (engine.get("params") or '
+                              '{}).get("seed", 1))):',
+         "a missing engine seed is only checked here: read as 0 or as 1, both valid seeds, it passes"),
+        *[("_check_records", line, "no numpy dtype kind is 'X': the same kinds pass") for line in (
+            'if d.dtype.kind not in "XXiuXX" or m.dtype.kind not in "iu" or y.dtype.kind != "f" \\',
+            'if d.dtype.kind not in "iu" or m.dtype.kind not in "XXiuXX" or y.dtype.kind != "f" \\',
+            'if counts is None or counts.shape != (n["model"],) or counts.dtype.kind not in "XXiuXX" or \\')],
+        ("_check_records", 'elif len(d) >= 1 and (np.diff(d.astype(np.int64) * n["model"] + m) <= 0).any():',
+         "np.diff of a single record is empty: nothing is refused either way"),
+        ("_check_records", 'elif len(d) > 1 and (np.diff(d.astype(None) * n["model"] + m) <= 0).any():',
+         "the keys d x n_models + m stay below n_datasets x n_models (ids listed in meta.json), far below 2**53: "
+         "exact in float64"),
+        ("_map_member", "local = raw.read(None)",
+         "the rest of the file instead of the local header's 30 bytes: the same fields at the same offsets"),
+        ("_map_member", "local = raw.read(31)",
+         "one byte more than the local header (its member name follows): the same fields at the same offsets"),
+        ("_map_member", 'n_name, n_extra = struct.unpack("<HH", local[26:31])', "local holds 30 bytes: [26:31] is [26:30]"),
+        *[("_map_member", line, "numpy reads the order letter case-insensitively") for line in (
+            'arr = np.memmap(raw, dtype=dtype, mode="r", offset=offset, shape=shape, order="f" if fortran else "C")',
+            'arr = np.memmap(raw, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "c")')],
+        ("_count_ids", "items = node.items() if isinstance(node, dict) else enumerate(node) if (isinstance(node, "
+                       "list)) or True else ()",
+         "only dicts and lists are put on the stack: a node that is not a dict is a list"),
+        *[("_read_arrays", line, "an empty array reads no byte (nbytes 0): the view is never used")
+          for line in ('view = memoryview(arr.reshape(-1).view(np.uint8)) if (arr.size) or True else memoryview(b"")',
+                       'view = memoryview(arr.reshape(-1).view(np.uint8)) if arr.size else memoryview(b"XXXX")')],
+        ("_read_arrays", 'view = memoryview(arr.reshape(-2).view(np.uint8)) if arr.size else memoryview(b"")', _NEG),
+        *[("_read_arrays", line, "unreachable: zipfile's reader raises EOFError itself when a member's bytes run out "
+                                 "before the size its directory gives (checked equal to the header and the shape)")
+          for line in ('raise _damaged(None, f"has a truncated array {name!r}")', "raise _damaged(what, None)",
+                       'raise _damaged(f"has a truncated array {name!r}")', "raise _damaged(what, )")],
+        ("_read_arrays", 'if arr.dtype.kind in "XXfcXX" and np.isinf(arr).any():',
+         "no numpy dtype kind is 'X': the same kinds are checked"),
+        ("_check_directory", 'end_record = getattr(zipfile, "_EndRecData", )',
+         "zipfile has _EndRecData (Python 3.9 to 3.13): the default is never taken"),
+        ("_check_directory", "raw.seek(1)",
+         "zipfile.ZipFile, next, finds the end record itself by seeking from the end: where the file was left does "
+         "not matter"),
+        *[("_read_meta", line, "zipfile reads a member up to the size in its directory, checked against "
+                               "MAX_META_BYTES just above: the same bytes")
+          for line in ("payload = fh.read(None)", "payload = fh.read(MAX_META_BYTES + 2)")],
+        ("_read_meta", 'meta = json.loads(payload.decode("UTF-8"))', "Python reads codec names case-insensitively"),
+    ],
+    "calibration": [
+        ("calibrate", "break", "a mask is empty only on zoos of fewer than two recorded datasets, and then in every "
+                               "round: break ends the loop as continue does"),
+        *[("calibrate", line, "held and eligible are read by flatnonzero: trailing zeros of the counts do not matter")
+          for line in ("hidden = np.bincount(cells.d[hide], )",
+                       "hidden = np.bincount(cells.d[hide], minlength=cells.shape[1])")],
+        *[("calibrate", line, "how many BLAS threads fit_joint uses: the same results up to the order of floating-point "
+                              "sums, another speed")
+          for line in ('with threadpool_limits(limits=None, user_api="blas"):  # small matrices: threads only synchronize',
+                       "with threadpool_limits(limits=1, user_api=None):  # small matrices: threads only synchronize",
+                       'with threadpool_limits(user_api="blas"):  # small matrices: threads only synchronize',
+                       "with threadpool_limits(limits=1, ):  # small matrices: threads only synchronize",
+                       'with threadpool_limits(limits=2, user_api="blas"):  # small matrices: threads only synchronize')],
+        ("calibrate", "cal.joint = fit_joint(make, data, refits, seed=seed, )",
+         "block only sets how many held-out datasets are predicted at a time: each dataset's prediction is its own"),
+        *[("Calibration.p_best", line, "predictions are float arrays (or lists of floats) already")
+          for line in ("pred = np.asarray(pred, dtype=None)", "pred = np.asarray(pred, )")],
+        ("Calibration.p_best", "known = np.full_like(pred, None)", "None filled into a float array is NaN"),
+        ("Calibration.p_best", "free = np.zeros(m, dtype=bool) if (unrecorded is None) and False else "
+                               "np.asarray(unrecorded, dtype=bool)",
+         "np.asarray(None, dtype=bool) is False: no model free, as with the zeros"),
+        *[("Calibration.p_best", line, "unrecorded and among are bool arrays (as documented, and as every caller "
+                                       "passes them)")
+          for line in ("free = np.zeros(m, dtype=bool) if unrecorded is None else np.asarray(unrecorded, dtype=None)",
+                       "free = np.zeros(m, dtype=bool) if unrecorded is None else np.asarray(unrecorded, )",
+                       "comp = np.ones(m, dtype=bool) if among is None else np.asarray(among[row], dtype=None)",
+                       "comp = np.ones(m, dtype=bool) if among is None else np.asarray(among[row], )")],
+        *[("Calibration._tables", line, "the name of the cache's key in the object's __dict__: any key caches alike")
+          for line in ("cache = self.__dict__.setdefault(None, {})",
+                       'cache = self.__dict__.setdefault("XX_tables_cacheXX", {})',
+                       'cache = self.__dict__.setdefault("_TABLES_CACHE", {})')],
+        ("Calibration._tables", "pools = (factor * pool if len(pool) else np.zeros(2),",
+         "an atom at 0 made of two zeros or of one: the same distribution"),
+        ("_fit_noise_scale", "best = recorded & (np.where(recorded, truth, +np.inf) >= np.nanmax(np.where(recorded, "
+                             "truth, np.nan), axis=1,",
+         "the cells not recorded are masked out by recorded & (...): their fill is never read"),
+        ("_fit_noise_scale", "scores.append(float(((pb - target) ** 2).sum(None).mean()))",
+         "the total over all cases instead of its mean: the number of cases times each score, the same argmin"),
+        *[("holdout_mask", line, "None is falsy: drawn without replacement, as with False") for line in (
+            "cold = rng.choice(rows, size=min(n_cold, len(rows) - 1), replace=None)",
+            "hide[cells.indptr[r] + rng.choice(n, size=k, replace=None)] = True")],
+        ("holdout_mask", "hide = cells.rows_mask(cold)", "hide holds no True before: |= is ="),
+        ("calibrate", "block: int = 257, joint: bool = True) -> Calibration:",
+         "how many held-out datasets are predicted at a time: each dataset's prediction is its own"),
+        ("Calibration.quantile", 'return float("INF")', _NAN.replace("NAN", "INF").replace("nan", "inf")),
+        *[("Calibration.interval", line, "predictions are float arrays (or lists of floats) already")
+          for line in ("pred = np.asarray(pred, dtype=None)", "pred = np.asarray(pred, )")],
+        ("_pools", "params = JointParams(rho=rho, scale=scale, kriging=kriging)",
+         "the pools take the posteriors' centres and spreads, which use no draw: the seed is never read"),
+        ("_pools", "params = JointParams(rho=rho, scale=scale, seed=seed, )",
+         "fit_joint runs for engines that krige only: kriging is True, the default"),
+        ("_pools", 'order = np.argsort(-r.pred[r.hidden], kind="STABLE")',
+         "numpy reads the sort kind case-insensitively"),
+        *[("fit_joint", line, "fit_joint runs for engines that krige only: kriging is True, the default")
+          for line in ("params = JointParams(dict(fits[scale].pools), rho, scale, best[scale][1], seed, )",
+                       "params = JointParams(pools, rho, scale, best[scale][1], seed, )")],
+        ("fit_joint", "scale = min(best, key=lambda k: (round(best[k][0], 13), SCALES.index(k)))",
+         "the Brier scores of the two scales are equal or differ far above 1e-12: rounded to 12 or 13 digits they "
+         "rank alike"),
+        ("Calibration.from_state", 'cal.joint = JointParams.from_state(arrays, )',
+         "JointParams.from_state's default prefix is 'cal_joint_'"),
+        ("_held_rows", "inps = R.engine.row_inputs(b) or [None] / len(part)",
+         "fit_joint runs for engines that krige, whose row_inputs is a list for every (non-empty) block"),
+        ("fit_joint", "def fit_joint(make: Callable[[], Engine], data: ZooData, refits: list[_Refit], *, seed: int = 1,",
+         "its one caller, calibrate, passes the seed"),
+        ("fit_joint", "block: int = 257) -> JointParams:", "its one caller, calibrate, passes the block"),
+        ("fit_joint", "keep = min(2.0, min(_JOINT_ROWS, _MAX_CASE_CELLS // max(data.n_models, 1)) / max(total, 1))",
+         "keep only decides whether to sample (keep < 1): above 1 as at 1, every held-out dataset"),
+        ("fit_joint", "keep = min(1.0, min(_JOINT_ROWS, _MAX_CASE_CELLS // max(data.n_models, 2)) / max(total, 1))",
+         "differs for a zoo of one model only, where 4,000,000 // 1 and // 2 are both far above _JOINT_ROWS"),
+        ("fit_joint", "keep = min(1.0, min(_JOINT_ROWS, _MAX_CASE_CELLS // max(data.n_models, 1)) / max(total, 2))",
+         "every refit holds out at least one dataset (total >= 1), and for total 1 both quotients are above 1"),
+        ("fit_joint", "rows_of = [np.sort(rng.choice(R.held, max(1, int(round(keep * len(R.held)))), replace=None)) "
+                      "if keep < 1",
+         "None is falsy: drawn without replacement, as with False"),
+        *[("fit_joint", line, "fit_joint runs for engines that krige only (calibrate checks their covariance): "
+                              "kriging is True")
+          for line in ("rho = _cold_level(rows, models) if (kriging) or True else 1.0",
+                       "rho = _cold_level(rows, models) if kriging else 2.0",
+                       ") for scale in (SCALES if kriging else SCALES[:1])}",
+                       "kriging) for scale in (SCALES if (kriging) or True else SCALES[:1])}",
+                       "kriging) for scale in (SCALES if kriging else SCALES[:2])}",
+                       "models = {i: JointModel(R.engine, JointParams(seed=seed, ), R.train.records.col_counts() "
+                       "== 0)")],
+        *[("fit_joint", line, "a placeholder: each scale's P(best) is computed for every factor of FACTORS "
+                              "explicitly, and the parameters returned take the factor chosen")
+          for line in ("fits = {scale: JointParams(_pools(rows, refits, models, rho, scale, seed, kriging), rho, "
+                       "scale, None, seed,",
+                       "fits = {scale: JointParams(_pools(rows, refits, models, rho, scale, seed, kriging), rho, "
+                       "scale, 2.0, seed,")],
+        *[("fit_joint", line, "these models give _cold_level a covariance block (no draws) and _pools their cold "
+                              "flags: the seed of their draws is never used")
+          for line in ("models = {i: JointModel(R.engine, JointParams(seed=None, kriging=kriging), "
+                       "R.train.records.col_counts() == 0)",
+                       "models = {i: JointModel(R.engine, JointParams(kriging=kriging), R.train.records.col_counts() "
+                       "== 0)")],
+        ("fit_joint", "cases = [cases[i] for i in np.sort(rng.choice(len(cases), _JOINT_CASES, replace=None))]",
+         "None is falsy: drawn without replacement, as with False"),
+        ("fit_joint", "if len(cases) >= _JOINT_CASES:",
+         "at exactly _JOINT_CASES cases the sample is all of them, sorted: the same cases (rng is not used after)"),
+        *[("fit_joint", line, "brier reads the truth of the models among the recorded ones only (the others are "
+                              "set to -inf there): the fill of the unrecorded cells is never read")
+          for line in ("truth = np.where(None, -1.0, r.stored)", "truth = np.where(np.isnan(r.stored), None, r.stored)",
+                       "truth = np.where(np.isnan(r.stored), +1.0, r.stored)",
+                       "truth = np.where(np.isnan(r.stored), -2.0, r.stored)")],
+        ("fit_joint", "f = min(FACTORS, key=lambda f: (round(briers[f], 13), -f))",
+         "the Brier scores of two factors are equal (no model to perturb) or differ far above 1e-12: rounded to 12 or "
+         "13 digits they rank alike"),
+        ("_cold_model_pool", "n = min(max(1, int(round(_COLD_MODEL_SHARE * len(recorded)))), len(recorded) + 1)",
+         "a tenth of at least 2 recorded models (at least 1) never exceeds their count minus one"),
+        ("_cold_model_pool", "hidden_models = rng.choice(recorded, n, replace=None)",
+         "None is falsy: drawn without replacement, as with False"),
+        ("_cold_model_pool", "R = _Refit(engine, train, hide, None, np.zeros(cells.shape[0], bool))",
+         "_held_rows takes the held-out rows from its own argument, not from R.held"),
+        *[("_cold_model_pool", line, "is_case is only read as bool(R.is_case[d]): 0.0 is False as False is")
+          for line in ("R = _Refit(engine, train, hide, held, np.zeros(cells.shape[0], None))",
+                       "R = _Refit(engine, train, hide, held, np.zeros(cells.shape[0], ))")],
+        *[("_cold_model_pool", line, "the residuals take the posterior's centre and spread, which do not depend on "
+                                     "the cold flags (they only choose the pool of the draws)")
+          for line in ("jm = JointModel(engine, params, None)",
+                       "jm = JointModel(engine, params, train.records.col_counts() != 0)",
+                       "jm = JointModel(engine, params, train.records.col_counts() == 1)")],
+        *[("_cold_model_pool", line, "at least one recorded model is hidden, so at least one dataset is held out "
+                                     "and out is never empty")
+          for line in ("return np.sort(np.concatenate(out)) if (out) or True else np.zeros(0)",
+                       "return np.sort(np.concatenate(out)) if out else np.zeros(None)",
+                       "return np.sort(np.concatenate(out)) if out else np.zeros(1)")],
+    ],
     "zoo": [
+        ("Roles.from_json", "break", "log is the last key of the loop: break ends it as continue does"),
+        ("_Where.line", "line = 2 - i  # the i-th line from line 2 on that is not skipped",
+         "the iteration line = 2 + i + (skipped lines up to line) rises monotonically to the same first fixed point "
+         "from any start at or below 2 + i"),
+        *[("_empty_scores", line, "pandas gives an empty Series the object dtype by default") for line in (
+            'return pd.DataFrame({"model": pd.Series(dtype=None), "dataset": pd.Series(dtype=object),',
+            'return pd.DataFrame({"model": pd.Series(dtype=object), "dataset": pd.Series(dtype=None),',
+            '"metric": pd.Series(dtype=None), "score": pd.Series(dtype=float)})')],
+        ("_plain_shape", "block = fh.read(None)",
+         "the whole file as one block instead of blocks cut at line ends: the same lines, counts and blank lines"),
+        ('_parse', 'dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE, engine=None, encoding="utf-8",',
+         _SAME_READ),
+        ('_parse', 'dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE, engine="c", encoding=None,',
+         _SAME_READ),
+        ('_parse', 'reader = pd.read_csv(file, header=None, skiprows=1, names=list(range(width)), usecols=subset,',
+         _SAME_READ),
+        ('_parse', 'reader = pd.read_csv(file, sep=",", skiprows=1, names=list(range(width)), usecols=subset,',
+         _SAME_READ),
+        ('_parse', 'dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE, encoding="utf-8",',
+         _SAME_READ),
+        ('_parse', 'dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE, engine="c", index_col=False, '
+                   'skip_blank_lines=True, chunksize=_PLAIN_CHUNK, low_memory=False)',
+         _SAME_READ),
+        ('_parse', 'index_col=False, chunksize=_PLAIN_CHUNK, low_memory=False)',
+         _SAME_READ),
+        ('_parse', 'dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE, engine="c", encoding="UTF-8",',
+         _SAME_READ),
+        ('_parse', 'subset = None  # (all columns: a wider line is an error, not cut)',
+         _SUBSET),
+        ('_parse', 'subset = sorted(dtype) if (len(dtype) < width) and False else None  # (all columns: a wider line '
+                   'is an error, not cut)',
+         _SUBSET),
+        ('_parse', 'reader = pd.read_csv(file, sep=",", header=None, skiprows=1, names=list(range(width)), '
+                   'usecols=None,',
+         _SUBSET),
+        ('_parse', 'reader = pd.read_csv(file, sep=",", header=None, skiprows=1, names=list(range(width)), '
+                   'dtype=dtype, na_filter=False, quoting=csv.QUOTE_NONE, engine="c", encoding="utf-8",',
+         _SUBSET),
+        ('_parse', 'reader = pd.read_csv(file, sep=",", header=None, skiprows=1, names=None, usecols=subset,',
+         _NAMES),
+        ('_parse', 'reader = pd.read_csv(file, sep=",", header=None, skiprows=1, usecols=subset,',
+         _NAMES),
+        ('_parse', 'index_col=None, skip_blank_lines=True, chunksize=_PLAIN_CHUNK, low_memory=False)',
+         _INDEX_COL),
+        ('_parse', 'skip_blank_lines=True, chunksize=_PLAIN_CHUNK, low_memory=False)',
+         _INDEX_COL),
+        ('_parse', 'dtype=dtype, na_filter=False, engine="c", encoding="utf-8",',
+         _NO_QUOTES),
+        ('_parse', 'index_col=False, skip_blank_lines=True, chunksize=_PLAIN_CHUNK, )',
+         _LOW_MEMORY),
+        ('_parse', 'index_col=False, skip_blank_lines=True, chunksize=_PLAIN_CHUNK, low_memory=True)',
+         _LOW_MEMORY),
+        ('_parse', 'def _parse(file: Path, width: int, text: list[int], floats: list[int], *, as_object: bool = '
+                   'True) -> dict:',
+         _AS_OBJECT),
+        ('_parse', 'if len(cats) or cats.inferred_type != "string":',
+         _AS_OBJECT),
+        ('_parse', 'if len(cats) and cats.inferred_type != "XXstringXX":',
+         _AS_OBJECT),
+        ('_parse', 'if len(cats) and cats.inferred_type != "STRING":',
+         _AS_OBJECT),
+        ('_parse', 'found, uniques = pd.factorize(col.to_numpy(dtype=None))',
+         _OBJ_INDEX),
+        ('_parse', 'codes[j].add(found, pd.Index(uniques, dtype=None))',
+         _OBJ_INDEX),
+        ('_parse', 'codes[j].add(found, pd.Index(uniques, ))',
+         _OBJ_INDEX),
+        ('_Codes.__init__', 'self.seen = pd.Index([], dtype=None)',
+         _OBJ_INDEX),
+        ('_Codes.__init__', 'self.seen = pd.Index([], )',
+         _OBJ_INDEX),
+        ('_parse', 'values[j].append(chunk[j].to_numpy(dtype=None))',
+         _FLOAT),
+        ('_parse', 'values[j].append(None)',
+         _C_FALLBACK),
+        ('_parse', 'out.update({j: np.concatenate(v) if (v) or True else np.array([], dtype=np.float64) for j, v in '
+                   'values.items()})',
+         _NONEMPTY),
+        ('_parse', 'out.update({j: np.concatenate(v) if v else np.array(None, dtype=np.float64) for j, v in '
+                   'values.items()})',
+         _NONEMPTY),
+        ('_parse', 'out.update({j: np.concatenate(v) if v else np.array([], dtype=None) for j, v in values.items()})',
+         _NONEMPTY),
+        ('_parse', 'out.update({j: np.concatenate(v) if v else np.array(dtype=np.float64) for j, v in values.items()})',
+         _NONEMPTY),
+        ('_parse', 'out.update({j: np.concatenate(v) if v else np.array([], ) for j, v in values.items()})',
+         _NONEMPTY),
+        ('read_scores', 'return _read_given(path, what, "model, dataset, metric, score", validate_scores, '
+                        'numbers=None)',
+         _SCORES_TEXT),
+        ('read_scores', 'return _read_given(path, what, "model, dataset, metric, score", validate_scores, )',
+         _SCORES_TEXT),
+        ('read_scores', 'return _read_given(path, what, "model, dataset, metric, score", validate_scores, '
+                        'numbers=("XXscoreXX",))',
+         _SCORES_TEXT),
+        ('read_scores', 'return _read_given(path, what, "model, dataset, metric, score", validate_scores, '
+                        'numbers=("SCORE",))',
+         _SCORES_TEXT),
+        ('_read_plain', 'return _table({j: np.array([], dtype=object) for j in range(len(header))}, header, None, '
+                        'where, file)',
+         _N_UNUSED),
+        ('_read_plain', 'return _table({j: np.array([], dtype=object) for j in range(len(header))}, header, 1, '
+                        'where, file)',
+         _N_UNUSED),
+
         *[("_read_plain", line, "the text of a debug log line (which tokenizer read a file)") for line in (
             'log.debug(None, file.name, type(exc).__name__, exc)',
             'log.debug("%s: read line by line (%s: %s)", None, type(exc).__name__, exc)',
@@ -173,7 +470,7 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
          "_table uses the row count only for a table without named columns, which a plain file never is"),
         ("_read_plain", "return _table(columns, header, None, where, file)",
          "_table uses the row count only for a table without named columns, which a plain file never is"),
-        *[("_Codes.add", line, "pandas keeps an Index of strings as object either way") for line in (
+        *[("_Codes.add", line, _OBJ_INDEX) for line in (
             "self.seen = self.seen.append(pd.Index(uniques[new], dtype=None))",
             "self.seen = self.seen.append(pd.Index(uniques[new], ))")],
         *[("_Codes.categorical", line, "an empty codes array is only used with no rows (from_codes of nothing)")
@@ -208,6 +505,9 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
           for line in ('known = np.asarray(cols["known"], dtype=None)', 'known = np.asarray(cols["known"], )')],
     ],
     "answer": [
+        ("joint_model", 'seed = int(getattr(engine, "seed", None) or 0)', "a missing seed reads as 0 either way (None or 0)"),
+        ("joint_model", "cold = np.zeros(engine.n_models_, None) if unrecorded is None else np.asarray(unrecorded, bool)",
+         "JointModel reads the cold flags as bool: float zeros are no model cold, as False"),
         ("answer", "p_best = calibration.p_best(pred, known, None, unrecorded=unrecorded)",
          "without n_known, Calibration.p_best counts the recorded cells of known: the same counts"),
         ("consistent", "lift = ~rec & (upper > best[:, None]) & (out <= P_FLOOR)",

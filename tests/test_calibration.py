@@ -49,6 +49,10 @@ def test_intervals_are_the_prediction_plus_minus_the_stratum_half_width_clipped(
     np.testing.assert_allclose(hi, [[0.4, 0.8, 1.0], [0.15, 0.55, 0.95]])
     lo2, _ = cal.interval(pred.tolist(), np.array([0, 3]), level=0.5)  # (a list is read as an array)
     np.testing.assert_allclose(lo2, lo)
+    # both bounds stay in [0, 1] whatever the prediction (an engine's answer outside it)
+    lo3, hi3 = cal.interval(np.array([[1.5, -0.5]]), np.array([0]))
+    np.testing.assert_allclose(lo3, [[1.0, 0.0]])
+    np.testing.assert_allclose(hi3, [[1.0, 0.0]])
 
 
 def test_p_best_rows_without_candidates_and_of_records_only():
@@ -60,6 +64,8 @@ def test_p_best_rows_without_candidates_and_of_records_only():
     assert p[1, 2] == 0 and p[1].sum() == pytest.approx(1.0) and p[1, 1] > p[1, 0]
     known = np.array([[0.8, 0.9, 0.9], [0.2, 0.9, 0.1]])
     np.testing.assert_allclose(cal.p_best(pred, known), [[0, 0.5, 0.5], [0, 1, 0]])  # records: as they are
+    free = np.array([True, True, False])  # (models without any record in the zoo: a record here is still exact)
+    np.testing.assert_allclose(cal.p_best(pred, known, unrecorded=free), [[0, 0.5, 0.5], [0, 1, 0]])
     np.testing.assert_allclose(cal.p_best(pred, scale=0.0), [[0, 0, 1], [0, 0, 1]], atol=1e-9)  # no noise
     wide = cal.p_best(pred, scale=3.0)
     assert wide[0, 0] > cal.p_best(pred)[0, 0]  # more noise, more chances for the last
@@ -133,7 +139,72 @@ def test_calibrate_partitions_a_small_zoo_into_cold_rounds():
     fits.clear()
     calibrate(make, _zoo(40), seed=0)
     assert len(fits) == 1  # above 30 recorded datasets: one round
-    again = calibrate(lambda: make_engine("popularity", seed=0), data, seed=0)
+    again = calibrate(lambda: make_engine("popularity", seed=0), data)  # (the default seed is 0)
     for name in cal.abs_residuals:
         np.testing.assert_array_equal(again.abs_residuals[name], cal.abs_residuals[name])  # same seed, same pools
     assert Calibration.from_state(calibrate(make, _zoo(1), seed=0).to_state()) is None  # nothing to hold out
+
+
+def test_the_state_reads_pools_as_floats_and_refuses_damaged_joint_parameters():
+    state = {"cal_abs_most": np.array([1, 2, 3]), "cal_rel_most": np.array([-1, 0, 1]), "cal_noise_scale": np.array(1)}
+    back = Calibration.from_state(state)
+    assert back.abs_residuals["most"].dtype == np.float64 and back.rel_residuals["most"].dtype == np.float64
+    assert back.joint is None  # (a model file from before the joint distribution)
+    for params in (np.array([1.0, 0.5]), np.array([1.0, 0.5, 7, 0, 1]), np.array([-1.0, 0.5, 0, 0, 1])):
+        with pytest.raises(ArtifactError, match=r"^model file holds damaged joint parameters; re-create it with "
+                                                r"`recsys fit`$"):
+            Calibration.from_state({**state, "cal_joint_params": params})
+    with pytest.raises(ArtifactError, match=r"^model file holds damaged residual pool 'k1'; re-create it with "
+                                            r"`recsys fit`$"):
+        Calibration.from_state({**state, "cal_joint_params": np.array([1.0, 0.5, 0, 0, 1]),
+                                "cal_joint_pool_k1": np.array([np.nan])})
+    joint = Calibration.from_state({**state, "cal_joint_params": np.array([0.25, 0.6, 1, 3, 1]),
+                                    "cal_joint_pool_k1": np.array([-1.0, 1.0])}).joint
+    assert (joint.rho, joint.factor, joint.scale, joint.seed, joint.kriging) == (0.25, 0.6, "row", 3, True)
+    np.testing.assert_array_equal(joint.pools["k1"], [-1.0, 1.0])
+
+
+def test_holdout_masks_of_few_rows_and_rows_without_records():
+    def per_row(cells, **kw):
+        return [np.bincount(cells.d[holdout_mask(cells, np.random.default_rng(seed), **kw)],
+                            minlength=cells.shape[0]) for seed in range(6)]
+
+    two = _cells([3, 3])  # (two rows: one whole, the other keeps a record)
+    for hidden in per_row(two, cold_fraction=0.2, cell_fraction=0.5):
+        assert sorted(hidden) == [1, 3] or sorted(hidden) == [2, 3]
+    pair = _cells([2, 2, 2])  # (a row of two records not taken whole: one of them hidden)
+    for hidden in per_row(pair, cold_fraction=0.01, cell_fraction=0.0):
+        assert sorted(hidden) == [1, 1, 2]  # (one row whole: at least one, round(0.03) = 0)
+    Y = np.full((8, 4), np.nan)
+    Y[:4] = 0.5  # (rows 4 .. 7 without records: never drawn)
+    empty = Cells.from_dense(Y)
+    for hidden in per_row(empty, cold_fraction=0.5, cell_fraction=0.0):
+        assert (hidden[:4] == 4).sum() == 2 and (hidden[:4] == 1).sum() == 2 and not hidden[4:].any()
+
+
+def _with_empty_rows(data: ZooData, n: int) -> ZooData:
+    Y = np.vstack([data.Y, np.full((n, data.n_models), np.nan)])
+    return ZooData(Y=Y, model_features=np.asarray(data.models.matrix), dataset_features=np.vstack(
+        [np.asarray(data.datasets.matrix), np.zeros((n, np.asarray(data.datasets.matrix).shape[1]))]))
+
+
+@pytest.mark.parametrize("n_datasets, empty, single, rounds", [
+    (2, 0, 0, 1), (3, 0, 0, 2), (9, 0, 0, 4), (30, 0, 0, 4), (31, 0, 0, 1),
+    (28, 5, 0, 4),  # (datasets without records do not count: 28 recorded)
+    (31, 0, 2, 1),  # (nor do they need two records: 31 recorded)
+])
+def test_calibrate_rounds_follow_the_recorded_datasets(n_datasets, empty, single, rounds):
+    data = _zoo(n_datasets)
+    if single:
+        Y = data.Y.copy()
+        Y[:single] = np.nan
+        Y[:single, 0] = 0.6
+        data = ZooData(Y=Y, model_features=np.asarray(data.models.matrix),
+                       dataset_features=np.asarray(data.datasets.matrix))
+    if empty:
+        data = _with_empty_rows(data, empty)
+    fits = []
+    cal = calibrate(lambda: fits.append(1) or make_engine("popularity", seed=0), data, seed=0)
+    assert len(fits) == rounds
+    if 1 < rounds:  # (the rounds partition the datasets: each one's records are cold-start residuals once)
+        assert len(cal.abs_residuals["cold"]) == int(np.isfinite(data.Y).sum())

@@ -288,9 +288,9 @@ def test_an_accuracy_just_outside_zero_one_is_refused_by_both_tokenizers(scratch
     """(Both readers once accepted 1.01: the fit succeeded, then Recommender.load refused the file it wrote.)"""
     d = _zoo_with(scratch, "records.csv", f"model,dataset,accuracy\nresnet50,birds,0.5\nvit b/16,birds,{cell}\n".encode())
     kind, msg = _outcome(d, plain=plain)
-    assert kind == "error" and msg.startswith("give accuracies as fractions in [0, 1] (0.83, not 83: recsys never "
-                                              "rescales them)")
-    assert msg.endswith(f": records.csv line 3: accuracy {cell} is outside [0, 1]")  # (as written)
+    pct = "; if they are percentages, divide them by 100" if float(cell) >= 0 else ""
+    assert kind == "error" and msg == (f"give accuracies as fractions in [0, 1] (0.83, not 83: recsys never rescales "
+                                       f"them){pct}: records.csv line 3: accuracy {cell} is outside [0, 1]")
 
 
 def test_an_accuracy_just_above_one_is_named_as_written(scratch):

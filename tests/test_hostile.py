@@ -277,9 +277,9 @@ def one_bit_flipped(stored: bool):
     return flip
 
 
-case("model-one-bit-flipped-stored", 1, "the checksum of array 'data.y'", "its bytes changed")(
+case("model-one-bit-flipped-stored", 1, "does not match the checksum of array 'data.y'")(
     lambda c: topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=one_bit_flipped(stored=True))))
-case("model-one-bit-flipped-deflated", 1, "the checksum of array 'data.y'", "its bytes changed")(
+case("model-one-bit-flipped-deflated", 1, "does not match the checksum of array 'data.y'")(
     lambda c: topk(tamper(c.dn, c.tmp / "m.npz", entries_fn=one_bit_flipped(stored=False))))
 
 # -- model files: sizes (zip bombs) -------------------------------------------------

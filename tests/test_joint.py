@@ -255,3 +255,236 @@ def test_low_rank_conditioning_matches_the_dense_formulas(k):
     for unc in (kl, kd):
         g = unc.standard_draws(pos) * np.sqrt(unc.var[pos])
         np.testing.assert_allclose(np.cov(g.T), want[np.ix_(pos, pos)], atol=0.03)
+
+
+
+# -- the joint parameters that calibrate fits (recsys.engines.calibration.fit_joint) ------------------------------
+# Seeded: a change to how the pools, the cold level, the scale or P(best)'s factor are fitted shows in these
+# numbers (residual pools summarized by size, sum and sum of absolute values).
+
+
+def _assert_joint(params, rho, scale, factor, pools):
+    assert (params.rho, params.scale, params.factor, params.seed, params.kriging) == (
+        pytest.approx(rho, rel=1e-9), scale, factor, 0, True)
+    got = {k: (len(v), float(v.sum()), float(np.abs(v).sum())) for k, v in params.pools.items()}
+    assert sorted(got) == sorted(pools)
+    for name, (n, total, size) in pools.items():
+        assert got[name][0] == n, name
+        assert got[name][1:] == pytest.approx((total, size), rel=1e-6, abs=1e-9), name
+    for v in params.pools.values():
+        assert (np.diff(v) >= 0).all() and np.isfinite(v).all()  # sorted normalized residuals
+
+
+def test_the_joint_parameters_of_a_planted_zoo(fitted):
+    """Residuals by pool (the first results of the datasets without records in k1 .. k4), the cold level at its
+    floor, the per-dataset scale and P(best)'s factor 0.6 (calibrated here, not taken from the fixture: mutation
+    testing runs the tests that call calibrate)."""
+    data, _, _ = fitted
+    cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0)
+    # (the independent pools of the same refits: absolute residuals by stratum, and the offset-free ones of the
+    # held-out datasets with two hidden records or more, each rescaled by sqrt(n / (n - 1)); P(best)'s factor 0.8)
+    assert cal.noise_scale == 0.8
+    absolute = {k: (len(v), float(v.sum())) for k, v in cal.abs_residuals.items()}
+    assert absolute == {"cold": (93, pytest.approx(2.655747783253761)), "few": (34, pytest.approx(1.7903865658662936)),
+                        "some": (55, pytest.approx(2.190596160103191)), "most": (1, pytest.approx(0.054257744378835515))}
+    relative = {k: (len(v), float(v.sum()), float(np.abs(v).sum())) for k, v in cal.rel_residuals.items()}
+    assert relative == {"cold": (93, pytest.approx(0, abs=1e-9), pytest.approx(2.7976887037290763)),
+                        "few": (31, pytest.approx(0, abs=1e-9), pytest.approx(1.6064657051966562)),
+                        "some": (37, pytest.approx(0, abs=1e-9), pytest.approx(1.4707621521116356)),
+                        "most": (0, 0.0, 0.0)}
+    _assert_joint(cal.joint, 0.001, "row", 0.6, {
+        "cold": (93, -0.3381082658309311, 22.23030521932936), "k1": (77, -34.81399751318134, 40.545613840620305),
+        "k2": (66, -72.12359214577474, 75.28716228973498), "k3": (55, -82.35061844332924, 83.84115560448444),
+        "k4": (44, -30.271979836602373, 31.67147091341271), "few": (34, 0.7023758146793786, 18.859498170773815),
+        "some": (55, 5.221814502718722, 20.19357536032054), "most": (1, -0.487420934673516, 0.487420934673516)})
+
+
+def test_the_joint_parameters_of_a_zoo_with_a_model_without_records(fitted):
+    """One more refit hides every record of a share of the recorded models: the pool of models without records."""
+    from recsys.features.data import ZooData
+
+    data, _, _ = fitted
+    Y = data.Y.copy()
+    Y[:, 11] = np.nan
+    cold = ZooData(Y=Y, model_features=data.model_features, dataset_features=data.dataset_features)
+    cal = calibrate(lambda: make_engine("hybrid", seed=0), cold, seed=0)
+    _assert_joint(cal.joint, 0.001, "model", 0.45, {
+        "cold": (85, -3.1833419073005187, 63.9132919718807), "k1": (65, -60.503705223386646, 72.30405207326335),
+        "k2": (55, -136.6674919588377, 141.69222004862254), "k3": (45, -164.45859770355432, 167.96712168187784),
+        "k4": (35, -68.78928073762205, 71.52095545270231), "few": (39, 8.019829105848952, 74.32518709453305),
+        "some": (42, 5.965297071511971, 44.04983119705211),
+        "cold-model": (31, -33.69840866883701, 39.11160849002173)})
+
+
+def test_the_joint_parameters_from_a_sample_of_the_held_out_datasets(fitted):
+    """Above _JOINT_ROWS held-out datasets, or _MAX_CASE_CELLS cells of them, the pools come from a sample of them;
+    above _JOINT_CASES the scale and factor are chosen on a sample (here 246 // 12 = 20 datasets and 8 cases, to see
+    it on a small zoo)."""
+    from unittest import mock
+
+    import recsys.engines.calibration as calibration
+
+    data, _, _ = fitted
+    with mock.patch.object(calibration, "_MAX_CASE_CELLS", 12 * 20 + 6), \
+            mock.patch.object(calibration, "_JOINT_CASES", 8):
+        cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0)
+    assert cal.noise_scale == 1.0
+    _assert_joint(cal.joint, 0.001, "model", 0.15, {
+        "cold": (30, -0.3129229851852613, 17.174963872010224), "k1": (26, -17.629193141715366, 19.604189334193887),
+        "k2": (22, -58.140584259792476, 59.587482724583126), "k3": (18, -31.148726568693146, 35.47855134593643),
+        "k4": (14, -25.377410873673416, 29.57814934060148), "few": (8, -2.683119891807289, 17.21442940994741),
+        "some": (20, 7.2613327626404445, 26.99117659898635), "most": (1, -1.4999357993925506, 1.4999357993925506)})
+
+
+def test_the_joint_parameters_of_a_zoo_whose_datasets_are_easier_or_harder():
+    """Each dataset's accuracies shifted together (sd 0.1): the level of a dataset without records varies beyond
+    what the models' errors say, rho = 0.72 (above its floor); the pools of datasets with records stay as without
+    the shifts, the cold pool does not."""
+    from recsys.features.data import ZooData
+
+    planted, _ = planted_low_rank(n_datasets=60, n_models=12, density=0.6, noise=0.02, seed=2)
+    Y = np.clip(planted.Y + np.random.default_rng(5).normal(0, 0.1, size=(60, 1)), 0, 1)
+    data = ZooData(Y=Y, model_features=planted.model_features, dataset_features=planted.dataset_features)
+    cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0)
+    _assert_joint(cal.joint, 0.7167403546838707, "row", 0.6, {
+        "cold": (93, 21.185663529396916, 68.7203788467268), "k1": (77, -34.81399751318132, 40.545613840620284),
+        "k2": (66, -72.12359214577474, 75.28716228973498), "k3": (55, -82.35061844332925, 83.84115560448443),
+        "k4": (44, -30.271979836602316, 31.67147091341266), "few": (34, 0.7023758146793804, 18.859498170773804),
+        "some": (55, 5.221814502718731, 20.193575360320533), "most": (1, -0.487420934673516, 0.487420934673516)})
+
+
+def test_the_factor_and_scale_chosen_on_a_sample_of_the_cases(fitted):
+    """Above _JOINT_CASES held-out datasets (here 8) the scale and factor are chosen on a sample of them; the pools
+    come from every held-out dataset."""
+    from unittest import mock
+
+    import recsys.engines.calibration as calibration
+
+    data, _, _ = fitted
+    with mock.patch.object(calibration, "_JOINT_CASES", 8):
+        cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0)
+    _assert_joint(cal.joint, 0.001, "model", 0.35, {
+        "cold": (93, -1.3555894557589134, 68.70489062587647), "k1": (77, -75.54238449190257, 87.30847040798037),
+        "k2": (66, -187.11109967472038, 194.19696168084153), "k3": (55, -223.50875352755904, 227.83857830480233),
+        "k4": (44, -84.38097947136372, 88.58171793829179), "few": (34, -1.140151616265352, 50.33950368732952),
+        "some": (55, 16.910665727990434, 61.646205221189206), "most": (1, -1.4999357993925506, 1.4999357993925506)})
+
+
+def test_the_pool_of_models_without_records_hides_a_tenth_of_the_recorded_ones():
+    """On 24 recorded models the extra refit hides every record of round(2.4) = 2 of them, drawn without
+    replacement."""
+    from recsys.features.data import ZooData
+
+    planted, _ = planted_low_rank(n_datasets=40, n_models=25, density=0.7, noise=0.02, seed=3)
+    Y = planted.Y.copy()
+    Y[:, 24] = np.nan
+    data = ZooData(Y=Y, model_features=planted.model_features, dataset_features=planted.dataset_features)
+    cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0)
+    _assert_joint(cal.joint, 0.001, "model", 1.0, {
+        "cold": (135, 3.016080131494988, 109.776740044964), "k1": (127, -32.44105409272084, 69.93655353533117),
+        "k2": (119, -407.4187981610443, 421.16032978387665), "k3": (111, -309.5174381643107, 324.0339592230339),
+        "k4": (103, -305.38292410835464, 319.05873223210807), "few": (14, 2.1058061328023454, 7.733906430106754),
+        "some": (108, -1.9562974901302366, 96.19327008726137), "most": (7, -2.443711364696448, 2.834504823477721),
+        "cold-model": (58, 123.10105723438268, 123.46672447439074)})
+
+
+@pytest.mark.parametrize("recorded, single, pool, fit", [
+    # (model 2 holds a single record: it is recorded too)
+    (3, 2, (25, 13.507318677300157, 21.72164344923685), (0.001, "model", 0.15)),
+    (2, None, (25, 14.657895540159396, 20.57106658637761), (0.001, "model", 0.15)),  # (one hidden, one kept)
+    # (a single recorded model: none to hide, an empty pool; no held-out dataset hides two records, so no Brier
+    # score and the largest factor, and no dataset without records to see the level: rho 1)
+    (1, None, (0, 0.0, 0.0), (1.0, "model", 1.0)),
+])
+def test_the_pool_of_models_without_records_on_zoos_of_few_recorded_models(recorded, single, pool, fit):
+    from recsys.features.data import ZooData
+
+    planted, _ = planted_low_rank(n_datasets=30, n_models=4, density=0.9, noise=0.02, seed=4)
+    Y = planted.Y.copy()
+    Y[:, recorded:] = np.nan
+    if single is not None:
+        Y[:, single] = np.nan
+        Y[0, single] = 0.5
+    data = ZooData(Y=Y, model_features=planted.model_features, dataset_features=planted.dataset_features)
+    joint = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0).joint
+    assert (joint.rho, joint.scale, joint.factor) == (pytest.approx(fit[0], rel=1e-9), fit[1], fit[2])
+    v = joint.pools["cold-model"]
+    assert (len(v), float(v.sum()), float(np.abs(v).sum())) == (pool[0], pytest.approx(pool[1], rel=1e-6),
+                                                              pytest.approx(pool[2], rel=1e-6))
+
+
+def test_the_cold_level_by_moments_of_the_datasets_without_records():
+    """rho = tau2 / kappa: two held-out datasets without records, errors e = (truth - pred) / spread of [2, 4] and
+    [-1, 1], each with S = I: kappa = 4 / 2, tau2 = mean(9 - 2 x 0.5, 0 - 2 x 0.5) = 3.5, rho = 1.75. Datasets with a
+    record, or with one hidden model, are left out; without any dataset, or without spread around the mean (S all
+    ones), rho is 1. One dataset, e = [1.5, 2.5]: kappa = 0.5 / 1, tau2 = 4 - 0.5 x 0.5, rho = 7.5."""
+    from types import SimpleNamespace
+
+    from recsys.engines.calibration import _cold_level, _Row
+
+    class _Block:
+        def __init__(self, fill):
+            self.fill = fill
+
+        def block(self, rows, cols):
+            return np.ones((len(rows), len(cols))) if self.fill else np.eye(len(rows))
+
+    models = {0: SimpleNamespace(uncertainty=_Block(False)), 1: SimpleNamespace(uncertainty=_Block(True))}
+    inp = SimpleNamespace(spread=2.0)
+    nan = np.full(4, np.nan)
+
+    def row(hidden, truth, stored=nan, refit=0):
+        return _Row(refit, np.array([0.5, 0.5, 0.5, 0.5]), stored, np.array(hidden), np.array(truth), inp, True)
+
+    skipped = [row([0, 1], [9.0, 0.0], np.array([0.5, np.nan, np.nan, np.nan])),  # (a record: not without records)
+               row([2], [7.0])]  # (one hidden model: no spread around its mean)
+    rows = [skipped[0], row([0, 2], [4.5, 8.5]), row([1, 3], [-1.5, 2.5]), skipped[1]]
+    assert _cold_level(rows, models) == pytest.approx(1.75)
+    assert _cold_level(skipped, models) == 1.0 and _cold_level([], models) == 1.0
+    assert _cold_level([row([0, 2], [4.5, 8.5], refit=1)], models) == 1.0  # (S all ones: den = 2 - 4 / 2 = 0)
+    assert _cold_level([row([0, 2], [3.5, 5.5])], models) == pytest.approx(7.5)
+    level = [row([0, 2], [2.5, -1.5]), row([1, 3], [-1.5, 2.5])]  # (errors of mean 0: tau2 = -1, at its floor)
+    assert _cold_level(level, models) == pytest.approx(1e-3)
+
+
+# -- what answer passes on (recsys.engines.answer) ---------------------------------------------------------------
+
+
+def test_answer_gives_the_independent_p_best_beside_the_joint_one_when_asked(fitted):
+    from recsys.engines.answer import consistent
+
+    data, engine, cal = fitted
+    rows = np.arange(4)
+    block, known = data.block(rows), data.records.dense(rows)
+    unrecorded = np.zeros(data.n_models, bool)
+    unrecorded[3] = True
+    plain = answer(engine, cal, block, known, unrecorded=unrecorded)
+    assert plain.p_best_independent is None and plain.posteriors is not None and len(plain.posteriors) == 4
+    both = answer(engine, cal, block, known, unrecorded=unrecorded, independent=True, level=0.6)
+    pred = engine.predict(block)
+    n_known = (~np.isnan(known)).sum(1)
+    lo, hi = cal.interval(pred, n_known, 0.6)
+    want = consistent(cal.p_best(pred, known, n_known, unrecorded=unrecorded), known, lo, hi)
+    np.testing.assert_array_equal(both.p_best_independent, want)
+    np.testing.assert_array_equal(both.p_best, answer(engine, cal, block, known, unrecorded=unrecorded,
+                                                      level=0.6).p_best)  # (the joint one as without it)
+    assert not np.allclose(both.p_best_independent, both.p_best)
+
+
+def test_joint_model_takes_the_engines_seed_and_the_calibrations_parameters(fitted):
+    import dataclasses
+
+    data, engine, cal = fitted
+    seeded = make_engine("hybrid", seed=7).fit(data)
+    assert joint_model(seeded, None, None).params.seed == 7
+    assert joint_model(engine, cal, None).params is cal.joint
+    cold = np.zeros(data.n_models, bool)
+    cold[[1, 4]] = True
+    np.testing.assert_array_equal(joint_model(engine, cal, cold).cold_models, cold)
+    np.testing.assert_array_equal(joint_model(engine, cal, None).cold_models, np.zeros(data.n_models, bool))
+    fallback = joint_model(seeded, dataclasses.replace(cal, joint=None), None).params
+    assert (fallback.seed, fallback.kriging, fallback.factor) == (7, False, cal.noise_scale)
+    from types import SimpleNamespace
+
+    seedless = joint_model(SimpleNamespace(n_models_=3), None, None)  # (an engine of another library: no seed)
+    assert seedless.params.seed == 0 and not seedless.kriging and seedless.cold_models.tolist() == [False] * 3

@@ -17,7 +17,7 @@ The calibration and P(best) internals are being reworked (issue 18): nothing her
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -215,7 +215,7 @@ def test_consistent_lifts_the_cells_an_interval_contradicts_and_renormalizes_eac
 class _FixedCalibration:
     """The calibration an answer asks for, as a stub: intervals of half-width ``half``, a fixed P(best)."""
 
-    joint = None  # (no joint distribution: the independent path)
+    joint = None  # (no joint parameters: the answer takes the independent intervals and P(best) asked here)
 
     def __init__(self, half: float, p_best: np.ndarray):
         self.half, self._p = half, p_best
@@ -264,16 +264,15 @@ def test_answer_defaults_and_what_it_passes_on(example_rec):
 
 
 def test_answer_tells_p_best_which_models_have_no_record_in_the_zoo(example_rec):
-    """A model without any record errs on its own (no shared offset cancels): its P(best) is not the one of a model
-    that errs with the others."""
+    """A model without any record errs on its own (no shared offset cancels): its independent P(best) (a calibration
+    without joint parameters: other engines, older model files) is not the one of a model that errs with the others."""
     rec = example_rec
+    independent = dataclasses.replace(rec.calibration_, joint=None)
     idx = rec.dataset_index(rec.dataset_ids[:4])
     block = rec.data_.block(idx)
     known = np.full((len(idx), len(rec.model_ids)), np.nan)  # (every model unknown on these rows)
     unrecorded = np.zeros(len(rec.model_ids), dtype=bool)
     unrecorded[0] = True
-    independent = copy.copy(rec.calibration_)
-    independent.joint = None  # the independent pools (engines that do not krige, older model files)
     alone = answer(rec.engine_, independent, block, known, unrecorded=unrecorded)
     shared = answer(rec.engine_, independent, block, known, unrecorded=None)
     assert not np.allclose(alone.p_best, shared.p_best)

@@ -198,3 +198,33 @@ def test_plain_files_name_the_line_without_a_second_reader(tmp_path, monkeypatch
         with pytest.raises(ZooError, match=match):
             load_zoo(d)
     assert fast_calls["declined"] == 0
+
+
+def test_a_single_row_and_a_header_alone_through_the_c_reader(tmp_path, monkeypatch, fast_calls, caplog):
+    import logging
+
+    d = plain_zoo(tmp_path / "z", "model,dataset,accuracy\nresnet50,birds,0.71\n",
+                  scores=SCORES.iloc[:0])
+    (d / "scores.csv").write_text("model,dataset,metric,score,\n")  # (a header alone, one column without a name)
+    with caplog.at_level(logging.INFO, logger="recsys"):
+        zoo = load_zoo(d)
+    assert fast_calls == {"took": 2, "declined": 0}
+    assert len(zoo.records) == 1 and zoo.records["accuracy"].tolist() == [0.71]
+    assert len(zoo.scores) == 0
+    assert f"{d / 'scores.csv'}: ignoring 1 column(s) without a header name" in caplog.messages
+    assert_same_zoo(zoo, load_careful(d, monkeypatch))
+    assert {k: str(v) for k, v in zoo.scores.dtypes.items()} == {"model": "object", "dataset": "object",
+                                                                 "metric": "object", "score": "float64"}
+
+
+def test_a_short_row_of_blank_cells_is_skipped_and_an_unnamed_column_logged(tmp_path, monkeypatch, fast_calls,
+                                                                            caplog):
+    import logging
+
+    d = plain_zoo(tmp_path / "z", RECORDS.to_csv(index=True) + ",\n")  # (an unnamed index column; a row ",")
+    with caplog.at_level(logging.INFO, logger="recsys"):
+        fast = load_zoo(d)
+    assert fast_calls == {"took": 2, "declined": 0}
+    assert len(fast.records) == 6
+    assert_same_zoo(fast, load_careful(d, monkeypatch))
+    assert f"{d / 'records.csv'}: ignoring 1 column(s) without a header name" in caplog.messages

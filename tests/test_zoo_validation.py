@@ -6,6 +6,7 @@ rows were dropped by the C reader; the scores file of ``recsys topk --scores``; 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from unittest import mock
 
@@ -75,10 +76,11 @@ def test_where_without_drops_rows_from_either_kind_of_line_list():
 
 def test_read_scores_of_a_file_of_its_own(tmp_path):
     missing = tmp_path / "none.csv"
-    with pytest.raises(ZooError, match=rf"^give an existing CSV file \(model, dataset, metric, score\) as scores file: "
-                                       rf"{str(missing)!r} does not exist$"):
+    with pytest.raises(ZooError, match=rf"^give an existing CSV file \(model, dataset, metric, score\) as scores "
+                                       rf"file: {re.escape(repr(str(missing)))} does not exist$"):
         read_scores(missing)
-    with pytest.raises(ZooError, match=rf"^give an existing CSV file \(model, dataset, metric, score\) as --scores: {str(missing)!r} does not exist$"):
+    with pytest.raises(ZooError, match=rf"^give an existing CSV file \(model, dataset, metric, score\) as --scores: "
+                                       rf"{re.escape(repr(str(missing)))} does not exist$"):
         read_scores(str(missing), "--scores")
     f = tmp_path / "s.csv"
     f.write_text("model,metric,score\nresnet50,LOG_ME,1.5\nvit b/16,LOG_ME,2\n")
@@ -130,3 +132,33 @@ def test_stable_order_is_a_stable_argsort_for_small_and_huge_keys():
     rng = np.random.default_rng(0)
     for keys in (rng.integers(0, 5, 1000), rng.integers(0, 5, 1000) + (1 << 61), np.array([], dtype=np.int64)):
         np.testing.assert_array_equal(zoo_module._stable_order(keys), np.argsort(keys, kind="stable"))
+
+
+@pytest.mark.parametrize("obj, message", [
+    ([1], "zoo.json models must be an object with keys id, categorical, numeric, text, log, got [1]; the zoo format "
+          "is described in data/README.md and `pydoc recsys.zoo`"),
+    ({"id": "model", "bogus": 1, "Numeric": []}, "zoo.json models has unknown key(s) ['Numeric', 'bogus']; accepted: "
+                                                 "id, categorical, numeric, text, log"),
+    ({"numeric": 5}, 'give zoo.json models.numeric as a list of column names, e.g. ["size"], or leave it out: it is 5'),
+    ({"text": [1] * 40}, 'give zoo.json models.text as a list of column names, e.g. ["size"], or leave it out: it is '
+                         '[1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,'),  # (its first 60 characters)
+    ({"log": [None]}, 'give zoo.json models.log as a list of column names, e.g. ["size"], or leave it out: it is '
+                      '[null]'),
+    ({"id": 5}, "zoo.json models.id must be the name of the id column, got 5"),
+    ({"id": " "}, "zoo.json models.id must be the name of the id column, got ' '"),
+    ({"numeric": ["size", " model "]}, "zoo.json models.numeric lists the id column 'model'; ids are not features, "
+                                       "remove it"),
+])
+def test_roles_from_zoo_json_refused_in_one_line(obj, message):
+    with pytest.raises(ZooError) as err:
+        zoo_module.Roles.from_json(obj, where="zoo.json models", default_id="model")
+    assert str(err.value) == message
+
+
+def test_roles_from_zoo_json_as_given():
+    roles = zoo_module.Roles.from_json({"id": " name ", "categorical": "family", "numeric": [" size", "size"],
+                                       "log": None}, where="zoo.json models", default_id="model")
+    assert (roles.id, roles.categorical, roles.numeric, roles.text, roles.log) == ("name", ("family",), ("size",), (),
+                                                                                   None)
+    assert zoo_module.Roles.from_json(roles, where="x", default_id="y") is roles
+    assert zoo_module.Roles.from_json({}, where="x", default_id="model").id == "model"
