@@ -33,6 +33,7 @@ import os
 import re
 import stat
 import struct
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -377,9 +378,8 @@ def _check_header(fh, info: zipfile.ZipInfo, name: str, shape: tuple, dtype: np.
             h_shape, fortran, h_dtype = np.lib.format.read_array_header_2_0(fh, max_header_size=_MAX_HEADER)
         else:
             raise _damaged(what, f"stores array {name!r} in .npy format version {version}")
-    except ArtifactError:
-        raise
-    except Exception as exc:  # (numpy parses the header with ast / tokenize: ValueError, SyntaxError, TokenError ...)
+    except (SyntaxError, tokenize.TokenError) as exc:  # (numpy parses the header with ast and tokenize; its
+        # ValueErrors are caught by the reader's callers like any other damage)
         raise _damaged(what, f"has a damaged .npy header for array {name!r} ({type(exc).__name__})") from None
     if tuple(h_shape) != shape or h_dtype != dtype:
         raise _damaged(what, f"stores array {name!r} with shape {tuple(h_shape)} and dtype {h_dtype.str} "

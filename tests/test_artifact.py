@@ -132,6 +132,26 @@ def test_a_mapped_member_with_a_broken_local_header_or_cut_short_is_refused(tmp_
         assert len(ok["c"]) == 64
 
 
+@pytest.mark.parametrize("old, new", [(b"'fortran_order':", b"'fortran_order'("), (b"{'descr'", b"{'''scr'")])
+def test_a_mapped_member_whose_npy_header_does_not_parse_is_refused(tmp_path, old, new):
+    """(Found by the flipped-byte property: numpy's header parser raised SyntaxError / TokenError through a lazy
+    load.)"""
+    from unittest import mock
+
+    import recsys.artifact as artifact
+
+    path = _stored(tmp_path, {"c": np.arange(64, dtype=np.float64)})
+    data = path.read_bytes()
+    assert data.count(old) == 1
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(data.replace(old, new[:len(old)]))
+    with mock.patch.object(artifact, "MMAP_MIN_BYTES", 64):
+        with pytest.raises(ArtifactError, match=rf"^re-create model file {re.escape(repr(str(broken)))} with `recsys "
+                                                rf"fit`: it has a damaged \.npy header for array 'c' \((SyntaxError|"
+                                                rf"TokenError)\); it is damaged"):
+            read_artifact(broken, mmap=True)
+
+
 def test_records_missing_from_a_model_file_are_named(tmp_path):
     from recsys.artifact import check_model_state
 
