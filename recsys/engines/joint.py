@@ -126,14 +126,6 @@ class Pool:
         np.clip(i, 0, len(_GRID) - 1, out=i)
         return self._table[i.astype(np.intp)]
 
-    @functools.cached_property
-    def _abs(self) -> np.ndarray:
-        return np.sort(np.abs(self.values))
-
-    def abs_quantile(self, level: float) -> float:
-        """Split-conformal half-width: the ``ceil((n + 1) level)``-th smallest ``|z|``."""
-        return float(self._abs[min(math.ceil((self.n + 1) * level), self.n) - 1])
-
     def quantile(self, q: float) -> float:
         """The ``q`` quantile of the pool (plotting positions ``(i + 1/2) / n``)."""
         return float(np.interp(q, (np.arange(self.n) + 0.5) / self.n, self.values))
@@ -560,13 +552,6 @@ class RowPosterior:
             if sel.any():
                 out[sel] = fn(pool, sel)
         return out
-
-    def interval(self, level: float) -> tuple[np.ndarray, np.ndarray]:
-        """Split-conformal: ``mu +- sd q``, ``q`` the pool's ``level`` quantile of ``|z|``; clipped to [0, 1]."""
-        unk = np.flatnonzero(~self.known)
-        half = np.zeros(self.n_models)
-        half[unk] = self.sd[unk] * self._by_pool(unk, lambda p, sel: p.abs_quantile(level))
-        return np.clip(self.mu - half, 0.0, 1.0), np.clip(self.mu + half, 0.0, 1.0)
 
     def _bounds(self, cols: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = self.mu[cols].copy(), self.mu[cols].copy()
