@@ -300,16 +300,16 @@ def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | N
             try:
                 obj = load_json(new if inline else p.read_text(encoding="utf-8"), "--new")
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise RecsysError(f"--new {new!r} is not valid JSON ({exc}); give an object such as "
-                                  f'{{"domain": "sketch", "Labels": "cat, dog"}} or a CSV file') from None
+                raise RecsysError(f'give --new as a JSON object such as {{"domain": "sketch", "Labels": "cat, dog"}} '
+                                  f"or a CSV file: {new!r} is not valid JSON ({exc})") from None
             except RecursionError:
                 raise RecsysError(f"--new {new!r}: the JSON is nested too deeply; give an object of column: value "
                                   f"pairs such as {{\"domain\": \"sketch\"}}") from None
-            _refuse_lone_surrogates(obj, f"--new {new!r}")
             if isinstance(obj, dict):
                 obj = [obj]
             if not isinstance(obj, list) or not all(isinstance(o, dict) for o in obj) or not obj:
-                raise RecsysError(f"--new {new!r}: expected a JSON object (one dataset) or a list of objects")
+                raise RecsysError(f"give --new as a JSON object (one dataset) or a non-empty list of objects: "
+                                  f"{new!r} holds {json.dumps(obj)[:40]}")
             for i, o in enumerate(obj):
                 v = o.get("dataset", "-")
                 if isinstance(v, bool) or not isinstance(v, (str, int, float)) or not str(v).strip():
@@ -338,13 +338,14 @@ def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | N
 
 
 def _refuse_lone_surrogates(value, what: str) -> None:
-    """Refuse text that is not characters: a lone surrogate (a JSON escape such as \\ud800, or bytes of the
-    command line that are not UTF-8) cannot be encoded, and once failed deep in pandas with a traceback."""
+    """Refuse --set text that is not characters: bytes of the command line that are not UTF-8 reach Python as
+    lone surrogates, which cannot be encoded, and once failed deep in pandas with a traceback. (A --new JSON
+    document is checked by :func:`~recsys.fileio.load_json`.)"""
     try:
         json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise RecsysError(f"{what} holds {exc.object[exc.start:exc.end]!r}, which is not a character (a lone "
-                          f"surrogate: a \\u escape or bytes that are not UTF-8); give UTF-8 text") from None
+        raise RecsysError(f"give {what} as UTF-8 text: it holds {exc.object[exc.start:exc.end]!r}, which is not a "
+                          f"character (bytes that are not UTF-8, or a lone surrogate)") from None
 
 
 def _read_scores(path: str | None):

@@ -531,11 +531,11 @@ def new(meta=None, text: str | None = None, name="new.json"):
 case("new-nested-200000", 1, "nested too deeply")(new(text="[" * 200_000 + "]" * 200_000))
 case("new-not-json", 1, "not valid JSON")(new(text="{domain: sketch"))
 case("new-not-utf8", 1, "not valid JSON")(lambda c: ["topk", "--model", c.dn, "--new", c.file("n.json", b"\xff\xfe{")])
-case("new-a-number", 1, "expected a JSON object")(new(text="42"))
-case("new-lone-surrogate", 1, "'\\ud800'", "not a character")(new(text='{"domain": "sketch", "Labels": "\\ud800"}'))
-case("set-not-utf8", 1, "--set", "'\\udcff'", "not a character")(
+case("new-a-number", 1, "give --new as a JSON object", "holds 42")(new(text="42"))
+case("new-lone-surrogate", 1, "remove the lone surrogate '\\ud800'", "not a character")(new(text='{"domain": "sketch", "Labels": "\\ud800"}'))
+case("set-not-utf8", 1, "give --set as UTF-8 text", "'\\udcff'", "not a character")(
     lambda c: ["topk", "--model", c.dn, "--set", "Labels=\udcff"])  # (the byte 0xff, as Python decodes argv)
-case("new-empty-list", 1, "expected a JSON object")(new(text="[]"))
+case("new-empty-list", 1, "give --new as a JSON object", "holds []")(new(text="[]"))
 case("new-dataset-null", 1, '"dataset" of object 1 is null', "non-empty name")(new({"dataset": None}))
 case("new-inline-dataset-null", 1, '"dataset" of object 1 is null')(
     lambda c: ["topk", "--model", c.dn, "--new", '{"dataset": null}'])
