@@ -56,7 +56,6 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from typing import Callable, Iterable
@@ -64,6 +63,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .errors import RecsysError
+from .threads import one_blas_thread
 
 __all__ = ["ScoreError", "METRICS", "NEEDS_SOURCE", "logme", "hscore", "regularized_hscore", "nce", "leep", "gbc",
            "transrate", "knn_accuracy", "compute", "degenerate"]
@@ -73,35 +73,8 @@ log = logging.getLogger(__name__)
 _EPS = np.finfo(np.float64).eps
 # Below this size numpy's eigh is as fast as the tridiagonal route and simpler.
 _SMALL_EIGH = 384
-# Products below this many multiply-adds run on one BLAS thread (see _one_blas_thread).
+# Products below this many multiply-adds run on one BLAS thread (recsys.threads.one_blas_thread).
 _SMALL_PRODUCT = 5e8
-
-_controller = None
-
-
-def _one_blas_thread(active: bool = True):
-    """Context that runs BLAS/LAPACK on one thread.
-
-    Measured on a 2-core machine shared with other jobs: OpenBLAS's threaded
-    tridiagonal reduction (memory-bound level-2 BLAS) took 14 s on a 1024 x 1024
-    matrix against 0.3 s on one thread, and small products were 100 times slower
-    on two threads; large matrix products still gain from both cores. Uses
-    threadpoolctl (a recsys dependency) when it is installed, else does nothing.
-    The BLAS libraries are looked up at each call (about 1 ms): scipy loads its
-    own OpenBLAS when first imported, after numpy's, and a list taken before
-    that would leave it on every thread.
-    """
-    global _controller
-    if not active:
-        return contextlib.nullcontext()
-    if _controller is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - threadpoolctl is installed with recsys
-            _controller = False
-        else:
-            _controller = ThreadpoolController
-    return _controller().limit(limits=1, user_api="blas") if _controller else contextlib.nullcontext()
 
 
 class ScoreError(RecsysError, ValueError):
@@ -189,7 +162,7 @@ class _SymEig:
     def __init__(self, G: np.ndarray):
         G = np.asarray(G, dtype=np.float64)
         self.size = len(G)
-        with _one_blas_thread():
+        with one_blas_thread():
             if self.size <= _SMALL_EIGH:
                 w, self._V = np.linalg.eigh(G)
             else:
@@ -207,7 +180,7 @@ class _SymEig:
 
     def vt(self, B: np.ndarray) -> np.ndarray:
         """``V^T B`` for ``B`` of shape (size, m)."""
-        with _one_blas_thread():
+        with one_blas_thread():
             if self._V is not None:
                 return self._V.T @ B
             return self._W.T @ self._apply_q(B, transpose=True)
@@ -216,7 +189,7 @@ class _SymEig:
         """Columns ``cols`` of the eigenvector matrix ``V`` (size, len(cols))."""
         if self._V is not None:
             return self._V[:, cols]
-        with _one_blas_thread():
+        with one_blas_thread():
             return self._apply_q(self._W[:, cols], transpose=False)
 
     def _apply_q(self, B: np.ndarray, *, transpose: bool) -> np.ndarray:
@@ -266,7 +239,7 @@ class _Spectrum:
         self.X = X
         n, d = X.shape
         self.right = d <= n  # decompose X^T X (d x d); else X X^T (n x n)
-        with _one_blas_thread(float(n) * d * min(n, d) < _SMALL_PRODUCT):
+        with one_blas_thread(float(n) * d * min(n, d) < _SMALL_PRODUCT):
             G = X.T @ X if self.right else X @ X.T
         eig = _SymEig(G)
         w = eig.values
@@ -738,7 +711,7 @@ def _transrate(spec: _Spectrum, codes, counts, *, eps) -> float:
     order = np.argsort(codes, kind="stable")
     starts = np.concatenate([[0], np.cumsum(counts)])
     per_class = 0.0
-    with _one_blas_thread():  # many small products and eigenvalue problems
+    with one_blas_thread():  # many small products and eigenvalue problems
         for c in range(len(counts)):
             Xc = X[order[starts[c]:starts[c + 1]]]
             # logdet(I + Xc^T Xc / a) from the smaller of the two Gram matrices (same non-zero eigenvalues)
@@ -793,7 +766,7 @@ def _knn(F, codes, C, *, k, chunk=None) -> float:
     X = _centered(F).astype(np.float32)
     sq = (X.astype(np.float64) ** 2).sum(1).astype(np.float32)
     rows = chunk or max(1, (1 << 24) // n)
-    with _one_blas_thread(float(n) * n * X.shape[1] < _SMALL_PRODUCT):
+    with one_blas_thread(float(n) * n * X.shape[1] < _SMALL_PRODUCT):
         return _knn_correct(X, sq, codes, C, k, rows) / n
 
 

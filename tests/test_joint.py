@@ -488,3 +488,27 @@ def test_joint_model_takes_the_engines_seed_and_the_calibrations_parameters(fitt
 
     seedless = joint_model(SimpleNamespace(n_models_=3), None, None)  # (an engine of another library: no seed)
     assert seedless.params.seed == 0 and not seedless.kriging and seedless.cold_models.tolist() == [False] * 3
+
+
+def test_answer_builds_the_calibrated_joint_model_with_the_models_without_records(fitted):
+    """Without ``joint=``, answer uses the calibration's joint parameters and the unrecorded models it is given
+    (the same P(best) as with that joint model passed in; another with uncalibrated parameters or no cold model)."""
+    data, engine, cal = fitted
+    rows = np.arange(6)
+    block, known = data.block(rows), data.records.dense(rows)
+    unrecorded = np.zeros(data.n_models, bool)
+    unrecorded[[2, 5]] = True
+    built = answer(engine, cal, block, known, unrecorded=unrecorded).p_best
+    np.testing.assert_array_equal(built, answer(engine, cal, block, known, unrecorded=unrecorded,
+                                                joint=joint_model(engine, cal, unrecorded)).p_best)
+    for other in (joint_model(engine, None, unrecorded), joint_model(engine, cal, None)):
+        assert not np.allclose(built, answer(engine, cal, block, known, unrecorded=unrecorded, joint=other).p_best)
+
+
+def test_answer_keeps_a_given_result_at_full_precision_whatever_the_records_dtype(fitted):
+    data, engine, cal = fitted
+    rows = np.arange(2)
+    block, known = data.block(rows), data.records.dense(rows).astype(np.float32)
+    ans = answer(engine, cal, block, known, given=[{3: 0.123456789}, None])
+    assert ans.known.dtype == np.float64 and ans.known[0, 3] == 0.123456789
+    np.testing.assert_array_equal(ans.known[1], known[1].astype(np.float64))

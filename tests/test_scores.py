@@ -494,7 +494,7 @@ def test_docstring_examples():
 
 
 def test_blas_threads_restored():
-    """Decompositions run on one BLAS thread (see _one_blas_thread) and give the setting back."""
+    """Decompositions run on one BLAS thread (recsys.threads.one_blas_thread) and give the setting back."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
     def blas_threads():

@@ -30,6 +30,7 @@ import scipy.sparse as sp
 
 from ..errors import ModelFitError, RecsysError
 from ..features.data import DatasetBlock, ZooData
+from ..threads import one_blas_thread
 from .base import Engine
 from .stages.scale import shrunk_location_scale
 
@@ -79,7 +80,6 @@ class ALSEngine(Engine):
     def _fit(self, data: ZooData) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
         from implicit.recommender_base import ModelFitError as ImplicitFitError
-        from threadpoolctl import threadpool_limits
 
         if int(self.factors) < 1:
             raise RecsysError(f"give factors of at least 1: got {self.factors}")
@@ -91,7 +91,7 @@ class ALSEngine(Engine):
         value = np.where(z >= 0, conf, -conf)
         C = sp.csr_matrix((value, (d, m)), shape=Y.shape, dtype=np.float64)
         # One BLAS thread: implicit warns (and runs slower) otherwise, and results stay reproducible.
-        with threadpool_limits(1, "blas"):
+        with one_blas_thread():
             als = AlternatingLeastSquares(factors=int(self.factors), regularization=float(self.regularization),
                                           alpha=1.0, iterations=int(self.iterations), dtype=np.float64,
                                           random_state=int(self.seed), num_threads=1)

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import ArtifactError, RecsysError
 from ..features.data import Cells, ZooData
+from ..threads import one_blas_thread
 from .base import Engine
 from .joint import COLD_MODEL, FACTORS, POOLS, SCALES, JointModel, JointParams, brier, pool_name
 
@@ -478,9 +479,7 @@ def calibrate(make: Callable[[], Engine], data: ZooData, *, seed: int = 0, round
     if cases:
         cal.noise_scale = _fit_noise_scale(cal, cases)
     if refits and cal.abs_residuals and refits[0].engine.covariance is not None:  # (engines that krige)
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=1, user_api="blas"):  # small matrices: threads only synchronize
+        with one_blas_thread():  # small matrices: threads only synchronize
             cal.joint = fit_joint(make, data, refits, seed=seed, block=block)
     return cal
 

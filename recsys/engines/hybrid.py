@@ -74,6 +74,7 @@ import numpy as np
 
 from ..errors import RecsysError
 from ..features.data import Cells, DatasetBlock, ZooData
+from ..threads import one_blas_thread
 from .stages import lightfm as lfm
 from .stages.kernel import DatasetKernel, SimilarityInputs
 from .stages.kriging import DenseCovariance, Kriging, LowRankCovariance, covariance_from_arrays, low_rank_part, \
@@ -330,13 +331,11 @@ class HybridEngine(Engine):
 
     # -- fit --------------------------------------------------------------------------
     def _fit(self, data: ZooData) -> None:
-        from threadpoolctl import threadpool_limits
-
         self._check_params()
         # The matrices here are small (datasets x datasets, datasets x models): a multi-threaded
         # BLAS spends more time synchronizing than computing (measured: 0.67 s vs 0.11 s per fit
         # on DomainNet-270 with 2 threads vs 1).
-        with threadpool_limits(limits=1, user_api="blas"):
+        with one_blas_thread():
             self._fit_steps(data)
 
     def _fit_steps(self, data: ZooData) -> None:

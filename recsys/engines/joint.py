@@ -51,6 +51,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ..features.data import Cells
+from ..threads import one_blas_thread
 from .stages.kriging import DenseCovariance, LowRankCovariance, krige_row
 from .stages.scale import pooled_scale
 
@@ -507,6 +508,15 @@ def _psd(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return L @ L.T, L
 
 
+def _one_thread(method):
+    """Run ``method`` with one BLAS thread: a row's products are small, and threads only synchronize."""
+    @functools.wraps(method)
+    def wrapped(*args, **kwargs):
+        with one_blas_thread():
+            return method(*args, **kwargs)
+    return wrapped
+
+
 # -- one row's distribution -------------------------------------------------------------------------------
 @dataclass
 class Plan:
@@ -600,6 +610,7 @@ class RowPosterior:
             keep &= ~known | (self.mu[cols] >= top)
         return cols[keep]
 
+    @_one_thread
     def p_best(self, among: np.ndarray | None = None, factors=None) -> np.ndarray | dict:
         """P(each model is the best of ``among``; default all), from the joint draws; ties shared.
 
@@ -642,6 +653,7 @@ class RowPosterior:
             out[k] = np.maximum(self.mu[cols][k] - best, 0.0) if np.isfinite(best) else self.mu[cols][k]
         return out
 
+    @_one_thread
     def plan(self, budget: float, candidates: np.ndarray | None = None, cost: np.ndarray | None = None, *,
              summary: bool = True) -> Plan:
         """Greedy plan on the expected best accuracy (known results included) under the joint distribution.
