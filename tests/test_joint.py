@@ -512,3 +512,22 @@ def test_answer_keeps_a_given_result_at_full_precision_whatever_the_records_dtyp
     ans = answer(engine, cal, block, known, given=[{3: 0.123456789}, None])
     assert ans.known.dtype == np.float64 and ans.known[0, 3] == 0.123456789
     np.testing.assert_array_equal(ans.known[1], known[1].astype(np.float64))
+
+
+def test_answer_for_no_dataset_has_every_column_empty(fitted):
+    data, engine, cal = fitted
+    rows = np.zeros(0, dtype=np.int64)
+    ans = answer(engine, cal, data.block(rows), data.records.dense(rows))
+    for column in (ans.predicted, ans.known, ans.lower, ans.upper, ans.p_best):
+        assert column.shape == (0, data.n_models)
+    assert ans.posteriors == []
+
+
+def test_answer_returns_posteriors_only_where_the_joint_distribution_answered_or_when_asked(fitted):
+    data, engine, cal = fitted
+    rows = np.arange(2)
+    block, known = data.block(rows), data.records.dense(rows)
+    given = [{1: 0.5}, None]
+    assert answer(engine, cal, block, known, uncertainty=False, given=given).posteriors is None
+    asked = answer(engine, cal, block, known, uncertainty=False, given=given, posteriors=True).posteriors
+    assert len(asked) == 2 and all(p is not None for p in asked)
