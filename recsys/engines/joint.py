@@ -766,6 +766,7 @@ class JointModel:
     def inputs(self, block) -> list[RowInputs] | None:
         return self.engine.row_inputs(block) if self.kriging else None
 
+    @_one_thread
     def posterior(self, pred: np.ndarray, stored: np.ndarray, given: Mapping[int, float] | None = None,
                   inp: RowInputs | None = None, *, scale: str | None = None) -> RowPosterior:
         """The joint distribution of one dataset.
