@@ -168,6 +168,17 @@ def test_a_closed_pipe_ends_quietly_with_1_and_other_os_errors_are_not_hidden(mo
     assert isinstance(res.exception, FileNotFoundError)  # a bug, not an input: not turned into a message
 
 
+def test_a_closed_stdout_is_one_line_on_stderr_and_exit_1(monkeypatch, capsys):
+    """Started with stdout closed (`>&-`), Python has sys.stdout None: every result would vanish with exit 0."""
+    monkeypatch.setattr("sys.stdout", None)
+    with pytest.raises(SystemExit) as exc:
+        main.main(["engines"])
+    assert exc.value.code == 1
+    monkeypatch.undo()
+    assert capsys.readouterr().err == ("error: redirect stdout to a file or to /dev/null: it is closed (>&-), and "
+                                       "recsys writes its results there\n")
+
+
 def test_a_command_exits_0_or_with_the_integer_it_returns(monkeypatch):
     res = _run("engines")
     assert res.exit_code == 0 and "hybrid" in res.stdout
