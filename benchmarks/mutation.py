@@ -106,7 +106,9 @@ MODULES: dict[str, Module] = {
                        "tests/test_properties_answer.py",
                        "-k", "hybrid or kriging or covariance or not contract", *NOT_SLOW]),
     "recommender": Module("recsys/recommender.py", ["tests/test_properties_answer.py", "tests/test_fuzz_model_file.py",
-                                                    "tests/test_recommender_ranking.py", *NOT_SLOW],
+                                                    "tests/test_recommender_ranking.py", "tests/test_plan_cli.py",
+                                                    "tests/test_joint.py::test_known_in_the_python_api",
+                                                    "tests/test_joint.py::test_known_refused_in_one_line", *NOT_SLOW],
                           only=[f"recsys.recommender.xǁRecommenderǁ{f}__mutmut_*" for f in (
                               "_rank_columns", "topk_columns", "topk", "topk_new", "_new_columns", "_columns",
                               "_compute_columns", "predict_columns", "iter_predict", "predict", "predict_new",

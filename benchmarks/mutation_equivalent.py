@@ -495,6 +495,12 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
                        "what = f\"model file {str(getattr(self, 'path_', 'XX?XX'))!r}\"")],
         ("Recommender._compute_columns", "unrecorded=self._unrecorded, )",
          "the intervals and P(best) then computed are left out of the columns when not asked for"),
+        ("Recommender._compute_columns", "unrecorded=self._unrecorded, given=given, joint=self._joint_model())",
+         "the intervals and P(best) then computed are left out of the columns when not asked for"),
+        *[("Recommender._compute_columns", line, "answer builds the same joint model itself (joint_model(engine, "
+                                                  "calibration, unrecorded)): the same draws, made again")
+          for line in ("unrecorded=self._unrecorded, uncertainty=uncertainty, given=given, joint=None)",
+                       "unrecorded=self._unrecorded, uncertainty=uncertainty, given=given, )")],
         *[("Recommender._compute_columns", line, "a numpy str array instead of an object one: the same names (no "
                                                   "name holds a NUL, which the readers refuse)")
           for line in ('"model": np.tile(np.array(list(self.data_.model_ids), dtype=None), len(names)),',

@@ -243,3 +243,31 @@ def test_a_lazy_answer_that_fails_inside_the_engine_is_the_damaged_file_it_is(re
     monkeypatch.setattr(lazy.engine_, "predict", lambda block: (_ for _ in ()).throw(RecsysError("its own message")))
     with pytest.raises(RecsysError, match="^its own message$"):
         lazy.topk(name, k=2)
+
+
+def test_a_lazy_answer_verifies_the_mapped_arrays_against_the_file_it_names(rec, tmp_path):
+    with mock.patch.object(artifact, "MMAP_MIN_BYTES", 64):
+        path = rec.save(tmp_path / "m.npz")
+        lazy = recsys.Recommender.load(path, lazy=True)
+    name, arr = max(((n, a) for n, a in lazy._arrays.items() if isinstance(a, np.memmap)), key=lambda x: x[1].nbytes)
+    with open(path, "r+b") as f:  # one bit flipped in the file under the mapping (not read since the load)
+        f.seek(arr.offset)
+        byte = f.read(1)[0]
+        f.seek(arr.offset)
+        f.write(bytes([byte ^ 1]))
+    with pytest.raises(ArtifactError) as err:
+        lazy.topk(rec.dataset_ids[0], k=2)
+    assert str(err.value).startswith(f"re-create model file {str(path)!r}") and repr(name) in str(err.value)
+
+
+def test_a_lazy_answer_checks_the_engine_rows_of_the_datasets_it_reads(rec, tmp_path, monkeypatch):
+    with mock.patch.object(artifact, "MMAP_MIN_BYTES", 64):
+        lazy = recsys.Recommender.load(rec.save(tmp_path / "m.npz"), lazy=True)
+    seen = []
+    monkeypatch.setattr(lazy.engine_, "check_rows", lambda rows: seen.append(np.asarray(rows).tolist()))
+    lazy.topk(rec.dataset_ids[2], k=2)
+    lazy.topk_new(NEW, k=2)  # (a new dataset reads no zoo row)
+    assert seen == [[2], []]
+    monkeypatch.setattr(lazy.engine_, "check_rows", lambda rows: "has kernel neighbours outside its 3 datasets")
+    with pytest.raises(ArtifactError, match="has kernel neighbours outside its 3 datasets; it is damaged"):
+        lazy.topk(rec.dataset_ids[2], k=2)
