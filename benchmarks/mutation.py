@@ -103,7 +103,7 @@ MODULES: dict[str, Module] = {
                                                   "tests/test_joint.py", *NOT_SLOW]),
     "kriging": Module("recsys/engines/stages/kriging.py",
                       ["tests/test_kriging.py", "tests/test_hybrid_stages.py", "tests/test_engine_contract.py",
-                       "tests/test_properties_answer.py",
+                       "tests/test_properties_answer.py", "tests/test_joint.py",
                        "-k", "hybrid or kriging or covariance or not contract", *NOT_SLOW]),
     "recommender": Module("recsys/recommender.py", ["tests/test_properties_answer.py", "tests/test_fuzz_model_file.py",
                                                     "tests/test_recommender_ranking.py", "tests/test_plan_cli.py",

@@ -73,6 +73,24 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ("mean_std_over_reps", 'g = long.groupby(by + ["metric"], sort=None)["value"]', _NONE),
     ],
     "kriging": [
+        *[("low_rank_part", line, "the other operand is read as float64: the sum is float64 with the same values "
+                                  "whichever dtype this one is read in")
+          for line in ("S = (np.asarray(S, dtype=None) + np.asarray(S, dtype=float).T) / 2",
+                       "S = (np.asarray(S, ) + np.asarray(S, dtype=float).T) / 2",
+                       "S = (np.asarray(S, dtype=float) + np.asarray(S, dtype=None).T) / 2",
+                       "S = (np.asarray(S, dtype=float) + np.asarray(S, ).T) / 2")],
+        *[("_factor_residuals", line, "n_rows cancels: the Gram matrix of the residuals scaled by 1 / sqrt(c_j / "
+                                      "n_rows), over n_rows, is sum r_i r_j / sqrt(c_i c_j) whatever n_rows is")
+          for line in ("rows = cells.row_counts() >= 0", "rows = cells.row_counts() > 1",
+                       "n_rows = max(int(rows.sum()), 2)")],
+        *[("_factor_residuals", line, "the randomized range finder's random start / oversampling: another draw of the "
+                                      "same estimator of the leading subspace (exact at full rank: "
+                                      "test_low_rank_factor_is_exact_at_full_rank), not a different one")
+          for line in ("rng = np.random.default_rng([seed, 18])", "k = min(rank + 9, M)")],
+        *[("Kriging.residuals", line, "the kriging's weights are float64 and the record columns int already: the "
+                                      "same arrays")
+          for line in ("idx = np.asarray(self.cells.m[sl], )", "alpha = np.asarray(self.alpha[sl], dtype=None)",
+                       "alpha = np.asarray(self.alpha[sl], )")],
         *[(fn, line, "einsum's subscripts are labels: upper-case letters name the same axes")
           for fn, line in (
               ("DenseCovariance.cross", 'return np.einsum("MNK,NK->NM", S[:, idx], alpha)'),

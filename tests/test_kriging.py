@@ -231,3 +231,47 @@ def test_edge_cases_of_the_covariance_and_its_factor(monkeypatch):
     Y = rng.uniform(0.2, 0.9, size=(40, 5))
     low = residual_covariance(_records(Y), np.full(40, 0.1), np.zeros(200), shrink=0.0, rank=30)
     assert low.V.shape == (5, 4)
+
+
+def test_low_rank_part_keeps_the_top_eigenpairs_and_puts_the_rest_on_the_diagonal():
+    """``V V' + diag(psi)`` of a covariance of rank 3 plus a diagonal, taken at rank 3: ``V V'`` is the top three
+    eigenpairs of the (symmetrized) matrix, largest first; ``psi`` the rest of each variance (at least 1%)."""
+    from recsys.engines.stages.kriging import low_rank_part
+
+    rng = np.random.default_rng(11)
+    A = rng.normal(scale=0.3, size=(8, 3))  # (eigenvalues below 1: a floor at 1 would show)
+    S = A @ A.T + np.diag(rng.uniform(0.001, 0.002, 8))
+    asym = S + np.triu(np.full((8, 8), 1e-3), 1) - np.tril(np.full((8, 8), 1e-3), -1)  # (its symmetric part is S)
+    w, U = np.linalg.eigh(S)
+    for given in (S, asym):
+        V, psi = low_rank_part(given, rank=3)
+        assert V.shape == (8, 3)
+        np.testing.assert_allclose(V @ V.T, (U[:, -3:] * w[-3:]) @ U[:, -3:].T, atol=1e-12)
+        np.testing.assert_allclose((V * V).sum(0), w[::-1][:3], rtol=1e-12)  # largest first
+        np.testing.assert_allclose(psi, np.maximum(np.diag(S) - (V * V).sum(1), 0.01 * np.diag(S)), rtol=1e-12)
+    assert low_rank_part(S, rank=1)[0].shape == (8, 1)
+    assert low_rank_part(S, rank=50)[0].shape == (8, 7)  # (at most one fewer than the models)
+    V, psi = low_rank_part(np.diag([4.0, 1.0, 0.25]), rank=5)
+    np.testing.assert_allclose((V * V).sum(0), [4.0, 1.0])
+    np.testing.assert_allclose(psi, [0.04, 0.01, 0.25])  # (the last variance left whole; the others' 1% floor)
+
+
+@pytest.mark.parametrize("kind", ["dense", "low rank"])
+def test_kriging_recovers_each_rows_standardized_records_from_what_it_kept(kind):
+    """``residuals(row)`` is ``y / s - M`` at the row's records (``S_kk alpha + level``), empty without records."""
+    rng = np.random.default_rng(12)
+    low, S = _low_rank(m=7, r=3, seed=4)
+    cov = low if kind == "low rank" else DenseCovariance(S)
+    Y = rng.uniform(0.3, 0.9, size=(5, 7))
+    Y[rng.random(Y.shape) < 0.4] = np.nan
+    Y[3] = np.nan  # a dataset without records
+    cells = _records(Y)
+    s = rng.uniform(0.5, 2.0, 5)
+    M = rng.normal(size=len(cells))
+    krig = Kriging(cov).fit(cells, s, M)
+    for row in range(5):
+        sl = slice(int(cells.indptr[row]), int(cells.indptr[row + 1]))
+        models, r = krig.residuals(row)
+        np.testing.assert_array_equal(models, cells.m[sl])
+        np.testing.assert_allclose(r, cells.y[sl] / s[row] - M[sl], rtol=1e-9, atol=1e-9)
+        assert len(r) == len(models) == np.isfinite(Y[row]).sum()
