@@ -89,7 +89,7 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
           for line in ("rng = np.random.default_rng([seed, 18])", "k = min(rank + 9, M)")],
         *[("Kriging.residuals", line, "the kriging's weights are float64 and the record columns int already: the "
                                       "same arrays")
-          for line in ("idx = np.asarray(self.cells.m[sl], )", "alpha = np.asarray(self.alpha[sl], dtype=None)",
+          for line in ("idx = np.asarray(self.cells.m[sl], )", "idx = np.asarray(self.cells.m[sl], dtype=None)", "alpha = np.asarray(self.alpha[sl], dtype=None)",
                        "alpha = np.asarray(self.alpha[sl], )")],
         *[(fn, line, "einsum's subscripts are labels: upper-case letters name the same axes")
           for fn, line in (

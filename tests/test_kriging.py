@@ -250,6 +250,7 @@ def test_low_rank_part_keeps_the_top_eigenpairs_and_puts_the_rest_on_the_diagona
         np.testing.assert_allclose((V * V).sum(0), w[::-1][:3], rtol=1e-12)  # largest first
         np.testing.assert_allclose(psi, np.maximum(np.diag(S) - (V * V).sum(1), 0.01 * np.diag(S)), rtol=1e-12)
     assert low_rank_part(S, rank=1)[0].shape == (8, 1)
+    assert low_rank_part(np.eye(30))[0].shape == (30, 16)  # (16 factors by default)
     assert low_rank_part(S, rank=50)[0].shape == (8, 7)  # (at most one fewer than the models)
     V, psi = low_rank_part(np.diag([4.0, 1.0, 0.25]), rank=5)
     np.testing.assert_allclose((V * V).sum(0), [4.0, 1.0])
