@@ -114,7 +114,8 @@ MODULES: dict[str, Module] = {
                               "_compute_columns", "predict_columns", "iter_predict", "predict", "predict_new",
                               "dataset_index")],
                           note="the answers and their ranking (`predict*`, `iter_predict`, `topk*`, `_columns`, "
-                               "`_rank_columns`); fit, save and load are not mutated"),
+                               "`_rank_columns`, with the results given and the plans they pass on); fit, save, load "
+                               "and the checks of results given (`_given`) are not mutated"),
     "cli": Module("recsys/cli.py", ["tests/test_cli_exit_codes.py", "tests/test_hostile.py::test_hostile_input",
                                     *NOT_SLOW],
                   only=["recsys.cli.xǁ_Groupǁmain__mutmut_*", "recsys.cli.xǁ_Groupǁinvoke__mutmut_*",
