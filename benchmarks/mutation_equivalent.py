@@ -339,6 +339,11 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
                        "return np.sort(np.concatenate(out)) if out else np.zeros(1)")],
     ],
     "zoo": [
+        *[("_read_plain", line, "a table without rows: the validation gives its empty columns their types (object ids, "
+                                "float values) whatever dtype they are read in (a header-only scores.csv reads the same "
+                                "through both readers, dtypes and fingerprint)")
+          for line in ("return _table({j: np.array([], dtype=None) for j in range(len(header))}, header, 0, where, file)",
+                       "return _table({j: np.array([], ) for j in range(len(header))}, header, 0, where, file)")],
         ("Roles.from_json", "break", "log is the last key of the loop: break ends it as continue does"),
         ("_Where.line", "line = 2 - i  # the i-th line from line 2 on that is not skipped",
          "the iteration line = 2 + i + (skipped lines up to line) rises monotonically to the same first fixed point "

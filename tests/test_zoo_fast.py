@@ -228,3 +228,58 @@ def test_a_short_row_of_blank_cells_is_skipped_and_an_unnamed_column_logged(tmp_
     assert len(fast.records) == 6
     assert_same_zoo(fast, load_careful(d, monkeypatch))
     assert f"{d / 'records.csv'}: ignoring 1 column(s) without a header name" in caplog.messages
+
+
+ODD_BODIES = {
+    "quoted cells": 'model,dataset,accuracy\n"resnet50",birds,0.71\nvit b/16,"birds",0.83\n',
+    "a NUL byte": "model,dataset,accuracy\nresnet50,bi\x00rds,0.71\nvit b/16,birds,0.83\n",
+    "a bare CR": "model,dataset,accuracy\nresnet50,birds,0.71\rvit b/16,birds,0.83\n",
+    "a blank first line": "\nmodel,dataset,accuracy\nresnet50,birds,0.71\nvit b/16,birds,0.83\n",
+    "a first line of spaces": "  \t\nmodel,dataset,accuracy\nresnet50,birds,0.71\n",
+    "a first line of BOMs and commas": "\ufeff\ufeff,,\nmodel,dataset,accuracy\nresnet50,birds,0.71\n",
+    "crlf and blank lines": "model,dataset,accuracy\r\nresnet50,birds,0.71\r\n\r\n  \r\n\t\r\nvit b/16,birds,0.83\r\n",
+    "a short line of blank cells": "model,dataset,accuracy\nresnet50,birds,0.71\n,\n ,\nvit b/16,birds,0.83\n",
+    "a one-cell line after a space": "model,dataset,accuracy\nresnet50,birds,0.71\n X\nvit b/16,birds,0.83\n",
+    "a line of a space and a vertical tab": "model,dataset,accuracy\nresnet50,birds,0.71\n \x0b\nvit b/16,birds,0.83\n",
+    "an extra column named with X": "model,dataset,accuracy,noteX\nresnet50,birds,0.71,a\nvit b/16,birds,0.83,b\n",
+    "no final newline": "model,dataset,accuracy\nresnet50,birds,0.71\nvit b/16,birds,0.83",
+    "only the header, without a newline": "model,dataset,accuracy",
+    "an empty file": "",
+}
+
+
+def _outcome(load, d):
+    try:
+        zoo = load(d)
+    except ZooError as exc:
+        return str(exc)
+    return zoo
+
+
+@pytest.mark.parametrize("block", [1 << 24, 5], ids=["one block", "5-byte blocks"])
+@pytest.mark.parametrize("bad", ["", "resnet50,cars 196,1.5\n"], ids=["as is", "then a bad accuracy"])
+@pytest.mark.parametrize("body", list(ODD_BODIES))
+def test_odd_files_read_as_the_careful_reader_reads_them(tmp_path, monkeypatch, fast_calls, body, bad, block):
+    """Whatever the C reader's pre-scan makes of a file (plain or not, blank lines, the header, its line numbers
+    across blocks), the zoo, or the message naming the line, is the line-by-line reader's."""
+    monkeypatch.setattr(zoo_mod, "_PLAIN_BLOCK", block)
+    text = ODD_BODIES[body]
+    text = text + ("\n" if text and not text.endswith(("\n", "\r")) and bad else "") + bad
+    d = plain_zoo(tmp_path / "z", text)
+    fast = _outcome(load_zoo, d)
+    careful = _outcome(lambda p: load_careful(p, monkeypatch), d)
+    if isinstance(careful, str):
+        assert fast == careful
+    else:
+        assert not isinstance(fast, str), fast
+        assert_same_zoo(fast, careful)
+        pd.testing.assert_frame_equal(fast.records, careful.records)
+
+
+@pytest.mark.parametrize("text", ["model,dataset,metric,score", "model,dataset,metric,score\n", "\ufeffmodel,dataset,metric,score\r\n"])
+def test_a_scores_file_of_only_its_header_reads_as_no_scores(tmp_path, monkeypatch, fast_calls, text):
+    d = plain_zoo(tmp_path / "z")
+    (d / "scores.csv").write_text(text, encoding="utf-8")
+    fast = load_zoo(d)
+    assert fast_calls["took"] == 2 and len(fast.scores) == 0
+    assert_same_zoo(fast, load_careful(d, monkeypatch))
