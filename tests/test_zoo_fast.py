@@ -257,14 +257,19 @@ def _outcome(load, d):
 
 
 @pytest.mark.parametrize("block", [1 << 24, 5], ids=["one block", "5-byte blocks"])
-@pytest.mark.parametrize("bad", ["", "resnet50,cars 196,1.5\n"], ids=["as is", "then a bad accuracy"])
+@pytest.mark.parametrize("bad", ["", "last", "first"], ids=["as is", "then a bad accuracy", "a bad accuracy first"])
 @pytest.mark.parametrize("body", list(ODD_BODIES))
 def test_odd_files_read_as_the_careful_reader_reads_them(tmp_path, monkeypatch, fast_calls, body, bad, block):
     """Whatever the C reader's pre-scan makes of a file (plain or not, blank lines, the header, its line numbers
     across blocks), the zoo, or the message naming the line, is the line-by-line reader's."""
     monkeypatch.setattr(zoo_mod, "_PLAIN_BLOCK", block)
-    text = ODD_BODIES[body]
-    text = text + ("\n" if text and not text.endswith(("\n", "\r")) and bad else "") + bad
+    text, line = ODD_BODIES[body], "resnet50,cars 196,1.5\n"
+    if bad == "last":
+        text = text + ("\n" if text and not text.endswith(("\n", "\r")) else "") + line
+    elif bad == "first":  # (after the header: then blank lines come after the line the message names)
+        at = text.find("model,dataset,accuracy")
+        at = text.find("\n", at) + 1 if at >= 0 and text.find("\n", at) >= 0 else len(text)
+        text = text[:at] + line + text[at:]
     d = plain_zoo(tmp_path / "z", text)
     fast = _outcome(load_zoo, d)
     careful = _outcome(lambda p: load_careful(p, monkeypatch), d)
