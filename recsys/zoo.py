@@ -574,6 +574,7 @@ MAX_CELL_CHARS = 16 << 20
 _PLAIN_MIN_BYTES = 64 << 10
 _PLAIN_BLOCK = 1 << 24  # bytes per block of the pre-scan
 _PLAIN_CHUNK = 1 << 21  # rows per chunk of the C reader (bounds its token buffers)
+_KEY_LIMIT = 1 << 62  # names' codes combined into one int64 key stay below this (validate_scores)
 
 
 def _read_plain(file: Path, numbers: tuple[str, ...]) -> _Table | None:
@@ -1168,7 +1169,7 @@ def validate_scores(scores: "pd.DataFrame | _Table | None", models: pd.Index | N
             pos, valid = pd.factorize(_gather(found[c][1], found[c][0], None))
         else:
             pos = _positions_in(*found[c], valid, where, c, f"{c}s.csv")
-        if len(valid) and int(key.max()) >= (1 << 62) // len(valid):
+        if len(valid) and int(key.max()) >= _KEY_LIMIT // len(valid):
             key = pd.factorize(key)[0]  # (dense again: the codes of many distinct names would overflow)
         ids[c], key = (np.asarray(valid, dtype=object), pos), key * len(valid) + pos
     keep, conflict = _first_rows(key, values)

@@ -162,3 +162,55 @@ def test_roles_from_zoo_json_as_given():
                                                                                    None)
     assert zoo_module.Roles.from_json(roles, where="x", default_id="y") is roles
     assert zoo_module.Roles.from_json({}, where="x", default_id="model").id == "model"
+
+
+# -- validate_scores: the one check of a score table ------------------------------------------------------------
+
+SCORE_TABLE = pd.DataFrame({"model": ["a", "b", "a"], "dataset": ["x", "x", "y"], "metric": ["LOG_ME"] * 3,
+                            "score": [1.0, 2.0, 3.0]})
+ZOO_NAMES = {"models": pd.Index(["a", "b"]), "datasets": pd.Index(["x", "y"])}
+
+
+@pytest.mark.parametrize("table, names, message", [
+    ([1, 2], {}, "scores: expected a table (pandas DataFrame), got list"),
+    (SCORE_TABLE.drop(columns="dataset"), ZOO_NAMES, "scores has no column(s) ['dataset']; required columns: model, "
+     "dataset, metric, score (found ['model', 'metric', 'score']); rename the header"),
+    (SCORE_TABLE.drop(columns=["dataset", "metric"]), {}, "scores has no column(s) ['metric']; required columns: "
+     "model, metric, score (found ['model', 'score']); rename the header"),
+    (SCORE_TABLE.assign(model=["a", " ", "a"]), {}, "scores row 2: empty model name; every row needs a model"),
+    (SCORE_TABLE.assign(dataset=["x", "", "y"]), {}, "scores row 2: empty dataset name; every row needs a dataset"),
+    (SCORE_TABLE.assign(metric=["LOG_ME", "", "H"]), {}, "scores row 2: empty metric name; every row needs a metric"),
+    (SCORE_TABLE.assign(score=[1.0, "abc", 3.0]), {}, "scores row 2: score 'abc' is not a number; give a finite number"),
+    (SCORE_TABLE.assign(score=[1.0, np.inf, 3.0]), {}, "scores row 2: score 'inf' is infinite; give a finite number"),
+    (SCORE_TABLE, {"models": pd.Index(["a"]), "datasets": ZOO_NAMES["datasets"]},
+     "scores row 2 names model 'b', which is not in models.csv; fix the name or add it to models.csv"),
+    (SCORE_TABLE, {"models": ZOO_NAMES["models"], "datasets": pd.Index(["x"])},
+     "scores row 3 names dataset 'y', which is not in datasets.csv; fix the name or add it to datasets.csv"),
+    (pd.concat([SCORE_TABLE, SCORE_TABLE.iloc[[0]].assign(score=9.0)]), ZOO_NAMES,
+     "scores rows 1, 4 give different LOG_ME scores (1, 9) for model 'a' on dataset 'x'; keep one score per "
+     "(model, dataset, metric) (average them if intended)"),
+    (pd.concat([SCORE_TABLE, SCORE_TABLE.iloc[[0]].assign(score=9.0)]).drop(columns="dataset"), {},
+     "scores rows 1, 3, 4 give different LOG_ME scores (1, 3, 9) for model 'a'; keep one score per "
+     "(model, dataset, metric) (average them if intended)"),
+])
+def test_validate_scores_names_the_table_row_column_and_value(table, names, message):
+    with pytest.raises(ZooError, match="^" + re.escape(message) + "$"):
+        zoo_module.validate_scores(table, **names)
+
+
+@pytest.mark.parametrize("limit", [1 << 62, 4], ids=["codes combined", "codes made dense again"])
+def test_validate_scores_drops_identical_duplicates_and_keeps_the_columns_it_was_given(monkeypatch, limit):
+    """Identical duplicate rows go (the first kept); the scores of new datasets may leave the dataset out; the same
+    whether the names' codes are combined at once or, past the int64 limit, made dense again between columns."""
+    monkeypatch.setattr(zoo_module, "_KEY_LIMIT", limit)
+    got = zoo_module.validate_scores(pd.concat([SCORE_TABLE, SCORE_TABLE.iloc[[1]]]), **ZOO_NAMES)
+    assert got.to_dict("list") == {"model": ["a", "b", "a"], "dataset": ["x", "x", "y"], "metric": ["LOG_ME"] * 3,
+                                   "score": [1.0, 2.0, 3.0]}
+    assert got["model"].dtype == object
+    one = SCORE_TABLE.drop(columns="dataset").iloc[:2]
+    assert list(zoo_module.validate_scores(one).columns) == ["model", "metric", "score"]
+    with pytest.raises(ZooError, match=r"^scores rows 1, 4 give different LOG_ME scores \(1, 9\) for model 'a' on "):
+        zoo_module.validate_scores(pd.concat([SCORE_TABLE, SCORE_TABLE.iloc[[0]].assign(score=9.0)]), **ZOO_NAMES)
+    many = pd.DataFrame({"model": [f"m{i}" for i in range(6)], "dataset": [f"d{i % 3}" for i in range(6)],
+                         "metric": ["H", "LOG_ME"] * 3, "score": np.arange(6.0)})
+    pd.testing.assert_frame_equal(zoo_module.validate_scores(pd.concat([many, many])), many, check_dtype=False)
