@@ -214,3 +214,17 @@ def test_validate_scores_drops_identical_duplicates_and_keeps_the_columns_it_was
     many = pd.DataFrame({"model": [f"m{i}" for i in range(6)], "dataset": [f"d{i % 3}" for i in range(6)],
                          "metric": ["H", "LOG_ME"] * 3, "score": np.arange(6.0)})
     pd.testing.assert_frame_equal(zoo_module.validate_scores(pd.concat([many, many])), many, check_dtype=False)
+
+
+def test_a_zoo_built_without_roles_infers_them_around_its_id_columns(tmp_path):
+    import dataclasses
+
+    zoo = load_zoo(write_zoo(tmp_path / "z",
+                             models=pd.DataFrame({"model": ["a", "b"], "family": ["resnet", "vit"], "params": [25.6, 86.0]}),
+                             datasets=pd.DataFrame({"dataset": ["x", "y"], "domain": ["photo", "sketch"], "classes": [10, 20]}),
+                             records=pd.DataFrame({"model": ["a", "b"], "dataset": ["x", "y"], "accuracy": [0.5, 0.6]})))
+    bare = dataclasses.replace(zoo, model_roles=None, dataset_roles=None)
+    assert bare.model_roles == zoo.model_roles and bare.dataset_roles == zoo.dataset_roles
+    assert bare.model_roles.id == "model" and "model" not in bare.model_roles.categorical + bare.model_roles.text
+    assert bare.dataset_roles.id == "dataset" and bare.dataset_roles.categorical == ("domain",)
+    assert bare.dataset_roles.numeric == ("classes",) and "dataset" not in bare.dataset_roles.text
