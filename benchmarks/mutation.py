@@ -232,6 +232,24 @@ def _alive(name: str, again: dict) -> list[str]:
             if m["status"] not in KILLED and not _equivalent(name, m["function"], m.get("line", ""))]
 
 
+def _selection_grows(before: list[str], now: list[str]) -> bool:
+    """Whether the test selection ``now`` holds every test of ``before``: the same options (``-k``, ``-m`` and
+    their expressions), and every test path of ``before`` (a mutant it killed stays killed)."""
+    def split(sel):
+        paths, opts, i = [], [], 0
+        while i < len(sel):
+            if sel[i].startswith("-"):
+                opts += sel[i:i + 2]
+                i += 2
+            else:
+                paths.append(sel[i])
+                i += 1
+        return paths, opts
+
+    (p0, o0), (p1, o1) = split(before), split(now)
+    return o0 == o1 and set(p0) <= set(p1)
+
+
 def merge_again(name: str, mod: Module, again: dict, res: dict, jobs: int) -> dict:
     """A run of ``--again`` merged into the stored run ``again``: the mutants it ran take their new status; the
     others (killed, listed as equivalent, or not reached by an interrupted run again) keep theirs."""
@@ -240,6 +258,8 @@ def merge_again(name: str, mod: Module, again: dict, res: dict, jobs: int) -> di
             and (not mod.only or any(fnmatch(m["name"], p) for p in mod.only))]
     res["again"] = {"date": res["date"], "seconds": res["seconds"], "jobs": jobs, "run": len(rerun),
                     "kept": len(kept), "not_reached": res.get("not_run", 0)}
+    if again.get("tests") != res["tests"]:  # (tests added to the selection since the first run)
+        res["again"]["first_tests"] = again.get("tests")
     res["mutants"] = kept + res["mutants"]
     res["date"], res["seconds"], res["jobs"] = again["date"], again["seconds"], again["jobs"]
     res["not_run"] = again.get("not_run", 0)  # (an interrupted run's mutants not run are still not run)
@@ -325,8 +345,10 @@ def report(results: dict) -> str:
             a = res["again"]
             reached = (f" (interrupted: {a['not_reached']} of those left alive not reached, they keep their status)"
                        if a.get("not_reached") else "")
+            selection = (f"against the selection above (the first run's was `{' '.join(a['first_tests'])}`)"
+                         if a.get("first_tests") else "against the same selection")
             details.append(f"Run again on {a['date']} after tests were added (`--again`): {a['run']} mutants it "
-                           f"left alive and not listed as equivalent, against the same selection, in "
+                           f"left alive and not listed as equivalent, {selection}, in "
                            f"{a['seconds'] / 60:.1f} minutes ({a.get('jobs', res['jobs'])} jobs){reached}; the "
                            f"{a['kept']} others keep their status.")
         if res["note"]:
@@ -381,8 +403,9 @@ def main(argv=None) -> int:
             else:
                 again = results.get(name) if args.again else None
                 if args.again and (again is None or again.get("only") != MODULES[name].only
-                                   or again.get("tests") != MODULES[name].tests):
-                    ap.error(f"--again needs a stored run of {name} with the same mutants and tests")
+                                   or not _selection_grows(again.get("tests", []), MODULES[name].tests)):
+                    ap.error(f"--again needs a stored run of {name} with the same mutants, and tests that the "
+                             f"current selection still holds")
                 res = run_module(name, MODULES[name], jobs=args.jobs, work_root=args.work, python=Path(sys.executable),
                                  again=again, resume=args.resume)
                 if args.resume and results.get(name, {}).get("seconds"):
