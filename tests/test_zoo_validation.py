@@ -228,3 +228,15 @@ def test_a_zoo_built_without_roles_infers_them_around_its_id_columns(tmp_path):
     assert bare.model_roles.id == "model" and "model" not in bare.model_roles.categorical + bare.model_roles.text
     assert bare.dataset_roles.id == "dataset" and bare.dataset_roles.categorical == ("domain",)
     assert bare.dataset_roles.numeric == ("classes",) and "dataset" not in bare.dataset_roles.text
+
+
+def test_zoo_json_naming_a_missing_column_lists_every_close_name_and_the_columns(tmp_path):
+    datasets = pd.DataFrame({"dataset": ["x", "y"], "domain": ["a", "b"], "domains": ["c", "d"], "classes": [1, 2]})
+    d = write_zoo(tmp_path / "z", models=pd.DataFrame({"model": ["m"]}), datasets=datasets,
+                  records=pd.DataFrame({"model": ["m"], "dataset": ["x"], "accuracy": [0.5]}),
+                  zoo_json={"datasets": {"categorical": ["domainz"]}})
+    with pytest.raises(ZooError) as err:
+        load_zoo(d)
+    assert str(err.value) == ("zoo.json names column 'domainz' of datasets.csv, which has no such column (did you mean "
+                              "'domain', 'domains'?); columns found: ['domain', 'domains', 'classes']; fix "
+                              "the name in zoo.json or add the column")
