@@ -339,6 +339,59 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
                        "return np.sort(np.concatenate(out)) if out else np.zeros(1)")],
     ],
     "zoo": [
+        ("infer_roles", "n = max(len(df), 2)", "n is read only for a column of two distinct values, which needs two rows: max(len(df), 1) and max(len(df), 2) are then both len(df)"),
+        ("infer_roles", "elif s.nunique() <= max(2, min(50, n / 2)):", "nunique() is an integer: k <= max(2, min(50, n / 2)) holds exactly when k <= max(2, min(50, n // 2))"),
+        ("_positions_in", "pos = _gather(valid.get_indexer(pd.Index(names, dtype=None)), codes, -1, np.int32)  # (int32: 10 M rows take 40 MB)", "the names looked up are str (None only for an unused blank category): held as object or as pandas' str, get_indexer finds the same positions (a lone surrogate, which pyarrow's str cannot hold, is refused before as a hidden character)"),
+        ("_positions_in", "pos = _gather(valid.get_indexer(pd.Index(names, )), codes, -1, np.int32)  # (int32: 10 M rows take 40 MB)", "the names looked up are str (None only for an unused blank category): held as object or as pandas' str, get_indexer finds the same positions (a lone surrogate, which pyarrow's str cannot hold, is refused before as a hidden character)"),
+        ("_positions_in", "pos = _gather(valid.get_indexer(pd.Index(names, dtype=object)), codes, +1, np.int32)  # (int32: 10 M rows take 40 MB)", "_name_codes refuses every row without a name before: no code is -1, so the value gathered for -1 is never used"),
+        ("_positions_in", "pos = _gather(valid.get_indexer(pd.Index(names, dtype=object)), codes, -2, np.int32)  # (int32: 10 M rows take 40 MB)", "_name_codes refuses every row without a name before: no code is -1, so the value gathered for -1 is never used"),
+        ("_first_rows", "runs = np.searchsorted(starts, np.flatnonzero(differ) + 1, ) - 1", "differ[i] means rows i and i + 1 share a key, so i + 1 is never a run start: searchsorted finds the same run from either side"),
+        ("_first_rows", "keep[order[1:][same]] = None", "numpy stores None in a bool array as False"),
+        ("_validate_records", "keep, conflict = _first_rows(d.astype(np.int64) * len(models) - m, acc)", "m < len(models), so d * len(models) - m is one key per pair as + m is; the conflict reported and the rows kept follow the file order, not the keys' order (_stable_order sorts negative keys alike)"),
+        ("_validate_records", 'f"{models[m[conflict[1]]]!r} on dataset {datasets[d[conflict[0]]]!r}; keep one record per "', "the conflicting rows share one key, so one model and one dataset: row 1 names the pair row 0 names"),
+        ("_validate_records", 'f"{models[m[conflict[0]]]!r} on dataset {datasets[d[conflict[1]]]!r}; keep one record per "', "the conflicting rows share one key, so one model and one dataset: row 1 names the pair row 0 names"),
+        *[("_plain_shape", line, "the pre-scan only takes the lines in other parts (each block's first line, or all of "
+                                 "them at the end of the file): the same lines, counted the same")
+          for line in ('cut = len(data) if not block else data.find(b"\\n") + 1',
+                       'cut = len(data) if not block else data.rfind(b"XX\\nXX") + 1')],
+        *[("_plain_shape", line, "_check_header strips every header cell: the header line's trailing CR or spaces, "
+                                 "stripped here or not, give the same names")
+          for line in ('first = part[:end if end >= 0 else len(part)].decode("utf-8-sig").rstrip(None)',
+                       'first = part[:end if end >= 0 else len(part)].decode("utf-8-sig").lstrip("\\r")')],
+        ("_plain_shape", 'first = part[:end if end >= 0 else len(part)].decode("UTF-8-SIG").rstrip("\\r")',
+         "Python's codec names are case-insensitive"),
+        ("_plain_shape", 'if not any(h.strip().rstrip("\\ufeff") for h in header):',
+         "any() only asks whether a cell is empty once stripped: a cell of BOMs is empty stripped from either side"),
+        ("_plain_shape", 'if not any(h.strip().lstrip("XX\\ufeffXX") for h in header):',
+         "only a header of X's alone becomes blank: the file only goes to the line-by-line reader, which reads the same zoo (test_odd_files_read_as_the_careful_reader_reads_them)"),
+        *[("_plain_shape", line, "end is 0 only for a blank first line, which returned None just above")
+          for line in ('part = part[end + 1:] if end > 0 else b""', 'part = part[end + 1:] if end >= 1 else b""')],
+        *[("_plain_shape", line, "the skipped lines are only counted ((skipped <= line).sum()): an empty list read as "
+                                 "float64 counts the same, a non-empty one is int64 anyway")
+          for line in ("return (header, rows, np.asarray(skipped, dtype=None)) if header is not None else None",
+                       "return (header, rows, np.asarray(skipped, )) if header is not None else None")],
+        ("_blank_lines", "maybe = np.flatnonzero((first == 32) | (first == 9) | (first != 13) | (first == 10))",
+         "maybe is a prefilter: every candidate is checked by the strip below, so more candidates find the same blank lines"),
+        *[("_blank_lines", line, "a line the pre-scan counts differently from the C reader makes their row counts "
+                                 "differ: the file only goes to the line-by-line reader, which reads the same zoo (test_odd_files_read_as_the_careful_reader_reads_them)")
+          for line in ("maybe = np.flatnonzero((first == 32) | (first == 9) | (first == 14) | (first == 10))",
+                       "blank = [i for i in maybe if not part[starts[i]:ends[i]].strip(None)]",
+                       'blank = [i for i in maybe if not part[starts[i]:ends[i]].strip(b"XX \\t\\rXX")]')],
+        *[("_blank_lines", line, "the positions are numpy ints: int64 without a dtype; an empty list only adds nothing "
+                                 "to the skipped lines")
+          for line in ("return len(ends), np.asarray(blank, dtype=None)", "return len(ends), np.asarray(blank, )")],
+        ("_read_plain", "blank &= np.array([not str(c).strip() for c in col.categories] + [False])[col.codes]  # (-1: a padded cell)",
+         "a short row of blank cells kept here is skipped by the validation all the same: the same zoo and line "
+         "numbers (test_odd_files_read_as_the_careful_reader_reads_them, 'a short line of blank cells')"),
+        ("validate_scores", "name = {c: v[p[conflict[1]]] for c, (v, p) in ids.items()}",
+         "the conflicting rows share their key, so their names: the second row names the same ones"),
+        ("validate_scores", "ids[c], key = (np.asarray(valid, dtype=object), pos), key * len(valid) - pos",
+         "key * n - pos (0 <= pos < n) is still one distinct key per combination of names, and _stable_order's floor "
+         "modulo sorts negative keys as well: the same duplicates and conflicts"),
+        *[("validate_scores", line, "the names are Python strings (object or str Index): the array is of objects either "
+                                    "way, and the columns are made object Series")
+          for line in ("ids[c], key = (np.asarray(valid, dtype=None), pos), key * len(valid) + pos",
+                       "ids[c], key = (np.asarray(valid, ), pos), key * len(valid) + pos")],
         *[("_read_plain", line, "a table without rows: the validation gives its empty columns their types (object ids, "
                                 "float values) whatever dtype they are read in (a header-only scores.csv reads the same "
                                 "through both readers, dtypes and fingerprint)")
