@@ -142,9 +142,12 @@ class Roles:
 def infer_roles(df: pd.DataFrame, id_col: str) -> Roles:
     """Guess column roles from the values.
 
-    Numbers are numeric; strings are categorical when they repeat (few distinct
-    values), text when they are long or mostly distinct (names, label lists).
-    Columns with a single value carry no information and are skipped.
+    Numbers are numeric, booleans categorical; strings are text when they are
+    long (a mean over 24 characters, or more than half of them holding a comma)
+    and more than half of the rows distinct; otherwise categorical when they
+    repeat (at most half as many distinct values as rows, at most 50, at least 2
+    allowed), else text (names, label lists). Columns with a single value carry
+    no information and are skipped.
 
     Parameters
     ----------
