@@ -211,6 +211,15 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ("_read_meta", 'meta = json.loads(payload.decode("UTF-8"))', "Python reads codec names case-insensitively"),
     ],
     "calibration": [
+        ("stratum_of", "frac = np.asarray(n_known, dtype=None) / max(n_models, 1)", "n_known are counts (integer arrays from every caller): an integer array divided by an int is float64, as with dtype=float"),
+        ("stratum_of", "frac = np.asarray(n_known, ) / max(n_models, 1)", "n_known are counts (integer arrays from every caller): an integer array divided by an int is float64, as with dtype=float"),
+        ("Calibration._pool", "near = np.concatenate([p for p in near if p is not None and len(p)]) if any(p is not None and len(p) for p in near) else np.zeros(1)", "with no neighbouring residual, one zero is still below _MIN_POOL as none is: the whole table is pooled all the same"),
+        ("Calibration._tables", "np.r_[wide, -wide] if len(wide) else np.zeros(2))  # the random sign built in", "an atom at 0 made of two zeros or of one: the same distribution"),
+        ("Calibration._tables", "kinds = kinds if any(kinds) else (True, True)", "a row whose competitors are all recorded (no kind of perturbed model) gets its best records' share, reading neither table nor the grid step (the cache key keeps the kinds asked)"),
+        ("calibrate", "per_round = max(1, min(max_cases, _MAX_CASE_CELLS // max(data.n_models, 2)) // max(rounds, 1))", "differs for zoos of at most one model only, where no dataset has two records to hide: no case to sample"),
+        ("calibrate", "eligible = rng.choice(eligible, per_round, replace=None)", "None is falsy: drawn without replacement, as with False"),
+        ("calibrate", "is_case = np.zeros(cells.shape[0], dtype=None)", "is_case is only read per dataset as a truth value (if is_case[d], bool(R.is_case[d])): 1.0 and 0.0 as True and False"),
+        ("calibrate", "is_case = np.zeros(cells.shape[0], )", "is_case is only read per dataset as a truth value (if is_case[d], bool(R.is_case[d])): 1.0 and 0.0 as True and False"),
         ("calibrate", "break", "a mask is empty only on zoos of fewer than two recorded datasets, and then in every "
                                "round: break ends the loop as continue does"),
         *[("calibrate", line, "held and eligible are read by flatnonzero: trailing zeros of the counts do not matter")

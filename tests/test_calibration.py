@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from recsys.engines import make_engine
+from recsys.engines import Engine, make_engine
 from recsys.engines.calibration import STRATA, Calibration, calibrate, holdout_mask, stratum_of
 from recsys.errors import ArtifactError, RecsysError
 from recsys.features.data import Cells, ZooData
@@ -208,3 +208,368 @@ def test_calibrate_rounds_follow_the_recorded_datasets(n_datasets, empty, single
     assert len(fits) == rounds
     if 1 < rounds:  # (the rounds partition the datasets: each one's records are cold-start residuals once)
         assert len(cal.abs_residuals["cold"]) == int(np.isfinite(data.Y).sum())
+
+
+# -- the pools' thresholds and P(best)'s residual tables (mutation testing, issue 21) ------------------------
+
+
+def test_a_pool_of_exactly_thirty_residuals_is_enough():
+    """A stratum with 30 residuals of its own uses them; a stratum and its neighbours holding 30 together use
+    those, not the whole table."""
+    own = Calibration(abs_residuals={"few": np.full(30, 0.1), "some": np.full(40, 0.9)})
+    assert own.quantile(1, 0.99) == pytest.approx(0.1)
+    near = Calibration(abs_residuals={"cold": np.full(20, 0.1), "few": np.full(10, 0.2), "most": np.full(40, 0.9)})
+    assert near.quantile(0, 0.99) == pytest.approx(0.2)
+
+
+def test_unrecorded_models_take_their_strata_absolute_residuals_with_a_random_sign_unscaled():
+    """Each unrecorded model is its prediction plus or minus one of the stratum's absolute residuals: with all of
+    them 0.1, the one predicted 0.1 lower wins only when it goes up and the other down (1/4), whatever the
+    factor on the shared residuals."""
+    cal = Calibration(abs_residuals={"cold": np.full(40, 0.1)}, rel_residuals={"cold": np.linspace(-0.5, 0.5, 40)})
+    pred = np.array([[0.5, 0.6]])
+    for scale in (1.0, 0.2):
+        np.testing.assert_allclose(cal.p_best(pred, unrecorded=np.array([True, True]), scale=scale),
+                                   [[0.25, 0.75]], atol=0.01)
+
+
+def test_a_model_can_beat_an_unrecorded_one_that_its_residual_brings_below_it():
+    """An unrecorded model predicted 0.7 with absolute residuals up to 0.3 can fall to 0.4: a model predicted 0.5
+    whose shared residuals reach 0.6 has a chance (the pruning keeps it)."""
+    cal = Calibration(abs_residuals={"cold": np.linspace(0.0, 0.3, 40)},
+                      rel_residuals={"cold": np.linspace(-0.1, 0.1, 40)})
+    p = cal.p_best(np.array([[0.7, 0.5]]), unrecorded=np.array([True, False]))
+    assert p[0, 1] > 0.01 and p[0].sum() == pytest.approx(1.0)
+
+
+def test_p_best_uses_only_the_pools_of_the_models_that_compete():
+    """Among unrecorded models only, P(best) does not depend on the shared residuals nor on their factor; without
+    unrecorded models, it does not depend on the absolute residuals (to the last bit: the same grid)."""
+    rng = np.random.default_rng(0)
+    pred = rng.uniform(0.4, 0.6, size=(3, 5))
+    wide = {"cold": np.linspace(0.0, 0.2, 40)}
+    shared = {"cold": np.linspace(-0.1, 0.1, 40)}
+    narrow = {"cold": np.r_[-0.3, np.linspace(-0.001, 0.001, 38), 0.3]}
+    free = np.ones(5, bool)
+    base = Calibration(abs_residuals=wide, rel_residuals=shared).p_best(pred, unrecorded=free)
+    np.testing.assert_array_equal(Calibration(abs_residuals=wide, rel_residuals=narrow).p_best(pred, unrecorded=free),
+                                  base)
+    np.testing.assert_array_equal(Calibration(abs_residuals=wide, rel_residuals=shared).p_best(
+        pred, unrecorded=free, scale=0.15), base)
+    base = Calibration(abs_residuals=wide, rel_residuals=shared).p_best(pred)
+    np.testing.assert_array_equal(Calibration(abs_residuals=narrow, rel_residuals=shared).p_best(pred), base)
+    among = np.ones((3, 5), bool)
+    among[:, 0] = False  # (the one unrecorded model does not compete: its pool is not read either)
+    first = np.eye(5, dtype=bool)[0]
+    base = Calibration(abs_residuals=wide, rel_residuals=shared).p_best(pred, unrecorded=first, among=among)
+    np.testing.assert_array_equal(Calibration(abs_residuals=narrow, rel_residuals=shared).p_best(
+        pred, unrecorded=first, among=among), base)
+
+
+def test_without_residuals_p_best_is_the_best_prediction_unrecorded_models_too():
+    pred = np.array([[0.5, 0.7, 0.6], [0.9, 0.1, 0.2]])
+    for free in (None, np.array([True, True, False]), np.ones(3, bool)):
+        np.testing.assert_array_equal(Calibration().p_best(pred, unrecorded=free), [[0, 1, 0], [1, 0, 0]])
+
+
+def test_a_rows_tables_are_those_of_the_kinds_of_models_it_holds():
+    """A table the row's models do not use stands still (one bin): on the other pool's grid it could need any
+    number of bins."""
+    from recsys.engines.calibration import RESOLUTION
+
+    cal = Calibration(abs_residuals={"cold": np.linspace(0.0, 0.5, 40)},
+                      rel_residuals={"cold": np.linspace(-0.001, 0.001, 40)})
+    (shared, free), _ = cal._tables(0, 1.0, (True, False), RESOLUTION)
+    assert shared.n > 1 and free.n == 1
+    (shared, free), _ = cal._tables(0, 1.0, (False, True), RESOLUTION)
+    assert shared.n == 1 and free.n > 1
+
+
+def test_the_noise_factor_has_the_least_brier_score_on_the_fits_grid_a_tie_shared():
+    """The noise factor is the factor whose P(best of the recorded models), integrated on the fit's coarser grid
+    (FIT_RESOLUTION), has the least mean Brier score against the truth's best; a tie for the best shares it."""
+    from recsys.engines.calibration import FIT_RESOLUTION, _fit_noise_scale
+    from recsys.engines.joint import FACTORS
+
+    rng = np.random.default_rng(1)
+    cal = Calibration(abs_residuals={"cold": np.abs(rng.normal(0, 0.08, 60))},
+                      rel_residuals={"cold": rng.normal(0, 0.08, 60)})
+
+    def brier_scores(cases):
+        scores = []
+        for f in FACTORS:
+            total = 0.0
+            for pred, known, truth in cases:
+                among = ~np.isnan(truth)
+                t = np.where(among, truth, -np.inf)
+                target = (t >= t.max()) / (t >= t.max()).sum()
+                pb = cal.p_best(pred[None], known[None], scale=f, among=among[None], resolution=FIT_RESOLUTION)[0]
+                total += float(((pb - target) ** 2).sum())
+            scores.append(total / len(cases))
+        return scores
+
+    # the truth's best is a tie of the first two: P(best) shared between them scores best, the widest factor
+    tie = [(np.array([0.6, 0.3, 0.5]), np.full(3, np.nan), np.array([0.7, 0.7, 0.5]))]
+    rng = np.random.default_rng(118)
+    pred = rng.uniform(0.4, 0.6, (3, 4))
+    truth = np.round(pred + rng.normal(0, 0.05, pred.shape), 2)
+    truth[0, 3] = np.nan  # (a model without a record on a held-out dataset: the best of the others)
+    cases = [(p, np.full(4, np.nan), t) for p, t in zip(pred, truth)]
+    for c in (tie, cases):
+        assert _fit_noise_scale(cal, c) == FACTORS[int(np.argmin(brier_scores(c)))]
+
+
+# -- calibrate's held-out datasets and cases ------------------------------------------------------------------
+
+
+def test_the_noise_factor_is_fitted_on_at_most_max_cases_held_out_datasets(monkeypatch):
+    """Of the held-out datasets with two hidden records or more, at most ``max_cases`` (2,000 by default, at least
+    one a round) are the cases of P(best)'s noise factor."""
+    from recsys.engines import calibration
+
+    seen = []
+    monkeypatch.setattr(calibration, "_fit_noise_scale", lambda cal, cases: seen.append(len(cases)) or 1.0)
+    make = lambda: make_engine("popularity", seed=0)  # noqa: E731
+    big = _zoo(2400)  # (one round, over 2,100 datasets with two hidden records or more)
+    calibrate(make, big, seed=0, cell_fraction=0.6)
+    calibrate(make, big, seed=0, cell_fraction=0.6, max_cases=10**6)
+    assert seen[0] == 2000 and seen[1] > 2000
+    seen.clear()
+    calibrate(make, _zoo(40), seed=0, max_cases=1)
+    calibrate(make, _zoo(9), seed=0, max_cases=6)  # (4 rounds: one case each)
+    assert seen == [1, 4]
+
+
+def test_a_cap_on_the_cases_at_as_many_as_there_are_changes_nothing():
+    """Sampling the cases only when there are more than the cap: a cap equal to their number draws nothing, and
+    the rounds after hide the same cells."""
+    rng = np.random.default_rng(5)
+    data = ZooData(Y=rng.uniform(0.3, 0.9, (9, 6)), model_features=rng.normal(size=(6, 2)),
+                   dataset_features=rng.normal(size=(9, 2)))
+    make = lambda: make_engine("popularity", seed=0)  # noqa: E731
+    # (4 rounds, each hiding at least 2 records of every dataset: 9 cases a round, a cap of 36)
+    capped = calibrate(make, data, seed=0, cell_fraction=0.9, max_cases=36)
+    free = calibrate(make, data, seed=0, cell_fraction=0.9)
+    assert set(capped.abs_residuals) == set(free.abs_residuals)
+    for name in free.abs_residuals:
+        np.testing.assert_array_equal(capped.abs_residuals[name], free.abs_residuals[name])
+        np.testing.assert_array_equal(capped.rel_residuals[name], free.rel_residuals[name])
+    assert capped.noise_scale == free.noise_scale
+
+
+def test_a_stratum_without_held_out_cells_gets_no_pool():
+    """Datasets of a single record are held out only whole (cold): the stratum of their row (one model of six
+    recorded, "few") gets no pool, where no other held-out dataset falls in it."""
+    rng = np.random.default_rng(3)
+    Y = rng.uniform(0.3, 0.9, (40, 6))
+    Y[:8, 1:] = np.nan
+    data = ZooData(Y=Y, model_features=rng.normal(size=(6, 2)), dataset_features=rng.normal(size=(40, 2)))
+    cal = calibrate(lambda: make_engine("popularity", seed=0), data, seed=0, cell_fraction=0.1)
+    assert "few" not in cal.abs_residuals and "few" not in cal.rel_residuals
+    assert all(len(v) for v in cal.abs_residuals.values())
+    assert sum(map(len, cal.abs_residuals.values())) >= 8  # (the cold rows' and the partly hidden rows' cells)
+
+
+class _Oracle(Engine):
+    """Predicts the true accuracies ``truth`` (by dataset index), whatever it is fitted on."""
+
+    name = "oracle"
+    summary = "the true accuracies"
+
+    def __init__(self, *, truth=None, seed: int = 0):
+        self.truth = truth
+        self.seed = seed
+
+    def _fit(self, data: ZooData) -> None:
+        pass
+
+    def _predict(self, block):
+        return self.truth[block.index]
+
+
+def test_an_engine_that_predicts_every_cell_exactly_leaves_residuals_of_zero():
+    """Each held-out dataset's residuals are its truth minus the refit's prediction for that same dataset (also
+    where datasets that are not held out lie between them, and past the first block)."""
+    rng = np.random.default_rng(4)
+    truth = rng.uniform(0.3, 0.9, (45, 5))
+    Y = truth.copy()
+    Y[::3, 1:] = np.nan  # (one record: held out only when cold)
+    data = ZooData(Y=Y, model_features=rng.normal(size=(5, 2)), dataset_features=rng.normal(size=(45, 2)))
+    cal = calibrate(lambda: _Oracle(truth=truth), data, seed=0, block=4)
+    assert sum(map(len, cal.abs_residuals.values())) > 20
+    for name in cal.abs_residuals:
+        np.testing.assert_array_equal(cal.abs_residuals[name], 0.0)
+        np.testing.assert_array_equal(cal.rel_residuals[name], 0.0)
+
+
+# -- the joint distribution's fit (fit_joint, _pools, _cold_model_pool) ---------------------------------------
+
+
+def _hybrid():
+    return make_engine("hybrid", seed=0)
+
+
+@pytest.fixture(scope="module")
+def joint_fit():
+    """A kriging engine's calibration (seed 3) of a planted zoo of 40 datasets x 12 models, two models without
+    records and two with one record each, and the hide/refit round it handed to ``fit_joint``."""
+    from recsys.engines import calibration
+
+    from conftest import planted_low_rank
+
+    planted, _ = planted_low_rank(n_datasets=40, n_models=12, density=0.7, noise=0.02, seed=2)
+    Y = planted.records.dense()
+    Y[:, 10:] = np.nan
+    for j in (8, 9):
+        Y[np.flatnonzero(~np.isnan(Y[:, j]))[1:], j] = np.nan
+    data = ZooData(Y=Y, model_features=np.asarray(planted.models.matrix),
+                   dataset_features=np.asarray(planted.datasets.matrix))
+    seen = []
+    real = calibration.fit_joint
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(calibration, "fit_joint", lambda make, data, refits, **kw: seen.append(refits) or real(
+            make, data, refits, **kw))
+        cal = calibrate(_hybrid, data, seed=3)
+    return data, cal, seen[0]
+
+
+def test_the_joint_parameters_carry_the_calibrations_seed(joint_fit):
+    _, cal, refits = joint_fit
+    assert cal.joint is not None and cal.joint.seed == 3 and len(refits) == 1
+
+
+def test_every_joint_model_of_the_fit_flags_the_models_without_records_in_its_refit(joint_fit, monkeypatch):
+    """Cold flags: the models without any record in the refit (here, two without records in the zoo and one
+    whose single record was hidden), never those with one record."""
+    from recsys.engines import calibration
+
+    data, _, refits = joint_fit
+    made = []
+
+    class Recorded(calibration.JointModel):
+        def __init__(self, engine, params, cold_models, *args, **kwargs):
+            super().__init__(engine, params, cold_models, *args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(calibration, "JointModel", Recorded)
+    calibration.fit_joint(_hybrid, data, refits, seed=3)
+    train = {id(R.engine): R.train for R in refits}
+    checked = [jm for jm in made if id(jm.engine) in train]
+    assert len(checked) >= 2 + 2  # (the moments' and the pools' models, each scale's scoring models)
+    counts = refits[0].train.records.col_counts()
+    assert (counts == 0).sum() >= 3 and (counts == 1).any()
+    for jm in checked:
+        np.testing.assert_array_equal(jm.cold_models, train[id(jm.engine)].records.col_counts() == 0)
+
+
+def test_the_joints_factor_and_scale_are_scored_on_the_held_out_cases_only(joint_fit, monkeypatch):
+    """Each factor and scale is scored once per held-out case; without any case, nothing is scored (and nothing
+    warns): factor 1 and the first scale."""
+    import dataclasses
+    import warnings
+
+    from recsys.engines import calibration
+    from recsys.engines.joint import FACTORS, SCALES
+
+    data, _, refits = joint_fit
+    scored = []
+    real = calibration.brier
+    monkeypatch.setattr(calibration, "brier", lambda *a: scored.append(1) or real(*a))
+    one = np.zeros_like(refits[0].is_case)
+    one[np.flatnonzero(refits[0].is_case)[0]] = True
+    calibration.fit_joint(_hybrid, data, [dataclasses.replace(refits[0], is_case=one)], seed=3)
+    assert len(scored) == len(FACTORS) * len(SCALES)
+    scored.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        none = dataclasses.replace(refits[0], is_case=np.zeros_like(one))
+        params = calibration.fit_joint(_hybrid, data, [none], seed=3)
+    assert not scored and (params.factor, params.scale) == (1.0, SCALES[0])
+
+
+def test_the_joint_is_fitted_on_at_most_max_case_cells_of_held_out_rows(joint_fit, monkeypatch):
+    """The held-out datasets kept for the joint hold at most _MAX_CASE_CELLS values of n_models each (a random
+    sample), at least one a refit."""
+    from recsys.engines import calibration
+
+    data, _, refits = joint_fit
+    kept = []
+    real = calibration._held_rows
+    monkeypatch.setattr(calibration, "_held_rows", lambda refits, cells, rows_of, *a: kept.append(
+        sum(map(len, rows_of))) or real(refits, cells, rows_of, *a))
+    for budget in (7 * 12 + 10, 12, 5):  # (7.8 rows, one row, less than a row)
+        monkeypatch.setattr(calibration, "_MAX_CASE_CELLS", budget)
+        kept.clear()
+        calibration.fit_joint(_hybrid, data, refits, seed=3)
+        assert kept[0] == max(1, budget // data.n_models)
+
+
+def test_the_cold_model_pool_hides_a_recorded_model_even_of_a_single_record():
+    """Two recorded models, one of them with a single record: the extra refit hides one of them, and the
+    models without records get a pool of their own."""
+    from conftest import planted_low_rank
+
+    planted, full = planted_low_rank(n_datasets=40, n_models=12, density=0.7, noise=0.02, seed=2)
+    Y = np.full_like(full, np.nan)
+    Y[:, 0] = full[:, 0]
+    Y[5, 1] = full[5, 1]
+    data = ZooData(Y=Y, model_features=np.asarray(planted.models.matrix),
+                   dataset_features=np.asarray(planted.datasets.matrix))
+    cal = calibrate(_hybrid, data, seed=0)
+    assert len(cal.joint.pools["cold-model"]) >= 1
+
+
+def _cold_reveal_rows(joint_fit):
+    """The held-out datasets without records of the refit (at least 6 hidden records: first results revealed),
+    with what _pools needs."""
+    from recsys.engines import calibration
+    from recsys.engines.joint import JointModel, JointParams
+
+    data, _, refits = joint_fit
+    rows = calibration._held_rows(refits, data.records, [R.held for R in refits], 256)
+    cold = [r for r in rows if np.isnan(r.stored).all() and len(r.hidden) >= 6]
+    models = {0: JointModel(refits[0].engine, JointParams(seed=3), refits[0].train.records.col_counts() == 0)}
+    return cold, refits, models
+
+
+def test_first_results_are_revealed_by_centre_ties_in_the_models_order(joint_fit):
+    """Models tied at a centre are revealed in the models' order: as if each were a hair above the next."""
+    import dataclasses
+
+    from recsys.engines import calibration
+
+    cold, refits, models = _cold_reveal_rows(joint_fit)
+    assert len(cold) >= 2
+    tied, broken = [], []
+    for r in cold:
+        n = len(r.hidden)
+        level = 0.5 + 0.1 * ((np.arange(n) * 2) % 3)  # (three levels, each shared by several models)
+        for out, centre in ((tied, level), (broken, level - 1e-9 * np.arange(n))):
+            pred = r.pred.copy()
+            pred[r.hidden] = centre
+            out.append(dataclasses.replace(r, pred=pred))
+    a = calibration._pools(tied, refits, models, 1.0, "model", 3, True)
+    b = calibration._pools(broken, refits, models, 1.0, "model", 3, True)
+    assert set(a) == set(b) and {"k1", "k4"} <= set(a)
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-6)
+
+
+def test_a_pool_without_residuals_is_left_out(joint_fit):
+    """When every model after the first four results is without records, the fourth result leaves nothing to
+    score: no k4 pool (rather than an empty one)."""
+    import dataclasses
+
+    from recsys.engines import calibration
+    from recsys.engines.joint import JointModel, JointParams
+
+    cold, refits, _ = _cold_reveal_rows(joint_fit)
+    r = cold[0]
+    pred = r.pred.copy()
+    pred[r.hidden] = np.linspace(0.9, 0.4, len(r.hidden))  # (the first four hidden models revealed first)
+    flags = np.zeros(len(pred), bool)
+    flags[r.hidden[4:]] = True
+    models = {0: JointModel(refits[0].engine, JointParams(seed=3), flags)}
+    pools = calibration._pools([dataclasses.replace(r, pred=pred)], refits, models, 1.0, "model", 3, True)
+    assert {"k1", "k2", "k3"} <= set(pools) and "k4" not in pools
+    assert all(len(v) for v in pools.values())
