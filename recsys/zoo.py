@@ -884,7 +884,7 @@ def _normalize_column(s: pd.Series) -> pd.Series:
         return pd.Series(np.nan, index=s.index, dtype=np.float64)
     try:
         numeric = not pd.to_numeric(pd.Series(present, dtype=object), errors="coerce").isna().any()
-    except (TypeError, ValueError):  # lists or dicts (from JSON) are not numbers
+    except (TypeError, ValueError, OverflowError):  # lists or dicts (from JSON), integers past float64: not numbers
         numeric = False
     if numeric and not any(isinstance(v, bool) for v in present):
         per_value = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").astype(np.float64).tolist()
@@ -1030,12 +1030,11 @@ def _positions_in(codes: np.ndarray, names: list, valid: pd.Index, where: _Where
 
 def _numbers(col: pd.Series, where: _Where, what: str, accepted: str) -> np.ndarray:
     """A column of finite numbers (float64); one line naming the first cell that is not one."""
-    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+    if pd.api.types.is_numeric_dtype(col) and not (pd.api.types.is_bool_dtype(col) or pd.api.types.is_complex_dtype(col)):
         codes, values = None, col.to_numpy(dtype=float, na_value=np.nan)
     else:
         codes, uniques = _codes(col)
-        cells = ["" if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else str(v).strip()
-                 for v in uniques]
+        cells = ["" if _is_na(v) else str(v).strip() for v in uniques]
         per_value = pd.to_numeric(pd.Series([c if c else None for c in cells], dtype=object),
                                   errors="coerce").to_numpy(dtype=float)
         values = _gather(per_value, codes, np.nan, np.float64)

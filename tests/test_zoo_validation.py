@@ -240,3 +240,111 @@ def test_zoo_json_naming_a_missing_column_lists_every_close_name_and_the_columns
     assert str(err.value) == ("zoo.json names column 'domainz' of datasets.csv, which has no such column (did you mean "
                               "'domain', 'domains'?); columns found: ['domain', 'domains', 'classes']; fix "
                               "the name in zoo.json or add the column")
+
+
+# -- metadata tables, the line-by-line reader and the files of a zoo directory ---------------------------------
+
+META_M = pd.DataFrame({"model": ["a", "b"], "family": ["resnet", "vit"]})
+META_D = pd.DataFrame({"dataset": ["x", "y"], "domain": ["photo", "sketch"]})
+META_R = pd.DataFrame({"model": ["a", "b"], "dataset": ["x", "y"], "accuracy": [0.5, 0.6]})
+FIX_ID = 'name the id column \'model\', or name it in zoo.json ({"models": {"id": ...}})'
+
+
+@pytest.mark.parametrize("models, message", [
+    ([1], "models.csv: expected a table (pandas DataFrame), got list"),
+    (META_M.rename(columns={"model": "modle"}), "models.csv has no column 'model' (the model id) (did you mean "
+     f"'modle'?); columns found: ['modle', 'family']; {FIX_ID}"),
+    (META_M.rename(columns={"model": "zzz"}), "models.csv has no column 'model' (the model id); columns found: "
+     f"['zzz', 'family']; {FIX_ID}"),
+    (pd.DataFrame({"zzz": ["a", "b"], **{f"c{i}": [1, 2] for i in range(10)}}), "models.csv has no column 'model' "
+     f"(the model id); columns found: ['zzz', 'c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6']; {FIX_ID}"),
+    (pd.DataFrame({"model": ["a", "b", "b", "a"]}), "models.csv lists model 'a' more than once (models.csv rows 1, 4); "
+     "ids must be unique"),
+    (pd.DataFrame({"model": ["a", " "]}), "models.csv row 2: empty model id; every row needs a model"),
+    (pd.DataFrame({"model": pd.Series([], dtype=object)}), "models.csv lists no models; an empty zoo cannot be "
+     "fitted (the zoo format is described in data/README.md and `pydoc recsys.zoo`)"),
+])
+def test_a_metadata_table_is_refused_in_one_line_naming_what_to_fix(models, message):
+    with pytest.raises(ZooError, match="^" + re.escape(message) + "$"):
+        Zoo.from_frames(models, META_D, META_R)
+
+
+def test_a_metadata_table_of_ids_alone_or_indexed_by_them_is_a_table_of_no_columns_or_its_own(tmp_path):
+    bare = Zoo.from_frames(pd.DataFrame({"model": ["a", "b"]}), META_D, META_R)
+    assert bare.models.shape == (2, 0) and bare.models.index.tolist() == ["a", "b"]
+    indexed = Zoo.from_frames(META_M.set_index("model"), META_D, META_R)
+    assert indexed.models.index.tolist() == ["a", "b"] and list(indexed.models.columns) == ["family"]
+    for zoo in (bare, indexed):  # (ids kept as Python strings, whatever pandas would infer)
+        assert zoo.models.index.dtype == object and zoo.datasets.index.dtype == object
+        assert zoo.models.index.name == "model" and zoo.datasets.index.name == "dataset"
+
+
+@pytest.mark.parametrize("roles, message", [
+    ({"models": {"id": "nme"}}, "models.csv has no column 'nme' (the model id named by zoo.json's models.id) (did you "
+     "mean 'name'?); columns found: ['name', 'family']; fix models.id in zoo.json"),
+    ({"models": {"id": "name"}, "datasets": {"categorical": 3}}, "give zoo.json datasets.categorical as a list of "
+     "column names, e.g. [\"size\"], or leave it out: it is 3"),
+])
+def test_zoo_json_roles_that_do_not_fit_the_tables_are_refused_by_their_side(tmp_path, roles, message):
+    d = write_zoo(tmp_path / "z", models=META_M.rename(columns={"model": "name"}), datasets=META_D, records=META_R,
+                  zoo_json=roles)
+    with pytest.raises(ZooError, match="^" + re.escape(message) + "$"):
+        load_zoo(d)
+
+
+def test_an_id_named_in_zoo_json_beside_a_column_named_like_the_side_is_refused(tmp_path):
+    d = write_zoo(tmp_path / "z", models=META_M.assign(name=["a", "b"]), datasets=META_D, records=META_R,
+                  zoo_json={"models": {"id": "name"}})
+    with pytest.raises(ZooError, match="^" + re.escape("models.csv has both 'name' (the id, from zoo.json) and a column "
+                                                       "'model'; rename 'model' or use it as the id") + "$"):
+        load_zoo(d)
+
+
+def test_the_line_by_line_reader_pads_short_rows_cuts_blank_extra_cells_and_keeps_quoted_line_breaks(tmp_path):
+    d = write_zoo(tmp_path / "z", models=META_M, datasets=META_D, records=META_R)
+    (d / "models.csv").write_text('model,family,notes\na,resnet\nb,vit,"line one\r\nline two",,\n', newline="")
+    zoo = load_zoo(d)
+    assert zoo.models["family"].tolist() == ["resnet", "vit"]
+    assert zoo.models["notes"].isna().tolist() == [True, False]
+    assert zoo.models.loc["b", "notes"] == "line one\r\nline two"  # (as written: csv.reader reads with newline="")
+
+
+def test_a_cell_over_the_limit_and_a_file_that_cannot_be_read_are_one_line_each(tmp_path, monkeypatch):
+    d = write_zoo(tmp_path / "z", models=META_M, datasets=META_D, records=META_R)
+    (d / "models.csv").write_text('model,family\na,resnet\nb,"' + "v" * 50 + "\n")
+    monkeypatch.setattr(zoo_module, "MAX_CELL_CHARS", 40)
+    with pytest.raises(ZooError, match="^" + re.escape("close the quote that opens a cell, or shorten the cell: "
+                                                       "models.csv from line 3 holds a cell longer than 40 "
+                                                       "characters") + "$"):
+        load_zoo(d)
+    monkeypatch.undo()
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(zoo_module, "open", refused, raising=False)
+    with pytest.raises(ZooError, match="^" + re.escape(f"cannot read {d / 'models.csv'} (Permission denied); check "
+                                                       "the file's permissions") + "$"):
+        load_zoo(d)
+
+
+def test_a_missing_or_irregular_zoo_file_is_named(tmp_path):
+    d = write_zoo(tmp_path / "z", models=META_M, datasets=META_D, records=META_R)
+    (d / "records.csv").unlink()
+    with pytest.raises(ZooError, match="^" + re.escape(f"zoo directory {str(d)!r} has no records.csv; a zoo needs "
+                                                       "models.csv, datasets.csv and records.csv (the zoo format is "
+                                                       "described in data/README.md and `pydoc recsys.zoo`)") + "$"):
+        load_zoo(d)
+    (d / "records.csv").mkdir()
+    with pytest.raises(ZooError, match="^" + re.escape(f"give a regular file as records.csv: "
+                                                       f"{str(d / 'records.csv')!r} is a directory") + "$"):
+        load_zoo(d)
+
+
+def test_columns_without_a_header_name_are_dropped_and_said(tmp_path, caplog):
+    d = write_zoo(tmp_path / "z", models=META_M, datasets=META_D, records=META_R)
+    (d / "models.csv").write_text("model,,family\na,1,resnet\nb,2,vit\n")
+    with caplog.at_level("INFO", logger="recsys"):
+        zoo = load_zoo(d)
+    assert list(zoo.models.columns) == ["family"]
+    assert f"{d / 'models.csv'}: ignoring 1 column(s) without a header name" in caplog.text
