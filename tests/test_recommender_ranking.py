@@ -271,3 +271,26 @@ def test_a_lazy_answer_checks_the_engine_rows_of_the_datasets_it_reads(rec, tmp_
     monkeypatch.setattr(lazy.engine_, "check_rows", lambda rows: "has kernel neighbours outside its 3 datasets")
     with pytest.raises(ArtifactError, match="has kernel neighbours outside its 3 datasets; it is damaged"):
         lazy.topk(rec.dataset_ids[2], k=2)
+
+
+def test_a_lazy_load_answers_results_given_and_plans_as_the_eager_one(rec, tmp_path):
+    with mock.patch.object(artifact, "MMAP_MIN_BYTES", 64):
+        path = rec.save(tmp_path / "m.npz")
+        lazy, eager = recsys.Recommender.load(path, lazy=True), recsys.Recommender.load(path)
+    answers = rec.predict()
+    left = answers.loc[answers["known"].isna()].groupby("dataset", sort=False).size()
+    name = left.index[left >= 2][0]  # (a dataset with two models left to fine-tune)
+    free = answers.loc[(answers["dataset"] == name) & answers["known"].isna(), "model"].tolist()
+    known = {free[0]: 0.42}
+    pd.testing.assert_frame_equal(lazy.topk(name, k=3, known=known), eager.topk(name, k=3, known=known))
+    assert lazy.topk(name, k=len(rec.model_ids), known=known).set_index("model").loc[free[0], "known"] == 0.42
+    plan = lazy.plan(name, 1, known=known)
+    pd.testing.assert_frame_equal(plan, eager.plan(name, 1, known=known))
+    assert plan["dataset"].tolist() == [name] and plan["model"].iloc[0] != free[0]
+
+
+def test_predict_new_takes_the_results_given(rec):
+    m = rec.model_ids[1]
+    got = rec.predict_new(NEW, known={m: 0.37}).set_index("model")
+    assert got.loc[m, "known"] == 0.37 and got.loc[m, "predicted"] == 0.37
+    assert np.isnan(rec.predict_new(NEW).set_index("model").loc[m, "known"])
