@@ -73,6 +73,13 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ("mean_std_over_reps", 'g = long.groupby(by + ["metric"], sort=None)["value"]', _NONE),
     ],
     "kriging": [
+        *[("krige_row", line, "the model indices are integers (int64 arrays or Python ints from every caller): an "
+                              "integer array without a dtype")
+          for line in ("idx = np.asarray(idx, dtype=None)", "idx = np.asarray(idx, )")],
+        *[("krige_row", line, "stacked with a column of float64 ones, the right-hand side is float64 whatever r's "
+                              "dtype")
+          for line in ("rhs = np.stack([np.asarray(r, dtype=None), np.ones(len(idx))], axis=1)[None]",
+                       "rhs = np.stack([np.asarray(r, ), np.ones(len(idx))], axis=1)[None]")],
         *[("low_rank_part", line, "the other operand is read as float64: the sum is float64 with the same values "
                                   "whichever dtype this one is read in")
           for line in ("S = (np.asarray(S, dtype=None) + np.asarray(S, dtype=float).T) / 2",
