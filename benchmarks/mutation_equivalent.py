@@ -355,6 +355,12 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
                        "return np.sort(np.concatenate(out)) if out else np.zeros(1)")],
     ],
     "zoo": [
+        ("load_zoo", 'records = _read_csv(path / "records.csv", numbers=("XXaccuracyXX",))', "the accuracy column of a plain records.csv read as text instead of float64 is parsed to the same float64 numbers by _validate_records (pandas' one string-to-double converter; a cell that is not a finite number is read again as text either way): the same zoo and messages"),
+        ("load_zoo", 'records = _read_csv(path / "records.csv", numbers=("ACCURACY",))', "the accuracy column of a plain records.csv read as text instead of float64 is parsed to the same float64 numbers by _validate_records (pandas' one string-to-double converter; a cell that is not a finite number is read again as text either way): the same zoo and messages"),
+        ("load_zoo", 'scores = _read_csv(path / "scores.csv", numbers=("XXscoreXX",)) if (path / "scores.csv").exists() else None', "the score column read as text is parsed to the same float64 numbers by validate_scores"),
+        ("load_zoo", 'scores = _read_csv(path / "scores.csv", numbers=("SCORE",)) if (path / "scores.csv").exists() else None', "the score column read as text is parsed to the same float64 numbers by validate_scores"),
+        ("_read_zoo_json", 'meta = load_json(file.read_text(encoding="UTF-8-SIG"), f"{file}", error=ZooError)', "Python's codec names are case-insensitive"),
+        ("_check_role_columns", "values = values.astype(None)", "pandas reads dtype None as numpy's default, float64: the same float64 column"),
         ("_normalize_column", "if pd.api.types.is_numeric_dtype(None):", "a numeric column then takes the general path: every value is a number (NaN: missing), so it becomes the same float64 column (a complex one too: both keep the real part)"),
         ("_normalize_column", "return s.astype(None)", "astype(None) is astype(float64), numpy's default dtype"),
         ("_normalize_column", "used = np.bincount(codes[codes >= 0], ) > 0", "zip stops at the shorter list: the values past the largest code are the ones no row uses, left out either way"),
