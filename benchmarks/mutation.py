@@ -60,7 +60,8 @@ MODULES: dict[str, Module] = {
     # (zoo: the Hypothesis sweeps of test_fuzz_readers, test_any_*, are left out: 11 of the selection's 18 seconds,
     # which every surviving mutant pays; their fixed cases stay)
     "zoo": Module("recsys/zoo.py", ["tests/test_zoo_validation.py", "tests/test_zoo.py", "tests/test_zoo_fast.py",
-                                    "tests/test_fuzz_readers.py", "-k", "not test_any_", *NOT_SLOW],
+                                    "tests/test_fuzz_readers.py", "tests/test_zoo_rules.py", "tests/test_zoo_values.py",
+                                    "tests/test_zoo_files.py", "tests/test_zoo_names.py", "-k", "not test_any_", *NOT_SLOW],
                   only=[f"recsys.zoo.x{f}__mutmut_*" for f in (
                       "ǁRolesǁfrom_json", "_infer_roles", "ǁZooǁ__post_init__", "ǁZooǁfrom_frames", "ǁZooǁ_validated",
                       "_load_zoo", "__read_zoo_json", "ǁ_Whereǁ__init__", "ǁ_Whereǁcounted", "ǁ_Whereǁline",

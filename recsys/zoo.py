@@ -823,7 +823,7 @@ def _is_na(v) -> bool:
 
 def _name(v) -> str | None:
     """An id as a stripped string, None when missing."""
-    if v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and math.isnan(v)):
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, (float, np.floating)) and math.isnan(v)):
         return None
     if isinstance(v, (float, np.floating)) and float(v).is_integer():
         v = int(v)  # 7.0 read by pandas from "7"
