@@ -348,3 +348,11 @@ def test_columns_without_a_header_name_are_dropped_and_said(tmp_path, caplog):
         zoo = load_zoo(d)
     assert list(zoo.models.columns) == ["family"]
     assert f"{d / 'models.csv'}: ignoring 1 column(s) without a header name" in caplog.text
+
+
+def test_a_missing_id_column_lists_every_close_name():
+    models = pd.DataFrame({"modle": ["a", "b"], "mdel": ["a", "b"]})
+    with pytest.raises(ZooError, match="^" + re.escape("models.csv has no column 'model' (the model id) (did you mean "
+                                                       f"'mdel', 'modle'?); columns found: ['modle', 'mdel']; {FIX_ID}")
+                       + "$"):
+        Zoo.from_frames(models, META_D, META_R)
