@@ -355,6 +355,20 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
                        "return np.sort(np.concatenate(out)) if out else np.zeros(1)")],
     ],
     "zoo": [
+        ("_normalize_column", "return pd.Series(_gather(per_value, codes, None, np.float64), index=s.index)",
+         "numpy stores None in a float64 array as NaN"),
+        ("_normalize_column", "return pd.Series(_gather(per_value, codes, np.nan, None), index=s.index)",
+         "_gather's array without a dtype is numpy's default, float64"),
+        ("_numbers", "if pd.api.types.is_numeric_dtype(None) and not (pd.api.types.is_bool_dtype(col) or pd.api.types.is_complex_dtype(col)):",
+         "every number column read from the text of its values instead: a real number's text (its repr, float32 values "
+         "as their float64) parses back to the same float64, and booleans and complex numbers take that route already"),
+        *[("validate_scores", line, "past the threshold the key is only renumbered densely (pd.factorize): the same "
+                                    "duplicates and conflicts; a threshold moved by a fraction or an equality keeps "
+                                    "key * len(valid) + pos below 2^63, and len(valid) is never 0 (a non-empty table, "
+                                    "the zoo's names)")
+          for line in ("if len(valid) or int(key.max()) >= _KEY_LIMIT // len(valid):",
+                       "if len(valid) and int(key.max()) > _KEY_LIMIT // len(valid):",
+                       "if len(valid) and int(key.max()) >= _KEY_LIMIT / len(valid):")],
         *[("_plain_shape", line, "a NUL or a bare CR let through by the pre-scan makes the C reader fail or count other "
                                  "rows than the pre-scan, and the file goes to the line-by-line reader, which reads the "
                                  "same zoo (test_odd_files_read_as_the_careful_reader_reads_them: 'a NUL byte', 'a bare CR')")

@@ -356,3 +356,15 @@ def test_a_missing_id_column_lists_every_close_name():
                                                        f"'mdel', 'modle'?); columns found: ['modle', 'mdel']; {FIX_ID}")
                        + "$"):
         Zoo.from_frames(models, META_D, META_R)
+
+
+def test_validate_scores_names_the_first_four_conflicting_rows_and_a_hidden_character_in_a_name():
+    five = pd.DataFrame({"model": ["a"] * 5, "dataset": ["x"] * 5, "metric": ["LOG_ME"] * 5, "score": [1.0, 2, 3, 4, 5]})
+    with pytest.raises(ZooError, match="^" + re.escape("scores rows 1, 2, 3, 4 give different LOG_ME scores (1, 2, 3, 4) "
+                                                       "for model 'a' on dataset 'x'; keep one score per (model, "
+                                                       "dataset, metric) (average them if intended)") + "$"):
+        zoo_module.validate_scores(five)
+    hidden = pd.DataFrame({"model": ["a\u200b"], "dataset": ["x"], "metric": ["M"], "score": [1.0]})
+    with pytest.raises(ZooError, match="^" + re.escape("remove the character U+200B (zero width space) from the model "
+                                                       "'a\\u200b': scores row 1") + "$"):
+        zoo_module.validate_scores(hidden)
