@@ -757,3 +757,41 @@ def test_arrays_are_read_a_chunk_at_a_time_and_infinite_values_refused(tmp_path)
     with pytest.raises(ArtifactError) as err:
         read_artifact(path)
     assert str(err.value) == _damage(path, "holds infinite values in array 'c'")
+
+
+@pytest.mark.parametrize("meta, found", [({"format": "other/1"}, "'other/1'"), ({"format_version": 4}, "None"),
+                                         ([1, 2], "None")], ids=["another format", "no format", "not an object"])
+def test_a_meta_json_of_another_format_is_not_a_recsys_model(tmp_path, meta, found):
+    src = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": C})
+    path = _rezip(src, tmp_path / "other.npz", {"meta.json": json.dumps(meta).encode()})
+    with pytest.raises(ArtifactError) as err:
+        read_artifact(path)
+    assert str(err.value) == (f"give a model file written by `recsys fit`: model file {str(path)!r} is not a recsys "
+                              f"model (format {found})")
+
+
+def test_a_newer_format_version_asks_to_upgrade(tmp_path):
+    from recsys.artifact import __version__
+
+    src = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": C})
+    newer = _rezip(src, tmp_path / "newer.npz", meta=lambda doc: doc.update(format_version=FORMAT_VERSION + 1))
+    with pytest.raises(ArtifactError) as err:
+        read_artifact(newer)
+    assert str(err.value) == (f"upgrade recsys, or re-fit the model with this one: model file {str(newer)!r} has "
+                              f"format version {FORMAT_VERSION + 1}; this recsys {__version__} reads versions up to "
+                              f"{FORMAT_VERSION}")
+
+
+def test_the_arrays_declared_count_together_against_the_limit(tmp_path):
+    """Two arrays of 70 MiB each: each under the 128 MiB floor, together over it."""
+    each = 70 << 20
+    over = _declaring(tmp_path, {"a": {"shape": [each // 8], "dtype": "<f8"}, "b": {"shape": [each // 8], "dtype": "<f8"}})
+    want = _damage(over, f"declares {2 * each:,} bytes of arrays for 0 ids (at most {128 << 20:,} are read)")
+    assert _refused(over) == [want, want]
+
+
+def test_check_model_state_wants_each_of_its_sections():
+    for section in ("recommender", "features", "data", "engine"):
+        meta, arrays = _state()
+        meta.pop(section)
+        assert _refusal(meta, arrays) == _message("lacks its recommender, data, features or engine section")
