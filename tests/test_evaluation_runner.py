@@ -204,13 +204,15 @@ def test_below_baselines_lists_every_headline_loss_including_cold_regret(p1_run)
                for line in below_baselines(res, worse, default="popularity", baselines=["additive"]))
 
 
-@pytest.mark.slow  # (354 s measured at load average 10 on 2 cores: past the 300 s of the others)
+@pytest.mark.slow
 def test_suite_smoke_on_parc(data_dir):
-    """The cross-zoo suite on one small zoo: every engine of a row runs, and the table's verdicts follow the sign test."""
+    """The cross-zoo suite on one small zoo (its rows, its sequential protocol and one conditioning check): every
+    engine of a row runs, and the table's verdicts follow the sign test."""
     from recsys.evaluation.suite import run_suite, suite_markdown, suite_table
 
     res = run_suite([("parc-71", "logo"), ("parc-71", "missing-edge")], repeats={"missing-edge": 2},
-                    text_encoder="hashing", ablations=False)
+                    text_encoder="hashing", ablations=False, sequential_zoos=("parc-71",), conditioning_seeds=(0,))
+    assert set(res.sequential) == {"parc-71"} and set(res.conditioning) == {"parc-71"}
     assert set(res.per_dataset["engine"]) == {"hybrid", "lightfm", "popularity", "additive"}
     table = suite_table(res)
     assert len(table) == 8 and set(table["unit"]) == {"dataset", "rep"}
