@@ -309,7 +309,7 @@ def _read_new_datasets(new: str | None, settings: tuple[str, ...], name: str | N
                 obj = [obj]
             if not isinstance(obj, list) or not all(isinstance(o, dict) for o in obj) or not obj:
                 raise RecsysError(f"give --new as a JSON object (one dataset) or a non-empty list of objects: "
-                                  f"{new!r} holds {json.dumps(obj)[:40]}")
+                                  f"{'it' if inline else repr(new)} holds {json.dumps(obj)[:40]}")
             for i, o in enumerate(obj):
                 v = o.get("dataset", "-")
                 if isinstance(v, bool) or not isinstance(v, (str, int, float)) or not str(v).strip():

@@ -5,7 +5,8 @@ tridiagonal reduction (memory-bound level-2 BLAS) took 14 s on a 1024 x 1024
 matrix against 0.3 s on one thread; small products were 100 times slower on two
 threads; ``Recommender.topk`` on a 10,000-model zoo beside two busy processes
 took 193-241 ms with the default threads, 104-157 ms with its joint draws on one
-thread. Large matrix products still gain from both cores. The user's own thread settings are restored on exit.
+thread. Large matrix products still gain from both cores. The user's own thread
+settings are restored on exit.
 """
 
 from __future__ import annotations

@@ -822,8 +822,8 @@ def _is_na(v) -> bool:
 
 
 def _name(v) -> str | None:
-    """An id as a stripped string, None when missing."""
-    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, (float, np.floating)) and math.isnan(v)):
+    """An id as a stripped string, None when missing (a text id is as written: "NA" is an id)."""
+    if not isinstance(v, str) and _is_na(v):
         return None
     if isinstance(v, (float, np.floating)) and float(v).is_integer():
         v = int(v)  # 7.0 read by pandas from "7"
@@ -1030,7 +1030,8 @@ def _positions_in(codes: np.ndarray, names: list, valid: pd.Index, where: _Where
 
 def _numbers(col: pd.Series, where: _Where, what: str, accepted: str) -> np.ndarray:
     """A column of finite numbers (float64); one line naming the first cell that is not one."""
-    if pd.api.types.is_numeric_dtype(col) and not (pd.api.types.is_bool_dtype(col) or pd.api.types.is_complex_dtype(col)):
+    types = pd.api.types
+    if types.is_numeric_dtype(col) and not (types.is_bool_dtype(col) or types.is_complex_dtype(col)):  # (else as text)
         codes, values = None, col.to_numpy(dtype=float, na_value=np.nan)
     else:
         codes, uniques = _codes(col)

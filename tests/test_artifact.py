@@ -727,18 +727,26 @@ def test_an_unreadable_meta_json_is_refused_in_one_line(tmp_path, meta, problem)
     assert str(err.value) == _damage(path, problem)
 
 
-def test_the_oldest_format_version_read(tmp_path):
+def test_the_format_versions_read_and_what_to_do_outside_them(tmp_path):
     from recsys.artifact import MIN_FORMAT_VERSION, __version__
 
     src = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": C})
-    oldest = _rezip(src, tmp_path / "old.npz", meta=lambda doc: doc.update(format_version=MIN_FORMAT_VERSION))
-    assert read_artifact(oldest)[0]["format_version"] == MIN_FORMAT_VERSION
-    older = _rezip(src, tmp_path / "older.npz", meta=lambda doc: doc.update(format_version=MIN_FORMAT_VERSION - 1))
-    with pytest.raises(ArtifactError) as err:
-        read_artifact(older)
-    assert str(err.value) == (f"re-fit the model with `recsys fit`: model file {str(older)!r} has format version "
-                              f"{MIN_FORMAT_VERSION - 1}, written by an older recsys; this recsys {__version__} reads "
-                              f"versions {MIN_FORMAT_VERSION} to {FORMAT_VERSION}")
+
+    def versioned(version):
+        return _rezip(src, tmp_path / f"v{version}.npz", meta=lambda doc: doc.update(format_version=version))
+
+    assert read_artifact(versioned(MIN_FORMAT_VERSION))[0]["format_version"] == MIN_FORMAT_VERSION
+    for version, message in (
+            (MIN_FORMAT_VERSION - 1, "re-fit the model with `recsys fit`: model file {path!r} has format version "
+                                     f"{MIN_FORMAT_VERSION - 1}, written by an older recsys; this recsys {__version__} "
+                                     f"reads versions {MIN_FORMAT_VERSION} to {FORMAT_VERSION}"),
+            (FORMAT_VERSION + 1, "upgrade recsys, or re-fit the model with this one: model file {path!r} has format "
+                                 f"version {FORMAT_VERSION + 1}; this recsys {__version__} reads versions up to "
+                                 f"{FORMAT_VERSION}")):
+        path = versioned(version)
+        with pytest.raises(ArtifactError) as err:
+            read_artifact(path)
+        assert str(err.value) == message.format(path=str(path))
 
 
 def test_arrays_are_read_a_chunk_at_a_time_and_infinite_values_refused(tmp_path):
@@ -768,18 +776,6 @@ def test_a_meta_json_of_another_format_is_not_a_recsys_model(tmp_path, meta, fou
         read_artifact(path)
     assert str(err.value) == (f"give a model file written by `recsys fit`: model file {str(path)!r} is not a recsys "
                               f"model (format {found})")
-
-
-def test_a_newer_format_version_asks_to_upgrade(tmp_path):
-    from recsys.artifact import __version__
-
-    src = write_artifact(tmp_path / "m.npz", {"n_ids": 1}, {"c": C})
-    newer = _rezip(src, tmp_path / "newer.npz", meta=lambda doc: doc.update(format_version=FORMAT_VERSION + 1))
-    with pytest.raises(ArtifactError) as err:
-        read_artifact(newer)
-    assert str(err.value) == (f"upgrade recsys, or re-fit the model with this one: model file {str(newer)!r} has "
-                              f"format version {FORMAT_VERSION + 1}; this recsys {__version__} reads versions up to "
-                              f"{FORMAT_VERSION}")
 
 
 def test_the_arrays_declared_count_together_against_the_limit(tmp_path):

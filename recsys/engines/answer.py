@@ -18,7 +18,6 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..features.data import DatasetBlock
-from ..threads import one_blas_thread
 from .base import Engine
 from .calibration import Calibration
 from .joint import JointModel, JointParams
@@ -120,12 +119,11 @@ def answer(engine: Engine, calibration: Calibration | None, block: DatasetBlock,
         for i in rows_given:  # (the stored records, without the results given)
             stored[i, np.fromiter(given[i].keys(), dtype=np.int64)] = np.nan
         posts = [None] * len(block)
-        with one_blas_thread():  # (one row's small products: threads only synchronize)
-            for n, i in enumerate(need):
-                post = jm.posterior(pred[i], stored[i], given[i], None if inputs is None else inputs[n])
-                posts[i] = post
-                if given[i]:
-                    pred[i] = post.mu
+        for n, i in enumerate(need):  # (each row's draws on one BLAS thread: JointModel.posterior)
+            post = jm.posterior(pred[i], stored[i], given[i], None if inputs is None else inputs[n])
+            posts[i] = post
+            if given[i]:
+                pred[i] = post.mu
     out = Answer(pred, known, posteriors=posts if use_joint or posteriors else None)
     if not uncertainty:
         return out
