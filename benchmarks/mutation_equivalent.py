@@ -359,7 +359,7 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
          "numpy stores None in a float64 array as NaN"),
         ("_normalize_column", "return pd.Series(_gather(per_value, codes, np.nan, None), index=s.index)",
          "_gather's array without a dtype is numpy's default, float64"),
-        ("_numbers", "if pd.api.types.is_numeric_dtype(None) and not (pd.api.types.is_bool_dtype(col) or pd.api.types.is_complex_dtype(col)):",
+        ("_numbers", "if types.is_numeric_dtype(None) and not (types.is_bool_dtype(col) or types.is_complex_dtype(col)):  # (else as text)",
          "every number column read from the text of its values instead: a real number's text (its repr, float32 values "
          "as their float64) parses back to the same float64, and booleans and complex numbers take that route already"),
         *[("validate_scores", line, "past the threshold the key is only renumbered densely (pd.factorize): the same "
