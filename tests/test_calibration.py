@@ -427,8 +427,8 @@ def joint_fit():
     seen = []
     real = calibration.fit_joint
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(calibration, "fit_joint", lambda make, data, refits, **kw: seen.append(refits) or real(
-            make, data, refits, **kw))
+        mp.setattr(calibration, "fit_joint", lambda data, refits, **kw: seen.append(list(refits)) or real(
+            data, refits, **kw))
         cal = calibrate(_hybrid, data, seed=3)
     return data, cal, seen[0]
 
@@ -452,7 +452,7 @@ def test_every_joint_model_of_the_fit_flags_the_models_without_records_in_its_re
             made.append(self)
 
     monkeypatch.setattr(calibration, "JointModel", Recorded)
-    calibration.fit_joint(_hybrid, data, refits, seed=3)
+    calibration.fit_joint(data, refits, seed=3)
     train = {id(R.engine): R.train for R in refits}
     checked = [jm for jm in made if id(jm.engine) in train]
     assert len(checked) >= 2 + 2  # (the moments' and the pools' models, each scale's scoring models)
@@ -477,13 +477,13 @@ def test_the_joints_factor_and_scale_are_scored_on_the_held_out_cases_only(joint
     monkeypatch.setattr(calibration, "brier", lambda *a: scored.append(1) or real(*a))
     one = np.zeros_like(refits[0].is_case)
     one[np.flatnonzero(refits[0].is_case)[0]] = True
-    calibration.fit_joint(_hybrid, data, [dataclasses.replace(refits[0], is_case=one)], seed=3)
+    calibration.fit_joint(data, [dataclasses.replace(refits[0], is_case=one)], seed=3)
     assert len(scored) == len(FACTORS) * len(SCALES)
     scored.clear()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         none = dataclasses.replace(refits[0], is_case=np.zeros_like(one))
-        params = calibration.fit_joint(_hybrid, data, [none], seed=3)
+        params = calibration.fit_joint(data, [none], seed=3)
     assert not scored and (params.factor, params.scale) == (1.0, SCALES[0])
 
 
@@ -500,7 +500,7 @@ def test_the_joint_is_fitted_on_at_most_max_case_cells_of_held_out_rows(joint_fi
     for budget in (7 * 12 + 10, 12, 5):  # (7.8 rows, one row, less than a row)
         monkeypatch.setattr(calibration, "_MAX_CASE_CELLS", budget)
         kept.clear()
-        calibration.fit_joint(_hybrid, data, refits, seed=3)
+        calibration.fit_joint(data, refits, seed=3)
         assert kept[0] == max(1, budget // data.n_models)
 
 

@@ -24,7 +24,7 @@ import contextlib
 import functools
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
 import numpy as np
@@ -451,6 +451,7 @@ def calibrate(make: Callable[[], Engine], data: ZooData, *, seed: int = 0, round
     refits: list[_Refit] = []  # for the joint distribution
     # Each case holds three rows of n_models values: at most _MAX_CASE_CELLS of them in all.
     per_round = max(1, min(max_cases, _MAX_CASE_CELLS // max(data.n_models, 1)) // max(rounds, 1))
+    engine = train = None
     for r in range(rounds):
         hide = holdout_mask(cells, rng, cold_fraction=cold_fraction, cell_fraction=cell_fraction,
                             cold=None if partition is None else partition[r])
@@ -470,6 +471,7 @@ def calibrate(make: Callable[[], Engine], data: ZooData, *, seed: int = 0, round
         _collect(engine, train, cells, hide, held, is_case, block, abs_pool, rel_pool, cases)
         if joint:
             refits.append(_Refit(engine, train, hide, held, is_case))
+    engine = train = None  # (the last round's: `refits` holds what the joint needs, until its extra refit)
     cal = Calibration()
     for name in STRATA:
         if abs_pool[name]:
@@ -478,9 +480,17 @@ def calibrate(make: Callable[[], Engine], data: ZooData, *, seed: int = 0, round
             cal.rel_residuals[name] = np.concatenate(rel) if rel else np.zeros(0)
     if cases:
         cal.noise_scale = _fit_noise_scale(cal, cases)
+    del cases  # (up to _MAX_CASE_CELLS values, three times)
     if refits and cal.abs_residuals and refits[0].engine.covariance is not None:  # (engines that krige)
         with one_blas_thread():  # small matrices: threads only synchronize
-            cal.joint = fit_joint(make, data, refits, seed=seed, block=block)
+            params = fit_joint(data, refits, seed=seed, block=block)
+            # The rounds' engines and data are done with: the extra refit of the models without records needs
+            # their memory (on a zoo of 10 M records, each holds about a GiB).
+            refits.clear()
+            if (data.model_record_counts() == 0).any():
+                params = replace(params, pools={**params.pools,
+                                                COLD_MODEL: _cold_model_pool(make, data, params, seed, block)})
+            cal.joint = params
     return cal
 
 
@@ -611,8 +621,7 @@ def _held_rows(refits: list[_Refit], cells: Cells, rows_of: list[np.ndarray], bl
     return out
 
 
-def fit_joint(make: Callable[[], Engine], data: ZooData, refits: list[_Refit], *, seed: int = 0,
-              block: int = 256) -> JointParams:
+def fit_joint(data: ZooData, refits: list[_Refit], *, seed: int = 0, block: int = 256) -> JointParams:
     """The joint distribution's parameters from :func:`calibrate`'s refits (out of fold).
 
     - ``rho``: the level variance of a dataset without records relative to its models' errors, by
@@ -623,9 +632,8 @@ def fit_joint(make: Callable[[], Engine], data: ZooData, refits: list[_Refit], *
       conditioned, no refit) and the rest are scored (pools ``k1`` .. ``k4``);
     - the marginals' scale (per model or per dataset) and the factor on the errors in P(best): the
       pair with the best Brier score of P(best of the recorded models) on the held-out datasets;
-    - on zoos with models without any record, one more refit hides every record of a share of the
-      recorded models: the pool of such models (engines that krige; the independent fallback gives them
-      the pool of datasets without records, the widest).
+    The pool of models without any record (:func:`_cold_model_pool`, one more refit) is added by
+    :func:`calibrate` once these refits are released.
     """
     rng = np.random.default_rng([seed, 1818])  # (not the hide/refit sequence: today's calibration stays as it is)
     cells = data.records
@@ -661,11 +669,7 @@ def fit_joint(make: Callable[[], Engine], data: ZooData, refits: list[_Refit], *
         f = min(FACTORS, key=lambda f: (round(briers[f], 12), -f))
         best[scale] = (briers[f], f)
     scale = min(best, key=lambda k: (round(best[k][0], 12), SCALES.index(k)))
-    params = JointParams(dict(fits[scale].pools), rho, scale, best[scale][1], seed, kriging)
-    if kriging and (data.model_record_counts() == 0).any():  # (the independent fallback: they take the cold pool)
-        pools = dict(params.pools, **{COLD_MODEL: _cold_model_pool(make, data, params, seed, block)})
-        params = JointParams(pools, rho, scale, best[scale][1], seed, kriging)
-    return params
+    return JointParams(dict(fits[scale].pools), rho, scale, best[scale][1], seed, kriging)
 
 
 def _cold_level(rows: list[_Row], models: dict) -> float:
@@ -732,6 +736,9 @@ def _cold_model_pool(make: Callable[[], Engine], data: ZooData, params: JointPar
     with _quiet_engines():
         engine = make().fit(train)
     held = np.unique(cells.d[hide])
+    cap = max(1, min(_JOINT_ROWS, _MAX_CASE_CELLS // max(data.n_models, 1)))  # (as fit_joint keeps at most)
+    if len(held) > cap:
+        held = np.sort(rng.choice(held, cap, replace=False))
     R = _Refit(engine, train, hide, held, np.zeros(cells.shape[0], bool))
     jm = JointModel(engine, params, train.records.col_counts() == 0)
     out = []
