@@ -239,7 +239,7 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
                        'with threadpool_limits(user_api="blas"):  # small matrices: threads only synchronize',
                        "with threadpool_limits(limits=1, ):  # small matrices: threads only synchronize",
                        'with threadpool_limits(limits=2, user_api="blas"):  # small matrices: threads only synchronize')],
-        ("calibrate", "cal.joint = fit_joint(make, data, refits, seed=seed, )",
+        ("calibrate", "params = fit_joint(data, refits, seed=seed, )",
          "block only sets how many held-out datasets are predicted at a time: each dataset's prediction is its own"),
         *[("Calibration.p_best", line, "predictions are float arrays (or lists of floats) already")
           for line in ("pred = np.asarray(pred, dtype=None)", "pred = np.asarray(pred, )")],
@@ -280,8 +280,7 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ("_pools", 'order = np.argsort(-r.pred[r.hidden], kind="STABLE")',
          "numpy reads the sort kind case-insensitively"),
         *[("fit_joint", line, "fit_joint runs for engines that krige only: kriging is True, the default")
-          for line in ("params = JointParams(dict(fits[scale].pools), rho, scale, best[scale][1], seed, )",
-                       "params = JointParams(pools, rho, scale, best[scale][1], seed, )")],
+          for line in ("return JointParams(dict(fits[scale].pools), rho, scale, best[scale][1], seed, )",)],
         ("fit_joint", "scale = min(best, key=lambda k: (round(best[k][0], 13), SCALES.index(k)))",
          "the Brier scores of the two scales are equal or differ far above 1e-12: rounded to 12 or 13 digits they "
          "rank alike"),
@@ -289,9 +288,10 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
          "JointParams.from_state's default prefix is 'cal_joint_'"),
         ("_held_rows", "inps = R.engine.row_inputs(b) or [None] / len(part)",
          "fit_joint runs for engines that krige, whose row_inputs is a list for every (non-empty) block"),
-        ("fit_joint", "def fit_joint(make: Callable[[], Engine], data: ZooData, refits: list[_Refit], *, seed: int = 1,",
-         "its one caller, calibrate, passes the seed"),
-        ("fit_joint", "block: int = 257) -> JointParams:", "its one caller, calibrate, passes the block"),
+        ("fit_joint", "def fit_joint(data: ZooData, refits: list[_Refit], *, seed: int = 1, block: int = 256) -> "
+                      "JointParams:", "its one caller, calibrate, passes the seed"),
+        ("fit_joint", "def fit_joint(data: ZooData, refits: list[_Refit], *, seed: int = 0, block: int = 257) -> "
+                      "JointParams:", "its one caller, calibrate, passes the block"),
         ("fit_joint", "keep = min(2.0, min(_JOINT_ROWS, _MAX_CASE_CELLS // max(data.n_models, 1)) / max(total, 1))",
          "keep only decides whether to sample (keep < 1): above 1 as at 1, every held-out dataset"),
         ("fit_joint", "keep = min(1.0, min(_JOINT_ROWS, _MAX_CASE_CELLS // max(data.n_models, 2)) / max(total, 1))",

@@ -573,3 +573,65 @@ def test_a_pool_without_residuals_is_left_out(joint_fit):
     pools = calibration._pools([dataclasses.replace(r, pred=pred)], refits, models, 1.0, "model", 3, True)
     assert {"k1", "k2", "k3"} <= set(pools) and "k4" not in pools
     assert all(len(v) for v in pools.values())
+
+
+def _zoo_with_cold_models(n_datasets=40):
+    from conftest import planted_low_rank
+
+    planted, _ = planted_low_rank(n_datasets=n_datasets, n_models=12, density=0.7, noise=0.02, seed=2)
+    Y = planted.records.dense()
+    Y[:, 10:] = np.nan
+    return ZooData(Y=Y, model_features=np.asarray(planted.models.matrix),
+                   dataset_features=np.asarray(planted.datasets.matrix))
+
+
+def test_the_rounds_refits_are_released_before_the_extra_refit_of_the_models_without_records(monkeypatch):
+    """The extra refit (models without records) runs once the hide/refit rounds' engines are gone: on a zoo of
+    10 M records each engine holds about a GiB, and three at once made the calibration's peak."""
+    import gc
+    import weakref
+
+    from recsys.engines import calibration
+
+    data = _zoo_with_cold_models()
+    refs, alive = [], []
+    real_fit, real_pool = calibration.fit_joint, calibration._cold_model_pool
+
+    def fit_joint(data, refits, **kw):
+        refs.extend(weakref.ref(R.engine) for R in refits)
+        return real_fit(data, refits, **kw)
+
+    def cold_model_pool(*a, **kw):
+        gc.collect()
+        alive.extend(r() is not None for r in refs)
+        return real_pool(*a, **kw)
+
+    monkeypatch.setattr(calibration, "fit_joint", fit_joint)
+    monkeypatch.setattr(calibration, "_cold_model_pool", cold_model_pool)
+    cal = calibrate(_hybrid, data, seed=3)
+    assert refs and alive == [False] * len(refs)
+    assert len(cal.joint.pools["cold-model"]) >= 1
+
+
+def test_the_cold_model_pool_reads_at_most_as_many_held_out_datasets_as_the_joint_keeps(monkeypatch):
+    """The extra refit hides every record of some models, which touches nearly every dataset of a large zoo:
+    its pool is made from a sample of them, of the size fit_joint keeps (_MAX_CASE_CELLS values of n_models)."""
+    from recsys.engines import calibration
+    from recsys.engines.joint import JointParams
+
+    data = _zoo_with_cold_models()
+    read = []
+    real = calibration._held_rows
+
+    def held_rows(refits, cells, rows_of, *a):
+        read.append(sorted(map(int, rows_of[0])))
+        return real(refits, cells, rows_of, *a)
+
+    monkeypatch.setattr(calibration, "_held_rows", held_rows)
+    monkeypatch.setattr(calibration, "_MAX_CASE_CELLS", 7 * data.n_models + 3)
+    pool = calibration._cold_model_pool(_hybrid, data, JointParams(seed=3), 3, 256)
+    assert len(read) == 1 and len(read[0]) == 7 and len(set(read[0])) == 7 and len(pool) >= 1
+    monkeypatch.setattr(calibration, "_MAX_CASE_CELLS", 10 ** 9)
+    read.clear()
+    calibration._cold_model_pool(_hybrid, data, JointParams(seed=3), 3, 256)
+    assert len(read[0]) > 7  # (every dataset with a hidden record, without the cap)
