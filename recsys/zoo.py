@@ -873,7 +873,10 @@ def _normalize_column(s: pd.Series) -> pd.Series:
     written and read back is identical.
     """
     if pd.api.types.is_bool_dtype(s):
-        return pd.Series([np.nan if _is_na(v) else str(bool(v)) for v in s], index=s.index, dtype=object)
+        values = [np.nan if _is_na(v) else str(bool(v)) for v in s]
+        if all(v is np.nan for v in values):  # no value at all: as an empty column read from a file
+            return pd.Series(np.nan, index=s.index, dtype=np.float64)
+        return pd.Series(values, index=s.index, dtype=object)
     if pd.api.types.is_numeric_dtype(s):
         return s.astype(np.float64)
     codes, uniques = _codes(s)

@@ -88,6 +88,18 @@ def test_a_boolean_column_is_the_text_read_back_from_its_file(tmp_path):
     assert back.fingerprint() == zoo.fingerprint()
 
 
+def test_a_boolean_column_without_any_value_is_the_empty_column_read_back_from_its_file(tmp_path):
+    """A nullable boolean column that holds no value (all pd.NA) is what its file reads back: an empty
+    column (float64 NaN), as one of None; it was an object column of NaN, so a zoo built in Python and the
+    same zoo read from its files had different tables and fingerprints."""
+    models = _models(3, frozen=pd.array([pd.NA, pd.NA, pd.NA], dtype="boolean"), notes=[None, None, None])
+    zoo = _zoo(models)
+    assert zoo.models["frozen"].dtype == np.float64 and zoo.models["frozen"].isna().all()
+    back = load_zoo(zoo.write(tmp_path / "zoo"))
+    pd.testing.assert_frame_equal(back.models, zoo.models)
+    assert back.fingerprint() == zoo.fingerprint()
+
+
 def test_each_model_keeps_its_own_metadata_whatever_the_frames_index():
     """A frame with an index of its own (rows 10, 20, 30): every kind of column (booleans, number strings,
     text, nothing at all) gives each model the values of its own row."""
