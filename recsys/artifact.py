@@ -553,6 +553,8 @@ def check_finite(meta: Mapping, arrays: Mapping[str, np.ndarray], path: str | os
         where, node = stack.pop()
         if isinstance(node, float) and not math.isfinite(node):
             raise _damaged(what, f"holds {node} in meta.json ({where})")
+        if isinstance(node, list) and set(map(type, node)) <= {str}:
+            continue  # (the ids: 100,000 names hold no number)
         items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
         stack.extend((f"{where}.{k}", v) for k, v in items if isinstance(v, (dict, list, float)))
 
@@ -570,7 +572,7 @@ def _nonfinite(arr: np.ndarray, nan_ok: bool) -> str | None:
 
 
 def _check_ids(ids, side: str, what: str) -> int:
-    if not isinstance(ids, list) or not ids or not all(type(i) is str for i in ids):
+    if not isinstance(ids, list) or not ids or set(map(type, ids)) != {str}:  # (map: 100,000 ids in milliseconds)
         raise _damaged(what, f"has no list of {side} names")
     if len(set(ids)) != len(ids):
         seen: set[str] = set()

@@ -791,3 +791,19 @@ def test_check_model_state_wants_each_of_its_sections():
         meta, arrays = _state()
         meta.pop(section)
         assert _refusal(meta, arrays) == _message("lacks its recommender, data, features or engine section")
+
+
+def test_a_non_finite_number_among_names_in_meta_json_is_found_and_placed():
+    """Lists of names (the ids) are passed over whole; a list that mixes a number in is read item by item, so
+    a NaN or an infinity among names is still refused, with where it is."""
+    from recsys.artifact import check_finite
+
+    meta = {"recommender": {}, "features": {}, "engine": {},
+            "data": {"dataset_ids": [f"d{i}" for i in range(1000)], "columns": ["a", "b", float("nan")]}}
+    with pytest.raises(ArtifactError, match=r"holds nan in meta.json \(data\.columns\.2\)"):
+        check_finite(meta, {}, "m.recsys", set())
+    meta["data"]["columns"] = ["a", [float("-inf")]]
+    with pytest.raises(ArtifactError, match=r"holds -inf in meta.json \(data\.columns\.1\.0\)"):
+        check_finite(meta, {}, "m.recsys", set())
+    meta["data"]["columns"] = ["a", "b"]
+    check_finite(meta, {}, "m.recsys", set())

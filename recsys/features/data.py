@@ -425,7 +425,7 @@ class Ids(Sequence[str]):
     """
 
     def __init__(self, names: Sequence[str], kind: str):
-        self._names = [str(n) for n in names]
+        self._names = list(map(str, names))
         self.kind = kind
         self._pos: dict[str, int] | None = None
 
