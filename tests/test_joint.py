@@ -227,10 +227,11 @@ def test_joint_model_refuses_nothing_for_an_uncalibrated_engine():
     assert a.predicted[0, 1] == 0.7 and np.isnan(a.p_best).all()
 
 
-@pytest.mark.parametrize("k", [5, 30])
+@pytest.mark.parametrize("k", [3, 5, 30])
 def test_low_rank_conditioning_matches_the_dense_formulas(k):
     """Woodbury's kriging and the conditional draws of a low-rank covariance (the known models' own parts drawn
-    projected when they outnumber the asked ones) have the universal-kriging conditional covariance."""
+    projected when they outnumber the asked ones; with 3 known and 4 asked, the draws made in the factors' rank)
+    have the universal-kriging conditional covariance."""
     from recsys.engines.joint import _Uncertainty
     from recsys.engines.stages.kriging import DenseCovariance, LowRankCovariance
 
@@ -257,6 +258,28 @@ def test_low_rank_conditioning_matches_the_dense_formulas(k):
         np.testing.assert_allclose(np.cov(g.T), want[np.ix_(pos, pos)], atol=0.03)
 
 
+
+def test_low_rank_draws_in_the_factors_rank_are_matherons_rule_written_out():
+    """With no more known models than asked ones, the low-rank conditional draws are computed in the factors'
+    rank: they equal Matheron's rule with the universal-kriging predictor P = V_U C + b g' written out,
+    ``Zf (V_c - P V_K)' + Zi_c sqrt(psi_c) - (Zi_K sqrt(psi_K)) P'``, from the same streams."""
+    from recsys.engines.joint import _Uncertainty
+    from recsys.engines.stages.kriging import LowRankCovariance
+
+    rng = np.random.default_rng(4)
+    m = 60
+    V, psi = rng.normal(size=(m, 4)) * 0.5, rng.uniform(0.1, 0.4, m)
+    K = np.sort(rng.choice(m, 6, replace=False))
+    U = np.setdiff1d(np.arange(m), K)
+    unc = _Uncertainty(LowRankCovariance(V, psi), seed=5, n_draws=256)
+    kr = unc.kriging(K, U)
+    pos = np.arange(10, 50)
+    cols = U[pos]
+    P = V[cols] @ kr.C + kr.b[pos][:, None] * kr.g[None, :]
+    want = (unc._Zf @ (V[cols] - P @ V[K]).T + unc._idio(cols, 256) * np.sqrt(psi[cols])
+            - (unc._idio(K, 256) * np.sqrt(psi[K])) @ P.T) / np.sqrt(kr.var[pos])[None, :]
+    np.testing.assert_allclose(kr.standard_draws(pos), want, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(kr.standard_draws(pos, 100), kr.standard_draws(pos)[:100])
 
 # -- the joint parameters that calibrate fits (recsys.engines.calibration.fit_joint) ------------------------------
 # Seeded: a change to how the pools, the cold level, the scale or P(best)'s factor are fitted shows in these

@@ -123,7 +123,9 @@ class Pool:
     def transform(self, g: np.ndarray) -> np.ndarray:
         """``Q(Phi(g))``: standard normal values mapped onto the pool (the copula's marginal), read from its table
         on the normal grid (the nearest of 2,401 points from -6 to 6)."""
-        i = np.rint((g + 6.0) * 200.0)
+        i = g + 6.0  # (in place from here: arrays of a million draws)
+        i *= 200.0
+        np.rint(i, out=i)
         np.clip(i, 0, len(_GRID) - 1, out=i)
         return self._table[i.astype(np.intp)]
 
@@ -478,21 +480,33 @@ class _Kriged:
         unc = self.unc
         n = unc.n_draws if n is None else n
         cols = self.U[pos]
+        b = self.b[pos]
+        if unc.S is None and len(self.K) <= len(cols):
+            # Low rank, as many known models as asked or fewer: with P = V_c C + b g' the draws
+            # Zf (V_c - P V_K)' + Zi_c sqrt(psi_c) - (Zi_K sqrt(psi_K)) P' are
+            # (Zf M' - A C') V_c' - (Zf h + A g) b' + Zi_c sqrt(psi_c), M = I - C V_K, h = V_K' g, A = Zi_K sqrt(psi_K):
+            # one (draws x rank) by (rank x models) product instead of one over the known models
+            VK = unc.V[self.K]
+            Zf = unc._Zf[:n]
+            A = unc._idio(self.K, n) * np.sqrt(unc.psi[self.K])
+            M = np.eye(VK.shape[1]) - self.C @ VK
+            G = (Zf @ M.T - A @ self.C.T) @ unc.V[cols].T
+            G -= np.outer(Zf @ (VK.T @ self.g) + A @ self.g, b)
+            G += unc._idio(cols, n) * np.sqrt(unc.psi[cols])
+            G /= np.sqrt(self.var[pos])[None, :]
+            return G
         W = self.Wt[:, pos].T if self.Wt is not None else unc.V[cols] @ self.C
-        P = W + self.b[pos][:, None] * self.g[None, :]
+        P = W + b[:, None] * self.g[None, :]
         if unc.S is not None:
             E = unc.full(n)
             if E is not None:  # (every model's draws, made once many rows are asked for)
                 G = E[:, cols] - E[:, self.K] @ P.T
             else:
                 G = unc._Z[:n] @ (unc._L[cols] - P @ unc._L[self.K]).T
-        else:
+        else:  # more known models than asked: their own parts, projected: N(0, P Psi_K P'), in the asked models' size
             G = unc._Zf[:n] @ (unc.V[cols] - P @ unc.V[self.K]).T + unc._idio(cols, n) * np.sqrt(unc.psi[cols])
-            if len(self.K) <= len(cols):
-                G -= (unc._idio(self.K, n) * np.sqrt(unc.psi[self.K])) @ P.T
-            else:  # the known models' own parts, projected: N(0, P Psi_K P'), drawn in the asked models' size
-                Q = (P * unc.psi[self.K][None, :]) @ P.T
-                G -= stream_normals(unc.seed, n, cols, salt=5) @ _psd(Q)[1].T
+            Q = (P * unc.psi[self.K][None, :]) @ P.T
+            G -= stream_normals(unc.seed, n, cols, salt=5) @ _psd(Q)[1].T
         return G / np.sqrt(self.var[pos])[None, :]
 
 
@@ -579,11 +593,15 @@ class RowPosterior:
         cols = np.asarray(cols, dtype=np.int64)
         g = self._draw(cols, self.n_draws if n is None else n)
         cold = self.cold_models[cols]
-        z = np.empty_like(g)
-        for pool, sel in ((self.pool, ~cold), (self.cold_pool, cold)):
-            if sel.any():
-                z[:, sel] = pool.transform(g[:, sel])
-        return self.sd[cols] * z
+        if not cold.any():  # (one pool: no masked copies of the draws)
+            z = self.pool.transform(g)
+        else:
+            z = np.empty_like(g)
+            for pool, sel in ((self.pool, ~cold), (self.cold_pool, cold)):
+                if sel.any():
+                    z[:, sel] = pool.transform(g[:, sel])
+        z *= self.sd[cols]
+        return z
 
     def draws(self, cols: np.ndarray, factor: float = 1.0, n: int | None = None) -> np.ndarray:
         """(n, len(cols)) joint draws of the accuracies of ``cols`` (known cells constant), in [0, 1]."""
@@ -627,12 +645,19 @@ class RowPosterior:
             base = self.mu[cand][None, :]
             # thousands of models that can still win: fewer draws each (a draw costs a pass over all of them)
             n = max(MIN_DRAWS, min(self.n_draws, P_BEST_CELLS // len(cand)))
-            E = np.zeros((n if unk.any() else 1, len(cand)))
-            if unk.any():
-                E[:, unk] = self.errors(cand[unk], n)
+            if unk.all():
+                E = self.errors(cand, n)
+            else:
+                E = np.zeros((n if unk.any() else 1, len(cand)))
+                if unk.any():
+                    E[:, unk] = self.errors(cand[unk], n)
             ties = np.unique(self.mu[cand][~unk])
-            for f in grid:
-                out[f][cand] = _win_shares(np.clip(base + f * E, 0.0, 1.0), ties)
+            for i, f in enumerate(grid):  # (the last factor works in E itself: arrays of a million draws)
+                X = E if i == len(grid) - 1 else E.copy()
+                if f != 1.0:
+                    X *= f
+                X += base
+                out[f][cand] = _win_shares(np.clip(X, 0.0, 1.0, out=X), ties)
         return out[grid[0]] if factors is None else out
 
     def expected_improvement(self, cols: np.ndarray, best: float) -> np.ndarray:
@@ -725,8 +750,9 @@ class RowPosterior:
 def _win_shares(X: np.ndarray, ties: np.ndarray) -> np.ndarray:
     """Per column, the share of rows (draws) where it is the largest, a tie shared. Ties arise only at the ends of
     [0, 1] (clipped draws) or at known values (``ties``): only those rows are compared in full."""
-    m = X.max(1)
-    out = np.bincount(X.argmax(1), minlength=X.shape[1]).astype(float)
+    first = X.argmax(1)
+    m = X[np.arange(len(X)), first]  # (the largest value: one pass over the draws, not two)
+    out = np.bincount(first, minlength=X.shape[1]).astype(float)
     special = (m >= 1.0) | (m <= 0.0) | np.isin(m, ties)
     if special.any():
         Xs = X[special]
