@@ -332,8 +332,11 @@ def stream_normals(seed: int, n: int, cols: np.ndarray, salt: int = 0) -> np.nda
         if n <= N_DRAWS:
             shift = (_mix((cols // _TABLE_WIDTH).astype(np.uint64) * _GOLD + np.uint64(salt) * _M1 + _GOLD)
                      % np.uint64(N_DRAWS)).astype(np.int64)
-            rows = (np.arange(n)[:, None] + shift[None, :]) % N_DRAWS
-            return _normal_table(int(seed))[rows, (cols % _TABLE_WIDTH)[None, :]]
+            flat = np.arange(n)[:, None] + shift[None, :]  # the rows, then the flat positions, in place
+            flat %= N_DRAWS
+            flat *= _TABLE_WIDTH
+            flat += (cols % _TABLE_WIDTH)[None, :]
+            return np.take(_normal_table(int(seed)).reshape(-1), flat)
         base = _mix(np.uint64(seed) * _GOLD + np.uint64(salt) + _GOLD)
         key = _mix(base ^ (cols.astype(np.uint64)[None, :] * _GOLD)) + np.arange(n, dtype=np.uint64)[:, None] * _GOLD
         x = _mix(key)  # two 32-bit uniforms from one 64-bit mix (Box-Muller)
