@@ -493,8 +493,8 @@ class _Kriged:
             Zf = unc._Zf[:n]
             A = unc._idio(self.K, n) * np.sqrt(unc.psi[self.K])
             M = np.eye(VK.shape[1]) - self.C @ VK
-            G = (Zf @ M.T - A @ self.C.T) @ unc.V[cols].T
-            G -= np.outer(Zf @ (VK.T @ self.g) + A @ self.g, b)
+            left = np.column_stack([Zf @ M.T - A @ self.C.T, -(Zf @ (VK.T @ self.g) + A @ self.g)])
+            G = left @ np.column_stack([unc.V[cols], b]).T  # (the rank-one part as one more factor)
             G += unc._idio(cols, n) * np.sqrt(unc.psi[cols])
             G /= np.sqrt(self.var[pos])[None, :]
             return G
