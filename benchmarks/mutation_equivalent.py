@@ -239,6 +239,18 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
                        'with threadpool_limits(user_api="blas"):  # small matrices: threads only synchronize',
                        "with threadpool_limits(limits=1, ):  # small matrices: threads only synchronize",
                        'with threadpool_limits(limits=2, user_api="blas"):  # small matrices: threads only synchronize')],
+        *[("calibrate", line, "engine and train are only released here (never read again): any value but the "
+                              "last round's engine and data releases them")
+          for line in ('engine = train = ""',
+                       'engine = train = ""  # (the last round\'s: `refits` holds what the joint needs, until its '
+                       'extra refit)')],
+        ("_cold_model_pool", "cap = max(1, min(_JOINT_ROWS, _MAX_CASE_CELLS // max(data.n_models, 2)))  # (as "
+                             "fit_joint keeps at most)",
+         "the pool is made only with at least two recorded models (it returns before otherwise): n_models >= 2"),
+        ("_cold_model_pool", "if len(held) >= cap:",
+         "at exactly cap held-out datasets the sample is all of them, sorted: the same rows (rng is not used after)"),
+        ("_cold_model_pool", "held = np.sort(rng.choice(held, cap, replace=None))",
+         "None is falsy: drawn without replacement, as with False"),
         ("calibrate", "params = fit_joint(data, refits, seed=seed, )",
          "block only sets how many held-out datasets are predicted at a time: each dataset's prediction is its own"),
         *[("Calibration.p_best", line, "predictions are float arrays (or lists of floats) already")

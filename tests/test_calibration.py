@@ -631,6 +631,10 @@ def test_the_cold_model_pool_reads_at_most_as_many_held_out_datasets_as_the_join
     monkeypatch.setattr(calibration, "_MAX_CASE_CELLS", 7 * data.n_models + 3)
     pool = calibration._cold_model_pool(_hybrid, data, JointParams(seed=3), 3, 256)
     assert len(read) == 1 and len(read[0]) == 7 and len(set(read[0])) == 7 and len(pool) >= 1
+    monkeypatch.setattr(calibration, "_MAX_CASE_CELLS", data.n_models + 1)  # (room for one dataset)
+    read.clear()
+    calibration._cold_model_pool(_hybrid, data, JointParams(seed=3), 3, 256)
+    assert len(read[0]) == 1
     monkeypatch.setattr(calibration, "_MAX_CASE_CELLS", 10 ** 9)
     read.clear()
     calibration._cold_model_pool(_hybrid, data, JointParams(seed=3), 3, 256)
