@@ -631,7 +631,8 @@ def fit_joint(data: ZooData, refits: list[_Refit], *, seed: int = 0, block: int 
       its models with the highest centres are revealed one at a time (the results given, the row
       conditioned, no refit) and the rest are scored (pools ``k1`` .. ``k4``);
     - the marginals' scale (per model or per dataset) and the factor on the errors in P(best): the
-      pair with the best Brier score of P(best of the recorded models) on the held-out datasets;
+      pair with the best Brier score of P(best of the recorded models) on the held-out datasets.
+
     The pool of models without any record (:func:`_cold_model_pool`, one more refit) is added by
     :func:`calibrate` once these refits are released.
     """
