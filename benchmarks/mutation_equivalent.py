@@ -241,12 +241,10 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
                        'with threadpool_limits(limits=2, user_api="blas"):  # small matrices: threads only synchronize')],
         *[("calibrate", line, "engine and train are only released here (never read again): any value but the "
                               "last round's engine and data releases them")
-          for line in ('engine = train = ""',
-                       'engine = train = ""  # (the last round\'s: `refits` holds what the joint needs, until its '
-                       'extra refit)')],
-        ("_cold_model_pool", "cap = max(1, min(_JOINT_ROWS, _MAX_CASE_CELLS // max(data.n_models, 2)))  # (as "
-                             "fit_joint keeps at most)",
-         "the pool is made only with at least two recorded models (it returns before otherwise): n_models >= 2"),
+          for line in ('engine = train = ""  # (the last round\'s: `refits` holds what the joint needs, until its '
+                       'extra refit)',)],
+        ("_max_joint_rows", "return min(_JOINT_ROWS, _MAX_CASE_CELLS // max(n_models, 2))",
+         "differs for one model only, where 4,000,000 // 1 and // 2 are both far above _JOINT_ROWS"),
         ("_cold_model_pool", "if len(held) >= cap:",
          "at exactly cap held-out datasets the sample is all of them, sorted: the same rows (rng is not used after)"),
         ("_cold_model_pool", "held = np.sort(rng.choice(held, cap, replace=None))",
@@ -304,11 +302,9 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
                       "JointParams:", "its one caller, calibrate, passes the seed"),
         ("fit_joint", "def fit_joint(data: ZooData, refits: list[_Refit], *, seed: int = 0, block: int = 257) -> "
                       "JointParams:", "its one caller, calibrate, passes the block"),
-        ("fit_joint", "keep = min(2.0, min(_JOINT_ROWS, _MAX_CASE_CELLS // max(data.n_models, 1)) / max(total, 1))",
+        ("fit_joint", "keep = min(2.0, _max_joint_rows(data.n_models) / max(total, 1))",
          "keep only decides whether to sample (keep < 1): above 1 as at 1, every held-out dataset"),
-        ("fit_joint", "keep = min(1.0, min(_JOINT_ROWS, _MAX_CASE_CELLS // max(data.n_models, 2)) / max(total, 1))",
-         "differs for a zoo of one model only, where 4,000,000 // 1 and // 2 are both far above _JOINT_ROWS"),
-        ("fit_joint", "keep = min(1.0, min(_JOINT_ROWS, _MAX_CASE_CELLS // max(data.n_models, 1)) / max(total, 2))",
+        ("fit_joint", "keep = min(1.0, _max_joint_rows(data.n_models) / max(total, 2))",
          "every refit holds out at least one dataset (total >= 1), and for total 1 both quotients are above 1"),
         ("fit_joint", "rows_of = [np.sort(rng.choice(R.held, max(1, int(round(keep * len(R.held)))), replace=None)) "
                       "if keep < 1",

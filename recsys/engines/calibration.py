@@ -451,7 +451,6 @@ def calibrate(make: Callable[[], Engine], data: ZooData, *, seed: int = 0, round
     refits: list[_Refit] = []  # for the joint distribution
     # Each case holds three rows of n_models values: at most _MAX_CASE_CELLS of them in all.
     per_round = max(1, min(max_cases, _MAX_CASE_CELLS // max(data.n_models, 1)) // max(rounds, 1))
-    engine = train = None
     for r in range(rounds):
         hide = holdout_mask(cells, rng, cold_fraction=cold_fraction, cell_fraction=cell_fraction,
                             cold=None if partition is None else partition[r])
@@ -565,6 +564,14 @@ def _fit_noise_scale(cal: Calibration, cases: list[tuple],
 #: most held-out datasets whose residuals build the joint's pools (a random sample above; fewer on zoos of over
 #: 2,600 models)
 _JOINT_ROWS = 1500
+
+
+def _max_joint_rows(n_models: int) -> int:
+    """Most held-out datasets a pool of the joint is built from: :data:`_JOINT_ROWS`, fewer where their rows of
+    ``n_models`` values would hold more than :data:`_MAX_CASE_CELLS` of them."""
+    return min(_JOINT_ROWS, _MAX_CASE_CELLS // max(n_models, 1))
+
+
 #: most held-out datasets the joint's P(best) factor and scale are chosen on (a random sample above)
 _JOINT_CASES = 300
 #: draws of P(best) while choosing its factor and scale (half the answers': Brier scores of 7 factors x 2 scales
@@ -641,7 +648,7 @@ def fit_joint(data: ZooData, refits: list[_Refit], *, seed: int = 0, block: int 
     kriging = refits[0].engine.covariance is not None
     total = sum(len(R.held) for R in refits)
     # (each row kept holds a few vectors of n_models values: at most _MAX_CASE_CELLS of them in all)
-    keep = min(1.0, min(_JOINT_ROWS, _MAX_CASE_CELLS // max(data.n_models, 1)) / max(total, 1))
+    keep = min(1.0, _max_joint_rows(data.n_models) / max(total, 1))
     rows_of = [np.sort(rng.choice(R.held, max(1, int(round(keep * len(R.held)))), replace=False)) if keep < 1
                else R.held for R in refits]
     rows = _held_rows(refits, cells, rows_of, block)
@@ -737,7 +744,7 @@ def _cold_model_pool(make: Callable[[], Engine], data: ZooData, params: JointPar
     with _quiet_engines():
         engine = make().fit(train)
     held = np.unique(cells.d[hide])
-    cap = max(1, min(_JOINT_ROWS, _MAX_CASE_CELLS // max(data.n_models, 1)))  # (as fit_joint keeps at most)
+    cap = max(1, _max_joint_rows(data.n_models))
     if len(held) > cap:
         held = np.sort(rng.choice(held, cap, replace=False))
     R = _Refit(engine, train, hide, held, np.zeros(cells.shape[0], bool))
