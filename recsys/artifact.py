@@ -33,6 +33,7 @@ import os
 import re
 import stat
 import struct
+import time
 import tokenize
 import zipfile
 import zlib
@@ -43,7 +44,7 @@ from typing import Mapping
 import numpy as np
 
 from ._version import __version__
-from .errors import ArtifactError
+from .errors import ArtifactError, RecsysError
 from .fileio import file_kind, why, write_atomic
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "write_artifact", "read_artifact", "check_writable", "check_model_state",
@@ -58,7 +59,7 @@ FORMAT_VERSION = 4
 #: the zoo's data once, beside the engine's learned state (no aliases)
 MIN_FORMAT_VERSION = 2
 #: arrays this large (bytes) or larger are stored uncompressed, and memory-mapped by ``read_artifact(mmap=True)``
-MMAP_MIN_BYTES = 1 << 20
+MMAP_MIN_BYTES = 1 << 18
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _META = "meta.json"
 
@@ -160,8 +161,8 @@ def read_artifact(path: str | os.PathLike, *, mmap: bool = False) -> tuple[dict,
     With ``mmap=True``, arrays stored uncompressed from :data:`MMAP_MIN_BYTES`
     on are memory-mapped (read-only ``np.memmap``) after the same header and
     size checks, but their values are not read: their checksum and finiteness
-    are left to whoever uses them (``Recommender.load(lazy=True)`` checks the
-    rows it answers for).
+    are left to whoever uses them (:func:`verify_mapped`, which
+    ``Recommender.load(lazy=True)`` calls before its first answer).
 
     Returns
     -------
@@ -402,25 +403,37 @@ def _map_member(raw, info: zipfile.ZipInfo, name: str, shape: tuple, dtype: np.d
     raw.seek(start)
     fortran = _check_header(raw, info, name, shape, dtype, nbytes, what)
     offset = raw.tell()
-    if offset + nbytes > os.fstat(raw.fileno()).st_size:
+    st = os.fstat(raw.fileno())
+    if offset + nbytes > st.st_size:
         raise _damaged(what, f"has a truncated array {name!r}")
     raw.seek(start)
     head_crc = zlib.crc32(raw.read(offset - start))  # (the .npy header: the member's CRC-32 starts with it)
     # Mapped through the open file, not its name: the very file whose headers were just checked, even if
     # another process replaces it meanwhile (`recsys fit` renames a new file into place).
     arr = np.memmap(raw, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
-    arr.member = _Member(name, head_crc, info.CRC)  # what verify_mapped checks before the first answer
+    arr.member = _Member(name, head_crc, info.CRC, _file_state(st))  # what verify_mapped checks
     return arr
 
 
 @dataclass(frozen=True)
 class _Member:
-    """A memory-mapped array's zip member: the CRC-32 of its ``.npy`` header, and the CRC-32 of the whole member
-    that the zip directory records."""
+    """A memory-mapped array's zip member: the CRC-32 of its ``.npy`` header, the CRC-32 of the whole member
+    that the zip directory records, and the state of the file it was mapped from (:func:`_file_state`)."""
 
     name: str
     head_crc: int
     crc: int
+    file: tuple
+
+
+def _file_state(st: os.stat_result) -> tuple:
+    """What changes whenever a file's bytes do: its device, inode, size, and modification and change times."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+#: a file changed less than this long before it was verified is not remembered as verified: a write within the
+#: filesystem's clock tick (a few milliseconds) could leave its times as they were (git's "racy" index entries)
+_SETTLE_NS = 2_000_000_000
 
 
 def verify_mapped(arrays: Mapping[str, np.ndarray], path: str | os.PathLike, nan_ok: frozenset | set = frozenset(),
@@ -432,6 +445,11 @@ def verify_mapped(arrays: Mapping[str, np.ndarray], path: str | os.PathLike, nan
     ``nan_ok`` (as :func:`check_finite`). An array that passed is marked and never read for this again;
     ``Recommender.load(lazy=True)`` calls this before its first answer. Arrays are checked on ``threads``
     threads at once (zlib and numpy release the GIL): the cost is reading them, about 1 GB/s a core.
+
+    A file that passed whole is remembered in the ``verified`` folder of :func:`recsys.paths.cache_dir`, by
+    its device, inode, size, modification and change times and its members' checksums, and later processes
+    do not read it again while all of these stay the same (any write changes the times; a file changed less
+    than 2 s before it was verified is not remembered). A stamp that cannot be written is not an error.
 
     Raises
     ------
@@ -446,6 +464,11 @@ def verify_mapped(arrays: Mapping[str, np.ndarray], path: str | os.PathLike, nan
             if isinstance(arr, np.memmap) and isinstance(getattr(arr, "member", None), _Member)
             and not getattr(arr, "verified", False)]
     if not todo:
+        return
+    stamp = _Stamp.of([arr.member for _, arr in todo], nan_ok)
+    if stamp is not None and stamp.found():
+        for _, arr in todo:
+            arr.verified = True
         return
 
     def check(item) -> str | None:
@@ -471,6 +494,46 @@ def verify_mapped(arrays: Mapping[str, np.ndarray], path: str | os.PathLike, nan
         if problem:
             raise _damaged(what, problem)
         arr.verified = True
+    if stamp is not None:
+        stamp.remember(path)
+
+
+@dataclass(frozen=True)
+class _Stamp:
+    """That a model file's mapped arrays passed :func:`verify_mapped`: a small JSON file in the user's cache,
+    named by the file's device and inode, holding what must be unchanged for the verification to still hold."""
+
+    file: Path
+    text: str
+    state: tuple
+
+    @classmethod
+    def of(cls, members: list[_Member], nan_ok) -> "_Stamp | None":
+        states = {m.file for m in members}
+        if len(states) != 1:  # (arrays mapped from two files: nothing to remember)
+            return None
+        from .paths import cache_dir
+
+        state = states.pop()
+        text = json.dumps({"size": state[2], "mtime_ns": state[3], "ctime_ns": state[4], "nan_ok": sorted(nan_ok),
+                           "members": sorted([m.name, m.head_crc, m.crc] for m in members)}, sort_keys=True)
+        return cls(cache_dir() / "verified" / f"{state[0]}-{state[1]}.json", text, state)
+
+    def found(self) -> bool:
+        try:
+            with open(self.file, "rb") as fh:
+                return fh.read(len(self.text) + 1).decode("utf-8", "replace") == self.text
+        except OSError:
+            return False
+
+    def remember(self, path: str | os.PathLike) -> None:
+        try:
+            if (time.time_ns() - max(self.state[3], self.state[4]) < _SETTLE_NS
+                    or _file_state(os.stat(path)) != self.state):  # (replaced or changed since it was mapped)
+                return
+            write_atomic(self.file, self.text, what="verification stamp")
+        except (OSError, ArtifactError, RecsysError) as exc:  # (a read-only cache: verified again next time)
+            log.debug("model file verification not remembered: %s", exc)
 
 
 def _check_aliases(meta: Mapping, declared: Mapping[str, tuple], what: str) -> dict[str, str]:

@@ -616,9 +616,10 @@ class Recommender:
             ``recsys predict`` do): loading takes milliseconds whatever the zoo's size, and
             a query reads the pages it needs. The checks of the records (order, range, values
             in [0, 1]) and of the engine's per-dataset indices then apply to the rows each
-            answer reads, when it reads them; a mapped array's CRC-32 is not checked (a
-            damaged byte inside one can change an answer without an error). The default
-            reads everything now and checks it whole, CRC-32 included.
+            answer reads, when it reads them, and the first answer reads each mapped array
+            once for its CRC-32 and its values (:func:`recsys.artifact.verify_mapped`; a file
+            that passed is remembered in the user's cache and not read again while it is
+            unchanged). The default reads everything now and checks it whole, CRC-32 included.
         """
         path = Path(path) if path is not None else default_model_path()
         meta, arrays = upgrade(*read_artifact(path, mmap=lazy))

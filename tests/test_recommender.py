@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -373,6 +374,67 @@ def test_lazy_load_verifies_each_mapped_arrays_checksum_before_its_first_answer(
     pd.testing.assert_frame_equal(sound.topk(rec.dataset_ids[5], k=3), first)
     sound.predict([rec.dataset_ids[7]])
     assert len(calls) == verified  # each array once per load
+
+
+def _answer_counting_crcs(path, dataset, monkeypatch) -> int:
+    """CRC-32 calls made by the first answer of a fresh lazy load of ``path`` (not by the load itself)."""
+    import zlib
+
+    import recsys.artifact as artifact
+
+    lazy = Recommender.load(path, lazy=True)
+    calls, crc32 = [], zlib.crc32
+    monkeypatch.setattr(artifact.zlib, "crc32", lambda *a: calls.append(1) or crc32(*a))
+    try:
+        lazy.topk(dataset, k=3)
+    finally:
+        monkeypatch.setattr(artifact.zlib, "crc32", crc32)
+    assert all(getattr(a, "verified", True) for a in lazy._arrays.values())
+    return len(calls)
+
+
+def test_a_verified_file_is_not_read_again_until_it_changes(rec, tmp_path, small_mmap, monkeypatch):
+    """A file that passed is remembered in the cache (device, inode, size, times, checksums): later processes do not
+    read it again; a byte changed in place (times changed) is verified again, and caught."""
+    import recsys.artifact as artifact
+    from recsys.paths import cache_dir
+
+    monkeypatch.setattr(artifact, "_SETTLE_NS", 0)  # (the file was just written: see the next test)
+    path = rec.save(tmp_path / "m.npz")
+    dataset = rec.dataset_ids[5]
+    assert _answer_counting_crcs(path, dataset, monkeypatch) > 0
+    assert len(list((cache_dir() / "verified").glob(f"*-{path.stat().st_ino}.json"))) == 1
+    assert _answer_counting_crcs(path, dataset, monkeypatch) == 0  # remembered
+    st = path.stat()
+    flip_bit(path, "data.y.npy", at=8 * 3 + 6)
+    # (a write in the clock tick of the verification could keep the times: what _SETTLE_NS guards; here set them)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with pytest.raises(ArtifactError, match="does not match the checksum of array 'data.y'"):
+        Recommender.load(path, lazy=True).topk(dataset, k=3)
+
+
+def test_a_file_changed_just_before_its_verification_is_not_remembered(rec, tmp_path, small_mmap, monkeypatch):
+    """A file written within the settle window (as every file of this test is) is verified by every process; a cache
+    that cannot be written, or holds a stamp that does not match, changes nothing but the time taken."""
+    from recsys.paths import cache_dir
+
+    path = rec.save(tmp_path / "m.npz")
+    dataset = rec.dataset_ids[5]
+    for _ in range(2):
+        assert _answer_counting_crcs(path, dataset, monkeypatch) > 0
+    assert not list((cache_dir() / "verified").glob(f"*-{path.stat().st_ino}.json"))
+    import recsys.artifact as artifact
+
+    monkeypatch.setattr(artifact, "_SETTLE_NS", 0)
+    stamp = cache_dir() / "verified" / f"{path.stat().st_dev}-{path.stat().st_ino}.json"
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text("{}")  # (a stamp of another file state)
+    assert _answer_counting_crcs(path, dataset, monkeypatch) > 0
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    monkeypatch.setenv("RECSYS_CACHE_DIR", str(blocked))
+    assert _answer_counting_crcs(path, dataset, monkeypatch) > 0  # verified, answered, nothing remembered
+    assert _answer_counting_crcs(path, dataset, monkeypatch) > 0
 
 
 def test_a_lazy_load_answers_from_the_file_it_checked_when_a_refit_replaces_it(rec, domainnet, tmp_path, small_mmap):
