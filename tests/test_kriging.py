@@ -14,7 +14,7 @@ import pytest
 
 from recsys.engines.stages import kriging as _kriging
 from recsys.engines.stages.kriging import (DenseCovariance, Kriging, LowRankCovariance, _factor_residuals,
-                                           covariance_from_arrays, residual_covariance)
+                                           covariance_from_arrays, residual_covariance, robust_variances)
 from recsys.features.data import Cells
 
 
@@ -276,3 +276,56 @@ def test_kriging_recovers_each_rows_standardized_records_from_what_it_kept(kind)
         np.testing.assert_array_equal(models, cells.m[sl])
         np.testing.assert_allclose(r, cells.y[sl] / s[row] - M[sl], rtol=1e-9, atol=1e-9)
         assert len(r) == len(models) == np.isfinite(Y[row]).sum()
+
+
+def _holey_records(n_datasets=40, n_models=6, seed=3, holes=0.2):
+    rng = np.random.default_rng(seed)
+    keep = rng.uniform(size=(n_datasets, n_models)) > holes
+    keep[:, :2] = True
+    d, m = np.nonzero(keep)
+    y = rng.uniform(0.2, 0.9, len(d))
+    return Cells(d, m, y, (n_datasets, n_models)), rng
+
+
+def test_robust_variances_are_each_models_median_squared_residual_over_the_chi2_median():
+    cells, rng = _holey_records()
+    s = rng.uniform(0.5, 2.0, cells.shape[0])
+    M = rng.normal(scale=0.1, size=len(cells))
+    k = cells.row_counts()
+    use = k >= 5
+    fallback = np.arange(1.0, 7.0) / 100
+    got = robust_variances(cells, s, M, fallback)
+    u = cells.y / s[cells.d] - M
+    for j in range(cells.shape[1]):
+        sq = []
+        for d in np.flatnonzero(use):
+            row = cells.d == d
+            if j in cells.m[row]:
+                r = u[row] - u[row].mean()
+                sq.append(r[cells.m[row] == j][0] ** 2 * k[d] / (k[d] - 1))
+        want = np.median(sq) / 0.45493642311957283 if len(sq) >= 3 else fallback[j]
+        assert got[j] == pytest.approx(want, rel=1e-12)
+    # fewer than min_cells well-recorded cells, or none: the fallback, untouched
+    np.testing.assert_array_equal(robust_variances(cells, s, M, fallback, min_cells=10 ** 6), fallback)
+    np.testing.assert_array_equal(robust_variances(cells, s, M, fallback, min_known=10 ** 6), fallback)
+
+
+def test_robust_variances_ignore_one_outlying_record_that_a_mean_of_squares_would_not():
+    """A model fine-tuned on one dataset (far above its prediction there, ordinary elsewhere) keeps the scale of
+    the others; normal errors give about their true variance."""
+    rng = np.random.default_rng(0)
+    n_datasets, n_models, sd = 400, 5, 0.05
+    d, m = np.repeat(np.arange(n_datasets), n_models), np.tile(np.arange(n_models), n_datasets)
+    y = 0.5 + rng.normal(scale=sd, size=len(d))
+    y[(d == 7) & (m == 2)] = 5.0  # (standardized units: s = 1, M = 0)
+    cells = Cells(d, m, y, (n_datasets, n_models))
+    got = robust_variances(cells, np.ones(n_datasets), np.zeros(len(d)), np.zeros(n_models))
+    np.testing.assert_allclose(got, sd ** 2, rtol=0.25)
+    mean_sq = residual_covariance(cells, np.ones(n_datasets), np.zeros(len(d)), shrink=0.0).diag()
+    assert mean_sq[2] > 10 * got[2]
+    # a degenerate zoo: on three datasets in four every model has the same accuracy (residuals exactly 0, so the
+    # medians are 0): the fallback, not a scale of 0
+    y = np.where((d % 4 == 0) & (m == 0), 0.9, 0.5)
+    cells = Cells(d, m, y, (n_datasets, n_models))
+    fallback = np.arange(1.0, 6.0)
+    np.testing.assert_array_equal(robust_variances(cells, np.ones(n_datasets), np.zeros(len(d)), fallback), fallback)

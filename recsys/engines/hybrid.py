@@ -25,6 +25,8 @@ Named steps, each fitted on what it may see (scikit-learn's ``Pipeline`` /
    few of their records) and universal kriging of each dataset from its
    records. Datasets without records get level and spread from their features.
    Predictions are brought into [0, 1] by :func:`soft_clip`, which keeps order.
+   For the joint distribution (:mod:`.joint`), each model's robust error
+   variance (``error_var_``: :func:`~.stages.kriging.robust_variances`).
 
 Memory and time: every stage works on the records (sparse); the kernel is a
 dense datasets x datasets matrix only up to
@@ -78,7 +80,7 @@ from ..threads import one_blas_thread
 from .stages import lightfm as lfm
 from .stages.kernel import DatasetKernel, SimilarityInputs
 from .stages.kriging import DenseCovariance, Kriging, LowRankCovariance, covariance_from_arrays, low_rank_part, \
-    residual_covariance
+    residual_covariance, robust_variances
 from .stages.scale import (Standardization, fit_ridge, pooled_scale, pooled_standardization, ridge_predict, scale_estimate,
                      standardize, standardize_pooled, standardize_rows)
 from .base import Engine, stage_reporter
@@ -364,6 +366,7 @@ class HybridEngine(Engine):
         # the joint distribution's errors: the covariance as low rank plus diagonal (the dense one's top part)
         self.joint_v_, self.joint_psi_ = low_rank_part(self._cov.S) if isinstance(self._cov, DenseCovariance) \
             else (np.zeros((0, 0)), np.zeros(0))
+        self.error_var_ = robust_variances(cells, s, M, self._cov.diag())  # (its scale per model: robust)
         self._error_cov = None
         progress.stage("kriging")
         krig = Kriging(self._cov).fit(cells, s, M)
@@ -607,13 +610,21 @@ class HybridEngine(Engine):
     def error_covariance(self) -> LowRankCovariance:
         """The covariance the joint distribution draws the errors from: the kriging's, as low rank plus diagonal
         (:func:`~.stages.kriging.low_rank_part` of a dense one, made at fit; a model file from before makes it
-        when first asked)."""
-        if isinstance(self._cov, LowRankCovariance):
-            return self._cov
+        when first asked), each model's row and column scaled to its robust variance (``error_var_``,
+        :func:`~.stages.kriging.robust_variances`; the correlations are the kriging's). A model file from
+        before ``error_var_`` draws with the kriging's variances."""
         if getattr(self, "_error_cov", None) is None:
-            if getattr(self, "joint_v_", None) is None or not np.size(self.joint_v_):
-                self.joint_v_, self.joint_psi_ = low_rank_part(self._cov.S)
-            self._error_cov = LowRankCovariance(self.joint_v_, self.joint_psi_)
+            if isinstance(self._cov, LowRankCovariance):
+                V, psi = self._cov.V, self._cov.psi
+            else:
+                if getattr(self, "joint_v_", None) is None or not np.size(self.joint_v_):
+                    self.joint_v_, self.joint_psi_ = low_rank_part(self._cov.S)
+                V, psi = self.joint_v_, self.joint_psi_
+            target = getattr(self, "error_var_", None)
+            if target is not None and len(target) == len(psi):
+                f = np.asarray(target, dtype=float) / np.maximum((V * V).sum(1) + psi, 1e-300)
+                V, psi = V * np.sqrt(f)[:, None], psi * f
+            self._error_cov = LowRankCovariance(V, psi)
         return self._error_cov
 
     def row_inputs(self, block: DatasetBlock) -> list:

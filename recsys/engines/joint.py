@@ -8,8 +8,11 @@ a result get one joint predictive distribution:
   its records plus the results (:func:`condition`; no refit, milliseconds);
 - **correlated errors**: in the kriging's standardized units ``r = y / s - M``
   (``s`` the dataset's spread, ``M`` its profile), ``r_j = c + e_j`` with
-  ``e ~ N(0, S)``, ``S`` the engine's residual covariance across models (dense,
-  or low rank plus diagonal at scale). Given known cells ``K`` the unknown
+  ``e ~ N(0, S)``, ``S`` the engine's residual covariance across models as low
+  rank plus diagonal (``error_covariance``: the kriging's correlations, each
+  model's variance from the median of its squared residuals, so that one
+  outlying record does not make a model look uncertain everywhere: the tails
+  are the pools' job). Given known cells ``K`` the unknown
   errors are Gaussian with the universal-kriging covariance (the level ``c``
   unknown: its uncertainty is in it); a dataset without records has
   ``S + rho 11'``, ``rho`` the level's variance relative to the models' errors;

@@ -27,8 +27,8 @@ import numpy as np
 
 from ...features.data import Cells
 
-__all__ = ["DenseCovariance", "LowRankCovariance", "residual_covariance", "covariance_from_arrays", "Kriging",
-           "krige_row", "low_rank_part", "DENSE_MAX_MODELS"]
+__all__ = ["DenseCovariance", "LowRankCovariance", "residual_covariance", "robust_variances", "covariance_from_arrays",
+           "Kriging", "krige_row", "low_rank_part", "DENSE_MAX_MODELS"]
 
 #: up to this many models the residual covariance is a dense matrix
 DENSE_MAX_MODELS = 1024
@@ -43,6 +43,10 @@ class DenseCovariance:
         self.S = np.asarray(S, float)
         self.n = len(self.S)
         self.ridge = 1e-9 * float(np.trace(self.S)) / max(self.n, 1)
+
+    def diag(self) -> np.ndarray:
+        """Each model's variance."""
+        return np.diag(self.S).copy()
 
     def blocks(self, idx: np.ndarray) -> np.ndarray:
         """``S[idx_i, idx_i]`` for each row of ``idx`` (n, k): (n, k, k), plus the stabilizing ridge."""
@@ -81,6 +85,10 @@ class LowRankCovariance:
         self.V = np.asarray(V, float)
         self.psi = np.asarray(psi, float)
         self.n = len(self.psi)
+
+    def diag(self) -> np.ndarray:
+        """Each model's variance."""
+        return (self.V * self.V).sum(1) + self.psi
 
     def blocks(self, idx: np.ndarray) -> np.ndarray:
         Vk = self.V[idx]
@@ -187,6 +195,43 @@ def residual_covariance(cells: Cells, s: np.ndarray, M: np.ndarray, *, min_known
     V = _factor_residuals(cells.select(inuse), R[inuse], min(rank, n_models - 1), seed)
     psi = np.maximum(diag - (V * V).sum(1), 0.05 * diag)
     return LowRankCovariance(V, psi).shrunk(shrink)
+
+
+#: the median of a chi-square variable with one degree of freedom: median(e^2) / this estimates var(e), normal e
+_CHI2_1_MEDIAN = 0.45493642311957283
+
+
+def robust_variances(cells: Cells, s: np.ndarray, M: np.ndarray, fallback: np.ndarray, *, min_known: int = 5,
+                     min_cells: int = 3) -> np.ndarray:
+    """Each model's error variance from the median of its squared residuals (those of
+    :func:`residual_covariance`) over the well-recorded datasets, scaled to be the variance of normal errors;
+    ``fallback`` where a model has fewer than ``min_cells`` of them, or where their median is 0 (most of its
+    records exactly on their predictions: ties of a degenerate zoo; an error scale of 0 would make its
+    normalized residuals infinite).
+
+    The scale of the joint distribution's errors, whose tails come from the calibrated pools: a mean of
+    squares would count a model's one outlying record twice, once in its scale and again in the pools' tails
+    (a model fine-tuned on one dataset, far above its prediction there, then looked 100 times as uncertain as
+    the others everywhere). O(records log records).
+    """
+    k = cells.row_counts()
+    use = k >= min_known
+    out = np.array(fallback, dtype=float)
+    inuse = use[cells.d]
+    if not inuse.any():
+        return out
+    corr = k / np.maximum(k - 1, 1)
+    r2 = _residuals(cells, s, M, use)[inuse] ** 2 * corr[cells.d[inuse]]
+    m = cells.m[inuse]
+    order = np.lexsort((r2, m))
+    r2, m = r2[order], m[order]
+    n = np.bincount(m, minlength=cells.shape[1])
+    start = np.concatenate([[0], np.cumsum(n)[:-1]])
+    ok = n >= min_cells
+    lo, hi = start[ok] + (n[ok] - 1) // 2, start[ok] + n[ok] // 2
+    med = (r2[lo] + r2[hi]) / 2 / _CHI2_1_MEDIAN
+    out[ok] = np.where(med > 0, med, out[ok])
+    return out
 
 
 def _factor_residuals(cells: Cells, r: np.ndarray, rank: int, seed: int, power_iters: int = 4) -> np.ndarray:
