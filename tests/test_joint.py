@@ -554,3 +554,43 @@ def test_answer_returns_posteriors_only_where_the_joint_distribution_answered_or
     assert answer(engine, cal, block, known, uncertainty=False, given=given).posteriors is None
     asked = answer(engine, cal, block, known, uncertainty=False, given=given, posteriors=True).posteriors
     assert len(asked) == 2 and all(p is not None for p in asked)
+
+
+def test_the_error_covariance_has_the_robust_variances_and_the_kriging_correlations(fitted):
+    """Each model's variance is its robust one (``error_var_``), each correlation the kriging's (its low-rank part);
+    an engine saved before ``error_var_`` existed draws with the kriging's own variances, as it did."""
+    from recsys.engines.hybrid import HybridEngine
+    from recsys.engines.stages.kriging import low_rank_part
+
+    data, engine, _ = fitted
+    V0, psi0 = low_rank_part(engine.covariance.S)
+    S0 = V0 @ V0.T + np.diag(psi0)
+    err = engine.error_covariance
+    S = err.V @ err.V.T + np.diag(err.psi)
+    np.testing.assert_allclose(np.diag(S), engine.error_var_, rtol=1e-12)
+    assert not np.allclose(engine.error_var_, np.diag(S0), rtol=0.05)  # (the robust scale differs here)
+    corr = lambda A: A / np.sqrt(np.outer(np.diag(A), np.diag(A)))  # noqa: E731
+    np.testing.assert_allclose(corr(S), corr(S0), atol=1e-12)
+    state, arrays = engine.get_state()
+    del arrays["error_var_"]
+    old = HybridEngine.from_state(state, arrays, engine._data)
+    np.testing.assert_allclose(old.error_covariance.V, V0, atol=1e-12)
+    np.testing.assert_allclose(old.error_covariance.psi, psi0, atol=1e-12)
+
+
+def test_the_error_covariance_of_a_low_rank_kriging_is_rescaled_too(fitted, monkeypatch):
+    """Above the dense cap the kriging's own low-rank covariance is rescaled (a copy: the kriging keeps its own)."""
+    import recsys.engines.stages.kriging as kriging
+
+    data, _, _ = fitted
+    monkeypatch.setattr(kriging, "DENSE_MAX_MODELS", 4)
+    engine = make_engine("hybrid", seed=0).fit(data)
+    cov = engine.covariance
+    assert isinstance(cov, kriging.LowRankCovariance)
+    before = cov.diag()
+    err = engine.error_covariance
+    S, S0 = err.V @ err.V.T + np.diag(err.psi), cov.V @ cov.V.T + np.diag(cov.psi)
+    np.testing.assert_allclose(np.diag(S), engine.error_var_, rtol=1e-12)
+    corr = lambda A: A / np.sqrt(np.outer(np.diag(A), np.diag(A)))  # noqa: E731
+    np.testing.assert_allclose(corr(S), corr(S0), atol=1e-12)
+    np.testing.assert_array_equal(engine.covariance.diag(), before)
