@@ -303,7 +303,7 @@ def test_the_joint_parameters_of_a_planted_zoo(fitted):
     floor, the per-dataset scale and P(best)'s factor 0.6 (calibrated here, not taken from the fixture: mutation
     testing runs the tests that call calibrate)."""
     data, _, _ = fitted
-    cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0)
+    cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0, independent=True)
     # (the independent pools of the same refits: absolute residuals by stratum, and the offset-free ones of the
     # held-out datasets with two hidden records or more, each rescaled by sqrt(n / (n - 1)); P(best)'s factor 0.8)
     assert cal.noise_scale == 0.8
@@ -594,3 +594,27 @@ def test_the_error_covariance_of_a_low_rank_kriging_is_rescaled_too(fitted, monk
     corr = lambda A: A / np.sqrt(np.outer(np.diag(A), np.diag(A)))  # noqa: E731
     np.testing.assert_allclose(corr(S), corr(S0), atol=1e-12)
     np.testing.assert_array_equal(engine.covariance.diag(), before)
+
+
+def test_the_independent_noise_factor_is_fitted_only_where_answers_use_it(fitted, monkeypatch):
+    """An engine that kriges answers from the joint distribution: its calibration skips the independent P(best)'s
+    factor (1.0) unless asked (the benchmarks compare the two), and is otherwise the same; an engine without a
+    kriging fits it."""
+    data, _, _ = fitted
+    hybrid = lambda: make_engine("hybrid", seed=0)  # noqa: E731
+    default, asked = calibrate(hybrid, data, seed=0), calibrate(hybrid, data, seed=0, independent=True)
+    assert (default.noise_scale, asked.noise_scale) == (1.0, 0.8)
+    for name in ("abs_residuals", "rel_residuals"):
+        got, want = getattr(default, name), getattr(asked, name)
+        assert sorted(got) == sorted(want) and all(np.array_equal(got[k], want[k]) for k in want)
+    got, want = default.joint.to_state(), asked.joint.to_state()
+    assert got.keys() == want.keys() and all(np.array_equal(v, want[k]) for k, v in got.items())
+    import recsys.engines.calibration as calibration
+
+    fitted_on = []
+    fit = calibration._fit_noise_scale
+    monkeypatch.setattr(calibration, "_fit_noise_scale",
+                        lambda cal, cases: fitted_on.append(len(cases)) or fit(cal, cases))
+    assert calibrate(lambda: make_engine("additive", seed=0), data, seed=0).joint is None
+    assert len(fitted_on) == 1 and fitted_on[0] > 0
+    assert calibrate(hybrid, data, seed=0, joint=False).noise_scale == 0.8
