@@ -24,6 +24,12 @@ def _low_rank(m=7, r=3, seed=0):
     return LowRankCovariance(V, psi), V @ V.T + np.diag(psi)
 
 
+def test_each_covariance_gives_each_models_variance():
+    low, S = _low_rank()
+    np.testing.assert_allclose(low.diag(), np.diag(S), rtol=1e-12)
+    np.testing.assert_array_equal(DenseCovariance(S).diag(), np.diag(S))
+
+
 def test_dense_covariance_adds_its_ridge_to_each_block():
     S = np.array([[2.0, 0.5, 0.1], [0.5, 3.0, 0.2], [0.1, 0.2, 4.0]])
     cov = DenseCovariance(S)
@@ -287,27 +293,55 @@ def _holey_records(n_datasets=40, n_models=6, seed=3, holes=0.2):
     return Cells(d, m, y, (n_datasets, n_models)), rng
 
 
-def test_robust_variances_are_each_models_median_squared_residual_over_the_chi2_median():
-    cells, rng = _holey_records()
-    s = rng.uniform(0.5, 2.0, cells.shape[0])
-    M = rng.normal(scale=0.1, size=len(cells))
+def _robust_reference(cells, s, M, fallback, min_known=5, min_cells=3):
+    """robust_variances written out: a loop over models and datasets."""
     k = cells.row_counts()
-    use = k >= 5
-    fallback = np.arange(1.0, 7.0) / 100
-    got = robust_variances(cells, s, M, fallback)
     u = cells.y / s[cells.d] - M
+    out = np.array(fallback, dtype=float)
     for j in range(cells.shape[1]):
         sq = []
-        for d in np.flatnonzero(use):
+        for d in np.flatnonzero(k >= min_known):
             row = cells.d == d
             if j in cells.m[row]:
                 r = u[row] - u[row].mean()
                 sq.append(r[cells.m[row] == j][0] ** 2 * k[d] / (k[d] - 1))
-        want = np.median(sq) / 0.45493642311957283 if len(sq) >= 3 else fallback[j]
-        assert got[j] == pytest.approx(want, rel=1e-12)
+        if len(sq) >= min_cells and np.median(sq) > 0:
+            out[j] = np.median(sq) / 0.45493642311957283
+    return out
+
+
+def test_robust_variances_are_each_models_median_squared_residual_over_the_chi2_median():
+    cells, rng = _holey_records()
+    s = rng.uniform(0.5, 2.0, cells.shape[0])
+    M = rng.normal(scale=0.1, size=len(cells))
+    fallback = np.arange(1.0, 7.0) / 100
+    got = robust_variances(cells, s, M, fallback)
+    np.testing.assert_allclose(got, _robust_reference(cells, s, M, fallback), rtol=1e-12)
+    assert (got != fallback).all()
     # fewer than min_cells well-recorded cells, or none: the fallback, untouched
     np.testing.assert_array_equal(robust_variances(cells, s, M, fallback, min_cells=10 ** 6), fallback)
     np.testing.assert_array_equal(robust_variances(cells, s, M, fallback, min_known=10 ** 6), fallback)
+
+
+def test_robust_variances_at_their_edges():
+    """A model with exactly min_cells residuals gets its median, one with fewer the fallback; rows of two records
+    (min_known=2) carry the factor k / (k - 1) = 2; an integer fallback gives float variances."""
+    rng = np.random.default_rng(4)
+    d = np.r_[np.repeat(np.arange(8), 4), [0, 1, 2], [3, 4], [8, 8]]
+    m = np.r_[np.tile(np.arange(4), 8), [4, 4, 4], [5, 5], [0, 1]]
+    order = np.lexsort((m, d))
+    d, m = d[order], m[order]
+    cells = Cells(d, m, rng.uniform(0.2, 0.9, len(d)), (9, 6))
+    s, M = np.ones(9), rng.normal(scale=0.05, size=len(d))
+    fallback = np.array([7, 7, 7, 7, 7, 7])
+    for min_known in (2, 4, 5):
+        want = _robust_reference(cells, s, M, fallback, min_known=min_known)
+        got = robust_variances(cells, s, M, fallback, min_known=min_known)
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+        assert got.dtype == np.float64
+    got = robust_variances(cells, s, M, fallback, min_known=4)
+    assert got[4] != 7 and got[5] == 7  # (three residuals: a median; two: the fallback)
+    assert robust_variances(cells, s, M, fallback, min_known=2)[0] != got[0]  # (the two-record row counts)
 
 
 def test_robust_variances_ignore_one_outlying_record_that_a_mean_of_squares_would_not():
