@@ -278,7 +278,7 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
             "cold = rng.choice(rows, size=min(n_cold, len(rows) - 1), replace=None)",
             "hide[cells.indptr[r] + rng.choice(n, size=k, replace=None)] = True")],
         ("holdout_mask", "hide = cells.rows_mask(cold)", "hide holds no True before: |= is ="),
-        ("calibrate", "block: int = 257, joint: bool = True) -> Calibration:",
+        ("calibrate", "block: int = 257, joint: bool = True, independent: bool | None = None) -> Calibration:",
          "how many held-out datasets are predicted at a time: each dataset's prediction is its own"),
         ("Calibration.quantile", 'return float("INF")', _NAN.replace("NAN", "INF").replace("nan", "inf")),
         *[("Calibration.interval", line, "predictions are float arrays (or lists of floats) already")

@@ -242,6 +242,15 @@ def test_a_model_can_beat_an_unrecorded_one_that_its_residual_brings_below_it():
     assert p[0, 1] > 0.01 and p[0].sum() == pytest.approx(1.0)
 
 
+def test_an_unrecorded_model_can_beat_one_that_its_residual_lifts_it_above():
+    """An unrecorded model predicted 0.5 with absolute residuals up to 0.3 can rise to 0.8: against a model predicted
+    0.7 whose shared residuals reach down to 0.6 it has a chance (the pruning keeps it)."""
+    cal = Calibration(abs_residuals={"cold": np.linspace(0.0, 0.3, 40)},
+                      rel_residuals={"cold": np.linspace(-0.1, 0.1, 40)})
+    p = cal.p_best(np.array([[0.5, 0.7]]), unrecorded=np.array([True, False]))
+    assert p[0, 0] > 0.01 and p[0].sum() == pytest.approx(1.0)
+
+
 def test_p_best_uses_only_the_pools_of_the_models_that_compete():
     """Among unrecorded models only, P(best) does not depend on the shared residuals nor on their factor; without
     unrecorded models, it does not depend on the absolute residuals (to the last bit: the same grid)."""
