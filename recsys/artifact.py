@@ -39,7 +39,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import numpy as np
 
@@ -411,24 +411,33 @@ def _map_member(raw, info: zipfile.ZipInfo, name: str, shape: tuple, dtype: np.d
     # Mapped through the open file, not its name: the very file whose headers were just checked, even if
     # another process replaces it meanwhile (`recsys fit` renames a new file into place).
     arr = np.memmap(raw, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
-    arr.member = _Member(name, head_crc, info.CRC, _file_state(st))  # what verify_mapped checks
+    arr.member = _Member(name, head_crc, info.CRC, _FileState.of(st))  # what verify_mapped checks
     return arr
 
 
 @dataclass(frozen=True)
 class _Member:
     """A memory-mapped array's zip member: the CRC-32 of its ``.npy`` header, the CRC-32 of the whole member
-    that the zip directory records, and the state of the file it was mapped from (:func:`_file_state`)."""
+    that the zip directory records, and the state of the file it was mapped from."""
 
     name: str
     head_crc: int
     crc: int
-    file: tuple
+    file: "_FileState"
 
 
-def _file_state(st: os.stat_result) -> tuple:
+class _FileState(NamedTuple):
     """What changes whenever a file's bytes do: its device, inode, size, and modification and change times."""
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> "_FileState":
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 #: a file changed less than this long before it was verified is not remembered as verified: a write within the
@@ -505,7 +514,7 @@ class _Stamp:
 
     file: Path
     text: str
-    state: tuple
+    state: _FileState
 
     @classmethod
     def of(cls, members: list[_Member], nan_ok) -> "_Stamp | None":
@@ -515,9 +524,10 @@ class _Stamp:
         from .paths import cache_dir
 
         state = states.pop()
-        text = json.dumps({"size": state[2], "mtime_ns": state[3], "ctime_ns": state[4], "nan_ok": sorted(nan_ok),
-                           "members": sorted([m.name, m.head_crc, m.crc] for m in members)}, sort_keys=True)
-        return cls(cache_dir() / "verified" / f"{state[0]}-{state[1]}.json", text, state)
+        text = json.dumps({"size": state.size, "mtime_ns": state.mtime_ns, "ctime_ns": state.ctime_ns,
+                           "nan_ok": sorted(nan_ok), "members": sorted([m.name, m.head_crc, m.crc] for m in members)},
+                          sort_keys=True)
+        return cls(cache_dir() / "verified" / f"{state.dev}-{state.ino}.json", text, state)
 
     def found(self) -> bool:
         try:
@@ -528,11 +538,11 @@ class _Stamp:
 
     def remember(self, path: str | os.PathLike) -> None:
         try:
-            if (time.time_ns() - max(self.state[3], self.state[4]) < _SETTLE_NS
-                    or _file_state(os.stat(path)) != self.state):  # (replaced or changed since it was mapped)
+            if (time.time_ns() - max(self.state.mtime_ns, self.state.ctime_ns) < _SETTLE_NS
+                    or _FileState.of(os.stat(path)) != self.state):  # (replaced or changed since it was mapped)
                 return
             write_atomic(self.file, self.text, what="verification stamp")
-        except (OSError, ArtifactError, RecsysError) as exc:  # (a read-only cache: verified again next time)
+        except (OSError, RecsysError) as exc:  # (a read-only cache: verified again next time)
             log.debug("model file verification not remembered: %s", exc)
 
 

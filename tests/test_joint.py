@@ -618,3 +618,18 @@ def test_the_independent_noise_factor_is_fitted_only_where_answers_use_it(fitted
     assert calibrate(lambda: make_engine("additive", seed=0), data, seed=0).joint is None
     assert len(fitted_on) == 1 and fitted_on[0] > 0
     assert calibrate(hybrid, data, seed=0, joint=False).noise_scale == 0.8
+
+
+def test_an_engine_whose_error_variances_do_not_match_its_models_is_refused(fitted):
+    """A damaged model file (error_var_ of another length than the models) is refused with one line, not drawn
+    from as if the robust variances were not there."""
+    from recsys.engines.hybrid import HybridEngine
+    from recsys.errors import ArtifactError
+
+    data, engine, _ = fitted
+    state, arrays = engine.get_state()
+    arrays["error_var_"] = arrays["error_var_"][:-1]
+    damaged = HybridEngine.from_state(state, arrays, engine._data)
+    with pytest.raises(ArtifactError, match=r"^re-create the model file with `recsys fit`: its engine holds "
+                                            r"11 error variances for 12 models; it is damaged$"):
+        damaged.error_covariance

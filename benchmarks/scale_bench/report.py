@@ -140,9 +140,9 @@ def _results(cfg: Config, rows: list[dict], floor: float | None) -> list[str]:
         "median of rec.topk(dataset, k=10) over 20 known datasets, and of rec.topk_new(metadata, k=10) over 20 "
         "brand-new ones. CLI topk: whole-process `recsys topk`, median of "
         f"{cfg.cli_repeats}, and its ratio to the interpreter floor, once the file is verified; then the first "
-        "load's time (an empty cache: it reads every mapped array once for its checksum). Predict-all: whole-process `recsys predict "
-        "--format csv` of every (model, dataset) pair, streamed into a pipe. Hold-out Pearson: mean over datasets "
-        "with ≥ 3 hidden records (at most "
+        "load's time (an empty cache: it reads every mapped array once for its checksum). Predict-all: "
+        "whole-process `recsys predict --format csv` of every (model, dataset) pair, streamed into a pipe. "
+        "Hold-out Pearson: mean over datasets with ≥ 3 hidden records (at most "
         f"{cfg.pearson_datasets:,}, a seeded sample) of Pearson(predicted, hidden accuracy); Δ is the engine minus "
         "`additive` on the same zoo.",
         "",

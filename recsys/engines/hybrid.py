@@ -74,7 +74,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import RecsysError
+from ..errors import ArtifactError, RecsysError
 from ..features.data import Cells, DatasetBlock, ZooData
 from ..threads import one_blas_thread
 from .stages import lightfm as lfm
@@ -621,7 +621,10 @@ class HybridEngine(Engine):
                     self.joint_v_, self.joint_psi_ = low_rank_part(self._cov.S)
                 V, psi = self.joint_v_, self.joint_psi_
             target = getattr(self, "error_var_", None)
-            if target is not None and len(target) == len(psi):
+            if target is not None:
+                if len(target) != len(psi):
+                    raise ArtifactError(f"re-create the model file with `recsys fit`: its engine holds "
+                                        f"{len(target)} error variances for {len(psi)} models; it is damaged")
                 f = np.asarray(target, dtype=float) / np.maximum((V * V).sum(1) + psi, 1e-300)
                 V, psi = V * np.sqrt(f)[:, None], psi * f
             self._error_cov = LowRankCovariance(V, psi)
