@@ -217,6 +217,32 @@ def test_pool_excess_is_exact():
     np.testing.assert_allclose(pool.excess(np.array([-2.0, 0.5, 3.0])), [(1 + 2 + 4) / 3, 1.5 / 3, 0.0])
 
 
+def test_expected_improvement_with_a_narrower_spread_against_its_definition_written_out():
+    """X' = m + s (min(X, 1) - m), m = E[min(X, 1)], over an explicit pool (every value equally likely): its
+    expected improvement over ``best`` by enumeration; s = 1 is the plain one, s = 0 greedy on m."""
+    z = np.array([-2.0, -0.5, 0.0, 0.4, 3.0])
+    pool = Pool(z)
+    mu, sd = np.array([0.80, 0.70, 0.95, 0.60]), np.array([0.05, 0.10, 0.03, 0.0])
+    known = np.array([False, False, False, True])
+    post = RowPosterior(mu, sd, known, pool, pool, np.zeros(4, bool), 1.0, None)
+    cols = np.arange(4)
+    for best in (0.72, 0.85, 0.99):
+        for s in (1.0, 0.5, 0.25, 0.0):
+            want = []
+            for j in cols:
+                x = np.minimum(mu[j] + sd[j] * z, 1.0) if not known[j] else np.full(len(z), mu[j])
+                m = x.mean()
+                want.append(np.maximum(m + s * (x - m) - best, 0.0).mean())
+            np.testing.assert_allclose(post.expected_improvement(cols, best, s), want, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(post.expected_improvement(cols, -np.inf, 0.5),
+                               [np.minimum(mu[j] + sd[j] * z, 1.0).mean() for j in cols], atol=1e-12)
+    # (the third model's upper values are clipped at 1: a narrower spread is not a smaller sd)
+    assert post.expected_improvement(cols, 0.99, 0.5)[2] != pytest.approx(
+        RowPosterior(mu, sd * 0.5, known, pool, pool, np.zeros(4, bool), 1.0, None).expected_improvement(cols, 0.99)[2])
+    with pytest.raises(ValueError, match="spread"):
+        post.expected_improvement(cols, 0.8, -0.5)
+
+
 def test_joint_model_refuses_nothing_for_an_uncalibrated_engine():
     """Without a calibration the centres are still conditioned on given results (uncalibrated parameters)."""
     data, _ = planted_low_rank(n_datasets=30, n_models=8, seed=4)

@@ -666,22 +666,41 @@ class RowPosterior:
                 out[f][cand] = _win_shares(np.clip(X, 0.0, 1.0, out=X), ties)
         return out[grid[0]] if factors is None else out
 
-    def expected_improvement(self, cols: np.ndarray, best: float) -> np.ndarray:
+    def expected_improvement(self, cols: np.ndarray, best: float, spread: float = 1.0) -> np.ndarray:
         """``E[max(min(X_j, 1) - best, 0)]`` of each model of ``cols`` (exact over its pool; ``best`` -inf: the
-        expected accuracy)."""
+        expected accuracy).
+
+        ``spread``: of ``X'_j = m_j + spread (min(X_j, 1) - m_j)`` instead, ``m_j`` the expected accuracy: the
+        distribution narrowed (``spread`` < 1) or widened around its mean; 0 is ``max(m_j - best, 0)``, greedy
+        on the expected accuracy (``benchmarks/plan_exploration.py`` compares them; the plan uses 1).
+        """
         cols = np.asarray(cols, dtype=np.int64)
+        if not spread >= 0:
+            raise ValueError(f"spread must be >= 0, got {spread!r}")
+        if not np.isfinite(best):
+            return self._improvement(cols, None)
+        if spread == 1.0:
+            return self._improvement(cols, np.full(len(cols), float(best)))
+        m = self._improvement(cols, None)
+        if spread == 0.0:
+            return np.maximum(m - best, 0.0)
+        # E[max(m + s (Y - m) - best, 0)] = s E[max(Y - (m + (best - m) / s), 0)]
+        return spread * self._improvement(cols, m + (best - m) / spread)
+
+    def _improvement(self, cols: np.ndarray, best: np.ndarray | None) -> np.ndarray:
+        """``E[max(min(X_j, 1) - best_j, 0)]`` per model of ``cols``; ``best`` None: ``E[min(X_j, 1)]``."""
         mu, sd = self.mu[cols], np.maximum(self.sd[cols], 1e-12)
 
         def ei(pool, sel):
             top = sd[sel] * pool.excess((1.0 - mu[sel]) / sd[sel])  # accuracies end at 1
-            if not np.isfinite(best):
+            if best is None:
                 return mu[sel] + sd[sel] * pool.mean - top
-            return np.maximum(sd[sel] * pool.excess((best - mu[sel]) / sd[sel]) - top, 0.0)
+            return np.maximum(sd[sel] * pool.excess((best[sel] - mu[sel]) / sd[sel]) - top, 0.0)
 
         out = self._by_pool(cols, ei)
         k = self.known[cols]
         if k.any():
-            out[k] = np.maximum(self.mu[cols][k] - best, 0.0) if np.isfinite(best) else self.mu[cols][k]
+            out[k] = self.mu[cols][k] if best is None else np.maximum(self.mu[cols][k] - best[k], 0.0)
         return out
 
     @_one_thread
