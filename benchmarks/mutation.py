@@ -102,7 +102,8 @@ MODULES: dict[str, Module] = {
                                "mutated"),
     "answer": Module("recsys/engines/answer.py", ["tests/test_properties_answer.py", "tests/test_recommender.py",
                                                   "tests/test_joint.py", *NOT_SLOW]),
-    "joint": Module("recsys/engines/joint.py", ["tests/test_joint.py", "tests/test_properties_answer.py",
+    "joint": Module("recsys/engines/joint.py", ["tests/test_joint_parts.py", "tests/test_joint.py",
+                                                "tests/test_properties_answer.py",
                                                 "tests/test_plan_cli.py", "tests/test_calibration.py", *NOT_SLOW],
                     note="the joint distribution: pools, parameters and their state, the conditioning, the fixed "
                          "draws, P(best), the plan"),
