@@ -114,8 +114,11 @@ def test_pool_borrowing_reaches_the_nearest_pools_until_it_holds_enough():
     # exactly MIN_POOL one step away is enough
     p = params(k2=10, k3=MIN_POOL - 10, k4=100)
     assert len(p._values("k2")) == MIN_POOL
+    # one step each way is enough: nothing from two steps below (cold) nor from further above
+    p = params(cold=5, k2=10, k3=25, few=100)
+    assert sorted(set(p._values("k2"))) == [2.0, 3.0] and len(p._values("k2")) == 35
     # nowhere near enough: every pool but the cold models' (none at all: nothing)
-    p = JointParams(pools={"k1": np.ones(3), "most": np.ones(4), COLD_MODEL: np.ones(7)})
+    p = JointParams(pools={"k1": np.ones(3), "most": np.ones(4), COLD_MODEL: np.ones(9)})
     assert len(p._values("some")) == 7 and len(p._values("k1")) == 7
     assert len(JointParams(pools={"k1": np.zeros(0)})._values("k1")) == 0
     assert JointParams(pools={}).pool("few").n == 200  # (standard normal quantiles)
