@@ -107,6 +107,12 @@ MODULES: dict[str, Module] = {
                                                 "tests/test_plan_cli.py", "tests/test_calibration.py", *NOT_SLOW],
                     note="the joint distribution: pools, parameters and their state, the conditioning, the fixed "
                          "draws, P(best), the plan"),
+    "scale": Module("recsys/engines/stages/scale.py",
+                    ["tests/test_hybrid_stages.py", "tests/test_kriging.py", "tests/test_joint.py",
+                     "tests/test_engine_contract.py", "-k", "hybrid or stage or scale or spread or not contract",
+                     *NOT_SLOW],
+                    note="the default engine's scales and standardizations (ridge, pooled scales, the row and "
+                         "column standardizations) as the engines that use them see them"),
     "kriging": Module("recsys/engines/stages/kriging.py",
                       ["tests/test_kriging.py", "tests/test_hybrid_stages.py", "tests/test_engine_contract.py",
                        "tests/test_properties_answer.py", "tests/test_joint.py",
