@@ -108,7 +108,8 @@ MODULES: dict[str, Module] = {
                     note="the joint distribution: pools, parameters and their state, the conditioning, the fixed "
                          "draws, P(best), the plan"),
     "scale": Module("recsys/engines/stages/scale.py",
-                    ["tests/test_hybrid_stages.py", "tests/test_kriging.py", "tests/test_joint.py",
+                    ["tests/test_stage_scale.py", "tests/test_hybrid_stages.py", "tests/test_kriging.py",
+                     "tests/test_joint.py",
                      "tests/test_engine_contract.py", "-k", "hybrid or stage or scale or spread or not contract",
                      *NOT_SLOW],
                     note="the default engine's scales and standardizations (ridge, pooled scales, the row and "

@@ -1,0 +1,204 @@
+"""The default engine's scales and standardizations (recsys.engines.stages.scale), each against its definition
+written out with loops over datasets on small hand-made record sets (no fits)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from recsys.engines.stages.scale import (Standardization, column_means, fit_ridge, pooled_scale, pooled_standardization,
+                                         ridge_predict, row_sd, scale_estimate, shrunk_location_scale, standardize,
+                                         standardize_dense, standardize_pooled, standardize_rows)
+from recsys.features.data import Cells
+
+NAN = np.nan
+# 5 datasets x 4 models: 4, 3, 2, 1 and 0 records
+Y = np.array([[0.9, 0.7, 0.5, 0.3],
+              [0.8, NAN, 0.6, 0.61],
+              [NAN, 0.4, 0.4, NAN],
+              [0.55, NAN, NAN, NAN],
+              [NAN, NAN, NAN, NAN]])
+
+
+def _rows(Y):
+    return [Y[i][~np.isnan(Y[i])] for i in range(len(Y))]
+
+
+def test_row_sd_is_the_population_sd_of_each_datasets_records():
+    k, sd = row_sd(Cells.from_dense(Y))
+    assert list(k) == [4, 3, 2, 1, 0]
+    np.testing.assert_allclose(sd[:4], [r.std() for r in _rows(Y)[:4]], atol=1e-15)
+    assert sd[3] == 0.0 and np.isnan(sd[4])
+
+
+def test_pooled_scale_pools_the_log_sd_with_the_prior_by_records_minus_one():
+    prior = np.log(np.array([0.1, 0.2, 0.3, 0.4, 0.5]))
+    got = pooled_scale(Cells.from_dense(Y), prior, prior_weight=3.0)
+    for i, r in enumerate(_rows(Y)):
+        w = max(len(r) - 1, 0)
+        emp = math.log(max(r.std(), 1e-4)) if len(r) else 0.0
+        want = math.exp(min(max((3.0 * prior[i] + w * emp) / (3.0 + w), -9), 1))
+        assert got[i] == pytest.approx(want, rel=1e-12), i
+    # the log-sd is kept within [-9, 1]: a huge prior or a spread of zero stop at the bounds
+    Z = np.array([[0.5, 0.5, 0.5, 0.5]])
+    assert pooled_scale(Cells.from_dense(Z), np.array([-50.0]), prior_weight=0.1)[0] == pytest.approx(math.exp(-9))
+    assert pooled_scale(Cells.from_dense(Z), np.array([5.0]), prior_weight=1e6)[0] == pytest.approx(math.e)
+
+
+def test_fit_ridge_against_the_normal_equations():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(12, 2))
+    y = 1.0 + X @ [0.5, -0.2] + rng.normal(0, 0.1, 12)
+    w = rng.uniform(0.5, 2, 12)
+    for alpha, weights in ((1.0, None), (3.0, w), (0.5, list(w))):
+        Xa = np.hstack([np.ones((12, 1)), X])
+        W = np.ones(12) if weights is None else np.asarray(weights)
+        P = np.diag([0.0, alpha, alpha])
+        want = np.linalg.solve(Xa.T @ (Xa * W[:, None]) + P, Xa.T @ (W * y))
+        np.testing.assert_allclose(fit_ridge(X, y, weights, alpha), want, atol=1e-12)
+    np.testing.assert_allclose(fit_ridge(X, y), fit_ridge(X, y, None, 1.0))
+    np.testing.assert_allclose(ridge_predict(np.array([1.0, 2.0, 3.0]), np.array([[1.0, 1.0], [0.0, 2.0]])), [6.0, 7.0])
+    # a singular system still has an answer (least squares): a constant feature column
+    assert np.isfinite(fit_ridge(np.ones((4, 1)), np.arange(4.0), alpha=0.0)).all()
+
+
+def test_scale_estimate_uses_a_ridge_prior_above_five_good_datasets_else_their_median():
+    rng = np.random.default_rng(1)
+    n = 8
+    Yb = rng.uniform(0.2, 0.9, size=(n, 6))
+    X = rng.normal(size=(n, 2))
+    cells = Cells.from_dense(Yb)
+    k, sd = row_sd(cells)
+    s, coef = scale_estimate(cells, X, prior_weight=3.0, min_known=4)
+    want = fit_ridge(X, np.log(sd), w=k, alpha=1.0)
+    np.testing.assert_allclose(coef, want, atol=1e-12)
+    np.testing.assert_allclose(s, pooled_scale(cells, ridge_predict(want, X)), rtol=1e-12)
+    # 5 good datasets (not more than 5): the prior is the median's log, no slope
+    s5, coef5 = scale_estimate(Cells.from_dense(Yb[:5]), X[:5])
+    np.testing.assert_allclose(coef5, [np.log(np.median(sd[:5])), 0.0, 0.0])
+    # 6: the ridge
+    assert np.any(scale_estimate(Cells.from_dense(Yb[:6]), X[:6])[1][1:] != 0)
+    # a constant dataset (sd 0) is not a good one; none good: log(0.05)
+    flat = np.full((3, 6), 0.5)
+    np.testing.assert_allclose(scale_estimate(Cells.from_dense(flat), X[:3])[1], [np.log(0.05), 0, 0])
+    # a dataset of exactly 1e-4 spread is not good either (above it, it is)
+    tiny = np.array([[0.5, 0.5, 0.5, 0.5 + 4e-4], [0.1, 0.9, 0.5, 0.3]])
+    assert row_sd(Cells.from_dense(tiny))[1][0] == pytest.approx(1.732e-4, rel=1e-3)
+    np.testing.assert_allclose(scale_estimate(Cells.from_dense(tiny), X[:2], min_known=4)[1][0],
+                               np.log(np.median(row_sd(Cells.from_dense(tiny))[1])))
+
+
+def test_standardize_is_the_z_score_over_each_datasets_own_records():
+    cells = Cells.from_dense(Y)
+    z = standardize(cells, min_known=2)
+    want = []
+    for r in _rows(Y):
+        if len(r) >= 2 and r.std() > 0:
+            want += list((r - r.mean()) / r.std())
+        else:
+            want += [NAN] * len(r)
+    np.testing.assert_allclose(z, want, atol=1e-12)  # (the constant third dataset: NaN)
+    # default min_known 3: the 3-record dataset is kept
+    assert np.isfinite(standardize(cells)[cells.d == 1]).all() and np.isnan(standardize(cells, 4)[cells.d == 1]).all()
+    dense = standardize_dense(Y)
+    assert np.isnan(dense[2]).all() and np.isfinite(dense[1, [0, 2, 3]]).all() and np.isnan(dense[1, 1])
+    np.testing.assert_allclose(dense[cells.d, cells.m], standardize(cells))
+    np.testing.assert_allclose(standardize_dense(Y, 2)[cells.d, cells.m], z)
+
+
+def test_standardization_ratio_and_difference():
+    st = Standardization(np.array([1.0, 2.0]), np.array([0.5, 4.0]), ratio=True)
+    np.testing.assert_allclose(st.at(np.array([1.0, 8.0]), np.array([0, 1])), [1.0, 0.0])
+    st = Standardization(np.array([1.0, 2.0]), np.array([0.5, 4.0]), ratio=False)
+    np.testing.assert_allclose(st.at(np.array([1.0, 8.0]), np.array([0, 1])), [0.0, 1.5])
+
+
+def test_column_means_over_the_chosen_datasets():
+    cells = Cells.from_dense(Y)
+    z = np.arange(len(cells), dtype=float)
+    z[1] = NAN
+    rows = np.array([True, False, True, True, True])
+    got = column_means(cells, z, rows)
+    for j in range(4):
+        sel = (cells.m == j) & rows[cells.d] & ~np.isnan(z)
+        assert got[j] == (z[sel].mean() if sel.any() else 0.0)
+    got = column_means(cells, z)
+    for j in range(4):
+        sel = (cells.m == j) & ~np.isnan(z)
+        assert got[j] == pytest.approx(z[sel].mean())
+
+
+def test_pooled_standardization_keeps_the_zoos_mean_profile_over_the_recorded_models():
+    """Level c_d = mean(y / s_d) - mean(g over its models), g the models' mean standardized value over the datasets
+    with >= 5 records, refined ``iters`` times from the plain z-scores."""
+    rng = np.random.default_rng(3)
+    Yb = rng.uniform(0.2, 0.9, size=(7, 6))
+    Yb[5, 3:] = NAN  # 3 records
+    Yb[6, 2:] = NAN  # 2 records
+    cells = Cells.from_dense(Yb)
+    s = np.full(7, 0.2) + np.arange(7) * 0.01
+    for iters in (1, 2, 3):
+        k = cells.row_counts()
+        z = standardize(cells, 3)
+        for _ in range(iters):
+            g = np.array([np.nanmean([z[i] for i in range(len(z)) if cells.m[i] == j and k[cells.d[i]] >= 5])
+                          for j in range(6)])
+            c = np.array([np.mean(cells.y[cells.d == d] / s[d]) - np.mean(g[cells.m[cells.d == d]]) for d in range(7)])
+            c[k < 3] = NAN
+            z = cells.y / s[cells.d] - c[cells.d]
+        got = standardize_pooled(cells, s, 3, iters)
+        np.testing.assert_allclose(got, z, atol=1e-12)
+    np.testing.assert_allclose(standardize_pooled(cells, s), standardize_pooled(cells, s, 3, 2))
+    np.testing.assert_allclose(pooled_standardization(cells, s).of(cells), standardize_pooled(cells, s, 3, 2))
+    # no dataset with 5 records: the plain z-scores
+    few = Cells.from_dense(Yb[:, :4])
+    np.testing.assert_allclose(standardize_pooled(few, s), standardize(few), equal_nan=True)
+
+
+def test_shrunk_location_scale_written_out():
+    cells = Cells.from_dense(Y)
+    prior = 2.0
+    mu, sd, zoo_mu, zoo_sd = shrunk_location_scale(Y, prior)
+    rows = _rows(Y)
+    allv = np.concatenate(rows)
+    assert zoo_mu == pytest.approx(allv.mean())
+    within = sum(((r - r.mean()) ** 2).sum() for r in rows if len(r) > 1) / sum(len(r) - 1 for r in rows if len(r) > 1)
+    assert zoo_sd == pytest.approx(math.sqrt(within))
+    for i, r in enumerate(rows):
+        assert mu[i] == pytest.approx((r.sum() + prior * zoo_mu) / (len(r) + prior))
+        dev2 = ((r - r.mean()) ** 2).sum() if len(r) else 0.0
+        assert sd[i] == pytest.approx(math.sqrt((dev2 + prior * within) / (max(len(r) - 1, 0) + prior)))
+    same = shrunk_location_scale(cells, prior)
+    np.testing.assert_allclose(same[0], mu) and np.testing.assert_allclose(same[1], sd)
+    # no dataset with two records: the zoo's variance floor 1e-4
+    one = np.array([[0.5, NAN], [NAN, 0.7]])
+    assert shrunk_location_scale(one, 1.0)[3] == pytest.approx(0.01)
+
+
+def test_standardize_rows_written_out():
+    S = np.array([[1.0, 2.0, NAN, 4.0],
+                  [5.0, NAN, NAN, NAN],       # one entry: 0
+                  [3.0, 3.0, 3.0, NAN],       # constant: 0
+                  [1e12, 1e12 + 1e-3, NAN, NAN],  # constant within rel_tol * |mean|
+                  [-2.0, 0.0, 2.0, 4.0]])
+    got = standardize_rows(S)
+    for i, row in enumerate(S):
+        ok = np.isfinite(row)
+        v = row[ok]
+        want = np.zeros(4)
+        if len(v) >= 2 and v.std() > 1e-12 * max(abs(v.mean()), 1.0):
+            want[ok] = (v - v.mean()) / v.std()
+        np.testing.assert_allclose(got[i], want, atol=1e-12, err_msg=str(i))
+    assert (got[3] == 0).all() and (got[1] == 0).all() and got.dtype == np.float64
+    np.testing.assert_allclose(standardize_rows([[1, 3]]), [[-1.0, 1.0]])  # (ints read as floats)
+    # min_count: rows with fewer finite entries are 0; exactly min_count are kept
+    np.testing.assert_allclose(standardize_rows(S, min_count=3)[0], got[0])
+    assert (standardize_rows(S, min_count=4)[0] == 0).all() and (standardize_rows(S, min_count=4)[4] != 0).any()
+    # rel_tol: a small spread kept with a small tolerance, dropped with a larger one
+    T = np.array([[1.0, 1.0 + 1e-9]])
+    assert (standardize_rows(T) != 0).all() and (standardize_rows(T, rel_tol=1e-6) == 0).all()
+    # around a mean below 1 in size, the tolerance is absolute
+    T = np.array([[0.1, 0.1 + 1e-11]])
+    assert (standardize_rows(T, rel_tol=1e-10) == 0).all() and (standardize_rows(T, rel_tol=1e-12) != 0).all()
