@@ -202,3 +202,40 @@ def test_standardize_rows_written_out():
     # around a mean below 1 in size, the tolerance is absolute
     T = np.array([[0.1, 0.1 + 1e-11]])
     assert (standardize_rows(T, rel_tol=1e-10) == 0).all() and (standardize_rows(T, rel_tol=1e-12) != 0).all()
+
+
+def test_the_edges_of_the_scales():
+    """Where a threshold or a divisor's floor decides: a spread of exactly 1e-4 is not a good dataset; one record
+    in the whole zoo is its mean; one dataset of two records sets the zoo's variance alone; a two-record dataset
+    standardized with min_known 2; rows of one score, a zero tolerance, a tolerance around a small mean."""
+    rng = np.random.default_rng(5)
+    Yb = rng.uniform(0.2, 0.9, size=(7, 4))
+    Yb[6] = [0.0, 0.0002, 0.0, 0.0002]  # population sd exactly 1e-4
+    X = rng.normal(size=(7, 2))
+    cells = Cells.from_dense(Yb)
+    k, sd = row_sd(cells)
+    assert sd[6] == 1e-4
+    np.testing.assert_allclose(scale_estimate(cells, X)[1], fit_ridge(X[:6], np.log(sd[:6]), w=k[:6], alpha=1.0))
+    assert shrunk_location_scale(np.array([[NAN, 0.3], [NAN, NAN]]), 1.0)[2] == pytest.approx(0.3)
+    two = np.array([[0.5, 0.7], [0.6, NAN]])
+    assert shrunk_location_scale(two, 1.0)[3] == pytest.approx(math.sqrt(0.02))
+    Yd = np.array([[0.2, 0.6, NAN], [0.1, 0.2, 0.4]])
+    dense = standardize_dense(Yd, 2)
+    np.testing.assert_allclose(dense[0, :2], [-1.0, 1.0])
+    assert np.isnan(standardize_dense(Yd)[0]).all()
+    assert (standardize_rows(np.array([[5.0, NAN]]), min_count=1) == 0).all()
+    assert (standardize_rows(np.array([[1.0, 1.0]]), rel_tol=0.0) == 0).all()
+    np.testing.assert_allclose(standardize_rows(np.array([[0.5, 0.5 + 3e-6]]), rel_tol=1e-6), [[-1.0, 1.0]])
+
+
+def test_pooled_standardization_refines_the_profile_when_well_recorded_datasets_miss_models():
+    """With a well-recorded dataset missing a model the profile moves at each refinement: iters counts."""
+    rng = np.random.default_rng(4)
+    Yb = rng.uniform(0.2, 0.9, size=(7, 6))
+    Yb[4, 5] = NAN  # 5 records: well recorded, one model missing
+    Yb[3, 0] = NAN
+    cells = Cells.from_dense(Yb)
+    s = np.full(7, 0.2)
+    z2, z3 = standardize_pooled(cells, s, 3, 2), standardize_pooled(cells, s, 3, 3)
+    assert not np.allclose(z2, z3, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(pooled_standardization(cells, s).of(cells), z2, rtol=0, atol=0)
