@@ -114,6 +114,14 @@ MODULES: dict[str, Module] = {
                      *NOT_SLOW],
                     note="the default engine's scales and standardizations (ridge, pooled scales, the row and "
                          "column standardizations) as the engines that use them see them"),
+    "sequential": Module("recsys/evaluation/sequential.py", ["tests/test_sequential.py", *NOT_SLOW],
+                         only=[f"recsys.evaluation.sequential.x_{f}__mutmut_*" for f in (
+                             "sequential_folds", "random_expectation", "regrets", "_order", "policy_means",
+                             "_per_target", "paired")],
+                         note="what the sequential protocol measures: its folds, the regret and found of a list "
+                              "of picks, random's exact expectation, a ranking's picks, the per-policy means and "
+                              "the paired sign test; the loop that plays the policies and the report are not "
+                              "mutated"),
     "kriging": Module("recsys/engines/stages/kriging.py",
                       ["tests/test_kriging.py", "tests/test_hybrid_stages.py", "tests/test_engine_contract.py",
                        "tests/test_properties_answer.py", "tests/test_joint.py",
