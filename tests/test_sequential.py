@@ -79,3 +79,92 @@ def test_conditioning_check_runs_and_shares_the_fits(small):
     summ = conditioning_summary(rows).set_index("bin")
     assert "all" in summ.index and math.isfinite(summ.loc["all", "gap"])
     assert len(cache._fits) == 1 and len(cache._cals) == 1
+
+
+# -- what the protocol measures, against its definitions written out ----------------------------------------------
+def test_regrets_over_the_candidates_only_with_ties_and_short_lists():
+    truth = np.array([0.5, 0.9, 0.7, 0.95, 0.9])
+    cand = np.array([True, True, True, False, True])  # 0.95 has no record on the target: not a candidate
+    reg, found = regrets(truth, cand, [0, 4], 4)
+    assert reg == pytest.approx([40.0, 0.0, 0.0, 0.0]) and found == [0.0, 1.0, 1.0, 1.0]  # a tie for the best found
+    reg, found = regrets(truth, cand, [], 2)
+    assert np.isnan(reg).all() and found == [0.0, 0.0]
+    reg, _ = regrets(truth, cand, [2], 3)
+    assert reg == pytest.approx([20.0, 20.0, 20.0])  # (fewer picks than steps: the last value stays)
+
+
+def test_random_expectation_beyond_the_number_of_candidates():
+    truth = np.array([0.3, 0.8, 0.8])
+    reg, found = random_expectation(truth, 5)
+    assert reg == pytest.approx([100 * (0.8 - (0.3 + 0.8 + 0.8) / 3), 0.0, 0.0, 0.0, 0.0])
+    assert found == pytest.approx([2 / 3, 1.0, 1.0, 1.0, 1.0])
+    reg, found = random_expectation(np.array([0.4]), 2)
+    assert reg == pytest.approx([0.0, 0.0]) and found == pytest.approx([1.0, 1.0])
+
+
+def test_a_rankings_picks_are_its_candidates_by_score_ties_to_the_lower_index():
+    from recsys.evaluation.sequential import _order
+
+    pred = np.array([0.5, 0.9, 0.9, 0.1, 0.95])
+    cand = np.array([True, True, True, True, False])
+    assert _order(pred, cand, 3) == [1, 2, 0]
+    assert _order(pred, cand, 10) == [1, 2, 0, 3]
+    assert all(isinstance(j, int) for j in _order(pred, cand, 2))
+
+
+def _result(rows):
+    import types
+
+    import pandas as pd
+
+    return types.SimpleNamespace(per_dataset=pd.DataFrame(rows))
+
+
+def test_policy_means_average_the_repetitions_of_a_target_first():
+    rows = [{"engine": "plan", "dataset": "a", "regret@1": 1.0, "found@1": 0.0},
+            {"engine": "plan", "dataset": "a", "regret@1": 3.0, "found@1": 1.0},   # a: mean 2 over two reps
+            {"engine": "plan", "dataset": "b", "regret@1": 8.0, "found@1": 1.0},
+            {"engine": "random", "dataset": "a", "regret@1": 5.0, "found@1": 0.5}]
+    m = policy_means(_result(rows))
+    assert list(m.index) == ["plan", "random"]
+    assert m.loc["plan", "regret@1"] == pytest.approx(5.0) and m.loc["plan", "found@1"] == pytest.approx(0.75)
+    assert m.loc["plan", "targets"] == 2 and m.loc["random", "targets"] == 1
+    assert list(m.columns) == ["targets", "regret@1", "found@1"]
+
+
+def test_paired_counts_wins_over_the_targets_both_played():
+    from recsys.evaluation.sequential import paired
+    from recsys.evaluation.suite import sign_test
+
+    plan = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 0.0, "e": 5.0, "f": 1.0, "g": 1.0, "h": 0.0, "i": 0.0}
+    other = {"a": 2.0, "b": 2.0 + 1e-12, "c": 4.0, "d": 1.0, "e": 4.0, "f": 2.0, "g": 3.0, "h": 1.0, "x": 9.0}
+    rows = [{"engine": "plan", "dataset": k, "regret@3": v} for k, v in plan.items()]
+    rows += [{"engine": "pop", "dataset": k, "regret@3": v} for k, v in other.items()]
+    t = paired(_result(rows), "plan", "pop", 3)
+    both = sorted(set(plan) & set(other))
+    assert t["targets"] == len(both) == 8
+    assert (t["wins"], t["ties"], t["losses"]) == (6, 1, 1)  # b: within 1e-9, a tie; e: a loss
+    assert t["mean"] == pytest.approx(np.mean([plan[k] for k in both]))
+    assert t["other_mean"] == pytest.approx(np.mean([other[k] for k in both]))
+    assert t["p"] == pytest.approx(sign_test(6, 1)) and t["verdict"] == "tie"
+    assert (t["policy"], t["other"], t["n"]) == ("plan", "pop", 3)
+    many = [{"engine": "plan", "dataset": str(i), "regret@1": 0.0} for i in range(12)]
+    many += [{"engine": "pop", "dataset": str(i), "regret@1": 1.0} for i in range(12)]
+    assert paired(_result(many), "plan", "pop", 1)["verdict"] == "win"
+    assert paired(_result(many), "pop", "plan", 1)["verdict"] == "loss"
+
+
+def test_folds_are_a_seeded_partition_of_the_targets(dn_data):
+    a, b, c = (sequential_folds(dn_data, [s]) for s in (0, 0, 1))
+    assert [f.rows.tolist() for f in a] == [f.rows.tolist() for f in b]
+    assert [f.rows.tolist() for f in a] != [f.rows.tolist() for f in c]
+    rng = np.random.default_rng([0, 18])
+    want = [np.sort(g) for g in np.array_split(rng.permutation(np.arange(270)), N_FOLDS)]
+    assert [f.rows.tolist() for f in a] == [g.tolist() for g in want]
+    assert [f.label for f in a][:2] == ["fold 1/10", "fold 2/10"] and all((f.group == -1).all() for f in a)
+    assert all(f.seed == 0 and f.rep == 0 for f in a)
+    two = sequential_folds(dn_data, [3, 4], targets=np.array([5, 9]))
+    assert [(f.rep, f.seed, f.label, f.rows.tolist()) for f in two] == [
+        (0, 3, dn_data.dataset_ids[5], [5]), (0, 3, dn_data.dataset_ids[9], [9]),
+        (1, 4, dn_data.dataset_ids[5], [5]), (1, 4, dn_data.dataset_ids[9], [9])]
+    assert len(sequential_folds(dn_data, [0], targets=np.arange(MAX_SINGLE + 1))) == N_FOLDS
