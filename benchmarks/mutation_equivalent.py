@@ -897,4 +897,26 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ("standardize_rows", "return np.where(good[:, None], dev / np.where(good, std, 2.0)[:, None], 0.0)",
          "the rows that are not good are 0 whatever they are divided by (the outer where)"),
     ],
+    "sequential": [
+        *[("paired", line, "a two-sided sign test's p is a dyadic rational (k / 2^(n - 1)), never 0.05 exactly")
+          for line in ('"verdict": "win" if p <= 0.05 and wins > losses else "loss" if p < 0.05 and losses > wins else "tie"}',
+                       '"verdict": "win" if p < 0.05 and wins > losses else "loss" if p <= 0.05 and losses > wins else "tie"}')],
+        *[("paired", line, "p < 0.05 needs wins and losses to differ (a sign test of equal counts is 1)")
+          for line in ('"verdict": "win" if p < 0.05 and wins >= losses else "loss" if p < 0.05 and losses > wins else "tie"}',
+                       '"verdict": "win" if p < 0.05 and wins > losses else "loss" if p < 0.05 and losses >= wins else "tie"}')],
+        *[(fn, line, "pandas reads sort=None as False") for fn, line in (
+            ("_per_target", 'return df.groupby(["engine", "dataset"], sort=None)[cols].mean().reset_index()'),
+            ("policy_means", 'out = per.groupby("engine", sort=None)[cols].mean()'),
+            ("policy_means", 'out.insert(0, "targets", per.groupby("engine", sort=None).size())'))],
+        *[("random_expectation", line, "binomial coefficients over an int: the same float weights; accuracies are floats")
+          for line in ("w = np.array([math.comb(i - 1, n - 1) for i in range(1, N + 1)], None) / math.comb(N, n)",
+                       "w = np.array([math.comb(i - 1, n - 1) for i in range(1, N + 1)], ) / math.comb(N, n)",
+                       "v = np.sort(np.asarray(truth, dtype=None))", "v = np.sort(np.asarray(truth, ))")],
+        ("sequential_folds", "known[g] = None", "None assigned into a bool array is False"),
+        *[("sequential_folds", line, "np.full of the int -1 is int64 without a dtype")
+          for line in ("group=np.full(data.n_datasets, -1, dtype=None)))", "group=np.full(data.n_datasets, -1, )))")],
+        *[("sequential_folds", line, "the targets are indices (ints): int64 without a dtype")
+          for line in ("targets = logo_targets(data) if targets is None else np.asarray(targets, dtype=None)",
+                       "targets = logo_targets(data) if targets is None else np.asarray(targets, )")],
+    ],
 }

@@ -168,3 +168,26 @@ def test_folds_are_a_seeded_partition_of_the_targets(dn_data):
         (0, 3, dn_data.dataset_ids[5], [5]), (0, 3, dn_data.dataset_ids[9], [9]),
         (1, 4, dn_data.dataset_ids[5], [5]), (1, 4, dn_data.dataset_ids[9], [9])]
     assert len(sequential_folds(dn_data, [0], targets=np.arange(MAX_SINGLE + 1))) == N_FOLDS
+
+
+def test_the_edges_of_the_paired_test_and_the_order_of_policies():
+    from recsys.evaluation.sequential import paired
+
+    # a difference of exactly 1e-9 is a tie, either way
+    rows = [{"engine": "plan", "dataset": "a", "regret@1": 0.0}, {"engine": "pop", "dataset": "a", "regret@1": 1e-9},
+            {"engine": "plan", "dataset": "b", "regret@1": 1e-9}, {"engine": "pop", "dataset": "b", "regret@1": 0.0}]
+    t = paired(_result(rows), "plan", "pop", 1)
+    assert (t["wins"], t["ties"], t["losses"]) == (0, 2, 0)
+    # more losses than wins but not significant: a tie
+    rows = [{"engine": e, "dataset": d, "regret@1": v} for e, d, v in (
+        ("plan", "a", 1.0), ("pop", "a", 2.0), ("plan", "b", 2.0), ("pop", "b", 1.0), ("plan", "c", 2.0),
+        ("pop", "c", 1.0))]
+    t = paired(_result(rows), "plan", "pop", 1)
+    assert (t["wins"], t["losses"], t["verdict"]) == (1, 2, "tie")
+    # policies in the order they were played, not alphabetical
+    rows = [{"engine": e, "dataset": d, "regret@1": 1.0} for e, d in (
+        ("static", "z"), ("static", "a"), ("additive", "z"), ("additive", "a"))]
+    from recsys.evaluation.sequential import _per_target
+
+    assert list(policy_means(_result(rows)).index) == ["static", "additive"]
+    assert list(_per_target(_result(rows))["dataset"]) == ["z", "a", "z", "a"]
