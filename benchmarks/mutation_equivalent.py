@@ -912,6 +912,9 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
           for line in ("w = np.array([math.comb(i - 1, n - 1) for i in range(1, N + 1)], None) / math.comb(N, n)",
                        "w = np.array([math.comb(i - 1, n - 1) for i in range(1, N + 1)], ) / math.comb(N, n)",
                        "v = np.sort(np.asarray(truth, dtype=None))", "v = np.sort(np.asarray(truth, ))")],
+        *[("policy_means", line, "DataFrame.insert aligns the counts on the engine index: their order does not matter")
+          for line in ('out.insert(0, "targets", per.groupby("engine", ).size())',
+                       'out.insert(0, "targets", per.groupby("engine", sort=True).size())')],
         ("sequential_folds", "known[g] = None", "None assigned into a bool array is False"),
         *[("sequential_folds", line, "np.full of the int -1 is int64 without a dtype")
           for line in ("group=np.full(data.n_datasets, -1, dtype=None)))", "group=np.full(data.n_datasets, -1, )))")],
