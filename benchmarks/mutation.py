@@ -122,6 +122,15 @@ MODULES: dict[str, Module] = {
                               "of picks, random's exact expectation, a ranking's picks, the per-policy means and "
                               "the paired sign test; the loop that plays the policies and the report are not "
                               "mutated"),
+    "suite": Module("recsys/evaluation/suite.py",
+                    ["tests/test_suite_tables.py", "tests/test_evaluation_runner.py", "tests/test_sequential.py",
+                     "-k", "suite_table or sign_test or tables or sequential or regret or policy or paired or folds",
+                     *NOT_SLOW],
+                    only=[f"recsys.evaluation.suite.x_{f}__mutmut_*" for f in (
+                        "sign_test", "suite_table", "zoos_with_wins", "sequential_table", "_bootstrap", "pbest_table")],
+                    note="the suite's statistics: the sign test, the table of wins against the best simple "
+                         "predictor, the zoos with wins, the sequential and P(best) tables and the bootstrap; "
+                         "running the suite, its markdown and its plots are not mutated"),
     "kriging": Module("recsys/engines/stages/kriging.py",
                       ["tests/test_kriging.py", "tests/test_hybrid_stages.py", "tests/test_engine_contract.py",
                        "tests/test_properties_answer.py", "tests/test_joint.py",
