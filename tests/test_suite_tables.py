@@ -6,3 +6,141 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
+from recsys.evaluation.suite import (METRICS, SuiteResult, _bootstrap, pbest_table, sequential_table, sign_test,
+                                     suite_table, zoos_with_wins)
+
+
+def _suite_rows(hybrid, additive, popularity, unit="dataset", protocol="logo", zoo="z", metric_values=None):
+    rows = []
+    for i, (h, a, p) in enumerate(zip(hybrid, additive, popularity)):
+        for engine, v in (("hybrid", h), ("additive", a), ("popularity", p)):
+            row = {"zoo": zoo, "protocol": protocol, "engine": engine, "dataset": f"d{i}", "rep": i}
+            row.update({m: v for m in METRICS})
+            rows.append(row)
+    return rows
+
+
+def test_suite_table_compares_with_the_best_simple_predictor_per_metric_and_unit():
+    # Pearson (higher is better): additive's mean 0.6 beats popularity's 0.5; hybrid wins 3, ties 1 (within 1e-12),
+    # loses 1 against it; regret@1 (lower is better): the same numbers make popularity the best
+    h, a, p = [0.7, 0.7, 0.7, 0.6 + 1e-13, 0.5], [0.6] * 5, [0.5] * 5
+    rows = _suite_rows(h, a, p)
+    table = suite_table(SuiteResult(per_dataset=pd.DataFrame(rows), rows=[("z", "logo")]))
+    assert list(table["metric"]) == list(METRICS)
+    pear = table[table["metric"] == "pearson"].iloc[0]
+    assert (pear.best_simple, pear.unit, pear.wins, pear.ties, pear.losses) == ("additive", "dataset", 3, 1, 1)
+    assert pear.default == pytest.approx(np.mean(h)) and pear.simple == pytest.approx(0.6)
+    assert pear.difference == pytest.approx(np.mean(h) - 0.6) and pear.p == pytest.approx(sign_test(3, 1))
+    assert (pear.zoo, pear.protocol, pear.verdict) == ("z", "logo", "tie")
+    reg = table[table["metric"] == "regret@1"].iloc[0]
+    assert (reg.best_simple, reg.wins, reg.ties, reg.losses) == ("popularity", 0, 1, 4)
+    # missing-edge kinds pair by repetition (several datasets per rep averaged first)
+    rows = _suite_rows([0.7] * 4, [0.6] * 4, [0.5] * 4, protocol="missing-edge")
+    for r in rows:
+        r["rep"] = int(r["dataset"][1:]) // 2
+    rows[0]["pearson"] = 0.4  # rep 0: hybrid 0.55 vs additive 0.6 -> a loss; rep 1 a win
+    t = suite_table(SuiteResult(per_dataset=pd.DataFrame(rows), rows=[("z", "missing-edge")]))
+    pear = t[t["metric"] == "pearson"].iloc[0]
+    assert (pear.unit, pear.wins, pear.ties, pear.losses) == ("rep", 1, 0, 1)
+
+
+def test_suite_table_verdicts_win_and_loss():
+    n = 8
+    win = suite_table(SuiteResult(per_dataset=pd.DataFrame(_suite_rows([0.9] * n, [0.6] * n, [0.5] * n)),
+                                  rows=[("z", "logo")]))
+    assert set(win.loc[win["metric"] != "regret@1", "verdict"]) == {"win"}
+    assert win.loc[win["metric"] == "regret@1", "verdict"].item() == "loss"  # (here a higher regret: worse)
+    assert win.loc[win["metric"] == "pearson", "p"].item() == pytest.approx(2 / 2 ** n)
+    assert zoos_with_wins(win) == ["z"]
+    lose = suite_table(SuiteResult(per_dataset=pd.DataFrame(_suite_rows([0.3] * n, [0.6] * n, [0.5] * n)),
+                                   rows=[("z", "logo")]))
+    assert lose.loc[lose["metric"] == "pearson", "verdict"].item() == "loss"
+    assert zoos_with_wins(lose) == []
+
+
+def test_zoos_with_wins_need_pearson_and_kendall_in_one_row():
+    t = pd.DataFrame([
+        {"zoo": "b", "protocol": "p", "metric": "pearson", "verdict": "win"},
+        {"zoo": "b", "protocol": "p", "metric": "kendall", "verdict": "win"},
+        {"zoo": "a", "protocol": "p", "metric": "pearson", "verdict": "win"},
+        {"zoo": "a", "protocol": "q", "metric": "kendall", "verdict": "win"},
+        {"zoo": "c", "protocol": "p", "metric": "pearson", "verdict": "win"},
+        {"zoo": "c", "protocol": "p", "metric": "kendall", "verdict": "tie"},
+        {"zoo": "d", "protocol": "p", "metric": "pearson", "verdict": "win"},
+        {"zoo": "d", "protocol": "p", "metric": "kendall", "verdict": "win"}])
+    assert zoos_with_wins(t) == ["b", "d"]
+
+
+def test_sign_test_is_two_sided_and_capped_at_one():
+    assert sign_test(3, 3) == 1.0 and sign_test(2, 3) == 1.0
+    assert sign_test(1, 5) == pytest.approx(2 * (1 + 6) / 64) == sign_test(5, 1)
+    assert sign_test(0, 1) == 1.0 and sign_test(0, 5) == pytest.approx(2 / 32)
+
+
+def test_bootstrap_interval_of_the_mean_written_out():
+    v = np.array([0.0, 1.0, 1.0, 0.0, 1.0, np.nan])
+    lo, hi = _bootstrap(v, seed=3, n=500, level=0.8)
+    w = v[np.isfinite(v)]
+    idx = np.random.default_rng(3).integers(0, 5, size=(500, 5))
+    means = w[idx].mean(1)
+    assert (lo, hi) == (pytest.approx(np.quantile(means, 0.1)), pytest.approx(np.quantile(means, 0.9)))
+    assert _bootstrap(np.array([0.0, 1.0] * 10)) == _bootstrap(np.array([0.0, 1.0] * 10), 0, 2000, 0.9)
+    assert np.isnan(_bootstrap(np.array([np.nan]))).all()
+    assert _bootstrap([1, 1, 1]) == (1.0, 1.0)
+
+
+def _seq(rows):
+    import types
+
+    return types.SimpleNamespace(per_dataset=pd.DataFrame(rows))
+
+
+def test_sequential_table_takes_the_toughest_baseline_on_the_targets_both_played():
+    # plan vs popularity: 0 / 1 on four targets (margin 1); vs additive: 0 / 0.5 on four (margin 0.5, the toughest);
+    # the raw score played two targets only; static and plan-refit beside
+    rows = []
+    for d in "abcd":
+        rows += [{"engine": "plan", "dataset": d, "regret@1": 0.0, "regret@3": 0.0},
+                 {"engine": "popularity", "dataset": d, "regret@1": 1.0, "regret@3": 1.0},
+                 {"engine": "additive", "dataset": d, "regret@1": 0.5, "regret@3": 0.0},
+                 {"engine": "static", "dataset": d, "regret@1": 2.0, "regret@3": 0.0},
+                 {"engine": "random", "dataset": d, "regret@1": 9.0, "regret@3": 5.0}]
+    rows += [{"engine": "logme:LOG_ME", "dataset": d, "regret@1": 3.0, "regret@3": 3.0} for d in "ab"]
+    res = SuiteResult(per_dataset=pd.DataFrame(), rows=[], sequential={"z": _seq(rows)})
+    t = sequential_table(res, ns=(1, 3, 5))
+    assert list(t["n"]) == [1, 3]  # (no regret@5 played)
+    one = t[t["n"] == 1].iloc[0]
+    assert (one.zoo, one.plan, one.targets, one.best_baseline) == ("z", 0.0, 4, "additive")
+    assert (one.baseline, one.baseline_plan, one.baseline_targets, one.baseline_wins) == (0.5, 0.0, 4, 4)
+    assert (one.static, one.static_wins, one.static_ties, one.static_losses) == (2.0, 4, 0, 0)
+    assert one.baseline_p == pytest.approx(sign_test(4, 0)) and one.baseline_verdict == "tie"
+    assert bool(one.below_every_baseline) and one.significant_baselines == 0
+    assert "refit" not in t.columns or pd.isna(one.get("refit"))
+    three = t[t["n"] == 3].iloc[0]
+    assert three.best_baseline == "additive" and not bool(three.below_every_baseline)  # a tie with additive at 3
+    assert (three.baseline_wins, three.baseline_ties) == (0, 4)
+
+
+def test_pbest_table_written_out():
+    rows = []
+    for i, (cov, hid, bin_, brier, bi, top, hit) in enumerate((
+            (3, 4, "cold", 0.5, 0.6, 0.4, 1.0), (1, 1, "<= 20%", 0.3, 0.2, 0.6, 0.0),
+            (0, 0, "> 60%", np.nan, np.nan, np.nan, np.nan), (2, 5, "cold", 0.7, 0.9, 0.2, 0.5))):
+        rows.append({"zoo": "z", "protocol": "logo", "engine": "hybrid", "dataset": f"d{i}", "covered": cov,
+                     "n_hidden": hid, "bin": bin_, "brier": brier, "brier_independent": bi, "p_top_rec": top,
+                     "top_hit_rec": hit, "p_top_rec_independent": top / 2, "top_hit_rec_independent": hit / 2})
+    rows.append(dict(rows[0], engine="additive", covered=0))
+    res = SuiteResult(per_dataset=pd.DataFrame(rows), rows=[("z", "logo"), ("y", "logo")])
+    t = pbest_table(res)
+    assert len(t) == 1
+    r = t.iloc[0]
+    assert (r.zoo, r.protocol, r.datasets) == ("z", "logo", 3)
+    assert r.coverage == pytest.approx(6 / 10)
+    assert r["coverage cold"] == pytest.approx(5 / 9) and r["coverage <= 20%"] == pytest.approx(1.0)
+    assert np.isnan(r["coverage <= 40%"])
+    assert r.brier == pytest.approx(0.5) and r.brier_independent == pytest.approx(np.mean([0.6, 0.2, 0.9]))
+    assert r.p_top == pytest.approx(0.4) and r.hit == pytest.approx(0.5)
+    assert r.p_top_independent == pytest.approx(0.2) and r.hit_independent == pytest.approx(0.25)
+    assert (r.hit_lo, r.hit_hi) == _bootstrap(np.array([1.0, 0.0, 0.5]))
+    assert r.hit_lo <= r.hit <= r.hit_hi
