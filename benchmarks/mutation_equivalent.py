@@ -922,4 +922,37 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
           for line in ("targets = logo_targets(data) if targets is None else np.asarray(targets, dtype=None)",
                        "targets = logo_targets(data) if targets is None else np.asarray(targets, )")],
     ],
+    "suite": [
+        ("_bootstrap", 'return float("NAN"), float("nan")', _NAN),
+        ("_bootstrap", 'return float("nan"), float("NAN")', _NAN),
+        ("_bootstrap", "v = np.asarray(values, dtype=None)", "the values are floats (or 0 / 1 hits): float64 either way"),
+        ("_bootstrap", "v = np.asarray(values, )", "the values are floats (or 0 / 1 hits): float64 either way"),
+        ("_bootstrap", "idx = np.random.default_rng(seed).integers(len(v), size=(n, len(v)))",
+         "integers(k) draws from [0, k), as integers(0, k), from the same stream"),
+        ("pbest_table", 'h = g[g["n_hidden"] >= 0]',
+         "a dataset without hidden cells adds 0 to the covered and to the hidden counts (and a bin of only such "
+         "datasets is 0 / 0, NaN, as an empty bin)"),
+        ("pbest_table",
+         'row[f"coverage {b}"] = float(hb["covered"].sum() / hb["n_hidden"].sum()) if (len(hb)) or True else float("nan")',
+         "an empty bin's sums are numpy zeros: 0 / 0 is NaN, as given"),
+        ("pbest_table",
+         'row[f"coverage {b}"] = float(hb["covered"].sum() / hb["n_hidden"].sum()) if len(hb) else float("NAN")', _NAN),
+        ("sequential_table", 't = tests.get(None) or paired(res, "plan", other, n)',
+         "the paired test computed again: the same numbers"),
+        ("sign_test", "if n == 1:",
+         "with no pair (n = 0) the sum is comb(0, 0) / 1 = 1, capped at 1.0, as returned; with one, 2 * 1/2 = 1.0"),
+        ("suite_table", ")", "pivot_table's default aggfunc is the mean"),
+        ("suite_table", "diff = (paired[default] - paired[best]).dropna() / (-1 if lower else 1)",
+         "dividing by -1 or 1 is multiplying by it"),
+        *[("suite_table", line, "a two-sided sign test's p is a dyadic rational (k / 2^(n - 1)), never 0.05 exactly")
+          for line in ('verdict = "win" if p <= 0.05 and wins > losses else "loss" if p < 0.05 and losses > wins else "tie"',
+                       'verdict = "win" if p < 0.05 and wins > losses else "loss" if p <= 0.05 and losses > wins else "tie"')],
+        *[("suite_table", line, "p < 0.05 needs wins and losses to differ (a sign test of equal counts is 1)")
+          for line in ('verdict = "win" if p < 0.05 and wins >= losses else "loss" if p < 0.05 and losses > wins else "tie"',
+                       'verdict = "win" if p < 0.05 and wins > losses else "loss" if p < 0.05 and losses >= wins else "tie"')],
+        *[("zoos_with_wins", line, "the zoos are returned sorted whatever order the rows are visited in")
+          for line in ('for (zoo, _), g in table.groupby(["zoo", "protocol"], sort=True):',
+                       'for (zoo, _), g in table.groupby(["zoo", "protocol"], sort=None):',
+                       'for (zoo, _), g in table.groupby(["zoo", "protocol"], ):')],
+    ],
 }

@@ -144,3 +144,75 @@ def test_pbest_table_written_out():
     assert r.p_top_independent == pytest.approx(0.2) and r.hit_independent == pytest.approx(0.25)
     assert (r.hit_lo, r.hit_hi) == _bootstrap(np.array([1.0, 0.0, 0.5]))
     assert r.hit_lo <= r.hit <= r.hit_hi
+
+
+def _rows_by_metric(values, zoo="z", protocol="logo"):
+    """values: engine -> list of (pearson-like value, regret) per dataset."""
+    rows = []
+    for engine, per in values.items():
+        for i, (v, r) in enumerate(per):
+            row = {"zoo": zoo, "protocol": protocol, "engine": engine, "dataset": f"d{i}", "rep": i}
+            row.update({m: v for m in METRICS})
+            row["regret@1"] = r
+            rows.append(row)
+    return rows
+
+
+def test_suite_table_edges_of_a_tie_and_rows_kept_apart():
+    # Pearson: d0 exactly 1e-12 above additive (a tie), d1 exactly 1e-12 below (a tie), d2 8e-13 above (a tie);
+    # regret: d0 8e-13 below popularity's (a tie), d1 and d2 above it (losses, not significant: a tie)
+    values = {"hybrid": [(1e-12, 1.0 - 8e-13), (0.0, 2.0), (0.5 + 8e-13, 2.0)],
+              "additive": [(0.0, 3.0), (1e-12, 3.0), (0.5, 3.0)],
+              "popularity": [(-1.0, 1.0), (-1.0, 1.0), (-1.0, 1.0)]}
+    rows = _rows_by_metric(values) + _rows_by_metric({e: [(9.0, 0.0)] * 3 for e in values}, zoo="other")
+    res = SuiteResult(per_dataset=pd.DataFrame(rows), rows=[("z", "logo")])
+    t = suite_table(res)
+    pear = t[t["metric"] == "pearson"].iloc[0]
+    assert (pear.best_simple, pear.wins, pear.ties, pear.losses) == ("additive", 0, 3, 0)
+    assert pear.default == pytest.approx((1e-12 + 0.5 + 8e-13) / 3)  # (the other zoo's rows left out)
+    reg = t[t["metric"] == "regret@1"].iloc[0]
+    assert (reg.best_simple, reg.wins, reg.ties, reg.losses, reg.verdict) == ("popularity", 0, 1, 2, "tie")
+    assert len(t) == len(METRICS)
+
+
+def test_pbest_table_skips_rows_without_p_best_wherever_they_come():
+    row = {"zoo": "z", "protocol": "logo", "engine": "hybrid", "dataset": "d0", "covered": 1, "n_hidden": 2,
+           "bin": "cold", "brier": 0.4, "brier_independent": 0.5, "p_top_rec": 0.3, "top_hit_rec": 1.0,
+           "p_top_rec_independent": 0.3, "top_hit_rec_independent": 0.0}
+    res = SuiteResult(per_dataset=pd.DataFrame([row]), rows=[("y", "logo"), ("z", "logo")])
+    assert list(pbest_table(res)["zoo"]) == ["z"]
+
+
+def test_bootstrap_is_seeded_and_draws_2000_means_by_default():
+    v = np.random.default_rng(7).uniform(size=25)
+    idx = np.random.default_rng(0).integers(0, 25, size=(2000, 25))
+    means = v[idx].mean(1)
+    assert _bootstrap(v) == (pytest.approx(np.quantile(means, 0.05), abs=0), pytest.approx(np.quantile(means, 0.95), abs=0))
+    assert _bootstrap(v) == _bootstrap(v)
+
+
+def test_sequential_table_margins_refits_and_significance():
+    # plan's regret: 4 on a and b, 0 on c .. h (mean 1); popularity 3 everywhere (margin 2 over plan); the raw score
+    # plays a and b only, 4.5 (margin 0.5 there: the toughest, though its mean is the largest); additive 1e-12
+    # above plan on every target (not below it by more than 1e-12)
+    targets = "abcdefgh"
+    plan = {d: 4.0 if d in "ab" else 0.0 for d in targets}
+    rows = [{"engine": "plan", "dataset": d, "regret@1": v} for d, v in plan.items()]
+    rows += [{"engine": "popularity", "dataset": d, "regret@1": 3.0} for d in targets]
+    rows += [{"engine": "logme:LOG_ME", "dataset": d, "regret@1": 4.5} for d in "ab"]
+    rows += [{"engine": "plan-refit", "dataset": d, "regret@1": 1.0} for d in targets]
+    res = SuiteResult(per_dataset=pd.DataFrame(), rows=[], sequential={"z": _seq(rows)})
+    t = sequential_table(res, ns=(1,)).iloc[0]
+    assert t.best_baseline == "logme:LOG_ME" and t.baseline_targets == 2 and t.baseline == pytest.approx(4.5)
+    assert (t.refit, t.refit_plan, t.refit_wins, t.refit_losses) == (1.0, 1.0, 6, 2)
+    assert "static" not in t.index or pd.isna(t["static"])
+    assert t.significant_baselines == 0  # popularity: 6 wins, 2 losses, p = 0.29
+    rows2 = [r for r in rows if r["engine"] != "logme:LOG_ME"]
+    rows2 = [dict(r, **{"regret@1": 0.0}) if r["engine"] == "plan" else r for r in rows2]
+    rows2 += [{"engine": "additive", "dataset": d, "regret@1": 1e-12} for d in targets]
+    t2 = sequential_table(SuiteResult(per_dataset=pd.DataFrame(), rows=[], sequential={"z": _seq(rows2)}),
+                          ns=(1,)).iloc[0]
+    assert t2.significant_baselines == 1 and t2.best_baseline == "additive"  # popularity: 8-0-0, p = 0.008
+    assert not bool(t2.below_every_baseline)  # additive exactly 1e-12 above
+    # n without regrets in the middle of ns: skipped, the next still made
+    assert list(sequential_table(res, ns=(5, 1)).get("n", [])) == [1]
