@@ -216,3 +216,10 @@ def test_sequential_table_margins_refits_and_significance():
     assert not bool(t2.below_every_baseline)  # additive exactly 1e-12 above
     # n without regrets in the middle of ns: skipped, the next still made
     assert list(sequential_table(res, ns=(5, 1)).get("n", [])) == [1]
+
+
+def test_sequential_table_toughest_baseline_is_not_the_first_by_name():
+    rows = [{"engine": e, "dataset": d, "regret@1": v} for d in "abc"
+            for e, v in (("plan", 0.0), ("additive", 5.0), ("popularity", 1.0), ("random", 9.0))]
+    t = sequential_table(SuiteResult(per_dataset=pd.DataFrame(), rows=[], sequential={"z": _seq(rows)}), ns=(1,))
+    assert t.iloc[0].best_baseline == "popularity"
