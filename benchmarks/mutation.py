@@ -131,6 +131,11 @@ MODULES: dict[str, Module] = {
                     note="the suite's statistics: the sign test, the table of wins against the best simple "
                          "predictor, the zoos with wins, the sequential and P(best) tables and the bootstrap; "
                          "running the suite, its markdown and its plots are not mutated"),
+    "conditioning": Module("recsys/evaluation/conditioning.py", ["tests/test_sequential.py", "-k", "conditioning",
+                                                                 *NOT_SLOW],
+                           only=["recsys.evaluation.conditioning.x_conditioning_summary__mutmut_*"],
+                           note="the summary of the conditioning check (the suite's table of results given instead "
+                                "of a refit); the check's fits are not mutated"),
     "kriging": Module("recsys/engines/stages/kriging.py",
                       ["tests/test_kriging.py", "tests/test_hybrid_stages.py", "tests/test_engine_contract.py",
                        "tests/test_properties_answer.py", "tests/test_joint.py",

@@ -191,3 +191,24 @@ def test_the_edges_of_the_paired_test_and_the_order_of_policies():
 
     assert list(policy_means(_result(rows)).index) == ["static", "additive"]
     assert list(_per_target(_result(rows))["dataset"]) == ["z", "a", "z", "a"]
+
+
+def test_conditioning_summary_averages_datasets_then_repetitions_per_bin():
+    import pandas as pd
+
+    rows = pd.DataFrame([
+        {"rep": 0, "bin": "cold", "pearson_fit": 0.9, "pearson_conditioned": 0.8, "ms": 1.0},
+        {"rep": 0, "bin": "cold", "pearson_fit": 0.7, "pearson_conditioned": 0.7, "ms": 3.0},
+        {"rep": 0, "bin": "> 60%", "pearson_fit": 0.5, "pearson_conditioned": 0.6, "ms": 2.0},
+        {"rep": 1, "bin": "cold", "pearson_fit": 0.6, "pearson_conditioned": 0.2, "ms": 6.0}])
+    s = conditioning_summary(rows)
+    assert list(s["bin"]) == ["all", "cold", "> 60%"]
+    s = s.set_index("bin")
+    # all: rep 0 means (0.7, 0.7), rep 1 (0.6, 0.2) -> 0.65 / 0.45
+    assert s.loc["all", "pearson_fit"] == pytest.approx(0.65) and s.loc["all", "pearson_conditioned"] == pytest.approx(0.45)
+    assert s.loc["all", "gap"] == pytest.approx(-0.2) and s.loc["all", "ms"] == pytest.approx(3.0)
+    assert s.loc["all", "datasets"] == 2  # 4 rows over 2 repetitions
+    # cold: rep 0 (0.8, 0.75), rep 1 (0.6, 0.2) -> 0.7 / 0.475
+    assert s.loc["cold", "pearson_fit"] == pytest.approx(0.7) and s.loc["cold", "gap"] == pytest.approx(0.475 - 0.7)
+    assert s.loc["cold", "datasets"] == 1 and s.loc["> 60%", "datasets"] == 1
+    assert s.loc["> 60%", "gap"] == pytest.approx(0.1) and s.loc["cold", "ms"] == pytest.approx(10 / 3)
