@@ -955,4 +955,8 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
                        'for (zoo, _), g in table.groupby(["zoo", "protocol"], sort=None):',
                        'for (zoo, _), g in table.groupby(["zoo", "protocol"], ):')],
     ],
+    "conditioning": [
+        ("conditioning_summary", 'for b, g in [("all", rows), *rows.groupby("bin", sort=None)]:',
+         "pandas reads sort=None as False"),
+    ],
 }
