@@ -161,8 +161,9 @@ def main(argv=None) -> int:
     df = pd.concat(frames, ignore_index=True)
     df.to_csv(args.out / "plan_exploration.csv", index=False, float_format="%.5g")
     command = "python benchmarks/plan_exploration.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    (args.out / "plan_exploration.md").write_text(markdown(df, args.steps, command, wall))
-    print(markdown(df, args.steps, command, wall))
+    report = markdown(df, args.steps, command, wall)
+    (args.out / "plan_exploration.md").write_text(report)
+    print(report)
     return 0
 
 

@@ -171,7 +171,8 @@ def test_shrunk_location_scale_written_out():
         dev2 = ((r - r.mean()) ** 2).sum() if len(r) else 0.0
         assert sd[i] == pytest.approx(math.sqrt((dev2 + prior * within) / (max(len(r) - 1, 0) + prior)))
     same = shrunk_location_scale(cells, prior)
-    np.testing.assert_allclose(same[0], mu) and np.testing.assert_allclose(same[1], sd)
+    np.testing.assert_allclose(same[0], mu)
+    np.testing.assert_allclose(same[1], sd)
     # no dataset with two records: the zoo's variance floor 1e-4
     one = np.array([[0.5, NAN], [NAN, 0.7]])
     assert shrunk_location_scale(one, 1.0)[3] == pytest.approx(0.01)

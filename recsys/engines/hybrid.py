@@ -625,7 +625,7 @@ class HybridEngine(Engine):
                 if len(target) != len(psi):
                     raise ArtifactError(f"re-create the model file with `recsys fit`: its engine holds "
                                         f"{len(target)} error variances for {len(psi)} models; it is damaged")
-                f = np.asarray(target, dtype=float) / np.maximum((V * V).sum(1) + psi, 1e-300)
+                f = np.asarray(target, dtype=float) / np.maximum(LowRankCovariance(V, psi).diag(), 1e-300)
                 V, psi = V * np.sqrt(f)[:, None], psi * f
             self._error_cov = LowRankCovariance(V, psi)
         return self._error_cov
