@@ -88,7 +88,7 @@ class Recommender:
     level : float
         Default level of the prediction intervals.
     calibrate : bool
-        Fit the conformal calibration (an extra fit on part of the records).
+        Calibrate the intervals and P(best) (extra fits on part of the records).
     **engine_params
         Passed to the engine's constructor.
     """
@@ -153,7 +153,7 @@ class Recommender:
         return self.engine.name if isinstance(self.engine, Engine) else str(self.engine)
 
     def _calibrate(self, data: ZooData) -> Calibration | None:
-        """Split-conformal calibration; on a large zoo, on a random sample of its datasets."""
+        """The intervals' and P(best)'s calibration; on a large zoo, on a random sample of its datasets."""
         sample = data
         rows = np.flatnonzero(data.records.row_counts() > 0)
         if len(data.records) > CAL_MAX_RECORDS and len(rows) > 100:

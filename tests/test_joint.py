@@ -659,3 +659,60 @@ def test_an_engine_whose_error_variances_do_not_match_its_models_is_refused(fitt
     with pytest.raises(ArtifactError, match=r"^re-create the model file with `recsys fit`: its engine holds "
                                             r"11 error variances for 12 models; it is damaged$"):
         damaged.error_covariance
+
+
+def test_interval_is_the_marginal_of_the_joint_distribution_and_holds_its_centre():
+    """An unknown model's interval is its centre plus sd times its pool's quantiles (plotting positions (i + 1/2)
+    / n), clipped to [0, 1]; the cold models' from their own pool; at a low level an asymmetric pool's central
+    quantiles are both above 0, and the interval is taken to the centre."""
+    pool = Pool(np.arange(1.0, 11.0) / 10 - 0.25)  # -0.15 .. 0.75
+    cold = Pool(np.array([-2.0, -1.0, 1.0, 2.0]))
+    mu, sd = np.array([0.5, 0.9, 0.2, 0.4]), np.array([0.1, 0.2, 0.05, 0.3])
+    cold_models = np.array([False, False, False, True])
+    post = RowPosterior(mu, sd, np.zeros(4, bool), pool, cold, cold_models, 1.0, None)
+    lo, hi = post.interval(np.arange(4), 0.8)
+    q = lambda v, p: float(np.interp(p, (np.arange(len(v)) + 0.5) / len(v), v))  # noqa: E731
+    want_lo = [mu[j] + sd[j] * q(pool.values, 0.1) for j in range(3)] + [0.4 + 0.3 * q(cold.values, 0.1)]
+    want_hi = [mu[j] + sd[j] * q(pool.values, 0.9) for j in range(3)] + [0.4 + 0.3 * q(cold.values, 0.9)]
+    np.testing.assert_allclose(lo, np.clip(want_lo, 0, 1))
+    np.testing.assert_allclose(hi, np.clip(want_hi, 0, 1))
+    assert hi[1] == 1.0 and lo[3] == 0.0  # (clipped)
+    lo, hi = post.interval(np.array([0, 2]), 0.1)  # quantiles 0.45 and 0.55 of the pool: 0.25 and 0.35
+    np.testing.assert_allclose(lo, mu[[0, 2]])
+    np.testing.assert_allclose(hi, mu[[0, 2]] + sd[[0, 2]] * 0.35)
+
+
+def test_answer_takes_the_joint_intervals_where_the_dataset_has_known_cells(fitted):
+    """A dataset with records (or results given): its unknown cells' intervals are the joint's marginals. A
+    brand-new one: its recorded models keep the split-conformal intervals of brand-new datasets, its models
+    without records get the joint's (their own pool)."""
+    data, engine, cal = fitted
+    rows = np.arange(5)
+    block = data.block(rows)
+    known = data.records.dense(rows)
+    known[4] = np.nan  # (a dataset asked about as if brand-new)
+    unrecorded = np.zeros(data.n_models, bool)
+    unrecorded[[3, 7]] = True
+    cal = type(cal)(**{**cal.__dict__})  # (a pool of the models without records: the fixture's zoo has none)
+    cal.joint = type(cal.joint)(**{**cal.joint.__dict__, "pools": {**cal.joint.pools,
+                                                                   "cold-model": 5 * cal.joint.pools["cold"]}})
+    ans = answer(engine, cal, block, known, unrecorded=unrecorded, given=[None, {0: 0.5}, None, None, None],
+                 level=0.7)
+    n_known = (~np.isnan(ans.known)).sum(1)
+    conf_lo, conf_hi = cal.interval(ans.predicted, n_known, 0.7)
+    for i, post in enumerate(ans.posteriors):
+        unk = np.flatnonzero(~post.known)  # (row 4: the engine's own records stay known to its joint)
+        lo, hi = post.interval(unk, 0.7)
+        if i < 4:
+            np.testing.assert_array_equal(ans.lower[i, unk], lo)
+            np.testing.assert_array_equal(ans.upper[i, unk], hi)
+            rec = np.flatnonzero(~np.isnan(ans.known[i]))
+            np.testing.assert_array_equal(ans.lower[i, rec], conf_lo[i, rec])
+        else:
+            cold = unrecorded[unk]
+            np.testing.assert_array_equal(ans.lower[i, unk[cold]], lo[cold])
+            np.testing.assert_array_equal(ans.upper[i, unk[cold]], hi[cold])
+            np.testing.assert_array_equal(ans.lower[i, unk[~cold]], conf_lo[i, unk[~cold]])
+            np.testing.assert_array_equal(ans.upper[i, unk[~cold]], conf_hi[i, unk[~cold]])
+            assert not np.allclose(lo[~cold], conf_lo[i, unk[~cold]])  # (the two differ: the test can fail)
+    assert not np.allclose(ans.lower[:4], conf_lo[:4])

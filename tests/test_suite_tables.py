@@ -139,6 +139,8 @@ def test_pbest_table_written_out():
     assert r.coverage == pytest.approx(6 / 10)
     assert r["coverage cold"] == pytest.approx(5 / 9) and r["coverage <= 20%"] == pytest.approx(1.0)
     assert np.isnan(r["coverage <= 40%"])
+    assert r.coverage_gap == pytest.approx(np.mean([abs(3 / 4 - 0.8), abs(1 - 0.8), abs(2 / 5 - 0.8)]))
+    assert pbest_table(res, level=0.5).iloc[0].coverage_gap == pytest.approx(np.mean([0.25, 0.5, 0.1]))
     assert r.brier == pytest.approx(0.5) and r.brier_independent == pytest.approx(np.mean([0.6, 0.2, 0.9]))
     assert r.p_top == pytest.approx(0.4) and r.hit == pytest.approx(0.5)
     assert r.p_top_independent == pytest.approx(0.2) and r.hit_independent == pytest.approx(0.25)

@@ -10,6 +10,8 @@ known to the engine (none, a third or less, two thirds or less, more).
   quantile (the ``ceil((n + 1) a)``-th smallest absolute residual) of the
   dataset's stratum (Vovk et al. 2005; Mondrian conformal prediction). Under
   exchangeability of datasets it covers the truth with probability >= ``a``.
+  Answers use it on datasets without known cells; elsewhere, for an engine
+  that kriges, the joint distribution's marginals (:mod:`.answer`).
 - ``p_best`` is the probability that a model is the best of the zoo on the
   dataset: recorded accuracies are taken as they are, unknown ones are
   perturbed by residuals from the stratum's pool after removing each

@@ -411,14 +411,14 @@ def _targets_section(run: _Run) -> list[str]:
 
 
 def _coverage_section(run: _Run) -> list[str]:
-    """Coverage and width of the split-conformal interval, and the calibration of P(best)'s top pick."""
+    """Coverage and width of the answers' interval, and the calibration of P(best)'s top pick."""
     summary = run.summary
     cov = summary[(summary["metric"] == "coverage") & summary["mean"].notna()]
     if not len(cov):
         return ["Coverage: no engine of this run was calibrated.", ""]
     lv = int(round(100 * run.result.level))
     bins = [b for b in (("all", *BINS) if run.spec.kind == "missing-edge" else ("all",)) if (cov["bin"] == b).any()]
-    intro = (f"Coverage of the {lv}% split-conformal interval on the hidden recorded cells, its width, and the "
+    intro = (f"Coverage of the {lv}% interval on the hidden recorded cells, its width, and the "
              f"calibration of P(best) (defined above; each engine calibrated on its fold's training data only):")
     rows = [[_name(e), *[run.value(e, "coverage", b) for b in bins], run.value(e, "width", digits=1),
              run.value(e, "p_top"), run.value(e, "top_hit"), run.value(e, "brier", digits=3),

@@ -375,9 +375,10 @@ def _bootstrap(values: np.ndarray, seed: int = 0, n: int = 2000, level: float = 
     return float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))
 
 
-def pbest_table(result: SuiteResult, default: str = DEFAULT_ENGINE) -> pd.DataFrame:
+def pbest_table(result: SuiteResult, default: str = DEFAULT_ENGINE, level: float = 0.8) -> pd.DataFrame:
     """Per suite row, the default engine's joint distribution against the independent P(best): the 80%
-    interval's coverage (overall and per known-model bin), the Brier score of P(best of the recorded models)
+    interval's coverage (overall, per known-model bin, and ``coverage_gap``: the mean over datasets of the
+    distance of each dataset's coverage, its repetitions pooled, from ``level``), the Brier score of P(best of the recorded models)
     of both, and each one's top pick: its mean P(best) and how often it is the best, with a bootstrap 90%
     interval over the scored datasets (a tie for the best counts 1/n)."""
     from .protocols import BINS
@@ -394,6 +395,8 @@ def pbest_table(result: SuiteResult, default: str = DEFAULT_ENGINE) -> pd.DataFr
         for b in BINS:
             hb = h[h["bin"] == b]
             row[f"coverage {b}"] = float(hb["covered"].sum() / hb["n_hidden"].sum()) if len(hb) else float("nan")
+        per = h.groupby("dataset")[["covered", "n_hidden"]].sum()
+        row["coverage_gap"] = float((per["covered"] / per["n_hidden"] - level).abs().mean())
         for tag in ("", "_independent"):
             s = g[g["brier" + tag].notna()]
             row["brier" + tag] = float(s["brier" + tag].mean())
@@ -518,20 +521,24 @@ def pbest_section(result: SuiteResult, table: pd.DataFrame | None = None, *, hea
         return []
     lines = [f"{heading} P(best) and intervals: the joint distribution against the independent P(best)", "",
              "The default engine's answers, calibrated on each fold's training data. Coverage: share of the hidden "
-             "recorded accuracies inside the 80% interval of the joint distribution (overall, then per known-model "
-             "bin). Brier: of P(best of the dataset's recorded models) (the only event the truth decides; a tie for "
+             "recorded accuracies inside the answers' 80% interval (the joint distribution's marginal on a dataset "
+             "with known cells and for models without records, split-conformal on a brand-new dataset), overall, "
+             "then per known-model bin; by dataset: each dataset's coverage (its repetitions pooled), its mean "
+             "distance from 0.80 (0 when every dataset's interval covers as it says). Brier: of P(best of the dataset's recorded models) (the only event the truth decides; a tie for "
              "the best shared), the joint distribution's vs the independent residuals' (`Calibration.p_best`), "
              "same fits and refits; lower is better. Top pick: the recorded model with the highest P(best), its "
              "mean P(best) / how often it is the best [bootstrap 90% interval over the datasets]. Reliability "
              "tables: [`pbest.md`](pbest.md).", ""]
     bins = [b for b in BINS if table[f"coverage {b}"].notna().any()]
-    header = ["zoo", "protocol", "datasets", "coverage", *[f"coverage {b}" for b in bins], "Brier joint",
+    header = ["zoo", "protocol", "datasets", "coverage", *[f"coverage {b}" for b in bins], "by dataset ±",
+              "Brier joint",
               "Brier independent", "top pick joint", "top pick independent"]
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for r in table.to_dict("records"):
         better = r["brier"] < r["brier_independent"]
         cells = [r["zoo"], r["protocol"], str(r["datasets"]), f"{r['coverage']:.3f}",
                  *[("–" if pd.isna(r[f"coverage {b}"]) else f"{r[f'coverage {b}']:.3f}") for b in bins],
+                 f"{r['coverage_gap']:.3f}",
                  (f"**{r['brier']:.3f}**" if better else f"{r['brier']:.3f}"), f"{r['brier_independent']:.3f}"]
         for tag in ("", "_independent"):
             cells.append(f"{r['p_top' + tag]:.2f} / {r['hit' + tag]:.2f} [{r['hit_lo' + tag]:.2f}, "
