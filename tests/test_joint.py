@@ -693,9 +693,11 @@ def test_answer_takes_the_joint_intervals_where_the_dataset_has_known_cells(fitt
     known[4] = np.nan  # (a dataset asked about as if brand-new)
     unrecorded = np.zeros(data.n_models, bool)
     unrecorded[[3, 7]] = True
-    cal = type(cal)(**{**cal.__dict__})  # (a pool of the models without records: the fixture's zoo has none)
-    cal.joint = type(cal.joint)(**{**cal.joint.__dict__, "pools": {**cal.joint.pools,
-                                                                   "cold-model": 5 * cal.joint.pools["cold"]}})
+    import dataclasses
+
+    # (a pool of the models without records: the fixture's zoo has none)
+    joint = dataclasses.replace(cal.joint, pools={**cal.joint.pools, "cold-model": 5 * cal.joint.pools["cold"]})
+    cal = dataclasses.replace(cal, joint=joint)
     ans = answer(engine, cal, block, known, unrecorded=unrecorded, given=[None, {0: 0.5}, None, None, None],
                  level=0.7)
     n_known = (~np.isnan(ans.known)).sum(1)
