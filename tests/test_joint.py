@@ -677,6 +677,8 @@ def test_interval_is_the_marginal_of_the_joint_distribution_and_holds_its_centre
     np.testing.assert_allclose(lo, np.clip(want_lo, 0, 1))
     np.testing.assert_allclose(hi, np.clip(want_hi, 0, 1))
     assert hi[1] == 1.0 and lo[3] == 0.0  # (clipped)
+    for got, want in zip(post.interval([0, 1, 2, 3]), (lo, hi)):  # (level 0.8 by default; a list of models)
+        np.testing.assert_array_equal(got, want)
     lo, hi = post.interval(np.array([0, 2]), 0.1)  # quantiles 0.45 and 0.55 of the pool: 0.25 and 0.35
     np.testing.assert_allclose(lo, mu[[0, 2]])
     np.testing.assert_allclose(hi, mu[[0, 2]] + sd[[0, 2]] * 0.35)

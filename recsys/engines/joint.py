@@ -622,13 +622,13 @@ class RowPosterior:
     def interval(self, cols: np.ndarray, level: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
         """The central ``level`` interval of each unknown model of ``cols`` (its marginal: the centre plus ``sd``
         times its pool's quantiles), clipped to [0, 1]. It holds the centre (a pool's quantiles are taken no
-        further in than 0: at low levels an asymmetric pool's central quantiles can both be on one side)."""
-        cols = np.asarray(cols, dtype=np.int64)
+        further in than 0: at low levels an asymmetric pool's central quantiles can both be on one side), so
+        only the lower bound can fall below 0 and only the upper one above 1."""
         a = (1.0 - level) / 2
         lo = self._by_pool(cols, lambda p, sel: min(p.quantile(a), 0.0))
         hi = self._by_pool(cols, lambda p, sel: max(p.quantile(1.0 - a), 0.0))
         mu, sd = self.mu[cols], self.sd[cols]
-        return np.clip(mu + sd * lo, 0.0, 1.0), np.clip(mu + sd * hi, 0.0, 1.0)
+        return np.maximum(mu + sd * lo, 0.0), np.minimum(mu + sd * hi, 1.0)
 
     def candidates(self, among: np.ndarray | None = None, factor: float | None = None) -> np.ndarray:
         """Models of ``among`` that can be the best of ``among``: the upper tail reaches every other's lower tail."""
