@@ -902,8 +902,3 @@ def _warn_degenerate(metric: str, spec: _Spectrum, counts, what: str | None) -> 
     why = degenerate(metric, len(spec.X), spec.rank, len(counts))
     if why:
         log.warning("%s%s", f"{what}: " if what else "", why)
-
-
-def describe(name: str) -> str:
-    """First line of a metric's docstring (for help texts)."""
-    return (METRICS[name].__doc__ or name).strip().splitlines()[0]

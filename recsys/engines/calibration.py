@@ -618,8 +618,7 @@ class _Row:
     recorded: np.ndarray = field(default=None)
 
 
-def _held_rows(refits: list[_Refit], cells: Cells, rows_of: list[np.ndarray], block: int,
-               hidden_of=None) -> list[_Row]:
+def _held_rows(refits: list[_Refit], cells: Cells, rows_of: list[np.ndarray], block: int) -> list[_Row]:
     """The held-out datasets ``rows_of[i]`` of each refit, with what the joint needs of them."""
     out = []
     for i, (R, rows) in enumerate(zip(refits, rows_of)):
