@@ -44,14 +44,6 @@ SPREADS = (1.0, 0.5, 0.25, 0.0)
 INNER_GROUPS = 4
 
 
-def pick(post, free: np.ndarray, spread: float) -> int:
-    """The model of highest expected improvement under the narrowed distribution (the plan's tie rule)."""
-    cols = np.flatnonzero(free)
-    best = float(post.mu[post.known].max()) if post.known.any() else -np.inf
-    gain = post.expected_improvement(cols, best, spread)
-    return int(cols[np.lexsort((cols, -post.mu[cols], -np.round(gain, 12)))[0]])
-
-
 def play(engine, cal, jm, block, truth: np.ndarray, cand: np.ndarray, unrecorded: np.ndarray, spread: float,
          steps: int) -> list[float]:
     """regret@1..steps of one target: pick, reveal, condition (no refit), pick again."""
@@ -64,7 +56,7 @@ def play(engine, cal, jm, block, truth: np.ndarray, cand: np.ndarray, unrecorded
         free = cand & np.isnan(ans.known[0])
         if not free.any():
             break
-        j = pick(ans.posteriors[0], free, spread)
+        j = ans.posteriors[0].plan(1, free, summary=False, spread=spread).models[0]
         out.append(j)
         given[j] = float(truth[j])
     return regrets(truth, cand, out, steps)[0]

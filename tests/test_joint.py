@@ -243,6 +243,19 @@ def test_expected_improvement_with_a_narrower_spread_against_its_definition_writ
         post.expected_improvement(cols, 0.8, -0.5)
 
 
+def test_the_plans_first_step_on_a_narrower_spread():
+    """``plan(spread=)``: the first pick by the expected improvement of the narrowed distribution. Over the known
+    0.70, a wide model centred at 0.60 has the larger improvement (s = 1); greedy on the centres (s = 0) both have
+    none, and the tie goes to the higher centre."""
+    mu, sd = np.array([0.70, 0.69, 0.60]), np.array([0.0, 0.01, 0.2])
+    post = _posterior(mu, sd, None, known=np.array([True, False, False]))
+    assert post.plan(1, summary=False).models == [2]
+    assert post.plan(1, summary=False, spread=1.0).models == [2]
+    assert post.plan(1, summary=False, spread=0.0).models == [1]
+    gain = post.expected_improvement(np.array([1, 2]), 0.70, 0.25)
+    assert post.plan(1, summary=False, spread=0.25).models == [1 + int(np.argmax(gain))]
+
+
 def test_joint_model_refuses_nothing_for_an_uncalibrated_engine():
     """Without a calibration the centres are still conditioned on given results (uncalibrated parameters)."""
     data, _ = planted_low_rank(n_datasets=30, n_models=8, seed=4)

@@ -136,7 +136,6 @@ def answer(engine: Engine, calibration: Calibration | None, block: DatasetBlock,
     if use_joint:
         for i, post in enumerate(posts):
             _joint_intervals(post, level, out.lower[i], out.upper[i], brand_new=n_known[i] == 0)
-    if use_joint:
         out.p_best = np.stack([post.p_best() for post in posts]) if posts else np.empty(pred.shape)
     else:
         out.p_best = calibration.p_best(pred, known, n_known, unrecorded=unrecorded)

@@ -716,7 +716,7 @@ class RowPosterior:
 
     @_one_thread
     def plan(self, budget: float, candidates: np.ndarray | None = None, cost: np.ndarray | None = None, *,
-             summary: bool = True) -> Plan:
+             summary: bool = True, spread: float = 1.0) -> Plan:
         """Greedy plan on the expected best accuracy (known results included) under the joint distribution.
 
         Each step takes the model that raises the expected best of the whole plan the most (per unit of
@@ -725,7 +725,9 @@ class RowPosterior:
         draws, so a model that errs with those already chosen adds little. Greedy on a monotone
         submodular objective (Nemhauser et al., 1978). Ties: the higher centre, then the lower index.
         ``summary=False``: a plan of one model without its expected best and P(found) (the first step only needs
-        the exact expected improvement; the sequential protocol's picks).
+        the exact expected improvement; the sequential protocol's picks). ``spread``: the first step's expected
+        improvement on the distribution narrowed around its mean (:meth:`expected_improvement`; the benchmark of
+        how much a plan should explore, ``benchmarks/plan_exploration.py``); the next steps do not use it.
         """
         cand = np.ones(self.n_models, bool) if candidates is None else np.asarray(candidates, bool).copy()
         cand &= ~self.known
@@ -744,7 +746,7 @@ class RowPosterior:
         if not len(first_cols) or (cost is None and budget < 1):
             return Plan([], [], [])
         # step 1, exact: the expected improvement over the best result so far (per unit of cost)
-        gain = self.expected_improvement(first_cols, best0) / np.maximum(price[first_cols], 1e-12)
+        gain = self.expected_improvement(first_cols, best0, spread) / np.maximum(price[first_cols], 1e-12)
         first = int(first_cols[np.lexsort((first_cols, -self.mu[first_cols], -np.round(gain, 12)))[0]])
         if not summary and cost is None and budget < 2:
             return Plan([first], [], [])

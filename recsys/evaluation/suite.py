@@ -378,8 +378,8 @@ def _bootstrap(values: np.ndarray, seed: int = 0, n: int = 2000, level: float = 
 def pbest_table(result: SuiteResult, default: str = DEFAULT_ENGINE, level: float = 0.8) -> pd.DataFrame:
     """Per suite row, the default engine's joint distribution against the independent P(best): the 80%
     interval's coverage (overall, per known-model bin, and ``coverage_gap``: the mean over datasets of the
-    distance of each dataset's coverage, its repetitions pooled, from ``level``), the Brier score of P(best of the recorded models)
-    of both, and each one's top pick: its mean P(best) and how often it is the best, with a bootstrap 90%
+    distance of each dataset's coverage, its repetitions pooled, from ``level``), the Brier score of P(best of
+    the recorded models) of both, and each one's top pick: its mean P(best) and how often it is the best, with a bootstrap 90%
     interval over the scored datasets (a tie for the best counts 1/n)."""
     from .protocols import BINS
 
@@ -524,15 +524,14 @@ def pbest_section(result: SuiteResult, table: pd.DataFrame | None = None, *, hea
              "recorded accuracies inside the answers' 80% interval (the joint distribution's marginal on a dataset "
              "with known cells and for models without records, split-conformal on a brand-new dataset), overall, "
              "then per known-model bin; by dataset: each dataset's coverage (its repetitions pooled), its mean "
-             "distance from 0.80 (0 when every dataset's interval covers as it says). Brier: of P(best of the dataset's recorded models) (the only event the truth decides; a tie for "
-             "the best shared), the joint distribution's vs the independent residuals' (`Calibration.p_best`), "
+             "distance from 0.80 (0 when every dataset's interval covers as it says). Brier: of P(best of the "
+             "dataset's recorded models) (the only event the truth decides; a tie for the best shared), the joint distribution's vs the independent residuals' (`Calibration.p_best`), "
              "same fits and refits; lower is better. Top pick: the recorded model with the highest P(best), its "
              "mean P(best) / how often it is the best [bootstrap 90% interval over the datasets]. Reliability "
              "tables: [`pbest.md`](pbest.md).", ""]
     bins = [b for b in BINS if table[f"coverage {b}"].notna().any()]
     header = ["zoo", "protocol", "datasets", "coverage", *[f"coverage {b}" for b in bins], "by dataset ±",
-              "Brier joint",
-              "Brier independent", "top pick joint", "top pick independent"]
+              "Brier joint", "Brier independent", "top pick joint", "top pick independent"]
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for r in table.to_dict("records"):
         better = r["brier"] < r["brier_independent"]
