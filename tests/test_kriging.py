@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from recsys.engines.stages import kriging as _kriging
-from recsys.engines.stages.kriging import (DenseCovariance, Kriging, LowRankCovariance, _factor_residuals,
-                                           covariance_from_arrays, residual_covariance, robust_variances)
+from recsys.engines.stages.kriging import (COV_MIN_KNOWN, DenseCovariance, Kriging, LowRankCovariance,
+                                           _factor_residuals, covariance_counts, covariance_from_arrays, krige_row,
+                                           krige_row_joined, residual_covariance, robust_variances)
 from recsys.features.data import Cells
 
 
@@ -363,3 +364,68 @@ def test_robust_variances_ignore_one_outlying_record_that_a_mean_of_squares_woul
     cells = Cells(d, m, y, (n_datasets, n_models))
     fallback = np.arange(1.0, 6.0)
     np.testing.assert_array_equal(robust_variances(cells, np.ones(n_datasets), np.zeros(len(d)), fallback), fallback)
+
+
+# -- a dataset joining the covariance (results given: recsys.engines.joint.condition) -------------------------
+@pytest.mark.parametrize("known", [slice(None), [0, 2, 3, 5, 6]])
+@pytest.mark.parametrize("shrink", [0.0, 0.3, 1.0])
+def test_a_joined_dataset_is_kriged_as_if_the_covariance_had_been_estimated_with_it(known, shrink):
+    """On a zoo whose datasets record every model, krige_row_joined with the fit's covariance gives exactly the
+    level and weights of krige_row with the covariance estimated from the zoo plus the dataset (its records only on
+    its models: the entries between them and the others are those of the zoo alone)."""
+    rng = np.random.default_rng(11)
+    n, m = 6, 8
+    Y = rng.uniform(0.2, 0.9, size=(n + 1, m))
+    s, M = rng.uniform(0.5, 1.5, n + 1), rng.normal(size=(n + 1, m))
+    idx = np.arange(m)[known]
+    Y[n, np.setdiff1d(np.arange(m), idx)] = np.nan
+    zoo = _records(Y[:n])
+    cov = residual_covariance(zoo, s[:n], M[:n][zoo.d, zoo.m], shrink=shrink)
+    counts, rows = covariance_counts(zoo)
+    assert rows == n and np.array_equal(counts, np.full(m, float(n)))
+    both = _records(Y)
+    with_it = residual_covariance(both, s, M[both.d, both.m], shrink=shrink)
+    r = Y[n, idx] / s[n] - M[n, idx]
+    level, alpha = krige_row_joined(cov, idx, r, counts, rows, shrink)
+    want_level, want_alpha = krige_row(with_it, idx, r)
+    assert level == pytest.approx(want_level, rel=1e-7, abs=1e-9)
+    np.testing.assert_allclose(alpha, want_alpha, rtol=1e-6, atol=1e-8)
+    _, plain = krige_row(cov, idx, r)  # (and it is not the covariance without the dataset)
+    assert np.abs(plain - alpha).max() > 1e-3
+
+
+def test_a_joined_dataset_on_a_low_rank_covariance_is_the_same_as_on_its_dense_matrix():
+    cov, S = _low_rank(m=9, r=3, seed=5)
+    rng = np.random.default_rng(2)
+    idx = np.array([0, 1, 3, 4, 7, 8])
+    r, counts = rng.normal(size=len(idx)), rng.integers(3, 9, 9).astype(float)
+    for shrink in (0.0, 0.4):
+        low = krige_row_joined(cov, idx, r, counts, 10, shrink)
+        dense = krige_row_joined(DenseCovariance(S), idx, r, counts, 10, shrink)
+        assert low[0] == pytest.approx(dense[0], rel=1e-6)
+        np.testing.assert_allclose(low[1], dense[1], rtol=1e-6, atol=1e-9)
+
+
+def test_a_joined_datasets_weight_is_one_over_the_datasets_behind_its_block_plus_one():
+    """w = 1 / (n + 1), n = (mean count of its models)^2 / datasets: with S_kk the identity and no shrinkage the
+    block is (1 - w) I + w u u' (u centred, times sqrt(k / (k - 1)))."""
+    idx, r = np.arange(5), np.array([0.5, -1.0, 2.0, 0.0, 1.5])
+    counts = np.array([2.0, 4.0, 4.0, 6.0, 4.0, 100.0])  # (model 5: not in the block)
+    u = (r - r.mean()) * np.sqrt(5 / 4)
+    w = 1 / (4.0 ** 2 / 8 + 1)
+    A = (1 - w) * np.eye(5) + w * np.outer(u, u)
+    sol = np.linalg.solve(A, np.stack([r, np.ones(5)], axis=1))
+    level = sol[:, 0].sum() / sol[:, 1].sum()
+    got = krige_row_joined(DenseCovariance(np.eye(6)), idx, r, counts, 8, 0.0)
+    assert got[0] == pytest.approx(level, rel=1e-7)
+    np.testing.assert_allclose(got[1], sol[:, 0] - level * sol[:, 1], rtol=1e-6, atol=1e-9)
+
+
+def test_covariance_counts_are_the_well_recorded_datasets_per_model():
+    Y = np.full((4, 3), np.nan)
+    Y[0] = Y[1] = 0.5  # 3 records each: below COV_MIN_KNOWN with 3 models
+    cells = _records(Y)
+    counts, rows = covariance_counts(cells, min_known=3)
+    assert rows == 2 and list(counts) == [2.0, 2.0, 2.0]
+    counts, rows = covariance_counts(cells)
+    assert COV_MIN_KNOWN == 5 and rows == 0 and list(counts) == [0.0, 0.0, 0.0]

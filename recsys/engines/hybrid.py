@@ -79,8 +79,8 @@ from ..features.data import Cells, DatasetBlock, ZooData
 from ..threads import one_blas_thread
 from .stages import lightfm as lfm
 from .stages.kernel import DatasetKernel, SimilarityInputs
-from .stages.kriging import DenseCovariance, Kriging, LowRankCovariance, covariance_from_arrays, low_rank_part, \
-    residual_covariance, robust_variances
+from .stages.kriging import COV_MIN_KNOWN, DenseCovariance, Kriging, LowRankCovariance, covariance_counts, \
+    covariance_from_arrays, low_rank_part, residual_covariance, robust_variances
 from .stages.scale import (Standardization, fit_ridge, pooled_scale, pooled_standardization, ridge_predict, scale_estimate,
                      standardize, standardize_pooled, standardize_rows)
 from .base import Engine, stage_reporter
@@ -363,6 +363,7 @@ class HybridEngine(Engine):
         self.cov_shrink_ = self._select_shrink(cells, s, M, folds[0] if folds else np.zeros(0, int),
                                                ridge_predict(self.log_spread_coef_, X))
         self._cov = residual_covariance(cells, s, M, shrink=self.cov_shrink_, seed=self.seed)
+        self.cov_counts_, self.cov_rows_ = covariance_counts(cells)  # (results given join it: joint.condition)
         # the joint distribution's errors: the covariance as low rank plus diagonal (the dense one's top part)
         self.joint_v_, self.joint_psi_ = low_rank_part(self._cov.S) if isinstance(self._cov, DenseCovariance) \
             else (np.zeros((0, 0)), np.zeros(0))
@@ -657,7 +658,9 @@ class HybridEngine(Engine):
             else:
                 s = float(np.exp(prior[i]))
                 models, values, fit_profile = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
-            out.append(RowInputs(M[i], s, float(prior[i]), models, values, fit_profile, self._cov, soft_clip))
+            out.append(RowInputs(M[i], s, float(prior[i]), models, values, fit_profile, self._cov, soft_clip,
+                                 getattr(self, "cov_counts_", None), int(getattr(self, "cov_rows_", 0)),
+                                 float(getattr(self, "cov_shrink_", 0.0)), bool(d >= 0 and len(models) >= COV_MIN_KNOWN)))
         return out
 
 

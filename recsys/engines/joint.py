@@ -55,7 +55,7 @@ import numpy as np
 
 from ..features.data import Cells
 from ..threads import one_blas_thread
-from .stages.kriging import DenseCovariance, LowRankCovariance, krige_row
+from .stages.kriging import COV_MIN_KNOWN, DenseCovariance, LowRankCovariance, krige_row, krige_row_joined
 from .stages.scale import pooled_scale
 
 __all__ = ["POOLS", "COLD_MODEL", "N_DRAWS", "FACTORS", "SCALES", "Pool", "JointParams", "RowInputs",
@@ -253,6 +253,11 @@ class RowInputs:
         The engine's residual covariance (its kriging's).
     clip : callable
         The engine's map of accuracies into [0, 1].
+    cov_counts, cov_rows, cov_shrink : ndarray, int, float
+        Per model the datasets behind the covariance recording it, how many datasets, its shrinkage
+        (:func:`~.stages.kriging.krige_row_joined`; ``cov_counts`` None: a model file from before them).
+    counted : bool
+        The dataset entered the covariance (it had :data:`~.stages.kriging.COV_MIN_KNOWN` records in the fit).
     """
 
     profile: np.ndarray
@@ -263,6 +268,10 @@ class RowInputs:
     fit_profile: np.ndarray
     cov: object
     clip: Callable[[np.ndarray], np.ndarray]
+    cov_counts: np.ndarray | None = None
+    cov_rows: int = 0
+    cov_shrink: float = 0.0
+    counted: bool = False
 
 
 def condition(inp: RowInputs, models: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float, np.ndarray,
@@ -272,8 +281,11 @@ def condition(inp: RowInputs, models: np.ndarray, values: np.ndarray) -> tuple[n
     A result replaces a stored record of the same model. The spread is pooled again from the records and
     results with the feature prior, the GLS level and kriging weights solved again with the engine's own
     covariance: exactly the engine's answer for a dataset that had these records when it was fitted, but
-    for what they would have changed elsewhere in the fit (the stack, the covariance, the other datasets'
-    standardization).
+    for what they would have changed elsewhere in the fit (the stack, the other datasets' standardization,
+    the covariance outside the block of its known models). A dataset that did not enter the covariance in
+    the fit (brand-new, or too few records then) enters that block now, once it has
+    :data:`~.stages.kriging.COV_MIN_KNOWN` records and results (:func:`~.stages.kriging.krige_row_joined`):
+    on a zoo of a handful of datasets its own residuals are a good part of what a fit would have known.
 
     Returns
     -------
@@ -294,7 +306,10 @@ def condition(inp: RowInputs, models: np.ndarray, values: np.ndarray) -> tuple[n
     n_models = len(inp.profile)
     s = float(pooled_scale(Cells(np.zeros(len(K), np.int64), K, y, (1, n_models), assume_sorted=True),
                            np.array([inp.log_spread_prior]))[0])
-    level, alpha = krige_row(inp.cov, K, y / s - m_fit)
+    if inp.cov_counts is not None and not inp.counted and len(K) >= COV_MIN_KNOWN and inp.cov_rows > 0:
+        level, alpha = krige_row_joined(inp.cov, K, y / s - m_fit, inp.cov_counts, inp.cov_rows, inp.cov_shrink)
+    else:
+        level, alpha = krige_row(inp.cov, K, y / s - m_fit)
     centres = inp.clip(s * (level + inp.profile + inp.cov.cross(alpha[None, :], K[None, :])[0]))
     centres[K] = y
     return np.clip(centres, 0.0, 1.0), s, K, y
