@@ -406,17 +406,18 @@ def test_a_joined_dataset_on_a_low_rank_covariance_is_the_same_as_on_its_dense_m
         np.testing.assert_allclose(low[1], dense[1], rtol=1e-6, atol=1e-9)
 
 
-def test_a_joined_datasets_weight_is_one_over_the_datasets_behind_its_block_plus_one():
+@pytest.mark.parametrize("n_rows", [8, 1])
+def test_a_joined_datasets_weight_is_one_over_the_datasets_behind_its_block_plus_one(n_rows):
     """w = 1 / (n + 1), n = (mean count of its models)^2 / datasets: with S_kk the identity and no shrinkage the
     block is (1 - w) I + w u u' (u centred, times sqrt(k / (k - 1)))."""
     idx, r = np.arange(5), np.array([0.5, -1.0, 2.0, 0.0, 1.5])
     counts = np.array([2.0, 4.0, 4.0, 6.0, 4.0, 100.0])  # (model 5: not in the block)
     u = (r - r.mean()) * np.sqrt(5 / 4)
-    w = 1 / (4.0 ** 2 / 8 + 1)
+    w = 1 / (4.0 ** 2 / n_rows + 1)
     A = (1 - w) * np.eye(5) + w * np.outer(u, u)
     sol = np.linalg.solve(A, np.stack([r, np.ones(5)], axis=1))
     level = sol[:, 0].sum() / sol[:, 1].sum()
-    got = krige_row_joined(DenseCovariance(np.eye(6)), idx, r, counts, 8, 0.0)
+    got = krige_row_joined(DenseCovariance(np.eye(6)), idx, r, counts, n_rows, 0.0)
     assert got[0] == pytest.approx(level, rel=1e-7)
     np.testing.assert_allclose(got[1], sol[:, 0] - level * sol[:, 1], rtol=1e-6, atol=1e-9)
 

@@ -322,9 +322,8 @@ def krige_row_joined(cov, idx: np.ndarray, r: np.ndarray, counts: np.ndarray, n_
     rhs = np.stack([np.asarray(r, dtype=float), np.ones(k)], axis=1)
     if isinstance(cov, LowRankCovariance):  # (1 - w)(V V' + psi) + w (1 - shrink) u u' + w shrink u^2: rank + 1
         V = np.hstack([math.sqrt(1 - w) * cov.V[idx], math.sqrt(w * (1 - shrink)) * u[:, None]])
-        psi = (1 - w) * cov.psi[idx] + w * shrink * u * u
-        sol = LowRankCovariance(V, np.maximum(psi, 1e-12 * max(float(psi.max()), 1e-300))).solve(
-            np.arange(k)[None, :], rhs[None])[0]
+        psi = (1 - w) * cov.psi[idx] + w * shrink * u * u  # (> 0: w < 1 and the fit's psi > 0)
+        sol = LowRankCovariance(V, psi).solve(np.arange(k)[None, :], rhs[None])[0]
     else:
         R = (w * (1 - shrink)) * np.outer(u, u)
         R[np.diag_indices(k)] = w * u * u
