@@ -390,22 +390,23 @@ def test_expected_improvement_is_the_calibrated_distributions_by_default():
     assert not np.allclose(post.expected_improvement(cols, 0.75), post.expected_improvement(cols, 0.75, 2.0))
 
 
-def _row_inputs(S, counted=False, counts=True):
+def _row_inputs(S, counted=False, counts=True, rows=4):
     from recsys.engines.joint import RowInputs
 
     m = len(S)
     return RowInputs(profile=np.linspace(-1.0, 1.0, m), spread=0.2, log_spread_prior=math.log(0.2),
                      models=np.zeros(0, np.int64), values=np.zeros(0), fit_profile=np.zeros(0),
                      cov=DenseCovariance(S), clip=lambda a: a,
-                     cov_counts=np.full(m, 4.0) if counts else None, cov_rows=4, cov_shrink=0.25, counted=counted)
+                     cov_counts=np.full(m, float(rows)) if counts else None, cov_rows=rows, cov_shrink=0.25,
+                     counted=counted)
 
 
-@pytest.mark.parametrize("n_given", [4, 5, 7])
-def test_results_given_to_a_dataset_outside_the_covariance_join_its_block(n_given):
+@pytest.mark.parametrize("n_given, rows", [(4, 4), (5, 4), (7, 4), (5, 1)])
+def test_results_given_to_a_dataset_outside_the_covariance_join_its_block(n_given, rows):
     """condition() of a dataset that did not enter the covariance, once it has COV_MIN_KNOWN results or more:
     exactly the kriging with the block of its models replaced by (1 - w) S_kk + w R (kriging.krige_row_joined;
-    here w = 1 / (4^2 / 4 + 1)); with fewer, with its own records in the covariance already (counted), or from a
-    model file without the counts: the covariance as fitted."""
+    here w = 1 / (rows^2 / rows + 1)); with fewer, with its own records in the covariance already (counted), from a
+    model file without the counts, or when no dataset entered the covariance: the covariance as fitted."""
     from recsys.engines.joint import condition
     from recsys.engines.stages.scale import pooled_scale
     from recsys.features.data import Cells
@@ -415,9 +416,9 @@ def test_results_given_to_a_dataset_outside_the_covariance_join_its_block(n_give
     S = A @ A.T / 8 + 0.1 * np.eye(8)
     K = np.array([0, 1, 2, 4, 5, 6, 7])[:n_given]
     y = rng.uniform(0.3, 0.9, n_given)
-    got = condition(_row_inputs(S), K, y)[0]
+    got = condition(_row_inputs(S, rows=rows), K, y)[0]
     as_fitted = condition(_row_inputs(S, counts=False), K, y)[0]
-    for other in (_row_inputs(S, counted=True), _row_inputs(S, counts=False)):
+    for other in (_row_inputs(S, counted=True), _row_inputs(S, counts=False), _row_inputs(S, rows=0)):
         np.testing.assert_array_equal(condition(other, K, y)[0], as_fitted)
     if n_given < 5:
         np.testing.assert_array_equal(got, as_fitted)
@@ -426,7 +427,7 @@ def test_results_given_to_a_dataset_outside_the_covariance_join_its_block(n_give
                            np.array([math.log(0.2)]))[0])
     u = y / s - np.linspace(-1.0, 1.0, 8)[K]
     u = (u - u.mean()) * math.sqrt(n_given / (n_given - 1))
-    w = 1 / (4.0 ** 2 / 4 + 1)
+    w = 1 / (rows ** 2 / rows + 1)
     R = w * 0.75 * np.outer(u, u)
     R[np.diag_indices(n_given)] = w * u * u
     S2 = S.copy()
