@@ -660,7 +660,8 @@ class HybridEngine(Engine):
                 models, values, fit_profile = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
             out.append(RowInputs(M[i], s, float(prior[i]), models, values, fit_profile, self._cov, soft_clip,
                                  getattr(self, "cov_counts_", None), int(getattr(self, "cov_rows_", 0)),
-                                 float(getattr(self, "cov_shrink_", 0.0)), bool(d >= 0 and len(models) >= COV_MIN_KNOWN)))
+                                 float(getattr(self, "cov_shrink_", 0.0)),
+                                 bool(d >= 0 and len(models) >= COV_MIN_KNOWN)))
         return out
 
 

@@ -18,7 +18,11 @@ linearly with the models. Datasets are solved in batches of equal record
 counts (one batched linear solve per count), never one Python call per dataset.
 
 A fitted kriging keeps, per dataset, ``c`` and ``alpha`` (one value per
-record), from which any of its cells is predicted on demand.
+record), from which any of its cells is predicted on demand. A dataset
+answered with results given (:func:`recsys.engines.joint.condition`) is
+kriged again by :func:`krige_row`, or, if it never entered ``S``, by
+:func:`krige_row_joined`, with ``S``'s block of its models estimated as if
+it had (:func:`covariance_counts`: what the estimate was made of).
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ import numpy as np
 from ...features.data import Cells
 
 __all__ = ["DenseCovariance", "LowRankCovariance", "residual_covariance", "robust_variances", "covariance_from_arrays",
-           "Kriging", "krige_row", "krige_row_joined", "low_rank_part", "DENSE_MAX_MODELS", "COV_MIN_KNOWN"]
+           "covariance_counts", "Kriging", "krige_row", "krige_row_joined", "low_rank_part", "DENSE_MAX_MODELS",
+           "COV_MIN_KNOWN"]
 
 #: datasets with at least this many records enter the residual covariance
 COV_MIN_KNOWN = 5
@@ -206,8 +211,8 @@ def residual_covariance(cells: Cells, s: np.ndarray, M: np.ndarray, *, min_known
 _CHI2_1_MEDIAN = 0.45493642311957283
 
 
-def robust_variances(cells: Cells, s: np.ndarray, M: np.ndarray, fallback: np.ndarray, *, min_known: int = COV_MIN_KNOWN,
-                     min_cells: int = 3) -> np.ndarray:
+def robust_variances(cells: Cells, s: np.ndarray, M: np.ndarray, fallback: np.ndarray, *,
+                     min_known: int = COV_MIN_KNOWN, min_cells: int = 3) -> np.ndarray:
     """Each model's error variance from the median of its squared residuals (those of
     :func:`residual_covariance`) over the well-recorded datasets, scaled to be the variance of normal errors;
     ``fallback`` where a model has fewer than ``min_cells`` of them, or where their median is 0 (most of its
