@@ -80,12 +80,8 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
                                      "without a dtype")
           for line in ("idx = np.asarray(idx, dtype=None)", "idx = np.asarray(idx, )")],
         *[("krige_row_joined", line, "the residuals are float64 (standardized accuracies), and float64 once the mean "
-                                     "is taken off or they are stacked with float64 ones")
-          for line in ("u = np.asarray(r, dtype=None) - np.mean(r)", "u = np.asarray(r, ) - np.mean(r)",
-                       "rhs = np.stack([np.asarray(r, dtype=None), np.ones(k)], axis=1)",
-                       "rhs = np.stack([np.asarray(r, ), np.ones(k)], axis=1)")],
-        ("krige_row_joined", "sol = LowRankCovariance(V, psi).solve(None, rhs[None])[0]",
-         "the covariance of the block holds its k models only: V[None] is V[arange(k)[None]], every row in order"),
+                                     "is taken off")
+          for line in ("u = np.asarray(r, dtype=None) - np.mean(r)", "u = np.asarray(r, ) - np.mean(r)")],
         ("covariance_counts",
          "return np.bincount(cells.m[use[cells.d]], minlength=cells.shape[1]).astype(None), int(use.sum())",
          "astype(None) is astype(float64)"),

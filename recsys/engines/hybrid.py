@@ -648,6 +648,9 @@ class HybridEngine(Engine):
             r = np.flatnonzero(~zoo)
             M[r], X[r] = self._profile_new(block.take(r))
         prior = np.clip(ridge_predict(self.log_spread_coef_, X), -9, 1)
+        # what results given need to join the covariance (None: a model file from before)
+        joined = (getattr(self, "cov_counts_", None), int(getattr(self, "cov_rows_", 0)),
+                  float(getattr(self, "cov_shrink_", 0.0)))
         out = []
         for i, d in enumerate(idx):
             if d >= 0:
@@ -659,9 +662,7 @@ class HybridEngine(Engine):
                 s = float(np.exp(prior[i]))
                 models, values, fit_profile = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
             out.append(RowInputs(M[i], s, float(prior[i]), models, values, fit_profile, self._cov, soft_clip,
-                                 getattr(self, "cov_counts_", None), int(getattr(self, "cov_rows_", 0)),
-                                 float(getattr(self, "cov_shrink_", 0.0)),
-                                 bool(d >= 0 and len(models) >= COV_MIN_KNOWN)))
+                                 *joined, bool(d >= 0 and len(models) >= COV_MIN_KNOWN)))
         return out
 
 

@@ -379,8 +379,8 @@ def pbest_table(result: SuiteResult, default: str = DEFAULT_ENGINE, level: float
     """Per suite row, the default engine's joint distribution against the independent P(best): the 80%
     interval's coverage (overall, per known-model bin, and ``coverage_gap``: the mean over datasets of the
     distance of each dataset's coverage, its repetitions pooled, from ``level``), the Brier score of P(best of
-    the recorded models) of both, and each one's top pick: its mean P(best) and how often it is the best, with a bootstrap 90%
-    interval over the scored datasets (a tie for the best counts 1/n)."""
+    the recorded models) of both, and each one's top pick: its mean P(best) and how often it is the best, with a
+    bootstrap 90% interval over the scored datasets (a tie for the best counts 1/n)."""
     from .protocols import BINS
 
     df = result.per_dataset
@@ -525,7 +525,8 @@ def pbest_section(result: SuiteResult, table: pd.DataFrame | None = None, *, hea
              "with known cells and for models without records, split-conformal on a brand-new dataset), overall, "
              "then per known-model bin; by dataset: each dataset's coverage (its repetitions pooled), its mean "
              "distance from 0.80 (0 when every dataset's interval covers as it says). Brier: of P(best of the "
-             "dataset's recorded models) (the only event the truth decides; a tie for the best shared), the joint distribution's vs the independent residuals' (`Calibration.p_best`), "
+             "dataset's recorded models) (the only event the truth decides; a tie for the best shared), the joint "
+             "distribution's vs the independent residuals' (`Calibration.p_best`), "
              "same fits and refits; lower is better. Top pick: the recorded model with the highest P(best), its "
              "mean P(best) / how often it is the best [bootstrap 90% interval over the datasets]. Reliability "
              "tables: [`pbest.md`](pbest.md).", ""]

@@ -324,18 +324,14 @@ def krige_row_joined(cov, idx: np.ndarray, r: np.ndarray, counts: np.ndarray, n_
     u *= math.sqrt(k / (k - 1))
     n = float(np.mean(counts[idx])) ** 2 / max(n_rows, 1)
     w = 1.0 / (n + 1.0)
-    rhs = np.stack([np.asarray(r, dtype=float), np.ones(k)], axis=1)
     if isinstance(cov, LowRankCovariance):  # (1 - w)(V V' + psi) + w (1 - shrink) u u' + w shrink u^2: rank + 1
         V = np.hstack([math.sqrt(1 - w) * cov.V[idx], math.sqrt(w * (1 - shrink)) * u[:, None]])
-        psi = (1 - w) * cov.psi[idx] + w * shrink * u * u  # (> 0: w < 1 and the fit's psi > 0)
-        sol = LowRankCovariance(V, psi).solve(np.arange(k)[None, :], rhs[None])[0]
+        block = LowRankCovariance(V, (1 - w) * cov.psi[idx] + w * shrink * u * u)  # (psi > 0: w < 1, the fit's > 0)
     else:
         R = (w * (1 - shrink)) * np.outer(u, u)
         R[np.diag_indices(k)] = w * u * u
-        A = (1 - w) * cov.blocks(idx[None, :])[0] + R
-        sol = np.linalg.solve(A, rhs)
-    level = sol[:, 0].sum() / sol[:, 1].sum()
-    return float(level), sol[:, 0] - level * sol[:, 1]
+        block = DenseCovariance((1 - w) * cov.S[np.ix_(idx, idx)] + R)
+    return krige_row(block, np.arange(k), r)  # (the block's models are 0 .. k - 1)
 
 
 class Kriging:
