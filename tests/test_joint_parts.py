@@ -390,26 +390,40 @@ def test_expected_improvement_is_the_calibrated_distributions_by_default():
     assert not np.allclose(post.expected_improvement(cols, 0.75), post.expected_improvement(cols, 0.75, 2.0))
 
 
-def _row_inputs(S, counted=False, counts=True, rows=4):
+def _row_inputs(S, counts=True, rows=4, models=(), values=(), fit_profile=()):
     from recsys.engines.joint import RowInputs
 
     m = len(S)
     return RowInputs(profile=np.linspace(-1.0, 1.0, m), spread=0.2, log_spread_prior=math.log(0.2),
-                     models=np.zeros(0, np.int64), values=np.zeros(0), fit_profile=np.zeros(0),
-                     cov=DenseCovariance(S), clip=lambda a: a,
-                     cov_counts=np.full(m, float(rows)) if counts else None, cov_rows=rows, cov_shrink=0.25,
-                     counted=counted)
+                     models=np.array(models, np.int64), values=np.array(values, float),
+                     fit_profile=np.array(fit_profile, float), cov=DenseCovariance(S), clip=lambda a: a,
+                     cov_counts=np.full(m, float(rows)) if counts else None, cov_rows=rows, cov_shrink=0.25)
+
+
+def _joined_block(S, K, y, m_fit, rows):
+    """S with the block of K replaced by (1 - w) S_KK + w R, written out (w = 1 / (rows^2 / rows + 1))."""
+    from recsys.engines.stages.scale import pooled_scale
+    from recsys.features.data import Cells
+
+    k = len(K)
+    s = float(pooled_scale(Cells(np.zeros(k, np.int64), K, y, (1, len(S)), assume_sorted=True),
+                           np.array([math.log(0.2)]))[0])
+    u = y / s - m_fit
+    u = (u - u.mean()) * math.sqrt(k / (k - 1))
+    w = 1 / (rows ** 2 / rows + 1)
+    R = w * 0.75 * np.outer(u, u)
+    R[np.diag_indices(k)] = w * u * u
+    S2 = S.copy()
+    S2[np.ix_(K, K)] = (1 - w) * S[np.ix_(K, K)] + R
+    return S2
 
 
 @pytest.mark.parametrize("n_given, rows", [(4, 4), (5, 4), (7, 4), (5, 1)])
 def test_results_given_to_a_dataset_outside_the_covariance_join_its_block(n_given, rows):
-    """condition() of a dataset that did not enter the covariance, once it has COV_MIN_KNOWN results or more:
-    exactly the kriging with the block of its models replaced by (1 - w) S_kk + w R (kriging.krige_row_joined;
-    here w = 1 / (rows^2 / rows + 1)); with fewer, with its own records in the covariance already (counted), from a
+    """condition() of a dataset without records, once it has COV_MIN_KNOWN results or more: exactly the kriging
+    with the block of its models replaced by (1 - w) S_kk + w R (kriging.krige_row_joined); with fewer, from a
     model file without the counts, or when no dataset entered the covariance: the covariance as fitted."""
     from recsys.engines.joint import condition
-    from recsys.engines.stages.scale import pooled_scale
-    from recsys.features.data import Cells
 
     rng = np.random.default_rng(8)
     A = rng.normal(size=(8, 8))
@@ -418,20 +432,37 @@ def test_results_given_to_a_dataset_outside_the_covariance_join_its_block(n_give
     y = rng.uniform(0.3, 0.9, n_given)
     got = condition(_row_inputs(S, rows=rows), K, y)[0]
     as_fitted = condition(_row_inputs(S, counts=False), K, y)[0]
-    for other in (_row_inputs(S, counted=True), _row_inputs(S, counts=False), _row_inputs(S, rows=0)):
-        np.testing.assert_array_equal(condition(other, K, y)[0], as_fitted)
+    np.testing.assert_array_equal(condition(_row_inputs(S, rows=0), K, y)[0], as_fitted)
     if n_given < 5:
         np.testing.assert_array_equal(got, as_fitted)
         return
-    s = float(pooled_scale(Cells(np.zeros(n_given, np.int64), K, y, (1, 8), assume_sorted=True),
-                           np.array([math.log(0.2)]))[0])
-    u = y / s - np.linspace(-1.0, 1.0, 8)[K]
-    u = (u - u.mean()) * math.sqrt(n_given / (n_given - 1))
-    w = 1 / (rows ** 2 / rows + 1)
-    R = w * 0.75 * np.outer(u, u)
-    R[np.diag_indices(n_given)] = w * u * u
-    S2 = S.copy()
-    S2[np.ix_(K, K)] = (1 - w) * S[np.ix_(K, K)] + R
+    S2 = _joined_block(S, K, y, np.linspace(-1.0, 1.0, 8)[K], rows)
     want = condition(_row_inputs(S2, counts=False), K, y)[0]
     np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9)
     assert np.abs(got - as_fitted).max() > 1e-4
+
+
+def test_results_given_to_a_dataset_with_records_join_its_block_with_them():
+    """A dataset of the zoo (stored records, in the covariance or not) given results: the block of its records
+    and results together, its residuals at each (the fit's profile at a record, the row's at a result; a result
+    replaces the record of its model); results that only repeat its records: its kriging as fitted."""
+    from recsys.engines.joint import condition
+
+    rng = np.random.default_rng(9)
+    A = rng.normal(size=(8, 8))
+    S = A @ A.T / 8 + 0.1 * np.eye(8)
+    F, vals, fprof = np.array([1, 3, 4, 6, 7]), np.array([0.6, 0.7, 0.5, 0.8, 0.4]), np.array([0.3, -0.2, 0.1, 0.5, 0.0])
+    stored = dict(models=F, values=vals, fit_profile=fprof)
+    inp = _row_inputs(S, rows=3, **stored)
+    G, gv = np.array([0, 4]), np.array([0.65, 0.55])  # model 4's result replaces its record
+    got = condition(inp, G, gv)[0]
+    K = np.array([0, 1, 3, 4, 6, 7])
+    y = np.array([0.65, 0.6, 0.7, 0.55, 0.8, 0.4])
+    m_fit = np.array([np.linspace(-1.0, 1.0, 8)[0], 0.3, -0.2, 0.1, 0.5, 0.0])
+    want = condition(_row_inputs(_joined_block(S, K, y, m_fit, 3), counts=False, **stored), G, gv)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9)
+    assert np.abs(got - condition(_row_inputs(S, counts=False, **stored), G, gv)[0]).max() > 1e-4
+    as_fitted = condition(_row_inputs(S, counts=False, **stored), F[:2], vals[:2])
+    np.testing.assert_array_equal(condition(inp, F[:2], vals[:2])[0], as_fitted[0])
+    plus = vals[:2] + [0.0, 0.01]  # a changed value is a result: the block joins
+    assert np.abs(condition(inp, F[:2], plus)[0] - condition(_row_inputs(S, counts=False, **stored), F[:2], plus)[0]).max() > 1e-6

@@ -73,12 +73,21 @@ def test_the_sequential_protocol_is_deterministic(played, small):
 
 
 def test_conditioning_check_runs_and_shares_the_fits(small):
+    """Both variants: `new` gives every kept record of a dataset (none in the refit), `recorded` the smaller half
+    (the refit keeps the others); the protocol's fit and calibration are shared through the cache."""
     cache = FitCache()
     rows = conditioning_check(small, [0], cache=cache)
-    assert len(rows) and rows["pearson_conditioned"].notna().any()
-    summ = conditioning_summary(rows).set_index("bin")
-    assert "all" in summ.index and math.isfinite(summ.loc["all", "gap"])
+    assert list(dict.fromkeys(rows["variant"])) == ["new", "recorded"]
+    assert rows["pearson_conditioned"].notna().any()
+    new, rec = rows[rows["variant"] == "new"], rows[rows["variant"] == "recorded"]
+    assert (new["n_given"] == new["n_known"]).all()
+    assert (rec["n_given"] == rec["n_known"] // 2).all() and (rec["n_known"] >= 2).all()
+    assert set(rec["dataset"]) == set(new.loc[new["n_known"] >= 2, "dataset"])
+    summ = conditioning_summary(rows).set_index(["variant", "bin"])
+    assert math.isfinite(summ.loc[("new", "all"), "gap"]) and math.isfinite(summ.loc[("recorded", "all"), "gap"])
     assert len(cache._fits) == 1 and len(cache._cals) == 1
+    again = conditioning_check(small, [0], cache=cache, variants=("recorded",))
+    assert again.drop(columns="ms").equals(rec.drop(columns="ms").reset_index(drop=True))  # the same halves
 
 
 # -- what the protocol measures, against its definitions written out ----------------------------------------------
@@ -197,13 +206,17 @@ def test_conditioning_summary_averages_datasets_then_repetitions_per_bin():
     import pandas as pd
 
     rows = pd.DataFrame([
-        {"rep": 0, "bin": "cold", "pearson_fit": 0.9, "pearson_conditioned": 0.8, "ms": 1.0},
-        {"rep": 0, "bin": "cold", "pearson_fit": 0.7, "pearson_conditioned": 0.7, "ms": 3.0},
-        {"rep": 0, "bin": "> 60%", "pearson_fit": 0.5, "pearson_conditioned": 0.6, "ms": 2.0},
-        {"rep": 1, "bin": "cold", "pearson_fit": 0.6, "pearson_conditioned": 0.2, "ms": 6.0}])
+        {"variant": "new", "rep": 0, "bin": "cold", "pearson_fit": 0.9, "pearson_conditioned": 0.8, "ms": 1.0},
+        {"variant": "new", "rep": 0, "bin": "cold", "pearson_fit": 0.7, "pearson_conditioned": 0.7, "ms": 3.0},
+        {"variant": "new", "rep": 0, "bin": "> 60%", "pearson_fit": 0.5, "pearson_conditioned": 0.6, "ms": 2.0},
+        {"variant": "new", "rep": 1, "bin": "cold", "pearson_fit": 0.6, "pearson_conditioned": 0.2, "ms": 6.0},
+        {"variant": "recorded", "rep": 0, "bin": "cold", "pearson_fit": 0.1, "pearson_conditioned": 0.3, "ms": 9.0}])
     s = conditioning_summary(rows)
-    assert list(s["bin"]) == ["all", "cold", "> 60%"]
-    s = s.set_index("bin")
+    assert list(zip(s["variant"], s["bin"])) == [("new", "all"), ("new", "cold"), ("new", "> 60%"),
+                                                 ("recorded", "all"), ("recorded", "cold")]
+    r = s[s["variant"] == "recorded"].set_index("bin")
+    assert r.loc["all", "gap"] == pytest.approx(0.2) and r.loc["all", "ms"] == 9.0 and r.loc["all", "datasets"] == 1
+    s = s[s["variant"] == "new"].set_index("bin")
     # all: rep 0 means (0.7, 0.7), rep 1 (0.6, 0.2) -> 0.65 / 0.45
     assert s.loc["all", "pearson_fit"] == pytest.approx(0.65) and s.loc["all", "pearson_conditioned"] == pytest.approx(0.45)
     assert s.loc["all", "gap"] == pytest.approx(-0.2) and s.loc["all", "ms"] == pytest.approx(3.0)

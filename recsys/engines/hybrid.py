@@ -79,7 +79,7 @@ from ..features.data import Cells, DatasetBlock, ZooData
 from ..threads import one_blas_thread
 from .stages import lightfm as lfm
 from .stages.kernel import DatasetKernel, SimilarityInputs
-from .stages.kriging import COV_MIN_KNOWN, DenseCovariance, Kriging, LowRankCovariance, covariance_counts, \
+from .stages.kriging import DenseCovariance, Kriging, LowRankCovariance, covariance_counts, \
     covariance_from_arrays, low_rank_part, residual_covariance, robust_variances
 from .stages.scale import (Standardization, fit_ridge, pooled_scale, pooled_standardization, ridge_predict, scale_estimate,
                      standardize, standardize_pooled, standardize_rows)
@@ -662,7 +662,7 @@ class HybridEngine(Engine):
                 s = float(np.exp(prior[i]))
                 models, values, fit_profile = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
             out.append(RowInputs(M[i], s, float(prior[i]), models, values, fit_profile, self._cov, soft_clip,
-                                 *joined, bool(d >= 0 and len(models) >= COV_MIN_KNOWN)))
+                                 *joined))
         return out
 
 

@@ -256,8 +256,6 @@ class RowInputs:
     cov_counts, cov_rows, cov_shrink : ndarray, int, float
         Per model the datasets behind the covariance recording it, how many datasets, its shrinkage
         (:func:`~.stages.kriging.krige_row_joined`; ``cov_counts`` None: a model file from before them).
-    counted : bool
-        The dataset entered the covariance (it had :data:`~.stages.kriging.COV_MIN_KNOWN` records in the fit).
     """
 
     profile: np.ndarray
@@ -271,7 +269,6 @@ class RowInputs:
     cov_counts: np.ndarray | None = None
     cov_rows: int = 0
     cov_shrink: float = 0.0
-    counted: bool = False
 
 
 def condition(inp: RowInputs, models: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, float, np.ndarray,
@@ -282,10 +279,12 @@ def condition(inp: RowInputs, models: np.ndarray, values: np.ndarray) -> tuple[n
     results with the feature prior, the GLS level and kriging weights solved again with the engine's own
     covariance: exactly the engine's answer for a dataset that had these records when it was fitted, but
     for what they would have changed elsewhere in the fit (the stack, the other datasets' standardization,
-    the covariance outside the block of its known models). A dataset that did not enter the covariance in
-    the fit (brand-new, or too few records then) enters that block now, once it has
-    :data:`~.stages.kriging.COV_MIN_KNOWN` records and results (:func:`~.stages.kriging.krige_row_joined`):
-    on a zoo of a handful of datasets its own residuals are a good part of what a fit would have known.
+    the covariance outside the block of its known models). Its residuals at its records and results join the
+    block of its known models, once it has :data:`~.stages.kriging.COV_MIN_KNOWN` of them
+    (:func:`~.stages.kriging.krige_row_joined`): on a zoo of a handful of datasets its own residuals are a
+    good part of what a fit would have known, and a block estimated without them can be close to singular
+    in the directions they take (kriged there, a dataset of the zoo given results far from what its records
+    said could end up worse than without them). Results that only repeat its stored records change nothing.
 
     Returns
     -------
@@ -296,9 +295,11 @@ def condition(inp: RowInputs, models: np.ndarray, values: np.ndarray) -> tuple[n
         The stored records and the results together (sorted by model).
     """
     stored = dict(zip(inp.models.tolist(), zip(inp.values.tolist(), inp.fit_profile.tolist())))
+    news = False  # (results that only repeat stored records change nothing)
     for j, y in zip(np.asarray(models).tolist(), np.asarray(values, dtype=float).tolist()):
         # the profile at the cell as a fit with the result would see it: the fit's own where the cell had a
         # record (without the record itself), the row's profile where it had none (it never saw the cell)
+        news = news or int(j) not in stored or stored[int(j)][0] != float(y)
         stored[int(j)] = (float(y), stored[int(j)][1] if int(j) in stored else float(inp.profile[j]))
     K = np.array(sorted(stored), dtype=np.int64)
     y = np.array([stored[j][0] for j in K])
@@ -306,7 +307,7 @@ def condition(inp: RowInputs, models: np.ndarray, values: np.ndarray) -> tuple[n
     n_models = len(inp.profile)
     s = float(pooled_scale(Cells(np.zeros(len(K), np.int64), K, y, (1, n_models), assume_sorted=True),
                            np.array([inp.log_spread_prior]))[0])
-    if inp.cov_counts is not None and not inp.counted and len(K) >= COV_MIN_KNOWN and inp.cov_rows > 0:
+    if news and inp.cov_counts is not None and len(K) >= COV_MIN_KNOWN and inp.cov_rows > 0:
         level, alpha = krige_row_joined(inp.cov, K, y / s - m_fit, inp.cov_counts, inp.cov_rows, inp.cov_shrink)
     else:
         level, alpha = krige_row(inp.cov, K, y / s - m_fit)

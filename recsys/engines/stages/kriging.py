@@ -304,19 +304,25 @@ def covariance_counts(cells: Cells, min_known: int = COV_MIN_KNOWN) -> tuple[np.
 
 def krige_row_joined(cov, idx: np.ndarray, r: np.ndarray, counts: np.ndarray, n_rows: int,
                      shrink: float) -> tuple[float, np.ndarray]:
-    """:func:`krige_row` of a dataset that did not enter the covariance, as if it had: the block of its
-    models ``idx`` holds its own residuals too.
+    """:func:`krige_row` of a dataset with results given, as if the fit had known them: the block of its
+    models ``idx`` holds its residuals at its records and results.
 
     The fit estimates each covariance entry as a mean over the datasets recording both models
-    (:func:`residual_covariance`); a dataset with fewer than :data:`COV_MIN_KNOWN` records then (or none:
-    a brand-new one) that now has ``k`` of them, records and results given, adds its term ``u_i u_j`` to
-    the entries of its models: ``S_kk' = (1 - w) S_kk + w R``, ``R`` its centred residuals' products
-    (times ``k / (k - 1)``, off the diagonal times ``1 - shrink``, as the fit has them), ``w = 1 / (n + 1)``
-    with ``n`` the datasets behind those entries, ``(mean count of its models)^2 / n_rows`` (exact where
-    every dataset records every model; the low-rank estimate makes the same assumption of records missing
-    independently). Only the block is solved with: the entries between its models and the others are
-    unchanged (it holds nothing on the others). On a zoo of hundreds of datasets this changes nothing
-    that shows; on one of a handful, a fit with the dataset's records would have learned as much from them.
+    (:func:`residual_covariance`); a dataset that now has ``k`` records and results adds its term
+    ``u_i u_j`` to the entries of its models: ``S_kk' = (1 - w) S_kk + w R``, ``R`` its centred residuals'
+    products (times ``k / (k - 1)``, off the diagonal times ``1 - shrink``, as the fit has them),
+    ``w = 1 / (n + 1)`` with ``n`` the datasets behind those entries, ``(mean count of its models)^2 /
+    n_rows`` (exact where every dataset records every model; the low-rank estimate makes the same assumption
+    of records missing independently). Only the block is solved with: the entries between its models and
+    the others are unchanged (it holds nothing on the others). On a zoo of hundreds of datasets this changes
+    nothing that shows; on one of a handful, a fit with the dataset's results would have learned as much
+    from them.
+
+    A dataset that entered the covariance with :data:`COV_MIN_KNOWN` records or more keeps that term of
+    its stored records too (the block of those holds it twice, the new one weighted ``w``): taking the old
+    term out instead, entry by entry, can leave a pairwise-complete block that is not positive definite,
+    and measured worse (parc-71, datasets fitted with half of their records and given the other half:
+    Pearson 0.789 against 0.852 with both terms and 0.855 for the refit).
     """
     idx = np.asarray(idx, dtype=np.int64)
     k = len(idx)
