@@ -739,6 +739,8 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
          "a cell at exactly P_FLOOR is set to P_FLOOR again, and a row that sums to 1 is divided by its sum"),
     ],
     "joint": [
+        ('condition', 'news = None  # (results that only repeat stored records change nothing)',
+         "None is falsy as False: `None or x` is x, and `if None and ...` does not join"),
         ('_win_shares', 'out = np.bincount(first, minlength=X.shape[1]).astype(None)',
          "bincount's counts as float64 without a dtype, as with float"),
         ('condition', 'for j, y in zip(np.asarray(models).tolist(), np.asarray(values, dtype=None).tolist()):',
@@ -965,7 +967,8 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
                        'for (zoo, _), g in table.groupby(["zoo", "protocol"], ):')],
     ],
     "conditioning": [
-        ("conditioning_summary", 'for b, g in [("all", rows), *rows.groupby("bin", sort=None)]:',
+        ("conditioning_summary", 'for b, g in [("all", rv), *rv.groupby("bin", sort=None)]:',
          "pandas reads sort=None as False"),
+        ("conditioning_summary", 'for v, rv in rows.groupby("variant", sort=None):', "pandas reads sort=None as False"),
     ],
 }

@@ -214,6 +214,8 @@ def test_conditioning_summary_averages_datasets_then_repetitions_per_bin():
     s = conditioning_summary(rows)
     assert list(zip(s["variant"], s["bin"])) == [("new", "all"), ("new", "cold"), ("new", "> 60%"),
                                                  ("recorded", "all"), ("recorded", "cold")]
+    flipped = conditioning_summary(rows.iloc[::-1])  # variants and bins in the order the rows give them
+    assert list(zip(flipped["variant"], flipped["bin"]))[:3] == [("recorded", "all"), ("recorded", "cold"), ("new", "all")]
     r = s[s["variant"] == "recorded"].set_index("bin")
     assert r.loc["all", "gap"] == pytest.approx(0.2) and r.loc["all", "ms"] == 9.0 and r.loc["all", "datasets"] == 1
     s = s[s["variant"] == "new"].set_index("bin")
