@@ -180,13 +180,31 @@ def test_a_cold_row_is_never_flattened_by_the_clip(dn_data):
         assert (np.diff(row, axis=1) > 0).all()
 
 
-def test_covariance_shrinkage_is_chosen_from_the_grid_and_checked(dn_data):
+def test_covariance_shrinkage_is_chosen_from_the_grid_and_checked(dn_data, monkeypatch):
+    """Chosen from the grid, no lower than the covariance's own noise (kriging.shrinkage_floor); a single value
+    given is kept as given."""
+    import recsys.engines.hybrid as hybrid
+
     Y = dn_data.Y.copy()
     rng = np.random.default_rng(0)
     Y[rng.random(Y.shape) < 0.4] = np.nan
-    engine = make_engine("hybrid", seed=0, cov_shrinks=(0.0, 0.5, 1.0)).fit(dn_data.with_Y(Y))
-    assert engine.cov_shrink_ in (0.0, 0.5, 1.0)
+    seen = {}
+    for name in ("_select_shrink", "shrinkage_floor"):
+        real = getattr(hybrid.HybridEngine, name) if name[0] == "_" else getattr(hybrid, name)
+        spy = (lambda *a, real=real, name=name, **k: seen.setdefault(name, []).append(real(*a, **k)) or seen[name][-1])
+        monkeypatch.setattr(hybrid.HybridEngine if name[0] == "_" else hybrid, name, spy)
+    for floor in (None, 0.7):
+        if floor:
+            monkeypatch.setattr(hybrid, "shrinkage_floor", lambda *a, **k: 0.7)
+        engine = make_engine("hybrid", seed=0, cov_shrinks=(0.0, 0.5, 1.0)).fit(dn_data.with_Y(Y))
+        chosen = seen["_select_shrink"][-1]
+        assert chosen in (0.0, 0.5, 1.0)
+        assert engine.cov_shrink_ == max(chosen, floor or seen["shrinkage_floor"][-1])
+        assert engine.cov_shrink_ > chosen  # (here the grid's choice is 0: the floor acts)
+    assert 0 < seen["shrinkage_floor"][0] < 1
+    n_floors = len(seen["shrinkage_floor"])
     assert make_engine("hybrid", seed=0, cov_shrinks=(0.3,)).fit(dn_data.with_Y(Y)).cov_shrink_ == 0.3
+    assert len(seen["shrinkage_floor"]) == n_floors  # (not even computed)
     with pytest.raises(RecsysError, match=r"^give cov_shrinks one or more numbers in \[0, 1\]"):
         make_engine("hybrid", cov_shrinks=(1.5,)).fit(dn_data)
 

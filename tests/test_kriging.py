@@ -430,3 +430,59 @@ def test_covariance_counts_are_the_well_recorded_datasets_per_model():
     assert rows == 2 and list(counts) == [2.0, 2.0, 2.0]
     counts, rows = covariance_counts(cells)
     assert COV_MIN_KNOWN == 5 and rows == 0 and list(counts) == [0.0, 0.0, 0.0]
+
+
+def _floor_by_hand(Y, s, M, min_known=COV_MIN_KNOWN):
+    """Schafer-Strimmer's intensity written out: per off-diagonal pair, the mean over the well-recorded datasets
+    recording both of w = r_a r_b k/(k-1) (r: the row-centred residuals) and the variance of that mean."""
+    k = (~np.isnan(Y)).sum(1)
+    R = Y / s[:, None] - M
+    R = R - np.nanmean(R, 1, keepdims=True)
+    use = k >= min_known
+    num = den = 0.0
+    for a in range(Y.shape[1]):
+        for b in range(Y.shape[1]):
+            both = use & ~np.isnan(Y[:, a]) & ~np.isnan(Y[:, b])
+            if a == b or both.sum() < 2:
+                continue
+            w = R[both, a] * R[both, b] * k[both] / (k[both] - 1)
+            num += w.var(ddof=1) / both.sum()
+            den += w.mean() ** 2
+    return min(max(num / den, 0.0), 1.0)
+
+
+def test_shrinkage_floor_is_the_sampling_variance_of_the_covariance_over_its_square():
+    rng = np.random.default_rng(11)
+    Y = 0.5 + 0.2 * rng.normal(size=(12, 1)) * rng.normal(size=6) + 0.05 * rng.normal(size=(12, 6))
+    Y[0, :1] = np.nan  # 5 records: used
+    Y[1, :2] = np.nan  # 4 records: not used
+    Y[2:, 5] = np.nan
+    Y[3, 5] = 0.5  # model 5: one well-recorded dataset only: its pairs have no variance and are left out
+    s, M = rng.uniform(0.8, 1.2, 12), 0.01 * rng.normal(size=(12, 6))
+    cells = _records(Y)
+    got = _kriging.shrinkage_floor(cells, s, M[cells.d, cells.m])
+    assert 0 < got < 1
+    assert got == pytest.approx(_floor_by_hand(Y, s, M), rel=1e-10)
+    assert _kriging.shrinkage_floor(cells, s, M[cells.d, cells.m], min_known=4) == pytest.approx(
+        _floor_by_hand(Y, s, M, 4), rel=1e-10)
+
+
+def test_shrinkage_floor_falls_with_the_datasets_behind_the_covariance(monkeypatch):
+    """Pure noise off the diagonal: near 1 from three datasets; a shared structure seen by many datasets: near 0.
+    0 with fewer than two well-recorded datasets and above the dense cap (the low-rank covariance keeps a
+    diagonal); 1 where every off-diagonal mean is exactly 0 (nothing off the diagonal to keep)."""
+    rng = np.random.default_rng(12)
+    v = rng.normal(size=8)
+    many = 0.3 * rng.normal(size=(400, 1)) * v + 0.05 * rng.normal(size=(400, 8)) + 0.5
+    cells = _records(many)
+    low = _kriging.shrinkage_floor(cells, np.ones(400), np.zeros(len(cells)))
+    few = _kriging.shrinkage_floor(_records(many[:3]), np.ones(3), np.zeros(24))
+    assert low < 0.05 < 0.3 < few
+    one = _records(many[:1])
+    assert _kriging.shrinkage_floor(one, np.ones(1), np.zeros(8)) == 0.0
+    monkeypatch.setattr(_kriging, "DENSE_MAX_MODELS", 7)
+    assert _kriging.shrinkage_floor(cells, np.ones(400), np.zeros(len(cells))) == 0.0
+    monkeypatch.setattr(_kriging, "DENSE_MAX_MODELS", 8)
+    assert _kriging.shrinkage_floor(cells, np.ones(400), np.zeros(len(cells))) == low
+    monkeypatch.setattr(_kriging, "_pairwise", lambda c, r, u: (np.eye(5), np.full((5, 5), 2.0), c.csr(r)))
+    assert _kriging.shrinkage_floor(_records(rng.uniform(size=(2, 5))), np.ones(2), np.zeros(10)) == 1.0

@@ -34,7 +34,7 @@ import numpy as np
 from ...features.data import Cells
 
 __all__ = ["DenseCovariance", "LowRankCovariance", "residual_covariance", "robust_variances", "covariance_from_arrays",
-           "covariance_counts", "Kriging", "krige_row", "krige_row_joined", "low_rank_part", "DENSE_MAX_MODELS",
+           "covariance_counts", "shrinkage_floor", "Kriging", "krige_row", "krige_row_joined", "low_rank_part", "DENSE_MAX_MODELS",
            "COV_MIN_KNOWN"]
 
 #: datasets with at least this many records enter the residual covariance
@@ -197,14 +197,47 @@ def residual_covariance(cells: Cells, s: np.ndarray, M: np.ndarray, *, min_known
     fill = np.median(diag[diag > 0]) if (diag > 0).any() else 1.0
     diag = np.where(diag > 0, diag, fill)  # models never recorded on a well-recorded dataset
     if n_models <= DENSE_MAX_MODELS:
-        Rc = cells.csr(R * np.sqrt(corr[cells.d]))
-        Kc = cells.csr(inuse.astype(float))
-        S = np.asarray((Rc.T @ Rc).todense()) / np.maximum(np.asarray((Kc.T @ Kc).todense()), 1.0)
+        S, _, _ = _pairwise(cells, R * np.sqrt(corr[cells.d]), inuse)
         S[np.diag_indices(n_models)] = diag
         return DenseCovariance(S).shrunk(shrink)
     V = _factor_residuals(cells.select(inuse), R[inuse], min(rank, n_models - 1), seed)
     psi = np.maximum(diag - (V * V).sum(1), 0.05 * diag)
     return LowRankCovariance(V, psi).shrunk(shrink)
+
+
+def _pairwise(cells: Cells, r: np.ndarray, inuse: np.ndarray) -> tuple[np.ndarray, np.ndarray, object]:
+    """Pairwise-complete means of the products ``r_i r_j`` over the datasets recording both models (flagged
+    per cell by ``inuse``), how many datasets each, and ``r`` as a sparse datasets x models matrix."""
+    Rc = cells.csr(r)
+    Kc = cells.csr(inuse.astype(float))
+    n = np.asarray((Kc.T @ Kc).todense())
+    return np.asarray((Rc.T @ Rc).todense()) / np.maximum(n, 1.0), n, Rc
+
+
+def shrinkage_floor(cells: Cells, s: np.ndarray, M: np.ndarray, *, min_known: int = COV_MIN_KNOWN) -> float:
+    """How far the residual covariance's off-diagonal part is noise: the Schafer-Strimmer intensity of its
+    shrinkage towards the diagonal (Schafer & Strimmer, 2005, target "D"), the summed sampling variances of
+    its off-diagonal entries over their summed squares, in [0, 1].
+
+    Each entry is a mean over the datasets recording both models of ``u_i u_j`` (:func:`residual_covariance`);
+    its sampling variance, that of a mean: the products' variance over their count. A covariance estimated
+    from a handful of datasets is mostly noise off its diagonal, and kriged on more models than it has
+    datasets its blocks are near singular: a dataset's results outside their span then move the other
+    models by tens of points. The kriging's shrinkage is chosen no lower (:class:`~recsys.engines.hybrid.
+    HybridEngine`). 0 above :data:`DENSE_MAX_MODELS` models (the low-rank covariance keeps a diagonal of at
+    least 5% of each model's variance) and where no two datasets record a pair.
+    """
+    k = cells.row_counts()
+    use = k >= min_known
+    if cells.shape[1] > DENSE_MAX_MODELS or use.sum() < 2:
+        return 0.0
+    corr = np.where(use, k / np.maximum(k - 1, 1), 0.0)
+    S, n, Rc = _pairwise(cells, _residuals(cells, s, M, use) * np.sqrt(corr[cells.d]), use[cells.d])
+    W2 = np.asarray((Rc.multiply(Rc).T @ Rc.multiply(Rc)).todense())
+    off = (n >= 2) & ~np.eye(len(S), dtype=bool)
+    var = (W2[off] - n[off] * S[off] ** 2) / (n[off] * (n[off] - 1))
+    total = float((S[off] ** 2).sum())
+    return float(np.clip(var.sum() / total, 0.0, 1.0)) if total > 0 else 1.0
 
 
 #: the median of a chi-square variable with one degree of freedom: median(e^2) / this estimates var(e), normal e
