@@ -463,8 +463,12 @@ def test_shrinkage_floor_is_the_sampling_variance_of_the_covariance_over_its_squ
     got = _kriging.shrinkage_floor(cells, s, M[cells.d, cells.m])
     assert 0 < got < 1
     assert got == pytest.approx(_floor_by_hand(Y, s, M), rel=1e-10)
-    assert _kriging.shrinkage_floor(cells, s, M[cells.d, cells.m], min_known=4) == pytest.approx(
-        _floor_by_hand(Y, s, M, 4), rel=1e-10)
+    for min_known in (4, 2):  # (row 1: 4 records; with 2, a row of exactly two: its k / (k - 1) = 2)
+        Y2 = Y.copy()
+        Y2[2, :3] = np.nan
+        c2 = _records(Y2)
+        got = _kriging.shrinkage_floor(c2, s, M[c2.d, c2.m], min_known=min_known)
+        assert got == pytest.approx(_floor_by_hand(Y2, s, M, min_known), rel=1e-10)
 
 
 def test_shrinkage_floor_falls_with_the_datasets_behind_the_covariance(monkeypatch):
@@ -477,12 +481,14 @@ def test_shrinkage_floor_falls_with_the_datasets_behind_the_covariance(monkeypat
     cells = _records(many)
     low = _kriging.shrinkage_floor(cells, np.ones(400), np.zeros(len(cells)))
     few = _kriging.shrinkage_floor(_records(many[:3]), np.ones(3), np.zeros(24))
-    assert low < 0.05 < 0.3 < few
+    assert low < 0.05 < 0.3 < few < 1
+    noise = _records(rng.uniform(size=(3, 8)))  # nothing but noise off the diagonal: clipped at 1
+    assert _kriging.shrinkage_floor(noise, np.ones(3), np.zeros(24)) == 1.0
     one = _records(many[:1])
     assert _kriging.shrinkage_floor(one, np.ones(1), np.zeros(8)) == 0.0
     monkeypatch.setattr(_kriging, "DENSE_MAX_MODELS", 7)
     assert _kriging.shrinkage_floor(cells, np.ones(400), np.zeros(len(cells))) == 0.0
     monkeypatch.setattr(_kriging, "DENSE_MAX_MODELS", 8)
     assert _kriging.shrinkage_floor(cells, np.ones(400), np.zeros(len(cells))) == low
-    monkeypatch.setattr(_kriging, "_pairwise", lambda c, r, u: (np.eye(5), np.full((5, 5), 2.0), c.csr(r)))
+    monkeypatch.setattr(_kriging, "_pairwise", lambda c, r, u: (np.eye(5), np.full((5, 5), 2.0), c.csr(0 * r)))
     assert _kriging.shrinkage_floor(_records(rng.uniform(size=(2, 5))), np.ones(2), np.zeros(10)) == 1.0
