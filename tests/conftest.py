@@ -12,6 +12,16 @@ import pytest
 from recsys.datasets import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark(name: str, module: str | None = None):
+    """The script ``benchmarks/<name>.py`` imported as a module (named ``module``, default ``name``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(module or name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 # Every named zoo: a test that reads one asks for the data_dir fixture (or one built on it), which skips it,
 # with NO_DATA as its reason, when the reference data is absent.
 REFERENCE_ZOOS = tuple(REGISTRY)

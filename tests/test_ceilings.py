@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def ceilings(data_dir):
-    spec = importlib.util.spec_from_file_location("ceilings", ROOT / "benchmarks" / "ceilings.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("ceilings")
 
 
 def test_test_set_sizes_are_the_smallest_consistent_denominator(ceilings):

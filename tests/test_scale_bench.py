@@ -3,14 +3,13 @@ the report and a smoke run."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, load_benchmark
 from recsys.zoo import load_zoo
 
 
@@ -27,10 +26,7 @@ from scale_bench.watchdog import run_child  # noqa: E402
 @pytest.fixture(scope="module")
 def scale_main():
     """The command line, ``benchmarks/scale.py``'s ``main``."""
-    spec = importlib.util.spec_from_file_location("scale_entry", ROOT / "benchmarks" / "scale.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_benchmark("scale", "scale_entry").main
 
 
 def test_parse_size():

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def small_zoos(data_dir):
-    spec = importlib.util.spec_from_file_location("small_zoos", ROOT / "benchmarks" / "small_zoos.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("small_zoos")
 
 
 def test_a_draw_fits_on_its_datasets_only_and_scores_the_models_not_given(small_zoos):
