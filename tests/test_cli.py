@@ -57,7 +57,8 @@ def test_topk_csv_is_ranked_with_intervals(dn_model, domainnet):
     truth = domainnet.records[domainnet.records["dataset"] == "269_clipart_32"]
     best = truth.sort_values("accuracy", ascending=False, kind="stable")["accuracy"].to_numpy()[:5]
     np.testing.assert_allclose(top["known"].to_numpy(), best, atol=1e-6)
-    assert (top["upper"] > top["lower"]).all()  # a calibrated model gives real intervals
+    assert (top["lower"] == top["known"]).all() and (top["upper"] == top["known"]).all()  # a record is its interval
+    assert top["p_best"].notna().all()  # (a calibrated model)
     assert res.stderr == ""  # data only on stdout
 
 

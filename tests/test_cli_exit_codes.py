@@ -199,7 +199,7 @@ def test_the_level_reaches_the_answer_through_ask(tmp_path):
     path = tmp_path / "calibrated.npz"
     res = CliRunner().invoke(main, ["-q", "fit", "--zoo", str(EXAMPLE), "--text-encoder", "hashing", "--out", str(path)])
     assert res.exit_code == 0, res.stderr
-    for command in (["topk", "--dataset", "cub birds"], ["predict", "--dataset", "cub birds"]):
+    for command in (["topk", "--dataset", "stanford cars"], ["predict", "--dataset", "stanford cars"]):  # (a model unknown)
         narrow, wide = (CliRunner().invoke(main, ["-q", *command, "--model", str(path), "--format", "json",
                                                   "--level", level]) for level in ("0.3", "0.95"))
         assert narrow.exit_code == wide.exit_code == 0

@@ -737,8 +737,9 @@ def test_answer_takes_the_joint_intervals_where_the_dataset_has_known_cells(fitt
         if i < 4:
             np.testing.assert_array_equal(ans.lower[i, unk], lo)
             np.testing.assert_array_equal(ans.upper[i, unk], hi)
-            rec = np.flatnonzero(~np.isnan(ans.known[i]))
-            np.testing.assert_array_equal(ans.lower[i, rec], conf_lo[i, rec])
+            rec = np.flatnonzero(~np.isnan(ans.known[i]))  # (a known cell, record or result, is its own interval)
+            np.testing.assert_array_equal(ans.lower[i, rec], ans.known[i, rec])
+            np.testing.assert_array_equal(ans.upper[i, rec], ans.known[i, rec])
         else:
             cold = unrecorded[unk]
             np.testing.assert_array_equal(ans.lower[i, unk[cold]], lo[cold])

@@ -49,9 +49,11 @@ def check_answer(frame: pd.DataFrame, n_models: int) -> None:
         assert np.isnan(lower).all() and np.isnan(upper).all()
         return
     assert (p >= 0).all() and np.allclose(p.sum(1), 1.0, atol=1e-9)
-    assert (lower <= pred + 1e-12).all() and (pred <= upper + 1e-12).all(), "an interval misses its prediction"
-    assert ((lower >= 0) & (upper <= 1)).all()
     rec = ~np.isnan(known)
+    assert (lower[~rec] <= pred[~rec] + 1e-12).all() and (pred[~rec] <= upper[~rec] + 1e-12).all(), \
+        "an interval misses its prediction"
+    assert (lower[rec] == known[rec]).all() and (upper[rec] == known[rec]).all(), "a known cell is its own interval"
+    assert ((lower >= 0) & (upper <= 1)).all()
     best = np.where(rec.any(1), np.nanmax(np.where(rec, known, -np.inf), axis=1), lower.max(1))
     reach = ~rec & (upper > best[:, None])
     assert (p[reach] > 0).all(), "P(best) is 0 where an interval reaches the best"

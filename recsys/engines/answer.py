@@ -80,7 +80,7 @@ def answer(engine: Engine, calibration: Calibration | None, block: DatasetBlock,
         distribution (:mod:`.joint`), and so do the intervals of a dataset with known cells and of the
         models without records (:func:`_joint_intervals`); the other intervals are split-conformal
         (:meth:`Calibration.interval`). Without joint parameters (other engines, model files from before
-        them), P(best) comes from the independent residual pools.
+        them), P(best) comes from the independent residual pools. A known cell's interval is its value.
     block : DatasetBlock
     known : ndarray, shape (len(block), n_models)
         Recorded accuracies of the block's datasets (NaN where unknown).
@@ -139,6 +139,8 @@ def answer(engine: Engine, calibration: Calibration | None, block: DatasetBlock,
         out.p_best = np.stack([post.p_best() for post in posts]) if posts else np.empty(pred.shape)
     else:
         out.p_best = calibration.p_best(pred, known, n_known, unrecorded=unrecorded)
+    rec = ~np.isnan(known)  # a known cell is its record (or result): P(best) and the plan take it as it is
+    out.lower[rec] = out.upper[rec] = known[rec]
     out.p_best = consistent(out.p_best, known, out.lower, out.upper)
     if independent:
         out.p_best_independent = consistent(calibration.p_best(pred, known, n_known, unrecorded=unrecorded),
