@@ -289,3 +289,14 @@ def test_consistent_lifts_only_an_interval_above_the_best():
     p = np.array([[1.0, 0.0]])
     out = consistent(p, np.array([[1.0, np.nan]]), np.array([[1.0, 0.6]]), np.array([[1.0, 1.0]]))
     np.testing.assert_array_equal(out, p)
+
+
+def test_consistent_measures_reach_against_the_best_record_not_a_higher_interval():
+    """On a dataset with records the bar is its best record, even where a model without one has an interval
+    wholly above it (its lower bound is not a record): a model reaching above the record is lifted."""
+    p = np.array([[0.0, 1.0, 0.0]])
+    known = np.array([[0.5, np.nan, np.nan]])
+    lower = np.array([[0.5, 0.7, 0.55]])
+    upper = np.array([[0.5, 0.9, 0.65]])
+    out = consistent(p, known, lower, upper)
+    np.testing.assert_allclose(out, [[0.0, 1.0 / (1 + P_FLOOR), P_FLOOR / (1 + P_FLOOR)]], rtol=1e-12)
