@@ -56,7 +56,7 @@ def test_the_fit_keeps_what_a_dataset_needs_to_join_its_covariance(fitted):
     assert np.array_equal(engine.cov_counts_, counts) and engine.cov_rows_ == n_rows > 0
     k = data.records.row_counts()
     assert (k < COV_MIN_KNOWN).any() and (k >= COV_MIN_KNOWN).any()
-    for d, inp in enumerate(engine.row_inputs(data.block(np.arange(data.n_datasets)))):
+    for inp in engine.row_inputs(data.block(np.arange(data.n_datasets))):
         assert inp.cov_counts is engine.cov_counts_ and inp.cov_rows == n_rows and inp.cov_shrink == engine.cov_shrink_
 
 

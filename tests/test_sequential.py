@@ -88,6 +88,8 @@ def test_conditioning_check_runs_and_shares_the_fits(small):
     assert len(cache._fits) == 1 and len(cache._cals) == 1
     again = conditioning_check(small, [0], cache=cache, variants=("recorded",))
     assert again.drop(columns="ms").equals(rec.drop(columns="ms").reset_index(drop=True))  # the same halves
+    with pytest.raises(ValueError, match=r"^unknown conditioning variant\(s\) \['half'\]: give some of new, recorded$"):
+        conditioning_check(small, [0], cache=cache, variants=("new", "half"))
 
 
 # -- what the protocol measures, against its definitions written out ----------------------------------------------

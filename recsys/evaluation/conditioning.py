@@ -38,7 +38,7 @@ VARIANTS = ("new", "recorded")
 
 def _given_split(fold, members: np.ndarray, variant: str, group: int) -> dict[int, np.ndarray]:
     """Per member, the kept models given as results (the fit keeps the other kept records)."""
-    if variant == "new":
+    if variant == "new":  # (else "recorded")
         return {int(d): np.flatnonzero(fold.known[d]) for d in members}
     rng = np.random.default_rng([fold.seed, group, 31])
     out = {}
@@ -53,6 +53,9 @@ def conditioning_check(data: ZooData, seeds: Sequence[int] = (0, 1, 2), *, engin
                        cache: FitCache | None = None, variants: Sequence[str] = VARIANTS) -> pd.DataFrame:
     """One row per (variant, repetition, dataset with kept records): ``variant, rep, dataset, group, n_known,
     n_given, bin, pearson_fit, pearson_conditioned, ms`` (the conditioning's wall time, milliseconds)."""
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown conditioning variant(s) {unknown}: give some of {', '.join(VARIANTS)}")
     cache = cache or FitCache(())
     Y, recorded = data.Y, data.known
     out = []

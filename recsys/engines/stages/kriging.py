@@ -20,9 +20,11 @@ counts (one batched linear solve per count), never one Python call per dataset.
 A fitted kriging keeps, per dataset, ``c`` and ``alpha`` (one value per
 record), from which any of its cells is predicted on demand. A dataset
 answered with results given (:func:`recsys.engines.joint.condition`) is
-kriged again by :func:`krige_row`, or, if it never entered ``S``, by
-:func:`krige_row_joined`, with ``S``'s block of its models estimated as if
-it had (:func:`covariance_counts`: what the estimate was made of).
+kriged again by :func:`krige_row_joined`: ``S``'s block of its models
+estimated with its residuals at its records and results too
+(:func:`covariance_counts`: what the estimate was made of); by
+:func:`krige_row` below :data:`COV_MIN_KNOWN` of them. The shrinkage of ``S``
+is chosen no lower than :func:`shrinkage_floor`, its own noise.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ import numpy as np
 from ...features.data import Cells
 
 __all__ = ["DenseCovariance", "LowRankCovariance", "residual_covariance", "robust_variances", "covariance_from_arrays",
-           "covariance_counts", "shrinkage_floor", "Kriging", "krige_row", "krige_row_joined", "low_rank_part", "DENSE_MAX_MODELS",
-           "COV_MIN_KNOWN"]
+           "covariance_counts", "shrinkage_floor", "Kriging", "krige_row", "krige_row_joined", "low_rank_part",
+           "DENSE_MAX_MODELS", "COV_MIN_KNOWN"]
 
 #: datasets with at least this many records enter the residual covariance
 COV_MIN_KNOWN = 5
@@ -169,8 +171,7 @@ def _residuals(cells: Cells, s: np.ndarray, M: np.ndarray, rows_ok: np.ndarray) 
 
 
 def residual_covariance(cells: Cells, s: np.ndarray, M: np.ndarray, *, min_known: int = COV_MIN_KNOWN,
-                        shrink: float = 0.2,
-                        rows: np.ndarray | None = None, rank: int = 16, seed: int = 0):
+                        shrink: float = 0.2, rows: np.ndarray | None = None, rank: int = 16, seed: int = 0):
     """Covariance across models of ``y/s - M - offset`` over well-recorded datasets.
 
     ``M`` holds the profile at each cell. Pairwise-complete, corrected for
