@@ -7,7 +7,8 @@ the default engine (fitted once); for every answer:
 - P(best) is a distribution over the models of each dataset (>= 0, each row sums to 1), and it is 0 nowhere
   an interval reaches the best (a model without a record whose upper bound is above the best record, or on a
   dataset without records above every lower bound);
-- every interval holds its prediction, and a higher level gives an interval at least as wide on both sides;
+- a known cell (record or result given) is its own prediction and interval; every other interval holds its
+  prediction, and a higher level gives an interval at least as wide on both sides;
 - ``topk`` is sorted by the estimate it ranks by (the record, else the prediction), best first, and holds
   min(k, n_models) models ranked 1, 2, ...;
 - the same seed gives the same answers and the same model file (its arrays, bit for bit).
@@ -45,11 +46,12 @@ def check_answer(frame: pd.DataFrame, n_models: int) -> None:
     upper = frame["upper"].to_numpy(float).reshape(-1, n_models)
     p = frame["p_best"].to_numpy(float).reshape(-1, n_models)
     assert np.isfinite(pred).all()
+    rec = ~np.isnan(known)
+    assert (pred[rec] == known[rec]).all(), "a known cell is its own prediction"
     if np.isnan(p).all():  # no calibration: the three columns are empty together
         assert np.isnan(lower).all() and np.isnan(upper).all()
         return
     assert (p >= 0).all() and np.allclose(p.sum(1), 1.0, atol=1e-9)
-    rec = ~np.isnan(known)
     assert (lower[~rec] <= pred[~rec] + 1e-12).all() and (pred[~rec] <= upper[~rec] + 1e-12).all(), \
         "an interval misses its prediction"
     assert (lower[rec] == known[rec]).all() and (upper[rec] == known[rec]).all(), "a known cell is its own interval"

@@ -80,7 +80,8 @@ def answer(engine: Engine, calibration: Calibration | None, block: DatasetBlock,
         distribution (:mod:`.joint`), and so do the intervals of a dataset with known cells and of the
         models without records (:func:`_joint_intervals`); the other intervals are split-conformal
         (:meth:`Calibration.interval`). Without joint parameters (other engines, model files from before
-        them), P(best) comes from the independent residual pools. A known cell's interval is its value.
+        them), P(best) comes from the independent residual pools. A known cell's prediction and interval are
+        its value.
     block : DatasetBlock
     known : ndarray, shape (len(block), n_models)
         Recorded accuracies of the block's datasets (NaN where unknown).
@@ -125,6 +126,11 @@ def answer(engine: Engine, calibration: Calibration | None, block: DatasetBlock,
             posts[i] = post
             if given[i]:
                 pred[i] = post.mu
+    # a known cell is its record (or result): every engine's prediction there, as the kriging's already is (an
+    # engine that smooths its records would otherwise show an estimate outside the cell's interval, and a
+    # result given for another model would change it)
+    rec = ~np.isnan(known)
+    pred[rec] = known[rec]
     out = Answer(pred, known, posteriors=posts if use_joint or posteriors else None)
     if not uncertainty:
         return out
@@ -139,8 +145,7 @@ def answer(engine: Engine, calibration: Calibration | None, block: DatasetBlock,
         out.p_best = np.stack([post.p_best() for post in posts]) if posts else np.empty(pred.shape)
     else:
         out.p_best = calibration.p_best(pred, known, n_known, unrecorded=unrecorded)
-    rec = ~np.isnan(known)  # a known cell is its record (or result): P(best) and the plan take it as it is
-    out.lower[rec] = out.upper[rec] = known[rec]
+    out.lower[rec] = out.upper[rec] = known[rec]  # (P(best) and the plan take a known cell as it is)
     out.p_best = consistent(out.p_best, known, out.lower, out.upper)
     if independent:
         out.p_best_independent = consistent(calibration.p_best(pred, known, n_known, unrecorded=unrecorded),
