@@ -1111,7 +1111,7 @@ def import_group():
 
 
 def _import_options(fn):
-    """--out, --append, --agg: shared by the importers."""
+    """--out, --append, --agg, --lower-is-better: shared by the importers."""
     opts = [
         click.option("--out", "out", required=True, type=click.Path(dir_okay=True), callback=_nonempty,
                      metavar="ZOO_DIR", help="Zoo directory to write (created; refused if it holds a zoo, unless "
@@ -1120,6 +1120,10 @@ def _import_options(fn):
                                                     "with another accuracy resolved by --agg; all files or none."),
         click.option("--agg", type=click.Choice(["max", "last", "mean"]), default="max", show_default=True,
                      help="Several results of one (model, dataset): the best, the latest, or their mean."),
+        click.option("--lower-is-better/--higher-is-better", "lower_is_better", default=None,
+                     help="The metric is an error rate, in [0, 1] or percent (recorded as 1 - value) / an accuracy "
+                          "read as it is [default: higher is better; a metric named as a loss or an error rate, "
+                          "such as eval_loss or wer, is refused until one of these says which]."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -1160,7 +1164,7 @@ def _counted(zoo) -> str:
               help="A key carried into datasets.csv (repeatable), e.g. params.num_train_samples.")
 @_import_options
 def import_mlflow(tracking_uri, experiments, model_keys, dataset_keys, metric, model_meta, dataset_meta, out,
-                  append, agg):
+                  append, agg, lower_is_better):
     """Fine-tuning runs of an MLflow tracking store: one record per (model, dataset).
 
     With the defaults, runs logged by the Hugging Face Trainer (report_to="mlflow") need no flags:
@@ -1172,7 +1176,7 @@ def import_mlflow(tracking_uri, experiments, model_keys, dataset_keys, metric, m
 
     _imported(from_mlflow(tracking_uri, experiments=experiments or None, model_key=model_keys or None,
                           dataset_key=dataset_keys or None, metric=metric, agg=agg, model_meta=model_meta,
-                          dataset_meta=dataset_meta, out=out, append=append))
+                          dataset_meta=dataset_meta, out=out, append=append, lower_is_better=lower_is_better))
 
 
 @import_group.command(name="model-cards")
@@ -1180,7 +1184,7 @@ def import_mlflow(tracking_uri, experiments, model_keys, dataset_keys, metric, m
 @click.option("--metric", default="accuracy", show_default=True, metavar="NAME",
               help="Metric of the cards' model-index results read as accuracy (its type, else its name).")
 @_import_options
-def import_model_cards(paths, metric, out, append, agg):
+def import_model_cards(paths, metric, out, append, agg, lower_is_better):
     """Results of Hugging Face model cards (README.md files, or folders of them).
 
     Each model-index result becomes a record: model = the card's base_model, dataset = the result's
@@ -1189,7 +1193,8 @@ def import_model_cards(paths, metric, out, append, agg):
     """
     from .importers import from_model_cards
 
-    _imported(from_model_cards(paths, metric=metric, agg=agg, out=out, append=append))
+    _imported(from_model_cards(paths, metric=metric, agg=agg, out=out, append=append,
+                               lower_is_better=lower_is_better))
 
 
 @import_group.command(name="csv")
@@ -1202,7 +1207,8 @@ def import_model_cards(paths, metric, out, append, agg):
 @click.option("--dataset-meta", "dataset_meta", multiple=True, metavar="COLUMN",
               help="Column carried into datasets.csv.")
 @_import_options
-def import_csv(file, model_col, dataset_col, metric_col, model_meta, dataset_meta, out, append, agg):
+def import_csv(file, model_col, dataset_col, metric_col, model_meta, dataset_meta, out, append, agg,
+               lower_is_better):
     """A run table: one row per fine-tuning run (W&B export, spreadsheet, pandas).
 
     Columns are named as in the header; COLUMN.KEY reads KEY inside a column of JSON objects (W&B's
@@ -1211,7 +1217,8 @@ def import_csv(file, model_col, dataset_col, metric_col, model_meta, dataset_met
     from .importers import from_csv
 
     _imported(from_csv(file, model=model_col, dataset=dataset_col, metric=metric_col, model_meta=model_meta,
-                       dataset_meta=dataset_meta, agg=agg, out=out, append=append))
+                       dataset_meta=dataset_meta, agg=agg, out=out, append=append,
+                       lower_is_better=lower_is_better))
 
 
 if __name__ == "__main__":  # pragma: no cover

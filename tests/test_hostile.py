@@ -883,6 +883,12 @@ case("import-csv-binary", 1, "NUL bytes")(
 case("import-csv-unknown-column", 2, "did you mean 'dataset'")(
     imports("csv", lambda c: c.file("runs.csv", "model,dataset,acc\nresnet50,x,0.5\n"), "--model", "model",
             "--dataset", "datset", "--metric", "acc"))
+case("import-csv-loss-read-as-accuracy", 2, "higher is better", "eval_loss", "as a loss")(
+    imports("csv", lambda c: c.file("runs.csv", "model,dataset,eval_loss\nresnet50,x,0.5\n"), "--model", "model",
+            "--dataset", "dataset", "--metric", "eval_loss"))
+case("import-csv-error-rate-without-direction", 2, "--lower-is-better", "1 - wer")(
+    imports("csv", lambda c: c.file("runs.csv", "model,dataset,wer\nwhisper,x,12.5\n"), "--model", "model",
+            "--dataset", "dataset", "--metric", "wer"))
 case("import-csv-json-bomb-cell", 1, "no record imported", "without summary.acc")(
     imports("csv", lambda c: c.file("runs.csv", "model,dataset,summary\nresnet50,x,\"{'acc': " + "[" * 50_000 +
                                      "]" * 50_000 + "}\"\n"), "--model", "model", "--dataset", "dataset",

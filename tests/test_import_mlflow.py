@@ -200,6 +200,18 @@ def test_trainer_runs_import_with_no_flags(trainer_store, tmp_path):
     assert {r["model"] for r in top} == set(zoo.model_ids) and all(r["known"] is not None for r in top)
 
 
+def test_the_trainers_eval_loss_is_refused_in_one_line_before_the_store_is_read(trainer_store, tmp_path, monkeypatch):
+    """The Trainer logs eval_loss beside eval_accuracy: read as an accuracy, a history of losses would rank the
+    worst models first."""
+    uri, _ = trainer_store
+    monkeypatch.setattr(mlflow_store, "read_runs", lambda *a, **k: pytest.fail("the store was read"))
+    res = CliRunner().invoke(main, ["import", "mlflow", "--tracking-uri", uri, "--metric", "eval_loss", "--out",
+                                    str(tmp_path / "zoo")])
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert res.stderr.startswith("error: give a metric where higher is better") and "eval_loss" in res.stderr
+    assert not (tmp_path / "zoo").exists()
+
+
 # ---------------------------------------------------------------------------
 # custom keys, skipped runs, aggregation: SQLite (both readers) and a file store
 

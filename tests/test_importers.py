@@ -22,7 +22,7 @@ from conftest import ROOT
 from recsys.cli import main
 from recsys.errors import UsageError
 from recsys.importers import ImportSourceError, from_csv, from_model_cards
-from recsys.importers._core import parse_metric
+from recsys.importers._core import metric_direction, parse_metric
 from recsys.importers.mlflow_store import Key, locate, parse_key
 from recsys.zoo import Zoo, load_zoo
 
@@ -317,6 +317,68 @@ def test_csv_unknown_column_names_the_closest(tmp_path):
               "accuracy", "--out", tmp_path / "zoo")
     assert res.exit_code == 2 and "did you mean 'dataset'" in res.stderr
     assert not (tmp_path / "zoo").exists()
+
+
+# ---------------------------------------------------------------------------
+# metrics where lower is better
+
+
+@pytest.mark.parametrize("metric, refused", [
+    ("eval_accuracy", None), ("Top-1", None), ("summary.eval/accuracy", None), ("f1", None), ("summer", None),
+    ("meanAveragePrecision", None), ("eval_loss", "loss"), ("evalLoss", "loss"), ("summary.val/perplexity", "loss"),
+    ("test_rmse", "loss"), ("wer", "error"), ("test/wer", "error"), ("top1_err", "error"),
+    ("Error Rate", "error"), ("errorRate", "error")])
+def test_a_metric_named_as_a_loss_or_an_error_rate_is_refused_until_its_direction_is_given(metric, refused):
+    if refused is None:
+        assert metric_direction(metric, None) is False
+    else:
+        with pytest.raises(UsageError, match="as a loss" if refused == "loss" else "--lower-is-better to record 1 -"):
+            metric_direction(metric, None)
+    assert metric_direction(metric, True) is True and metric_direction(metric, False) is False
+
+
+def test_an_error_rate_is_recorded_as_one_minus_it_and_the_best_run_is_the_lowest(tmp_path):
+    text = ("model,dataset,wer\n"
+            "whisper-small,librispeech,12.5\n"     # percent: 0.875
+            "whisper-small,librispeech,0.09\n"     # a fraction, the better run: 0.91
+            "wav2vec2-base,librispeech,8.1%\n"     # 0.919
+            "wav2vec2-base,common voice,0.3\n"
+            "whisper-small,common voice,0.2\n")
+    (tmp_path / "asr.csv").write_text(text)
+    args = ("import", "csv", tmp_path / "asr.csv", "--model", "model", "--dataset", "dataset", "--metric", "wer")
+    res = cli(*args, "--out", tmp_path / "refused")
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1
+    assert res.stderr.startswith("error: give --lower-is-better to record 1 - wer")
+    assert not (tmp_path / "refused").exists()
+    res = cli(*args, "--lower-is-better", "--out", tmp_path / "zoo")
+    assert res.exit_code == 0, res.stderr
+    assert records(load_zoo(tmp_path / "zoo")) == {
+        ("whisper-small", "librispeech"): 0.91, ("wav2vec2-base", "librispeech"): 0.919,
+        ("wav2vec2-base", "common voice"): 0.7, ("whisper-small", "common voice"): 0.8}
+    assert "wer is an error rate (lower is better): each value recorded as 1 - wer" in res.stderr
+    rows = fit_and_topk(tmp_path / "zoo", "common voice", tmp_path)
+    assert rows[0]["model"] == "whisper-small"  # the lower error rate ranks first
+    res = cli(*args, "--higher-is-better", "--out", tmp_path / "as-is")  # the user's word: read as it is
+    assert res.exit_code == 0 and records(load_zoo(tmp_path / "as-is"))[("whisper-small", "common voice")] == 0.2
+
+
+def test_a_loss_is_refused_before_the_source_is_read(tmp_path):
+    with pytest.raises(UsageError, match="^give a metric where higher is better.*eval_loss"):
+        from_csv(tmp_path / "missing.csv", model="m", dataset="d", metric="eval_loss", out=tmp_path / "zoo")
+    assert not (tmp_path / "zoo").exists()
+
+
+def test_model_cards_of_speech_models_report_wer(tmp_path):
+    d = tmp_path / "cards"
+    d.mkdir()
+    (d / "README.md").write_text(card("openai/whisper-small", [
+        result("librispeech_asr", {"wer": 3.4}, task="automatic-speech-recognition"),
+        result("common_voice", {"wer": 0.12}, task="automatic-speech-recognition")]), encoding="utf-8")
+    with pytest.raises(UsageError, match="--lower-is-better"):
+        from_model_cards(d, metric="wer")
+    zoo = from_model_cards(d, metric="wer", lower_is_better=True)
+    assert records(zoo) == {("openai/whisper-small", "librispeech_asr"): 0.966,
+                            ("openai/whisper-small", "common_voice"): 0.88}
 
 
 # ---------------------------------------------------------------------------

@@ -40,6 +40,11 @@ _FLOAT_MAX = 1.7976931348623157e308
 _NUMBER = r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?"
 _METRIC_TEXT = re.compile(rf"^\s*\(?\s*({_NUMBER})\s*(%?)\s*(?:(?:±|\+/-|\+-)\s*{_NUMBER}\s*%?)?\s*\)?\s*$")
 VALUE_FORMS = "a number such as 0.912, 91.2, 91.2% or 91.2 ± 0.3"
+#: words of a metric's name that say lower is better: an error rate (in [0, 1] or percent; recorded as
+#: 1 - value when the import is told so) ...
+ERROR_WORDS = frozenset({"error", "errors", "err", "wer", "cer", "ter", "mer", "ser"})
+#: ... and an unbounded loss, which no accuracy can be made of
+LOSS_WORDS = frozenset({"loss", "losses", "nll", "perplexity", "ppl", "mse", "rmse", "mae", "mape"})
 
 
 class ImportSourceError(RecsysError):
@@ -76,6 +81,29 @@ def clean_name(value) -> str | None:
         value = int(value)
     text = unicodedata.normalize("NFC", " ".join(str(value).split()))
     return text or None
+
+
+def metric_direction(metric: str, lower_is_better: bool | None) -> bool:
+    """Whether the values of ``metric`` are errors (lower is better): as given, else higher is better, unless
+    the metric's name reads as an error rate or a loss (``eval_loss``, ``test/wer``, ``top1_err``): then it is
+    refused until the direction is given, as read the wrong way round a history recommends its worst models.
+
+    Raises
+    ------
+    UsageError
+        A name that reads as a loss or an error rate, and ``lower_is_better`` None.
+    """
+    if lower_is_better is not None:
+        return bool(lower_is_better)
+    words = set(re.split(r"[^0-9a-z]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(metric)).lower()))
+    if words & LOSS_WORDS:
+        raise UsageError(f"give a metric where higher is better, in [0, 1] or percent (e.g. eval_accuracy), or "
+                         f"--higher-is-better to read {metric} as one: its name reads as a loss (lower is better, "
+                         f"unbounded), and recsys ranks models by an accuracy")
+    if words & ERROR_WORDS:
+        raise UsageError(f"give --lower-is-better to record 1 - {metric} (an error rate in [0, 1] or percent), or "
+                         f"--higher-is-better to read it as it is: its name reads as an error rate (lower is better)")
+    return False
 
 
 def parse_metric(raw) -> tuple[float | None, bool, str | None]:
@@ -125,6 +153,8 @@ class ImportReport:
         What becomes a record when it differs from ``unit`` (a card's ``result``).
     metric : str
         The metric read as accuracy.
+    lower_is_better : bool
+        The metric is an error rate: each value recorded as 1 - value (:func:`metric_direction`).
     agg : str
         How the units of one (model, dataset) pair were aggregated.
     read : int
@@ -173,6 +203,7 @@ class ImportReport:
     keys: dict = field(default_factory=lambda: {"model": Counter(), "dataset": Counter()})
     meta_conflicts: Counter = field(default_factory=Counter)
     notes: list = field(default_factory=list)
+    lower_is_better: bool = False
     appended: dict | None = None
     models: int = 0
     datasets: int = 0
@@ -206,6 +237,8 @@ class ImportReport:
             mixed = f" ({_n(self.fractions, used_unit)} already on a 0-1 scale kept)" if self.fractions else ""
             out.append(f"{self.metric} of {_n(self.percent, used_unit)} is a percentage (above 1, at most 100, or "
                        f"written with %): divided by 100{mixed}")
+        if self.lower_is_better:
+            out.append(f"{self.metric} is an error rate (lower is better): each value recorded as 1 - {self.metric}")
         for col, n in self.meta_conflicts.most_common():
             out.append(f"metadata {col!r}: {n} name(s) with differing values across {used_unit}s; the most frequent "
                        f"kept (the latest {used_unit}'s on a tie)")
@@ -267,7 +300,7 @@ class Collector:
         """One unit: checked (names present, value a finite accuracy) and kept, or skipped with its reason.
 
         ``raw_value`` is the metric as found (a number or a string such as '91.2 ± 0.3'); a value above 1
-        and at most 100 is taken as a percentage. ``order`` sorts units for ``agg='last'`` (a start time, a
+        and at most 100 is taken as a percentage; an error rate (``report.lower_is_better``) becomes 1 - value. ``order`` sorts units for ``agg='last'`` (a start time, a
         row number). Returns whether the unit was kept.
         """
         r = self.report
@@ -306,6 +339,8 @@ class Collector:
         else:
             self.skip(f"whose {r.metric} is outside [0, 1] and (1, 100]", f"{example}: {value:g}", unit=unit)
             return False
+        if r.lower_is_better:
+            value = float(f"{1.0 - value:.12g}")  # (an error of 0.088 -> 0.912, not 0.9119999999999999)
         self._model.append(model)
         self._dataset.append(dataset)
         self._value.append(value)

@@ -22,7 +22,7 @@ from typing import Sequence
 
 from ..errors import UsageError, closest
 from ._core import (Collector, ImportReport, ImportSourceError, check_agg, check_meta_columns, check_out, finish,
-                    missing)
+                    metric_direction, missing)
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ _FINISHED = "finished"
 
 def from_csv(file: str | os.PathLike, *, model: str, dataset: str, metric: str, model_meta: Sequence[str] = (),
              dataset_meta: Sequence[str] = (), agg: str = "max", out: str | os.PathLike | None = None,
-             append: bool = False, name: str | None = None, return_report: bool = False):
+             append: bool = False, name: str | None = None, return_report: bool = False,
+             lower_is_better: bool | None = None):
     """A zoo of a run table.
 
     Parameters
@@ -50,6 +51,11 @@ def from_csv(file: str | os.PathLike, *, model: str, dataset: str, metric: str, 
         Columns carried into ``models.csv`` / ``datasets.csv`` (named after the key for ``COLUMN.KEY``).
     agg : {"max", "last", "mean"}
         How several rows of one (model, dataset) become one record (``last``: the lowest in the file).
+    lower_is_better : bool, optional
+        The metric is an error rate (in [0, 1] or percent; lower is better): each value recorded as
+        1 - value. Default: higher is better, but a metric whose name reads as a loss or an error rate
+        (``eval_loss``, ``wer``, ``top1_err``) is refused until this says which
+        (:func:`~recsys.importers._core.metric_direction`).
     out, append, name, return_report
         As in :func:`~recsys.importers.from_mlflow`.
 
@@ -70,6 +76,7 @@ def from_csv(file: str | os.PathLike, *, model: str, dataset: str, metric: str, 
     ...                metric="summary.eval/accuracy", out="zoo")          # doctest: +SKIP
     """
     check_agg(agg)
+    lower = metric_direction(str(metric), lower_is_better)
     if out is not None:
         check_out(out, append)  # before reading: a refusal should not wait for the whole source
     path = Path(file).expanduser()
@@ -85,7 +92,7 @@ def from_csv(file: str | os.PathLike, *, model: str, dataset: str, metric: str, 
              (("model", m_cols, model_meta), ("dataset", d_cols, dataset_meta)) for c, spec in zip(cols, specs)}
     state = next((c for c in _STATE_COLUMNS if c in table.index), None)
     states = table.values(state, "state") if state else None
-    report = ImportReport(source=str(file), unit="row", metric=str(metric), agg=agg)
+    report = ImportReport(source=str(file), unit="row", metric=str(metric), agg=agg, lower_is_better=lower)
     collector = Collector(report, m_cols, d_cols)
     report.read = len(rows)
     if state:

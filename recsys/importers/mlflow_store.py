@@ -38,7 +38,7 @@ from typing import Iterable, Iterator, Sequence
 
 from ..errors import UsageError, closest
 from ._core import (Collector, ImportReport, ImportSourceError, check_agg, check_meta_columns, check_out, finish,
-                    meta_column, missing)
+                    meta_column, metric_direction, missing)
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,9 @@ def from_mlflow(tracking_uri: str | os.PathLike, *, experiments: Sequence[str] |
                 model_key: str | Sequence[str] | None = None, dataset_key: str | Sequence[str] | None = None,
                 metric: str = DEFAULT_METRIC, agg: str = "max", model_meta: Sequence[str] = (),
                 dataset_meta: Sequence[str] = (), out: str | os.PathLike | None = None, append: bool = False,
-                name: str | None = None, reader: str = "auto", return_report: bool = False):
-    # (over 80 lines by its docstring: 13 parameters, each documented; the body is 53 lines)
+                name: str | None = None, reader: str = "auto", return_report: bool = False,
+                lower_is_better: bool | None = None):
+    # (over 80 lines by its docstring: 14 parameters, each documented; the body is 54 lines)
     """A zoo of the fine-tuning runs of an MLflow tracking store.
 
     Parameters
@@ -146,6 +147,11 @@ def from_mlflow(tracking_uri: str | os.PathLike, *, experiments: Sequence[str] |
     agg : {"max", "last", "mean"}
         How several runs of one (model, dataset) become one record: the best, the latest (by start time),
         or their mean.
+    lower_is_better : bool, optional
+        The metric is an error rate (in [0, 1] or percent; lower is better): each value recorded as
+        1 - value. Default: higher is better, but a metric whose name reads as a loss or an error rate
+        (``eval_loss``, ``wer``, ``top1_err``) is refused until this says which
+        (:func:`~recsys.importers._core.metric_direction`).
     model_meta, dataset_meta : sequence of str
         Keys carried into ``models.csv`` / ``datasets.csv`` (e.g. ``params.num_parameters``), one column
         each named after the key without its prefix; numeric when every value is a number.
@@ -186,6 +192,7 @@ def from_mlflow(tracking_uri: str | os.PathLike, *, experiments: Sequence[str] |
     model_keys = _keys(model_key, DEFAULT_MODEL_KEYS, "--model-key")
     dataset_keys = _keys(dataset_key, DEFAULT_DATASET_KEYS, "--dataset-key")
     mkey = _metric_key(metric)
+    lower = metric_direction(mkey.name, lower_is_better)
     m_meta = [parse_key(k, "--model-meta") for k in model_meta]
     d_meta = [parse_key(k, "--dataset-meta") for k in dataset_meta]
     m_cols, d_cols = [meta_column(str(k)) for k in m_meta], [meta_column(str(k)) for k in d_meta]
@@ -193,7 +200,7 @@ def from_mlflow(tracking_uri: str | os.PathLike, *, experiments: Sequence[str] |
     if out is not None:
         check_out(out, append)  # before reading: a refusal should not wait for the whole source
     store = locate(tracking_uri)
-    report = ImportReport(source=store.shown, unit="run", metric=mkey.name, agg=agg)
+    report = ImportReport(source=store.shown, unit="run", metric=mkey.name, agg=agg, lower_is_better=lower)
     collector = Collector(report, m_cols, d_cols)
     wanted = list(dict.fromkeys([*model_keys, *dataset_keys, mkey, *m_meta, *d_meta]))
     exps, runs = read_runs(store, wanted, experiments, reader)

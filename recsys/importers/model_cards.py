@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ._core import (Collector, ImportReport, ImportSourceError, check_agg, check_out, clean_name, finish,
-                    missing)
+                    metric_direction, missing)
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,8 @@ except ImportError:  # pragma: no cover - the same pattern, for a huggingface_hu
 
 def from_model_cards(paths: str | os.PathLike | Sequence[str | os.PathLike], *, metric: str = "accuracy",
                      agg: str = "max", out: str | os.PathLike | None = None, append: bool = False,
-                     name: str | None = None, return_report: bool = False):
-    # (over 80 lines by its docstring: 7 parameters and the card format, documented; the body is 54 lines)
+                     name: str | None = None, return_report: bool = False, lower_is_better: bool | None = None):
+    # (over 80 lines by its docstring: 8 parameters and the card format, documented; the body is 56 lines)
     """A zoo of the results of Hugging Face model cards.
 
     Parameters
@@ -59,6 +59,11 @@ def from_model_cards(paths: str | os.PathLike | Sequence[str | os.PathLike], *, 
     agg : {"max", "last", "mean"}
         How several cards with results for one (base model, dataset) become one record (``last``: the
         last card in the order read, paths sorted within a folder).
+    lower_is_better : bool, optional
+        The metric is an error rate (in [0, 1] or percent; lower is better): each value recorded as
+        1 - value. Default: higher is better, but a metric whose name reads as a loss or an error rate
+        (``eval_loss``, ``wer``, ``top1_err``) is refused until this says which
+        (:func:`~recsys.importers._core.metric_direction`).
     out, append, name, return_report
         As in :func:`~recsys.importers.from_mlflow`.
 
@@ -80,8 +85,10 @@ def from_model_cards(paths: str | os.PathLike | Sequence[str | os.PathLike], *, 
     if out is not None:
         check_out(out, append)  # before reading: a refusal should not wait for the whole source
     metric = str(metric).strip()
+    lower = metric_direction(metric, lower_is_better)
     files = list(_card_files([paths] if isinstance(paths, (str, os.PathLike)) else paths))
-    report = ImportReport(source=_shown(paths), unit="card", metric=metric, agg=agg, used_unit="result")
+    report = ImportReport(source=_shown(paths), unit="card", metric=metric, agg=agg, used_unit="result",
+                          lower_is_better=lower)
     collector = Collector(report)
     report.read = len(files)
     seen_metrics: dict[str, int] = {}
