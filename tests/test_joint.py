@@ -276,8 +276,13 @@ def test_joint_model_refuses_nothing_for_an_uncalibrated_engine():
     engine = make_engine("hybrid", seed=0).fit(data)
     jm = joint_model(engine, None, None)
     assert isinstance(jm, JointModel) and jm.kriging
-    a = answer(engine, None, data.block(np.array([0])), np.full((1, 8), np.nan), given=[{1: 0.7}])
+    block, nan = data.block(np.array([0])), np.full((1, 8), np.nan)
+    a = answer(engine, None, block, nan, given=[{1: 0.7}])
     assert a.predicted[0, 1] == 0.7 and np.isnan(a.p_best).all()
+    # the other models' centres are the conditioned ones, not the engine's (a known cell is its value anyway)
+    mu = jm.posterior(engine.predict(block)[0], nan[0], {1: 0.7}, jm.inputs(block)[0]).mu
+    np.testing.assert_array_equal(a.predicted[0], mu)
+    assert np.abs(np.delete(a.predicted[0] - answer(engine, None, block, nan).predicted[0], 1)).max() > 1e-3
 
 
 @pytest.mark.parametrize("k", [3, 5, 30])
