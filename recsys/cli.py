@@ -358,10 +358,11 @@ def _read_scores(path: str | None):
 def _known_options(fn):
     """--known and --results: results just obtained on the dataset asked about (topk, predict, plan)."""
     fn = click.option("--results", "results_path", default=None, metavar="FILE", callback=_nonempty,
-                      help="Results just obtained on the dataset: a CSV file with columns model,accuracy.")(fn)
+                      help="Results just obtained on the dataset: a CSV file with columns model,accuracy "
+                           "(fractions, or percentages written with %).")(fn)
     return click.option("--known", "known_pairs", multiple=True, metavar="MODEL=ACCURACY",
-                        help="A result just obtained on the dataset (repeatable), e.g. --known resnet50=0.81: the "
-                             "answer is conditioned on it, without a refit.")(fn)
+                        help="A result just obtained on the dataset (repeatable), e.g. --known resnet50=0.81 (or "
+                             "81%): the answer is conditioned on it, without a refit.")(fn)
 
 
 def _read_known(pairs: tuple[str, ...], path: str | None) -> dict | None:
@@ -374,11 +375,12 @@ def _read_known(pairs: tuple[str, ...], path: str | None) -> dict | None:
             raise UsageError(f"{where}: the model name is empty; give MODEL=ACCURACY, e.g. --known resnet50=0.81")
         if model in out:
             raise UsageError(f"{where}: model {model!r} is given twice; give one result per model")
-        try:
-            out[model] = float(raw)
+        text = raw.strip()
+        try:  # (a fraction, as in the zoo, or a percentage written with its sign: 81% is 0.81)
+            out[model] = float(f"{float(text[:-1]) / 100.0:.12g}") if text.endswith("%") else float(text)
         except ValueError:
-            raise UsageError(f"{where}: accuracy {raw.strip()[:40]!r} of model {model!r} is not a number; give a "
-                             f"fraction such as 0.81") from None
+            raise UsageError(f"{where}: accuracy {text[:40]!r} of model {model!r} is not a number; give a "
+                             f"fraction such as 0.81, or 81%") from None
 
     for p in pairs:
         model, sep, raw = p.rpartition("=")

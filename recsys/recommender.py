@@ -202,8 +202,8 @@ class Recommender:
             except (TypeError, ValueError):
                 v = float("nan")
             if isinstance(value, bool) or not math.isfinite(v) or not 0.0 <= v <= 1.0:
-                raise RecsysError(f"known accuracy of model {str(name)!r} is {value!r}; accuracies are finite "
-                                  f"fractions in [0, 1], as in the zoo (e.g. 0.81 for 81%)")
+                raise RecsysError(f"give the accuracy of model {str(name)!r} as a finite fraction in [0, 1], as in "
+                                  f"the zoo (0.81 for 81%; --known and --results also read 81%): got {value!r}")
             if stored is not None and not np.isnan(stored[j]):
                 if stored[j] == v:
                     continue  # the stored record itself: nothing to condition on

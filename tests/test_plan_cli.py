@@ -99,3 +99,22 @@ def test_python_and_cli_plans_agree(model):
                   "--format", "csv")
     assert py["model"].tolist() == [r["model"] for r in rows]
     np.testing.assert_allclose(py["expected_best"], [float(r["expected_best"]) for r in rows], rtol=1e-5)
+
+
+def test_a_result_written_as_a_percentage_reads_as_its_fraction(model, tmp_path):
+    """81% on the command line (and in a --results file) is 0.81; a bare 81 stays refused (the zoo's scale is
+    [0, 1]), in one line that says how to write it."""
+    (tmp_path / "results.csv").write_text("model,accuracy\nconvnext tiny,71.5 %\n")
+    rows, _ = run("predict", "--model", model, "--set", "domain=photo", "--format", "csv", "--known", "resnet50=81%",
+                  "--results", tmp_path / "results.csv")
+    same, _ = run("predict", "--model", model, "--set", "domain=photo", "--format", "csv", "--known",
+                  "resnet50=0.81", "--known", "convnext tiny=0.715")
+    assert float({r["model"]: r["known"] for r in rows}["resnet50"]) == 0.81
+    assert rows == same
+    res = CliRunner().invoke(main, ["-q", "topk", "--model", str(model), "--set", "domain=photo", "--known",
+                                    "resnet50=81"])
+    assert res.exit_code == 1 and res.stderr.count("\n") == 1
+    assert res.stderr.startswith("error: give the accuracy of model 'resnet50' as a finite fraction in [0, 1]")
+    res = CliRunner().invoke(main, ["-q", "topk", "--model", str(model), "--set", "domain=photo", "--known",
+                                    "resnet50=%"])
+    assert res.exit_code == 2 and "give a fraction such as 0.81, or 81%" in res.stderr
