@@ -557,7 +557,8 @@ class Recommender:
         post = ans.posteriors[0]
         free = candidates & ~post.known
         if not free.any():
-            raise RecsysError("every candidate model already has a result on this dataset; nothing to plan")
+            raise RecsysError(f"rank them with `recsys topk` (Python: topk) instead: every candidate model already has a "
+                              f"result on {name!r}, so there is nothing left to plan")
         if cost is None and budget > free.sum():
             raise RecsysError(f"budget {budget:g} is above the {int(free.sum())} candidate model(s) without a "
                               f"result; plan at most {int(free.sum())}")

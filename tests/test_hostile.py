@@ -952,7 +952,7 @@ case("plan-budget-not-a-number", 2, "'--budget'")(plan("three"))
 case("plan-budget-fraction", 1, "whole number")(plan("2.5"))
 case("plan-budget-above-candidates", 1, "budget 9 is above the 5 candidate", "plan at most 5")(plan("9"))
 case("plan-budget-above-candidates-left", 1, "above the 4 candidate")(plan("5", "--known", "resnet50=0.5"))
-case("plan-no-candidate-left", 1, "already has a result")(plan("1", dataset=("--dataset", "cub birds")))
+case("plan-no-candidate-left", 1, "rank them with `recsys topk`", "already has a result")(plan("1", dataset=("--dataset", "cub birds")))
 case("plan-candidates-missing-file", 1, "--candidates", "no such file")(
     plan("1", "--candidates", lambda c: c.tmp / "none.txt"))
 case("plan-candidates-empty", 1, "lists no model")(plan("1", "--candidates", lambda c: c.file("c.txt", "\n# none\n")))
