@@ -229,3 +229,30 @@ def test_conditioning_summary_averages_datasets_then_repetitions_per_bin():
     assert s.loc["cold", "pearson_fit"] == pytest.approx(0.7) and s.loc["cold", "gap"] == pytest.approx(0.475 - 0.7)
     assert s.loc["cold", "datasets"] == 1 and s.loc["> 60%", "datasets"] == 1
     assert s.loc["> 60%", "gap"] == pytest.approx(0.1) and s.loc["cold", "ms"] == pytest.approx(10 / 3)
+
+
+@pytest.mark.parametrize("steps, found", [(1, ["found@1"]), (3, ["found@1", "found@3"]),
+                                          (4, ["found@1", "found@3", "found@4"])])
+def test_the_report_names_each_found_column_once(played, steps, found):
+    """found@1, found@3 and found@steps, each once (--steps 3 once showed found@3 twice)."""
+    import dataclasses
+
+    res = dataclasses.replace(played, spec=dataclasses.replace(played.spec, k=steps))
+    header = next(line for line in sequential_markdown(res).splitlines() if line.startswith("| policy | targets"))
+    cells = header.strip("| ").split(" | ")
+    assert [c for c in cells if c.startswith("found@")] == found
+    assert [c for c in cells if c.startswith("regret@")] == [f"regret@{n}" for n in range(1, steps + 1)]
+    row = next(line for line in sequential_markdown(res).splitlines() if line.startswith("| **plan**"))
+    assert len(row.strip("| ").split(" | ")) == len(cells)
+
+
+def test_a_zoo_without_default_targets_says_how_to_name_some():
+    from recsys.errors import RecsysError
+    from recsys.evaluation.protocols import logo
+
+    data, _ = planted_low_rank(n_datasets=6, n_models=8, density=1.0, seed=1)  # 8 records a dataset: below 10
+    with pytest.raises(RecsysError, match=r"^name the targets to play \(--targets A,B; targets= in Python\): zoo "):
+        sequential(data, ["popularity"], steps=2)
+    with pytest.raises(RecsysError, match=r"^name the targets to hold out \(--targets A,B"):
+        logo(data, ["popularity"])
+    assert len(sequential(data, ["hybrid", "popularity"], targets=[0], steps=2).per_dataset)

@@ -818,7 +818,8 @@ def p2(zoo: Zoo | ZooData | str, engines: Sequence[str], repeats: int | None = N
     data, name = as_zoo_data(zoo, text_encoder)
     folds = p2_folds(data, _seeds(repeats, seeds, spec.default_repeats), targets)
     if not folds:
-        raise RecsysError(f"zoo {name!r} has no dataset with records to hold out")
+        raise RecsysError(f"add records to zoo {name!r}, or name targets that have some (--targets): none of "
+                          f"its target datasets has records to hold out")
     return evaluate(data, spec, folds, engines, zoo_name=name, coverage=coverage, level=level, progress=progress,
                     cache=cache)
 
@@ -831,7 +832,8 @@ def missing_edge(zoo: Zoo | ZooData | str, engines: Sequence[str], repeats: int 
     data, name = as_zoo_data(zoo, text_encoder)
     folds = missing_edge_folds(data, _seeds(repeats, seeds, spec.default_repeats))
     if not len(folds[0].rows):
-        raise RecsysError(f"zoo {name!r} has no dataset with records")
+        raise RecsysError(f"add records to zoo {name!r}: missing-edge hides some of each dataset's records, and no "
+                          f"dataset has any")
     return evaluate(data, spec, folds, engines, zoo_name=name, coverage=coverage, level=level, progress=progress,
                     cache=cache)
 
@@ -845,7 +847,7 @@ def logo(zoo: Zoo | ZooData | str, engines: Sequence[str], repeats: int | None =
     data, name = as_zoo_data(zoo, text_encoder)
     folds = p2_folds(data, _seeds(repeats, seeds, spec.default_repeats), targets, default_targets=logo_targets)
     if not folds:
-        raise RecsysError(f"zoo {name!r} has no dataset with at least {LOGO_MIN_RECORDS} records to hold out; "
-                          f"name the targets (--targets)")
+        raise RecsysError(f"name the targets to hold out (--targets A,B; targets= in Python): zoo {name!r} has no "
+                          f"dataset with at least {LOGO_MIN_RECORDS} records, the default targets")
     return evaluate(data, spec, folds, engines, zoo_name=name, coverage=coverage, level=level, progress=progress,
                     cache=cache)

@@ -43,7 +43,7 @@ from ..errors import RecsysError
 from ..features import ZooData
 from ..features.data import Cells
 from .protocols import (PROTOCOLS, Fold, FitCache, ProtocolResult, ProtocolSpec, _check_engines, _describe, _seeds,
-                        as_zoo_data, fold_zoo_data, logo_targets)
+                        LOGO_MIN_RECORDS, as_zoo_data, fold_zoo_data, logo_targets)
 
 __all__ = ["STEPS", "MAX_SINGLE", "N_FOLDS", "SPEC", "sequential_folds", "random_expectation", "regrets",
            "evaluate_sequential", "sequential", "POLICIES_BASE"]
@@ -292,8 +292,8 @@ def sequential(zoo, engines: Sequence[str] | None = None, repeats: int | None = 
         [int(t) if isinstance(t, (int, np.integer)) else data.dataset_ids.index(t) for t in targets], dtype=np.int64)
     folds = sequential_folds(data, _seeds(repeats, seeds, 1), idx)
     if not folds:
-        raise RecsysError(f"zoo {name!r} has no dataset with at least 10 records to play; name the targets "
-                          f"(--targets)")
+        raise RecsysError(f"name the targets to play (--targets A,B; targets= in Python): zoo {name!r} has no "
+                          f"dataset with at least {LOGO_MIN_RECORDS} records, the default targets")
     return evaluate_sequential(data, folds, engines, zoo_name=name, steps=steps, refit=refit, cache=cache,
                                level=level, progress=progress)
 
@@ -349,12 +349,13 @@ def sequential_markdown(result: ProtocolResult, *, heading: str = "##", docs: st
              f"picks, in accuracy points (0 is best); found@n: the best is among the picks. The protocol and "
              f"the policies: {link}.", ""]
     shown = [n for n in (1, 2, 3, 4, 5) if n <= steps] or [steps]
-    header = ["policy", "targets", *[f"regret@{n}" for n in shown], *[f"found@{n}" for n in (1, 3, steps) if n <= steps]]
+    found = list(dict.fromkeys(n for n in (1, 3, steps) if n <= steps))  # (--steps 1 or 3: each column once)
+    header = ["policy", "targets", *[f"regret@{n}" for n in shown], *[f"found@{n}" for n in found]]
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for policy, r in means.iterrows():
         name = f"**{policy}**" if policy == "plan" else policy
         cells = [name, str(int(r["targets"])), *[f"{r[f'regret@{n}']:.2f}" for n in shown],
-                 *[f"{r[f'found@{n}']:.2f}" for n in (1, 3, steps) if n <= steps]]
+                 *[f"{r[f'found@{n}']:.2f}" for n in found]]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     others = [p for p in means.index if p != "plan"]
