@@ -256,3 +256,35 @@ def test_a_zoo_without_default_targets_says_how_to_name_some():
     with pytest.raises(RecsysError, match=r"^name the targets to hold out \(--targets A,B"):
         logo(data, ["popularity"])
     assert len(sequential(data, ["hybrid", "popularity"], targets=[0], steps=2).per_dataset)
+
+
+def test_plans_coverage_along_the_loop_is_its_answers_intervals_on_the_models_not_yet_revealed(played, small):
+    """coverage@n: before pick n + 1, the share of the target's recorded models not yet revealed inside the
+    answer's interval, recomputed here from the picks with the same fit, calibration and results given."""
+    from recsys.engines import make_engine
+    from recsys.engines.answer import answer, joint_model
+    from recsys.engines.calibration import calibrate
+    from recsys.evaluation.protocols import fold_zoo_data
+
+    df = played.per_dataset
+    plan = df[df["engine"] == "plan"].set_index("dataset")
+    assert all(c not in df.columns or df.loc[df["engine"] != "plan", c].isna().all()
+               for c in [f"coverage@{n}" for n in range(4)])
+    fold = next(f for f in sequential_folds(small, [0], targets=np.array([0, 1])) if 0 in f.rows)
+    train = fold_zoo_data(small, fold)
+    engine = make_engine("hybrid", seed=fold.seed).fit(train)
+    cal = calibrate(lambda: make_engine("hybrid", seed=fold.seed), train, seed=fold.seed)
+    jm = joint_model(engine, cal, ~fold.known.any(0))
+    t, ids = 0, list(small.dataset_ids)
+    picks = [list(small.model_ids).index(m) for m in plan.loc[ids[t], "picks"].split()]
+    for n in range(4):
+        given = {j: float(small.Y[t, j]) for j in picks[:n]}
+        ans = answer(engine, cal, train.block(np.array([t])), np.full((1, small.n_models), np.nan),
+                     unrecorded=~fold.known.any(0), given=[given], joint=jm)
+        free = small.known[t].copy()
+        free[picks[:n]] = False
+        y = small.Y[t, free]
+        want = np.mean((ans.lower[0, free] <= y) & (y <= ans.upper[0, free]))
+        assert plan.loc[ids[t], f"coverage@{n}"] == pytest.approx(want)
+    assert "coverage of their 80% intervals on the recorded models not yet revealed, after 0 / 1 / 2 / 3 results" \
+        in sequential_markdown(played)

@@ -225,3 +225,19 @@ def test_sequential_table_toughest_baseline_is_not_the_first_by_name():
             for e, v in (("plan", 0.0), ("additive", 5.0), ("popularity", 1.0), ("random", 9.0))]
     t = sequential_table(SuiteResult(per_dataset=pd.DataFrame(), rows=[], sequential={"z": _seq(rows)}), ns=(1,))
     assert t.iloc[0].best_baseline == "popularity"
+
+
+def test_the_loop_coverage_table_shows_plans_coverage_after_n_results():
+    import types
+
+    from recsys.evaluation.suite import _loop_coverage
+
+    rows = [{"engine": "plan", "dataset": d, "regret@1": 0.0, "coverage@0": c0, "coverage@1": c1}
+            for d, c0, c1 in (("a", 1.0, 0.5), ("b", 0.5, np.nan))]
+    rows.append({"engine": "static", "dataset": "a", "regret@1": 1.0})
+    seq = types.SimpleNamespace(per_dataset=pd.DataFrame(rows), level=0.8)
+    old = types.SimpleNamespace(per_dataset=pd.DataFrame([r for r in rows if r["engine"] == "static"]), level=0.8)
+    lines = _loop_coverage(SuiteResult(per_dataset=pd.DataFrame(), rows=[], sequential={"z": seq, "old": old}))
+    assert lines[2:5] == ["| zoo | after 0 | after 1 |", "|---|---|---|", "| z | 0.750 | 0.500 |"]
+    assert "coverage of their 80% intervals" in lines[0] and "goal 0.80 ± 0.03" in lines[0] and lines[-1] == ""
+    assert _loop_coverage(SuiteResult(per_dataset=pd.DataFrame(), rows=[], sequential={"old": old})) == []

@@ -22,6 +22,11 @@ Policies, in the same run:
   transferability score, on targets with scores), never updated;
 - ``random``: the exact expectation of picking uniformly without replacement.
 
+Beside the picks, ``plan``'s answers are scored as a user reads them: ``coverage@n`` is the share of the
+target's recorded models not yet revealed whose true accuracy lies in the answer's interval (at the run's
+level, 80% by default) after ``n`` results, n = 0 .. steps - 1 (``recsys topk --known ...``: after none, a
+brand-new dataset's split-conformal intervals; after some, the joint distribution's marginals).
+
 Folds: a zoo with at most :data:`MAX_SINGLE` targets holds each out alone; above, the targets are
 split into :data:`N_FOLDS` folds (seeded), each fit hiding a tenth of them, as the ``missing-edge``
 groups do, so that a zoo of hundreds of targets costs ten fits.
@@ -124,6 +129,7 @@ class _Sequential:
         self.has_scores = any(np.isfinite(v).any() for v in data.scores.values())
         self.planner = DEFAULT_ENGINE if DEFAULT_ENGINE in engines else engines[0]
         self.rows: list[dict] = []
+        self.coverage: dict[tuple, list[float]] = {}  # (fold, target) -> plan's interval coverage after n results
         self.timing: list[dict] = []
         self.errors: list[dict] = []
         self.t_start = time.perf_counter()
@@ -156,7 +162,8 @@ class _Sequential:
         for i, t in enumerate(fold.rows):
             cand = self.recorded[t]
             picks["static"][t] = _order(static[i], cand, self.steps)
-            picks["plan"][t] = self._plan(engine, cal, jm, train, int(t), cand, unrecorded)
+            picks["plan"][t], self.coverage[(fold.label, int(t))] = self._plan(engine, cal, jm, train, int(t), cand,
+                                                                               unrecorded)
         for name in self.baselines():
             cls = get_engine_class(name.split(":")[0])
             if getattr(cls, "requires_scores", False) and not self.has_scores:
@@ -183,36 +190,43 @@ class _Sequential:
         for policy, per in picks.items():
             for t, pk in per.items():
                 reg, found = regrets(self.Y[t], self.recorded[t], pk, self.steps)
-                self._row(policy, fold, int(t), reg, found, pk)
+                self._row(policy, fold, int(t), reg, found, pk,
+                          self.coverage.get((fold.label, int(t))) if policy == "plan" else None)
         for t in fold.rows:
             reg, found = random_expectation(self.Y[t, self.recorded[t]], self.steps)
             self._row("random", fold, int(t), list(reg), list(found), [])
 
-    def _row(self, policy: str, fold: Fold, t: int, reg, found, picks) -> None:
+    def _row(self, policy: str, fold: Fold, t: int, reg, found, picks, coverage=None) -> None:
         row = {"engine": policy, "rep": fold.rep, "seed": fold.seed, "fold": fold.label,
                "dataset": self.data.dataset_ids[t], "group": -1, "n_recorded": int(self.recorded[t].sum()),
                "n_known": 0, "bin": "cold"}
         row.update({f"regret@{n + 1}": reg[n] for n in range(self.steps)})
         row.update({f"found@{n + 1}": found[n] for n in range(self.steps)})
+        if coverage is not None:  # (steps not played, every candidate revealed: NaN)
+            row.update({f"coverage@{n}": coverage[n] if n < len(coverage) else math.nan for n in range(self.steps)})
         row["picks"] = " ".join(self.data.model_ids[j] for j in picks)
         self.rows.append(row)
 
-    def _plan(self, engine, cal, jm, train: ZooData, t: int, cand: np.ndarray, unrecorded) -> list[int]:
-        """The picks of ``plan``: the joint distribution conditioned on each revealed result (no refit)."""
+    def _plan(self, engine, cal, jm, train: ZooData, t: int, cand: np.ndarray, unrecorded
+              ) -> tuple[list[int], list[float]]:
+        """The picks of ``plan`` (the joint distribution conditioned on each revealed result, no refit), and
+        before each pick the coverage of its answer's intervals on the recorded models not yet revealed."""
         given: dict[int, float] = {}
         block = train.block(np.array([t]))
         nan = np.full((1, self.data.n_models), np.nan)
-        out = []
+        out, coverage = [], []
         for _ in range(self.steps):
-            ans = answer(engine, cal, block, nan, unrecorded=unrecorded, uncertainty=False, given=[given],
+            ans = answer(engine, cal, block, nan, level=self.level, unrecorded=unrecorded, given=[given],
                          joint=jm, posteriors=True)
             free = cand & np.isnan(ans.known[0])
             if not free.any():
                 break
+            y = self.Y[t, free]
+            coverage.append(float(np.mean((ans.lower[0, free] <= y) & (y <= ans.upper[0, free]))))
             j = ans.posteriors[0].plan(1, free, summary=False).models[0]
             out.append(j)
             given[j] = float(self.Y[t, j])
-        return out
+        return out, coverage
 
     def _plan_refit(self, engine, cal, train: ZooData, fold: Fold, unrecorded) -> dict[int, list[int]]:
         """The picks of ``plan`` with a full refit after each reveal (all of the fold's reveals in one refit)."""
@@ -303,10 +317,15 @@ def sequential(zoo, engines: Sequence[str] | None = None, repeats: int | None = 
 BASELINE_POLICIES = ("popularity", "additive", "logme:LOG_ME", "logme:REG_H_SCORE", "random")
 
 
+#: the per-target columns averaged by the summaries
+_MEASURES = ("regret@", "found@", "coverage@")
+
+
 def policy_means(result: ProtocolResult) -> pd.DataFrame:
-    """Per policy: targets played and the mean regret@n and found@n over them (targets averaged over repetitions)."""
+    """Per policy: targets played and the mean regret@n, found@n (and ``plan``'s coverage@n) over them (targets
+    averaged over repetitions)."""
     per = _per_target(result)
-    cols = [c for c in per.columns if c.startswith(("regret@", "found@"))]
+    cols = [c for c in per.columns if c.startswith(_MEASURES)]
     out = per.groupby("engine", sort=False)[cols].mean()
     out.insert(0, "targets", per.groupby("engine", sort=False).size())
     return out
@@ -314,7 +333,7 @@ def policy_means(result: ProtocolResult) -> pd.DataFrame:
 
 def _per_target(result: ProtocolResult) -> pd.DataFrame:
     df = result.per_dataset
-    cols = [c for c in df.columns if c.startswith(("regret@", "found@"))]
+    cols = [c for c in df.columns if c.startswith(_MEASURES)]
     return df.groupby(["engine", "dataset"], sort=False)[cols].mean().reset_index()
 
 
@@ -358,6 +377,13 @@ def sequential_markdown(result: ProtocolResult, *, heading: str = "##", docs: st
                  *[f"{r[f'found@{n}']:.2f}" for n in found]]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    cover = [c for c in means.columns if c.startswith("coverage@")]
+    if "plan" in means.index and cover:
+        level = f"{round(100 * result.level):d}%"
+        after = " / ".join(c.split("@")[1] for c in cover)
+        values = " / ".join(f"{means.loc['plan', c]:.2f}" for c in cover)
+        lines += [f"`plan`'s answers along the way: coverage of their {level} intervals on the recorded models not "
+                  f"yet revealed, after {after} results: {values}.", ""]
     others = [p for p in means.index if p != "plan"]
     if "plan" in means.index and others:
         ns = [n for n in (1, 3, 5) if n <= steps]

@@ -504,11 +504,32 @@ def sequential_section(result: SuiteResult, table: pd.DataFrame | None = None, *
                                                                 if f"regret@{n}" in m.columns))
         lines.append(f"| {p} | " + " | ".join(cells) + " |")
     lines.append("")
+    lines += _loop_coverage(result)
     for zoo, path in (plots or {}).items():
         lines.append(f"![{zoo}: regret@n per policy]({path})")
     if plots:
         lines.append("")
     return lines
+
+
+def _loop_coverage(result: SuiteResult) -> list[str]:
+    """The table of ``plan``'s interval coverage after n results, per sequential zoo (none without the column)."""
+    from .sequential import policy_means
+
+    means = {z: policy_means(r) for z, r in result.sequential.items()}
+    means = {z: m.loc["plan", [c for c in m.columns if c.startswith("coverage@")]] for z, m in means.items()
+             if "plan" in m.index and any(c.startswith("coverage@") for c in m.columns)}
+    if not means:
+        return []
+    ns = list(dict.fromkeys(c for m in means.values() for c in m.index))
+    level = round(100 * next(iter(result.sequential.values())).level)
+    lines = [f"`plan`'s answers along the way (what `recsys topk --known` shows the user): coverage of their {level}% "
+             f"intervals on the target's recorded models not yet revealed, after n results (after none: a brand-new "
+             f"dataset's intervals; goal {level / 100:.2f} ± 0.03):", "",
+             "| zoo | " + " | ".join(f"after {c.split('@')[1]}" for c in ns) + " |", "|---|" + "---|" * len(ns)]
+    for z, m in means.items():
+        lines.append(f"| {z} | " + " | ".join("–" if pd.isna(m.get(c)) else f"{m[c]:.3f}" for c in ns) + " |")
+    return lines + [""]
 
 
 def pbest_section(result: SuiteResult, table: pd.DataFrame | None = None, *, heading: str = "##") -> list[str]:
