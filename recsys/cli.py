@@ -375,12 +375,13 @@ def _read_known(pairs: tuple[str, ...], path: str | None) -> dict | None:
             raise UsageError(f"{where}: the model name is empty; give MODEL=ACCURACY, e.g. --known resnet50=0.81")
         if model in out:
             raise UsageError(f"{where}: model {model!r} is given twice; give one result per model")
-        text = raw.strip()
-        try:  # (a fraction, as in the zoo, or a percentage written with its sign: 81% is 0.81)
-            out[model] = float(f"{float(text[:-1]) / 100.0:.12g}") if text.endswith("%") else float(text)
-        except ValueError:
-            raise UsageError(f"{where}: accuracy {text[:40]!r} of model {model!r} is not a number; give a "
-                             f"fraction such as 0.81, or 81%") from None
+        from .values import parse_metric
+
+        value, _, problem = parse_metric(raw)  # (as the importers read it: 81% is 0.81; a bare 81 stays 81)
+        if problem:
+            raise UsageError(f"{where}: accuracy {raw.strip()[:40]!r} of model {model!r} is not a number; give a "
+                             f"fraction such as 0.81, or 81%")
+        out[model] = value
 
     for p in pairs:
         model, sep, raw = p.rpartition("=")

@@ -332,7 +332,9 @@ def test_a_metric_named_as_a_loss_or_an_error_rate_is_refused_until_its_directio
     if refused is None:
         assert metric_direction(metric, None) is False
     else:
-        with pytest.raises(UsageError, match="as a loss" if refused == "loss" else "--lower-is-better to record 1 -"):
+        words = ("as a loss" if refused == "loss" else
+                 r"--lower-is-better \(lower_is_better=True in Python\) to record 1 -")
+        with pytest.raises(UsageError, match=words):
             metric_direction(metric, None)
     assert metric_direction(metric, True) is True and metric_direction(metric, False) is False
 
@@ -348,7 +350,7 @@ def test_an_error_rate_is_recorded_as_one_minus_it_and_the_best_run_is_the_lowes
     args = ("import", "csv", tmp_path / "asr.csv", "--model", "model", "--dataset", "dataset", "--metric", "wer")
     res = cli(*args, "--out", tmp_path / "refused")
     assert res.exit_code == 2 and res.stderr.count("\n") == 1
-    assert res.stderr.startswith("error: give --lower-is-better to record 1 - wer")
+    assert res.stderr.startswith("error: give --lower-is-better (lower_is_better=True in Python) to record 1 - wer")
     assert not (tmp_path / "refused").exists()
     res = cli(*args, "--lower-is-better", "--out", tmp_path / "zoo")
     assert res.exit_code == 0, res.stderr

@@ -516,9 +516,12 @@ def _loop_coverage(result: SuiteResult) -> list[str]:
     """The table of ``plan``'s interval coverage after n results, per sequential zoo (none without the column)."""
     from .sequential import policy_means
 
-    means = {z: policy_means(r) for z, r in result.sequential.items()}
-    means = {z: m.loc["plan", [c for c in m.columns if c.startswith("coverage@")]] for z, m in means.items()
-             if "plan" in m.index and any(c.startswith("coverage@") for c in m.columns)}
+    means = {}
+    for z, r in result.sequential.items():
+        m = policy_means(r)
+        cols = [c for c in m.columns if c.startswith("coverage@")]
+        if "plan" in m.index and cols:
+            means[z] = m.loc["plan", cols]
     if not means:
         return []
     ns = list(dict.fromkeys(c for m in means.values() for c in m.index))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from ..errors import RecsysError, UsageError
+from ..values import VALUE_FORMS, parse_metric  # noqa: F401 (the importers read values with it)
 from ..zoo import hidden_character
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,6 @@ EXAMPLES = 3
 _MISSING = frozenset({"", "none", "null", "nan", "na", "n/a", "<na>", "-"})
 #: MLflow's SQL stores keep an infinite metric as +-sys.float_info.max
 _FLOAT_MAX = 1.7976931348623157e308
-_NUMBER = r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?"
-_METRIC_TEXT = re.compile(rf"^\s*\(?\s*({_NUMBER})\s*(%?)\s*(?:(?:±|\+/-|\+-)\s*{_NUMBER}\s*%?)?\s*\)?\s*$")
-VALUE_FORMS = "a number such as 0.912, 91.2, 91.2% or 91.2 ± 0.3"
 #: words of a metric's name that say lower is better: an error rate (in [0, 1] or percent; recorded as
 #: 1 - value when the import is told so) ...
 ERROR_WORDS = frozenset({"error", "errors", "err", "wer", "cer", "ter", "mer", "ser"})
@@ -98,45 +96,13 @@ def metric_direction(metric: str, lower_is_better: bool | None) -> bool:
     words = set(re.split(r"[^0-9a-z]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(metric)).lower()))
     if words & LOSS_WORDS:
         raise UsageError(f"give a metric where higher is better, in [0, 1] or percent (e.g. eval_accuracy), or "
-                         f"--higher-is-better to read {metric} as one: its name reads as a loss (lower is better, "
-                         f"unbounded), and recsys ranks models by an accuracy")
+                         f"--higher-is-better (lower_is_better=False in Python) to read {metric} as one: its name "
+                         f"reads as a loss (lower is better, unbounded), and recsys ranks models by an accuracy")
     if words & ERROR_WORDS:
-        raise UsageError(f"give --lower-is-better to record 1 - {metric} (an error rate in [0, 1] or percent), or "
-                         f"--higher-is-better to read it as it is: its name reads as an error rate (lower is better)")
+        raise UsageError(f"give --lower-is-better (lower_is_better=True in Python) to record 1 - {metric} (an error "
+                         f"rate in [0, 1] or percent), or --higher-is-better to read it as it is: its name reads as "
+                         f"an error rate (lower is better)")
     return False
-
-
-def parse_metric(raw) -> tuple[float | None, bool, str | None]:
-    """``(value, written_as_percent, problem)`` of one metric value.
-
-    Numbers are taken as they are; strings may read ``0.912``, ``91.2``, ``91.2%``, ``91.2 ± 0.3`` or
-    ``91.2 +/- 0.3`` (the spread is dropped; a ``%`` sign divides by 100). ``problem`` names why a
-    value is refused (then ``value`` is None).
-    """
-    if isinstance(raw, bool):
-        return None, False, f"{raw!r} is not a number"
-    if isinstance(raw, (int, float)):
-        return float(raw), False, None
-    if hasattr(raw, "item") and not isinstance(raw, (str, bytes)):  # a numpy scalar
-        try:
-            return float(raw.item()), False, None
-        except (TypeError, ValueError):
-            pass
-    text = str(raw)
-    m = _METRIC_TEXT.match(text)
-    if m is None:
-        try:
-            return float(text.strip()), False, None  # 'nan', 'inf', '1e-3' ...
-        except ValueError:
-            shown = text if len(text) <= 40 else text[:37] + "..."
-            return None, False, f"{shown!r} is not {VALUE_FORMS}"
-    number = m.group(1)
-    if "," in number:
-        if "." in number:
-            return None, False, f"{text.strip()!r} mixes '.' and ',' in one number; give {VALUE_FORMS}"
-        number = number.replace(",", ".")  # a decimal comma (91,2)
-    value = float(number)
-    return (float(f"{value / 100.0:.12g}"), True, None) if m.group(2) else (value, False, None)
 
 
 @dataclass
@@ -300,8 +266,9 @@ class Collector:
         """One unit: checked (names present, value a finite accuracy) and kept, or skipped with its reason.
 
         ``raw_value`` is the metric as found (a number or a string such as '91.2 ± 0.3'); a value above 1
-        and at most 100 is taken as a percentage; an error rate (``report.lower_is_better``) becomes 1 - value. ``order`` sorts units for ``agg='last'`` (a start time, a
-        row number). Returns whether the unit was kept.
+        and at most 100 is taken as a percentage; an error rate (``report.lower_is_better``) becomes
+        1 - value. ``order`` sorts units for ``agg='last'`` (a start time, a row number). Returns whether the
+        unit was kept.
         """
         r = self.report
         unit = r.used_unit
