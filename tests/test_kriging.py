@@ -492,3 +492,68 @@ def test_shrinkage_floor_falls_with_the_datasets_behind_the_covariance(monkeypat
     assert _kriging.shrinkage_floor(cells, np.ones(400), np.zeros(len(cells))) == low
     monkeypatch.setattr(_kriging, "_pairwise", lambda c, r, u: (np.eye(5), np.full((5, 5), 2.0), c.csr(0 * r)))
     assert _kriging.shrinkage_floor(_records(rng.uniform(size=(2, 5))), np.ones(2), np.zeros(10)) == 1.0
+
+
+def _entrywise_by_hand(Y, s, M, min_known=COV_MIN_KNOWN):
+    """Each off-diagonal pair's mean of w = r_a r_b k/(k-1) over the well-recorded datasets recording both, times
+    max(0, 1 - var(mean) / mean^2); 0 for a pair fewer than two of them record."""
+    k = (~np.isnan(Y)).sum(1)
+    R = Y / s[:, None] - M
+    R = R - np.nanmean(R, 1, keepdims=True)
+    use = k >= min_known
+    m = Y.shape[1]
+    out = np.zeros((m, m))
+    for a in range(m):
+        for b in range(m):
+            both = use & ~np.isnan(Y[:, a]) & ~np.isnan(Y[:, b])
+            if a == b or both.sum() < 2:
+                continue
+            w = R[both, a] * R[both, b] * k[both] / (k[both] - 1)
+            out[a, b] = w.mean() * max(0.0, 1.0 - w.var(ddof=1) / both.sum() / w.mean() ** 2)
+    return out
+
+
+def test_the_joints_covariance_shrinks_each_pair_by_its_own_noise():
+    """entrywise_shrunk(pairwise_noise(...)) written out, the diagonal the one given; the floor from the same
+    noise is the floor; None (and the floor 0) with fewer than two well-recorded datasets or above the dense cap."""
+    rng = np.random.default_rng(11)
+    Y = 0.5 + 0.2 * rng.normal(size=(12, 1)) * rng.normal(size=6) + 0.05 * rng.normal(size=(12, 6))
+    Y[0, :1] = np.nan
+    Y[1, :2] = np.nan  # 4 records: not used
+    Y[2:, 5] = np.nan
+    Y[3, 5] = 0.5
+    s, M = rng.uniform(0.8, 1.2, 12), 0.01 * rng.normal(size=(12, 6))
+    cells = _records(Y)
+    noise = _kriging.pairwise_noise(cells, s, M[cells.d, cells.m])
+    diag = np.arange(1.0, 7.0)
+    got = _kriging.entrywise_shrunk(noise, diag)
+    want = _entrywise_by_hand(Y, s, M)
+    want[np.diag_indices(6)] = diag
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-15)
+    off = ~np.eye(6, dtype=bool)
+    assert (got[off] == 0).any() and (got[off] != 0).any()  # (some pairs dropped, some kept)
+    assert _kriging.shrinkage_floor(cells, s, M[cells.d, cells.m], noise=noise) == \
+        _kriging.shrinkage_floor(cells, s, M[cells.d, cells.m])
+    assert _kriging.pairwise_noise(_records(Y[:1]), s[:1], np.zeros(6)) is None
+
+
+def test_twins_keep_their_correlation_where_the_one_shrinkage_would_not():
+    """Eight groups of two models that err together on every dataset (shared noise), the groups independent, 7
+    datasets: the one shrinkage, at least its floor (0.59: most pairs are noise), leaves each twin pair a
+    correlation under 0.45; shrunk by their own noise they keep over 0.7, while the pairs across groups keep
+    less than half of their (spurious) correlation on average."""
+    rng = np.random.default_rng(5)
+    Y = 0.6 + np.repeat(rng.normal(size=(7, 8)) * 0.1, 2, axis=1) + 0.01 * rng.normal(size=(7, 16))
+    cells = _records(Y)
+    s, M = np.ones(7), np.zeros(len(cells))
+    noise = _kriging.pairwise_noise(cells, s, M)
+    floor = _kriging.shrinkage_floor(cells, s, M, noise=noise)
+    S = _kriging.residual_covariance(cells, s, M, shrink=0.0).S
+    d = np.sqrt(np.diag(S))
+    C = S / d[:, None] / d[None, :]
+    E = _kriging.entrywise_shrunk(noise, np.diag(S)) / d[:, None] / d[None, :]
+    assert floor == pytest.approx(0.591, abs=1e-3)
+    for a in range(0, 16, 2):
+        assert (1 - floor) * C[a, a + 1] < 0.45 < 0.7 < E[a, a + 1]
+    across = (np.arange(16) // 2)[:, None] != (np.arange(16) // 2)[None, :]
+    assert np.abs(E[across]).mean() < 0.5 * np.abs(C[across]).mean()

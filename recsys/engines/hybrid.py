@@ -27,7 +27,10 @@ Named steps, each fitted on what it may see (scikit-learn's ``Pipeline`` /
    records. Datasets without records get level and spread from their features.
    Predictions are brought into [0, 1] by :func:`soft_clip`, which keeps order.
    For the joint distribution (:mod:`.joint`), each model's robust error
-   variance (``error_var_``: :func:`~.stages.kriging.robust_variances`).
+   variance (``error_var_``: :func:`~.stages.kriging.robust_variances`), and
+   the residual covariance with each pair shrunk by its own noise rather than
+   by the kriging's one shrinkage (:func:`~.stages.kriging.entrywise_shrunk`:
+   models that err together on every dataset stay correlated).
 
 Memory and time: every stage works on the records (sparse); the kernel is a
 dense datasets x datasets matrix only up to
@@ -85,7 +88,8 @@ from ..threads import one_blas_thread
 from .stages import lightfm as lfm
 from .stages.kernel import DatasetKernel, SimilarityInputs
 from .stages.kriging import DenseCovariance, Kriging, LowRankCovariance, covariance_counts, \
-    covariance_from_arrays, low_rank_part, residual_covariance, robust_variances, shrinkage_floor
+    covariance_from_arrays, entrywise_shrunk, low_rank_part, pairwise_noise, residual_covariance, robust_variances, \
+    shrinkage_floor
 from .stages.scale import (Standardization, fit_ridge, pooled_scale, pooled_standardization, ridge_predict, scale_estimate,
                      standardize, standardize_pooled, standardize_rows)
 from .base import Engine, stage_reporter
@@ -367,13 +371,18 @@ class HybridEngine(Engine):
         progress.stage("covariance")
         self.cov_shrink_ = self._select_shrink(cells, s, M, folds[0] if folds else np.zeros(0, int),
                                                ridge_predict(self.log_spread_coef_, X))
+        noise = pairwise_noise(cells, s, M)
         if len(np.atleast_1d(self.cov_shrinks)) > 1:  # (chosen, not given: no lower than its noise says)
-            self.cov_shrink_ = max(self.cov_shrink_, shrinkage_floor(cells, s, M))
+            self.cov_shrink_ = max(self.cov_shrink_, shrinkage_floor(cells, s, M, noise=noise))
         self._cov = residual_covariance(cells, s, M, shrink=self.cov_shrink_, seed=self.seed)
         self.cov_counts_, self.cov_rows_ = covariance_counts(cells)  # (results given join it: joint.condition)
-        # the joint distribution's errors: the covariance as low rank plus diagonal (the dense one's top part)
-        self.joint_v_, self.joint_psi_ = low_rank_part(self._cov.S) if isinstance(self._cov, DenseCovariance) \
-            else (np.zeros((0, 0)), np.zeros(0))
+        # the joint distribution's errors: each pair's covariance shrunk by its own noise (not the kriging's one
+        # shrinkage), as low rank plus diagonal (its top part); the low-rank covariance's own factors above
+        if isinstance(self._cov, DenseCovariance):
+            joint = self._cov.S if noise is None else entrywise_shrunk(noise, self._cov.diag())
+            self.joint_v_, self.joint_psi_ = low_rank_part(joint)
+        else:
+            self.joint_v_, self.joint_psi_ = np.zeros((0, 0)), np.zeros(0)
         self.error_var_ = robust_variances(cells, s, M, self._cov.diag())  # (its scale per model: robust)
         self._error_cov = None
         progress.stage("kriging")
@@ -616,11 +625,12 @@ class HybridEngine(Engine):
 
     @property
     def error_covariance(self) -> LowRankCovariance:
-        """The covariance the joint distribution draws the errors from: the kriging's, as low rank plus diagonal
-        (:func:`~.stages.kriging.low_rank_part` of a dense one, made at fit; a model file from before makes it
-        when first asked), each model's row and column scaled to its robust variance (``error_var_``,
-        :func:`~.stages.kriging.robust_variances`; the correlations are the kriging's). A model file from
-        before ``error_var_`` draws with the kriging's variances."""
+        """The covariance the joint distribution draws the errors from, as low rank plus diagonal: on a dense
+        covariance, the residuals' with each pair shrunk by its own noise (:func:`~.stages.kriging.
+        entrywise_shrunk`, made at fit; a model file from before it holds the kriging's; one from before the joint
+        distribution makes that when first asked), above the dense cap the kriging's own factors; each model's row
+        and column scaled to its robust variance (``error_var_``, :func:`~.stages.kriging.robust_variances`). A
+        model file from before ``error_var_`` draws with the kriging's variances."""
         if getattr(self, "_error_cov", None) is None:
             if isinstance(self._cov, LowRankCovariance):
                 V, psi = self._cov.V, self._cov.psi

@@ -9,10 +9,12 @@ a result get one joint predictive distribution:
 - **correlated errors**: in the kriging's standardized units ``r = y / s - M``
   (``s`` the dataset's spread, ``M`` its profile), ``r_j = c + e_j`` with
   ``e ~ N(0, S)``, ``S`` the engine's residual covariance across models as low
-  rank plus diagonal (``error_covariance``: the kriging's correlations, each
-  model's variance from the median of its squared residuals, so that one
-  outlying record does not make a model look uncertain everywhere: the tails
-  are the pools' job). Given known cells ``K`` the unknown
+  rank plus diagonal (``error_covariance``: each pair's covariance shrunk by its
+  own noise, not by the kriging's one shrinkage, so that fine-tunes that err
+  together on every dataset are drawn together even on a zoo of a few datasets
+  (``stages.kriging.entrywise_shrunk``); each model's variance from the median
+  of its squared residuals, so that one outlying record does not make a model
+  look uncertain everywhere: the tails are the pools' job). Given known cells ``K`` the unknown
   errors are Gaussian with the universal-kriging covariance (the level ``c``
   unknown: its uncertainty is in it); a dataset without records has
   ``S + rho 11'``, ``rho`` the level's variance relative to the models' errors;

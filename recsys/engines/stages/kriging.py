@@ -215,30 +215,67 @@ def _pairwise(cells: Cells, r: np.ndarray, inuse: np.ndarray) -> tuple[np.ndarra
     return np.asarray((Rc.T @ Rc).todense()) / np.maximum(n, 1.0), n, Rc
 
 
-def shrinkage_floor(cells: Cells, s: np.ndarray, M: np.ndarray, *, min_known: int = COV_MIN_KNOWN) -> float:
-    """How far the residual covariance's off-diagonal part is noise: the Schafer-Strimmer intensity of its
-    shrinkage towards the diagonal (Schafer & Strimmer, 2005, target "D"), the summed sampling variances of
-    its off-diagonal entries over their summed squares, in [0, 1].
-
-    Each entry is a mean over the datasets recording both models of ``u_i u_j`` (:func:`residual_covariance`);
-    its sampling variance, that of a mean: the products' variance over their count. A covariance estimated
-    from a handful of datasets is mostly noise off its diagonal, and kriged on more models than it has
-    datasets its blocks are near singular: a dataset's results outside their span then move the other
-    models by tens of points. The kriging's shrinkage is chosen no lower (:class:`~recsys.engines.hybrid.
-    HybridEngine`). 0 above :data:`DENSE_MAX_MODELS` models (the low-rank covariance keeps a diagonal of at
-    least 5% of each model's variance) and where no two datasets record a pair.
-    """
+def pairwise_noise(cells: Cells, s: np.ndarray, M: np.ndarray, *, min_known: int = COV_MIN_KNOWN
+                   ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The residuals' pairwise covariance, unshrunk (:func:`residual_covariance`'s off-diagonal entries), and the
+    sampling variance of each off-diagonal entry: each is a mean over the datasets recording both models of
+    ``u_i u_j``, its sampling variance that of a mean, the products' variance over their count (infinite where
+    fewer than two datasets record the pair, and on the diagonal). None above :data:`DENSE_MAX_MODELS` models
+    or with fewer than two well-recorded datasets."""
     k = cells.row_counts()
     use = k >= min_known
     if cells.shape[1] > DENSE_MAX_MODELS or use.sum() < 2:
-        return 0.0
+        return None
     corr = np.where(use, k / np.maximum(k - 1, 1), 0.0)
     S, n, Rc = _pairwise(cells, _residuals(cells, s, M, use) * np.sqrt(corr[cells.d]), use[cells.d])
     W2 = np.asarray((Rc.multiply(Rc).T @ Rc.multiply(Rc)).todense())
     off = (n >= 2) & ~np.eye(len(S), dtype=bool)
-    var = (W2[off] - n[off] * S[off] ** 2) / (n[off] * (n[off] - 1))
+    var = np.full(S.shape, np.inf)
+    var[off] = (W2[off] - n[off] * S[off] ** 2) / (n[off] * (n[off] - 1))
+    return S, var
+
+
+def shrinkage_floor(cells: Cells, s: np.ndarray, M: np.ndarray, *, min_known: int = COV_MIN_KNOWN,
+                    noise: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+    """How far the residual covariance's off-diagonal part is noise: the Schafer-Strimmer intensity of its
+    shrinkage towards the diagonal (Schafer & Strimmer, 2005, target "D"), the summed sampling variances of
+    its off-diagonal entries over their summed squares, in [0, 1] (:func:`pairwise_noise`, or ``noise`` as it
+    gives them).
+
+    A covariance estimated from a handful of datasets is mostly noise off its diagonal, and kriged on more
+    models than it has datasets its blocks are near singular: a dataset's results outside their span then move
+    the other models by tens of points. The kriging's shrinkage is chosen no lower (:class:`~recsys.engines.
+    hybrid.HybridEngine`). 0 above :data:`DENSE_MAX_MODELS` models (the low-rank covariance keeps a diagonal of
+    at least 5% of each model's variance) and where no two datasets record a pair.
+    """
+    noise = pairwise_noise(cells, s, M, min_known=min_known) if noise is None else noise
+    if noise is None:
+        return 0.0
+    S, var = noise
+    off = np.isfinite(var)
     total = float((S[off] ** 2).sum())
-    return float(np.clip(var.sum() / total, 0.0, 1.0)) if total > 0 else 1.0
+    return float(np.clip(var[off].sum() / total, 0.0, 1.0)) if total > 0 else 1.0
+
+
+def entrywise_shrunk(noise: tuple[np.ndarray, np.ndarray], diag: np.ndarray) -> np.ndarray:
+    """The pairwise covariance of :func:`pairwise_noise` with each off-diagonal entry shrunk towards 0 by its own
+    noise, ``S_ij max(0, 1 - var_ij / S_ij^2)`` (the positive-part James-Stein factor of one mean), and ``diag``
+    on the diagonal: what the joint distribution's errors are correlated by.
+
+    The kriging's shrinkage is one number for every pair, no lower than the share of noise in all of them
+    (:func:`shrinkage_floor`): on a zoo of a few datasets and many models, most pairs are noise and it is high
+    (0.9 on three of the four reference zoos), and the few pairs that err together on every dataset, as the
+    fine-tunes of one checkpoint do, would be drawn nearly independent. Here each pair keeps what its own
+    datasets show: a correlation near 1 seen on 7 datasets keeps about 0.7 of it, one of 0.3 on 7 is dropped
+    and kept on 270. Not positive semi-definite in general: :func:`low_rank_part` makes it so.
+    """
+    S, var = noise
+    w = np.zeros_like(S)
+    ok = np.isfinite(var) & (S != 0)
+    w[ok] = np.clip(1.0 - var[ok] / S[ok] ** 2, 0.0, 1.0)
+    out = S * w
+    out[np.diag_indices(len(out))] = diag
+    return out
 
 
 #: the median of a chi-square variable with one degree of freedom: median(e^2) / this estimates var(e), normal e
