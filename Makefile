@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv demo data test test-fast test-nodata test-hog fuzz mutate readme bench bench-smoke bench-scale bench-scores bench-import clean
+.PHONY: venv demo data test test-fast test-nodata test-hog fuzz mutate readme bench bench-smoke bench-scale bench-scores bench-import bench-families clean
 
 venv: $(VENV)/.installed
 
@@ -97,6 +97,10 @@ bench-scores: venv
 IMPORT_ARGS ?=
 bench-import: venv
 	$(BIN)/python benchmarks/import_speed.py --out benchmarks/results $(IMPORT_ARGS)
+
+# The sequential protocol on generated zoos of fine-tune families -> benchmarks/results/families.md (under a minute).
+bench-families: venv
+	$(BIN)/python benchmarks/families.py --out benchmarks/results
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
