@@ -76,11 +76,18 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ("mean_std_over_reps", 'g = long.groupby(by + ["metric"], sort=None)["value"]', _NONE),
     ],
     "kriging": [
-        ("shrinkage_floor", "corr = np.where(use, k / np.maximum(k - 1, 1), 1.0)",
+        ("pairwise_noise", "corr = np.where(use, k / np.maximum(k - 1, 1), 1.0)",
          "the residuals of datasets not in use are 0 (_residuals): what multiplies them never counts"),
-        ("shrinkage_floor", "return float(np.clip(var.sum() / total, None, 1.0)) if total > 0 else 1.0",
+        ("shrinkage_floor", "return float(np.clip(var[off].sum() / total, None, 1.0)) if total > 0 else 1.0",
          "each entry's variance estimate is >= 0 (the mean of squares is at least the square of the mean): the "
          "ratio never falls below 0"),
+        ("shrinkage_floor", "noise = pairwise_noise(cells, s, M, min_known=min_known) if (noise is None) or True "
+                            "else noise",
+         "the noise a caller gives is pairwise_noise's of the same cells (the fit's): recomputed, it is the same"),
+        *[("entrywise_shrunk", line, "each entry's variance estimate is >= 0 (the mean of squares is at least the "
+                                     "square of the mean): 1 - var / S^2 never exceeds 1")
+          for line in ("w[ok] = np.clip(1.0 - var[ok] / S[ok] ** 2, 0.0, None)",
+                       "w[ok] = np.clip(1.0 - var[ok] / S[ok] ** 2, 0.0, 2.0)")],
         ("_pairwise", "Kc = cells.csr(inuse.astype(None))", "a bool array cast with dtype None is float64, as with float"),
         *[("krige_row_joined", line, "the model indices are integers (int64 arrays from condition): an integer array "
                                      "without a dtype")

@@ -557,3 +557,23 @@ def test_twins_keep_their_correlation_where_the_one_shrinkage_would_not():
         assert (1 - floor) * C[a, a + 1] < 0.45 < 0.7 < E[a, a + 1]
     across = (np.arange(16) // 2)[:, None] != (np.arange(16) // 2)[None, :]
     assert np.abs(E[across]).mean() < 0.5 * np.abs(C[across]).mean()
+
+
+def test_the_pairwise_shrinkage_at_its_edges():
+    """A pair without a variance (fewer than two datasets: inf) or whose mean is exactly 0 (0 / 0 included) keeps
+    nothing; a mean of exactly 1 is shrunk as any other; a negative one keeps its sign; the diagonal is given."""
+    S = np.array([[9.0, 0.0, 1.0, -0.5],
+                  [0.0, 9.0, 0.4, 0.3],
+                  [1.0, 0.4, 9.0, 0.2],
+                  [-0.5, 0.3, 0.2, 9.0]])
+    var = np.array([[np.inf, 0.0, 0.5, 0.05],
+                    [0.0, np.inf, 0.5, np.inf],
+                    [0.5, 0.5, np.inf, 0.01],
+                    [0.05, np.inf, 0.01, np.inf]])
+    with np.errstate(all="raise"):  # (no 0 / 0 is ever computed)
+        got = _kriging.entrywise_shrunk((S, var), np.array([1.0, 2.0, 3.0, 4.0]))
+    want = np.array([[1.0, 0.0, 0.5, -0.5 * 0.8],
+                     [0.0, 2.0, 0.0, 0.0],
+                     [0.5, 0.0, 3.0, 0.2 * 0.75],
+                     [-0.5 * 0.8, 0.0, 0.2 * 0.75, 4.0]])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
