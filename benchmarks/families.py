@@ -52,14 +52,14 @@ def family_zoo(seed: int, n_datasets: int = 8, n_families: int = 8, per_family: 
                    dataset_ids=[f"task{d}" for d in range(n_datasets)])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seeds", type=int, default=5, help="zoos generated (seeds 1..N)")
     ap.add_argument("--datasets", type=int, default=8)
     ap.add_argument("--families", type=int, default=8)
     ap.add_argument("--per-family", type=int, default=30)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     rows, t0 = [], time.perf_counter()
     for seed in range(1, args.seeds + 1):
@@ -91,7 +91,8 @@ def main() -> None:
     lines += ["", "## Command", "", "```", "python benchmarks/families.py --out benchmarks/results", "```", ""]
     (args.out / "families.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
