@@ -367,6 +367,8 @@ def _known_options(fn):
 
 def _read_known(pairs: tuple[str, ...], path: str | None) -> dict | None:
     """--known MODEL=ACCURACY pairs and the rows of a --results file, as {model: accuracy} (None without any)."""
+    from .values import parse_metric
+
     out: dict[str, float] = {}
 
     def add(model: str, raw: str, where: str) -> None:
@@ -375,8 +377,6 @@ def _read_known(pairs: tuple[str, ...], path: str | None) -> dict | None:
             raise UsageError(f"{where}: the model name is empty; give MODEL=ACCURACY, e.g. --known resnet50=0.81")
         if model in out:
             raise UsageError(f"{where}: model {model!r} is given twice; give one result per model")
-        from .values import parse_metric
-
         value, _, problem = parse_metric(raw)  # (as the importers read it: 81% is 0.81; a bare 81 stays 81)
         if problem:
             raise UsageError(f"{where}: accuracy {raw.strip()[:40]!r} of model {model!r} is not a number; give a "

@@ -14,9 +14,9 @@ a result get one joint predictive distribution:
   together on every dataset are drawn together even on a zoo of a few datasets
   (``stages.kriging.entrywise_shrunk``); each model's variance from the median
   of its squared residuals, so that one outlying record does not make a model
-  look uncertain everywhere: the tails are the pools' job). Given known cells ``K`` the unknown
-  errors are Gaussian with the universal-kriging covariance (the level ``c``
-  unknown: its uncertainty is in it); a dataset without records has
+  look uncertain everywhere: the tails are the pools' job). Given known cells
+  ``K`` the unknown errors are Gaussian with the universal-kriging covariance
+  (the level ``c`` unknown: its uncertainty is in it); a dataset without records has
   ``S + rho 11'``, ``rho`` the level's variance relative to the models' errors;
 - **heavy tails**: each model's error is ``sd_j T(g_j)``: ``g`` the Gaussian
   errors in standard units (correlated as above), ``T`` the empirical

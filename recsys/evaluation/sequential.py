@@ -129,7 +129,6 @@ class _Sequential:
         self.has_scores = any(np.isfinite(v).any() for v in data.scores.values())
         self.planner = DEFAULT_ENGINE if DEFAULT_ENGINE in engines else engines[0]
         self.rows: list[dict] = []
-        self.coverage: dict[tuple, list[float]] = {}  # (fold, target) -> plan's interval coverage after n results
         self.timing: list[dict] = []
         self.errors: list[dict] = []
         self.t_start = time.perf_counter()
@@ -158,12 +157,12 @@ class _Sequential:
         block = train.block(fold.rows)
         nan = np.full((len(fold.rows), self.data.n_models), np.nan)
         picks: dict[str, dict[int, list[int]]] = {"static": {}, "plan": {}}
+        coverage: dict[int, list[float]] = {}  # target -> plan's interval coverage after n results
         static = answer(engine, None, block, nan, uncertainty=False).predicted
         for i, t in enumerate(fold.rows):
             cand = self.recorded[t]
             picks["static"][t] = _order(static[i], cand, self.steps)
-            picks["plan"][t], self.coverage[(fold.label, int(t))] = self._plan(engine, cal, jm, train, int(t), cand,
-                                                                               unrecorded)
+            picks["plan"][t], coverage[t] = self._plan(engine, cal, jm, train, int(t), cand, unrecorded)
         for name in self.baselines():
             cls = get_engine_class(name.split(":")[0])
             if getattr(cls, "requires_scores", False) and not self.has_scores:
@@ -190,8 +189,7 @@ class _Sequential:
         for policy, per in picks.items():
             for t, pk in per.items():
                 reg, found = regrets(self.Y[t], self.recorded[t], pk, self.steps)
-                self._row(policy, fold, int(t), reg, found, pk,
-                          self.coverage.get((fold.label, int(t))) if policy == "plan" else None)
+                self._row(policy, fold, int(t), reg, found, pk, coverage[t] if policy == "plan" else None)
         for t in fold.rows:
             reg, found = random_expectation(self.Y[t, self.recorded[t]], self.steps)
             self._row("random", fold, int(t), list(reg), list(found), [])
