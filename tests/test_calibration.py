@@ -478,7 +478,7 @@ def test_the_joints_factor_and_scale_are_scored_on_the_held_out_cases_only(joint
     import warnings
 
     from recsys.engines import calibration
-    from recsys.engines.joint import FACTORS, FITTED_SCALES, SCALES
+    from recsys.engines.joint import FACTORS, SCALES
 
     data, _, refits = joint_fit
     scored = []
@@ -487,7 +487,7 @@ def test_the_joints_factor_and_scale_are_scored_on_the_held_out_cases_only(joint
     one = np.zeros_like(refits[0].is_case)
     one[np.flatnonzero(refits[0].is_case)[0]] = True
     calibration.fit_joint(data, [dataclasses.replace(refits[0], is_case=one)], seed=3)
-    assert len(scored) == len(FACTORS) * len(FITTED_SCALES)
+    assert len(scored) == len(FACTORS) * len(SCALES)
     scored.clear()
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -358,7 +358,7 @@ def _assert_joint(params, rho, scale, factor, pools):
 
 def test_the_joint_parameters_of_a_planted_zoo(fitted):
     """Residuals by pool (the first results of the datasets without records in k1 .. k4), the cold level at its
-    floor, the "explained" scale and P(best)'s factor 0.6 (calibrated here, not taken from the fixture: mutation
+    floor, the per-dataset scale and P(best)'s factor 0.6 (calibrated here, not taken from the fixture: mutation
     testing runs the tests that call calibrate)."""
     data, _, _ = fitted
     cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0, independent=True)
@@ -373,11 +373,11 @@ def test_the_joint_parameters_of_a_planted_zoo(fitted):
                         "few": (31, pytest.approx(0, abs=1e-9), pytest.approx(1.6064657051966562)),
                         "some": (37, pytest.approx(0, abs=1e-9), pytest.approx(1.4707621521116356)),
                         "most": (0, 0.0, 0.0)}
-    _assert_joint(cal.joint, 0.001, "explained", 0.6, {
-        "cold": (93, -0.338108265830932, 22.23030521932936), "k1": (77, -19.014332969944462, 22.958032366856965),
-        "k2": (66, -53.638188091955875, 56.45280031388623), "k3": (55, -68.11362910362122, 69.53620528324684),
-        "k4": (44, -29.097999858730738, 30.46564432258412), "few": (34, 0.240291489574604, 16.75118330461584),
-        "some": (55, 6.3347247446145145, 21.924063070420274), "most": (1, -0.5287048443485803, 0.5287048443485803)})
+    _assert_joint(cal.joint, 0.001, "row", 0.6, {
+        "cold": (93, -0.3381082658309311, 22.23030521932936), "k1": (77, -34.81399751318134, 40.545613840620305),
+        "k2": (66, -72.12359214577474, 75.28716228973498), "k3": (55, -82.35061844332924, 83.84115560448444),
+        "k4": (44, -30.271979836602373, 31.67147091341271), "few": (34, 0.7023758146793786, 18.859498170773815),
+        "some": (55, 5.221814502718722, 20.19357536032054), "most": (1, -0.487420934673516, 0.487420934673516)})
 
 
 def test_the_joint_parameters_of_a_zoo_with_a_model_without_records(fitted):
@@ -419,20 +419,19 @@ def test_the_joint_parameters_from_a_sample_of_the_held_out_datasets(fitted):
 
 def test_the_joint_parameters_of_a_zoo_whose_datasets_are_easier_or_harder():
     """Each dataset's accuracies shifted together (sd 0.1): the level of a dataset without records varies beyond
-    what the models' errors say, rho = 0.81 (above its floor). The cold pool differs from the zoo's without the
-    shifts (the same size: every dataset is held out once); so do the others, since the "explained" scale divides
-    a model's conditional sd by its sd on a dataset without records, the level's variance included."""
+    what the models' errors say, rho = 0.81 (above its floor); the pools of datasets with records stay as without
+    the shifts, the cold pool does not."""
     from recsys.features.data import ZooData
 
     planted, _ = planted_low_rank(n_datasets=60, n_models=12, density=0.6, noise=0.02, seed=2)
     Y = np.clip(planted.Y + np.random.default_rng(5).normal(0, 0.1, size=(60, 1)), 0, 1)
     data = ZooData(Y=Y, model_features=planted.model_features, dataset_features=planted.dataset_features)
     cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0)
-    _assert_joint(cal.joint, 0.8087434639920428, "explained", 0.45, {
-        "cold": (93, 21.185663529396916, 68.7203788467268), "k1": (77, -62.15641048066777, 73.91506266625699),
-        "k2": (66, -171.83655428181552, 179.04411892839843), "k3": (55, -212.41341486375825, 216.1731922705605),
-        "k4": (44, -90.85241137364723, 94.46700778639426), "few": (34, -4.187115219746776, 52.598245907171176),
-        "some": (55, 25.444420119997943, 76.85897447410734), "most": (1, -1.7075594607797382, 1.7075594607797382)})
+    _assert_joint(cal.joint, 0.8087434639920428, "row", 0.6, {
+        "cold": (93, 21.185663529396916, 68.7203788467268), "k1": (77, -34.81399751318132, 40.545613840620284),
+        "k2": (66, -72.12359214577474, 75.28716228973498), "k3": (55, -82.35061844332925, 83.84115560448443),
+        "k4": (44, -30.271979836602316, 31.67147091341266), "few": (34, 0.7023758146793804, 18.859498170773804),
+        "some": (55, 5.221814502718731, 20.193575360320533), "most": (1, -0.487420934673516, 0.487420934673516)})
 
 
 def test_the_factor_and_scale_chosen_on_a_sample_of_the_cases(fitted):
@@ -788,39 +787,3 @@ def test_after_a_poor_result_the_plan_leaves_the_family_that_errs_together():
     post = answer(engine, None, block, nan, given=[{0: float(Y[7, 0])}], posteriors=True).posteriors[0]
     assert post.sd[1] < 0.3 * np.median(post.sd[family != 0])
     assert family[post.plan(1, summary=False).models[0]] != 0
-
-
-def test_the_explained_scale_narrows_the_twin_of_a_result_where_the_row_scale_does_not():
-    """The scales of the marginals on the family zoo above, its new dataset given family 0's first result. "row"
-    (kept for older model files): every unknown model's sd is the spread, the twin's included; "explained": the
-    model's conditional sd over its sd on a dataset without records (the level's variance included), so the twin
-    narrows and the others do not; "model": the conditional sd itself. Without results "explained" is "row"."""
-    from recsys.engines.joint import FITTED_SCALES
-    from recsys.features.data import ZooData
-
-    rng = np.random.default_rng(5)
-    Y = 0.55 + np.repeat(rng.normal(size=(8, 8)) * 0.1, 2, axis=1) + 0.01 * rng.normal(size=(8, 16))
-    family = np.arange(16) // 2
-    Y[:7, family == 0] += 0.15
-    Y[7, family == 0] -= 0.1
-    data = ZooData(Y=np.where(np.arange(8)[:, None] == 7, np.nan, Y),
-                   model_features=np.eye(8)[family] + 0.01 * rng.normal(size=(16, 8)),
-                   dataset_features=rng.normal(size=(8, 2)))
-    engine = make_engine("hybrid", seed=0).fit(data)
-    block = data.block(np.array([7]))
-    pred, inp, nan = engine.predict(block)[0], engine.row_inputs(block)[0], np.full(16, np.nan)
-    jm = JointModel(engine, JointParams(rho=0.5), np.zeros(16, bool))
-    given = {0: float(Y[7, 0])}
-    s = condition(inp, np.array([0]), np.array([given[0]]))[1]
-    post = {sc: jm.posterior(pred, nan, given, inp, scale=sc) for sc in ("model", "row", "explained")}
-    rest = np.arange(1, 16)
-    np.testing.assert_allclose(post["row"].sd[rest], s)
-    prior = jm.uncertainty.diag[rest] + 0.5
-    np.testing.assert_allclose(post["explained"].sd[rest], post["model"].sd[rest] / np.sqrt(prior), rtol=1e-12)
-    sd = post["explained"].sd
-    assert sd[1] < 0.4 * s and sd[1] < 0.4 * sd[family > 0].min()  # (the twin: its family's result pins it down)
-    assert sd[family > 0].min() > s  # (the others: the level is now the result's, less certain than its prior)
-    cold = {sc: jm.posterior(pred, nan, None, inp, scale=sc) for sc in ("row", "explained")}
-    np.testing.assert_allclose(cold["explained"].sd, cold["row"].sd, rtol=1e-12)
-    np.testing.assert_allclose(cold["row"].sd, inp.spread)
-    assert "row" not in FITTED_SCALES  # (older files may hold it; the calibration no longer chooses it)

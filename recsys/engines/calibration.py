@@ -35,7 +35,7 @@ from ..errors import ArtifactError, RecsysError
 from ..features.data import Cells, ZooData
 from ..threads import one_blas_thread
 from .base import Engine
-from .joint import COLD_MODEL, FACTORS, FITTED_SCALES, POOLS, SCALES, JointModel, JointParams, brier, pool_name
+from .joint import COLD_MODEL, FACTORS, POOLS, SCALES, JointModel, JointParams, brier, pool_name
 
 __all__ = ["Calibration", "calibrate", "stratum_of", "STRATA"]
 
@@ -646,9 +646,8 @@ def fit_joint(data: ZooData, refits: list[_Refit], *, seed: int = 0, block: int 
       known cells; beside them, each held-out dataset without records shows a user's first results:
       its models with the highest centres are revealed one at a time (the results given, the row
       conditioned, no refit) and the rest are scored (pools ``k1`` .. ``k4``);
-    - the marginals' scale (:data:`~.joint.FITTED_SCALES`: the model's conditional sd, or the share of
-      its variance the known cells leave) and the factor on the errors in P(best): the pair with the
-      best Brier score of P(best of the recorded models) on the held-out datasets.
+    - the marginals' scale (per model or per dataset) and the factor on the errors in P(best): the
+      pair with the best Brier score of P(best of the recorded models) on the held-out datasets.
 
     The pool of models without any record (:func:`_cold_model_pool`, one more refit) is added by
     :func:`calibrate` once these refits are released.
@@ -666,7 +665,7 @@ def fit_joint(data: ZooData, refits: list[_Refit], *, seed: int = 0, block: int 
               for i, R in enumerate(refits)}
     rho = _cold_level(rows, models) if kriging else 1.0
     fits = {scale: JointParams(_pools(rows, refits, models, rho, scale, seed, kriging), rho, scale, 1.0, seed,
-                               kriging) for scale in (FITTED_SCALES if kriging else SCALES[:1])}
+                               kriging) for scale in (SCALES if kriging else SCALES[:1])}
     cases = [r for r in rows if r.case and len(r.hidden) >= 2]
     if len(cases) > _JOINT_CASES:
         cases = [cases[i] for i in np.sort(rng.choice(len(cases), _JOINT_CASES, replace=False))]

@@ -25,12 +25,8 @@ a result get one joint predictive distribution:
   ``k4``, then a third or less of the models, two thirds or less, more), so a
   Gaussian copula over each pool's empirical distribution; ``sd_j`` is the
   dataset's spread times the model's conditional standard deviation
-  (``scale="model"``), or times the share of the model's variance on a
-  dataset without records that the known cells leave (``"explained"``: the
-  spread alone on a dataset without known cells, narrowed for a model that a
-  result pins down, e.g. the twin of a fine-tune that has one), as the
-  calibration chose (model files fitted before ``"explained"`` may hold
-  ``"row"``: the spread alone, however many cells are known). Models without any record in the fit have a pool of their own
+  (``scale="model"``) or the spread alone (``"row"``), as the calibration
+  chose. Models without any record in the fit have a pool of their own
   (``cold-model``): how such models' predictions err.
 
 Everything random is a function of fixed draws (common random numbers, seeded
@@ -64,7 +60,7 @@ from ..threads import one_blas_thread
 from .stages.kriging import COV_MIN_KNOWN, DenseCovariance, LowRankCovariance, krige_row, krige_row_joined
 from .stages.scale import pooled_scale
 
-__all__ = ["POOLS", "COLD_MODEL", "N_DRAWS", "FACTORS", "SCALES", "FITTED_SCALES", "Pool", "JointParams", "RowInputs",
+__all__ = ["POOLS", "COLD_MODEL", "N_DRAWS", "FACTORS", "SCALES", "Pool", "JointParams", "RowInputs",
            "RowPosterior", "JointModel", "Plan", "pool_name", "condition", "brier", "stream_normals"]
 
 #: the pools of normalized residuals, by known cells of the dataset: none, 1 .. 4 results given (a user's first
@@ -162,8 +158,8 @@ class JointParams:
         Normalized out-of-fold residuals per pool (:data:`POOLS`, :data:`COLD_MODEL`).
     rho : float
         Variance of the level of a dataset without records, relative to the models' errors.
-    scale : {"model", "row", "explained"}
-        The marginals' scale (:data:`SCALES`).
+    scale : {"model", "row"}
+        The marginals' scale: the spread times the model's conditional sd, or the spread alone.
     factor : float
         Factor on the errors in P(best) (as :attr:`Calibration.noise_scale`), by Brier score.
     seed : int
@@ -222,7 +218,7 @@ class JointParams:
         if f"{prefix}params" not in arrays:
             return None  # a model file from before the joint distribution: today's P(best) answers
         p = np.asarray(arrays[f"{prefix}params"], dtype=float)
-        if p.shape != (5,) or not np.isfinite(p).all() or p[0] < 0 or p[1] <= 0 or p[2] not in range(len(SCALES)):
+        if p.shape != (5,) or not np.isfinite(p).all() or p[0] < 0 or p[1] <= 0 or p[2] not in (0, 1):
             raise ValueError("damaged joint parameters")
         pools = {}
         for name in (*POOLS, COLD_MODEL):
@@ -234,14 +230,8 @@ class JointParams:
         return cls(pools, float(p[0]), SCALES[int(p[2])], float(p[1]), int(p[3]), bool(p[4]))
 
 
-#: the marginals' scales (stored by position): the spread times the model's conditional sd; the spread alone
-#: (model files fitted before "explained"); the spread times the share of the model's variance on a dataset
-#: without records that the known cells leave unexplained
-SCALES = ("model", "row", "explained")
-#: the scales the calibration chooses from. Not "row": its marginals do not narrow where a result pins a model
-#: down (a twin of a model with a result keeps its whole uncertainty), so a plan under it keeps trying the
-#: family that just failed (``benchmarks/families.py``); on a dataset without known cells "explained" is "row".
-FITTED_SCALES = ("model", "explained")
+#: the marginals' scales (stored by position)
+SCALES = ("model", "row")
 
 
 # -- what an engine gives ---------------------------------------------------------------------------------
@@ -874,7 +864,7 @@ class JointModel:
             known cells (a result replaces a stored record).
         inp : RowInputs
             The engine's inputs for the dataset (kriging engines).
-        scale : {"model", "row", "explained"}, optional
+        scale : {"model", "row"}, optional
             Default: the calibrated one (:class:`JointParams`).
         """
         p = self.params
@@ -919,13 +909,11 @@ class JointModel:
 
                 var = var[U]
             sd = np.zeros(m)
-            if scale == "row":
-                sd[U] = s
-            else:
+            if scale == "model":
                 own = unc.diag[U] + (0.0 if len(K) else p.rho)
                 sd[U] = s * np.sqrt(np.maximum(var, VAR_FLOOR * own))
-                if scale == "explained":  # (relative to the model's variance on a dataset without records)
-                    sd[U] /= np.sqrt(np.maximum(unc.diag[U] + p.rho, 1e-300))
+            else:
+                sd[U] = s
         mu[K] = known_vals[K]
         return RowPosterior(mu, sd, known, p.pool(pool_name(len(K), m, bool(given))), p.pool(COLD_MODEL),
                             self.cold_models,
