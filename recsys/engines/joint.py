@@ -26,8 +26,13 @@ a result get one joint predictive distribution:
   Gaussian copula over each pool's empirical distribution; ``sd_j`` is the
   dataset's spread times the model's conditional standard deviation
   (``scale="model"``) or the spread alone (``"row"``), as the calibration
-  chose. Models without any record in the fit have a pool of their own
-  (``cold-model``): how such models' predictions err.
+  chose; under ``"row"`` results given narrow each model's scale by the
+  share of its variance they explain (its conditional variance given the
+  known cells over that given the stored records alone, at least
+  :data:`VAR_FLOOR`), so the twin of a fine-tune with a result is nearly
+  pinned down while the answer without results keeps the spread. Models
+  without any record in the fit have a pool of their own (``cold-model``):
+  how such models' predictions err.
 
 Everything random is a function of fixed draws (common random numbers, seeded
 by the model's seed; one stream per model): P(best), the expected best of a
@@ -159,7 +164,8 @@ class JointParams:
     rho : float
         Variance of the level of a dataset without records, relative to the models' errors.
     scale : {"model", "row"}
-        The marginals' scale: the spread times the model's conditional sd, or the spread alone.
+        The marginals' scale: the spread times the model's conditional sd, or the spread alone (narrowed by
+        the results given, as the module docstring says).
     factor : float
         Factor on the errors in P(best) (as :attr:`Calibration.noise_scale`), by Brier score.
     seed : int
@@ -874,6 +880,7 @@ class JointModel:
         if self.kriging and inp is not None and len(inp.models):  # (the engine's own records: always known)
             gap = np.isnan(known_vals[inp.models])
             known_vals[inp.models[gap]] = inp.values[gap]
+        known0 = ~np.isnan(known_vals)  # (before the results given)
         if given:
             gm = np.fromiter(given.keys(), dtype=np.int64, count=len(given))
             gv = np.fromiter(given.values(), dtype=float, count=len(given))
@@ -914,10 +921,21 @@ class JointModel:
                 sd[U] = s * np.sqrt(np.maximum(var, VAR_FLOOR * own))
             else:
                 sd[U] = s
+                if given and not np.array_equal(known, known0):
+                    sd[U] *= np.sqrt(np.maximum(var / self._prior_var(known0, U), VAR_FLOOR))
         mu[K] = known_vals[K]
         return RowPosterior(mu, sd, known, p.pool(pool_name(len(K), m, bool(given))), p.pool(COLD_MODEL),
                             self.cold_models,
                             p.factor, draw, self.n_draws)
+
+
+    def _prior_var(self, known: np.ndarray, U: np.ndarray) -> np.ndarray:
+        """The variance (standardized units) of each model of ``U`` given the cells ``known`` only."""
+        K0 = np.flatnonzero(known)
+        if not len(K0):
+            return self.uncertainty.diag[U] + self.params.rho
+        U0 = np.flatnonzero(~known)
+        return self.uncertainty.kriging(K0, U0).var[np.searchsorted(U0, U)]
 
 
 def brier(p: np.ndarray, truth: np.ndarray, among: np.ndarray) -> float:
