@@ -12,8 +12,9 @@ dataset's level (sd 0.05) + the family's effect on the dataset (sd 0.12) + the f
 parameters (log) and a reported accuracy (the family's quality plus noise); dataset features: two random numbers
 (metadata that say nothing, as a new user's often do).
 
-These zoos were made to study the joint distribution's correlations (``stages.kriging.entrywise_shrunk``): they are
-development zoos, not a hold-out.
+These zoos were made to study the joint distribution's correlations (``stages.kriging.entrywise_shrunk``) and the
+narrowing of its "row" scale by the results given (``joint.JointModel.posterior``): they are development zoos, not a
+hold-out.
 
     python benchmarks/families.py --out benchmarks/results          # families.md, families.csv
 """
