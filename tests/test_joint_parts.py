@@ -263,6 +263,10 @@ def test_independent_uncertainty_draws_blocks_and_diagonal():
     np.testing.assert_allclose(low.block(np.array([0, 2]), np.array([2])), [[1.0], [3.0]])
     np.testing.assert_allclose(low.diag, [1.5, 2, 3])
     assert low.psi.dtype == float and low.V.dtype == float
+    cols = np.array([2, 0])  # (low rank: the factors' fixed draws times V, plus each model's own stream times sqrt(psi))
+    want = stream_normals(2, 16, np.arange(1), salt=3) @ np.ones((1, 2)) + stream_normals(2, 16, cols, salt=2) * \
+        np.sqrt([2.0, 0.5])
+    np.testing.assert_allclose(low.draws(cols), want, atol=1e-12)
 
 
 def test_uncertainty_is_built_once_per_covariance_seed_and_draws(monkeypatch):
@@ -282,6 +286,8 @@ def test_psd_returns_the_cholesky_factor_of_a_positive_definite_matrix():
     S3, L3 = J._psd(np.array([[1.0, 2.0], [2.0, 1.0]]))  # indefinite: the nearest PSD and a square root
     np.testing.assert_allclose(L3 @ L3.T, S3, atol=1e-12)
     assert np.linalg.eigvalsh(S3).min() > -1e-12
+    # (eigenvalues 3 and -1, eigenvectors (1, 1) and (1, -1) / sqrt(2): the -1 set to 0 leaves 1.5 everywhere)
+    np.testing.assert_allclose(S3, np.full((2, 2), 1.5), atol=1e-12)
 
 
 # -- one row ---------------------------------------------------------------------------------------------------
