@@ -770,16 +770,7 @@ def test_after_a_poor_result_the_plan_leaves_the_family_that_errs_together():
     of the fit, poor on the new one (issue 18's NLP zoo: five DeBERTa-v3 fine-tunes in a row). Its first model's
     result given, its twin is nearly certain (the joint's correlations shrunk pair by pair: the kriging's one
     shrinkage of 0.75 left the twin as uncertain as any model) and the next pick is another family's."""
-    from recsys.features.data import ZooData
-
-    rng = np.random.default_rng(5)
-    Y = 0.55 + np.repeat(rng.normal(size=(8, 8)) * 0.1, 2, axis=1) + 0.01 * rng.normal(size=(8, 16))
-    family = np.arange(16) // 2
-    Y[:7, family == 0] += 0.15
-    Y[7, family == 0] -= 0.1
-    data = ZooData(Y=np.where(np.arange(8)[:, None] == 7, np.nan, Y),
-                   model_features=np.eye(8)[family] + 0.01 * rng.normal(size=(16, 8)),
-                   dataset_features=rng.normal(size=(8, 2)))
+    data, Y, family = _family_zoo()
     engine = make_engine("hybrid", seed=0).fit(data)
     assert engine.cov_shrink_ == pytest.approx(0.7504, abs=1e-4)
     block, nan = data.block(np.array([7])), np.full((1, 16), np.nan)
@@ -791,8 +782,8 @@ def test_after_a_poor_result_the_plan_leaves_the_family_that_errs_together():
 
 
 def _family_zoo():
-    """The family zoo of the test above: 8 families of two fine-tunes, family 0 the best on the fit's 7 datasets and
-    poor on the new one (dataset 7)."""
+    """8 families of two fine-tunes that err together on every dataset, family 0 the best on the fit's 7 datasets
+    and poor on the new one (dataset 7, without records); the full matrix, the zoo and each model's family."""
     from recsys.features.data import ZooData
 
     rng = np.random.default_rng(5)
