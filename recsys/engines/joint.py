@@ -928,7 +928,6 @@ class JointModel:
                             self.cold_models,
                             p.factor, draw, self.n_draws)
 
-
     def _prior_var(self, known: np.ndarray, U: np.ndarray) -> np.ndarray:
         """The variance (standardized units) of each model of ``U`` given the cells ``known`` only."""
         K0 = np.flatnonzero(known)
