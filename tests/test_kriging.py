@@ -85,14 +85,19 @@ def _records(Y):
     return Cells.from_dense(Y)
 
 
+def _centred(Y, s, M, min_known):
+    """The residuals y / s - M centred per dataset, each dataset's record count, and the datasets with at least
+    ``min_known`` records."""
+    R = Y / s[:, None] - M
+    k = (~np.isnan(Y)).sum(1)
+    return R - np.nanmean(R, 1, keepdims=True), k, k >= min_known
+
+
 def _textbook(Y, s, M, min_known, shrink):
     """Pairwise-complete covariance of the centred residuals of the rows with >= min_known records, each row's
     residuals scaled by k / (k - 1), off-diagonal shrunk; a model never recorded on those rows gets the median
     variance."""
-    R = Y / s[:, None] - M
-    R = R - np.nanmean(R, 1, keepdims=True)
-    k = (~np.isnan(Y)).sum(1)
-    use = k >= min_known
+    R, k, use = _centred(Y, s, M, min_known)
     m = Y.shape[1]
     S = np.zeros((m, m))
     for a in range(m):
@@ -497,10 +502,7 @@ def test_shrinkage_floor_falls_with_the_datasets_behind_the_covariance(monkeypat
 def _entrywise_by_hand(Y, s, M, min_known=COV_MIN_KNOWN):
     """Each off-diagonal pair's mean of w = r_a r_b k/(k-1) over the well-recorded datasets recording both, times
     max(0, 1 - var(mean) / mean^2); 0 for a pair fewer than two of them record."""
-    k = (~np.isnan(Y)).sum(1)
-    R = Y / s[:, None] - M
-    R = R - np.nanmean(R, 1, keepdims=True)
-    use = k >= min_known
+    R, k, use = _centred(Y, s, M, min_known)
     m = Y.shape[1]
     out = np.zeros((m, m))
     for a in range(m):

@@ -933,8 +933,7 @@ class JointModel:
         K0 = np.flatnonzero(known)
         if not len(K0):
             return self.uncertainty.diag[U] + self.params.rho
-        U0 = np.flatnonzero(~known)
-        return self.uncertainty.kriging(K0, U0).var[np.searchsorted(U0, U)]
+        return self.uncertainty.kriging(K0, U).var  # (U holds no model of K0: the results only add known cells)
 
 
 def brier(p: np.ndarray, truth: np.ndarray, among: np.ndarray) -> float:
