@@ -897,7 +897,7 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ("_plain_standardization", "ok = (k >= min_known) & (sd >= 0)",
          "a dataset of spread 0 then gets its mean and a scale of 0: (y - mean) / 0 = 0 / 0 is NaN, as its NaN offset "
          "gives"),
-        ("_pool_log_sd", "emp = np.log(np.where(sd >= 1e-4, sd, 1e-4))", "at exactly 1e-4 both sides give 1e-4"),
+        ("pool_log_sd", "emp = np.log(np.where(sd >= 1e-4, sd, 1e-4))", "at exactly 1e-4 both sides give 1e-4"),
         ("fit_ridge", "w = np.ones(len(X)) if w is None else np.asarray(w, None)",
          "the weights are record counts or floats: as an int or a float array they weigh the same in float products"),
         ("fit_ridge", "w = np.ones(len(X)) if w is None else np.asarray(w, )",

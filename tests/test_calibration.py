@@ -541,6 +541,32 @@ def _cold_reveal_rows(joint_fit):
     return cold, refits, models
 
 
+def test_the_narrowing_exponent_is_the_one_whose_first_results_score_best(joint_fit):
+    """Of NARROWS, the exponent with the lowest mean CRPS (accuracy units: sd times the pool's CRPS of the
+    normalized residual) of the first results' models not revealed, each exponent's k pools refitted; the
+    scores differ (the choice matters), and the other pools are those of exponent 1."""
+    from recsys.engines import calibration
+    from recsys.engines.joint import NARROWS, JointModel, JointParams
+
+    data, cal, refits = joint_fit
+    rows = calibration._held_rows(refits, data.records, [R.held for R in refits], 256)
+    models = {0: JointModel(refits[0].engine, JointParams(seed=3), refits[0].train.records.col_counts() == 0)}
+    rho, scale = cal.joint.rho, cal.joint.scale
+    assert rho == calibration._cold_level(rows, models)
+    scores = {}
+    for narrow in NARROWS:
+        pools, given = calibration._pools(rows, refits, models, rho, scale, 3, True, narrow)
+        params = JointParams(pools, rho, scale, 1.0, 3, True, narrow)
+        res = [sd * params.pool(f"k{k}").crps(r / sd) for k, r, sd in given]
+        scores[narrow] = float(np.mean(np.concatenate(res)))
+        if narrow == cal.joint.narrow:
+            assert all(np.array_equal(cal.joint.pools[k], v) for k, v in pools.items())
+    assert cal.joint.narrow == min(NARROWS, key=lambda n: (scores[n], -n))
+    assert len({round(v, 9) for v in scores.values()}) == len(NARROWS)
+    one = calibration._pools(rows, refits, models, rho, scale, 3, True, 1.0)[0]
+    assert all(np.array_equal(one[k], cal.joint.pools[k]) for k in one if not k.startswith("k"))
+
+
 def test_first_results_are_revealed_by_centre_ties_in_the_models_order(joint_fit):
     """Models tied at a centre are revealed in the models' order: as if each were a hair above the next."""
     import dataclasses
@@ -557,8 +583,8 @@ def test_first_results_are_revealed_by_centre_ties_in_the_models_order(joint_fit
             pred = r.pred.copy()
             pred[r.hidden] = centre
             out.append(dataclasses.replace(r, pred=pred))
-    a = calibration._pools(tied, refits, models, 1.0, "model", 3, True)
-    b = calibration._pools(broken, refits, models, 1.0, "model", 3, True)
+    a = calibration._pools(tied, refits, models, 1.0, "model", 3, True)[0]
+    b = calibration._pools(broken, refits, models, 1.0, "model", 3, True)[0]
     assert set(a) == set(b) and {"k1", "k4"} <= set(a)
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-6)
@@ -579,8 +605,9 @@ def test_a_pool_without_residuals_is_left_out(joint_fit):
     flags = np.zeros(len(pred), bool)
     flags[r.hidden[4:]] = True
     models = {0: JointModel(refits[0].engine, JointParams(seed=3), flags)}
-    pools = calibration._pools([dataclasses.replace(r, pred=pred)], refits, models, 1.0, "model", 3, True)
+    pools, given = calibration._pools([dataclasses.replace(r, pred=pred)], refits, models, 1.0, "model", 3, True)
     assert {"k1", "k2", "k3"} <= set(pools) and "k4" not in pools
+    assert [k for k, _, _ in given] == [1, 2, 3, 4] and not len(given[3][1])  # (what the exponent is scored on)
     assert all(len(v) for v in pools.values())
 
 

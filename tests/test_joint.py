@@ -231,6 +231,14 @@ def test_pool_excess_is_exact():
     np.testing.assert_allclose(pool.excess(np.array([-2.0, 0.5, 3.0])), [(1 + 2 + 4) / 3, 1.5 / 3, 0.0])
 
 
+def test_pool_crps_is_exact():
+    """``E|v - z| - E|v - v'| / 2`` over the pool's values, written out."""
+    v = np.array([-1.0, 0.0, 2.0, 2.5])
+    z = np.array([-3.0, 0.5, 2.0, 9.0])
+    want = [np.abs(v - x).mean() - 0.5 * np.abs(v[:, None] - v[None, :]).mean() for x in z]
+    np.testing.assert_allclose(Pool(v).crps(z), want, rtol=0, atol=1e-12)
+
+
 def test_expected_improvement_with_a_narrower_spread_against_its_definition_written_out():
     """X' = m + s (min(X, 1) - m), m = E[min(X, 1)], over an explicit pool (every value equally likely): its
     expected improvement over ``best`` by enumeration; s = 1 is the plain one, s = 0 greedy on m."""
@@ -340,13 +348,13 @@ def test_low_rank_draws_in_the_factors_rank_are_matherons_rule_written_out():
     np.testing.assert_array_equal(kr.standard_draws(pos, 100), kr.standard_draws(pos)[:100])
 
 # -- the joint parameters that calibrate fits (recsys.engines.calibration.fit_joint) ------------------------------
-# Seeded: a change to how the pools, the cold level, the scale or P(best)'s factor are fitted shows in these
-# numbers (residual pools summarized by size, sum and sum of absolute values).
+# Seeded: a change to how the pools, the cold level, the scale, P(best)'s factor or the narrowing are fitted shows in
+# these numbers (residual pools summarized by size, sum and sum of absolute values).
 
 
-def _assert_joint(params, rho, scale, factor, pools):
-    assert (params.rho, params.scale, params.factor, params.seed, params.kriging) == (
-        pytest.approx(rho, rel=1e-9), scale, factor, 0, True)
+def _assert_joint(params, rho, scale, factor, pools, narrow=1.0):
+    assert (params.rho, params.scale, params.factor, params.seed, params.kriging, params.narrow) == (
+        pytest.approx(rho, rel=1e-9), scale, factor, 0, True, narrow)
     got = {k: (len(v), float(v.sum()), float(np.abs(v).sum())) for k, v in params.pools.items()}
     assert sorted(got) == sorted(pools)
     for name, (n, total, size) in pools.items():
@@ -374,10 +382,11 @@ def test_the_joint_parameters_of_a_planted_zoo(fitted):
                         "some": (37, pytest.approx(0, abs=1e-9), pytest.approx(1.4707621521116356)),
                         "most": (0, 0.0, 0.0)}
     _assert_joint(cal.joint, 0.001, "row", 0.6, {
-        "cold": (93, -0.3381082658309311, 22.23030521932936), "k1": (77, -19.014332969944462, 22.958032366856965),
-        "k2": (66, -53.638188091955875, 56.45280031388623), "k3": (55, -68.11362910362121, 69.53620528324683),
-        "k4": (44, -29.09799985873074, 30.465644322584122), "few": (34, 0.7023758146793786, 18.859498170773815),
-        "some": (55, 5.221814502718722, 20.19357536032054), "most": (1, -0.487420934673516, 0.487420934673516)})
+        "cold": (93, -0.3381082658309311, 22.23030521932936), "k1": (77, -35.36824386492905, 41.20774643436621),
+        "k2": (66, -41.61119911684198, 44.94502248102413), "k3": (55, -44.501688680094695, 51.183875689179835),
+        "k4": (44, -14.992100124755872, 20.026968835182515), "few": (34, 0.7023758146793786, 18.859498170773815),
+        "some": (55, 5.221814502718722, 20.19357536032054), "most": (1, -0.487420934673516, 0.487420934673516)},
+        narrow=0.5)
 
 
 def test_the_joint_parameters_of_a_zoo_with_a_model_without_records(fitted):
@@ -390,9 +399,9 @@ def test_the_joint_parameters_of_a_zoo_with_a_model_without_records(fitted):
     cold = ZooData(Y=Y, model_features=data.model_features, dataset_features=data.dataset_features)
     cal = calibrate(lambda: make_engine("hybrid", seed=0), cold, seed=0)
     _assert_joint(cal.joint, 0.001, "model", 0.6, {
-        "cold": (85, -7.014525126477787, 69.30713043595722), "k1": (65, -59.81840672109863, 72.1824444066547),
-        "k2": (55, -144.84699351955754, 149.67028131611954), "k3": (45, -173.09393909810737, 177.11461188247662),
-        "k4": (35, -76.19853837856135, 79.84965608270466), "few": (39, 3.1564931961893956, 82.5863442615622),
+        "cold": (85, -7.014525126477787, 69.30713043595722), "k1": (65, -109.71758500541418, 125.70541913540043),
+        "k2": (55, -134.2167284935845, 150.08329510135965), "k3": (45, -150.14170047304285, 160.79148770854493),
+        "k4": (35, -58.02220062491473, 66.72163935389581), "few": (39, 3.1564931961893956, 82.5863442615622),
         "some": (42, 2.839401884898815, 56.06824108150008),
         "cold-model": (31, -33.99046351196614, 39.45869971932447)})
 
@@ -411,9 +420,9 @@ def test_the_joint_parameters_from_a_sample_of_the_held_out_datasets(fitted):
         cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0)
     assert cal.noise_scale == 1.0
     _assert_joint(cal.joint, 0.001, "model", 0.15, {
-        "cold": (30, -2.9448857993789956, 17.594951436697972), "k1": (26, -15.743418656841275, 17.33771616680437),
-        "k2": (22, -56.55196597517983, 57.727742173187174), "k3": (18, -31.892251313686746, 35.76460348279644),
-        "k4": (14, -30.212739593790488, 33.93556377855032), "few": (8, -4.590221134930239, 18.02830221422601),
+        "cold": (30, -2.9448857993789956, 17.594951436697972), "k1": (26, -30.578691921868494, 32.962008367743174),
+        "k2": (22, -52.329396580168044, 54.623547280883564), "k3": (18, -12.62049636763458, 21.841016496973534),
+        "k4": (14, -16.612569218752796, 24.206314486000345), "few": (8, -4.590221134930239, 18.02830221422601),
         "some": (20, 12.470056863995389, 35.53392154724453), "most": (1, -1.8065707064440113, 1.8065707064440113)})
 
 
@@ -429,10 +438,11 @@ def test_the_joint_parameters_of_a_zoo_whose_datasets_are_easier_or_harder():
     data = ZooData(Y=Y, model_features=planted.model_features, dataset_features=planted.dataset_features)
     cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0)
     _assert_joint(cal.joint, 0.8087434639920428, "row", 0.6, {
-        "cold": (93, 21.185663529396916, 68.7203788467268), "k1": (77, -62.15641048066777, 73.91506266625699),
-        "k2": (66, -171.83655428181552, 179.04411892839843), "k3": (55, -211.782029949583, 215.54180735638525),
-        "k4": (44, -90.17273457997923, 93.78733099272627), "few": (34, 0.7023758146793804, 18.859498170773804),
-        "some": (55, 5.221814502718731, 20.193575360320533), "most": (1, -0.487420934673516, 0.487420934673516)})
+        "cold": (93, 21.185663529396916, 68.7203788467268), "k1": (77, -47.96620530989365, 56.28175431673605),
+        "k2": (66, -61.29744848394296, 66.30451116884828), "k3": (55, -65.4704785429619, 74.63267678746911),
+        "k4": (44, -23.9090558671056, 31.065708914149248), "few": (34, 0.7023758146793804, 18.859498170773804),
+        "some": (55, 5.221814502718731, 20.193575360320533), "most": (1, -0.487420934673516, 0.487420934673516)},
+        narrow=0.5)
 
 
 def test_the_factor_and_scale_chosen_on_a_sample_of_the_cases(fitted):
@@ -446,9 +456,9 @@ def test_the_factor_and_scale_chosen_on_a_sample_of_the_cases(fitted):
     with mock.patch.object(calibration, "_JOINT_CASES", 8):
         cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0)
     _assert_joint(cal.joint, 0.001, "model", 0.35, {
-        "cold": (93, -6.9505531875558635, 71.13882504856247), "k1": (77, -65.64749941571013, 77.90099205469599),
-        "k2": (66, -181.05803813578976, 188.44072087932364), "k3": (55, -223.2725547998137, 227.1449069689234),
-        "k4": (44, -95.42998245985765, 99.15280664461747), "few": (34, -4.994111462843592, 55.20442377491163),
+        "cold": (93, -6.9505531875558635, 71.13882504856247), "k1": (77, -129.43836007029122, 149.63232045770562),
+        "k2": (66, -153.0040581224935, 162.21695334616368), "k3": (55, -161.134751757043, 187.23364569873127),
+        "k4": (44, -54.99486704715707, 74.49268328946887), "few": (34, -4.994111462843592, 55.20442377491163),
         "some": (55, 27.246622355868674, 81.62100416176398), "most": (1, -1.8065707064440113, 1.8065707064440113)})
 
 
@@ -463,11 +473,12 @@ def test_the_pool_of_models_without_records_hides_a_tenth_of_the_recorded_ones()
     data = ZooData(Y=Y, model_features=planted.model_features, dataset_features=planted.dataset_features)
     cal = calibrate(lambda: make_engine("hybrid", seed=0), data, seed=0)
     _assert_joint(cal.joint, 0.001, "model", 1.0, {
-        "cold": (135, 2.26371059181875, 107.3740897761134), "k1": (127, -26.447561304662525, 57.29320750851387),
-        "k2": (119, -341.6030019974207, 353.95225366619815), "k3": (111, -280.3842836601154, 294.5575106097786),
-        "k4": (103, -306.26857991172926, 319.73396093309464), "few": (14, 3.6651864511533625, 10.948744136021954),
+        "cold": (135, 2.26371059181875, 107.3740897761134), "k1": (127, -61.15433681657593, 122.65377476814865),
+        "k2": (119, -406.5662382376372, 423.16720011973877), "k3": (111, -257.0636011209255, 295.5219863544767),
+        "k4": (103, -202.36431300166925, 224.58471459107764), "few": (14, 3.6651864511533625, 10.948744136021954),
         "some": (108, -15.78514757227324, 174.85307277561157), "most": (7, -8.091965359881463, 9.205909256441576),
-        "cold-model": (58, 124.42421144831879, 124.79339784318783)})
+        "cold-model": (58, 124.42421144831879, 124.79339784318783)},
+        narrow=0.0)
 
 
 @pytest.mark.parametrize("recorded, single, pool, fit", [
@@ -799,11 +810,13 @@ def _family_zoo():
 
 def test_results_given_narrow_the_row_scale_by_the_share_of_variance_they_explain():
     """The "row" scale (every model's sd the dataset's spread) narrows where results are given: each model's sd times
-    sqrt(its variance given the known cells / its variance given the stored records alone), at least VAR_FLOOR of
-    it. Family 0's first result given, its twin is nearly pinned down (without the narrowing it kept the whole
-    spread, as uncertain as a model of another family: on zoos of fine-tune families the plan kept trying the
-    family that had just failed, benchmarks/families.py). Answers without results, and results that only replace
-    stored records, keep the spread."""
+    (its variance given the known cells / its variance given the stored records alone) ** (narrow / 2), the ratio at
+    least VAR_FLOOR. Family 0's first result given, its twin is nearly pinned down (without the narrowing it kept the
+    whole spread, as uncertain as a model of another family: on zoos of fine-tune families the plan kept trying the
+    family that had just failed, benchmarks/families.py). A dataset without records keeps its level's prior N(0, rho)
+    once results are given, so a result never widens a model (the level unknown, universal kriging, a model that
+    errs apart from the result could get more uncertain than without it). Exponent 0: no narrowing; answers without
+    results, and results that only replace stored records, keep the spread."""
     from recsys.engines.joint import VAR_FLOOR
     from recsys.features.data import ZooData
 
@@ -819,9 +832,15 @@ def test_results_given_narrow_the_row_scale_by_the_share_of_variance_they_explai
     given = {0: float(Y[7, 0])}
     post = jm.posterior(pred, nan, given, inp)
     s, rest = condition(inp, np.array([0]), np.array([given[0]]))[1], np.arange(1, 16)
-    ratio = jm.uncertainty.kriging(np.array([0]), rest).var / (jm.uncertainty.diag[rest] + 0.5)
+    prior = jm.uncertainty.diag[rest] + 0.5
+    ratio = jm.uncertainty.kriging(np.array([0]), rest, 0.5).var / prior
+    assert (ratio <= 1 + 1e-12).all() and (jm.uncertainty.kriging(np.array([0]), rest).var / prior > 1).any()
     np.testing.assert_allclose(post.sd[rest], s * np.sqrt(np.maximum(ratio, VAR_FLOOR)), rtol=1e-12)
     assert post.sd[1] < 0.5 * np.median(post.sd[family > 0])
+    for narrow in (0.5, 0.0):
+        other = JointModel(engine, JointParams(rho=0.5, scale="row", narrow=narrow), np.zeros(16, bool))
+        np.testing.assert_allclose(other.posterior(pred, nan, given, inp).sd[rest],
+                                   s * np.maximum(ratio, VAR_FLOOR) ** (narrow / 2), rtol=1e-12)
     # a dataset of the zoo given a result: relative to what its stored records leave
     old = data.block(np.array([2]))
     pred, inp, stored = engine.predict(old)[0], engine.row_inputs(old)[0], data.Y[2]
@@ -834,3 +853,24 @@ def test_results_given_narrow_the_row_scale_by_the_share_of_variance_they_explai
     np.testing.assert_allclose(post.sd[9], s * np.sqrt(max(ratio, VAR_FLOOR)), rtol=1e-12)
     again = jm.posterior(pred, stored, {int(K0[0]): 0.5}, inp)  # (replaces a stored record: no new known cell)
     np.testing.assert_allclose(again.sd[[3, 9]], condition(inp, K0[:1], np.array([0.5]))[1])
+
+
+def test_results_given_narrow_the_model_scale_from_the_answer_without_them():
+    """The "model" scale: the answer without the results (the spread times the model's sd given the stored records,
+    at least VAR_FLOOR of its own), times the same narrowing (exponent 1: the sd given every known cell, up to where
+    the floor binds)."""
+    from recsys.engines.joint import VAR_FLOOR
+
+    data, Y, family = _family_zoo()
+    engine = make_engine("hybrid", seed=0).fit(data)
+    new = data.block(np.array([7]))
+    pred, inp, nan = engine.predict(new)[0], engine.row_inputs(new)[0], np.full(16, np.nan)
+    given, rest = {0: float(Y[7, 0]), 5: float(Y[7, 5])}, np.setdiff1d(np.arange(16), [0, 5])
+    for narrow in (1.0, 0.5, 0.0):
+        jm = JointModel(engine, JointParams(rho=0.5, scale="model", narrow=narrow), np.zeros(16, bool))
+        s = condition(inp, np.array([0, 5]), np.array([given[0], given[5]]))[1]
+        prior = jm.uncertainty.diag[rest] + 0.5
+        ratio = np.maximum(jm.uncertainty.kriging(np.array([0, 5]), rest, 0.5).var / prior, VAR_FLOOR)
+        np.testing.assert_allclose(jm.posterior(pred, nan, given, inp).sd[rest],
+                                   s * np.sqrt(prior) * ratio ** (narrow / 2), rtol=1e-12)
+    assert ratio.min() < 0.5  # (the results explain much of the twins' variance: the exponent shows)

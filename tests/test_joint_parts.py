@@ -12,7 +12,7 @@ import pytest
 import recsys.engines.joint as J
 from recsys.engines.joint import (COLD_MODEL, MIN_POOL, N_DRAWS, POOLS, JointModel, JointParams, Pool, RowPosterior,
                                   brier, pool_name, stream_normals)
-from recsys.engines.stages.kriging import DenseCovariance, LowRankCovariance
+from recsys.engines.stages.kriging import DenseCovariance, LowRankCovariance, krige_row
 
 MASK = (1 << 64) - 1
 
@@ -144,18 +144,19 @@ def test_brier_shares_a_tie_for_the_best():
 
 def test_joint_params_state_round_trip_with_default_prefixes():
     p = JointParams(pools={"cold": np.array([-1.0, 2.0]), "k1": np.array([0.5])}, rho=0.0, scale="row", factor=0.35,
-                    seed=7, kriging=False)
+                    seed=7, kriging=False, narrow=0.5)
     state = p.to_state()
     assert all(k.startswith("cal_joint_") for k in state)
     assert state["cal_joint_pool_cold"].dtype == float
     q = JointParams.from_state(state)
-    assert (q.rho, q.scale, q.factor, q.seed, q.kriging) == (0.0, "row", 0.35, 7, False)
+    assert (q.rho, q.scale, q.factor, q.seed, q.kriging, q.narrow) == (0.0, "row", 0.35, 7, False, 0.5)
     assert sorted(q.pools) == ["cold", "k1"] and q.pools["cold"].dtype == float
     assert JointParams.from_state({k.replace("cal_joint_", "x_"): v for k, v in state.items()}, prefix="x_").seed == 7
     ints = dict(state, cal_joint_pool_k1=np.array([1, 2]), cal_joint_params=np.array([0, 1, 1, 7, 0]))
-    q = JointParams.from_state(ints)
-    assert q.pools["k1"].dtype == float and isinstance(q.rho, float) and q.factor == 1.0
-    for bad in ([0.1, 0.0, 0, 0, 1], [-0.1, 1, 0, 0, 1], [0.1, 1, 2, 0, 1], [0.1, 1, 0, 0]):
+    q = JointParams.from_state(ints)  # (a file from before the narrowing's exponent: the whole share)
+    assert q.pools["k1"].dtype == float and isinstance(q.rho, float) and q.factor == 1.0 and q.narrow == 1.0
+    for bad in ([0.1, 0.0, 0, 0, 1], [-0.1, 1, 0, 0, 1], [0.1, 1, 2, 0, 1], [0.1, 1, 0, 0], [0.1, 1, 0, 0, 1, 0.7],
+                [0.1, 1, 0, 0, 1, 0.5, 1]):
         with pytest.raises(ValueError):
             JointParams.from_state(dict(state, cal_joint_params=np.array(bad, float)))
 
@@ -250,6 +251,74 @@ def test_low_rank_draws_with_more_known_models_than_asked_written_out():
     e = Zf @ V.T + Zi * np.sqrt(psi)
     np.testing.assert_allclose(kr2.standard_draws(pos2), (e[:, c2] - e[:, K2] @ P2[pos2].T) / np.sqrt(var2[pos2]),
                                atol=1e-8)
+
+
+@pytest.mark.parametrize("low_rank, k", [(False, 3), (True, 3), (True, 12)])
+def test_the_kriging_with_the_levels_prior_is_that_of_s_plus_rho_written_out(low_rank, k):
+    """With ``rho > 0`` (a dataset without records given results) the level is N(0, rho): the conditional of U
+    given K is the kriging of T = S + rho 11', P = T_UK T_KK^-1, var = diag(T_UU - P T_KU), never above the
+    universal kriging's (the level unknown); the draws are Matheron's rule with the level's own fixed draws c,
+    ``(c (1 - P 1) + e_U - P e_K) / sqrt(var)`` (more known models than asked, low rank: the known models' own parts
+    are drawn projected, so only the draws' covariance is compared)."""
+    rng = np.random.default_rng(6)
+    m, rho = 20, 0.7
+    V, psi = rng.normal(size=(m, 2)) * 0.5, rng.uniform(0.1, 0.4, m)
+    S = V @ V.T + np.diag(psi)
+    K = np.sort(rng.choice(m, k, replace=False))
+    U = np.setdiff1d(np.arange(m), K)
+    T = S + rho
+    P = T[np.ix_(U, K)] @ np.linalg.inv(T[np.ix_(K, K)])
+    var = np.diag(T)[U] - (P * T[np.ix_(U, K)]).sum(1)
+    n = 40000 if k > 6 else 64
+    unc = J._Uncertainty(LowRankCovariance(V, psi) if low_rank else DenseCovariance(S), seed=2, n_draws=n)
+    kr = unc.kriging(K, U, rho)
+    np.testing.assert_allclose(kr.var, var, rtol=1e-7)
+    uk = unc.kriging(K, U).var
+    assert (kr.var <= uk + 1e-12).all() and (kr.var < uk - (1e-3 if k < 6 else 1e-5)).any()
+    pos = np.arange(6)
+    if k > len(pos):
+        g = kr.standard_draws(pos) * np.sqrt(var[pos])
+        want = T[np.ix_(U, U)] - P @ T[np.ix_(K, U)]
+        np.testing.assert_allclose(np.cov(g.T), want[np.ix_(pos, pos)], atol=0.03)
+        return
+    e = unc.draws(np.arange(m))
+    c = math.sqrt(rho) * unc.level_draws
+    want = (c[:, None] * (1 - P.sum(1))[None, :] + e[:, U] - e[:, K] @ P.T) / np.sqrt(var)
+    np.testing.assert_allclose(kr.standard_draws(pos), want[:, pos], atol=1e-8)
+
+
+def test_the_spread_of_a_dataset_without_records_given_results_written_out():
+    """A dataset without records given results at K: their (population) sd times sqrt(v_all / v_K), v the expected
+    variance of the profile plus an error N(0, S) over the models (all of them; those of K), pooled with the
+    feature prior as the fit pools a dataset's records (weights k - 1 and 3): results of models that the profile
+    and the covariance expect to be alike (the plan's picks often are) do not make the dataset look narrow. One
+    result: the prior's spread. A dataset with records: its records and results pooled as the fit pools them."""
+    from recsys.engines.joint import condition
+
+    rng = np.random.default_rng(10)
+    A = rng.normal(size=(8, 8))
+    S = A @ A.T / 8 + 0.1 * np.eye(8)
+    profile = np.linspace(-1.0, 1.0, 8)
+    K, y = np.array([2, 3, 5]), np.array([0.61, 0.6, 0.66])
+
+    def v(idx):
+        B = S[np.ix_(idx, idx)]
+        return profile[idx].var() + (np.trace(B) - B.sum() / len(idx)) / len(idx)
+
+    assert v(K) < v(np.arange(8))  # (the correction widens: the test can fail)
+    sd = y.std() * math.sqrt(v(np.arange(8)) / v(K))
+    got = condition(_row_inputs(S, counts=False), K, y)[1]
+    assert got == pytest.approx(math.exp((3 * math.log(0.2) + 2 * math.log(sd)) / 5), rel=1e-12)
+    assert got > math.exp((3 * math.log(0.2) + 2 * math.log(y.std())) / 5)
+    assert condition(_row_inputs(S, counts=False), K[:1], y[:1])[1] == pytest.approx(0.2, rel=1e-12)
+    rec = _row_inputs(S, counts=False, models=[0], values=[0.5], fit_profile=[-1.0])
+    raw = np.r_[0.5, y].std()
+    assert condition(rec, K, y)[1] == pytest.approx(math.exp((3 * math.log(0.2) + 3 * math.log(raw)) / 6), rel=1e-12)
+    # low rank: the same expected variance from the factors
+    V, psi = rng.normal(size=(8, 2)), rng.uniform(0.1, 0.3, 8)
+    for idx in (None, K):
+        assert J._expected_var(LowRankCovariance(V, psi), profile, idx) == pytest.approx(
+            J._expected_var(DenseCovariance(V @ V.T + np.diag(psi)), profile, idx), rel=1e-12)
 
 
 def test_independent_uncertainty_draws_blocks_and_diagonal():
@@ -406,14 +475,16 @@ def _row_inputs(S, counts=True, rows=4, models=(), values=(), fit_profile=()):
                      cov_counts=np.full(m, float(rows)) if counts else None, cov_rows=rows, cov_shrink=0.25)
 
 
-def _joined_block(S, K, y, m_fit, rows):
-    """S with the block of K replaced by (1 - w) S_KK + w R, written out (w = 1 / (rows^2 / rows + 1))."""
+def _joined_block(S, K, y, m_fit, rows, s=None):
+    """S with the block of K replaced by (1 - w) S_KK + w R, written out (w = 1 / (rows^2 / rows + 1)); ``s`` the
+    row's spread (default: pooled as the fit pools a dataset's records)."""
     from recsys.engines.stages.scale import pooled_scale
     from recsys.features.data import Cells
 
     k = len(K)
-    s = float(pooled_scale(Cells(np.zeros(k, np.int64), K, y, (1, len(S)), assume_sorted=True),
-                           np.array([math.log(0.2)]))[0])
+    if s is None:
+        s = float(pooled_scale(Cells(np.zeros(k, np.int64), K, y, (1, len(S)), assume_sorted=True),
+                               np.array([math.log(0.2)]))[0])
     u = y / s - m_fit
     u = (u - u.mean()) * math.sqrt(k / (k - 1))
     w = 1 / (rows ** 2 / rows + 1)
@@ -442,9 +513,14 @@ def test_results_given_to_a_dataset_outside_the_covariance_join_its_block(n_give
     if n_given < 5:
         np.testing.assert_array_equal(got, as_fitted)
         return
-    S2 = _joined_block(S, K, y, np.linspace(-1.0, 1.0, 8)[K], rows)
-    want = condition(_row_inputs(S2, counts=False), K, y)[0]
-    np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9)
+    # (the spread of a dataset without records weighs the results against the covariance as fitted)
+    s = condition(_row_inputs(S, counts=False), K, y)[1]
+    profile = np.linspace(-1.0, 1.0, 8)
+    S2 = _joined_block(S, K, y, profile[K], rows, s)
+    level, alpha = krige_row(DenseCovariance(S2), K, y / s - profile[K])
+    want = s * (level + profile + S2[:, K] @ alpha)
+    want[K] = y
+    np.testing.assert_allclose(got, np.clip(want, 0, 1), rtol=1e-7, atol=1e-9)
     assert np.abs(got - as_fitted).max() > 1e-4
 
 

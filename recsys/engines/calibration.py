@@ -35,7 +35,7 @@ from ..errors import ArtifactError, RecsysError
 from ..features.data import Cells, ZooData
 from ..threads import one_blas_thread
 from .base import Engine
-from .joint import COLD_MODEL, FACTORS, POOLS, SCALES, JointModel, JointParams, brier, pool_name
+from .joint import COLD_MODEL, FACTORS, NARROWS, POOLS, SCALES, JointModel, JointParams, brier, pool_name
 
 __all__ = ["Calibration", "calibrate", "stratum_of", "STRATA"]
 
@@ -646,6 +646,8 @@ def fit_joint(data: ZooData, refits: list[_Refit], *, seed: int = 0, block: int 
       known cells; beside them, each held-out dataset without records shows a user's first results:
       its models with the highest centres are revealed one at a time (the results given, the row
       conditioned, no refit) and the rest are scored (pools ``k1`` .. ``k4``);
+    - per scale, how far those results narrow the models that err with them (:data:`NARROWS`): the
+      exponent whose first results' marginals score best (:func:`_narrowest`);
     - the marginals' scale (per model or per dataset) and the factor on the errors in P(best): the
       pair with the best Brier score of P(best of the recorded models) on the held-out datasets.
 
@@ -664,8 +666,8 @@ def fit_joint(data: ZooData, refits: list[_Refit], *, seed: int = 0, block: int 
     models = {i: JointModel(R.engine, JointParams(seed=seed, kriging=kriging), R.train.records.col_counts() == 0)
               for i, R in enumerate(refits)}
     rho = _cold_level(rows, models) if kriging else 1.0
-    fits = {scale: JointParams(_pools(rows, refits, models, rho, scale, seed, kriging), rho, scale, 1.0, seed,
-                               kriging) for scale in (SCALES if kriging else SCALES[:1])}
+    fits = {scale: _narrowest(rows, refits, models, rho, scale, seed, kriging)
+            for scale in (SCALES if kriging else SCALES[:1])}
     cases = [r for r in rows if r.case and len(r.hidden) >= 2]
     if len(cases) > _JOINT_CASES:
         cases = [cases[i] for i in np.sort(rng.choice(len(cases), _JOINT_CASES, replace=False))]
@@ -686,7 +688,24 @@ def fit_joint(data: ZooData, refits: list[_Refit], *, seed: int = 0, block: int 
         f = min(FACTORS, key=lambda f: (round(briers[f], 12), -f))
         best[scale] = (briers[f], f)
     scale = min(best, key=lambda k: (round(best[k][0], 12), SCALES.index(k)))
-    return JointParams(dict(fits[scale].pools), rho, scale, best[scale][1], seed, kriging)
+    return JointParams(dict(fits[scale].pools), rho, scale, best[scale][1], seed, kriging, fits[scale].narrow)
+
+
+def _narrowest(rows: list[_Row], refits: list[_Refit], models: dict, rho: float, scale: str, seed: int,
+               kriging: bool) -> JointParams:
+    """The parameters of ``scale`` with the exponent of :data:`NARROWS` under which the marginals of the first
+    results' datasets score best: the mean CRPS, in accuracy units, of their models not revealed (pools ``k1``
+    .. ``k4`` refitted for each exponent; a tie: the larger exponent). How far a result should narrow the
+    models that err with it depends on how well the zoo's datasets pin those correlations down."""
+    scored = []
+    for narrow in sorted(NARROWS, reverse=True):
+        pools, given = _pools(rows, refits, models, rho, scale, seed, kriging, narrow)
+        params = JointParams(pools, rho, scale, 1.0, seed, kriging, narrow)
+        if not given:  # (no dataset without records to reveal: no result narrows anything)
+            return params
+        crps = np.concatenate([sd * params.pool(f"k{k}").crps(res / sd) for k, res, sd in given])
+        scored.append((round(float(crps.mean()), 12), params))
+    return min(scored, key=lambda v: v[0])[1]
 
 
 def _cold_level(rows: list[_Row], models: dict) -> float:
@@ -711,10 +730,12 @@ def _cold_level(rows: list[_Row], models: dict) -> float:
 
 
 def _pools(rows: list[_Row], refits: list[_Refit], models: dict, rho: float, scale: str, seed: int,
-           kriging: bool) -> dict[str, np.ndarray]:
+           kriging: bool, narrow: float = 1.0) -> tuple[dict[str, np.ndarray], list[tuple]]:
     """Normalized residuals of the hidden cells by pool, and those of the first results of the datasets without
-    records (pools ``k1`` .. ``k4``: their models with the highest centres revealed one at a time)."""
-    params = JointParams(rho=rho, scale=scale, seed=seed, kriging=kriging)
+    records (pools ``k1`` .. ``k4``: their models with the highest centres revealed one at a time); and those
+    first results' ``(k, residual, sd)`` (accuracy units)."""
+    params = JointParams(rho=rho, scale=scale, seed=seed, kriging=kriging, narrow=narrow)
+    given_res = []
     jms = {i: JointModel(refits[i].engine, params, m.cold_models) for i, m in models.items()}
     out: dict[str, list] = {name: [] for name in POOLS}
     for r in rows:
@@ -734,8 +755,10 @@ def _pools(rows: list[_Row], refits: list[_Refit], models: dict, rho: float, sca
             rest = order[k:]
             h = r.hidden[rest]
             ok = ~pk.cold_models[h]
-            out[f"k{k}"].append((r.truth[rest][ok] - pk.mu[h][ok]) / np.maximum(pk.sd[h][ok], 1e-12))
-    return {k: np.sort(np.concatenate(v)) for k, v in out.items() if v and sum(map(len, v))}
+            res, sd = r.truth[rest][ok] - pk.mu[h][ok], np.maximum(pk.sd[h][ok], 1e-12)
+            out[f"k{k}"].append(res / sd)
+            given_res.append((k, res, sd))
+    return {k: np.sort(np.concatenate(v)) for k, v in out.items() if v and sum(map(len, v))}, given_res
 
 
 def _cold_model_pool(make: Callable[[], Engine], data: ZooData, params: JointParams, seed: int,

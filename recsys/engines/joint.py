@@ -17,7 +17,10 @@ a result get one joint predictive distribution:
   look uncertain everywhere: the tails are the pools' job). Given known cells
   ``K`` the unknown errors are Gaussian with the universal-kriging covariance
   (the level ``c`` unknown: its uncertainty is in it); a dataset without records has
-  ``S + rho 11'``, ``rho`` the level's variance relative to the models' errors;
+  ``S + rho 11'``, ``rho`` the level's variance relative to the models' errors,
+  and keeps that prior on its level once results are given (the kriging of
+  ``S + rho 11'``: without it, a result would make the models that err apart
+  from it more uncertain than before it, and the plan chase them);
 - **heavy tails**: each model's error is ``sd_j T(g_j)``: ``g`` the Gaussian
   errors in standard units (correlated as above), ``T`` the empirical
   quantile function of out-of-fold normalized residuals ``(y - centre) / sd``
@@ -26,11 +29,13 @@ a result get one joint predictive distribution:
   Gaussian copula over each pool's empirical distribution; ``sd_j`` is the
   dataset's spread times the model's conditional standard deviation
   (``scale="model"``) or the spread alone (``"row"``), as the calibration
-  chose; under ``"row"`` results given narrow each model's scale by the
-  share of its variance they explain (its conditional variance given the
-  known cells over that given the stored records alone, at least
-  :data:`VAR_FLOOR`), so the twin of a fine-tune with a result is nearly
-  pinned down while the answer without results keeps the spread. Models
+  chose; results given narrow each model's scale from the answer without
+  them by the share of its variance they leave (its conditional variance given
+  the known cells over that given the stored records alone, at least
+  :data:`VAR_FLOOR`) to the power ``narrow / 2``: 1 pins the twin of a
+  fine-tune with a result down, 0 leaves the answer's scale; how far the
+  zoo's estimated correlations deserve trust is the calibration's choice
+  (:data:`NARROWS`, by the CRPS of its simulated first results). Models
   without any record in the fit have a pool of their own (``cold-model``):
   how such models' predictions err.
 
@@ -63,9 +68,9 @@ import numpy as np
 from ..features.data import Cells
 from ..threads import one_blas_thread
 from .stages.kriging import COV_MIN_KNOWN, DenseCovariance, LowRankCovariance, krige_row, krige_row_joined
-from .stages.scale import pooled_scale
+from .stages.scale import pool_log_sd, pooled_scale, row_sd
 
-__all__ = ["POOLS", "COLD_MODEL", "N_DRAWS", "FACTORS", "SCALES", "Pool", "JointParams", "RowInputs",
+__all__ = ["POOLS", "COLD_MODEL", "N_DRAWS", "FACTORS", "SCALES", "NARROWS", "Pool", "JointParams", "RowInputs",
            "RowPosterior", "JointModel", "Plan", "pool_name", "condition", "brier", "stream_normals"]
 
 #: the pools of normalized residuals, by known cells of the dataset: none, 1 .. 4 results given (a user's first
@@ -143,6 +148,13 @@ class Pool:
         """The ``q`` quantile of the pool (plotting positions ``(i + 1/2) / n``)."""
         return float(np.interp(q, (np.arange(self.n) + 0.5) / self.n, self.values))
 
+    def crps(self, z: np.ndarray) -> np.ndarray:
+        """The CRPS of each value ``z`` against the pool: ``E|v - z| - E|v - v'| / 2`` (exact over the pool)."""
+        z = np.asarray(z, dtype=float)
+        i = np.arange(1, self.n + 1)
+        half_gini = float(((2 * i - self.n - 1) * self.values).sum()) / self.n ** 2
+        return 2 * self.excess(z) - self.mean + z - half_gini
+
     def excess(self, t: np.ndarray) -> np.ndarray:
         """``E[max(z - t, 0)]`` for each ``t`` (exact over the pool)."""
         t = np.asarray(t, dtype=float)
@@ -172,6 +184,9 @@ class JointParams:
         Seed of the fixed draws.
     kriging : bool
         The engine kriges (False: the independent fallback, pools in accuracy units).
+    narrow : float
+        Results given narrow each unknown model's scale by the share of its variance they leave to the power
+        ``narrow / 2`` (of :data:`NARROWS`; 0: not at all), as the calibration chose.
     """
 
     pools: dict = field(default_factory=dict)
@@ -180,6 +195,7 @@ class JointParams:
     factor: float = 1.0
     seed: int = 0
     kriging: bool = True
+    narrow: float = 1.0
 
     def pool(self, name: str) -> Pool:
         """The pool ``name``, borrowing its neighbours' residuals when it has fewer than :data:`MIN_POOL`."""
@@ -216,7 +232,7 @@ class JointParams:
     def to_state(self, prefix: str = "cal_joint_") -> dict[str, np.ndarray]:
         arrays = {f"{prefix}pool_{k}": np.asarray(v, dtype=float) for k, v in self.pools.items()}
         arrays[f"{prefix}params"] = np.array([self.rho, self.factor, SCALES.index(self.scale), self.seed,
-                                              float(self.kriging)])
+                                              float(self.kriging), self.narrow])
         return arrays
 
     @classmethod
@@ -224,7 +240,8 @@ class JointParams:
         if f"{prefix}params" not in arrays:
             return None  # a model file from before the joint distribution: today's P(best) answers
         p = np.asarray(arrays[f"{prefix}params"], dtype=float)
-        if p.shape != (5,) or not np.isfinite(p).all() or p[0] < 0 or p[1] <= 0 or p[2] not in (0, 1):
+        if p.shape not in ((5,), (6,)) or not np.isfinite(p).all() or p[0] < 0 or p[1] <= 0 \
+                or p[2] not in (0, 1) or (len(p) == 6 and p[5] not in NARROWS):
             raise ValueError("damaged joint parameters")
         pools = {}
         for name in (*POOLS, COLD_MODEL):
@@ -233,11 +250,15 @@ class JointParams:
                 if v.ndim != 1 or not np.isfinite(v).all():
                     raise ValueError(f"damaged residual pool {name!r}")
                 pools[name] = v
-        return cls(pools, float(p[0]), SCALES[int(p[2])], float(p[1]), int(p[3]), bool(p[4]))
+        # (files from before the exponent: the whole share)
+        return cls(pools, float(p[0]), SCALES[int(p[2])], float(p[1]), int(p[3]), bool(p[4]),
+                   float(p[5]) if len(p) == 6 else 1.0)
 
 
 #: the marginals' scales (stored by position)
 SCALES = ("model", "row")
+#: candidate exponents of the narrowing by the results given (the calibration's choice)
+NARROWS = (0.0, 0.5, 1.0)
 
 
 # -- what an engine gives ---------------------------------------------------------------------------------
@@ -284,7 +305,10 @@ def condition(inp: RowInputs, models: np.ndarray, values: np.ndarray) -> tuple[n
     """The engine's kriging of one dataset re-solved with results ``values`` of ``models`` added (no refit).
 
     A result replaces a stored record of the same model. The spread is pooled again from the records and
-    results with the feature prior, the GLS level and kriging weights solved again with the engine's own
+    results with the feature prior (a dataset without records: the results' sd weighed against the variance
+    the profile and the covariance expect over those models, :func:`_expected_var`; the user chose them, often
+    the top few, which look alike: pooled as records, they would make the dataset look narrow), the GLS level
+    and kriging weights solved again with the engine's own
     covariance: exactly the engine's answer for a dataset that had these records when it was fitted, but
     for what they would have changed elsewhere in the fit (the stack, the other datasets' standardization,
     the covariance outside the block of its known models). Its residuals at its records and results join the
@@ -313,8 +337,14 @@ def condition(inp: RowInputs, models: np.ndarray, values: np.ndarray) -> tuple[n
     y = np.array([stored[j][0] for j in K])
     m_fit = np.array([stored[j][1] for j in K])
     n_models = len(inp.profile)
-    s = float(pooled_scale(Cells(np.zeros(len(K), np.int64), K, y, (1, n_models), assume_sorted=True),
-                           np.array([inp.log_spread_prior]))[0])
+    cells = Cells(np.zeros(len(K), np.int64), K, y, (1, n_models), assume_sorted=True)
+    if len(inp.models):  # (as the fit pools a dataset's records)
+        s = float(pooled_scale(cells, np.array([inp.log_spread_prior]))[0])
+    else:  # the user chose the models: their spread, relative to what the row's profile makes of them
+        k, sd = row_sd(cells)
+        if len(K) >= 2:
+            sd *= math.sqrt(_expected_var(inp.cov, inp.profile) / max(_expected_var(inp.cov, inp.profile, K), 1e-12))
+        s = float(pool_log_sd(k, sd, np.array([inp.log_spread_prior]))[0])
     if news and inp.cov_counts is not None and len(K) >= COV_MIN_KNOWN and inp.cov_rows > 0:
         level, alpha = krige_row_joined(inp.cov, K, y / s - m_fit, inp.cov_counts, inp.cov_rows, inp.cov_shrink)
     else:
@@ -322,6 +352,16 @@ def condition(inp: RowInputs, models: np.ndarray, values: np.ndarray) -> tuple[n
     centres = inp.clip(s * (level + inp.profile + inp.cov.cross(alpha[None, :], K[None, :])[0]))
     centres[K] = y
     return np.clip(centres, 0.0, 1.0), s, K, y
+
+
+def _expected_var(cov, profile: np.ndarray, idx: np.ndarray | None = None) -> float:
+    """The expected (population) variance of ``profile + e`` over the models ``idx`` (all: None), ``e ~ N(0, S)``:
+    the profile's variance there plus ``(tr S - 1'S1 / k) / k``. A dataset's spread is the sd of its accuracies
+    over the zoo's models; results at models of a smaller expected variance say as much times ``sqrt(v_all /
+    v_idx)``."""
+    M = profile if idx is None else profile[idx]
+    tr, tot = cov.moments(idx)
+    return float(M.var()) + (tr - tot / len(M)) / len(M)
 
 
 # -- fixed draws --------------------------------------------------------------------------------------------
@@ -447,8 +487,9 @@ class _Uncertainty:
         """(n_draws,) fixed standard normals of the level of a dataset without records."""
         return stream_normals(self.seed, self.n_draws, np.zeros(1, np.int64), salt=4)[:, 0]
 
-    def kriging(self, K: np.ndarray, U: np.ndarray) -> "_Kriged":
-        """The universal-kriging conditional of the models ``U`` given the known ``K`` (the level unknown)."""
+    def kriging(self, K: np.ndarray, U: np.ndarray, rho: float = 0.0) -> "_Kriged":
+        """The conditional of the models ``U`` given the known ``K``: universal kriging (the level unknown, no
+        prior on it), or with ``rho > 0`` the level's prior ``N(0, rho)`` (the kriging of ``S + rho 11'``)."""
         if self.V is not None:  # Woodbury: A^-1 = Psi^-1 - Psi^-1 V (I + V' Psi^-1 V)^-1 V' Psi^-1
             VK, pinv = self.V[K], 1.0 / self.psi[K]
             PV = VK * pinv[:, None]
@@ -470,8 +511,11 @@ class _Uncertainty:
             b = 1.0 - Wt.sum(0)
             C = None
         q = float(Ai1.sum())
-        var = self.diag[U] - reduce + b * b / q
-        return _Kriged(self, K, U, Wt, C, Ai1 / q, b, np.maximum(var, 1e-12))
+        qe = q + 1.0 / rho if rho > 0 else q  # the level's posterior precision
+        var = self.diag[U] - reduce + b * b / qe
+        # (with the prior, P 1 = 1 - b / (1 + rho q): the level's own draws enter the conditional draws)
+        lev = math.sqrt(rho) * b / (1.0 + rho * q) if rho > 0 else None
+        return _Kriged(self, K, U, Wt, C, Ai1 / qe, b, np.maximum(var, 1e-12), lev)
 
 
 _CACHE: "weakref.WeakKeyDictionary" = None
@@ -502,6 +546,7 @@ class _Kriged:
     g: np.ndarray          # A^-1 1 / q: the GLS level's weights
     b: np.ndarray          # 1 - W 1 per unknown model
     var: np.ndarray        # conditional variance per unknown model
+    lev: np.ndarray | None = None  # the level's draws' weight per unknown model (a prior on the level), or None
 
     def standard_draws(self, pos: np.ndarray, n: int | None = None) -> np.ndarray:
         """Conditional draws (standard units) of the unknown models ``U[pos]``: Matheron's rule with the
@@ -523,6 +568,8 @@ class _Kriged:
             left = np.column_stack([Zf @ M.T - A @ self.C.T, -(Zf @ (VK.T @ self.g) + A @ self.g)])
             G = left @ np.column_stack([unc.V[cols], b]).T  # (the rank-one part as one more factor)
             G += unc._idio(cols, n) * np.sqrt(unc.psi[cols])
+            if self.lev is not None:
+                G += unc.level_draws[:n, None] * self.lev[pos][None, :]
             G /= np.sqrt(self.var[pos])[None, :]
             return G
         W = self.Wt[:, pos].T if self.Wt is not None else unc.V[cols] @ self.C
@@ -537,6 +584,8 @@ class _Kriged:
             G = unc._Zf[:n] @ (unc.V[cols] - P @ unc.V[self.K]).T + unc._idio(cols, n) * np.sqrt(unc.psi[cols])
             Q = (P * unc.psi[self.K][None, :]) @ P.T
             G -= stream_normals(unc.seed, n, cols, salt=5) @ _psd(Q)[1].T
+        if self.lev is not None:
+            G = G + unc.level_draws[:n, None] * self.lev[pos][None, :]
         return G / np.sqrt(self.var[pos])[None, :]
 
 
@@ -900,7 +949,8 @@ class JointModel:
             else:
                 s = inp.spread
             if len(K):
-                kr = unc.kriging(K, U)
+                # a dataset without records before the results: its level keeps its prior
+                kr = unc.kriging(K, U, 0.0 if known0.any() else p.rho)
                 var = kr.var
                 pos = np.full(m, -1)
                 pos[U] = np.arange(len(U))
@@ -916,13 +966,18 @@ class JointModel:
 
                 var = var[U]
             sd = np.zeros(m)
+            moved = bool(given) and not np.array_equal(known, known0)
+            if moved:  # the answer without the results, narrowed by the share of variance they leave
+                prior = self._prior_var(known0, U)
+                narrowed = np.maximum(var / prior, VAR_FLOOR) ** (p.narrow / 2)
+                var = prior
             if scale == "model":
-                own = unc.diag[U] + (0.0 if len(K) else p.rho)
+                own = unc.diag[U] + (0.0 if known0.any() else p.rho)
                 sd[U] = s * np.sqrt(np.maximum(var, VAR_FLOOR * own))
             else:
                 sd[U] = s
-                if given and not np.array_equal(known, known0):
-                    sd[U] *= np.sqrt(np.maximum(var / self._prior_var(known0, U), VAR_FLOOR))
+            if moved:
+                sd[U] *= narrowed
         mu[K] = known_vals[K]
         return RowPosterior(mu, sd, known, p.pool(pool_name(len(K), m, bool(given))), p.pool(COLD_MODEL),
                             self.cold_models,

@@ -29,6 +29,7 @@ is chosen no lower than :func:`shrinkage_floor`, its own noise.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -64,6 +65,17 @@ class DenseCovariance:
         A = self.S[idx[:, :, None], idx[:, None, :]]
         A[:, np.arange(idx.shape[1]), np.arange(idx.shape[1])] += self.ridge
         return A
+
+    def moments(self, idx: np.ndarray | None = None) -> tuple[float, float]:
+        """``(tr S, 1'S1)`` of the block of the models ``idx`` (all: None, computed once)."""
+        if idx is None:
+            return self._moments
+        B = self.S[np.ix_(idx, idx)]
+        return float(np.trace(B)), float(B.sum())
+
+    @functools.cached_property
+    def _moments(self) -> tuple[float, float]:
+        return float(np.trace(self.S)), float(self.S.sum())
 
     def solve(self, idx: np.ndarray, rhs: np.ndarray) -> np.ndarray:
         """``S[idx_i, idx_i]^-1 rhs_i`` for each row: idx (n, k), rhs (n, k, p)."""
@@ -106,6 +118,17 @@ class LowRankCovariance:
         A = Vk @ np.swapaxes(Vk, 1, 2)
         A[:, np.arange(idx.shape[1]), np.arange(idx.shape[1])] += self.psi[idx]
         return A
+
+    def moments(self, idx: np.ndarray | None = None) -> tuple[float, float]:
+        """``(tr S, 1'S1)`` of the block of the models ``idx`` (all: None, computed once)."""
+        if idx is None:
+            return self._moments
+        V, psi = self.V[idx], self.psi[idx]
+        return float((V * V).sum() + psi.sum()), float((V.sum(0) ** 2).sum() + psi.sum())
+
+    @functools.cached_property
+    def _moments(self) -> tuple[float, float]:
+        return float((self.V * self.V).sum() + self.psi.sum()), float((self.V.sum(0) ** 2).sum() + self.psi.sum())
 
     def solve(self, idx: np.ndarray, rhs: np.ndarray) -> np.ndarray:
         """Woodbury: ``(V_k V_k' + Psi_k)^-1 = Psi^-1 - Psi^-1 V_k (I + V_k' Psi^-1 V_k)^-1 V_k' Psi^-1``,

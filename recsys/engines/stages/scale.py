@@ -51,7 +51,8 @@ def row_sd(cells: Cells) -> tuple[np.ndarray, np.ndarray]:
     return k, np.where(k > 0, np.sqrt(var), np.nan)
 
 
-def _pool_log_sd(k: np.ndarray, sd: np.ndarray, prior: np.ndarray, prior_weight: float) -> np.ndarray:
+def pool_log_sd(k: np.ndarray, sd: np.ndarray, prior: np.ndarray, prior_weight: float = 3.0) -> np.ndarray:
+    """Log-sds of ``k`` records each (``k - 1`` weights) pooled with ``prior`` (weight ``prior_weight``)."""
     emp = np.log(np.where(sd > 1e-4, sd, 1e-4))
     w = np.where(k >= 2, k - 1, 0)
     log_s = (prior_weight * prior + w * np.nan_to_num(emp)) / (prior_weight + w)
@@ -60,7 +61,7 @@ def _pool_log_sd(k: np.ndarray, sd: np.ndarray, prior: np.ndarray, prior_weight:
 
 def pooled_scale(cells: Cells, prior: np.ndarray, *, prior_weight: float = 3.0) -> np.ndarray:
     """Spread of each dataset: its empirical log-sd (``k - 1`` weights) pooled with ``prior`` (a log-sd)."""
-    return _pool_log_sd(*row_sd(cells), prior, prior_weight)
+    return pool_log_sd(*row_sd(cells), prior, prior_weight)
 
 
 def scale_estimate(cells: Cells, X: np.ndarray, *, prior_weight: float = 3.0, min_known: int = 4
@@ -76,7 +77,7 @@ def scale_estimate(cells: Cells, X: np.ndarray, *, prior_weight: float = 3.0, mi
     else:
         base = np.log(np.median(sd[good])) if good.any() else np.log(0.05)
         coef = np.r_[base, np.zeros(X.shape[1])]
-    return _pool_log_sd(k, sd, ridge_predict(coef, X), prior_weight), coef
+    return pool_log_sd(k, sd, ridge_predict(coef, X), prior_weight), coef
 
 
 class Standardization:
