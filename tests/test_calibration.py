@@ -567,6 +567,26 @@ def test_the_narrowing_exponent_is_the_one_whose_first_results_score_best(joint_
     assert all(np.array_equal(one[k], cal.joint.pools[k]) for k in one if not k.startswith("k"))
 
 
+def test_the_brier_choice_draws_half_the_answers_draws(joint_fit, monkeypatch):
+    """The scale and factor are chosen on P(best) from _FIT_DRAWS draws (Brier scores of 7 factors x 2 scales
+    differ by more than their Monte Carlo error at half the answers' draws); the pools' and the cold level's
+    models draw nothing (the default)."""
+    from recsys.engines import calibration
+    from recsys.engines.joint import N_DRAWS
+
+    data, _, refits = joint_fit
+    seen = []
+    real = calibration.JointModel
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("n_draws", N_DRAWS))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(calibration, "JointModel", spy)
+    calibration.fit_joint(data, refits, seed=3)
+    assert calibration._FIT_DRAWS < N_DRAWS and seen.count(calibration._FIT_DRAWS) == 2  # (one per scale)
+
+
 def test_first_results_are_revealed_by_centre_ties_in_the_models_order(joint_fit):
     """Models tied at a centre are revealed in the models' order: as if each were a hair above the next."""
     import dataclasses
@@ -583,8 +603,8 @@ def test_first_results_are_revealed_by_centre_ties_in_the_models_order(joint_fit
             pred = r.pred.copy()
             pred[r.hidden] = centre
             out.append(dataclasses.replace(r, pred=pred))
-    a = calibration._pools(tied, refits, models, 1.0, "model", 3, True)[0]
-    b = calibration._pools(broken, refits, models, 1.0, "model", 3, True)[0]
+    a = calibration._pools(tied, refits, models, 1.0, "model", 3, True, 1.0)[0]
+    b = calibration._pools(broken, refits, models, 1.0, "model", 3, True, 1.0)[0]
     assert set(a) == set(b) and {"k1", "k4"} <= set(a)
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-6)
@@ -605,7 +625,8 @@ def test_a_pool_without_residuals_is_left_out(joint_fit):
     flags = np.zeros(len(pred), bool)
     flags[r.hidden[4:]] = True
     models = {0: JointModel(refits[0].engine, JointParams(seed=3), flags)}
-    pools, given = calibration._pools([dataclasses.replace(r, pred=pred)], refits, models, 1.0, "model", 3, True)
+    pools, given = calibration._pools([dataclasses.replace(r, pred=pred)], refits, models, 1.0, "model", 3, True,
+                                      1.0)
     assert {"k1", "k2", "k3"} <= set(pools) and "k4" not in pools
     assert [k for k, _, _ in given] == [1, 2, 3, 4] and not len(given[3][1])  # (what the exponent is scored on)
     assert all(len(v) for v in pools.values())

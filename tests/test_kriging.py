@@ -579,3 +579,16 @@ def test_the_pairwise_shrinkage_at_its_edges():
                      [0.5, 0.0, 3.0, 0.2 * 0.75],
                      [-0.5 * 0.8, 0.0, 0.2 * 0.75, 4.0]])
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+
+
+def test_covariance_moments_are_the_trace_and_the_sum_of_the_block():
+    """``moments(idx)``: (tr S, 1'S1) of the block of ``idx`` (all models: None), low rank from its factors."""
+    rng = np.random.default_rng(12)
+    V, psi = rng.normal(size=(9, 3)), rng.uniform(0.1, 0.5, 9)
+    S = V @ V.T + np.diag(psi)
+    idx = np.array([1, 4, 5, 8])
+    for cov in (DenseCovariance(S), LowRankCovariance(V, psi)):
+        assert cov.moments() == pytest.approx((np.trace(S), S.sum()), rel=1e-12)
+        assert cov.moments() == pytest.approx((np.trace(S), S.sum()), rel=1e-12)  # (kept once computed)
+        B = S[np.ix_(idx, idx)]
+        assert cov.moments(idx) == pytest.approx((np.trace(B), B.sum()), rel=1e-12)

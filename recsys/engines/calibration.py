@@ -730,7 +730,7 @@ def _cold_level(rows: list[_Row], models: dict) -> float:
 
 
 def _pools(rows: list[_Row], refits: list[_Refit], models: dict, rho: float, scale: str, seed: int,
-           kriging: bool, narrow: float = 1.0) -> tuple[dict[str, np.ndarray], list[tuple]]:
+           kriging: bool, narrow: float) -> tuple[dict[str, np.ndarray], list[tuple]]:
     """Normalized residuals of the hidden cells by pool, and those of the first results of the datasets without
     records (pools ``k1`` .. ``k4``: their models with the highest centres revealed one at a time); and those
     first results' ``(k, residual, sd)`` (accuracy units)."""

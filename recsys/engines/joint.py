@@ -68,7 +68,7 @@ import numpy as np
 from ..features.data import Cells
 from ..threads import one_blas_thread
 from .stages.kriging import COV_MIN_KNOWN, DenseCovariance, LowRankCovariance, krige_row, krige_row_joined
-from .stages.scale import pool_log_sd, pooled_scale, row_sd
+from .stages.scale import PRIOR_WEIGHT, pool_log_sd, pooled_scale, row_sd
 
 __all__ = ["POOLS", "COLD_MODEL", "N_DRAWS", "FACTORS", "SCALES", "NARROWS", "Pool", "JointParams", "RowInputs",
            "RowPosterior", "JointModel", "Plan", "pool_name", "condition", "brier", "stream_normals"]
@@ -344,7 +344,7 @@ def condition(inp: RowInputs, models: np.ndarray, values: np.ndarray) -> tuple[n
         k, sd = row_sd(cells)
         if len(K) >= 2:
             sd *= math.sqrt(_expected_var(inp.cov, inp.profile) / max(_expected_var(inp.cov, inp.profile, K), 1e-12))
-        s = float(pool_log_sd(k, sd, np.array([inp.log_spread_prior]))[0])
+        s = float(pool_log_sd(k, sd, np.array([inp.log_spread_prior]), PRIOR_WEIGHT)[0])
     if news and inp.cov_counts is not None and len(K) >= COV_MIN_KNOWN and inp.cov_rows > 0:
         level, alpha = krige_row_joined(inp.cov, K, y / s - m_fit, inp.cov_counts, inp.cov_rows, inp.cov_shrink)
     else:
@@ -543,7 +543,7 @@ class _Kriged:
     U: np.ndarray
     Wt: np.ndarray | None  # A^-1 S_KU (dense)
     C: np.ndarray | None   # V_K' A^-1 (low rank: W = V_U C)
-    g: np.ndarray          # A^-1 1 / q: the GLS level's weights
+    g: np.ndarray          # A^-1 1 / q: the GLS level's weights (with the level's prior: / (q + 1 / rho))
     b: np.ndarray          # 1 - W 1 per unknown model
     var: np.ndarray        # conditional variance per unknown model
     lev: np.ndarray | None = None  # the level's draws' weight per unknown model (a prior on the level), or None
@@ -551,7 +551,8 @@ class _Kriged:
     def standard_draws(self, pos: np.ndarray, n: int | None = None) -> np.ndarray:
         """Conditional draws (standard units) of the unknown models ``U[pos]``: Matheron's rule with the
         universal-kriging predictor ``P`` (exact conditional covariance, the level integrated out),
-        ``e_C - P e_K``, made from the rows of the square root the models need."""
+        ``e_C - P e_K``, made from the rows of the square root the models need; with the level's prior
+        (``lev``), ``P 1 != 1`` and the level's own fixed draws add ``c (1 - P 1)``."""
         unc = self.unc
         n = unc.n_draws if n is None else n
         cols = self.U[pos]

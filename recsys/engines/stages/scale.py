@@ -43,6 +43,10 @@ def ridge_predict(coef: np.ndarray, X: np.ndarray) -> np.ndarray:
     return coef[0] + X @ coef[1:]
 
 
+#: the weight of the feature prior's log-spread, in records (a dataset's own log-sd weighs k - 1)
+PRIOR_WEIGHT = 3.0
+
+
 def row_sd(cells: Cells) -> tuple[np.ndarray, np.ndarray]:
     """Records per dataset and the (population) sd of its records (NaN without records)."""
     k = cells.row_counts()
@@ -51,7 +55,7 @@ def row_sd(cells: Cells) -> tuple[np.ndarray, np.ndarray]:
     return k, np.where(k > 0, np.sqrt(var), np.nan)
 
 
-def pool_log_sd(k: np.ndarray, sd: np.ndarray, prior: np.ndarray, prior_weight: float = 3.0) -> np.ndarray:
+def pool_log_sd(k: np.ndarray, sd: np.ndarray, prior: np.ndarray, prior_weight: float) -> np.ndarray:
     """Log-sds of ``k`` records each (``k - 1`` weights) pooled with ``prior`` (weight ``prior_weight``)."""
     emp = np.log(np.where(sd > 1e-4, sd, 1e-4))
     w = np.where(k >= 2, k - 1, 0)
@@ -59,12 +63,12 @@ def pool_log_sd(k: np.ndarray, sd: np.ndarray, prior: np.ndarray, prior_weight: 
     return np.exp(np.clip(log_s, -9, 1))
 
 
-def pooled_scale(cells: Cells, prior: np.ndarray, *, prior_weight: float = 3.0) -> np.ndarray:
+def pooled_scale(cells: Cells, prior: np.ndarray, *, prior_weight: float = PRIOR_WEIGHT) -> np.ndarray:
     """Spread of each dataset: its empirical log-sd (``k - 1`` weights) pooled with ``prior`` (a log-sd)."""
     return pool_log_sd(*row_sd(cells), prior, prior_weight)
 
 
-def scale_estimate(cells: Cells, X: np.ndarray, *, prior_weight: float = 3.0, min_known: int = 4
+def scale_estimate(cells: Cells, X: np.ndarray, *, prior_weight: float = PRIOR_WEIGHT, min_known: int = 4
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Spread of each dataset: its empirical log-sd pooled with a ridge prediction from features.
 
