@@ -308,11 +308,11 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ("Calibration.quantile", 'return float("INF")', _NAN.replace("NAN", "INF").replace("nan", "inf")),
         *[("Calibration.interval", line, "predictions are float arrays (or lists of floats) already")
           for line in ("pred = np.asarray(pred, dtype=None)", "pred = np.asarray(pred, )")],
-        ("_pools", "params = JointParams(rho=rho, scale=scale, kriging=kriging, narrow=narrow)",
+        ("_narrowest", "base = JointParams(rho=rho, scale=scale, kriging=kriging, narrow=narrow)",
          "the pools take the posteriors' centres and spreads, which use no draw: the seed is never read"),
-        ("_pools", "params = JointParams(rho=rho, scale=scale, seed=seed, narrow=narrow)",
+        ("_narrowest", "base = JointParams(rho=rho, scale=scale, seed=seed, narrow=narrow)",
          "fit_joint runs for engines that krige only: kriging is True, the default"),
-        ("_pools", 'order = np.argsort(-r.pred[r.hidden], kind="STABLE")',
+        ("_first_result_pools", 'order = np.argsort(-r.pred[r.hidden], kind="STABLE")',
          "numpy reads the sort kind case-insensitively"),
         *[("fit_joint", line, "fit_joint runs for engines that krige only: kriging is True, the default")
           for line in ("return JointParams(dict(fits[scale].pools), rho, scale, best[scale][1], seed, )",)],

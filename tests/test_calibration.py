@@ -411,7 +411,7 @@ def test_an_engine_that_predicts_every_cell_exactly_leaves_residuals_of_zero():
         np.testing.assert_array_equal(cal.rel_residuals[name], 0.0)
 
 
-# -- the joint distribution's fit (fit_joint, _pools, _cold_model_pool) ---------------------------------------
+# -- the joint distribution's fit (fit_joint, its pools, _cold_model_pool) ---------------------------------------
 
 
 def _hybrid():
@@ -528,6 +528,17 @@ def test_the_cold_model_pool_hides_a_recorded_model_even_of_a_single_record():
     assert len(cal.joint.pools["cold-model"]) >= 1
 
 
+def _pools(rows, refits, models, rho, scale, narrow=1.0):
+    """The joint's pools of ``rows`` under one scale and exponent (seed 3): the held-out answers' and the first
+    results', and the first results' (k, residual, sd)."""
+    from recsys.engines import calibration
+    from recsys.engines.joint import JointParams
+
+    jms = calibration._joint_models(refits, models, JointParams(rho=rho, scale=scale, seed=3, narrow=narrow))
+    first, given = calibration._first_result_pools(rows, jms, True)
+    return {**calibration._held_out_pools(rows, jms), **first}, given
+
+
 def _cold_reveal_rows(joint_fit):
     """The held-out datasets without records of the refit (at least 6 hidden records: first results revealed),
     with what _pools needs."""
@@ -555,7 +566,7 @@ def test_the_narrowing_exponent_is_the_one_whose_first_results_score_best(joint_
     assert rho == calibration._cold_level(rows, models)
     scores = {}
     for narrow in NARROWS:
-        pools, given = calibration._pools(rows, refits, models, rho, scale, 3, True, narrow)
+        pools, given = _pools(rows, refits, models, rho, scale, narrow)
         params = JointParams(pools, rho, scale, 1.0, 3, True, narrow)
         res = [sd * params.pool(f"k{k}").crps(r / sd) for k, r, sd in given]
         scores[narrow] = float(np.mean(np.concatenate(res)))
@@ -563,7 +574,7 @@ def test_the_narrowing_exponent_is_the_one_whose_first_results_score_best(joint_
             assert all(np.array_equal(cal.joint.pools[k], v) for k, v in pools.items())
     assert cal.joint.narrow == min(NARROWS, key=lambda n: (scores[n], -n))
     assert len({round(v, 9) for v in scores.values()}) == len(NARROWS)
-    one = calibration._pools(rows, refits, models, rho, scale, 3, True, 1.0)[0]
+    one = _pools(rows, refits, models, rho, scale, 1.0)[0]
     assert all(np.array_equal(one[k], cal.joint.pools[k]) for k in one if not k.startswith("k"))
 
 
@@ -603,8 +614,8 @@ def test_first_results_are_revealed_by_centre_ties_in_the_models_order(joint_fit
             pred = r.pred.copy()
             pred[r.hidden] = centre
             out.append(dataclasses.replace(r, pred=pred))
-    a = calibration._pools(tied, refits, models, 1.0, "model", 3, True, 1.0)[0]
-    b = calibration._pools(broken, refits, models, 1.0, "model", 3, True, 1.0)[0]
+    a = _pools(tied, refits, models, 1.0, "model")[0]
+    b = _pools(broken, refits, models, 1.0, "model")[0]
     assert set(a) == set(b) and {"k1", "k4"} <= set(a)
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-6)
@@ -625,8 +636,7 @@ def test_a_pool_without_residuals_is_left_out(joint_fit):
     flags = np.zeros(len(pred), bool)
     flags[r.hidden[4:]] = True
     models = {0: JointModel(refits[0].engine, JointParams(seed=3), flags)}
-    pools, given = calibration._pools([dataclasses.replace(r, pred=pred)], refits, models, 1.0, "model", 3, True,
-                                      1.0)
+    pools, given = _pools([dataclasses.replace(r, pred=pred)], refits, models, 1.0, "model")
     assert {"k1", "k2", "k3"} <= set(pools) and "k4" not in pools
     assert [k for k, _, _ in given] == [1, 2, 3, 4] and not len(given[3][1])  # (what the exponent is scored on)
     assert all(len(v) for v in pools.values())

@@ -696,11 +696,16 @@ def _narrowest(rows: list[_Row], refits: list[_Refit], models: dict, rho: float,
     """The parameters of ``scale`` with the exponent of :data:`NARROWS` under which the marginals of the first
     results' datasets score best: the mean CRPS, in accuracy units, of their models not revealed (pools ``k1``
     .. ``k4`` refitted for each exponent; a tie: the larger exponent). How far a result should narrow the
-    models that err with it depends on how well the zoo's datasets pin those correlations down."""
+    models that err with it depends on how well the zoo's datasets pin those correlations down. The other
+    pools hold answers without results, which no exponent changes: they are computed once."""
+    held = None
     scored = []
     for narrow in sorted(NARROWS, reverse=True):
-        pools, given = _pools(rows, refits, models, rho, scale, seed, kriging, narrow)
-        params = JointParams(pools, rho, scale, 1.0, seed, kriging, narrow)
+        base = JointParams(rho=rho, scale=scale, seed=seed, kriging=kriging, narrow=narrow)
+        jms = _joint_models(refits, models, base)
+        held = _held_out_pools(rows, jms) if held is None else held
+        first, given = _first_result_pools(rows, jms, kriging)
+        params = JointParams({**held, **first}, rho, scale, 1.0, seed, kriging, narrow)
         if not given:  # (no dataset without records to reveal: no result narrows anything)
             return params
         crps = np.concatenate([sd * params.pool(f"k{k}").crps(res / sd) for k, res, sd in given])
@@ -729,25 +734,39 @@ def _cold_level(rows: list[_Row], models: dict) -> float:
     return max(tau2, 1e-3 * kappa) / kappa
 
 
-def _pools(rows: list[_Row], refits: list[_Refit], models: dict, rho: float, scale: str, seed: int,
-           kriging: bool, narrow: float) -> tuple[dict[str, np.ndarray], list[tuple]]:
-    """Normalized residuals of the hidden cells by pool, and those of the first results of the datasets without
-    records (pools ``k1`` .. ``k4``: their models with the highest centres revealed one at a time); and those
-    first results' ``(k, residual, sd)`` (accuracy units)."""
-    params = JointParams(rho=rho, scale=scale, seed=seed, kriging=kriging, narrow=narrow)
-    given_res = []
-    jms = {i: JointModel(refits[i].engine, params, m.cold_models) for i, m in models.items()}
+def _joint_models(refits: list[_Refit], models: dict, params: JointParams) -> dict[int, JointModel]:
+    """Each refit's joint model under ``params`` (the cold flags of ``models``)."""
+    return {i: JointModel(refits[i].engine, params, m.cold_models) for i, m in models.items()}
+
+
+def _nonempty(out: dict[str, list]) -> dict[str, np.ndarray]:
+    return {k: np.sort(np.concatenate(v)) for k, v in out.items() if v and sum(map(len, v))}
+
+
+def _held_out_pools(rows: list[_Row], jms: dict[int, JointModel]) -> dict[str, np.ndarray]:
+    """Normalized residuals of the hidden cells by pool (the answers without results)."""
     out: dict[str, list] = {name: [] for name in POOLS}
     for r in rows:
-        jm = jms[r.refit]
-        post = jm.posterior(r.pred, r.stored, None, r.inp)
+        post = jms[r.refit].posterior(r.pred, r.stored, None, r.inp)
         cold = post.cold_models[r.hidden]
         if (~cold).any():
             h = r.hidden[~cold]
             out[pool_name(int((~np.isnan(r.stored)).sum()), len(r.pred))].append(
                 (r.truth[~cold] - post.mu[h]) / np.maximum(post.sd[h], 1e-12))
+    return _nonempty(out)
+
+
+def _first_result_pools(rows: list[_Row], jms: dict[int, JointModel], kriging: bool
+                        ) -> tuple[dict[str, np.ndarray], list[tuple]]:
+    """Normalized residuals of the first results of the datasets without records (pools ``k1`` .. ``k4``: their
+    models with the highest centres revealed one at a time), and each one's ``(k, residual, sd)`` (accuracy
+    units)."""
+    out: dict[str, list] = {f"k{k}": [] for k in range(1, _REVEAL + 1)}
+    given_res = []
+    for r in rows:
         if not kriging or not np.isnan(r.stored).all() or len(r.hidden) < 2 + _REVEAL:
             continue
+        jm = jms[r.refit]
         order = np.argsort(-r.pred[r.hidden], kind="stable")
         for k in range(1, _REVEAL + 1):
             given = dict(zip(r.hidden[order[:k]].tolist(), r.truth[order[:k]].tolist()))
@@ -758,7 +777,7 @@ def _pools(rows: list[_Row], refits: list[_Refit], models: dict, rho: float, sca
             res, sd = r.truth[rest][ok] - pk.mu[h][ok], np.maximum(pk.sd[h][ok], 1e-12)
             out[f"k{k}"].append(res / sd)
             given_res.append((k, res, sd))
-    return {k: np.sort(np.concatenate(v)) for k, v in out.items() if v and sum(map(len, v))}, given_res
+    return _nonempty(out), given_res
 
 
 def _cold_model_pool(make: Callable[[], Engine], data: ZooData, params: JointParams, seed: int,

@@ -151,9 +151,13 @@ class Pool:
     def crps(self, z: np.ndarray) -> np.ndarray:
         """The CRPS of each value ``z`` against the pool: ``E|v - z| - E|v - v'| / 2`` (exact over the pool)."""
         z = np.asarray(z, dtype=float)
+        return 2 * self.excess(z) - self.mean + z - self._half_gini
+
+    @functools.cached_property
+    def _half_gini(self) -> float:
+        """``E|v - v'| / 2`` over the (sorted) pool."""
         i = np.arange(1, self.n + 1)
-        half_gini = float(((2 * i - self.n - 1) * self.values).sum()) / self.n ** 2
-        return 2 * self.excess(z) - self.mean + z - half_gini
+        return float(((2 * i - self.n - 1) * self.values).sum()) / self.n ** 2
 
     def excess(self, t: np.ndarray) -> np.ndarray:
         """``E[max(z - t, 0)]`` for each ``t`` (exact over the pool)."""
@@ -569,10 +573,7 @@ class _Kriged:
             left = np.column_stack([Zf @ M.T - A @ self.C.T, -(Zf @ (VK.T @ self.g) + A @ self.g)])
             G = left @ np.column_stack([unc.V[cols], b]).T  # (the rank-one part as one more factor)
             G += unc._idio(cols, n) * np.sqrt(unc.psi[cols])
-            if self.lev is not None:
-                G += unc.level_draws[:n, None] * self.lev[pos][None, :]
-            G /= np.sqrt(self.var[pos])[None, :]
-            return G
+            return self._standardized(G, pos, n)
         W = self.Wt[:, pos].T if self.Wt is not None else unc.V[cols] @ self.C
         P = W + b[:, None] * self.g[None, :]
         if unc.S is not None:
@@ -585,9 +586,14 @@ class _Kriged:
             G = unc._Zf[:n] @ (unc.V[cols] - P @ unc.V[self.K]).T + unc._idio(cols, n) * np.sqrt(unc.psi[cols])
             Q = (P * unc.psi[self.K][None, :]) @ P.T
             G -= stream_normals(unc.seed, n, cols, salt=5) @ _psd(Q)[1].T
+        return self._standardized(G, pos, n)
+
+    def _standardized(self, G: np.ndarray, pos: np.ndarray, n: int) -> np.ndarray:
+        """The conditional draws ``G`` (a fresh array, changed in place) plus the level's part, over their sd."""
         if self.lev is not None:
-            G = G + unc.level_draws[:n, None] * self.lev[pos][None, :]
-        return G / np.sqrt(self.var[pos])[None, :]
+            G += self.unc.level_draws[:n, None] * self.lev[pos][None, :]
+        G /= np.sqrt(self.var[pos])[None, :]
+        return G
 
 
 def _psd(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
