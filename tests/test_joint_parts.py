@@ -270,12 +270,15 @@ def test_the_kriging_with_the_levels_prior_is_that_of_s_plus_rho_written_out(low
     P = T[np.ix_(U, K)] @ np.linalg.inv(T[np.ix_(K, K)])
     var = np.diag(T)[U] - (P * T[np.ix_(U, K)]).sum(1)
     n = 40000 if k > 6 else 64
-    unc = J._Uncertainty(LowRankCovariance(V, psi) if low_rank else DenseCovariance(S), seed=2, n_draws=n)
+    cov = LowRankCovariance(V, psi) if low_rank else DenseCovariance(S)
+    unc = J._Uncertainty(cov, seed=2, n_draws=n)
     kr = unc.kriging(K, U, rho)
     np.testing.assert_allclose(kr.var, var, rtol=1e-7)
     uk = unc.kriging(K, U).var
     assert (kr.var <= uk + 1e-12).all() and (kr.var < uk - (1e-3 if k < 6 else 1e-5)).any()
     pos = np.arange(6)
+    few = J._Uncertainty(cov, seed=2, n_draws=64).kriging(K, U, rho)  # (first n draws: within the table's 1,024)
+    np.testing.assert_array_equal(few.standard_draws(pos, 10), few.standard_draws(pos)[:10])
     if k > len(pos):
         g = kr.standard_draws(pos) * np.sqrt(var[pos])
         want = T[np.ix_(U, U)] - P @ T[np.ix_(K, U)]
