@@ -49,15 +49,18 @@ def test_stream_normals_read_the_table_cyclically_shifted_per_block_of_columns()
 
 
 def test_stream_normals_beyond_the_table_are_hashed_box_muller():
-    """Above N_DRAWS draws each value is hashed: key = mix(base ^ j golden) + i golden, base = mix(seed golden +
-    salt + golden); u1 = (high 32 bits + 1/2) / 2^32, u2 = low 32 bits / 2^32; sqrt(-2 log u1) cos(2 pi u2)."""
+    """Rows from N_DRAWS on are each hashed: key = mix(base ^ j golden) + i golden, base = mix(seed golden +
+    salt + golden); u1 = (high 32 bits + 1/2) / 2^32, u2 = low 32 bits / 2^32; sqrt(-2 log u1) cos(2 pi u2).
+    The rows before are the table's, as for fewer draws: the first n never depend on n."""
     n, seed, salt = N_DRAWS + 3, 9, 4
     cols = np.array([1, 700])
     got = stream_normals(seed, n, cols, salt=salt)
     assert got.shape == (n, 2)
+    np.testing.assert_array_equal(got[:N_DRAWS], stream_normals(seed, N_DRAWS, cols, salt=salt))
+    np.testing.assert_array_equal(got[:10], stream_normals(seed, 10, cols, salt=salt))
     base = _splitmix_finalizer((seed * 0x9E3779B97F4A7C15 + salt + 0x9E3779B97F4A7C15) & MASK)
     for c, j in enumerate(cols.tolist()):
-        for i in (0, 1, n - 1):
+        for i in (N_DRAWS, N_DRAWS + 1, n - 1):
             key = (_splitmix_finalizer(base ^ ((j * 0x9E3779B97F4A7C15) & MASK)) + i * 0x9E3779B97F4A7C15) & MASK
             x = _splitmix_finalizer(key)
             u1, u2 = ((x >> 32) + 0.5) / 2.0 ** 32, (x & 0xFFFFFFFF) / 2.0 ** 32
@@ -277,8 +280,9 @@ def test_the_kriging_with_the_levels_prior_is_that_of_s_plus_rho_written_out(low
     uk = unc.kriging(K, U).var
     assert (kr.var <= uk + 1e-12).all() and (kr.var < uk - (1e-3 if k < 6 else 1e-5)).any()
     pos = np.arange(6)
-    few = J._Uncertainty(cov, seed=2, n_draws=64).kriging(K, U, rho)  # (first n draws: within the table's 1,024)
-    np.testing.assert_array_equal(few.standard_draws(pos, 10), few.standard_draws(pos)[:10])
+    for draws in (64, n):  # the first n draws, within the table's 1,024 draws and beyond
+        few = J._Uncertainty(cov, seed=2, n_draws=draws).kriging(K, U, rho)
+        np.testing.assert_array_equal(few.standard_draws(pos, 10), few.standard_draws(pos)[:10])
     if k > len(pos):
         g = kr.standard_draws(pos) * np.sqrt(var[pos])
         want = T[np.ix_(U, U)] - P @ T[np.ix_(K, U)]

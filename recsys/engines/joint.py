@@ -393,23 +393,30 @@ def stream_normals(seed: int, n: int, cols: np.ndarray, salt: int = 0) -> np.nda
     """(n, len(cols)) standard normals; column ``j`` is a fixed function of (seed, salt, j) alone, and its first
     ``n`` values do not depend on ``n``.
 
-    Read from one table of fixed normals: model ``j`` takes column ``j mod width``, cyclically shifted by a
-    hash of (``j div width``, salt), so models sharing a column get unrelated orders of it (three passes over
-    the draws instead of hashing each one). Beyond :data:`N_DRAWS` draws, each value is hashed (splitmix64,
-    Box-Muller).
+    The first :data:`N_DRAWS` rows are read from one table of fixed normals: model ``j`` takes column ``j mod
+    width``, cyclically shifted by a hash of (``j div width``, salt), so models sharing a column get unrelated
+    orders of it (three passes over the draws instead of hashing each one). Rows from :data:`N_DRAWS` on are
+    each hashed (splitmix64, Box-Muller).
     """
     cols = np.asarray(cols, dtype=np.int64)
+    if n > N_DRAWS:  # the table's rows first, so that the first n never depend on n
+        return np.concatenate([stream_normals(seed, N_DRAWS, cols, salt),
+                               _hashed_normals(seed, np.arange(N_DRAWS, n), cols, salt)])
     with np.errstate(over="ignore"):
-        if n <= N_DRAWS:
-            shift = (_mix((cols // _TABLE_WIDTH).astype(np.uint64) * _GOLD + np.uint64(salt) * _M1 + _GOLD)
-                     % np.uint64(N_DRAWS)).astype(np.int64)
-            flat = np.arange(n)[:, None] + shift[None, :]  # the rows, then the flat positions, in place
-            flat %= N_DRAWS
-            flat *= _TABLE_WIDTH
-            flat += (cols % _TABLE_WIDTH)[None, :]
-            return np.take(_normal_table(int(seed)).reshape(-1), flat)
+        shift = (_mix((cols // _TABLE_WIDTH).astype(np.uint64) * _GOLD + np.uint64(salt) * _M1 + _GOLD)
+                 % np.uint64(N_DRAWS)).astype(np.int64)
+    flat = np.arange(n)[:, None] + shift[None, :]  # the rows, then the flat positions, in place
+    flat %= N_DRAWS
+    flat *= _TABLE_WIDTH
+    flat += (cols % _TABLE_WIDTH)[None, :]
+    return np.take(_normal_table(int(seed)).reshape(-1), flat)
+
+
+def _hashed_normals(seed: int, rows: np.ndarray, cols: np.ndarray, salt: int) -> np.ndarray:
+    """Standard normals of rows ``rows`` of :func:`stream_normals` beyond its table, each hashed."""
+    with np.errstate(over="ignore"):
         base = _mix(np.uint64(seed) * _GOLD + np.uint64(salt) + _GOLD)
-        key = _mix(base ^ (cols.astype(np.uint64)[None, :] * _GOLD)) + np.arange(n, dtype=np.uint64)[:, None] * _GOLD
+        key = _mix(base ^ (cols.astype(np.uint64)[None, :] * _GOLD)) + rows.astype(np.uint64)[:, None] * _GOLD
         x = _mix(key)  # two 32-bit uniforms from one 64-bit mix (Box-Muller)
     u1 = ((x >> np.uint64(32)).astype(np.float64) + 0.5) / 2.0 ** 32
     u2 = (x & np.uint64(0xFFFFFFFF)).astype(np.float64) / 2.0 ** 32
