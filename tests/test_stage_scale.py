@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from recsys.engines.stages.scale import (Standardization, column_means, fit_ridge, pooled_scale, pooled_standardization,
-                                         ridge_predict, row_sd, scale_estimate, shrunk_location_scale, standardize,
-                                         standardize_dense, standardize_pooled, standardize_rows)
+from recsys.engines.stages.scale import (Standardization, column_means, fit_additive, fit_ridge, pooled_scale,
+                                         pooled_standardization, ridge_predict, row_sd, scale_estimate,
+                                         shrunk_location_scale, standardize, standardize_dense, standardize_pooled,
+                                         standardize_rows)
 from recsys.features.data import Cells
 
 NAN = np.nan
@@ -240,3 +241,32 @@ def test_pooled_standardization_refines_the_profile_when_well_recorded_datasets_
     z2, z3 = standardize_pooled(cells, s, 3, 2), standardize_pooled(cells, s, 3, 3)
     assert not np.allclose(z2, z3, rtol=0, atol=1e-12)
     np.testing.assert_allclose(pooled_standardization(cells, s).of(cells), z2, rtol=0, atol=0)
+
+
+def test_fit_additive_is_the_closed_form_ridge_solution_from_dense_or_cells():
+    """mu = the mean of the records; (b, c) minimize sum (y - mu - b[m] - c[d])^2 + lam (|b|^2 + |c|^2), solved
+    here in closed form; a dataset (or model) without records gets bias 0; a dense matrix and its Cells agree."""
+    lam = 0.5
+    d, m = np.nonzero(~np.isnan(Y))
+    y = Y[d, m]
+    mu = y.mean()
+    X = np.zeros((len(y), Y.shape[1] + Y.shape[0]))
+    X[np.arange(len(y)), m] = 1.0
+    X[np.arange(len(y)), Y.shape[1] + d] = 1.0
+    theta = np.linalg.solve(X.T @ X + lam * np.eye(X.shape[1]), X.T @ (y - mu))
+    for given in (Y, Cells.from_dense(Y)):
+        got_mu, b, c = fit_additive(given, lam, iters=500)
+        assert got_mu == pytest.approx(mu, abs=1e-12)
+        np.testing.assert_allclose(b, theta[:Y.shape[1]], atol=1e-8)
+        np.testing.assert_allclose(c, theta[Y.shape[1]:], atol=1e-8)
+    assert c[4] == 0.0  # (no records)
+    # the sweeps stop once the model biases move less than 1e-9: more sweeps change nothing
+    np.testing.assert_array_equal(fit_additive(Y, lam, iters=500)[1], fit_additive(Y, lam, iters=5000)[1])
+    # one sweep: the model biases from a zero dataset bias, then the dataset biases from those
+    _, b1, c1 = fit_additive(Y, lam, iters=1)
+    want_b = np.array([(y[m == j] - mu).sum() / ((m == j).sum() + lam) for j in range(Y.shape[1])])
+    np.testing.assert_allclose(b1, want_b, atol=1e-12)
+    want_c = np.array([(y[d == i] - mu - want_b[m[d == i]]).sum() / ((d == i).sum() + lam) for i in range(Y.shape[0])])
+    np.testing.assert_allclose(c1, want_c, atol=1e-12)
+    empty = fit_additive(np.full((2, 3), NAN), lam)
+    assert empty[0] == 0.0 and not empty[1].any() and not empty[2].any()

@@ -11,31 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..features.data import Cells, DatasetBlock, ZooData
+from ..features.data import DatasetBlock, ZooData
 from .base import Engine
+from .stages.scale import fit_additive
 
-__all__ = ["AdditiveEngine", "fit_additive"]
-
-
-def fit_additive(Y, lam: float, iters: int = 50) -> tuple[float, np.ndarray, np.ndarray]:
-    """Ridge fit of ``Y[d, m] ≈ mu + b_model[m] + c_dataset[d]`` on the known cells.
-
-    ``Y`` is a dense matrix (NaN where unknown) or :class:`~recsys.features.data.Cells`;
-    the work is O(records) per sweep either way. Returns (mu, model_bias, dataset_bias).
-    """
-    cells = Y if isinstance(Y, Cells) else Cells.from_dense(Y)
-    y, d, m = cells.y, cells.d, cells.m
-    mu = float(y.mean()) if len(y) else 0.0
-    b = np.zeros(cells.shape[1])
-    c = np.zeros(cells.shape[0])
-    n_m, n_d = cells.col_counts(), cells.row_counts()
-    for _ in range(iters):
-        b_old = b
-        b = np.bincount(m, weights=y - mu - c[d], minlength=cells.shape[1]) / (n_m + lam)
-        c = np.bincount(d, weights=y - mu - b[m], minlength=cells.shape[0]) / (n_d + lam)
-        if np.abs(b - b_old).max() < 1e-9:
-            break
-    return mu, b, c
+__all__ = ["AdditiveEngine"]
 
 
 class AdditiveEngine(Engine):

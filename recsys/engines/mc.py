@@ -8,7 +8,7 @@ nuclear norm). It is the "MC" baseline of the DomainNet benchmark (Chen et
 al., 2024, who used a randomized SVD).
 
 The matrix completed here is the residual of the additive baseline
-(:func:`~recsys.engines.additive.fit_additive`: zoo mean + model bias + dataset
+(:func:`~recsys.engines.stages.scale.fit_additive`: zoo mean + model bias + dataset
 bias, ridge), so the low-rank part models only the interactions. A dataset
 without records, and a new dataset, gets the zoo mean plus the model biases
 (the model means). ``lambda`` is picked inside ``fit`` from a grid (fractions
@@ -26,8 +26,8 @@ import numpy as np
 
 from ..errors import RecsysError
 from ..features.data import DatasetBlock, ZooData
-from .additive import fit_additive
 from .base import Engine
+from .stages.scale import fit_additive
 
 __all__ = ["MatrixCompletionEngine", "soft_impute"]
 

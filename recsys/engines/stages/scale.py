@@ -15,6 +15,8 @@ builds a dense datasets x models matrix.
 - :func:`shrunk_location_scale`: each dataset's mean and spread shrunk to the
   zoo's (the baselines' scale); :func:`standardize_rows`: z-scores of each row of
   a dense score matrix.
+- :func:`fit_additive`: zoo mean + model bias + dataset bias by ridge (the
+  ``additive`` engine, and the baseline ``mc`` completes the residuals of).
 
 The numeric helpers every engine may share live here, not in another engine's file.
 """
@@ -26,7 +28,8 @@ import numpy as np
 from ...features.data import Cells
 
 __all__ = ["fit_ridge", "ridge_predict", "row_sd", "pooled_scale", "scale_estimate", "standardize", "standardize_dense",
-           "standardize_pooled", "Standardization", "column_means", "shrunk_location_scale", "standardize_rows"]
+           "standardize_pooled", "Standardization", "column_means", "shrunk_location_scale", "standardize_rows",
+           "fit_additive"]
 
 
 def fit_ridge(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, alpha: float = 1.0) -> np.ndarray:
@@ -217,3 +220,24 @@ def standardize_rows(S: np.ndarray, *, min_count: int = 2, rel_tol: float = 1e-1
     std = np.sqrt((dev ** 2).sum(1) / np.maximum(n, 1))
     good = (n >= min_count) & (std > rel_tol * np.maximum(np.abs(mean), 1.0))
     return np.where(good[:, None], dev / np.where(good, std, 1.0)[:, None], 0.0)
+
+
+def fit_additive(Y, lam: float, iters: int = 50) -> tuple[float, np.ndarray, np.ndarray]:
+    """Ridge fit of ``Y[d, m] ≈ mu + b_model[m] + c_dataset[d]`` on the known cells.
+
+    ``Y`` is a dense matrix (NaN where unknown) or :class:`~recsys.features.data.Cells`;
+    the work is O(records) per sweep either way. Returns (mu, model_bias, dataset_bias).
+    """
+    cells = Y if isinstance(Y, Cells) else Cells.from_dense(Y)
+    y, d, m = cells.y, cells.d, cells.m
+    mu = float(y.mean()) if len(y) else 0.0
+    b = np.zeros(cells.shape[1])
+    c = np.zeros(cells.shape[0])
+    n_m, n_d = cells.col_counts(), cells.row_counts()
+    for _ in range(iters):
+        b_old = b
+        b = np.bincount(m, weights=y - mu - c[d], minlength=cells.shape[1]) / (n_m + lam)
+        c = np.bincount(d, weights=y - mu - b[m], minlength=cells.shape[0]) / (n_d + lam)
+        if np.abs(b - b_old).max() < 1e-9:
+            break
+    return mu, b, c
