@@ -555,3 +555,15 @@ def test_results_given_to_a_dataset_with_records_join_its_block_with_them():
     np.testing.assert_array_equal(condition(inp, F[:2], vals[:2])[0], as_fitted[0])
     plus = vals[:2] + [0.0, 0.01]  # a changed value is a result: the block joins
     assert np.abs(condition(inp, F[:2], plus)[0] - condition(_row_inputs(S, counts=False, **stored), F[:2], plus)[0]).max() > 1e-6
+
+
+def test_stream_normals_wrap_their_hashes_without_a_warning():
+    """The hashes multiply uint64 scalars that overflow (seed x golden, salt x M1): wrapping is meant, and no
+    RuntimeWarning reaches the user, from the table's rows or from the hashed ones beyond it."""
+    import warnings
+    cols = np.array([1, 700])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for n in (8, N_DRAWS + 3):
+            for salt in (2, 4, 5):
+                assert np.isfinite(stream_normals(9, n, cols, salt=salt)).all()

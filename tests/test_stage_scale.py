@@ -270,3 +270,39 @@ def test_fit_additive_is_the_closed_form_ridge_solution_from_dense_or_cells():
     np.testing.assert_allclose(c1, want_c, atol=1e-12)
     empty = fit_additive(np.full((2, 3), NAN), lam)
     assert empty[0] == 0.0 and not empty[1].any() and not empty[2].any()
+
+
+def test_fit_additive_sweeps_50_times_by_default_and_stops_once_the_model_biases_settle():
+    """A chain of datasets (dataset i records models i and i + 1) spreads each record one link per sweep, so the
+    sweeps converge slowly: the default is 50 of them, and a fit given more stops at the first sweep whose model
+    biases move by less than 1e-9 (written out here), not later."""
+    n, lam = 40, 0.1
+    chain = np.full((n, n + 1), NAN)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        chain[i, i], chain[i, i + 1] = rng.uniform(0.3, 0.9, 2)
+    default = fit_additive(chain, lam)
+    for got, want in zip(default, fit_additive(chain, lam, iters=50)):
+        np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(default[1], fit_additive(chain, lam, iters=51)[1])
+    # the early stop, written out
+    cells = Cells.from_dense(chain)
+    y, d, m = cells.y, cells.d, cells.m
+    mu = y.mean()
+    b, c = np.zeros(n + 1), np.zeros(n)
+    for sweeps in range(1, 100_000):
+        b_old = b
+        b = np.bincount(m, weights=y - mu - c[d], minlength=n + 1) / (np.bincount(m, minlength=n + 1) + lam)
+        c = np.bincount(d, weights=y - mu - b[m], minlength=n) / (np.bincount(d, minlength=n) + lam)
+        if np.abs(b - b_old).max() < 1e-9:
+            break
+    assert 50 < sweeps < 100_000
+    got = fit_additive(chain, lam, iters=100_000)
+    np.testing.assert_allclose(got[1], b, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(got[2], c, rtol=0, atol=1e-15)
+    # (sweeping on would have moved them further: they had not reached their fixed point)
+    b_on = b
+    for _ in range(50):
+        b_on = np.bincount(m, weights=y - mu - c[d], minlength=n + 1) / (np.bincount(m, minlength=n + 1) + lam)
+        c = np.bincount(d, weights=y - mu - b_on[m], minlength=n) / (np.bincount(d, minlength=n) + lam)
+    assert np.abs(b_on - b).max() > 1e-12
