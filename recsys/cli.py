@@ -714,7 +714,8 @@ def plan(name, budget, model_path, new, settings, scores_path, candidates_path, 
     Columns step,model,dataset,predicted,lower,upper,p_best,expected_best,p_found: expected_best is the
     expected best accuracy once the first `step` models are fine-tuned (results given with --known /
     --results included), p_found the probability that the best candidate is among them. Give each
-    result you obtain with --known and plan again: the plan is conditioned on it (no refit).
+    result you obtain with --known and plan again: the plan is conditioned on it (no refit), and stderr
+    says how likely the best result so far is to stay the best (when to stop).
 
     \b
     recsys plan --dataset 269_clipart_32 --budget 3

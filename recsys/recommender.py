@@ -446,7 +446,8 @@ class Recommender:
         where that still pays); ``expected_best`` is the expected best accuracy once the first
         ``step`` models are fine-tuned (the results in ``known`` included), ``p_found`` the
         probability that the best candidate is among them, ``p_best`` the probability that the
-        model is the best of the candidates and the results. Deterministic.
+        model is the best of the candidates and the results. Where the dataset has results (or
+        records), the log says how likely the best of them is to stay the best. Deterministic.
 
         Parameters
         ----------
@@ -568,6 +569,11 @@ class Recommender:
         plan = post.plan(budget, free, cost)
         among = candidates | post.known
         p_best = ans.p_best[0] if among.all() else post.p_best(among)
+        if post.known.any():  # (when to stop: how likely the candidates left are to beat the results so far)
+            known = np.flatnonzero(post.known)
+            top = int(known[np.argmax(post.mu[known])])
+            log.info("the best result so far on %s, %s at %.4g, stays the best with probability %.2f", name,
+                     self.data_.model_ids[top], post.mu[top], min(float(p_best[known].sum()), 1.0))
         models = np.asarray(plan.models, dtype=np.int64)
         n = len(models)
         return {"step": np.arange(1, n + 1), "model": np.array([self.data_.model_ids[j] for j in models], dtype=object),

@@ -118,3 +118,23 @@ def test_a_result_written_as_a_percentage_reads_as_its_fraction(model, tmp_path)
     res = CliRunner().invoke(main, ["-q", "topk", "--model", str(model), "--set", "domain=photo", "--known",
                                     "resnet50=%"])
     assert res.exit_code == 2 and "give a fraction such as 0.81, or 81%" in res.stderr
+
+
+def test_the_plan_says_how_likely_the_best_result_so_far_is_to_stay_the_best(model):
+    """With results (or records) on the dataset, one line on stderr names the best of them and P(it stays the best):
+    the sum of the known models' P(best) among the candidates and the results, higher for a higher result; without
+    any result there is no line."""
+    _, err = run("plan", "--model", model, "--set", "domain=photo", "--budget", 2, "--format", "csv")
+    assert "stays the best" not in err
+    rows, _ = run("plan", "--model", model, "--set", "domain=photo", "--budget", 5, "--format", "csv")
+    low, high = rows[-1]["model"], rows[0]["model"]
+    _, err = run("plan", "--model", model, "--set", "domain=photo", "--budget", 1, "--known", f"{low}=0.02",
+                 "--known", f"{high}=0.03")
+    line = [x for x in err.splitlines() if "stays the best" in x]
+    assert len(line) == 1 and f"{high} at 0.03," in line[0]
+    p_low = float(line[0].rsplit(" ", 1)[1])
+    _, err = run("plan", "--model", model, "--set", "domain=photo", "--budget", 1, "--known", f"{high}=0.999")
+    (line,) = [x for x in err.splitlines() if "stays the best" in x]
+    assert f"{high} at 0.999," in line
+    p_high = float(line.rsplit(" ", 1)[1])
+    assert p_low < 0.5 < p_high <= 1  # (two results at 2-3%: the models left are likely better; at 99.9% not)
