@@ -260,7 +260,8 @@ def test_a_zoo_without_default_targets_says_how_to_name_some():
 
 def test_plans_coverage_along_the_loop_is_its_answers_intervals_on_the_models_not_yet_revealed(played, small):
     """coverage@n: before pick n + 1, the share of the target's recorded models not yet revealed inside the
-    answer's interval, recomputed here from the picks with the same fit, calibration and results given."""
+    answer's interval, recomputed here from the picks with the same fit, calibration and results given; stay@n
+    (n >= 1) the probability that same answer gives that the best of the n results stays the best."""
     from recsys.engines import make_engine
     from recsys.engines.answer import answer, joint_model
     from recsys.engines.calibration import calibrate
@@ -286,5 +287,13 @@ def test_plans_coverage_along_the_loop_is_its_answers_intervals_on_the_models_no
         y = small.Y[t, free]
         want = np.mean((ans.lower[0, free] <= y) & (y <= ans.upper[0, free]))
         assert plan.loc[ids[t], f"coverage@{n}"] == pytest.approx(want)
-    assert "coverage of their 80% intervals on the recorded models not yet revealed, after 0 / 1 / 2 / 3 results" \
-        in sequential_markdown(played)
+        if n:  # stay@n: the revealed models' P(best of the target's recorded models) in the same answer
+            stay = ans.posteriors[0].p_best(small.known[t])[picks[:n]].sum()
+            assert plan.loc[ids[t], f"stay@{n}"] == pytest.approx(stay)
+            assert 0 <= stay <= 1 and plan.loc[ids[t], f"found@{n}"] in (0.0, 1.0)
+    assert "stay@0" not in df.columns and df.loc[df["engine"] != "plan", "stay@1"].isna().all()
+    md = sequential_markdown(played)
+    assert "coverage of their 80% intervals on the recorded models not yet revealed, after 0 / 1 / 2 / 3 results" in md
+    means = policy_means(played).loc["plan"]
+    assert ("the best result so far stays the best, after 1 / 2 / 3 results, against how often it did (found@n): "
+            + " / ".join(f"{means[f'stay@{n}']:.2f} vs {means[f'found@{n}']:.2f}" for n in (1, 2, 3))) in md

@@ -25,7 +25,10 @@ Policies, in the same run:
 Beside the picks, ``plan``'s answers are scored as a user reads them: ``coverage@n`` is the share of the
 target's recorded models not yet revealed whose true accuracy lies in the answer's interval (at the run's
 level, 80% by default) after ``n`` results, n = 0 .. steps - 1 (``recsys topk --known ...``: after none, a
-brand-new dataset's split-conformal intervals; after some, the joint distribution's marginals).
+brand-new dataset's split-conformal intervals; after some, the joint distribution's marginals), and
+``stay@n`` the probability it gives that the best result so far stays the best of the target's recorded
+models (the revealed models' P(best); ``recsys plan --known ...`` says it), n = 1 .. steps - 1, against
+``found@n``, whether it does.
 
 Folds: a zoo with at most :data:`MAX_SINGLE` targets holds each out alone; above, the targets are
 split into :data:`N_FOLDS` folds (seeded), each fit hiding a tenth of them, as the ``missing-edge``
@@ -158,11 +161,12 @@ class _Sequential:
         nan = np.full((len(fold.rows), self.data.n_models), np.nan)
         picks: dict[str, dict[int, list[int]]] = {"static": {}, "plan": {}}
         coverage: dict[int, list[float]] = {}  # target -> plan's interval coverage after n results
+        stay: dict[int, list[float]] = {}  # target -> P(the best result so far stays the best) after n results
         static = answer(engine, None, block, nan, uncertainty=False).predicted
         for i, t in enumerate(fold.rows):
             cand = self.recorded[t]
             picks["static"][t] = _order(static[i], cand, self.steps)
-            picks["plan"][t], coverage[t] = self._plan(engine, cal, jm, train, int(t), cand, unrecorded)
+            picks["plan"][t], coverage[t], stay[t] = self._plan(engine, cal, jm, train, int(t), cand, unrecorded)
         for name in self.baselines():
             cls = get_engine_class(name.split(":")[0])
             if getattr(cls, "requires_scores", False) and not self.has_scores:
@@ -189,12 +193,12 @@ class _Sequential:
         for policy, per in picks.items():
             for t, pk in per.items():
                 reg, found = regrets(self.Y[t], self.recorded[t], pk, self.steps)
-                self._row(policy, fold, int(t), reg, found, pk, coverage[t] if policy == "plan" else None)
+                self._row(policy, fold, int(t), reg, found, pk, *((coverage[t], stay[t]) if policy == "plan" else ()))
         for t in fold.rows:
             reg, found = random_expectation(self.Y[t, self.recorded[t]], self.steps)
             self._row("random", fold, int(t), list(reg), list(found), [])
 
-    def _row(self, policy: str, fold: Fold, t: int, reg, found, picks, coverage=None) -> None:
+    def _row(self, policy: str, fold: Fold, t: int, reg, found, picks, coverage=None, stay=None) -> None:
         row = {"engine": policy, "rep": fold.rep, "seed": fold.seed, "fold": fold.label,
                "dataset": self.data.dataset_ids[t], "group": -1, "n_recorded": int(self.recorded[t].sum()),
                "n_known": 0, "bin": "cold"}
@@ -202,17 +206,20 @@ class _Sequential:
         row.update({f"found@{n + 1}": found[n] for n in range(self.steps)})
         if coverage is not None:  # (steps not played, every candidate revealed: NaN)
             row.update({f"coverage@{n}": coverage[n] if n < len(coverage) else math.nan for n in range(self.steps)})
+        if stay is not None:
+            row.update({f"stay@{n}": stay[n - 1] if n <= len(stay) else math.nan for n in range(1, self.steps)})
         row["picks"] = " ".join(self.data.model_ids[j] for j in picks)
         self.rows.append(row)
 
     def _plan(self, engine, cal, jm, train: ZooData, t: int, cand: np.ndarray, unrecorded
-              ) -> tuple[list[int], list[float]]:
+              ) -> tuple[list[int], list[float], list[float]]:
         """The picks of ``plan`` (the joint distribution conditioned on each revealed result, no refit), and
-        before each pick the coverage of its answer's intervals on the recorded models not yet revealed."""
+        before each pick the coverage of its answer's intervals on the recorded models not yet revealed and
+        (once there are results) the probability it gives that the best of them stays the best of ``cand``."""
         given: dict[int, float] = {}
         block = train.block(np.array([t]))
         nan = np.full((1, self.data.n_models), np.nan)
-        out, coverage = [], []
+        out, coverage, stay = [], [], []
         for _ in range(self.steps):
             ans = answer(engine, cal, block, nan, level=self.level, unrecorded=unrecorded, given=[given],
                          joint=jm, posteriors=True)
@@ -221,10 +228,13 @@ class _Sequential:
                 break
             y = self.Y[t, free]
             coverage.append(float(np.mean((ans.lower[0, free] <= y) & (y <= ans.upper[0, free]))))
-            j = ans.posteriors[0].plan(1, free, summary=False).models[0]
+            post = ans.posteriors[0]
+            if given:
+                stay.append(min(float(post.p_best(cand)[list(given)].sum()), 1.0))
+            j = post.plan(1, free, summary=False).models[0]
             out.append(j)
             given[j] = float(self.Y[t, j])
-        return out, coverage
+        return out, coverage, stay
 
     def _plan_refit(self, engine, cal, train: ZooData, fold: Fold, unrecorded) -> dict[int, list[int]]:
         """The picks of ``plan`` with a full refit after each reveal (all of the fold's reveals in one refit)."""
@@ -316,11 +326,11 @@ BASELINE_POLICIES = ("popularity", "additive", "logme:LOG_ME", "logme:REG_H_SCOR
 
 
 #: the per-target columns averaged by the summaries
-_MEASURES = ("regret@", "found@", "coverage@")
+_MEASURES = ("regret@", "found@", "coverage@", "stay@")
 
 
 def policy_means(result: ProtocolResult) -> pd.DataFrame:
-    """Per policy: targets played and the mean regret@n, found@n (and ``plan``'s coverage@n) over them (targets
+    """Per policy: targets played and the mean regret@n, found@n (and ``plan``'s coverage@n, stay@n) over them (targets
     averaged over repetitions)."""
     per = _per_target(result)
     cols = [c for c in per.columns if c.startswith(_MEASURES)]
@@ -382,6 +392,12 @@ def sequential_markdown(result: ProtocolResult, *, heading: str = "##", docs: st
         values = " / ".join(f"{means.loc['plan', c]:.2f}" for c in cover)
         lines += [f"`plan`'s answers along the way: coverage of their {level} intervals on the recorded models not "
                   f"yet revealed, after {after} results: {values}.", ""]
+    stay = [c for c in means.columns if c.startswith("stay@")]
+    if "plan" in means.index and stay:
+        after = " / ".join(c.split("@")[1] for c in stay)
+        values = " / ".join(f"{means.loc['plan', c]:.2f} vs {means.loc['plan', 'found' + c[4:]]:.2f}" for c in stay)
+        lines += [f"The probability they give that the best result so far stays the best, after {after} results, "
+                  f"against how often it did (found@n): {values}.", ""]
     others = [p for p in means.index if p != "plan"]
     if "plan" in means.index and others:
         ns = [n for n in (1, 3, 5) if n <= steps]

@@ -532,6 +532,38 @@ def _loop_coverage(result: SuiteResult) -> list[str]:
              "| zoo | " + " | ".join(f"after {c.split('@')[1]}" for c in ns) + " |", "|---|" + "---|" * len(ns)]
     for z, m in means.items():
         lines.append(f"| {z} | " + " | ".join("–" if pd.isna(m.get(c)) else f"{m[c]:.3f}" for c in ns) + " |")
+    return lines + [""] + _loop_stay(result)
+
+
+def _loop_stay(result: SuiteResult) -> list[str]:
+    """The table of ``plan``'s P(the best result so far stays the best) after n results against how often it
+    did (``found@n``), per sequential zoo (none without the column)."""
+    from .sequential import _per_target
+
+    rows = {}
+    for z, r in result.sequential.items():
+        per = _per_target(r)
+        per = per[per["engine"] == "plan"]
+        ns = [int(c.split("@")[1]) for c in per.columns if c.startswith("stay@")]
+        cells = {}
+        for n in ns:
+            ok = per[f"stay@{n}"].notna()
+            p, hit = per.loc[ok, f"stay@{n}"], per.loc[ok, f"found@{n}"]
+            if ok.any():
+                cells[n] = (float(p.mean()), float(hit.mean()), float(((p - hit) ** 2).mean()))
+        if cells:
+            rows[z] = cells
+    if not rows:
+        return []
+    ns = sorted({n for c in rows.values() for n in c})
+    lines = ["When to stop (what `recsys plan --known` says on stderr): the probability `plan`'s answer gives that the "
+             "best result so far stays the best of the target's recorded models, after n results: its mean / how "
+             "often it did (found@n) / Brier score (0 is best; a constant at the observed rate scores rate x "
+             "(1 - rate)):", "",
+             "| zoo | " + " | ".join(f"after {n}" for n in ns) + " |", "|---|" + "---|" * len(ns)]
+    for z, c in rows.items():
+        lines.append(f"| {z} | " + " | ".join(f"{c[n][0]:.2f} / {c[n][1]:.2f} / {c[n][2]:.3f}" if n in c else "–"
+                                             for n in ns) + " |")
     return lines + [""]
 
 
