@@ -244,15 +244,16 @@ def test_the_loop_coverage_table_shows_plans_coverage_after_n_results():
 
 
 def test_the_stop_table_sets_plans_p_stay_against_how_often_the_best_so_far_stayed_the_best():
-    """Per zoo and n: the mean of stay@n, the mean of found@n on the same targets, and the Brier score of one against
+    """Per zoo and n: the mean of stay@n, the mean of stayed@n on the same targets, and the Brier score of one against
     the other; targets without stay@n (not played that far) left out; a zoo without the column: no table."""
     import types
 
     from recsys.evaluation.suite import _loop_stay
 
-    rows = [{"engine": "plan", "dataset": d, "found@1": f1, "found@2": f2, "stay@1": s1, "stay@2": s2}
-            for d, f1, f2, s1, s2 in (("a", 1.0, 1.0, 0.9, 0.8), ("b", 0.0, 1.0, 0.3, np.nan),
-                                      ("c", 0.0, 0.0, 0.2, 0.4))]
+    rows = [{"engine": "plan", "dataset": d, "found@1": 1.0, "stayed@1": f1, "stayed@2": f2, "stay@1": s1,
+             "stay@2": s2}
+            for d, f1, f2, s1, s2 in (("a", 1.0, 1.0, 0.9, 0.8), ("b", 0.0, 0.5, 0.3, np.nan),
+                                      ("c", 0.0, 0.0, 0.2, 0.4))]  # (found@n is not the outcome: stayed@n is)
     rows.append({"engine": "static", "dataset": "a", "found@1": 0.0, "found@2": 0.0})
     seq = types.SimpleNamespace(per_dataset=pd.DataFrame(rows), level=0.8)
     old = types.SimpleNamespace(per_dataset=pd.DataFrame([r for r in rows if r["engine"] == "static"]), level=0.8)

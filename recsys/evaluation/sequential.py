@@ -28,7 +28,8 @@ level, 80% by default) after ``n`` results, n = 0 .. steps - 1 (``recsys topk --
 brand-new dataset's split-conformal intervals; after some, the joint distribution's marginals), and
 ``stay@n`` the probability it gives that the best result so far stays the best of the target's recorded
 models (the revealed models' P(best); ``recsys plan --known ...`` says it), n = 1 .. steps - 1, against
-``found@n``, whether it does.
+``stayed@n``, whether it does: 1, or the revealed share of the models tied for the best (as P(best)'s Brier
+score shares a tie).
 
 Folds: a zoo with at most :data:`MAX_SINGLE` targets holds each out alone; above, the targets are
 split into :data:`N_FOLDS` folds (seeded), each fit hiding a tenth of them, as the ``missing-edge``
@@ -161,7 +162,7 @@ class _Sequential:
         nan = np.full((len(fold.rows), self.data.n_models), np.nan)
         picks: dict[str, dict[int, list[int]]] = {"static": {}, "plan": {}}
         coverage: dict[int, list[float]] = {}  # target -> plan's interval coverage after n results
-        stay: dict[int, list[float]] = {}  # target -> P(the best result so far stays the best) after n results
+        stay: dict[int, tuple[list, list]] = {}  # target -> P(the best so far stays the best) after n, and did it
         static = answer(engine, None, block, nan, uncertainty=False).predicted
         for i, t in enumerate(fold.rows):
             cand = self.recorded[t]
@@ -193,12 +194,13 @@ class _Sequential:
         for policy, per in picks.items():
             for t, pk in per.items():
                 reg, found = regrets(self.Y[t], self.recorded[t], pk, self.steps)
-                self._row(policy, fold, int(t), reg, found, pk, *((coverage[t], stay[t]) if policy == "plan" else ()))
+                self._row(policy, fold, int(t), reg, found, pk, *((coverage[t], *stay[t]) if policy == "plan" else ()))
         for t in fold.rows:
             reg, found = random_expectation(self.Y[t, self.recorded[t]], self.steps)
             self._row("random", fold, int(t), list(reg), list(found), [])
 
-    def _row(self, policy: str, fold: Fold, t: int, reg, found, picks, coverage=None, stay=None) -> None:
+    def _row(self, policy: str, fold: Fold, t: int, reg, found, picks, coverage=None, stay=None, stayed=None
+             ) -> None:
         row = {"engine": policy, "rep": fold.rep, "seed": fold.seed, "fold": fold.label,
                "dataset": self.data.dataset_ids[t], "group": -1, "n_recorded": int(self.recorded[t].sum()),
                "n_known": 0, "bin": "cold"}
@@ -208,18 +210,21 @@ class _Sequential:
             row.update({f"coverage@{n}": coverage[n] if n < len(coverage) else math.nan for n in range(self.steps)})
         if stay is not None:
             row.update({f"stay@{n}": stay[n - 1] if n <= len(stay) else math.nan for n in range(1, self.steps)})
+            row.update({f"stayed@{n}": stayed[n - 1] if n <= len(stayed) else math.nan for n in range(1, self.steps)})
         row["picks"] = " ".join(self.data.model_ids[j] for j in picks)
         self.rows.append(row)
 
     def _plan(self, engine, cal, jm, train: ZooData, t: int, cand: np.ndarray, unrecorded
-              ) -> tuple[list[int], list[float], list[float]]:
+              ) -> tuple[list[int], list[float], tuple[list[float], list[float]]]:
         """The picks of ``plan`` (the joint distribution conditioned on each revealed result, no refit), and
         before each pick the coverage of its answer's intervals on the recorded models not yet revealed and
-        (once there are results) the probability it gives that the best of them stays the best of ``cand``."""
+        (once there are results) the probability it gives that the best of them stays the best of ``cand``, and the
+        share of the models tied for the best of ``cand`` that are among them (0 when none is)."""
         given: dict[int, float] = {}
         block = train.block(np.array([t]))
         nan = np.full((1, self.data.n_models), np.nan)
-        out, coverage, stay = [], [], []
+        out, coverage, stay, stayed = [], [], [], []
+        tied = cand & (self.Y[t] >= np.max(self.Y[t, cand]))
         for _ in range(self.steps):
             ans = answer(engine, cal, block, nan, level=self.level, unrecorded=unrecorded, given=[given],
                          joint=jm, posteriors=True)
@@ -231,10 +236,11 @@ class _Sequential:
             post = ans.posteriors[0]
             if given:
                 stay.append(min(float(post.p_best(cand)[list(given)].sum()), 1.0))
+                stayed.append(float(tied[list(given)].sum() / tied.sum()))
             j = post.plan(1, free, summary=False).models[0]
             out.append(j)
             given[j] = float(self.Y[t, j])
-        return out, coverage, stay
+        return out, coverage, (stay, stayed)
 
     def _plan_refit(self, engine, cal, train: ZooData, fold: Fold, unrecorded) -> dict[int, list[int]]:
         """The picks of ``plan`` with a full refit after each reveal (all of the fold's reveals in one refit)."""
@@ -326,11 +332,11 @@ BASELINE_POLICIES = ("popularity", "additive", "logme:LOG_ME", "logme:REG_H_SCOR
 
 
 #: the per-target columns averaged by the summaries
-_MEASURES = ("regret@", "found@", "coverage@", "stay@")
+_MEASURES = ("regret@", "found@", "coverage@", "stay@", "stayed@")
 
 
 def policy_means(result: ProtocolResult) -> pd.DataFrame:
-    """Per policy: targets played and the mean regret@n, found@n (and ``plan``'s coverage@n, stay@n) over them (targets
+    """Per policy: targets played and the mean regret@n, found@n (and ``plan``'s coverage@n, stay@n, stayed@n) over them (targets
     averaged over repetitions)."""
     per = _per_target(result)
     cols = [c for c in per.columns if c.startswith(_MEASURES)]
@@ -395,9 +401,9 @@ def sequential_markdown(result: ProtocolResult, *, heading: str = "##", docs: st
     stay = [c for c in means.columns if c.startswith("stay@")]
     if "plan" in means.index and stay:
         after = " / ".join(c.split("@")[1] for c in stay)
-        values = " / ".join(f"{means.loc['plan', c]:.2f} vs {means.loc['plan', 'found' + c[4:]]:.2f}" for c in stay)
+        values = " / ".join(f"{means.loc['plan', c]:.2f} vs {means.loc['plan', 'stayed' + c[4:]]:.2f}" for c in stay)
         lines += [f"The probability they give that the best result so far stays the best, after {after} results, "
-                  f"against how often it did (found@n): {values}.", ""]
+                  f"against how often it did (stayed@n, a tie shared): {values}.", ""]
     others = [p for p in means.index if p != "plan"]
     if "plan" in means.index and others:
         ns = [n for n in (1, 3, 5) if n <= steps]

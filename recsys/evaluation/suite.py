@@ -537,7 +537,7 @@ def _loop_coverage(result: SuiteResult) -> list[str]:
 
 def _loop_stay(result: SuiteResult) -> list[str]:
     """The table of ``plan``'s P(the best result so far stays the best) after n results against how often it
-    did (``found@n``), per sequential zoo (none without the column)."""
+    did (``stayed@n``: a tie for the best shared), per sequential zoo (none without the column)."""
     from .sequential import _per_target
 
     rows = {}
@@ -548,7 +548,7 @@ def _loop_stay(result: SuiteResult) -> list[str]:
         cells = {}
         for n in ns:
             ok = per[f"stay@{n}"].notna()
-            p, hit = per.loc[ok, f"stay@{n}"], per.loc[ok, f"found@{n}"]
+            p, hit = per.loc[ok, f"stay@{n}"], per.loc[ok, f"stayed@{n}"]
             if ok.any():
                 cells[n] = (float(p.mean()), float(hit.mean()), float(((p - hit) ** 2).mean()))
         if cells:
@@ -558,8 +558,8 @@ def _loop_stay(result: SuiteResult) -> list[str]:
     ns = sorted({n for c in rows.values() for n in c})
     lines = ["When to stop (what `recsys plan --known` says on stderr): the probability `plan`'s answer gives that the "
              "best result so far stays the best of the target's recorded models, after n results: its mean / how "
-             "often it did (found@n) / Brier score (0 is best; a constant at the observed rate scores rate x "
-             "(1 - rate)):", "",
+             "often it did (1, or the revealed share of the models tied for the best) / Brier score (0 is best; a "
+             "constant at the observed rate scores about rate x (1 - rate)):", "",
              "| zoo | " + " | ".join(f"after {n}" for n in ns) + " |", "|---|" + "---|" * len(ns)]
     for z, c in rows.items():
         lines.append(f"| {z} | " + " | ".join(f"{c[n][0]:.2f} / {c[n][1]:.2f} / {c[n][2]:.3f}" if n in c else "–"
