@@ -299,4 +299,5 @@ def test_plans_coverage_along_the_loop_is_its_answers_intervals_on_the_models_no
     assert "coverage of their 80% intervals on the recorded models not yet revealed, after 0 / 1 / 2 / 3 results" in md
     means = policy_means(played).loc["plan"]
     assert ("the best result so far stays the best, after 1 / 2 / 3 results, against how often it did (stayed@n, "
-            "a tie shared): " + " / ".join(f"{means[f'stay@{n}']:.2f} vs {means[f'stayed@{n}']:.2f}" for n in (1, 2, 3))) in md
+            "a tie shared): "
+            + " / ".join(f"{means[f'stay@{n}']:.2f} vs {means[f'stayed@{n}']:.2f}" for n in (1, 2, 3))) in md

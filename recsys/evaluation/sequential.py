@@ -336,8 +336,8 @@ _MEASURES = ("regret@", "found@", "coverage@", "stay@", "stayed@")
 
 
 def policy_means(result: ProtocolResult) -> pd.DataFrame:
-    """Per policy: targets played and the mean regret@n, found@n (and ``plan``'s coverage@n, stay@n, stayed@n) over them (targets
-    averaged over repetitions)."""
+    """Per policy: targets played and the mean regret@n, found@n (and ``plan``'s coverage@n, stay@n, stayed@n)
+    over them (targets averaged over repetitions)."""
     per = _per_target(result)
     cols = [c for c in per.columns if c.startswith(_MEASURES)]
     out = per.groupby("engine", sort=False)[cols].mean()
