@@ -573,7 +573,7 @@ class Recommender:
             known = np.flatnonzero(post.known)
             top = int(known[np.argmax(post.mu[known])])
             log.info("the best result so far on %s, %s at %.4g, stays the best with probability %.2f", name,
-                     self.data_.model_ids[top], post.mu[top], min(float(p_best[known].sum()), 1.0))
+                     self.data_.model_ids[top], post.mu[top], post.p_stays(p_best))
         models = np.asarray(plan.models, dtype=np.int64)
         n = len(models)
         return {"step": np.arange(1, n + 1), "model": np.array([self.data_.model_ids[j] for j in models], dtype=object),

@@ -567,3 +567,14 @@ def test_stream_normals_wrap_their_hashes_without_a_warning():
         for n in (8, N_DRAWS + 3):
             for salt in (2, 4, 5):
                 assert np.isfinite(stream_normals(9, n, cols, salt=salt)).all()
+
+
+def test_p_stays_is_the_known_models_share_of_p_best_at_most_one():
+    """P(the best known cell stays the best): the known models' P(best) summed (capped at 1 against rounding),
+    the number `recsys plan` prints and the sequential protocol scores."""
+    pool = Pool(np.linspace(-2, 2, 40))
+    post = _row([0.8, 0.7, 0.75, 0.6], [0.05, 0.05, 0.0, 0.0], [False, False, True, True], np.zeros(4, bool), pool,
+                pool, n=256)
+    pb = post.p_best()
+    assert post.p_stays(pb) == pytest.approx(pb[2] + pb[3]) and 0 < post.p_stays(pb) < 1
+    assert post.p_stays(np.array([0.1, 0.0, 0.5, 0.5 + 1e-9])) == 1.0

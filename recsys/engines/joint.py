@@ -732,6 +732,12 @@ class RowPosterior:
             keep &= ~known | (self.mu[cols] >= top)
         return cols[keep]
 
+    def p_stays(self, p_best: np.ndarray) -> float:
+        """The probability that the best known cell (record or result) stays the best: the known models' share of
+        ``p_best`` (this row's P(best), e.g. :meth:`p_best`'s), at most 1. What ``recsys plan`` says on stderr
+        and the sequential protocol scores (``stay@n``)."""
+        return min(float(np.asarray(p_best)[self.known].sum()), 1.0)
+
     @_one_thread
     def p_best(self, among: np.ndarray | None = None, factors=None) -> np.ndarray | dict:
         """P(each model is the best of ``among``; default all), from the joint draws; ties shared.

@@ -161,13 +161,12 @@ class _Sequential:
         block = train.block(fold.rows)
         nan = np.full((len(fold.rows), self.data.n_models), np.nan)
         picks: dict[str, dict[int, list[int]]] = {"static": {}, "plan": {}}
-        coverage: dict[int, list[float]] = {}  # target -> plan's interval coverage after n results
-        stay: dict[int, tuple[list, list]] = {}  # target -> P(the best so far stays the best) after n, and did it
+        loop: dict[int, dict[str, float]] = {}  # target -> plan's coverage@n, stay@n, stayed@n
         static = answer(engine, None, block, nan, uncertainty=False).predicted
         for i, t in enumerate(fold.rows):
             cand = self.recorded[t]
             picks["static"][t] = _order(static[i], cand, self.steps)
-            picks["plan"][t], coverage[t], stay[t] = self._plan(engine, cal, jm, train, int(t), cand, unrecorded)
+            picks["plan"][t], loop[t] = self._plan(engine, cal, jm, train, int(t), cand, unrecorded)
         for name in self.baselines():
             cls = get_engine_class(name.split(":")[0])
             if getattr(cls, "requires_scores", False) and not self.has_scores:
@@ -194,53 +193,51 @@ class _Sequential:
         for policy, per in picks.items():
             for t, pk in per.items():
                 reg, found = regrets(self.Y[t], self.recorded[t], pk, self.steps)
-                self._row(policy, fold, int(t), reg, found, pk, *((coverage[t], *stay[t]) if policy == "plan" else ()))
+                self._row(policy, fold, int(t), reg, found, pk, loop[t] if policy == "plan" else None)
         for t in fold.rows:
             reg, found = random_expectation(self.Y[t, self.recorded[t]], self.steps)
             self._row("random", fold, int(t), list(reg), list(found), [])
 
-    def _row(self, policy: str, fold: Fold, t: int, reg, found, picks, coverage=None, stay=None, stayed=None
-             ) -> None:
+    def _row(self, policy: str, fold: Fold, t: int, reg, found, picks, loop: dict | None = None) -> None:
         row = {"engine": policy, "rep": fold.rep, "seed": fold.seed, "fold": fold.label,
                "dataset": self.data.dataset_ids[t], "group": -1, "n_recorded": int(self.recorded[t].sum()),
                "n_known": 0, "bin": "cold"}
         row.update({f"regret@{n + 1}": reg[n] for n in range(self.steps)})
         row.update({f"found@{n + 1}": found[n] for n in range(self.steps)})
-        if coverage is not None:  # (steps not played, every candidate revealed: NaN)
-            row.update({f"coverage@{n}": coverage[n] if n < len(coverage) else math.nan for n in range(self.steps)})
-        if stay is not None:
-            row.update({f"stay@{n}": stay[n - 1] if n <= len(stay) else math.nan for n in range(1, self.steps)})
-            row.update({f"stayed@{n}": stayed[n - 1] if n <= len(stayed) else math.nan for n in range(1, self.steps)})
+        row.update(loop or {})
         row["picks"] = " ".join(self.data.model_ids[j] for j in picks)
         self.rows.append(row)
 
     def _plan(self, engine, cal, jm, train: ZooData, t: int, cand: np.ndarray, unrecorded
-              ) -> tuple[list[int], list[float], tuple[list[float], list[float]]]:
-        """The picks of ``plan`` (the joint distribution conditioned on each revealed result, no refit), and
-        before each pick the coverage of its answer's intervals on the recorded models not yet revealed and
-        (once there are results) the probability it gives that the best of them stays the best of ``cand``, and the
-        share of the models tied for the best of ``cand`` that are among them (0 when none is)."""
+              ) -> tuple[list[int], dict[str, float]]:
+        """The picks of ``plan`` (the joint distribution conditioned on each revealed result, no refit), and the
+        columns of its answer before each pick n + 1: ``coverage@n``, the coverage of its intervals on the recorded
+        models not yet revealed, and once there are results ``stay@n``, the probability it gives that the best of
+        them stays the best of ``cand``, and ``stayed@n``, the share of the models tied for the best of ``cand``
+        among them (0 when none is). Steps not played (every candidate revealed): NaN."""
         given: dict[int, float] = {}
         block = train.block(np.array([t]))
         nan = np.full((1, self.data.n_models), np.nan)
-        out, coverage, stay, stayed = [], [], [], []
+        out = []
+        loop = {**{f"coverage@{n}": math.nan for n in range(self.steps)},
+                **{f"{c}@{n}": math.nan for c in ("stay", "stayed") for n in range(1, self.steps)}}
         tied = cand & (self.Y[t] >= np.max(self.Y[t, cand]))
-        for _ in range(self.steps):
+        for n in range(self.steps):
             ans = answer(engine, cal, block, nan, level=self.level, unrecorded=unrecorded, given=[given],
                          joint=jm, posteriors=True)
             free = cand & np.isnan(ans.known[0])
             if not free.any():
                 break
             y = self.Y[t, free]
-            coverage.append(float(np.mean((ans.lower[0, free] <= y) & (y <= ans.upper[0, free]))))
+            loop[f"coverage@{n}"] = float(np.mean((ans.lower[0, free] <= y) & (y <= ans.upper[0, free])))
             post = ans.posteriors[0]
-            if given:
-                stay.append(min(float(post.p_best(cand)[list(given)].sum()), 1.0))
-                stayed.append(float(tied[list(given)].sum() / tied.sum()))
+            if n:
+                loop[f"stay@{n}"] = post.p_stays(post.p_best(cand))
+                loop[f"stayed@{n}"] = float(tied[post.known].sum() / tied.sum())
             j = post.plan(1, free, summary=False).models[0]
             out.append(j)
             given[j] = float(self.Y[t, j])
-        return out, coverage, (stay, stayed)
+        return out, loop
 
     def _plan_refit(self, engine, cal, train: ZooData, fold: Fold, unrecorded) -> dict[int, list[int]]:
         """The picks of ``plan`` with a full refit after each reveal (all of the fold's reveals in one refit)."""
