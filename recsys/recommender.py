@@ -280,6 +280,7 @@ class Recommender:
                      unrecorded=self._unrecorded, uncertainty=uncertainty, given=given, joint=self._joint_model())
         if plan is not None:
             return self._plan_columns(ans, names[0], **plan)
+        _warn_untold(ans.predicted, ans.known, names)
         n_models = ans.predicted.shape[1]
         cols = {
             "model": np.tile(np.array(list(self.data_.model_ids), dtype=object), len(names)),
@@ -693,3 +694,18 @@ class Recommender:
 def _part(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     """The arrays under ``prefix``, without it."""
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def _warn_untold(predicted: np.ndarray, known: np.ndarray, names: Sequence[str]) -> None:
+    """Say so when every model without a result gets the same prediction on a dataset (a ranking of ties)."""
+    unknown = np.isnan(known)
+    p = np.where(unknown, predicted, np.nan)
+    with np.errstate(invalid="ignore"):
+        tied = (unknown.sum(1) > 1) & (np.nanmax(p, 1, initial=-np.inf) - np.nanmin(p, 1, initial=np.inf) <= 1e-12)
+    if tied.any():
+        first = int(np.flatnonzero(tied)[0])
+        more = f" (and {int(tied.sum()) - 1} more datasets)" if tied.sum() > 1 else ""
+        log.warning("every model without a result gets the same predicted accuracy on %s%s: nothing the zoo holds "
+                    "tells them apart there, so they are listed in the models' file order; results of two models or "
+                    "more (--known MODEL=ACCURACY) tell the others apart where models err together, and so may "
+                    "dataset metadata or more datasets in the zoo", names[first], more)

@@ -294,3 +294,43 @@ def test_predict_new_takes_the_results_given(rec):
     got = rec.predict_new(NEW, known={m: 0.37}).set_index("model")
     assert got.loc[m, "known"] == 0.37 and got.loc[m, "predicted"] == 0.37
     assert np.isnan(rec.predict_new(NEW).set_index("model").loc[m, "known"])
+
+
+def test_a_zoo_that_tells_no_models_apart_on_a_new_dataset_says_so(caplog):
+    # Datasets alternate: each model's gain on the even ones is its loss on the odd ones, and the metadata are
+    # noise, so no profile predicts a held-out dataset better than a constant and a dataset without records gets
+    # one prediction for every model: the answer says so rather than passing file order off as a ranking.
+    rng = np.random.default_rng(1)
+    n_d, n_m = 8, 30
+    v = rng.normal(0, 0.05, n_m)
+    sign = np.where(np.arange(n_d) % 2 == 0, 1.0, -1.0)
+    Y = 0.7 + sign[:, None] * v[None, :] + rng.normal(0, 0.005, (n_d, n_m))
+    models = pd.DataFrame({"model": [f"m{j}" for j in range(n_m)], "x": rng.normal(size=n_m)})
+    datasets = pd.DataFrame({"dataset": [f"d{i}" for i in range(n_d + 1)], "a": rng.normal(size=n_d + 1)})
+    records = pd.DataFrame([(f"m{j}", f"d{i}", Y[i, j]) for i in range(n_d) for j in range(n_m)],
+                           columns=["model", "dataset", "accuracy"])
+    rec = recsys.Recommender(seed=0, text_encoder="hashing").fit(
+        recsys.Zoo.from_frames(models, datasets, records, name="alternating"))
+    assert not rec.engine_.stack_weights_.any()  # the premise: the stack kept no profile
+    with caplog.at_level(logging.WARNING, logger="recsys.recommender"):
+        top = rec.topk("d8", k=5)
+    assert top["predicted"].nunique() == 1 and top["model"].tolist() == ["m0", "m1", "m2", "m3", "m4"]
+    said = [r.getMessage() for r in caplog.records if "same predicted accuracy" in r.getMessage()]
+    assert said == ["every model without a result gets the same predicted accuracy on d8: nothing the zoo holds "
+                    "tells them apart there, so they are listed in the models' file order; results of two models or "
+                    "more (--known MODEL=ACCURACY) tell the others apart where models err together, and so may "
+                    "dataset metadata or more datasets in the zoo"]
+    # one result moves the level of all the others alike (still tied: said again); two tell them apart
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="recsys.recommender"):
+        one = rec.topk("d8", k=5, known={"m3": float(Y[0, 3])})
+    assert one["predicted"].nunique() == 1 and len(caplog.records) == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="recsys.recommender"):
+        two = rec.predict(["d8"], known={"m3": float(Y[0, 3]), "m0": float(Y[0, 0])})
+        rec.topk("d0", k=5)  # a dataset with records: its own ranking
+    assert not [r for r in caplog.records if "same predicted accuracy" in r.getMessage()]
+    assert two["predicted"].nunique() == n_m
+    # the models that err with m3 (on the even datasets, each model's gain is v) follow it
+    rest = two["known"].isna().to_numpy()
+    assert np.corrcoef(two["predicted"][rest], v[rest])[0, 1] > 0.9

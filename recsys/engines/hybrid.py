@@ -456,6 +456,9 @@ class HybridEngine(Engine):
             fits = {a: _stack(held_out[a], active) for a in alphas}
             alpha = min(alphas, key=lambda a: (round(fits[a][1], 12), a))
             w = fits[alpha][0]
+            if not w.any():
+                log.info("no candidate profile predicts the held-out datasets' records better than a constant: "
+                         "datasets without records get one prediction for every model")
         else:  # too few well-recorded datasets to validate: an even blend of the metadata profiles
             alpha = alphas[0]
             even = [n for n in ("lightfm", "kernel") if n in ins.use] or \
