@@ -147,9 +147,10 @@ MODULES: dict[str, Module] = {
                           only=[f"recsys.recommender.xǁRecommenderǁ{f}__mutmut_*" for f in (
                               "_rank_columns", "topk_columns", "topk", "topk_new", "_new_columns", "_columns",
                               "_compute_columns", "predict_columns", "iter_predict", "predict", "predict_new",
-                              "dataset_index")],
+                              "dataset_index")] + ["recsys.recommender.x__warn_untold__mutmut_*"],
                           note="the answers and their ranking (`predict*`, `iter_predict`, `topk*`, `_columns`, "
-                               "`_rank_columns`, with the results given and the plans they pass on); fit, save, load "
+                               "`_rank_columns`, with the results given and the plans they pass on, and `_warn_untold`, the "
+                               "warning of a ranking of ties); fit, save, load "
                                "and the checks of results given (`_given`) are not mutated"),
     "cli": Module("recsys/cli.py", ["tests/test_cli_exit_codes.py", "tests/test_hostile.py::test_hostile_input",
                                     *NOT_SLOW],

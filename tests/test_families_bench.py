@@ -33,8 +33,10 @@ def test_a_family_zoo_errs_together_and_changes_its_best_family(families):
 
 def test_the_report_has_each_policys_regret_per_zoo_and_their_mean(families, tmp_path):
     assert families.main(["--out", str(tmp_path), "--seeds", "2", "--datasets", "4", "--families", "3",
-                          "--per-family", "4"]) == 0
-    df = pd.read_csv(tmp_path / "families.csv")
+                          "--per-family", "4", "--large-seeds", "1", "--large-shape", "4,2,5"]) == 0
+    everything = pd.read_csv(tmp_path / "families.csv")
+    assert everything.groupby("shape")["zoo"].nunique().to_dict() == {"4x3x4": 2, "4x2x5": 1}
+    df = everything[everything["shape"] == "4x3x4"]
     assert list(df["policy"].unique()) == list(families.POLICIES) and set(df["zoo"]) == {1, 2}
     assert (df[["regret@1", "regret@3", "regret@5"]] >= 0).all().all()
     assert (df["regret@5"] <= df["regret@1"] + 1e-12).all()  # (the best revealed only grows)
@@ -43,3 +45,20 @@ def test_the_report_has_each_policys_regret_per_zoo_and_their_mean(families, tmp
     plan = df[df["policy"] == "plan"]
     row = next(line for line in text.splitlines() if line.startswith("| plan |"))
     assert row.endswith(" / ".join(f"{plan[f'regret@{n}'].mean():.2f}" for n in (1, 3, 5)) + " |")
+
+
+def test_the_large_zoos_have_their_own_table_and_can_be_left_out(families, tmp_path):
+    import re
+
+    assert families.main(["--out", str(tmp_path), "--seeds", "1", "--datasets", "4", "--families", "2",
+                          "--per-family", "5", "--large-seeds", "2", "--large-shape", "4,2,5"]) == 0
+    text = (tmp_path / "families.md").read_text()
+    assert "## Above the kriging's dense cap: 4 datasets x 2 families of 5 models" in text
+    tables = re.findall(r"^\| policy \|.*$", text, flags=re.M)
+    assert tables == ["| policy | zoo 1 | mean |", "| policy | zoo 1 | zoo 2 | mean |"]
+    assert families.main(["--out", str(tmp_path), "--seeds", "1", "--datasets", "4", "--families", "2",
+                          "--per-family", "5", "--large-seeds", "0"]) == 0
+    assert "dense cap" not in (tmp_path / "families.md").read_text()
+    assert set(pd.read_csv(tmp_path / "families.csv")["shape"]) == {"4x2x5"}
+    with pytest.raises(SystemExit):
+        families.main(["--out", str(tmp_path), "--large-shape", "4,2"])

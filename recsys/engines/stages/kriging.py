@@ -238,16 +238,16 @@ def _pairwise(cells: Cells, r: np.ndarray, inuse: np.ndarray) -> tuple[np.ndarra
     return np.asarray((Rc.T @ Rc).todense()) / np.maximum(n, 1.0), n, Rc
 
 
-def pairwise_noise(cells: Cells, s: np.ndarray, M: np.ndarray, *, min_known: int = COV_MIN_KNOWN
-                   ) -> tuple[np.ndarray, np.ndarray] | None:
+def pairwise_noise(cells: Cells, s: np.ndarray, M: np.ndarray, *, min_known: int = COV_MIN_KNOWN,
+                   max_models: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """The residuals' pairwise covariance, unshrunk (:func:`residual_covariance`'s off-diagonal entries), and the
     sampling variance of each off-diagonal entry: each is a mean over the datasets recording both models of
     ``u_i u_j``, its sampling variance that of a mean, the products' variance over their count (infinite where
-    fewer than two datasets record the pair, and on the diagonal). None above :data:`DENSE_MAX_MODELS` models
-    or with fewer than two well-recorded datasets."""
+    fewer than two datasets record the pair, and on the diagonal). None above ``max_models`` models (default
+    :data:`DENSE_MAX_MODELS`) or with fewer than two well-recorded datasets."""
     k = cells.row_counts()
     use = k >= min_known
-    if cells.shape[1] > DENSE_MAX_MODELS or use.sum() < 2:
+    if cells.shape[1] > (DENSE_MAX_MODELS if max_models is None else max_models) or use.sum() < 2:
         return None
     corr = np.where(use, k / np.maximum(k - 1, 1), 0.0)
     S, n, Rc = _pairwise(cells, _residuals(cells, s, M, use) * np.sqrt(corr[cells.d]), use[cells.d])
