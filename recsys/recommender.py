@@ -700,11 +700,10 @@ def _warn_untold(predicted: np.ndarray, known: np.ndarray, names: Sequence[str])
     """Say so when every model without a result gets the same prediction on a dataset (a ranking of ties)."""
     unknown = np.isnan(known)
     p = np.where(unknown, predicted, np.nan)
-    with np.errstate(invalid="ignore"):
-        tied = (unknown.sum(1) > 1) & (np.nanmax(p, 1, initial=-np.inf) - np.nanmin(p, 1, initial=np.inf) <= 1e-12)
+    tied = (unknown.sum(1) > 1) & (np.nanmax(p, 1, initial=-np.inf) - np.nanmin(p, 1, initial=np.inf) <= 1e-12)
     if tied.any():
-        first = int(np.flatnonzero(tied)[0])
-        more = f" (and {int(tied.sum()) - 1} more datasets)" if tied.sum() > 1 else ""
+        first, n = int(np.flatnonzero(tied)[0]), int(tied.sum()) - 1
+        more = f" (and {n} more dataset{'s' if n > 1 else ''})" if n else ""
         log.warning("every model without a result gets the same predicted accuracy on %s%s: nothing the zoo holds "
                     "tells them apart there, so they are listed in the models' file order; results of two models or "
                     "more (--known MODEL=ACCURACY) tell the others apart where models err together, and so may "

@@ -334,3 +334,32 @@ def test_a_zoo_that_tells_no_models_apart_on_a_new_dataset_says_so(caplog):
     # the models that err with m3 (on the even datasets, each model's gain is v) follow it
     rest = two["known"].isna().to_numpy()
     assert np.corrcoef(two["predicted"][rest], v[rest])[0, 1] > 0.9
+
+
+def test_the_ties_warning_names_the_first_tied_dataset_and_counts_the_others(caplog):
+    """A dataset is a ranking of ties when two or more models lack a result and their predictions are within
+    1e-12 of each other; one line names the first and counts the rest; a dataset with one unknown model, or none,
+    is not one (and asks nothing of numpy that warns)."""
+    import warnings
+
+    from recsys.recommender import _warn_untold
+
+    nan = np.nan
+    pred = np.array([[0.5, 0.5, 0.5], [0.5, 0.6, 0.5], [0.4, 0.4, 0.9], [0.3, 0.7, 0.3], [0.2, 0.2, 0.2],
+                     [0.0, 1e-12, 0.0]])
+    known = np.array([[nan, nan, nan], [nan, nan, nan], [nan, nan, 0.9], [0.3, nan, 0.3], [0.2, 0.2, 0.2],
+                      [nan, nan, nan]])
+    names = [f"d{i}" for i in range(6)]
+
+    def said(rows):
+        caplog.clear()
+        with warnings.catch_warnings(), caplog.at_level(logging.WARNING, logger="recsys.recommender"):
+            warnings.simplefilter("error")
+            _warn_untold(pred[rows], known[rows], [names[i] for i in rows])
+        return [r.getMessage().split(":")[0] for r in caplog.records]
+
+    stem = "every model without a result gets the same predicted accuracy on "
+    assert said([0, 1, 2, 3, 4, 5]) == [stem + "d0 (and 2 more datasets)"]
+    assert said([1, 2, 3, 5]) == [stem + "d2 (and 1 more dataset)"]
+    assert said([3, 4, 5]) == [stem + "d5"]
+    assert said([1, 3, 4]) == []
