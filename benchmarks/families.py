@@ -32,8 +32,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.engines.base import quiet_fits
-from recsys.engines.hybrid import JOINT_DENSE_MAX_MODELS
-from recsys.engines.stages.kriging import DENSE_MAX_MODELS
+from recsys.engines.stages.kriging import DENSE_MAX_MODELS, PAIRWISE_MAX_MODELS
 from recsys.evaluation.sequential import policy_means, sequential
 from recsys.features.data import ZooData
 
@@ -122,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", f"## Above the kriging's dense cap: {d} datasets x {f} families of {k} models", "",
                   f"{args.large_seeds} zoos of {f * k:,} models (the kriging's covariance is low rank above "
                   f"{DENSE_MAX_MODELS:,} models; the joint distribution's errors are still shrunk pair by pair up to "
-                  f"{JOINT_DENSE_MAX_MODELS:,}), a few datasets, as in issue 18's zoo of 1,284 NLP checkpoints "
+                  f"{PAIRWISE_MAX_MODELS:,}), a few datasets, as in issue 18's zoo of 1,284 NLP checkpoints "
                   f"and 6 targets. Mean regret after 1 / 3 / 5 fine-tunes:", "", *_table(large)]
     command = "python benchmarks/families.py --out benchmarks/results"
     lines += ["", "## Command", "", "```", command, "```", ""]

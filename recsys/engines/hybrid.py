@@ -30,9 +30,10 @@ Named steps, each fitted on what it may see (scikit-learn's ``Pipeline`` /
    variance (``error_var_``: :func:`~.stages.kriging.robust_variances`), and
    the residual covariance with each pair shrunk by its own noise rather than
    by the kriging's one shrinkage (:func:`~.stages.kriging.entrywise_shrunk`:
-   models that err together on every dataset stay correlated), up to
-   :data:`JOINT_DENSE_MAX_MODELS` models also where the kriging's covariance is
-   low rank (above that, the kriging's own factors).
+   models that err together on every dataset stay correlated), also where the
+   kriging's covariance is low rank (:func:`~.stages.kriging.shrunk_factors`, up
+   to :data:`~.stages.kriging.PAIRWISE_MAX_MODELS` models; above, the kriging's
+   own factors).
 
 Memory and time: every stage works on the records (sparse); the kernel is a
 dense datasets x datasets matrix only up to
@@ -91,7 +92,7 @@ from .stages import lightfm as lfm
 from .stages.kernel import DatasetKernel, SimilarityInputs
 from .stages.kriging import DenseCovariance, Kriging, LowRankCovariance, covariance_counts, \
     covariance_from_arrays, entrywise_shrunk, low_rank_part, pairwise_noise, residual_covariance, robust_variances, \
-    shrinkage_floor
+    shrinkage_floor, shrunk_factors
 from .stages.scale import (Standardization, fit_ridge, pooled_scale, pooled_standardization, ridge_predict, scale_estimate,
                      standardize, standardize_pooled, standardize_rows)
 from .base import Engine, stage_reporter
@@ -102,12 +103,6 @@ __all__ = ["HybridEngine", "soft_clip", "score_features", "CANDIDATES"]
 _MAX_SHRINK_DATASETS = 1000
 #: most datasets the level of cold datasets is regressed on (a ridge on a few features)
 _MAX_LEVEL_DATASETS = 5000
-#: most models the joint distribution's errors are shrunk pair by pair for, also above the kriging's dense cap
-#: (a few models x models matrices: 0.3 GB and 1.6 s at 2,048 models on 36 datasets; 1.1 GB and 9 s at 4,096).
-#: Above it the joint takes the kriging's low-rank factors, shrunk as one: on generated zoos of 8 families x 160
-#: fine-tunes (1,280 models, 6 datasets; benchmarks/families.py's generator) the plan's regret after 5 fine-tunes
-#: was 10.5 points with those, 5.5 shrunk pair by pair (random order: 9.2)
-JOINT_DENSE_MAX_MODELS = 2048
 #: the candidate profiles of the stack
 CANDIDATES = ("lightfm", "kernel", "popularity", "raw", "scores")
 
@@ -390,11 +385,8 @@ class HybridEngine(Engine):
             joint = self._cov.S if noise is None else entrywise_shrunk(noise, self._cov.diag())
             self.joint_v_, self.joint_psi_ = low_rank_part(joint)
         else:
-            wide = pairwise_noise(cells, s, M, max_models=JOINT_DENSE_MAX_MODELS)
-            if wide is not None:
-                self.joint_v_, self.joint_psi_ = low_rank_part(entrywise_shrunk(wide, self._cov.diag()))
-            else:
-                self.joint_v_, self.joint_psi_ = np.zeros((0, 0)), np.zeros(0)
+            part = shrunk_factors(cells, s, M, self._cov.diag(), seed=self.seed)
+            self.joint_v_, self.joint_psi_ = part if part is not None else (np.zeros((0, 0)), np.zeros(0))
         self.error_var_ = robust_variances(cells, s, M, self._cov.diag())  # (its scale per model: robust)
         self._error_cov = None
         progress.stage("kriging")
@@ -643,8 +635,9 @@ class HybridEngine(Engine):
         """The covariance the joint distribution draws the errors from, as low rank plus diagonal: on a dense
         covariance, the residuals' with each pair shrunk by its own noise (:func:`~.stages.kriging.
         entrywise_shrunk`, made at fit; a model file from before it holds the kriging's; one from before the joint
-        distribution makes that when first asked), the same up to :data:`JOINT_DENSE_MAX_MODELS` models where the
-        kriging's covariance is low rank, above that the kriging's own factors; each model's row
+        distribution makes that when first asked), the same where the kriging's covariance is low rank
+        (:func:`~.stages.kriging.shrunk_factors`, a block of models at a time; above its caps, or in a model file
+        from before it, the kriging's own factors); each model's row
         and column scaled to its robust variance (``error_var_``, :func:`~.stages.kriging.robust_variances`). A
         model file from before ``error_var_`` draws with the kriging's variances."""
         if getattr(self, "_error_cov", None) is None:

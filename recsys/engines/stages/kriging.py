@@ -38,7 +38,7 @@ from ...features.data import Cells
 
 __all__ = ["DenseCovariance", "LowRankCovariance", "residual_covariance", "robust_variances", "covariance_from_arrays",
            "covariance_counts", "shrinkage_floor", "Kriging", "krige_row", "krige_row_joined", "low_rank_part",
-           "DENSE_MAX_MODELS", "COV_MIN_KNOWN"]
+           "DENSE_MAX_MODELS", "COV_MIN_KNOWN", "shrunk_factors"]
 
 #: datasets with at least this many records enter the residual covariance
 COV_MIN_KNOWN = 5
@@ -238,16 +238,16 @@ def _pairwise(cells: Cells, r: np.ndarray, inuse: np.ndarray) -> tuple[np.ndarra
     return np.asarray((Rc.T @ Rc).todense()) / np.maximum(n, 1.0), n, Rc
 
 
-def pairwise_noise(cells: Cells, s: np.ndarray, M: np.ndarray, *, min_known: int = COV_MIN_KNOWN,
-                   max_models: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+def pairwise_noise(cells: Cells, s: np.ndarray, M: np.ndarray, *, min_known: int = COV_MIN_KNOWN
+                   ) -> tuple[np.ndarray, np.ndarray] | None:
     """The residuals' pairwise covariance, unshrunk (:func:`residual_covariance`'s off-diagonal entries), and the
     sampling variance of each off-diagonal entry: each is a mean over the datasets recording both models of
     ``u_i u_j``, its sampling variance that of a mean, the products' variance over their count (infinite where
-    fewer than two datasets record the pair, and on the diagonal). None above ``max_models`` models (default
-    :data:`DENSE_MAX_MODELS`) or with fewer than two well-recorded datasets."""
+    fewer than two datasets record the pair, and on the diagonal). None above :data:`DENSE_MAX_MODELS` models
+    or with fewer than two well-recorded datasets (:func:`shrunk_factors` above)."""
     k = cells.row_counts()
     use = k >= min_known
-    if cells.shape[1] > (DENSE_MAX_MODELS if max_models is None else max_models) or use.sum() < 2:
+    if cells.shape[1] > DENSE_MAX_MODELS or use.sum() < 2:
         return None
     corr = np.where(use, k / np.maximum(k - 1, 1), 0.0)
     S, n, Rc = _pairwise(cells, _residuals(cells, s, M, use) * np.sqrt(corr[cells.d]), use[cells.d])
@@ -299,6 +299,82 @@ def entrywise_shrunk(noise: tuple[np.ndarray, np.ndarray], diag: np.ndarray) -> 
     out = S * w
     out[np.diag_indices(len(out))] = diag
     return out
+
+
+#: most models :func:`shrunk_factors` makes the pairwise-shrunk covariance of (a models x models float32
+#: matrix: 0.27 GB at 8,192), and the most work it may take: multiply-adds of the dense products (models^2 x
+#: well-recorded datasets), or record pairs of the sparse ones (sum over those datasets of their records squared)
+PAIRWISE_MAX_MODELS = 8192
+PAIRWISE_MAX_DENSE_WORK = 4e10
+PAIRWISE_MAX_PAIRS = 2e8
+
+
+def shrunk_factors(cells: Cells, s: np.ndarray, M: np.ndarray, diag: np.ndarray, *, rank: int = 16,
+                   min_known: int = COV_MIN_KNOWN, seed: int = 0, power_iters: int = 4, block: int | None = None
+                   ) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`low_rank_part` of :func:`entrywise_shrunk` (:func:`pairwise_noise`'s covariance, ``diag`` on its
+    diagonal) for more models than a few float64 models x models matrices allow.
+
+    The covariance, each entry's sampling variance and its shrinkage are computed a block of models at a time
+    (as :func:`pairwise_noise` and :func:`entrywise_shrunk` compute them for every pair at once) into one float32
+    matrix, whose top ``rank`` eigenpairs come from a randomized range finder with ``power_iters`` power
+    iterations (Halko, Martinsson & Tropp, 2011) rather than a full eigendecomposition (``block``: models per
+    block, by default as many as keep a block's arrays at 2 M entries); the rest of each
+    variance goes on the diagonal (at least 1% of it), as in :func:`low_rank_part`. None above
+    :data:`PAIRWISE_MAX_MODELS` models, when the work exceeds :data:`PAIRWISE_MAX_DENSE_WORK` (dense products,
+    few datasets) and :data:`PAIRWISE_MAX_PAIRS` (sparse ones), or with fewer than two well-recorded datasets.
+    """
+    k = cells.row_counts()
+    use = k >= min_known
+    n_models = cells.shape[1]
+    if n_models > PAIRWISE_MAX_MODELS or use.sum() < 2:
+        return None
+    rows = np.flatnonzero(use)
+    dense = float(n_models) ** 2 * len(rows) <= PAIRWISE_MAX_DENSE_WORK and len(rows) * n_models <= 2e7
+    if not dense and float((k[rows].astype(float) ** 2).sum()) > PAIRWISE_MAX_PAIRS:
+        return None
+    corr = np.where(use, k / np.maximum(k - 1, 1), 0.0)
+    inuse = use[cells.d]
+    Rc = cells.csr(_residuals(cells, s, M, use) * np.sqrt(corr[cells.d]))[rows]
+    Kc = cells.csr(inuse.astype(float))[rows]
+    if dense:
+        R, K = Rc.toarray(), Kc.toarray()
+        W = R * R
+
+        def prod(A, b):
+            return A[:, b].T @ A
+    else:
+        R, K, W = Rc.tocsc(), Kc.tocsc(), Rc.multiply(Rc).tocsc()
+
+        def prod(A, b):
+            return np.asarray((A[:, b].T @ A).todense())
+    J = np.empty((n_models, n_models), dtype=np.float32)
+    step = block or max(64, min(1024, (1 << 21) // n_models))  # (a few block x models float64 arrays: 16 MB each)
+    for lo in range(0, n_models, step):
+        b = np.arange(lo, min(lo + step, n_models))
+        n = prod(K, b)
+        S = prod(R, b) / np.maximum(n, 1.0)
+        off = n >= 2
+        off[np.arange(len(b)), b] = False
+        var = np.full(S.shape, np.inf)
+        var[off] = (prod(W, b)[off] - n[off] * S[off] ** 2) / (n[off] * (n[off] - 1))
+        ok = np.isfinite(var) & (S != 0)
+        w = np.zeros_like(S)
+        w[ok] = np.clip(1.0 - var[ok] / S[ok] ** 2, 0.0, 1.0)
+        out = S * w
+        out[np.arange(len(b)), b] = diag[b]
+        J[b] = out
+    rng = np.random.default_rng([seed, 19])
+    Y = J @ rng.normal(size=(n_models, min(2 * rank, n_models))).astype(np.float32)
+    for _ in range(power_iters):
+        Q, _ = np.linalg.qr(Y)
+        Y = J @ Q
+    Q, _ = np.linalg.qr(Y.astype(float))
+    B = Q.T @ (J @ Q.astype(np.float32)).astype(float)
+    w, U = np.linalg.eigh((B + B.T) / 2)  # (J is symmetric up to the rounding of its blocks)
+    top = np.argsort(w)[::-1][:max(1, min(rank, n_models - 1))]
+    V = (Q @ U[:, top]) * np.sqrt(np.maximum(w[top], 0.0))
+    return V, np.maximum(diag - (V * V).sum(1), 0.01 * np.maximum(diag, 1e-12))
 
 
 #: the median of a chi-square variable with one degree of freedom: median(e^2) / this estimates var(e), normal e
