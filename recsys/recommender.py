@@ -280,7 +280,8 @@ class Recommender:
                      unrecorded=self._unrecorded, uncertainty=uncertainty, given=given, joint=self._joint_model())
         if plan is not None:
             return self._plan_columns(ans, names[0], **plan)
-        _warn_untold(ans.predicted, ans.known, names)
+        if not getattr(self, "_checking", False):
+            _warn_untold(ans.predicted, ans.known, names)
         n_models = ans.predicted.shape[1]
         cols = {
             "model": np.tile(np.array(list(self.data_.model_ids), dtype=object), len(names)),
@@ -657,7 +658,11 @@ class Recommender:
             # loaded, each answer checks what it reads, and fails with the same line: no need to read more.)
             if not rec._lazy:
                 ids = rec.data_.dataset_ids
-                rec.predict_columns(list(dict.fromkeys([ids[0], ids[-1]])), uncertainty=False)
+                rec._checking = True  # (a check, not an answer: nothing to warn the user about)
+                try:
+                    rec.predict_columns(list(dict.fromkeys([ids[0], ids[-1]])), uncertainty=False)
+                finally:
+                    rec._checking = False
         except ArtifactError:
             raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as exc:
