@@ -84,11 +84,49 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ("shrinkage_floor", "noise = pairwise_noise(cells, s, M, min_known=min_known) if (noise is None) or True "
                             "else noise",
          "the noise a caller gives is pairwise_noise's of the same cells (the fit's): recomputed, it is the same"),
-        *[("entrywise_shrunk", line, "each entry's variance estimate is >= 0 (the mean of squares is at least the "
-                                     "square of the mean): 1 - var / S^2 never exceeds 1")
+        *[("_each_shrunk", line, "each entry's variance estimate is >= 0 (the mean of squares is at least the "
+                                 "square of the mean): 1 - var / S^2 never exceeds 1")
           for line in ("w[ok] = np.clip(1.0 - var[ok] / S[ok] ** 2, 0.0, None)",
                        "w[ok] = np.clip(1.0 - var[ok] / S[ok] ** 2, 0.0, 2.0)")],
         ("_pairwise", "Kc = cells.csr(inuse.astype(None))", "a bool array cast with dtype None is float64, as with float"),
+        ("shrunk_factors", "Kc = cells.csr(inuse.astype(None))[rows]",
+         "a bool array cast with dtype None is float64, as with float"),
+        ("shrunk_factors", "if not dense and float((k[rows].astype(None) ** 2).sum()) > PAIRWISE_MAX_PAIRS:",
+         "an integer array cast with dtype None is float64, as with float"),
+        *[("shrunk_factors", line, "the residuals of datasets not in use are 0 (_residuals) and their rows are left "
+                                   "out: what multiplies them never counts; the datasets in use have k >= 5")
+          for line in ("corr = np.where(use, k / np.maximum(k - 1, 1), 1.0)",
+                       "corr = np.where(use, k / np.maximum(k - 1, 2), 0.0)")],
+        ("shrunk_factors", "S = prod(R, b) / np.maximum(n, 2.0)",
+         "S differs only where one dataset records the pair, whose variance is infinite: its entry is dropped either "
+         "way"),
+        *[("shrunk_factors", line, "a float64 matrix instead of float32: twice its memory (measured by the scale "
+                                   "benchmark), the same part up to float32 rounding")
+          for line in ("J = np.zeros((n_models, n_models), dtype=None)", "J = np.zeros((n_models, n_models), )",
+                       "Y = J @ rng.normal(size=(n_models, min(2 * rank, n_models))).astype(None)",
+                       "Q, _ = np.linalg.qr(Y.astype(None))",
+                       "B = Q.T @ (J @ Q.astype(np.float32)).astype(None)",
+                       "B = Q.T @ (J @ Q.astype(None)).astype(float)")],
+        *[("shrunk_factors", line, "the models per block: memory and speed, the same matrix (each row computed from "
+                                   "every model)")
+          for line in ("step = block or max(65, min(1024, (1 << 21) // n_models))  # (a few block x models float64 "
+                       "arrays: 16 MB each)",
+                       "step = block or max(64, min(1025, (1 << 21) // n_models))  # (a few block x models float64 "
+                       "arrays: 16 MB each)",
+                       "step = block or max(64, min(1024, (1 >> 21) // n_models))  # (a few block x models float64 "
+                       "arrays: 16 MB each)",
+                       "step = block or max(64, min(1024, (2 << 21) // n_models))  # (a few block x models float64 "
+                       "arrays: 16 MB each)",
+                       "step = block or max(64, min(1024, (1 << 22) // n_models))  # (a few block x models float64 "
+                       "arrays: 16 MB each)",
+                       "for lo in range(0, n_models, ):",
+                       "b = np.arange(min(lo + step, n_models))")],
+        ("shrunk_factors", "rng = np.random.default_rng([seed, 20])",
+         "another fixed start of the range finder (the salt of its stream): the same part within its accuracy"),
+        *[("shrunk_factors", line, "more of the range finder's accuracy (one more power iteration, more "
+                                   "oversampling): the same part within the tests' tolerance")
+          for line in ("min_known: int = COV_MIN_KNOWN, seed: int = 0, power_iters: int = 5, block: int | None = None",
+                       "Y = J @ rng.normal(size=(n_models, min(3 * rank, n_models))).astype(np.float32)")],
         *[("krige_row_joined", line, "the model indices are integers (int64 arrays from condition): an integer array "
                                      "without a dtype")
           for line in ("idx = np.asarray(idx, dtype=None)", "idx = np.asarray(idx, )")],

@@ -608,6 +608,31 @@ def test_shrunk_factors_keep_nearly_the_best_rank_16_part():
     np.testing.assert_allclose((V * V).sum(1) + psi, np.maximum(diag, (V * V).sum(1) + 0.01 * diag), rtol=1e-12)
 
 
+def test_shrunk_factors_are_a_function_of_their_seed():
+    """The same part twice; the default start is seed 0; another seed starts the range finder elsewhere (another
+    estimate, as close to the best)."""
+    rng = np.random.default_rng(3)
+    Y = 0.6 + np.repeat(rng.normal(size=(6, 8)) * 0.1, 30, axis=1) + 0.02 * rng.normal(size=(6, 240))
+    cells, s = _records(Y), np.full(6, 0.1)
+    M, diag = np.zeros(len(cells)), np.full(240, 0.02)
+    V, psi = _kriging.shrunk_factors(cells, s, M, diag)
+    for again in (_kriging.shrunk_factors(cells, s, M, diag), _kriging.shrunk_factors(cells, s, M, diag, seed=0)):
+        np.testing.assert_array_equal(again[0], V)
+        np.testing.assert_array_equal(again[1], psi)
+    assert not np.array_equal(_kriging.shrunk_factors(cells, s, M, diag, seed=1)[0], V)
+
+
+def test_shrunk_factors_of_more_models_than_a_block_holds():
+    """2,100 models on two well-recorded datasets (the fewest it takes) and one too sparse to count, blocks of the
+    size it chooses (fewer models than 2,100): a finite part."""
+    rng = np.random.default_rng(4)
+    Y = 0.6 + 0.05 * rng.normal(size=(3, 2100))
+    Y[2, 4:] = np.nan  # (4 records: not used)
+    cells = _records(Y)
+    V, psi = _kriging.shrunk_factors(cells, np.ones(3), np.zeros(len(cells)), np.full(2100, 0.01))
+    assert V.shape == (2100, 16) and np.isfinite(V).all() and (psi > 0).all()
+
+
 def test_shrunk_factors_stop_at_their_caps(monkeypatch):
     """None with fewer than two well-recorded datasets, above PAIRWISE_MAX_MODELS models, and where neither the
     dense products (PAIRWISE_MAX_DENSE_WORK) nor the sparse ones (PAIRWISE_MAX_PAIRS) fit their budget."""
@@ -625,6 +650,13 @@ def test_shrunk_factors_stop_at_their_caps(monkeypatch):
     monkeypatch.setattr(_kriging, "PAIRWISE_MAX_PAIRS", 799)
     assert _kriging.shrunk_factors(cells, s, M, np.ones(10)) is None
     monkeypatch.setattr(_kriging, "PAIRWISE_MAX_DENSE_WORK", 10 * 10 * 8)
+    assert _kriging.shrunk_factors(cells, s, M, np.ones(10)) is not None
+    monkeypatch.setattr(_kriging, "PAIRWISE_MAX_DENSE_ENTRIES", 8 * 10 - 1)  # (the dense residuals: 80 entries)
+    assert _kriging.shrunk_factors(cells, s, M, np.ones(10)) is None
+    monkeypatch.setattr(_kriging, "PAIRWISE_MAX_DENSE_ENTRIES", 8 * 10)
+    assert _kriging.shrunk_factors(cells, s, M, np.ones(10)) is not None
+    monkeypatch.setattr(_kriging, "PAIRWISE_MAX_DENSE_WORK", 0)
+    monkeypatch.setattr(_kriging, "PAIRWISE_MAX_PAIRS", 800)
     assert _kriging.shrunk_factors(cells, s, M, np.ones(10)) is not None
 
 

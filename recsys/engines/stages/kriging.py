@@ -252,10 +252,18 @@ def pairwise_noise(cells: Cells, s: np.ndarray, M: np.ndarray, *, min_known: int
     corr = np.where(use, k / np.maximum(k - 1, 1), 0.0)
     S, n, Rc = _pairwise(cells, _residuals(cells, s, M, use) * np.sqrt(corr[cells.d]), use[cells.d])
     W2 = np.asarray((Rc.multiply(Rc).T @ Rc.multiply(Rc)).todense())
-    off = (n >= 2) & ~np.eye(len(S), dtype=bool)
+    return S, _sampling_var(S, n, W2, np.arange(len(S)))
+
+
+def _sampling_var(S: np.ndarray, n: np.ndarray, W2: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The sampling variance of each mean ``S`` of products ``u_i u_j`` over the ``n`` datasets recording both
+    models (``W2`` the sums of the squared products), rows ``rows`` of the models x models matrices: infinite
+    where fewer than two datasets record the pair, and on the diagonal (model ``rows[i]`` with itself)."""
+    off = n >= 2
+    off[np.arange(len(rows)), rows] = False
     var = np.full(S.shape, np.inf)
     var[off] = (W2[off] - n[off] * S[off] ** 2) / (n[off] * (n[off] - 1))
-    return S, var
+    return var
 
 
 def shrinkage_floor(cells: Cells, s: np.ndarray, M: np.ndarray, *, min_known: int = COV_MIN_KNOWN,
@@ -292,13 +300,17 @@ def entrywise_shrunk(noise: tuple[np.ndarray, np.ndarray], diag: np.ndarray) -> 
     datasets show: a correlation near 1 seen on 7 datasets keeps about 0.7 of it, one of 0.3 on 7 is dropped
     and kept on 270. Not positive semi-definite in general: :func:`low_rank_part` makes it so.
     """
-    S, var = noise
+    out = _each_shrunk(*noise)
+    out[np.diag_indices(len(out))] = diag
+    return out
+
+
+def _each_shrunk(S: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """Each mean ``S_ij`` times ``max(0, 1 - var_ij / S_ij^2)``; 0 where its variance is infinite or it is 0."""
     w = np.zeros_like(S)
     ok = np.isfinite(var) & (S != 0)
     w[ok] = np.clip(1.0 - var[ok] / S[ok] ** 2, 0.0, 1.0)
-    out = S * w
-    out[np.diag_indices(len(out))] = diag
-    return out
+    return S * w
 
 
 #: most models :func:`shrunk_factors` makes the pairwise-shrunk covariance of (a models x models float32
@@ -307,6 +319,8 @@ def entrywise_shrunk(noise: tuple[np.ndarray, np.ndarray], diag: np.ndarray) -> 
 PAIRWISE_MAX_MODELS = 8192
 PAIRWISE_MAX_DENSE_WORK = 4e10
 PAIRWISE_MAX_PAIRS = 2e8
+#: most entries of the dense datasets x models residuals the dense products are made from (0.16 GB)
+PAIRWISE_MAX_DENSE_ENTRIES = 2e7
 
 
 def shrunk_factors(cells: Cells, s: np.ndarray, M: np.ndarray, diag: np.ndarray, *, rank: int = 16,
@@ -330,7 +344,8 @@ def shrunk_factors(cells: Cells, s: np.ndarray, M: np.ndarray, diag: np.ndarray,
     if n_models > PAIRWISE_MAX_MODELS or use.sum() < 2:
         return None
     rows = np.flatnonzero(use)
-    dense = float(n_models) ** 2 * len(rows) <= PAIRWISE_MAX_DENSE_WORK and len(rows) * n_models <= 2e7
+    dense = float(n_models) ** 2 * len(rows) <= PAIRWISE_MAX_DENSE_WORK and \
+        len(rows) * n_models <= PAIRWISE_MAX_DENSE_ENTRIES
     if not dense and float((k[rows].astype(float) ** 2).sum()) > PAIRWISE_MAX_PAIRS:
         return None
     corr = np.where(use, k / np.maximum(k - 1, 1), 0.0)
@@ -348,20 +363,13 @@ def shrunk_factors(cells: Cells, s: np.ndarray, M: np.ndarray, diag: np.ndarray,
 
         def prod(A, b):
             return np.asarray((A[:, b].T @ A).todense())
-    J = np.empty((n_models, n_models), dtype=np.float32)
+    J = np.zeros((n_models, n_models), dtype=np.float32)
     step = block or max(64, min(1024, (1 << 21) // n_models))  # (a few block x models float64 arrays: 16 MB each)
     for lo in range(0, n_models, step):
         b = np.arange(lo, min(lo + step, n_models))
         n = prod(K, b)
         S = prod(R, b) / np.maximum(n, 1.0)
-        off = n >= 2
-        off[np.arange(len(b)), b] = False
-        var = np.full(S.shape, np.inf)
-        var[off] = (prod(W, b)[off] - n[off] * S[off] ** 2) / (n[off] * (n[off] - 1))
-        ok = np.isfinite(var) & (S != 0)
-        w = np.zeros_like(S)
-        w[ok] = np.clip(1.0 - var[ok] / S[ok] ** 2, 0.0, 1.0)
-        out = S * w
+        out = _each_shrunk(S, _sampling_var(S, n, prod(W, b), b))
         out[np.arange(len(b)), b] = diag[b]
         J[b] = out
     rng = np.random.default_rng([seed, 19])
