@@ -89,6 +89,7 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
           for line in ("w[ok] = np.clip(1.0 - var[ok] / S[ok] ** 2, 0.0, None)",
                        "w[ok] = np.clip(1.0 - var[ok] / S[ok] ** 2, 0.0, 2.0)")],
         ("_pairwise", "Kc = cells.csr(inuse.astype(None))", "a bool array cast with dtype None is float64, as with float"),
+        ("_sampling_var", "off[np.arange(len(rows)), rows] = None", "numpy stores None in a bool array as False"),
         ("shrunk_factors", "Kc = cells.csr(inuse.astype(None))[rows]",
          "a bool array cast with dtype None is float64, as with float"),
         ("shrunk_factors", "if not dense and float((k[rows].astype(None) ** 2).sum()) > PAIRWISE_MAX_PAIRS:",

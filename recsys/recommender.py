@@ -176,6 +176,7 @@ class Recommender:
         self._unrecorded = data.model_record_counts() == 0
         self._lazy = False
         self._joint = None
+        self._checking = False  # (True while load_model checks the file by answering: no warning then)
 
     def _joint_model(self):
         """The joint distribution of the engine's answers (its fixed draws made once per Recommender)."""
@@ -280,7 +281,7 @@ class Recommender:
                      unrecorded=self._unrecorded, uncertainty=uncertainty, given=given, joint=self._joint_model())
         if plan is not None:
             return self._plan_columns(ans, names[0], **plan)
-        if not getattr(self, "_checking", False):
+        if not self._checking:
             _warn_untold(ans.predicted, ans.known, names)
         n_models = ans.predicted.shape[1]
         cols = {

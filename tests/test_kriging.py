@@ -608,6 +608,17 @@ def test_shrunk_factors_keep_nearly_the_best_rank_16_part():
     np.testing.assert_allclose((V * V).sum(1) + psi, np.maximum(diag, (V * V).sum(1) + 0.01 * diag), rtol=1e-12)
 
 
+def test_shrunk_factors_keep_one_eigenpair_fewer_than_the_models_at_most():
+    """As low_rank_part: at most models - 1 eigenpairs (some variance of each model stays its own), at least one."""
+    rng = np.random.default_rng(6)
+    for m, min_known in ((12, 5), (2, 2)):
+        Y = 0.6 + 0.05 * rng.normal(size=(6, m))
+        cells = _records(Y)
+        V, psi = _kriging.shrunk_factors(cells, np.ones(6), np.zeros(len(cells)), np.full(m, 0.01),
+                                         min_known=min_known)
+        assert V.shape == (m, m - 1) == _kriging.low_rank_part(np.eye(m))[0].shape
+
+
 def test_shrunk_factors_are_a_function_of_their_seed():
     """The same part twice; the default start is seed 0; another seed starts the range finder elsewhere (another
     estimate, as close to the best)."""
