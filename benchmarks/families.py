@@ -10,7 +10,10 @@ Each zoo: ``--datasets`` datasets x ``--families`` families of ``--per-family`` 
 dataset's level (sd 0.05) + the family's effect on the dataset (sd 0.12) + the family's quality everywhere (sd 0.05)
 + the model's own (sd 0.02) + noise (sd 0.015), clipped to [0.01, 0.99]. Model features: the family one-hot, its
 parameters (log) and a reported accuracy (the family's quality plus noise); dataset features: two random numbers
-(metadata that say nothing, as a new user's often do).
+(metadata that say nothing, as a new user's often do). A second table plays ``--large-seeds`` zoos of
+``--large-shape`` (default 6 datasets x 8 families of 160: 1,280 models, above the kriging's dense cap, the shape
+of issue 18's zoo of 1,284 NLP checkpoints and 6 targets), where the joint's errors come from
+``stages.kriging.shrunk_factors``.
 
 These zoos were made to study the joint distribution's correlations (``stages.kriging.entrywise_shrunk``) and the
 narrowing of its "row" scale by the results given (``joint.JointModel.posterior``): they are development zoos, not a
