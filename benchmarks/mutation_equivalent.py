@@ -76,7 +76,7 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
         ("mean_std_over_reps", 'g = long.groupby(by + ["metric"], sort=None)["value"]', _NONE),
     ],
     "kriging": [
-        ("pairwise_noise", "corr = np.where(use, k / np.maximum(k - 1, 1), 1.0)",
+        ("_unbiased_residuals", "corr = np.where(use, k / np.maximum(k - 1, 1), 1.0)",
          "the residuals of datasets not in use are 0 (_residuals): what multiplies them never counts"),
         ("shrinkage_floor", "return float(np.clip(var[off].sum() / total, None, 1.0)) if total > 0 else 1.0",
          "each entry's variance estimate is >= 0 (the mean of squares is at least the square of the mean): the "
@@ -90,14 +90,10 @@ EQUIVALENT: dict[str, list[tuple[str, str, str]]] = {
                        "w[ok] = np.clip(1.0 - var[ok] / S[ok] ** 2, 0.0, 2.0)")],
         ("_pairwise", "Kc = cells.csr(inuse.astype(None))", "a bool array cast with dtype None is float64, as with float"),
         ("_sampling_var", "off[np.arange(len(rows)), rows] = None", "numpy stores None in a bool array as False"),
-        ("shrunk_factors", "Kc = cells.csr(inuse.astype(None))[rows]",
+        ("shrunk_factors", "Kc = cells.csr(use[cells.d].astype(None))[rows]",
          "a bool array cast with dtype None is float64, as with float"),
         ("shrunk_factors", "if not dense and float((k[rows].astype(None) ** 2).sum()) > PAIRWISE_MAX_PAIRS:",
          "an integer array cast with dtype None is float64, as with float"),
-        *[("shrunk_factors", line, "the residuals of datasets not in use are 0 (_residuals) and their rows are left "
-                                   "out: what multiplies them never counts; the datasets in use have k >= 5")
-          for line in ("corr = np.where(use, k / np.maximum(k - 1, 1), 1.0)",
-                       "corr = np.where(use, k / np.maximum(k - 1, 2), 0.0)")],
         ("shrunk_factors", "S = prod(R, b) / np.maximum(n, 2.0)",
          "S differs only where one dataset records the pair, whose variance is infinite: its entry is dropped either "
          "way"),

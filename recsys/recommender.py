@@ -176,7 +176,6 @@ class Recommender:
         self._unrecorded = data.model_record_counts() == 0
         self._lazy = False
         self._joint = None
-        self._checking = False  # (True while load_model checks the file by answering: no warning then)
 
     def _joint_model(self):
         """The joint distribution of the engine's answers (its fixed draws made once per Recommender)."""
@@ -281,8 +280,6 @@ class Recommender:
                      unrecorded=self._unrecorded, uncertainty=uncertainty, given=given, joint=self._joint_model())
         if plan is not None:
             return self._plan_columns(ans, names[0], **plan)
-        if not self._checking:
-            _warn_untold(ans.predicted, ans.known, names)
         n_models = ans.predicted.shape[1]
         cols = {
             "model": np.tile(np.array(list(self.data_.model_ids), dtype=object), len(names)),
@@ -400,6 +397,7 @@ class Recommender:
         # Rank by the best estimate: the record where there is one, else the prediction.
         known = np.asarray(cols["known"], dtype=float)
         estimate = np.where(np.isnan(known), cols["predicted"], known)
+        _warn_untold(np.asarray(cols["predicted"], dtype=float)[None], known[None], cols.get("dataset", ["?"])[:1])
         order = np.lexsort((np.arange(len(estimate)), -estimate))[:k]
         out = {"rank": np.arange(1, len(order) + 1)}
         out.update({c: np.asarray(v)[order] for c, v in cols.items()})
@@ -659,11 +657,7 @@ class Recommender:
             # loaded, each answer checks what it reads, and fails with the same line: no need to read more.)
             if not rec._lazy:
                 ids = rec.data_.dataset_ids
-                rec._checking = True  # (a check, not an answer: nothing to warn the user about)
-                try:
-                    rec.predict_columns(list(dict.fromkeys([ids[0], ids[-1]])), uncertainty=False)
-                finally:
-                    rec._checking = False
+                rec.predict_columns(list(dict.fromkeys([ids[0], ids[-1]])), uncertainty=False)
         except ArtifactError:
             raise
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as exc:
@@ -703,7 +697,8 @@ def _part(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray
 
 
 def _warn_untold(predicted: np.ndarray, known: np.ndarray, names: Sequence[str]) -> None:
-    """Say so when every model without a result gets the same prediction on a dataset (a ranking of ties)."""
+    """Say so when every model without a result gets the same prediction on a dataset (rows of ``predicted``,
+    ``known``): a ranking of those models (``topk``) would be a ranking of ties."""
     unknown = np.isnan(known)
     p = np.where(unknown, predicted, np.nan)
     tied = (unknown.sum(1) > 1) & (np.nanmax(p, 1, initial=-np.inf) - np.nanmin(p, 1, initial=np.inf) <= 1e-12)

@@ -249,10 +249,17 @@ def pairwise_noise(cells: Cells, s: np.ndarray, M: np.ndarray, *, min_known: int
     use = k >= min_known
     if cells.shape[1] > DENSE_MAX_MODELS or use.sum() < 2:
         return None
-    corr = np.where(use, k / np.maximum(k - 1, 1), 0.0)
-    S, n, Rc = _pairwise(cells, _residuals(cells, s, M, use) * np.sqrt(corr[cells.d]), use[cells.d])
+    S, n, Rc = _pairwise(cells, _unbiased_residuals(cells, s, M, use), use[cells.d])
     W2 = np.asarray((Rc.multiply(Rc).T @ Rc.multiply(Rc)).todense())
     return S, _sampling_var(S, n, W2, np.arange(len(S)))
+
+
+def _unbiased_residuals(cells: Cells, s: np.ndarray, M: np.ndarray, use: np.ndarray) -> np.ndarray:
+    """:func:`_residuals` of the datasets ``use`` times ``sqrt(k / (k - 1))``, ``k`` each dataset's records: the
+    products ``u_i u_j`` then estimate the covariance without the bias of removing each dataset's mean."""
+    k = cells.row_counts()
+    corr = np.where(use, k / np.maximum(k - 1, 1), 0.0)
+    return _residuals(cells, s, M, use) * np.sqrt(corr[cells.d])
 
 
 def _sampling_var(S: np.ndarray, n: np.ndarray, W2: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -349,10 +356,8 @@ def shrunk_factors(cells: Cells, s: np.ndarray, M: np.ndarray, diag: np.ndarray,
         len(rows) * n_models <= PAIRWISE_MAX_DENSE_ENTRIES
     if not dense and float((k[rows].astype(float) ** 2).sum()) > PAIRWISE_MAX_PAIRS:
         return None
-    corr = np.where(use, k / np.maximum(k - 1, 1), 0.0)
-    inuse = use[cells.d]
-    Rc = cells.csr(_residuals(cells, s, M, use) * np.sqrt(corr[cells.d]))[rows]
-    Kc = cells.csr(inuse.astype(float))[rows]
+    Rc = cells.csr(_unbiased_residuals(cells, s, M, use))[rows]
+    Kc = cells.csr(use[cells.d].astype(float))[rows]
     if dense:
         R, K = Rc.toarray(), Kc.toarray()
         W = R * R
