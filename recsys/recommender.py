@@ -397,7 +397,7 @@ class Recommender:
         # Rank by the best estimate: the record where there is one, else the prediction.
         known = np.asarray(cols["known"], dtype=float)
         estimate = np.where(np.isnan(known), cols["predicted"], known)
-        _warn_untold(np.asarray(cols["predicted"], dtype=float)[None], known[None], cols.get("dataset", ["?"])[:1])
+        _warn_untold(np.asarray(cols["predicted"])[None], known[None], cols["dataset"])  # (one dataset: its name first)
         order = np.lexsort((np.arange(len(estimate)), -estimate))[:k]
         out = {"rank": np.arange(1, len(order) + 1)}
         out.update({c: np.asarray(v)[order] for c, v in cols.items()})

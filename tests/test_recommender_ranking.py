@@ -36,10 +36,10 @@ def rec():
 def test_rank_columns_ranks_the_record_first_then_the_prediction_ties_by_model_order():
     from recsys.recommender import Recommender
 
-    cols = {"model": np.array(["a", "b", "c", "d", "e"]), "known": np.array([np.nan, 0.5, np.nan, np.nan, 0.9]),
-            "predicted": np.array([0.7, 0.99, 0.5, 0.7, 0.1])}
+    cols = {"model": np.array(["a", "b", "c", "d", "e"]), "dataset": np.array(["x"] * 5),
+            "known": np.array([np.nan, 0.5, np.nan, np.nan, 0.9]), "predicted": np.array([0.7, 0.99, 0.5, 0.7, 0.1])}
     top = Recommender._rank_columns(cols, 4)
-    assert list(top) == ["rank", "model", "known", "predicted"]
+    assert list(top) == ["rank", "model", "dataset", "known", "predicted"]
     assert top["rank"].tolist() == [1, 2, 3, 4]
     assert top["model"].tolist() == ["e", "a", "d", "b"]  # 0.9 (record), 0.7 (a before d), 0.5 (record of b)
     assert Recommender._rank_columns(cols, 99)["model"].tolist() == ["e", "a", "d", "b", "c"]
