@@ -74,6 +74,25 @@ Constants not selected inside ``fit``, and where they were checked:
   first two apply, and they keep the dense (exact) paths.
 
 Everything else is selected per zoo, inside ``fit``, from known cells.
+
+Measured and not adopted (at commit 49aee49, so that nobody tries them blind again):
+
+- a pair profile of name similarity (the text encoder's cosine between a model's name, or parc-71's source
+  dataset, and the dataset's name): leave-one-dataset-out, a non-negative weight on the additive ranking's
+  standardized residuals moved that ranking's regret@1 from 5.99 to 6.27-7.75 points on TransferGraph, from
+  13.62 to 10.87-14.43 on vtab-hf (as many datasets better as worse), and not at all on parc-71 and
+  DomainNet-270 (weight 0), over four forms of the profile (linear, two hinges, the top three). The names
+  that matched (a checkpoint fine-tuned on the target) were not the best models often enough;
+- the covariance shrunk towards the models' metadata instead of its diagonal (a Gaussian kernel of the
+  model features, the median distance its length; the kriging's shrinkage then keeps the correlation of
+  models with like metadata where a zoo of few datasets cannot estimate it). Chosen per zoo with the
+  shrinkage (weights 0, 0.5, 1), ``benchmarks/small_zoos.py`` (a zoo of 3 or 5 datasets, a new dataset given
+  k results) got worse on parc-71 (3 datasets, k = 16: Pearson 0.647 against 0.742; 5 datasets: 0.765
+  against 0.796) and no better on TransferGraph and vtab-hf; with the weight fixed at 0.5, parc-71 of 5
+  datasets gained (k = 16: 0.813 against 0.796), vtab-hf of 5 lost at k = 2-4 (0.737 / 0.730 against 0.751 /
+  0.752). Added to the covariance rather than shrunk towards (its diagonal grown too), in the conditioning
+  alone, the kernel lifted TransferGraph of 5 datasets from 0.805 to 0.873 at k = 16: how to choose its
+  weight per zoo from a handful of datasets is the open part.
 """
 
 from __future__ import annotations
