@@ -90,9 +90,15 @@ Measured and not adopted (at commit 49aee49, so that nobody tries them blind aga
   k results) got worse on parc-71 (3 datasets, k = 16: Pearson 0.647 against 0.742; 5 datasets: 0.765
   against 0.796) and no better on TransferGraph and vtab-hf; with the weight fixed at 0.5, parc-71 of 5
   datasets gained (k = 16: 0.813 against 0.796), vtab-hf of 5 lost at k = 2-4 (0.737 / 0.730 against 0.751 /
-  0.752). Added to the covariance rather than shrunk towards (its diagonal grown too), in the conditioning
-  alone, the kernel lifted TransferGraph of 5 datasets from 0.805 to 0.873 at k = 16: how to choose its
-  weight per zoo from a handful of datasets is the open part.
+  0.752). Its length and weight fitted to the residuals' pairwise covariance instead (weighted least squares
+  over five lengths, the 2-50% quantiles of the distances between models; weights 0.16 parc-71, 0.56
+  TransferGraph, 0.05 vtab-hf, 0 DomainNet-270), the sequential protocol got worse where it moved the plan
+  (regret@1 / @3 / @5: vtab-hf 14.39 / 4.98 / 2.57 against 10.89 / 4.06 / 2.12, parc-71 regret@1 0.64 against
+  0.39; TransferGraph 5.98 / 5.50 / 5.40 against 5.99 / 5.50 / 5.47), and so did the small zoos (3 datasets,
+  k = 16: vtab-hf 0.618 against 0.661, TransferGraph 0.607 against 0.654). Added to the covariance rather than
+  shrunk towards (its diagonal grown too), in the conditioning alone with a fixed weight, the kernel lifted
+  TransferGraph of 5 datasets from 0.805 to 0.873 at k = 16: a weight chosen per zoo that keeps this without
+  the losses is the open part.
 """
 
 from __future__ import annotations
