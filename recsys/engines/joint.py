@@ -790,6 +790,17 @@ class RowPosterior:
         brand-new datasets (vtab-hf ``logo``: regret@1 15.0 points against 10.9; its draws, and P(best), are
         clipped at both ends).
 
+        On a dataset without records, the pool's mean (the centres' bias) counts in proportion to each model's
+        scale, so of two near-equal centres the one with the larger (smaller) scale is preferred where the bias
+        is up (down). A bias common to all models was measured instead (sequential protocol, no refit, at
+        commit 7248782): the pool centred, or the held-out cold datasets' errors regressed on the scale (``e =
+        a + b sd``, in standardized or in accuracy units). It picked better on the generated zoos of fine-tune
+        families (``benchmarks/families.py``, regret@1 over 3 zoos of 1,280 models 15.95-15.97 against 17.65;
+        over 5 of 240, 15.22 against 16.46) and as well on DomainNet-270, parc-71 and TransferGraph, but worse
+        on vtab-hf (14.30-14.69 against 10.89), where the pool's mean is up to +0.47 and the larger scales are
+        those of general backbones, the smaller those of checkpoints fine-tuned narrowly (a cifar100 target:
+        ``nateraw/donut-or-bagel``, scale 0.018, true accuracy 0.01).
+
         ``spread``: of ``X'_j = m_j + spread (min(X_j, 1) - m_j)`` instead, ``m_j`` the expected accuracy: the
         distribution narrowed (``spread`` < 1) or widened around its mean; 0 is ``max(m_j - best, 0)``, greedy
         on the expected accuracy (``benchmarks/plan_exploration.py`` compares them; the plan uses 1).
