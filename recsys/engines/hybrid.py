@@ -75,44 +75,8 @@ Constants not selected inside ``fit``, and where they were checked:
 
 Everything else is selected per zoo, inside ``fit``, from known cells.
 
-Measured and not adopted (at commit 49aee49, so that nobody tries them blind again):
-
-- a pair profile of name similarity (the text encoder's cosine between a model's name, or parc-71's source
-  dataset, and the dataset's name): leave-one-dataset-out, a non-negative weight on the additive ranking's
-  standardized residuals moved that ranking's regret@1 from 5.99 to 6.27-7.75 points on TransferGraph, from
-  13.62 to 10.87-14.43 on vtab-hf (as many datasets better as worse), and not at all on parc-71 and
-  DomainNet-270 (weight 0), over four forms of the profile (linear, two hinges, the top three). The names
-  that matched (a checkpoint fine-tuned on the target) were not the best models often enough;
-- the covariance shrunk towards the models' metadata instead of its diagonal (a Gaussian kernel of the
-  model features, the median distance its length; the kriging's shrinkage then keeps the correlation of
-  models with like metadata where a zoo of few datasets cannot estimate it). Chosen per zoo with the
-  shrinkage (weights 0, 0.5, 1), ``benchmarks/small_zoos.py`` (a zoo of 3 or 5 datasets, a new dataset given
-  k results) got worse on parc-71 (3 datasets, k = 16: Pearson 0.647 against 0.742; 5 datasets: 0.765
-  against 0.796) and no better on TransferGraph and vtab-hf; with the weight fixed at 0.5, parc-71 of 5
-  datasets gained (k = 16: 0.813 against 0.796), vtab-hf of 5 lost at k = 2-4 (0.737 / 0.730 against 0.751 /
-  0.752). Its length and weight fitted to the residuals' pairwise covariance instead (weighted least squares
-  over five lengths, the 2-50% quantiles of the distances between models; weights 0.16 parc-71, 0.56
-  TransferGraph, 0.05 vtab-hf, 0 DomainNet-270), the sequential protocol got worse where it moved the plan
-  (regret@1 / @3 / @5: vtab-hf 14.39 / 4.98 / 2.57 against 10.89 / 4.06 / 2.12, parc-71 regret@1 0.64 against
-  0.39; TransferGraph 5.98 / 5.50 / 5.40 against 5.99 / 5.50 / 5.47), and so did the small zoos (3 datasets,
-  k = 16: vtab-hf 0.618 against 0.661, TransferGraph 0.607 against 0.654). Added to the covariance rather than
-  shrunk towards (its diagonal grown too), in the conditioning alone with a fixed weight, the kernel lifted
-  TransferGraph of 5 datasets from 0.805 to 0.873 at k = 16. Added so in the kriging's covariance only (the
-  joint's errors kept): with weight 1 (times the mean variance), the small zoos gained (k = 16: parc-71 of 3
-  0.777 against 0.742, of 5 0.818 against 0.796, TransferGraph of 5 0.794 against 0.769) but vtab-hf of 5
-  lost at k = 2 / 4 (0.737 / 0.737 against 0.751 / 0.752) and the loop lost (vtab-hf 14.37 / 5.74 / 3.51,
-  DomainNet-270 2.16 / 0.50 / 0.21, parc-71 0.39 / 0.23 / 0.19); with the weight and length fitted to the
-  pairwise covariance (0.16, 0.56, 0.05, 0 as above), gains about half as large, DomainNet-270 unchanged,
-  TransferGraph @5 5.40 against 5.47, parc-71 @2 0.23 against 0.34, but vtab-hf 10.89 / 4.59 / 2.58 against
-  10.89 / 4.06 / 2.12; in the conditioning of results only (every zoo prediction kept), weight 1: the loop
-  worse @3 on vtab-hf (4.63), DomainNet-270 (0.50) and parc-71 (0.23), better @5 on TransferGraph (5.22
-  against 5.47). A weight chosen per zoo that keeps the small zoos' gain without the loop's losses is the
-  open part;
-- the stack weighted towards each dataset's best models (each held-out cell weighted ``exp(z)``, ``z`` its
-  centred standardized accuracy, clipped at +-3), since a user reads the top of the ranking: sequential
-  protocol (no refit) regret@1 / @3, ``plan``, at commit bb64ad7: DomainNet-270 2.06 / 0.51 against 2.14 /
-  0.47, TransferGraph 6.18 / 5.93 against 5.99 / 5.50, vtab-hf 13.64 / 6.78 against 10.89 / 4.06, parc-71
-  0.39 / 0.23 against 0.39 / 0.19.
+Measured and not adopted: DEVELOPERS.md, "Measured and not adopted" (a name-similarity pair profile, the
+covariance with the models' metadata, a stack weighted towards the best models).
 """
 
 from __future__ import annotations
