@@ -211,8 +211,11 @@ def test_suite_smoke_on_parc(data_dir):
     from recsys.evaluation.suite import run_suite, suite_markdown, suite_table
 
     res = run_suite([("parc-71", "logo"), ("parc-71", "missing-edge")], repeats={"missing-edge": 2},
-                    text_encoder="hashing", ablations=False, sequential_zoos=("parc-71",), conditioning_seeds=(0,))
+                    text_encoder="hashing", ablations=False, sequential_zoos=("parc-71",), conditioning_seeds=(0,),
+                    sequential_repeats=2)
     assert set(res.sequential) == {"parc-71"} and set(res.conditioning) == {"parc-71"}
+    seq = res.sequential["parc-71"]
+    assert list(seq.seeds) == [0, 1] and set(seq.per_dataset.groupby(["engine", "dataset"]).size()) == {2}
     assert set(res.per_dataset["engine"]) == {"hybrid", "lightfm", "popularity", "additive"}
     table = suite_table(res)
     assert len(table) == 8 and set(table["unit"]) == {"dataset", "rep"}
@@ -220,6 +223,7 @@ def test_suite_smoke_on_parc(data_dir):
         assert r.wins + r.ties + r.losses == (7 if r.protocol == "logo" else 2)
     md = suite_markdown(res, table)
     assert "| parc-71 | logo |" in md and "**Verdict.**" in md
+    assert "Every target is played with 2 engine seeds" in md
 
 
 def test_suite_table_counts_and_verdicts_on_known_differences():

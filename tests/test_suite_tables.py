@@ -264,3 +264,17 @@ def test_the_stop_table_sets_plans_p_stay_against_how_often_the_best_so_far_stay
                           f"| z | 0.47 / 0.33 / {b1:.3f} | 0.60 / 0.50 / {b2:.3f} |"]
     assert "stays the best" in lines[0] and lines[-1] == ""
     assert _loop_stay(SuiteResult(per_dataset=pd.DataFrame(), rows=[], sequential={"old": old})) == []
+
+
+def test_the_stop_tables_brier_score_is_each_plays_when_a_target_is_played_with_several_seeds():
+    """Two seeds of one target, P(stays) 0.9 and 0.1 where it stayed and did not: the means are 0.50 / 0.50, but the
+    Brier score is that of each play (0.010), not that of the means (0)."""
+    import types
+
+    from recsys.evaluation.suite import _loop_stay
+
+    rows = [{"engine": "plan", "dataset": "a", "rep": rep, "stay@1": s, "stayed@1": f}
+            for rep, s, f in ((0, 0.9, 1.0), (1, 0.1, 0.0))]
+    seq = types.SimpleNamespace(per_dataset=pd.DataFrame(rows), level=0.8)
+    lines = _loop_stay(SuiteResult(per_dataset=pd.DataFrame(), rows=[], sequential={"z": seq}))
+    assert lines[4] == "| z | 0.50 / 0.50 / 0.010 |"
