@@ -4,6 +4,7 @@ results.md and suite.md.
 
     python benchmarks/run_all.py                      # full: P1 10 reps + P2 + suite, into benchmarks/results/
     python benchmarks/run_all.py --smoke --out DIR    # CI: 2 P1 reps, 2 P2 targets, fewer engines, parc-71 suite
+                                                      #     (its sequential protocol with 2 engine seeds)
 
 Protocols: docs/protocols.md (P1 DomainNet-270 missing-edge, P2 TransferGraph
 leave-one-dataset-out). Implementation: recsys/evaluation/.
@@ -146,14 +147,16 @@ def _main(argv=None) -> int:
         print(f"P2 done in {walls['p2']:.1f} s", file=sys.stderr)
     if "suite" in protocols:
         from recsys.evaluation.plots import plot_regret
-        from recsys.evaluation.suite import (SEQUENTIAL_ZOOS, SUITE_ROWS, pbest_table, reliability_markdown,
-                                             run_suite, sequential_table, suite_markdown, suite_plot, suite_table)
+        from recsys.evaluation.suite import (SEQUENTIAL_REPEATS, SEQUENTIAL_ZOOS, SUITE_ROWS, pbest_table,
+                                             reliability_markdown, run_suite, sequential_table, suite_markdown,
+                                             suite_plot, suite_table)
 
         t0 = time.perf_counter()
         rows = [r for r in SUITE_ROWS if r[0] == "parc-71"] if args.smoke else SUITE_ROWS
         res = run_suite(rows, repeats={"p1": 2, "missing-edge": 2, "p2": 1} if args.smoke else None,
                         text_encoder=args.text_encoder, progress=progress, cache=cache,
-                        sequential_zoos=("parc-71",) if args.smoke else SEQUENTIAL_ZOOS)
+                        sequential_zoos=("parc-71",) if args.smoke else SEQUENTIAL_ZOOS,
+                        sequential_repeats=2 if args.smoke else SEQUENTIAL_REPEATS)
         walls["suite"] = time.perf_counter() - t0
         table = suite_table(res)
         res.per_dataset.to_csv(out / "suite_per_dataset.csv.gz", index=False, float_format="%.5g")
