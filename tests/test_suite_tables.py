@@ -278,3 +278,20 @@ def test_the_stop_tables_brier_score_is_each_plays_when_a_target_is_played_with_
     seq = types.SimpleNamespace(per_dataset=pd.DataFrame(rows), level=0.8)
     lines = _loop_stay(SuiteResult(per_dataset=pd.DataFrame(), rows=[], sequential={"z": seq}))
     assert lines[4] == "| z | 0.50 / 0.50 / 0.010 |"
+
+
+def test_the_seed_table_shows_plans_mean_regret_per_engine_seed_and_nothing_with_one_seed():
+    """Two seeds of two targets: each seed's mean over the targets, in seed order; one seed: no table."""
+    import types
+
+    from recsys.evaluation.suite import _seed_spread
+
+    rows = [{"engine": e, "dataset": d, "rep": rep, "seed": seed, "regret@1": r1, "regret@3": r3}
+            for e, d, rep, seed, r1, r3 in (("plan", "a", 0, 7, 1.0, 0.0), ("plan", "b", 0, 7, 3.0, 1.0),
+                                            ("plan", "a", 1, 9, 5.0, 2.0), ("plan", "b", 1, 9, 7.0, 2.0),
+                                            ("static", "a", 0, 7, 99.0, 99.0))]
+    seq = types.SimpleNamespace(per_dataset=pd.DataFrame(rows))
+    lines = _seed_spread(SuiteResult(per_dataset=pd.DataFrame(), rows=[], sequential={"z": seq}))
+    assert lines[2:5] == ["| zoo | seed 7 | seed 9 |", "|---|---|---|", "| z | 2.00 / 0.50 | 6.00 / 2.00 |"]
+    one = types.SimpleNamespace(per_dataset=pd.DataFrame([r for r in rows if r["rep"] == 0]))
+    assert _seed_spread(SuiteResult(per_dataset=pd.DataFrame(), rows=[], sequential={"z": one})) == []

@@ -510,6 +510,7 @@ def sequential_section(result: SuiteResult, table: pd.DataFrame | None = None, *
                                                                 if f"regret@{n}" in m.columns))
         lines.append(f"| {p} | " + " | ".join(cells) + " |")
     lines.append("")
+    lines += _seed_spread(result)
     lines += _loop_coverage(result)
     for zoo, path in (plots or {}).items():
         lines.append(f"![{zoo}: regret@n per policy]({path})")
@@ -526,6 +527,27 @@ def _seeds_played(result: SuiteResult) -> str:
     return (f"Every target is played with {n} engine seeds (on a zoo of more than 30 targets the folds change "
             f"with the seed too); its regret is their mean, then the means and the sign tests are over the "
             f"targets. ")
+
+
+def _seed_spread(result: SuiteResult, ns: Sequence[int] = (1, 3, 5)) -> list[str]:
+    """The table of ``plan``'s mean regret@n per engine seed, per sequential zoo (none with one seed)."""
+    per = {}
+    for z, r in result.sequential.items():
+        df = r.per_dataset
+        if "rep" not in df.columns or df["rep"].nunique() < 2:
+            continue
+        plan = df[df["engine"] == "plan"]
+        cols = [f"regret@{n}" for n in ns if f"regret@{n}" in plan.columns]
+        per[z] = plan.groupby("seed")[cols].mean()
+    if not per:
+        return []
+    seeds = sorted({s for m in per.values() for s in m.index})
+    lines = ["How much one engine seed's play can say: `plan`'s mean regret@1 / @3 / @5 with each seed alone:", "",
+             "| zoo | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---|" + "---|" * len(seeds)]
+    for z, m in per.items():
+        lines.append(f"| {z} | " + " | ".join("–" if s not in m.index else " / ".join(f"{v:.2f}" for v in m.loc[s])
+                                             for s in seeds) + " |")
+    return lines + [""]
 
 
 def _loop_coverage(result: SuiteResult) -> list[str]:
