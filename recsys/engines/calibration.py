@@ -649,11 +649,8 @@ def fit_joint(data: ZooData, refits: list[_Refit], *, seed: int = 0, block: int 
     - per scale, how far those results narrow the models that err with them (:data:`NARROWS`): the
       exponent whose first results' marginals score best (:func:`_narrowest`);
     - the marginals' scale (per model or per dataset) and the factor on the errors in P(best): the
-      pair with the best Brier score of P(best of the recorded models) on the held-out datasets. A factor
-      of its own for the held-out datasets without records was measured (the suite's P(best) table, its rows
-      re-run at commit 734842a): Brier better on TransferGraph P2 (0.828 against 0.849; its top pick's P(best) 0.09
-      against 0.17) but worse on vtab-hf and parc-71 ``logo`` (0.983 against 0.973, 0.736 against 0.710) and
-      DomainNet-270 (0.404 against 0.400), from a dozen such datasets per calibration: one factor.
+      pair with the best Brier score of P(best of the recorded models) on the held-out datasets (one factor
+      for all: a factor of its own for datasets without records was measured and not adopted, DEVELOPERS.md).
 
     The pool of models without any record (:func:`_cold_model_pool`, one more refit) is added by
     :func:`calibrate` once these refits are released.

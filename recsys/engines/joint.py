@@ -792,19 +792,8 @@ class RowPosterior:
 
         On a dataset without records, the pool's mean (the centres' bias) counts in proportion to each model's
         scale, so of two near-equal centres the one with the larger (smaller) scale is preferred where the bias
-        is up (down). A bias common to all models was measured instead (sequential protocol, no refit, at
-        commit 7248782): the pool centred, or the held-out cold datasets' errors regressed on the scale (``e =
-        a + b sd``, in standardized or in accuracy units). The regression picked better on the generated zoos of
-        fine-tune families (``benchmarks/families.py``, regret@1 over 3 zoos of 1,280 models 15.95-15.97 against
-        17.65; over 5 of 240, 15.22 against 16.46); the centred pool and the standardized regression as well on
-        DomainNet-270 (2.12-2.13 against 2.14), parc-71 and TransferGraph (unchanged); all three worse on vtab-hf
-        (14.30-14.69 against 10.89), where the pool's mean is up to +0.47 and the larger scales are those of
-        general backbones, the smaller those of checkpoints fine-tuned narrowly (a cifar100 target:
-        ``nateraw/donut-or-bagel``, scale 0.018, true accuracy 0.01). The pool's mean of a dataset without records
-        is mostly the level error of the calibration's few held-out datasets (vtab-hf, cifar100 held out,
-        calibration seeds 0-4: +0.42, +0.39, -0.66, +0.40, +0.55), so the first pick follows it. Over engine seeds
-        0-4 (as the suite plays it) the centred pool gave vtab-hf 14.89 / 5.53 / 2.83 against 12.99 / 6.33 / 2.88
-        (regret @1 / @3 / @5), and the same figures as the shipped one on the three other zoos.
+        is up (down); a bias common to all models was measured and not adopted (DEVELOPERS.md, "Measured and not
+        adopted").
 
         ``spread``: of ``X'_j = m_j + spread (min(X_j, 1) - m_j)`` instead, ``m_j`` the expected accuracy: the
         distribution narrowed (``spread`` < 1) or widened around its mean; 0 is ``max(m_j - best, 0)``, greedy

@@ -37,9 +37,9 @@ from ..engines.hybrid import CANDIDATES
 from .protocols import (PROTOCOLS, RELIABILITY_BINS, FitCache, as_zoo_data, evaluate, logo_targets,
                         missing_edge_folds, p1_folds, p2_folds, p2_targets)
 
-__all__ = ["SUITE_ROWS", "SEQUENTIAL_ZOOS", "SEQUENTIAL_REPEATS", "SIMPLE", "ABLATIONS", "SuiteResult", "run_suite", "sign_test",
-           "suite_table", "suite_markdown", "suite_plot", "zoos_with_wins", "parts_table", "sequential_table",
-           "pbest_table", "reliability_markdown", "sequential_plot"]
+__all__ = ["SUITE_ROWS", "SEQUENTIAL_ZOOS", "SEQUENTIAL_REPEATS", "SIMPLE", "ABLATIONS", "SuiteResult", "run_suite",
+           "sign_test", "suite_table", "suite_markdown", "suite_plot", "zoos_with_wins", "parts_table",
+           "sequential_table", "pbest_table", "reliability_markdown", "sequential_plot"]
 
 log = logging.getLogger(__name__)
 
@@ -534,7 +534,7 @@ def _seed_spread(result: SuiteResult, ns: Sequence[int] = (1, 3, 5)) -> list[str
     per = {}
     for z, r in result.sequential.items():
         df = r.per_dataset
-        if "rep" not in df.columns or df["rep"].nunique() < 2:
+        if "seed" not in df.columns or df["seed"].nunique() < 2:
             continue
         plan = df[df["engine"] == "plan"]
         cols = [f"regret@{n}" for n in ns if f"regret@{n}" in plan.columns]
