@@ -75,7 +75,9 @@ def scale_estimate(cells: Cells, X: np.ndarray, *, prior_weight: float = PRIOR_W
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Spread of each dataset: its empirical log-sd pooled with a ridge prediction from features.
 
-    Returns (scale per dataset, coefficients of the feature prior on log-sd).
+    Returns (scale per dataset, coefficients of the feature prior on log-sd). The ridge weighs each dataset by its
+    records, which leaves a penalty of 1 next to nothing on zoos of hundreds of records a dataset; a penalty chosen
+    per zoo was measured and not adopted (DEVELOPERS.md, "Measured and not adopted").
     """
     k, sd = row_sd(cells)
     good = (k >= min_known) & (sd > 1e-4)
