@@ -15,7 +15,10 @@ the protocol's hidden cells cost.
 P1 figures use the protocol's seeds 0-9 (the benchmark's repetitions) and its
 cold-start datasets (no known model); the default engine is also run on seeds
 10-29, never used for choosing anything, to show the spread between seed sets.
-P2 figures use the eight TransferGraph targets.
+P2 figures use the eight TransferGraph targets. The sequential figures use each
+zoo's ``logo`` targets, the sequential protocol's (regret after 1, 3 and 5
+fine-tunes, picks among the target's recorded models), and ask what orders
+given the full truth of the other datasets, or the target's own, would lose.
 """
 
 from __future__ import annotations
@@ -43,7 +46,9 @@ from recsys.engines.stages.kernel import DatasetKernel, SimilarityInputs  # noqa
 from recsys.features.data import Cells  # noqa: E402
 from recsys.engines.stages.scale import standardize_dense as standardize  # noqa: E402
 from recsys.evaluation.metrics import kendall_tau_b, pearson  # noqa: E402
-from recsys.evaluation.protocols import as_zoo_data, fold_zoo_data, p1_folds, p2_targets  # noqa: E402
+from recsys.evaluation.protocols import as_zoo_data, fold_zoo_data, logo_targets, p1_folds, p2_targets  # noqa: E402
+from recsys.evaluation.sequential import regrets  # noqa: E402
+from recsys.evaluation.suite import SEQUENTIAL_ZOOS, sign_test  # noqa: E402
 
 
 def _fmt(x: float, d: int = 3) -> str:
@@ -233,6 +238,139 @@ def p2_section(text_encoder, limit: int | None, figures: dict | None = None) -> 
     return lines
 
 
+# -- sequential -------------------------------------------------------------------
+#: the sequential protocol's steps reported (regret after n fine-tunes)
+SEQ_STEPS = (1, 3, 5)
+
+
+def wins_needed(n: int, level: float = 0.05) -> int | None:
+    """The fewest wins of ``n`` targets (no ties: the rest losses) that the two-sided sign test finds significant
+    at ``level``; None when even ``n`` wins are not."""
+    return next((w for w in range(n // 2 + 1, n + 1) if sign_test(w, n - w) < level), None)
+
+
+def fixed_hindsight(T: np.ndarray, targets: np.ndarray, steps: int) -> tuple[list[int], np.ndarray]:
+    """One order of models for every target, built on the targets themselves (in sample): greedily, each next
+    model the one that raises the targets' best accuracy so far the most in total (a target's first pick
+    counted from its worst model; a target already given ``steps`` of the order's models, or without a record
+    of the model, gains nothing from it). Each target picks the order's first ``steps`` models among its
+    recorded ones; returns the order and the mean regret@1..steps."""
+    V = np.where(np.isnan(T[targets]), -np.inf, T[targets])
+    cand = np.isfinite(V)
+    cur = np.nanmin(T[targets], 1)
+    got = np.zeros(len(targets), int)
+    order: list[int] = []
+    free = np.ones(T.shape[1], bool)
+    while (got < steps).any() and free.any():
+        active = (got < steps)[:, None] & cand
+        gain = np.where(active, np.maximum(V - cur[:, None], 0.0), 0.0).sum(0) + active.sum(0) * 1e-12
+        gain[~free] = -1.0
+        j = int(np.argmax(gain))
+        order.append(j)
+        free[j] = False
+        hit = cand[:, j] & (got < steps)
+        cur[hit] = np.maximum(cur[hit], V[hit, j])
+        got[hit] += 1
+    reg = [regrets(T[t], cand[i], [j for j in order if cand[i, j]][:steps], steps)[0]
+           for i, t in enumerate(targets)]
+    return order, np.nanmean(reg, 0)
+
+
+def _order(score: np.ndarray, cand: np.ndarray) -> list[int]:
+    """The candidates by ``score``, highest first (NaN last; ties: the lower index)."""
+    cols = np.flatnonzero(cand)
+    return [int(j) for j in cols[np.lexsort((cols, -np.nan_to_num(score[cols], nan=-np.inf)))]]
+
+
+def neighbour_oracle(T: np.ndarray, t: int, min_common: int = 5) -> int | None:
+    """The other dataset whose accuracies correlate best with the target's own (chosen with the answer), over
+    the models recorded on both (at least ``min_common``)."""
+    best, who = -np.inf, None
+    for i in range(len(T)):
+        both = ~np.isnan(T[t]) & ~np.isnan(T[i])
+        if i == t or both.sum() < min_common or np.ptp(T[i, both]) == 0 or np.ptp(T[t, both]) == 0:
+            continue
+        r = pearson(T[t, both], T[i, both])
+        if r > best:
+            best, who = r, i
+    return who
+
+
+def sequential_zoo(data, steps: int = max(SEQ_STEPS)) -> dict:
+    """Mean regret@1..steps over the zoo's ``logo`` targets of the reference orders: popularity on the full truth
+    of the other datasets, the target's best-correlated other dataset (with the answer) then that popularity, and
+    the best fixed models in hindsight (:func:`fixed_hindsight`)."""
+    T = data.Y
+    Z = standardize(T)
+    targets = logo_targets(data)
+    pop_rows, nb_rows = [], []
+    for t in targets:
+        cand = ~np.isnan(T[t])
+        others = np.arange(len(T)) != t
+        seen = ~np.isnan(Z[others])
+        pop = np.where(seen.any(0), np.nansum(Z[others], 0) / np.maximum(seen.sum(0), 1), np.nan)
+        pop_order = _order(pop, cand)
+        pop_rows.append(regrets(T[t], cand, pop_order[:steps], steps)[0])
+        i = neighbour_oracle(T, int(t))
+        nb = pop_order if i is None else _order(T[i], cand & ~np.isnan(T[i]))
+        nb = nb + [j for j in pop_order if j not in nb]
+        nb_rows.append(regrets(T[t], cand, nb[:steps], steps)[0])
+    chosen, fixed = fixed_hindsight(T, targets, steps)
+    return {"targets": len(targets), "popularity": np.nanmean(pop_rows, 0), "neighbour": np.nanmean(nb_rows, 0),
+            "fixed": fixed, "fixed_models": [data.model_ids[j] for j in chosen[:steps]]}
+
+
+def sequential_section(text_encoder, zoos=SEQUENTIAL_ZOOS, figures: dict | None = None) -> list[str]:
+    """Markdown lines of the sequential section; ``figures`` (if given) receives :func:`sequential_zoo` per zoo."""
+    def cell(v):
+        return " / ".join(_fmt(v[n - 1], 2) for n in SEQ_STEPS)
+
+    lines = [
+        "## Sequential protocol: what orders given more than the protocol gives would lose",
+        "",
+        "Regret after 1 / 3 / 5 fine-tunes, accuracy points, over each zoo's `logo` targets (the sequential "
+        "protocol's: picks among the target's recorded models). *Popularity, full truth*: the models by their "
+        "mean standardized accuracy over every other dataset with all its records (what the protocol's "
+        "popularity policy sees too; its standardization differs a little). *Best neighbour, with the answer*: the "
+        "target's models by the accuracies of the other dataset that correlates best with the target's own "
+        "truth. *Best fixed order in hindsight*: one order of models for every target, built greedily on the "
+        "targets themselves (in sample; each target picks its first recorded models of it): about the best any "
+        "policy that ranks the models alike on every target can do. Compare with `plan` and the baselines in "
+        "[`suite.md`](suite.md#sequential-protocol-regret-after-n-fine-tunes). Wins needed: of the targets, "
+        "the fewest wins (no ties, no losses among the rest) at which the two-sided sign test says p < 0.05.",
+        "",
+        "| zoo | targets | popularity, full truth | best neighbour, with the answer | best fixed order in "
+        "hindsight | its first models | wins needed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    shown = {}
+    for zoo in zoos:
+        data, _ = as_zoo_data(datasets.load(zoo), text_encoder)
+        f = shown[zoo] = sequential_zoo(data)
+        if figures is not None:
+            figures[zoo] = f
+        need = wins_needed(f["targets"])
+        needed = "none" if need is None else f"{need} of {f['targets']}"
+        lines.append(f"| {zoo} | {f['targets']} | {cell(f['popularity'])} | {cell(f['neighbour'])} | "
+                     f"{cell(f['fixed'])} | {', '.join(f['fixed_models'][:3])} | {needed} |")
+    level = {zoo: [n for n in SEQ_STEPS if f["fixed"][n - 1] >= f["popularity"][n - 1] - 0.005]
+             for zoo, f in shown.items()}
+    same = [f"{zoo} after {' and '.join(map(str, ns))}" for zoo, ns in level.items() if ns]
+    lines += [
+        "",
+        "- Where the best fixed order in hindsight is no better than popularity on the full truth"
+        + (f" ({'; '.join(same)})" if same else " (nowhere here)")
+        + ", a policy beats popularity only by telling the targets apart.",
+        "- The best fixed order in hindsight is chosen on the very targets it is scored on: a policy that must "
+        "choose before it sees them is not expected to reach it, and one that reaches it has learnt nothing "
+        "about each target. The neighbour oracle shows what knowing which dataset the target behaves like "
+        "would be worth; where it is no better than popularity, no dataset of the zoo tells another's best "
+        "models.",
+        "",
+    ]
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="CI check: 2 P1 seeds, no held-out seeds, 2 P2 targets")
@@ -246,7 +384,8 @@ def main(argv=None) -> int:
     held = [] if args.smoke else list(range(10, 30))
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, Path.cwd())]
                                    + (sys.argv[1:] if argv is None else list(argv)))
-    body = p1_section(seeds, held, args.text_encoder) + p2_section(args.text_encoder, 2 if args.smoke else None)
+    body = (p1_section(seeds, held, args.text_encoder) + p2_section(args.text_encoder, 2 if args.smoke else None)
+            + sequential_section(args.text_encoder))
     head = ["# What the data allow: reference points for the quality targets", "",
             f"- Command: `{command}` ({time.perf_counter() - started:.0f} s)",
             "- Every figure below is computed by this script; see its docstring for what each predictor is given.", ""]

@@ -52,3 +52,33 @@ def test_p2_best_single_neighbour_is_the_best_of_all_others(ceilings, transfergr
         others = [pearsonr(T[j, has], Z[i, has])[0] for i in range(len(T)) if i != j and Z[i, has].std() > 0]
         assert row[3] == pytest.approx(max(others))
         assert all(-1 <= v <= 1 for v in row[1:])
+
+
+def test_wins_needed_is_the_sign_tests_threshold(ceilings):
+    from recsys.evaluation.suite import sign_test
+
+    for n in (1, 5, 6, 7, 13, 19, 270):
+        w = ceilings.wins_needed(n)
+        if w is None:
+            assert sign_test(n, 0) >= 0.05
+            continue
+        assert sign_test(w, n - w) < 0.05 <= sign_test(w - 1, n - w + 1)
+    assert ceilings.wins_needed(5) is None and ceilings.wins_needed(7) == 7 and ceilings.wins_needed(19) == 15
+
+
+def test_fixed_hindsight_order_and_neighbour_oracle_on_a_hand_made_zoo(ceilings):
+    # three targets; model 2 is second-best everywhere, models 0 and 1 each best on some, model 3 never recorded
+    # on target 2
+    T = np.array([[0.90, 0.50, 0.80, 0.10],
+                  [0.20, 0.90, 0.80, 0.30],
+                  [0.85, 0.40, 0.80, np.nan],
+                  [0.88, 0.45, 0.79, 0.12]])  # dataset 3 behaves like dataset 0
+    order, reg = ceilings.fixed_hindsight(T, np.array([0, 1, 2]), 2)
+    # the most total gain over each target's worst model: model 2 (0.7 + 0.6 + 0.4), then model 0
+    # (0.1 + 0 + 0.05 above it)
+    assert order[:2] == [2, 0]
+    # regret@1: 10, 10, 5 points; regret@2: 0, 10, 0
+    np.testing.assert_allclose(reg, [25 / 3, 10 / 3])
+    assert ceilings.neighbour_oracle(T, 0) is None  # fewer than 5 models in common
+    assert ceilings.neighbour_oracle(T, 0, min_common=3) == 3
+    assert ceilings.neighbour_oracle(T, 2, min_common=3) in (0, 3)
