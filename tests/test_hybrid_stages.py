@@ -129,7 +129,7 @@ def test_kernel_neighbour_graph_equals_the_dense_kernel_when_every_dataset_is_a_
     cells = cells.select(rng.random(len(cells)) < 0.6)
     X = dn_data.dataset_features
     sim = SimilarityInputs.of(dn_data.datasets)
-    s, _ = scale_estimate(cells, X)
+    s = scale_estimate(cells, X)[0]
     z = standardize_pooled(cells, s)
     dense = DatasetKernel(sim, X).fit(cells, z)
     monkeypatch.setattr(_kernel, "DENSE_MAX_DATASETS", 0)

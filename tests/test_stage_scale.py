@@ -8,8 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from recsys.engines.stages.scale import (Standardization, column_means, fit_additive, fit_ridge, pooled_scale,
-                                         pooled_standardization, ridge_predict, row_sd, scale_estimate,
+from recsys.engines.stages.scale import (Standardization, column_means, fit_additive, fit_log_spread, fit_ridge,
+                                         log_spread_prior, pooled_scale, pooled_standardization, ridge_predict,
+                                         row_sd, scale_estimate,
                                          shrunk_location_scale, standardize, standardize_dense, standardize_pooled,
                                          standardize_rows)
 from recsys.features.data import Cells
@@ -72,13 +73,15 @@ def test_scale_estimate_uses_a_ridge_prior_above_five_good_datasets_else_their_m
     X = rng.normal(size=(n, 2))
     cells = Cells.from_dense(Yb)
     k, sd = row_sd(cells)
-    s, coef = scale_estimate(cells, X, prior_weight=3.0, min_known=4)
-    want = fit_ridge(X, np.log(sd), w=k, alpha=1.0)
+    s, coef, bounds = scale_estimate(cells, X, prior_weight=3.0, min_known=4)
+    want = fit_ridge(X, np.log(sd), w=k / k.mean(), alpha=1.0)
     np.testing.assert_allclose(coef, want, atol=1e-12)
-    np.testing.assert_allclose(s, pooled_scale(cells, ridge_predict(want, X)), rtol=1e-12)
+    np.testing.assert_allclose(bounds, [np.log(sd).min(), np.log(sd).max()])
+    np.testing.assert_allclose(s, pooled_scale(cells, np.clip(ridge_predict(want, X), *bounds)), rtol=1e-12)
     # 5 good datasets (not more than 5): the prior is the median's log, no slope
-    s5, coef5 = scale_estimate(Cells.from_dense(Yb[:5]), X[:5])
+    s5, coef5, bounds5 = scale_estimate(Cells.from_dense(Yb[:5]), X[:5])
     np.testing.assert_allclose(coef5, [np.log(np.median(sd[:5])), 0.0, 0.0])
+    np.testing.assert_allclose(bounds5, [np.log(np.median(sd[:5]))] * 2)
     # 6: the ridge
     assert np.any(scale_estimate(Cells.from_dense(Yb[:6]), X[:6])[1][1:] != 0)
     # a constant dataset (sd 0) is not a good one; none good: log(0.05)
@@ -89,6 +92,32 @@ def test_scale_estimate_uses_a_ridge_prior_above_five_good_datasets_else_their_m
     assert row_sd(Cells.from_dense(tiny))[1][0] == pytest.approx(1.732e-4, rel=1e-3)
     np.testing.assert_allclose(scale_estimate(Cells.from_dense(tiny), X[:2], min_known=4)[1][0],
                                np.log(np.median(row_sd(Cells.from_dense(tiny))[1])))
+
+
+def test_the_spread_prior_counts_its_penalty_in_datasets_and_stays_within_the_zoos_spreads():
+    """More features than datasets, hundreds of records each (vtab-hf's shape): weighted by records, a penalty of 1
+    left the ridge free to interpolate its datasets and to give a dataset it had not seen a spread far outside
+    theirs; its weights scaled to mean 1, the same penalty holds, and no answer leaves their range."""
+    rng = np.random.default_rng(3)
+    n, p = 12, 20
+    X = rng.normal(size=(n + 40, p))
+    y = np.log(rng.uniform(0.02, 0.35, size=n))
+    coef, bounds = fit_log_spread(X[:n], y, np.full(n, 280.0))
+    # the weights' scale does not matter, only their ratios
+    np.testing.assert_allclose(coef, fit_log_spread(X[:n], y, np.full(n, 1.0))[0], atol=1e-10)
+    np.testing.assert_allclose(coef, fit_ridge(X[:n], y, alpha=1.0), atol=1e-10)
+    w = rng.integers(50, 300, n).astype(float)
+    np.testing.assert_allclose(fit_log_spread(X[:n], y, w)[0], fit_log_spread(X[:n], y, 7 * w)[0], atol=1e-10)
+    np.testing.assert_allclose(bounds, [y.min(), y.max()])
+    new = log_spread_prior(coef, X[n:], bounds)
+    assert (new >= y.min()).all() and (new <= y.max()).all()
+    # weighted in records, the old fit would have interpolated its datasets and gone far outside their range
+    old = ridge_predict(fit_ridge(X[:n], y, w=np.full(n, 280.0), alpha=1.0), X[n:])
+    assert np.abs(ridge_predict(fit_ridge(X[:n], y, w=np.full(n, 280.0), alpha=1.0), X[:n]) - y).max() < 0.01
+    assert old.max() > y.max() + 0.5 or old.min() < y.min() - 0.5
+    # a model file from before the bounds: the old clip at (-9, 1)
+    np.testing.assert_allclose(log_spread_prior(np.array([5.0, 0.0]), np.zeros((1, 1))), [1.0])
+    np.testing.assert_allclose(log_spread_prior(np.array([-20.0, 0.0]), np.zeros((1, 1))), [-9.0])
 
 
 def test_standardize_is_the_z_score_over_each_datasets_own_records():
@@ -217,7 +246,8 @@ def test_the_edges_of_the_scales():
     cells = Cells.from_dense(Yb)
     k, sd = row_sd(cells)
     assert sd[6] == 1e-4
-    np.testing.assert_allclose(scale_estimate(cells, X)[1], fit_ridge(X[:6], np.log(sd[:6]), w=k[:6], alpha=1.0))
+    np.testing.assert_allclose(scale_estimate(cells, X)[1], fit_ridge(X[:6], np.log(sd[:6]), w=k[:6] / k[:6].mean(),
+                                                                      alpha=1.0))
     assert shrunk_location_scale(np.array([[NAN, 0.3], [NAN, NAN]]), 1.0)[2] == pytest.approx(0.3)
     two = np.array([[0.5, 0.7], [0.6, NAN]])
     assert shrunk_location_scale(two, 1.0)[3] == pytest.approx(math.sqrt(0.02))

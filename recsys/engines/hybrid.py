@@ -96,8 +96,8 @@ from .stages.kernel import DatasetKernel, SimilarityInputs
 from .stages.kriging import DenseCovariance, Kriging, LowRankCovariance, covariance_counts, \
     covariance_from_arrays, entrywise_shrunk, low_rank_part, pairwise_noise, residual_covariance, robust_variances, \
     shrinkage_floor, shrunk_factors
-from .stages.scale import (Standardization, fit_ridge, pooled_scale, pooled_standardization, ridge_predict, scale_estimate,
-                     standardize, standardize_pooled, standardize_rows)
+from .stages.scale import (Standardization, fit_ridge, log_spread_prior, pooled_scale, pooled_standardization,
+                           ridge_predict, scale_estimate, standardize, standardize_pooled, standardize_rows)
 from .base import Engine, stage_reporter
 
 __all__ = ["HybridEngine", "soft_clip", "score_features", "CANDIDATES"]
@@ -363,7 +363,7 @@ class HybridEngine(Engine):
         folds = self._inner_folds(cells.row_counts())
         progress = stage_reporter(len(folds) + 6, "hybrid fit")
         ins = _Inputs(data, self._used())
-        s, self.log_spread_coef_ = scale_estimate(cells, X)
+        s, self.log_spread_coef_, self.log_spread_range_ = scale_estimate(cells, X)
         std = pooled_standardization(cells, s)
         z = std.of(cells)
         kernel = DatasetKernel(ins.sim, X, seed=self.seed)
@@ -376,7 +376,7 @@ class HybridEngine(Engine):
         M = self._profiles_at(cells, s, z, kernel, ins)
         progress.stage("covariance")
         self.cov_shrink_ = self._select_shrink(cells, s, M, folds[0] if folds else np.zeros(0, int),
-                                               ridge_predict(self.log_spread_coef_, X))
+                                               self._log_spread_prior(X))
         noise = pairwise_noise(cells, s, M)
         if len(np.atleast_1d(self.cov_shrinks)) > 1:  # (chosen, not given: no lower than its noise says)
             self.cov_shrink_ = max(self.cov_shrink_, shrinkage_floor(cells, s, M, noise=noise))
@@ -615,8 +615,12 @@ class HybridEngine(Engine):
 
     def _predict_new(self, block: DatasetBlock) -> np.ndarray:
         M, X = self._profile_new(block)
-        s = np.exp(np.clip(ridge_predict(self.log_spread_coef_, X), -9, 1))
+        s = np.exp(self._log_spread_prior(X))
         return soft_clip(self._cold_prediction(M, s, X))
+
+    def _log_spread_prior(self, X: np.ndarray) -> np.ndarray:
+        """The feature prior's log-spread of datasets ``X`` (:func:`~.stages.scale.log_spread_prior`)."""
+        return log_spread_prior(self.log_spread_coef_, X, getattr(self, "log_spread_range_", None))
 
     def _profile_new(self, block: DatasetBlock) -> tuple[np.ndarray, np.ndarray]:
         """Profiles (standardized units) and feature matrix of datasets never seen in fit."""
@@ -677,7 +681,7 @@ class HybridEngine(Engine):
         if (~zoo).any():
             r = np.flatnonzero(~zoo)
             M[r], X[r] = self._profile_new(block.take(r))
-        prior = np.clip(ridge_predict(self.log_spread_coef_, X), -9, 1)
+        prior = self._log_spread_prior(X)
         # what results given need to join the covariance (None: a model file from before)
         joined = (getattr(self, "cov_counts_", None), int(getattr(self, "cov_rows_", 0)),
                   float(getattr(self, "cov_shrink_", 0.0)))

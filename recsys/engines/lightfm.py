@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import RecsysError
 from ..features.data import DatasetBlock, SideFeatures, ZooData
 from .stages import lightfm as lfm
-from .stages.scale import fit_ridge, ridge_predict, scale_estimate, standardize_pooled
+from .stages.scale import fit_ridge, log_spread_prior, ridge_predict, scale_estimate, standardize_pooled
 from .base import Engine
 
 __all__ = ["LightFMEngine"]
@@ -77,7 +77,7 @@ class LightFMEngine(Engine):
         cells, X = data.records, data.dataset_features
         UF = lfm.user_features(data.datasets)
         IF = lfm.item_features(data.model_features)
-        s, self.log_spread_coef_ = scale_estimate(cells, X)
+        s, self.log_spread_coef_, self.log_spread_range_ = scale_estimate(cells, X)
         z = standardize_pooled(cells, s)
         self.user_embeddings_, self.item_repr_ = lfm.fit_soft_labels(
             cells, z, UF, IF, alpha=float(self.alpha), no_components=self.no_components, epochs=self.epochs,
@@ -105,7 +105,7 @@ class LightFMEngine(Engine):
         counts = np.zeros(len(idx), dtype=np.int64)
         counts[zoo] = data.records.indptr[idx[zoo] + 1] - data.records.indptr[idx[zoo]]
         has = counts > 0
-        s_feat = np.exp(np.clip(ridge_predict(self.log_spread_coef_, X), -9, 1))
+        s_feat = np.exp(log_spread_prior(self.log_spread_coef_, X, getattr(self, "log_spread_range_", None)))
         s = np.where(zoo, self.spread_[np.maximum(idx, 0)], s_feat)
         cold_level = ridge_predict(self.level_coef_, X)
         pred = np.where(has[:, None], s[:, None] * (self.level_[np.maximum(idx, 0)][:, None] + L),
