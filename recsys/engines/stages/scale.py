@@ -92,8 +92,7 @@ def fit_log_spread(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndar
     the same). The penalty chosen per zoo by that leave-one-out error was measured too and not adopted
     (DEVELOPERS.md, "Measured and not adopted").
     """
-    w = np.asarray(w, dtype=float)
-    y = np.asarray(y, dtype=float)
+    w, y = np.asarray(w), np.asarray(y)
     return fit_ridge(X, y, w=w / w.mean(), alpha=1.0), np.array([y.min(), y.max()])
 
 
