@@ -263,6 +263,7 @@ def fixed_hindsight(T: np.ndarray, targets: np.ndarray, steps: int) -> tuple[lis
     free = np.ones(T.shape[1], bool)
     while (got < steps).any() and free.any():
         active = (got < steps)[:, None] & cand
+        # (a tie in gain, e.g. none left to gain: the model recorded on more of the targets still picking)
         gain = np.where(active, np.maximum(V - cur[:, None], 0.0), 0.0).sum(0) + active.sum(0) * 1e-12
         gain[~free] = -1.0
         j = int(np.argmax(gain))

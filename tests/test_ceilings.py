@@ -81,4 +81,5 @@ def test_fixed_hindsight_order_and_neighbour_oracle_on_a_hand_made_zoo(ceilings)
     np.testing.assert_allclose(reg, [25 / 3, 10 / 3])
     assert ceilings.neighbour_oracle(T, 0) is None  # fewer than 5 models in common
     assert ceilings.neighbour_oracle(T, 0, min_common=3) == 3
-    assert ceilings.neighbour_oracle(T, 2, min_common=3) in (0, 3)
+    # target 2 against datasets 0, 1 and 3 on its three models: Pearson 0.990, -0.687, 0.995
+    assert ceilings.neighbour_oracle(T, 2, min_common=3) == 3
