@@ -127,6 +127,7 @@ class Recommender:
             from . import datasets
 
             zoo = datasets.load(zoo)
+        _warn_floored(zoo)
         t0 = time.perf_counter()
         features = FeatureBuilder(text_encoder=self.text_encoder, text_dims=self.text_dims).fit(zoo)
         data = features.zoo_data(zoo)
@@ -709,3 +710,16 @@ def _warn_untold(predicted: np.ndarray, known: np.ndarray, names: Sequence[str])
                     "tells them apart there, so they are listed in the models' file order; results of two models or "
                     "more (--known MODEL=ACCURACY) tell the others apart where models err together, and so may "
                     "dataset metadata or more datasets in the zoo", names[first], more)
+
+
+def _warn_floored(zoo) -> None:
+    """One warning line naming the datasets whose records look like failed fine-tunes (``Zoo.floored``)."""
+    bad = zoo.floored()
+    if not len(bad):
+        return
+    shown = "; ".join(f"{r.dataset}: {r.at_floor} of {r.records} records at {r.floor:.4g}, the highest {r.highest:.4g}"
+                      for r in bad.head(3).itertuples())
+    more = f"; and {len(bad) - 3} more (recsys info --zoo)" if len(bad) > 3 else ""
+    log.warning("%s: %d dataset(s) with most records at their lowest accuracy, as failed fine-tunes would be (%s%s); "
+                "recsys learns them as results: remove the records of runs that failed from records.csv",
+                zoo.name, len(bad), shown, more)

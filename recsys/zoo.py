@@ -325,6 +325,29 @@ class Zoo:
         table[rows[ok], cols[ok]] = self.records["accuracy"].to_numpy(dtype=np.float64)[ok]
         return pd.DataFrame(table, index=self.datasets.index, columns=self.models.index)
 
+    def floored(self, min_records: int = 5) -> pd.DataFrame:
+        """Datasets whose records look like failed fine-tunes: of at least ``min_records`` records, more than half
+        share the dataset's lowest accuracy, and that value is below half the highest (a collapse to one value,
+        not the coarse steps of a small test set). recsys learns such records as results like any other.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``dataset``, ``records``, ``at_floor``, ``floor``, ``highest``; most records at the floor first.
+        """
+        d = self.records["dataset"].cat.codes.to_numpy()
+        acc = self.records["accuracy"].to_numpy(dtype=np.float64)
+        stats = pd.DataFrame({"d": d, "a": acc}).groupby("d")["a"].agg(["size", "min", "max"])
+        low = np.full(len(self.datasets), np.inf)
+        low[stats.index.to_numpy()] = stats["min"].to_numpy()
+        at = np.bincount(d, weights=acc <= low[d] + 1e-12, minlength=len(self.datasets))[stats.index.to_numpy()]
+        out = pd.DataFrame({"dataset": self.datasets.index[stats.index.to_numpy()], "records": stats["size"].to_numpy(),
+                            "at_floor": at.astype(np.int64), "floor": stats["min"].to_numpy(),
+                            "highest": stats["max"].to_numpy()})
+        out = out[(out["records"] >= min_records) & (2 * out["at_floor"] > out["records"])
+                  & (2 * out["floor"] < out["highest"])]
+        return out.sort_values(["at_floor", "dataset"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
     def fingerprint(self) -> str:
         """A short sha256 of the zoo's content (row-order independent; the name is not part of it).
 
@@ -354,6 +377,7 @@ class Zoo:
             "records": len(self.records),
             "density": round(len(self.records) / n_cells, 4) if n_cells else 0.0,
             "metrics": self.metrics,
+            "datasets_mostly_at_floor": self.floored()["dataset"].tolist()[:20],
             "model_columns": self.model_roles.to_json(),
             "dataset_columns": self.dataset_roles.to_json(),
             "fingerprint": self.fingerprint(),

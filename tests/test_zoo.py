@@ -393,3 +393,54 @@ def test_cells_longer_than_csvs_default_limit_load(tmp_path):
     zoo = load_zoo(write_zoo(tmp_path / "z", datasets=datasets,
                              records="model,dataset,accuracy\nresnet50,birds,0.5\nvit b/16,cars,0.6\n"))
     assert zoo.datasets.loc["birds", "labels"] == labels
+
+
+# -- records that look like failed fine-tunes -----------------------------------------------------------------
+
+
+def _floor_zoo() -> Zoo:
+    models = pd.DataFrame({"model": [f"m{i}" for i in range(10)], "params": np.arange(10.0) + 1})
+    rows = {  # dataset: accuracies of m0, m1, ...
+        "collapsed": [0.01, 0.01, 0.01, 0.01, 0.6, 0.7],      # 4 of 6 at 0.01, below half of 0.7: flagged
+        "steps": [0.9] * 6 + [1.0] * 4,                         # a small test set's steps: 0.9 is not below 0.5
+        "few": [0.01, 0.01, 0.01, 0.8],                         # 3 of 4: under five records
+        "half": [0.02, 0.02, 0.02, 0.5, 0.6, 0.7],             # 3 of 6 is not more than half
+        "all chance": [0.1] * 9 + [0.3],                        # 9 of 10 at 0.1, below half of 0.3: flagged
+    }
+    records = pd.DataFrame([(f"m{i}", d, a) for d, accs in rows.items() for i, a in enumerate(accs)],
+                           columns=["model", "dataset", "accuracy"])
+    datasets = pd.DataFrame({"dataset": [*rows, "no records"], "classes": [10, 20, 30, 40, 50, 60]})
+    return Zoo.from_frames(models, datasets, records, name="floors")
+
+
+def test_floored_names_datasets_whose_records_collapse_to_their_lowest_value():
+    zoo = _floor_zoo()
+    got = zoo.floored()
+    assert list(got.columns) == ["dataset", "records", "at_floor", "floor", "highest"]
+    assert got["dataset"].tolist() == ["all chance", "collapsed"]  # most records at the floor first
+    assert got.iloc[0][["records", "at_floor"]].tolist() == [10, 9]
+    assert got.iloc[1].tolist() == ["collapsed", 6, 4, pytest.approx(0.01), pytest.approx(0.7)]
+    assert zoo.floored(min_records=4)["dataset"].tolist() == ["all chance", "collapsed", "few"]
+    assert zoo.summary()["datasets_mostly_at_floor"] == ["all chance", "collapsed"]
+    # a zoo without any: an empty frame with the same columns
+    clean = zoo.with_records(zoo.records[zoo.records["dataset"].isin(["steps", "half"])])
+    assert clean.floored().empty and list(clean.floored().columns) == list(got.columns)
+
+
+def test_fit_warns_in_one_line_about_datasets_that_look_failed(caplog):
+    from recsys import Recommender
+
+    with caplog.at_level("WARNING", logger="recsys"):
+        Recommender(seed=0, text_encoder="hashing", calibrate=False).fit(_floor_zoo())
+    lines = [r.getMessage() for r in caplog.records if "lowest accuracy" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert lines[0].startswith("floors: 2 dataset(s) with most records at their lowest accuracy")
+    assert "all chance: 9 of 10 records at 0.1, the highest 0.3; collapsed: 4 of 6 records at 0.01" in lines[0]
+    assert "remove the records of runs that failed" in lines[0]
+
+
+def test_transfergraph_food101_is_the_one_reference_dataset_at_its_floor(transfergraph, domainnet):
+    got = transfergraph.floored()
+    assert got[["dataset", "records", "at_floor"]].values.tolist() == [["food101", 112, 110]]
+    assert got["floor"].iloc[0] == pytest.approx(1 / 101, abs=1e-4)  # one class in 101: chance
+    assert domainnet.floored().empty  # 20-image test sets give steps of 0.05, not a floor
