@@ -295,3 +295,23 @@ def test_the_seed_table_shows_plans_mean_regret_per_engine_seed_and_nothing_with
     assert lines[2:5] == ["| zoo | seed 7 | seed 9 |", "|---|---|---|", "| z | 2.00 / 0.50 | 6.00 / 2.00 |"]
     one = types.SimpleNamespace(per_dataset=pd.DataFrame([r for r in rows if r["rep"] == 0]))
     assert _seed_spread(SuiteResult(per_dataset=pd.DataFrame(), rows=[], sequential={"z": one})) == []
+
+
+def test_out_of_reach_names_rows_where_the_baseline_leaves_too_few_targets_to_win():
+    from recsys.evaluation.suite import _out_of_reach, fewest_significant_wins
+
+    assert fewest_significant_wins() == 6 and sign_test(6, 0) < 0.05 <= sign_test(5, 0)
+    # popularity finds the best at once on 5 of 9 targets (regret 0): plan can win on 4 at most, fewer than 6;
+    # after 3, additive is the toughest and above 0 on all 9: a significant win is possible
+    rows = []
+    for i, d in enumerate("abcdefghi"):
+        rows += [{"engine": "plan", "dataset": d, "regret@1": 0.5, "regret@3": 0.0},
+                 {"engine": "popularity", "dataset": d, "regret@1": 0.0 if i < 5 else 2.0, "regret@3": 3.0},
+                 {"engine": "additive", "dataset": d, "regret@1": 9.0, "regret@3": 0.1}]
+    t = sequential_table(SuiteResult(per_dataset=pd.DataFrame(), rows=[], sequential={"z": _seq(rows)}), ns=(1, 3))
+    assert list(t["best_baseline"]) == ["popularity", "additive"] and list(t["baseline_room"]) == [4, 9]
+    lines = _out_of_reach(t)
+    assert len(lines) == 2 and lines[1] == ""
+    assert "needs 6 wins without a loss" in lines[0]
+    assert lines[0].endswith("on z after 1 (popularity at 0 on 5 of 9 targets: at most 4 wins).")
+    assert _out_of_reach(t[t["n"] == 3]) == [] and _out_of_reach(pd.DataFrame()) == []

@@ -362,7 +362,7 @@ def paired(result: ProtocolResult, policy: str, other: str, n: int) -> dict:
     p = sign_test(wins, losses)
     return {"policy": policy, "other": other, "n": n, "targets": len(both), "mean": float(a[both].mean()),
             "other_mean": float(b[both].mean()), "wins": wins, "ties": len(both) - wins - losses,
-            "losses": losses, "p": p,
+            "losses": losses, "p": p, "room": int((b[both] > 1e-9).sum()),  # (``other`` at 0: no win possible)
             "verdict": "win" if p < 0.05 and wins > losses else "loss" if p < 0.05 and losses > wins else "tie"}
 
 

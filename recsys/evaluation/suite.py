@@ -362,6 +362,7 @@ def sequential_table(result: SuiteResult, ns: Sequence[int] = (1, 3, 5)) -> pd.D
                     continue
                 t = tests.get(other) or paired(res, "plan", other, n)
                 row.update({tag: t["other_mean"], f"{tag}_plan": t["mean"], f"{tag}_targets": t["targets"],
+                            f"{tag}_room": t["room"],
                             f"{tag}_wins": t["wins"], f"{tag}_ties": t["ties"], f"{tag}_losses": t["losses"],
                             f"{tag}_p": t["p"], f"{tag}_verdict": t["verdict"]})
             row["below_every_baseline"] = all(t["mean"] < t["other_mean"] - 1e-12 for t in tests.values())
@@ -497,6 +498,7 @@ def sequential_section(result: SuiteResult, table: pd.DataFrame | None = None, *
                          f"p={d[tag + '_p']:.3f}{_verdict_mark(d[tag + '_verdict'])}")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    lines += _out_of_reach(table)
     lines.append("Every policy's mean regret@1 / @3 / @5 (points):")
     lines.append("")
     zoos = list(result.sequential)
@@ -517,6 +519,28 @@ def sequential_section(result: SuiteResult, table: pd.DataFrame | None = None, *
     if plots:
         lines.append("")
     return lines
+
+
+def fewest_significant_wins(alpha: float = 0.05) -> int:
+    """The fewest wins without a loss at which the two-sided sign test says p < ``alpha`` (6 at 0.05)."""
+    return next(w for w in range(1, 64) if sign_test(w, 0) < alpha)
+
+
+def _out_of_reach(table: pd.DataFrame) -> list[str]:
+    """The rows where no significant win over the best baseline is possible: on a target where the baseline's
+    regret is 0, ``plan`` can only tie or lose, and the targets left are fewer than the sign test needs."""
+    if "baseline_room" not in table.columns:
+        return []
+    need = fewest_significant_wins()
+    out = table[table["baseline_room"].notna() & (table["baseline_room"] < need)]
+    if not len(out):
+        return []
+    rows = "; ".join(f"{r.zoo} after {r.n} ({r.best_baseline} at 0 on {r.baseline_targets - int(r.baseline_room)} "
+                     f"of {r.baseline_targets} targets: at most {int(r.baseline_room)} "
+                     f"win{'' if r.baseline_room == 1 else 's'})" for r in out.itertuples())
+    return [f"Out of reach: where a policy's regret is 0, `plan` can only tie or lose, and the sign test needs "
+            f"{need} wins without a loss for p < 0.05. Against the best baseline, too few targets are left on "
+            f"{rows}.", ""]
 
 
 def _seeds_played(result: SuiteResult) -> str:
