@@ -335,15 +335,12 @@ class Zoo:
         pandas.DataFrame
             Columns ``dataset``, ``records``, ``at_floor``, ``floor``, ``highest``; most records at the floor first.
         """
-        d = self.records["dataset"].cat.codes.to_numpy()
         acc = self.records["accuracy"].to_numpy(dtype=np.float64)
-        stats = pd.DataFrame({"d": d, "a": acc}).groupby("d")["a"].agg(["size", "min", "max"])
-        low = np.full(len(self.datasets), np.inf)
-        low[stats.index.to_numpy()] = stats["min"].to_numpy()
-        at = np.bincount(d, weights=acc <= low[d] + 1e-12, minlength=len(self.datasets))[stats.index.to_numpy()]
-        out = pd.DataFrame({"dataset": self.datasets.index[stats.index.to_numpy()], "records": stats["size"].to_numpy(),
-                            "at_floor": at.astype(np.int64), "floor": stats["min"].to_numpy(),
-                            "highest": stats["max"].to_numpy()})
+        frame = pd.DataFrame({"d": self.records["dataset"].cat.codes.to_numpy(), "a": acc})
+        frame["at"] = acc <= frame.groupby("d")["a"].transform("min").to_numpy() + 1e-12
+        out = frame.groupby("d").agg(records=("a", "size"), at_floor=("at", "sum"), floor=("a", "min"),
+                                     highest=("a", "max"))
+        out.insert(0, "dataset", self.datasets.index[out.index.to_numpy()])
         out = out[(out["records"] >= min_records) & (2 * out["at_floor"] > out["records"])
                   & (2 * out["floor"] < out["highest"])]
         return out.sort_values(["at_floor", "dataset"], ascending=[False, True], kind="stable").reset_index(drop=True)
